@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* adapter.c - shared option handling and signals of the adapters (see adapter.h). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter.h"
+#include "ketenbus/event.h"
+
+#ifndef KB_SCHEMA_DIR
+#define KB_SCHEMA_DIR "schemas"
+#endif
+
+const char kb_adapter_common_help[] =
+    "Kafka and shared options:\n"
+    "  -b, --bootstrap HOST:PORT[,..]  Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
+    "  -X, --kafka-property K=V        any librdkafka property, e.g. security.protocol=SSL\n"
+    "      --kafka-config FILE         properties file (key=value) for TLS/SASL settings\n"
+    "      --subject-key-file FILE     secret (>= 16 bytes) for subject pseudonyms\n"
+    "      --schemas DIR               schema folder (default: the source tree's schemas/)\n"
+    "      --spool DIR                 spool folder (in/ done/ quarantine/ out/)\n"
+    "      --oin OIN                   OIN of the publishing organisation (ce_source)\n"
+    "      --once                      process what is waiting, then exit\n"
+    "  -h, --help                      this help\n";
+
+void kb_adapter_args_init(struct kb_adapter_args *a)
+{
+    memset(a, 0, sizeof *a);
+    kb_kafka_opts_init(&a->kafka);
+    a->schemas_dir = getenv("KB_SCHEMAS") ? getenv("KB_SCHEMAS") : KB_SCHEMA_DIR;
+    /* A fictitious OIN: real deployments must set their own. */
+    a->oin = "00000099999999999000";
+}
+
+void kb_adapter_args_fini(struct kb_adapter_args *a)
+{
+    kb_kafka_opts_fini(&a->kafka);
+}
+
+int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg)
+{
+    char errstr[512];
+    switch (opt) {
+    case 'b':
+        if (kb_kafka_opts_set(&a->kafka, "bootstrap.servers", arg, errstr, sizeof errstr))
+            goto bad;
+        return 1;
+    case 'X':
+        if (kb_kafka_opts_set_kv(&a->kafka, arg, errstr, sizeof errstr))
+            goto bad;
+        return 1;
+    case KB_OPT_KAFKA_CONFIG:
+        if (kb_kafka_opts_load(&a->kafka, arg, errstr, sizeof errstr))
+            goto bad;
+        return 1;
+    case KB_OPT_SUBJECT_KEY:
+        a->subject_key_file = arg;
+        return 1;
+    case KB_OPT_SCHEMAS:
+        a->schemas_dir = arg;
+        return 1;
+    case KB_OPT_SPOOL:
+        a->spool_dir = arg;
+        return 1;
+    case KB_OPT_ONCE:
+        a->once = 1;
+        return 1;
+    case KB_OPT_OIN:
+        if (strlen(arg) != 20 || strspn(arg, "0123456789") != 20) {
+            snprintf(errstr, sizeof errstr, "--oin must be 20 digits");
+            goto bad;
+        }
+        a->oin = arg;
+        return 1;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "error: %s\n", errstr);
+    return -1;
+}
+
+static atomic_int *stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_flag)
+        atomic_store(stop_flag, 1);
+}
+
+void kb_adapter_signals(atomic_int *stop)
+{
+    stop_flag = stop;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,
+                    size_t *key_len)
+{
+    char errstr[512];
+    if (!a->subject_key_file) {
+        fprintf(stderr, "error: --subject-key-file is required\n");
+        return -1;
+    }
+    if (kb_event_key_load(a->subject_key_file, key, key_len, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return -1;
+    }
+    *schemas = kb_schemas_load_dir(a->schemas_dir, errstr, sizeof errstr);
+    if (!*schemas) {
+        fprintf(stderr, "error: %s\n", errstr);
+        free(*key);
+        *key = NULL;
+        return -1;
+    }
+    return 0;
+}

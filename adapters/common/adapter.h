@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * adapter.h - what every adapter executable shares: the common command-line
+ * options (Kafka connection, subject key, schemas, spool), their help text,
+ * and clean stopping on SIGINT/SIGTERM.
+ */
+#ifndef KETENBUS_ADAPTER_H
+#define KETENBUS_ADAPTER_H
+
+#include <getopt.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/kafka.h"
+#include "ketenbus/schema.h"
+
+/* Option codes of the shared long options (beyond single letters). */
+enum {
+    KB_OPT_KAFKA_CONFIG = 1000,
+    KB_OPT_SUBJECT_KEY,
+    KB_OPT_SCHEMAS,
+    KB_OPT_SPOOL,
+    KB_OPT_ONCE,
+    KB_OPT_OIN,
+    KB_OPT_FIRST_OWN = 1100 /* adapters number their own options from here */
+};
+
+#define KB_ADAPTER_LONGOPTS                                                              \
+    {"bootstrap", required_argument, NULL, 'b'},                                         \
+        {"kafka-property", required_argument, NULL, 'X'},                                \
+        {"kafka-config", required_argument, NULL, KB_OPT_KAFKA_CONFIG},                  \
+        {"subject-key-file", required_argument, NULL, KB_OPT_SUBJECT_KEY},               \
+        {"schemas", required_argument, NULL, KB_OPT_SCHEMAS},                            \
+        {"spool", required_argument, NULL, KB_OPT_SPOOL},                                \
+        {"once", no_argument, NULL, KB_OPT_ONCE}, {"oin", required_argument, NULL, KB_OPT_OIN}, \
+        {"help", no_argument, NULL, 'h'}
+
+#define KB_ADAPTER_SHORTOPTS "b:X:h"
+
+/** Help text of the shared options, for each adapter's --help. */
+extern const char kb_adapter_common_help[];
+
+struct kb_adapter_args {
+    struct kb_kafka_opts kafka;  /* connection options */
+    const char *subject_key_file;/* secret for pseudonyms (required) */
+    const char *schemas_dir;     /* schema folder; default the source tree's schemas/ */
+    const char *spool_dir;       /* the adapter's spool folder */
+    const char *oin;             /* OIN of the publishing organisation, for ce_source */
+    int once;                    /* process what is waiting, then exit */
+};
+
+void kb_adapter_args_init(struct kb_adapter_args *a);
+void kb_adapter_args_fini(struct kb_adapter_args *a);
+
+/**
+ * Apply shared option @p opt with argument @p arg. Returns 1 when it was a
+ * shared option, 0 when not, -1 on a bad value (message printed).
+ */
+int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg);
+
+/** Set *stop on SIGINT and SIGTERM (and ignore SIGPIPE). */
+void kb_adapter_signals(atomic_int *stop);
+
+/** Load the schemas and the subject key named in @p a; prints why on failure. */
+int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,
+                    size_t *key_len);
+
+#endif

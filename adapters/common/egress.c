@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * egress.c - the consume/render/commit loop of legacy egress (see egress.h).
+ *
+ * Invariant: an offset is committed only after render() returned KB_OK or
+ * the event was quarantined durably; on a retryable failure the consumer
+ * seeks back to the event and tries again after a pause, keeping order.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "egress.h"
+#include "ketenbus/log.h"
+
+#define COMP "egress"
+
+static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_message_t *m,
+                                 const char *reason)
+{
+    char name[256], reason_name[300];
+    snprintf(name, sizeof name, "%s-%" PRId32 "-%" PRId64 ".event", rd_kafka_topic_name(m->rkt),
+             m->partition, m->offset);
+    snprintf(reason_name, sizeof reason_name, "%s.reason", name);
+    char path[2600];
+    kb_spool_path(o->spool, "quarantine", name, path, sizeof path);
+    kb_err_t err = kb_file_write_atomic(path, m->payload ? m->payload : "", m->len);
+    if (err)
+        return err;
+    kb_spool_path(o->spool, "quarantine", reason_name, path, sizeof path);
+    char line[1024];
+    int n = snprintf(line, sizeof line, "%s\n", reason);
+    err = kb_file_write_atomic(path, line, (size_t)n);
+    KB_LOG_WARN(COMP, "event quarantined",
+                "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
+                rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
+    return err;
+}
+
+/* Envelope and schema checks, then render. */
+static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t *m)
+{
+    struct kb_header hdrs[32];
+    size_t n = kb_kafka_headers(m, hdrs, 32);
+    struct kb_event_attrs attrs;
+    char why[512];
+    if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
+        return quarantine_event(o, m, why);
+    int32_t sid;
+    const uint8_t *payload;
+    size_t plen;
+    if (!m->payload || kb_event_unframe(m->payload, m->len, &sid, &payload, &plen))
+        return quarantine_event(o, m, "value lacks the Confluent framing");
+    const struct kb_schema *schema = kb_schemas_by_id(o->schemas, sid);
+    if (!schema || strcmp(schema->type, attrs.type) != 0) {
+        snprintf(why, sizeof why, "schema id %" PRId32 " unknown or not of type %s", sid,
+                 attrs.type);
+        return quarantine_event(o, m, why);
+    }
+    kb_err_t err = o->render(o->opaque, &attrs, schema, payload, plen, why, sizeof why);
+    if (err == KB_ERR_INVALID)
+        return quarantine_event(o, m, why);
+    if (err)
+        KB_LOG_ERR(COMP, "render failed; will retry", "event_id=%s error=\"%s\"", attrs.id, why);
+    return err;
+}
+
+kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *errstr,
+                       size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(o->kafka, errstr, errstr_size);
+    if (!conf)
+        return KB_ERR_CONF;
+    char rerr[512];
+    if (rd_kafka_conf_set(conf, "group.id", o->group_id, rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rerr, sizeof rerr)) {
+        rd_kafka_conf_destroy(conf);
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "consumer: %s", rerr);
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr);
+    if (!rk)
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "consumer: %s", rerr);
+    rd_kafka_poll_set_consumer(rk);
+    kb_err_t result = kb_kafka_ensure_topics(rk, &o->topic, 1, 3, 30000, errstr, errstr_size);
+    if (result)
+        goto out_destroy;
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (serr) {
+        result = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "subscribe %s: %s", o->topic,
+                            rd_kafka_err2str(serr));
+        goto out_destroy;
+    }
+    KB_LOG_INFO(COMP, "egress started", "topic=%s group=%s", o->topic, o->group_id);
+    struct timespec last;
+    clock_gettime(CLOCK_MONOTONIC, &last);
+    while (!atomic_load(stop)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (!m) {
+            long idle = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
+            if (o->once_idle_ms > 0 && idle > o->once_idle_ms)
+                break;
+            continue;
+        }
+        last = now;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                KB_LOG_WARN(COMP, "consumer error", "error=\"%s\"", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        kb_err_t err = handle(o, m);
+        if (err) {
+            /* Retry the same event after a pause; order per partition kept. */
+            rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_add(seek, rd_kafka_topic_name(m->rkt), m->partition)
+                ->offset = m->offset;
+            rd_kafka_error_t *se = rd_kafka_seek_partitions(rk, seek, 5000);
+            if (se)
+                rd_kafka_error_destroy(se);
+            rd_kafka_topic_partition_list_destroy(seek);
+            rd_kafka_message_destroy(m);
+            struct timespec pause = {1, 0};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        rd_kafka_resp_err_t cerr = rd_kafka_commit_message(rk, m, 0);
+        if (cerr)
+            KB_LOG_WARN(COMP, "offset commit failed (event may be rendered again)",
+                        "error=\"%s\"", rd_kafka_err2str(cerr));
+        rd_kafka_message_destroy(m);
+    }
+out_destroy:
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    return result;
+}

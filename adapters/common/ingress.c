@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ingress.c - acknowledged production for adapters (see ingress.h). A send
+ * waits on the delivery reports of exactly its own messages through a
+ * per-call tracker passed as the message opaque.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "ingress.h"
+#include "ketenbus/log.h"
+#include "spool.h"
+
+#define COMP "ingress"
+
+struct kb_ingress {
+    rd_kafka_t *producer;       /* idempotent, acks=all */
+    char topic[128];            /* kb.in.<source> */
+    char quarantine_topic[128]; /* kb.quarantine.<source> */
+    char seq_path[2048];        /* file holding the last ce_sequence used */
+    uint64_t sequence;          /* last ce_sequence acknowledged */
+};
+
+/* Outcome of one kb_ingress_send() call, filled by delivery reports. */
+struct tracker {
+    size_t pending;            /* messages without a delivery report yet */
+    rd_kafka_resp_err_t first; /* first failure, or NO_ERROR */
+};
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct tracker *t = m->_private;
+    if (!t)
+        return;
+    if (m->err && !t->first)
+        t->first = m->err;
+    t->pending--;
+}
+
+void kb_sha256_hex(const void *data, size_t len, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < 32; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static uint64_t sequence_load(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
+                             size_t errstr_size)
+{
+    kb_ingress_t *ing = calloc(1, sizeof *ing);
+    if (!ing) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    snprintf(ing->topic, sizeof ing->topic, "kb.in.%s", opts->source);
+    snprintf(ing->quarantine_topic, sizeof ing->quarantine_topic, "kb.quarantine.%s",
+             opts->source);
+    snprintf(ing->seq_path, sizeof ing->seq_path, "%s/sequence", opts->state_dir);
+    ing->sequence = sequence_load(ing->seq_path);
+
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
+    if (!conf)
+        goto out_fail;
+    char rerr[512], client_id[160];
+    snprintf(client_id, sizeof client_id, "ketenbus-%s", opts->source);
+    if (rd_kafka_conf_set(conf, "acks", "all", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "client.id", client_id, rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", rerr, sizeof rerr)) {
+        rd_kafka_conf_destroy(conf);
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
+        goto out_fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    ing->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
+    if (!ing->producer) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
+        goto out_fail;
+    }
+    const char *topics[] = {ing->topic, ing->quarantine_topic};
+    if (kb_kafka_ensure_topics(ing->producer, topics, 2, opts->partitions > 0 ? opts->partitions : 3,
+                               30000, errstr, errstr_size))
+        goto out_fail;
+    return ing;
+out_fail:
+    kb_ingress_destroy(ing);
+    return NULL;
+}
+
+void kb_ingress_destroy(kb_ingress_t *ing)
+{
+    if (!ing)
+        return;
+    if (ing->producer) {
+        rd_kafka_flush(ing->producer, 10000);
+        rd_kafka_destroy(ing->producer);
+    }
+    free(ing);
+}
+
+/* Serve delivery reports until @p t has none pending or the time is up. */
+static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int timeout_ms, char *errstr,
+                          size_t errstr_size)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (t->pending > 0) {
+        rd_kafka_poll(ing->producer, 50);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (t->pending > 0 && elapsed > timeout_ms) {
+            /* Messages still queued must not be reported later to a dead
+             * tracker: purge them and serve their (failed) reports now. */
+            rd_kafka_purge(ing->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            while (t->pending > 0)
+                rd_kafka_poll(ing->producer, 50);
+            return kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
+                              "no acknowledgement from Kafka within %d ms", timeout_ms);
+        }
+    }
+    if (t->first)
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "Kafka refused: %s",
+                          rd_kafka_err2str(t->first));
+    return KB_OK;
+}
+
+kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
+                         int timeout_ms, char *errstr, size_t errstr_size)
+{
+    struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    uint64_t seq = ing->sequence;
+    kb_err_t err = KB_OK;
+    for (size_t i = 0; i < n; i++) {
+        evs[i].attrs.sequence = ++seq;
+        struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
+        char seqbuf[24];
+        size_t nh = kb_event_headers(&evs[i].attrs, hdrs, seqbuf);
+        rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            ing->producer, RD_KAFKA_V_TOPIC(ing->topic),
+            RD_KAFKA_V_KEY(evs[i].key, strlen(evs[i].key)),
+            RD_KAFKA_V_VALUE(evs[i].value, evs[i].len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_HEADERS(kh), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
+        if (rerr) {
+            rd_kafka_headers_destroy(kh);
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
+                             rd_kafka_err2str(rerr));
+            break;
+        }
+        t.pending++;
+    }
+    char werr[256];
+    kb_err_t werr_code = wait_acks(ing, &t, timeout_ms, werr, sizeof werr);
+    if (err)
+        return err;
+    if (werr_code)
+        return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
+    ing->sequence = seq;
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", seq);
+    if (kb_file_write_atomic(ing->seq_path, buf, (size_t)len) != KB_OK)
+        KB_LOG_WARN(COMP, "cannot persist sequence counter", "path=%s errno=%d", ing->seq_path,
+                    errno);
+    return KB_OK;
+}
+
+kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
+                               const char *reason, int64_t offset, int timeout_ms,
+                               char *errstr, size_t errstr_size)
+{
+    char sha[65], off[24], received[40];
+    kb_sha256_hex(raw, len, sha);
+    snprintf(off, sizeof off, "%" PRId64, offset);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    kb_event_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, received);
+    struct kb_header hdrs[] = {
+        {"kb_error", reason, strlen(reason)},
+        {"kb_rule", rule, strlen(rule)},
+        {"kb_offset", off, strlen(off)},
+        {"kb_sha256", sha, 64},
+        {"kb_received", received, strlen(received)},
+    };
+    struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, sizeof hdrs / sizeof hdrs[0]);
+    rd_kafka_resp_err_t rerr = rd_kafka_producev(
+        ing->producer, RD_KAFKA_V_TOPIC(ing->quarantine_topic),
+        RD_KAFKA_V_VALUE((void *)raw, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(kh), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
+    if (rerr) {
+        rd_kafka_headers_destroy(kh);
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
+                          rd_kafka_err2str(rerr));
+    }
+    t.pending = 1;
+    return wait_acks(ing, &t, timeout_ms, errstr, errstr_size);
+}

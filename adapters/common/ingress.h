@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ingress.h - the adapter side of "acknowledge only once Kafka holds it":
+ * produce a legacy message's events to kb.in.<source> with acks=all and an
+ * idempotent producer, and return only when the broker acknowledged every
+ * one of them (or report that it did not). Unreadable input goes to
+ * kb.quarantine.<source> the same way, raw bytes plus the reason.
+ *
+ * Invariant: kb_ingress_send() returning KB_OK means every event is durable
+ * in Kafka; only then may the caller acknowledge the sender (move the
+ * file, answer the peer). On any error the caller must NOT acknowledge.
+ */
+#ifndef KETENBUS_INGRESS_H
+#define KETENBUS_INGRESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/err.h"
+#include "ketenbus/event.h"
+#include "ketenbus/kafka.h"
+
+struct kb_ingress_opts {
+    const struct kb_kafka_opts *kafka; /* connection (not owned) */
+    const char *source;                /* source name: topics kb.in.<source>, kb.quarantine.<source> */
+    const char *state_dir;             /* where the ce_sequence counter is kept */
+    int partitions;                    /* partitions for topics this adapter creates; default 3 */
+};
+
+/** One event ready to send: attributes, key (a pseudonym) and framed value. */
+struct kb_ingress_event {
+    struct kb_event_attrs attrs; /* sequence is assigned by kb_ingress_send() */
+    char key[KB_PSEUDONYM_LEN + 1];
+    uint8_t *value;              /* Confluent-framed Avro (not owned) */
+    size_t len;
+};
+
+typedef struct kb_ingress kb_ingress_t;
+
+/** Connect, make sure the source's topics exist, load the sequence counter. */
+kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
+                             size_t errstr_size);
+
+/** Release @p ing, flushing nothing: unacknowledged sends were already reported. */
+void kb_ingress_destroy(kb_ingress_t *ing);
+
+/**
+ * Send @p n events, assigning consecutive ce_sequence numbers, and wait up
+ * to @p timeout_ms until the broker acknowledged all. KB_OK only when every
+ * event was acknowledged; then the counter is persisted.
+ * @thread the one thread that owns @p ing
+ */
+kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
+                         int timeout_ms, char *errstr, size_t errstr_size);
+
+/**
+ * Put @p raw (the unreadable legacy bytes) on kb.quarantine.<source> with
+ * headers kb_error (@p reason), kb_rule, kb_offset (byte offset in the
+ * input or -1), kb_sha256 and kb_received, and wait for the acknowledgement.
+ * @p reason must not contain personal data.
+ */
+kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
+                               const char *reason, int64_t offset, int timeout_ms,
+                               char *errstr, size_t errstr_size);
+
+/** SHA-256 of @p len bytes as 64 hex characters. */
+void kb_sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,575 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * lo3.c - parser for GBA/BRP LO3 messages: random key, berichtnummer, the
+ * positional header of that kind (one table, `kinds`), then the body of
+ * categories and elements with its implicit stapels (protocols.md §1.2-1.3,
+ * Appendix A).
+ *
+ * Invariants the parser keeps, because it reads bytes from outside:
+ *  1. Every read is bounds-checked against the end of the current frame
+ *     (message, body, category) before it happens; lengths are at most five
+ *     digits, so no offset arithmetic can overflow.
+ *  2. Every length must fit its frame exactly: a body length equals the bytes
+ *     that follow it, categories fill their body, elements fill their
+ *     category. Nothing is skipped and nothing is left over.
+ *  3. Errors name the byte offset and the rule broken, never a value (values
+ *     are names, BSNs and A-nummers).
+ *  4. On error the message is left empty; values always point into the
+ *     caller's buffer, so the only owned memory is the two arrays.
+ *
+ * Header field conventions: `rubrieken` keeps the whole slice "aantal (3) +
+ * 6 digits x aantal"; `vrijeTekst` is the text only, without its 5-digit
+ * length; `autorisatietabelregel` and `tabelData` are the rest of the
+ * message, unparsed (own record formats; has_body stays 0).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lo3.h"
+
+#define MAX_MESSAGE    (8u * 1024u * 1024u) /* hard cap on input size */
+#define MAX_ELEMENTS   100000u              /* per message, over all bodies */
+#define MAX_CATEGORIES 100000u              /* per message; empty ones cost 5 bytes */
+
+enum field_kind {
+    F_END = 0,     /* terminates a kind's field list */
+    F_N,           /* fixed width, ASCII digits only */
+    F_AN,          /* fixed width, any bytes */
+    F_RUBRIEKEN,   /* aantal N3 + aantal x N6, kept as one slice */
+    F_VRIJE_TEKST, /* length N5 + text; the slice is the text */
+    F_REST,        /* all remaining bytes (own record format), at least one */
+};
+
+enum body_mode {
+    BODY_PL,       /* exactly one plData body, required */
+    BODY_NONE,     /* nothing may follow the header */
+    BODY_OPTIONAL, /* "no body", but RvIG samples may carry an empty 00000 */
+    BODY_SET,      /* Xa01: one or more bodies back to back */
+};
+
+struct field_def {
+    const char *name; /* as in the BRP Berichten API JSON */
+    uint8_t kind;     /* enum field_kind */
+    uint8_t width;    /* bytes, for F_N and F_AN */
+};
+
+#define MAX_KIND_FIELDS 6
+
+struct kind_def {
+    char type[5];                             /* berichtnummer */
+    uint8_t body;                             /* enum body_mode */
+    struct field_def fields[MAX_KIND_FIELDS]; /* F_END-terminated */
+};
+
+/* Header fields; widths from the catalogue in protocols.md §1.2. */
+/* one line per field and per kind, so the table reads like Appendix A */
+/* clang-format off */
+#define ANUMMER               {"aNummer", F_N, 10}
+#define OUD_ANUMMER           {"oudANummer", F_N, 10}
+#define DATUM                 {"datum", F_N, 8}
+#define DATUM_TIJD            {"datumTijd", F_N, 17}
+#define DATUM_GELDIGHEID      {"datumGeldigheid", F_N, 8}
+#define DATUM_INGANG          {"datumIngang", F_N, 8}
+#define DATUM_EINDE           {"datumEinde", F_N, 8}
+#define STATUS                {"status", F_AN, 1}
+#define HERHALING             {"herhaling", F_N, 1}
+#define FOUTREDEN             {"foutreden", F_AN, 1}
+#define GEMEENTE              {"gemeente", F_N, 4}
+#define AKTENUMMER            {"aktenummer", F_AN, 7}
+#define GEZOCHTE_PERSOON      {"gezochtePersoon", F_AN, 1}
+#define ADRESFUNCTIE          {"adresfunctie", F_AN, 1}
+#define IDENTIFICATIE         {"identificatie", F_AN, 1}
+#define AFNEMERSINDICATIE     {"afnemersindicatie", F_N, 6}
+#define TE_WIJZIGEN_TABEL     {"teWijzigenTabel", F_N, 2}
+#define PARTNER_AAN           {"communicatiepartnerAan", F_AN, 7}
+#define PARTNER_VAN           {"communicatiepartnerVan", F_AN, 7}
+#define RUBRIEKEN             {"rubrieken", F_RUBRIEKEN, 0}
+#define VRIJE_TEKST           {"vrijeTekst", F_VRIJE_TEKST, 0}
+#define AUTORISATIETABELREGEL {"autorisatietabelregel", F_REST, 0}
+#define TABEL_DATA            {"tabelData", F_REST, 0}
+#define NO_FIELDS             {{0}}
+
+/* Every message kind of Appendix A. */
+static const struct kind_def kinds[] = {
+    {"Af01", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"Af11", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"If01", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"If41", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"Jf01", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"Tf01", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER}},
+    {"Ag01", BODY_PL,       {STATUS, DATUM}},
+    {"Ag11", BODY_PL,       {STATUS, DATUM}},
+    {"Ag21", BODY_PL,       {STATUS, DATUM}},
+    {"Ag31", BODY_PL,       {STATUS, DATUM}},
+    {"Ha01", BODY_PL,       {STATUS, DATUM}},
+    {"Sv01", BODY_PL,       {STATUS, DATUM}},
+    {"Ap01", BODY_PL,       {HERHALING}},
+    {"Av01", BODY_PL,       {HERHALING}},
+    {"Ii01", BODY_PL,       {HERHALING}},
+    {"Iv01", BODY_PL,       {HERHALING}},
+    {"Iv11", BODY_PL,       {HERHALING}},
+    {"Iv21", BODY_PL,       {HERHALING}},
+    {"Ji01", BODY_PL,       {HERHALING}},
+    {"Jv01", BODY_PL,       {HERHALING}},
+    {"Lq01", BODY_PL,       {HERHALING}},
+    {"Rv01", BODY_PL,       {HERHALING}},
+    {"Tv01", BODY_PL,       {HERHALING}},
+    {"Ib01", BODY_PL,       {HERHALING, STATUS, DATUM}},
+    {"Jb01", BODY_PL,       {HERHALING, STATUS, DATUM}},
+    {"Rb01", BODY_PL,       {HERHALING, STATUS, DATUM}},
+    {"Gv01", BODY_PL,       {ANUMMER}},
+    {"Gv02", BODY_PL,       {ANUMMER}},
+    {"Lg01", BODY_PL,       {DATUM_TIJD, ANUMMER, OUD_ANUMMER}},
+    {"La01", BODY_PL,       NO_FIELDS},
+    {"If21", BODY_PL,       NO_FIELDS},
+    {"If31", BODY_PL,       NO_FIELDS},
+    {"Jf21", BODY_PL,       NO_FIELDS},
+    {"Jf31", BODY_PL,       NO_FIELDS},
+    {"Ng01", BODY_PL,       NO_FIELDS},
+    {"Rf31", BODY_PL,       NO_FIELDS},
+    {"Tf11", BODY_PL,       NO_FIELDS},
+    {"Lf01", BODY_PL,       {FOUTREDEN, GEMEENTE}},
+    {"Rf01", BODY_PL,       {FOUTREDEN}},
+    {"Wf01", BODY_PL,       {FOUTREDEN}},
+    {"Hq01", BODY_PL,       {HERHALING, RUBRIEKEN}},
+    {"Xq01", BODY_PL,       {HERHALING, RUBRIEKEN, ADRESFUNCTIE, IDENTIFICATIE}},
+    {"Hf01", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER, RUBRIEKEN}},
+    {"Tf21", BODY_PL,       {FOUTREDEN, GEMEENTE, ANUMMER, RUBRIEKEN}},
+    {"Xf01", BODY_PL,       {FOUTREDEN, RUBRIEKEN, ADRESFUNCTIE, IDENTIFICATIE}},
+    {"Xa01", BODY_SET,      NO_FIELDS},
+    {"Tb01", BODY_PL,       {HERHALING, GEZOCHTE_PERSOON, AKTENUMMER}},
+    {"Tb02", BODY_PL,       {HERHALING, RUBRIEKEN, AKTENUMMER}},
+    {"Wa01", BODY_PL,       {HERHALING, ANUMMER, DATUM_GELDIGHEID}},
+    {"Wa11", BODY_PL,       {ANUMMER, DATUM_GELDIGHEID}},
+    {"Og11", BODY_PL,       {HERHALING, ANUMMER}},
+    {"Of11", BODY_OPTIONAL, {FOUTREDEN, DATUM, GEMEENTE, ANUMMER}},
+    {"Cb01", BODY_OPTIONAL, {HERHALING, AFNEMERSINDICATIE, DATUM_INGANG, DATUM_EINDE}},
+    {"Ct01", BODY_NONE,     {HERHALING, AUTORISATIETABELREGEL}},
+    {"Cw01", BODY_NONE,     {HERHALING, AFNEMERSINDICATIE, DATUM_INGANG, DATUM_EINDE,
+                             AUTORISATIETABELREGEL}},
+    {"Dt01", BODY_NONE,     {HERHALING, TE_WIJZIGEN_TABEL, TABEL_DATA}},
+    {"Dw01", BODY_NONE,     {HERHALING, TE_WIJZIGEN_TABEL, TABEL_DATA}},
+    {"Vb01", BODY_NONE,     {VRIJE_TEKST}},
+    {"Vb02", BODY_NONE,     {PARTNER_AAN, PARTNER_VAN, VRIJE_TEKST}},
+    {"Pf01", BODY_PL,       NO_FIELDS},
+    {"Pf02", BODY_PL,       NO_FIELDS},
+    {"Pf03", BODY_PL,       NO_FIELDS},
+    {"Sv11", BODY_OPTIONAL, NO_FIELDS},
+    {"Null", BODY_NONE,     NO_FIELDS},
+};
+/* clang-format on */
+
+/* Parser state for one kb_lo3_parse() call. */
+struct parser {
+    const uint8_t *buf;         /* the message */
+    struct kb_lo3_message *msg; /* arrays grow here */
+    size_t cap_categories;      /* allocated entries of msg->categories */
+    size_t cap_elements;        /* allocated entries of msg->elements */
+    size_t n_stapels;           /* stapels opened so far */
+    int cur_actual;             /* actual category of the open stapel, -1 none */
+    char *errstr;               /* caller's buffer */
+    size_t errstr_size;
+};
+
+static const struct kind_def *find_kind(const uint8_t *type)
+{
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (memcmp(kinds[i].type, type, 4) == 0)
+            return &kinds[i];
+    return NULL;
+}
+
+/* Value of @p n ASCII digits at @p p into *v; 0 when a byte is not a digit. */
+static int digits(const uint8_t *p, size_t n, size_t *v)
+{
+    size_t x = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        x = x * 10 + (size_t)(p[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+static int all_digits(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+    return 1;
+}
+
+/*
+ * Grow an array to hold one more entry. Separate from realloc so both arrays
+ * share one doubling rule and one out-of-memory message.
+ */
+static kb_err_t grow(struct parser *ps, void **arr, size_t *cap, size_t used, size_t entry)
+{
+    if (used < *cap)
+        return KB_OK;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *n = realloc(*arr, ncap * entry);
+    if (!n)
+        return kb_err_set(KB_ERR_NOMEM, ps->errstr, ps->errstr_size,
+                          "out of memory for %zu parsed entries", ncap);
+    *arr = n;
+    *cap = ncap;
+    return KB_OK;
+}
+
+/* Category numbers 01-49 are actual, 51-99 historical (actual + 50). */
+static kb_err_t open_category(struct parser *ps, size_t off, unsigned nummer,
+                              struct kb_lo3_category **out)
+{
+    struct kb_lo3_message *msg = ps->msg;
+
+    if (nummer == 0 || nummer == 50)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: category number %02u is not valid", off, nummer);
+    if (nummer > 50 && ps->cur_actual != (int)nummer - 50)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: historical category %02u without preceding actual "
+                          "category %02u in its stapel",
+                          off, nummer, nummer - 50);
+    if (msg->n_categories >= MAX_CATEGORIES)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: more than %u categories in one message", off,
+                          MAX_CATEGORIES);
+    void *arr = msg->categories;
+    kb_err_t err = grow(ps, &arr, &ps->cap_categories, msg->n_categories, sizeof *msg->categories);
+    msg->categories = arr;
+    if (err)
+        return err;
+
+    if (nummer < 50) {
+        ps->cur_actual = (int)nummer;
+        ps->n_stapels++;
+    }
+    struct kb_lo3_category *cat = &msg->categories[msg->n_categories++];
+    cat->nummer = (uint8_t)nummer;
+    cat->first = msg->n_elements;
+    cat->count = 0;
+    cat->offset = off;
+    cat->stapel = ps->n_stapels - 1;
+    *out = cat;
+    return KB_OK;
+}
+
+static kb_err_t parse_category_elements(struct parser *ps, struct kb_lo3_category *cat, size_t pos,
+                                        size_t end)
+{
+    struct kb_lo3_message *msg = ps->msg;
+
+    while (pos < end) {
+        size_t nummer, len;
+        if (end - pos < 7)
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: element header needs 7 bytes, %zu remain in "
+                              "category %02u",
+                              pos, end - pos, cat->nummer);
+        if (!digits(ps->buf + pos, 4, &nummer))
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: element number is not 4 ASCII digits", pos);
+        if (!digits(ps->buf + pos + 4, 3, &len))
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: element length is not 3 ASCII digits", pos + 4);
+        if (len > end - pos - 7)
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: element %04zu length %zu exceeds remaining %zu "
+                              "bytes of category %02u",
+                              pos, nummer, len, end - pos - 7, cat->nummer);
+        if (msg->n_elements >= MAX_ELEMENTS)
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: more than %u elements in one message", pos,
+                              MAX_ELEMENTS);
+        void *arr = msg->elements;
+        kb_err_t err = grow(ps, &arr, &ps->cap_elements, msg->n_elements, sizeof *msg->elements);
+        msg->elements = arr;
+        if (err)
+            return err;
+        struct kb_lo3_element *el = &msg->elements[msg->n_elements++];
+        el->nummer = (uint16_t)nummer;
+        el->value = ps->buf + pos + 7;
+        el->len = len;
+        el->offset = pos;
+        cat->count++;
+        pos += 7 + len;
+    }
+    return KB_OK;
+}
+
+/*
+ * One body at @p pos: 5-digit length, then categories. With @p exact the
+ * length must cover everything up to @p end; otherwise it may stop earlier
+ * and *next says where (Xa01 bodies follow each other).
+ */
+static kb_err_t parse_body(struct parser *ps, size_t pos, size_t end, int exact, size_t *next)
+{
+    size_t total;
+
+    if (end - pos < 5)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: body length needs 5 bytes, %zu remain", pos, end - pos);
+    if (!digits(ps->buf + pos, 5, &total))
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: body length is not 5 ASCII digits", pos);
+    if (exact ? total != end - pos - 5 : total > end - pos - 5)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: body length %zu does not match the %zu bytes that "
+                          "follow",
+                          pos, total, end - pos - 5);
+    pos += 5;
+    size_t body_end = pos + total;
+    ps->cur_actual = -1; /* stapels never continue across bodies */
+
+    while (pos < body_end) {
+        size_t nummer, len;
+        struct kb_lo3_category *cat = NULL;
+        kb_err_t err;
+
+        if (body_end - pos < 5)
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: category header needs 5 bytes, %zu remain in body", pos,
+                              body_end - pos);
+        if (!digits(ps->buf + pos, 2, &nummer))
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: category number is not 2 ASCII digits", pos);
+        if (!digits(ps->buf + pos + 2, 3, &len))
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: category length is not 3 ASCII digits", pos + 2);
+        if (len > body_end - pos - 5)
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "offset %zu: category length %zu exceeds remaining %zu bytes", pos,
+                              len, body_end - pos - 5);
+        err = open_category(ps, pos, (unsigned)nummer, &cat);
+        if (err)
+            return err;
+        err = parse_category_elements(ps, cat, pos + 5, pos + 5 + len);
+        if (err)
+            return err;
+        pos += 5 + len;
+    }
+    *next = body_end;
+    return KB_OK;
+}
+
+/* The positional header fields of @p kind from *pos on. */
+static kb_err_t parse_header(struct parser *ps, const struct kind_def *kind, size_t *pos,
+                             size_t end)
+{
+    struct kb_lo3_message *msg = ps->msg;
+
+    for (const struct field_def *f = kind->fields;
+         f < kind->fields + MAX_KIND_FIELDS && f->kind != F_END; f++) {
+        size_t p = *pos, start = p, flen = 0, n;
+
+        switch (f->kind) {
+        case F_N:
+        case F_AN:
+            if (end - p < f->width)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: header field %s needs %u bytes, %zu remain", p,
+                                  f->name, (unsigned)f->width, end - p);
+            if (f->kind == F_N && !all_digits(ps->buf + p, f->width))
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: header field %s must be %u ASCII digits", p, f->name,
+                                  (unsigned)f->width);
+            flen = f->width;
+            break;
+        case F_RUBRIEKEN:
+            if (end - p < 3)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: header field %s needs a 3-digit count, %zu "
+                                  "bytes remain",
+                                  p, f->name, end - p);
+            if (!digits(ps->buf + p, 3, &n))
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: count of %s is not 3 ASCII digits", p, f->name);
+            if (n * 6 > end - p - 3)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: %zu %s need %zu bytes, %zu remain", p + 3, n,
+                                  f->name, n * 6, end - p - 3);
+            for (size_t i = 0; i < n; i++)
+                if (!all_digits(ps->buf + p + 3 + 6 * i, 6))
+                    return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                      "offset %zu: rubriek %zu of %s is not 6 ASCII digits",
+                                      p + 3 + 6 * i, i + 1, f->name);
+            flen = 3 + 6 * n;
+            break;
+        case F_VRIJE_TEKST:
+            if (end - p < 5)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: header field %s needs a 5-digit length, %zu "
+                                  "bytes remain",
+                                  p, f->name, end - p);
+            if (!digits(ps->buf + p, 5, &n))
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: length of %s is not 5 ASCII digits", p, f->name);
+            if (n > end - p - 5)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: %s length %zu exceeds remaining %zu bytes", p,
+                                  f->name, n, end - p - 5);
+            start = p + 5;
+            flen = n;
+            p += 5;
+            break;
+        case F_REST:
+            if (end == p)
+                return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                  "offset %zu: header field %s is missing", p, f->name);
+            flen = end - p;
+            break;
+        default:
+            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                              "internal: bad field table for %s", kind->type);
+        }
+        /* KB_LO3_MAX_HEADER_FIELDS > MAX_KIND_FIELDS: checked below at compile time */
+        struct kb_lo3_header_field *h = &msg->header[msg->n_header++];
+        h->name = f->name;
+        h->value = ps->buf + start;
+        h->len = flen;
+        *pos = p + flen;
+    }
+    return KB_OK;
+}
+
+_Static_assert(MAX_KIND_FIELDS <= KB_LO3_MAX_HEADER_FIELDS,
+               "a kind has more header fields than kb_lo3_message can hold");
+
+/* Printable rendering of the 4 berichtnummer bytes for an error message. */
+static void type_text(const uint8_t *t, char out[17])
+{
+    size_t o = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (t[i] >= 0x20 && t[i] < 0x7F && t[i] != '\\' && t[i] != '"') {
+            out[o++] = (char)t[i];
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[t[i] >> 4];
+            out[o++] = hex[t[i] & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+static kb_err_t parse(struct parser *ps, size_t len)
+{
+    struct kb_lo3_message *msg = ps->msg;
+    const struct kind_def *kind;
+    size_t pos = 12, next;
+    kb_err_t err;
+
+    if (len == 0) {
+        /* the processing confirmation: a zero-byte message */
+        memcpy(msg->type, "Null", 5);
+        return KB_OK;
+    }
+    if (len > MAX_MESSAGE)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "message of %zu bytes exceeds the limit of %u bytes", len, MAX_MESSAGE);
+    if (len < 12)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset 0: message of %zu bytes is shorter than random key and "
+                          "berichtnummer (12)",
+                          len);
+    if (!all_digits(ps->buf, 8))
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset 0: random key is not 8 ASCII digits");
+    kind = find_kind(ps->buf + 8);
+    if (!kind) {
+        char t[17];
+        type_text(ps->buf + 8, t);
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset 8: unknown berichtnummer \"%s\"", t);
+    }
+    memcpy(msg->random_key, ps->buf, 8);
+    msg->random_key[8] = '\0';
+    memcpy(msg->type, kind->type, 5);
+
+    err = parse_header(ps, kind, &pos, len);
+    if (err)
+        return err;
+
+    switch (kind->body) {
+    case BODY_NONE: break;
+    case BODY_OPTIONAL:
+        if (pos == len)
+            break;
+        /* fall through */
+    case BODY_PL:
+        err = parse_body(ps, pos, len, 1, &pos);
+        if (err)
+            return err;
+        msg->has_body = 1;
+        break;
+    case BODY_SET:
+        do {
+            err = parse_body(ps, pos, len, 0, &next);
+            if (err)
+                return err;
+            pos = next;
+        } while (pos < len);
+        msg->has_body = 1;
+        break;
+    }
+    if (pos != len)
+        return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                          "offset %zu: %zu trailing bytes after %s", pos, len - pos, kind->type);
+    return KB_OK;
+}
+
+kb_err_t kb_lo3_parse(const uint8_t *buf, size_t len, struct kb_lo3_message *msg, char *errstr,
+                      size_t errstr_size)
+{
+    struct parser ps = {
+        .buf = buf,
+        .msg = msg,
+        .cur_actual = -1,
+        .errstr = errstr,
+        .errstr_size = errstr_size,
+    };
+
+    memset(msg, 0, sizeof *msg);
+    if (errstr && errstr_size > 0)
+        errstr[0] = '\0';
+    if (!buf && len > 0)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "no buffer for %zu bytes", len);
+    kb_err_t err = parse(&ps, len);
+    if (err)
+        kb_lo3_message_fini(msg);
+    return err;
+}
+
+void kb_lo3_message_fini(struct kb_lo3_message *msg)
+{
+    if (!msg)
+        return;
+    free(msg->categories);
+    free(msg->elements);
+    memset(msg, 0, sizeof *msg);
+}
+
+const struct kb_lo3_header_field *kb_lo3_header(const struct kb_lo3_message *msg, const char *name)
+{
+    if (!msg || !name)
+        return NULL;
+    for (size_t i = 0; i < msg->n_header && i < KB_LO3_MAX_HEADER_FIELDS; i++)
+        if (strcmp(msg->header[i].name, name) == 0)
+            return &msg->header[i];
+    return NULL;
+}
+
+const struct kb_lo3_element *kb_lo3_element(const struct kb_lo3_message *msg, size_t cat_index,
+                                            uint16_t nummer)
+{
+    if (!msg || cat_index >= msg->n_categories)
+        return NULL;
+    const struct kb_lo3_category *cat = &msg->categories[cat_index];
+    for (size_t i = 0; i < cat->count; i++)
+        if (msg->elements[cat->first + i].nummer == nummer)
+            return &msg->elements[cat->first + i];
+    return NULL;
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * lo3.h - parser for GBA/BRP "LO3" messages (Logisch Ontwerp, Teletex bytes):
+ * the 8-byte random key, the 4-byte berichtnummer, the positional header of
+ * that message kind, and the body of categories and elements
+ * (../shared/protocols.md §1.2, §1.3, Appendix A).
+ *
+ * The parser never copies element values: every value is a slice of the
+ * caller's buffer, still in Teletex. Convert with kb_t61_to_utf8() after
+ * slicing, as the lengths are Teletex byte counts.
+ */
+#ifndef KETENBUS_LO3_H
+#define KETENBUS_LO3_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/err.h"
+
+/** One positional header field of the message kind (e.g. "aNummer"). */
+struct kb_lo3_header_field {
+    const char *name;     /* static name as in the RvIG BRP Berichten API JSON */
+    const uint8_t *value; /* slice of the message buffer */
+    size_t len;           /* bytes in value */
+};
+
+/** One element "GGEE": group*100 + element, e.g. 01.10 -> 110, 81.20 -> 8120. */
+struct kb_lo3_element {
+    uint16_t nummer;      /* GGEE as an integer (0110 -> 110) */
+    const uint8_t *value; /* Teletex bytes, slice of the message buffer */
+    size_t len;           /* 0 for an empty element (length 000) */
+    size_t offset;        /* byte offset of the element number in the message */
+};
+
+/** One category occurrence, in message order. */
+struct kb_lo3_category {
+    uint8_t nummer;       /* 01..99; historical = actual + 50 */
+    size_t first;         /* index of its first element in kb_lo3_message.elements */
+    size_t count;         /* number of elements (0 for an empty category, e.g. "59000") */
+    size_t offset;        /* byte offset of the category number in the message */
+    size_t stapel;        /* stapel index: an actual category opens one, its
+                           * historical ones that follow share it */
+};
+
+#define KB_LO3_MAX_HEADER_FIELDS 12
+
+struct kb_lo3_message {
+    char random_key[9];   /* 8 digits, NUL-terminated */
+    char type[5];         /* berichtnummer as written, e.g. "Lg01"; "Null" for 0 bytes */
+    struct kb_lo3_header_field header[KB_LO3_MAX_HEADER_FIELDS];
+    size_t n_header;      /* header fields used */
+    int has_body;         /* 1 when the kind carries a body (plData) */
+    struct kb_lo3_category *categories; /* owned; n_categories entries */
+    size_t n_categories;
+    struct kb_lo3_element *elements;    /* owned; n_elements entries */
+    size_t n_elements;
+};
+
+/**
+ * Parse one LO3 message of @p len bytes. Values in @p msg point into @p buf,
+ * which must outlive @p msg. On error returns KB_ERR_INVALID (or
+ * KB_ERR_NOMEM) and errstr names the byte offset and what was wrong; @p msg
+ * is then left empty (safe to fini).
+ * Any thread; no shared state.
+ */
+kb_err_t kb_lo3_parse(const uint8_t *buf, size_t len, struct kb_lo3_message *msg, char *errstr,
+                      size_t errstr_size);
+
+/** Free what kb_lo3_parse() allocated. Safe on a zeroed or failed message. */
+void kb_lo3_message_fini(struct kb_lo3_message *msg);
+
+/** Header field @p name, or NULL when this message kind has none. */
+const struct kb_lo3_header_field *kb_lo3_header(const struct kb_lo3_message *msg,
+                                                const char *name);
+
+/** Element @p nummer (GGEE) in category occurrence @p cat_index, or NULL. */
+const struct kb_lo3_element *kb_lo3_element(const struct kb_lo3_message *msg, size_t cat_index,
+                                            uint16_t nummer);
+
+#endif

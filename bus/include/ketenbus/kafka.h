@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ketenbus/kafka.h - how every ketenbus process reaches Kafka: connection
+ * options (bootstrap servers, TLS/SASL and any other librdkafka property,
+ * from the command line or a properties file), client configuration with
+ * ketenbus logging, and topic creation. This module wraps librdkafka, so its
+ * types appear here and nowhere else in the public headers.
+ */
+#ifndef KETENBUS_KAFKA_H
+#define KETENBUS_KAFKA_H
+
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ketenbus/err.h"
+#include "ketenbus/event.h"
+
+#define KB_KAFKA_MAX_PROPS 64
+
+/** Connection options shared by every client a process makes. */
+struct kb_kafka_opts {
+    char bootstrap[1024];            /* bootstrap.servers; from KB_BOOTSTRAP if unset */
+    size_t n;                        /* extra properties used */
+    char *keys[KB_KAFKA_MAX_PROPS];  /* librdkafka property names (owned) */
+    char *vals[KB_KAFKA_MAX_PROPS];  /* their values (owned; may be secrets: never logged) */
+};
+
+/** Initialise @p o; bootstrap defaults to $KB_BOOTSTRAP, else 127.0.0.1:9092. */
+void kb_kafka_opts_init(struct kb_kafka_opts *o);
+
+/** Free the properties of @p o. */
+void kb_kafka_opts_fini(struct kb_kafka_opts *o);
+
+/** Set one property; "bootstrap.servers" sets the bootstrap. A later set wins. */
+kb_err_t kb_kafka_opts_set(struct kb_kafka_opts *o, const char *key, const char *val,
+                           char *errstr, size_t errstr_size);
+
+/** Parse "key=value" (the -X option). */
+kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *errstr,
+                              size_t errstr_size);
+
+/**
+ * Read a Java-style properties file (key=value lines, # comments): the usual
+ * way to pass TLS and SASL settings, so secrets stay off the command line.
+ */
+kb_err_t kb_kafka_opts_load(struct kb_kafka_opts *o, const char *path, char *errstr,
+                            size_t errstr_size);
+
+/**
+ * A new librdkafka configuration with the bootstrap, every property of @p o
+ * and ketenbus's log callback. Caller owns the result (rd_kafka_new takes
+ * it). NULL with errstr naming the property librdkafka rejected.
+ */
+rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
+                                   size_t errstr_size);
+
+/**
+ * Make sure @p topics exist, creating the missing ones with @p partitions
+ * partitions and the broker's default replication factor. Topics that exist
+ * already are left alone.
+ */
+kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
+                                int partitions, int timeout_ms, char *errstr,
+                                size_t errstr_size);
+
+/** Wrap a librdkafka error: KB_ERR_FATAL for fatal ones, else KB_ERR_KAFKA. */
+kb_err_t kb_kafka_err(rd_kafka_resp_err_t err);
+
+/** Copy a message's headers as kb_header entries (values point into the message). */
+size_t kb_kafka_headers(const rd_kafka_message_t *m, struct kb_header *out, size_t max);
+
+/** Turn kb_header entries into a new librdkafka header list (caller owns it). */
+rd_kafka_headers_t *kb_kafka_headers_new(const struct kb_header *hdrs, size_t n);
+
+#endif

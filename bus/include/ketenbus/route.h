@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ketenbus/route.h - the routing core: consume kb.in.*, check the envelope,
+ * drop duplicates by event id, fan out to the subscribers' topics and send
+ * what cannot be routed to the dead-letter topic, all inside one Kafka
+ * transaction together with the consumer offsets (exactly-once).
+ */
+#ifndef KETENBUS_ROUTE_H
+#define KETENBUS_ROUTE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/err.h"
+#include "ketenbus/kafka.h"
+#include "ketenbus/schema.h"
+#include "ketenbus/sub.h"
+
+struct kb_route_opts {
+    const struct kb_kafka_opts *kafka; /* connection (not owned) */
+    const struct kb_subs *subs;        /* subscriptions (not owned, outlive the router) */
+    const kb_schemas_t *schemas;       /* schema lookup (not owned, outlive the router) */
+    const char *group_id;              /* consumer group; default "ketenbus-route" */
+    const char *instance;              /* names the transactional.id; unique per instance */
+    const char *input_pattern;         /* regex of input topics; default "^kb\\.in\\..*" */
+    const char *dlq_topic;             /* default "kb.dlq" */
+    int batch_max;                     /* events per transaction; default 500 */
+    int batch_ms;                      /* longest wait to fill a batch; default 100 */
+    size_t dedup_window;               /* ids remembered per input partition; default 100000 */
+};
+
+/** Counters since start; read with atomic loads from any thread. */
+struct kb_route_stats {
+    atomic_uint_fast64_t consumed;     /* input messages seen */
+    atomic_uint_fast64_t delivered;    /* messages produced to subscriber topics */
+    atomic_uint_fast64_t filtered;     /* valid events no subscriber wanted */
+    atomic_uint_fast64_t dead_letters; /* messages sent to the DLQ */
+    atomic_uint_fast64_t duplicates;   /* events dropped as already routed */
+    atomic_uint_fast64_t transactions; /* committed transactions */
+    atomic_uint_fast64_t aborts;       /* aborted (and retried) transactions */
+};
+
+typedef struct kb_router kb_router_t;
+
+/**
+ * Create a router: connects, initialises transactions (fencing an older
+ * instance with the same transactional.id) and subscribes. NULL with errstr
+ * on failure.
+ * @thread the thread that will call kb_router_run()
+ */
+kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_t errstr_size);
+
+/**
+ * Route until *@p stop becomes non-zero (checked at least every batch_ms)
+ * or a fatal error. Returns KB_OK on a requested stop, KB_ERR_FATAL when
+ * the producer was fenced or hit a fatal error.
+ */
+kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop);
+
+/** Counters of @p r; valid as long as @p r lives. */
+const struct kb_route_stats *kb_router_stats(const kb_router_t *r);
+
+/** Leave the group and release @p r. NULL is a no-op. */
+void kb_router_destroy(kb_router_t *r);
+
+#endif

@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ketenbus/schema.h - looking up the Avro schema of an event, by registry id
+ * (from the Confluent framing) or by event type. This is the one interface
+ * through which every process finds schemas; today it is backed by the
+ * schemas/ folder (ids from each file's "kb.schemaId" attribute), later by
+ * the Kafka-backed registry, without callers changing.
+ *
+ * This module wraps avro-c, so avro types appear here.
+ */
+#ifndef KETENBUS_SCHEMA_H
+#define KETENBUS_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <avro.h>
+
+#include "ketenbus/err.h"
+
+struct kb_schema {
+    int32_t id;                 /* registry id, as written in the Confluent framing */
+    char *type;                 /* CloudEvents type this schema carries ("kb.eventType") */
+    char *path;                 /* file it was read from, for error messages */
+    avro_schema_t avro;         /* the parsed schema (owned) */
+    avro_value_iface_t *iface;  /* generic value class of avro (owned) */
+};
+
+typedef struct kb_schemas kb_schemas_t; /* opaque: a set of schemas */
+
+/**
+ * Load every *.avsc below @p dir (recursively). Each file must be a record
+ * schema with the attributes "kb.eventType" (string) and "kb.schemaId"
+ * (positive int), unique across the folder. Returns NULL with errstr naming
+ * the file on any error.
+ * @thread any; the returned set is read-only afterwards, but avro-c values
+ * made from it belong to the thread that made them.
+ */
+kb_schemas_t *kb_schemas_load_dir(const char *dir, char *errstr, size_t errstr_size);
+
+/** Release @p s. NULL is a no-op. */
+void kb_schemas_destroy(kb_schemas_t *s);
+
+/** Schema with registry id @p id, or NULL. Valid as long as @p s lives. */
+const struct kb_schema *kb_schemas_by_id(const kb_schemas_t *s, int32_t id);
+
+/** Schema carrying event type @p type, or NULL. Valid as long as @p s lives. */
+const struct kb_schema *kb_schemas_by_type(const kb_schemas_t *s, const char *type);
+
+/** Number of schemas loaded. */
+size_t kb_schemas_count(const kb_schemas_t *s);
+
+/**
+ * Encode @p value (made from @p schema's iface) as Avro binary with the
+ * Confluent framing. On success *out is malloc'ed (caller frees).
+ */
+kb_err_t kb_schema_encode(const struct kb_schema *schema, avro_value_t *value, uint8_t **out,
+                          size_t *out_len, char *errstr, size_t errstr_size);
+
+/**
+ * Decode the Avro binary @p payload (framing already removed) into @p value,
+ * which the caller made with avro_generic_value_new(schema->iface, ...).
+ * Fails unless the payload is consumed exactly. The payload must have been
+ * checked by the router (avro-c is not hardened against hostile bytes).
+ */
+kb_err_t kb_schema_decode(const struct kb_schema *schema, const uint8_t *payload, size_t len,
+                          avro_value_t *value, char *errstr, size_t errstr_size);
+
+/**
+ * Navigate @p path ("kind.bsn": field names separated by dots) from record
+ * @p v into *@p out. Unions are followed into their current branch when
+ * reading, and switched to their first non-null branch when @p for_write.
+ * KB_ERR_NOTFOUND when a field does not exist or (reading) a union is null.
+ */
+kb_err_t kb_value_path(avro_value_t *v, const char *path, int for_write, avro_value_t *out);
+
+/**
+ * Give every union under @p v (recursively through records) its null branch
+ * where it has one, so a freshly made value encodes before every optional
+ * field is set. Call after avro_generic_value_new() and avro_value_append().
+ */
+kb_err_t kb_value_init_nulls(avro_value_t *v);
+
+/** Set the string (or nullable string) at @p path; @p str NULL sets null. */
+kb_err_t kb_value_set_string(avro_value_t *v, const char *path, const char *str);
+
+/** Copy the string at @p path into @p out; KB_ERR_NOTFOUND when null/absent,
+ *  KB_ERR_RANGE when it does not fit. */
+kb_err_t kb_value_get_string(avro_value_t *v, const char *path, char *out, size_t out_size);
+
+/** Set the long (incl. timestamp-millis) at @p path. */
+kb_err_t kb_value_set_long(avro_value_t *v, const char *path, int64_t val);
+
+/** Set the int (incl. date) at @p path. */
+kb_err_t kb_value_set_int(avro_value_t *v, const char *path, int32_t val);
+
+#endif

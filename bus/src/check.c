@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* check.c - BSN, A-nummer and GBA date rules (see ketenbus/check.h). */
+#include "ketenbus/check.h"
+
+int kb_check_digits(const char *s, size_t len)
+{
+    if (!len)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+int kb_check_bsn(const char *s, size_t len)
+{
+    if (len != 9 || !kb_check_digits(s, len))
+        return 0;
+    int sum = 0;
+    for (int i = 0; i < 8; i++)
+        sum += (9 - i) * (s[i] - '0');
+    sum -= s[8] - '0';
+    return sum % 11 == 0;
+}
+
+int kb_check_anummer(const char *s, size_t len)
+{
+    if (len != 10 || !kb_check_digits(s, len) || s[0] == '0')
+        return 0;
+    int sum = 0, weighted = 0;
+    for (int i = 0; i < 10; i++) {
+        int d = s[i] - '0';
+        if (i > 0 && s[i] == s[i - 1])
+            return 0;
+        sum += d;
+        weighted += d << i;
+    }
+    return (sum % 11 == 0 || sum % 11 == 5) && weighted % 11 == 0;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
+        return 29;
+    return days[month - 1];
+}
+
+static int parse_date(const char *s, size_t len, int *y, int *m, int *d)
+{
+    if (len != 8 || !kb_check_digits(s, 8))
+        return 0;
+    *y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    *m = (s[4] - '0') * 10 + (s[5] - '0');
+    *d = (s[6] - '0') * 10 + (s[7] - '0');
+    return 1;
+}
+
+int kb_check_gba_date(const char *s, size_t len)
+{
+    int y, m, d;
+    if (!parse_date(s, len, &y, &m, &d))
+        return 0;
+    if (m == 0)
+        return d == 0; /* unknown month implies unknown day; 00000000 included */
+    if (y == 0 || m > 12)
+        return 0;
+    return d == 0 || d <= days_in_month(y, m);
+}
+
+int kb_check_date(const char *s, size_t len)
+{
+    int y, m, d;
+    if (!parse_date(s, len, &y, &m, &d))
+        return 0;
+    return y > 0 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
+}

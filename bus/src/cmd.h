@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* cmd.h - the subcommands of the ketenbus executable, one file each. */
+#ifndef KETENBUS_CMD_H
+#define KETENBUS_CMD_H
+
+#include <stdatomic.h>
+
+int kb_cmd_route(int argc, char **argv);
+int kb_cmd_dev(int argc, char **argv);
+int kb_cmd_version(void);
+
+/** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */
+void kb_cmd_signals(atomic_int *stop);
+
+#endif

@@ -1,0 +1,447 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * cmd_dev.c - `ketenbus dev`: the whole bus on one machine with no external
+ * service. librdkafka's in-process mock cluster stands in for Kafka (it
+ * listens on loopback, so the adapter processes and kcat can connect), the
+ * router runs in a thread here, and the GBA and SVB adapters run as child
+ * processes, exactly as they would in production. `--demo` then drops the
+ * canonical birth (the child's Lg01 and the mother's Gv01) into the GBA
+ * spool and prints the AKW01 invitation SVB's legacy side receives.
+ *
+ * Lifecycle: start_mock() -> create_topics() -> router thread -> spawn
+ * adapters -> (demo) feed + wait -> stop children -> join router -> destroy
+ * mock. Every step after a failure undoes the ones before it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <openssl/rand.h>
+
+#include "akw.h"
+#include "cmd.h"
+#include "ketenbus/kafka.h"
+#include "ketenbus/log.h"
+#include "ketenbus/route.h"
+#include "spool.h"
+
+extern char **environ;
+
+#ifndef KB_SOURCE_DIR
+#define KB_SOURCE_DIR "."
+#endif
+
+#define COMP "dev"
+
+static const char usage[] =
+    "usage: ketenbus dev [--demo] [--workdir DIR] [--brokers N] [--timeout SECONDS]\n"
+    "\n"
+    "Starts an in-process Kafka mock cluster (default 3 brokers), creates the\n"
+    "ketenbus topics, runs the router and the GBA and SVB adapters against it,\n"
+    "and prints the bootstrap address so other processes (kcat, more adapters)\n"
+    "can connect. Ctrl-C stops everything cleanly.\n"
+    "\n"
+    "  --demo          feed the canonical birth (Lg01 of the child, Gv01 of the\n"
+    "                  mother) and print the AKW01 invitation SVB receives; exit\n"
+    "  --workdir DIR   spools, keys and logs (default: a new /tmp/ketenbus-dev-*)\n"
+    "  --brokers N     mock brokers (default 3)\n"
+    "  --timeout S     demo: how long to wait for the invitation (default 120)\n"
+    "  --subscriptions PATH  (default deploy/dev/subscriptions.yaml of the source tree)\n";
+
+struct router_thread {
+    kb_router_t *router;
+    atomic_int stop;
+    kb_err_t result;
+};
+
+static void *router_main(void *arg)
+{
+    struct router_thread *rt = arg;
+    rt->result = kb_router_run(rt->router, &rt->stop);
+    return NULL;
+}
+
+/* The folder this executable lives in: the adapters are built beside it. */
+static void self_dir(char *out, size_t cap)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    if (n <= 0) {
+        snprintf(out, cap, ".");
+        return;
+    }
+    buf[n] = '\0';
+    char *slash = strrchr(buf, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(out, cap, "%s", buf);
+}
+
+static pid_t spawn(const char *exe, char *const argv[], const char *log_path)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (log_path) {
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, log_path,
+                                         O_WRONLY | O_CREAT | O_APPEND, 0640);
+        posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+    }
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "error: cannot start %s: %s\n", exe, strerror(rc));
+        return -1;
+    }
+    return pid;
+}
+
+static void stop_child(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid)
+            return;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    FILE *f = fopen(from, "rb");
+    if (!f)
+        return -1;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    return kb_file_write_atomic(to, buf, n) == KB_OK ? 0 : -1;
+}
+
+/* Wait for the first *.akw01 file in @p dir; its path into @p found. Files
+ * in out/ are complete when visible (write-then-rename). */
+static int wait_for_record(const char *dir, int timeout_s, atomic_int *stop, char *found,
+                           size_t cap)
+{
+    for (int i = 0; i < timeout_s * 10 && !atomic_load(stop); i++) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        while (d && (de = readdir(d)) != NULL) {
+            size_t l = strlen(de->d_name);
+            if (de->d_name[0] != '.' && l > 6 && !strcmp(de->d_name + l - 6, ".akw01")) {
+                snprintf(found, cap, "%s/%s", dir, de->d_name);
+                closedir(d);
+                return 0;
+            }
+        }
+        if (d)
+            closedir(d);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+static void print_record(const char *path)
+{
+    char line[512];
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(line, sizeof line, f)) {
+        if (f)
+            fclose(f);
+        return;
+    }
+    fclose(f);
+    size_t len = strcspn(line, "\r\n");
+    line[len] = '\0';
+    printf("\nSVB received an AKW01 invitation record (%s):\n\n%s\n", path, line);
+    struct kb_akw01 rec;
+    char errstr[256];
+    if (kb_akw01_parse(line, len, &rec, errstr, sizeof errstr)) {
+        printf("  (record does not parse: %s)\n", errstr);
+        return;
+    }
+    printf("\n  kenmerk SVB            %s\n"
+           "  datum aanmaak          %s\n"
+           "  BSN ouder              %s\n"
+           "  BSN kind               %s\n"
+           "  geboortedatum kind     %s\n"
+           "  gemeente kind          %s\n"
+           "  kanaal                 %c\n"
+           "  uiterste reactiedatum  %s\n"
+           "  bron A-nummer          %s\n"
+           "  bron bericht           %s ontvangen %s\n"
+           "  naam geadresseerde     %s\n",
+           rec.kenmerk, rec.datum_aanmaak, rec.bsn_ouder, rec.bsn_kind, rec.geboortedatum_kind,
+           rec.gemeente_kind, rec.kanaal, rec.uiterste_reactiedatum, rec.bron_anummer,
+           rec.bron_berichttype, rec.bron_ontvangstdatum, rec.naam);
+}
+
+static int write_key(const char *path)
+{
+    unsigned char key[32];
+    if (RAND_bytes(key, sizeof key) != 1)
+        return -1;
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0)
+        return -1;
+    ssize_t w = write(fd, hex, 64);
+    close(fd);
+    return w == 64 ? 0 : -1;
+}
+
+enum { OPT_DEMO = 1000, OPT_WORKDIR, OPT_BROKERS, OPT_TIMEOUT, OPT_SUBS };
+
+int kb_cmd_dev(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"demo", no_argument, NULL, OPT_DEMO},
+                                             {"workdir", required_argument, NULL, OPT_WORKDIR},
+                                             {"brokers", required_argument, NULL, OPT_BROKERS},
+                                             {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                                             {"subscriptions", required_argument, NULL, OPT_SUBS},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    int demo = 0, brokers = 3, timeout_s = 120, opt;
+    const char *workdir = NULL;
+    const char *subs_path = KB_SOURCE_DIR "/deploy/dev/subscriptions.yaml";
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_DEMO: demo = 1; break;
+        case OPT_WORKDIR: workdir = optarg; break;
+        case OPT_BROKERS: brokers = atoi(optarg); break;
+        case OPT_TIMEOUT: timeout_s = atoi(optarg); break;
+        case OPT_SUBS: subs_path = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (brokers < 1 || brokers > 9 || timeout_s < 1) {
+        fprintf(stderr, "error: --brokers must be 1..9 and --timeout positive\n");
+        return 2;
+    }
+    static atomic_int stop;
+    kb_cmd_signals(&stop);
+    int rc = 1;
+    char errstr[512];
+
+    char wd[PATH_MAX];
+    if (workdir) {
+        snprintf(wd, sizeof wd, "%s", workdir);
+        if (mkdir(wd, 0750) != 0 && errno != EEXIST) {
+            fprintf(stderr, "error: cannot create %s: %s\n", wd, strerror(errno));
+            return 1;
+        }
+    } else {
+        snprintf(wd, sizeof wd, "/tmp/ketenbus-dev-XXXXXX");
+        if (!mkdtemp(wd)) {
+            fprintf(stderr, "error: cannot create a work folder: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    char keyfile[PATH_MAX + 32], logdir[PATH_MAX + 32], gba_spool[PATH_MAX + 32],
+        svb_spool[PATH_MAX + 32];
+    snprintf(keyfile, sizeof keyfile, "%s/subject.key", wd);
+    snprintf(logdir, sizeof logdir, "%s/logs", wd);
+    snprintf(gba_spool, sizeof gba_spool, "%s/gba", wd);
+    snprintf(svb_spool, sizeof svb_spool, "%s/svb", wd);
+    mkdir(logdir, 0750);
+    /* Create the spools now, so the demo can drop files before the
+     * adapters have started. */
+    struct kb_spool gsp, ssp;
+    if (kb_spool_open(&gsp, gba_spool, errstr, sizeof errstr) ||
+        kb_spool_open(&ssp, svb_spool, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    if (access(keyfile, R_OK) != 0 && write_key(keyfile) != 0) {
+        fprintf(stderr, "error: cannot write %s\n", keyfile);
+        return 1;
+    }
+
+    struct kb_subs subs;
+    if (kb_subs_load(subs_path, &subs, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    kb_schemas_t *schemas = kb_schemas_load_dir(KB_SCHEMA_DIR, errstr, sizeof errstr);
+    if (!schemas) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_subs;
+    }
+
+    /* The mock cluster lives inside a client handle, which must outlive it. */
+    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
+    rd_kafka_conf_set(mconf, "client.id", "ketenbus-dev-mock", NULL, 0);
+    /* This handle only hosts the cluster; it never connects anywhere. */
+    rd_kafka_conf_set(mconf, "log_level", "3", NULL, 0);
+    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, errstr, sizeof errstr);
+    if (!mrk) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_schemas;
+    }
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, brokers);
+    if (!mc) {
+        fprintf(stderr, "error: cannot start the mock cluster\n");
+        goto out_mrk;
+    }
+    const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    const char *fixed_topics[] = {"kb.in.gba", "kb.in.svb", "kb.in.kadaster",
+                                  "kb.quarantine.gba", "kb.quarantine.svb", "kb.dlq"};
+    for (size_t i = 0; i < sizeof fixed_topics / sizeof fixed_topics[0]; i++)
+        rd_kafka_mock_topic_create(mc, fixed_topics[i], 3, 1);
+    for (size_t i = 0; i < subs.n; i++)
+        rd_kafka_mock_topic_create(mc, subs.items[i].topic, 3, 1);
+
+    /* Demo output goes to stdout; component logs go to files. */
+    char own_log[PATH_MAX + 64];
+    snprintf(own_log, sizeof own_log, "%s/router.log", logdir);
+    int saved_stderr = -1;
+    if (demo) {
+        saved_stderr = dup(STDERR_FILENO);
+        int fd = open(own_log, O_WRONLY | O_CREAT | O_APPEND, 0640);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    printf("ketenbus dev: mock Kafka cluster with %d brokers at %s\n", brokers, bootstrap);
+    printf("ketenbus dev: work folder %s (spools gba/ svb/, logs/)\n", wd);
+    fflush(stdout);
+
+    struct kb_kafka_opts kopts;
+    kb_kafka_opts_init(&kopts);
+    kb_kafka_opts_set(&kopts, "bootstrap.servers", bootstrap, NULL, 0);
+    struct kb_route_opts ro;
+    memset(&ro, 0, sizeof ro);
+    ro.kafka = &kopts;
+    ro.subs = &subs;
+    ro.schemas = schemas;
+    ro.instance = "dev";
+    struct router_thread rt;
+    memset(&rt, 0, sizeof rt);
+    pid_t gba = -1, svb = -1;
+    rt.router = kb_router_new(&ro, errstr, sizeof errstr);
+    if (!rt.router) {
+        fprintf(stdout, "error: router: %s\n", errstr);
+        goto out_kopts;
+    }
+    pthread_t tid;
+    if (pthread_create(&tid, NULL, router_main, &rt) != 0) {
+        fprintf(stdout, "error: cannot start the router thread\n");
+        kb_router_destroy(rt.router);
+        goto out_kopts;
+    }
+
+    char bindir[PATH_MAX], gba_exe[PATH_MAX + 32], svb_exe[PATH_MAX + 32];
+    char gba_log[PATH_MAX + 64], svb_log[PATH_MAX + 64];
+    self_dir(bindir, sizeof bindir);
+    snprintf(gba_exe, sizeof gba_exe, "%s/ketenbus-gba", bindir);
+    snprintf(svb_exe, sizeof svb_exe, "%s/ketenbus-svb", bindir);
+    snprintf(gba_log, sizeof gba_log, "%s/gba.log", logdir);
+    snprintf(svb_log, sizeof svb_log, "%s/svb.log", logdir);
+    char *gba_argv[] = {gba_exe, "ingest", "--spool", gba_spool, "--subject-key-file", keyfile,
+                        "-b", (char *)bootstrap, NULL};
+    char *svb_argv[] = {svb_exe, "egress", "--spool", svb_spool, "--subject-key-file", keyfile,
+                        "-b", (char *)bootstrap, NULL};
+    gba = spawn(gba_exe, gba_argv, demo ? gba_log : NULL);
+    svb = spawn(svb_exe, svb_argv, demo ? svb_log : NULL);
+    if (gba < 0 || svb < 0)
+        goto out_children;
+    printf("ketenbus dev: router, ketenbus-gba (spool %s) and ketenbus-svb (spool %s) running\n",
+           gba_spool, svb_spool);
+    fflush(stdout);
+
+    if (!demo) {
+        printf("ketenbus dev: drop LO3 files into %s/in; AKW01 records appear in %s/out.\n"
+               "ketenbus dev: try: kcat -b %s -L    (Ctrl-C stops)\n",
+               gba_spool, svb_spool, bootstrap);
+        fflush(stdout);
+        while (!atomic_load(&stop)) {
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            if (waitpid(gba, NULL, WNOHANG) == gba || waitpid(svb, NULL, WNOHANG) == svb) {
+                printf("ketenbus dev: an adapter exited; see its log, stopping\n");
+                gba = waitpid(gba, NULL, WNOHANG) == 0 ? gba : -1;
+                break;
+            }
+        }
+        rc = 0;
+        goto out_children;
+    }
+
+    static const char *const demo_files[] = {"lg01-geboorte-sophie.lo3",
+                                             "gv01-moeder-kind-sophie.lo3"};
+    for (size_t i = 0; i < 2; i++) {
+        char from[PATH_MAX + 64], to[PATH_MAX + 96];
+        snprintf(from, sizeof from, "%s/tests/fixtures/gba/%s", KB_SOURCE_DIR, demo_files[i]);
+        snprintf(to, sizeof to, "%s/in/%03zu-%s", gba_spool, i + 1, demo_files[i]);
+        if (copy_file(from, to) != 0) {
+            printf("error: cannot copy demo message %s\n", from);
+            goto out_children;
+        }
+        printf("ketenbus dev: municipality sent %s -> %s\n", demo_files[i], to);
+    }
+    printf("ketenbus dev: waiting for SVB's invitation (up to %d s)...\n", timeout_s);
+    fflush(stdout);
+    char out_dir[PATH_MAX + 64], found[PATH_MAX + 400];
+    snprintf(out_dir, sizeof out_dir, "%s/out", svb_spool);
+    if (wait_for_record(out_dir, timeout_s, &stop, found, sizeof found) == 0) {
+        print_record(found);
+        const struct kb_route_stats *st = kb_router_stats(rt.router);
+        printf("\nrouter: consumed=%llu delivered=%llu dead_letters=%llu duplicates=%llu "
+               "transactions=%llu\n",
+               (unsigned long long)atomic_load(&st->consumed),
+               (unsigned long long)atomic_load(&st->delivered),
+               (unsigned long long)atomic_load(&st->dead_letters),
+               (unsigned long long)atomic_load(&st->duplicates),
+               (unsigned long long)atomic_load(&st->transactions));
+        rc = 0;
+    } else {
+        printf("error: no invitation within %d s; logs are in %s\n", timeout_s, logdir);
+    }
+    fflush(stdout);
+
+out_children:
+    stop_child(gba);
+    stop_child(svb);
+    atomic_store(&rt.stop, 1);
+    pthread_join(tid, NULL);
+    kb_router_destroy(rt.router);
+out_kopts:
+    kb_kafka_opts_fini(&kopts);
+    if (saved_stderr >= 0) {
+        dup2(saved_stderr, STDERR_FILENO);
+        close(saved_stderr);
+    }
+    rd_kafka_mock_cluster_destroy(mc);
+out_mrk:
+    rd_kafka_destroy(mrk);
+out_schemas:
+    kb_schemas_destroy(schemas);
+out_subs:
+    kb_subs_fini(&subs);
+    if (rc == 0)
+        printf("ketenbus dev: stopped\n");
+    return rc;
+}

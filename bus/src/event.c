@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * event.c - CloudEvents binary-mode headers, Confluent framing, UUIDv5 event
+ * ids and HMAC pseudonyms (see ketenbus/event.h).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include "ketenbus/event.h"
+
+/* The ketenbus UUID namespace: a fixed random UUID, never to change, as
+ * every event id ever issued is derived from it. */
+static const uint8_t kb_uuid_namespace[16] = {0x6b, 0x8e, 0x1c, 0x57, 0x0d, 0x2a, 0x4f, 0x39,
+                                              0x9a, 0x61, 0x3c, 0x5e, 0x77, 0x12, 0xb4, 0x80};
+
+static void hex(const uint8_t *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+size_t kb_event_headers(const struct kb_event_attrs *attrs, struct kb_header *out, char *seqbuf)
+{
+    size_t n = 0;
+#define PUT(hname, str)                                                                  \
+    do {                                                                                 \
+        out[n].name = (hname);                                                           \
+        out[n].value = (str);                                                            \
+        out[n].len = strlen(str);                                                        \
+        n++;                                                                             \
+    } while (0)
+    PUT("ce_specversion", KB_EVENT_SPECVERSION);
+    PUT("ce_id", attrs->id);
+    PUT("ce_source", attrs->source);
+    PUT("ce_type", attrs->type);
+    if (attrs->time[0])
+        PUT("ce_time", attrs->time);
+    PUT("content-type", KB_EVENT_CONTENT_TYPE);
+    if (attrs->subject[0])
+        PUT("ce_subject", attrs->subject);
+    if (attrs->dataref[0])
+        PUT("ce_dataref", attrs->dataref);
+    if (attrs->sequence) {
+        snprintf(seqbuf, 24, "%" PRIu64, attrs->sequence);
+        PUT("ce_sequence", seqbuf);
+        PUT("ce_sequencetype", "Integer");
+    }
+    if (attrs->traceparent[0])
+        PUT("traceparent", attrs->traceparent);
+#undef PUT
+    return n;
+}
+
+static kb_err_t copy_attr(const struct kb_header *h, char *dst, size_t cap, char *errstr,
+                          size_t errstr_size)
+{
+    if (h->len >= cap)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "header %s is %zu bytes, limit %zu", h->name, h->len, cap - 1);
+    if (memchr(h->value, '\0', h->len))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "header %s contains NUL",
+                          h->name);
+    memcpy(dst, h->value, h->len);
+    dst[h->len] = '\0';
+    return KB_OK;
+}
+
+kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
+                                     struct kb_event_attrs *attrs, char *errstr,
+                                     size_t errstr_size)
+{
+    memset(attrs, 0, sizeof *attrs);
+    attrs->schema_id = -1;
+    int have_spec = 0;
+    kb_err_t err = KB_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        const struct kb_header *h = &hdrs[i];
+        if (!strcmp(h->name, "ce_specversion")) {
+            if (h->len != 3 || memcmp(h->value, "1.0", 3) != 0)
+                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                  "ce_specversion is not 1.0");
+            have_spec = 1;
+        } else if (!strcmp(h->name, "ce_id")) {
+            err = copy_attr(h, attrs->id, sizeof attrs->id, errstr, errstr_size);
+        } else if (!strcmp(h->name, "ce_source")) {
+            err = copy_attr(h, attrs->source, sizeof attrs->source, errstr, errstr_size);
+        } else if (!strcmp(h->name, "ce_type")) {
+            err = copy_attr(h, attrs->type, sizeof attrs->type, errstr, errstr_size);
+        } else if (!strcmp(h->name, "ce_time")) {
+            err = copy_attr(h, attrs->time, sizeof attrs->time, errstr, errstr_size);
+        } else if (!strcmp(h->name, "ce_subject")) {
+            err = copy_attr(h, attrs->subject, sizeof attrs->subject, errstr, errstr_size);
+        } else if (!strcmp(h->name, "ce_dataref")) {
+            err = copy_attr(h, attrs->dataref, sizeof attrs->dataref, errstr, errstr_size);
+        } else if (!strcmp(h->name, "traceparent")) {
+            err = copy_attr(h, attrs->traceparent, sizeof attrs->traceparent, errstr,
+                            errstr_size);
+        } else if (!strcmp(h->name, "ce_sequence")) {
+            char buf[24];
+            err = copy_attr(h, buf, sizeof buf, errstr, errstr_size);
+            if (!err) {
+                char *end;
+                errno = 0;
+                unsigned long long v = strtoull(buf, &end, 10);
+                if (errno || *end || end == buf || !isdigit((unsigned char)buf[0]))
+                    return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                      "ce_sequence is not an integer");
+                attrs->sequence = v;
+            }
+        }
+    }
+    if (err)
+        return err;
+    if (!have_spec)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_specversion");
+    if (!attrs->id[0])
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_id");
+    if (!attrs->source[0])
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_source");
+    if (!attrs->type[0])
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_type");
+    return KB_OK;
+}
+
+void kb_event_frame(int32_t schema_id, const void *payload, size_t len, uint8_t *out)
+{
+    uint32_t id = (uint32_t)schema_id;
+    out[0] = 0;
+    out[1] = (uint8_t)(id >> 24);
+    out[2] = (uint8_t)(id >> 16);
+    out[3] = (uint8_t)(id >> 8);
+    out[4] = (uint8_t)id;
+    if (len)
+        memcpy(out + 5, payload, len);
+}
+
+kb_err_t kb_event_unframe(const void *buf, size_t len, int32_t *schema_id,
+                          const uint8_t **payload, size_t *payload_len)
+{
+    const uint8_t *b = buf;
+    if (len < 5 || b[0] != 0)
+        return KB_ERR_INVALID;
+    *schema_id = (int32_t)(((uint32_t)b[1] << 24) | ((uint32_t)b[2] << 16) |
+                           ((uint32_t)b[3] << 8) | (uint32_t)b[4]);
+    *payload = b + 5;
+    *payload_len = len - 5;
+    return KB_OK;
+}
+
+void kb_event_uuid5(const void *name, size_t len, char out[37])
+{
+    uint8_t digest[SHA_DIGEST_LENGTH];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int dlen = 0;
+    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+    EVP_DigestUpdate(ctx, kb_uuid_namespace, sizeof kb_uuid_namespace);
+    EVP_DigestUpdate(ctx, name, len);
+    EVP_DigestFinal_ex(ctx, digest, &dlen);
+    EVP_MD_CTX_free(ctx);
+    digest[6] = (uint8_t)((digest[6] & 0x0f) | 0x50); /* version 5 */
+    digest[8] = (uint8_t)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    char h[33];
+    hex(digest, 16, h);
+    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+}
+
+kb_err_t kb_event_pseudonym(const uint8_t *key, size_t key_len, const char *domain,
+                            const char *id, char out[KB_PSEUDONYM_LEN + 1])
+{
+    if (!key || key_len < 16)
+        return KB_ERR_INVALID;
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    size_t dlen = strlen(domain), ilen = strlen(id);
+    uint8_t *msg = malloc(dlen + 1 + ilen);
+    if (!msg)
+        return KB_ERR_NOMEM;
+    memcpy(msg, domain, dlen);
+    msg[dlen] = ':';
+    memcpy(msg + dlen + 1, id, ilen);
+    const uint8_t *ok = HMAC(EVP_sha256(), key, (int)key_len, msg, dlen + 1 + ilen, mac, &mac_len);
+    free(msg);
+    if (!ok)
+        return KB_ERR_INVALID;
+    hex(mac, KB_PSEUDONYM_LEN / 2, out);
+    return KB_OK;
+}
+
+void kb_event_time(int64_t unix_ms, char out[40])
+{
+    time_t secs = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    /* strftime keeps the compiler's truncation analysis quiet about years. */
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, 40, "%.24s.%03dZ", date, (int)(((unix_ms % 1000) + 1000) % 1000));
+}
+
+void kb_event_traceparent(const char *uuid, char out[64])
+{
+    char h[33];
+    size_t n = 0;
+    for (const char *p = uuid; *p && n < 32; p++)
+        if (*p != '-')
+            h[n++] = *p;
+    h[n] = '\0';
+    if (n != 32) {
+        out[0] = '\0';
+        return;
+    }
+    snprintf(out, 64, "00-%s-%.16s-01", h, h);
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = tolower(c);
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+kb_err_t kb_event_key_load(const char *path, uint8_t **key, size_t *key_len, char *errstr,
+                           size_t errstr_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot open subject key file %s: %s",
+                          path, strerror(errno));
+    uint8_t buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    while (n > 0 && isspace(buf[n - 1]))
+        n--;
+    size_t start = 0;
+    while (start < n && isspace(buf[start]))
+        start++;
+    size_t len = n - start;
+    int is_hex = len >= 32 && len % 2 == 0;
+    for (size_t i = start; i < n && is_hex; i++)
+        is_hex = hexval(buf[i]) >= 0;
+    size_t out_len = is_hex ? len / 2 : len;
+    if (out_len < 16)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                          "subject key file %s holds fewer than 16 bytes of key", path);
+    uint8_t *k = malloc(out_len);
+    if (!k)
+        return KB_ERR_NOMEM;
+    if (is_hex)
+        for (size_t i = 0; i < out_len; i++)
+            k[i] = (uint8_t)(hexval(buf[start + 2 * i]) << 4 | hexval(buf[start + 2 * i + 1]));
+    else
+        memcpy(k, buf + start, out_len);
+    *key = k;
+    *key_len = out_len;
+    return KB_OK;
+}

@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * route.c - the routing loop (see ketenbus/route.h).
+ *
+ * Each batch of input messages is handled in one Kafka transaction:
+ *
+ *     READY --poll_batch()--> BATCH --begin_transaction--> IN_TXN
+ *     IN_TXN --route_one() per message, send_offsets, commit--> READY
+ *     IN_TXN --abortable error--> abort_batch(): abort, rewind, forget ids --> READY
+ *     any    --fatal error (fenced, ...)--> kb_router_run() returns KB_ERR_FATAL
+ *
+ * Invariants:
+ *  1. An input offset is committed only in the transaction that also holds
+ *     everything produced for it (subscriber copies, dead letter).
+ *  2. An event id enters a partition's dedup set only when its transaction
+ *     committed; ids of an aborted batch are forgotten (batch_ids).
+ *  3. After (re)assignment a partition's dedup set is rebuilt from the
+ *     dedup_window input messages before its committed offset, so a
+ *     duplicate is recognised across router restarts and rebalances.
+ *  4. Order per input partition (and so per subject key) is kept: a batch
+ *     is produced in consumption order and an aborted batch is replayed
+ *     from its first offset.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "idset.h"
+#include "ketenbus/event.h"
+#include "ketenbus/log.h"
+#include "ketenbus/route.h"
+
+#define COMP "route"
+
+/* Dedup state of one input partition. */
+struct part_state {
+    char *topic;        /* input topic (owned) */
+    int32_t partition;  /* input partition */
+    kb_idset_t *ids;    /* ids of committed events, last dedup_window of them */
+};
+
+struct kb_router {
+    struct kb_route_opts opts;   /* copy of the options, defaults filled in */
+    rd_kafka_t *consumer;        /* group member reading kb.in.* */
+    rd_kafka_t *producer;        /* transactional producer */
+    struct part_state *parts;    /* dedup state per assigned partition */
+    size_t n_parts;
+    uint64_t *batch_ids;         /* ids (hashes) routed in the open transaction */
+    struct part_state **batch_id_parts; /* the partition each batch id belongs to */
+    size_t n_batch_ids;
+    struct kb_route_stats stats;
+};
+
+static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
+                                    int create)
+{
+    for (size_t i = 0; i < r->n_parts; i++)
+        if (r->parts[i].partition == partition && !strcmp(r->parts[i].topic, topic))
+            return &r->parts[i];
+    if (!create)
+        return NULL;
+    struct part_state *np = realloc(r->parts, (r->n_parts + 1) * sizeof *np);
+    if (!np)
+        return NULL;
+    r->parts = np;
+    struct part_state *ps = &r->parts[r->n_parts];
+    ps->topic = strdup(topic);
+    ps->partition = partition;
+    ps->ids = kb__idset_new(r->opts.dedup_window);
+    if (!ps->topic || !ps->ids) {
+        free(ps->topic);
+        kb__idset_destroy(ps->ids);
+        return NULL;
+    }
+    r->n_parts++;
+    return ps;
+}
+
+static void parts_clear(kb_router_t *r)
+{
+    for (size_t i = 0; i < r->n_parts; i++) {
+        free(r->parts[i].topic);
+        kb__idset_destroy(r->parts[i].ids);
+    }
+    free(r->parts);
+    r->parts = NULL;
+    r->n_parts = 0;
+}
+
+/* Read the ce_id headers of [from, to) of one partition into its dedup set
+ * (invariant 3). Uses a separate, group-less consumer so the group member's
+ * position is untouched. */
+static void dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, int64_t to)
+{
+    if (from >= to)
+        return;
+    char errstr[512];
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(r->opts.kafka, errstr, sizeof errstr);
+    if (!conf)
+        return;
+    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        KB_LOG_WARN(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = from;
+    rd_kafka_assign(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    size_t added = 0;
+    int64_t deadline = (int64_t)time(NULL) + 30;
+    for (int done = 0; !done && (int64_t)time(NULL) < deadline;) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        if (!m)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            done = 1;
+        } else if (!m->err) {
+            if (m->offset >= to) {
+                done = 1;
+            } else {
+                struct kb_header h[32];
+                size_t n = kb_kafka_headers(m, h, 32);
+                for (size_t i = 0; i < n; i++)
+                    if (!strcmp(h[i].name, "ce_id") && h[i].len < 64) {
+                        char id[64];
+                        memcpy(id, h[i].value, h[i].len);
+                        id[h[i].len] = '\0';
+                        kb__idset_add(ps->ids, kb__idset_hash(id));
+                        added++;
+                    }
+                if (m->offset + 1 >= to)
+                    done = 1;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    KB_LOG_INFO(COMP, "dedup window rebuilt",
+                "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
+                ps->topic, ps->partition, from, to, added);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kb_router_t *r = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* Committed offsets tell where each partition resumes; the window
+         * before it is what we must remember. */
+        rd_kafka_committed(rk, parts, 10000);
+        for (int i = 0; i < parts->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            struct part_state *ps = part_find(r, p->topic, p->partition, 1);
+            if (!ps || p->offset <= 0)
+                continue;
+            int64_t lo = 0, hi = 0;
+            rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 10000);
+            int64_t from = p->offset - (int64_t)r->opts.dedup_window;
+            if (from < lo)
+                from = lo;
+            dedup_rebuild(r, ps, from, p->offset);
+        }
+        KB_LOG_INFO(COMP, "partitions assigned", "count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+    } else {
+        KB_LOG_INFO(COMP, "partitions revoked", "count=%d", parts->cnt);
+        rd_kafka_assign(rk, NULL);
+        parts_clear(r);
+    }
+}
+
+kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_t errstr_size)
+{
+    kb_router_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    r->opts = *opts;
+    if (!r->opts.group_id)
+        r->opts.group_id = "ketenbus-route";
+    if (!r->opts.instance)
+        r->opts.instance = "0";
+    if (!r->opts.input_pattern)
+        r->opts.input_pattern = "^kb\\.in\\..*";
+    if (!r->opts.dlq_topic)
+        r->opts.dlq_topic = "kb.dlq";
+    if (r->opts.batch_max <= 0)
+        r->opts.batch_max = 500;
+    if (r->opts.batch_ms <= 0)
+        r->opts.batch_ms = 100;
+    if (!r->opts.dedup_window)
+        r->opts.dedup_window = 100000;
+    r->batch_ids = calloc((size_t)r->opts.batch_max, sizeof *r->batch_ids);
+    r->batch_id_parts = calloc((size_t)r->opts.batch_max, sizeof *r->batch_id_parts);
+    if (!r->batch_ids || !r->batch_id_parts) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
+
+    char rerr[512];
+    char txn_id[256];
+    snprintf(txn_id, sizeof txn_id, "%s-%s", r->opts.group_id, r->opts.instance);
+    rd_kafka_conf_t *pconf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
+    if (!pconf)
+        goto out_fail;
+    if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, rerr, sizeof rerr) ||
+        rd_kafka_conf_set(pconf, "client.id", "ketenbus-route", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr)) {
+        rd_kafka_conf_destroy(pconf);
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
+        goto out_fail;
+    }
+    r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, rerr, sizeof rerr);
+    if (!r->producer) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
+        goto out_fail;
+    }
+
+    /* Output topics must exist before a transaction writes to them. */
+    {
+        size_t n = r->opts.subs->n + 1, k = 0;
+        const char **topics = calloc(n, sizeof *topics);
+        if (!topics) {
+            kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto out_fail;
+        }
+        topics[k++] = r->opts.dlq_topic;
+        for (size_t i = 0; i < r->opts.subs->n; i++)
+            topics[k++] = r->opts.subs->items[i].topic;
+        kb_err_t err = kb_kafka_ensure_topics(r->producer, topics, k, 3, 30000, errstr,
+                                              errstr_size);
+        free(topics);
+        if (err)
+            goto out_fail;
+    }
+
+    rd_kafka_error_t *txerr = rd_kafka_init_transactions(r->producer, 60000);
+    if (txerr) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "init_transactions: %s",
+                   rd_kafka_error_string(txerr));
+        rd_kafka_error_destroy(txerr);
+        goto out_fail;
+    }
+
+    rd_kafka_conf_t *cconf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
+    if (!cconf)
+        goto out_fail;
+    if (rd_kafka_conf_set(cconf, "group.id", r->opts.group_id, rerr, sizeof rerr) ||
+        rd_kafka_conf_set(cconf, "client.id", "ketenbus-route", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(cconf, "isolation.level", "read_committed", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(cconf, "auto.offset.reset", "earliest", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(cconf, "topic.metadata.refresh.interval.ms", "5000", rerr,
+                          sizeof rerr)) {
+        rd_kafka_conf_destroy(cconf);
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "consumer: %s", rerr);
+        goto out_fail;
+    }
+    rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+    rd_kafka_conf_set_opaque(cconf, r);
+    r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, rerr, sizeof rerr);
+    if (!r->consumer) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "consumer: %s", rerr);
+        goto out_fail;
+    }
+    rd_kafka_poll_set_consumer(r->consumer);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, r->opts.input_pattern, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t serr = rd_kafka_subscribe(r->consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (serr) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(serr));
+        goto out_fail;
+    }
+    KB_LOG_INFO(COMP, "router started",
+                "group=%s transactional_id=%s input=%s subscriptions=%zu schemas=%zu",
+                r->opts.group_id, txn_id, r->opts.input_pattern, r->opts.subs->n,
+                kb_schemas_count(r->opts.schemas));
+    return r;
+out_fail:
+    kb_router_destroy(r);
+    return NULL;
+}
+
+/* Produce one copy of @p m to @p topic inside the open transaction. Extra
+ * headers are appended to a copy of the original ones. */
+static kb_err_t produce_copy(kb_router_t *r, const rd_kafka_message_t *m, const char *topic,
+                             const struct kb_header *extra, size_t n_extra)
+{
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(n_extra);
+    for (size_t i = 0; i < n_extra; i++)
+        rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs);
+        KB_LOG_ERR(COMP, "produce failed", "topic=%s error=\"%s\"", topic,
+                   rd_kafka_err2str(err));
+        return kb_kafka_err(err);
+    }
+    return KB_OK;
+}
+
+static kb_err_t dead_letter(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
+                            const char *rule, const char *reason, int32_t schema_id)
+{
+    char part[16], off[24], sid[16];
+    snprintf(part, sizeof part, "%" PRId32, m->partition);
+    snprintf(off, sizeof off, "%" PRId64, m->offset);
+    snprintf(sid, sizeof sid, "%" PRId32, schema_id);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    struct kb_header extra[] = {
+        {"kb_stage", stage, strlen(stage)},
+        {"kb_rule", rule, strlen(rule)},
+        {"kb_error", reason, strlen(reason)},
+        {"kb_topic", topic, strlen(topic)},
+        {"kb_partition", part, strlen(part)},
+        {"kb_offset", off, strlen(off)},
+        {"kb_schema_id", sid, schema_id >= 0 ? strlen(sid) : 0},
+    };
+    KB_LOG_WARN(COMP, "dead letter",
+                "topic=%s partition=%" PRId32 " offset=%" PRId64 " stage=%s rule=%s "
+                "reason=\"%s\"",
+                topic, m->partition, m->offset, stage, rule, reason);
+    atomic_fetch_add(&r->stats.dead_letters, 1);
+    return produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
+}
+
+/* Route one input message inside the open transaction. */
+static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
+{
+    atomic_fetch_add(&r->stats.consumed, 1);
+    struct kb_header hdrs[32];
+    size_t n = kb_kafka_headers(m, hdrs, 32);
+    struct kb_event_attrs attrs;
+    char why[256];
+    if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
+        return dead_letter(r, m, "envelope", "cloudevents-headers", why, -1);
+    int32_t schema_id;
+    const uint8_t *payload;
+    size_t plen;
+    if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen))
+        return dead_letter(r, m, "envelope", "confluent-framing",
+                           "value lacks the Confluent framing (magic byte 0, schema id)", -1);
+    const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
+    if (!schema) {
+        snprintf(why, sizeof why, "schema id %" PRId32 " is not registered", schema_id);
+        return dead_letter(r, m, "schema", "unknown-schema-id", why, schema_id);
+    }
+    if (strcmp(schema->type, attrs.type) != 0) {
+        snprintf(why, sizeof why, "ce_type %s does not match schema %" PRId32 " (%s)",
+                 attrs.type, schema_id, schema->type);
+        return dead_letter(r, m, "schema", "type-schema-mismatch", why, schema_id);
+    }
+
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    struct part_state *ps = part_find(r, topic, m->partition, 1);
+    if (!ps)
+        return KB_ERR_NOMEM;
+    uint64_t idh = kb__idset_hash(attrs.id);
+    int dup = kb__idset_contains(ps->ids, idh);
+    for (size_t i = 0; i < r->n_batch_ids && !dup; i++)
+        dup = r->batch_ids[i] == idh && r->batch_id_parts[i] == ps;
+    if (dup) {
+        atomic_fetch_add(&r->stats.duplicates, 1);
+        KB_LOG_INFO(COMP, "duplicate dropped",
+                    "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, attrs.id,
+                    topic, m->partition, m->offset);
+        return KB_OK;
+    }
+    r->batch_ids[r->n_batch_ids] = idh;
+    r->batch_id_parts[r->n_batch_ids] = ps;
+    r->n_batch_ids++;
+
+    size_t fanout = 0;
+    for (size_t i = 0; i < r->opts.subs->n; i++) {
+        const struct kb_sub *sub = &r->opts.subs->items[i];
+        if (!kb_sub_wants(sub, attrs.type))
+            continue;
+        kb_err_t err = produce_copy(r, m, sub->topic, NULL, 0);
+        if (err)
+            return err;
+        fanout++;
+    }
+    if (fanout)
+        atomic_fetch_add(&r->stats.delivered, fanout);
+    else
+        atomic_fetch_add(&r->stats.filtered, 1);
+    KB_LOG_DBG(COMP, "routed", "event_id=%s type=%s subscribers=%zu", attrs.id, attrs.type,
+               fanout);
+    return KB_OK;
+}
+
+/* Seek every partition of the batch back to its first offset in the batch
+ * (invariant 4) and forget the batch's ids (invariant 2). */
+static void abort_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
+{
+    rd_kafka_error_t *err = rd_kafka_abort_transaction(r->producer, 60000);
+    if (err) {
+        KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\"", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    }
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i]->err)
+            continue;
+        const char *topic = rd_kafka_topic_name(batch[i]->rkt);
+        if (!rd_kafka_topic_partition_list_find(seek, topic, batch[i]->partition))
+            rd_kafka_topic_partition_list_add(seek, topic, batch[i]->partition)->offset =
+                batch[i]->offset;
+    }
+    rd_kafka_error_t *serr = rd_kafka_seek_partitions(r->consumer, seek, 10000);
+    if (serr) {
+        KB_LOG_ERR(COMP, "rewind failed", "error=\"%s\"", rd_kafka_error_string(serr));
+        rd_kafka_error_destroy(serr);
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
+    r->n_batch_ids = 0;
+    atomic_fetch_add(&r->stats.aborts, 1);
+}
+
+/* Offsets to commit: one past the last message of each partition in the batch. */
+static rd_kafka_topic_partition_list_t *batch_offsets(rd_kafka_message_t **batch, size_t n)
+{
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++) {
+        if (batch[i]->err)
+            continue;
+        const char *topic = rd_kafka_topic_name(batch[i]->rkt);
+        rd_kafka_topic_partition_t *p =
+            rd_kafka_topic_partition_list_find(offs, topic, batch[i]->partition);
+        if (!p)
+            p = rd_kafka_topic_partition_list_add(offs, topic, batch[i]->partition);
+        p->offset = batch[i]->offset + 1;
+    }
+    return offs;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Handle one batch in a transaction. KB_ERR_FATAL ends the router; any other
+ * failure has been aborted and rewound, so the batch will be seen again. */
+static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
+{
+    rd_kafka_error_t *txerr = rd_kafka_begin_transaction(r->producer);
+    if (txerr) {
+        int fatal = rd_kafka_error_is_fatal(txerr);
+        KB_LOG_ERR(COMP, "begin_transaction failed", "error=\"%s\"", rd_kafka_error_string(txerr));
+        rd_kafka_error_destroy(txerr);
+        return fatal ? KB_ERR_FATAL : KB_ERR_KAFKA;
+    }
+    r->n_batch_ids = 0;
+    kb_err_t err = KB_OK;
+    size_t routed = 0;
+    for (size_t i = 0; i < n && !err; i++) {
+        if (batch[i]->err) {
+            if (batch[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                KB_LOG_WARN(COMP, "consumer error", "error=\"%s\"",
+                            rd_kafka_message_errstr(batch[i]));
+            continue;
+        }
+        err = route_one(r, batch[i]);
+        routed++;
+    }
+    if (!err && routed) {
+        rd_kafka_topic_partition_list_t *offs = batch_offsets(batch, n);
+        rd_kafka_consumer_group_metadata_t *cgmd =
+            rd_kafka_consumer_group_metadata(r->consumer);
+        txerr = rd_kafka_send_offsets_to_transaction(r->producer, offs, cgmd, 30000);
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+        rd_kafka_topic_partition_list_destroy(offs);
+        if (!txerr)
+            txerr = rd_kafka_commit_transaction(r->producer, 60000);
+    } else if (!err) {
+        txerr = rd_kafka_abort_transaction(r->producer, 30000); /* nothing to commit */
+        if (!txerr)
+            return KB_OK;
+    } else {
+        abort_batch(r, batch, n);
+        return err == KB_ERR_FATAL ? KB_ERR_FATAL : KB_ERR_KAFKA;
+    }
+    if (txerr) {
+        int fatal = rd_kafka_error_is_fatal(txerr);
+        KB_LOG_ERR(COMP, "transaction failed", "error=\"%s\" fatal=%d abortable=%d",
+                   rd_kafka_error_string(txerr), fatal,
+                   rd_kafka_error_txn_requires_abort(txerr));
+        rd_kafka_error_destroy(txerr);
+        if (fatal)
+            return KB_ERR_FATAL;
+        abort_batch(r, batch, n);
+        return KB_ERR_KAFKA;
+    }
+    /* Committed: the batch's ids join their partitions' windows. */
+    for (size_t i = 0; i < r->n_batch_ids; i++)
+        kb__idset_add(r->batch_id_parts[i]->ids, r->batch_ids[i]);
+    r->n_batch_ids = 0;
+    atomic_fetch_add(&r->stats.transactions, 1);
+    return KB_OK;
+}
+
+kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
+{
+    rd_kafka_message_t **batch = calloc((size_t)r->opts.batch_max, sizeof *batch);
+    if (!batch)
+        return KB_ERR_NOMEM;
+    kb_err_t result = KB_OK;
+    while (!atomic_load(stop)) {
+        size_t n = 0;
+        int64_t deadline = 0;
+        while (n < (size_t)r->opts.batch_max && !atomic_load(stop)) {
+            int wait = 100;
+            if (n) {
+                int64_t left = deadline - now_ms();
+                if (left <= 0)
+                    break;
+                wait = (int)left;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, wait);
+            if (!m)
+                continue;
+            if (!n)
+                deadline = now_ms() + r->opts.batch_ms;
+            batch[n++] = m;
+        }
+        if (!n)
+            continue;
+        kb_err_t err = run_batch(r, batch, n);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(batch[i]);
+        if (err == KB_ERR_FATAL) {
+            KB_LOG_ERR(COMP, "router stops", "reason=%s", "fatal-kafka-error");
+            result = KB_ERR_FATAL;
+            break;
+        }
+    }
+    free(batch);
+    return result;
+}
+
+const struct kb_route_stats *kb_router_stats(const kb_router_t *r)
+{
+    return &r->stats;
+}
+
+void kb_router_destroy(kb_router_t *r)
+{
+    if (!r)
+        return;
+    if (r->consumer) {
+        rd_kafka_consumer_close(r->consumer);
+        rd_kafka_destroy(r->consumer);
+    }
+    if (r->producer)
+        rd_kafka_destroy(r->producer);
+    parts_clear(r);
+    free(r->batch_ids);
+    free(r->batch_id_parts);
+    free(r);
+}
