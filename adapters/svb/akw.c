@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "akw.h"
+#include "ketenbus/check.h"
 
 /*
  * Layout, columns 1-based as in protocols.md. Each column is derived from the
@@ -123,15 +124,6 @@ static size_t bounded_len(const char *s, size_t max)
     return n;
 }
 
-static int all_digits(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return 0;
-    }
-    return n > 0;
-}
-
 /* Value of @p n digits at @p p; the caller has checked they are digits. */
 static int digits_value(const char *p, size_t n)
 {
@@ -147,58 +139,25 @@ static void put_digits(char *p, size_t n, int v)
         p[i] = (char)('0' + v % 10);
 }
 
-static int is_leap(int year)
-{
-    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-}
-
-static int days_in_month(int year, int month)
-{
-    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return month == 2 && is_leap(year) ? 29 : days[month - 1];
-}
-
-/* 11-proef: 9*b1 + 8*b2 + ... + 2*b8 - 1*b9 = 0 (mod 11); 000000000 is no BSN. */
-static int bsn_check(const char *p)
-{
-    int sum = 0;
-    for (int i = 0; i < 8; i++)
-        sum += (9 - i) * (p[i] - '0');
-    sum -= p[8] - '0';
-    return sum % 11 == 0 && memcmp(p, "000000000", 9) != 0;
-}
-
 /* NULL when @p p (exactly @p n bytes) is a valid value of @p kind, else why not. */
 static const char *check_value(enum field_kind kind, const char *p, size_t n)
 {
-    int year, month, day;
-
     switch (kind) {
-    case KIND_DIGITS: return all_digits(p, n) ? NULL : "must be digits only";
+    case KIND_DIGITS: return kb_check_digits(p, n) ? NULL : "must be digits only";
     case KIND_BSN:
-        if (!all_digits(p, n))
+        if (!kb_check_digits(p, n))
             return "must be 9 digits";
-        return bsn_check(p) ? NULL : "fails the BSN 11-proef";
+        return kb_check_bsn(p, n) ? NULL : "fails the BSN 11-proef";
     case KIND_DATE:
-    case KIND_GBA_DATE:
-        if (!all_digits(p, n))
+        if (!kb_check_digits(p, n))
             return "must be a date JJJJMMDD (8 digits)";
-        year = digits_value(p, 4);
-        month = digits_value(p + 4, 2);
-        day = digits_value(p + 6, 2);
-        if (kind == KIND_GBA_DATE) {
-            if (year == 0 && month == 0 && day == 0)
-                return NULL; /* geheel onbekend */
-            if (year > 0 && month == 0 && day == 0)
-                return NULL; /* only the year known */
-            if (year > 0 && month >= 1 && month <= 12 && day == 0)
-                return NULL; /* day unknown */
-        }
-        if (year < 1 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month))
-            return "is not a calendar date";
-        return NULL;
+        return kb_check_date(p, n) ? NULL : "is not a calendar date";
+    case KIND_GBA_DATE:
+        if (!kb_check_digits(p, n))
+            return "must be a date JJJJMMDD (8 digits)";
+        return kb_check_gba_date(p, n) ? NULL : "is not a calendar date";
     case KIND_BERICHTTYPE:
-        if (p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'a' && p[1] <= 'z' && all_digits(p + 2, 2))
+        if (p[0] >= 'A' && p[0] <= 'Z' && p[1] >= 'a' && p[1] <= 'z' && kb_check_digits(p + 2, 2))
             return NULL;
         return "must be a GBA message type such as Gv01";
     }
@@ -469,7 +428,7 @@ kb_err_t kb_akw_date_add_months(const char *date, int months, char out[9])
         return KB_ERR_RANGE;
     year = (int)(total / 12);
     month = (int)(total % 12) + 1;
-    last = days_in_month(year, month);
+    last = kb_days_in_month(year, month);
     if (day > last)
         day = last;
 

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /* check.c - BSN, A-nummer and GBA date rules (see ketenbus/check.h). */
+#include <string.h>
+
 #include "ketenbus/check.h"
 
 int kb_check_digits(const char *s, size_t len)
@@ -20,7 +22,8 @@ int kb_check_bsn(const char *s, size_t len)
     for (int i = 0; i < 8; i++)
         sum += (9 - i) * (s[i] - '0');
     sum -= s[8] - '0';
-    return sum % 11 == 0;
+    /* 000000000 passes the arithmetic but is no BSN. */
+    return sum % 11 == 0 && memcmp(s, "000000000", 9) != 0;
 }
 
 int kb_check_anummer(const char *s, size_t len)
@@ -38,7 +41,7 @@ int kb_check_anummer(const char *s, size_t len)
     return (sum % 11 == 0 || sum % 11 == 5) && weighted % 11 == 0;
 }
 
-static int days_in_month(int year, int month)
+int kb_days_in_month(int year, int month)
 {
     static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
@@ -65,7 +68,7 @@ int kb_check_gba_date(const char *s, size_t len)
         return d == 0; /* unknown month implies unknown day; 00000000 included */
     if (y == 0 || m > 12)
         return 0;
-    return d == 0 || d <= days_in_month(y, m);
+    return d == 0 || d <= kb_days_in_month(y, m);
 }
 
 int kb_check_date(const char *s, size_t len)
@@ -73,5 +76,5 @@ int kb_check_date(const char *s, size_t len)
     int y, m, d;
     if (!parse_date(s, len, &y, &m, &d))
         return 0;
-    return y > 0 && m >= 1 && m <= 12 && d >= 1 && d <= days_in_month(y, m);
+    return y > 0 && m >= 1 && m <= 12 && d >= 1 && d <= kb_days_in_month(y, m);
 }

@@ -68,7 +68,7 @@ expect_lines "consume after idempotent produce" "$TMP/c2" 7
 timeout 90 kcat -b "$B" -G "$G" "$T" -e -q -f '%p:%o:%s\n' \
   -X auto.offset.reset=earliest >"$TMP/g1" 2>"$TMP/g1.log" || true
 expect_lines "consumer group, first run" "$TMP/g1" 7
-printf 'n1\nn2\n' | timeout 60 kcat -b "$B" -P -t "$T"
+printf 'n1\nn2\n' | timeout 60 kcat -b "$B" -P -t "$T" || fail "produce between group runs"
 timeout 90 kcat -b "$B" -G "$G" "$T" -e -q -f '%p:%o:%s\n' \
   -X auto.offset.reset=earliest >"$TMP/g2" 2>"$TMP/g2.log" || true
 expect_lines "consumer group, second run resumes from committed offsets" "$TMP/g2" 2

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 
-/** 1 when @p s (@p len bytes) is a BSN: 9 digits passing the 11-proef. */
+/** 1 when @p s (@p len bytes) is a BSN: 9 digits passing the 11-proef, not all zero. */
 int kb_check_bsn(const char *s, size_t len);
 
 /** 1 when @p s is an A-nummer: 10 digits, first not 0, no two adjacent equal,
@@ -22,6 +22,9 @@ int kb_check_gba_date(const char *s, size_t len);
 
 /** 1 when @p s is a full calendar date JJJJMMDD (no unknown parts). */
 int kb_check_date(const char *s, size_t len);
+
+/** Days in @p month (1-12) of @p year, leap years included. */
+int kb_days_in_month(int year, int month);
 
 /** 1 when all @p len bytes of @p s are ASCII digits (and len > 0). */
 int kb_check_digits(const char *s, size_t len);

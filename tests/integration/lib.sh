@@ -1,0 +1,82 @@
+# SPDX-License-Identifier: EUPL-1.2
+# lib.sh - shared helpers of the integration tests (sourced, not run): the
+# broker address, a per-test work folder, background processes that are
+# always stopped, polling with a deadline, and topic inspection with kcat.
+
+set -euo pipefail
+
+if [[ -z "${KB_BOOTSTRAP:-}" ]]; then
+  if [[ "${KB_REQUIRE_BROKER:-0}" == 1 ]]; then
+    echo "FAIL: KB_BOOTSTRAP is not set but a broker is required" >&2
+    exit 1
+  fi
+  echo "SKIP: no Kafka broker (set KB_BOOTSTRAP, or run deploy/test.sh)" >&2
+  exit 77
+fi
+
+BIN=${1:?usage: $0 BIN_DIR}
+SRC=${KB_SOURCE_DIR:?KB_SOURCE_DIR not set}
+WORK=$(mktemp -d "/tmp/kb-it-$(basename "$0" .sh)-XXXXXX")
+FIX=$SRC/tests/fixtures/gba
+PIDS=()
+FAILS=0
+CHECKS=0
+
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if ((FAILS)); then
+    echo "--- logs (work folder $WORK) ---" >&2
+    for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+
+# A fresh subject key per test run; never a real secret.
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$WORK/subject.key"
+
+check() { # check DESCRIPTION COMMAND...
+  local what=$1; shift
+  CHECKS=$((CHECKS + 1))
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what" >&2; FAILS=$((FAILS + 1)); fi
+}
+
+eq() { [[ "$1" == "$2" ]] || { echo "     got '$1', expected '$2'" >&2; return 1; }; }
+
+wait_for() { # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.3
+  done
+}
+
+start() { # start NAME COMMAND...: background process with its log in WORK
+  local name=$1; shift
+  "$@" >>"$WORK/$name.log" 2>&1 &
+  PIDS+=($!)
+  LAST_PID=$!
+}
+
+# Number of committed messages in TOPIC (all partitions).
+count() {
+  kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -X isolation.level=read_committed -f 'x\n' 2>/dev/null | grep -c x || true
+}
+
+# Keys and headers of every message in TOPIC, one line each.
+keys_and_headers() {
+  kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -f 'key=%k headers=%h\n' 2>/dev/null || true
+}
+
+# One header's value for each committed message of TOPIC, one per line.
+header_values() { # header_values TOPIC HEADER
+  kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -X isolation.level=read_committed -f '%h\n' 2>/dev/null |
+    tr ',' '\n' | sed -n "s/^$2=//p"
+}
+
+finish() {
+  echo "$((CHECKS - FAILS)) passed, $FAILS failed"
+  ((FAILS == 0))
+}

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: EUPL-1.2
+#
+# slice.sh - the birth chain on a real Kafka broker, every role its own
+# process: ketenbus-gba (spool) -> kb.in.gba -> ketenbus route ->
+# kb.out.svb-kinderbijslag -> ketenbus-svb -> AKW01 record. Also proves:
+# the adapter acknowledges only after Kafka did and a crash in between
+# yields no duplicate for the subscriber; no personal data in keys or
+# headers; malformed input lands in quarantine and the DLQ with a reason;
+# a router killed with SIGKILL resumes without duplicating.
+source "$(dirname "$0")/lib.sh"
+
+SUBS=$WORK/subscriptions.yaml
+cat >"$SUBS" <<YAML
+subscriptions:
+  - name: svb-kinderbijslag
+    purpose: {id: akw-uitnodiging, legal_basis: "Algemene Kinderbijslagwet"}
+    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]
+YAML
+GBA=(ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key")
+mkdir -p "$WORK/gba/in"
+
+start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a
+ROUTER=$LAST_PID
+start svb "$BIN/ketenbus-svb" egress --spool "$WORK/svb" --subject-key-file "$WORK/subject.key"
+
+# 1. The adapter dies after Kafka acknowledged the Lg01's event but before
+#    it acknowledged the sender (moved the file).
+cp "$FIX/lg01-geboorte-sophie.lo3" "$WORK/gba/in/.001-lg01.lo3"
+mv "$WORK/gba/in/.001-lg01.lo3" "$WORK/gba/in/001-lg01.lo3"
+set +e
+KETENBUS_FAULT=crash-after-ack "$BIN/ketenbus-gba" "${GBA[@]}" --once >>"$WORK/gba-crash.log" 2>&1
+crash_rc=$?
+set -e
+check "adapter died at the injected fault (exit 137)" eq "$crash_rc" 137
+check "unacknowledged file is still in in/" test -f "$WORK/gba/in/001-lg01.lo3"
+check "kb.in.gba holds the event once so far" eq "$(count kb.in.gba)" 1
+
+# 2. Restart: the file is read again, its event produced again (same id).
+start gba "$BIN/ketenbus-gba" "${GBA[@]}"
+check "file moved to done/ after the restart" wait_for 60 test -f "$WORK/gba/done/001-lg01.lo3"
+check "kb.in.gba now holds the duplicate too" wait_for 30 eq "$(count kb.in.gba)" 2
+in_ids=$(header_values kb.in.gba ce_id | sort -u | wc -l)
+check "both copies carry the same event id" eq "$in_ids" 1
+
+# 3. The mother's Gv01 completes the join.
+cp "$FIX/gv01-moeder-kind-sophie.lo3" "$WORK/gba/in/.002-gv01.lo3"
+mv "$WORK/gba/in/.002-gv01.lo3" "$WORK/gba/in/002-gv01.lo3"
+check "AKW01 invitation written" wait_for 90 bash -c "ls $WORK/svb/out/*.akw01 >/dev/null 2>&1"
+rec=$(cat "$WORK"/svb/out/*.akw01 2>/dev/null | head -n 1)
+check "record is 160 bytes" eq "${#rec}" 160
+check "recordtype" eq "${rec:0:5}" AKW01
+check "datum aanmaak is today" eq "${rec:17:8}" "$(date +%Y%m%d)"
+check "BSN ouder (mother)" eq "${rec:25:9}" 999996204
+check "BSN kind" eq "${rec:34:9}" 999995303
+check "geboortedatum kind" eq "${rec:43:8}" 20240315
+check "gemeente kind" eq "${rec:51:4}" 0344
+check "kanaal" eq "${rec:55:1}" D
+check "uiterste reactiedatum = today + 3 months" eq "${rec:56:8}" "$(date -d "$(date +%Y-%m-%d) +3 months" +%Y%m%d 2>/dev/null || echo "${rec:56:8}")"
+check "bron A-nummer (mother's PL)" eq "${rec:64:12}" 005281301274
+check "bron berichttype" eq "${rec:76:4}" Gv01
+check "naam geadresseerde" eq "$(echo "${rec:96:64}" | sed 's/ *$//')" "A.M. Bakker"
+check "exactly one invitation" eq "$(ls "$WORK"/svb/out/*.akw01 | wc -l)" 1
+
+# 4. Exactly once to the subscriber despite the duplicate input.
+check "kb.out.svb-kinderbijslag holds 2 events" wait_for 30 eq "$(count kb.out.svb-kinderbijslag)" 2
+out_ids=$(header_values kb.out.svb-kinderbijslag ce_id | sort -u | wc -l)
+check "the 2 subscriber events have distinct ids" eq "$out_ids" 2
+check "router logged the dropped duplicate" grep -q 'msg="duplicate dropped"' "$WORK/router.log"
+
+# 5. Malformed LO3: quarantine folder and topic, with the reason.
+printf '00000000Lg01' > "$WORK/gba/in/.003-bad.lo3"
+mv "$WORK/gba/in/.003-bad.lo3" "$WORK/gba/in/003-bad.lo3"
+check "malformed file moved to quarantine/" wait_for 30 test -f "$WORK/gba/quarantine/003-bad.lo3"
+check "quarantine reason written" grep -q offset "$WORK/gba/quarantine/003-bad.lo3.reason"
+check "kb.quarantine.gba holds the raw bytes" wait_for 30 eq "$(count kb.quarantine.gba)" 1
+check "quarantine message says why" bash -c "kcat -C -b $KB_BOOTSTRAP -t kb.quarantine.gba -e -q -f '%h' | grep -q 'kb_rule=lo3-syntax'"
+
+# 6. An event that is not an event: dead-lettered with context headers.
+echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t kb.in.gba -k garbage
+check "kb.dlq receives it" wait_for 60 eq "$(count kb.dlq)" 1
+dlq_h=$(kcat -C -b "$KB_BOOTSTRAP" -t kb.dlq -e -q -X isolation.level=read_committed -f '%h' 2>/dev/null)
+check "DLQ headers: stage, rule, origin" bash -c "[[ '$dlq_h' == *kb_stage=envelope* && '$dlq_h' == *kb_rule=cloudevents-headers* && '$dlq_h' == *kb_topic=kb.in.gba* ]]"
+
+# 7. kill -9 the router, restart it: nothing routed twice.
+kill -9 "$ROUTER"
+start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a
+check "restarted router resumes (partitions assigned)" wait_for 60 bash -c "[[ \$(grep -c 'partitions assigned' $WORK/router.log) -ge 2 ]]"
+sleep 3
+check "still 2 events for the subscriber" eq "$(count kb.out.svb-kinderbijslag)" 2
+check "still 1 dead letter" eq "$(count kb.dlq)" 1
+
+# 8. No personal data in any key or header, on any topic.
+pii='999995303|999996204|999997105|7194601014|5281301274|3647901080|Sophie|Bakker|Dijk|Proefstraat|3512AB'
+for t in kb.in.gba kb.out.svb-kinderbijslag kb.quarantine.gba kb.dlq; do
+  check "no personal data in keys/headers of $t" bash -c "! kcat -C -b $KB_BOOTSTRAP -t $t -e -q -f 'key=%k headers=%h\n' | grep -Eq '$pii'"
+done
+check "no personal data in any log line" bash -c "! grep -Eh '$pii' $WORK/*.log"
+
+finish
