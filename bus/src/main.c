@@ -14,15 +14,26 @@
 #define KB_AVRO_VERSION "unknown"
 #endif
 
-static const char usage[] =
-    "usage: ketenbus <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  dev [--demo]   embedded mode: in-process Kafka mock cluster, router and adapters\n"
-    "  route          the routing core: kb.in.* -> kb.out.<subscriber>, exactly once\n"
-    "  --version      versions of the libraries and the SIMD support of this CPU\n"
-    "\n"
-    "Every command answers --help.\n";
+/* The subcommands. To add one: write cmd_<name>.c with
+ * `int kb_cmd_<name>(int argc, char **argv)` (argv[0] is the command name,
+ * --help prints its usage), declare it in cmd.h, add one row here. */
+static const struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"dev", kb_cmd_dev, "embedded mode: in-process Kafka mock cluster, router and adapters"},
+    {"route", kb_cmd_route, "the routing core: kb.in.* -> kb.out.<subscriber>, exactly once"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: ketenbus <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n\nEvery command answers --help.\n", "--version",
+            "versions of the libraries and the SIMD support of this CPU");
+}
 
 static atomic_int *stop_flag;
 
@@ -65,20 +76,20 @@ int kb_cmd_version(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage, stderr);
+        usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version"))
         return kb_cmd_version();
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
+        usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "route"))
-        return kb_cmd_route(argc - 1, argv + 1);
-    if (!strcmp(cmd, "dev"))
-        return kb_cmd_dev(argc - 1, argv + 1);
-    fprintf(stderr, "ketenbus: unknown command \"%s\"\n\n%s", cmd, usage);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "ketenbus: unknown command \"%s\"\n\n", cmd);
+    usage(stderr);
     return 2;
 }
