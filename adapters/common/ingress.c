@@ -76,9 +76,11 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         return NULL;
     }
-    snprintf(ing->topic, sizeof ing->topic, "kb.in.%s", opts->source);
-    snprintf(ing->quarantine_topic, sizeof ing->quarantine_topic, "kb.quarantine.%s",
-             opts->source);
+    char suffix[96];
+    snprintf(suffix, sizeof suffix, "in.%s", opts->source);
+    kb_topic_name(ing->topic, sizeof ing->topic, suffix);
+    snprintf(suffix, sizeof suffix, "quarantine.%s", opts->source);
+    kb_topic_name(ing->quarantine_topic, sizeof ing->quarantine_topic, suffix);
     snprintf(ing->seq_path, sizeof ing->seq_path, "%s/sequence", opts->state_dir);
     ing->sequence = sequence_load(ing->seq_path);
 

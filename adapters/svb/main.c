@@ -26,8 +26,8 @@ static const char usage[] =
     "(160 bytes + newline) per new child and parent to DIR/out/<kenmerk>.akw01,\n"
     "once both nl.brp.persoon-geboren and nl.brp.kind-toegevoegd have arrived.\n"
     "\n"
-    "  --topic T         subscriber topic (default kb.out.svb-kinderbijslag)\n"
-    "  --group G         consumer group (default ketenbus-svb)\n"
+    "  --topic T         subscriber topic (default <prefix>.out.svb-kinderbijslag)\n"
+    "  --group G         consumer group (default <prefix>-svb)\n"
     "  --kanaal D|P      D: digital (Mijn SVB), P: paper (default D)\n"
     "  --idle-exit MS    exit after MS milliseconds without events (tests, batch runs)\n"
     "\n";
@@ -49,7 +49,10 @@ static int cmd_egress(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     struct kb_adapter_args args;
     kb_adapter_args_init(&args);
-    const char *topic = "kb.out.svb-kinderbijslag", *group = "ketenbus-svb";
+    char default_topic[160], default_group[160];
+    kb_topic_name(default_topic, sizeof default_topic, "out.svb-kinderbijslag");
+    snprintf(default_group, sizeof default_group, "%s-svb", kb_topic_prefix());
+    const char *topic = default_topic, *group = default_group;
     char kanaal = 'D';
     int idle_exit = 0, opt, rc = 1;
     while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {

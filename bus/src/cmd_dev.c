@@ -306,10 +306,13 @@ int kb_cmd_dev(int argc, char **argv)
         goto out_mrk;
     }
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
-    const char *fixed_topics[] = {"kb.in.gba", "kb.in.svb", "kb.in.kadaster",
-                                  "kb.quarantine.gba", "kb.quarantine.svb", "kb.dlq"};
-    for (size_t i = 0; i < sizeof fixed_topics / sizeof fixed_topics[0]; i++)
-        rd_kafka_mock_topic_create(mc, fixed_topics[i], 3, 1);
+    const char *fixed_topics[] = {"in.gba", "in.svb", "in.kadaster", "quarantine.gba",
+                                  "quarantine.svb", "quarantine.kadaster", "dlq"};
+    for (size_t i = 0; i < sizeof fixed_topics / sizeof fixed_topics[0]; i++) {
+        char topic[160];
+        kb_topic_name(topic, sizeof topic, fixed_topics[i]);
+        rd_kafka_mock_topic_create(mc, topic, 3, 1);
+    }
     for (size_t i = 0; i < subs.n; i++)
         rd_kafka_mock_topic_create(mc, subs.items[i].topic, 3, 1);
 

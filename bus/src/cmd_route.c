@@ -23,6 +23,7 @@ static const char usage[] =
     "to kb.dlq with context headers. Input offsets and output are committed in\n"
     "one Kafka transaction (exactly-once). Run any number of instances with\n"
     "distinct --instance names: they share the input through one consumer group.\n"
+    "Topic and group names start with $KETENBUS_TOPIC_PREFIX (default \"kb\").\n"
     "\n"
     "  --subscriptions PATH         YAML file or folder of subscription files\n"
     "  --schemas DIR                schema folder (default: the source tree's schemas/)\n"

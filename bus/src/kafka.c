@@ -148,6 +148,17 @@ out_fail:
     return NULL;
 }
 
+const char *kb_topic_prefix(void)
+{
+    const char *p = getenv("KETENBUS_TOPIC_PREFIX");
+    return p && *p ? p : "kb";
+}
+
+void kb_topic_name(char *out, size_t out_size, const char *suffix)
+{
+    snprintf(out, out_size, "%s.%s", kb_topic_prefix(), suffix);
+}
+
 kb_err_t kb_kafka_err(rd_kafka_resp_err_t err)
 {
     return err == RD_KAFKA_RESP_ERR__FATAL ? KB_ERR_FATAL : KB_ERR_KAFKA;

@@ -51,6 +51,9 @@ struct kb_router {
     struct part_state **batch_id_parts; /* the partition each batch id belongs to */
     size_t n_batch_ids;
     struct kb_route_stats stats;
+    char group_buf[128];         /* default group id: <prefix>-route */
+    char pattern_buf[200];       /* default input regex: ^<prefix>\.in\..* */
+    char dlq_buf[128];           /* default DLQ topic: <prefix>.dlq */
 };
 
 static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
@@ -185,14 +188,26 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         return NULL;
     }
     r->opts = *opts;
-    if (!r->opts.group_id)
-        r->opts.group_id = "ketenbus-route";
+    if (!r->opts.group_id) {
+        snprintf(r->group_buf, sizeof r->group_buf, "%s-route", kb_topic_prefix());
+        r->opts.group_id = r->group_buf;
+    }
     if (!r->opts.instance)
         r->opts.instance = "0";
-    if (!r->opts.input_pattern)
-        r->opts.input_pattern = "^kb\\.in\\..*";
-    if (!r->opts.dlq_topic)
-        r->opts.dlq_topic = "kb.dlq";
+    if (!r->opts.input_pattern) {
+        /* A regex subscription: every <prefix>.in.<source> topic, also ones
+         * created after start. Dots in the prefix are escaped. */
+        char *o = r->pattern_buf;
+        o += sprintf(o, "^");
+        for (const char *c = kb_topic_prefix(); *c && o < r->pattern_buf + 160; c++)
+            o += sprintf(o, *c == '.' ? "\\." : "%c", *c);
+        sprintf(o, "\\.in\\..*");
+        r->opts.input_pattern = r->pattern_buf;
+    }
+    if (!r->opts.dlq_topic) {
+        kb_topic_name(r->dlq_buf, sizeof r->dlq_buf, "dlq");
+        r->opts.dlq_topic = r->dlq_buf;
+    }
     if (r->opts.batch_max <= 0)
         r->opts.batch_max = 500;
     if (r->opts.batch_ms <= 0)

@@ -29,6 +29,7 @@ static void schema_fini(struct kb_schema *sc)
         avro_schema_decref(sc->avro);
     free(sc->type);
     free(sc->path);
+    free(sc->json);
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -111,8 +112,9 @@ static kb_err_t load_file(kb_schemas_t *s, const char *path, char *errstr, size_
     sc->iface = avro_generic_class_from_schema(sc->avro);
     sc->type = strdup(type);
     sc->path = strdup(path);
+    sc->json = strdup(text);
     sc->id = id;
-    if (!sc->iface || !sc->type || !sc->path) {
+    if (!sc->iface || !sc->type || !sc->path || !sc->json) {
         schema_fini(sc);
         err = KB_ERR_NOMEM;
         goto out_free_json;

@@ -13,6 +13,7 @@
 
 #include <yaml.h>
 
+#include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
 /* Everything the checker needs to say where a problem is. */
@@ -203,8 +204,9 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
     if (!err) {
         snprintf(sub->name, sizeof sub->name, "%s", name);
         if (!sub->topic) {
-            char topic[KB_SUB_NAME_MAX + 8];
-            snprintf(topic, sizeof topic, "kb.out.%s", name);
+            char topic[KB_SUB_NAME_MAX + 72], suffix[KB_SUB_NAME_MAX + 8];
+            snprintf(suffix, sizeof suffix, "out.%s", name);
+            kb_topic_name(topic, sizeof topic, suffix);
             sub->topic = strdup(topic);
             if (!sub->topic)
                 err = KB_ERR_NOMEM;

@@ -34,6 +34,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Topics and groups of their own on the shared broker: <prefix>.in.gba, ...
+export KETENBUS_TOPIC_PREFIX="it-$(basename "$0" .sh)-$$"
+T() { echo "$KETENBUS_TOPIC_PREFIX.$1"; }
+
 # A fresh subject key per test run; never a real secret.
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$WORK/subject.key"
 
@@ -64,6 +68,9 @@ start() { # start NAME COMMAND...: background process with its log in WORK
 count() {
   kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -X isolation.level=read_committed -f 'x\n' 2>/dev/null | grep -c x || true
 }
+
+# count_is TOPIC N: for polling with wait_for (re-counts on every try).
+count_is() { eq "$(count "$1")" "$2"; }
 
 # Keys and headers of every message in TOPIC, one line each.
 keys_and_headers() {

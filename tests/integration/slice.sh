@@ -34,13 +34,13 @@ crash_rc=$?
 set -e
 check "adapter died at the injected fault (exit 137)" eq "$crash_rc" 137
 check "unacknowledged file is still in in/" test -f "$WORK/gba/in/001-lg01.lo3"
-check "kb.in.gba holds the event once so far" eq "$(count kb.in.gba)" 1
+check "kb.in.gba holds the event once so far" eq "$(count "$(T in.gba)")" 1
 
 # 2. Restart: the file is read again, its event produced again (same id).
 start gba "$BIN/ketenbus-gba" "${GBA[@]}"
 check "file moved to done/ after the restart" wait_for 60 test -f "$WORK/gba/done/001-lg01.lo3"
-check "kb.in.gba now holds the duplicate too" wait_for 30 eq "$(count kb.in.gba)" 2
-in_ids=$(header_values kb.in.gba ce_id | sort -u | wc -l)
+check "kb.in.gba now holds the duplicate too" wait_for 30 count_is "$(T in.gba)" 2
+in_ids=$(header_values "$(T in.gba)" ce_id | sort -u | wc -l)
 check "both copies carry the same event id" eq "$in_ids" 1
 
 # 3. The mother's Gv01 completes the join.
@@ -63,8 +63,8 @@ check "naam geadresseerde" eq "$(echo "${rec:96:64}" | sed 's/ *$//')" "A.M. Bak
 check "exactly one invitation" eq "$(ls "$WORK"/svb/out/*.akw01 | wc -l)" 1
 
 # 4. Exactly once to the subscriber despite the duplicate input.
-check "kb.out.svb-kinderbijslag holds 2 events" wait_for 30 eq "$(count kb.out.svb-kinderbijslag)" 2
-out_ids=$(header_values kb.out.svb-kinderbijslag ce_id | sort -u | wc -l)
+check "kb.out.svb-kinderbijslag holds 2 events" wait_for 30 count_is "$(T out.svb-kinderbijslag)" 2
+out_ids=$(header_values "$(T out.svb-kinderbijslag)" ce_id | sort -u | wc -l)
 check "the 2 subscriber events have distinct ids" eq "$out_ids" 2
 check "router logged the dropped duplicate" grep -q 'msg="duplicate dropped"' "$WORK/router.log"
 
@@ -73,28 +73,28 @@ printf '00000000Lg01' > "$WORK/gba/in/.003-bad.lo3"
 mv "$WORK/gba/in/.003-bad.lo3" "$WORK/gba/in/003-bad.lo3"
 check "malformed file moved to quarantine/" wait_for 30 test -f "$WORK/gba/quarantine/003-bad.lo3"
 check "quarantine reason written" grep -q offset "$WORK/gba/quarantine/003-bad.lo3.reason"
-check "kb.quarantine.gba holds the raw bytes" wait_for 30 eq "$(count kb.quarantine.gba)" 1
-check "quarantine message says why" bash -c "kcat -C -b $KB_BOOTSTRAP -t kb.quarantine.gba -e -q -f '%h' | grep -q 'kb_rule=lo3-syntax'"
+check "kb.quarantine.gba holds the raw bytes" wait_for 30 count_is "$(T quarantine.gba)" 1
+check "quarantine message says why" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T quarantine.gba) -e -q -f '%h' | grep -q 'kb_rule=lo3-syntax'"
 
 # 6. An event that is not an event: dead-lettered with context headers.
-echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t kb.in.gba -k garbage
-check "kb.dlq receives it" wait_for 60 eq "$(count kb.dlq)" 1
-dlq_h=$(kcat -C -b "$KB_BOOTSTRAP" -t kb.dlq -e -q -X isolation.level=read_committed -f '%h' 2>/dev/null)
-check "DLQ headers: stage, rule, origin" bash -c "[[ '$dlq_h' == *kb_stage=envelope* && '$dlq_h' == *kb_rule=cloudevents-headers* && '$dlq_h' == *kb_topic=kb.in.gba* ]]"
+echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k garbage
+check "kb.dlq receives it" wait_for 60 count_is "$(T dlq)" 1
+dlq_h=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -X isolation.level=read_committed -f '%h' 2>/dev/null)
+check "DLQ headers: stage, rule, origin" bash -c "[[ '$dlq_h' == *kb_stage=envelope* && '$dlq_h' == *kb_rule=cloudevents-headers* && '$dlq_h' == *kb_topic=$(T in.gba)* ]]"
 
 # 7. kill -9 the router, restart it: nothing routed twice.
 kill -9 "$ROUTER"
 start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a
 check "restarted router resumes (partitions assigned)" wait_for 60 bash -c "[[ \$(grep -c 'partitions assigned' $WORK/router.log) -ge 2 ]]"
 sleep 3
-check "still 2 events for the subscriber" eq "$(count kb.out.svb-kinderbijslag)" 2
-check "still 1 dead letter" eq "$(count kb.dlq)" 1
+check "still 2 events for the subscriber" eq "$(count "$(T out.svb-kinderbijslag)")" 2
+check "still 1 dead letter" eq "$(count "$(T dlq)")" 1
 
 # 8. No personal data in any key or header, on any topic. The payloads do
 #    carry it (the control check), so the pattern would find it if leaked.
 pii='999995303|999996204|999997105|7194601014|5281301274|3647901080|Sophie|Bakker|Dijk|Proefstraat|3512AB'
-check "control: subscriber payloads do contain the test BSN" bash -c "kcat -C -b $KB_BOOTSTRAP -t kb.out.svb-kinderbijslag -e -q -f '%s\n' | grep -aq 999995303"
-for t in kb.in.gba kb.out.svb-kinderbijslag kb.quarantine.gba kb.dlq; do
+check "control: subscriber payloads do contain the test BSN" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T out.svb-kinderbijslag) -e -q -f '%s\n' | grep -aq 999995303"
+for t in $(T in.gba) $(T out.svb-kinderbijslag) $(T quarantine.gba) $(T dlq); do
   kcat -C -b "$KB_BOOTSTRAP" -t "$t" -e -q -f 'key=%k headers=%h\n' >"$WORK/kh-$t.txt"
   check "keys/headers of $t were read" test -s "$WORK/kh-$t.txt"
   check "no personal data in keys/headers of $t" bash -c "! grep -Eq '$pii' $WORK/kh-$t.txt"

@@ -4,6 +4,7 @@
  * folder load with every field as written, and each kind of mistake is an
  * error naming the exact file:line:column.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,24 @@ static void test_errors(void)
                  "dup-folder/b.yaml:5:5: duplicate subscription name svb");
 }
 
+/* The default topic follows KETENBUS_TOPIC_PREFIX; an explicit one does not. */
+static void test_topic_prefix(void)
+{
+    struct kb_subs subs;
+    char path[1200], errstr[512] = "";
+    setenv("KETENBUS_TOPIC_PREFIX", "run42", 1);
+    CHECK_INT(kb_subs_load(data_path("valid.yaml", path, sizeof path), &subs, errstr,
+                           sizeof errstr),
+              KB_OK);
+    CHECK_INT(subs.n, 2);
+    if (subs.n == 2) {
+        CHECK_STR(subs.items[0].topic, "run42.out.svb-kinderbijslag");
+        CHECK_STR(subs.items[1].topic, "gemeente.utrecht.in");
+    }
+    kb_subs_fini(&subs);
+    unsetenv("KETENBUS_TOPIC_PREFIX");
+}
+
 static void test_missing(void)
 {
     struct kb_subs subs;
@@ -173,9 +192,11 @@ int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
     snprintf(data_dir, sizeof data_dir, "%s/tests/unit/data/sub", src ? src : ".");
+    unsetenv("KETENBUS_TOPIC_PREFIX"); /* the default prefix "kb" */
     test_valid_file();
     test_folder();
     test_errors();
+    test_topic_prefix();
     test_missing();
 #ifdef KB_TEST_KNOWN_BUGS
     test_known_bugs();

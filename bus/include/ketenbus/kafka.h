@@ -64,6 +64,16 @@ kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_
                                 int partitions, int timeout_ms, char *errstr,
                                 size_t errstr_size);
 
+/**
+ * Prefix of every ketenbus topic and consumer group: "kb" unless the
+ * environment sets KETENBUS_TOPIC_PREFIX (tests give each run its own, and
+ * one cluster can host separate ketenbus installations). Static string.
+ */
+const char *kb_topic_prefix(void);
+
+/** "<prefix>.<suffix>" into @p out, e.g. kb_topic_name(buf, n, "in.gba") -> "kb.in.gba". */
+void kb_topic_name(char *out, size_t out_size, const char *suffix);
+
 /** Wrap a librdkafka error: KB_ERR_FATAL for fatal ones, else KB_ERR_KAFKA. */
 kb_err_t kb_kafka_err(rd_kafka_resp_err_t err);
 

@@ -21,10 +21,10 @@ struct kb_route_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
     const struct kb_subs *subs;        /* subscriptions (not owned, outlive the router) */
     const kb_schemas_t *schemas;       /* schema lookup (not owned, outlive the router) */
-    const char *group_id;              /* consumer group; default "ketenbus-route" */
+    const char *group_id;              /* consumer group; default "<prefix>-route" */
     const char *instance;              /* names the transactional.id; unique per instance */
-    const char *input_pattern;         /* regex of input topics; default "^kb\\.in\\..*" */
-    const char *dlq_topic;             /* default "kb.dlq" */
+    const char *input_pattern;         /* regex of input topics; default ^<prefix>\.in\..* */
+    const char *dlq_topic;             /* default "<prefix>.dlq" (kb_topic_prefix()) */
     int batch_max;                     /* events per transaction; default 500 */
     int batch_ms;                      /* longest wait to fill a batch; default 100 */
     size_t dedup_window;               /* ids remembered per input partition; default 100000 */

@@ -22,6 +22,8 @@ struct kb_schema {
     int32_t id;                 /* registry id, as written in the Confluent framing */
     char *type;                 /* CloudEvents type this schema carries ("kb.eventType") */
     char *path;                 /* file it was read from, for error messages */
+    char *json;                 /* the schema text as read, with every attribute
+                                 * (avro-c drops the kb.* constraint attributes) */
     avro_schema_t avro;         /* the parsed schema (owned) */
     avro_value_iface_t *iface;  /* generic value class of avro (owned) */
 };

@@ -20,7 +20,7 @@ struct kb_sub {
     char *legal_basis;           /* the law article that allows the processing */
     char **types;                /* event types it receives */
     size_t n_types;
-    char *topic;                 /* delivery topic, default kb.out.<name> */
+    char *topic;                 /* delivery topic, default <prefix>.out.<name> */
 };
 
 struct kb_subs {
