@@ -201,13 +201,15 @@ kb_err_t kb_event_pseudonym(const uint8_t *key, size_t key_len, const char *doma
 
 void kb_event_time(int64_t unix_ms, char out[40])
 {
-    time_t secs = (time_t)(unix_ms / 1000);
+    /* Floor division: -1 ms is 23:59:59.999 of the day before 1970. */
+    int64_t ms = ((unix_ms % 1000) + 1000) % 1000;
+    time_t secs = (time_t)((unix_ms - ms) / 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
     /* strftime keeps the compiler's truncation analysis quiet about years. */
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 40, "%.24s.%03dZ", date, (int)(((unix_ms % 1000) + 1000) % 1000));
+    snprintf(out, 40, "%.24s.%03dZ", date, (int)ms);
 }
 
 void kb_event_traceparent(const char *uuid, char out[64])
@@ -242,19 +244,31 @@ kb_err_t kb_event_key_load(const char *path, uint8_t **key, size_t *key_len, cha
     if (!f)
         return kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot open subject key file %s: %s",
                           path, strerror(errno));
-    uint8_t buf[4096];
+    uint8_t buf[4097];
     size_t n = fread(buf, 1, sizeof buf, f);
     fclose(f);
-    while (n > 0 && isspace(buf[n - 1]))
-        n--;
-    size_t start = 0;
-    while (start < n && isspace(buf[start]))
+    if (n > 4096)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                          "subject key file %s is larger than 4096 bytes", path);
+    /* Two forms, told apart without guessing: text of hex digits (white
+     * space around it ignored), or raw bytes used exactly as stored. */
+    size_t start = 0, end = n;
+    while (start < end && isspace(buf[start]))
         start++;
-    size_t len = n - start;
-    int is_hex = len >= 32 && len % 2 == 0;
-    for (size_t i = start; i < n && is_hex; i++)
+    while (end > start && isspace(buf[end - 1]))
+        end--;
+    if (end == start)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "subject key file %s is empty",
+                          path);
+    int is_hex = 1;
+    for (size_t i = start; i < end && is_hex; i++)
         is_hex = hexval(buf[i]) >= 0;
-    size_t out_len = is_hex ? len / 2 : len;
+    if (is_hex && ((end - start) % 2 != 0 || end - start < 32))
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                          "subject key file %s: a hex key needs an even number of at least 32 "
+                          "hex digits",
+                          path);
+    size_t out_len = is_hex ? (end - start) / 2 : n;
     if (out_len < 16)
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
                           "subject key file %s holds fewer than 16 bytes of key", path);
@@ -265,7 +279,7 @@ kb_err_t kb_event_key_load(const char *path, uint8_t **key, size_t *key_len, cha
         for (size_t i = 0; i < out_len; i++)
             k[i] = (uint8_t)(hexval(buf[start + 2 * i]) << 4 | hexval(buf[start + 2 * i + 1]));
     else
-        memcpy(k, buf + start, out_len);
+        memcpy(k, buf, out_len);
     *key = k;
     *key_len = out_len;
     return KB_OK;

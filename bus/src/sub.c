@@ -72,6 +72,32 @@ static kb_err_t unknown_key(struct ctx *c, const yaml_node_t *key, const char *c
     return fail(c, key, msg, NULL);
 }
 
+/*
+ * Name of mapping key @p k, or NULL after setting an error: a key must be a
+ * string, and may appear only once in its mapping (a repeated key would
+ * silently override what a reviewer read first).
+ */
+static const char *key_name(struct ctx *c, yaml_node_t *map, yaml_node_pair_t *pair,
+                            kb_err_t *err)
+{
+    yaml_node_t *k = yaml_document_get_node(c->doc, pair->key);
+    if (!k || k->type != YAML_SCALAR_NODE) {
+        *err = fail(c, k, "keys must be strings", NULL);
+        return NULL;
+    }
+    const char *name = (const char *)k->data.scalar.value;
+    for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < pair; q++) {
+        yaml_node_t *qk = yaml_document_get_node(c->doc, q->key);
+        if (qk && qk->type == YAML_SCALAR_NODE && !strcmp((const char *)qk->data.scalar.value, name)) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "duplicate key \"%.100s\"", name);
+            *err = fail(c, k, msg, NULL);
+            return NULL;
+        }
+    }
+    return name;
+}
+
 static kb_err_t scalar(struct ctx *c, yaml_node_t *node, const char *what, char **out)
 {
     if (!node || node->type != YAML_SCALAR_NODE)
@@ -99,8 +125,10 @@ static kb_err_t parse_purpose(struct ctx *c, yaml_node_t *node, struct kb_sub *s
          p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *kn = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
-        kb_err_t err;
+        kb_err_t err = KB_OK;
+        const char *kn = key_name(c, node, p, &err);
+        if (!kn)
+            return err;
         if (!strcmp(kn, "id"))
             err = scalar(c, v, "purpose.id", &sub->purpose_id);
         else if (!strcmp(kn, "legal_basis"))
@@ -124,7 +152,10 @@ static kb_err_t parse_delivery(struct ctx *c, yaml_node_t *node, struct kb_sub *
          p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *kn = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        kb_err_t kerr = KB_OK;
+        const char *kn = key_name(c, node, p, &kerr);
+        if (!kn)
+            return kerr;
         if (strcmp(kn, "kafka_topic") != 0)
             return unknown_key(c, k, keys);
         free(sub->topic);
@@ -178,7 +209,9 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
          !err && p < node->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
         yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *kn = k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "";
+        const char *kn = key_name(c, node, p, &err);
+        if (!kn)
+            break;
         if (!strcmp(kn, "name")) {
             free(name);
             name = NULL;
@@ -248,10 +281,11 @@ static kb_err_t load_file(const char *path, struct kb_subs *subs, char *errstr,
          !err && p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *k = yaml_document_get_node(&doc, p->key);
         yaml_node_t *v = yaml_document_get_node(&doc, p->value);
-        if (k->type != YAML_SCALAR_NODE ||
-            strcmp((const char *)k->data.scalar.value, "subscriptions") != 0) {
-            err = k->type == YAML_SCALAR_NODE ? unknown_key(&c, k, keys)
-                                              : fail(&c, k, "keys must be strings", NULL);
+        const char *kn = key_name(&c, root, p, &err);
+        if (!kn)
+            break;
+        if (strcmp(kn, "subscriptions") != 0) {
+            err = unknown_key(&c, k, keys);
             break;
         }
         if (v->type != YAML_SEQUENCE_NODE) {

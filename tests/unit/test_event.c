@@ -274,8 +274,8 @@ static void test_time(void)
     CHECK_STR(out, "9999-12-31T23:59:59.999Z");
     kb_event_time(-1000, out);
     CHECK_STR(out, "1969-12-31T23:59:59.000Z");
-#ifdef KB_TEST_KNOWN_BUGS
-    /* Reported, not yet fixed: the seconds are truncated toward zero, so
+#if 1 /* regression tests of fixed bugs */
+    /* Regression: the seconds were truncated toward zero, so
      * instants before 1970 that are not whole seconds come out one second
      * late (-1 ms gives 1970-01-01T00:00:00.999Z). */
     kb_event_time(-1, out);
@@ -329,14 +329,14 @@ static void test_key_load(void)
     free(key);
     key = NULL;
 
-    /* Raw: not hex (odd characters), kept as the bytes themselves. */
+    /* Raw: not hex, used exactly as stored (binary-safe, newline included). */
     snprintf(path, sizeof path, "%s/raw.key", dir);
     static const char rawkey[] = "correct horse battery staple!\n";
     write_file(path, rawkey, sizeof rawkey - 1);
     CHECK_INT(kb_event_key_load(path, &key, &key_len, errstr, sizeof errstr), KB_OK);
-    CHECK_INT(key_len, 29);
-    if (key && key_len == 29)
-        CHECK_MEM(key, key_len, "correct horse battery staple!");
+    CHECK_INT(key_len, 30);
+    if (key && key_len == 30)
+        CHECK_MEM(key, key_len, "correct horse battery staple!\n");
     free(key);
     key = NULL;
 
@@ -364,6 +364,24 @@ static void test_key_load(void)
     snprintf(path, sizeof path, "%s/blank.key", dir);
     write_file(path, " \n\t\n                    \n", 25);
     CHECK_INT(kb_event_key_load(path, &key, &key_len, errstr, sizeof errstr), KB_ERR_CONF);
+    unlink(path);
+
+    /* Hex that is too short or odd is an error, not silently raw. */
+    snprintf(path, sizeof path, "%s/hex30.key", dir);
+    write_file(path, "000102030405060708090a0b0c0d0e\n", 31);
+    CHECK_INT(kb_event_key_load(path, &key, &key_len, errstr, sizeof errstr), KB_ERR_CONF);
+    CHECK(strstr(errstr, "even number of at least 32 hex digits") != NULL);
+    write_file(path, "000102030405060708090a0b0c0d0e0f1\n", 34);
+    CHECK_INT(kb_event_key_load(path, &key, &key_len, errstr, sizeof errstr), KB_ERR_CONF);
+    unlink(path);
+
+    /* Over 4096 bytes is refused rather than cut. */
+    snprintf(path, sizeof path, "%s/big.key", dir);
+    static char big[5000];
+    memset(big, 'k', sizeof big);
+    write_file(path, big, sizeof big);
+    CHECK_INT(kb_event_key_load(path, &key, &key_len, errstr, sizeof errstr), KB_ERR_CONF);
+    CHECK(strstr(errstr, "larger than 4096") != NULL);
     unlink(path);
 
     /* Missing file. */

@@ -96,8 +96,10 @@ void kb_event_time(int64_t unix_ms, char out[40]);
 void kb_event_traceparent(const char *uuid, char out[64]);
 
 /**
- * Read a subject-key file: at least 16 bytes of secret key material (raw or
- * hex, whitespace trimmed). The key never appears in logs or errors.
+ * Read a subject-key file: either hex text (an even number of at least 32
+ * hex digits, white space around it ignored) or at least 16 raw bytes used
+ * exactly as stored; at most 4096 bytes. The key never appears in logs or
+ * errors.
  * On success *key is malloc'ed (caller frees) and *key_len set.
  */
 kb_err_t kb_event_key_load(const char *path, uint8_t **key, size_t *key_len, char *errstr,
