@@ -12,4 +12,7 @@ int kb_cmd_version(void);
 /** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */
 void kb_cmd_signals(atomic_int *stop);
 
+/** Set *reload on SIGHUP. */
+void kb_cmd_reload_signal(atomic_int *reload);
+
 #endif

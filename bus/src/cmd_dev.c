@@ -279,8 +279,9 @@ int kb_cmd_dev(int argc, char **argv)
         return 1;
     }
 
+    /* Loaded here only to create the topics; the router loads its own. */
     struct kb_subs subs;
-    if (kb_subs_load(subs_path, &subs, errstr, sizeof errstr)) {
+    if (kb_subs_load(subs_path, NULL, 0, &subs, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         return 1;
     }
@@ -338,7 +339,7 @@ int kb_cmd_dev(int argc, char **argv)
     struct kb_route_opts ro;
     memset(&ro, 0, sizeof ro);
     ro.kafka = &kopts;
-    ro.subs = &subs;
+    ro.subs_path = subs_path;
     ro.schemas = schemas;
     ro.instance = "dev";
     struct router_thread rt;

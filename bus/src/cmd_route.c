@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
 #include "ketenbus/route.h"
@@ -25,7 +26,9 @@ static const char usage[] =
     "distinct --instance names: they share the input through one consumer group.\n"
     "Topic and group names start with $KETENBUS_TOPIC_PREFIX (default \"kb\").\n"
     "\n"
-    "  --subscriptions PATH         YAML file or folder of subscription files\n"
+    "  --subscriptions PATH         YAML file or folder of subscription files; reloaded\n"
+    "                               on SIGHUP and when the files change\n"
+    "  --subject-key-file FILE      subject key, needed for follow lists\n"
     "  --schemas DIR                schema folder (default: the source tree's schemas/)\n"
     "  --instance NAME              unique per instance; names the transactional.id\n"
     "                               (default: the host name)\n"
@@ -37,12 +40,13 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"subscriptions", required_argument, NULL, OPT_SUBS},
+        {"subject-key-file", required_argument, NULL, OPT_KEY},
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
         {"instance", required_argument, NULL, OPT_INSTANCE},
         {"group", required_argument, NULL, OPT_GROUP},
@@ -55,7 +59,7 @@ int kb_cmd_route(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
-    const char *subs_path = NULL, *schemas_dir = KB_SCHEMA_DIR;
+    const char *subs_path = NULL, *schemas_dir = KB_SCHEMA_DIR, *key_file = NULL;
     struct kb_route_opts ro;
     memset(&ro, 0, sizeof ro);
     char host[128] = "0";
@@ -66,6 +70,7 @@ int kb_cmd_route(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_SUBS: subs_path = optarg; break;
+        case OPT_KEY: key_file = optarg; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_INSTANCE: ro.instance = optarg; break;
         case OPT_GROUP: ro.group_id = optarg; break;
@@ -100,26 +105,31 @@ int kb_cmd_route(int argc, char **argv)
         rc = 2;
         goto out_opts;
     }
-    struct kb_subs subs;
-    if (kb_subs_load(subs_path, &subs, errstr, sizeof errstr)) {
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (key_file && kb_event_key_load(key_file, &key, &key_len, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out_opts;
     }
     kb_schemas_t *schemas = kb_schemas_load_dir(schemas_dir, errstr, sizeof errstr);
     if (!schemas) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_subs;
+        goto out_key;
     }
+    static atomic_int stop, reload;
     ro.kafka = &kopts;
-    ro.subs = &subs;
+    ro.subs_path = subs_path;
+    ro.subject_key = key;
+    ro.subject_key_len = key_len;
+    ro.reload = &reload;
     ro.schemas = schemas;
     kb_router_t *r = kb_router_new(&ro, errstr, sizeof errstr);
     if (!r) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out_schemas;
     }
-    static atomic_int stop;
     kb_cmd_signals(&stop);
+    kb_cmd_reload_signal(&reload);
     kb_err_t err = kb_router_run(r, &stop);
     const struct kb_route_stats *st = kb_router_stats(r);
     KB_LOG_INFO("route", "router stopped",
@@ -133,8 +143,8 @@ int kb_cmd_route(int argc, char **argv)
     rc = err ? 1 : 0;
 out_schemas:
     kb_schemas_destroy(schemas);
-out_subs:
-    kb_subs_fini(&subs);
+out_key:
+    free(key);
 out_opts:
     kb_kafka_opts_fini(&kopts);
     return rc;

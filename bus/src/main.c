@@ -55,6 +55,24 @@ void kb_cmd_signals(atomic_int *stop)
     signal(SIGPIPE, SIG_IGN);
 }
 
+static atomic_int *reload_flag;
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    if (reload_flag)
+        atomic_store(reload_flag, 1);
+}
+
+void kb_cmd_reload_signal(atomic_int *reload)
+{
+    reload_flag = reload;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+}
+
 int kb_cmd_version(void)
 {
     printf("ketenbus %s\n", KB_VERSION);

@@ -21,13 +21,17 @@
  *     is produced in consumption order and an aborted batch is replayed
  *     from its first offset.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <sys/stat.h>
+
 #include "idset.h"
+#include "match.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
 #include "ketenbus/route.h"
@@ -43,6 +47,10 @@ struct part_state {
 
 struct kb_router {
     struct kb_route_opts opts;   /* copy of the options, defaults filled in */
+    struct kb_subs subs;         /* the subscriptions in force */
+    kb_matcher_t *matcher;       /* index over subs */
+    int64_t subs_stamp;          /* newest mtime (ns) of the subscription files */
+    int64_t next_reload_check;   /* monotonic ms of the next look at the files */
     rd_kafka_t *consumer;        /* group member reading kb.in.* */
     rd_kafka_t *producer;        /* transactional producer */
     struct part_state *parts;    /* dedup state per assigned partition */
@@ -180,6 +188,86 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+/* Newest modification time (ns) of the subscription file or of the folder
+ * and its entries: any edit, added or removed file changes it. */
+static int64_t subs_stamp(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;
+    int64_t newest = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    if (!S_ISDIR(st.st_mode))
+        return newest;
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        char file[4096];
+        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+        if (de->d_name[0] != '.' && stat(file, &st) == 0) {
+            int64_t t = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            if (t > newest)
+                newest = t;
+        }
+    }
+    if (d)
+        closedir(d);
+    return newest;
+}
+
+static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs, char *errstr,
+                                     size_t errstr_size)
+{
+    const char **topics = calloc(subs->n + 1, sizeof *topics);
+    if (!topics)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    size_t k = 0;
+    topics[k++] = r->opts.dlq_topic;
+    for (size_t i = 0; i < subs->n; i++)
+        topics[k++] = subs->items[i].topic;
+    kb_err_t err = kb_kafka_ensure_topics(r->producer, topics, k, 3, 30000, errstr, errstr_size);
+    free(topics);
+    return err;
+}
+
+/*
+ * Between two transactions (so nothing is half routed): if asked, or if the
+ * files changed, load the subscriptions again. A set that does not load
+ * keeps the old one in force, with the reason logged.
+ */
+static void maybe_reload(kb_router_t *r, int64_t now)
+{
+    int asked = r->opts.reload && atomic_exchange(r->opts.reload, 0);
+    if (!asked && now < r->next_reload_check)
+        return;
+    r->next_reload_check = now + 2000;
+    int64_t stamp = subs_stamp(r->opts.subs_path);
+    if (!asked && stamp == r->subs_stamp)
+        return;
+    r->subs_stamp = stamp;
+    struct kb_subs fresh;
+    char errstr[512];
+    if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &fresh,
+                     errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
+                   "error=\"%s\"", errstr);
+        return;
+    }
+    kb_matcher_t *m = kb_matcher_new(&fresh);
+    if (!m || ensure_output_topics(r, &fresh, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
+                   "error=\"%s\"", m ? errstr : "out of memory");
+        kb_matcher_destroy(m);
+        kb_subs_fini(&fresh);
+        return;
+    }
+    kb_matcher_destroy(r->matcher);
+    kb_subs_fini(&r->subs);
+    r->subs = fresh;
+    r->matcher = m;
+    atomic_fetch_add(&r->stats.reloads, 1);
+    KB_LOG_INFO(COMP, "subscriptions reloaded", "subscriptions=%zu", r->subs.n);
+}
+
 kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_t errstr_size)
 {
     kb_router_t *r = calloc(1, sizeof *r);
@@ -214,6 +302,19 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         r->opts.batch_ms = 100;
     if (!r->opts.dedup_window)
         r->opts.dedup_window = 100000;
+    if (!r->opts.subs_path) {
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "no subscriptions given");
+        goto out_fail;
+    }
+    r->subs_stamp = subs_stamp(r->opts.subs_path);
+    if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &r->subs,
+                     errstr, errstr_size))
+        goto out_fail;
+    r->matcher = kb_matcher_new(&r->subs);
+    if (!r->matcher) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
     r->batch_ids = calloc((size_t)r->opts.batch_max, sizeof *r->batch_ids);
     r->batch_id_parts = calloc((size_t)r->opts.batch_max, sizeof *r->batch_id_parts);
     if (!r->batch_ids || !r->batch_id_parts) {
@@ -241,22 +342,8 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
     }
 
     /* Output topics must exist before a transaction writes to them. */
-    {
-        size_t n = r->opts.subs->n + 1, k = 0;
-        const char **topics = calloc(n, sizeof *topics);
-        if (!topics) {
-            kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-            goto out_fail;
-        }
-        topics[k++] = r->opts.dlq_topic;
-        for (size_t i = 0; i < r->opts.subs->n; i++)
-            topics[k++] = r->opts.subs->items[i].topic;
-        kb_err_t err = kb_kafka_ensure_topics(r->producer, topics, k, 3, 30000, errstr,
-                                              errstr_size);
-        free(topics);
-        if (err)
-            goto out_fail;
-    }
+    if (ensure_output_topics(r, &r->subs, errstr, errstr_size))
+        goto out_fail;
 
     rd_kafka_error_t *txerr = rd_kafka_init_transactions(r->producer, 60000);
     if (txerr) {
@@ -298,7 +385,7 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
     }
     KB_LOG_INFO(COMP, "router started",
                 "group=%s transactional_id=%s input=%s subscriptions=%zu schemas=%zu",
-                r->opts.group_id, txn_id, r->opts.input_pattern, r->opts.subs->n,
+                r->opts.group_id, txn_id, r->opts.input_pattern, r->subs.n,
                 kb_schemas_count(r->opts.schemas));
     return r;
 out_fail:
@@ -356,6 +443,87 @@ static kb_err_t dead_letter(kb_router_t *r, const rd_kafka_message_t *m, const c
     return produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
 }
 
+/* The payload of one event as `field` filters see it: decoded with avro-c
+ * on first use only (most subscriptions filter on context attributes). */
+struct payload_view {
+    const struct kb_schema *schema;
+    const uint8_t *payload;
+    size_t len;
+    int decoded;          /* value holds the decoded payload */
+    int failed;           /* decoding failed: the event is dead-lettered */
+    avro_value_t value;
+};
+
+static int payload_field(void *opaque, const char *path, char *buf, size_t cap)
+{
+    struct payload_view *pv = opaque;
+    if (pv->failed)
+        return 0;
+    if (!pv->decoded) {
+        if (avro_generic_value_new(pv->schema->iface, &pv->value)) {
+            pv->failed = 1;
+            return 0;
+        }
+        if (kb_schema_decode(pv->schema, pv->payload, pv->len, &pv->value, NULL, 0)) {
+            avro_value_decref(&pv->value);
+            pv->failed = 1;
+            return 0;
+        }
+        pv->decoded = 1;
+    }
+    avro_value_t f;
+    if (kb_value_path(&pv->value, path, 0, &f))
+        return 0;
+    switch (avro_value_get_type(&f)) {
+    case AVRO_STRING: {
+        const char *s;
+        size_t size;
+        avro_value_get_string(&f, &s, &size);
+        snprintf(buf, cap, "%s", s);
+        return 1;
+    }
+    case AVRO_INT32: {
+        int32_t x;
+        avro_value_get_int(&f, &x);
+        snprintf(buf, cap, "%" PRId32, x);
+        return 1;
+    }
+    case AVRO_INT64: {
+        int64_t x;
+        avro_value_get_long(&f, &x);
+        snprintf(buf, cap, "%" PRId64, x);
+        return 1;
+    }
+    case AVRO_DOUBLE: {
+        double x;
+        avro_value_get_double(&f, &x);
+        snprintf(buf, cap, "%.17g", x);
+        return 1;
+    }
+    case AVRO_FLOAT: {
+        float x;
+        avro_value_get_float(&f, &x);
+        snprintf(buf, cap, "%.9g", (double)x);
+        return 1;
+    }
+    case AVRO_BOOLEAN: {
+        int x;
+        avro_value_get_boolean(&f, &x);
+        snprintf(buf, cap, "%s", x ? "true" : "false");
+        return 1;
+    }
+    case AVRO_ENUM: {
+        int x;
+        avro_value_get_enum(&f, &x);
+        const char *sym = avro_schema_enum_get(avro_value_get_schema(&f), x);
+        snprintf(buf, cap, "%s", sym ? sym : "");
+        return 1;
+    }
+    default:
+        return 0; /* records, arrays, maps, bytes: not comparable as text */
+    }
+}
+
 /* Route one input message inside the open transaction. */
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
@@ -402,12 +570,25 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     r->batch_id_parts[r->n_batch_ids] = ps;
     r->n_batch_ids++;
 
+    /* Subscriptions judge the event by when it was recorded (ce_time), so a
+     * replay decides as the original routing did; without ce_time, now. */
+    int64_t time_ms;
+    if (!attrs.time[0] || kb_parse_time(attrs.time, &time_ms)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    struct payload_view pv = {schema, payload, plen, 0, 0, {0}};
+    const struct kb_sub *hits[64];
+    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, payload_field, &pv, hits, 64);
+    if (pv.decoded)
+        avro_value_decref(&pv.value);
+    if (pv.failed)
+        return dead_letter(r, m, "decode", "avro-structure",
+                           "payload does not decode with its schema", schema_id);
     size_t fanout = 0;
-    for (size_t i = 0; i < r->opts.subs->n; i++) {
-        const struct kb_sub *sub = &r->opts.subs->items[i];
-        if (!kb_sub_wants(sub, attrs.type))
-            continue;
-        kb_err_t err = produce_copy(r, m, sub->topic, NULL, 0);
+    for (size_t i = 0; i < nhits; i++) {
+        kb_err_t err = produce_copy(r, m, hits[i]->topic, NULL, 0);
         if (err)
             return err;
         fanout++;
@@ -557,9 +738,12 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
                 deadline = now_ms() + r->opts.batch_ms;
             batch[n++] = m;
         }
-        if (!n)
+        if (!n) {
+            maybe_reload(r, now_ms());
             continue;
+        }
         kb_err_t err = run_batch(r, batch, n);
+        maybe_reload(r, now_ms());
         for (size_t i = 0; i < n; i++)
             rd_kafka_message_destroy(batch[i]);
         if (err == KB_ERR_FATAL) {
@@ -588,6 +772,8 @@ void kb_router_destroy(kb_router_t *r)
     if (r->producer)
         rd_kafka_destroy(r->producer);
     parts_clear(r);
+    kb_matcher_destroy(r->matcher);
+    kb_subs_fini(&r->subs);
     free(r->batch_ids);
     free(r->batch_id_parts);
     free(r);

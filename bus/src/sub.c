@@ -2,8 +2,9 @@
 /*
  * sub.c - YAML subscription files (libyaml document API), checked strictly
  * so a typo in a reviewed file is an error at load time, not a silent
- * non-delivery.
+ * non-delivery or, worse, a delivery beyond the subscriber's purpose.
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 
 #include <yaml.h>
 
+#include "ketenbus/check.h"
+#include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
@@ -22,6 +25,8 @@ struct ctx {
     yaml_document_t *doc;
     char *errstr;
     size_t errstr_size;
+    const uint8_t *key;   /* subject key for follow-list pseudonyms (may be NULL) */
+    size_t key_len;
 };
 
 static kb_err_t fail(struct ctx *c, const yaml_node_t *node, const char *what, const char *arg)
@@ -116,112 +121,584 @@ static int valid_name(const char *s)
     return 1;
 }
 
+/* Iterate the pairs of mapping @p node, checking key type and uniqueness. */
+#define FOR_PAIRS(c, node, p, k, v, kn, err)                                             \
+    for (yaml_node_pair_t *p = (node)->data.mapping.pairs.start;                         \
+         !(err) && p < (node)->data.mapping.pairs.top; p++)                              \
+        for (yaml_node_t *k = yaml_document_get_node((c)->doc, p->key),                  \
+                         *v = yaml_document_get_node((c)->doc, p->value);                \
+             k; k = NULL)                                                                \
+            for (const char *kn = key_name(c, node, p, &(err)); kn; kn = NULL)
+
+static kb_err_t string_list(struct ctx *c, yaml_node_t *node, const char *what, char ***out,
+                            size_t *n, int allow_empty)
+{
+    if (node->type != YAML_SEQUENCE_NODE) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must be a list of strings", what);
+        return fail(c, node, msg, NULL);
+    }
+    size_t cnt = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (!cnt && !allow_empty) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s must not be empty", what);
+        return fail(c, node, msg, NULL);
+    }
+    *out = calloc(cnt ? cnt : 1, sizeof **out);
+    if (!*out)
+        return KB_ERR_NOMEM;
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *item = yaml_document_get_node(c->doc, node->data.sequence.items.start[i]);
+        char msg[96];
+        snprintf(msg, sizeof msg, "each entry of %s", what);
+        kb_err_t err = scalar(c, item, msg, &(*out)[i]);
+        if (err)
+            return err;
+        (*n)++;
+    }
+    return KB_OK;
+}
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* ------------------------------------------------------------------ filters */
+
+static const char *const context_attrs[] = {"specversion", "id",      "source",
+                                            "type",        "subject", "time",
+                                            "dataref",     "datacontenttype", "sequence", NULL};
+
+static void filter_fini(struct kb_filter *f)
+{
+    free(f->attr);
+    free(f->path);
+    free_list(f->values, f->n_values);
+    for (size_t i = 0; i < f->n_children; i++)
+        filter_fini(&f->children[i]);
+    free(f->children);
+}
+
+static int valid_path(const char *p)
+{
+    if (!*p || *p == '.')
+        return 0;
+    for (; *p; p++) {
+        if (*p == '.' && (p[1] == '.' || p[1] == '\0'))
+            return 0;
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '.')
+            return 0;
+    }
+    return 1;
+}
+
+static kb_err_t parse_filter(struct ctx *c, yaml_node_t *node, struct kb_filter *f, int depth);
+
+/* exact/prefix/suffix: a mapping of attribute -> value; several pairs mean
+ * all must hold, so they become an ALL of single-attribute filters. */
+static kb_err_t parse_attr_filter(struct ctx *c, yaml_node_t *node, enum kb_filter_kind kind,
+                                  const char *dialect, struct kb_filter *f)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(c, node, dialect, "needs a mapping of context attribute to value");
+    size_t n = (size_t)(node->data.mapping.pairs.top - node->data.mapping.pairs.start);
+    if (n == 0)
+        return fail(c, node, dialect, "needs at least one attribute");
+    struct kb_filter *items = calloc(n, sizeof *items);
+    if (!items)
+        return KB_ERR_NOMEM;
+    kb_err_t err = KB_OK;
+    size_t used = 0;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        struct kb_filter *it = &items[used++];
+        it->kind = kind;
+        it->line = k->start_mark.line + 1;
+        it->column = k->start_mark.column + 1;
+        int known = 0;
+        for (size_t i = 0; context_attrs[i]; i++)
+            known |= !strcmp(kn, context_attrs[i]);
+        if (!known) {
+            err = unknown_key(c, k, context_attrs);
+            break;
+        }
+        it->attr = strdup(kn);
+        it->values = calloc(1, sizeof *it->values);
+        if (!it->attr || !it->values) {
+            err = KB_ERR_NOMEM;
+            break;
+        }
+        err = scalar(c, v, "an attribute value", &it->values[0]);
+        if (!err)
+            it->n_values = 1;
+    }
+    if (err) {
+        for (size_t i = 0; i < used; i++)
+            filter_fini(&items[i]);
+        free(items);
+        return err;
+    }
+    if (n == 1) {
+        *f = items[0];
+        free(items);
+    } else {
+        f->kind = KB_FILTER_ALL;
+        f->children = items;
+        f->n_children = n;
+    }
+    return KB_OK;
+}
+
+static kb_err_t parse_field_filter(struct ctx *c, yaml_node_t *node, struct kb_filter *f)
+{
+    static const char *const keys[] = {"path", "op", "value", "values", NULL};
+    static const struct {
+        const char *name;
+        enum kb_filter_op op;
+    } ops[] = {{"=", KB_OP_EQ},  {"!=", KB_OP_NE}, {"<", KB_OP_LT},  {"<=", KB_OP_LE},
+               {">", KB_OP_GT},  {">=", KB_OP_GE}, {"in", KB_OP_IN}, {"exists", KB_OP_EXISTS}};
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(c, node, "field needs a mapping with path, op and value", NULL);
+    f->kind = KB_FILTER_FIELD;
+    char *op = NULL;
+    yaml_node_t *value = NULL, *values = NULL, *opnode = node;
+    kb_err_t err = KB_OK;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        if (!strcmp(kn, "path")) {
+            err = scalar(c, v, "path", &f->path);
+            if (!err && !valid_path(f->path))
+                err = fail(c, v, "path must be field names separated by dots", NULL);
+        } else if (!strcmp(kn, "op")) {
+            err = scalar(c, v, "op", &op);
+            opnode = v;
+        } else if (!strcmp(kn, "value")) {
+            value = v;
+        } else if (!strcmp(kn, "values")) {
+            values = v;
+        } else {
+            err = unknown_key(c, k, keys);
+        }
+    }
+    if (!err && !f->path)
+        err = fail(c, node, "field needs a path", NULL);
+    if (!err && !op)
+        err = fail(c, node, "field needs an op (=, !=, <, <=, >, >=, in, exists)", NULL);
+    int found = 0;
+    for (size_t i = 0; !err && i < sizeof ops / sizeof ops[0]; i++)
+        if (!strcmp(op, ops[i].name)) {
+            f->op = ops[i].op;
+            found = 1;
+        }
+    if (!err && !found)
+        err = fail(c, opnode, "op must be one of =, !=, <, <=, >, >=, in, exists", NULL);
+    if (!err && f->op == KB_OP_IN) {
+        if (!values || value)
+            err = fail(c, node, "op in needs values (a list) and no value", NULL);
+        else
+            err = string_list(c, values, "values", &f->values, &f->n_values, 0);
+    } else if (!err && f->op == KB_OP_EXISTS) {
+        f->exists = 1;
+        if (values)
+            err = fail(c, values, "op exists takes no values", NULL);
+        else if (value) {
+            const char *b = value->type == YAML_SCALAR_NODE ? (const char *)value->data.scalar.value : "";
+            if (!strcmp(b, "true"))
+                f->exists = 1;
+            else if (!strcmp(b, "false"))
+                f->exists = 0;
+            else
+                err = fail(c, value, "op exists takes value true or false", NULL);
+        }
+    } else if (!err) {
+        if (!value || values)
+            err = fail(c, node, "this op needs one value and no values", NULL);
+        else {
+            f->values = calloc(1, sizeof *f->values);
+            if (!f->values)
+                err = KB_ERR_NOMEM;
+            else if (!(err = scalar(c, value, "value", &f->values[0])))
+                f->n_values = 1;
+        }
+    }
+    free(op);
+    return err;
+}
+
+static kb_err_t parse_filter(struct ctx *c, yaml_node_t *node, struct kb_filter *f, int depth)
+{
+    static const char *const dialects[] = {"exact", "prefix", "suffix", "all",
+                                           "any",   "not",    "field",  NULL};
+    f->line = node->start_mark.line + 1;
+    f->column = node->start_mark.column + 1;
+    if (depth > 32)
+        return fail(c, node, "filter nested deeper than 32 levels", NULL);
+    if (node->type != YAML_MAPPING_NODE ||
+        node->data.mapping.pairs.top - node->data.mapping.pairs.start != 1)
+        return fail(c, node, "a filter is a mapping with exactly one dialect:", "exact, prefix, "
+                    "suffix, all, any, not or field");
+    kb_err_t err = KB_OK;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        if (!strcmp(kn, "exact"))
+            err = parse_attr_filter(c, v, KB_FILTER_EXACT, "exact", f);
+        else if (!strcmp(kn, "prefix"))
+            err = parse_attr_filter(c, v, KB_FILTER_PREFIX, "prefix", f);
+        else if (!strcmp(kn, "suffix"))
+            err = parse_attr_filter(c, v, KB_FILTER_SUFFIX, "suffix", f);
+        else if (!strcmp(kn, "field"))
+            err = parse_field_filter(c, v, f);
+        else if (!strcmp(kn, "not")) {
+            f->kind = KB_FILTER_NOT;
+            f->children = calloc(1, sizeof *f->children);
+            if (!f->children)
+                return KB_ERR_NOMEM;
+            f->n_children = 1;
+            err = parse_filter(c, v, &f->children[0], depth + 1);
+        } else if (!strcmp(kn, "all") || !strcmp(kn, "any")) {
+            f->kind = !strcmp(kn, "all") ? KB_FILTER_ALL : KB_FILTER_ANY;
+            if (v->type != YAML_SEQUENCE_NODE ||
+                v->data.sequence.items.top == v->data.sequence.items.start) {
+                err = fail(c, v, kn, "needs a non-empty list of filters");
+                break;
+            }
+            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            f->children = calloc(n, sizeof *f->children);
+            if (!f->children)
+                return KB_ERR_NOMEM;
+            for (size_t i = 0; i < n && !err; i++) {
+                f->n_children++;
+                err = parse_filter(c, yaml_document_get_node(c->doc, v->data.sequence.items.start[i]),
+                                   &f->children[i], depth + 1);
+            }
+        } else
+            err = unknown_key(c, k, dialects);
+    }
+    return err;
+}
+
+/* ------------------------------------------------------------- follow lists */
+
+static int follow_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct kb_follow *)a)->subject, ((const struct kb_follow *)b)->subject);
+}
+
+/*
+ * A follow list file: one subject per line, "identifier,from,until" with
+ * the identifier as bsn:<9 digits> or anummer:<10 digits> (or bare 9 digits:
+ * a BSN), dates YYYY-MM-DD or empty for open; # comments. Identifiers are
+ * pseudonymised at once and never kept in clear.
+ */
+static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
+{
+    char path[4096];
+    const char *file = sub->follow_file;
+    if (file[0] != '/') {
+        const char *slash = strrchr(c->file, '/');
+        snprintf(path, sizeof path, "%.*s%s", slash ? (int)(slash - c->file + 1) : 0, c->file, file);
+        file = path;
+    }
+    if (!c->key)
+        return fail(c, node, "a follow list needs the subject key (--subject-key-file)", NULL);
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "cannot open follow list %.200s: %s", file, strerror(errno));
+        return fail(c, node, msg, NULL);
+    }
+    char line[512];
+    size_t lineno = 0;
+    kb_err_t err = KB_OK;
+    while (!err && fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        char *s = line;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s || *s == '#')
+            continue;
+        char *fields[3] = {s, NULL, NULL};
+        for (int i = 1; i < 3; i++) {
+            char *comma = fields[i - 1] ? strchr(fields[i - 1], ',') : NULL;
+            if (comma) {
+                *comma = '\0';
+                fields[i] = comma + 1;
+            }
+        }
+        const char *domain = "bsn", *id = fields[0];
+        if (!strncmp(id, "bsn:", 4))
+            id += 4;
+        else if (!strncmp(id, "anummer:", 8)) {
+            domain = "anummer";
+            id += 8;
+        }
+        int ok = !strcmp(domain, "bsn") ? kb_check_bsn(id, strlen(id)) : kb_check_anummer(id, strlen(id));
+        struct kb_follow fw = {"", INT64_MIN, INT64_MAX};
+        if (ok && fields[1] && *fields[1] && kb_parse_time(fields[1], &fw.from_ms))
+            ok = 0;
+        if (ok && fields[2] && *fields[2] && kb_parse_time(fields[2], &fw.until_ms))
+            ok = 0;
+        if (!ok) {
+            /* The line holds an identifier: name the line, never its content. */
+            err = kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size,
+                             "%s:%zu: follow list entry is not identifier,from,until with a "
+                             "valid BSN (bsn:) or A-nummer (anummer:) and dates YYYY-MM-DD",
+                             file, lineno);
+            break;
+        }
+        if (kb_event_pseudonym(c->key, c->key_len, domain, id, fw.subject)) {
+            err = kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "subject key unusable");
+            break;
+        }
+        struct kb_follow *nf = realloc(sub->follow, (sub->n_follow + 1) * sizeof *nf);
+        if (!nf) {
+            err = KB_ERR_NOMEM;
+            break;
+        }
+        sub->follow = nf;
+        sub->follow[sub->n_follow++] = fw;
+    }
+    fclose(f);
+    if (!err && sub->follow)
+        qsort(sub->follow, sub->n_follow, sizeof *sub->follow, follow_cmp);
+    if (!err && !sub->follow) {
+        /* An empty list follows nobody; keep a non-NULL marker for that. */
+        sub->follow = calloc(1, sizeof *sub->follow);
+        if (!sub->follow)
+            err = KB_ERR_NOMEM;
+    }
+    return err;
+}
+
+/* -------------------------------------------------------------- delivery */
+
+static kb_err_t parse_int(struct ctx *c, yaml_node_t *v, const char *what, long long lo,
+                          long long hi, long long *out)
+{
+    if (v->type != YAML_SCALAR_NODE)
+        return fail(c, v, what, "must be a number");
+    char *end;
+    errno = 0;
+    long long x = strtoll((const char *)v->data.scalar.value, &end, 10);
+    if (errno || *end || end == (char *)v->data.scalar.value || x < lo || x > hi) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "must be a whole number from %lld to %lld", lo, hi);
+        return fail(c, v, what, msg);
+    }
+    *out = x;
+    return KB_OK;
+}
+
+static kb_err_t parse_webhook(struct ctx *c, yaml_node_t *node, struct kb_sub_webhook *w)
+{
+    static const char *const keys[] = {"url",         "secret_file", "ca_file",
+                                       "cert_file",   "key_file",    "mode",
+                                       "concurrency", "rate_per_s",  "retry_window_s", NULL};
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(c, node, "webhook must be a mapping", NULL);
+    w->concurrency = 4;
+    w->retry_window_s = 5 * 24 * 3600;
+    kb_err_t err = KB_OK;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        long long x;
+        char *mode = NULL;
+        if (!strcmp(kn, "url")) {
+            err = scalar(c, v, "webhook.url", &w->url);
+            if (!err && strncmp(w->url, "https://", 8) != 0)
+                err = fail(c, v, "webhook.url must be https://", NULL);
+        } else if (!strcmp(kn, "secret_file"))
+            err = scalar(c, v, "webhook.secret_file", &w->secret_file);
+        else if (!strcmp(kn, "ca_file"))
+            err = scalar(c, v, "webhook.ca_file", &w->ca_file);
+        else if (!strcmp(kn, "cert_file"))
+            err = scalar(c, v, "webhook.cert_file", &w->cert_file);
+        else if (!strcmp(kn, "key_file"))
+            err = scalar(c, v, "webhook.key_file", &w->key_file);
+        else if (!strcmp(kn, "mode")) {
+            err = scalar(c, v, "webhook.mode", &mode);
+            if (!err && strcmp(mode, "structured") && strcmp(mode, "binary"))
+                err = fail(c, v, "webhook.mode must be structured or binary", NULL);
+            if (!err)
+                w->binary_mode = !strcmp(mode, "binary");
+            free(mode);
+        } else if (!strcmp(kn, "concurrency")) {
+            if (!(err = parse_int(c, v, "webhook.concurrency", 1, 1024, &x)))
+                w->concurrency = (int)x;
+        } else if (!strcmp(kn, "rate_per_s")) {
+            if (!(err = parse_int(c, v, "webhook.rate_per_s", 0, 1000000, &x)))
+                w->rate_per_s = (double)x;
+        } else if (!strcmp(kn, "retry_window_s")) {
+            if (!(err = parse_int(c, v, "webhook.retry_window_s", 1, 366LL * 24 * 3600, &x)))
+                w->retry_window_s = x;
+        } else
+            err = unknown_key(c, k, keys);
+    }
+    if (!err && !w->url)
+        err = fail(c, node, "webhook needs a url", NULL);
+    if (!err && !w->secret_file)
+        err = fail(c, node, "webhook needs a secret_file (payloads are signed)", NULL);
+    return err;
+}
+
+static kb_err_t parse_delivery(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
+{
+    static const char *const keys[] = {"kafka_topic", "webhook", "legacy", NULL};
+    static const char *const legacy_keys[] = {"adapter", "format", NULL};
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(c, node, "delivery must be a mapping", NULL);
+    int kinds = 0;
+    kb_err_t err = KB_OK;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        if (!strcmp(kn, "kafka_topic")) {
+            err = scalar(c, v, "delivery.kafka_topic", &sub->topic);
+        } else if (!strcmp(kn, "webhook")) {
+            sub->delivery = KB_DELIVERY_WEBHOOK;
+            kinds++;
+            err = parse_webhook(c, v, &sub->webhook);
+        } else if (!strcmp(kn, "legacy")) {
+            sub->delivery = KB_DELIVERY_LEGACY;
+            kinds++;
+            if (v->type != YAML_MAPPING_NODE) {
+                err = fail(c, v, "legacy must be a mapping with adapter and format", NULL);
+                break;
+            }
+            FOR_PAIRS(c, v, lp, lk, lv, lkn, err)
+            {
+                if (!strcmp(lkn, "adapter"))
+                    err = scalar(c, lv, "legacy.adapter", &sub->legacy_adapter);
+                else if (!strcmp(lkn, "format"))
+                    err = scalar(c, lv, "legacy.format", &sub->legacy_format);
+                else
+                    err = unknown_key(c, lk, legacy_keys);
+            }
+            if (!err && (!sub->legacy_adapter || !sub->legacy_format))
+                err = fail(c, v, "legacy needs adapter and format", NULL);
+        } else
+            err = unknown_key(c, k, keys);
+    }
+    if (!err && kinds > 1)
+        err = fail(c, node, "delivery has both webhook and legacy; choose one", NULL);
+    return err;
+}
+
+/* ---------------------------------------------------------- subscriptions */
+
+static void sub_fini(struct kb_sub *sub)
+{
+    free(sub->file);
+    free(sub->purpose_id);
+    free(sub->legal_basis);
+    free_list(sub->types, sub->n_types);
+    if (sub->filter) {
+        filter_fini(sub->filter);
+        free(sub->filter);
+    }
+    free_list(sub->fields, sub->n_fields);
+    free_list(sub->pseudonymise, sub->n_pseudonymise);
+    free(sub->follow_file);
+    free(sub->follow);
+    free(sub->topic);
+    free(sub->webhook.url);
+    free(sub->webhook.secret_file);
+    free(sub->webhook.ca_file);
+    free(sub->webhook.cert_file);
+    free(sub->webhook.key_file);
+    free(sub->legacy_adapter);
+    free(sub->legacy_format);
+    memset(sub, 0, sizeof *sub);
+}
+
 static kb_err_t parse_purpose(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
 {
     static const char *const keys[] = {"id", "legal_basis", NULL};
     if (node->type != YAML_MAPPING_NODE)
         return fail(c, node, "purpose must be a mapping with id and legal_basis", NULL);
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        kb_err_t err = KB_OK;
-        const char *kn = key_name(c, node, p, &err);
-        if (!kn)
-            return err;
+    kb_err_t err = KB_OK;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
         if (!strcmp(kn, "id"))
             err = scalar(c, v, "purpose.id", &sub->purpose_id);
         else if (!strcmp(kn, "legal_basis"))
             err = scalar(c, v, "purpose.legal_basis", &sub->legal_basis);
         else
             err = unknown_key(c, k, keys);
-        if (err)
-            return err;
     }
-    if (!sub->purpose_id || !sub->legal_basis)
+    if (!err && (!sub->purpose_id || !sub->legal_basis))
         return fail(c, node, "purpose needs both id and legal_basis", NULL);
-    return KB_OK;
+    return err;
 }
 
-static kb_err_t parse_delivery(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
+/* A filter may only look at fields the subscriber may receive: otherwise
+ * the filter itself would leak what the projection withholds. */
+static kb_err_t check_filter_fields(struct ctx *c, const struct kb_sub *sub,
+                                    const struct kb_filter *f)
 {
-    static const char *const keys[] = {"kafka_topic", NULL};
-    if (node->type != YAML_MAPPING_NODE)
-        return fail(c, node, "delivery must be a mapping", NULL);
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start; p < node->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        kb_err_t kerr = KB_OK;
-        const char *kn = key_name(c, node, p, &kerr);
-        if (!kn)
-            return kerr;
-        if (strcmp(kn, "kafka_topic") != 0)
-            return unknown_key(c, k, keys);
-        free(sub->topic);
-        sub->topic = NULL;
-        kb_err_t err = scalar(c, v, "delivery.kafka_topic", &sub->topic);
+    if (f->kind == KB_FILTER_FIELD && !kb_sub_receives(sub, f->path)) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "filter on field \"%.100s\" which this subscriber may not "
+                 "receive (add it to fields)", f->path);
+        return kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "%s:%zu:%zu: %s", c->file,
+                          f->line, f->column, msg);
+    }
+    for (size_t i = 0; i < f->n_children; i++) {
+        kb_err_t err = check_filter_fields(c, sub, &f->children[i]);
         if (err)
             return err;
     }
     return KB_OK;
 }
 
-static kb_err_t parse_types(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
+static kb_err_t parse_time_value(struct ctx *c, yaml_node_t *v, const char *what, int64_t *out)
 {
-    if (node->type != YAML_SEQUENCE_NODE)
-        return fail(c, node, "types must be a list of event types", NULL);
-    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
-    if (n == 0)
-        return fail(c, node, "types must not be empty", NULL);
-    sub->types = calloc(n, sizeof *sub->types);
-    if (!sub->types)
-        return KB_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        yaml_node_t *item = yaml_document_get_node(c->doc, node->data.sequence.items.start[i]);
-        kb_err_t err = scalar(c, item, "each type", &sub->types[i]);
-        if (err)
-            return err;
-        sub->n_types++;
-    }
+    if (v->type != YAML_SCALAR_NODE || kb_parse_time((const char *)v->data.scalar.value, out))
+        return fail(c, v, what, "must be a date YYYY-MM-DD or an RFC 3339 time");
     return KB_OK;
-}
-
-static void sub_fini(struct kb_sub *sub)
-{
-    free(sub->purpose_id);
-    free(sub->legal_basis);
-    for (size_t i = 0; i < sub->n_types; i++)
-        free(sub->types[i]);
-    free(sub->types);
-    free(sub->topic);
-    memset(sub, 0, sizeof *sub);
 }
 
 static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
 {
-    static const char *const keys[] = {"name", "purpose", "types", "delivery", NULL};
+    static const char *const keys[] = {"name",   "purpose",      "types",      "filter",
+                                       "fields", "pseudonymise", "follow",     "valid_from",
+                                       "valid_until", "delivery", NULL};
     if (node->type != YAML_MAPPING_NODE)
         return fail(c, node, "a subscription must be a mapping", NULL);
+    sub->line = node->start_mark.line + 1;
+    sub->valid_from_ms = INT64_MIN;
+    sub->valid_until_ms = INT64_MAX;
     char *name = NULL;
     kb_err_t err = KB_OK;
-    for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
-         !err && p < node->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(c->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(c->doc, p->value);
-        const char *kn = key_name(c, node, p, &err);
-        if (!kn)
-            break;
+    yaml_node_t *follow_node = NULL, *fields_node = NULL;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
         if (!strcmp(kn, "name")) {
-            free(name);
-            name = NULL;
             err = scalar(c, v, "name", &name);
             if (!err && !valid_name(name))
                 err = fail(c, v, "name must be 1-63 characters of a-z, 0-9 and -", NULL);
         } else if (!strcmp(kn, "purpose")) {
             err = parse_purpose(c, v, sub);
         } else if (!strcmp(kn, "types")) {
-            err = parse_types(c, v, sub);
+            err = string_list(c, v, "types", &sub->types, &sub->n_types, 0);
+        } else if (!strcmp(kn, "filter")) {
+            sub->filter = calloc(1, sizeof *sub->filter);
+            err = sub->filter ? parse_filter(c, v, sub->filter, 0) : KB_ERR_NOMEM;
+        } else if (!strcmp(kn, "fields")) {
+            fields_node = v;
+            err = string_list(c, v, "fields", &sub->fields, &sub->n_fields, 0);
+        } else if (!strcmp(kn, "pseudonymise")) {
+            err = string_list(c, v, "pseudonymise", &sub->pseudonymise, &sub->n_pseudonymise, 1);
+        } else if (!strcmp(kn, "follow")) {
+            follow_node = v;
+            err = scalar(c, v, "follow (a file)", &sub->follow_file);
+        } else if (!strcmp(kn, "valid_from")) {
+            err = parse_time_value(c, v, "valid_from", &sub->valid_from_ms);
+        } else if (!strcmp(kn, "valid_until")) {
+            err = parse_time_value(c, v, "valid_until", &sub->valid_until_ms);
         } else if (!strcmp(kn, "delivery")) {
             err = parse_delivery(c, v, sub);
         } else {
@@ -234,23 +711,38 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
         err = fail(c, node, "subscription has no purpose", NULL);
     if (!err && !sub->n_types)
         err = fail(c, node, "subscription has no types", NULL);
+    for (size_t i = 0; !err && i < sub->n_fields; i++)
+        if (!valid_path(sub->fields[i]))
+            err = fail(c, fields_node, "fields must be field paths (names separated by dots)",
+                       NULL);
+    for (size_t i = 0; !err && i < sub->n_pseudonymise; i++)
+        if (!kb_sub_receives(sub, sub->pseudonymise[i]))
+            err = fail(c, node, "pseudonymise names a field that is not in fields:",
+                       sub->pseudonymise[i]);
+    if (!err && sub->filter)
+        err = check_filter_fields(c, sub, sub->filter);
+    if (!err && sub->valid_from_ms >= sub->valid_until_ms)
+        err = fail(c, node, "valid_from must be before valid_until", NULL);
+    if (!err && sub->follow_file)
+        err = load_follow(c, follow_node, sub);
     if (!err) {
         snprintf(sub->name, sizeof sub->name, "%s", name);
+        sub->file = strdup(c->file);
         if (!sub->topic) {
             char topic[KB_SUB_NAME_MAX + 72], suffix[KB_SUB_NAME_MAX + 8];
             snprintf(suffix, sizeof suffix, "out.%s", name);
             kb_topic_name(topic, sizeof topic, suffix);
             sub->topic = strdup(topic);
-            if (!sub->topic)
-                err = KB_ERR_NOMEM;
         }
+        if (!sub->topic || !sub->file)
+            err = KB_ERR_NOMEM;
     }
     free(name);
     return err;
 }
 
-static kb_err_t load_file(const char *path, struct kb_subs *subs, char *errstr,
-                          size_t errstr_size)
+static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len,
+                          struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
@@ -266,7 +758,7 @@ static kb_err_t load_file(const char *path, struct kb_subs *subs, char *errstr,
                          parser.problem ? parser.problem : "YAML error");
         goto out_parser;
     }
-    struct ctx c = {path, &doc, errstr, errstr_size};
+    struct ctx c = {path, &doc, errstr, errstr_size, key, key_len};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: empty file", path);
@@ -277,13 +769,8 @@ static kb_err_t load_file(const char *path, struct kb_subs *subs, char *errstr,
         goto out_doc;
     }
     static const char *const keys[] = {"subscriptions", NULL};
-    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
-         !err && p < root->data.mapping.pairs.top; p++) {
-        yaml_node_t *k = yaml_document_get_node(&doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(&doc, p->value);
-        const char *kn = key_name(&c, root, p, &err);
-        if (!kn)
-            break;
+    FOR_PAIRS(&c, root, p, k, v, kn, err)
+    {
         if (strcmp(kn, "subscriptions") != 0) {
             err = unknown_key(&c, k, keys);
             break;
@@ -304,10 +791,6 @@ static kb_err_t load_file(const char *path, struct kb_subs *subs, char *errstr,
             memset(sub, 0, sizeof *sub);
             yaml_node_t *sn = yaml_document_get_node(&doc, *it);
             err = parse_sub(&c, sn, sub);
-            if (err) {
-                sub_fini(sub);
-                break;
-            }
             for (size_t i = 0; i < subs->n && !err; i++)
                 if (!strcmp(subs->items[i].name, sub->name))
                     err = fail(&c, sn, "duplicate subscription name", sub->name);
@@ -326,7 +809,8 @@ out_parser:
     return err;
 }
 
-kb_err_t kb_subs_load(const char *path, struct kb_subs *subs, char *errstr, size_t errstr_size)
+kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
+                      struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
     memset(subs, 0, sizeof *subs);
     struct stat st;
@@ -345,13 +829,13 @@ kb_err_t kb_subs_load(const char *path, struct kb_subs *subs, char *errstr, size
                 ((l > 5 && !strcmp(nm + l - 5, ".yaml")) || (l > 4 && !strcmp(nm + l - 4, ".yml")))) {
                 char file[4096];
                 snprintf(file, sizeof file, "%s/%s", path, nm);
-                err = load_file(file, subs, errstr, errstr_size);
+                err = load_file(file, subject_key, key_len, subs, errstr, errstr_size);
             }
             free(names[i]);
         }
         free(names);
     } else {
-        err = load_file(path, subs, errstr, errstr_size);
+        err = load_file(path, subject_key, key_len, subs, errstr, errstr_size);
     }
     if (err)
         kb_subs_fini(subs);
@@ -373,4 +857,103 @@ int kb_sub_wants(const struct kb_sub *sub, const char *type)
         if (!strcmp(sub->types[i], type))
             return 1;
     return 0;
+}
+
+int kb_sub_receives(const struct kb_sub *sub, const char *path)
+{
+    if (!sub->n_fields)
+        return 1;
+    for (size_t i = 0; i < sub->n_fields; i++) {
+        size_t l = strlen(sub->fields[i]);
+        if (!strncmp(path, sub->fields[i], l) && (path[l] == '\0' || path[l] == '.'))
+            return 1;
+    }
+    return 0;
+}
+
+int kb_sub_follows(const struct kb_sub *sub, const char *subject, int64_t time_ms)
+{
+    if (!sub->follow)
+        return 1;
+    struct kb_follow key;
+    snprintf(key.subject, sizeof key.subject, "%s", subject);
+    const struct kb_follow *hit =
+        bsearch(&key, sub->follow, sub->n_follow, sizeof *sub->follow, follow_cmp);
+    if (!hit)
+        return 0;
+    /* Several periods for one subject sit next to each other. */
+    while (hit > sub->follow && !strcmp(hit[-1].subject, subject))
+        hit--;
+    for (; hit < sub->follow + sub->n_follow && !strcmp(hit->subject, subject); hit++)
+        if (time_ms >= hit->from_ms && time_ms < hit->until_ms)
+            return 1;
+    return 0;
+}
+
+static int digits(const char *s, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+kb_err_t kb_parse_time(const char *s, int64_t *ms)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    size_t len = strlen(s);
+    if (len < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
+        !digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > kb_days_in_month(y, mo))
+        return KB_ERR_INVALID;
+    const char *p = s + 10;
+    int tz_min = 0;
+    if (*p) {
+        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2, &h) || p[3] != ':' ||
+            !digits(p + 4, 2, &mi) || p[6] != ':' || !digits(p + 7, 2, &sec) || h > 23 ||
+            mi > 59 || sec > 60)
+            return KB_ERR_INVALID;
+        p += 9;
+        if (*p == '.') {
+            int nd = 0;
+            p++;
+            while (isdigit((unsigned char)*p)) {
+                if (nd < 3)
+                    frac = frac * 10 + (*p - '0');
+                nd++;
+                p++;
+            }
+            if (!nd)
+                return KB_ERR_INVALID;
+            while (nd < 3) {
+                frac *= 10;
+                nd++;
+            }
+        }
+        if (*p == 'Z' || *p == 'z')
+            p++;
+        else if (*p == '+' || *p == '-') {
+            int th, tm;
+            if (!digits(p + 1, 2, &th) || p[3] != ':' || !digits(p + 4, 2, &tm))
+                return KB_ERR_INVALID;
+            tz_min = (th * 60 + tm) * (*p == '+' ? 1 : -1);
+            p += 6;
+        } else
+            return KB_ERR_INVALID;
+        if (*p)
+            return KB_ERR_INVALID;
+    }
+    /* Days since the epoch (proleptic Gregorian), from Howard Hinnant's
+     * well-known civil-date algorithm. */
+    int yy = mo <= 2 ? y - 1 : y;
+    int era = (yy >= 0 ? yy : yy - 399) / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)tz_min * 60) * 1000 + frac;
+    return KB_OK;
 }

@@ -25,7 +25,7 @@ static void test_valid_file(void)
     struct kb_subs subs;
     char path[1200], errstr[512] = "";
 
-    CHECK_INT(kb_subs_load(data_path("valid.yaml", path, sizeof path), &subs, errstr,
+    CHECK_INT(kb_subs_load(data_path("valid.yaml", path, sizeof path), NULL, 0, &subs, errstr,
                            sizeof errstr),
               KB_OK);
     CHECK_STR(errstr, "");
@@ -72,7 +72,7 @@ static void test_folder(void)
 
     /* 10-first.yaml and 20-second.yml in name order; notes.txt and
      * .hidden.yaml are not read (.hidden.yaml would not even parse). */
-    CHECK_INT(kb_subs_load(data_path("folder", path, sizeof path), &subs, errstr,
+    CHECK_INT(kb_subs_load(data_path("folder", path, sizeof path), NULL, 0, &subs, errstr,
                            sizeof errstr),
               KB_OK);
     CHECK_STR(errstr, "");
@@ -99,7 +99,7 @@ static void expect_error(const char *rel, kb_err_t want_err, const char *want)
     char path[1200], errstr[512] = "", expect[2048];
 
     data_path(rel, path, sizeof path);
-    CHECK_INT(kb_subs_load(path, &subs, errstr, sizeof errstr), want_err);
+    CHECK_INT(kb_subs_load(path, NULL, 0, &subs, errstr, sizeof errstr), want_err);
     CHECK_INT(subs.n, 0);
     CHECK(subs.items == NULL);
     snprintf(expect, sizeof expect, "%s/%s", data_dir, want);
@@ -118,7 +118,7 @@ static void test_errors(void)
                  "bad/top-key.yaml:1:1: unknown key \"subscription\" "
                  "(did you mean \"subscriptions\"?)");
     expect_error("bad/types-string.yaml", KB_ERR_CONF,
-                 "bad/types-string.yaml:4:12: types must be a list of event types");
+                 "bad/types-string.yaml:4:12: types must be a list of strings");
     /* The first subscription is fine; the second (line 5) has no purpose. */
     expect_error("bad/no-purpose.yaml", KB_ERR_CONF,
                  "bad/no-purpose.yaml:5:5: subscription has no purpose");
@@ -142,7 +142,7 @@ static void test_topic_prefix(void)
     struct kb_subs subs;
     char path[1200], errstr[512] = "";
     setenv("KETENBUS_TOPIC_PREFIX", "run42", 1);
-    CHECK_INT(kb_subs_load(data_path("valid.yaml", path, sizeof path), &subs, errstr,
+    CHECK_INT(kb_subs_load(data_path("valid.yaml", path, sizeof path), NULL, 0, &subs, errstr,
                            sizeof errstr),
               KB_OK);
     CHECK_INT(subs.n, 2);
@@ -158,7 +158,7 @@ static void test_missing(void)
 {
     struct kb_subs subs;
     char path[1200], errstr[512] = "";
-    CHECK_INT(kb_subs_load(data_path("no-such.yaml", path, sizeof path), &subs, errstr,
+    CHECK_INT(kb_subs_load(data_path("no-such.yaml", path, sizeof path), NULL, 0, &subs, errstr,
                            sizeof errstr),
               KB_ERR_IO);
     CHECK(strstr(errstr, "no-such.yaml: No such file or directory") != NULL);
@@ -173,12 +173,12 @@ static void test_known_bugs(void)
 {
     struct kb_subs subs;
     char path[1200], errstr[512] = "";
-    CHECK_INT(kb_subs_load(data_path("bad/repeated-types.yaml", path, sizeof path), &subs,
+    CHECK_INT(kb_subs_load(data_path("bad/repeated-types.yaml", path, sizeof path), NULL, 0, &subs,
                            errstr, sizeof errstr),
               KB_ERR_CONF);
     CHECK(strstr(errstr, "repeated-types.yaml:6:5:") != NULL);
     kb_subs_fini(&subs);
-    CHECK_INT(kb_subs_load(data_path("bad/repeated-purpose.yaml", path, sizeof path), &subs,
+    CHECK_INT(kb_subs_load(data_path("bad/repeated-purpose.yaml", path, sizeof path), NULL, 0, &subs,
                            errstr, sizeof errstr),
               KB_ERR_CONF);
     CHECK(strstr(errstr, "repeated-purpose.yaml:5:5:") != NULL);

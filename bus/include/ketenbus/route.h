@@ -19,7 +19,10 @@
 
 struct kb_route_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
-    const struct kb_subs *subs;        /* subscriptions (not owned, outlive the router) */
+    const char *subs_path;             /* subscription file or folder; reloaded on change */
+    const uint8_t *subject_key;        /* for follow lists (not owned); may be NULL */
+    size_t subject_key_len;
+    atomic_int *reload;                /* set (e.g. by SIGHUP) to reload now; may be NULL */
     const kb_schemas_t *schemas;       /* schema lookup (not owned, outlive the router) */
     const char *group_id;              /* consumer group; default "<prefix>-route" */
     const char *instance;              /* names the transactional.id; unique per instance */
@@ -39,12 +42,13 @@ struct kb_route_stats {
     atomic_uint_fast64_t duplicates;   /* events dropped as already routed */
     atomic_uint_fast64_t transactions; /* committed transactions */
     atomic_uint_fast64_t aborts;       /* aborted (and retried) transactions */
+    atomic_uint_fast64_t reloads;      /* subscription sets loaded after start */
 };
 
 typedef struct kb_router kb_router_t;
 
 /**
- * Create a router: connects, initialises transactions (fencing an older
+ * Create a router: loads the subscriptions, connects, initialises transactions (fencing an older
  * instance with the same transactional.id) and subscribes. NULL with errstr
  * on failure.
  * @thread the thread that will call kb_router_run()

@@ -1,26 +1,99 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * ketenbus/sub.h - subscriptions: who receives which event types, for which
- * legal purpose, on which topic. Read from YAML and checked strictly:
- * unknown keys and wrong types are errors with file, line and column. (The
- * full language with filters, projection and follow lists grows here.)
+ * ketenbus/sub.h - subscriptions: who receives which events, for which
+ * legal purpose, which fields of them, and how they are delivered. Read
+ * from YAML files that are reviewed like code, so they are checked
+ * strictly: unknown keys, wrong types, repeated keys, and filters on fields
+ * the subscriber may not receive are errors with file, line and column.
+ *
+ * The filter language is the CloudEvents Subscriptions API's dialects
+ * (exact, prefix, suffix, all, any, not) over context attributes, extended
+ * with `field`: a payload field path compared with =, !=, <, <=, >, >=,
+ * in, or exists. See README.md "Subscriptions" for the file format.
  */
 #ifndef KETENBUS_SUB_H
 #define KETENBUS_SUB_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ketenbus/err.h"
 
 #define KB_SUB_NAME_MAX 64
 
+enum kb_filter_kind {
+    KB_FILTER_EXACT,  /* attribute == value (every pair of the map) */
+    KB_FILTER_PREFIX, /* attribute starts with value */
+    KB_FILTER_SUFFIX, /* attribute ends with value */
+    KB_FILTER_ALL,    /* every child matches */
+    KB_FILTER_ANY,    /* at least one child matches */
+    KB_FILTER_NOT,    /* the one child does not match */
+    KB_FILTER_FIELD,  /* payload field comparison */
+};
+
+enum kb_filter_op { KB_OP_EQ, KB_OP_NE, KB_OP_LT, KB_OP_LE, KB_OP_GT, KB_OP_GE, KB_OP_IN, KB_OP_EXISTS };
+
+struct kb_filter {
+    enum kb_filter_kind kind;
+    char *attr;               /* EXACT/PREFIX/SUFFIX: context attribute name */
+    char *path;               /* FIELD: payload field path, e.g. "kind.geboorteland" */
+    enum kb_filter_op op;     /* FIELD: comparison */
+    char **values;            /* EXACT/PREFIX/SUFFIX: 1 value; FIELD: 1, or n for IN */
+    size_t n_values;
+    int exists;               /* FIELD with EXISTS: 1 = must exist, 0 = must not */
+    struct kb_filter *children; /* ALL/ANY: n_children; NOT: exactly 1 */
+    size_t n_children;
+    size_t line, column;      /* where it was written, for errors */
+};
+
+/* One entry of a follow list: the subject pseudonym and the period. */
+struct kb_follow {
+    char subject[40];         /* pseudonym (kb_event_pseudonym) of the identifier */
+    int64_t from_ms;          /* INT64_MIN when open */
+    int64_t until_ms;         /* INT64_MAX when open */
+};
+
+enum kb_delivery_kind {
+    KB_DELIVERY_KAFKA,        /* the subscriber consumes its topic */
+    KB_DELIVERY_WEBHOOK,      /* `ketenbus deliver` posts the topic's events */
+    KB_DELIVERY_LEGACY,       /* an adapter renders the topic's events (LO3, AKW01) */
+};
+
+struct kb_sub_webhook {
+    char *url;                /* https://... */
+    char *secret_file;        /* HMAC-SHA-256 signing secret */
+    char *ca_file;            /* CA bundle to verify the receiver (default: system) */
+    char *cert_file;          /* optional client certificate */
+    char *key_file;           /* its key */
+    int binary_mode;          /* CloudEvents HTTP binary mode instead of structured JSON */
+    int concurrency;          /* parallel requests (default 4) */
+    double rate_per_s;        /* 0 = unlimited */
+    int64_t retry_window_s;   /* give up after this long (default 5 days) */
+};
+
 struct kb_sub {
     char name[KB_SUB_NAME_MAX];  /* subscriber name: [a-z0-9-], names its topic */
+    char *file;                  /* the file it was read from */
+    size_t line;                 /* where the subscription starts */
     char *purpose_id;            /* processing purpose id (doelbinding) */
     char *legal_basis;           /* the law article that allows the processing */
     char **types;                /* event types it receives */
     size_t n_types;
+    struct kb_filter *filter;    /* NULL: every event of its types */
+    char **fields;               /* field paths it may receive; n_fields 0 = all */
+    size_t n_fields;
+    char **pseudonymise;         /* field paths delivered as keyed pseudonyms */
+    size_t n_pseudonymise;
+    char *follow_file;           /* follow list source (CSV: identifier,from,until) */
+    struct kb_follow *follow;    /* loaded follow list (sorted by subject); NULL = all */
+    size_t n_follow;
+    int64_t valid_from_ms;       /* events recorded before are not delivered; INT64_MIN */
+    int64_t valid_until_ms;      /* ... nor at or after this; INT64_MAX */
+    enum kb_delivery_kind delivery;
     char *topic;                 /* delivery topic, default <prefix>.out.<name> */
+    struct kb_sub_webhook webhook; /* KB_DELIVERY_WEBHOOK */
+    char *legacy_adapter;        /* KB_DELIVERY_LEGACY: "gba", "svb" */
+    char *legacy_format;         /* e.g. "Gv01", "AKW01" */
 };
 
 struct kb_subs {
@@ -30,15 +103,30 @@ struct kb_subs {
 
 /**
  * Load subscriptions from @p path: a YAML file with `subscriptions:` (a
- * list) or a folder of such files (*.yaml, *.yml). On error returns non-zero
- * and errstr names file:line:column and the problem; @p subs is left empty.
+ * list) or a folder of such files (*.yaml, *.yml). Follow-list identifiers
+ * are turned into pseudonyms with @p subject_key (may be NULL when no
+ * subscription has a follow list). On error returns non-zero, errstr names
+ * file:line:column and the problem, and @p subs is left empty.
  */
-kb_err_t kb_subs_load(const char *path, struct kb_subs *subs, char *errstr, size_t errstr_size);
+kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
+                      struct kb_subs *subs, char *errstr, size_t errstr_size);
 
 /** Free what kb_subs_load() filled. Safe on an empty set. */
 void kb_subs_fini(struct kb_subs *subs);
 
-/** 1 when @p sub receives events of @p type. */
+/** 1 when @p sub lists event type @p type. */
 int kb_sub_wants(const struct kb_sub *sub, const char *type);
+
+/** 1 when field @p path may be delivered to @p sub (selected itself or inside a selected field). */
+int kb_sub_receives(const struct kb_sub *sub, const char *path);
+
+/** 1 when @p sub follows @p subject at @p time_ms (always 1 without a follow list). */
+int kb_sub_follows(const struct kb_sub *sub, const char *subject, int64_t time_ms);
+
+/**
+ * Parse an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) into ms since
+ * the epoch. KB_ERR_INVALID when malformed.
+ */
+kb_err_t kb_parse_time(const char *s, int64_t *ms);
 
 #endif

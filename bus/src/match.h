@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * match.h - subscriptions compiled into an index: event type first, then
+ * the exact ce_source a subscription may require, so the cost of matching
+ * one event depends on the subscriptions that could want it, not on how
+ * many there are. Filters, validity periods and follow lists of those
+ * candidates are then evaluated in full.
+ */
+#ifndef KETENBUS_MATCH_H
+#define KETENBUS_MATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/event.h"
+#include "ketenbus/sub.h"
+
+/**
+ * Payload access for `field` filters: write the value at @p path as text
+ * into @p buf (numbers in decimal, booleans true/false, enums by symbol).
+ * Returns 1 when the field exists and is not null, 0 otherwise.
+ */
+typedef int(kb_field_get_cb)(void *opaque, const char *path, char *buf, size_t cap);
+
+typedef struct kb_matcher kb_matcher_t;
+
+/** Index @p subs, which must outlive the matcher. NULL on NOMEM. */
+kb_matcher_t *kb_matcher_new(const struct kb_subs *subs);
+
+/** Release @p m. NULL is a no-op. */
+void kb_matcher_destroy(kb_matcher_t *m);
+
+/**
+ * The subscriptions that receive the event with @p attrs, recorded at
+ * @p time_ms, into @p out (at most @p max, in subscription order).
+ * @p get is called only when a candidate has a field filter.
+ * @thread any; the matcher is read-only after creation.
+ */
+size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
+                        int64_t time_ms, kb_field_get_cb *get, void *opaque,
+                        const struct kb_sub **out, size_t max);
+
+/** 1 when filter @p f is definitely true for the event (three-valued logic:
+ *  a comparison on an absent field is unknown, and unknown does not match). */
+int kb_filter_eval(const struct kb_filter *f, const struct kb_event_attrs *attrs,
+                   kb_field_get_cb *get, void *opaque);
+
+#endif

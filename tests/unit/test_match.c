@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * test_match.c - the subscription language end to end in process: YAML with
+ * filters, projection fields, follow lists and validity periods is loaded,
+ * compiled into the index, and a table of events is matched against it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "kb_test.h"
+#include "ketenbus/event.h"
+#include "ketenbus/sub.h"
+#include "match.h"
+
+static char dir[256];
+
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+/* Payload stand-in for field filters: a fixed set of path=value pairs. */
+struct fake_payload {
+    const char *const *pairs; /* "path", "value", ..., NULL */
+};
+
+static int fake_get(void *opaque, const char *path, char *buf, size_t cap)
+{
+    const struct fake_payload *p = opaque;
+    for (size_t i = 0; p->pairs[i]; i += 2)
+        if (!strcmp(p->pairs[i], path)) {
+            snprintf(buf, cap, "%s", p->pairs[i + 1]);
+            return 1;
+        }
+    return 0;
+}
+
+static const char subs_yaml[] =
+    "subscriptions:\n"
+    "  - name: alle-geboorten\n"
+    "    purpose: {id: p1, legal_basis: wet 1}\n"
+    "    types: [nl.brp.persoon-geboren]\n"
+    "  - name: utrecht\n"
+    "    purpose: {id: p2, legal_basis: wet 2}\n"
+    "    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]\n"
+    "    fields: [inschrijving, kind.geboortedatum, kind.geboorteland]\n"
+    "    filter:\n"
+    "      all:\n"
+    "        - exact: {source: 'urn:nld:oin:1:systeem:gba'}\n"
+    "        - field: {path: inschrijving.gemeente, op: '=', value: '0344'}\n"
+    "  - name: buitenland\n"
+    "    purpose: {id: p3, legal_basis: wet 3}\n"
+    "    types: [nl.brp.persoon-geboren]\n"
+    "    fields: [kind.geboorteland]\n"
+    "    filter:\n"
+    "      not: {field: {path: kind.geboorteland, op: in, values: ['6030', '0000']}}\n"
+    "  - name: prefix-suffix\n"
+    "    purpose: {id: p4, legal_basis: wet 4}\n"
+    "    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]\n"
+    "    filter:\n"
+    "      any:\n"
+    "        - prefix: {source: 'urn:nld:oin:2:'}\n"
+    "        - suffix: {id: '-0001'}\n"
+    "  - name: recent\n"
+    "    purpose: {id: p5, legal_basis: wet 5}\n"
+    "    types: [nl.brp.persoon-geboren]\n"
+    "    fields: [kind.geboortedatum]\n"
+    "    valid_from: 2024-01-01\n"
+    "    valid_until: 2025-01-01\n"
+    "    filter: {field: {path: kind.geboortedatum, op: '>=', value: '20240101'}}\n"
+    "  - name: volglijst\n"
+    "    purpose: {id: p6, legal_basis: wet 6}\n"
+    "    types: [nl.brp.persoon-geboren]\n"
+    "    follow: follow.csv\n"
+    "  - name: zonder-akte\n"
+    "    purpose: {id: p7, legal_basis: wet 7}\n"
+    "    types: [nl.brp.persoon-geboren]\n"
+    "    filter: {field: {path: akte, op: exists, value: false}}\n";
+
+struct event_case {
+    const char *what;
+    const char *type;
+    const char *source;
+    const char *id;
+    const char *time;          /* ce_time */
+    const char *subject_bsn;   /* pseudonymised into ce_subject; NULL = none */
+    const char *const *payload;
+    const char *expect;        /* matching subscription names, comma separated */
+};
+
+int main(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/kb-test-match-%d", (int)getpid());
+    mkdir(dir, 0700);
+    static const uint8_t key[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+                                    17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+    write_tmp("follow.csv", "# followed persons\n"
+                            "bsn:999995303,2024-01-01,2024-06-01\n"
+                            "999996204,,\n");
+    const char *path = write_tmp("subs.yaml", subs_yaml);
+    struct kb_subs subs;
+    char errstr[512] = "";
+    CHECK_INT(kb_subs_load(path, key, sizeof key, &subs, errstr, sizeof errstr), KB_OK);
+    CHECK_STR(errstr, "");
+    CHECK_INT(subs.n, 7);
+    if (subs.n != 7)
+        KB_TEST_DONE();
+    CHECK_INT(subs.items[5].n_follow, 2);
+    CHECK(kb_sub_receives(&subs.items[1], "inschrijving.gemeente"));
+    CHECK(kb_sub_receives(&subs.items[1], "kind.geboortedatum"));
+    CHECK(!kb_sub_receives(&subs.items[1], "kind.bsn"));
+    CHECK(!kb_sub_receives(&subs.items[1], "kind.geboortedatumx"));
+    CHECK(kb_sub_receives(&subs.items[0], "anything.at.all"));
+
+    kb_matcher_t *m = kb_matcher_new(&subs);
+    CHECK(m != NULL);
+
+    static const char *const utrecht_nl[] = {"inschrijving.gemeente", "0344",
+                                             "kind.geboorteland", "6030",
+                                             "kind.geboortedatum", "20240315",
+                                             "akte", "x", NULL};
+    static const char *const rotterdam_abroad[] = {"inschrijving.gemeente", "0599",
+                                                   "kind.geboorteland", "5010",
+                                                   "kind.geboortedatum", "20231231", NULL};
+    static const char *const unknown_land[] = {"inschrijving.gemeente", "0344",
+                                               "kind.geboorteland", "0000",
+                                               "kind.geboortedatum", "20240101", "akte", "x",
+                                               NULL};
+    static const char *const empty[] = {NULL};
+    static const struct event_case cases[] = {
+        {"Utrecht birth from gba", "nl.brp.persoon-geboren", "urn:nld:oin:1:systeem:gba",
+         "a-1", "2024-03-18T09:00:00Z", NULL, utrecht_nl, "alle-geboorten,utrecht,recent"},
+        {"Utrecht birth from another source", "nl.brp.persoon-geboren",
+         "urn:nld:oin:2:systeem:x", "a-2", "2024-03-18T09:00:00Z", NULL, utrecht_nl,
+         "alle-geboorten,prefix-suffix,recent"},
+        {"born abroad, registered in Rotterdam, in 2023 (before valid_from)",
+         "nl.brp.persoon-geboren", "urn:nld:oin:1:systeem:gba", "a-3", "2023-12-31T23:59:59Z",
+         NULL, rotterdam_abroad, "alle-geboorten,buitenland,zonder-akte"},
+        {"land 0000 is excluded by in; recent ends at valid_until",
+         "nl.brp.persoon-geboren", "urn:nld:oin:1:systeem:gba", "b-0001",
+         "2025-01-01T00:00:00Z", NULL, unknown_land, "alle-geboorten,utrecht,prefix-suffix"},
+        {"kind-toegevoegd: no payload fields present", "nl.brp.kind-toegevoegd",
+         "urn:nld:oin:1:systeem:gba", "c-1", "2024-03-18T09:00:00Z", NULL, empty, ""},
+        {"followed subject inside its period", "nl.brp.persoon-geboren", "urn:nld:oin:9:x",
+         "d-1", "2024-03-18T09:00:00Z", "999995303", empty,
+         "alle-geboorten,volglijst,zonder-akte"},
+        {"followed subject after its period", "nl.brp.persoon-geboren", "urn:nld:oin:9:x", "d-2",
+         "2024-06-01T00:00:00Z", "999995303", empty, "alle-geboorten,zonder-akte"},
+        {"open-ended follow entry", "nl.brp.persoon-geboren", "urn:nld:oin:9:x", "d-3",
+         "2030-01-01T00:00:00Z", "999996204", empty, "alle-geboorten,volglijst,zonder-akte"},
+        {"unfollowed subject", "nl.brp.persoon-geboren", "urn:nld:oin:9:x", "d-4",
+         "2024-03-18T09:00:00Z", "999997105", empty, "alle-geboorten,zonder-akte"},
+        {"unknown type", "nl.brp.persoon-overleden", "urn:nld:oin:1:systeem:gba", "e-1",
+         "2024-03-18T09:00:00Z", NULL, utrecht_nl, ""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct event_case *c = &cases[i];
+        struct kb_event_attrs a;
+        memset(&a, 0, sizeof a);
+        snprintf(a.type, sizeof a.type, "%s", c->type);
+        snprintf(a.source, sizeof a.source, "%s", c->source);
+        snprintf(a.id, sizeof a.id, "%s", c->id);
+        snprintf(a.time, sizeof a.time, "%s", c->time);
+        if (c->subject_bsn)
+            kb_event_pseudonym(key, sizeof key, "bsn", c->subject_bsn, a.subject);
+        int64_t t = 0;
+        CHECK_INT(kb_parse_time(c->time, &t), KB_OK);
+        struct fake_payload fp = {c->payload};
+        const struct kb_sub *hits[16];
+        size_t n = kb_matcher_match(m, &a, t, fake_get, &fp, hits, 16);
+        char got[512] = "";
+        for (size_t k = 0; k < n; k++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", k ? "," : "",
+                     hits[k]->name);
+        if (strcmp(got, c->expect) != 0)
+            fprintf(stderr, "case %zu (%s)\n", i, c->what);
+        CHECK_STR(got, c->expect);
+    }
+    kb_matcher_destroy(m);
+    kb_subs_fini(&subs);
+
+    /* Strictness: each file must fail with its position and reason. */
+    static const struct {
+        const char *yaml;
+        const char *expect;
+    } bad[] = {
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    fields: [kind.geboortedatum]\n"
+         "    filter: {field: {path: kind.bsn, op: '=', value: '1'}}\n",
+         "bad.yaml:6:13: filter on field \"kind.bsn\" which this subscriber may not receive"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    filter: {exact: {sorce: x}}\n",
+         "bad.yaml:5:22: unknown key \"sorce\" (did you mean \"source\"?)"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    filter: {field: {path: a.b, op: '~', value: x}}\n",
+         "bad.yaml:5:37: op must be one of"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    filter: {all: []}\n",
+         "bad.yaml:5:19: all needs a non-empty list of filters"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    filter: {exact: {type: t}, prefix: {type: t}}\n",
+         "bad.yaml:5:13: a filter is a mapping with exactly one dialect:"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    fields: [x]\n    pseudonymise: [y]\n",
+         "bad.yaml:2:5: pseudonymise names a field that is not in fields: y"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    valid_from: 2024-13-01\n",
+         "bad.yaml:5:17: valid_from must be a date"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    delivery: {webhook: {url: 'http://x', secret_file: s}}\n",
+         "bad.yaml:5:31: webhook.url must be https://"},
+        {"subscriptions:\n  - name: a\n    purpose: {id: p, legal_basis: w}\n    types: [t]\n"
+         "    follow: missing.csv\n",
+         "bad.yaml:5:13: cannot open follow list"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = write_tmp("bad.yaml", bad[i].yaml);
+        errstr[0] = '\0';
+        CHECK_INT(kb_subs_load(p, key, sizeof key, &subs, errstr, sizeof errstr), KB_ERR_CONF);
+        if (!strstr(errstr, bad[i].expect))
+            fprintf(stderr, "bad case %zu: got \"%s\"\n", i, errstr);
+        CHECK(strstr(errstr, bad[i].expect) != NULL);
+        CHECK_INT(subs.n, 0);
+    }
+    /* A follow list entry with an invalid BSN names the line, not the value. */
+    write_tmp("follow-bad.csv", "999995304,,\n");
+    const char *p = write_tmp("bad.yaml", "subscriptions:\n  - name: a\n    purpose: {id: p, "
+                                          "legal_basis: w}\n    types: [t]\n"
+                                          "    follow: follow-bad.csv\n");
+    CHECK_INT(kb_subs_load(p, key, sizeof key, &subs, errstr, sizeof errstr), KB_ERR_CONF);
+    CHECK(strstr(errstr, "follow-bad.csv:1: follow list entry") != NULL);
+    CHECK(strstr(errstr, "999995304") == NULL);
+
+    /* kb_parse_time against known instants. */
+    int64_t t;
+    CHECK_INT(kb_parse_time("1970-01-01", &t), KB_OK);
+    CHECK_INT(t, 0);
+    CHECK_INT(kb_parse_time("2024-03-18T10:15:30.250+01:00", &t), KB_OK);
+    CHECK_INT(t, 1710753330250LL);
+    CHECK_INT(kb_parse_time("2000-02-29T00:00:00Z", &t), KB_OK);
+    CHECK_INT(t, 951782400000LL);
+    CHECK_INT(kb_parse_time("2023-02-29", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2024-03-18T10:15:30", &t), KB_ERR_INVALID);
+    KB_TEST_DONE();
+}
