@@ -24,6 +24,7 @@ static const struct command {
 } commands[] = {
     {"dev", kb_cmd_dev, "embedded mode: in-process Kafka mock cluster, router and adapters"},
     {"route", kb_cmd_route, "the routing core: kb.in.* -> kb.out.<subscriber>, exactly once"},
+    {"gen", kb_cmd_gen, "synthetic traffic: fictitious birth events for tests and benchmarks"},
 };
 
 static void usage(FILE *out)

@@ -214,6 +214,22 @@ static int64_t subs_stamp(const char *path)
     return newest;
 }
 
+/*
+ * Until byte-level projection is wired in, a subscription that may receive
+ * only some fields cannot be served: delivering the whole event would
+ * exceed its purpose. Refuse it rather than over-deliver.
+ */
+static kb_err_t check_servable(const struct kb_subs *subs, char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < subs->n; i++)
+        if (subs->items[i].n_fields || subs->items[i].n_pseudonymise)
+            return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                              "%s:%zu: subscription %s restricts fields, but this router "
+                              "cannot project yet; it would deliver whole events",
+                              subs->items[i].file, subs->items[i].line, subs->items[i].name);
+    return KB_OK;
+}
+
 static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs, char *errstr,
                                      size_t errstr_size)
 {
@@ -252,7 +268,7 @@ static void maybe_reload(kb_router_t *r, int64_t now)
                    "error=\"%s\"", errstr);
         return;
     }
-    kb_matcher_t *m = kb_matcher_new(&fresh);
+    kb_matcher_t *m = check_servable(&fresh, errstr, sizeof errstr) ? NULL : kb_matcher_new(&fresh);
     if (!m || ensure_output_topics(r, &fresh, errstr, sizeof errstr)) {
         KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
                    "error=\"%s\"", m ? errstr : "out of memory");
@@ -309,6 +325,8 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
     r->subs_stamp = subs_stamp(r->opts.subs_path);
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &r->subs,
                      errstr, errstr_size))
+        goto out_fail;
+    if (check_servable(&r->subs, errstr, errstr_size))
         goto out_fail;
     r->matcher = kb_matcher_new(&r->subs);
     if (!r->matcher) {
