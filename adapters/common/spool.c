@@ -20,13 +20,17 @@ static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
 void kb_spool_path(const struct kb_spool *sp, const char *sub, const char *name, char *out,
                    size_t out_size)
 {
-    snprintf(out, out_size, "%s/%s%s%s", sp->dir, sub, name ? "/" : "", name ? name : "");
+    int n = snprintf(out, out_size, "%s/%s%s%s", sp->dir, sub, name ? "/" : "", name ? name : "");
+    /* A path that does not fit must not name a different, shorter file. */
+    if (n < 0 || (size_t)n >= out_size)
+        out[0] = '\0';
 }
 
 static int mkdir_p(const char *path)
 {
-    char tmp[2048];
-    snprintf(tmp, sizeof tmp, "%s", path);
+    char tmp[2400];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp)
+        return -1;
     for (char *p = tmp + 1; *p; p++) {
         if (*p == '/') {
             *p = '\0';
