@@ -70,7 +70,7 @@ count() {
 }
 
 # count_is TOPIC N: for polling with wait_for (re-counts on every try).
-count_is() { eq "$(count "$1")" "$2"; }
+count_is() { [[ "$(count "$1")" == "$2" ]]; }
 
 # Keys and headers of every message in TOPIC, one line each.
 keys_and_headers() {
