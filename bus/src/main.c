@@ -25,6 +25,7 @@ static const struct command {
     {"dev", kb_cmd_dev, "embedded mode: in-process Kafka mock cluster, router and adapters"},
     {"route", kb_cmd_route, "the routing core: kb.in.* -> kb.out.<subscriber>, exactly once"},
     {"gen", kb_cmd_gen, "synthetic traffic: fictitious birth events for tests and benchmarks"},
+    {"audit", kb_cmd_audit, "audit trail: keygen, verify, subject (access report), export"},
 };
 
 static void usage(FILE *out)

@@ -26,7 +26,8 @@ static void test_load_repo_schemas(void)
         fprintf(stderr, "load: %s\n", errstr);
         return;
     }
-    CHECK_INT(kb_schemas_count(s), 3);
+    /* Every schema folder of the repo loads; more arrive as sources are added. */
+    CHECK(kb_schemas_count(s) >= 3);
 
     const struct kb_schema *sc = kb_schemas_by_id(s, 1001);
     CHECK(sc != NULL);

@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * cmd_audit.c - `ketenbus audit keygen|verify|subject|export`: make the
+ * checkpoint signing key, prove the trail complete and unaltered, answer a
+ * person's right-of-access question, and export the trail in the shape of
+ * the Logboek Dataverwerkingen standard.
+ */
+#include <ctype.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/sha.h>
+
+#include "cmd.h"
+#include "ketenbus/audit.h"
+#include "ketenbus/event.h"
+#include "ketenbus/kafka.h"
+#include "ketenbus/log.h"
+
+static const char usage[] =
+    "usage: ketenbus audit <keygen|verify|subject|export> [options]\n"
+    "\n"
+    "  keygen --private FILE --public FILE\n"
+    "      new Ed25519 key pair for signing checkpoints (private key 0600, never overwritten)\n"
+    "  verify --public-key FILE [--public-key FILE...] [--from T] [--to T]\n"
+    "      prove every chain complete and unaltered and every checkpoint validly signed;\n"
+    "      names audit partition, offset and what is wrong; reports records whose input\n"
+    "      events are gone from kb.in.* (retention). Exit 0 intact, 1 problems found.\n"
+    "  subject --bsn N --subject-key-file FILE [--from T] [--to T] [--format text|json]\n"
+    "      right-of-access report: every delivery of this person's data (when, to whom,\n"
+    "      for which purpose, which fields). The BSN is keyed-hashed before searching.\n"
+    "  export --format ldv [--from T] [--to T] [--activity-base URI]\n"
+    "      JSON lines in the shape of the Logboek Dataverwerkingen standard\n"
+    "\n"
+    "common options:\n"
+    "  --topic NAME                 audit topic (default <prefix>.audit)\n"
+    "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
+    "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
+    "      --kafka-config FILE      properties file with librdkafka properties\n"
+    "T is RFC 3339 (2024-03-18T09:15:30Z), a date (2024-03-18) or milliseconds since 1970.\n";
+
+enum {
+    OPT_PRIV = 1000,
+    OPT_PUB,
+    OPT_PUBKEY,
+    OPT_FROM,
+    OPT_TO,
+    OPT_BSN,
+    OPT_SKEY,
+    OPT_FORMAT,
+    OPT_TOPIC,
+    OPT_KCONF,
+    OPT_BASE,
+};
+
+struct audit_args {
+    struct kb_kafka_opts kafka;
+    const char *topic;
+    const char *private_path, *public_path;
+    const char *pubkeys[16];
+    size_t n_pubkeys;
+    int64_t from_ms, to_ms;
+    const char *bsn, *subject_key_file, *format, *activity_base;
+};
+
+/* RFC 3339 (UTC, "Z") / date / milliseconds -> ms since 1970; -1 when unparsable. */
+static int64_t parse_time(const char *s)
+{
+    char *end;
+    if (*s && strspn(s, "0123456789") == strlen(s))
+        return (int64_t)strtoll(s, &end, 10);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int used = 0;
+    int64_t ms = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) == 6) {
+        const char *rest = s + used;
+        if (*rest == '.') {
+            int scale = 100;
+            for (rest++; isdigit((unsigned char)*rest); rest++, scale /= 10)
+                ms += (*rest - '0') * scale;
+        }
+        if (*rest == 'Z' || *rest == 'z')
+            rest++;
+        if (*rest)
+            return -1; /* offsets other than Z: give UTC */
+    } else {
+        memset(&tm, 0, sizeof tm);
+        used = 0;
+        if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &used) != 3 ||
+            s[used])
+            return -1;
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+        return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void str_copy(char *out, size_t out_size, struct kb_audit_str s)
+{
+    size_t n = s.len < out_size - 1 ? s.len : out_size - 1;
+    memcpy(out, s.ptr, n);
+    out[n] = '\0';
+}
+
+/* ---- keygen ---------------------------------------------------------------- */
+
+static int run_keygen(struct audit_args *a)
+{
+    if (!a->private_path || !a->public_path) {
+        fprintf(stderr, "error: keygen needs --private FILE and --public FILE\n");
+        return 2;
+    }
+    char errstr[512], id[17];
+    if (kb_audit_keygen(a->private_path, a->public_path, id, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    printf("key id %s\nprivate key %s (mode 0600; give it to the router only)\n"
+           "public key %s (give it to every verifier)\n",
+           id, a->private_path, a->public_path);
+    return 0;
+}
+
+/* ---- verify ------------------------------------------------------------------ */
+
+struct verify_ctx {
+    kb_audit_verifier_t *v;
+    rd_kafka_t *rk;    /* for input watermarks */
+    kb_err_t err;
+};
+
+static int64_t input_low(void *opaque, const char *topic, int32_t partition)
+{
+    struct verify_ctx *vc = opaque;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(vc->rk, topic, partition, &lo, &hi, 10000);
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        return -2;
+    return err ? -1 : lo;
+}
+
+static int verify_one(void *opaque, int32_t partition, int64_t offset, int64_t ts,
+                      const void *key, size_t key_len, const void *value, size_t len)
+{
+    struct verify_ctx *vc = opaque;
+    vc->err = kb_audit_verifier_feed(vc->v, partition, offset, key, key_len, value, len);
+    return vc->err != KB_OK;
+}
+
+/* True when every audit partition still starts at offset 0 (nothing expired). */
+static int audit_from_start(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int ok = 0;
+    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
+        ok = md->topic_cnt == 1 && !md->topics[0].err;
+        for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
+            int64_t lo = -1, hi = -1;
+            ok = !rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
+                                                   &lo, &hi, 10000) &&
+                 lo == 0;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return ok;
+}
+
+static int run_verify(struct audit_args *a)
+{
+    char errstr[512], tbuf[256];
+    const char *topic = a->topic;
+    if (!topic) {
+        kb_topic_name(tbuf, sizeof tbuf, "audit");
+        topic = tbuf;
+    }
+    if (!a->n_pubkeys)
+        fprintf(stderr, "warning: no --public-key given: every checkpoint will be reported\n");
+    struct verify_ctx vc = {0};
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(&a->kafka, errstr, sizeof errstr);
+    if (!conf) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 2;
+    }
+    rd_kafka_conf_set(conf, "group.id", "ketenbus-audit-verify", NULL, 0);
+    vc.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!vc.rk) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 2;
+    }
+    struct kb_audit_verify_opts vo = {
+        .public_key_files = a->pubkeys,
+        .n_public_keys = a->n_pubkeys,
+        .from_start = a->from_ms <= 0 && audit_from_start(vc.rk, topic),
+        .input_low = input_low,
+        .opaque = &vc,
+    };
+    int rc = 2;
+    vc.v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
+    if (!vc.v) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_rk;
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kb_err_t err =
+        kb_audit_scan(&a->kafka, topic, a->from_ms, a->to_ms, verify_one, &vc, errstr,
+                      sizeof errstr);
+    if (!err && vc.err)
+        err = kb_err_set(vc.err, errstr, sizeof errstr, "verifier: %s", kb_err_str(vc.err));
+    if (err) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_v;
+    }
+    kb_audit_verifier_finish(vc.v);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    uint64_t msgs, recs, cps;
+    kb_audit_verifier_counts(vc.v, &msgs, &recs, &cps);
+    size_t n_chains, n_problems;
+    const struct kb_audit_chain_summary *ch = kb_audit_verifier_chains(vc.v, &n_chains);
+    const struct kb_audit_problem *pr = kb_audit_verifier_problems(vc.v, &n_problems);
+    printf("audit trail %s: %" PRIu64 " messages, %" PRIu64 " records, %" PRIu64
+           " valid checkpoints, %zu chains (%.2f s)\n",
+           topic, msgs, recs, cps, n_chains, secs);
+    for (size_t i = 0; i < n_chains; i++) {
+        printf("chain %s: seq %" PRIu64 "..%" PRIu64 ", %" PRIu64 " records, %" PRIu64
+               " checkpoints, %" PRIu64 " records after the last checkpoint\n",
+               ch[i].chain, ch[i].first_seq, ch[i].last_seq, ch[i].records, ch[i].checkpoints,
+               ch[i].unsigned_tail);
+    }
+    for (size_t i = 0; i < n_problems; i++)
+        printf("PROBLEM %s: audit partition %" PRId32 " offset %" PRId64 " chain %s: %s\n",
+               kb_audit_problem_name(pr[i].kind), pr[i].partition, pr[i].offset,
+               pr[i].chain[0] ? pr[i].chain : "?", pr[i].what);
+    for (size_t i = 0; i < n_chains; i++) {
+        if (ch[i].input_low == -2)
+            printf("RETENTION chain %s: input topic %s is gone: none of its %" PRIu64
+                   " events can be replayed\n",
+                   ch[i].chain, ch[i].input_topic, ch[i].records);
+        else if (ch[i].gone)
+            printf("RETENTION chain %s: %" PRIu64 " records refer to events no longer in %s [%" PRId32
+                   "] (it starts at offset %" PRId64 "): they cannot be replayed\n",
+                   ch[i].chain, ch[i].gone, ch[i].input_topic, ch[i].input_partition,
+                   ch[i].input_low);
+    }
+    printf("result: %s\n", n_problems ? "FAILED" : "OK");
+    rc = n_problems ? 1 : 0;
+out_v:
+    kb_audit_verifier_destroy(vc.v);
+out_rk:
+    rd_kafka_destroy(vc.rk);
+    return rc;
+}
+
+/* ---- subject ------------------------------------------------------------------ */
+
+struct subject_ctx {
+    int json;
+    json_t *deliveries;  /* json mode */
+    uint64_t events;     /* decisions about the subject */
+    uint64_t deliveries_n;
+};
+
+static int subject_one(void *opaque, const struct kb_audit_record *rec, int32_t partition,
+                       int64_t offset)
+{
+    struct subject_ctx *sc = opaque;
+    sc->events++;
+    if (rec->outcome != KB_AUDIT_DELIVERED && rec->outcome != KB_AUDIT_REPLAYED)
+        return 0;
+    char when[40], type[128], id[64];
+    kb_event_time(rec->recorded_at, when);
+    str_copy(type, sizeof type, rec->event_type);
+    str_copy(id, sizeof id, rec->event_id);
+    struct kb_audit_iter it, fit;
+    struct kb_audit_rcpt_view rv;
+    struct kb_audit_str f;
+    kb_audit_rcpt_iter(rec, &it);
+    while (kb_audit_rcpt_next(&it, &rv)) {
+        sc->deliveries_n++;
+        if (sc->json) {
+            json_t *fields = json_array();
+            kb_audit_field_iter(&rv, &fit);
+            while (kb_audit_field_next(&fit, &f))
+                json_array_append_new(fields, json_stringn(f.ptr, f.len));
+            json_t *d = json_object();
+            json_object_set_new(d, "time", json_string(when));
+            json_object_set_new(d, "subscriber",
+                                json_stringn(rv.subscriber.ptr, rv.subscriber.len));
+            json_object_set_new(d, "purpose", json_stringn(rv.purpose.ptr, rv.purpose.len));
+            json_object_set_new(d, "fields", fields);
+            json_object_set_new(d, "eventType", json_string(type));
+            json_object_set_new(d, "eventId", json_string(id));
+            json_object_set_new(d, "outcome", json_string(kb_audit_outcome_name(rec->outcome)));
+            json_array_append_new(sc->deliveries, d);
+        } else {
+            printf("%s  %.*s  purpose=%.*s  %s  event=%s  fields=", when,
+                   (int)rv.subscriber.len, rv.subscriber.ptr, (int)rv.purpose.len,
+                   rv.purpose.ptr, type, id);
+            kb_audit_field_iter(&rv, &fit);
+            for (int first = 1; kb_audit_field_next(&fit, &f); first = 0)
+                printf("%s%.*s", first ? "" : ",", (int)f.len, f.ptr);
+            printf("%s\n", rec->outcome == KB_AUDIT_REPLAYED ? "  (replayed)" : "");
+        }
+    }
+    return 0;
+}
+
+static int run_subject(struct audit_args *a)
+{
+    if (!a->bsn || !a->subject_key_file) {
+        fprintf(stderr, "error: subject needs --bsn N and --subject-key-file FILE\n");
+        return 2;
+    }
+    if (strlen(a->bsn) != 9 || strspn(a->bsn, "0123456789") != 9) {
+        fprintf(stderr, "error: --bsn must be 9 digits\n"); /* the value is not echoed */
+        return 2;
+    }
+    int json = a->format && !strcmp(a->format, "json");
+    if (a->format && !json && strcmp(a->format, "text")) {
+        fprintf(stderr, "error: --format is text or json\n");
+        return 2;
+    }
+    char errstr[512], pseudo[KB_PSEUDONYM_LEN + 1];
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (kb_event_key_load(a->subject_key_file, &key, &key_len, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 2;
+    }
+    kb_err_t err = kb_event_pseudonym(key, key_len, "bsn", a->bsn, pseudo);
+    free(key);
+    if (err) {
+        fprintf(stderr, "error: cannot derive the pseudonym (%s)\n", kb_err_str(err));
+        return 2;
+    }
+    struct subject_ctx sc = {.json = json};
+    if (json)
+        sc.deliveries = json_array();
+    else
+        printf("access report for subject %s (pseudonym; the BSN itself is not stored)\n",
+               pseudo);
+    struct kb_audit_filter f = {.subject = pseudo, .outcome = -1, .from_ms = a->from_ms,
+                                .to_ms = a->to_ms};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    err = kb_audit_query(&a->kafka, a->topic, &f, subject_one, &sc, errstr, sizeof errstr);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (err) {
+        fprintf(stderr, "error: %s\n", errstr);
+        json_decref(sc.deliveries);
+        return 1;
+    }
+    if (json) {
+        json_t *root = json_object();
+        json_object_set_new(root, "subject", json_string(pseudo));
+        json_object_set_new(root, "events", json_integer((json_int_t)sc.events));
+        json_object_set_new(root, "deliveries", sc.deliveries);
+        char *text = json_dumps(root, JSON_INDENT(2));
+        if (text)
+            puts(text);
+        free(text);
+        json_decref(root);
+    } else {
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        printf("%" PRIu64 " deliveries of %" PRIu64 " events about this subject (%.2f s)\n",
+               sc.deliveries_n, sc.events, secs);
+    }
+    return 0;
+}
+
+/* ---- export (Logboek Dataverwerkingen) --------------------------------------- */
+
+struct export_ctx {
+    const char *activity_base;
+    uint64_t lines;
+};
+
+/* trace id: the event's UUID (as kb_event_traceparent does), else a hash. */
+static void trace_id_of(struct kb_audit_str id, char out[33])
+{
+    size_t k = 0;
+    for (size_t i = 0; i < id.len && k < 32; i++)
+        if (isxdigit((unsigned char)id.ptr[i]))
+            out[k++] = (char)tolower((unsigned char)id.ptr[i]);
+        else if (id.ptr[i] != '-')
+            break;
+    if (k == 32 && id.len == 36) {
+        out[32] = '\0';
+        return;
+    }
+    static const char digits[] = "0123456789abcdef";
+    uint8_t h[32];
+    SHA256((const uint8_t *)id.ptr, id.len, h);
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = digits[h[i] >> 4];
+        out[2 * i + 1] = digits[h[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static void span_id_of(const uint8_t *record_hash, const void *extra, size_t extra_len,
+                       char out[17])
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t buf[KB_AUDIT_HASH_LEN + 256], h[32];
+    if (extra_len > 256)
+        extra_len = 256; /* subscriber names are short; the record hash makes it unique */
+    memcpy(buf, record_hash, KB_AUDIT_HASH_LEN);
+    if (extra_len)
+        memcpy(buf + KB_AUDIT_HASH_LEN, extra, extra_len);
+    SHA256(buf, KB_AUDIT_HASH_LEN + extra_len, h);
+    for (int i = 0; i < 8; i++) {
+        out[2 * i] = digits[h[i] >> 4];
+        out[2 * i + 1] = digits[h[i] & 15];
+    }
+    out[16] = '\0';
+}
+
+static void export_line(struct export_ctx *ec, const struct kb_audit_record *rec,
+                        const struct kb_audit_rcpt_view *rv)
+{
+    char trace[33], span[17], when[40], activity[512], chain[300];
+    trace_id_of(rec->event_id, trace);
+    if (rv)
+        span_id_of(rec->record_hash, rv->subscriber.ptr, rv->subscriber.len, span);
+    else
+        span_id_of(rec->record_hash, "", 0, span);
+    kb_event_time(rec->recorded_at, when);
+    if (rv)
+        snprintf(activity, sizeof activity, "%s%.*s", ec->activity_base, (int)rv->purpose.len,
+                 rv->purpose.ptr);
+    else
+        snprintf(activity, sizeof activity, "%srouting", ec->activity_base);
+    snprintf(chain, sizeof chain, "%.*s/%" PRId32, (int)rec->input_topic.len,
+             rec->input_topic.ptr, rec->input_partition);
+    json_t *attrs = json_object();
+    json_object_set_new(attrs, "dpl.core.processing_activity_id", json_string(activity));
+    if (rec->subject.len) {
+        json_object_set_new(attrs, "dpl.core.data_subject_id",
+                            json_stringn(rec->subject.ptr, rec->subject.len));
+        json_object_set_new(attrs, "dpl.core.data_subject_id_type",
+                            json_string("urn:ketenbus:pseudonym:hmac-sha256:bsn"));
+    }
+    json_object_set_new(attrs, "ketenbus.event_id",
+                        json_stringn(rec->event_id.ptr, rec->event_id.len));
+    json_object_set_new(attrs, "ketenbus.event_type",
+                        json_stringn(rec->event_type.ptr, rec->event_type.len));
+    json_object_set_new(attrs, "ketenbus.outcome",
+                        json_string(kb_audit_outcome_name(rec->outcome)));
+    json_object_set_new(attrs, "ketenbus.audit.chain", json_string(chain));
+    json_object_set_new(attrs, "ketenbus.audit.sequence", json_integer((json_int_t)rec->sequence));
+    if (rv) {
+        json_object_set_new(attrs, "ketenbus.subscriber",
+                            json_stringn(rv->subscriber.ptr, rv->subscriber.len));
+        json_t *fields = json_array();
+        struct kb_audit_iter fit;
+        struct kb_audit_str f;
+        kb_audit_field_iter(rv, &fit);
+        while (kb_audit_field_next(&fit, &f))
+            json_array_append_new(fields, json_stringn(f.ptr, f.len));
+        json_object_set_new(attrs, "ketenbus.fields", fields);
+    }
+    char name[160];
+    snprintf(name, sizeof name, "ketenbus.route.%s", kb_audit_outcome_name(rec->outcome));
+    json_t *line = json_object();
+    json_object_set_new(line, "trace_id", json_string(trace));
+    json_object_set_new(line, "span_id", json_string(span));
+    json_object_set_new(line, "parent_span_id", json_stringn(trace, 16));
+    json_object_set_new(line, "status",
+                        json_string(rec->outcome == KB_AUDIT_DEAD_LETTERED ? "Error" : "Ok"));
+    json_object_set_new(line, "name", json_string(name));
+    json_object_set_new(line, "start_time", json_string(when));
+    json_object_set_new(line, "end_time", json_string(when));
+    json_object_set_new(line, "resource",
+                        json_pack("{s:{s:s}}", "attributes", "service.name", "ketenbus-route"));
+    json_object_set_new(line, "attributes", attrs);
+    char *text = json_dumps(line, JSON_COMPACT);
+    if (text) {
+        puts(text);
+        free(text);
+        ec->lines++;
+    }
+    json_decref(line);
+}
+
+static int export_one(void *opaque, const struct kb_audit_record *rec, int32_t partition,
+                      int64_t offset)
+{
+    struct export_ctx *ec = opaque;
+    struct kb_audit_iter it;
+    struct kb_audit_rcpt_view rv;
+    kb_audit_rcpt_iter(rec, &it);
+    int any = 0;
+    while (kb_audit_rcpt_next(&it, &rv)) {
+        export_line(ec, rec, &rv);
+        any = 1;
+    }
+    if (!any)
+        export_line(ec, rec, NULL);
+    return 0;
+}
+
+static int run_export(struct audit_args *a)
+{
+    if (!a->format || strcmp(a->format, "ldv")) {
+        fprintf(stderr, "error: export needs --format ldv\n");
+        return 2;
+    }
+    struct export_ctx ec = {a->activity_base ? a->activity_base : "urn:ketenbus:purpose:", 0};
+    struct kb_audit_filter f = {.outcome = -1, .from_ms = a->from_ms, .to_ms = a->to_ms};
+    char errstr[512];
+    if (kb_audit_query(&a->kafka, a->topic, &f, export_one, &ec, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    fprintf(stderr, "exported %" PRIu64 " log lines\n", ec.lines);
+    return 0;
+}
+
+int kb_cmd_audit(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"private", required_argument, NULL, OPT_PRIV},
+        {"public", required_argument, NULL, OPT_PUB},
+        {"public-key", required_argument, NULL, OPT_PUBKEY},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"to", required_argument, NULL, OPT_TO},
+        {"bsn", required_argument, NULL, OPT_BSN},
+        {"subject-key-file", required_argument, NULL, OPT_SKEY},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"topic", required_argument, NULL, OPT_TOPIC},
+        {"activity-base", required_argument, NULL, OPT_BASE},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"kafka-property", required_argument, NULL, 'X'},
+        {"kafka-config", required_argument, NULL, OPT_KCONF},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *sub = argv[1];
+    struct audit_args a;
+    memset(&a, 0, sizeof a);
+    kb_kafka_opts_init(&a.kafka);
+    char errstr[512];
+    int opt, rc = 2;
+    optind = 1;
+    while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_PRIV: a.private_path = optarg; break;
+        case OPT_PUB: a.public_path = optarg; break;
+        case OPT_PUBKEY:
+            if (a.n_pubkeys == sizeof a.pubkeys / sizeof a.pubkeys[0]) {
+                fprintf(stderr, "error: too many --public-key\n");
+                goto out;
+            }
+            a.pubkeys[a.n_pubkeys++] = optarg;
+            break;
+        case OPT_FROM:
+        case OPT_TO: {
+            int64_t t = parse_time(optarg);
+            if (t < 0) {
+                fprintf(stderr, "error: cannot read time \"%s\"\n", optarg);
+                goto out;
+            }
+            *(opt == OPT_FROM ? &a.from_ms : &a.to_ms) = t;
+            break;
+        }
+        case OPT_BSN: a.bsn = optarg; break;
+        case OPT_SKEY: a.subject_key_file = optarg; break;
+        case OPT_FORMAT: a.format = optarg; break;
+        case OPT_TOPIC: a.topic = optarg; break;
+        case OPT_BASE: a.activity_base = optarg; break;
+        case 'b':
+        case 'X':
+        case OPT_KCONF: {
+            kb_err_t err = opt == 'b'   ? kb_kafka_opts_set(&a.kafka, "bootstrap.servers",
+                                                            optarg, errstr, sizeof errstr)
+                           : opt == 'X' ? kb_kafka_opts_set_kv(&a.kafka, optarg, errstr,
+                                                               sizeof errstr)
+                                        : kb_kafka_opts_load(&a.kafka, optarg, errstr,
+                                                             sizeof errstr);
+            if (err) {
+                fprintf(stderr, "error: %s\n", errstr);
+                goto out;
+            }
+            break;
+        }
+        case 'h':
+            fputs(usage, stdout);
+            rc = 0;
+            goto out;
+        default:
+            fputs(usage, stderr);
+            goto out;
+        }
+    }
+    if (!strcmp(sub, "keygen"))
+        rc = run_keygen(&a);
+    else if (!strcmp(sub, "verify"))
+        rc = run_verify(&a);
+    else if (!strcmp(sub, "subject"))
+        rc = run_subject(&a);
+    else if (!strcmp(sub, "export"))
+        rc = run_export(&a);
+    else
+        fprintf(stderr, "error: unknown audit command \"%s\"\n\n%s", sub, usage);
+out:
+    kb_kafka_opts_fini(&a.kafka);
+    return rc;
+}

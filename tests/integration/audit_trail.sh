@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: EUPL-1.2
+#
+# audit_trail.sh - the audit trail on a real Kafka broker, until the router
+# writes it: test_audit (tool mode) appends records and checkpoints inside
+# Kafka transactions the way the router will, with an aborted transaction, a
+# simulated restart and a kill -9 with an open transaction. Proves: verify
+# passes on the genuine trail and fails, naming partition and offset, on
+# altered, deleted, reordered, re-signed and re-hashed copies; the access
+# report and the LDV export for a fixture person; the retention warning.
+source "$(dirname "$0")/lib.sh"
+
+KB=$BIN/ketenbus
+TOOL=$BIN/test_audit
+IN=$(T in.gba)
+AUDIT=$(T audit)
+N=40      # input events, over 2 partitions
+EVERY=3   # every 3rd event is about the fixture person
+BSN=999995303
+
+# 1. Keys: private key 0600, never overwritten.
+check "keygen" "$KB" audit keygen --private "$WORK/audit.key" --public "$WORK/audit.pub"
+check "private key is 0600" eq "$(stat -c %a "$WORK/audit.key")" 600
+check "keygen refuses to overwrite a key" bash -c "! '$KB' audit keygen --private '$WORK/audit.key' --public '$WORK/x.pub' 2>/dev/null"
+"$KB" audit keygen --private "$WORK/wrong.key" --public "$WORK/wrong.pub" >/dev/null
+
+# 2. The trail: 40 events; batch 2 aborted and redone; a kill -9 inside the
+#    transaction holding event 21; a new process resumes from event 20 and
+#    makes a fresh handle again at event 28 (restart).
+check "input events" "$TOOL" inputs --topic "$IN" --count $N --partitions 2
+TRAIL=(trail --input "$IN" --key "$WORK/audit.key" --subject-key "$WORK/subject.key" --bsn $BSN --every $EVERY --batch 4 --checkpoint-every 5)
+set +e
+"$TOOL" "${TRAIL[@]}" --abort-batch 2 --crash-at 21 >"$WORK/trail1.log" 2>&1
+rc=$?
+set -e
+check "writer died with an open transaction (137)" eq "$rc" 137
+"$TOOL" "${TRAIL[@]}" --first 20 --restart-at 28 >"$WORK/trail2.log" 2>&1
+check "second writer finished" grep -q "records=20 " "$WORK/trail2.log"
+# Events are numbered partition by partition: 0..19 are partition 0, so the
+# resumed chain of partition 0 continues at 20 and partition 1's starts at 0.
+check "resume after kill -9: partition 0 continues at seq 20" grep -q "resumed $IN/0 next_seq=20" "$WORK/trail2.log"
+check "resume after kill -9: partition 1 starts at seq 0" grep -q "resumed $IN/1 next_seq=0" "$WORK/trail2.log"
+check "restart at event 28: partition 1 continues at seq 8" grep -q "resumed $IN/1 next_seq=8" "$WORK/trail2.log"
+
+# 3. Verify the genuine trail.
+"$KB" audit verify --topic "$AUDIT" --public-key "$WORK/audit.pub" >"$WORK/verify.out" 2>&1 && vrc=0 || vrc=$?
+check "verify: intact trail exits 0" eq "$vrc" 0
+check "verify: all $N records" grep -q " $N records," "$WORK/verify.out"
+check "verify: chain 0 is seq 0..19" grep -q "chain $IN/0: seq 0..19, 20 records" "$WORK/verify.out"
+check "verify: chain 1 is seq 0..19" grep -q "chain $IN/1: seq 0..19, 20 records" "$WORK/verify.out"
+check "verify: no problems" bash -c "! grep -q PROBLEM '$WORK/verify.out'"
+check "verify: checkpoints were valid" bash -c "grep -q ' [1-9][0-9]* valid checkpoints' '$WORK/verify.out'"
+"$KB" audit verify --topic "$AUDIT" --public-key "$WORK/wrong.pub" >"$WORK/verify-wrongkey.out" 2>&1 && vrc=0 || vrc=$?
+check "verify with an untrusted key fails" eq "$vrc" 1
+check "  ... as bad signature" grep -q "PROBLEM bad signature" "$WORK/verify-wrongkey.out"
+
+# 4. Tampered copies: verify fails and names the place.
+tamper() { # tamper MODE INDEX KIND: copy, verify, expect KIND at the target
+  local mode=$1 index=$2 kind=$3 dst
+  dst=$(T "audit-$mode")
+  local target
+  target=$("$TOOL" tamper --from "$AUDIT" --to "$dst" --mode "$mode" --chain "$IN/0" --index "$index" --wrong-key "$WORK/wrong.key" | sed -n 's/^target //p')
+  local p=${target#partition=}; p=${p%% *}; local o=${target##*offset=}
+  "$KB" audit verify --topic "$dst" --public-key "$WORK/audit.pub" >"$WORK/verify-$mode.out" 2>&1 && vrc=0 || vrc=$?
+  check "$mode: verify exits 1" eq "$vrc" 1
+  check "$mode: names $kind at partition $p offset $o" grep -q "PROBLEM $kind: audit partition $p offset $o chain $IN/0" "$WORK/verify-$mode.out"
+}
+tamper alter 7 altered
+tamper delete 7 missing
+tamper reorder 7 reordered
+tamper resign 0 "bad signature"
+tamper rehash 2 altered
+check "rehash: caught by the checkpoint" grep -q "checkpoint signs another hash" "$WORK/verify-rehash.out"
+
+# 5. The access report for the fixture person.
+EXPECT=$(( (N + EVERY - 1) / EVERY ))
+"$KB" audit subject --topic "$AUDIT" --bsn $BSN --subject-key-file "$WORK/subject.key" >"$WORK/subject.txt"
+check "subject: $EXPECT deliveries" grep -q "^$EXPECT deliveries of $EXPECT events about this subject" "$WORK/subject.txt"
+check "subject: each to svb-kinderbijslag for akw-uitnodiging" eq "$(grep -c 'svb-kinderbijslag  purpose=akw-uitnodiging .*fields=kind.bsn,kind.geboortedatum$' "$WORK/subject.txt")" $EXPECT
+check "subject: the BSN is not printed" bash -c "! grep -q $BSN '$WORK/subject.txt'"
+"$KB" audit subject --topic "$AUDIT" --bsn $BSN --subject-key-file "$WORK/subject.key" --format json >"$WORK/subject.json"
+check "subject json: $EXPECT deliveries" eq "$(jq '.deliveries | length' "$WORK/subject.json")" $EXPECT
+check "subject json: purpose" eq "$(jq -r '[.deliveries[].purpose] | unique | join(",")' "$WORK/subject.json")" akw-uitnodiging
+check "subject json: fields" eq "$(jq -r '.deliveries[0].fields | join(",")' "$WORK/subject.json")" kind.bsn,kind.geboortedatum
+other=$("$KB" audit subject --topic "$AUDIT" --bsn 999996204 --subject-key-file "$WORK/subject.key" --format json)
+# The other person: events i with i % 3 != 0; delivered (to the municipality) when i is even.
+OTHER=0; for ((i = 0; i < N; i++)); do ((i % EVERY != 0 && i % 2 == 0)) && OTHER=$((OTHER + 1)); done
+check "subject: another person's report holds only theirs ($OTHER)" eq "$(jq '.deliveries | length' <<<"$other")" $OTHER
+check "subject: no svb deliveries for the other person" eq "$(jq '[.deliveries[] | select(.subscriber == "svb-kinderbijslag")] | length' <<<"$other")" 0
+check "subject: bad BSN refused" bash -c "! '$KB' audit subject --topic '$AUDIT' --bsn 12 --subject-key-file '$WORK/subject.key' 2>/dev/null"
+
+# 6. Export in the shape of the Logboek Dataverwerkingen standard: one line
+#    per record here (each has at most one recipient).
+"$KB" audit export --topic "$AUDIT" --format ldv >"$WORK/ldv.jsonl" 2>/dev/null
+check "export: $N lines" eq "$(wc -l <"$WORK/ldv.jsonl")" $N
+check "export: valid JSON with trace/span ids" eq "$(jq -r 'select((.trace_id|length)==32 and (.span_id|length)==16) | 1' "$WORK/ldv.jsonl" | wc -l)" $N
+check "export: processing activity of the fixture deliveries" eq "$(jq -r 'select(.attributes["dpl.core.processing_activity_id"] == "urn:ketenbus:purpose:akw-uitnodiging") | 1' "$WORK/ldv.jsonl" | wc -l)" $EXPECT
+check "export: data subject id is the pseudonym" eq "$(jq -r '.attributes["dpl.core.data_subject_id"] | length' "$WORK/ldv.jsonl" | sort -u)" 32
+
+# 7. Retention: the first 3 events of partition 0 expire -> verify says so.
+"$TOOL" delete-records --topic "$IN" --partition 0 --before 3
+"$KB" audit verify --topic "$AUDIT" --public-key "$WORK/audit.pub" >"$WORK/verify-retention.out" 2>&1 && vrc=0 || vrc=$?
+check "retention: chain still verifies" eq "$vrc" 0
+check "retention: 3 records refer to expired events" grep -q "RETENTION chain $IN/0: 3 records refer to events no longer in $IN \[0\]" "$WORK/verify-retention.out"
+
+finish
