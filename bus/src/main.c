@@ -2,6 +2,7 @@
 /* main.c - the ketenbus executable: dispatches to its subcommands. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -9,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "cmd.h"
+#include "ketenbus/validate.h"
 
 #ifndef KB_AVRO_VERSION
 #define KB_AVRO_VERSION "unknown"
@@ -26,6 +28,7 @@ static const struct command {
     {"route", kb_cmd_route, "the routing core: kb.in.* -> kb.out.<subscriber>, exactly once"},
     {"gen", kb_cmd_gen, "synthetic traffic: fictitious birth events for tests and benchmarks"},
     {"audit", kb_cmd_audit, "audit trail: keygen, verify, subject (access report), export"},
+    {"validate", kb_cmd_validate, "check Avro data (container file or --raw datum) against a schema"},
 };
 
 static void usage(FILE *out)
@@ -87,9 +90,16 @@ int kb_cmd_version(void)
            __builtin_cpu_supports("sse4.2") ? "yes" : "no",
            __builtin_cpu_supports("avx2") ? "yes" : "no",
            __builtin_cpu_supports("avx512bw") ? "yes" : "no");
-    /* No SIMD kernel is in use yet: the compiled validator (with run-time
-     * selected scalar/SSE4.2/AVX2 kernels) is still to come. Say so. */
-    printf("simd path: none (no vectorised kernels built yet)\n");
+    /* The validator's kernel path: KETENBUS_SIMD when set, else the best
+     * one this CPU runs. A forced path this CPU cannot run is an error. */
+    const char *simd = kb_validate_simd_auto();
+    if (!simd) {
+        printf("simd path: unusable (KETENBUS_SIMD=%s: not built in or not supported by this "
+               "CPU; use scalar, sse42 or avx2)\n",
+               getenv("KETENBUS_SIMD"));
+        return 1;
+    }
+    printf("simd path: %s%s\n", simd, getenv("KETENBUS_SIMD") ? " (forced by KETENBUS_SIMD)" : "");
     return 0;
 }
 

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * bench_validate.c - one mix of ~300-byte fictitious birth events (encoded by
+ * avro-c from schemas/brp/persoon-geboren.avsc), measured side by side in
+ * one run: avro-c generic decode (avro_value_read), kb_validate() on every
+ * SIMD path this CPU runs, and kb_projection_apply() with two pseudonymised
+ * fields. Usage: bench-validate [SECONDS_PER_MEASUREMENT] (default 20).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ketenbus/schema.h"
+#include "ketenbus/validate.h"
+
+#define N_EVENTS 256
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct mix {
+    uint8_t *p[N_EVENTS];
+    size_t len[N_EVENTS];
+    size_t total;
+};
+
+static const char *const firsts[] = {"Sophie", "Daan Pieter", "Émile", "Noor", "Lucas Johannes",
+                                     "Zoë", "Sem", "Julia Maria Catharina"};
+static const char *const lasts[] = {"Jansen", "de Vries", "van den Berg", "Bakker", "Visser",
+                                    "Smit", "Meijer", "de Groot-Öztürk"};
+
+static int build_mix(const struct kb_schema *sc, struct mix *m)
+{
+    /* BSNs 99999xxxx passing the 11-proef, computed here. */
+    char bsns[64][10];
+    int nb = 0;
+    for (int x = 0; x < 10000 && nb < 64; x++) {
+        char s[10];
+        snprintf(s, sizeof s, "99999%04d", x);
+        int sum = 0;
+        for (int i = 0; i < 8; i++)
+            sum += (9 - i) * (s[i] - '0');
+        sum -= s[8] - '0';
+        if (sum % 11 == 0)
+            memcpy(bsns[nb++], s, 10);
+    }
+    m->total = 0;
+    for (int e = 0; e < N_EVENTS; e++) {
+        avro_value_t v, arr, el;
+        char err[256], date[9];
+        avro_generic_value_new(sc->iface, &v);
+        kb_value_init_nulls(&v);
+        kb_value_set_string(&v, "kind.aNummer", "9010101069");
+        kb_value_set_string(&v, "kind.bsn", bsns[e % nb]);
+        kb_value_set_string(&v, "kind.voornamen", firsts[e % 8]);
+        kb_value_set_string(&v, "kind.voorvoegsel", e % 3 ? NULL : "van");
+        kb_value_set_string(&v, "kind.geslachtsnaam", lasts[(e / 8) % 8]);
+        snprintf(date, sizeof date, "2024%02d%02d", 1 + e % 12, e % 5 ? 1 + e % 28 : 0);
+        kb_value_set_string(&v, "kind.geboortedatum", date);
+        kb_value_set_string(&v, "kind.geboorteplaats", "0599");
+        kb_value_set_string(&v, "kind.geboorteland", "6030");
+        kb_value_set_string(&v, "kind.geslacht", e % 2 ? "M" : "V");
+        avro_value_get_by_name(&v, "ouders", &arr, NULL);
+        for (int i = 0; i < 1 + (e % 4 != 0); i++) {
+            avro_value_append(&arr, &el, NULL);
+            kb_value_init_nulls(&el);
+            kb_value_set_int(&el, "ouderNummer", i + 1);
+            kb_value_set_string(&el, "persoon.bsn", bsns[(e + 7 + i) % nb]);
+            kb_value_set_string(&el, "persoon.voornamen", firsts[(e + 3 + i) % 8]);
+            kb_value_set_string(&el, "persoon.geslachtsnaam", lasts[(e + i) % 8]);
+            kb_value_set_string(&el, "datumFamilierechtelijkeBetrekking", date);
+        }
+        kb_value_set_string(&v, "akte.registergemeente", "0599");
+        kb_value_set_string(&v, "akte.aktenummer", "1A0042");
+        kb_value_set_string(&v, "inschrijving.gemeente", "0599");
+        kb_value_set_string(&v, "inschrijving.datumInschrijving", date);
+        kb_value_set_string(&v, "herkomst.berichtType", "Lg01");
+        kb_value_set_string(&v, "herkomst.randomKey", "00012345");
+        kb_value_set_string(&v, "herkomst.datumTijd", "20240102030405000");
+        kb_value_set_long(&v, "herkomst.ontvangen", 1700000000000LL + e);
+        kb_value_set_string(&v, "herkomst.sha256",
+                            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        uint8_t *framed = NULL;
+        size_t flen = 0;
+        if (kb_schema_encode(sc, &v, &framed, &flen, err, sizeof err) != KB_OK) {
+            fprintf(stderr, "encode: %s\n", err);
+            return -1;
+        }
+        avro_value_decref(&v);
+        m->len[e] = flen - 5;
+        m->p[e] = malloc(flen - 5);
+        memcpy(m->p[e], framed + 5, flen - 5);
+        free(framed);
+        m->total += m->len[e];
+    }
+    return 0;
+}
+
+/* Run @p fn over the mix for @p secs; returns MB/s (10^6 bytes). */
+#define MEASURE(secs, bytes_out, BODY)                                                        \
+    do {                                                                                      \
+        double t0 = now(), t1;                                                                \
+        size_t bytes = 0;                                                                     \
+        do {                                                                                  \
+            for (int rep = 0; rep < 64; rep++)                                                \
+                for (int e = 0; e < N_EVENTS; e++) {                                          \
+                    BODY;                                                                     \
+                    bytes += m.len[e];                                                        \
+                }                                                                             \
+            t1 = now();                                                                       \
+        } while (t1 - t0 < (secs));                                                           \
+        bytes_out = (double)bytes / (t1 - t0) / 1e6;                                          \
+    } while (0)
+
+int main(int argc, char **argv)
+{
+    double secs = argc > 1 ? atof(argv[1]) : 20.0;
+    char err[256];
+    kb_schemas_t *schemas = kb_schemas_load_dir(KB_SCHEMA_DIR, err, sizeof err);
+    if (!schemas) {
+        fprintf(stderr, "schemas: %s\n", err);
+        return 1;
+    }
+    const struct kb_schema *sc = kb_schemas_by_type(schemas, "nl.brp.persoon-geboren");
+    struct mix m;
+    if (!sc || build_mix(sc, &m))
+        return 1;
+    printf("mix: %d events, %.1f bytes on average\n", N_EVENTS, (double)m.total / N_EVENTS);
+
+    /* avro-c: decode into one reused generic value, as a consumer would. */
+    avro_value_t val;
+    avro_generic_value_new(sc->iface, &val);
+    avro_reader_t rd = avro_reader_memory((const char *)m.p[0], (int64_t)m.len[0]);
+    double avroc_mbps;
+    int fails = 0;
+    MEASURE(secs, avroc_mbps, {
+        avro_reader_memory_set_source(rd, (const char *)m.p[e], (int64_t)m.len[e]);
+        avro_value_reset(&val);
+        fails += avro_value_read(rd, &val) != 0;
+    });
+    avro_reader_free(rd);
+    avro_value_decref(&val);
+    printf("avro-c generic decode: %.0f MB/s\n", avroc_mbps);
+
+    static const char *const paths[] = {"scalar", "sse42", "avx2"};
+    double best = 0, scalar = 0;
+    const char *best_path = "scalar";
+    kb_validator_t *v = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        if (!kb_validate_simd_usable(paths[i]))
+            continue;
+        struct kb_validate_opts o;
+        memset(&o, 0, sizeof o);
+        o.simd = paths[i];
+        kb_validator_t *pv = kb_validate_compile(sc->json, &o, err, sizeof err);
+        if (!pv) {
+            fprintf(stderr, "compile: %s\n", err);
+            return 1;
+        }
+        double mbps;
+        MEASURE(secs, mbps, fails += kb_validate(pv, m.p[e], m.len[e], NULL) != KB_OK);
+        printf("ketenbus validate [%s]: %.0f MB/s (%.1fx avro-c)\n", paths[i], mbps,
+               mbps / avroc_mbps);
+        if (!strcmp(paths[i], "scalar"))
+            scalar = mbps;
+        if (mbps > best) {
+            best = mbps;
+            best_path = paths[i];
+        }
+        kb_validate_destroy(v);
+        v = pv;
+    }
+    const char *fields[] = {"kind.bsn", "kind.geboortedatum", "kind.geslacht", "ouders",
+                            "inschrijving"};
+    const char *pseudo[] = {"kind.bsn", "ouders.persoon.bsn"};
+    static const uint8_t key[] = "bench-key";
+    kb_projection_t *pj =
+        kb_projection_new(v, fields, 5, pseudo, 2, key, sizeof key - 1, "nl.bench.Sub", err,
+                          sizeof err);
+    if (!pj) {
+        fprintf(stderr, "projection: %s\n", err);
+        return 1;
+    }
+    uint8_t *out = NULL;
+    size_t cap = 0, olen = 0;
+    double project_mbps;
+    MEASURE(secs, project_mbps, fails += kb_projection_apply(pj, m.p[e], m.len[e], &out, &cap,
+                                                             &olen) != KB_OK);
+    printf("projection (5 fields, 2-3 pseudonymised per event): %.0f MB/s of input\n",
+           project_mbps);
+    if (fails) {
+        fprintf(stderr, "%d operations failed on valid input\n", fails);
+        return 1;
+    }
+    printf("bench-validate avroc_mbps=%.0f best_gbps=%.3f best_path=%s ratio_avroc=%.1f "
+           "scalar_gbps=%.3f project_gbps=%.3f\n",
+           avroc_mbps, best / 1000, best_path, best / avroc_mbps, scalar / 1000,
+           project_mbps / 1000);
+    free(out);
+    kb_projection_destroy(pj);
+    kb_validate_destroy(v);
+    for (int e = 0; e < N_EVENTS; e++)
+        free(m.p[e]);
+    kb_schemas_destroy(schemas);
+    return 0;
+}

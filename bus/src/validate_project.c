@@ -1,0 +1,751 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * validate_project.c - projections: a subscriber's view of an event, made
+ * from the validated Avro bytes by copying the byte ranges of the selected
+ * fields and rewriting only what must change (array block headers, and the
+ * pseudonymised strings, which become the hex HMAC-SHA-256 of their bytes
+ * under the subscriber's key). No value tree is ever built.
+ *
+ * A projection is a small tree over the validator's type nodes (struct
+ * pnode): COPY a whole value, or descend into a RECORD (keeping some fields),
+ * a UNION, an ARRAY or MAP (projecting every item), down to PSEUDO strings.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <avro.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "validate_internal.h"
+
+#define HMAC_HEX_LEN 64
+#define MAX_PROJ_DEPTH 32
+
+enum pkind { P_COPY, P_RECORD, P_UNION, P_ARRAY, P_MAP, P_PSEUDO };
+
+struct pnode {
+    uint8_t kind;         /* enum pkind */
+    uint32_t type;        /* the validator's type node this projects */
+    struct pnode **kids;  /* RECORD: one per source field (NULL: dropped); UNION: one per
+                           * branch; ARRAY/MAP: kids[0] for the items (owned) */
+    uint32_t n_kids;      /* entries of kids */
+};
+
+/* What the subscriber asked for below one point of the schema. */
+struct sel {
+    int whole;          /* the whole value is selected */
+    int pseudo;         /* the string value(s) here are pseudonymised */
+    uint32_t rec;       /* record node the children refer to (when kids) */
+    struct sel **kids;  /* per field of rec (owned; NULL: not named) */
+};
+
+struct kb_projection {
+    const kb_validator_t *v; /* the source schema (borrowed; outlives this) */
+    struct pnode *root;      /* the projection program (owned) */
+    char *schema_json;       /* the projected schema text (owned) */
+    uint8_t key[64];         /* HMAC key (a copy; longer keys are hashed first) */
+    size_t key_len;          /* bytes of key */
+};
+
+/* ---------------------------------------------------------------- building */
+
+static void sel_free(struct sel *s, const kb_validator_t *v)
+{
+    if (!s)
+        return;
+    if (s->kids)
+        for (uint32_t i = 0; i < v->nodes[s->rec].n; i++)
+            sel_free(s->kids[i], v);
+    free(s->kids);
+    free(s);
+}
+
+static void pnode_free(struct pnode *pn)
+{
+    if (!pn)
+        return;
+    for (uint32_t i = 0; i < pn->n_kids; i++)
+        pnode_free(pn->kids[i]);
+    free(pn->kids);
+    free(pn);
+}
+
+/* The one record a path can step into from type t: through unions whose
+ * other branches are null, arrays and maps. NO record: UINT32_MAX. */
+static uint32_t reach_record(const kb_validator_t *v, uint32_t t, int depth)
+{
+    const struct kb__vnode *n = &v->nodes[t];
+    if (depth > 8)
+        return UINT32_MAX;
+    switch (n->op) {
+    case VOP_RECORD: return t;
+    case VOP_ARRAY:
+    case VOP_MAP: return reach_record(v, n->first, depth + 1);
+    case VOP_UNION: {
+        uint32_t found = UINT32_MAX;
+        for (uint32_t i = 0; i < n->n; i++) {
+            uint32_t b = v->branches[n->first + i];
+            if (v->nodes[b].op == VOP_NULL)
+                continue;
+            if (found != UINT32_MAX)
+                return UINT32_MAX; /* two non-null branches: ambiguous */
+            found = reach_record(v, b, depth + 1);
+        }
+        return found;
+    }
+    default: return UINT32_MAX;
+    }
+}
+
+/* Only strings (and nulls) at the leaves of t, through unions/arrays/maps. */
+static int string_leaves(const kb_validator_t *v, uint32_t t, int depth)
+{
+    const struct kb__vnode *n = &v->nodes[t];
+    if (depth > 8)
+        return 0;
+    switch (n->op) {
+    case VOP_STRING: return 1;
+    case VOP_ARRAY:
+    case VOP_MAP: return string_leaves(v, n->first, depth + 1);
+    case VOP_UNION: {
+        int strings = 0;
+        for (uint32_t i = 0; i < n->n; i++) {
+            uint32_t b = v->branches[n->first + i];
+            if (v->nodes[b].op == VOP_NULL)
+                continue;
+            if (!string_leaves(v, b, depth + 1))
+                return 0;
+            strings = 1;
+        }
+        return strings;
+    }
+    default: return 0;
+    }
+}
+
+/* Mark @p path (dots between field names) in the selection tree under
+ * @p root (the top record). @p pseudo: mark the end as pseudonymised. */
+static int sel_add(const kb_validator_t *v, struct sel *root, const char *path, int pseudo,
+                   char *errstr, size_t errstr_size)
+{
+    struct sel *s = root;
+    uint32_t rec = v->root;
+    const char *p = path;
+    if (!*path)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "empty field path");
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t seg = dot ? (size_t)(dot - p) : strlen(p);
+        const struct kb__vnode *rn = &v->nodes[rec];
+        uint32_t fi = UINT32_MAX;
+        for (uint32_t i = 0; i < rn->n; i++) {
+            const char *name = v->fields[rn->first + i].name;
+            if (strlen(name) == seg && !memcmp(name, p, seg)) {
+                fi = i;
+                break;
+            }
+        }
+        if (fi == UINT32_MAX)
+            return kb_err_set(KB_ERR_NOTFOUND, errstr, errstr_size,
+                              "field path \"%s\": no field \"%.*s\" in %s", path, (int)seg, p,
+                              rn->fullname);
+        s->rec = rec;
+        if (!s->kids && !(s->kids = calloc(rn->n ? rn->n : 1, sizeof *s->kids)))
+            return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        if (!s->kids[fi] && !(s->kids[fi] = calloc(1, sizeof *s->kids[fi])))
+            return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        s = s->kids[fi];
+        uint32_t ftype = v->fields[rn->first + fi].type;
+        if (!dot) {
+            if (pseudo) {
+                if (!string_leaves(v, ftype, 0))
+                    return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                      "pseudonymise \"%s\": only string fields (also nullable, "
+                                      "or arrays/maps of strings) can be pseudonymised",
+                                      path);
+                s->pseudo = 1;
+            } else {
+                s->whole = 1;
+            }
+            return 0;
+        }
+        rec = reach_record(v, ftype, 0);
+        if (rec == UINT32_MAX)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "field path \"%s\": \"%.*s\" is not a record (nor a nullable "
+                              "record, nor an array or map of records) to select inside",
+                              path, (int)seg, p);
+        p = dot + 1;
+    }
+}
+
+/* Does anything under s ask for a change (pseudonymisation)? */
+static int sel_has_pseudo(const struct sel *s, const kb_validator_t *v)
+{
+    if (!s)
+        return 0;
+    if (s->pseudo)
+        return 1;
+    if (s->kids)
+        for (uint32_t i = 0; i < v->nodes[s->rec].n; i++)
+            if (sel_has_pseudo(s->kids[i], v))
+                return 1;
+    return 0;
+}
+
+static struct pnode *pnode_new(uint8_t kind, uint32_t type, uint32_t n_kids)
+{
+    struct pnode *pn = calloc(1, sizeof *pn);
+    if (!pn)
+        return NULL;
+    pn->kind = kind;
+    pn->type = type;
+    pn->n_kids = n_kids;
+    if (n_kids && !(pn->kids = calloc(n_kids, sizeof *pn->kids))) {
+        free(pn);
+        return NULL;
+    }
+    return pn;
+}
+
+/* Build the program for type t under selection s (s->whole or s->pseudo or
+ * s->kids set). @p inherit_whole: an ancestor selected everything. */
+static struct pnode *build(const kb_validator_t *v, uint32_t t, const struct sel *s, int whole,
+                           int pseudo, int depth)
+{
+    const struct kb__vnode *n = &v->nodes[t];
+    if (depth > MAX_PROJ_DEPTH)
+        return NULL;
+    whole = whole || (s && s->whole);
+    pseudo = pseudo || (s && s->pseudo);
+    if (whole && !pseudo && !sel_has_pseudo(s, v))
+        return pnode_new(P_COPY, t, 0);
+    switch (n->op) {
+    case VOP_STRING: return pnode_new(pseudo ? P_PSEUDO : P_COPY, t, 0);
+    case VOP_RECORD: {
+        struct pnode *pn = pnode_new(P_RECORD, t, n->n);
+        if (!pn)
+            return NULL;
+        int all_copy = whole;
+        for (uint32_t i = 0; i < n->n; i++) {
+            const struct sel *ks = (s && s->kids && s->rec == t) ? s->kids[i] : NULL;
+            if (!whole && !ks)
+                continue;
+            pn->kids[i] = build(v, v->fields[n->first + i].type, ks, whole, 0, depth + 1);
+            if (!pn->kids[i]) {
+                pnode_free(pn);
+                return NULL;
+            }
+            if (pn->kids[i]->kind != P_COPY)
+                all_copy = 0;
+        }
+        if (all_copy) { /* everything kept unchanged: one copy */
+            pnode_free(pn);
+            return pnode_new(P_COPY, t, 0);
+        }
+        return pn;
+    }
+    case VOP_UNION: {
+        struct pnode *pn = pnode_new(P_UNION, t, n->n);
+        if (!pn)
+            return NULL;
+        int all_copy = 1;
+        for (uint32_t i = 0; i < n->n; i++) {
+            pn->kids[i] = build(v, v->branches[n->first + i], s, whole, pseudo, depth + 1);
+            if (!pn->kids[i]) {
+                pnode_free(pn);
+                return NULL;
+            }
+            all_copy = all_copy && pn->kids[i]->kind == P_COPY;
+        }
+        if (all_copy) {
+            pnode_free(pn);
+            return pnode_new(P_COPY, t, 0);
+        }
+        return pn;
+    }
+    case VOP_ARRAY:
+    case VOP_MAP: {
+        struct pnode *pn = pnode_new(n->op == VOP_ARRAY ? P_ARRAY : P_MAP, t, 1);
+        if (!pn)
+            return NULL;
+        pn->kids[0] = build(v, n->first, s, whole, pseudo, depth + 1);
+        if (!pn->kids[0]) {
+            pnode_free(pn);
+            return NULL;
+        }
+        if (pn->kids[0]->kind == P_COPY) {
+            pnode_free(pn);
+            return pnode_new(P_COPY, t, 0);
+        }
+        return pn;
+    }
+    default: return pnode_new(P_COPY, t, 0);
+    }
+}
+
+/* ------------------------------------------------------ projected schema */
+
+/* Emitting JSON: named types are defined at their first use, then referred
+ * to by full name. */
+struct emit {
+    const kb_validator_t *v;
+    char **done;   /* full names already defined in the output */
+    size_t n_done, cap_done;
+    const char *top; /* full name of the projected record */
+    int failed;    /* out of memory */
+};
+
+static int emit_seen(struct emit *e, const char *fullname)
+{
+    for (size_t i = 0; i < e->n_done; i++)
+        if (!strcmp(e->done[i], fullname))
+            return 1;
+    if (e->n_done == e->cap_done) {
+        size_t ncap = e->cap_done ? e->cap_done * 2 : 16;
+        char **nd = realloc(e->done, ncap * sizeof *nd);
+        if (!nd) {
+            e->failed = 1;
+            return 1;
+        }
+        e->done = nd;
+        e->cap_done = ncap;
+    }
+    if (!(e->done[e->n_done] = strdup(fullname))) {
+        e->failed = 1;
+        return 1;
+    }
+    e->n_done++;
+    return 0;
+}
+
+static int constraint_key(const char *key)
+{
+    return !strncmp(key, "kb.", 3) && strcmp(key, "kb.personal") != 0;
+}
+
+static json_t *emit_type(struct emit *e, uint32_t t);
+
+/* A field object like the source's, with a new type. @p keep_cons: keep
+ * the kb.* constraints; @p keep_default: keep "default". */
+static json_t *emit_field(struct emit *e, const struct kb__vfield *f, json_t *type, int keep_cons,
+                          int keep_default)
+{
+    json_t *o = json_object();
+    if (!o || !type) {
+        json_decref(o);
+        json_decref(type);
+        e->failed = 1;
+        return NULL;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(f->def, key, val)
+    {
+        if (!strcmp(key, "type") || (!keep_cons && constraint_key(key)) ||
+            (!strcmp(key, "default") && !keep_default))
+            continue;
+        json_object_set(o, key, val);
+    }
+    json_object_set_new(o, "type", type);
+    if (!keep_cons)
+        json_object_set_new(o, "kb.pseudonym", json_string("hmac-sha256-hex"));
+    return o;
+}
+
+/* The whole type t, as in the source (named types by full name). */
+static json_t *emit_type(struct emit *e, uint32_t t)
+{
+    const kb_validator_t *v = e->v;
+    const struct kb__vnode *n = &v->nodes[t];
+    if (n->fullname && emit_seen(e, n->fullname))
+        return json_string(n->fullname);
+    switch (n->op) {
+    case VOP_RECORD: {
+        json_t *o = json_object(), *fields = json_array();
+        json_object_set_new(o, "type", json_string("record"));
+        json_object_set_new(o, "name", json_string(n->fullname));
+        json_t *doc = json_object_get(n->def, "doc");
+        if (doc)
+            json_object_set(o, "doc", doc);
+        for (uint32_t i = 0; i < n->n; i++) {
+            const struct kb__vfield *f = &v->fields[n->first + i];
+            json_array_append_new(fields, emit_field(e, f, emit_type(e, f->type), 1, 1));
+        }
+        json_object_set_new(o, "fields", fields);
+        return o;
+    }
+    case VOP_ENUM:
+    case VOP_FIXED: {
+        json_t *o = json_deep_copy(n->def);
+        json_object_del(o, "namespace");
+        json_object_set_new(o, "name", json_string(n->fullname));
+        return o;
+    }
+    case VOP_ARRAY:
+    case VOP_MAP: {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string(n->op == VOP_ARRAY ? "array" : "map"));
+        json_object_set_new(o, n->op == VOP_ARRAY ? "items" : "values", emit_type(e, n->first));
+        return o;
+    }
+    case VOP_UNION: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < n->n; i++)
+            json_array_append_new(a, emit_type(e, v->branches[n->first + i]));
+        return a;
+    }
+    default: return json_deep_copy(n->def); /* primitive, maybe with a logical type */
+    }
+}
+
+/* The projected type of pn; @p name is the full name a changed record gets. */
+static json_t *emit_proj(struct emit *e, const struct pnode *pn, const char *name)
+{
+    const kb_validator_t *v = e->v;
+    const struct kb__vnode *n = &v->nodes[pn->type];
+    switch (pn->kind) {
+    case P_COPY: return emit_type(e, pn->type);
+    case P_PSEUDO: return json_string("string");
+    case P_RECORD: {
+        json_t *o = json_object(), *fields = json_array();
+        json_object_set_new(o, "type", json_string("record"));
+        json_object_set_new(o, "name", json_string(name));
+        for (uint32_t i = 0; i < n->n; i++) {
+            const struct pnode *k = pn->kids[i];
+            if (!k)
+                continue;
+            const struct kb__vfield *f = &v->fields[n->first + i];
+            char sub[512];
+            snprintf(sub, sizeof sub, "%s_%s", name, f->name);
+            int pseudo_leaf = k->kind == P_PSEUDO || (k->kind != P_COPY && k->kind != P_RECORD &&
+                                                      string_leaves(v, f->type, 0));
+            json_t *def = json_object_get(f->def, "default");
+            int keep_default = k->kind == P_COPY || json_is_null(def);
+            json_array_append_new(fields,
+                                  emit_field(e, f, emit_proj(e, k, sub), !pseudo_leaf, keep_default));
+        }
+        json_object_set_new(o, "fields", fields);
+        return o;
+    }
+    case P_UNION: {
+        json_t *a = json_array();
+        for (uint32_t i = 0; i < n->n; i++)
+            json_array_append_new(a, emit_proj(e, pn->kids[i], name));
+        return a;
+    }
+    case P_ARRAY:
+    case P_MAP: {
+        json_t *o = json_object();
+        json_object_set_new(o, "type", json_string(pn->kind == P_ARRAY ? "array" : "map"));
+        json_object_set_new(o, pn->kind == P_ARRAY ? "items" : "values",
+                            emit_proj(e, pn->kids[0], name));
+        return o;
+    }
+    }
+    return NULL;
+}
+
+void kb_projection_destroy(kb_projection_t *pj)
+{
+    if (!pj)
+        return;
+    pnode_free(pj->root);
+    free(pj->schema_json);
+    OPENSSL_cleanse(pj->key, sizeof pj->key);
+    free(pj);
+}
+
+kb_projection_t *kb_projection_new(const kb_validator_t *v, const char *const *fields,
+                                   size_t n_fields, const char *const *pseudo, size_t n_pseudo,
+                                   const uint8_t *key, size_t key_len, const char *name,
+                                   char *errstr, size_t errstr_size)
+{
+    kb_projection_t *pj = NULL;
+    struct emit e = {.v = v, .top = name};
+    struct sel *root = calloc(1, sizeof *root);
+    if (!root) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    root->rec = v->root;
+    if (v->nodes[v->root].op != VOP_RECORD) {
+        kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "projections need a record schema");
+        goto out_free_sel;
+    }
+    if (!name || !*name || !key || !key_len) {
+        kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "a projection needs a name and a key");
+        goto out_free_sel;
+    }
+    for (size_t i = 0; i < n_fields; i++)
+        if (sel_add(v, root, fields[i], 0, errstr, errstr_size))
+            goto out_free_sel;
+    for (size_t i = 0; i < n_pseudo; i++) {
+        /* A pseudonymised field must also be selected (itself or an ancestor). */
+        char *dup = strdup(pseudo[i]);
+        int selected = 0;
+        if (!dup) {
+            kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto out_free_sel;
+        }
+        for (size_t k = 0; k < n_fields && !selected; k++) {
+            size_t fl = strlen(fields[k]);
+            selected = !strcmp(fields[k], dup) ||
+                       (!strncmp(fields[k], dup, fl) && dup[fl] == '.');
+        }
+        free(dup);
+        if (!selected) {
+            kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                       "pseudonymise \"%s\": the field is not among the selected fields",
+                       pseudo[i]);
+            goto out_free_sel;
+        }
+        if (sel_add(v, root, pseudo[i], 1, errstr, errstr_size))
+            goto out_free_sel;
+    }
+    if (!n_fields) {
+        kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "a projection needs at least one field");
+        goto out_free_sel;
+    }
+    pj = calloc(1, sizeof *pj);
+    if (!pj) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_free_sel;
+    }
+    pj->v = v;
+    if (key_len > sizeof pj->key) {
+        unsigned int md_len = 0;
+        EVP_Digest(key, key_len, pj->key, &md_len, EVP_sha256(), NULL);
+        pj->key_len = md_len;
+    } else {
+        memcpy(pj->key, key, key_len);
+        pj->key_len = key_len;
+    }
+    /* The top record is always a new record (it has its own name). */
+    pj->root = pnode_new(P_RECORD, v->root, v->nodes[v->root].n);
+    if (!pj->root) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
+    {
+        const struct kb__vnode *rn = &v->nodes[v->root];
+        for (uint32_t i = 0; i < rn->n; i++) {
+            if (!root->kids || !root->kids[i])
+                continue;
+            pj->root->kids[i] = build(v, v->fields[rn->first + i].type, root->kids[i], 0, 0, 1);
+            if (!pj->root->kids[i]) {
+                kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                           "projection of field %s: out of memory or nested too deep",
+                           v->fields[rn->first + i].name);
+                goto out_fail;
+            }
+        }
+    }
+    json_t *schema = emit_proj(&e, pj->root, name);
+    if (e.failed || !schema) {
+        json_decref(schema);
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
+    pj->schema_json = json_dumps(schema, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(schema);
+    if (!pj->schema_json) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
+    /* The projected schema must be one avro-c (and so every Avro reader) takes. */
+    avro_schema_t check = NULL;
+    if (avro_schema_from_json_length(pj->schema_json, strlen(pj->schema_json), &check)) {
+        kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "projected schema rejected by avro-c: %s",
+                   avro_strerror());
+        goto out_fail;
+    }
+    avro_schema_decref(check);
+    goto out_free_sel;
+out_fail:
+    kb_projection_destroy(pj);
+    pj = NULL;
+out_free_sel:
+    for (size_t i = 0; i < e.n_done; i++)
+        free(e.done[i]);
+    free(e.done);
+    sel_free(root, v);
+    return pj;
+}
+
+const char *kb_projection_schema_json(const kb_projection_t *pj)
+{
+    return pj->schema_json;
+}
+
+/* ---------------------------------------------------------------- applying */
+
+/* Output buffer of one kb_projection_apply() call. */
+struct out {
+    uint8_t **buf;
+    size_t *cap;
+    size_t len;
+    int nomem;
+};
+
+static int out_reserve(struct out *o, size_t more)
+{
+    if (o->len + more <= *o->cap)
+        return 0;
+    size_t ncap = *o->cap ? *o->cap * 2 : 512;
+    while (ncap < o->len + more)
+        ncap *= 2;
+    uint8_t *nb = realloc(*o->buf, ncap);
+    if (!nb) {
+        o->nomem = 1;
+        return -1;
+    }
+    *o->buf = nb;
+    *o->cap = ncap;
+    return 0;
+}
+
+static int out_put(struct out *o, const uint8_t *p, size_t n)
+{
+    if (out_reserve(o, n))
+        return -1;
+    memcpy(*o->buf + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+static int out_long(struct out *o, int64_t x)
+{
+    uint8_t b[10];
+    uint64_t u = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+    size_t n = 0;
+    while (u >= 0x80) {
+        b[n++] = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    b[n++] = (uint8_t)u;
+    return out_put(o, b, n);
+}
+
+static const uint8_t *apply(const kb_projection_t *pj, const struct pnode *pn, const uint8_t *p,
+                            const uint8_t *end, struct out *o, unsigned depth);
+
+static const uint8_t *apply_pseudo(const kb_projection_t *pj, const uint8_t *p,
+                                   const uint8_t *end, struct out *o)
+{
+    static const char hex[] = "0123456789abcdef";
+    int64_t len;
+    const uint8_t *s = kb__validate_varint(p, end, &len);
+    if (!s || len < 0 || (uint64_t)len > (uint64_t)(end - s))
+        return NULL;
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    if (!HMAC(EVP_sha256(), pj->key, (int)pj->key_len, s, (size_t)len, md, &md_len) ||
+        md_len * 2 != HMAC_HEX_LEN)
+        return NULL;
+    if (out_long(o, HMAC_HEX_LEN) || out_reserve(o, HMAC_HEX_LEN))
+        return NULL;
+    uint8_t *w = *o->buf + o->len;
+    for (unsigned i = 0; i < md_len; i++) {
+        w[2 * i] = (uint8_t)hex[md[i] >> 4];
+        w[2 * i + 1] = (uint8_t)hex[md[i] & 15];
+    }
+    o->len += HMAC_HEX_LEN;
+    return s + len;
+}
+
+static const uint8_t *apply_blocks(const kb_projection_t *pj, const struct pnode *pn,
+                                   const uint8_t *p, const uint8_t *end, struct out *o,
+                                   unsigned depth)
+{
+    const kb_validator_t *v = pj->v;
+    uint64_t total = 0;
+    for (;;) {
+        int64_t count;
+        p = kb__validate_varint(p, end, &count);
+        if (!p)
+            return NULL;
+        if (count == 0)
+            return out_long(o, 0) ? NULL : p;
+        if (count < 0) {
+            int64_t size;
+            if (count == INT64_MIN)
+                return NULL;
+            count = -count;
+            p = kb__validate_varint(p, end, &size); /* byte size: no longer true, dropped */
+            if (!p)
+                return NULL;
+        }
+        total += (uint64_t)count;
+        if (total > v->max_items || out_long(o, count))
+            return NULL;
+        for (int64_t i = 0; i < count; i++) {
+            if (pn->kind == P_MAP) {
+                int64_t kl;
+                const uint8_t *ks = kb__validate_varint(p, end, &kl);
+                if (!ks || kl < 0 || (uint64_t)kl > (uint64_t)(end - ks) ||
+                    out_put(o, p, (size_t)(ks - p) + (size_t)kl))
+                    return NULL;
+                p = ks + kl;
+            }
+            p = apply(pj, pn->kids[0], p, end, o, depth + 1);
+            if (!p)
+                return NULL;
+        }
+    }
+}
+
+static const uint8_t *apply(const kb_projection_t *pj, const struct pnode *pn, const uint8_t *p,
+                            const uint8_t *end, struct out *o, unsigned depth)
+{
+    const kb_validator_t *v = pj->v;
+    const struct kb__vnode *n = &v->nodes[pn->type];
+    if (depth > v->max_depth)
+        return NULL;
+    switch (pn->kind) {
+    case P_COPY: {
+        const uint8_t *q = kb__validate_skip(v, pn->type, p, end, depth);
+        if (!q || out_put(o, p, (size_t)(q - p)))
+            return NULL;
+        return q;
+    }
+    case P_PSEUDO: return apply_pseudo(pj, p, end, o);
+    case P_RECORD:
+        for (uint32_t i = 0; i < n->n && p; i++) {
+            if (pn->kids[i])
+                p = apply(pj, pn->kids[i], p, end, o, depth + 1);
+            else
+                p = kb__validate_skip(v, v->fields[n->first + i].type, p, end, depth + 1);
+        }
+        return p;
+    case P_UNION: {
+        int64_t idx;
+        const uint8_t *q = kb__validate_varint(p, end, &idx);
+        if (!q || idx < 0 || idx >= (int64_t)n->n || out_put(o, p, (size_t)(q - p)))
+            return NULL;
+        return apply(pj, pn->kids[idx], q, end, o, depth);
+    }
+    case P_ARRAY:
+    case P_MAP: return apply_blocks(pj, pn, p, end, o, depth);
+    }
+    return NULL;
+}
+
+kb_err_t kb_projection_apply(const kb_projection_t *pj, const uint8_t *payload, size_t len,
+                             uint8_t **out, size_t *out_cap, size_t *out_len)
+{
+    static const uint8_t empty[1];
+    struct out o = {.buf = out, .cap = out_cap};
+    if (!payload)
+        payload = empty;
+    const uint8_t *end = payload + len;
+    const uint8_t *p = apply(pj, pj->root, payload, end, &o, 0);
+    if (o.nomem)
+        return KB_ERR_NOMEM;
+    if (!p || p != end)
+        return KB_ERR_INVALID;
+    *out_len = o.len;
+    return KB_OK;
+}

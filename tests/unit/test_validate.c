@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * test_validate.c - the compiled validator: birth events encoded by avro-c
+ * (an independent encoder) pass on every SIMD path, and each structural and
+ * semantic rule rejects with the expected rule, field path and byte offset;
+ * the kernels agree with each other on many generated inputs.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kb_test.h"
+#include "ketenbus/schema.h"
+#include "ketenbus/validate.h"
+#include "validate_kernels.h"
+
+static const char *const paths[] = {"scalar", "sse42", "avx2"};
+#define N_PATHS (sizeof paths / sizeof paths[0])
+
+static kb_schemas_t *schemas;
+
+/* One fictitious birth event, encoded by avro-c (framing removed). */
+struct birth {
+    const char *bsn, *voornamen, *geboortedatum, *geboorteland, *geslacht, *ouder2_bsn;
+};
+
+static uint8_t *encode_birth(const struct birth *b, size_t *len)
+{
+    const struct kb_schema *sc = kb_schemas_by_type(schemas, "nl.brp.persoon-geboren");
+    avro_value_t v, arr, el;
+    uint8_t *framed = NULL, *out = NULL;
+    size_t flen = 0;
+    char err[256];
+    if (!sc || avro_generic_value_new(sc->iface, &v))
+        return NULL;
+    kb_value_init_nulls(&v);
+    kb_value_set_string(&v, "kind.aNummer", "9010101069");
+    kb_value_set_string(&v, "kind.bsn", b->bsn);
+    kb_value_set_string(&v, "kind.voornamen", b->voornamen);
+    kb_value_set_string(&v, "kind.geslachtsnaam", "Testpersoon");
+    kb_value_set_string(&v, "kind.geboortedatum", b->geboortedatum);
+    kb_value_set_string(&v, "kind.geboorteplaats", "0599");
+    kb_value_set_string(&v, "kind.geboorteland", b->geboorteland);
+    kb_value_set_string(&v, "kind.geslacht", b->geslacht);
+    avro_value_get_by_name(&v, "ouders", &arr, NULL);
+    const char *ouder_bsn[2] = {"999990019", b->ouder2_bsn};
+    for (int i = 0; i < 2; i++) {
+        avro_value_append(&arr, &el, NULL);
+        kb_value_init_nulls(&el);
+        kb_value_set_int(&el, "ouderNummer", i + 1);
+        kb_value_set_string(&el, "persoon.bsn", ouder_bsn[i]);
+        kb_value_set_string(&el, "persoon.voornamen", i ? "Bea" : "Anna");
+        kb_value_set_string(&el, "datumFamilierechtelijkeBetrekking", "20240101");
+    }
+    kb_value_set_string(&v, "akte.registergemeente", "0599");
+    kb_value_set_string(&v, "akte.aktenummer", "1A0001");
+    kb_value_set_string(&v, "inschrijving.gemeente", "0599");
+    kb_value_set_string(&v, "herkomst.berichtType", "Lg01");
+    kb_value_set_string(&v, "herkomst.randomKey", "00000001");
+    kb_value_set_long(&v, "herkomst.ontvangen", 1700000000000LL);
+    kb_value_set_string(&v, "herkomst.sha256",
+                        "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    if (kb_schema_encode(sc, &v, &framed, &flen, err, sizeof err) == KB_OK && flen > 5) {
+        out = malloc(flen - 5);
+        memcpy(out, framed + 5, flen - 5);
+        *len = flen - 5;
+    }
+    free(framed);
+    avro_value_decref(&v);
+    return out;
+}
+
+static const struct birth good_birth = {"999990007", "Sophie Élise", "20240229", "6030", "V",
+                                        "999990020"};
+
+/* Offset of the length varint of the string whose bytes are @p s. */
+static long string_offset(const uint8_t *p, size_t len, const char *s)
+{
+    size_t sl = strlen(s);
+    for (size_t i = 1; i + sl <= len; i++)
+        if (!memcmp(p + i, s, sl) && p[i - 1] == (uint8_t)(sl << 1))
+            return (long)i - 1;
+    return -1;
+}
+
+static kb_validator_t *compile_path(const char *json, const char *path, uint32_t max_string,
+                                    uint32_t max_items, uint32_t max_depth, const char *tables)
+{
+    struct kb_validate_opts o;
+    memset(&o, 0, sizeof o);
+    o.simd = path;
+    o.max_string = max_string;
+    o.max_items = max_items;
+    o.max_depth = max_depth;
+    o.codetable_dir = tables;
+    char err[256];
+    kb_validator_t *v = kb_validate_compile(json, &o, err, sizeof err);
+    if (!v)
+        fprintf(stderr, "compile (%s): %s\n", path, err);
+    return v;
+}
+
+/* Every path must give exactly this verdict. */
+static void expect(const char *json, const uint8_t *p, size_t len, const char *rule,
+                   const char *path, long offset, int line)
+{
+    for (size_t i = 0; i < N_PATHS; i++) {
+        if (!kb_validate_simd_usable(paths[i]))
+            continue;
+        kb_validator_t *v = compile_path(json, paths[i], 0, 0, 0, getenv("KB_TEST_TABLES"));
+        CHECK(v != NULL);
+        if (!v)
+            return;
+        struct kb_validate_result r;
+        memset(&r, 0, sizeof r);
+        kb_err_t rc = kb_validate(v, p, len, &r);
+        if (!rule) {
+            if (rc != KB_OK)
+                fprintf(stderr, "line %d [%s]: rejected %s at %s offset %zu: %s\n", line,
+                        paths[i], r.rule, r.path, r.offset, r.message);
+            CHECK_INT(rc, KB_OK);
+        } else {
+            if (rc != KB_ERR_INVALID || strcmp(r.rule, rule) || strcmp(r.path, path) ||
+                (offset >= 0 && (long)r.offset != offset))
+                fprintf(stderr, "line %d [%s]: got rc=%d rule=%s path=%s offset=%zu (%s)\n", line,
+                        paths[i], rc, rc ? r.rule : "-", rc ? r.path : "-", r.offset, r.message);
+            CHECK_INT(rc, KB_ERR_INVALID);
+            if (rc == KB_ERR_INVALID) {
+                CHECK_STR(r.rule, rule);
+                CHECK_STR(r.path, path);
+                if (offset >= 0)
+                    CHECK_INT(r.offset, offset);
+            }
+        }
+        kb_validate_destroy(v);
+    }
+}
+#define EXPECT_OK(json, p, len)                         expect(json, p, len, NULL, NULL, -1, __LINE__)
+#define EXPECT_REJECT(json, p, len, rule, path, offset) expect(json, p, len, rule, path, offset, __LINE__)
+
+static const char *birth_json(void)
+{
+    return kb_schemas_by_type(schemas, "nl.brp.persoon-geboren")->json;
+}
+
+static void test_all_schemas_compile(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/schemas", getenv("KB_SOURCE_DIR"));
+    char err[256];
+    kb_schemas_t *all = kb_schemas_load_dir(dir, err, sizeof err);
+    CHECK(all != NULL);
+    int n = 0;
+    for (int32_t id = 1; id < 10000 && all; id++) {
+        const struct kb_schema *sc = kb_schemas_by_id(all, id);
+        if (!sc)
+            continue;
+        kb_validator_t *v = kb_validate_compile(sc->json, NULL, err, sizeof err);
+        if (!v)
+            fprintf(stderr, "%s: %s\n", sc->path, err);
+        CHECK(v != NULL);
+        kb_validate_destroy(v);
+        n++;
+    }
+    CHECK_INT(n, (long long)kb_schemas_count(all));
+    kb_schemas_destroy(all);
+}
+
+static void test_birth_events(void)
+{
+    size_t len;
+    uint8_t *p = encode_birth(&good_birth, &len);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    EXPECT_OK(birth_json(), p, len);
+
+    /* Structure: every proper prefix is truncated or otherwise invalid, one
+     * byte more is trailing. */
+    for (size_t cut = 0; cut < len; cut++) {
+        kb_validator_t *v = kb_validate_compile(birth_json(), NULL, NULL, 0);
+        struct kb_validate_result r;
+        CHECK_INT(kb_validate(v, p, cut, &r), KB_ERR_INVALID);
+        kb_validate_destroy(v);
+    }
+    uint8_t *longer = malloc(len + 1);
+    memcpy(longer, p, len);
+    longer[len] = 0;
+    EXPECT_REJECT(birth_json(), longer, len + 1, "trailing-bytes", "", (long)len);
+    free(longer);
+
+    /* Union index of kind.aNummer is byte 0: 2 is outside ["null","string"]. */
+    uint8_t save = p[0];
+    p[0] = 4; /* zig-zag 2 */
+    EXPECT_REJECT(birth_json(), p, len, "union-index", "kind.aNummer", 0);
+    p[0] = 0x80; /* continuation byte then the string length: not canonical / wrong */
+    struct kb_validate_result r;
+    kb_validator_t *v = kb_validate_compile(birth_json(), NULL, NULL, 0);
+    CHECK_INT(kb_validate(v, p, len, &r), KB_ERR_INVALID);
+    kb_validate_destroy(v);
+    p[0] = save;
+
+    /* Invalid UTF-8 inside voornamen: É is C3 89; make it C3 28. */
+    long off = string_offset(p, len, "Sophie \xC3\x89lise");
+    CHECK(off > 0);
+    p[off + 1 + 8] = 0x28;
+    EXPECT_REJECT(birth_json(), p, len, "utf8", "kind.voornamen", off);
+    p[off + 1 + 8] = 0x89;
+    EXPECT_OK(birth_json(), p, len);
+    free(p);
+
+    /* Semantic rules, each on its own field. */
+    struct {
+        struct birth b;
+        const char *rule, *path, *needle;
+    } cases[] = {
+        {{"999990008", "Sophie", "20240229", "6030", "V", "999990020"}, "bsn-11proef", "kind.bsn",
+         "999990008"},
+        {{"99999000", "Sophie", "20240229", "6030", "V", "999990020"}, "bsn-11proef", "kind.bsn",
+         "99999000"},
+        {{"999990007", "Sophie", "20230229", "6030", "V", "999990020"}, "gba-datum",
+         "kind.geboortedatum", "20230229"},
+        {{"999990007", "Sophie", "20240015", "6030", "V", "999990020"}, "gba-datum",
+         "kind.geboortedatum", "20240015"},
+        {{"999990007", "Sophie", "20240229", "603A", "V", "999990020"}, "pattern",
+         "kind.geboorteland", "603A"},
+        {{"999990007", "Sophie", "20240229", "60300", "V", "999990020"}, "pattern",
+         "kind.geboorteland", "60300"},
+        {{"999990007", "Sophie", "20240229", "6030", "X", "999990020"}, "allowed", "kind.geslacht",
+         "X"},
+        {{"999990007", "Sophie", "20240229", "6030", "V", "999990021"}, "bsn-11proef",
+         "ouders[1].persoon.bsn", "999990021"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = encode_birth(&cases[i].b, &len);
+        CHECK(p != NULL);
+        if (!p)
+            continue;
+        EXPECT_REJECT(birth_json(), p, len, cases[i].rule, cases[i].path,
+                      string_offset(p, len, cases[i].needle));
+        free(p);
+    }
+    /* Partial GBA dates are fine. */
+    struct birth partial = good_birth;
+    partial.geboortedatum = "20240000";
+    p = encode_birth(&partial, &len);
+    EXPECT_OK(birth_json(), p, len);
+    free(p);
+}
+
+/* A schema with every type and every constraint attribute. */
+static const char *all_types_json =
+    "{\"type\":\"record\",\"name\":\"T\",\"namespace\":\"t\",\"fields\":["
+    "{\"name\":\"b\",\"type\":\"boolean\"},"
+    "{\"name\":\"i\",\"type\":\"int\",\"kb.minimum\":-5,\"kb.maximum\":1000},"
+    "{\"name\":\"l\",\"type\":\"long\"},"
+    "{\"name\":\"f\",\"type\":\"float\"},"
+    "{\"name\":\"d\",\"type\":\"double\"},"
+    "{\"name\":\"by\",\"type\":{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":4,"
+    "\"scale\":2}},"
+    "{\"name\":\"fx\",\"type\":{\"type\":\"fixed\",\"name\":\"F2\",\"size\":2}},"
+    "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\",\"C\"]}},"
+    "{\"name\":\"pc\",\"type\":\"string\",\"kb.pattern\":\"[1-9][0-9]{3}[A-Z]{2}\"},"
+    "{\"name\":\"u\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
+    "{\"name\":\"tm\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
+    "{\"name\":\"nm\",\"type\":\"string\",\"kb.minLength\":2,\"kb.maxLength\":4},"
+    "{\"name\":\"ct\",\"type\":[\"null\",\"string\"],\"kb.codeTable\":\"land\"},"
+    "{\"name\":\"dt\",\"type\":\"string\",\"kb.format\":\"datum\"},"
+    "{\"name\":\"an\",\"type\":\"string\",\"kb.check\":\"anummer\"},"
+    "{\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":\"int\"}},"
+    "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"kb.pattern\":\"[a-z]*\"}"
+    "]}";
+
+/* Hand-encoded datum of all_types_json, with marks at each field's start. */
+struct tbuf {
+    uint8_t b[512];
+    size_t n;
+    size_t at[17]; /* offset of field k */
+};
+
+static void put(struct tbuf *t, const void *p, size_t n)
+{
+    memcpy(t->b + t->n, p, n);
+    t->n += n;
+}
+
+static void put_long(struct tbuf *t, int64_t x)
+{
+    uint64_t u = ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
+    while (u >= 0x80) {
+        t->b[t->n++] = (uint8_t)(u | 0x80);
+        u >>= 7;
+    }
+    t->b[t->n++] = (uint8_t)u;
+}
+
+static void put_str(struct tbuf *t, const char *s)
+{
+    put_long(t, (int64_t)strlen(s));
+    put(t, s, strlen(s));
+}
+
+struct tvals {
+    int64_t i;
+    const char *pc, *u, *nm, *ct, *dt, *an;
+    int tm, e, array_negative_block, map_key_bad;
+};
+
+static void encode_t(struct tbuf *t, const struct tvals *tv)
+{
+    int k = 0;
+    t->n = 0;
+    t->at[k++] = t->n, put(t, "\x01", 1);
+    t->at[k++] = t->n, put_long(t, tv->i);
+    t->at[k++] = t->n, put_long(t, -1234567890123LL);
+    t->at[k++] = t->n, put(t, "\x00\x00\x80\x3f", 4);
+    t->at[k++] = t->n, put(t, "\x00\x00\x00\x00\x00\x00\xf0\x3f", 8);
+    t->at[k++] = t->n, put_long(t, 2), put(t, "\x04\xd2", 2); /* 12.34 */
+    t->at[k++] = t->n, put(t, "ab", 2);
+    t->at[k++] = t->n, put_long(t, tv->e);
+    t->at[k++] = t->n, put_str(t, tv->pc);
+    t->at[k++] = t->n, put_str(t, tv->u);
+    t->at[k++] = t->n, put_long(t, tv->tm);
+    t->at[k++] = t->n, put_str(t, tv->nm);
+    t->at[k++] = t->n;
+    if (tv->ct)
+        put_long(t, 1), put_str(t, tv->ct);
+    else
+        put_long(t, 0);
+    t->at[k++] = t->n, put_str(t, tv->dt);
+    t->at[k++] = t->n, put_str(t, tv->an);
+    t->at[k++] = t->n;
+    if (tv->array_negative_block) {
+        put_long(t, -2), put_long(t, 2), put_long(t, 7), put_long(t, -7); /* 2 items, 2 bytes */
+        put_long(t, 1), put_long(t, 300);
+    } else {
+        put_long(t, 3), put_long(t, 1), put_long(t, 2), put_long(t, 3);
+    }
+    put_long(t, 0);
+    t->at[k++] = t->n;
+    put_long(t, 1);
+    put_str(t, tv->map_key_bad ? "\xff" : "k");
+    put_str(t, "abc");
+    put_long(t, 0);
+}
+
+static void test_all_types(void)
+{
+    char dir[] = "/tmp/kb-test-validate-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char tpath[256];
+    snprintf(tpath, sizeof tpath, "%s/land.txt", dir);
+    FILE *f = fopen(tpath, "w");
+    fputs("# Tabel 34 (test subset)\n6030\tNederland\r\n5010\tBelgie\n\n0000\tOnbekend\n", f);
+    fclose(f);
+    setenv("KB_TEST_TABLES", dir, 1);
+
+    const struct tvals good = {.i = 1000, .pc = "1234AB", .u = "123e4567-e89b-12d3-a456-426614174000",
+                               .nm = "Åbc", .ct = "5010", .dt = "20240229", .an = "9010101069",
+                               .tm = 86399999, .e = 2};
+    struct tbuf t;
+    encode_t(&t, &good);
+    EXPECT_OK(all_types_json, t.b, t.n);
+    struct tvals tv = good;
+    tv.array_negative_block = 1;
+    encode_t(&t, &tv);
+    EXPECT_OK(all_types_json, t.b, t.n);
+    tv.ct = NULL;
+    encode_t(&t, &tv);
+    EXPECT_OK(all_types_json, t.b, t.n);
+
+#define BAD(field, val, rule, path, k)                                                           \
+    do {                                                                                         \
+        tv = good;                                                                               \
+        tv.field = val;                                                                          \
+        encode_t(&t, &tv);                                                                       \
+        EXPECT_REJECT(all_types_json, t.b, t.n, rule, path, (long)t.at[k]);                      \
+    } while (0)
+    BAD(i, 1001, "maximum", "i", 1);
+    BAD(i, -6, "minimum", "i", 1);
+    BAD(i, 1LL << 31, "int-range", "i", 1);
+    BAD(e, 3, "enum-index", "e", 7);
+    BAD(e, -1, "enum-index", "e", 7);
+    BAD(pc, "0234AB", "pattern", "pc", 8);
+    BAD(pc, "1234ab", "pattern", "pc", 8);
+    BAD(pc, "1234ABC", "pattern", "pc", 8);
+    BAD(u, "123e4567-e89b-12d3-a456-42661417400g", "uuid", "u", 9);
+    BAD(tm, 86400000, "time-range", "tm", 10);
+    BAD(nm, "x", "min-length", "nm", 11);
+    BAD(nm, "ÅÅÅÅÅ", "max-length", "nm", 11);
+    tv = good;
+    tv.ct = "9999";
+    encode_t(&t, &tv); /* the failing value is the string, after the union index */
+    EXPECT_REJECT(all_types_json, t.b, t.n, "code-table", "ct", (long)t.at[12] + 1);
+    BAD(dt, "20240000", "datum", "dt", 13);
+    BAD(an, "9010101068", "anummer", "an", 14);
+    tv = good;
+    tv.map_key_bad = 1;
+    encode_t(&t, &tv);
+    EXPECT_REJECT(all_types_json, t.b, t.n, "utf8", "m[0]", (long)t.at[16] + 1);
+
+    /* Raw byte edits. */
+    encode_t(&t, &good);
+    t.b[0] = 2;
+    EXPECT_REJECT(all_types_json, t.b, t.n, "boolean", "b", 0);
+    encode_t(&t, &good);
+    t.b[t.at[5]] = 0x01; /* decimal: negative length */
+    EXPECT_REJECT(all_types_json, t.b, t.n, "length", "by", (long)t.at[5]);
+    encode_t(&t, &good);
+    t.b[t.at[5]] = 0x00; /* decimal with no bytes; then garbage follows, first rule wins */
+    EXPECT_REJECT(all_types_json, t.b, t.n, "decimal", "by", (long)t.at[5]);
+    /* A 2-item block claiming 3 bytes. */
+    tv = good;
+    tv.array_negative_block = 1;
+    encode_t(&t, &tv);
+    t.b[t.at[15] + 1] = 6;
+    EXPECT_REJECT(all_types_json, t.b, t.n, "length", "a", (long)t.at[15]);
+    /* Overlong varint for l: 0x80 0x00 style. */
+    {
+        struct tbuf o;
+        encode_t(&o, &good);
+        struct tbuf m;
+        memcpy(m.b, o.b, o.at[2]);
+        m.n = o.at[2];
+        put(&m, "\x81\x00", 2); /* long 0 in two bytes with a zero last byte */
+        put(&m, o.b + o.at[3], o.n - o.at[3]);
+        EXPECT_REJECT(all_types_json, m.b, m.n, "varint", "l", (long)o.at[2]);
+        m.n = o.at[2];
+        put(&m, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 10); /* beyond 64 bits */
+        put(&m, o.b + o.at[3], o.n - o.at[3]);
+        EXPECT_REJECT(all_types_json, m.b, m.n, "varint", "l", (long)o.at[2]);
+        m.n = o.at[2];
+        put(&m, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11);
+        put(&m, o.b + o.at[3], o.n - o.at[3]);
+        EXPECT_REJECT(all_types_json, m.b, m.n, "varint", "l", (long)o.at[2]);
+    }
+
+    /* Limits. */
+    encode_t(&t, &good);
+    kb_validator_t *v = compile_path(all_types_json, "scalar", 3, 0, 0, dir);
+    struct kb_validate_result r;
+    CHECK_INT(kb_validate(v, t.b, t.n, &r), KB_ERR_INVALID);
+    CHECK_STR(r.rule, "max-string");
+    CHECK_STR(r.path, "pc");
+    kb_validate_destroy(v);
+    v = compile_path(all_types_json, "scalar", 0, 2, 0, dir);
+    CHECK_INT(kb_validate(v, t.b, t.n, &r), KB_ERR_INVALID);
+    CHECK_STR(r.rule, "max-items");
+    CHECK_STR(r.path, "a");
+    kb_validate_destroy(v);
+
+    unlink(tpath);
+    rmdir(dir);
+}
+
+static void test_recursion_and_errors(void)
+{
+    /* A linked list: depth limit. */
+    const char *list = "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"next\","
+                       "\"type\":[\"null\",\"L\"]}]}";
+    uint8_t buf[200];
+    memset(buf, 2, 100); /* 100 x branch 1 */
+    buf[100] = 0;        /* then null */
+    kb_validator_t *v = compile_path(list, "scalar", 0, 0, 0, NULL);
+    struct kb_validate_result r;
+    CHECK_INT(kb_validate(v, buf, 101, &r), KB_ERR_INVALID);
+    CHECK_STR(r.rule, "max-depth");
+    CHECK(!strncmp(r.path, "next.next.next", 14));
+    CHECK_INT(kb_validate(v, buf + 50, 51, &r), KB_OK);
+    kb_validate_destroy(v);
+
+    const char *bad[] = {
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
+        "\"kb.patern\":\"[0-9]\"}]}",
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"int\","
+        "\"kb.check\":\"bsn\"}]}",
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
+        "\"kb.pattern\":\"[0-9]*[0-9]{2}\"}]}",
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"Nope\"}]}",
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
+        "\"kb.codeTable\":\"../etc/passwd\"}]}",
+        "{\"type\":\"record\",\"name\":\"X\",\"fields\":[{\"name\":\"a\",\"type\":\"string\","
+        "\"kb.codeTable\":\"no-such-table\"}]}",
+        "not json",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        v = kb_validate_compile(bad[i], NULL, err, sizeof err);
+        CHECK(v == NULL);
+        CHECK(err[0] != '\0');
+        kb_validate_destroy(v);
+    }
+    struct kb_validate_opts o;
+    memset(&o, 0, sizeof o);
+    o.simd = "avx512";
+    char err[256];
+    CHECK(kb_validate_compile(list, &o, err, sizeof err) == NULL);
+    CHECK(strstr(err, "avx512") != NULL);
+}
+
+/* The kernels of every path against the scalar ones. */
+static void test_kernels_agree(void)
+{
+    const struct kb__validate_kernels *ref = kb__validate_kernels_get("scalar");
+    uint8_t buf[256];
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+#define RND() (seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17, seed)
+    int compared = 0;
+    for (size_t pi = 1; pi < N_PATHS; pi++) {
+        const struct kb__validate_kernels *k = kb__validate_kernels_get(paths[pi]);
+        if (!k)
+            continue;
+        /* Every 1- to 3-byte sequence (and 4-byte ones with a fixed tail),
+         * at the end of the buffer and with room after it. */
+        for (uint32_t x = 0; x < (1u << 24); x += (x < (1u << 16) ? 1 : 97)) {
+            uint8_t s[4] = {(uint8_t)x, (uint8_t)(x >> 8), (uint8_t)(x >> 16), 0x80};
+            for (size_t n = 1; n <= 4; n++) {
+                memcpy(buf + 256 - n, s, n);
+                memcpy(buf + 10, s, n);
+                int a = ref->utf8(buf + 256 - n, n, buf + 256);
+                if (a != k->utf8(buf + 256 - n, n, buf + 256) ||
+                    a != k->utf8(buf + 10, n, buf + 256)) {
+                    fprintf(stderr, "utf8 %s differs on %06x n=%zu\n", k->name, x, n);
+                    kb_test_failures++;
+                    return;
+                }
+            }
+        }
+        /* Random text: mostly ASCII with some multibyte and some garbage. */
+        static const char *const pieces[] = {"a", "Z", "0", "é", "€", "😀", "\xC3", "\x80",
+                                             "\xED\xA0\x80", "\xF4\x90\x80\x80", " ", "\xC0\xAF"};
+        for (int iter = 0; iter < 200000; iter++) {
+            size_t n = 0, want = RND() % 80;
+            while (n < want) {
+                const char *pc = pieces[RND() % (iter % 3 ? 3 : 12)];
+                size_t l = strlen(pc);
+                if (n + l > 200)
+                    break;
+                memcpy(buf + n, pc, l);
+                n += l;
+            }
+            size_t start = RND() % 32;
+            if (start + n > sizeof buf)
+                start = 0;
+            memmove(buf + start, buf, n);
+            const uint8_t *limit = buf + start + n + RND() % (sizeof buf - start - n + 1);
+            int a = ref->utf8(buf + start, n, limit), b = k->utf8(buf + start, n, limit);
+            struct kb__cclass cls;
+            memset(&cls, 0, sizeof cls);
+            for (int c = 0; c < 6; c++) {
+                uint8_t lo = (uint8_t)(RND() % 128), hi = (uint8_t)(lo + RND() % 20);
+                for (unsigned z = lo; z <= hi && z < 128; z++) {
+                    cls.bits[z >> 3] |= (uint8_t)(1u << (z & 7));
+                    cls.lut_lo[z & 15] |= (uint8_t)(1u << (z >> 4));
+                }
+            }
+            size_t sa = ref->class_span(buf + start, n, limit, &cls);
+            size_t sb = k->class_span(buf + start, n, limit, &cls);
+            unsigned va = ref->varint_len(buf + start, limit), vb = k->varint_len(buf + start, limit);
+            if (a != b || sa != sb || va != vb) {
+                fprintf(stderr, "%s differs from scalar: utf8 %d/%d span %zu/%zu varint %u/%u\n",
+                        k->name, a, b, sa, sb, va, vb);
+                kb_test_failures++;
+                return;
+            }
+            compared++;
+        }
+        /* Varint lengths over every position of a random high-bit pattern. */
+        for (int iter = 0; iter < 100000; iter++) {
+            for (size_t i = 0; i < 32; i++)
+                buf[i] = (uint8_t)(RND() % 4 ? 0x80 | RND() : RND() & 0x7f);
+            size_t lim = RND() % 33;
+            if (ref->varint_len(buf, buf + lim) != k->varint_len(buf, buf + lim)) {
+                fprintf(stderr, "%s varint_len differs\n", k->name);
+                kb_test_failures++;
+                return;
+            }
+        }
+    }
+    kb_test_checks++;
+    printf("kernels compared on %d random inputs per path pair\n", compared);
+}
+
+int main(void)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/schemas", getenv("KB_SOURCE_DIR") ? getenv("KB_SOURCE_DIR") : ".");
+    char err[256];
+    schemas = kb_schemas_load_dir(dir, err, sizeof err);
+    if (!schemas) {
+        fprintf(stderr, "schemas: %s\n", err);
+        return 1;
+    }
+    test_all_schemas_compile();
+    test_birth_events();
+    test_all_types();
+    test_recursion_and_errors();
+    test_kernels_agree();
+    kb_schemas_destroy(schemas);
+    KB_TEST_DONE();
+}
