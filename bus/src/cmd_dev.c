@@ -34,6 +34,7 @@
 
 #include "akw.h"
 #include "cmd.h"
+#include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
 #include "ketenbus/route.h"
@@ -340,6 +341,14 @@ int kb_cmd_dev(int argc, char **argv)
     memset(&ro, 0, sizeof ro);
     ro.kafka = &kopts;
     ro.subs_path = subs_path;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (kb_event_key_load(keyfile, &key, &key_len, errstr, sizeof errstr)) {
+        fprintf(stdout, "error: %s\n", errstr);
+        goto out_kopts;
+    }
+    ro.subject_key = key;
+    ro.subject_key_len = key_len;
     ro.schemas = schemas;
     ro.instance = "dev";
     struct router_thread rt;
@@ -433,6 +442,7 @@ out_children:
     pthread_join(tid, NULL);
     kb_router_destroy(rt.router);
 out_kopts:
+    free(key);
     kb_kafka_opts_fini(&kopts);
     if (saved_stderr >= 0) {
         dup2(saved_stderr, STDERR_FILENO);

@@ -30,7 +30,11 @@
 
 #include <sys/stat.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "idset.h"
+#include "ketenbus/validate.h"
 #include "match.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -45,12 +49,30 @@ struct part_state {
     kb_idset_t *ids;    /* ids of committed events, last dedup_window of them */
 };
 
+/* The validator of one schema, compiled once (invariant: schema ids are
+ * immutable, so a compiled gate never goes stale). */
+struct gate {
+    int32_t schema_id;
+    kb_validator_t *v;           /* NULL: the schema did not compile (why is logged) */
+};
+
+/* What one subscription receives of one schema: nothing to change (full), or
+ * a projection with the projected schema's id. Rebuilt after a reload. */
+struct view {
+    const struct kb_sub *sub;
+    int32_t schema_id;
+    kb_projection_t *pj;         /* NULL when the subscription receives every field */
+    int32_t out_schema_id;       /* id of the projected schema (Confluent framing) */
+    uint8_t sub_key[32];         /* this subscriber's key: pseudonyms in its payloads and keys */
+};
+
 struct kb_router {
     struct kb_route_opts opts;   /* copy of the options, defaults filled in */
     struct kb_subs subs;         /* the subscriptions in force */
     kb_matcher_t *matcher;       /* index over subs */
     int64_t subs_stamp;          /* newest mtime (ns) of the subscription files */
     int64_t next_reload_check;   /* monotonic ms of the next look at the files */
+    int64_t failed_stamp;        /* stamp of the last set that did not load (log once) */
     rd_kafka_t *consumer;        /* group member reading kb.in.* */
     rd_kafka_t *producer;        /* transactional producer */
     struct part_state *parts;    /* dedup state per assigned partition */
@@ -62,6 +84,14 @@ struct kb_router {
     char group_buf[128];         /* default group id: <prefix>-route */
     char pattern_buf[200];       /* default input regex: ^<prefix>\.in\..* */
     char dlq_buf[128];           /* default DLQ topic: <prefix>.dlq */
+    struct gate *gates;          /* compiled validator per schema id, made on first use */
+    size_t n_gates;
+    struct view *views;          /* projection per (subscription, schema), made on first use */
+    size_t n_views;
+    uint8_t *datum_buf;          /* scratch: a projected datum (grown by the projection) */
+    size_t datum_cap;
+    uint8_t *proj_buf;           /* scratch: the framed projected value */
+    size_t proj_cap;
 };
 
 static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
@@ -188,6 +218,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+static void views_clear(kb_router_t *r);
+
 /* Newest modification time (ns) of the subscription file or of the folder
  * and its entries: any edit, added or removed file changes it. */
 static int64_t subs_stamp(const char *path)
@@ -212,22 +244,6 @@ static int64_t subs_stamp(const char *path)
     if (d)
         closedir(d);
     return newest;
-}
-
-/*
- * Until byte-level projection is wired in, a subscription that may receive
- * only some fields cannot be served: delivering the whole event would
- * exceed its purpose. Refuse it rather than over-deliver.
- */
-static kb_err_t check_servable(const struct kb_subs *subs, char *errstr, size_t errstr_size)
-{
-    for (size_t i = 0; i < subs->n; i++)
-        if (subs->items[i].n_fields || subs->items[i].n_pseudonymise)
-            return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
-                              "%s:%zu: subscription %s restricts fields, but this router "
-                              "cannot project yet; it would deliver whole events",
-                              subs->items[i].file, subs->items[i].line, subs->items[i].name);
-    return KB_OK;
 }
 
 static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs, char *errstr,
@@ -259,16 +275,20 @@ static void maybe_reload(kb_router_t *r, int64_t now)
     int64_t stamp = subs_stamp(r->opts.subs_path);
     if (!asked && stamp == r->subs_stamp)
         return;
-    r->subs_stamp = stamp;
+    /* The stamp is recorded only once a set loaded: a file caught half
+     * written is tried again at the next look (logged once per change). */
     struct kb_subs fresh;
     char errstr[512];
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &fresh,
                      errstr, sizeof errstr)) {
-        KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
-                   "error=\"%s\"", errstr);
+        if (stamp != r->failed_stamp)
+            KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
+                       "error=\"%s\"", errstr);
+        r->failed_stamp = stamp;
         return;
     }
-    kb_matcher_t *m = check_servable(&fresh, errstr, sizeof errstr) ? NULL : kb_matcher_new(&fresh);
+    r->subs_stamp = stamp;
+    kb_matcher_t *m = kb_matcher_new(&fresh);
     if (!m || ensure_output_topics(r, &fresh, errstr, sizeof errstr)) {
         KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
                    "error=\"%s\"", m ? errstr : "out of memory");
@@ -276,6 +296,7 @@ static void maybe_reload(kb_router_t *r, int64_t now)
         kb_subs_fini(&fresh);
         return;
     }
+    views_clear(r); /* they point into the old subscriptions */
     kb_matcher_destroy(r->matcher);
     kb_subs_fini(&r->subs);
     r->subs = fresh;
@@ -326,8 +347,12 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &r->subs,
                      errstr, errstr_size))
         goto out_fail;
-    if (check_servable(&r->subs, errstr, errstr_size))
+    /* Every subscriber gets its own pseudonyms, derived from this key. */
+    if (!r->opts.subject_key || r->opts.subject_key_len < 16) {
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                   "the router needs the subject key (--subject-key-file)");
         goto out_fail;
+    }
     r->matcher = kb_matcher_new(&r->subs);
     if (!r->matcher) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -436,10 +461,54 @@ static kb_err_t produce_copy(kb_router_t *r, const rd_kafka_message_t *m, const 
     return KB_OK;
 }
 
+/* Produce the subscriber's copy: its own key and ce_subject (pseudonyms
+ * under its key) and, when projected, its own value. */
+static kb_err_t produce_view(kb_router_t *r, const rd_kafka_message_t *m, const struct view *w,
+                             const void *value, size_t len, const char *subject)
+{
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(2);
+    char key[KB_PSEUDONYM_LEN + 1] = "";
+    if (subject && *subject) {
+        /* A pseudonym of the pseudonym: deterministic per subscriber, so its
+         * per-person order and joins still work, but unlinkable across them. */
+        kb_event_pseudonym(w->sub_key, sizeof w->sub_key, "subject", subject, key);
+        rd_kafka_header_remove(hdrs, "ce_subject");
+        rd_kafka_header_add(hdrs, "ce_subject", -1, key, -1);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        r->producer, RD_KAFKA_V_TOPIC(w->sub->topic),
+        RD_KAFKA_V_KEY(key[0] ? key : m->key, key[0] ? strlen(key) : m->key_len),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs);
+        KB_LOG_ERR(COMP, "produce failed", "topic=%s error=\"%s\"", w->sub->topic,
+                   rd_kafka_err2str(err));
+        return kb_kafka_err(err);
+    }
+    return KB_OK;
+}
+
+static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
+                               const char *rule, const char *reason, int32_t schema_id,
+                               const char *path, int64_t byte_offset);
+
 static kb_err_t dead_letter(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
                             const char *rule, const char *reason, int32_t schema_id)
 {
-    char part[16], off[24], sid[16];
+    return dead_letter_at(r, m, stage, rule, reason, schema_id, NULL, -1);
+}
+
+static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
+                               const char *rule, const char *reason, int32_t schema_id,
+                               const char *path, int64_t byte_offset)
+{
+    char part[16], off[24], sid[16], boff[24];
+    snprintf(boff, sizeof boff, "%" PRId64, byte_offset);
     snprintf(part, sizeof part, "%" PRId32, m->partition);
     snprintf(off, sizeof off, "%" PRId64, m->offset);
     snprintf(sid, sizeof sid, "%" PRId32, schema_id);
@@ -452,6 +521,8 @@ static kb_err_t dead_letter(kb_router_t *r, const rd_kafka_message_t *m, const c
         {"kb_partition", part, strlen(part)},
         {"kb_offset", off, strlen(off)},
         {"kb_schema_id", sid, schema_id >= 0 ? strlen(sid) : 0},
+        {"kb_field_path", path ? path : "", path ? strlen(path) : 0},
+        {"kb_byte_offset", boff, byte_offset >= 0 ? strlen(boff) : 0},
     };
     KB_LOG_WARN(COMP, "dead letter",
                 "topic=%s partition=%" PRId32 " offset=%" PRId64 " stage=%s rule=%s "
@@ -459,6 +530,104 @@ static kb_err_t dead_letter(kb_router_t *r, const rd_kafka_message_t *m, const c
                 topic, m->partition, m->offset, stage, rule, reason);
     atomic_fetch_add(&r->stats.dead_letters, 1);
     return produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
+}
+
+static void views_clear(kb_router_t *r)
+{
+    for (size_t i = 0; i < r->n_views; i++)
+        kb_projection_destroy(r->views[i].pj);
+    free(r->views);
+    r->views = NULL;
+    r->n_views = 0;
+}
+
+static void gates_clear(kb_router_t *r)
+{
+    for (size_t i = 0; i < r->n_gates; i++)
+        kb_validate_destroy(r->gates[i].v);
+    free(r->gates);
+    r->gates = NULL;
+    r->n_gates = 0;
+}
+
+static const kb_validator_t *gate_of(kb_router_t *r, const struct kb_schema *schema)
+{
+    for (size_t i = 0; i < r->n_gates; i++)
+        if (r->gates[i].schema_id == schema->id)
+            return r->gates[i].v;
+    struct gate *ng = realloc(r->gates, (r->n_gates + 1) * sizeof *ng);
+    if (!ng)
+        return NULL;
+    r->gates = ng;
+    char errstr[512];
+    kb_validator_t *v = kb_validate_compile(schema->json, NULL, errstr, sizeof errstr);
+    if (!v)
+        KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are dead-lettered",
+                   "schema_id=%" PRId32 " error=\"%s\"", schema->id, errstr);
+    r->gates[r->n_gates++] = (struct gate){schema->id, v};
+    return v;
+}
+
+/* Per-subscriber secret, derived from the subject key, so that no two
+ * subscribers see the same pseudonym for one person (they cannot link their
+ * data on it), and the router needs only the one key. */
+static void subscriber_key(const kb_router_t *r, const struct kb_sub *sub, uint8_t out[32])
+{
+    char label[KB_SUB_NAME_MAX + 32];
+    int n = snprintf(label, sizeof label, "ketenbus-subscriber:%s", sub->name);
+    unsigned int len = 32;
+    HMAC(EVP_sha256(), r->opts.subject_key, (int)r->opts.subject_key_len, (const uint8_t *)label,
+         (size_t)n, out, &len);
+}
+
+/* Schema id of a projected schema: derived from its text, so every router
+ * instance agrees without coordination; the 0x40000000 bit keeps these ids
+ * apart from the registered source schemas. */
+static int32_t projected_schema_id(const char *json)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)json; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (int32_t)(0x40000000u | (h & 0x3fffffffu));
+}
+
+static const struct view *view_of(kb_router_t *r, const struct kb_sub *sub,
+                                  const struct kb_schema *schema, const kb_validator_t *v,
+                                  char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; i < r->n_views; i++)
+        if (r->views[i].sub == sub && r->views[i].schema_id == schema->id)
+            return &r->views[i];
+    struct view *nv = realloc(r->views, (r->n_views + 1) * sizeof *nv);
+    if (!nv)
+        return NULL;
+    r->views = nv;
+    struct view *w = &r->views[r->n_views];
+    memset(w, 0, sizeof *w);
+    w->sub = sub;
+    w->schema_id = schema->id;
+    w->out_schema_id = schema->id;
+    subscriber_key(r, sub, w->sub_key);
+    if (sub->n_fields || sub->n_pseudonymise) {
+        /* No field list but pseudonyms: every top-level field is selected. */
+        const char *const *fields = (const char *const *)sub->fields;
+        size_t n_fields = sub->n_fields;
+        char name[KB_SUB_NAME_MAX + 96];
+        snprintf(name, sizeof name, "nl.ketenbus.out.%s.%s", sub->name, "Event");
+        for (char *c = name; *c; c++)
+            if (*c == '-')
+                *c = '_';
+        w->pj = kb_projection_new(v, fields, n_fields, (const char *const *)sub->pseudonymise,
+                                  sub->n_pseudonymise, w->sub_key, sizeof w->sub_key, name,
+                                  errstr, errstr_size);
+        if (!w->pj)
+            return NULL;
+        w->out_schema_id = projected_schema_id(kb_projection_schema_json(w->pj));
+        KB_LOG_INFO(COMP, "projection built", "subscriber=%s schema_id=%" PRId32
+                    " projected_schema_id=%" PRId32, sub->name, schema->id, w->out_schema_id);
+    }
+    r->n_views++;
+    return w;
 }
 
 /* The payload of one event as `field` filters see it: decoded with avro-c
@@ -569,6 +738,17 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return dead_letter(r, m, "schema", "type-schema-mismatch", why, schema_id);
     }
 
+    /* The gate: structure and meaning, before anything decodes the payload. */
+    const kb_validator_t *v = gate_of(r, schema);
+    if (!v)
+        return dead_letter(r, m, "validate", "schema-compile",
+                           "the schema of this event does not compile into a validator",
+                           schema_id);
+    struct kb_validate_result vr;
+    if (kb_validate(v, payload, plen, &vr) != KB_OK)
+        return dead_letter_at(r, m, "validate", vr.rule, vr.message, schema_id, vr.path,
+                              (int64_t)vr.offset);
+
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct part_state *ps = part_find(r, topic, m->partition, 1);
     if (!ps)
@@ -606,7 +786,38 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                            "payload does not decode with its schema", schema_id);
     size_t fanout = 0;
     for (size_t i = 0; i < nhits; i++) {
-        kb_err_t err = produce_copy(r, m, hits[i]->topic, NULL, 0);
+        char why2[512];
+        const struct view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
+        if (!w) {
+            /* A subscription whose fields do not fit this schema: its copy
+             * cannot be made, and must not be made whole. */
+            KB_LOG_ERR(COMP, "projection impossible", "subscriber=%s schema_id=%" PRId32
+                       " error=\"%s\"", hits[i]->name, schema_id, why2);
+            return dead_letter(r, m, "project", "projection-build", why2, schema_id);
+        }
+        const void *value = m->payload;
+        size_t len = m->len;
+        if (w->pj) {
+            size_t out_len = 0;
+            kb_err_t perr = kb_projection_apply(w->pj, payload, plen, &r->datum_buf,
+                                                &r->datum_cap, &out_len);
+            if (perr == KB_ERR_NOMEM)
+                return perr;
+            if (perr)
+                return dead_letter(r, m, "project", "projection-apply",
+                                   "the validated payload could not be projected", schema_id);
+            if (r->proj_cap < out_len + 5) {
+                uint8_t *nb = realloc(r->proj_buf, out_len + 5);
+                if (!nb)
+                    return KB_ERR_NOMEM;
+                r->proj_buf = nb;
+                r->proj_cap = out_len + 5;
+            }
+            kb_event_frame(w->out_schema_id, r->datum_buf, out_len, r->proj_buf);
+            value = r->proj_buf;
+            len = out_len + 5;
+        }
+        kb_err_t err = produce_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
         fanout++;
@@ -790,6 +1001,10 @@ void kb_router_destroy(kb_router_t *r)
     if (r->producer)
         rd_kafka_destroy(r->producer);
     parts_clear(r);
+    views_clear(r);
+    gates_clear(r);
+    free(r->proj_buf);
+    free(r->datum_buf);
     kb_matcher_destroy(r->matcher);
     kb_subs_fini(&r->subs);
     free(r->batch_ids);

@@ -20,7 +20,7 @@ YAML
 GBA=(ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key")
 mkdir -p "$WORK/gba/in"
 
-start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a
+start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a --subject-key-file "$WORK/subject.key"
 ROUTER=$LAST_PID
 start svb "$BIN/ketenbus-svb" egress --spool "$WORK/svb" --subject-key-file "$WORK/subject.key"
 
@@ -84,7 +84,7 @@ check "DLQ headers: stage, rule, origin" bash -c "[[ '$dlq_h' == *kb_stage=envel
 
 # 7. kill -9 the router, restart it: nothing routed twice.
 kill -9 "$ROUTER"
-start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a
+start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a --subject-key-file "$WORK/subject.key"
 check "restarted router resumes (partitions assigned)" wait_for 60 bash -c "[[ \$(grep -c 'partitions assigned' $WORK/router.log) -ge 2 ]]"
 sleep 3
 check "still 2 events for the subscriber" eq "$(count "$(T out.svb-kinderbijslag)")" 2

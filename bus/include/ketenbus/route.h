@@ -20,7 +20,7 @@
 struct kb_route_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
     const char *subs_path;             /* subscription file or folder; reloaded on change */
-    const uint8_t *subject_key;        /* for follow lists (not owned); may be NULL */
+    const uint8_t *subject_key;        /* required: follow lists, per-subscriber keys (not owned) */
     size_t subject_key_len;
     atomic_int *reload;                /* set (e.g. by SIGHUP) to reload now; may be NULL */
     const kb_schemas_t *schemas;       /* schema lookup (not owned, outlive the router) */
