@@ -3,33 +3,59 @@
  * ketenbus-svb - the SVB child-benefit adapter. Egress: consumes SVB's
  * subscriber topic and writes AKW01 invitation records (ketenbus's own
  * fixed-width design, see README.md) to its spool's out/ folder for SVB's
- * legacy systems.
+ * legacy systems. Ingest: reads AKW02 applications from a spool folder
+ * and/or the shared TCP transport and publishes them to <prefix>.in.svb.
  */
 #include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "adapter.h"
 #include "egress.h"
+#include "ingress.h"
 #include "ketenbus/log.h"
+#include "svb_ingest.h"
 #include "svb_join.h"
+#include "tcp.h"
 
 #define COMP "svb"
 
-enum { OPT_TOPIC = KB_OPT_FIRST_OWN, OPT_GROUP, OPT_KANAAL, OPT_IDLE_EXIT };
+enum {
+    OPT_TOPIC = KB_OPT_FIRST_OWN,
+    OPT_GROUP,
+    OPT_KANAAL,
+    OPT_IDLE_EXIT,
+    OPT_TCP,
+    OPT_TCP_BIND,
+};
+
+#define ACK_TIMEOUT_MS 30000
 
 static const char usage[] =
     "usage: ketenbus-svb egress --spool DIR --subject-key-file FILE [options]\n"
+    "       ketenbus-svb ingest --spool DIR --subject-key-file FILE [--tcp PORT] [options]\n"
     "\n"
-    "Consumes SVB's subscriber topic and writes one AKW01 invitation record\n"
-    "(160 bytes + newline) per new child and parent to DIR/out/<kenmerk>.akw01,\n"
-    "once both nl.brp.persoon-geboren and nl.brp.kind-toegevoegd have arrived.\n"
-    "\n"
+    "egress: consumes SVB's subscriber topic and writes one AKW01 invitation\n"
+    "record (160 bytes + newline) per new child, for both parents together, to\n"
+    "DIR/out/<kenmerk>.akw01 once nl.brp.persoon-geboren and a parent's\n"
+    "nl.brp.kind-toegevoegd have arrived. A later child born in NL is marked\n"
+    "automatic (verwerking A), a child born abroad flagged (buitenland J).\n"
     "  --topic T         subscriber topic (default <prefix>.out.svb-kinderbijslag)\n"
     "  --group G         consumer group (default <prefix>-svb)\n"
     "  --kanaal D|P      D: digital (Mijn SVB), P: paper (default D)\n"
     "  --idle-exit MS    exit after MS milliseconds without events (tests, batch runs)\n"
+    "\n"
+    "ingest: reads AKW02 applications (one record per line) from DIR/in and\n"
+    "publishes nl.kinderbijslag.aanvraag-ontvangen to <prefix>.in.svb; a file\n"
+    "moves to DIR/done after Kafka acknowledged it. Refused records go to\n"
+    "<prefix>.quarantine.svb and DIR/quarantine with the rule and reason.\n"
+    "  --tcp PORT        also accept AKW02 records as length-prefixed TCP frames\n"
+    "                    (adapters/common/tcp.h: answer A, R or N per frame)\n"
+    "  --tcp-bind HOST   address to listen on (default 127.0.0.1)\n"
     "\n";
 
 static kb_err_t render(void *opaque, const struct kb_event_attrs *attrs,
@@ -120,8 +146,169 @@ out_args:
     return rc;
 }
 
+/* The ingest side: one kb_ingress_t shared by the spool loop and the TCP
+ * thread, one caller at a time (its delivery-report wait is per caller). */
+struct ingest {
+    struct kb_svb_ingest_ctx ctx;
+    kb_ingress_t *ing;
+    pthread_mutex_t lock;
+    kb_tcp_server_t *tcp;
+    atomic_int *stop;
+};
+
+static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t len,
+                                    const char *peer, char *reason, size_t reason_size)
+{
+    struct ingest *in = opaque;
+    (void)peer;
+    pthread_mutex_lock(&in->lock);
+    char v = kb_svb_ingest_frame(&in->ctx, in->ing, frame, len, reason, reason_size);
+    pthread_mutex_unlock(&in->lock);
+    return v == 'A' ? KB_TCP_ACK : v == 'R' ? KB_TCP_REJECT : KB_TCP_NACK;
+}
+
+static void *tcp_thread(void *opaque)
+{
+    struct ingest *in = opaque;
+    char errstr[256];
+    if (kb_tcp_server_run(in->tcp, in->stop, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "TCP listener failed; stopping", "error=\"%s\"", errstr);
+        atomic_store(in->stop, 1);
+    }
+    return NULL;
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
+                                             {"tcp", required_argument, NULL, OPT_TCP},
+                                             {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
+                                             {NULL, 0, NULL, 0}};
+    struct kb_adapter_args args;
+    kb_adapter_args_init(&args);
+    const char *tcp_bind = "127.0.0.1";
+    int tcp_port = -1, opt, rc = 1;
+    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        int r = kb_adapter_common_opt(&args, opt, optarg);
+        if (r < 0)
+            goto out_args;
+        if (r == 1 && opt != 'h')
+            continue;
+        switch (opt) {
+        case OPT_TCP: {
+            char *end;
+            long p = strtol(optarg, &end, 10);
+            if (*end || p < 0 || p > 65535) {
+                fprintf(stderr, "error: --tcp must be a port 0-65535\n");
+                rc = 2;
+                goto out_args;
+            }
+            tcp_port = (int)p;
+            break;
+        }
+        case OPT_TCP_BIND:
+            tcp_bind = optarg;
+            break;
+        default:
+            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
+            rc = opt == 'h' ? 0 : 2;
+            goto out_args;
+        }
+    }
+    if (!args.spool_dir) {
+        fprintf(stderr, "error: --spool is required\n%s", usage);
+        rc = 2;
+        goto out_args;
+    }
+    char errstr[512];
+    struct kb_spool spool;
+    if (kb_spool_open(&spool, args.spool_dir, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_args;
+    }
+    char real[PATH_MAX], done_uri[PATH_MAX + 16], source[160];
+    snprintf(done_uri, sizeof done_uri, "file://%s/done",
+             realpath(args.spool_dir, real) ? real : args.spool_dir);
+    kb_schemas_t *schemas = NULL;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (kb_adapter_load(&args, &schemas, &key, &key_len))
+        goto out_args;
+    snprintf(source, sizeof source, "urn:nld:oin:%s:systeem:ketenbus-svb", args.oin);
+    static atomic_int stop;
+    struct ingest in = {{schemas, key, key_len, source}, NULL, PTHREAD_MUTEX_INITIALIZER, NULL,
+                        &stop};
+    struct kb_ingress_opts iopts = {&args.kafka, "svb", spool.dir, 3};
+    in.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
+    if (!in.ing) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_load;
+    }
+    kb_adapter_signals(&stop);
+    pthread_t tcp_tid;
+    int tcp_started = 0;
+    if (tcp_port >= 0) {
+        struct kb_tcp_server_opts topts = {.bind_host = tcp_bind, .port = tcp_port,
+                                           .max_frame = KB_AKW02_MAX_LEN + 2,
+                                           .on_frame = on_frame, .opaque = &in};
+        in.tcp = kb_tcp_server_new(&topts, errstr, sizeof errstr);
+        if (!in.tcp) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out_ing;
+        }
+        /* The port on one line of its own, for scripts that asked for port 0. */
+        printf("tcp_port=%d\n", kb_tcp_server_port(in.tcp));
+        fflush(stdout);
+        if (pthread_create(&tcp_tid, NULL, tcp_thread, &in) != 0) {
+            fprintf(stderr, "error: cannot start the TCP thread\n");
+            goto out_tcp;
+        }
+        tcp_started = 1;
+    }
+    KB_LOG_INFO(COMP, "ingest started", "spool=%s tcp_port=%d", spool.dir,
+                in.tcp ? kb_tcp_server_port(in.tcp) : -1);
+    rc = 0;
+    while (!atomic_load(&stop)) {
+        char **names = NULL;
+        size_t n = 0;
+        int failed = 0;
+        if (kb_spool_list(&spool, &names, &n) == KB_OK) {
+            for (size_t i = 0; i < n && !atomic_load(&stop) && !failed; i++) {
+                pthread_mutex_lock(&in.lock);
+                failed = kb_svb_ingest_file(&in.ctx, in.ing, &spool, done_uri, names[i]) != 0;
+                pthread_mutex_unlock(&in.lock);
+            }
+            kb_spool_names_free(names, n);
+        }
+        if (args.once && !in.tcp) {
+            rc = failed ? 1 : 0;
+            break;
+        }
+        /* Back off longer after a failure (Kafka down): the file stays. */
+        struct timespec ts = {failed ? 2 : 0, failed ? 0 : 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_store(&stop, 1);
+    if (tcp_started)
+        pthread_join(tcp_tid, NULL);
+    KB_LOG_INFO(COMP, "ingest stopped", "records=%zu quarantined=%zu rc=%d",
+                kb_svb_ingest_stats.records, kb_svb_ingest_stats.quarantined, rc);
+out_tcp:
+    kb_tcp_server_destroy(in.tcp);
+out_ing:
+    kb_ingress_destroy(in.ing);
+out_load:
+    kb_schemas_destroy(schemas);
+    free(key);
+out_args:
+    kb_adapter_args_fini(&args);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "ingest"))
+        return cmd_ingest(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "egress"))
         return cmd_egress(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

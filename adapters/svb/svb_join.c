@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * svb_join.c - the two-event join behind an AKW01 invitation (see
- * svb_join.h). State files are JSON (jansson); they hold personal data and
- * live only in the SVB adapter's own spool, as SVB's copy of what it is
- * entitled to receive.
+ * svb_join.c - the two-event join behind an AKW01 invitation and the
+ * later-child rule (see svb_join.h). State files are JSON (jansson); they
+ * hold personal data and live only in the SVB adapter's own spool, as SVB's
+ * copy of what it is entitled to receive.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,10 +17,12 @@
 #include <openssl/evp.h>
 
 #include "akw.h"
+#include "ketenbus/check.h"
 #include "ketenbus/log.h"
 #include "svb_join.h"
 
 #define COMP "svb"
+#define PATH_CAP 2400
 
 kb_err_t kb_svb_init(struct kb_svb *s, const char *spool_dir, const uint8_t *key,
                      size_t key_len, char *errstr, size_t errstr_size)
@@ -63,29 +65,125 @@ static kb_err_t save_json(const char *path, json_t *j)
     return err;
 }
 
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static const char *jstr(json_t *obj, const char *key)
+{
+    const char *v = json_string_value(json_object_get(obj, key));
+    return v ? v : "";
+}
+
+static void done_marker(const struct kb_svb *s, const char *child, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/akw01-%s.done", s->state_dir, child);
+}
+
+/*
+ * SVB's knowledge of a parent's children: state/ouder-<pseudonym>.json holds
+ * {"kinderen": [{"kind": <child pseudonym>, "geboortedatum": JJJJMMDD}, ...]}
+ * in the order the adapter first saw each birth. Idempotent per child.
+ */
+static kb_err_t remember_child(struct kb_svb *s, const char *parent, const char *child,
+                               const char *datum)
+{
+    char path[PATH_CAP];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/ouder-%s.json", s->state_dir, parent);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j && exists(path))
+        return KB_ERR_IO; /* unreadable knowledge must not silently reset */
+    if (!j)
+        j = json_pack("{s:[]}", "kinderen");
+    if (!j)
+        return KB_ERR_NOMEM;
+    json_t *kinderen = json_object_get(j, "kinderen"), *k;
+    size_t i;
+    kb_err_t err = KB_OK;
+    int known = 0;
+    json_array_foreach(kinderen, i, k) known |= !strcmp(jstr(k, "kind"), child);
+    if (!known) {
+        json_array_append_new(kinderen, json_pack("{s:s, s:s}", "kind", child, "geboortedatum",
+                                                  datum));
+        err = save_json(path, j);
+    }
+    json_decref(j);
+    return err;
+}
+
+/*
+ * 1 when @p parent has a child other than @p child that came first: born
+ * earlier, or born the same day and seen earlier (the second of twins).
+ */
+static int has_earlier_child(const struct kb_svb *s, const char *parent, const char *child,
+                             const char *datum)
+{
+    char path[PATH_CAP];
+    json_error_t jerr;
+    snprintf(path, sizeof path, "%s/ouder-%s.json", s->state_dir, parent);
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!j)
+        return 0;
+    json_t *k;
+    size_t i;
+    int earlier = 0, seen_self = 0;
+    json_array_foreach(json_object_get(j, "kinderen"), i, k)
+    {
+        if (!strcmp(jstr(k, "kind"), child)) {
+            seen_self = 1;
+            continue;
+        }
+        int cmp = strcmp(jstr(k, "geboortedatum"), datum);
+        if (cmp < 0 || (cmp == 0 && !seen_self))
+            earlier = 1;
+    }
+    json_decref(j);
+    return earlier;
+}
+
 static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs,
                             avro_value_t *v, char child[KB_PSEUDONYM_LEN + 1], char *errstr,
                             size_t errstr_size)
 {
-    char bsn[16], datum[16], gemeente[8];
+    char bsn[16], datum[16], gemeente[8], land[8];
     kb_err_t err = get(v, "kind.bsn", bsn, sizeof bsn, 1, errstr, errstr_size);
     if (!err)
         err = get(v, "kind.geboortedatum", datum, sizeof datum, 1, errstr, errstr_size);
     if (!err)
+        err = get(v, "kind.geboorteland", land, sizeof land, 0, errstr, errstr_size);
+    if (!err)
         err = get(v, "inschrijving.gemeente", gemeente, sizeof gemeente, 1, errstr, errstr_size);
     if (err)
         return err;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "eventId", attrs->id, "bsnKind", bsn,
-                          "geboortedatumKind", datum, "gemeenteKind", gemeente, "ouders");
+    if (!kb_check_bsn(bsn, strlen(bsn)))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "field kind.bsn: not a BSN");
+    if (!kb_check_gba_date(datum, strlen(datum)))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "field kind.geboortedatum: not a GBA date");
+    if (!land[0])
+        strcpy(land, KB_AKW_LAND_ONBEKEND);
+    if (strlen(land) != 4 || !kb_check_digits(land, 4))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "field kind.geboorteland: not a Tabel 34 code");
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "eventId", attrs->id, "bsnKind",
+                          bsn, "geboortedatumKind", datum, "gemeenteKind", gemeente,
+                          "geboorteland", land, "ouders");
     if (!j)
         return KB_ERR_NOMEM;
     avro_value_t ouders;
     size_t n = 0;
+    int with_bsn = 0;
     if (avro_value_get_by_name(v, "ouders", &ouders, NULL) == 0)
         avro_value_get_size(&ouders, &n);
     for (size_t i = 0; i < n && !err; i++) {
-        avro_value_t o;
+        avro_value_t o, nr;
+        int32_t ouder_nummer = (int32_t)i + 1;
         avro_value_get_by_index(&ouders, i, &o, NULL);
+        if (avro_value_get_by_name(&o, "ouderNummer", &nr, NULL) == 0)
+            avro_value_get_int(&nr, &ouder_nummer);
         char anr[16], obsn[16], voornamen[1024], voorvoegsel[256], naam[1024];
         err = get(&o, "persoon.aNummer", anr, sizeof anr, 0, errstr, errstr_size);
         if (!err)
@@ -98,17 +196,41 @@ static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs
                       errstr_size);
         if (!err)
             err = get(&o, "persoon.geslachtsnaam", naam, sizeof naam, 0, errstr, errstr_size);
-        if (!err)
-            json_array_append_new(json_object_get(j, "ouders"),
-                                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "aNummer", anr, "bsn",
-                                            obsn, "voornamen", voornamen, "voorvoegsel",
-                                            voorvoegsel, "geslachtsnaam", naam));
+        if (err)
+            break;
+        if (obsn[0] && !kb_check_bsn(obsn, strlen(obsn))) {
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                             "field ouders[%zu].persoon.bsn: not a BSN", i);
+            break;
+        }
+        with_bsn += obsn[0] != '\0';
+        json_array_append_new(json_object_get(j, "ouders"),
+                              json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "ouderNummer",
+                                        (int)ouder_nummer, "aNummer", anr, "bsn", obsn,
+                                        "voornamen", voornamen, "voorvoegsel", voorvoegsel,
+                                        "geslachtsnaam", naam));
     }
+    if (!err && !with_bsn)
+        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                         "field ouders: no parent with a BSN to address");
     if (!err) {
         kb_event_pseudonym(s->key, s->key_len, "bsn", bsn, child);
-        char path[2300];
+        char path[PATH_CAP];
         snprintf(path, sizeof path, "%s/geboren-%s.json", s->state_dir, child);
         err = save_json(path, j);
+    }
+    /* SVB now knows this child of each parent (kept even after the join). */
+    json_t *o;
+    size_t i;
+    json_array_foreach(json_object_get(j, "ouders"), i, o)
+    {
+        if (err)
+            break;
+        if (!jstr(o, "bsn")[0])
+            continue;
+        char parent[KB_PSEUDONYM_LEN + 1];
+        kb_event_pseudonym(s->key, s->key_len, "bsn", jstr(o, "bsn"), parent);
+        err = remember_child(s, parent, child, datum);
     }
     json_decref(j);
     return err;
@@ -140,19 +262,22 @@ static kb_err_t store_kind(struct kb_svb *s, const struct kb_event_attrs *attrs,
     char ppar[KB_PSEUDONYM_LEN + 1];
     kb_event_pseudonym(s->key, s->key_len, "bsn", bsn, child);
     kb_event_pseudonym(s->key, s->key_len, "anummer", parent, ppar);
+    char path[PATH_CAP], done[PATH_CAP + 8], invited[PATH_CAP];
+    snprintf(path, sizeof path, "%s/kind-%s-%s.json", s->state_dir, child, ppar);
+    snprintf(done, sizeof done, "%s.done", path);
+    done_marker(s, child, invited, sizeof invited);
+    /* Already joined (redelivery), or the child was already invited through
+     * the other parent's Gv01: one invitation per child, nothing to store. */
+    if (exists(done) || exists(invited)) {
+        KB_LOG_INFO(COMP, "child already invited; Gv01 absorbed", "event_id=%s child=%s",
+                    attrs->id, child);
+        return KB_OK;
+    }
     json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "eventId", attrs->id, "aNummerOuder", parent,
                           "berichtType", type, "ontvangstdatum", date);
     if (!j)
         return KB_ERR_NOMEM;
-    char path[2300], done[2400];
-    snprintf(path, sizeof path, "%s/kind-%s-%s.json", s->state_dir, child, ppar);
-    snprintf(done, sizeof done, "%s.done", path);
-    struct stat st;
-    /* Already joined earlier (redelivery): nothing to store. */
-    if (stat(done, &st) == 0)
-        err = KB_OK;
-    else
-        err = save_json(path, j);
+    err = save_json(path, j);
     json_decref(j);
     return err;
 }
@@ -160,12 +285,12 @@ static kb_err_t store_kind(struct kb_svb *s, const struct kb_event_attrs *attrs,
 /* "Anna Maria" + "" + "Bakker" -> "A.M. Bakker": the way letters address people. */
 static void addressee(json_t *ouder, char *out, size_t cap)
 {
-    const char *voornamen = json_string_value(json_object_get(ouder, "voornamen"));
-    const char *vv = json_string_value(json_object_get(ouder, "voorvoegsel"));
-    const char *naam = json_string_value(json_object_get(ouder, "geslachtsnaam"));
+    const char *voornamen = jstr(ouder, "voornamen");
+    const char *vv = jstr(ouder, "voorvoegsel");
+    const char *naam = jstr(ouder, "geslachtsnaam");
     size_t n = 0;
     out[0] = '\0';
-    for (const char *p = voornamen ? voornamen : ""; *p && n + 3 < cap; p++) {
+    for (const char *p = voornamen; *p && n + 3 < cap; p++) {
         if (p == voornamen || p[-1] == ' ') {
             if (*p == ' ')
                 continue;
@@ -181,16 +306,16 @@ static void addressee(json_t *ouder, char *out, size_t cap)
         }
     }
     out[n] = '\0';
-    snprintf(out + n, cap - n, "%s%s%s%s", n ? " " : "", vv && *vv ? vv : "", vv && *vv ? " " : "",
-             naam ? naam : "");
+    snprintf(out + n, cap - n, "%s%s%s%s", n ? " " : "", vv, *vv ? " " : "", naam);
 }
 
-static void kenmerk_of(const char *id1, const char *id2, char out[13])
+/* 12 digits from the birth event id: one kenmerk per child, whatever Gv01 completes it. */
+static void kenmerk_of(const char *birth_id, char out[13])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    char buf[128];
-    int len = snprintf(buf, sizeof buf, "%s|%s", id1, id2);
+    char buf[96];
+    int len = snprintf(buf, sizeof buf, "akw01|%s", birth_id);
     EVP_Digest(buf, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
     unsigned long long v = 0;
     for (int i = 0; i < 8; i++)
@@ -198,99 +323,177 @@ static void kenmerk_of(const char *id1, const char *id2, char out[13])
     snprintf(out, 13, "%012llu", v % 1000000000000ull);
 }
 
-/* Join the stored birth of @p child with every pending kind file of it. */
-static kb_err_t join(struct kb_svb *s, const char *child, char *errstr, size_t errstr_size)
+/* The pending kind files of @p child, as loaded JSON with "path" added; caller decrefs. */
+static kb_err_t pending_kinds(const struct kb_svb *s, const char *child, json_t **list)
 {
-    char bpath[2300];
-    snprintf(bpath, sizeof bpath, "%s/geboren-%s.json", s->state_dir, child);
-    json_error_t jerr;
-    json_t *birth = json_load_file(bpath, 0, &jerr);
-    if (!birth)
-        return KB_OK; /* the other half has not arrived yet */
     char prefix[64];
     snprintf(prefix, sizeof prefix, "kind-%s-", child);
     DIR *d = opendir(s->state_dir);
-    if (!d) {
-        json_decref(birth);
+    if (!d)
         return KB_ERR_IO;
-    }
-    kb_err_t err = KB_OK;
+    *list = json_array();
     struct dirent *de;
-    while (!err && (de = readdir(d)) != NULL) {
+    json_error_t jerr;
+    while ((de = readdir(d)) != NULL) {
         size_t l = strlen(de->d_name);
         if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || l < 5 ||
             strcmp(de->d_name + l - 5, ".json") != 0)
             continue;
-        char kpath[2400];
+        char kpath[PATH_CAP];
         snprintf(kpath, sizeof kpath, "%s/%s", s->state_dir, de->d_name);
         json_t *kind = json_load_file(kpath, 0, &jerr);
         if (!kind)
             continue;
-        const char *parent = json_string_value(json_object_get(kind, "aNummerOuder"));
-        json_t *ouder = NULL, *o;
-        size_t i;
-        json_array_foreach(json_object_get(birth, "ouders"), i, o)
-        {
-            const char *a = json_string_value(json_object_get(o, "aNummer"));
-            if (a && parent && !strcmp(a, parent))
-                ouder = o;
-        }
-        if (!ouder) {
-            KB_LOG_WARN(COMP, "parent of Gv01 is not a parent on the child's PL; no invitation",
-                        "event_id=%s",
-                        json_string_value(json_object_get(kind, "eventId")));
-            json_decref(kind);
-            continue;
-        }
-        struct kb_akw01 rec;
-        memset(&rec, 0, sizeof rec);
-        kenmerk_of(json_string_value(json_object_get(birth, "eventId")),
-                   json_string_value(json_object_get(kind, "eventId")), rec.kenmerk);
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        strftime(rec.datum_aanmaak, sizeof rec.datum_aanmaak, "%Y%m%d", &tm);
-        snprintf(rec.bsn_ouder, sizeof rec.bsn_ouder, "%s",
-                 json_string_value(json_object_get(ouder, "bsn")));
-        snprintf(rec.bsn_kind, sizeof rec.bsn_kind, "%s",
-                 json_string_value(json_object_get(birth, "bsnKind")));
-        snprintf(rec.geboortedatum_kind, sizeof rec.geboortedatum_kind, "%s",
-                 json_string_value(json_object_get(birth, "geboortedatumKind")));
-        snprintf(rec.gemeente_kind, sizeof rec.gemeente_kind, "%s",
-                 json_string_value(json_object_get(birth, "gemeenteKind")));
-        rec.kanaal = s->kanaal;
-        kb_akw_date_add_months(rec.datum_aanmaak, 3, rec.uiterste_reactiedatum);
-        snprintf(rec.bron_anummer, sizeof rec.bron_anummer, "%s", parent);
-        snprintf(rec.bron_berichttype, sizeof rec.bron_berichttype, "%s",
-                 json_string_value(json_object_get(kind, "berichtType")));
-        snprintf(rec.bron_ontvangstdatum, sizeof rec.bron_ontvangstdatum, "%s",
-                 json_string_value(json_object_get(kind, "ontvangstdatum")));
-        addressee(ouder, rec.naam, sizeof rec.naam);
-        char line[KB_AKW01_LEN + 2];
-        char rerr[256];
-        if (kb_akw01_render(&rec, line, rerr, sizeof rerr)) {
-            KB_LOG_ERR(COMP, "AKW01 not renderable; kept pending", "kenmerk=%s error=\"%s\"",
-                       rec.kenmerk, rerr);
-            json_decref(kind);
-            continue;
-        }
-        line[KB_AKW01_LEN] = '\n';
-        char name[64];
-        snprintf(name, sizeof name, "%s.akw01", rec.kenmerk);
-        err = kb_spool_write_out(&s->spool, name, line, KB_AKW01_LEN + 1);
-        if (!err) {
-            char done[2500];
-            snprintf(done, sizeof done, "%s.done", kpath);
-            if (rename(kpath, done) != 0)
-                err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "rename state file: %s",
-                                 strerror(errno));
-            s->written++;
-            KB_LOG_INFO(COMP, "AKW01 written", "kenmerk=%s file=out/%s", rec.kenmerk, name);
-        }
-        json_decref(kind);
+        json_object_set_new(kind, "path", json_string(kpath));
+        json_array_append_new(*list, kind);
     }
     closedir(d);
+    return KB_OK;
+}
+
+/* Mark every pending kind file in @p kinds joined. */
+static kb_err_t absorb_kinds(json_t *kinds, char *errstr, size_t errstr_size)
+{
+    json_t *k;
+    size_t i;
+    json_array_foreach(kinds, i, k)
+    {
+        char done[PATH_CAP + 8];
+        snprintf(done, sizeof done, "%s.done", jstr(k, "path"));
+        if (rename(jstr(k, "path"), done) != 0 && errno != ENOENT)
+            return kb_err_set(KB_ERR_IO, errstr, errstr_size, "rename state file: %s",
+                              strerror(errno));
+    }
+    return KB_OK;
+}
+
+/* Join the stored birth of @p child with its first matching pending Gv01. */
+static kb_err_t join(struct kb_svb *s, const char *child, char *errstr, size_t errstr_size)
+{
+    char bpath[PATH_CAP], marker[PATH_CAP];
+    json_t *kinds = NULL, *birth = NULL;
+    json_error_t jerr;
+    kb_err_t err = pending_kinds(s, child, &kinds);
+    if (err)
+        return kb_err_set(err, errstr, errstr_size, "cannot list %s", s->state_dir);
+    done_marker(s, child, marker, sizeof marker);
+    if (exists(marker)) {
+        err = absorb_kinds(kinds, errstr, errstr_size);
+        goto out;
+    }
+    snprintf(bpath, sizeof bpath, "%s/geboren-%s.json", s->state_dir, child);
+    birth = json_load_file(bpath, 0, &jerr);
+    if (!birth || json_array_size(kinds) == 0)
+        goto out; /* the other half has not arrived yet */
+
+    /* Addressee: the parent with the lowest ouderNummer that has a BSN;
+     * partner: the other parent with a BSN, if any. */
+    json_t *ouders = json_object_get(birth, "ouders"), *o, *ouder = NULL, *partner = NULL;
+    size_t i;
+    json_array_foreach(ouders, i, o)
+    {
+        if (!jstr(o, "bsn")[0])
+            continue;
+        if (!ouder || json_integer_value(json_object_get(o, "ouderNummer")) <
+                          json_integer_value(json_object_get(ouder, "ouderNummer"))) {
+            partner = ouder;
+            ouder = o;
+        } else if (!partner) {
+            partner = o;
+        }
+    }
+    /* The trigger: the addressee's own Gv01 if it is here, else the partner's. */
+    json_t *trigger = NULL, *k;
+    json_array_foreach(kinds, i, k)
+    {
+        const char *anr = jstr(k, "aNummerOuder");
+        if (ouder && !strcmp(anr, jstr(ouder, "aNummer")))
+            trigger = k;
+        else if (!trigger && partner && !strcmp(anr, jstr(partner, "aNummer")))
+            trigger = k;
+    }
+    if (!ouder || !trigger) {
+        KB_LOG_WARN(COMP, "Gv01 parent is not a parent on the child's PL; waiting", "child=%s",
+                    child);
+        goto out;
+    }
+
+    struct kb_akw01 rec;
+    memset(&rec, 0, sizeof rec);
+    const char *birth_id = jstr(birth, "eventId");
+    kenmerk_of(birth_id, rec.kenmerk);
+    time_t now = s->now ? s->now : time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(rec.datum_aanmaak, sizeof rec.datum_aanmaak, "%Y%m%d", &tm);
+    snprintf(rec.bsn_ouder, sizeof rec.bsn_ouder, "%s", jstr(ouder, "bsn"));
+    if (partner && strcmp(jstr(partner, "bsn"), jstr(ouder, "bsn")))
+        snprintf(rec.bsn_partner, sizeof rec.bsn_partner, "%s", jstr(partner, "bsn"));
+    snprintf(rec.bsn_kind, sizeof rec.bsn_kind, "%s", jstr(birth, "bsnKind"));
+    snprintf(rec.geboortedatum_kind, sizeof rec.geboortedatum_kind, "%s",
+             jstr(birth, "geboortedatumKind"));
+    snprintf(rec.gemeente_kind, sizeof rec.gemeente_kind, "%s", jstr(birth, "gemeenteKind"));
+    snprintf(rec.geboorteland, sizeof rec.geboorteland, "%s", jstr(birth, "geboorteland"));
+    rec.buitenland = kb_akw_buitenland(rec.geboorteland);
+    int later = 0;
+    json_array_foreach(ouders, i, o)
+    {
+        char parent[KB_PSEUDONYM_LEN + 1];
+        if (!jstr(o, "bsn")[0])
+            continue;
+        kb_event_pseudonym(s->key, s->key_len, "bsn", jstr(o, "bsn"), parent);
+        later |= has_earlier_child(s, parent, child, rec.geboortedatum_kind);
+    }
+    /* protocols.md §2.1: a later child born in NL needs no application; one
+     * born abroad does, whatever its rank. */
+    rec.verwerking = later && rec.buitenland == 'N' ? 'A' : 'U';
+    rec.kanaal = s->kanaal;
+    kb_akw_date_add_months(rec.datum_aanmaak, 3, rec.uiterste_reactiedatum);
+    snprintf(rec.bron_anummer, sizeof rec.bron_anummer, "%s", jstr(trigger, "aNummerOuder"));
+    snprintf(rec.bron_berichttype, sizeof rec.bron_berichttype, "%s",
+             jstr(trigger, "berichtType"));
+    snprintf(rec.bron_ontvangstdatum, sizeof rec.bron_ontvangstdatum, "%s",
+             jstr(trigger, "ontvangstdatum"));
+    addressee(ouder, rec.naam, sizeof rec.naam);
+
+    char line[KB_AKW01_LEN + 2];
+    char rerr[256];
+    if (kb_akw01_render(&rec, line, rerr, sizeof rerr)) {
+        /* Never renderable (e.g. a name with no ASCII form): the event that
+         * completed the join is quarantined with the reason (no values). */
+        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "AKW01 not renderable: %s", rerr);
+        goto out;
+    }
+    line[KB_AKW01_LEN] = '\n';
+    char name[64];
+    snprintf(name, sizeof name, "%s.akw01", rec.kenmerk);
+    err = kb_spool_write_out(&s->spool, name, line, KB_AKW01_LEN + 1);
+    if (err) {
+        kb_err_set(err, errstr, errstr_size, "cannot write out/%s", name);
+        goto out;
+    }
+    if (s->on_written) {
+        err = s->on_written(s->on_written_opaque, &rec, birth_id, jstr(trigger, "eventId"),
+                            errstr, errstr_size);
+        if (err)
+            goto out;
+    }
+    char body[64];
+    int blen = snprintf(body, sizeof body, "%s\n", rec.kenmerk);
+    err = kb_file_write_atomic(marker, body, (size_t)blen);
+    if (err) {
+        kb_err_set(err, errstr, errstr_size, "cannot write the done marker");
+        goto out;
+    }
+    err = absorb_kinds(kinds, errstr, errstr_size);
+    s->written++;
+    s->automatic += rec.verwerking == 'A';
+    s->abroad += rec.buitenland == 'J';
+    KB_LOG_INFO(COMP, "AKW01 written", "kenmerk=%s file=out/%s verwerking=%c buitenland=%c",
+                rec.kenmerk, name, rec.verwerking, rec.buitenland);
+out:
     json_decref(birth);
+    json_decref(kinds);
     return err;
 }
 

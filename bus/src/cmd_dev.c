@@ -190,10 +190,14 @@ static void print_record(const char *path)
            "  uiterste reactiedatum  %s\n"
            "  bron A-nummer          %s\n"
            "  bron bericht           %s ontvangen %s\n"
+           "  verwerking             %c (U uitnodiging, A automatisch)\n"
+           "  geboren in buitenland  %c (geboorteland %s)\n"
+           "  BSN partner            %s\n"
            "  naam geadresseerde     %s\n",
            rec.kenmerk, rec.datum_aanmaak, rec.bsn_ouder, rec.bsn_kind, rec.geboortedatum_kind,
            rec.gemeente_kind, rec.kanaal, rec.uiterste_reactiedatum, rec.bron_anummer,
-           rec.bron_berichttype, rec.bron_ontvangstdatum, rec.naam);
+           rec.bron_berichttype, rec.bron_ontvangstdatum, rec.verwerking, rec.buitenland,
+           rec.geboorteland, rec.bsn_partner[0] ? rec.bsn_partner : "(geen)", rec.naam);
 }
 
 static int write_key(const char *path)

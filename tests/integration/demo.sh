@@ -14,7 +14,8 @@ expect 'BSN ouder +999996204'
 expect 'BSN kind +999995303'
 expect 'geboortedatum kind +20240315'
 expect 'naam geadresseerde +A\.M\. Bakker'
+expect 'BSN partner +999997105'
 expect 'dead_letters=0 duplicates=0'
 if ((rc != 0)); then echo "FAIL exit code $rc" >&2; fails=$((fails + 1)); fi
-echo "$((7 - fails)) passed, $fails failed"
+echo "$((8 - fails)) passed, $fails failed"
 ((fails == 0))

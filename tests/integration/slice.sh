@@ -59,7 +59,10 @@ check "kanaal" eq "${rec:55:1}" D
 check "uiterste reactiedatum = today + 3 months" eq "${rec:56:8}" "$(date -d "$(date +%Y-%m-%d) +3 months" +%Y%m%d)"
 check "bron A-nummer (mother's PL)" eq "${rec:64:12}" 005281301274
 check "bron berichttype" eq "${rec:76:4}" Gv01
-check "naam geadresseerde" eq "$(echo "${rec:96:64}" | sed 's/ *$//')" "A.M. Bakker"
+check "verwerking: uitnodiging (first child)" eq "${rec:88:1}" U
+check "born in NL: buitenland N, geboorteland 6030" eq "${rec:89:5}" N6030
+check "BSN partner (father): one invitation for both parents" eq "${rec:96:9}" 999997105
+check "naam geadresseerde" eq "$(echo "${rec:105:55}" | sed 's/ *$//')" "A.M. Bakker"
 check "exactly one invitation" eq "$(ls "$WORK"/svb/out/*.akw01 | wc -l)" 1
 
 # 4. Exactly once to the subscriber despite the duplicate input.

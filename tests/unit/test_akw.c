@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * test_akw.c - unit tests of the AKW01 record (adapters/svb/akw.c): the
- * protocols.md §2.3 example byte for byte and column by column, the round
- * trip, every rejection, name folding and the date arithmetic.
+ * README example (protocols.md §2.3 plus ketenbus's columns 89-105) byte for
+ * byte and column by column, the round trip, every rejection, name folding
+ * and the date arithmetic.
  */
 #include "akw.h"
 #include "kb_test.h"
 
-/* The §2.3 example; "A.M. Bakker" is 11 bytes, so 53 spaces fill the name. */
+/* The §2.3 example with the partner and the flags; "A.M. Bakker" is 11
+ * bytes, so 44 spaces fill the 55-byte name. */
 static const char example_line[] = "AKW01"
                                    "000004711235"
                                    "20240402"
@@ -18,9 +20,11 @@ static const char example_line[] = "AKW01"
                                    "D"
                                    "20240702"
                                    "005281301274"
-                                   "Gv0120240318        "
+                                   "Gv0120240318"
+                                   "UN6030  "
+                                   "999997105"
                                    "A.M. Bakker"
-                                   "                                                     ";
+                                   "                                            ";
 
 static struct kb_akw01 example_rec(void)
 {
@@ -37,6 +41,10 @@ static struct kb_akw01 example_rec(void)
     strcpy(rec.bron_anummer, "5281301274");
     strcpy(rec.bron_berichttype, "Gv01");
     strcpy(rec.bron_ontvangstdatum, "20240318");
+    rec.verwerking = 'U';
+    rec.buitenland = 'N';
+    strcpy(rec.geboorteland, "6030");
+    strcpy(rec.bsn_partner, "999997105");
     strcpy(rec.naam, "A.M. Bakker");
     return rec;
 }
@@ -69,8 +77,13 @@ static void test_render_example(void)
     CHECK_MEM(at(out, 56), 1, "D");
     CHECK_MEM(at(out, 57), 8, "20240702");
     CHECK_MEM(at(out, 65), 12, "005281301274");
-    CHECK_MEM(at(out, 77), 20, "Gv0120240318        ");
-    CHECK_MEM(at(out, 97), 64, "A.M. Bakker                                                     ");
+    CHECK_MEM(at(out, 77), 12, "Gv0120240318");
+    CHECK_MEM(at(out, 89), 1, "U");
+    CHECK_MEM(at(out, 90), 1, "N");
+    CHECK_MEM(at(out, 91), 4, "6030");
+    CHECK_MEM(at(out, 95), 2, "  ");
+    CHECK_MEM(at(out, 97), 9, "999997105");
+    CHECK_MEM(at(out, 106), 55, "A.M. Bakker                                            ");
     CHECK_INT(out[KB_AKW01_LEN], '\0');
 }
 
@@ -87,6 +100,10 @@ static void check_rec_equal(const struct kb_akw01 *a, const struct kb_akw01 *b)
     CHECK_STR(a->bron_anummer, b->bron_anummer);
     CHECK_STR(a->bron_berichttype, b->bron_berichttype);
     CHECK_STR(a->bron_ontvangstdatum, b->bron_ontvangstdatum);
+    CHECK_INT(a->verwerking, b->verwerking);
+    CHECK_INT(a->buitenland, b->buitenland);
+    CHECK_STR(a->geboorteland, b->geboorteland);
+    CHECK_STR(a->bsn_partner, b->bsn_partner);
     CHECK_STR(a->naam, b->naam);
 }
 
@@ -233,52 +250,52 @@ static void test_render_rejects(void)
     /* naam: controls, unfoldable characters, broken UTF-8, empty */
     rec = example_rec();
     strcpy(rec.naam, "A.M.\tBakker");
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "A.M. Bakker\n");
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "A.M. \177Bakker");
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "A.M. \302\205Bakker"); /* U+0085, a C1 control */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "Li \xe6\x9d\x8e"); /* CJK: nothing to fold to */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Li");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Li");
     rec = example_rec();
     strcpy(rec.naam, "Bakker \xc3\x97 2"); /* U+00D7 multiplication sign */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "Bakker \xc2\xa0"); /* U+00A0 no-break space: not a letter */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakker");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakker");
     rec = example_rec();
     strcpy(rec.naam, "Bakk\xc3"); /* truncated sequence */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakk");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakk");
     rec = example_rec();
     strcpy(rec.naam, "Bakk\xc3\xa9\xa9r"); /* stray continuation byte */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", "Bakk");
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", "Bakk");
     rec = example_rec();
     strcpy(rec.naam, "\xc0\xaf"); /* overlong '/' */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
     rec = example_rec();
     strcpy(rec.naam, "\xed\xa0\x80"); /* surrogate U+D800 */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
     rec = example_rec();
     strcpy(rec.naam, "");
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
     rec = example_rec();
     strcpy(rec.naam, "   ");
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
     rec = example_rec();
     memset(rec.naam, 'a', sizeof rec.naam); /* no NUL within 129 bytes */
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
-    /* a control past the 64-byte cut still rejects the name */
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
+    /* a control past the 55-byte cut still rejects the name */
     rec = example_rec();
     memset(rec.naam, 'a', 100);
     rec.naam[90] = '\x01';
     rec.naam[100] = '\0';
-    EXPECT_RENDER_ERROR(&rec, "naam", "col 97-160", NULL);
+    EXPECT_RENDER_ERROR(&rec, "naam", "col 106-160", NULL);
 
     /* NULL arguments */
     rec = example_rec();
@@ -286,7 +303,75 @@ static void test_render_rejects(void)
     CHECK_INT(kb_akw01_render(&rec, NULL, NULL, 0), KB_ERR_INVALID);
 }
 
-/* The name as rendered into columns 97-160 of @p naam's record. */
+/* ketenbus's columns 89-105: flags, country and partner, in both directions. */
+static void test_extension_fields(void)
+{
+    struct kb_akw01 rec, back;
+    char out[KB_AKW01_LEN + 1];
+    char errstr[256] = "";
+
+    /* no partner: nine spaces, parsed back as "" */
+    rec = example_rec();
+    rec.bsn_partner[0] = '\0';
+    CHECK_INT(kb_akw01_render(&rec, out, errstr, sizeof errstr), KB_OK);
+    CHECK_MEM(at(out, 97), 9, "         ");
+    CHECK_INT(kb_akw01_parse(out, KB_AKW01_LEN, &back, errstr, sizeof errstr), KB_OK);
+    CHECK_STR(back.bsn_partner, "");
+    check_rec_equal(&back, &rec);
+
+    /* a later child born in NL: automatic */
+    rec = example_rec();
+    rec.verwerking = 'A';
+    CHECK_INT(kb_akw01_render(&rec, out, errstr, sizeof errstr), KB_OK);
+    CHECK_MEM(at(out, 89), 6, "AN6030");
+    CHECK_INT(kb_akw01_parse(out, KB_AKW01_LEN, &back, errstr, sizeof errstr), KB_OK);
+    check_rec_equal(&back, &rec);
+
+    /* born abroad (5010 Belgie) and country unknown */
+    rec = example_rec();
+    rec.buitenland = 'J';
+    strcpy(rec.geboorteland, "5010");
+    CHECK_INT(kb_akw01_render(&rec, out, errstr, sizeof errstr), KB_OK);
+    CHECK_MEM(at(out, 89), 6, "UJ5010");
+    CHECK_INT(kb_akw01_parse(out, KB_AKW01_LEN, &back, errstr, sizeof errstr), KB_OK);
+    check_rec_equal(&back, &rec);
+    rec.buitenland = 'O';
+    strcpy(rec.geboorteland, "0000");
+    CHECK_INT(kb_akw01_render(&rec, out, errstr, sizeof errstr), KB_OK);
+    CHECK_MEM(at(out, 89), 6, "UO0000");
+
+    CHECK_INT(kb_akw_buitenland("6030"), 'N');
+    CHECK_INT(kb_akw_buitenland("5010"), 'J');
+    CHECK_INT(kb_akw_buitenland("0000"), 'O');
+    CHECK_INT(kb_akw_buitenland(""), 'O');
+    CHECK_INT(kb_akw_buitenland(NULL), 'O');
+
+    rec = example_rec();
+    rec.verwerking = 'A';
+    rec.buitenland = 'J';
+    strcpy(rec.geboorteland, "5010");
+    EXPECT_RENDER_ERROR(&rec, "verwerking", "col 89-89", NULL); /* abroad is never automatic */
+    rec = example_rec();
+    rec.verwerking = 'u';
+    EXPECT_RENDER_ERROR(&rec, "verwerking", "col 89-89", NULL);
+    rec = example_rec();
+    rec.buitenland = 'J'; /* but geboorteland 6030 */
+    EXPECT_RENDER_ERROR(&rec, "buitenland", "col 90-90", NULL);
+    rec = example_rec();
+    strcpy(rec.geboorteland, "603");
+    EXPECT_RENDER_ERROR(&rec, "geboorteland", "col 91-94", NULL);
+    rec = example_rec();
+    strcpy(rec.bsn_partner, "999996204"); /* the addressee again */
+    EXPECT_RENDER_ERROR(&rec, "bsn_partner", "col 97-105", NULL);
+    rec = example_rec();
+    strcpy(rec.bsn_partner, "999997106");
+    EXPECT_RENDER_ERROR(&rec, "bsn_partner", "col 97-105", "999997106");
+    rec = example_rec();
+    strcpy(rec.bsn_partner, "99999710");
+    EXPECT_RENDER_ERROR(&rec, "bsn_partner", "col 97-105", "99999710");
+}
+
+/* The name as rendered into columns 106-160 of @p naam's record. */
 static void expect_naam(const char *naam, const char *want64)
 {
     struct kb_akw01 rec = example_rec(), back;
@@ -298,9 +383,9 @@ static void expect_naam(const char *naam, const char *want64)
     CHECK_INT(kb_akw01_render(&rec, out, errstr, sizeof errstr), KB_OK);
     CHECK_STR(errstr, "");
     CHECK_INT(strlen(out), KB_AKW01_LEN);
-    CHECK_MEM(at(out, 97), want_len, want64);
-    for (size_t i = want_len; i < 64; i++)
-        CHECK_INT(out[96 + i], ' ');
+    CHECK_MEM(at(out, 106), want_len, want64);
+    for (size_t i = want_len; i < 55; i++)
+        CHECK_INT(out[105 + i], ' ');
     CHECK_INT(kb_akw01_parse(out, KB_AKW01_LEN, &back, errstr, sizeof errstr), KB_OK);
     CHECK_STR(back.naam, want64);
 }
@@ -318,26 +403,26 @@ static void test_naam_folding(void)
     expect_naam("  A.M. Bakker", "A.M. Bakker"); /* left-aligned */
     expect_naam("d'Ancona-van der Berg", "d'Ancona-van der Berg");
 
-    /* 100 bytes are cut at 64 */
+    /* 100 bytes are cut at 55 */
     for (int i = 0; i < 100; i++)
         long_name[i] = (char)('a' + i % 26);
     long_name[100] = '\0';
-    memcpy(want, long_name, 64);
-    want[64] = '\0';
+    memcpy(want, long_name, 55);
+    want[55] = '\0';
     expect_naam(long_name, want);
 
-    /* the cut counts folded bytes: 63 + "ss" keeps one s; 62 + "é" (2 bytes) keeps "e" */
-    memset(long_name, 'a', 63);
-    strcpy(long_name + 63, "ß");
-    memset(want, 'a', 63);
-    strcpy(want + 63, "s");
+    /* the cut counts folded bytes: 54 + "ss" keeps one s; 53 + "é" (2 bytes) keeps "e" */
+    memset(long_name, 'a', 54);
+    strcpy(long_name + 54, "ß");
+    memset(want, 'a', 54);
+    strcpy(want + 54, "s");
     expect_naam(long_name, want);
-    memset(long_name, 'a', 62);
-    strcpy(long_name + 62, "éé");
-    memset(want, 'a', 62);
-    strcpy(want + 62, "ee");
+    memset(long_name, 'a', 53);
+    strcpy(long_name + 53, "éé");
+    memset(want, 'a', 53);
+    strcpy(want + 53, "ee");
     expect_naam(long_name, want);
-    /* 128 bytes of 2-byte letters: 64 letters, exactly the field */
+    /* 128 bytes of 2-byte letters: 64 letters, cut to the field's 55 */
     {
         struct kb_akw01 rec = example_rec();
         char out[KB_AKW01_LEN + 1];
@@ -345,9 +430,9 @@ static void test_naam_folding(void)
             memcpy(rec.naam + 2 * i, "\xc3\xa9", 2);
         rec.naam[128] = '\0';
         CHECK_INT(kb_akw01_render(&rec, out, NULL, 0), KB_OK);
-        memset(want, 'e', 64);
-        want[64] = '\0';
-        CHECK_MEM(at(out, 97), 64, want);
+        memset(want, 'e', 55);
+        want[55] = '\0';
+        CHECK_MEM(at(out, 106), 55, want);
     }
 }
 
@@ -412,12 +497,23 @@ static void test_parse_rejects(void)
     EXPECT_PARSE_ERROR(patched(77, "gv01"), KB_AKW01_LEN, "bron_berichttype (col 77-80)", NULL);
     EXPECT_PARSE_ERROR(patched(81, "20240332"), KB_AKW01_LEN, "bron_ontvangstdatum (col 81-88)",
                        NULL);
-    EXPECT_PARSE_ERROR(patched(96, "x"), KB_AKW01_LEN, "bron filler (col 89-96)", NULL);
-    EXPECT_PARSE_ERROR(patched(101, "\t"), KB_AKW01_LEN, "naam (col 97-160)", "Bakker");
-    EXPECT_PARSE_ERROR(patched(101, "\xc3"), KB_AKW01_LEN, "naam (col 97-160)", "Bakker");
-    EXPECT_PARSE_ERROR(patched(160, "\x7f"), KB_AKW01_LEN, "naam (col 97-160)", "Bakker");
-    EXPECT_PARSE_ERROR(patched(97, " "), KB_AKW01_LEN, "left-aligned", NULL);
-    EXPECT_PARSE_ERROR(patched(97, "           "), KB_AKW01_LEN, "naam (col 97-160): is empty",
+    EXPECT_PARSE_ERROR(patched(96, "x"), KB_AKW01_LEN, "filler (col 95-96)", NULL);
+    EXPECT_PARSE_ERROR(patched(89, "X"), KB_AKW01_LEN, "verwerking (col 89-89)", NULL);
+    EXPECT_PARSE_ERROR(patched(89, "AJ5010"), KB_AKW01_LEN, "verwerking (col 89-89)", NULL);
+    EXPECT_PARSE_ERROR(patched(90, "J"), KB_AKW01_LEN, "buitenland (col 90-90): does not match",
+                       NULL);
+    EXPECT_PARSE_ERROR(patched(90, "O"), KB_AKW01_LEN, "buitenland (col 90-90)", NULL);
+    EXPECT_PARSE_ERROR(patched(90, "N0000"), KB_AKW01_LEN, "buitenland (col 90-90)", NULL);
+    EXPECT_PARSE_ERROR(patched(91, "60 0"), KB_AKW01_LEN, "geboorteland (col 91-94)", NULL);
+    EXPECT_PARSE_ERROR(patched(97, "999997106"), KB_AKW01_LEN, "bsn_partner (col 97-105)",
+                       "999997106");
+    EXPECT_PARSE_ERROR(patched(97, "99999710 "), KB_AKW01_LEN, "bsn_partner (col 97-105)", NULL);
+    EXPECT_PARSE_ERROR(patched(97, "999996204"), KB_AKW01_LEN, "must differ from bsn_ouder", NULL);
+    EXPECT_PARSE_ERROR(patched(110, "\t"), KB_AKW01_LEN, "naam (col 106-160)", "Bakker");
+    EXPECT_PARSE_ERROR(patched(110, "\xc3"), KB_AKW01_LEN, "naam (col 106-160)", "Bakker");
+    EXPECT_PARSE_ERROR(patched(160, "\x7f"), KB_AKW01_LEN, "naam (col 106-160)", "Bakker");
+    EXPECT_PARSE_ERROR(patched(106, " "), KB_AKW01_LEN, "left-aligned", NULL);
+    EXPECT_PARSE_ERROR(patched(106, "           "), KB_AKW01_LEN, "naam (col 106-160): is empty",
                        NULL);
     memcpy(buf, example_line, KB_AKW01_LEN);
     buf[40] = '\0'; /* NUL inside BSN kind */
@@ -474,6 +570,7 @@ int main(void)
     test_render_example();
     test_parse_round_trip();
     test_render_rejects();
+    test_extension_fields();
     test_naam_folding();
     test_parse_rejects();
     test_date_add_months();

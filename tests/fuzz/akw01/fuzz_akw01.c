@@ -26,6 +26,10 @@ static void fuzz_naam(const uint8_t *data, size_t size)
         .bron_anummer = "5281301274",
         .bron_berichttype = "Gv01",
         .bron_ontvangstdatum = "20240318",
+        .verwerking = 'U',
+        .buitenland = 'N',
+        .geboorteland = "6030",
+        .bsn_partner = "999997105",
     };
     struct kb_akw01 back;
     char line[KB_AKW01_LEN + 1];
