@@ -1,0 +1,373 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ketenbus-kadaster - the Kadaster BRK Levering adapter. `ingest` reads
+ * delivery files (plain XML or zip) from a spool folder, publishes their
+ * events to kb.in.kadaster in (brkDatum, volgnummer) order per object and
+ * moves the files to done/ only after Kafka acknowledged every event;
+ * unreadable documents go to quarantine/ and kb.quarantine.kadaster with
+ * the reason. `decode` prints the events of files as JSON lines.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "adapter.h"
+#include "ingress.h"
+#include "kadaster_events.h"
+#include "ketenbus/log.h"
+#include "spool.h"
+
+#define COMP               "kadaster"
+#define MAX_FILE           (256u << 20) /* a zipped delivery; XML documents are capped lower */
+#define MAX_ROUND_FILES    1000         /* files per spool scan (one ordered batch) */
+#define MAX_ROUND_BYTES    (512u << 20) /* bytes read per spool scan */
+#define MAX_QUARANTINE_RAW (512u << 10) /* larger raw bytes stay in quarantine/ only */
+#define ACK_TIMEOUT_MS     60000
+
+static const char usage[] =
+    "usage: ketenbus-kadaster ingest --spool DIR --subject-key-file FILE [options]\n"
+    "       ketenbus-kadaster decode [--received-ms MS] [--schemas DIR]\n"
+    "                                [--subject-key-file FILE] [--oin OIN] FILE...\n"
+    "\n"
+    "ingest: reads BRK Levering deliveries (Mutatie or Stand XML, or zips of them)\n"
+    "from DIR/in, publishes nl.brk.eigendom-overgedragen, nl.brk.kadastraal-object-\n"
+    "gemuteerd and nl.brk.kadastraal-object-vervallen to kb.in.kadaster, keyed by\n"
+    "kadastraal object and ordered per object by (brkDatum, volgnummer) within\n"
+    "each scan of DIR/in, then moves the files to DIR/done. Documents that cannot\n"
+    "be read go to DIR/quarantine and kb.quarantine.kadaster with the reason.\n"
+    "\n"
+    "decode: prints the events the FILEs (taken together as one delivery) yield,\n"
+    "one JSON object per line; refused documents print as {\"quarantine\": ...}.\n"
+    "Exit status 0 when every document was accepted, 1 when some were refused.\n"
+    "\n";
+
+/* ------------------------------------------------------------------ decode */
+
+enum { OPT_RECEIVED = KB_OPT_FIRST_OWN };
+
+static int cmd_decode(int argc, char **argv)
+{
+    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
+                                             {"received-ms", required_argument, NULL, OPT_RECEIVED},
+                                             {NULL, 0, NULL, 0}};
+    struct kb_adapter_args args;
+    kb_adapter_args_init(&args);
+    int opt, rc = 2;
+    long long received = -1;
+    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        if (opt == OPT_RECEIVED) {
+            received = strtoll(optarg, NULL, 10);
+            continue;
+        }
+        int r = kb_adapter_common_opt(&args, opt, optarg);
+        if (r < 0)
+            goto out_args;
+        if (r == 0 || opt == 'h') {
+            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
+            rc = opt == 'h' ? 0 : 2;
+            goto out_args;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "error: decode needs a FILE\n%s", usage);
+        goto out_args;
+    }
+    char errstr[512];
+    kb_schemas_t *schemas = kb_schemas_load_dir(args.schemas_dir, errstr, sizeof errstr);
+    if (!schemas) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_args;
+    }
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (args.subject_key_file &&
+        kb_event_key_load(args.subject_key_file, &key, &key_len, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_schemas;
+    }
+    char source[160];
+    snprintf(source, sizeof source, "urn:nld:oin:%s:systeem:ketenbus-kadaster", args.oin);
+    struct kb_kadaster_ctx ctx = {schemas, key, key_len, source};
+    int rejects =
+        kb_kadaster_decode(&ctx, (const char *const *)argv + optind, (size_t)(argc - optind),
+                           received, stdout, errstr, sizeof errstr);
+    if (rejects < 0)
+        fprintf(stderr, "error: %s\n", errstr);
+    rc = rejects < 0 ? 2 : rejects > 0 ? 1 : 0;
+    free(key);
+out_schemas:
+    kb_schemas_destroy(schemas);
+out_args:
+    kb_adapter_args_fini(&args);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ ingest */
+
+struct kad {
+    struct kb_adapter_args args;
+    struct kb_spool spool;
+    kb_ingress_t *ing;
+    struct kb_kadaster_ctx ctx;
+    char source[160];    /* ce_source */
+    char done_uri[4200]; /* file:// URI of done/, for ce_dataref */
+    char **names;        /* files of the current round */
+    int *gone;           /* per file: left in/ already (quarantined whole) */
+};
+
+/* Raw bytes and reason to kb.quarantine.kadaster, acknowledged. Raw bytes
+ * above MAX_QUARANTINE_RAW would exceed Kafka's message size: then only the
+ * reason travels and the bytes stay in the quarantine folder. */
+static int quarantine_topic(struct kad *k, const uint8_t *raw, size_t len, const char *rule,
+                            const char *reason)
+{
+    char errstr[512], full[900];
+    snprintf(full, sizeof full, "%s", reason);
+    if (len > MAX_QUARANTINE_RAW) {
+        char sha[65];
+        kb_sha256_hex(raw, len, sha);
+        snprintf(full, sizeof full, "%s (%zu bytes, sha256 %s, kept in the quarantine folder)",
+                 reason, len, sha);
+        len = 0;
+    }
+    if (kb_ingress_quarantine(k->ing, raw, len, rule, full, -1, ACK_TIMEOUT_MS, errstr,
+                              sizeof errstr)) {
+        KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
+        return -1;
+    }
+    return 0;
+}
+
+/* Folder-safe form of "file!entry" for the quarantine folder. */
+static void safe_name(const char *doc, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; doc[i] && i + 1 < cap; i++) {
+        char c = doc[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '-' || c == '_';
+        out[i] = ok ? c : '_';
+    }
+    out[i] = '\0';
+    if (out[0] == '.')
+        out[0] = '_';
+}
+
+static int ingest_reject(void *arg, size_t file_index, const char *document, int whole_file,
+                         const uint8_t *raw, size_t len, const char *rule, const char *reason)
+{
+    struct kad *k = arg;
+    KB_LOG_WARN(COMP, "quarantined", "document=%s rule=%s reason=\"%s\"", document, rule, reason);
+    char full[1024];
+    if (!whole_file)
+        snprintf(full, sizeof full, "%s: entry %s: %s", rule, strchr(document, '!') + 1, reason);
+    else
+        snprintf(full, sizeof full, "%s: %s", rule, reason);
+    if (quarantine_topic(k, raw, len, rule, full))
+        return -1;
+    if (whole_file) {
+        if (kb_spool_quarantine(&k->spool, k->names[file_index], full)) {
+            KB_LOG_ERR(COMP, "cannot move file to quarantine", "rule=%s", rule);
+            return -1;
+        }
+        k->gone[file_index] = 1;
+        return 0;
+    }
+    /* A bad entry of a zip: its bytes and reason beside the quarantined files;
+     * the rest of the archive is published. */
+    char safe[600], path[4096];
+    safe_name(document, safe, sizeof safe);
+    kb_spool_path(&k->spool, "quarantine", safe, path, sizeof path);
+    if (kb_file_write_atomic(path, raw, len))
+        return -1;
+    strncat(path, ".reason", sizeof path - strlen(path) - 1);
+    size_t flen = strlen(full);
+    full[flen] = '\n';
+    return kb_file_write_atomic(path, full, flen + 1) ? -1 : 0;
+}
+
+/* One scan of in/: read, decode, publish in order, acknowledge. Returns 0
+ * when everything left in/, -1 when something must be retried. */
+static int round_once(struct kad *k)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (kb_spool_list(&k->spool, &names, &n) != KB_OK)
+        return -1;
+    if (n == 0) {
+        kb_spool_names_free(names, n);
+        return 0;
+    }
+    size_t use = n < MAX_ROUND_FILES ? n : MAX_ROUND_FILES;
+    int rc = 0;
+    k->names = names;
+    k->gone = calloc(use, sizeof *k->gone);
+    int *skip = calloc(use, sizeof *skip);
+    struct kb_kadaster_batch batch;
+    kb_kadaster_batch_init(&batch);
+    struct kb_ingress_event *evs = NULL;
+    size_t n_evs = 0, bytes = 0;
+    char errstr[512];
+    if (!k->gone || !skip) {
+        rc = -1;
+        goto out;
+    }
+    for (size_t i = 0; i < use; i++) {
+        if (bytes >= MAX_ROUND_BYTES) {
+            skip[i] = 1; /* next round */
+            continue;
+        }
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        int64_t mtime = 0;
+        kb_err_t err = kb_spool_read(&k->spool, names[i], MAX_FILE, &buf, &len, &mtime);
+        if (err == KB_ERR_RANGE) {
+            char reason[128];
+            snprintf(reason, sizeof reason, "size: file larger than %u bytes", MAX_FILE);
+            KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
+            if (quarantine_topic(k, (const uint8_t *)"", 0, "size", reason) ||
+                kb_spool_quarantine(&k->spool, names[i], reason)) {
+                rc = -1;
+                goto out;
+            }
+            k->gone[i] = 1;
+            continue;
+        }
+        if (err) {
+            skip[i] = 1;
+            rc = -1;
+            continue;
+        }
+        bytes += len;
+        char dataref[4800];
+        snprintf(dataref, sizeof dataref, "%s/%s", k->done_uri, names[i]);
+        err =
+            kb_kadaster_batch_add(&batch, i, names[i], buf, len, mtime, dataref, ingest_reject, k);
+        free(buf);
+        if (err) {
+            KB_LOG_ERR(COMP, "delivery not handled; files kept for retry", "error=%s",
+                       kb_err_str(err));
+            rc = -1;
+            goto out;
+        }
+    }
+    if (kb_kadaster_events(&k->ctx, &batch, &evs, &n_evs, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "cannot build events; files kept", "error=\"%s\"", errstr);
+        rc = -1;
+        goto out;
+    }
+    if (n_evs && kb_ingress_send(k->ing, evs, n_evs, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "events not acknowledged; files kept for retry", "events=%zu error=\"%s\"",
+                   n_evs, errstr);
+        rc = -1;
+        goto out;
+    }
+    for (size_t i = 0; i < n_evs; i++)
+        KB_LOG_INFO(COMP, "event published", "event_id=%s type=%s key=%s sequence=%llu",
+                    evs[i].attrs.id, evs[i].attrs.type, evs[i].key,
+                    (unsigned long long)evs[i].attrs.sequence);
+    for (size_t i = 0; i < use; i++) {
+        if (k->gone[i] || skip[i])
+            continue;
+        if (kb_spool_done(&k->spool, names[i])) {
+            KB_LOG_ERR(COMP, "cannot move file to done", "index=%zu", i);
+            rc = -1;
+        }
+    }
+    KB_LOG_INFO(COMP, "delivery scan done", "files=%zu documents=%zu events=%zu", use, batch.n_docs,
+                n_evs);
+out:
+    kb_kadaster_events_free(evs, n_evs);
+    kb_kadaster_batch_fini(&batch);
+    free(skip);
+    free(k->gone);
+    k->gone = NULL;
+    k->names = NULL;
+    kb_spool_names_free(names, n);
+    return rc;
+}
+
+static int cmd_ingest(int argc, char **argv)
+{
+    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS, {NULL, 0, NULL, 0}};
+    struct kad k;
+    memset(&k, 0, sizeof k);
+    kb_adapter_args_init(&k.args);
+    int opt, rc = 1;
+    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        int r = kb_adapter_common_opt(&k.args, opt, optarg);
+        if (r < 0)
+            goto out_args;
+        if (r == 0 || opt == 'h') {
+            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
+            rc = opt == 'h' ? 0 : 2;
+            goto out_args;
+        }
+    }
+    if (!k.args.spool_dir) {
+        fprintf(stderr, "error: --spool is required\n%s", usage);
+        rc = 2;
+        goto out_args;
+    }
+    char errstr[512];
+    if (kb_spool_open(&k.spool, k.args.spool_dir, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_args;
+    }
+    char real[PATH_MAX];
+    snprintf(k.done_uri, sizeof k.done_uri, "file://%s/done",
+             realpath(k.args.spool_dir, real) ? real : k.args.spool_dir);
+    kb_schemas_t *schemas = NULL;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (kb_adapter_load(&k.args, &schemas, &key, &key_len))
+        goto out_args;
+    snprintf(k.source, sizeof k.source, "urn:nld:oin:%s:systeem:ketenbus-kadaster", k.args.oin);
+    k.ctx = (struct kb_kadaster_ctx){schemas, key, key_len, k.source};
+    struct kb_ingress_opts iopts = {&k.args.kafka, "kadaster", k.spool.dir, 3};
+    k.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
+    if (!k.ing) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_schemas;
+    }
+    static atomic_int stop;
+    kb_adapter_signals(&stop);
+    KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.spool.dir);
+    rc = 0;
+    while (!atomic_load(&stop)) {
+        int failed = round_once(&k) != 0;
+        if (k.args.once) {
+            rc = failed ? 1 : 0;
+            break;
+        }
+        struct timespec ts = {failed ? 2 : 0, failed ? 0 : 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    KB_LOG_INFO(COMP, "adapter stopped", "rc=%d", rc);
+    kb_ingress_destroy(k.ing);
+out_schemas:
+    kb_schemas_destroy(schemas);
+    free(key);
+out_args:
+    kb_adapter_args_fini(&k.args);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && !strcmp(argv[1], "ingest"))
+        return cmd_ingest(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "decode"))
+        return cmd_decode(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("%s%s", usage, kb_adapter_common_help);
+        return 0;
+    }
+    fprintf(stderr, "%s", usage);
+    return 2;
+}
