@@ -10,6 +10,7 @@ int kb_cmd_dev(int argc, char **argv);
 int kb_cmd_gen(int argc, char **argv);
 int kb_cmd_audit(int argc, char **argv);
 int kb_cmd_validate(int argc, char **argv);
+int kb_cmd_schema(int argc, char **argv);
 int kb_cmd_version(void);
 
 /** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */

@@ -29,6 +29,7 @@ static const struct command {
     {"gen", kb_cmd_gen, "synthetic traffic: fictitious birth events for tests and benchmarks"},
     {"audit", kb_cmd_audit, "audit trail: keygen, verify, subject (access report), export"},
     {"validate", kb_cmd_validate, "check Avro data (container file or --raw datum) against a schema"},
+    {"schema", kb_cmd_schema, "schemas: check the folder, register it, serve the schema registry"},
 };
 
 static void usage(FILE *out)

@@ -1,24 +1,41 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * schema.c - the schemas/ folder as a schema source: parse every .avsc with
- * avro-c, read its ketenbus attributes with jansson, index by id and type.
+ * schema.c - where schemas come from: the schemas/ folder (every .avsc, ids
+ * from "kb.schemaId") or a Confluent-compatible registry URL (ketenbus's own
+ * `schema serve` or any other), both indexed by id and by event type. A
+ * registry-backed set fetches ids it has not seen on first use.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <jansson.h>
 
 #include "ketenbus/event.h"
+#include "ketenbus/http.h"
+#include "ketenbus/log.h"
 #include "ketenbus/schema.h"
 
+#define COMP             "schema"
+#define MISS_SLOTS       64 /* ids recently not found in the registry */
+#define MISS_RETRY_S     30 /* ... are not asked for again within this time */
+#define FETCH_TIMEOUT_MS 5000
+
 struct kb_schemas {
-    struct kb_schema *items; /* all schemas, in load order */
-    size_t n;                /* used entries */
-    size_t cap;              /* allocated entries */
+    struct kb_schema **items;    /* all schemas, in load order (pointers stay valid) */
+    size_t n;                    /* used entries */
+    size_t cap;                  /* allocated entries */
+    char *url;                   /* registry base URL, or NULL for a folder */
+    pthread_mutex_t mu;          /* guards items/n/cap and the miss cache (lookups
+                                  * may add schemas from any thread) */
+    int32_t miss_id[MISS_SLOTS]; /* ids the registry did not have */
+    time_t miss_at[MISS_SLOTS];  /* when it said so */
+    size_t miss_next;            /* next slot to overwrite */
 };
 
 static void schema_fini(struct kb_schema *sc)
@@ -55,40 +72,61 @@ static char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static kb_err_t load_file(kb_schemas_t *s, const char *path, char *errstr, size_t errstr_size)
+static const struct kb_schema *find_id(const kb_schemas_t *s, int32_t id)
 {
-    size_t len = 0;
-    char *text = read_file(path, &len);
-    if (!text)
-        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "%s: cannot read (or over 1 MiB)",
-                          path);
+    for (size_t i = 0; i < s->n; i++)
+        if (s->items[i]->id == id)
+            return s->items[i];
+    return NULL;
+}
+
+/* The latest version of @p type: the highest id carrying it. */
+static const struct kb_schema *find_type(const kb_schemas_t *s, const char *type)
+{
+    const struct kb_schema *best = NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->items[i]->type, type) && (!best || s->items[i]->id > best->id))
+            best = s->items[i];
+    return best;
+}
+
+/*
+ * Add the schema @p text. @p id 0 takes the id from "kb.schemaId" (then
+ * required); @p type NULL takes the type from "kb.eventType" (then
+ * required), else "kb.eventType" still wins when present. @p origin names
+ * the source in messages and becomes sc->path. Caller holds s->mu (or owns
+ * s exclusively).
+ */
+static kb_err_t add_text(kb_schemas_t *s, const char *text, size_t len, int32_t id,
+                         const char *type, const char *origin, char *errstr, size_t errstr_size)
+{
     kb_err_t err = KB_OK;
     json_error_t jerr;
     json_t *root = json_loadb(text, len, 0, &jerr);
-    if (!root) {
-        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s:%d:%d: %s", path, jerr.line,
-                         jerr.column, jerr.text);
-        goto out_free_text;
-    }
+    if (!root)
+        return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s:%d:%d: %s", origin, jerr.line,
+                          jerr.column, jerr.text);
     json_t *jtype = json_object_get(root, "kb.eventType");
     json_t *jid = json_object_get(root, "kb.schemaId");
-    if (!json_is_string(jtype) || !json_is_integer(jid) || json_integer_value(jid) <= 0 ||
-        json_integer_value(jid) > INT32_MAX) {
-        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
-                         "%s: needs \"kb.eventType\" (string) and \"kb.schemaId\" (int > 0)",
-                         path);
+    if (json_is_string(jtype))
+        type = json_string_value(jtype);
+    if (id <= 0 && json_is_integer(jid) && json_integer_value(jid) > 0 &&
+        json_integer_value(jid) <= INT32_MAX)
+        id = (int32_t)json_integer_value(jid);
+    if (!type || id <= 0) {
+        err =
+            kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
+                       "%s: needs \"kb.eventType\" (string) and \"kb.schemaId\" (int > 0)", origin);
         goto out_free_json;
     }
-    int32_t id = (int32_t)json_integer_value(jid);
-    const char *type = json_string_value(jtype);
-    if (kb_schemas_by_id(s, id) || kb_schemas_by_type(s, type)) {
+    if (find_id(s, id)) {
         err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
-                         "%s: kb.schemaId %d or kb.eventType %s already used", path, id, type);
+                         "%s: kb.schemaId %d or kb.eventType %s already used", origin, id, type);
         goto out_free_json;
     }
     if (s->n == s->cap) {
         size_t ncap = s->cap ? s->cap * 2 : 8;
-        struct kb_schema *nitems = realloc(s->items, ncap * sizeof *nitems);
+        struct kb_schema **nitems = realloc(s->items, ncap * sizeof *nitems);
         if (!nitems) {
             err = KB_ERR_NOMEM;
             goto out_free_json;
@@ -96,33 +134,46 @@ static kb_err_t load_file(kb_schemas_t *s, const char *path, char *errstr, size_
         s->items = nitems;
         s->cap = ncap;
     }
-    struct kb_schema *sc = &s->items[s->n];
-    memset(sc, 0, sizeof *sc);
-    avro_schema_error_t aerr;
-    if (avro_schema_from_json(text, (int32_t)len, &sc->avro, &aerr) != 0) {
-        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s: %s", path, avro_strerror());
-        goto out_free_json;
-    }
-    if (!is_avro_record(sc->avro)) {
-        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s: top level must be a record",
-                         path);
-        schema_fini(sc);
-        goto out_free_json;
-    }
-    sc->iface = avro_generic_class_from_schema(sc->avro);
-    sc->type = strdup(type);
-    sc->path = strdup(path);
-    sc->json = strdup(text);
-    sc->id = id;
-    if (!sc->iface || !sc->type || !sc->path || !sc->json) {
-        schema_fini(sc);
+    struct kb_schema *sc = calloc(1, sizeof *sc);
+    if (!sc) {
         err = KB_ERR_NOMEM;
         goto out_free_json;
     }
-    s->n++;
+    if (avro_schema_from_json_length(text, len, &sc->avro) != 0) {
+        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s: %s", origin, avro_strerror());
+        goto out_free_sc;
+    }
+    if (!is_avro_record(sc->avro)) {
+        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "%s: top level must be a record",
+                         origin);
+        goto out_free_sc;
+    }
+    sc->iface = avro_generic_class_from_schema(sc->avro);
+    sc->type = strdup(type);
+    sc->path = strdup(origin);
+    sc->json = strndup(text, len);
+    sc->id = id;
+    if (!sc->iface || !sc->type || !sc->path || !sc->json) {
+        err = KB_ERR_NOMEM;
+        goto out_free_sc;
+    }
+    s->items[s->n++] = sc;
+    goto out_free_json;
+out_free_sc:
+    schema_fini(sc);
+    free(sc);
 out_free_json:
     json_decref(root);
-out_free_text:
+    return err;
+}
+
+static kb_err_t load_file(kb_schemas_t *s, const char *path, char *errstr, size_t errstr_size)
+{
+    size_t len = 0;
+    char *text = read_file(path, &len);
+    if (!text)
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "%s: cannot read (or over 1 MiB)", path);
+    kb_err_t err = add_text(s, text, len, 0, NULL, path, errstr, errstr_size);
     free(text);
     return err;
 }
@@ -155,13 +206,22 @@ static kb_err_t load_dir(kb_schemas_t *s, const char *dir, int depth, char *errs
     return err;
 }
 
-kb_schemas_t *kb_schemas_load_dir(const char *dir, char *errstr, size_t errstr_size)
+static kb_schemas_t *set_new(char *errstr, size_t errstr_size)
 {
     kb_schemas_t *s = calloc(1, sizeof *s);
     if (!s) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&s->mu, NULL);
+    return s;
+}
+
+kb_schemas_t *kb_schemas_load_dir(const char *dir, char *errstr, size_t errstr_size)
+{
+    kb_schemas_t *s = set_new(errstr, errstr_size);
+    if (!s)
+        return NULL;
     if (load_dir(s, dir, 0, errstr, errstr_size) != KB_OK) {
         kb_schemas_destroy(s);
         return NULL;
@@ -174,35 +234,221 @@ kb_schemas_t *kb_schemas_load_dir(const char *dir, char *errstr, size_t errstr_s
     return s;
 }
 
+/* --- the registry client --- */
+
+/* GET @p path from the registry into a parsed JSON body; NULL with errstr.
+ * *status gets the HTTP status (0 when the request failed). */
+static json_t *registry_get(const char *url, const char *path, int *status, char *errstr,
+                            size_t errstr_size)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "%s%s", url, path);
+    struct kb_http_response r;
+    *status = 0;
+    if (kb_http_fetch("GET", full, NULL, NULL, 0, FETCH_TIMEOUT_MS, &r, errstr, errstr_size))
+        return NULL;
+    *status = r.status;
+    json_t *j = json_loadb(r.body, r.len, JSON_DECODE_ANY, NULL);
+    if (r.status != 200 || !j) {
+        json_t *msg = json_object_get(j, "message");
+        kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "registry %s: HTTP %d %s", path, r.status,
+                   json_is_string(msg) ? json_string_value(msg) : "");
+        json_decref(j);
+        j = NULL;
+    }
+    kb_http_response_fini(&r);
+    return j;
+}
+
+/* Subject names go into URL paths unescaped: keep them to a safe alphabet. */
+static int subject_ok(const char *s)
+{
+    if (!*s || strlen(s) > 200)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '.' || *s == '-' || *s == '_'))
+            return 0;
+    return 1;
+}
+
+/* Fetch version @p version ("latest" or a number) of @p subject and add it. */
+static kb_err_t fetch_version(kb_schemas_t *s, const char *subject, const char *version,
+                              char *errstr, size_t errstr_size)
+{
+    char path[512];
+    int status;
+    snprintf(path, sizeof path, "/subjects/%s/versions/%s", subject, version);
+    json_t *j = registry_get(s->url, path, &status, errstr, errstr_size);
+    if (!j)
+        return status == 404 ? KB_ERR_NOTFOUND : KB_ERR_SCHEMA;
+    const char *text = json_string_value(json_object_get(j, "schema"));
+    json_int_t id = json_integer_value(json_object_get(j, "id"));
+    kb_err_t err = KB_OK;
+    if (!text || id <= 0 || id > INT32_MAX)
+        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "registry %s: no schema/id", path);
+    else if (!find_id(s, (int32_t)id))
+        err = add_text(s, text, strlen(text), (int32_t)id, subject, path, errstr, errstr_size);
+    json_decref(j);
+    return err;
+}
+
+kb_schemas_t *kb_schemas_load_url(const char *url, char *errstr, size_t errstr_size)
+{
+    kb_schemas_t *s = set_new(errstr, errstr_size);
+    if (!s)
+        return NULL;
+    size_t ul = strlen(url);
+    while (ul && url[ul - 1] == '/')
+        ul--;
+    s->url = strndup(url, ul);
+    int status;
+    json_t *subjects =
+        s->url ? registry_get(s->url, "/subjects", &status, errstr, errstr_size) : NULL;
+    if (!subjects || !json_is_array(subjects))
+        goto out_fail;
+    size_t i;
+    json_t *js;
+    json_array_foreach(subjects, i, js)
+    {
+        const char *subject = json_string_value(js);
+        if (!subject || !subject_ok(subject)) {
+            KB_LOG_WARN(COMP, "registry subject skipped (name not URL-safe)", "index=%zu", i);
+            continue;
+        }
+        char path[512], err[512];
+        snprintf(path, sizeof path, "/subjects/%s/versions", subject);
+        json_t *vers = registry_get(s->url, path, &status, errstr, errstr_size);
+        if (!vers)
+            goto out_fail;
+        size_t k;
+        json_t *jv;
+        json_array_foreach(vers, k, jv)
+        {
+            char v[32];
+            snprintf(v, sizeof v, "%lld", (long long)json_integer_value(jv));
+            kb_err_t e = fetch_version(s, subject, v, err, sizeof err);
+            if (e == KB_ERR_NOMEM) {
+                json_decref(vers);
+                kb_err_set(e, errstr, errstr_size, "out of memory");
+                goto out_fail;
+            }
+            /* Schemas ketenbus cannot use (not records) stay out of the set. */
+            if (e)
+                KB_LOG_WARN(COMP, "registry schema skipped", "subject=%s version=%s err=\"%s\"",
+                            subject, v, err);
+        }
+        json_decref(vers);
+    }
+    json_decref(subjects);
+    KB_LOG_INFO(COMP, "schemas loaded from registry", "schemas=%zu", s->n);
+    return s;
+out_fail:
+    json_decref(subjects);
+    kb_schemas_destroy(s);
+    return NULL;
+}
+
+kb_schemas_t *kb_schemas_open(const char *source, char *errstr, size_t errstr_size)
+{
+    if (!strncmp(source, "http://", 7) || !strncmp(source, "https://", 8))
+        return kb_schemas_load_url(source, errstr, errstr_size);
+    return kb_schemas_load_dir(source, errstr, errstr_size);
+}
+
 void kb_schemas_destroy(kb_schemas_t *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n; i++)
-        schema_fini(&s->items[i]);
+    for (size_t i = 0; i < s->n; i++) {
+        schema_fini(s->items[i]);
+        free(s->items[i]);
+    }
     free(s->items);
+    free(s->url);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }
 
-const struct kb_schema *kb_schemas_by_id(const kb_schemas_t *s, int32_t id)
+/* Registry-backed: an id not seen yet is fetched once (then cached, also
+ * when missing, for MISS_RETRY_S, so hostile ids cannot flood the registry). */
+static const struct kb_schema *fetch_id(kb_schemas_t *s, int32_t id)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (s->items[i].id == id)
-            return &s->items[i];
-    return NULL;
+    time_t now = time(NULL);
+    for (size_t i = 0; i < MISS_SLOTS; i++)
+        if (s->miss_id[i] == id && now - s->miss_at[i] < MISS_RETRY_S)
+            return NULL;
+    char path[64], err[512];
+    int status;
+    snprintf(path, sizeof path, "/schemas/ids/%d", (int)id);
+    json_t *j = registry_get(s->url, path, &status, err, sizeof err);
+    const char *text = json_string_value(json_object_get(j, "schema"));
+    /* The subject (the event type when kb.eventType is absent) is the first
+     * one the id is registered under. */
+    char subject[256] = "";
+    if (text) {
+        snprintf(path, sizeof path, "/schemas/ids/%d/versions", (int)id);
+        json_t *vs = registry_get(s->url, path, &status, err, sizeof err);
+        const char *sub = json_string_value(json_object_get(json_array_get(vs, 0), "subject"));
+        if (sub)
+            snprintf(subject, sizeof subject, "%s", sub);
+        json_decref(vs);
+    }
+    if (!text || add_text(s, text, strlen(text), id, subject[0] ? subject : "unknown", path, err,
+                          sizeof err) != KB_OK) {
+        if (text)
+            KB_LOG_WARN(COMP, "registry schema unusable", "id=%d err=\"%s\"", (int)id, err);
+        s->miss_id[s->miss_next] = id;
+        s->miss_at[s->miss_next] = now;
+        s->miss_next = (s->miss_next + 1) % MISS_SLOTS;
+        json_decref(j);
+        return NULL;
+    }
+    json_decref(j);
+    return find_id(s, id);
 }
 
-const struct kb_schema *kb_schemas_by_type(const kb_schemas_t *s, const char *type)
+const struct kb_schema *kb_schemas_by_id(const kb_schemas_t *cs, int32_t id)
 {
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->items[i].type, type))
-            return &s->items[i];
-    return NULL;
+    kb_schemas_t *s = (kb_schemas_t *)cs; /* logically const: only caches grow */
+    pthread_mutex_lock(&s->mu);
+    const struct kb_schema *sc = find_id(s, id);
+    if (!sc && s->url && id > 0)
+        sc = fetch_id(s, id);
+    pthread_mutex_unlock(&s->mu);
+    return sc;
 }
 
-size_t kb_schemas_count(const kb_schemas_t *s)
+const struct kb_schema *kb_schemas_by_type(const kb_schemas_t *cs, const char *type)
 {
-    return s->n;
+    kb_schemas_t *s = (kb_schemas_t *)cs;
+    pthread_mutex_lock(&s->mu);
+    const struct kb_schema *sc = find_type(s, type);
+    if (!sc && s->url && subject_ok(type)) {
+        char err[512];
+        if (fetch_version(s, type, "latest", err, sizeof err) == KB_OK)
+            sc = find_type(s, type);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return sc;
+}
+
+size_t kb_schemas_count(const kb_schemas_t *cs)
+{
+    kb_schemas_t *s = (kb_schemas_t *)cs;
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+const struct kb_schema *kb_schemas_at(const kb_schemas_t *cs, size_t i)
+{
+    kb_schemas_t *s = (kb_schemas_t *)cs;
+    pthread_mutex_lock(&s->mu);
+    const struct kb_schema *sc = i < s->n ? s->items[i] : NULL;
+    pthread_mutex_unlock(&s->mu);
+    return sc;
 }
 
 kb_err_t kb_schema_encode(const struct kb_schema *schema, avro_value_t *value, uint8_t **out,
@@ -210,8 +456,7 @@ kb_err_t kb_schema_encode(const struct kb_schema *schema, avro_value_t *value, u
 {
     size_t size = 0;
     if (avro_value_sizeof(value, &size) != 0)
-        return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "avro sizeof: %s",
-                          avro_strerror());
+        return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "avro sizeof: %s", avro_strerror());
     uint8_t *buf = malloc(size + 5);
     if (!buf)
         return KB_ERR_NOMEM;
@@ -241,15 +486,14 @@ kb_err_t kb_schema_decode(const struct kb_schema *schema, const uint8_t *payload
     kb_err_t err = KB_OK;
     size_t size = 0;
     if (avro_value_read(r, value) != 0)
-        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "avro read (%s): %s",
-                         schema->type, avro_strerror());
+        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "avro read (%s): %s", schema->type,
+                         avro_strerror());
     /* avro-c has no reader position; the canonical re-encoded size of what
      * was read must equal the input, which also rejects trailing bytes and
      * over-long varints. */
     else if (avro_value_sizeof(value, &size) != 0 || size != len)
         err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
-                         "avro payload of %zu bytes is not canonical (%zu bytes used)", len,
-                         size);
+                         "avro payload of %zu bytes is not canonical (%zu bytes used)", len, size);
     avro_reader_free(r);
     return err;
 }
@@ -402,7 +646,6 @@ kb_err_t kb_value_init_nulls(avro_value_t *v)
         /* No null branch: the caller must choose one. */
         return KB_OK;
     }
-    default:
-        return KB_OK;
+    default: return KB_OK;
     }
 }

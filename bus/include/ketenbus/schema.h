@@ -2,9 +2,14 @@
 /*
  * ketenbus/schema.h - looking up the Avro schema of an event, by registry id
  * (from the Confluent framing) or by event type. This is the one interface
- * through which every process finds schemas; today it is backed by the
- * schemas/ folder (ids from each file's "kb.schemaId" attribute), later by
- * the Kafka-backed registry, without callers changing.
+ * through which every process finds schemas, backed either by the schemas/
+ * folder (ids from each file's "kb.schemaId") or by a Confluent-compatible
+ * registry URL (ketenbus's own `ketenbus schema serve`, or any other), with
+ * the same lookups either way: kb_schemas_open() picks by the source.
+ *
+ * Versions: several schemas may carry the same event type (successive
+ * versions of one subject); by_type answers the latest (highest id), by_id
+ * any of them, so events framed with an older id stay decodable.
  *
  * This module wraps avro-c, so avro types appear here.
  */
@@ -19,13 +24,13 @@
 #include "ketenbus/err.h"
 
 struct kb_schema {
-    int32_t id;                 /* registry id, as written in the Confluent framing */
-    char *type;                 /* CloudEvents type this schema carries ("kb.eventType") */
-    char *path;                 /* file it was read from, for error messages */
-    char *json;                 /* the schema text as read, with every attribute
-                                 * (avro-c drops the kb.* constraint attributes) */
-    avro_schema_t avro;         /* the parsed schema (owned) */
-    avro_value_iface_t *iface;  /* generic value class of avro (owned) */
+    int32_t id;                /* registry id, as written in the Confluent framing */
+    char *type;                /* CloudEvents type this schema carries ("kb.eventType") */
+    char *path;                /* file it was read from, for error messages */
+    char *json;                /* the schema text as read, with every attribute
+                                * (avro-c drops the kb.* constraint attributes) */
+    avro_schema_t avro;        /* the parsed schema (owned) */
+    avro_value_iface_t *iface; /* generic value class of avro (owned) */
 };
 
 typedef struct kb_schemas kb_schemas_t; /* opaque: a set of schemas */
@@ -33,20 +38,43 @@ typedef struct kb_schemas kb_schemas_t; /* opaque: a set of schemas */
 /**
  * Load every *.avsc below @p dir (recursively). Each file must be a record
  * schema with the attributes "kb.eventType" (string) and "kb.schemaId"
- * (positive int), unique across the folder. Returns NULL with errstr naming
- * the file on any error.
+ * (positive int, unique across the folder; files sharing an event type are
+ * versions of it, ordered by id). Returns NULL with errstr naming the file
+ * on any error.
  * @thread any; the returned set is read-only afterwards, but avro-c values
  * made from it belong to the thread that made them.
  */
 kb_schemas_t *kb_schemas_load_dir(const char *dir, char *errstr, size_t errstr_size);
 
+/**
+ * Load every schema of the registry at @p url ("http://host:port"): each
+ * version of each subject. The event type is the schema's "kb.eventType",
+ * else the subject name; the id is the registry's. Schemas that are not
+ * records are skipped (logged). Ids and types not loaded yet are fetched on
+ * first lookup (by_id: GET /schemas/ids/{id}; by_type: the subject's latest
+ * version); an id the registry does not know is not asked for again for 30
+ * seconds. NULL with errstr when the registry cannot be read.
+ * @thread any; lookups on the set may come from any thread.
+ */
+kb_schemas_t *kb_schemas_load_url(const char *url, char *errstr, size_t errstr_size);
+
+/** kb_schemas_load_url() when @p source starts with "http://", else
+ *  kb_schemas_load_dir(). */
+kb_schemas_t *kb_schemas_open(const char *source, char *errstr, size_t errstr_size);
+
 /** Release @p s. NULL is a no-op. */
 void kb_schemas_destroy(kb_schemas_t *s);
 
-/** Schema with registry id @p id, or NULL. Valid as long as @p s lives. */
+/** The @p i-th schema in load order (i < kb_schemas_count), or NULL. Valid
+ *  as long as @p s lives. */
+const struct kb_schema *kb_schemas_at(const kb_schemas_t *s, size_t i);
+
+/** Schema with registry id @p id, or NULL. Valid as long as @p s lives.
+ *  Registry-backed sets may fetch it (blocking, at most 5 s). Any thread. */
 const struct kb_schema *kb_schemas_by_id(const kb_schemas_t *s, int32_t id);
 
-/** Schema carrying event type @p type, or NULL. Valid as long as @p s lives. */
+/** Latest schema carrying event type @p type, or NULL. Valid as long as
+ *  @p s lives. Registry-backed sets may fetch it. Any thread. */
 const struct kb_schema *kb_schemas_by_type(const kb_schemas_t *s, const char *type);
 
 /** Number of schemas loaded. */

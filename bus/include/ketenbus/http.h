@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * ketenbus/http.h - a small embedded HTTP/1.1 server (libevent evhttp, its own
+ * event base on its own thread) for the schema registry, metrics and admin
+ * API, plus a tiny blocking client for talking to such servers. Handlers are
+ * registered by method and path prefix; replies are buffers, JSON (jansson)
+ * or chunked streams (server-sent events) fed from any thread.
+ *
+ * Thread rules, in one place:
+ *  - kb_http_new/route/start/stop/destroy: the owning thread, in that order;
+ *    routes are registered before kb_http_start().
+ *  - handlers run on the server thread, one at a time; a kb_http_req_t is
+ *    valid only inside the handler call that received it.
+ *  - kb_http_stream_send/end: any thread (they queue and wake the server).
+ *  - kb_http_fetch: any thread (it makes its own event base).
+ */
+#ifndef KETENBUS_HTTP_H
+#define KETENBUS_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "ketenbus/err.h"
+
+typedef struct kb_http kb_http_t;               /* opaque: one listening server */
+typedef struct kb_http_req kb_http_req_t;       /* opaque: one request, inside a handler */
+typedef struct kb_http_stream kb_http_stream_t; /* opaque: one chunked response */
+
+/** Server options; zero-initialise and set what you need. */
+struct kb_http_opts {
+    const char *addr; /* listen address; NULL means "127.0.0.1" */
+    uint16_t port;    /* listen port; 0 picks a free one (see kb_http_port) */
+    size_t max_body;  /* largest accepted request body; 0 means 1 MiB. Larger
+                       * bodies get 413 before any handler runs */
+    int timeout_s;    /* idle/read timeout per connection; 0 means 30 s */
+};
+
+/**
+ * A request handler. It must answer @p req exactly once, with kb_http_reply*
+ * or kb_http_stream_start, before returning; a handler that does not gets a
+ * 500 sent for it (and a log line). It may block (e.g. on Kafka), but then
+ * every other request waits: keep that short.
+ * @thread the server thread
+ */
+typedef void (*kb_http_handler_fn)(kb_http_req_t *req, void *opaque);
+
+/**
+ * A server, not yet listening. NULL with errstr on failure.
+ * @p opts may be NULL for all defaults. Strings in @p opts are copied.
+ */
+kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t errstr_size);
+
+/**
+ * Route requests with method @p method ("GET", "POST", "PUT", "DELETE",
+ * "HEAD", or "*" for any) whose path starts with @p prefix at a segment
+ * boundary ("/subjects" matches "/subjects" and "/subjects/x" but not
+ * "/subjectsx"; "/" matches everything) to @p fn. The longest prefix wins;
+ * among equally long ones, an exact method beats "*". A path that matches
+ * some prefix but no method gets 405, no prefix at all 404 (both with a
+ * JSON body {"error_code": status, "message": ...}). @p prefix is copied;
+ * @p opaque stays the caller's. Only before kb_http_start.
+ */
+kb_err_t kb_http_route(kb_http_t *h, const char *method, const char *prefix, kb_http_handler_fn fn,
+                       void *opaque);
+
+/** Bind and start serving on a new thread. KB_ERR_IO when the port is taken. */
+kb_err_t kb_http_start(kb_http_t *h, char *errstr, size_t errstr_size);
+
+/** The port actually listened on (useful with opts.port = 0); 0 before start. */
+uint16_t kb_http_port(const kb_http_t *h);
+
+/**
+ * Stop serving: close the listener and every connection (open streams
+ * become closed: their sends fail), join the thread. No handler runs after
+ * this returns. Idempotent; also done by kb_http_destroy.
+ */
+void kb_http_stop(kb_http_t *h);
+
+/** Stop and free @p h. NULL is a no-op. Streams still held stay valid until
+ *  their kb_http_stream_end. */
+void kb_http_destroy(kb_http_t *h);
+
+/* --- the request (valid only inside the handler) --- */
+
+/** "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS" or "PATCH". */
+const char *kb_http_req_method(const kb_http_req_t *req);
+
+/** The path, percent-decoded, without the query ("/subjects/a b/versions").
+ *  A path whose decoding contains a NUL byte is rejected with 400 before
+ *  any handler runs. */
+const char *kb_http_req_path(const kb_http_req_t *req);
+
+/** The path after the matched route prefix (the route "/subjects" on
+ *  "/subjects/x/versions" gives "/x/versions"; may be ""). */
+const char *kb_http_req_rest(const kb_http_req_t *req);
+
+/** Decoded value of query parameter @p name (first occurrence), or NULL. */
+const char *kb_http_req_query(const kb_http_req_t *req, const char *name);
+
+/** Value of request header @p name (case-insensitive), or NULL. */
+const char *kb_http_req_header(const kb_http_req_t *req, const char *name);
+
+/** The request body (NUL-terminated for convenience; *len excludes the NUL).
+ *  Never NULL: an absent body is "" with *len 0. */
+const char *kb_http_req_body(const kb_http_req_t *req, size_t *len);
+
+/** The body parsed as JSON (new reference, caller decrefs), or NULL with
+ *  errstr giving line/column. */
+json_t *kb_http_req_json(const kb_http_req_t *req, char *errstr, size_t errstr_size);
+
+/* --- replies (exactly one per request) --- */
+
+/** Add a response header, before the reply call. Copied. */
+kb_err_t kb_http_reply_header(kb_http_req_t *req, const char *name, const char *value);
+
+/** Reply @p status with @p body (copied; may be NULL when @p len is 0). */
+kb_err_t kb_http_reply(kb_http_req_t *req, int status, const char *content_type, const void *body,
+                       size_t len);
+
+/**
+ * Reply @p status with @p body serialised compactly, content type
+ * @p content_type (NULL means "application/json"). Steals @p body's
+ * reference, even on error.
+ */
+kb_err_t kb_http_reply_json(kb_http_req_t *req, int status, const char *content_type, json_t *body);
+
+/**
+ * Reply @p status with the error body {"error_code": @p error_code,
+ * "message": "<fmt...>"} (the Confluent REST shape). Never put personal
+ * data in the message.
+ */
+kb_err_t kb_http_reply_error(kb_http_req_t *req, int status, int error_code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* --- chunked (streaming) replies, e.g. text/event-stream --- */
+
+/**
+ * Start a chunked reply: status and headers go out now, the body follows in
+ * kb_http_stream_send calls, kb_http_stream_end finishes it. This answers
+ * @p req. The caller owns the stream until kb_http_stream_end, which it must
+ * call exactly once, also after the client went away or the server
+ * stopped. NULL on allocation failure (then @p req is not answered yet).
+ * @thread the server thread (inside the handler)
+ */
+kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const char *content_type);
+
+/**
+ * Queue @p len bytes of @p data (copied) as one chunk. KB_ERR_STATE once
+ * the client disconnected or the server stopped: stop producing then.
+ * @thread any
+ */
+kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len);
+
+/** True while the client is still connected and the server running. Any thread. */
+int kb_http_stream_open(const kb_http_stream_t *s);
+
+/** Finish the reply (when still open) and release @p s. NULL is a no-op.
+ *  @thread any */
+void kb_http_stream_end(kb_http_stream_t *s);
+
+/* --- a small blocking client --- */
+
+/** One HTTP response from kb_http_fetch. */
+struct kb_http_response {
+    int status;         /* HTTP status code */
+    char *body;         /* malloc'ed, NUL-terminated (caller frees via _fini) */
+    size_t len;         /* body length without the NUL */
+    char *content_type; /* malloc'ed Content-Type, or NULL */
+};
+
+/** Free what @p r holds; leaves it zeroed. */
+void kb_http_response_fini(struct kb_http_response *r);
+
+/**
+ * Send one request to @p url ("http://host:port/path?query"; https is not
+ * supported) and wait at most @p timeout_ms for the whole response. Any
+ * status counts as success (check r->status); errors are connection
+ * failures and timeouts (KB_ERR_IO, KB_ERR_TIMEOUT). @p body may be NULL
+ * (no body); @p content_type applies to it. Responses over 16 MiB fail.
+ * On success the caller owns @p r's contents (kb_http_response_fini).
+ * @thread any
+ */
+kb_err_t kb_http_fetch(const char *method, const char *url, const char *content_type,
+                       const void *body, size_t body_len, int timeout_ms,
+                       struct kb_http_response *r, char *errstr, size_t errstr_size);
+
+#endif

@@ -1,0 +1,789 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * http.c - the embedded HTTP server (evhttp on a private event base and
+ * thread) and the small blocking HTTP client of ketenbus.
+ *
+ * Server invariants:
+ *  1. Only the server thread touches the event base, evhttp and every
+ *     evhttp_request while the thread runs; other threads talk to it through
+ *     the wake pipe (one byte: 's' = streams have work, 'q' = quit).
+ *  2. A stream is shared by its owner (until kb_http_stream_end) and the
+ *     server (while its connection is open and the server runs); s->refs
+ *     counts both and the last one frees it. s->mu guards buf/ended/closed.
+ *  3. closed == 1 means the server will never touch the stream again, so a
+ *     sender that sees closed == 0 under s->mu may still write to the wake
+ *     pipe: stop marks every stream closed (under its mutex) before it
+ *     closes the pipe.
+ *
+ * Server states: new --kb_http_start--> running --kb_http_stop--> stopped
+ *                --kb_http_destroy--> freed. Stream states: open --client
+ *                gone/server stop--> closed; open|closed --kb_http_stream_end
+ *                --> ended (freed once the server let go too).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include "ketenbus/http.h"
+#include "ketenbus/log.h"
+
+#define COMP "http"
+
+struct route {
+    char *method;          /* "GET"... or "*" */
+    char *prefix;          /* path prefix, without trailing '/' unless it is "/" */
+    size_t prefix_len;     /* strlen(prefix) */
+    kb_http_handler_fn fn; /* the handler */
+    void *opaque;          /* the handler's argument (caller's) */
+};
+
+struct kb_http {
+    char *addr;                     /* listen address (owned) */
+    uint16_t port;                  /* requested, then actual port */
+    size_t max_body;                /* request body limit */
+    int timeout_s;                  /* connection timeout */
+    struct route *routes;           /* registered routes */
+    size_t nroutes;                 /* used entries of routes */
+    struct event_base *base;        /* private event base (server thread) */
+    struct evhttp *http;            /* the evhttp server */
+    struct event *wake_ev;          /* read side of the wake pipe */
+    int wake[2];                    /* wake pipe: [0] read (server), [1] write (any) */
+    pthread_t thread;               /* the server thread */
+    int running;                    /* thread started and not joined */
+    struct kb_http_stream *streams; /* open streams (server thread only) */
+};
+
+struct kb_http_req {
+    kb_http_t *h;              /* the server */
+    struct evhttp_request *ev; /* libevent's request */
+    const char *method;        /* method name (static) */
+    char *path;                /* decoded path (owned) */
+    const char *rest;          /* path after the matched prefix (into path) */
+    struct evkeyvalq query;    /* decoded query parameters */
+    char *body;                /* body copy, NUL-terminated (owned) */
+    size_t body_len;           /* body length */
+    int answered;              /* a reply or stream start happened */
+};
+
+struct kb_http_stream {
+    kb_http_t *h;                   /* the server (only used while !closed) */
+    struct evhttp_request *ev;      /* the request being answered (server thread) */
+    struct evhttp_connection *conn; /* its connection, for the close callback */
+    pthread_mutex_t mu;             /* guards the fields below */
+    char *buf;                      /* queued bytes not yet handed to libevent */
+    size_t len, cap;                /* used / allocated size of buf */
+    int ended;                      /* the owner called kb_http_stream_end */
+    int closed;                     /* the server let go (client gone or stop) */
+    int refs;                       /* owner + server, see invariant 2 */
+    struct kb_http_stream *next;    /* in h->streams (server thread) */
+};
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    }
+    return "UNKNOWN";
+}
+
+/* --- streams --- */
+
+static void stream_unref(struct kb_http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    int last = --s->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (last) {
+        pthread_mutex_destroy(&s->mu);
+        free(s->buf);
+        free(s);
+    }
+}
+
+/* Server thread: forget @p s (unlink, mark closed, drop the server's ref). */
+static void stream_release(kb_http_t *h, struct kb_http_stream *s)
+{
+    for (struct kb_http_stream **pp = &h->streams; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    if (s->conn)
+        evhttp_connection_set_closecb(s->conn, NULL, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->closed = 1;
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
+}
+
+static void on_stream_close(struct evhttp_connection *conn, void *arg)
+{
+    struct kb_http_stream *s = arg;
+    KB_LOG_DBG(COMP, "stream client gone", "%s", "");
+    /* On EOF/timeout/error libevent detaches an unfinished reply from its
+     * connection instead of freeing it, leaving it to reply_end (which then
+     * just frees it). A still attached one goes with the connection. */
+    if (s->ev && evhttp_request_get_connection(s->ev) == NULL)
+        evhttp_send_reply_end(s->ev);
+    s->conn = NULL; /* being freed by libevent */
+    s->ev = NULL;
+    stream_release(s->h, s);
+}
+
+/* Server thread: hand queued bytes to libevent, finish ended streams. */
+static void streams_flush(kb_http_t *h)
+{
+    struct kb_http_stream *s = h->streams, *next;
+    for (; s; s = next) {
+        next = s->next;
+        pthread_mutex_lock(&s->mu);
+        char *buf = s->buf;
+        size_t len = s->len;
+        int ended = s->ended;
+        s->buf = NULL;
+        s->len = s->cap = 0;
+        pthread_mutex_unlock(&s->mu);
+        if (len) {
+            struct evbuffer *eb = evbuffer_new();
+            if (eb && evbuffer_add(eb, buf, len) == 0)
+                evhttp_send_reply_chunk(s->ev, eb);
+            if (eb)
+                evbuffer_free(eb);
+        }
+        free(buf);
+        if (ended) {
+            evhttp_send_reply_end(s->ev);
+            s->ev = NULL;
+            stream_release(h, s);
+        }
+    }
+}
+
+static void wake(kb_http_t *h, char what)
+{
+    /* Non-blocking: a full pipe already guarantees a wake-up. */
+    ssize_t r = write(h->wake[1], &what, 1);
+    (void)r;
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    kb_http_t *h = arg;
+    char buf[64];
+    ssize_t n;
+    int quit = 0;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < n; i++)
+            if (buf[i] == 'q')
+                quit = 1;
+    streams_flush(h);
+    if (quit)
+        event_base_loopbreak(h->base);
+}
+
+kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const char *content_type)
+{
+    if (req->answered)
+        return NULL;
+    struct kb_http_stream *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    pthread_mutex_init(&s->mu, NULL);
+    s->h = req->h;
+    s->ev = req->ev;
+    s->conn = evhttp_request_get_connection(req->ev);
+    s->refs = 2;
+    s->next = req->h->streams;
+    req->h->streams = s;
+    evhttp_connection_set_closecb(s->conn, on_stream_close, s);
+    struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
+    evhttp_add_header(out, "Content-Type", content_type ? content_type : "text/plain");
+    evhttp_add_header(out, "Cache-Control", "no-cache");
+    evhttp_send_reply_start(req->ev, status, NULL);
+    req->answered = 1;
+    return s;
+}
+
+kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len)
+{
+    kb_err_t err = KB_OK;
+    pthread_mutex_lock(&s->mu);
+    if (s->closed || s->ended) {
+        err = KB_ERR_STATE;
+        goto out_unlock;
+    }
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap < s->len + len)
+            cap *= 2;
+        char *nb = realloc(s->buf, cap);
+        if (!nb) {
+            err = KB_ERR_NOMEM;
+            goto out_unlock;
+        }
+        s->buf = nb;
+        s->cap = cap;
+    }
+    if (len)
+        memcpy(s->buf + s->len, data, len);
+    s->len += len;
+    wake(s->h, 's'); /* under s->mu: see invariant 3 */
+out_unlock:
+    pthread_mutex_unlock(&s->mu);
+    return err;
+}
+
+int kb_http_stream_open(const kb_http_stream_t *s)
+{
+    struct kb_http_stream *m = (struct kb_http_stream *)s;
+    pthread_mutex_lock(&m->mu);
+    int open = !m->closed && !m->ended;
+    pthread_mutex_unlock(&m->mu);
+    return open;
+}
+
+void kb_http_stream_end(kb_http_stream_t *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->ended = 1;
+    if (!s->closed)
+        wake(s->h, 's');
+    pthread_mutex_unlock(&s->mu);
+    stream_unref(s);
+}
+
+/* --- requests --- */
+
+static int route_matches(const struct route *r, const char *path)
+{
+    if (r->prefix_len == 1 && r->prefix[0] == '/')
+        return 1;
+    return strncmp(path, r->prefix, r->prefix_len) == 0 &&
+           (path[r->prefix_len] == '\0' || path[r->prefix_len] == '/');
+}
+
+static void on_request(struct evhttp_request *ev, void *arg)
+{
+    kb_http_t *h = arg;
+    struct kb_http_req req;
+    memset(&req, 0, sizeof req);
+    TAILQ_INIT(&req.query);
+    req.h = h;
+    req.ev = ev;
+    req.method = method_name(evhttp_request_get_command(ev));
+
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+    const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
+    if (!raw_path || !*raw_path)
+        raw_path = "/";
+    size_t plen = 0;
+    req.path = evhttp_uridecode(raw_path, 0, &plen);
+    if (!req.path) {
+        kb_http_reply_error(&req, 500, 50001, "out of memory");
+        goto out;
+    }
+    if (strlen(req.path) != plen) {
+        kb_http_reply_error(&req, 400, 400, "path contains a NUL byte");
+        goto out;
+    }
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (q && evhttp_parse_query_str(q, &req.query) != 0) {
+        kb_http_reply_error(&req, 400, 400, "malformed query string");
+        goto out;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    req.body_len = in ? evbuffer_get_length(in) : 0;
+    req.body = malloc(req.body_len + 1);
+    if (!req.body) {
+        kb_http_reply_error(&req, 500, 50001, "out of memory");
+        goto out;
+    }
+    if (req.body_len)
+        evbuffer_copyout(in, req.body, req.body_len);
+    req.body[req.body_len] = '\0';
+
+    const struct route *best = NULL;
+    int path_known = 0;
+    for (size_t i = 0; i < h->nroutes; i++) {
+        const struct route *r = &h->routes[i];
+        if (!route_matches(r, req.path))
+            continue;
+        path_known = 1;
+        int exact = strcmp(r->method, req.method) == 0 ||
+                    (!strcmp(r->method, "GET") && !strcmp(req.method, "HEAD"));
+        if (!exact && strcmp(r->method, "*") != 0)
+            continue;
+        if (!best || r->prefix_len > best->prefix_len ||
+            (r->prefix_len == best->prefix_len && strcmp(best->method, "*") == 0 &&
+             strcmp(r->method, "*") != 0))
+            best = r;
+    }
+    if (!best) {
+        if (path_known)
+            kb_http_reply_error(&req, 405, 405, "method not allowed");
+        else
+            kb_http_reply_error(&req, 404, 404, "HTTP 404 Not Found");
+        goto out;
+    }
+    req.rest =
+        (best->prefix_len == 1 && best->prefix[0] == '/') ? req.path : req.path + best->prefix_len;
+    best->fn(&req, best->opaque);
+    if (!req.answered) {
+        KB_LOG_ERR(COMP, "handler did not answer", "route=%s", best->prefix);
+        kb_http_reply_error(&req, 500, 50001, "internal server error");
+    }
+out:
+    evhttp_clear_headers(&req.query);
+    free(req.path);
+    free(req.body);
+}
+
+const char *kb_http_req_method(const kb_http_req_t *req)
+{
+    return req->method;
+}
+const char *kb_http_req_path(const kb_http_req_t *req)
+{
+    return req->path;
+}
+const char *kb_http_req_rest(const kb_http_req_t *req)
+{
+    return req->rest ? req->rest : "";
+}
+
+const char *kb_http_req_query(const kb_http_req_t *req, const char *name)
+{
+    return evhttp_find_header(&req->query, name);
+}
+
+const char *kb_http_req_header(const kb_http_req_t *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+}
+
+const char *kb_http_req_body(const kb_http_req_t *req, size_t *len)
+{
+    if (len)
+        *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+json_t *kb_http_req_json(const kb_http_req_t *req, char *errstr, size_t errstr_size)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(req->body ? req->body : "", req->body_len, 0, &jerr);
+    if (!j)
+        kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "line %d column %d: %s", jerr.line,
+                   jerr.column, jerr.text);
+    return j;
+}
+
+kb_err_t kb_http_reply_header(kb_http_req_t *req, const char *name, const char *value)
+{
+    if (evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value) != 0)
+        return KB_ERR_INVALID;
+    return KB_OK;
+}
+
+kb_err_t kb_http_reply(kb_http_req_t *req, int status, const char *content_type, const void *body,
+                       size_t len)
+{
+    if (req->answered)
+        return KB_ERR_STATE;
+    struct evbuffer *eb = evbuffer_new();
+    if (!eb)
+        return KB_ERR_NOMEM;
+    if (len && evbuffer_add(eb, body, len) != 0) {
+        evbuffer_free(eb);
+        return KB_ERR_NOMEM;
+    }
+    if (content_type)
+        evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", content_type);
+    evhttp_send_reply(req->ev, status, NULL, eb);
+    evbuffer_free(eb);
+    req->answered = 1;
+    return KB_OK;
+}
+
+kb_err_t kb_http_reply_json(kb_http_req_t *req, int status, const char *content_type, json_t *body)
+{
+    if (!body)
+        return KB_ERR_NOMEM;
+    char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(body);
+    if (!text)
+        return KB_ERR_NOMEM;
+    kb_err_t err = kb_http_reply(req, status, content_type ? content_type : "application/json",
+                                 text, strlen(text));
+    free(text);
+    return err;
+}
+
+kb_err_t kb_http_reply_error(kb_http_req_t *req, int status, int error_code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *j = json_pack("{s:i,s:s}", "error_code", error_code, "message", msg);
+    return kb_http_reply_json(req, status, NULL, j);
+}
+
+/* --- the server --- */
+
+kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t errstr_size)
+{
+    kb_http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        goto out_nomem;
+    h->wake[0] = h->wake[1] = -1;
+    h->addr = strdup(opts && opts->addr ? opts->addr : "127.0.0.1");
+    if (!h->addr)
+        goto out_free;
+    h->port = opts ? opts->port : 0;
+    h->max_body = opts && opts->max_body ? opts->max_body : (size_t)1 << 20;
+    h->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : 30;
+    return h;
+out_free:
+    free(h);
+out_nomem:
+    kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return NULL;
+}
+
+kb_err_t kb_http_route(kb_http_t *h, const char *method, const char *prefix, kb_http_handler_fn fn,
+                       void *opaque)
+{
+    if (h->running || !method || !prefix || prefix[0] != '/' || !fn)
+        return KB_ERR_STATE;
+    struct route *nr = realloc(h->routes, (h->nroutes + 1) * sizeof *nr);
+    if (!nr)
+        return KB_ERR_NOMEM;
+    h->routes = nr;
+    struct route *r = &nr[h->nroutes];
+    r->method = strdup(method);
+    r->prefix = strdup(prefix);
+    if (!r->method || !r->prefix) {
+        free(r->method);
+        free(r->prefix);
+        return KB_ERR_NOMEM;
+    }
+    r->prefix_len = strlen(r->prefix);
+    while (r->prefix_len > 1 && r->prefix[r->prefix_len - 1] == '/')
+        r->prefix[--r->prefix_len] = '\0';
+    r->fn = fn;
+    r->opaque = opaque;
+    h->nroutes++;
+    return KB_OK;
+}
+
+static void *server_main(void *arg)
+{
+    kb_http_t *h = arg;
+    event_base_dispatch(h->base);
+    return NULL;
+}
+
+static void server_teardown(kb_http_t *h)
+{
+    /* The thread is not running: this thread owns everything now. */
+    while (h->streams)
+        stream_release(h, h->streams);
+    if (h->http)
+        evhttp_free(h->http);
+    if (h->wake_ev)
+        event_free(h->wake_ev);
+    if (h->base)
+        event_base_free(h->base);
+    h->http = NULL;
+    h->wake_ev = NULL;
+    h->base = NULL;
+    for (int i = 0; i < 2; i++)
+        if (h->wake[i] >= 0) {
+            close(h->wake[i]);
+            h->wake[i] = -1;
+        }
+}
+
+kb_err_t kb_http_start(kb_http_t *h, char *errstr, size_t errstr_size)
+{
+    kb_err_t err = KB_OK;
+    if (h->running || h->base)
+        return kb_err_set(KB_ERR_STATE, errstr, errstr_size, "server already started");
+    if (pipe(h->wake) != 0) {
+        err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto out_teardown;
+    }
+    for (int i = 0; i < 2; i++) {
+        fcntl(h->wake[i], F_SETFL, fcntl(h->wake[i], F_GETFL) | O_NONBLOCK);
+        fcntl(h->wake[i], F_SETFD, FD_CLOEXEC);
+    }
+    h->base = event_base_new();
+    if (!h->base)
+        goto out_nomem;
+    h->http = evhttp_new(h->base);
+    h->wake_ev = event_new(h->base, h->wake[0], EV_READ | EV_PERSIST, on_wake, h);
+    if (!h->http || !h->wake_ev || event_add(h->wake_ev, NULL) != 0)
+        goto out_nomem;
+    evhttp_set_max_body_size(h->http, (ev_ssize_t)h->max_body);
+    evhttp_set_timeout(h->http, h->timeout_s);
+    evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_gencb(h->http, on_request, h);
+    struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(h->http, h->addr, h->port);
+    if (!sock) {
+        err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot listen on %s:%u", h->addr,
+                         (unsigned)h->port);
+        goto out_teardown;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET)
+            h->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    if (pthread_create(&h->thread, NULL, server_main, h) != 0) {
+        err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot start the server thread");
+        goto out_teardown;
+    }
+    h->running = 1;
+    KB_LOG_INFO(COMP, "listening", "addr=%s port=%u", h->addr, (unsigned)h->port);
+    return KB_OK;
+out_nomem:
+    err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+out_teardown:
+    server_teardown(h);
+    return err;
+}
+
+uint16_t kb_http_port(const kb_http_t *h)
+{
+    return h->base ? h->port : 0;
+}
+
+void kb_http_stop(kb_http_t *h)
+{
+    if (!h || !h->running)
+        return;
+    wake(h, 'q');
+    pthread_join(h->thread, NULL);
+    h->running = 0;
+    server_teardown(h);
+}
+
+void kb_http_destroy(kb_http_t *h)
+{
+    if (!h)
+        return;
+    kb_http_stop(h);
+    for (size_t i = 0; i < h->nroutes; i++) {
+        free(h->routes[i].method);
+        free(h->routes[i].prefix);
+    }
+    free(h->routes);
+    free(h->addr);
+    free(h);
+}
+
+/* --- the client --- */
+
+#define FETCH_MAX_BODY ((size_t)16 << 20)
+
+struct fetch {
+    struct event_base *base;          /* the private base of this fetch */
+    struct kb_http_response *r;       /* where the answer goes */
+    int done;                         /* response handled (or failed) */
+    kb_err_t err;                     /* outcome */
+    enum evhttp_request_error ev_err; /* libevent's reason on failure */
+    int have_ev_err;                  /* ev_err is set */
+};
+
+static void on_fetch_error(enum evhttp_request_error e, void *arg)
+{
+    struct fetch *f = arg;
+    f->ev_err = e;
+    f->have_ev_err = 1;
+}
+
+static void on_fetch_done(struct evhttp_request *ev, void *arg)
+{
+    struct fetch *f = arg;
+    f->done = 1;
+    event_base_loopbreak(f->base);
+    if (!ev || evhttp_request_get_response_code(ev) == 0) {
+        f->err = KB_ERR_IO;
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(ev);
+    size_t len = evbuffer_get_length(in);
+    if (len > FETCH_MAX_BODY) {
+        f->err = KB_ERR_RANGE;
+        return;
+    }
+    f->r->body = malloc(len + 1);
+    if (!f->r->body) {
+        f->err = KB_ERR_NOMEM;
+        return;
+    }
+    evbuffer_remove(in, f->r->body, len);
+    f->r->body[len] = '\0';
+    f->r->len = len;
+    f->r->status = evhttp_request_get_response_code(ev);
+    const char *ct = evhttp_find_header(evhttp_request_get_input_headers(ev), "Content-Type");
+    if (ct)
+        f->r->content_type = strdup(ct);
+    f->err = KB_OK;
+}
+
+static void on_fetch_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct fetch *f = arg;
+    f->err = KB_ERR_TIMEOUT;
+    event_base_loopbreak(f->base);
+}
+
+void kb_http_response_fini(struct kb_http_response *r)
+{
+    free(r->body);
+    free(r->content_type);
+    memset(r, 0, sizeof *r);
+}
+
+static int method_type(const char *m, enum evhttp_cmd_type *t)
+{
+    static const struct {
+        const char *name;
+        enum evhttp_cmd_type type;
+    } tab[] = {{"GET", EVHTTP_REQ_GET},    {"POST", EVHTTP_REQ_POST},
+               {"PUT", EVHTTP_REQ_PUT},    {"DELETE", EVHTTP_REQ_DELETE},
+               {"HEAD", EVHTTP_REQ_HEAD},  {"OPTIONS", EVHTTP_REQ_OPTIONS},
+               {"PATCH", EVHTTP_REQ_PATCH}};
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (!strcmp(m, tab[i].name)) {
+            *t = tab[i].type;
+            return 0;
+        }
+    return -1;
+}
+
+kb_err_t kb_http_fetch(const char *method, const char *url, const char *content_type,
+                       const void *body, size_t body_len, int timeout_ms,
+                       struct kb_http_response *r, char *errstr, size_t errstr_size)
+{
+    kb_err_t err = KB_OK;
+    memset(r, 0, sizeof *r);
+    enum evhttp_cmd_type type;
+    if (method_type(method, &type) != 0)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "unknown method %s", method);
+    struct evhttp_uri *uri = evhttp_uri_parse(url);
+    if (!uri)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "malformed URL");
+    const char *scheme = evhttp_uri_get_scheme(uri);
+    const char *host = evhttp_uri_get_host(uri);
+    if (!scheme || strcmp(scheme, "http") != 0 || !host) {
+        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "only http://host[:port]/ URLs");
+        goto out_free_uri;
+    }
+    int port = evhttp_uri_get_port(uri);
+    if (port < 0)
+        port = 80;
+    const char *path = evhttp_uri_get_path(uri);
+    const char *query = evhttp_uri_get_query(uri);
+    char target[4096];
+    int tn = snprintf(target, sizeof target, "%s%s%s", path && *path ? path : "/", query ? "?" : "",
+                      query ? query : "");
+    if (tn < 0 || (size_t)tn >= sizeof target) {
+        err = kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "URL too long");
+        goto out_free_uri;
+    }
+
+    struct fetch f = {.r = r, .err = KB_ERR_IO};
+    f.base = event_base_new();
+    if (!f.base) {
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_free_uri;
+    }
+    struct evhttp_connection *conn =
+        evhttp_connection_base_new(f.base, NULL, host, (unsigned short)port);
+    struct event *timer = evtimer_new(f.base, on_fetch_timeout, &f);
+    struct evhttp_request *ev = evhttp_request_new(on_fetch_done, &f);
+    if (!conn || !timer || !ev) {
+        if (ev)
+            evhttp_request_free(ev);
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_free_conn;
+    }
+    evhttp_connection_set_max_body_size(conn, (ev_ssize_t)FETCH_MAX_BODY);
+    evhttp_connection_set_timeout(conn, (timeout_ms + 999) / 1000);
+    evhttp_request_set_error_cb(ev, on_fetch_error);
+    struct evkeyvalq *hdrs = evhttp_request_get_output_headers(ev);
+    char hostport[300];
+    snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+    evhttp_add_header(hdrs, "Host", hostport);
+    evhttp_add_header(hdrs, "Connection", "close");
+    evhttp_add_header(hdrs, "Accept", "application/json, */*");
+    if (body) {
+        if (content_type)
+            evhttp_add_header(hdrs, "Content-Type", content_type);
+        evbuffer_add(evhttp_request_get_output_buffer(ev), body, body_len);
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    evtimer_add(timer, &tv);
+    if (evhttp_make_request(conn, ev, type, target) != 0) {
+        /* libevent freed the request */
+        err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot send request");
+        goto out_free_conn;
+    }
+    event_base_dispatch(f.base);
+    err = f.err;
+    if (err == KB_ERR_TIMEOUT)
+        kb_err_set(err, errstr, errstr_size, "no answer from %s within %d ms", hostport,
+                   timeout_ms);
+    else if (err == KB_ERR_RANGE)
+        kb_err_set(err, errstr, errstr_size, "response over %zu bytes", FETCH_MAX_BODY);
+    else if (err == KB_ERR_NOMEM)
+        kb_err_set(err, errstr, errstr_size, "out of memory");
+    else if (err != KB_OK)
+        kb_err_set(err, errstr, errstr_size, "request to %s failed%s", hostport,
+                   f.have_ev_err && f.ev_err == EVREQ_HTTP_TIMEOUT ? " (timeout)" : "");
+    if (err != KB_OK)
+        kb_http_response_fini(r);
+out_free_conn:
+    if (conn)
+        evhttp_connection_free(conn); /* frees a still pending request too */
+    if (timer)
+        event_free(timer);
+    event_base_free(f.base);
+out_free_uri:
+    evhttp_uri_free(uri);
+    return err;
+}
