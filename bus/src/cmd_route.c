@@ -31,6 +31,12 @@ static const char usage[] =
     "  --subject-key-file FILE      subject key (required): follow lists, and the key\n"
     "                               from which each subscriber's pseudonyms derive\n"
     "  --schemas DIR                schema folder (default: the source tree's schemas/)\n"
+    "  --audit-signing-key FILE     Ed25519 key (ketenbus audit keygen) for signed\n"
+    "                               checkpoints of the audit trail\n"
+    "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
+    "  --checkpoint-ms MS           or after this long with new records (default 60000)\n"
+    "  --no-audit                   no audit trail (benchmarks only: conservation is\n"
+    "                               then unrecorded)\n"
     "  --instance NAME              unique per instance; names the transactional.id\n"
     "                               (default: the host name)\n"
     "  --group ID                   consumer group (default ketenbus-route)\n"
@@ -41,13 +47,17 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"subscriptions", required_argument, NULL, OPT_SUBS},
         {"subject-key-file", required_argument, NULL, OPT_KEY},
+        {"audit-signing-key", required_argument, NULL, OPT_AKEY},
+        {"checkpoint-every", required_argument, NULL, OPT_CPN},
+        {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
+        {"no-audit", no_argument, NULL, OPT_NOAUDIT},
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
         {"instance", required_argument, NULL, OPT_INSTANCE},
         {"group", required_argument, NULL, OPT_GROUP},
@@ -72,6 +82,10 @@ int kb_cmd_route(int argc, char **argv)
         switch (opt) {
         case OPT_SUBS: subs_path = optarg; break;
         case OPT_KEY: key_file = optarg; break;
+        case OPT_AKEY: ro.audit_signing_key_file = optarg; break;
+        case OPT_CPN: ro.audit_checkpoint_every = (uint32_t)strtoul(optarg, NULL, 10); break;
+        case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
+        case OPT_NOAUDIT: ro.no_audit = 1; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_INSTANCE: ro.instance = optarg; break;
         case OPT_GROUP: ro.group_id = optarg; break;

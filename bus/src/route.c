@@ -20,6 +20,10 @@
  *  4. Order per input partition (and so per subject key) is kept: a batch
  *     is produced in consumption order and an aborted batch is replayed
  *     from its first offset.
+ *  5. Every input message yields exactly one audit record (delivered,
+ *     filtered, dead-lettered or duplicate) in the same transaction as its
+ *     routing; the audit chain of a partition advances only on commit
+ *     (kb_audit_commit) and is rewound on abort (kb_audit_abort).
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -34,6 +38,7 @@
 #include <openssl/hmac.h>
 
 #include "idset.h"
+#include "ketenbus/audit.h"
 #include "ketenbus/validate.h"
 #include "match.h"
 #include "ketenbus/event.h"
@@ -92,6 +97,9 @@ struct kb_router {
     size_t datum_cap;
     uint8_t *proj_buf;           /* scratch: the framed projected value */
     size_t proj_cap;
+    kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
+    const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
+    int fatal;                   /* set in a callback: stop the router */
 };
 
 static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
@@ -209,10 +217,26 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 from = lo;
             dedup_rebuild(r, ps, from, p->offset);
         }
+        /* Each partition's audit chain continues from its last committed
+         * record (invariant 5); a chain that cannot be found is fatal:
+         * routing on would fork the trail. */
+        for (int i = 0; r->audit && i < parts->cnt; i++) {
+            char errstr[512];
+            rd_kafka_topic_partition_t *p = &parts->elems[i];
+            if (kb_audit_resume(r->audit, p->topic, p->partition, p->offset > 0 ? p->offset : 0,
+                                errstr, sizeof errstr)) {
+                KB_LOG_ERR(COMP, "audit chain cannot be resumed; router stops",
+                           "topic=%s partition=%" PRId32 " error=\"%s\"", p->topic, p->partition,
+                           errstr);
+                r->fatal = 1;
+            }
+        }
         KB_LOG_INFO(COMP, "partitions assigned", "count=%d", parts->cnt);
         rd_kafka_assign(rk, parts);
     } else {
         KB_LOG_INFO(COMP, "partitions revoked", "count=%d", parts->cnt);
+        for (int i = 0; r->audit && i < parts->cnt; i++)
+            kb_audit_release(r->audit, parts->elems[i].topic, parts->elems[i].partition);
         rd_kafka_assign(rk, NULL);
         parts_clear(r);
     }
@@ -396,6 +420,18 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     }
 
+    if (!r->opts.no_audit) {
+        struct kb_audit_opts ao = {
+            .kafka = opts->kafka,
+            .signing_key_file = r->opts.audit_signing_key_file,
+            .checkpoint_every = r->opts.audit_checkpoint_every,
+            .checkpoint_ms = r->opts.audit_checkpoint_ms,
+        };
+        r->audit = kb_audit_new(&ao, errstr, errstr_size);
+        if (!r->audit)
+            goto out_fail;
+    }
+
     rd_kafka_conf_t *cconf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
     if (!cconf)
         goto out_fail;
@@ -459,6 +495,54 @@ static kb_err_t produce_copy(kb_router_t *r, const rd_kafka_message_t *m, const 
         return kb_kafka_err(err);
     }
     return KB_OK;
+}
+
+/* Produce one audit record or checkpoint inside the open transaction. */
+static kb_err_t produce_audit(kb_router_t *r, const struct kb_audit_msg *am)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        r->producer, RD_KAFKA_V_TOPIC(am->topic), RD_KAFKA_V_PARTITION(am->partition),
+        RD_KAFKA_V_KEY(am->key, am->key_len), RD_KAFKA_V_VALUE((void *)am->value, am->len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err) {
+        KB_LOG_ERR(COMP, "audit produce failed", "error=\"%s\"", rd_kafka_err2str(err));
+        return kb_kafka_err(err);
+    }
+    return KB_OK;
+}
+
+/* The audit record of one routing decision about input message @p m. */
+static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int32_t schema_id,
+                               enum kb_audit_outcome outcome, const char *detail,
+                               const struct kb_audit_recipient *rcpt, size_t n_rcpt)
+{
+    if (!r->audit)
+        return KB_OK;
+    const struct kb_event_attrs *a = r->cur_attrs;
+    struct kb_audit_decision d = {
+        .input_topic = rd_kafka_topic_name(m->rkt),
+        .input_partition = m->partition,
+        .input_offset = m->offset,
+        .event_id = a ? a->id : "",
+        .event_type = a ? a->type : "",
+        .event_time = a ? a->time : "",
+        .subject = a ? a->subject : "",
+        .schema_id = schema_id,
+        .outcome = outcome,
+        .detail = detail,
+        .recipients = rcpt,
+        .n_recipients = n_rcpt,
+    };
+    unsigned int mdlen = 0;
+    EVP_Digest(m->payload ? m->payload : "", m->len, d.payload_sha256, &mdlen, EVP_sha256(),
+               NULL);
+    struct kb_audit_msg am;
+    char errstr[512];
+    if (kb_audit_append(r->audit, &d, &am, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "audit record not made", "error=\"%s\"", errstr);
+        return KB_ERR_STATE;
+    }
+    return produce_audit(r, &am);
 }
 
 /* Produce the subscriber's copy: its own key and ce_subject (pseudonyms
@@ -529,7 +613,12 @@ static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, cons
                 "reason=\"%s\"",
                 topic, m->partition, m->offset, stage, rule, reason);
     atomic_fetch_add(&r->stats.dead_letters, 1);
-    return produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
+    kb_err_t err = produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
+    if (err)
+        return err;
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s/%s", stage, rule);
+    return audit_decision(r, m, schema_id, KB_AUDIT_DEAD_LETTERED, detail, NULL, 0);
 }
 
 static void views_clear(kb_router_t *r)
@@ -719,8 +808,10 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     size_t n = kb_kafka_headers(m, hdrs, 32);
     struct kb_event_attrs attrs;
     char why[256];
+    r->cur_attrs = NULL;
     if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
         return dead_letter(r, m, "envelope", "cloudevents-headers", why, -1);
+    r->cur_attrs = &attrs;
     int32_t schema_id;
     const uint8_t *payload;
     size_t plen;
@@ -762,7 +853,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         KB_LOG_INFO(COMP, "duplicate dropped",
                     "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, attrs.id,
                     topic, m->partition, m->offset);
-        return KB_OK;
+        return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
     r->batch_ids[r->n_batch_ids] = idh;
     r->batch_id_parts[r->n_batch_ids] = ps;
@@ -785,6 +876,8 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return dead_letter(r, m, "decode", "avro-structure",
                            "payload does not decode with its schema", schema_id);
     size_t fanout = 0;
+    struct kb_audit_recipient rcpt[64];
+    static const char *const all_fields[] = {"*"};
     for (size_t i = 0; i < nhits; i++) {
         char why2[512];
         const struct view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
@@ -820,12 +913,22 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         kb_err_t err = produce_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
+        /* The trail says which fields each recipient got: its field list,
+         * or "*" for the whole event. */
+        rcpt[fanout] = (struct kb_audit_recipient){
+            hits[i]->name, hits[i]->purpose_id,
+            hits[i]->n_fields ? (const char *const *)hits[i]->fields : all_fields,
+            hits[i]->n_fields ? hits[i]->n_fields : 1};
         fanout++;
     }
     if (fanout)
         atomic_fetch_add(&r->stats.delivered, fanout);
     else
         atomic_fetch_add(&r->stats.filtered, 1);
+    kb_err_t aerr = audit_decision(r, m, schema_id, fanout ? KB_AUDIT_DELIVERED : KB_AUDIT_FILTERED,
+                                   NULL, rcpt, fanout);
+    if (aerr)
+        return aerr;
     KB_LOG_DBG(COMP, "routed", "event_id=%s type=%s subscribers=%zu", attrs.id, attrs.type,
                fanout);
     return KB_OK;
@@ -856,6 +959,8 @@ static void abort_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
     }
     rd_kafka_topic_partition_list_destroy(seek);
     r->n_batch_ids = 0;
+    if (r->audit)
+        kb_audit_abort(r->audit);
     atomic_fetch_add(&r->stats.aborts, 1);
 }
 
@@ -907,6 +1012,15 @@ static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
         err = route_one(r, batch[i]);
         routed++;
     }
+    /* Checkpoints due are signed over the chain heads of this batch and
+     * travel in the same transaction. */
+    for (int more = 1; !err && routed && r->audit && more;) {
+        struct kb_audit_msg cps[16];
+        size_t k = kb_audit_checkpoints(r->audit, cps, 16);
+        for (size_t i = 0; i < k && !err; i++)
+            err = produce_audit(r, &cps[i]);
+        more = k == 16;
+    }
     if (!err && routed) {
         rd_kafka_topic_partition_list_t *offs = batch_offsets(batch, n);
         rd_kafka_consumer_group_metadata_t *cgmd =
@@ -918,6 +1032,8 @@ static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
             txerr = rd_kafka_commit_transaction(r->producer, 60000);
     } else if (!err) {
         txerr = rd_kafka_abort_transaction(r->producer, 30000); /* nothing to commit */
+        if (r->audit)
+            kb_audit_abort(r->audit);
         if (!txerr)
             return KB_OK;
     } else {
@@ -935,7 +1051,10 @@ static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
         abort_batch(r, batch, n);
         return KB_ERR_KAFKA;
     }
-    /* Committed: the batch's ids join their partitions' windows. */
+    /* Committed: the batch's ids join their partitions' windows, and the
+     * audit chains advance. */
+    if (r->audit)
+        kb_audit_commit(r->audit);
     for (size_t i = 0; i < r->n_batch_ids; i++)
         kb__idset_add(r->batch_id_parts[i]->ids, r->batch_ids[i]);
     r->n_batch_ids = 0;
@@ -967,12 +1086,18 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
                 deadline = now_ms() + r->opts.batch_ms;
             batch[n++] = m;
         }
+        if (r->fatal) {
+            result = KB_ERR_FATAL;
+            break;
+        }
         if (!n) {
             maybe_reload(r, now_ms());
             continue;
         }
         kb_err_t err = run_batch(r, batch, n);
         maybe_reload(r, now_ms());
+        if (r->fatal)
+            err = KB_ERR_FATAL;
         for (size_t i = 0; i < n; i++)
             rd_kafka_message_destroy(batch[i]);
         if (err == KB_ERR_FATAL) {
@@ -1003,6 +1128,7 @@ void kb_router_destroy(kb_router_t *r)
     parts_clear(r);
     views_clear(r);
     gates_clear(r);
+    kb_audit_destroy(r->audit);
     free(r->proj_buf);
     free(r->datum_buf);
     kb_matcher_destroy(r->matcher);
