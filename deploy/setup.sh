@@ -19,8 +19,9 @@ packages=(build-essential cmake pkg-config
           libarchive-dev)
 if [[ "${KB_TEST_DEPS:-0}" == 1 ]]; then
   # The real Kafka broker of the tests runs on Java from Maven Central jars;
-  # kcat inspects topics; clang builds the libFuzzer targets.
-  packages+=(openjdk-17-jre-headless maven kcat clang)
+  # kcat inspects topics; clang builds the libFuzzer targets; promtool
+  # (prometheus) checks the metrics output; yamllint checks deploy/.
+  packages+=(openjdk-17-jre-headless maven kcat clang bc jq curl prometheus yamllint)
 fi
 
 missing=()

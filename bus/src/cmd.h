@@ -11,6 +11,8 @@ int kb_cmd_gen(int argc, char **argv);
 int kb_cmd_audit(int argc, char **argv);
 int kb_cmd_validate(int argc, char **argv);
 int kb_cmd_schema(int argc, char **argv);
+int kb_cmd_deliver(int argc, char **argv);
+int kb_cmd_top(int argc, char **argv);
 int kb_cmd_version(void);
 
 /** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */

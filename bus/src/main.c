@@ -30,6 +30,8 @@ static const struct command {
     {"audit", kb_cmd_audit, "audit trail: keygen, verify, subject (access report), export"},
     {"validate", kb_cmd_validate, "check Avro data (container file or --raw datum) against a schema"},
     {"schema", kb_cmd_schema, "schemas: check the folder, register it, serve the schema registry"},
+    {"deliver", kb_cmd_deliver, "push kb.out.<subscriber> to an HTTPS webhook (CloudEvents), with retries"},
+    {"top", kb_cmd_top, "live figures of running ketenbus processes in the terminal"},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * deliver.h - webhook delivery (`ketenbus deliver`): consume
+ * <prefix>.out.<subscriber> and POST each event as a CloudEvent over HTTPS,
+ * with persistent retries, per-key order and a subscriber dead-letter topic.
+ * Internal to the bus (the command and the unit tests use it).
+ */
+#ifndef KETENBUS_DELIVER_H
+#define KETENBUS_DELIVER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ketenbus/err.h"
+#include "ketenbus/event.h"
+#include "ketenbus/kafka.h"
+#include "ketenbus/schema.h"
+
+enum kb_deliver_mode {
+    KB_DELIVER_STRUCTURED = 0, /* application/cloudevents+json, data rendered as JSON */
+    KB_DELIVER_BINARY = 1,     /* ce-* headers, body = data rendered as JSON */
+};
+
+struct kb_deliver_opts {
+    const char *subscriber;          /* names the topics <prefix>.{out,retry,dlq}.<subscriber> */
+    const char *url;                 /* https://host[:port]/path */
+    const uint8_t *secret;           /* HMAC-SHA-256 signing key (caller's; never logged) */
+    size_t secret_len;
+    const char *ca_file;             /* CA bundle to verify the webhook; NULL = system store */
+    const char *cert_file;           /* client certificate (PEM) for mutual TLS, or NULL */
+    const char *key_file;            /* its private key, or NULL */
+    enum kb_deliver_mode mode;       /* structured (default) or binary */
+    int concurrency;                 /* requests in flight at most; 0 = 4 */
+    double rate;                     /* requests per second at most; 0 = unlimited */
+    int64_t retry_window_ms;         /* give up after this long since the first failure; 0 = 5 days */
+    int64_t backoff_base_ms;         /* first retry delay; 0 = 1000 */
+    int64_t backoff_max_ms;          /* longest retry delay; 0 = 1 hour */
+    int timeout_ms;                  /* per request; 0 = 10000 */
+    int max_pending;                 /* consumed but unfinished events at most; 0 = 1000 */
+    const char *origin;              /* WebHook-Request-Origin; NULL = host name */
+    int skip_handshake;              /* 1: do not send the validation OPTIONS */
+    const char *group_id;            /* consumer group; NULL = <prefix>.deliver.<subscriber> */
+    const struct kb_kafka_opts *kafka; /* connection options (caller's) */
+    const kb_schemas_t *schemas;     /* to render the Avro payload (caller's) */
+};
+
+typedef struct kb_deliver kb_deliver_t; /* opaque: one subscriber's delivery loop */
+
+/** A delivery loop, topics created, retry state loaded. NULL with errstr. */
+kb_deliver_t *kb_deliver_new(const struct kb_deliver_opts *opts, char *errstr,
+                             size_t errstr_size);
+
+/** Deliver until *@p stop becomes non-zero; then finish in-flight requests
+ *  (up to the timeout) and commit. @thread the caller's, exclusively. */
+kb_err_t kb_deliver_run(kb_deliver_t *d, atomic_int *stop);
+
+/** Release @p d. NULL is a no-op. */
+void kb_deliver_destroy(kb_deliver_t *d);
+
+/* --- pure helpers (deliver_render.c), unit-tested --- */
+
+/**
+ * Delay before retry number @p attempt (1 = after the first failure):
+ * exponential base * 2^(attempt-1), capped at @p max_ms, with "equal
+ * jitter": a value in [cap/2, cap] chosen by @p rnd. Never below 1 ms.
+ */
+int64_t kb__deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t rnd);
+
+/**
+ * Parse a Retry-After value (delta seconds or an HTTP-date, RFC 9110) into
+ * a delay in ms relative to @p now_ms (>= 0). -1 when unparsable.
+ */
+int64_t kb__deliver_retry_after_ms(const char *value, int64_t now_ms);
+
+/**
+ * The signature header value "v1=<hex HMAC-SHA-256(secret, ts "." body)>"
+ * for the timestamp string @p ts (Unix seconds). @p out holds 68 bytes.
+ */
+void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char *ts,
+                           const void *body, size_t len, char out[68]);
+
+/**
+ * Render one event for the webhook: decode the framed Avro @p value with
+ * its schema and turn it into JSON (records as objects, unions as their
+ * branch, enums as symbols, bytes/fixed as base64). Structured mode gives
+ * the whole CloudEvent (attributes + "data"); binary mode just the data.
+ * *body is malloc'ed (caller frees). KB_ERR_SCHEMA / KB_ERR_INVALID when
+ * the value cannot be rendered: a permanent failure (dead letter).
+ */
+kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_attrs *attrs,
+                            const void *value, size_t len, enum kb_deliver_mode mode,
+                            char **body, size_t *body_len, char *errstr, size_t errstr_size);
+
+/** Milliseconds since the epoch of an RFC 3339 time ("...Z" or with offset); -1 if bad. */
+int64_t kb__deliver_parse_time(const char *rfc3339);
+
+#endif

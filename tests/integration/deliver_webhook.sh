@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: EUPL-1.2
+#
+# deliver_webhook.sh - `ketenbus deliver` against kb-webhook-receiver over
+# TLS on a real broker: the validation handshake, signatures, every event
+# delivered once with 2xx, order per key while one key fails (the others go
+# on), backoff bounds, Retry-After on 429, a hanging webhook timed out,
+# offsets committed (a restart delivers nothing again), binary mode, a
+# retry schedule that survives SIGKILL, dead-lettering after a shortened
+# window with the last error, a poison event dead-lettered at once, and a
+# refused handshake that blocks delivery.
+source "$(dirname "$0")/lib.sh"
+
+for tool in kb-webhook-receiver kb-webhook-feed; do
+  if [[ ! -x $BIN/$tool ]]; then
+    echo "SKIP: $BIN/$tool not built (tests/webhook not added to the build)" >&2
+    exit 77
+  fi
+done
+command -v jq >/dev/null || { echo "SKIP: jq not installed" >&2; exit 77; }
+
+# A test CA and a certificate for localhost signed by it.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kb test CA" \
+  -keyout "$WORK/ca.key" -out "$WORK/ca.pem" >/dev/null 2>&1
+openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$WORK/srv.key" \
+  -out "$WORK/srv.csr" >/dev/null 2>&1
+printf 'subjectAltName=DNS:localhost\n' >"$WORK/san.ext"
+openssl x509 -req -in "$WORK/srv.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" \
+  -CAcreateserial -days 2 -extfile "$WORK/san.ext" -out "$WORK/srv.pem" >/dev/null 2>&1
+# A self-signed certificate nobody trusts, for the negative check.
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost" -keyout "$WORK/rogue.key" -out "$WORK/rogue.pem" >/dev/null 2>&1
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/hook.secret"
+
+receiver() { # receiver NAME ARGS...: start one, wait for its port in $WORK/NAME.port
+  local name=$1; shift
+  start "$name" "$BIN/kb-webhook-receiver" --cert "$WORK/srv.pem" --key "$WORK/srv.key" \
+    --secret-file "$WORK/hook.secret" --log "$WORK/$name.jsonl" --port-file "$WORK/$name.port" "$@"
+  wait_for 10 test -s "$WORK/$name.port"
+}
+deliver() { # deliver NAME SUBSCRIBER PORT ARGS...
+  local name=$1 sub=$2 port=$3; shift 3
+  start "$name" "$BIN/ketenbus" deliver --subscriber "$sub" --url "https://localhost:$port/hook" \
+    --secret-file "$WORK/hook.secret" --ca-file "$WORK/ca.pem" "$@"
+}
+posts() { jq -c 'select(.method=="POST")' "$WORK/$1.jsonl" 2>/dev/null || true; }
+ok_ids() { posts "$1" | jq -r 'select(.status==200) | .id' | sort -u | wc -l; }
+ok_ids_is() { [[ "$(ok_ids "$1")" == "$2" ]]; } # quiet: polled by wait_for
+attempt_times() { posts "$1" | jq -r --arg id "$2" 'select(.id==$id) | .t_ms'; }
+
+# ---- 1. 30 events on 3 keys; key k1 fails 3 times, one k2 event is throttled,
+# one k0 event hangs once.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook --count 30 --keys 3 >"$WORK/feed1.txt"
+check "feed wrote 30 events" eq "$(wc -l <"$WORK/feed1.txt")" 30
+x_id=$(sed -n 2p "$WORK/feed1.txt" | cut -d' ' -f1)     # i=1: first event of k1
+k1=$(sed -n 2p "$WORK/feed1.txt" | cut -d' ' -f2)
+y_id=$(sed -n 3p "$WORK/feed1.txt" | cut -d' ' -f1)     # i=2: first event of k2
+z_id=$(sed -n 4p "$WORK/feed1.txt" | cut -d' ' -f1)     # i=3: second event of k0
+k0=$(sed -n 1p "$WORK/feed1.txt" | cut -d' ' -f2)
+receiver hook --rule "id:$x_id=500x3" --rule "id:$y_id=429x1@2" --rule "id:$z_id=hangx1"
+PORT=$(cat "$WORK/hook.port")
+deliver deliver1 hook "$PORT" --backoff-base 400ms --backoff-max 10s --timeout 1500ms \
+  --concurrency 4 --metrics-addr 127.0.0.1:0
+DELIVER1=$LAST_PID
+check "all 30 events delivered with 2xx" wait_for 90 ok_ids_is hook 30
+check "validation handshake sent with our origin first" \
+  bash -c "head -n 1 $WORK/hook.jsonl | jq -e '.method==\"OPTIONS\" and .status==200 and (.origin|length>0)' >/dev/null"
+check "every POST carried a valid signature" eq "$(posts hook | jq -r .sig | sort -u)" ok
+check "structured mode with the Avro payload as JSON" \
+  eq "$(posts hook | jq -r 'select(.status==200) | "\(.mode) \(.data.kanaal) \(.data.bronEventIds|length)"' | sort -u | head -n 1)" "structured DIGITAAL 1"
+check "Idempotency-Key is the event id" \
+  eq "$(posts hook | jq -r 'select(.idempotency_key!=.id)' | wc -l)" 0
+# Order per key: for every subject, the sequence numbers acknowledged with
+# 200 appear in increasing order, and nothing of a key was attempted while
+# an earlier event of that key was still unacknowledged.
+order_ok() {
+  posts hook | jq -s -e '
+    group_by(.subject) | all(. as $rows | [range(0; length)] | all(. as $i |
+      ($rows[$i].seq|tonumber) as $s
+      | ([$rows[0:$i][] | select(.status==200) | (.seq|tonumber) | select(. < $s)] | unique | length)
+        == ([$rows[] | (.seq|tonumber) | select(. < $s)] | unique | length)))' >/dev/null
+}
+check "per-key order of acknowledgements" order_ok
+# Stronger: k1's later events were first attempted only after x succeeded.
+x_ok=$(posts hook | jq -r --arg id "$x_id" 'select(.id==$id and .status==200) | .t_ms')
+k1_later_first=$(posts hook | jq -r --arg s "$k1" --arg id "$x_id" 'select(.subject==$s and .id!=$id) | .t_ms' | sort -n | head -n 1)
+check "failing key k1 paused until its head succeeded" test "$k1_later_first" -ge "$x_ok"
+k0_last=$(posts hook | jq -r --arg s "$k0" 'select(.subject==$s and .status==200) | .t_ms' | sort -n | tail -n 1)
+k0_first=$(posts hook | jq -r --arg s "$k0" 'select(.subject==$s) | .t_ms' | sort -n | head -n 1)
+check "other keys went on while k1 failed (k0's first attempt before k1's head succeeded)" test "$k0_first" -lt "$x_ok"
+mapfile -t xt < <(attempt_times hook "$x_id")
+check "x: 4 attempts (3 failures, then 200)" eq "${#xt[@]}" 4
+# Equal jitter: retry n waits in [base*2^(n-1)/2, base*2^(n-1)], here base 400 ms,
+# plus up to 400 ms of scheduling/TLS slack.
+bounds_ok() {
+  local i gap lo hi
+  for i in 1 2 3; do
+    gap=$((xt[i] - xt[i - 1]))
+    lo=$((400 * (1 << (i - 1)) / 2)); hi=$((400 * (1 << (i - 1)) + 400))
+    if ((gap < lo || gap > hi)); then echo "     retry $i after ${gap} ms, expected [$lo, $hi]" >&2; return 1; fi
+  done
+}
+check "backoff delays within exponential+jitter bounds" bounds_ok
+mapfile -t yt < <(attempt_times hook "$y_id")
+check "429 retried once" eq "${#yt[@]}" 2
+check "Retry-After: 2 honoured (>= 2000 ms, < 3000 ms)" \
+  bash -c "(( ${yt[1]:-0} - ${yt[0]:-0} >= 2000 && ${yt[1]:-0} - ${yt[0]:-0} < 3000 ))"
+mapfile -t zt < <(attempt_times hook "$z_id")
+check "hanging request timed out and was retried" \
+  bash -c "(( ${#zt[@]} == 2 && ${zt[1]:-0} - ${zt[0]:-0} >= 1500 ))"
+check "deliver log says why (HTTP 500, timeout)" \
+  bash -c "grep -q 'error=\"HTTP 500\"' $WORK/deliver1.log && grep -q 'error=\"timeout after 1500 ms\"' $WORK/deliver1.log"
+mport=$(grep -o 'comp=http msg="listening" addr=127.0.0.1 port=[0-9]*' "$WORK/deliver1.log" | head -n 1 | sed 's/.*port=//')
+check "metrics endpoint: attempts by outcome" \
+  bash -c "curl -sf http://127.0.0.1:$mport/metrics | grep -q 'kb_deliver_attempts_total{subscriber=\"hook\",outcome=\"throttled\"} 1'"
+check "metrics endpoint: 30 delivered" \
+  bash -c "curl -sf http://127.0.0.1:$mport/metrics | grep -q 'kb_deliver_delivered_total{subscriber=\"hook\"} 30'"
+if command -v promtool >/dev/null; then
+  check "deliver's /metrics passes promtool check metrics" \
+    bash -c "curl -sf http://127.0.0.1:$mport/metrics | promtool check metrics"
+fi
+"$BIN/ketenbus" top --once "127.0.0.1:$mport" >"$WORK/top.txt" 2>&1 || true
+check "ketenbus top shows the 30 deliveries" grep -Eq '^delivered +hook +30$' "$WORK/top.txt"
+check "ketenbus top shows the throttled attempt" grep -Eq '^attempts +hook throttled +1$' "$WORK/top.txt"
+# Offsets: stop cleanly, restart, nothing is delivered a second time.
+kill -TERM "$DELIVER1"
+wait "$DELIVER1" 2>/dev/null || true
+before=$(posts hook | wc -l)
+deliver deliver1b hook "$PORT" --backoff-base 400ms
+check "restarted deliverer joined the group" wait_for 60 grep -q 'partitions assigned' "$WORK/deliver1b.log"
+sleep 4
+check "no event delivered twice after a clean restart (offsets committed after 2xx)" \
+  eq "$(posts hook | wc -l)" "$before"
+
+# ---- 2. Binary mode; an event that always fails is retried across a SIGKILL
+# and dead-lettered after a 6 s window; a poison event is dead-lettered at once.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook2 --count 4 --keys 2 --bad 1 >"$WORK/feed2.txt"
+w_id=$(sed -n 1p "$WORK/feed2.txt" | cut -d' ' -f1)
+receiver hook2 --rule "id:$w_id=500xinf"
+PORT2=$(cat "$WORK/hook2.port")
+D2=(hook2 "$PORT2" --mode binary --retry-window 6s --backoff-base 500ms --backoff-max 1s)
+deliver deliver2 "${D2[@]}"
+DELIVER2=$LAST_PID
+check "w attempted at least twice before the kill" \
+  wait_for 30 bash -c "(( \$(jq -r --arg id $w_id 'select(.id==\$id)|.id' $WORK/hook2.jsonl | wc -l) >= 2 ))"
+retry_records() { (( $(count "$(T retry.hook2)") >= 2 )); }
+check "retry state of w written to the compacted retry topic" wait_for 30 retry_records
+kill -9 "$DELIVER2"
+wait "$DELIVER2" 2>/dev/null || true
+deliver deliver2b "${D2[@]}"
+check "restart resumed w's retry state from Kafka" \
+  wait_for 60 grep -Eq 'msg="retry state resumed".*attempts=([2-9]|[1-9][0-9])' "$WORK/deliver2b.log"
+check "w dead-lettered after the window" wait_for 60 count_is "$(T dlq.hook2)" 2
+check "binary mode: ce-* headers, JSON data" \
+  eq "$(posts hook2 | jq -r 'select(.status==200) | "\(.mode) \(.data.kenmerk|length)"' | sort -u)" "binary 12"
+check "both good events delivered (w's key-mate only after w was dead-lettered)" eq "$(ok_ids hook2)" 2
+mate=$(sed -n 3p "$WORK/feed2.txt" | cut -d' ' -f1)
+check "w's key-mate waited for w's last attempt" \
+  test "$(attempt_times hook2 "$mate" | sort -n | head -n 1)" -gt "$(attempt_times hook2 "$w_id" | sort -n | tail -n 1)"
+dlq=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq.hook2)" -e -q -f '%h\n' 2>/dev/null)
+check "DLQ record says stage deliver, last error HTTP 500" \
+  bash -c "grep -q 'kb_stage=deliver' <<<'$dlq' && grep -q 'kb_error=HTTP 500' <<<'$dlq'"
+check "DLQ record for the poison event says why" grep -q 'kb_error=not renderable: unknown schema id' <<<"$dlq"
+check "DLQ keeps the event id" grep -q "ce_id=$w_id" <<<"$dlq"
+w_first=$(attempt_times hook2 "$w_id" | sort -n | head -n 1)
+w_last=$(attempt_times hook2 "$w_id" | sort -n | tail -n 1)
+check "window counted from the first failure across the restart: no try after first + 6 s" \
+  bash -c "(( $w_last - $w_first < 6300 ))"
+
+# ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
+# an untrusted certificate gets nothing.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook3 --count 2 >/dev/null
+receiver hook3 --reject-handshake
+deliver deliver3 hook3 "$(cat "$WORK/hook3.port")" --backoff-base 300ms
+check "refused handshake is logged" wait_for 30 grep -q 'msg="webhook validation failed"' "$WORK/deliver3.log"
+check "no POST after a refused handshake" eq "$(posts hook3 | wc -l)" 0
+start rogue "$BIN/kb-webhook-receiver" --cert "$WORK/rogue.pem" --key "$WORK/rogue.key" \
+  --log "$WORK/rogue.jsonl" --port-file "$WORK/rogue.port"
+wait_for 10 test -s "$WORK/rogue.port"
+"$BIN/kb-webhook-feed" --topic-suffix out.hook4 --count 1 >/dev/null
+deliver deliver4 hook4 "$(cat "$WORK/rogue.port")" --backoff-base 300ms
+check "untrusted certificate: TLS verification fails" wait_for 30 grep -q 'webhook validation failed' "$WORK/deliver4.log"
+check "untrusted certificate: nothing reached the receiver" bash -c "! grep -q POST $WORK/rogue.jsonl 2>/dev/null"
+
+check "no personal data in deliver logs" bash -c "! grep -Eh '999995303|999996204|999997105' $WORK/deliver*.log"
+finish

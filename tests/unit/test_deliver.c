@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * test_deliver.c - the pure parts of webhook delivery: backoff bounds,
+ * Retry-After parsing, the HMAC signature (expected values computed with
+ * Python's hmac module), RFC 3339 parsing, and rendering an Avro event as a
+ * structured or binary CloudEvent. The network parts are covered by
+ * tests/integration/deliver_webhook.sh.
+ */
+#include <jansson.h>
+
+#include "deliver.h"
+#include "kb_test.h"
+
+static void test_backoff(void)
+{
+    /* attempt n: cap = base * 2^(n-1) (<= max); result in [cap/2, cap]. */
+    CHECK_INT(kb__deliver_backoff_ms(1, 1000, 3600000, 0), 500);
+    CHECK_INT(kb__deliver_backoff_ms(1, 1000, 3600000, 500), 1000);
+    CHECK_INT(kb__deliver_backoff_ms(1, 1000, 3600000, 501), 500); /* 501 % 501 */
+    CHECK_INT(kb__deliver_backoff_ms(3, 1000, 3600000, 0), 2000);
+    CHECK_INT(kb__deliver_backoff_ms(3, 1000, 3600000, 2000), 4000);
+    CHECK_INT(kb__deliver_backoff_ms(40, 1000, 3600000, 0), 1800000); /* capped */
+    CHECK_INT(kb__deliver_backoff_ms(40, 1000, 3600000, 1800000), 3600000);
+    CHECK_INT(kb__deliver_backoff_ms(0, 1000, 3600000, 0), 500); /* treated as 1 */
+    CHECK_INT(kb__deliver_backoff_ms(1, 1, 1, 0), 1);            /* never below 1 ms */
+    for (uint32_t r = 0; r < 100000; r += 7919) {
+        for (int a = 1; a < 30; a++) {
+            int64_t cap = 1000LL << (a - 1 < 12 ? a - 1 : 12);
+            if (cap > 3600000)
+                cap = 3600000;
+            int64_t d = kb__deliver_backoff_ms(a, 1000, 3600000, r);
+            CHECK(d >= cap / 2 && d <= cap);
+        }
+    }
+}
+
+static void test_retry_after(void)
+{
+    CHECK_INT(kb__deliver_retry_after_ms("120", 0), 120000);
+    CHECK_INT(kb__deliver_retry_after_ms(" 0", 0), 0);
+    /* 784111777 = Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example). */
+    CHECK_INT(kb__deliver_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", 784111772000LL), 5000);
+    CHECK_INT(kb__deliver_retry_after_ms("Sun, 06 Nov 1994 08:49:37 GMT", 784111790000LL), 0);
+    CHECK_INT(kb__deliver_retry_after_ms(NULL, 0), -1);
+    CHECK_INT(kb__deliver_retry_after_ms("soon", 0), -1);
+    CHECK_INT(kb__deliver_retry_after_ms("12abc", 0), -1);
+    CHECK_INT(kb__deliver_retry_after_ms("-5", 0), -1);
+    CHECK_INT(kb__deliver_retry_after_ms("Sunday, 06-Nov-94 08:49:37 GMT", 0), -1);
+}
+
+static void test_signature(void)
+{
+    /* python3: hmac.new(b"0123456789abcdef", b'1700000000.{"a":1}', "sha256").hexdigest() */
+    char sig[68];
+    kb__deliver_signature((const uint8_t *)"0123456789abcdef", 16, "1700000000", "{\"a\":1}", 7,
+                          sig);
+    CHECK_STR(sig, "v1=9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23");
+    char other[68];
+    kb__deliver_signature((const uint8_t *)"0123456789abcdef", 16, "1700000001", "{\"a\":1}", 7,
+                          other);
+    CHECK(strcmp(sig, other) != 0); /* the timestamp is signed too */
+}
+
+static void test_time(void)
+{
+    CHECK_INT(kb__deliver_parse_time("2024-03-18T09:15:30.250Z"), 1710753330250LL);
+    CHECK_INT(kb__deliver_parse_time("2024-03-18T10:15:30+01:00"), 1710753330000LL);
+    CHECK_INT(kb__deliver_parse_time("2024-03-18T09:15:30.2Z"), 1710753330200LL);
+    CHECK_INT(kb__deliver_parse_time("2024-03-18 09:15:30"), -1);
+    CHECK_INT(kb__deliver_parse_time("2024-03-18T09:15:30Zjunk"), -1);
+    CHECK_INT(kb__deliver_parse_time(NULL), -1);
+}
+
+static void test_render(void)
+{
+    const char *src = getenv("KB_SOURCE_DIR");
+    char dir[1024], errstr[256];
+    snprintf(dir, sizeof dir, "%s/schemas", src ? src : ".");
+    kb_schemas_t *schemas = kb_schemas_load_dir(dir, errstr, sizeof errstr);
+    CHECK(schemas != NULL);
+    if (!schemas) {
+        fprintf(stderr, "%s\n", errstr);
+        return;
+    }
+    const struct kb_schema *s = kb_schemas_by_type(schemas, "nl.kinderbijslag.aanvraag-uitgenodigd");
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+    avro_value_t v, f, el;
+    avro_generic_value_new(s->iface, &v);
+    kb_value_init_nulls(&v);
+    kb_value_set_string(&v, "kenmerk", "100000000007");
+    kb_value_set_string(&v, "bsnOuder", "999996204");
+    kb_value_set_string(&v, "bsnKind", "999995303");
+    kb_value_set_string(&v, "geboortedatumKind", "20240315");
+    avro_value_get_by_name(&v, "kanaal", &f, NULL);
+    avro_value_set_enum(&f, 1);
+    kb_value_set_int(&v, "uitersteReactiedatum", 19889);
+    avro_value_get_by_name(&v, "bronEventIds", &f, NULL);
+    avro_value_append(&f, &el, NULL);
+    avro_value_set_string(&el, "id-1");
+    uint8_t *val = NULL;
+    size_t len = 0;
+    CHECK_INT(kb_schema_encode(s, &v, &val, &len, errstr, sizeof errstr), KB_OK);
+    avro_value_decref(&v);
+
+    struct kb_event_attrs a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "5f0c6e0e-0000-5000-8000-000000000001");
+    snprintf(a.source, sizeof a.source, "urn:nld:oin:00000001234567890000:systeem:test");
+    snprintf(a.type, sizeof a.type, "nl.kinderbijslag.aanvraag-uitgenodigd");
+    snprintf(a.time, sizeof a.time, "2024-03-18T09:15:30.250Z");
+    snprintf(a.subject, sizeof a.subject, "0123456789abcdef0123456789abcdef");
+    a.sequence = 42;
+    char *body = NULL;
+    size_t blen = 0;
+    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_STRUCTURED, &body, &blen,
+                                 errstr, sizeof errstr),
+              KB_OK);
+    json_error_t jerr;
+    json_t *doc = body ? json_loadb(body, blen, 0, &jerr) : NULL;
+    CHECK(doc != NULL);
+    CHECK_STR(json_string_value(json_object_get(doc, "specversion")), "1.0");
+    CHECK_STR(json_string_value(json_object_get(doc, "id")), a.id);
+    CHECK_STR(json_string_value(json_object_get(doc, "type")), a.type);
+    CHECK_STR(json_string_value(json_object_get(doc, "subject")), a.subject);
+    CHECK_STR(json_string_value(json_object_get(doc, "sequence")), "42");
+    CHECK_STR(json_string_value(json_object_get(doc, "sequencetype")), "Integer");
+    CHECK_STR(json_string_value(json_object_get(doc, "datacontenttype")), "application/json");
+    CHECK(json_object_get(doc, "dataref") == NULL); /* unset attributes are left out */
+    json_t *data = json_object_get(doc, "data");
+    CHECK_STR(json_string_value(json_object_get(data, "kenmerk")), "100000000007");
+    CHECK_STR(json_string_value(json_object_get(data, "kanaal")), "PAPIER");
+    CHECK_INT(json_integer_value(json_object_get(data, "uitersteReactiedatum")), 19889);
+    CHECK_STR(json_string_value(json_array_get(json_object_get(data, "bronEventIds"), 0)), "id-1");
+    json_decref(doc);
+    free(body);
+
+    body = NULL;
+    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_BINARY, &body, &blen, errstr,
+                                 sizeof errstr),
+              KB_OK);
+    doc = body ? json_loadb(body, blen, 0, &jerr) : NULL;
+    CHECK(doc && json_object_get(doc, "specversion") == NULL); /* data only */
+    CHECK_STR(json_string_value(json_object_get(doc, "bsnKind")), "999995303");
+    json_decref(doc);
+    free(body);
+
+    /* Permanent failures: not framed, unknown schema. (Truncated payloads are
+     * kb_schema_decode's, tested in test_schema.c.) */
+    CHECK_INT(kb__deliver_render(schemas, &a, "xy", 2, KB_DELIVER_STRUCTURED, &body, &blen,
+                                 errstr, sizeof errstr),
+              KB_ERR_INVALID);
+    val[4] ^= 0x55;
+    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_STRUCTURED, &body, &blen,
+                                 errstr, sizeof errstr),
+              KB_ERR_SCHEMA);
+    CHECK(strstr(errstr, "unknown schema id") != NULL);
+    free(val);
+out:
+    kb_schemas_destroy(schemas);
+}
+
+int main(void)
+{
+    test_backoff();
+    test_retry_after();
+    test_signature();
+    test_time();
+    test_render();
+    KB_TEST_DONE();
+}

@@ -1,0 +1,402 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * webhook_receiver.c - kb-webhook-receiver, the HTTPS webhook subscriber of
+ * the delivery tests: answers the CloudEvents validation handshake, checks
+ * the HMAC signature, misbehaves on request (fail with a status, throttle
+ * with Retry-After, hang until the sender times out) for chosen events, and
+ * logs every request as one JSON line so the tests can assert order,
+ * timing and signatures.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+
+static const char usage[] =
+    "usage: kb-webhook-receiver --cert PEM --key PEM --log FILE [options]\n"
+    "\n"
+    "  --port N             listen port on 127.0.0.1 (0 = any; see --port-file)\n"
+    "  --bind-any           listen on all addresses (containers), not just loopback\n"
+    "  --port-file FILE     write the chosen port here once listening\n"
+    "  --secret-file FILE   verify X-Ketenbus-Signature with this secret (401 if wrong)\n"
+    "  --rule MATCH=ACTION  misbehave for matching events, counted per event id:\n"
+    "                       MATCH is subject:<pseudonym>, id:<event id> or *;\n"
+    "                       ACTION is <status>x<n>[@<retry-after s>] (answer status for\n"
+    "                       the first n attempts), hangx<n> (never answer), or\n"
+    "                       <status>xinf (always). First matching rule wins.\n"
+    "  --reject-handshake   answer the validation OPTIONS with 403\n"
+    "  --client-ca FILE     require a client certificate signed by this CA\n";
+
+#define MAX_RULES 16
+#define MAX_IDS 4096
+
+struct rule {
+    char kind;         /* 's' subject, 'i' id, '*' any */
+    char value[128];   /* subject or id to match */
+    int status;        /* status to answer, or 0 for hang */
+    long times;        /* attempts that misbehave; -1 = always */
+    int retry_after;   /* Retry-After seconds, or -1 for none */
+};
+
+struct attempt_count {
+    char id[64];
+    long n;
+};
+
+static struct rule rules[MAX_RULES];
+static size_t n_rules;
+static struct attempt_count counts[MAX_IDS];
+static size_t n_counts;
+static unsigned char secret[256];
+static size_t secret_len;
+static int have_secret, reject_handshake;
+static FILE *log_file;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static long bump(const char *id)
+{
+    for (size_t i = 0; i < n_counts; i++)
+        if (!strcmp(counts[i].id, id))
+            return ++counts[i].n;
+    if (n_counts == MAX_IDS)
+        return 1;
+    snprintf(counts[n_counts].id, sizeof counts[n_counts].id, "%s", id);
+    counts[n_counts].n = 1;
+    return counts[n_counts++].n;
+}
+
+static int parse_rule(const char *arg)
+{
+    if (n_rules == MAX_RULES)
+        return -1;
+    struct rule *r = &rules[n_rules];
+    const char *eq = strrchr(arg, '=');
+    if (!eq)
+        return -1;
+    if (!strncmp(arg, "subject:", 8) || !strncmp(arg, "id:", 3)) {
+        r->kind = arg[0] == 's' ? 's' : 'i';
+        const char *v = strchr(arg, ':') + 1;
+        snprintf(r->value, sizeof r->value, "%.*s", (int)(eq - v), v);
+    } else if (eq - arg == 1 && arg[0] == '*') {
+        r->kind = '*';
+    } else {
+        return -1;
+    }
+    const char *act = eq + 1;
+    r->retry_after = -1;
+    char *end;
+    if (!strncmp(act, "hang", 4)) {
+        r->status = 0;
+        end = (char *)act + 4;
+    } else {
+        r->status = (int)strtol(act, &end, 10);
+    }
+    if (*end != 'x')
+        return -1;
+    if (!strncmp(end + 1, "inf", 3)) {
+        r->times = -1;
+        end += 4;
+    } else {
+        r->times = strtol(end + 1, &end, 10);
+    }
+    if (*end == '@')
+        r->retry_after = (int)strtol(end + 1, &end, 10);
+    if (*end)
+        return -1;
+    n_rules++;
+    return 0;
+}
+
+static void log_line(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    if (s) {
+        fprintf(log_file, "%s\n", s);
+        fflush(log_file);
+        free(s);
+    }
+}
+
+static void reply(struct evhttp_request *req, int status, const char *text)
+{
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add_printf(b, "%s\n", text);
+    evhttp_send_reply(req, status, text, b);
+    evbuffer_free(b);
+}
+
+static void on_options(struct evhttp_request *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *origin = evhttp_find_header(in, "WebHook-Request-Origin");
+    json_t *o = json_pack("{s:I,s:s,s:s?}", "t_ms", (json_int_t)now_ms(), "method", "OPTIONS",
+                          "origin", origin);
+    int status = !origin ? 400 : reject_handshake ? 403 : 200;
+    json_object_set_new(o, "status", json_integer(status));
+    log_line(o);
+    json_decref(o);
+    if (status == 200) {
+        struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+        evhttp_add_header(out, "WebHook-Allowed-Origin", origin);
+        evhttp_add_header(out, "WebHook-Allowed-Rate", "*");
+        evhttp_add_header(out, "Allow", "POST");
+    }
+    reply(req, status, status == 200 ? "OK" : "Forbidden");
+}
+
+/* "ok", "bad" or "none" (no header). */
+static const char *check_signature(struct evkeyvalq *in, const unsigned char *body, size_t len)
+{
+    const char *ts = evhttp_find_header(in, "X-Ketenbus-Timestamp");
+    const char *sig = evhttp_find_header(in, "X-Ketenbus-Signature");
+    if (!ts || !sig)
+        return "none";
+    if (!have_secret)
+        return "unchecked";
+    size_t tl = strlen(ts);
+    unsigned char *msg = malloc(tl + 1 + len), mac[32];
+    unsigned int mac_len = 0;
+    memcpy(msg, ts, tl);
+    msg[tl] = '.';
+    memcpy(msg + tl + 1, body, len);
+    HMAC(EVP_sha256(), secret, (int)secret_len, msg, tl + 1 + len, mac, &mac_len);
+    free(msg);
+    char want[3 + 64 + 1] = "v1=";
+    for (unsigned i = 0; i < mac_len; i++)
+        snprintf(want + 3 + 2 * i, 3, "%02x", mac[i]);
+    if (strlen(sig) != strlen(want) || CRYPTO_memcmp(sig, want, strlen(want)) != 0)
+        return "bad";
+    /* A signature older than 5 minutes is a replay. */
+    long long age = now_ms() / 1000 - atoll(ts);
+    return age > 300 || age < -300 ? "stale" : "ok";
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS) {
+        on_options(req);
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        reply(req, 405, "Method Not Allowed");
+        return;
+    }
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    struct evbuffer *buf = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(buf);
+    unsigned char *body = malloc(len + 1);
+    evbuffer_copyout(buf, body, len);
+    body[len] = 0;
+    const char *sig = check_signature(in, body, len);
+
+    /* Structured mode: attributes in the JSON body; binary: ce-* headers. */
+    const char *ctype = evhttp_find_header(in, "Content-Type");
+    int structured = ctype && !strncmp(ctype, "application/cloudevents+json", 28);
+    json_error_t jerr;
+    json_t *doc = json_loadb((const char *)body, len, 0, &jerr);
+    const char *id, *subject, *type, *seq;
+    if (structured) {
+        id = json_string_value(json_object_get(doc, "id"));
+        subject = json_string_value(json_object_get(doc, "subject"));
+        type = json_string_value(json_object_get(doc, "type"));
+        seq = json_string_value(json_object_get(doc, "sequence"));
+    } else {
+        id = evhttp_find_header(in, "ce-id");
+        subject = evhttp_find_header(in, "ce-subject");
+        type = evhttp_find_header(in, "ce-type");
+        seq = evhttp_find_header(in, "ce-sequence");
+    }
+    json_t *data = structured ? json_object_get(doc, "data") : doc;
+    long attempt = bump(id ? id : "");
+
+    int status = 200, retry_after = -1;
+    if (!id || !doc)
+        status = 400;
+    else if (have_secret && strcmp(sig, "ok"))
+        status = 401;
+    for (size_t i = 0; status == 200 && i < n_rules; i++) {
+        const struct rule *r = &rules[i];
+        int match = r->kind == '*' || (r->kind == 's' && subject && !strcmp(subject, r->value)) ||
+                    (r->kind == 'i' && !strcmp(id, r->value));
+        if (!match)
+            continue;
+        if (r->times < 0 || attempt <= r->times) {
+            status = r->status;
+            retry_after = r->retry_after;
+        }
+        break;
+    }
+    json_t *o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:I,s:s,s:i,s:s,s:O?}", "t_ms",
+                          (json_int_t)now_ms(), "method", "POST", "id", id, "subject", subject,
+                          "type", type, "seq", seq, "attempt", (json_int_t)attempt, "sig", sig,
+                          "status", status, "mode", structured ? "structured" : "binary",
+                          "data", data);
+    const char *idem = evhttp_find_header(in, "Idempotency-Key");
+    if (idem)
+        json_object_set_new(o, "idempotency_key", json_string(idem));
+    log_line(o);
+    json_decref(o);
+    json_decref(doc);
+    free(body);
+    if (status == 0)
+        return; /* hang: the sender's timeout ends it */
+    if (retry_after >= 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", retry_after);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", v);
+    }
+    reply(req, status, status == 200 ? "OK" : "Not OK");
+}
+
+static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
+{
+    SSL_CTX *ctx = arg;
+    return bufferevent_openssl_socket_new(base, -1, SSL_new(ctx), BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+static void on_term(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"port", required_argument, NULL, 'p'},        {"port-file", required_argument, NULL, 'P'},
+        {"cert", required_argument, NULL, 'c'},        {"key", required_argument, NULL, 'k'},
+        {"secret-file", required_argument, NULL, 's'}, {"rule", required_argument, NULL, 'r'},
+        {"log", required_argument, NULL, 'l'},         {"reject-handshake", no_argument, NULL, 'R'},
+        {"client-ca", required_argument, NULL, 'C'},   {"help", no_argument, NULL, 'h'},
+        {"bind-any", no_argument, NULL, 'A'},
+        {NULL, 0, NULL, 0}};
+    const char *cert = NULL, *key = NULL, *log_path = NULL, *port_file = NULL, *client_ca = NULL;
+    int port = 0, opt, bind_any = 0;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'p': port = atoi(optarg); break;
+        case 'P': port_file = optarg; break;
+        case 'c': cert = optarg; break;
+        case 'k': key = optarg; break;
+        case 'l': log_path = optarg; break;
+        case 'R': reject_handshake = 1; break;
+        case 'C': client_ca = optarg; break;
+        case 'A': bind_any = 1; break;
+        case 'r':
+            if (parse_rule(optarg)) {
+                fprintf(stderr, "bad rule \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
+        case 's': {
+            FILE *f = fopen(optarg, "rb");
+            if (!f) {
+                perror(optarg);
+                return 2;
+            }
+            secret_len = fread(secret, 1, sizeof secret, f);
+            fclose(f);
+            /* Same rule as ketenbus's key files: hex digits (white space
+             * around them ignored) are hex, anything else raw as stored. */
+            size_t trimmed = secret_len, hex = 0;
+            while (trimmed && strchr(" \t\r\n", secret[trimmed - 1]))
+                trimmed--;
+            while (hex < trimmed && strchr("0123456789abcdefABCDEF", secret[hex]))
+                hex++;
+            if (hex == trimmed && trimmed % 2 == 0 && trimmed) {
+                secret_len = trimmed;
+                for (size_t i = 0; i < secret_len / 2; i++) {
+                    unsigned int b;
+                    sscanf((const char *)secret + 2 * i, "%2x", &b);
+                    secret[i] = (unsigned char)b;
+                }
+                secret_len /= 2;
+            }
+            have_secret = 1;
+            break;
+        }
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!cert || !key || !log_path) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    log_file = fopen(log_path, "a");
+    if (!log_file) {
+        perror(log_path);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        fprintf(stderr, "cannot load %s / %s\n", cert, key);
+        return 1;
+    }
+    if (client_ca) {
+        SSL_CTX_load_verify_locations(ctx, client_ca, NULL);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    struct event_base *base = event_base_new();
+    struct evhttp *http = evhttp_new(base);
+    evhttp_set_bevcb(http, make_tls_bev, ctx);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_POST | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_GET);
+    evhttp_set_gencb(http, on_request, NULL);
+    struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(http, bind_any ? "0.0.0.0" : "127.0.0.1", (ev_uint16_t)port);
+    if (!sock) {
+        fprintf(stderr, "cannot listen on port %d\n", port);
+        return 1;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&ss, &sl);
+    int bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (port_file) {
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) {
+            fprintf(f, "%d\n", bound);
+            fclose(f);
+            rename(tmp, port_file);
+        }
+    }
+    fprintf(stderr, "kb-webhook-receiver listening on 127.0.0.1:%d\n", bound);
+    struct event *term = evsignal_new(base, SIGTERM, on_term, base);
+    struct event *intr = evsignal_new(base, SIGINT, on_term, base);
+    event_add(term, NULL);
+    event_add(intr, NULL);
+    event_base_dispatch(base);
+    event_free(term);
+    event_free(intr);
+    evhttp_free(http);
+    event_base_free(base);
+    SSL_CTX_free(ctx);
+    fclose(log_file);
+    return 0;
+}
