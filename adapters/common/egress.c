@@ -77,7 +77,11 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     if (rd_kafka_conf_set(conf, "group.id", o->group_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "isolation.level", "read_committed", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rerr, sizeof rerr)) {
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", rerr, sizeof rerr) ||
+        /* A topic created by another process (the router) must be noticed
+         * in seconds, not at librdkafka's default of five minutes. */
+        rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "5000", rerr,
+                          sizeof rerr)) {
         rd_kafka_conf_destroy(conf);
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "consumer: %s", rerr);
     }
@@ -88,6 +92,22 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     kb_err_t result = kb_kafka_ensure_topics(rk, &o->topic, 1, 3, 30000, errstr, errstr_size);
     if (result)
         goto out_destroy;
+    /* A just-created topic reaches every broker's metadata a moment later;
+     * subscribing before that costs a metadata refresh interval. */
+    for (int i = 0; i < 100; i++) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, o->topic, NULL);
+        int ok = t && rd_kafka_metadata(rk, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 md->topic_cnt == 1 && !md->topics[0].err && md->topics[0].partition_cnt > 0;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (t)
+            rd_kafka_topic_destroy(t);
+        if (ok)
+            break;
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(sub, o->topic, RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, sub);

@@ -1,12 +1,27 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * gba_events.h - recognising life events in parsed LO3 messages and turning
- * them into CloudEvents with Avro payloads:
+ * them into CloudEvents with Avro payloads (schemas/brp/, ids 1001, 1002, 1010-1021):
  *   Lg01 of a newborn's first PL version     -> nl.brp.persoon-geboren
- *   Gv01 with a new 09 stapel and empty 59   -> nl.brp.kind-toegevoegd (one per new child)
- * Every event carries its provenance (message kind, header, SHA-256 of the
- * original bytes) and a deterministic id, so a re-read message yields the
- * very same events.
+ *   Gv01/Gv02 pairs (actual cc + historical cc+50):
+ *     09 new + empty 59                       -> nl.brp.kind-toegevoegd
+ *     06.08.10 got a value                    -> nl.brp.persoon-overleden
+ *     08 move (binnen/tussen gemeenten, emigratie, immigratie) -> nl.brp.persoon-verhuisd
+ *     05.06.10 / 05.07.10 got a value          -> huwelijk-gesloten, partnerschap-aangegaan,
+ *                                               huwelijk-ontbonden, partnerschap-ontbonden
+ *     01 group 02 / 01.01.20 / 01.01.10 changed -> naam-, bsn-, anummer-gewijzigd
+ *     07.67.10 got a value                    -> nl.brp.bijhouding-opgeschort
+ *     anything else                           -> nl.brp.persoonslijst-gewijzigd (rubrieken)
+ *   Ng01                                      -> nl.brp.persoonslijst-afgevoerd
+ *   Wa11 / Wa01                               -> nl.brp.anummer-gewijzigd
+ * Before any of that every element is checked (lo3_check.h): a rejecting
+ * finding fails the message (KB_ERR_INVALID, errstr "offset N: CC.GG.EE
+ * ..."), warnings travel on every event in herkomst.waarschuwingen. A pair
+ * whose historical category carries 84.10 is a correction: its event has
+ * correctie = true. Every event carries its provenance (message kind,
+ * header, triggering rubrieken, SHA-256 of the original bytes as the source
+ * message id) and a deterministic id, so a re-read message yields the very
+ * same events.
  */
 #ifndef KETENBUS_GBA_EVENTS_H
 #define KETENBUS_GBA_EVENTS_H

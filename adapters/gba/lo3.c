@@ -252,6 +252,7 @@ static kb_err_t open_category(struct parser *ps, size_t off, unsigned nummer,
     cat->count = 0;
     cat->offset = off;
     cat->stapel = ps->n_stapels - 1;
+    cat->body = msg->n_bodies - 1;
     *out = cat;
     return KB_OK;
 }
@@ -322,6 +323,7 @@ static kb_err_t parse_body(struct parser *ps, size_t pos, size_t end, int exact,
     pos += 5;
     size_t body_end = pos + total;
     ps->cur_actual = -1; /* stapels never continue across bodies */
+    ps->msg->n_bodies++;
 
     while (pos < body_end) {
         size_t nummer, len;
@@ -572,4 +574,241 @@ const struct kb_lo3_element *kb_lo3_element(const struct kb_lo3_message *msg, si
         if (msg->elements[cat->first + i].nummer == nummer)
             return &msg->elements[cat->first + i];
     return NULL;
+}
+
+/* ---- formatting: the parsed form back to bytes ---- */
+
+/* Write @p v as @p n zero-padded ASCII digits. */
+static void put_digits(uint8_t *p, size_t n, size_t v)
+{
+    for (size_t i = n; i-- > 0; v /= 10)
+        p[i] = (uint8_t)('0' + v % 10);
+}
+
+/* Bytes body @p b takes without its 5-digit length; checks every length field. */
+static kb_err_t body_size(const struct kb_lo3_message *msg, size_t b, size_t *total, char *errstr,
+                          size_t errstr_size)
+{
+    size_t sum = 0;
+    for (size_t c = 0; c < msg->n_categories; c++) {
+        const struct kb_lo3_category *cat = &msg->categories[c];
+        if (cat->body != b)
+            continue;
+        if (cat->nummer == 0 || cat->nummer > 99 || cat->nummer == 50)
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "category %u: number outside 01-49/51-99", cat->nummer);
+        size_t clen = 0;
+        for (size_t e = 0; e < cat->count; e++) {
+            const struct kb_lo3_element *el = &msg->elements[cat->first + e];
+            if (el->len > 999)
+                return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                                  "category %02u element %04u: %zu bytes exceed 999", cat->nummer,
+                                  el->nummer, el->len);
+            if (el->nummer > 9999)
+                return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                                  "category %02u: element number %u exceeds 4 digits",
+                                  cat->nummer, el->nummer);
+            clen += 7 + el->len;
+        }
+        if (clen > 999)
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "category %02u: %zu bytes exceed 999", cat->nummer, clen);
+        sum += 5 + clen;
+    }
+    if (sum > 99999)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "body %zu: %zu bytes exceed 99999",
+                          b, sum);
+    *total = sum;
+    return KB_OK;
+}
+
+/* Size of header field @p f holding @p h on the wire; checks its shape. */
+static kb_err_t header_size(const struct field_def *f, const struct kb_lo3_header_field *h,
+                            size_t *size, char *errstr, size_t errstr_size)
+{
+    size_t n;
+    switch (f->kind) {
+    case F_N:
+    case F_AN:
+        if (h->len != f->width)
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "header field %s: %zu bytes, must be %u", f->name, h->len,
+                              (unsigned)f->width);
+        if (f->kind == F_N && !all_digits(h->value, h->len))
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "header field %s: must be %u digits", f->name, (unsigned)f->width);
+        *size = h->len;
+        return KB_OK;
+    case F_RUBRIEKEN:
+        if (h->len < 3 || !digits(h->value, 3, &n) || h->len != 3 + 6 * n ||
+            !all_digits(h->value, h->len))
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "header field %s: must be a 3-digit count and 6 digits per rubriek",
+                              f->name);
+        *size = h->len;
+        return KB_OK;
+    case F_VRIJE_TEKST:
+        if (h->len > 99999)
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "header field %s: %zu bytes exceed 99999", f->name, h->len);
+        *size = 5 + h->len;
+        return KB_OK;
+    case F_REST:
+        if (h->len == 0)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "header field %s is empty",
+                              f->name);
+        *size = h->len;
+        return KB_OK;
+    default:
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "internal: bad field table");
+    }
+}
+
+kb_err_t kb_lo3_format(const struct kb_lo3_message *msg, uint8_t **out, size_t *len,
+                       char *errstr, size_t errstr_size)
+{
+    *out = NULL;
+    *len = 0;
+    if (memcmp(msg->type, "Null", 5) == 0 && msg->random_key[0] == '\0') {
+        /* the zero-byte processing confirmation (a "rrrrrrrrNull" with a
+         * random key is written out like any other kind) */
+        if (msg->n_header || msg->n_categories || msg->n_bodies)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "a Null message has no header and no body");
+        return KB_OK;
+    }
+    const struct kind_def *kind = find_kind((const uint8_t *)msg->type);
+    if (!kind || strlen(msg->type) != 4)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "unknown berichtnummer");
+    if (strlen(msg->random_key) != 8 || !all_digits((const uint8_t *)msg->random_key, 8))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "random key must be 8 digits");
+
+    size_t nf = 0, size = 12;
+    for (; nf < MAX_KIND_FIELDS && kind->fields[nf].kind != F_END; nf++) {
+        const struct field_def *f = &kind->fields[nf];
+        if (nf >= msg->n_header || strcmp(msg->header[nf].name, f->name) != 0)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "%s: header field %s missing or out of order", kind->type,
+                              f->name);
+        size_t fs = 0;
+        kb_err_t err = header_size(f, &msg->header[nf], &fs, errstr, errstr_size);
+        if (err)
+            return err;
+        size += fs;
+    }
+    if (msg->n_header != nf)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "%s: %zu header fields given, the kind has %zu", kind->type,
+                          msg->n_header, nf);
+    size_t bodies = msg->n_bodies;
+    switch (kind->body) {
+    case BODY_NONE:
+        if (bodies)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s has no body",
+                              kind->type);
+        break;
+    case BODY_OPTIONAL:
+        if (bodies > 1)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s has at most one body",
+                              kind->type);
+        break;
+    case BODY_PL:
+        if (bodies != 1)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s needs exactly one body",
+                              kind->type);
+        break;
+    case BODY_SET:
+        if (bodies < 1)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s needs one or more bodies",
+                              kind->type);
+        break;
+    }
+    for (size_t c = 0; c < msg->n_categories; c++)
+        if (msg->categories[c].body >= bodies)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "category %zu belongs to no body", c);
+    for (size_t b = 0; b < bodies; b++) {
+        size_t total;
+        kb_err_t err = body_size(msg, b, &total, errstr, errstr_size);
+        if (err)
+            return err;
+        size += 5 + total;
+    }
+    if (size > MAX_MESSAGE)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "message of %zu bytes exceeds the limit of %u bytes", size,
+                          MAX_MESSAGE);
+
+    uint8_t *buf = malloc(size);
+    if (!buf)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory for %zu bytes",
+                          size);
+    uint8_t *p = buf;
+    memcpy(p, msg->random_key, 8);
+    memcpy(p + 8, kind->type, 4);
+    p += 12;
+    for (size_t i = 0; i < nf; i++) {
+        const struct kb_lo3_header_field *h = &msg->header[i];
+        if (kind->fields[i].kind == F_VRIJE_TEKST) {
+            put_digits(p, 5, h->len);
+            p += 5;
+        }
+        if (h->len)
+            memcpy(p, h->value, h->len);
+        p += h->len;
+    }
+    for (size_t b = 0; b < bodies; b++) {
+        size_t total = 0;
+        body_size(msg, b, &total, NULL, 0);
+        put_digits(p, 5, total);
+        p += 5;
+        for (size_t c = 0; c < msg->n_categories; c++) {
+            const struct kb_lo3_category *cat = &msg->categories[c];
+            if (cat->body != b)
+                continue;
+            size_t clen = 0;
+            for (size_t e = 0; e < cat->count; e++)
+                clen += 7 + msg->elements[cat->first + e].len;
+            put_digits(p, 2, cat->nummer);
+            put_digits(p + 2, 3, clen);
+            p += 5;
+            for (size_t e = 0; e < cat->count; e++) {
+                const struct kb_lo3_element *el = &msg->elements[cat->first + e];
+                put_digits(p, 4, el->nummer);
+                put_digits(p + 4, 3, el->len);
+                if (el->len)
+                    memcpy(p + 7, el->value, el->len);
+                p += 7 + el->len;
+            }
+        }
+    }
+    *out = buf;
+    *len = size;
+    return KB_OK;
+}
+
+int kb_lo3_kind_layout(const char *type, const char **names, enum kb_lo3_field_kind *kinds_out,
+                       unsigned *widths, int *body_mode)
+{
+    if (!type || strlen(type) != 4)
+        return -1;
+    const struct kind_def *kind = find_kind((const uint8_t *)type);
+    if (!kind)
+        return -1;
+    int n = 0;
+    for (; n < MAX_KIND_FIELDS && kind->fields[n].kind != F_END; n++) {
+        const struct field_def *f = &kind->fields[n];
+        names[n] = f->name;
+        widths[n] = f->width;
+        kinds_out[n] = f->kind == F_N           ? KB_LO3_FIELD_N
+                       : f->kind == F_AN        ? KB_LO3_FIELD_AN
+                       : f->kind == F_RUBRIEKEN ? KB_LO3_FIELD_RUBRIEKEN
+                       : f->kind == F_VRIJE_TEKST ? KB_LO3_FIELD_TEXT
+                                                  : KB_LO3_FIELD_REST;
+    }
+    *body_mode = kind->body == BODY_NONE       ? 0
+                 : kind->body == BODY_PL       ? 1
+                 : kind->body == BODY_OPTIONAL ? 2
+                                               : 3;
+    return n;
 }

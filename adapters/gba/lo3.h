@@ -40,6 +40,7 @@ struct kb_lo3_category {
     size_t offset;        /* byte offset of the category number in the message */
     size_t stapel;        /* stapel index: an actual category opens one, its
                            * historical ones that follow share it */
+    size_t body;          /* which body it is in: 0, or 0..n_bodies-1 in an Xa01 set */
 };
 
 #define KB_LO3_MAX_HEADER_FIELDS 12
@@ -50,6 +51,8 @@ struct kb_lo3_message {
     struct kb_lo3_header_field header[KB_LO3_MAX_HEADER_FIELDS];
     size_t n_header;      /* header fields used */
     int has_body;         /* 1 when the kind carries a body (plData) */
+    size_t n_bodies;      /* bodies read: 0 or 1, Xa01 one or more (an empty
+                           * "00000" body has no categories but counts) */
     struct kb_lo3_category *categories; /* owned; n_categories entries */
     size_t n_categories;
     struct kb_lo3_element *elements;    /* owned; n_elements entries */
@@ -76,5 +79,38 @@ const struct kb_lo3_header_field *kb_lo3_header(const struct kb_lo3_message *msg
 /** Element @p nummer (GGEE) in category occurrence @p cat_index, or NULL. */
 const struct kb_lo3_element *kb_lo3_element(const struct kb_lo3_message *msg, size_t cat_index,
                                             uint16_t nummer);
+
+/**
+ * Write @p msg back as LO3 bytes: random key, berichtnummer, header fields
+ * and bodies, with every length recomputed from the values (which must
+ * already be Teletex). For a message from kb_lo3_parse() the result equals
+ * the parsed bytes. *out is malloc'ed (NULL for the zero-byte Null message,
+ * *len 0); the caller frees it. KB_ERR_RANGE when a value does not fit its
+ * length field (element > 999, category > 999, body > 99999 bytes) or a
+ * fixed-width header field has the wrong width; KB_ERR_INVALID for an
+ * unknown kind or missing header field.
+ * Any thread; no shared state.
+ */
+kb_err_t kb_lo3_format(const struct kb_lo3_message *msg, uint8_t **out, size_t *len,
+                       char *errstr, size_t errstr_size);
+
+/** Kind of header field @p name of message kind @p type, for the JSON codec. */
+enum kb_lo3_field_kind {
+    KB_LO3_FIELD_NONE = 0,  /* the kind has no such field */
+    KB_LO3_FIELD_N,         /* fixed width, digits */
+    KB_LO3_FIELD_AN,        /* fixed width, Teletex */
+    KB_LO3_FIELD_RUBRIEKEN, /* aantal (3 digits) + 6 digits each, kept as one slice */
+    KB_LO3_FIELD_TEXT,      /* length (5 digits) + Teletex text; the slice is the text */
+    KB_LO3_FIELD_REST,      /* the rest of the message, unparsed Teletex */
+};
+
+/**
+ * The header layout of message kind @p type ("Lg01"): fills @p names /
+ * @p kinds / @p widths (capacity KB_LO3_MAX_HEADER_FIELDS) in message order
+ * and returns the count, with *body_mode 0 none, 1 one plData (required),
+ * 2 optional plData, 3 a plDataSet. -1 for an unknown kind.
+ */
+int kb_lo3_kind_layout(const char *type, const char **names, enum kb_lo3_field_kind *kinds,
+                       unsigned *widths, int *body_mode);
 
 #endif

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * ketenbus-gba - the GBA/BRP adapter: reads LO3 messages from a spool
- * folder, publishes the life events they carry to kb.in.gba, and moves each
- * file to done/ only after Kafka acknowledged all its events. A file that
- * cannot be read goes to quarantine/ and, raw, to kb.quarantine.gba.
+ * folder, a TCP listener (tcp.h frames) or HTTP (BRP Berichten API JSON),
+ * publishes the life events they carry to kb.in.gba and acknowledges the
+ * sender only after Kafka acknowledged all its events; unreadable input goes
+ * raw to kb.quarantine.gba with the reason. Also: egress (events -> Ag01/Gv01
+ * for legacy afnemers), decode/encode (LO3 <-> JSON) and send (a test sender).
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +18,54 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "egress.h"
+#include "gba_egress.h"
 #include "gba_events.h"
 #include "ingress.h"
+#include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "lo3.h"
+#include "lo3_json.h"
 #include "spool.h"
+#include "tcp.h"
 
 #define COMP "gba"
 #define MAX_MESSAGE (8u << 20) /* no LO3 message comes near: Xa01 sets stay far below */
 #define ACK_TIMEOUT_MS 30000
 
+enum { OPT_HTTP = KB_OPT_FIRST_OWN + 50, OPT_LISTEN = KB_OPT_FIRST_OWN, OPT_TOPIC, OPT_GROUP, OPT_CONNECT, OPT_IDLE_EXIT };
+
 static const char usage[] =
-    "usage: ketenbus-gba ingest --spool DIR --subject-key-file FILE [options]\n"
+    "usage: ketenbus-gba ingest --spool DIR --subject-key-file FILE [--listen HOST:PORT] [options]\n"
+    "       ketenbus-gba egress --spool DIR --subject-key-file FILE [--topic T] [--group G]\n"
+    "                           [--connect HOST:PORT] [--idle-exit MS] [options]\n"
+    "       ketenbus-gba send --connect HOST:PORT FILE...   (a legacy sender, for tests)\n"
+    "       ketenbus-gba decode [FILE|-]   LO3 bytes -> BRP Berichten API JSON\n"
+    "       ketenbus-gba encode [FILE|-]   that JSON -> the exact LO3 bytes\n"
     "\n"
-    "Reads LO3 messages (one per file, Teletex bytes) from DIR/in, publishes\n"
-    "nl.brp.persoon-geboren (Lg01 of a newborn) and nl.brp.kind-toegevoegd\n"
-    "(Gv01 with a new 09 stapel) to kb.in.gba, then moves the file to DIR/done.\n"
+    "Reads LO3 messages (one per file, Teletex bytes) from DIR/in, publishes the\n"
+    "life events below to kb.in.gba once Kafka acknowledged them, then moves the\n"
+    "file to DIR/done.\n"
     "Unreadable files go to DIR/quarantine and kb.quarantine.gba with the reason.\n"
-    "\n";
+    "With --listen it also accepts LO3 messages over TCP: 4-byte big-endian length +\n"
+    "message per frame, answered per frame with A (durable in Kafka), R (rejected,\n"
+    "quarantined, do not resend) or N (not durable, resend), see adapters/common/tcp.h.\n"
+    "\n"
+    "Life events: persoon-geboren (Lg01), kind-toegevoegd, persoon-overleden,\n"
+    "persoon-verhuisd, huwelijk-gesloten, partnerschap-aangegaan, huwelijk-ontbonden,\n"
+    "partnerschap-ontbonden, naam-gewijzigd, bsn-gewijzigd, bijhouding-opgeschort,\n"
+    "persoonslijst-gewijzigd (Gv01/Gv02), persoonslijst-afgevoerd (Ng01),\n"
+    "anummer-gewijzigd (Wa11/Wa01).\n"
+    "\n"
+    "      --listen HOST:PORT          also serve the TCP transport\n"
+    "      --http HOST:PORT            also accept POST /berichten with one message in the\n"
+    "                                  BRP Berichten API JSON form (202 accepted once\n"
+    "                                  durable, 422 rejected+quarantined, 503 retry)\n"
+    "\n"
+    "egress: consumes a subscriber topic (default kb.out.gba-lo3) and renders\n"
+    "persoon-geboren as Ag01, kind-toegevoegd and persoon-overleden as Gv01, for a\n"
+    "legacy afnemer: DIR/out/<event-id>.lo3, or pushed over TCP with --connect\n"
+    "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n";
 
 struct gba {
     struct kb_adapter_args args;
@@ -40,27 +74,119 @@ struct gba {
     struct kb_gba_ctx ctx;
     char source[160];   /* ce_source */
     char done_uri[4200];/* file:// URI of done/, for ce_dataref */
+    const char *listen; /* --listen HOST:PORT, or NULL for the spool only */
+    unsigned long acked;/* messages whose events Kafka acknowledged (fault injection) */
+    int64_t next_scan_ms;/* TCP mode: next spool scan (monotonic ms) */
+    const char *http;   /* --http HOST:PORT, or NULL */
+    pthread_mutex_t lock;/* one message at a time: the HTTP thread and the
+                          * spool/TCP thread share the ingress producer */
 };
 
-/* Quarantine @p name: raw bytes to Kafka first (acknowledged), then the file
- * moves. If Kafka is unreachable the file stays in in/ for the next round. */
-static int quarantine(struct gba *g, const char *name, const uint8_t *buf, size_t len,
-                      const char *rule, const char *reason, long offset)
+/* What became of one message. */
+enum outcome {
+    OUT_DONE,        /* its events (possibly none) are durable in Kafka */
+    OUT_QUARANTINED, /* unreadable; durable in kb.quarantine.gba with the reason */
+    OUT_RETRY,       /* nothing durable (Kafka down): the sender must retry */
+};
+
+/* Put unreadable bytes on the quarantine topic; OUT_RETRY when Kafka did
+ * not acknowledge. */
+static enum outcome quarantine(struct gba *g, const uint8_t *buf, size_t len, const char *rule,
+                               const char *reason, long offset)
 {
     char errstr[512];
     KB_LOG_WARN(COMP, "quarantined", "rule=%s reason=\"%s\"", rule, reason);
     if (kb_ingress_quarantine(g->ing, buf, len, rule, reason, offset, ACK_TIMEOUT_MS, errstr,
                               sizeof errstr)) {
-        KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
-        return -1;
+        KB_LOG_ERR(COMP, "quarantine topic not acknowledged; message kept", "error=\"%s\"",
+                   errstr);
+        return OUT_RETRY;
     }
-    char full[1024];
-    snprintf(full, sizeof full, "%s: %s", rule, reason);
-    if (kb_spool_quarantine(&g->spool, name, full)) {
-        KB_LOG_ERR(COMP, "cannot move file to quarantine", "rule=%s", rule);
-        return -1;
+    return OUT_QUARANTINED;
+}
+
+/*
+ * One message, from any transport: parse, check, derive events, produce
+ * them and wait for the broker. @p reason (no personal data) says why on
+ * quarantine/retry. The caller acknowledges its sender only on OUT_DONE or
+ * OUT_QUARANTINED.
+ */
+static enum outcome process_locked(struct gba *g, const uint8_t *buf, size_t len,
+                                   int64_t received_ms, const char *dataref, char *reason,
+                                   size_t reason_size)
+{
+    enum outcome out = OUT_DONE;
+    struct kb_lo3_message msg;
+    memset(&msg, 0, sizeof msg);
+    char errstr[512];
+    char sha[65];
+    kb_sha256_hex(buf, len, sha);
+    if (kb_lo3_parse(buf, len, &msg, errstr, sizeof errstr)) {
+        long off = -1;
+        sscanf(errstr, "offset %ld", &off);
+        snprintf(reason, reason_size, "lo3-syntax: %s", errstr);
+        return quarantine(g, buf, len, "lo3-syntax", errstr, off);
     }
-    return 0;
+    struct kb_ingress_event *evs = NULL;
+    size_t n = 0;
+    kb_err_t err = kb_gba_events(&g->ctx, buf, len, &msg, received_ms, dataref, &evs, &n,
+                                 errstr, sizeof errstr);
+    if (err == KB_ERR_INVALID) {
+        long off = -1;
+        sscanf(errstr, "offset %ld", &off);
+        snprintf(reason, reason_size, "lo3-semantics: %s", errstr);
+        out = quarantine(g, buf, len, "lo3-semantics", errstr, off);
+        goto out;
+    }
+    if (err) {
+        KB_LOG_ERR(COMP, "cannot build events; message kept", "type=%s error=\"%s\"", msg.type,
+                   errstr);
+        snprintf(reason, reason_size, "internal: %s", kb_err_str(err));
+        out = OUT_RETRY;
+        goto out;
+    }
+    if (n == 0) {
+        /* Valid LO3 without a life event: accounted for by this log line
+         * (and, for files, done/). */
+        KB_LOG_INFO(COMP, "no life event in message", "type=%s sha256=%s", msg.type, sha);
+    } else if (kb_ingress_send(g->ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "events not acknowledged; message kept for retry",
+                   "type=%s error=\"%s\"", msg.type, errstr);
+        snprintf(reason, reason_size, "kafka: events not acknowledged");
+        kb_gba_events_free(evs, n);
+        out = OUT_RETRY;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        KB_LOG_INFO(COMP, "event published", "event_id=%s type=%s subject=%s sequence=%llu",
+                    evs[i].attrs.id, evs[i].attrs.type, evs[i].attrs.subject,
+                    (unsigned long long)evs[i].attrs.sequence);
+    kb_gba_events_free(evs, n);
+    g->acked++;
+    /* Fault injection for the tests: die after Kafka acknowledged but before
+     * the sender is acknowledged, the window that deterministic ids cover.
+     * "crash-after-ack" on the first message with events, "crash-after-ack:N"
+     * on the N-th acknowledged message. */
+    const char *fault = getenv("KETENBUS_FAULT");
+    if (fault && !strncmp(fault, "crash-after-ack", 15) && n > 0 &&
+        (fault[15] != ':' || (unsigned long)atol(fault + 16) == g->acked)) {
+        KB_LOG_WARN(COMP, "fault injection: exiting before acknowledging the sender", "type=%s",
+                    msg.type);
+        _exit(137);
+    }
+out:
+    kb_lo3_message_fini(&msg);
+    return out;
+}
+
+static enum outcome process_message(struct gba *g, const uint8_t *buf, size_t len,
+                                    int64_t received_ms, const char *dataref, char *reason,
+                                    size_t reason_size)
+{
+    pthread_mutex_lock(&g->lock);
+    enum outcome out = process_locked(g, buf, len, received_ms, dataref, reason, reason_size);
+    pthread_mutex_unlock(&g->lock);
+    return out;
 }
 
 /* Handle one spool file. Returns 0 when it left in/, -1 when it must be retried. */
@@ -69,7 +195,6 @@ static int handle_file(struct gba *g, const char *name)
     uint8_t *buf = NULL;
     size_t len = 0;
     int64_t mtime = 0;
-    char errstr[512];
     kb_err_t err = kb_spool_read(&g->spool, name, MAX_MESSAGE, &buf, &len, &mtime);
     if (err == KB_ERR_RANGE) {
         /* Too big to hold: quarantine the name only, with no bytes read. */
@@ -78,77 +203,235 @@ static int handle_file(struct gba *g, const char *name)
     }
     if (err)
         return -1;
-    int rc = 0;
-    struct kb_lo3_message msg;
-    memset(&msg, 0, sizeof msg);
-    char sha[65];
-    kb_sha256_hex(buf, len, sha);
-    if (kb_lo3_parse(buf, len, &msg, errstr, sizeof errstr)) {
-        long off = -1;
-        sscanf(errstr, "offset %ld", &off);
-        rc = quarantine(g, name, buf, len, "lo3-syntax", errstr, off);
-        goto out;
-    }
-    char dataref[4400];
+    char dataref[4400], reason[600];
     snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, name);
-    struct kb_ingress_event *evs = NULL;
-    size_t n = 0;
-    err = kb_gba_events(&g->ctx, buf, len, &msg, mtime, dataref, &evs, &n, errstr,
-                        sizeof errstr);
-    if (err == KB_ERR_INVALID) {
-        long off = -1;
-        sscanf(errstr, "offset %ld", &off);
-        rc = quarantine(g, name, buf, len, "lo3-semantics", errstr, off);
-        goto out;
-    }
-    if (err) {
-        KB_LOG_ERR(COMP, "cannot build events; file kept", "type=%s error=\"%s\"", msg.type,
-                   errstr);
+    int rc = 0;
+    switch (process_message(g, buf, len, mtime, dataref, reason, sizeof reason)) {
+    case OUT_DONE:
+        if (kb_spool_done(&g->spool, name)) {
+            KB_LOG_ERR(COMP, "cannot move file to done", "file_bytes=%zu", len);
+            rc = -1;
+        }
+        break;
+    case OUT_QUARANTINED:
+        if (kb_spool_quarantine(&g->spool, name, reason)) {
+            KB_LOG_ERR(COMP, "cannot move file to quarantine", "file_bytes=%zu", len);
+            rc = -1;
+        }
+        break;
+    case OUT_RETRY:
         rc = -1;
-        goto out;
+        break;
     }
-    if (n == 0) {
-        /* Valid LO3 without a life event this adapter publishes (yet): kept
-         * in done/ with a log line, so it is accounted for. */
-        KB_LOG_INFO(COMP, "no life event in message", "type=%s sha256=%s", msg.type, sha);
-    } else if (kb_ingress_send(g->ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
-        KB_LOG_ERR(COMP, "events not acknowledged; file kept for retry", "type=%s error=\"%s\"",
-                   msg.type, errstr);
-        kb_gba_events_free(evs, n);
-        rc = -1;
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++)
-        KB_LOG_INFO(COMP, "event published", "event_id=%s type=%s subject=%s sequence=%llu",
-                    evs[i].attrs.id, evs[i].attrs.type, evs[i].attrs.subject,
-                    (unsigned long long)evs[i].attrs.sequence);
-    kb_gba_events_free(evs, n);
-    /* Fault injection for the tests: die after Kafka acknowledged but before
-     * the sender is acknowledged, the window that deterministic ids cover. */
-    const char *fault = getenv("KETENBUS_FAULT");
-    if (fault && !strcmp(fault, "crash-after-ack") && n > 0) {
-        KB_LOG_WARN(COMP, "fault injection: exiting before acknowledging the file", "type=%s",
-                    msg.type);
-        _exit(137);
-    }
-    if (kb_spool_done(&g->spool, name)) {
-        KB_LOG_ERR(COMP, "cannot move file to done", "type=%s", msg.type);
-        rc = -1;
-    }
-out:
-    kb_lo3_message_fini(&msg);
     free(buf);
     return rc;
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* TCP frame handler: one LO3 message per frame. The frame is archived in
+ * done/ (named by its SHA-256, so a resent frame lands on the same file)
+ * before its events are produced, so ce_dataref points at real bytes. */
+static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t len,
+                                    const char *peer, char *reason, size_t reason_size)
+{
+    struct gba *g = opaque;
+    char sha[65], name[128], path[4400], dataref[4400];
+    kb_sha256_hex(frame, len, sha);
+    snprintf(name, sizeof name, "tcp-%s.lo3", sha);
+    kb_spool_path(&g->spool, "done", name, path, sizeof path);
+    if (kb_file_write_atomic(path, frame, len)) {
+        snprintf(reason, reason_size, "archive: cannot write done/ file");
+        return KB_TCP_NACK;
+    }
+    snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, name);
+    switch (process_message(g, frame, len, wall_ms(), dataref, reason, reason_size)) {
+    case OUT_DONE:
+        KB_LOG_INFO(COMP, "frame acknowledged", "peer=%s sha256=%s", peer, sha);
+        return KB_TCP_ACK;
+    case OUT_QUARANTINED: {
+        /* not a message we accepted: its archive copy moves to quarantine/ */
+        char qpath[4400], rpath[4500];
+        kb_spool_path(&g->spool, "quarantine", name, qpath, sizeof qpath);
+        snprintf(rpath, sizeof rpath, "%s.reason", qpath);
+        if (rename(path, qpath) == 0)
+            kb_file_write_atomic(rpath, reason, strlen(reason));
+        return KB_TCP_REJECT;
+    }
+    default:
+        return KB_TCP_NACK;
+    }
+}
+
+/* "HOST:PORT" (HOST may be empty for 127.0.0.1) into its parts. */
+static int split_hostport(const char *arg, char *host, size_t host_size, int *port)
+{
+    const char *colon = strrchr(arg, ':');
+    if (!colon || !colon[1])
+        return -1;
+    size_t hl = (size_t)(colon - arg);
+    if (hl >= host_size)
+        return -1;
+    memcpy(host, arg, hl);
+    host[hl] = '\0';
+    if (!hl)
+        snprintf(host, host_size, "127.0.0.1");
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+/* Read all of @p path ("-" or NULL = stdin), at most @p max bytes. */
+static int read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
+{
+    FILE *f = (!path || !strcmp(path, "-")) ? stdin : fopen(path, "rb");
+    if (!f) {
+        fprintf(stderr, "error: cannot open input file\n");
+        return -1;
+    }
+    size_t cap = 65536, n = 0;
+    uint8_t *b = malloc(cap);
+    for (;;) {
+        if (!b) {
+            fprintf(stderr, "error: out of memory\n");
+            break;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (n > max) {
+            fprintf(stderr, "error: input larger than %zu bytes\n", max);
+            break;
+        }
+        if (r == 0) {
+            if (ferror(f)) {
+                fprintf(stderr, "error: read failed\n");
+                break;
+            }
+            if (f != stdin)
+                fclose(f);
+            *buf = b;
+            *len = n;
+            return 0;
+        }
+        if (n == cap) {
+            uint8_t *nb = realloc(b, cap * 2);
+            if (!nb)
+                free(b);
+            b = nb;
+            cap *= 2;
+        }
+    }
+    free(b);
+    if (f != stdin)
+        fclose(f);
+    return -1;
+}
+
+/* One pass over the spool's in/ folder. Returns 1 when a file must be
+ * retried (Kafka unreachable), 0 otherwise. */
+static int scan_spool(struct gba *g, atomic_int *stop)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int failed = 0;
+    if (kb_spool_list(&g->spool, &names, &n) == KB_OK) {
+        for (size_t i = 0; i < n && !atomic_load(stop) && !failed; i++)
+            failed = handle_file(g, names[i]) != 0;
+        kb_spool_names_free(names, n);
+    }
+    return failed;
+}
+
+static atomic_int stop_flag;
+
+/* TCP idle hook: the spool is served between frames, at most every 200 ms. */
+static void on_idle(void *opaque)
+{
+    struct gba *g = opaque;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now < g->next_scan_ms)
+        return;
+    int failed = scan_spool(g, &stop_flag);
+    g->next_scan_ms = now + (failed ? 2000 : 200);
+}
+
+/* POST /berichten: one message in the BRP Berichten API JSON form. It is
+ * turned into its exact LO3 bytes (so ids and provenance are those of the
+ * LO3 message) and handled like a file or frame. */
+static void on_http_bericht(kb_http_req_t *req, void *opaque)
+{
+    struct gba *g = opaque;
+    size_t len = 0;
+    const char *body = kb_http_req_body(req, &len);
+    uint8_t *lo3 = NULL;
+    size_t lo3_len = 0;
+    char errstr[512], reason[600];
+    if (kb_lo3_from_json(body, len, &lo3, &lo3_len, errstr, sizeof errstr)) {
+        /* not a message: the raw JSON goes to quarantine with the reason */
+        pthread_mutex_lock(&g->lock);
+        enum outcome q = quarantine(g, (const uint8_t *)body, len, "json", errstr, -1);
+        pthread_mutex_unlock(&g->lock);
+        if (q == OUT_RETRY)
+            kb_http_reply_error(req, 503, 50301, "quarantine not durable; retry");
+        else
+            kb_http_reply_error(req, 422, 42201, "%s", errstr);
+        return;
+    }
+    char sha[65];
+    kb_sha256_hex(lo3, lo3_len, sha);
+    enum outcome out = process_message(g, lo3, lo3_len, wall_ms(), "", reason, sizeof reason);
+    free(lo3);
+    if (out == OUT_DONE) {
+        json_t *ok = json_pack("{s:s, s:s}", "status", "accepted", "bronBerichtId", "");
+        char id[80];
+        snprintf(id, sizeof id, "sha256:%s", sha);
+        json_object_set_new(ok, "bronBerichtId", json_string(id));
+        kb_http_reply_json(req, 202, NULL, ok);
+    } else if (out == OUT_QUARANTINED) {
+        kb_http_reply_error(req, 422, 42202, "%s", reason);
+    } else {
+        kb_http_reply_error(req, 503, 50302, "%s", reason);
+    }
+}
+
+static void on_http_health(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_reply(req, 200, "text/plain", "ok\n", 3);
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS, {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        KB_ADAPTER_LONGOPTS,
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"http", required_argument, NULL, OPT_HTTP},
+        {NULL, 0, NULL, 0}};
     struct gba g;
     memset(&g, 0, sizeof g);
+    pthread_mutex_init(&g.lock, NULL);
+    kb_http_t *http = NULL;
     kb_adapter_args_init(&g.args);
     int opt, rc = 1;
     while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        if (opt == OPT_LISTEN) {
+            g.listen = optarg;
+            continue;
+        }
+        if (opt == OPT_HTTP) {
+            g.http = optarg;
+            continue;
+        }
         int r = kb_adapter_common_opt(&g.args, opt, optarg);
         if (r < 0)
             goto out_args;
@@ -160,6 +443,20 @@ static int cmd_ingest(int argc, char **argv)
     }
     if (!g.args.spool_dir) {
         fprintf(stderr, "error: --spool is required\n%s", usage);
+        rc = 2;
+        goto out_args;
+    }
+    char host[256];
+    int port = 0;
+    if (g.listen && split_hostport(g.listen, host, sizeof host, &port)) {
+        fprintf(stderr, "error: --listen must be HOST:PORT\n");
+        rc = 2;
+        goto out_args;
+    }
+    char hhost[256];
+    int hport = 0;
+    if (g.http && split_hostport(g.http, hhost, sizeof hhost, &hport)) {
+        fprintf(stderr, "error: --http must be HOST:PORT\n");
         rc = 2;
         goto out_args;
     }
@@ -184,39 +481,309 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_schemas;
     }
-    static atomic_int stop;
-    kb_adapter_signals(&stop);
-    KB_LOG_INFO(COMP, "adapter started", "spool=%s topic=kb.in.gba", g.spool.dir);
-    rc = 0;
-    while (!atomic_load(&stop)) {
-        char **names = NULL;
-        size_t n = 0;
-        int failed = 0;
-        if (kb_spool_list(&g.spool, &names, &n) == KB_OK) {
-            for (size_t i = 0; i < n && !atomic_load(&stop) && !failed; i++)
-                failed = handle_file(&g, names[i]) != 0;
-            kb_spool_names_free(names, n);
+    kb_adapter_signals(&stop_flag);
+    kb_tcp_server_t *srv = NULL;
+    if (g.listen) {
+        struct kb_tcp_server_opts topts = {.bind_host = host, .port = port,
+                                           .max_frame = MAX_MESSAGE, .on_frame = on_frame,
+                                           .opaque = &g, .on_idle = on_idle};
+        srv = kb_tcp_server_new(&topts, errstr, sizeof errstr);
+        if (!srv) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out_ing;
         }
-        if (g.args.once) {
-            rc = failed ? 1 : 0;
-            break;
-        }
-        /* Back off longer after a failure (Kafka down): the file stays. */
-        struct timespec ts = {failed ? 2 : 0, failed ? 0 : 200 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        /* the port on stdout too, so a script can start with port 0 */
+        printf("listening %s:%d\n", host, kb_tcp_server_port(srv));
+        fflush(stdout);
     }
+    if (g.http) {
+        struct kb_http_opts hopts = {.addr = hhost, .port = (uint16_t)hport,
+                                     .max_body = 16u << 20};
+        http = kb_http_new(&hopts, errstr, sizeof errstr);
+        if (!http || kb_http_route(http, "POST", "/berichten", on_http_bericht, &g) ||
+            kb_http_route(http, "GET", "/healthz", on_http_health, &g) ||
+            kb_http_start(http, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: http: %s\n", errstr);
+            kb_http_destroy(http);
+            kb_tcp_server_destroy(srv);
+            goto out_ing;
+        }
+        printf("http %s:%u\n", hhost, (unsigned)kb_http_port(http));
+        fflush(stdout);
+    }
+    KB_LOG_INFO(COMP, "adapter started", "spool=%s tcp_port=%d", g.spool.dir,
+                srv ? kb_tcp_server_port(srv) : 0);
+    rc = 0;
+    if (srv) {
+        if (kb_tcp_server_run(srv, &stop_flag, errstr, sizeof errstr)) {
+            KB_LOG_ERR(COMP, "tcp listener failed", "error=\"%s\"", errstr);
+            rc = 1;
+        }
+        kb_tcp_server_destroy(srv);
+    } else {
+        while (!atomic_load(&stop_flag)) {
+            int failed = scan_spool(&g, &stop_flag);
+            if (g.args.once) {
+                rc = failed ? 1 : 0;
+                break;
+            }
+            /* Back off longer after a failure (Kafka down): the file stays. */
+            struct timespec ts = {failed ? 2 : 0, failed ? 0 : 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    kb_http_destroy(http); /* no handler runs after this */
     KB_LOG_INFO(COMP, "adapter stopped", "rc=%d", rc);
+out_ing:
     kb_ingress_destroy(g.ing);
 out_schemas:
     kb_schemas_destroy(schemas);
     free(key);
 out_args:
     kb_adapter_args_fini(&g.args);
+    pthread_mutex_destroy(&g.lock);
+    return rc;
+}
+
+/* send: a legacy sender for tests and trials. Prints one line per file:
+ * "ack FILE", "reject FILE REASON", "nack FILE REASON"; on a lost
+ * connection "lost FILE" and exit 3 (that file's fate is unknown). */
+static int cmd_send(int argc, char **argv)
+{
+    const char *connect = NULL;
+    int i = 1;
+    for (; i < argc; i++) {
+        if (!strcmp(argv[i], "--connect") && i + 1 < argc)
+            connect = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: ketenbus-gba send --connect HOST:PORT FILE...\n");
+            return 0;
+        } else
+            break;
+    }
+    char host[256];
+    int port = 0;
+    if (!connect || split_hostport(connect, host, sizeof host, &port) || i >= argc) {
+        fprintf(stderr, "usage: ketenbus-gba send --connect HOST:PORT FILE...\n");
+        return 2;
+    }
+    char errstr[512], reason[600];
+    kb_tcp_client_t *c = kb_tcp_client_new(host, port, 5000, errstr, sizeof errstr);
+    if (!c) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 3;
+    }
+    int rc = 0;
+    for (; i < argc; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        if (read_input(argv[i], MAX_MESSAGE, &buf, &len)) {
+            rc = 1;
+            continue;
+        }
+        enum kb_tcp_verdict v;
+        kb_err_t err = kb_tcp_client_send(c, buf, len, ACK_TIMEOUT_MS + 5000, &v, reason,
+                                          sizeof reason, errstr, sizeof errstr);
+        free(buf);
+        if (err) {
+            printf("lost %s\n", argv[i]);
+            fflush(stdout);
+            rc = 3;
+            break;
+        }
+        printf("%s %s%s%s\n", v == KB_TCP_ACK ? "ack" : v == KB_TCP_REJECT ? "reject" : "nack",
+               argv[i], v == KB_TCP_ACK ? "" : " ", v == KB_TCP_ACK ? "" : reason);
+        fflush(stdout);
+        if (v == KB_TCP_NACK && rc == 0)
+            rc = 4;
+    }
+    kb_tcp_client_destroy(c);
+    return rc;
+}
+
+/* Egress state: where rendered messages go. */
+struct egress {
+    struct kb_spool spool;  /* out/ and quarantine/ */
+    const char *connect;    /* HOST:PORT of the afnemer's listener, or NULL */
+    kb_tcp_client_t *tcp;   /* current connection (reconnected on failure) */
+    size_t written;         /* messages delivered */
+};
+
+static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
+                           const struct kb_schema *schema, const uint8_t *payload, size_t len,
+                           char *errstr, size_t errstr_size)
+{
+    struct egress *e = opaque;
+    uint8_t *lo3 = NULL;
+    size_t n = 0;
+    kb_err_t err = kb_gba_render_lo3(attrs, schema, payload, len, &lo3, &n, errstr, errstr_size);
+    if (err)
+        return err;
+    if (!e->connect) {
+        /* named by the event id: a re-render after a crash rewrites the same file */
+        char name[80];
+        snprintf(name, sizeof name, "%s.lo3", attrs->id);
+        err = kb_spool_write_out(&e->spool, name, lo3, n);
+        if (err)
+            kb_err_set(err, errstr, errstr_size, "cannot write out/ file");
+    } else {
+        char host[256], reason[512];
+        int port = 0;
+        split_hostport(e->connect, host, sizeof host, &port);
+        if (!e->tcp)
+            e->tcp = kb_tcp_client_new(host, port, 5000, errstr, errstr_size);
+        enum kb_tcp_verdict v = KB_TCP_NACK;
+        err = e->tcp ? kb_tcp_client_send(e->tcp, lo3, n, ACK_TIMEOUT_MS, &v, reason,
+                                          sizeof reason, errstr, errstr_size)
+                     : KB_ERR_IO;
+        if (err) {
+            kb_tcp_client_destroy(e->tcp);
+            e->tcp = NULL;
+        } else if (v == KB_TCP_REJECT) {
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "afnemer rejected: %s",
+                             reason);
+        } else if (v == KB_TCP_NACK) {
+            err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "afnemer not ready: %s", reason);
+        }
+    }
+    free(lo3);
+    if (!err) {
+        e->written++;
+        KB_LOG_INFO(COMP, "lo3 rendered", "event_id=%s type=%s bytes=%zu", attrs->id,
+                    attrs->type, n);
+    }
+    return err;
+}
+
+static int cmd_egress(int argc, char **argv)
+{
+    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
+                                             {"topic", required_argument, NULL, OPT_TOPIC},
+                                             {"group", required_argument, NULL, OPT_GROUP},
+                                             {"connect", required_argument, NULL, OPT_CONNECT},
+                                             {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
+                                             {NULL, 0, NULL, 0}};
+    struct kb_adapter_args args;
+    kb_adapter_args_init(&args);
+    char default_topic[160], default_group[160];
+    kb_topic_name(default_topic, sizeof default_topic, "out.gba-lo3");
+    snprintf(default_group, sizeof default_group, "%s-gba-egress", kb_topic_prefix());
+    const char *topic = default_topic, *group = default_group;
+    struct egress e;
+    memset(&e, 0, sizeof e);
+    int idle_exit = 0, opt, rc = 1;
+    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        int r = kb_adapter_common_opt(&args, opt, optarg);
+        if (r < 0)
+            goto out_args;
+        if (r == 1 && opt != 'h')
+            continue;
+        char host[256];
+        int port;
+        switch (opt) {
+        case OPT_TOPIC: topic = optarg; break;
+        case OPT_GROUP: group = optarg; break;
+        case OPT_IDLE_EXIT: idle_exit = atoi(optarg); break;
+        case OPT_CONNECT:
+            if (split_hostport(optarg, host, sizeof host, &port)) {
+                fprintf(stderr, "error: --connect must be HOST:PORT\n");
+                rc = 2;
+                goto out_args;
+            }
+            e.connect = optarg;
+            break;
+        default:
+            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
+            rc = opt == 'h' ? 0 : 2;
+            goto out_args;
+        }
+    }
+    if (!args.spool_dir) {
+        fprintf(stderr, "error: --spool is required\n%s", usage);
+        rc = 2;
+        goto out_args;
+    }
+    char errstr[512];
+    if (kb_spool_open(&e.spool, args.spool_dir, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_args;
+    }
+    kb_schemas_t *schemas = NULL;
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    if (kb_adapter_load(&args, &schemas, &key, &key_len))
+        goto out_args;
+    kb_adapter_signals(&stop_flag);
+    struct kb_egress_opts eo = {&args.kafka, schemas, topic, group, &e.spool,
+                                render_lo3,  &e,      idle_exit};
+    if (kb_egress_run(&eo, &stop_flag, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_load;
+    }
+    KB_LOG_INFO(COMP, "egress stopped", "lo3_written=%zu", e.written);
+    rc = 0;
+out_load:
+    kb_tcp_client_destroy(e.tcp);
+    kb_schemas_destroy(schemas);
+    free(key);
+out_args:
+    kb_adapter_args_fini(&args);
+    return rc;
+}
+
+/* decode / encode: exit 0 on success, 1 on unreadable input (reason on
+ * stderr, naming offsets or JSON paths only), 2 on usage errors. */
+static int cmd_codec(int argc, char **argv, int encode)
+{
+    if (argc > 2 || (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")))) {
+        printf("usage: ketenbus-gba %s [FILE|-]\n%s", encode ? "encode" : "decode",
+               encode ? "Reads BRP Berichten API JSON, writes the LO3 (Teletex) bytes.\n"
+                      : "Reads one LO3 message (Teletex bytes), writes it as BRP Berichten "
+                        "API JSON.\n");
+        return argc > 2 ? 2 : 0;
+    }
+    uint8_t *in = NULL;
+    size_t len = 0;
+    if (read_input(argc == 2 ? argv[1] : "-", encode ? (64u << 20) : MAX_MESSAGE, &in, &len))
+        return 1;
+    char errstr[512];
+    int rc = 0;
+    if (encode) {
+        uint8_t *out = NULL;
+        size_t olen = 0;
+        if (kb_lo3_from_json((const char *)in, len, &out, &olen, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: %s\n", errstr);
+            rc = 1;
+        } else if (olen && fwrite(out, 1, olen, stdout) != olen) {
+            rc = 1;
+        }
+        free(out);
+    } else {
+        char *json = NULL;
+        if (kb_lo3_to_json(in, len, KB_LO3_JSON_PRETTY, &json, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: %s\n", errstr);
+            rc = 1;
+        } else {
+            printf("%s\n", json);
+        }
+        free(json);
+    }
+    free(in);
+    if (fflush(stdout))
+        rc = 1;
     return rc;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "decode"))
+        return cmd_codec(argc - 1, argv + 1, 0);
+    if (argc >= 2 && !strcmp(argv[1], "encode"))
+        return cmd_codec(argc - 1, argv + 1, 1);
+    if (argc >= 2 && !strcmp(argv[1], "egress"))
+        return cmd_egress(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "send"))
+        return cmd_send(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "ingest"))
         return cmd_ingest(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

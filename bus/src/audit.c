@@ -270,7 +270,10 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
             kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit reader: %s", rerr);
             goto out_fail;
         }
-        if (ensure_audit_topic(a->reader, a->topic, a->partitions > 0 ? a->partitions : 3,
+        /* Create only when missing: a cluster that does not allow (or, like
+         * the embedded mock, cannot do) CreateTopics may have it already. */
+        if (topic_partitions(a->reader, a->topic) <= 0 &&
+            ensure_audit_topic(a->reader, a->topic, a->partitions > 0 ? a->partitions : 3,
                                errstr, errstr_size))
             goto out_fail;
         int32_t n = topic_partitions(a->reader, a->topic);

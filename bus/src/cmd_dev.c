@@ -312,8 +312,10 @@ int kb_cmd_dev(int argc, char **argv)
         goto out_mrk;
     }
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
+    /* The mock cluster cannot create topics on request, so every topic the
+     * roles use is made here. */
     const char *fixed_topics[] = {"in.gba", "in.svb", "in.kadaster", "quarantine.gba",
-                                  "quarantine.svb", "quarantine.kadaster", "dlq"};
+                                  "quarantine.svb", "quarantine.kadaster", "dlq", "audit"};
     for (size_t i = 0; i < sizeof fixed_topics / sizeof fixed_topics[0]; i++) {
         char topic[160];
         kb_topic_name(topic, sizeof topic, fixed_topics[i]);

@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * lo3_check.c - element checks of LO3 messages (see lo3_check.h). One table
+ * `elements` states format, length and special rule per element number
+ * (GGEE), the same in every category that uses it (protocols.md §1.5); the
+ * reject-or-warn decision is per rule, in `rules`.
+ */
+#include "lo3_check.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ketenbus/check.h"
+#include "t61.h"
+
+enum special {
+    S_NONE = 0,
+    S_BSN,      /* 11-proef */
+    S_ANUMMER,  /* A-nummer rules: a warning (RvIG samples carry invalid ones) */
+    S_DATUM,    /* GBA date, parts may be 00 */
+    S_GESLACHT, /* M V O */
+    S_VERBINTENIS, /* H P */
+    S_NAAMGEBRUIK, /* E P V N */
+    S_FUNCTIE_ADRES, /* W B */
+    S_OPSCHORTING, /* O E M R F W . */
+    S_GEHEIM,   /* 0-7 */
+    S_POSTCODE, /* 4 digits, first not 0, 2 capitals */
+};
+
+struct element_def {
+    uint16_t nummer; /* GGEE */
+    char format;     /* 'N' digits or 'A' any Teletex */
+    uint16_t min;    /* shortest non-empty value, Teletex bytes */
+    uint16_t max;    /* longest value */
+    uint8_t special; /* enum special */
+};
+
+/* clang-format off */
+static const struct element_def elements[] = {
+    {110, 'N', 10, 10, S_ANUMMER},   {120, 'N', 9, 9, S_BSN},
+    {210, 'A', 1, 200, 0},           {220, 'A', 1, 2, 0},
+    {230, 'A', 1, 10, 0},            {240, 'A', 1, 200, 0},
+    {310, 'N', 8, 8, S_DATUM},       {320, 'A', 1, 40, 0},
+    {330, 'N', 4, 4, 0},             {410, 'A', 1, 1, S_GESLACHT},
+    {510, 'N', 4, 4, 0},
+    {610, 'N', 8, 8, S_DATUM},       {620, 'A', 1, 40, 0},          {630, 'N', 4, 4, 0},
+    {710, 'N', 8, 8, S_DATUM},       {720, 'A', 1, 40, 0},          {730, 'N', 4, 4, 0},
+    {740, 'A', 1, 1, 0},
+    {810, 'N', 8, 8, S_DATUM},       {820, 'A', 1, 40, 0},          {830, 'N', 4, 4, 0},
+    {910, 'N', 4, 4, 0},             {920, 'N', 8, 8, S_DATUM},
+    {1010, 'A', 1, 1, S_FUNCTIE_ADRES}, {1020, 'A', 1, 24, 0},      {1030, 'N', 8, 8, S_DATUM},
+    {1110, 'A', 1, 24, 0},           {1115, 'A', 1, 80, 0},         {1120, 'N', 1, 5, 0},
+    {1130, 'A', 1, 1, 0},            {1140, 'A', 1, 4, 0},          {1150, 'A', 2, 2, 0},
+    {1160, 'A', 6, 6, S_POSTCODE},   {1170, 'A', 1, 80, 0},         {1180, 'A', 16, 16, 0},
+    {1190, 'A', 16, 16, 0},          {1210, 'A', 1, 35, 0},
+    {1310, 'N', 4, 4, 0},            {1320, 'N', 8, 8, S_DATUM},    {1330, 'A', 1, 35, 0},
+    {1340, 'A', 1, 35, 0},           {1350, 'A', 1, 35, 0},
+    {1410, 'N', 4, 4, 0},            {1420, 'N', 8, 8, S_DATUM},
+    {1510, 'A', 1, 1, S_VERBINTENIS},
+    {2010, 'N', 10, 10, S_ANUMMER},  {2020, 'N', 10, 10, S_ANUMMER},
+    {3110, 'N', 1, 1, 0},            {3120, 'N', 8, 8, S_DATUM},    {3130, 'N', 8, 8, S_DATUM},
+    {3210, 'A', 1, 2, 0},            {3310, 'A', 1, 1, 0},
+    {3510, 'A', 2, 2, 0},            {3520, 'A', 1, 9, 0},          {3530, 'N', 8, 8, S_DATUM},
+    {3540, 'A', 1, 6, 0},            {3550, 'N', 8, 8, S_DATUM},    {3560, 'N', 8, 8, S_DATUM},
+    {3570, 'A', 1, 1, 0},
+    {3810, 'A', 1, 1, 0},            {3820, 'N', 8, 8, S_DATUM},
+    {3910, 'N', 2, 2, 0},            {3920, 'N', 8, 8, S_DATUM},    {3930, 'N', 8, 8, S_DATUM},
+    {4010, 'N', 6, 6, 0},
+    {6110, 'A', 1, 1, S_NAAMGEBRUIK},
+    {6210, 'N', 8, 8, S_DATUM},
+    {6310, 'N', 3, 3, 0},            {6410, 'N', 3, 3, 0},          {6510, 'A', 1, 1, 0},
+    {6610, 'N', 8, 8, S_DATUM},
+    {6710, 'N', 8, 8, S_DATUM},      {6720, 'A', 1, 1, S_OPSCHORTING},
+    {6810, 'N', 8, 8, S_DATUM},      {6910, 'N', 4, 4, 0},          {7010, 'N', 1, 1, S_GEHEIM},
+    {7110, 'N', 8, 8, S_DATUM},      {7120, 'A', 1, 50, 0},
+    {7210, 'A', 1, 1, 0},            {7310, 'A', 1, 30, 0},         {7510, 'N', 1, 1, 0},
+    {8010, 'N', 4, 4, 0},            {8020, 'N', 17, 17, 0},
+    {8110, 'N', 4, 4, 0},            {8120, 'A', 7, 7, 0},
+    {8210, 'N', 4, 4, 0},            {8220, 'N', 8, 8, S_DATUM},    {8230, 'A', 1, 40, 0},
+    {8310, 'N', 6, 6, 0},            {8320, 'N', 8, 8, S_DATUM},    {8330, 'N', 8, 8, S_DATUM},
+    {8410, 'A', 1, 1, 0},            {8510, 'N', 8, 8, S_DATUM},    {8610, 'N', 8, 8, S_DATUM},
+    {8710, 'A', 1, 1, 0},            {8810, 'A', 1, 50, 0},
+};
+/* clang-format on */
+
+static const struct element_def *find_def(uint16_t nummer)
+{
+    size_t lo = 0, hi = sizeof elements / sizeof elements[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (elements[mid].nummer == nummer)
+            return &elements[mid];
+        if (elements[mid].nummer < nummer)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static kb_err_t add(struct kb_lo3_findings *out, unsigned cat, const struct kb_lo3_element *el,
+                    const char *rule, const char *what, int reject)
+{
+    if (out->n == out->cap) {
+        size_t nc = out->cap ? out->cap * 2 : 8;
+        struct kb_lo3_finding *n = realloc(out->items, nc * sizeof *n);
+        if (!n)
+            return KB_ERR_NOMEM;
+        out->items = n;
+        out->cap = nc;
+    }
+    struct kb_lo3_finding *f = &out->items[out->n++];
+    snprintf(f->rubriek, sizeof f->rubriek, "%02u.%02u.%02u", cat % 100u,
+             (unsigned)(el->nummer / 100) % 100u, (unsigned)(el->nummer % 100));
+    f->offset = el->offset;
+    f->rule = rule;
+    f->what = what;
+    f->reject = reject;
+    if (reject)
+        out->n_reject++;
+    return KB_OK;
+}
+
+static int one_of(const uint8_t *v, size_t len, const char *allowed)
+{
+    return len == 1 && v[0] && strchr(allowed, v[0]) != NULL;
+}
+
+/* The special rule of @p def for value @p v: NULL when it holds, else the
+ * rule name (and *what, *reject). */
+static const char *special_rule(const struct element_def *def, const uint8_t *v, size_t len,
+                                const char **what, int *reject)
+{
+    const char *s = (const char *)v;
+    *reject = 0;
+    switch (def->special) {
+    case S_BSN:
+        *what = "is not a valid BSN (11-proef)";
+        *reject = 1;
+        return kb_check_bsn(s, len) ? NULL : "bsn";
+    case S_ANUMMER:
+        *what = "is not a valid A-nummer";
+        return kb_check_anummer(s, len) ? NULL : "anummer";
+    case S_DATUM:
+        *what = "is not a GBA date";
+        *reject = 1;
+        return kb_check_gba_date(s, len) ? NULL : "datum";
+    case S_GESLACHT:
+        *what = "is not M, V or O";
+        return one_of(v, len, "MVO") ? NULL : "code";
+    case S_VERBINTENIS:
+        *what = "is not H or P";
+        return one_of(v, len, "HP") ? NULL : "code";
+    case S_NAAMGEBRUIK:
+        *what = "is not E, P, V or N";
+        return one_of(v, len, "EPVN") ? NULL : "code";
+    case S_FUNCTIE_ADRES:
+        *what = "is not W or B";
+        return one_of(v, len, "WB") ? NULL : "code";
+    case S_OPSCHORTING:
+        *what = "is not a reden opschorting (O E M R F W .)";
+        return one_of(v, len, "OEMRFW.") ? NULL : "code";
+    case S_GEHEIM:
+        *what = "is not 0-7";
+        return one_of(v, len, "01234567") ? NULL : "code";
+    case S_POSTCODE:
+        *what = "is not a postcode (4 digits, 2 capitals)";
+        return len == 6 && v[0] >= '1' && v[0] <= '9' && kb_check_digits(s, 4) &&
+                       v[4] >= 'A' && v[4] <= 'Z' && v[5] >= 'A' && v[5] <= 'Z'
+                   ? NULL
+                   : "code";
+    default:
+        return NULL;
+    }
+}
+
+kb_err_t kb_lo3_check(const struct kb_lo3_message *msg, struct kb_lo3_findings *out)
+{
+    kb_err_t err = KB_OK;
+    for (size_t c = 0; c < msg->n_categories && !err; c++) {
+        const struct kb_lo3_category *cat = &msg->categories[c];
+        for (size_t i = 0; i < cat->count && !err; i++) {
+            const struct kb_lo3_element *el = &msg->elements[cat->first + i];
+            if (i > 0) {
+                const struct kb_lo3_element *prev = el - 1;
+                if (prev->nummer == el->nummer)
+                    err = add(out, cat->nummer, el, "duplicate",
+                              "occurs twice in its category", 1);
+                else if (prev->nummer > el->nummer)
+                    err = add(out, cat->nummer, el, "order",
+                              "is out of ascending element order", 0);
+                if (err)
+                    break;
+            }
+            if (el->len == 0)
+                continue; /* "no value" is meaningful in mutations */
+            const struct element_def *def = find_def(el->nummer);
+            if (!def) {
+                err = add(out, cat->nummer, el, "unknown-element",
+                          "is not in the element table", 0);
+                continue;
+            }
+            if (el->len < def->min || el->len > def->max) {
+                err = add(out, cat->nummer, el, "length",
+                          "has a length outside its format (protocols.md 1.5)", 1);
+                continue;
+            }
+            if (def->format == 'N' && !kb_check_digits((const char *)el->value, el->len)) {
+                err = add(out, cat->nummer, el, "format-n", "is numeric but holds a non-digit",
+                          1);
+                continue;
+            }
+            if (def->format == 'A') {
+                char utf8[999 * 3 + 1];
+                size_t ulen = 0, bad = 0;
+                if (kb_t61_to_utf8(el->value, el->len, utf8, sizeof utf8, &ulen, &bad)) {
+                    err = add(out, cat->nummer, el, "teletex",
+                              "holds a byte without a Teletex mapping", 1);
+                    continue;
+                }
+            }
+            const char *what = NULL;
+            int reject = 0;
+            const char *rule = special_rule(def, el->value, el->len, &what, &reject);
+            if (rule)
+                err = add(out, cat->nummer, el, rule, what, reject);
+        }
+    }
+    return err;
+}
+
+void kb_lo3_findings_fini(struct kb_lo3_findings *f)
+{
+    if (!f)
+        return;
+    free(f->items);
+    memset(f, 0, sizeof *f);
+}
+
+void kb_lo3_finding_str(const struct kb_lo3_finding *f, char *buf, size_t size)
+{
+    snprintf(buf, size, "offset %zu: %s %s", f->offset, f->rubriek, f->what);
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: EUPL-1.2
+#
+# gba_http.sh - the GBA adapter's HTTP endpoint on a real broker: a message
+# POSTed in the BRP Berichten API JSON form is turned into its exact LO3
+# bytes (so its source message id is the SHA-256 of those bytes) and
+# published once Kafka acknowledged it (202); JSON that is no message and a
+# message failing an element check are quarantined with the reason (422).
+source "$(dirname "$0")/lib.sh"
+
+start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key" \
+  --http 127.0.0.1:0
+check "http endpoint up" wait_for 60 bash -c "grep -q '^http ' '$WORK/gba.log'"
+URL="http://127.0.0.1:$(sed -n 's/^http 127.0.0.1:\([0-9]*\)$/\1/p' "$WORK/gba.log" | tail -n 1)"
+check "healthz" eq "$(curl -s "$URL/healthz")" ok
+
+post() { # post FILE -> "STATUS BODY"
+  curl -s -o "$WORK/body" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary "@$1" "$URL/berichten"
+}
+"$BIN/ketenbus-gba" decode "$FIX/gv01-moeder-kind-sophie.lo3" >"$WORK/gv01.json"
+check "a Gv01 as JSON is accepted" eq "$(post "$WORK/gv01.json")" 202
+sha=$(sha256sum "$FIX/gv01-moeder-kind-sophie.lo3" | cut -d' ' -f1)
+check "its source id is the SHA-256 of the LO3 bytes" grep -q "\"bronBerichtId\":\"sha256:$sha\"" "$WORK/body"
+check "its event is in kb.in.gba" wait_for 30 count_is "$(T in.gba)" 1
+check "the event type" eq "$(header_values "$(T in.gba)" ce_type)" nl.brp.kind-toegevoegd
+
+printf '{"berichtType":"Gv01","aNummer":"123"}' >"$WORK/bad.json"
+check "JSON that is no message: 422" eq "$(post "$WORK/bad.json")" 422
+check "the reason names the JSON path" grep -q 'aNummer: must be 10' "$WORK/body"
+"$BIN/ketenbus-gba" decode "$FIX/events/gv01-bad-n.lo3" >"$WORK/bad-n.json"
+check "a letter in an N element: 422" eq "$(post "$WORK/bad-n.json")" 422
+check "the reason names the rubriek" grep -q '09.03.10 is numeric' "$WORK/body"
+check "both are in kb.quarantine.gba" wait_for 30 count_is "$(T quarantine.gba)" 2
+check "no BSN in the 422 bodies or headers" bash -c "! grep -q 999995303 '$WORK/body'"
+finish
