@@ -21,7 +21,8 @@ if [[ "${KB_TEST_DEPS:-0}" == 1 ]]; then
   # The real Kafka broker of the tests runs on Java from Maven Central jars;
   # kcat inspects topics; clang builds the libFuzzer targets; promtool
   # (prometheus) checks the metrics output; yamllint checks deploy/.
-  packages+=(openjdk-17-jre-headless maven kcat clang bc jq curl prometheus yamllint)
+  packages+=(openjdk-17-jre-headless maven kcat clang bc jq curl prometheus yamllint
+             openssl strace valgrind)
 fi
 
 missing=()

@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <netinet/in.h>
@@ -34,15 +36,34 @@
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 
 #define COMP "http"
+
+/* Failed authentications are counted per client address in a small table
+ * (server thread only); an address over the limit gets 429 until its window
+ * ends. A full table reuses the slot whose window started first. */
+#define AUTH_SLOTS 256
+#define AUTH_PROBE 8
+
+struct auth_slot {
+    char addr[64];       /* client address ("" = free) */
+    time_t window_start; /* when its current window began */
+    int failures;        /* failures inside that window */
+};
 
 struct route {
     char *method;          /* "GET"... or "*" */
@@ -66,6 +87,20 @@ struct kb_http {
     pthread_t thread;               /* the server thread */
     int running;                    /* thread started and not joined */
     struct kb_http_stream *streams; /* open streams (server thread only) */
+    /* security (see kb_http_opts) */
+    char *tls_cert, *tls_key;       /* HTTPS certificate and key files (owned), or NULL */
+    char *tls_client_ca;            /* client-certificate CA file (owned), or NULL */
+    char *token_file;               /* bearer token file (owned), or NULL */
+    char **public_prefixes;         /* paths open without authentication (owned) */
+    size_t n_public;                /* entries of public_prefixes */
+    int auth_required;              /* a token or a client CA is configured */
+    int have_token;                 /* token_hash is set */
+    unsigned char token_hash[32];   /* SHA-256 of the token (the token itself is not kept) */
+    int auth_fail_max;              /* failures per window before 429 */
+    int auth_fail_window_s;         /* the window */
+    size_t max_headers;             /* request line + headers limit */
+    SSL_CTX *ssl_ctx;               /* HTTPS context (after start), or NULL */
+    struct auth_slot auth[AUTH_SLOTS]; /* failure counters (server thread) */
 };
 
 struct kb_http_req {
@@ -78,6 +113,7 @@ struct kb_http_req {
     char *body;                /* body copy, NUL-terminated (owned) */
     size_t body_len;           /* body length */
     int answered;              /* a reply or stream start happened */
+    const char *auth;          /* how it was authenticated (static string) */
 };
 
 struct kb_http_stream {
@@ -287,6 +323,120 @@ static int route_matches(const struct route *r, const char *path)
            (path[r->prefix_len] == '\0' || path[r->prefix_len] == '/');
 }
 
+/* --- authentication --- */
+
+static int path_under(const char *prefix, const char *path)
+{
+    size_t n = strlen(prefix);
+    if (n == 1 && prefix[0] == '/')
+        return 1;
+    return strncmp(path, prefix, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static struct auth_slot *auth_slot(kb_http_t *h, const char *addr, int create)
+{
+    unsigned long hash = 5381;
+    for (const char *c = addr; *c; c++)
+        hash = hash * 33 + (unsigned char)*c;
+    struct auth_slot *oldest = NULL;
+    for (int i = 0; i < AUTH_PROBE; i++) {
+        struct auth_slot *sl = &h->auth[(hash + (unsigned long)i) % AUTH_SLOTS];
+        if (!strcmp(sl->addr, addr))
+            return sl;
+        if (!oldest || !sl->addr[0] || (oldest->addr[0] && sl->window_start < oldest->window_start))
+            oldest = sl;
+    }
+    if (!create)
+        return NULL;
+    memset(oldest, 0, sizeof *oldest);
+    snprintf(oldest->addr, sizeof oldest->addr, "%s", addr);
+    return oldest;
+}
+
+/* True when @p ev came over TLS with a client certificate that verified. */
+static int client_cert_ok(kb_http_t *h, struct evhttp_request *ev)
+{
+    if (!h->ssl_ctx || !h->tls_client_ca)
+        return 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(ev);
+    struct bufferevent *bev = conn ? evhttp_connection_get_bufferevent(conn) : NULL;
+    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+    return ssl && SSL_get0_peer_certificate(ssl) && SSL_get_verify_result(ssl) == X509_V_OK;
+}
+
+static int token_ok(kb_http_t *h, struct evhttp_request *ev)
+{
+    if (!h->have_token)
+        return 0;
+    const char *a = evhttp_find_header(evhttp_request_get_input_headers(ev), "Authorization");
+    if (!a || strncasecmp(a, "Bearer ", 7) != 0)
+        return 0;
+    const char *tok = a + 7;
+    while (*tok == ' ')
+        tok++;
+    /* Hash first, then compare fixed-size digests in constant time: neither
+     * the content nor the length of the token leaks through timing. */
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (!EVP_Digest(tok, strlen(tok), md, &mdlen, EVP_sha256(), NULL) || mdlen != sizeof md)
+        return 0;
+    return CRYPTO_memcmp(md, h->token_hash, sizeof md) == 0;
+}
+
+/* Decide whether @p req may proceed; answers it (401/429) when not. */
+static int authorize(kb_http_t *h, struct kb_http_req *req)
+{
+    req->auth = "none";
+    if (!h->auth_required)
+        return 1;
+    for (size_t i = 0; i < h->n_public; i++)
+        if (path_under(h->public_prefixes[i], req->path))
+            return 1;
+    char *peer = NULL;
+    ev_uint16_t peer_port = 0;
+    struct evhttp_connection *conn = evhttp_request_get_connection(req->ev);
+    if (conn)
+        evhttp_connection_get_peer(conn, &peer, &peer_port);
+    const char *addr = peer ? peer : "?";
+    time_t now = time(NULL);
+    struct auth_slot *sl = auth_slot(h, addr, 0);
+    if (sl && now - sl->window_start >= h->auth_fail_window_s) {
+        sl->failures = 0;
+        sl->window_start = now;
+    }
+    if (sl && sl->failures >= h->auth_fail_max) {
+        char retry[32];
+        snprintf(retry, sizeof retry, "%ld", (long)(sl->window_start + h->auth_fail_window_s - now));
+        kb_http_reply_header(req, "Retry-After", retry);
+        kb_http_reply_error(req, 429, 42901, "too many failed authentications; retry later");
+        KB_LOG_WARN(COMP, "request refused: too many failed authentications", "client=%s path=%s",
+                    addr, req->path);
+        return 0;
+    }
+    if (client_cert_ok(h, req->ev)) {
+        req->auth = "client-cert";
+        return 1;
+    }
+    if (token_ok(h, req->ev)) {
+        req->auth = "token";
+        return 1;
+    }
+    sl = auth_slot(h, addr, 1);
+    if (!sl->window_start)
+        sl->window_start = now;
+    sl->failures++;
+    KB_LOG_WARN(COMP, "authentication failed", "client=%s path=%s failures=%d", addr, req->path,
+                sl->failures);
+    kb_http_reply_header(req, "WWW-Authenticate", "Bearer realm=\"ketenbus\"");
+    kb_http_reply_error(req, 401, 40101, "authentication required");
+    return 0;
+}
+
+const char *kb_http_req_auth(const kb_http_req_t *req)
+{
+    return req->auth ? req->auth : "none";
+}
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     kb_http_t *h = arg;
@@ -311,6 +461,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         kb_http_reply_error(&req, 400, 400, "path contains a NUL byte");
         goto out;
     }
+    if (!authorize(h, &req))
+        goto out;
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
     if (q && evhttp_parse_query_str(q, &req.query) != 0) {
         kb_http_reply_error(&req, 400, 400, "malformed query string");
@@ -469,7 +621,43 @@ kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t err
     h->port = opts ? opts->port : 0;
     h->max_body = opts && opts->max_body ? opts->max_body : (size_t)1 << 20;
     h->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : 30;
+    h->max_headers = opts && opts->max_headers ? opts->max_headers : (size_t)16 << 10;
+    h->auth_fail_max = opts && opts->auth_fail_max > 0 ? opts->auth_fail_max : 10;
+    h->auth_fail_window_s = opts && opts->auth_fail_window_s > 0 ? opts->auth_fail_window_s : 60;
+    if (opts) {
+        const char *src[4] = {opts->tls_cert_file, opts->tls_key_file, opts->tls_client_ca_file,
+                              opts->token_file};
+        char **dst[4] = {&h->tls_cert, &h->tls_key, &h->tls_client_ca, &h->token_file};
+        for (int i = 0; i < 4; i++)
+            if (src[i] && !(*dst[i] = strdup(src[i])))
+                goto out_free_sec;
+        for (const char *p = opts->public_prefixes; p && *p;) {
+            size_t n = strcspn(p, ",");
+            if (n) {
+                char **np = realloc(h->public_prefixes, (h->n_public + 1) * sizeof *np);
+                if (!np)
+                    goto out_free_sec;
+                h->public_prefixes = np;
+                if (!(np[h->n_public] = strndup(p, n)))
+                    goto out_free_sec;
+                h->n_public++;
+            }
+            p += n;
+            if (*p == ',')
+                p++;
+        }
+    }
+    if ((h->tls_cert != NULL) != (h->tls_key != NULL) || (h->tls_client_ca && !h->tls_cert)) {
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                   "HTTPS needs both tls_cert_file and tls_key_file (and a client CA needs them)");
+        kb_http_destroy(h);
+        return NULL;
+    }
+    h->auth_required = h->token_file || h->tls_client_ca;
     return h;
+out_free_sec:
+    kb_http_destroy(h);
+    goto out_nomem;
 out_free:
     free(h);
 out_nomem:
@@ -503,6 +691,83 @@ kb_err_t kb_http_route(kb_http_t *h, const char *method, const char *prefix, kb_
     return KB_OK;
 }
 
+/* New connection on an HTTPS server: wrap the socket in TLS. */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    kb_http_t *h = arg;
+    SSL *ssl = SSL_new(h->ssl_ctx);
+    if (!ssl)
+        return NULL;
+    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                          BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* Read the bearer token file and keep only its SHA-256. */
+static kb_err_t load_token(kb_http_t *h, char *errstr, size_t errstr_size)
+{
+    FILE *f = fopen(h->token_file, "r");
+    if (!f)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "token file %s: %s", h->token_file,
+                          strerror(errno));
+    char tok[1024];
+    size_t n = fread(tok, 1, sizeof tok - 1, f);
+    fclose(f);
+    tok[n] = '\0';
+    while (n && (tok[n - 1] == '\n' || tok[n - 1] == '\r' || tok[n - 1] == ' '))
+        tok[--n] = '\0';
+    kb_err_t err = KB_OK;
+    unsigned int mdlen = 0;
+    if (n < 16 || strlen(tok) != n || strchr(tok, '\n'))
+        err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                         "token file %s: need one line of at least 16 characters", h->token_file);
+    else if (!EVP_Digest(tok, n, h->token_hash, &mdlen, EVP_sha256(), NULL))
+        err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "token digest failed");
+    else
+        h->have_token = 1;
+    OPENSSL_cleanse(tok, sizeof tok);
+    return err;
+}
+
+static kb_err_t tls_fail(char *errstr, size_t errstr_size, const char *what, const char *path)
+{
+    char ebuf[256];
+    ERR_error_string_n(ERR_get_error(), ebuf, sizeof ebuf);
+    ERR_clear_error();
+    return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s %s: %s", what, path, ebuf);
+}
+
+static kb_err_t security_init(kb_http_t *h, char *errstr, size_t errstr_size)
+{
+    if (h->token_file && load_token(h, errstr, errstr_size))
+        return KB_ERR_CONF;
+    if (!h->tls_cert)
+        return KB_OK;
+    h->ssl_ctx = SSL_CTX_new(TLS_server_method());
+    if (!h->ssl_ctx)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    SSL_CTX_set_min_proto_version(h->ssl_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(h->ssl_ctx, SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(h->ssl_ctx, h->tls_cert) != 1)
+        return tls_fail(errstr, errstr_size, "certificate", h->tls_cert);
+    if (SSL_CTX_use_PrivateKey_file(h->ssl_ctx, h->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(h->ssl_ctx) != 1)
+        return tls_fail(errstr, errstr_size, "private key", h->tls_key);
+    if (h->tls_client_ca) {
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(h->tls_client_ca);
+        if (!names || SSL_CTX_load_verify_locations(h->ssl_ctx, h->tls_client_ca, NULL) != 1) {
+            if (names)
+                sk_X509_NAME_pop_free(names, X509_NAME_free);
+            return tls_fail(errstr, errstr_size, "client CA", h->tls_client_ca);
+        }
+        SSL_CTX_set_client_CA_list(h->ssl_ctx, names);
+        /* Asked, not required: public routes and token holders need none;
+         * a certificate that is offered must verify or the handshake fails. */
+        SSL_CTX_set_verify(h->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    }
+    evhttp_set_bevcb(h->http, on_new_bev, h);
+    return KB_OK;
+}
+
 static void *server_main(void *arg)
 {
     kb_http_t *h = arg;
@@ -521,6 +786,9 @@ static void server_teardown(kb_http_t *h)
         event_free(h->wake_ev);
     if (h->base)
         event_base_free(h->base);
+    if (h->ssl_ctx)
+        SSL_CTX_free(h->ssl_ctx);
+    h->ssl_ctx = NULL;
     h->http = NULL;
     h->wake_ev = NULL;
     h->base = NULL;
@@ -551,6 +819,9 @@ kb_err_t kb_http_start(kb_http_t *h, char *errstr, size_t errstr_size)
     h->wake_ev = event_new(h->base, h->wake[0], EV_READ | EV_PERSIST, on_wake, h);
     if (!h->http || !h->wake_ev || event_add(h->wake_ev, NULL) != 0)
         goto out_nomem;
+    if ((err = security_init(h, errstr, errstr_size)))
+        goto out_teardown;
+    evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->max_headers);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)h->max_body);
     evhttp_set_timeout(h->http, h->timeout_s);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -610,6 +881,14 @@ void kb_http_destroy(kb_http_t *h)
         free(h->routes[i].prefix);
     }
     free(h->routes);
+    for (size_t i = 0; i < h->n_public; i++)
+        free(h->public_prefixes[i]);
+    free(h->public_prefixes);
+    free(h->tls_cert);
+    free(h->tls_key);
+    free(h->tls_client_ca);
+    free(h->token_file);
+    OPENSSL_cleanse(h->token_hash, sizeof h->token_hash);
     free(h->addr);
     free(h);
 }

@@ -1,13 +1,23 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * kafka.c - connection options, client configuration and topic creation on
- * top of librdkafka (see ketenbus/kafka.h).
+ * top of librdkafka (see ketenbus/kafka.h). The security rules (secrets only
+ * from files, no plaintext beyond loopback, hostname verification on) are
+ * enforced in kb_kafka_conf_new, the one door to librdkafka.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <openssl/crypto.h>
 
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
@@ -62,6 +72,22 @@ kb_err_t kb_kafka_opts_set(struct kb_kafka_opts *o, const char *key, const char 
     return KB_OK;
 }
 
+/* librdkafka properties that hold a secret; each has a "<name>.file" form
+ * that ketenbus resolves (kb_kafka_conf_new). */
+static const char *const secret_props[] = {
+    "sasl.password", "ssl.key.password", "ssl.keystore.password",
+    "sasl.oauthbearer.client.secret", "ssl.key.pem",
+};
+#define N_SECRET_PROPS (sizeof secret_props / sizeof secret_props[0])
+
+static int is_secret_prop(const char *key)
+{
+    for (size_t i = 0; i < N_SECRET_PROPS; i++)
+        if (!strcasecmp(key, secret_props[i]))
+            return 1;
+    return 0;
+}
+
 kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *errstr,
                               size_t errstr_size)
 {
@@ -75,6 +101,12 @@ kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *err
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "property name too long");
     memcpy(key, kv, klen);
     key[klen] = '\0';
+    /* A command line is visible to every local user (ps, /proc/<pid>/cmdline)
+     * and lands in shell histories: secrets only come from files. */
+    if (is_secret_prop(key))
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                          "%s is refused on the command line: put %s.file=PATH in a "
+                          "--kafka-config file (or on -X) instead", key, key);
     return kb_kafka_opts_set(o, key, eq + 1, errstr, errstr_size);
 }
 
@@ -125,21 +157,205 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
     kb_log(lvl, "rdkafka", buf, "client=%s facility=%s", rd_kafka_name(rk), fac);
 }
 
+/* The value of property @p key in @p o (case-insensitive name), or NULL. */
+static const char *opt_get(const struct kb_kafka_opts *o, const char *key)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < o->n; i++)
+        if (!strcasecmp(o->keys[i], key))
+            v = o->vals[i];
+    return v;
+}
+
+static int is_true(const char *v)
+{
+    return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+}
+
+int kb_kafka_host_is_loopback(const char *host)
+{
+    if (!strcasecmp(host, "localhost"))
+        return 1;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        if (IN6_IS_ADDR_LOOPBACK(&a6))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+    }
+    return 0; /* a name: not resolved here (that would already be traffic) */
+}
+
+/* Check every entry of the bootstrap list "[proto://]host:port,..." for
+ * loopback; on the first that is not, copy its host into @p bad. */
+static int bootstrap_is_loopback(const char *list, char *bad, size_t bad_size)
+{
+    const char *p = list;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        char entry[512];
+        snprintf(entry, sizeof entry, "%.*s", (int)(n < sizeof entry ? n : sizeof entry - 1), p);
+        p += n;
+        if (*p == ',')
+            p++;
+        char *e = entry;
+        while (isspace((unsigned char)*e))
+            e++;
+        char *end = e + strlen(e);
+        while (end > e && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*e)
+            continue;
+        char *scheme = strstr(e, "://");
+        if (scheme)
+            e = scheme + 3;
+        char *host = e;
+        if (*e == '[') { /* [v6]:port */
+            host = e + 1;
+            char *rb = strchr(host, ']');
+            if (rb)
+                *rb = '\0';
+        } else {
+            char *colon = strrchr(e, ':');
+            /* exactly one colon: host:port; more: a bare IPv6 address */
+            if (colon && colon == strchr(e, ':'))
+                *colon = '\0';
+        }
+        if (!kb_kafka_host_is_loopback(host)) {
+            snprintf(bad, bad_size, "%s", host);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Read a secret from @p path into @p out: at most one line, the trailing
+ * newline dropped. Errors name the file, never its content. */
+static kb_err_t read_secret(const char *path, const char *prop, char *out, size_t out_size,
+                            char *errstr, size_t errstr_size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "%s.file: %s: %s", prop, path,
+                          strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
+        KB_LOG_WARN("kafka", "secret file is readable by every user", "property=%s.file path=%s",
+                    prop, path);
+    size_t len = 0;
+    ssize_t r;
+    while (len + 1 < out_size && (r = read(fd, out + len, out_size - 1 - len)) > 0)
+        len += (size_t)r;
+    char extra;
+    int too_long = len + 1 >= out_size && read(fd, &extra, 1) > 0;
+    close(fd);
+    out[len] = '\0';
+    while (len && (out[len - 1] == '\n' || out[len - 1] == '\r'))
+        out[--len] = '\0';
+    if (too_long || memchr(out, '\n', len) || strlen(out) != len) {
+        OPENSSL_cleanse(out, out_size);
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                          "%s.file: %s: more than one line, a NUL byte or over %zu bytes", prop,
+                          path, out_size - 2);
+    }
+    if (!len)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s.file: %s is empty", prop, path);
+    return KB_OK;
+}
+
+/* ketenbus's own connection properties: consumed here, never given to librdkafka. */
+static int is_kb_prop(const char *key)
+{
+    return !strcasecmp(key, "allow.plaintext");
+}
+
 rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
                                    size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char rerr[512];
+    const char *proto = opt_get(o, "security.protocol");
+    int mock = opt_get(o, "test.mock.num.brokers") != NULL;
+    int tls = proto && (!strcasecmp(proto, "ssl") || !strcasecmp(proto, "sasl_ssl"));
+    /* Refused before any client exists, so not one packet goes out. */
+    if (!tls && !mock && !is_true(opt_get(o, "allow.plaintext"))) {
+        char bad[256];
+        if (!bootstrap_is_loopback(o->bootstrap, bad, sizeof bad)) {
+            kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                       "refusing %s to broker %s outside loopback: set security.protocol=ssl "
+                       "or sasl_ssl (or allow.plaintext=true for a trusted network)",
+                       proto ? proto : "plaintext", bad);
+            return NULL;
+        }
+    }
+
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, rerr, sizeof rerr) !=
         RD_KAFKA_CONF_OK)
         goto out_fail;
     for (size_t i = 0; i < o->n; i++) {
-        if (rd_kafka_conf_set(conf, o->keys[i], o->vals[i], rerr, sizeof rerr) !=
-            RD_KAFKA_CONF_OK) {
-            /* librdkafka's message names the property, never echoes the value. */
+        const char *key = o->keys[i];
+        if (is_kb_prop(key))
+            continue;
+        size_t klen = strlen(key);
+        if (klen > 5 && !strcasecmp(key + klen - 5, ".file")) {
+            char prop[128];
+            snprintf(prop, sizeof prop, "%.*s", (int)(klen - 5), key);
+            if (!is_secret_prop(prop)) {
+                snprintf(rerr, sizeof rerr, "%s: no such secret property (secrets with a "
+                         ".file form: sasl.password, ssl.key.password, "
+                         "ssl.keystore.password, sasl.oauthbearer.client.secret, ssl.key.pem)",
+                         key);
+                goto out_fail;
+            }
+            char secret[8192];
+            kb_err_t err = read_secret(o->vals[i], prop, secret, sizeof secret, errstr,
+                                       errstr_size);
+            if (err) {
+                rd_kafka_conf_destroy(conf);
+                return NULL;
+            }
+            rd_kafka_conf_res_t res = rd_kafka_conf_set(conf, prop, secret, rerr, sizeof rerr);
+            OPENSSL_cleanse(secret, sizeof secret);
+            if (res != RD_KAFKA_CONF_OK) {
+                /* librdkafka may quote the value it rejects: not for secrets. */
+                snprintf(rerr, sizeof rerr, "%s (from %s) rejected", prop, key);
+                goto out_fail;
+            }
+            continue;
+        }
+        if (rd_kafka_conf_set(conf, key, o->vals[i], rerr, sizeof rerr) != RD_KAFKA_CONF_OK) {
+            if (is_secret_prop(key))
+                snprintf(rerr, sizeof rerr, "%s rejected", key);
             goto out_fail;
         }
     }
+    if (tls) {
+        /* Hostname verification is on unless the operator turned it off in so
+         * many words; librdkafka's own default differs between versions. */
+        const char *alg = opt_get(o, "ssl.endpoint.identification.algorithm");
+        if (!alg) {
+            if (rd_kafka_conf_set(conf, "ssl.endpoint.identification.algorithm", "https", rerr,
+                                  sizeof rerr) != RD_KAFKA_CONF_OK)
+                goto out_fail;
+        } else if (!strcasecmp(alg, "none")) {
+            KB_LOG_WARN("kafka", "broker hostname verification is off",
+                        "property=ssl.endpoint.identification.algorithm value=none");
+        }
+        const char *verify = opt_get(o, "enable.ssl.certificate.verification");
+        if (verify && !is_true(verify))
+            KB_LOG_WARN("kafka", "broker certificate verification is off",
+                        "property=enable.ssl.certificate.verification");
+    }
+    const char *mech = opt_get(o, "sasl.mechanism");
+    if (!mech)
+        mech = opt_get(o, "sasl.mechanisms");
+    if (mech && !strncasecmp(mech, "SCRAM-", 6) && rd_kafka_version() < 0x020601ff)
+        /* Kafka 4 checks the SCRAM nonce strictly; older librdkafka fails it. */
+        KB_LOG_WARN("kafka", "SCRAM with this librdkafka fails against Kafka 4.x brokers",
+                    "librdkafka=%s needs=2.6.1 workaround=\"PLAIN inside sasl_ssl, or ssl "
+                    "client certificates\"", rd_kafka_version_str());
     rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 out_fail:

@@ -6,6 +6,12 @@
 # broker's jars from Maven Central into a cache outside the repository) and kcat.
 #
 #   broker.sh start          fresh broker; prints its bootstrap address (host:port)
+#   broker.sh start --secure the same plus an SSL and a SASL_SSL (SCRAM-SHA-512)
+#                            listener, the StandardAuthorizer, a test PKI and
+#                            users and ACLs per role (see README.md "Secure mode")
+#   broker.sh grant PREFIX [SUBSCRIBER...]
+#                            (secure mode) users, certificates and ACLs of every role
+#                            for topic prefix PREFIX, subscribers named as given
 #   broker.sh stop           stops it (no error when not running)
 #   broker.sh status         exit 0 and print the bootstrap when running, else exit 1
 #   broker.sh env            print the env file (export KB_BOOTSTRAP=...)
@@ -25,6 +31,8 @@
 #   KB_KAFKA_JAVA_OPTS      extra JVM options
 #   KB_JAVA                 java binary               (java on PATH, else JAVA_HOME)
 #   KB_KAFKA_EXTRA_PROPS    file appended to server.properties
+#   KB_KAFKA_SECURE_SUBSCRIBERS  (--secure) subscribers granted at start (svb gemeente)
+#   KETENBUS_TOPIC_PREFIX   (--secure) topic prefix granted at start (kb)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -53,6 +61,9 @@ BROKER_LOG="$STATE/broker.log"
 PROPS="$STATE/server.properties"
 START_TIMEOUT="${KB_KAFKA_START_TIMEOUT:-180}"
 STOP_TIMEOUT="${KB_KAFKA_STOP_TIMEOUT:-30}"
+SECURE=0                       # start --secure
+SECDIR="$STATE/secure"         # PKI, passwords and client properties (secure mode)
+SECURE_HELPERS="$HERE/secure"
 
 # ---------------------------------------------------------------- helpers
 
@@ -224,8 +235,8 @@ cmd_stop() {
 
 # ---------------------------------------------------------------- start
 
-write_config() { # $1 client port, $2 controller port
-  local port="$1" cport="$2"
+write_config() { # $1 client port, $2 controller port [, $3 SSL port, $4 SASL_SSL port]
+  local port="$1" cport="$2" sport="${3:-}" aport="${4:-}"
   mkdir -p "$STATE/data" "$STATE/logs"
   {
     echo "# Written by tests/kafka/broker.sh for Kafka $KAFKA_VERSION; rewritten at each start."
@@ -237,11 +248,17 @@ write_config() { # $1 client port, $2 controller port
     else
       echo "controller.quorum.voters=1@127.0.0.1:$cport"
     fi
-    echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
-    echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    if (( SECURE )); then
+      secure_config "$port" "$cport" "$sport" "$aport"
+    else
+      echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport"
+      echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
+    fi
     echo "inter.broker.listener.name=PLAINTEXT"
     echo "controller.listener.names=CONTROLLER"
-    echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if (( ! SECURE )); then
+      echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    fi
     echo "log.dirs=$STATE/data"
     echo "num.partitions=3"
     echo "default.replication.factor=1"
@@ -362,6 +379,126 @@ wait_ready() { # $1 bootstrap, $2 deadline (SECONDS)
   fail_start "broker not ready on $bootstrap after ${START_TIMEOUT}s (KB_KAFKA_START_TIMEOUT)"
 }
 
+# ---------------------------------------------------------------- secure mode
+
+# Listener and authorizer lines of server.properties in secure mode. The
+# PLAINTEXT listener stays (127.0.0.1 only) for the harness and the plain
+# tests: its principal, User:ANONYMOUS, is a super user, as is the broker's own
+# controller connection. SSL requires a client certificate whose CN becomes the
+# principal; SASL_SSL authenticates with SCRAM-SHA-512. Both advertise
+# "localhost", the name in the broker certificate, so hostname verification
+# has something to verify.
+secure_config() { # port cport sport aport
+  local port="$1" cport="$2" sport="$3" aport="$4"
+  echo "listeners=PLAINTEXT://127.0.0.1:$port,SSL://127.0.0.1:$sport,SASL_SSL://127.0.0.1:$aport,CONTROLLER://127.0.0.1:$cport"
+  echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port,SSL://localhost:$sport,SASL_SSL://localhost:$aport"
+  echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL"
+  echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+  echo "super.users=User:ANONYMOUS;User:harness"
+  echo "allow.everyone.if.no.acl.found=false"
+  echo "ssl.keystore.type=PEM"
+  echo "ssl.keystore.location=$SECDIR/broker.pem"
+  echo "ssl.truststore.type=PEM"
+  echo "ssl.truststore.location=$SECDIR/ca.pem"
+  echo "ssl.enabled.protocols=TLSv1.3,TLSv1.2"
+  echo "listener.name.ssl.ssl.client.auth=required"
+  echo 'ssl.principal.mapping.rules=RULE:^CN=([A-Za-z0-9._-]+),.*$/$1/,DEFAULT'
+  # SCRAM-SHA-512 as asked; PLAIN (inside TLS) too, because librdkafka before
+  # 2.6.1 (Debian 12 has 2.0.2) computes a SCRAM proof that Kafka 4.x rejects
+  # (librdkafka PR #4895). PLAIN users are fixed at start: the principals made
+  # by secure_principal before this runs, with the same passwords.
+  echo "sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN"
+  echo "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  local f n jaas="org.apache.kafka.common.security.plain.PlainLoginModule required"
+  for f in "$SECDIR"/*.password; do
+    n="$(basename "$f" .password)"
+    jaas+=" user_$n=\"$(cat "$f")\""
+  done
+  echo "listener.name.sasl_ssl.plain.sasl.jaas.config=$jaas;"
+}
+
+# The roles every prefix gets: adapters (one per source) and the router.
+SECURE_ADAPTERS=(gba svb kadaster)
+
+rand_secret() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# Credentials of one principal: client certificate (pki.sh), SCRAM password
+# file, and two librdkafka property files for ketenbus (--kafka-config) that
+# point at those files (secrets stay in files: sasl.password.file,
+# ssl.key.password.file), plus kcat equivalents (<name>-*.kcat; kcat knows no
+# .file indirection, so those hold the secret itself, mode 600).
+secure_principal() { # NAME SASL_BOOTSTRAP SSL_BOOTSTRAP
+  local name="$1" abs="$2" sbs="$3"
+  [[ -f "$SECDIR/$name.crt" ]] || "$SECURE_HELPERS/pki.sh" client "$SECDIR" "$name"
+  if [[ ! -f "$SECDIR/$name.password" ]]; then
+    rand_secret >"$SECDIR/$name.password"
+    chmod 600 "$SECDIR/$name.password"
+  fi
+  printf '%s\n' "bootstrap.servers=$abs" "security.protocol=sasl_ssl" \
+    "sasl.mechanism=SCRAM-SHA-512" "sasl.username=$name" \
+    "sasl.password.file=$SECDIR/$name.password" "ssl.ca.location=$SECDIR/ca.pem" \
+    >"$SECDIR/$name-sasl.properties"
+  sed 's/^sasl.mechanism=.*/sasl.mechanism=PLAIN/' "$SECDIR/$name-sasl.properties" \
+    >"$SECDIR/$name-plain.properties"
+  printf '%s\n' "bootstrap.servers=$sbs" "security.protocol=ssl" \
+    "ssl.ca.location=$SECDIR/ca.pem" "ssl.certificate.location=$SECDIR/$name.crt" \
+    "ssl.key.location=$SECDIR/$name.key" "ssl.key.password.file=$SECDIR/$name.keypass" \
+    >"$SECDIR/$name-ssl.properties"
+  { grep -v -e '^sasl.password.file=' -e '^bootstrap.servers=' "$SECDIR/$name-sasl.properties"
+    echo "sasl.password=$(cat "$SECDIR/$name.password")"
+    echo "ssl.endpoint.identification.algorithm=https"; } >"$SECDIR/$name-sasl.kcat"
+  sed 's/^sasl.mechanism=.*/sasl.mechanism=PLAIN/' "$SECDIR/$name-sasl.kcat" >"$SECDIR/$name-plain.kcat"
+  { grep -v -e '^ssl.key.password.file=' -e '^bootstrap.servers=' "$SECDIR/$name-ssl.properties"
+    echo "ssl.key.password=$(cat "$SECDIR/$name.keypass")"
+    echo "ssl.endpoint.identification.algorithm=https"; } >"$SECDIR/$name-ssl.kcat"
+  chmod 600 "$SECDIR/$name"-*.properties "$SECDIR/$name"-*.kcat
+}
+
+# Principals made at start: every role plus sub-<name> per start subscriber.
+secure_start_principals() {
+  local s
+  echo harness router "${SECURE_ADAPTERS[@]}"
+  for s in ${KB_KAFKA_SECURE_SUBSCRIBERS:-svb gemeente}; do echo "sub-$s"; done
+}
+
+env_value() { sed -n "s/^export $1=//p" "$ENVFILE" 2>/dev/null; }
+
+# Users, certificates and ACLs of every role for topic prefix $1; subscribers
+# $2... (principal sub-<name>). Runs SecureSetup.java once (one JVM).
+secure_grant() { # PREFIX SUBSCRIBER...
+  local prefix="$1"; shift
+  [[ "$prefix" =~ ^[A-Za-z0-9._-]+$ ]] || die "bad prefix '$prefix'"
+  local pbs abs sbs
+  pbs="$(env_value KB_BOOTSTRAP)"; abs="$(env_value KB_BOOTSTRAP_SASL_SSL)"; sbs="$(env_value KB_BOOTSTRAP_SSL)"
+  [[ -n "$abs" ]] || die "no secure broker running from $STATE (start --secure)"
+  local -a spec=() names=(harness router "${SECURE_ADAPTERS[@]}")
+  local a s
+  for s in "$@"; do
+    [[ "$s" =~ ^[A-Za-z0-9._-]+$ ]] || die "bad subscriber name '$s'"
+    names+=("sub-$s")
+  done
+  for a in "${names[@]}"; do
+    secure_principal "$a" "$abs" "$sbs"
+    spec+=("user:$a:$SECDIR/$a.password")
+  done
+  spec+=("router:router")
+  for a in "${SECURE_ADAPTERS[@]}"; do spec+=("adapter:$a:$a"); done
+  for s in "$@"; do spec+=("subscriber:sub-$s:$s"); done
+  find_java
+  "$JAVA" -Xmx256m -XX:TieredStopAtLevel=1 -Dlog4j2.configurationFile="$STATE/log4j2.properties" \
+    -cp "$LIBS/*" "$SECURE_HELPERS/SecureSetup.java" "$pbs" "$prefix" "${spec[@]}" \
+    >>"$STATE/secure-setup.log" 2>&1 || { tail -n 30 "$STATE/secure-setup.log" >&2; die "SecureSetup failed"; }
+  tail -n 1 "$STATE/secure-setup.log" >&2
+}
+
+cmd_grant() {
+  [[ $# -ge 1 ]] || die "usage: broker.sh grant PREFIX [SUBSCRIBER...]"
+  broker_pid >/dev/null || die "broker not running"
+  lock_state
+  fetch_jars
+  secure_grant "$@"
+}
+
 cmd_start() {
   local t0=$SECONDS
   find_java
@@ -384,7 +521,7 @@ cmd_start() {
   fi
 
   local deadline=$(( SECONDS + START_TIMEOUT ))
-  local attempt port cport rc
+  local attempt port cport rc sport aport
   for attempt in 1 2 3 4 5; do
     mkdir -p "$STATE"
     : >"$STATE_TAG"
@@ -402,7 +539,23 @@ cmd_start() {
     fi
     [[ "$port" != "$cport" ]] || die "client and controller port are both $port"
     log "Kafka $KAFKA_VERSION: client 127.0.0.1:$port, controller 127.0.0.1:$cport, state $STATE"
-    write_config "$port" "$cport"
+    sport="" aport=""
+    if (( SECURE )); then
+      sport="$(pick_port "$port")"
+      while [[ "$sport" == "$cport" ]]; do sport="$(pick_port "$port")"; done
+      aport="$(pick_port "$sport")"
+      while [[ "$aport" == "$cport" || "$aport" == "$port" ]]; do aport="$(pick_port "$sport")"; done
+      log "secure listeners: SSL localhost:$sport, SASL_SSL localhost:$aport"
+      "$SECURE_HELPERS/pki.sh" ca "$SECDIR"
+      "$SECURE_HELPERS/pki.sh" broker "$SECDIR"
+      local pr
+      # shellcheck disable=SC2086  # a word list on purpose
+      for pr in $(secure_start_principals); do
+        secure_principal "$pr" "localhost:$aport" "localhost:$sport"
+      done
+    fi
+    write_config "$port" "$cport" "$sport" "$aport"
+    if (( SECURE )); then chmod 600 "$PROPS"; fi   # holds the PLAIN passwords
     format_storage
     launch
     log "broker started (pid $BROKER_PID), waiting for a metadata answer (timeout ${START_TIMEOUT}s)"
@@ -421,7 +574,17 @@ cmd_start() {
     echo "export KB_KAFKA_VERSION=$KAFKA_VERSION"
     echo "export KB_KAFKA_STATE=$STATE"
     echo "export KB_KAFKA_LIBS=$LIBS"
+    if (( SECURE )); then
+      echo "export KB_BOOTSTRAP_SSL=localhost:$sport"
+      echo "export KB_BOOTSTRAP_SASL_SSL=localhost:$aport"
+      echo "export KB_KAFKA_SECURE_DIR=$SECDIR"
+      echo "export KB_KAFKA_CA=$SECDIR/ca.pem"
+    fi
   } >"$ENVFILE"
+  if (( SECURE )); then
+    # shellcheck disable=SC2086  # a word list on purpose
+    secure_grant "${KETENBUS_TOPIC_PREFIX:-kb}" ${KB_KAFKA_SECURE_SUBSCRIBERS:-svb gemeente}
+  fi
   log "ready in $(( SECONDS - t0 ))s: KB_BOOTSTRAP=127.0.0.1:$port (env file $ENVFILE)"
   echo "127.0.0.1:$port"
 }
@@ -464,7 +627,13 @@ usage() {
 }
 
 case "${1:-}" in
-  start)  cmd_start ;;
+  start)  case "${2:-}" in
+            "") ;;
+            --secure) SECURE=1 ;;
+            *) usage ;;
+          esac
+          cmd_start ;;
+  grant)  shift; cmd_grant "$@" ;;
   stop)   cmd_stop ;;
   status) cmd_status ;;
   env)    cmd_env ;;

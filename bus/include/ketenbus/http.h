@@ -35,7 +35,33 @@ struct kb_http_opts {
     size_t max_body;  /* largest accepted request body; 0 means 1 MiB. Larger
                        * bodies get 413 before any handler runs */
     int timeout_s;    /* idle/read timeout per connection; 0 means 30 s */
+
+    /* --- security (all optional; zero keeps plain, unauthenticated HTTP) --- */
+    const char *tls_cert_file;      /* PEM certificate chain: serve HTTPS only */
+    const char *tls_key_file;       /* its PEM private key (unencrypted, mode 600) */
+    const char *tls_client_ca_file; /* PEM CA(s): a client certificate signed by
+                                     * one of them authenticates the request */
+    const char *token_file;         /* file holding the bearer token (one line):
+                                     * "Authorization: Bearer <token>" authenticates */
+    const char *public_prefixes;    /* comma-separated path prefixes served without
+                                     * authentication, e.g. "/metrics,/healthz" */
+    int auth_fail_max;              /* failed authentications per client address in
+                                     * auth_fail_window_s before it gets 429; 0 = 10 */
+    int auth_fail_window_s;         /* that window; 0 = 60 s */
+    size_t max_headers;             /* request line + headers limit; 0 = 16 KiB
+                                     * (larger: 431-like refusal, connection closed) */
 };
+/*
+ * Authentication: when tls_client_ca_file or token_file is set, every
+ * request must present a verified client certificate or the bearer token
+ * (compared in constant time), except on public_prefixes (matched like
+ * routes, at a segment boundary). Otherwise 401 {"error_code": 40101} with
+ * WWW-Authenticate: Bearer, before any handler runs. An address with
+ * auth_fail_max failures inside the window gets 429 (Retry-After) for every
+ * protected route until the window passes, even with valid credentials, so
+ * guessing is slowed to auth_fail_max tries per window. The token is never
+ * logged; failures are logged with the client address and path only.
+ */
 
 /**
  * A request handler. It must answer @p req exactly once, with kb_http_reply*
@@ -65,7 +91,8 @@ kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t err
 kb_err_t kb_http_route(kb_http_t *h, const char *method, const char *prefix, kb_http_handler_fn fn,
                        void *opaque);
 
-/** Bind and start serving on a new thread. KB_ERR_IO when the port is taken. */
+/** Bind and start serving on a new thread. KB_ERR_IO when the port is taken;
+ *  KB_ERR_CONF when a TLS file or the token file cannot be used. */
 kb_err_t kb_http_start(kb_http_t *h, char *errstr, size_t errstr_size);
 
 /** The port actually listened on (useful with opts.port = 0); 0 before start. */
@@ -98,6 +125,10 @@ const char *kb_http_req_rest(const kb_http_req_t *req);
 
 /** Decoded value of query parameter @p name (first occurrence), or NULL. */
 const char *kb_http_req_query(const kb_http_req_t *req, const char *name);
+
+/** How the request was authenticated: "none" (no authentication configured,
+ *  or a public route), "client-cert" or "token". Static string. */
+const char *kb_http_req_auth(const kb_http_req_t *req);
 
 /** Value of request header @p name (case-insensitive), or NULL. */
 const char *kb_http_req_header(const kb_http_req_t *req, const char *name);

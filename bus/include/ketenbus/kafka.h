@@ -36,7 +36,12 @@ void kb_kafka_opts_fini(struct kb_kafka_opts *o);
 kb_err_t kb_kafka_opts_set(struct kb_kafka_opts *o, const char *key, const char *val,
                            char *errstr, size_t errstr_size);
 
-/** Parse "key=value" (the -X option). */
+/**
+ * Parse "key=value" (the -X option). Secret properties (sasl.password,
+ * ssl.key.password, ssl.keystore.password, sasl.oauthbearer.client.secret,
+ * ssl.key.pem) are refused here with KB_ERR_CONF: a command line is visible
+ * to every local user. Their "<name>.file=PATH" forms are fine.
+ */
 kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *errstr,
                               size_t errstr_size);
 
@@ -51,9 +56,30 @@ kb_err_t kb_kafka_opts_load(struct kb_kafka_opts *o, const char *path, char *err
  * A new librdkafka configuration with the bootstrap, every property of @p o
  * and ketenbus's log callback. Caller owns the result (rd_kafka_new takes
  * it). NULL with errstr naming the property librdkafka rejected.
+ *
+ * Security rules applied here, before any client or socket exists:
+ *  - "<secret>.file=PATH" (sasl.password.file, ssl.key.password.file,
+ *    ssl.keystore.password.file, sasl.oauthbearer.client.secret.file,
+ *    ssl.key.pem.file) reads the secret from PATH (one line, trailing
+ *    newline dropped) and sets <secret>; the buffer is wiped afterwards.
+ *    Errors name the file, never the content; secrets are never logged.
+ *  - security.protocol plaintext (the default) or sasl_plaintext to any
+ *    bootstrap host that is not loopback (127.0.0.0/8, ::1, "localhost";
+ *    names are not resolved) fails with KB_ERR_CONF unless the ketenbus
+ *    property allow.plaintext=true is set (it is not passed to librdkafka).
+ *    The mock cluster (test.mock.num.brokers) is exempt.
+ *  - ssl and sasl_ssl get ssl.endpoint.identification.algorithm=https
+ *    (hostname verification) unless set; "none" is honoured with a warning.
  */
 rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
                                    size_t errstr_size);
+
+/**
+ * True when @p host is a loopback address literal (127.0.0.0/8, ::1,
+ * ::ffff:127.x.y.z) or "localhost". Any other name is not loopback: it is
+ * never resolved, so the answer needs no network.
+ */
+int kb_kafka_host_is_loopback(const char *host);
 
 /**
  * Make sure @p topics exist, creating the missing ones with @p partitions
