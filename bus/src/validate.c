@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ketenbus/check.h"
 #include "validate_internal.h"
 
 #ifndef KB_SCHEMA_DIR
@@ -703,20 +702,14 @@ static int code_qsort_cmp(const void *a, const void *b)
     return code_cmp(sa, strlen(sa), sb);
 }
 
-static int code_find(char *const *codes, size_t n, const uint8_t *s, size_t len)
+/* The strlen of each of n codes, for kb__vcode_find(); NULL when out of memory. */
+static size_t *code_lens(char *const *codes, size_t n)
 {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int r = code_cmp((const char *)s, len, codes[mid]);
-        if (!r)
-            return 1;
-        if (r < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    return 0;
+    size_t *lens = malloc((n ? n : 1) * sizeof *lens);
+    if (lens)
+        for (size_t i = 0; i < n; i++)
+            lens[i] = strlen(codes[i]);
+    return lens;
 }
 
 static void codes_free(char **codes, size_t n)
@@ -788,6 +781,10 @@ static const struct kb__vtable *load_table(struct compile *c, const char *name, 
         return NULL;
     }
     qsort(t->codes, t->n, sizeof *t->codes, code_qsort_cmp);
+    if (!(t->lens = code_lens(t->codes, t->n))) {
+        cerr(c, "out of memory");
+        return NULL;
+    }
     return t;
 }
 
@@ -880,6 +877,10 @@ static int parse_field_cons(struct compile *c, struct kb__vfield *f, const char 
                 cons.n_allowed++;
             }
             qsort(cons.allowed, cons.n_allowed, sizeof *cons.allowed, code_qsort_cmp);
+            if (!(cons.allowed_lens = code_lens(cons.allowed, cons.n_allowed))) {
+                cerr(c, "out of memory");
+                goto out_fail;
+            }
             wants_string = 1;
         } else if (!strcmp(key, "kb.codeTable")) {
             if (!json_is_string(val))
@@ -941,6 +942,7 @@ bad_value:
 out_fail:
     pattern_free(cons.pattern);
     codes_free(cons.allowed, cons.n_allowed);
+    free(cons.allowed_lens);
     return -1;
 }
 
@@ -955,11 +957,13 @@ void kb_validate_destroy(kb_validator_t *v)
     for (size_t i = 0; i < v->n_cons; i++) {
         pattern_free(v->cons[i]->pattern);
         codes_free(v->cons[i]->allowed, v->cons[i]->n_allowed);
+        free(v->cons[i]->allowed_lens);
         free(v->cons[i]);
     }
     for (size_t i = 0; i < v->n_tables; i++) {
         free(v->tables[i]->name);
         codes_free(v->tables[i]->codes, v->tables[i]->n);
+        free(v->tables[i]->lens);
         free(v->tables[i]);
     }
     free(v->tables);
@@ -967,9 +971,252 @@ void kb_validate_destroy(kb_validator_t *v)
     free(v->nodes);
     free(v->fields);
     free(v->branches);
+    free(v->prog);
+    free(v->jumps);
     if (v->json)
         json_decref(v->json);
     free(v);
+}
+
+/* ------------------------------------------------------------ flattening */
+
+/* Programs longer than this (records inlined over and over) stay on the
+ * node walker. */
+#define MAX_PROG 65536u
+
+/* State while flattening the nodes into the program. */
+struct flat {
+    kb_validator_t *v;
+    uint8_t *open;  /* per node: 1 while that record is being inlined */
+    unsigned loops; /* arrays and maps around the current point */
+    int status;     /* 0: fine so far; 1: not expressible; -1: out of memory */
+};
+
+/* How the interpreter runs the string rules @p c (NULL: none). */
+static uint8_t rule_kind(const struct kb__vcons *c)
+{
+    if (!c)
+        return VRK_NONE;
+    int n = (c->check != VCK_NONE) + (c->format != VFMT_NONE) + (c->pattern != NULL) +
+            (c->n_allowed != 0) + (c->table != NULL) + c->has_min_len + c->has_max_len;
+    if (n == 0)
+        return VRK_NONE;
+    if (n > 1)
+        return VRK_ANY;
+    if (c->check == VCK_BSN)
+        return VRK_BSN;
+    if (c->check == VCK_ANUMMER)
+        return VRK_ANUMMER;
+    if (c->format == VFMT_GBA_DATUM)
+        return VRK_GBA;
+    if (c->pattern)
+        return VRK_PATTERN;
+    if (c->n_allowed)
+        return VRK_ALLOWED;
+    return VRK_ANY;
+}
+
+static uint32_t ins_add(struct flat *f, uint8_t op)
+{
+    kb_validator_t *v = f->v;
+    if (v->n_prog >= MAX_PROG) {
+        f->status = 1;
+        return 0;
+    }
+    if (grow((void **)&v->prog, &v->cap_prog, v->n_prog + 1, sizeof *v->prog)) {
+        f->status = -1;
+        return 0;
+    }
+    memset(&v->prog[v->n_prog], 0, sizeof *v->prog);
+    v->prog[v->n_prog].op = op;
+    return (uint32_t)v->n_prog++;
+}
+
+/* Emit the instructions for a value of type @p t with the field rules
+ * @p cons at nesting @p depth, mirroring walk_value() below check by check. */
+static void flatten(struct flat *f, uint32_t t, const struct kb__vcons *cons, unsigned depth)
+{
+    kb_validator_t *v = f->v;
+    const struct kb__vnode *n = &v->nodes[t];
+    const struct kb__vcons *c = v->structure_only ? NULL : cons;
+    uint32_t i;
+    if (f->status)
+        return;
+    switch ((enum kb__vop)n->op) {
+    case VOP_NULL: return;
+    case VOP_BOOLEAN: ins_add(f, VI_BOOL); return;
+    case VOP_INT:
+    case VOP_LONG: {
+        int timed = n->logical == VLT_TIME_MILLIS || n->logical == VLT_TIME_MICROS;
+        int ranged = c && (c->has_min || c->has_max);
+        if (!timed && !ranged) {
+            ins_add(f, n->op == VOP_INT ? VI_INT : VI_LONG);
+            return;
+        }
+        i = ins_add(f, VI_NUM);
+        if (f->status)
+            return;
+        v->prog[i].flags = n->op == VOP_INT ? VIF_INT : 0;
+        v->prog[i].aux = n->logical;
+        v->prog[i].cons = ranged ? c : NULL;
+        return;
+    }
+    case VOP_FLOAT:
+    case VOP_DOUBLE:
+    case VOP_FIXED:
+        if (n->op == VOP_FIXED && n->n > v->max_string) {
+            ins_add(f, VI_FAIL);
+            return;
+        }
+        i = ins_add(f, VI_SKIP);
+        if (!f->status)
+            v->prog[i].a = n->op == VOP_FLOAT ? 4 : n->op == VOP_DOUBLE ? 8 : n->n;
+        return;
+    case VOP_BYTES:
+        i = ins_add(f, VI_BYTES);
+        if (!f->status && n->logical == VLT_DECIMAL) {
+            v->prog[i].flags = VIF_DECIMAL;
+            v->prog[i].a = n->n;
+        }
+        return;
+    case VOP_STRING:
+        i = ins_add(f, VI_STR);
+        if (f->status)
+            return;
+        v->prog[i].flags =
+            v->structure_only ? 0 : VIF_UTF8 | (n->logical == VLT_UUID ? VIF_UUID : 0);
+        v->prog[i].cons = c;
+        v->prog[i].rule = rule_kind(c);
+        return;
+    case VOP_ENUM:
+        i = ins_add(f, VI_ENUM);
+        if (!f->status)
+            v->prog[i].a = n->n;
+        return;
+    case VOP_RECORD:
+        if (depth >= v->max_depth) {
+            ins_add(f, VI_FAIL);
+            return;
+        }
+        if (f->open[t]) {
+            f->status = 1; /* a recursive type */
+            return;
+        }
+        f->open[t] = 1;
+        for (uint32_t k = 0; k < n->n && !f->status; k++) {
+            const struct kb__vfield *fd = &v->fields[n->first + k];
+            flatten(f, fd->type, fd->cons, depth + 1);
+        }
+        f->open[t] = 0;
+        return;
+    case VOP_ARRAY:
+    case VOP_MAP: {
+        if (depth >= v->max_depth) {
+            ins_add(f, VI_FAIL);
+            return;
+        }
+        if (f->loops >= KB_VRUN_MAX_LOOPS) {
+            f->status = 1;
+            return;
+        }
+        uint32_t begin = ins_add(f, VI_ARRAY);
+        uint32_t start = (uint32_t)v->n_prog;
+        if (n->op == VOP_MAP) {
+            i = ins_add(f, VI_STR); /* the key */
+            if (!f->status)
+                v->prog[i].flags = v->structure_only ? 0 : VIF_UTF8;
+        }
+        f->loops++;
+        flatten(f, n->first, cons, depth + 1);
+        f->loops--;
+        i = ins_add(f, VI_NEXT);
+        if (f->status)
+            return;
+        v->prog[i].a = start;
+        v->prog[begin].a = (uint32_t)v->n_prog;
+        return;
+    }
+    case VOP_UNION: {
+        if (n->n == 2) {
+            const struct kb__vnode *b0 = &v->nodes[v->branches[n->first]];
+            const struct kb__vnode *b1 = &v->nodes[v->branches[n->first + 1]];
+            const struct kb__vnode *str = b0->op == VOP_STRING ? b0 : b1;
+            if ((b0->op == VOP_NULL && b1->op == VOP_STRING) ||
+                (b0->op == VOP_STRING && b1->op == VOP_NULL)) {
+                i = ins_add(f, VI_OPT_STR);
+                if (f->status)
+                    return;
+                v->prog[i].aux = b0->op == VOP_NULL ? 0 : 2;
+                v->prog[i].flags =
+                    v->structure_only ? 0 : VIF_UTF8 | (str->logical == VLT_UUID ? VIF_UUID : 0);
+                v->prog[i].cons = c;
+                v->prog[i].rule = rule_kind(c);
+                return;
+            }
+        }
+        uint32_t u = ins_add(f, VI_UNION);
+        if (f->status)
+            return;
+        if (grow((void **)&v->jumps, &v->cap_jumps, v->n_jumps + n->n, sizeof *v->jumps)) {
+            f->status = -1;
+            return;
+        }
+        uint32_t first = (uint32_t)v->n_jumps;
+        v->n_jumps += n->n;
+        v->prog[u].a = n->n;
+        v->prog[u].b = first;
+        /* Each branch ends with a jump past the others, patched below; the
+         * jump slot of a null branch is patched to that point too. */
+        uint32_t *exits = calloc(n->n, sizeof *exits);
+        if (!exits) {
+            f->status = -1;
+            return;
+        }
+        for (uint32_t k = 0; k < n->n && !f->status; k++) {
+            uint32_t bt = v->branches[n->first + k];
+            v->jumps[first + k] = (uint32_t)v->n_prog;
+            exits[k] = UINT32_MAX;
+            if (v->nodes[bt].op == VOP_NULL)
+                continue;
+            flatten(f, bt, cons, depth);
+            if (k + 1 < n->n)
+                exits[k] = ins_add(f, VI_JUMP);
+        }
+        if (!f->status) {
+            uint32_t after = (uint32_t)v->n_prog;
+            for (uint32_t k = 0; k < n->n; k++) {
+                if (v->nodes[v->branches[n->first + k]].op == VOP_NULL)
+                    v->jumps[first + k] = after;
+                else if (exits[k] != UINT32_MAX)
+                    v->prog[exits[k]].a = after;
+            }
+        }
+        free(exits);
+        return;
+    }
+    }
+    f->status = 1;
+}
+
+/* Build v->prog; leaves it NULL when the schema cannot be flattened.
+ * Returns -1 when out of memory. */
+static int flatten_program(kb_validator_t *v)
+{
+    struct flat f = {.v = v};
+    f.open = calloc(v->n_nodes ? v->n_nodes : 1, 1);
+    if (!f.open)
+        return -1;
+    flatten(&f, v->root, NULL, 0);
+    ins_add(&f, VI_END);
+    free(f.open);
+    if (f.status) {
+        free(v->prog);
+        free(v->jumps);
+        v->prog = NULL;
+        v->jumps = NULL;
+        v->n_prog = v->cap_prog = v->n_jumps = v->cap_jumps = 0;
+    }
+    return f.status < 0 ? -1 : 0;
 }
 
 kb_validator_t *kb_validate_compile(const char *schema_json, const struct kb_validate_opts *opts,
@@ -1027,6 +1274,10 @@ kb_validator_t *kb_validate_compile(const char *schema_json, const struct kb_val
         snprintf(where, sizeof where, "field %s", v->fields[i].name);
         if (parse_field_cons(&c, &v->fields[i], where))
             goto out_fail;
+    }
+    if (flatten_program(v)) {
+        cerr(&c, "out of memory");
+        goto out_fail;
     }
     return v;
 out_fail:
@@ -1135,39 +1386,6 @@ static inline const uint8_t *varint(struct walk *w, const uint8_t *p, int64_t *o
     return varint_slow(w, p, out);
 }
 
-static int pattern_match(const struct kb__validate_kernels *k, const struct kb__vpattern *pat,
-                         const uint8_t *s, size_t n, const uint8_t *limit)
-{
-    if (n < pat->min_len || n > pat->max_len)
-        return 0;
-    size_t pos = 0;
-    for (size_t i = 0; i < pat->n; i++) {
-        const struct kb__vatom *a = &pat->atoms[i];
-        if (a->max == 1 && a->min == 1) {
-            if (pos >= n || !kb__cclass_has(&a->cls, s[pos]))
-                return 0;
-            pos++;
-            continue;
-        }
-        size_t room = n - pos;
-        if (a->max < room)
-            room = a->max;
-        size_t span = k->class_span(s + pos, room, limit, &a->cls);
-        if (span < a->min)
-            return 0;
-        pos += span;
-    }
-    return pos == n;
-}
-
-static size_t utf8_chars(const uint8_t *s, size_t n)
-{
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++)
-        chars += (s[i] & 0xC0) != 0x80;
-    return chars;
-}
-
 static int is_hex(uint8_t b)
 {
     return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'f') || (b >= 'A' && b <= 'F');
@@ -1188,33 +1406,28 @@ static int uuid_ok(const uint8_t *s, size_t n)
     return 1;
 }
 
-/* The kb.* string rules of @p c on s[0..n) (UTF-8 already checked). */
+/* The kb.* string rules of @p c on s[0..n) (UTF-8 already checked): the
+ * kernel path's string_rule() (validate_run.h) decides, this names it. */
 static const uint8_t *string_rules(struct walk *w, const uint8_t *at, const uint8_t *s, size_t n,
                                    const struct kb__vcons *c)
 {
-    const char *cs = (const char *)s;
-    if (c->check == VCK_BSN && !kb_check_bsn(cs, n))
-        return fail(w, at, "bsn-11proef", "not a BSN (9 digits passing the 11-proef)");
-    if (c->check == VCK_ANUMMER && !kb_check_anummer(cs, n))
+    switch ((enum kb__vrule)w->k->string_rule(c, s, n, w->end)) {
+    case VR_OK: return at;
+    case VR_BSN: return fail(w, at, "bsn-11proef", "not a BSN (9 digits passing the 11-proef)");
+    case VR_ANUMMER:
         return fail(w, at, "anummer", "not an A-nummer (10 digits, A-nummer rules)");
-    if (c->format == VFMT_GBA_DATUM && !kb_check_gba_date(cs, n))
+    case VR_GBA_DATUM:
         return fail(w, at, "gba-datum", "not a GBA date JJJJMMDD (00 for unknown parts)");
-    if (c->format == VFMT_DATUM && !kb_check_date(cs, n))
-        return fail(w, at, "datum", "not a full calendar date JJJJMMDD");
-    if (c->pattern && !pattern_match(w->k, c->pattern, s, n, w->end))
-        return fail(w, at, "pattern", "does not match the field's kb.pattern");
-    if (c->n_allowed && !code_find(c->allowed, c->n_allowed, s, n))
-        return fail(w, at, "allowed", "not one of the field's kb.allowed values");
-    if (c->table && !code_find(c->table->codes, c->table->n, s, n))
-        return fail(w, at, "code-table", "not a code of table %s", c->table->name);
-    if (c->has_min_len || c->has_max_len) {
-        size_t chars = utf8_chars(s, n);
-        if (c->has_min_len && chars < c->min_len)
-            return fail(w, at, "min-length", "shorter than %u characters", c->min_len);
-        if (c->has_max_len && chars > c->max_len)
-            return fail(w, at, "max-length", "longer than %u characters", c->max_len);
+    case VR_DATUM: return fail(w, at, "datum", "not a full calendar date JJJJMMDD");
+    case VR_PATTERN: return fail(w, at, "pattern", "does not match the field's kb.pattern");
+    case VR_ALLOWED: return fail(w, at, "allowed", "not one of the field's kb.allowed values");
+    case VR_TABLE: return fail(w, at, "code-table", "not a code of table %s", c->table->name);
+    case VR_MIN_LENGTH:
+        return fail(w, at, "min-length", "shorter than %u characters", c->min_len);
+    case VR_MAX_LENGTH:
+        return fail(w, at, "max-length", "longer than %u characters", c->max_len);
     }
-    return at;
+    return fail(w, at, "internal", "unknown string rule");
 }
 
 /* Length-prefixed value (bytes, string, map key): returns the data start,
@@ -1414,6 +1627,10 @@ kb_err_t kb_validate(const kb_validator_t *v, const uint8_t *payload, size_t len
     static const uint8_t empty[1];
     if (!payload)
         payload = empty;
+    /* The flat program decides; only a rejection takes the node walker,
+     * which finds the same failure and says what and where. */
+    if (v->prog && v->k->run(v, payload, payload + len) == payload + len)
+        return KB_OK;
     struct walk w = {.v = v, .k = v->k, .base = payload, .end = payload + len, .res = res};
     const uint8_t *p = walk_value(&w, payload, v->root, NULL, 0);
     if (!p)
@@ -1432,6 +1649,13 @@ kb_err_t kb_validate_next(const kb_validator_t *v, const uint8_t *payload, size_
     static const uint8_t empty[1];
     if (!payload)
         payload = empty;
+    if (v->prog) {
+        const uint8_t *q = v->k->run(v, payload, payload + len);
+        if (q) {
+            *used = (size_t)(q - payload);
+            return KB_OK;
+        }
+    }
     struct walk w = {.v = v, .k = v->k, .base = payload, .end = payload + len, .res = res};
     const uint8_t *p = walk_value(&w, payload, v->root, NULL, 0);
     if (!p)
@@ -1441,6 +1665,17 @@ kb_err_t kb_validate_next(const kb_validator_t *v, const uint8_t *payload, size_
 }
 
 /* --------------------------------------------------------------- skipping */
+
+/* kb__validate_varint() with the one-byte case inline: most varints here
+ * are union indexes and short lengths. */
+static inline const uint8_t *skip_varint(const uint8_t *p, const uint8_t *end, int64_t *out)
+{
+    if (__builtin_expect(p < end && *p < 0x80, 1)) {
+        *out = (int64_t)((uint64_t)(*p >> 1) ^ (0 - (uint64_t)(*p & 1)));
+        return p + 1;
+    }
+    return kb__validate_varint(p, end, out);
+}
 
 const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint8_t *p,
                                  const uint8_t *end, unsigned depth)
@@ -1454,13 +1689,13 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
     case VOP_BOOLEAN: return p < end ? p + 1 : NULL;
     case VOP_INT:
     case VOP_LONG:
-    case VOP_ENUM: return kb__validate_varint(p, end, &x);
+    case VOP_ENUM: return skip_varint(p, end, &x);
     case VOP_FLOAT: return end - p >= 4 ? p + 4 : NULL;
     case VOP_DOUBLE: return end - p >= 8 ? p + 8 : NULL;
     case VOP_FIXED: return (size_t)(end - p) >= n->n ? p + n->n : NULL;
     case VOP_BYTES:
     case VOP_STRING:
-        p = kb__validate_varint(p, end, &x);
+        p = skip_varint(p, end, &x);
         if (!p || x < 0 || (uint64_t)x > (uint64_t)(end - p))
             return NULL;
         return p + x;
@@ -1469,7 +1704,7 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
             p = kb__validate_skip(v, v->fields[n->first + i].type, p, end, depth + 1);
         return p;
     case VOP_UNION:
-        p = kb__validate_varint(p, end, &x);
+        p = skip_varint(p, end, &x);
         if (!p || x < 0 || x >= (int64_t)n->n)
             return NULL;
         return kb__validate_skip(v, v->branches[n->first + (uint32_t)x], p, end, depth);
@@ -1477,7 +1712,7 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
     case VOP_MAP: {
         uint64_t total = 0;
         for (;;) {
-            p = kb__validate_varint(p, end, &x);
+            p = skip_varint(p, end, &x);
             if (!p)
                 return NULL;
             if (x == 0)
@@ -1487,7 +1722,7 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
                 if (x == INT64_MIN)
                     return NULL;
                 x = -x;
-                p = kb__validate_varint(p, end, &size);
+                p = skip_varint(p, end, &size);
                 if (!p || size < 0 || (uint64_t)size > (uint64_t)(end - p))
                     return NULL;
             }
@@ -1497,7 +1732,7 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
             for (int64_t i = 0; i < x && p; i++) {
                 if (n->op == VOP_MAP) {
                     int64_t kl;
-                    p = kb__validate_varint(p, end, &kl);
+                    p = skip_varint(p, end, &kl);
                     if (!p || kl < 0 || (uint64_t)kl > (uint64_t)(end - p))
                         return NULL;
                     p += kl;

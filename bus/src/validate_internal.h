@@ -5,12 +5,21 @@
  * becomes a flat array of type nodes; records point into a flat array of
  * fields, unions into a flat array of branch node indexes. Named types are
  * one node however often they are referenced, so recursive schemas work.
+ *
+ * The nodes are then flattened once more into the hot form, a straight
+ * instruction array (struct kb__vins) in which records are inlined, nesting
+ * depths are known at compile time and unions and array loops are jumps; the
+ * interpreter of validate_run.h runs it, built once per kernel path so the
+ * kernels inline. It only says yes or no: a rejection is explained by the
+ * node walker in validate.c, which is also the whole validator for the rare
+ * schemas the flat form cannot express (recursive types, very deep nesting).
  */
 #ifndef KB_VALIDATE_INTERNAL_H
 #define KB_VALIDATE_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <jansson.h>
 
@@ -70,9 +79,10 @@ struct kb__vpattern {
 
 /* A loaded "kb.codeTable": sorted codes for binary search. */
 struct kb__vtable {
-    char *name;   /* table name (owned) */
-    char **codes; /* sorted by (length, bytes) (owned) */
-    size_t n;     /* number of codes */
+    char *name;    /* table name (owned) */
+    char **codes;  /* sorted by (length, bytes) (owned) */
+    size_t *lens;  /* strlen of each code, so lookups never call strlen (owned) */
+    size_t n;      /* number of codes */
 };
 
 enum kb__vcheck { VCK_NONE, VCK_BSN, VCK_ANUMMER };
@@ -90,9 +100,74 @@ struct kb__vcons {
     int64_t min, max;             /* numeric range, inclusive */
     struct kb__vpattern *pattern; /* kb.pattern or NULL (owned) */
     char **allowed;               /* kb.allowed, sorted like code tables (owned) */
+    size_t *allowed_lens;         /* strlen of each allowed value (owned) */
     size_t n_allowed;             /* entries of allowed; 0: no such rule */
     const struct kb__vtable *table; /* kb.codeTable or NULL (owned by the validator) */
 };
+
+/* Which kb.* string rule a value breaks (kb__vrun_string_rule), VR_OK when none. */
+enum kb__vrule {
+    VR_OK,
+    VR_BSN,
+    VR_ANUMMER,
+    VR_GBA_DATUM,
+    VR_DATUM,
+    VR_PATTERN,
+    VR_ALLOWED,
+    VR_TABLE,
+    VR_MIN_LENGTH,
+    VR_MAX_LENGTH,
+};
+
+/* Operations of the flat program. */
+enum kb__viop {
+    VI_END,     /* the datum is complete: accept */
+    VI_FAIL,    /* reject when reached (nesting beyond max_depth, fixed beyond max_string) */
+    VI_BOOL,    /* one byte 0 or 1 */
+    VI_LONG,    /* a varint, no further rule */
+    VI_INT,     /* a varint within 32 bits */
+    VI_NUM,     /* a varint with rules: flags VIF_INT, aux the logical type, cons */
+    VI_SKIP,    /* a fixed number (a) of bytes: float, double, fixed */
+    VI_BYTES,   /* length-prefixed bytes; flags VIF_DECIMAL: 1..a bytes */
+    VI_STR,     /* length-prefixed string; flags VIF_UTF8/VIF_UUID, cons (or NULL) */
+    VI_OPT_STR, /* union of null and string: aux is the null branch's index byte
+                 * (0 or 2, zig-zag); the string as VI_STR */
+    VI_ENUM,    /* an index below a */
+    VI_UNION,   /* an index below a; branch i continues at jumps[b + i] */
+    VI_JUMP,    /* continue at a */
+    VI_ARRAY,   /* first block header of an array or map; none: continue at a */
+    VI_NEXT,    /* end of one item: next item at a, else next block header */
+};
+
+#define VIF_INT     1u /* VI_NUM: an int, not a long */
+#define VIF_DECIMAL 1u /* VI_BYTES: a decimal of at most a bytes */
+#define VIF_UTF8    1u /* VI_STR, VI_OPT_STR: check UTF-8 */
+#define VIF_UUID    2u /* VI_STR, VI_OPT_STR: the uuid logical type */
+
+/* The kb.* string rules of a VI_STR/VI_OPT_STR, as the interpreter runs
+ * them: one rule alone is called directly, anything else through
+ * string_rule(). */
+enum kb__vrulekind {
+    VRK_NONE,    /* no rule */
+    VRK_BSN,     /* kb.check bsn only */
+    VRK_ANUMMER, /* kb.check anummer only */
+    VRK_GBA,     /* kb.format gba-datum only */
+    VRK_PATTERN, /* kb.pattern only */
+    VRK_ALLOWED, /* kb.allowed only */
+    VRK_ANY,     /* several: string_rule() */
+};
+
+struct kb__vins {
+    uint8_t op;                   /* enum kb__viop */
+    uint8_t flags;                /* VIF_* */
+    uint8_t aux;                  /* see the operation */
+    uint8_t rule;                 /* VI_STR, VI_OPT_STR: enum kb__vrulekind of cons */
+    uint32_t a, b;                /* see the operation */
+    const struct kb__vcons *cons; /* kb.* rules of the value, or NULL */
+};
+
+/* Array loops nested deeper than this keep the schema on the node walker. */
+#define KB_VRUN_MAX_LOOPS 32
 
 struct kb__vfield {
     char *name;                  /* field name (owned) */
@@ -115,6 +190,10 @@ struct kb_validator {
     uint32_t root;               /* the top-level type */
     json_t *json;                /* the parsed schema text (owned) */
     const struct kb__validate_kernels *k; /* kernel path */
+    struct kb__vins *prog;       /* the flat program, or NULL: use the node walker */
+    size_t n_prog, cap_prog;
+    uint32_t *jumps;             /* union branch targets of the program */
+    size_t n_jumps, cap_jumps;
     uint32_t max_string, max_items, max_depth; /* limits */
     int structure_only;          /* skip UTF-8 and kb.* checks */
 };
@@ -126,5 +205,23 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
 
 /* Decode an Avro long at p; NULL when malformed or truncated. */
 const uint8_t *kb__validate_varint(const uint8_t *p, const uint8_t *end, int64_t *out);
+
+/* Binary search of s[0..len) in codes sorted by (length, bytes). */
+static inline int kb__vcode_find(char *const *codes, const size_t *lens, size_t n,
+                                 const uint8_t *s, size_t len)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int r = len != lens[mid] ? (len < lens[mid] ? -1 : 1) : memcmp(s, codes[mid], len);
+        if (!r)
+            return 1;
+        if (r < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return 0;
+}
 
 #endif

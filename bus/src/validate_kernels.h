@@ -25,6 +25,9 @@ static inline int kb__cclass_has(const struct kb__cclass *c, uint8_t b)
     return (c->bits[b >> 3] >> (b & 7)) & 1;
 }
 
+struct kb_validator;
+struct kb__vcons;
+
 struct kb__validate_kernels {
     const char *name; /* "scalar", "sse42", "avx2", "avx512" */
     /* 1 when s[0..n) is well-formed UTF-8 (RFC 3629: no overlongs, no
@@ -37,6 +40,13 @@ struct kb__validate_kernels {
     /* Bytes of the varint at p (1..10: the first byte < 0x80 ends it), or 0
      * when none of the first min(10, limit - p) bytes ends it. */
     unsigned (*varint_len)(const uint8_t *p, const uint8_t *limit);
+    /* Run the validator's flat program on p[0..end): the end of the datum,
+     * or NULL when it is invalid (validate_run.h). */
+    const uint8_t *(*run)(const struct kb_validator *v, const uint8_t *p, const uint8_t *end);
+    /* The kb.* string rule of @p c that s[0..n) (valid UTF-8) breaks, or
+     * VR_OK (enum kb__vrule). Bytes up to @p limit may be read. */
+    int (*string_rule)(const struct kb__vcons *c, const uint8_t *s, size_t n,
+                       const uint8_t *limit);
 };
 
 extern const struct kb__validate_kernels kb__validate_kernels_scalar;

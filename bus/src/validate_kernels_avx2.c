@@ -4,6 +4,7 @@
  * this file only; used only when the CPU has AVX2. Same shape as the SSE4.2
  * file, twice as wide; tails shorter than 32 bytes use one masked 32-byte
  * load when the payload has room, else the scalar code.
+ * Also instantiates the interpreter of validate_run.h with these kernels.
  */
 #ifdef KB_HAVE_AVX2
 #include <immintrin.h>
@@ -86,10 +87,39 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
+/* 1 when s[0..n) is all ASCII: up to 32 bytes in one load when the payload
+ * has room, else 32 at a time and the tail in one masked load or bytewise. */
+static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+{
+    size_t room = (size_t)(limit - s);
+    if (n <= 32 && room >= 32)
+        return !((uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)s)) &
+                 (uint32_t)((1ull << n) - 1u));
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        acc = _mm256_or_si256(acc, _mm256_loadu_si256((const __m256i *)(s + i)));
+    if (_mm256_movemask_epi8(acc))
+        return 0;
+    if (i == n)
+        return 1;
+    if (room - i >= 32)
+        return !((uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(s + i))) &
+                 lanes(n - i));
+    uint8_t b = 0;
+    for (; i < n; i++)
+        b |= s[i];
+    return b < 0x80;
+}
+
+#include "validate_run.h"
+
 const struct kb__validate_kernels kb__validate_kernels_avx2 = {
     .name = "avx2",
     .utf8 = utf8,
     .class_span = class_span,
     .varint_len = varint_len,
+    .run = run,
+    .string_rule = string_rule,
 };
 #endif

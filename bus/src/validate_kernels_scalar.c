@@ -4,6 +4,8 @@
  * runs, and the definition of the right answer for the SIMD paths. UTF-8 is
  * checked eight ASCII bytes at a time (SWAR) and by a byte-wise decoder
  * elsewhere.
+ * This file also instantiates the flat-program interpreter (validate_run.h)
+ * with these kernels.
  */
 #include <string.h>
 
@@ -92,9 +94,38 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
+/* 1 when s[0..n) is all ASCII: a value of up to 8 bytes is one load when
+ * the payload has room (bytes past the value masked off), longer ones are
+ * or-ed together eight bytes at a time. */
+static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+{
+    const uint64_t high = 0x8080808080808080ull;
+    uint64_t w, acc = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (n <= 8 && (size_t)(limit - s) >= 8) {
+        memcpy(&w, s, 8);
+        return !(w & high & (n == 8 ? ~0ull : (1ull << (8 * n)) - 1));
+    }
+#else
+    (void)limit;
+#endif
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= s[i];
+    return !(acc & high);
+}
+
+#include "validate_run.h"
+
 const struct kb__validate_kernels kb__validate_kernels_scalar = {
     .name = "scalar",
     .utf8 = utf8,
     .class_span = class_span,
     .varint_len = varint_len,
+    .run = run,
+    .string_rule = string_rule,
 };

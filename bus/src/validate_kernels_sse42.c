@@ -4,6 +4,7 @@
  * Compiled with -msse4.2 on this file only; used only when the CPU has
  * SSE4.2. Short values are read as one 16-byte load when the payload has
  * room after them (bytes past the value are masked off, never past @p limit).
+ * Also instantiates the interpreter of validate_run.h with these kernels.
  */
 #ifdef KB_HAVE_SSE42
 #include <nmmintrin.h>
@@ -82,10 +83,39 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
+/* 1 when s[0..n) is all ASCII: up to 16 bytes in one load when the payload
+ * has room, else 16 at a time and the tail byte by byte. */
+static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+{
+    size_t room = (size_t)(limit - s);
+    if (n <= 16 && room >= 16)
+        return !((unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s)) &
+                 ((1u << n) - 1u));
+    __m128i acc = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(s + i)));
+    if (_mm_movemask_epi8(acc))
+        return 0;
+    if (i == n)
+        return 1;
+    if (room - i >= 16)
+        return !((unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))) &
+                 lanes(n - i));
+    uint8_t b = 0;
+    for (; i < n; i++)
+        b |= s[i];
+    return b < 0x80;
+}
+
+#include "validate_run.h"
+
 const struct kb__validate_kernels kb__validate_kernels_sse42 = {
     .name = "sse42",
     .utf8 = utf8,
     .class_span = class_span,
     .varint_len = varint_len,
+    .run = run,
+    .string_rule = string_rule,
 };
 #endif

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * bench_common.h - what the broker benchmarks (bench-route, bench-e2e) share:
+ * the 20 benchmark subscriptions (written as ketenbus YAML and as the Kafka
+ * Streams peer's spec, from one table, so both route the same way), child
+ * processes, the broker from tests/kafka/broker.sh, and the measurements:
+ * drain throughput from a consumer group's committed offsets and
+ * produce-to-consume latency from the ce_time header of the outputs.
+ */
+#ifndef KB_BENCH_COMMON_H
+#define KB_BENCH_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* ce_source of the events `ketenbus gen` produces. */
+#define BENCH_GEN_SOURCE "urn:nld:oin:00000099999999999000:systeem:ketenbus-gen"
+
+/* One benchmark subscription; lists are comma-separated, NULL = none. */
+struct bench_sub {
+    const char *name;         /* subscriber; topic <prefix>.out.<name> */
+    const char *types;        /* event types */
+    const char *source;       /* exact ce_source required, or NULL */
+    const char *path;         /* payload field filter: path, or NULL */
+    const char *op;           /* =, !=, <, <=, >, >=, in, exists */
+    const char *values;       /* one value, or the list for `in` */
+    const char *fields;       /* projection; NULL = every field */
+    const char *pseudonymise; /* fields delivered as keyed pseudonyms */
+};
+
+#define BENCH_N_SUBS 20
+extern const struct bench_sub bench_subs[BENCH_N_SUBS];
+
+/** Write the 20 subscriptions as one ketenbus YAML file. 0 on success. */
+int bench_subs_write_yaml(const char *path);
+
+/** Write them as the Kafka Streams peer's spec: one tab-separated line each
+ *  (name, types, source, path, op, values, fields, pseudonymise; "-" = none). */
+int bench_subs_write_spec(const char *path);
+
+/** Monotonic and wall clocks. */
+double bench_now_s(void);
+int64_t bench_wall_ms(void);
+
+/**
+ * Start @p argv[0] (a path) with stdout and stderr appended to @p log and the
+ * NAME=VALUE strings of @p env (NULL-terminated, may be NULL) added to the
+ * environment. Returns the child's pid, or -1.
+ */
+pid_t bench_spawn(char *const argv[], const char *log, char *const env[]);
+
+/** Wait for @p pid; its exit status (128+signal when killed), -1 on error. */
+int bench_wait(pid_t pid);
+
+/** SIGTERM, then SIGKILL after @p grace_s; returns its exit status. */
+int bench_stop(pid_t pid, double grace_s);
+
+/** Start a fresh broker with state folder @p state via tests/kafka/broker.sh;
+ *  writes its bootstrap into @p bootstrap. 0 on success. */
+int bench_broker_start(const char *state, char *bootstrap, size_t cap);
+
+/** Stop it (errors ignored). */
+void bench_broker_stop(const char *state);
+
+/** Write a random 32-byte subject key as hex into @p path. 0 on success. */
+int bench_write_key(const char *path);
+
+/**
+ * Committed offsets of consumer group @p group on @p topic, summed over its
+ * @p partitions partitions (absent commits count 0). -1 on error.
+ */
+int64_t bench_group_committed(const char *bootstrap, const char *group, const char *topic,
+                              int partitions);
+
+/** High watermarks of @p topic summed over @p partitions. -1 on error. */
+int64_t bench_topic_end(const char *bootstrap, const char *topic, int partitions);
+
+/* Throughput of one drain: from the first commit that moved past @p from to
+ * the commit that reached @p target. */
+struct bench_drain {
+    double eps;          /* input events per second between those commits */
+    double seconds;      /* that interval */
+    double startup_s;    /* from the call until the first commit moved */
+    int ok;              /* 1 when @p target was reached in time */
+};
+
+/**
+ * Poll @p group's committed offsets on @p topic every 20 ms until they sum to
+ * @p target or @p timeout_s passed; @p alive (may be NULL) is checked too so a
+ * dead contestant ends the wait early.
+ */
+struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
+                               int partitions, int64_t from, int64_t target, double timeout_s,
+                               pid_t alive);
+
+/* Latency collector: consumes output topics (read_committed) from their
+ * current ends and records now - ce_time for every message whose ce_time is
+ * at or after a given instant. */
+typedef struct bench_lat bench_lat_t;
+
+bench_lat_t *bench_lat_start(const char *bootstrap, const char *const *topics, size_t n,
+                             int partitions, int64_t since_ms);
+
+/** Stop collecting; the latencies stay readable until bench_lat_destroy. */
+void bench_lat_stop(bench_lat_t *l);
+
+/** Number of latencies recorded. */
+size_t bench_lat_count(const bench_lat_t *l);
+
+/** The @p q quantile (0..1) in ms, after bench_lat_stop. */
+double bench_lat_quantile(bench_lat_t *l, double q);
+
+void bench_lat_destroy(bench_lat_t *l);
+
+/**
+ * Count the committed messages of each of @p n topics (read_committed, from
+ * the beginning to the current end) into @p counts. 0 on success.
+ */
+int bench_count(const char *bootstrap, const char *const *topics, size_t n, int partitions,
+                int64_t *counts);
+
+/* What every contestant of a broker benchmark shares. */
+struct bench_ctx {
+    char dir[256];        /* work folder */
+    char bootstrap[128];
+    char key[300];        /* subject key file */
+    char subs[300];       /* the 20 subscriptions */
+    long count;           /* events in the drain phase */
+    double rate;          /* events/s in the latency phase; 0 = half the slowest drain */
+    double seconds;       /* length of the latency phase */
+    int batch;            /* events per transaction (copy and router) */
+    int profiling;        /* the contestant runs under valgrind: stop it gently */
+};
+
+/* Results for one contestant. */
+struct bench_result {
+    struct bench_drain drain;
+    double rate;         /* offered in the latency phase */
+    double p50, p99, p999;
+    size_t lat_n;
+};
+
+/** `ketenbus gen` on topic prefix @p prefix: @p count events of seed @p seed,
+ *  at @p rate events/s (0 = as fast as possible). Its exit status. */
+int bench_run_gen(const struct bench_ctx *c, const char *prefix, long count, long seed,
+                  double rate, const char *log);
+
+/* One process under test, on its own topic prefix: input <prefix>.in.gba
+ * (3 partitions), consumer group @p group, outputs @p outs. */
+struct bench_contestant {
+    const char *name;
+    const char *prefix;
+    const char *group;
+    char *const *argv;        /* argv[0] is a path */
+    char *const *env;         /* extra NAME=VALUE, NULL-terminated, or NULL */
+    const char *const *outs;
+    size_t n_outs;
+};
+
+/**
+ * Preload c->count events (seed 1, identical for every contestant), start
+ * the contestant, time the drain by its group's committed offsets, stop it.
+ * 0 when the drain completed.
+ */
+int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *k,
+                      struct bench_result *res);
+
+/**
+ * Start the contestant again, warm it up with 300 events, then offer @p rate
+ * events/s for c->seconds (seed 2) and time each output from ce_time to
+ * consumption; stop it. 0 when every offered event was committed.
+ */
+int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
+                        struct bench_result *res);
+
+/** Machine description for the report: CPU model, cores, kernel. */
+void bench_machine(char *out, size_t cap);
+
+#endif

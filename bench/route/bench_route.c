@@ -1,0 +1,548 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * bench_route.c - bench-route: (a) the cost of matching one event against
+ * 10, 100, 1,000 and 10,000 generated subscriptions, as a ratio to 10; (b) on
+ * a real broker, in one run, a bare librdkafka transactional copy
+ * topic->topic (the limit) against `ketenbus route` with the 20 benchmark
+ * subscriptions: drain throughput and produce-to-consume latency at a fixed
+ * rate, both on identical input from `ketenbus gen`.
+ *
+ * Usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]
+ *                    [--match-seconds S] [--batch N] [--bootstrap HOST:PORT]
+ *                    [--profile-router]
+ * Child mode (the bare copy runs in its own process, like the router):
+ *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "bench_common.h"
+#include "ketenbus/kafka.h"
+#include "ketenbus/sub.h"
+#include "match.h"
+
+#ifndef KB_BIN_DIR
+#error "KB_BIN_DIR must name the folder of the ketenbus executable"
+#endif
+
+#define PARTITIONS 3
+
+/* ------------------------------------------------------------ (a) matching */
+
+static uint64_t rng_state = 0x853c49e6748fea9bull;
+
+static uint64_t rnd(void)
+{
+    uint64_t x = rng_state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return rng_state = x;
+}
+
+/* The event types of the schema folder and how often each occurs: births,
+ * moves and changes to the persoonslijst dominate, as in BRP traffic. */
+static const struct {
+    const char *type;
+    int weight;
+} types[] = {
+    {"nl.brp.persoon-geboren", 10},          {"nl.brp.persoon-verhuisd", 25},
+    {"nl.brp.persoonslijst-gewijzigd", 20},  {"nl.brp.persoon-overleden", 8},
+    {"nl.brp.naam-gewijzigd", 4},            {"nl.brp.huwelijk-gesloten", 3},
+    {"nl.brp.huwelijk-ontbonden", 2},        {"nl.brp.partnerschap-aangegaan", 1},
+    {"nl.brp.partnerschap-ontbonden", 1},    {"nl.brp.kind-toegevoegd", 3},
+    {"nl.brp.anummer-gewijzigd", 1},         {"nl.brp.bsn-gewijzigd", 1},
+    {"nl.brp.bijhouding-opgeschort", 1},     {"nl.brp.persoonslijst-afgevoerd", 1},
+    {"nl.brk.eigendom-overgedragen", 8},     {"nl.brk.kadastraal-object-gemuteerd", 6},
+    {"nl.brk.kadastraal-object-vervallen", 1}, {"nl.kinderbijslag.aanvraag-ontvangen", 3},
+    {"nl.kinderbijslag.aanvraag-uitgenodigd", 1},
+};
+#define N_TYPES (sizeof types / sizeof types[0])
+
+static const char *pick_type(void)
+{
+    int total = 0;
+    for (size_t i = 0; i < N_TYPES; i++)
+        total += types[i].weight;
+    int r = (int)(rnd() % (uint64_t)total);
+    for (size_t i = 0; i < N_TYPES; i++)
+        if ((r -= types[i].weight) < 0)
+            return types[i].type;
+    return types[0].type;
+}
+
+/* Selective values: a value space that grows with the number of
+ * subscriptions (more subscribers means more municipalities, systems and
+ * areas being told apart), so that the matches per event stay about the same
+ * at every size and the ratio measures the index, not the fan-out. */
+static void value_code(uint64_t v, char out[5])
+{
+    unsigned code = (unsigned)(v % 10000u);
+    for (int i = 3; i >= 0; i--, code /= 10)
+        out[i] = (char)('0' + code % 10);
+    out[4] = 0;
+}
+
+/* One system (a municipality's civil-affairs system, a notary's office...)
+ * per source value. */
+static void value_source(uint64_t v, char *out, size_t cap)
+{
+    snprintf(out, cap, "urn:nld:oin:00000001%012" PRIu64 "0000:systeem:bzs", 1000 + v);
+}
+
+/*
+ * n generated subscriptions in one YAML file: 30 % require an exact source,
+ * 40 % filter on a payload field value (the municipality of registration),
+ * 10 % on a set of three values, 20 % combine an exact source with a payload
+ * comparison; one more takes every birth. Each names one or two types drawn
+ * like the traffic.
+ */
+static int write_match_subs(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    fputs("subscriptions:\n  - name: alle-geboorten\n    purpose: {id: p, legal_basis: \"bench\"}\n"
+          "    types: [\"nl.brp.persoon-geboren\"]\n", f);
+    for (size_t i = 1; i < n; i++) {
+        const char *t1 = pick_type(), *t2 = rnd() % 2 ? pick_type() : NULL;
+        if (t2 && !strcmp(t1, t2))
+            t2 = NULL;
+        fprintf(f, "  - name: s%zu\n    purpose: {id: p%zu, legal_basis: \"bench\"}\n", i, i);
+        fprintf(f, "    types: [\"%s\"%s%s%s]\n", t1, t2 ? ", \"" : "", t2 ? t2 : "", t2 ? "\"" : "");
+        char src[160], code[5], code2[5], code3[5];
+        int kind = (int)(rnd() % 10);
+        value_source(rnd() % n, src, sizeof src);
+        value_code(rnd() % n, code);
+        value_code(rnd() % n, code2);
+        value_code(rnd() % n, code3);
+        if (kind < 3)
+            fprintf(f, "    filter: {exact: {source: \"%s\"}}\n", src);
+        else if (kind < 7)
+            fprintf(f, "    filter: {field: {path: inschrijving.gemeente, op: \"=\", value: \"%s\"}}\n",
+                    code);
+        else if (kind < 8)
+            fprintf(f, "    filter: {field: {path: inschrijving.gemeente, op: in, values: [\"%s\", \"%s\", \"%s\"]}}\n",
+                    code, code2, code3);
+        else
+            fprintf(f, "    filter: {all: [{exact: {source: \"%s\"}}, {field: {path: kind.geboortedatum, op: \">=\", value: \"2024%02d01\"}}]}\n",
+                    src, (int)(rnd() % 12) + 1);
+    }
+    return fclose(f) ? -1 : 0;
+}
+
+/* A payload as the matcher's field callback sees it. */
+struct fake_payload {
+    char gemeente[5];
+    char geboortedatum[9];
+};
+
+static int fake_field(void *opaque, const char *path, char *buf, size_t cap)
+{
+    const struct fake_payload *p = opaque;
+    if (!strcmp(path, "inschrijving.gemeente"))
+        snprintf(buf, cap, "%s", p->gemeente);
+    else if (!strcmp(path, "kind.geboortedatum"))
+        snprintf(buf, cap, "%s", p->geboortedatum);
+    else
+        return 0;
+    return 1;
+}
+
+#define N_EVENTS 4096
+
+struct match_event {
+    struct kb_event_attrs attrs;
+    struct fake_payload payload;
+};
+
+/* Nanoseconds per event and mean matches per event for one subscription count. */
+static int match_cost(const char *dir, size_t n_subs, struct match_event *evs, double seconds,
+                      double *ns_per_event, double *hits_per_event)
+{
+    /* Events draw their values from the same spaces as the subscriptions. */
+    for (size_t i = 0; i < N_EVENTS; i++) {
+        struct match_event *e = &evs[i];
+        memset(e, 0, sizeof *e);
+        snprintf(e->attrs.id, sizeof e->attrs.id, "00000000-0000-5000-8000-%012zu", i);
+        snprintf(e->attrs.type, sizeof e->attrs.type, "%s", pick_type());
+        value_source(rnd() % n_subs, e->attrs.source, sizeof e->attrs.source);
+        kb_event_time(bench_wall_ms(), e->attrs.time);
+        snprintf(e->attrs.subject, sizeof e->attrs.subject, "%032zx", i);
+        value_code(rnd() % n_subs, e->payload.gemeente);
+        snprintf(e->payload.geboortedatum, sizeof e->payload.geboortedatum, "2024%02d%02d",
+                 (int)(rnd() % 12) + 1, (int)(rnd() % 28) + 1);
+    }
+    char path[512], errstr[512];
+    snprintf(path, sizeof path, "%s/match-%zu.yaml", dir, n_subs);
+    if (write_match_subs(path, n_subs))
+        return -1;
+    struct kb_subs subs = {0};
+    if (kb_subs_load(path, NULL, 0, &subs, errstr, sizeof errstr)) {
+        fprintf(stderr, "bench-route: %s\n", errstr);
+        return -1;
+    }
+    kb_matcher_t *m = kb_matcher_new(&subs);
+    if (!m) {
+        kb_subs_fini(&subs);
+        return -1;
+    }
+    int64_t now = bench_wall_ms();
+    const struct kb_sub *out[256];
+    uint64_t events = 0, hits = 0;
+    double t0 = bench_now_s(), t;
+    do {
+        for (size_t i = 0; i < N_EVENTS; i++)
+            hits += kb_matcher_match(m, &evs[i].attrs, now, fake_field, (void *)&evs[i].payload,
+                                     out, 256);
+        events += N_EVENTS;
+        t = bench_now_s();
+    } while (t - t0 < seconds);
+    *ns_per_event = (t - t0) * 1e9 / (double)events;
+    *hits_per_event = (double)hits / (double)events;
+    kb_matcher_destroy(m);
+    kb_subs_fini(&subs);
+    return 0;
+}
+
+static int run_matching(const char *dir, double seconds, double *ratio_10k)
+{
+    static struct match_event evs[N_EVENTS];
+    static const size_t counts[] = {10, 100, 1000, 10000};
+    double base = 0;
+    for (size_t i = 0; i < 4; i++) {
+        rng_state = 0x9e3779b97f4a7c15ull + counts[i]; /* same mix for a count, every run */
+        double ns, hits;
+        if (match_cost(dir, counts[i], evs, seconds, &ns, &hits))
+            return -1;
+        if (i == 0)
+            base = ns;
+        printf("matching: subscriptions=%zu ns_per_event=%.0f matches_per_event=%.3f ratio=%.2f\n",
+               counts[i], ns, hits, ns / base);
+        fflush(stdout);
+        *ratio_10k = ns / base;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------- the bare copy */
+
+static atomic_int copy_stop;
+
+static void on_term(int sig)
+{
+    (void)sig;
+    atomic_store(&copy_stop, 1);
+}
+
+/*
+ * The limit the router is held against: consume, copy key, value and
+ * headers to one topic, send the offsets and commit, in batches of the same
+ * size and wait as the router's, with the router's client settings
+ * (read_committed, linger.ms 5, transactions).
+ */
+static int copy_worker(const char *bootstrap, const char *in, const char *out, const char *group,
+                       int batch_max)
+{
+    char errstr[512];
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    rd_kafka_conf_t *pc = rd_kafka_conf_new();
+    char txn[200];
+    snprintf(txn, sizeof txn, "%s-txn", group);
+    if (rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(pc, "transactional.id", txn, errstr, sizeof errstr) ||
+        rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr)) {
+        fprintf(stderr, "copy: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+    if (!prod) {
+        fprintf(stderr, "copy: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_error_t *e = rd_kafka_init_transactions(prod, 60000);
+    if (e) {
+        fprintf(stderr, "copy: init_transactions: %s\n", rd_kafka_error_string(e));
+        return 1;
+    }
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
+    rd_kafka_conf_set(cc, "group.id", group, NULL, 0);
+    rd_kafka_conf_set(cc, "enable.auto.commit", "false", NULL, 0);
+    rd_kafka_conf_set(cc, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", NULL, 0);
+    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    if (!cons) {
+        fprintf(stderr, "copy: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(cons);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, in, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(cons, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    rd_kafka_message_t **batch = calloc((size_t)batch_max, sizeof *batch);
+    uint64_t copied = 0, txns = 0;
+    int rc = 0;
+    while (!atomic_load(&copy_stop)) {
+        size_t n = 0;
+        double deadline = 0;
+        while (n < (size_t)batch_max && !atomic_load(&copy_stop)) {
+            int wait = 100;
+            if (n) {
+                double left = deadline - bench_now_s();
+                if (left <= 0)
+                    break;
+                wait = (int)(left * 1000) + 1;
+            }
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, wait);
+            if (!m)
+                continue;
+            if (m->err) {
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (!n)
+                deadline = bench_now_s() + 0.1;
+            batch[n++] = m;
+        }
+        if (!n)
+            continue;
+        e = rd_kafka_begin_transaction(prod);
+        rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)n);
+        for (size_t i = 0; !e && i < n; i++) {
+            rd_kafka_message_t *m = batch[i];
+            rd_kafka_headers_t *h = NULL, *hc = NULL;
+            if (!rd_kafka_message_headers(m, &h) && h)
+                hc = rd_kafka_headers_copy(h);
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                prod, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_KEY(m->key, m->key_len),
+                RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_HEADERS(hc), RD_KAFKA_V_END);
+            if (err) {
+                fprintf(stderr, "copy: produce: %s\n", rd_kafka_err2str(err));
+                rd_kafka_headers_destroy(hc);
+                rc = 1;
+                break;
+            }
+            rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+                offs, rd_kafka_topic_name(m->rkt), m->partition);
+            if (!p)
+                p = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt),
+                                                      m->partition);
+            p->offset = m->offset + 1;
+            copied++;
+        }
+        if (!e && !rc) {
+            rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
+            e = rd_kafka_send_offsets_to_transaction(prod, offs, md, 30000);
+            rd_kafka_consumer_group_metadata_destroy(md);
+            if (!e)
+                e = rd_kafka_commit_transaction(prod, 60000);
+        }
+        rd_kafka_topic_partition_list_destroy(offs);
+        for (size_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(batch[i]);
+        if (e || rc) {
+            /* A benchmark, not a router: no rewind and retry; report and stop. */
+            fprintf(stderr, "copy: transaction failed: %s\n", e ? rd_kafka_error_string(e) : "produce");
+            if (e)
+                rd_kafka_error_destroy(e);
+            rc = 1;
+            break;
+        }
+        txns++;
+    }
+    fprintf(stderr, "copy: copied=%" PRIu64 " transactions=%" PRIu64 "\n", copied, txns);
+    free(batch);
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+    rd_kafka_destroy(prod);
+    return rc;
+}
+
+/* ------------------------------------------------------ (b) on the broker */
+
+static void usage(FILE *f)
+{
+    fputs("usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]\n"
+          "                   [--match-seconds S] [--batch N] [--bootstrap HOST:PORT]\n"
+          "                   [--profile-router]\n"
+          "  --matching        only part (a): matching cost in-process, no broker\n"
+          "  --count N         events preloaded for the drain (default 50000)\n"
+          "  --rate R          events/s offered in the latency phase (default: half the\n"
+          "                    slower drain, so both run below capacity)\n"
+          "  --seconds S       length of the latency phase (default 10)\n"
+          "  --match-seconds S time per subscription count in part (a) (default 3)\n"
+          "  --batch N         events per transaction, router and copy (default 500)\n"
+          "  --bootstrap HP    use this broker instead of starting one\n"
+          "  --profile-router  run the router under valgrind --tool=callgrind\n"
+          "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-route).\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 7 && !strcmp(argv[1], "--copy-worker"))
+        return copy_worker(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
+    static const struct option longopts[] = {
+        {"matching", no_argument, NULL, 'm'},    {"count", required_argument, NULL, 'n'},
+        {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
+        {"match-seconds", required_argument, NULL, 'M'}, {"batch", required_argument, NULL, 'B'},
+        {"bootstrap", required_argument, NULL, 'b'}, {"profile-router", no_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = 500};
+    int matching_only = 0, opt;
+    double match_seconds = 3;
+    const char *given_bootstrap = NULL;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'm': matching_only = 1; break;
+        case 'n': c.count = atol(optarg); break;
+        case 'r': c.rate = atof(optarg); break;
+        case 's': c.seconds = atof(optarg); break;
+        case 'M': match_seconds = atof(optarg); break;
+        case 'B': c.batch = atoi(optarg); break;
+        case 'b': given_bootstrap = optarg; break;
+        case 'P': c.profiling = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (c.count <= 0 || c.batch <= 0 || c.rate < 0) {
+        usage(stderr);
+        return 2;
+    }
+    snprintf(c.dir, sizeof c.dir, "/tmp/bench-route.XXXXXX");
+    if (!mkdtemp(c.dir)) {
+        perror("bench-route: mkdtemp");
+        return 1;
+    }
+    char machine[512];
+    bench_machine(machine, sizeof machine);
+    printf("bench-route: machine: %s; work folder %s\n", machine, c.dir);
+
+    double ratio_10k = 0;
+    if (run_matching(c.dir, match_seconds, &ratio_10k)) {
+        fprintf(stderr, "bench-route: matching part failed\n");
+        return 1;
+    }
+    if (matching_only) {
+        printf("bench-route match_ratio_10k=%.2f\n", ratio_10k);
+        return 0;
+    }
+
+    const char *state = getenv("BENCH_KAFKA_STATE") ? getenv("BENCH_KAFKA_STATE")
+                                                    : "/tmp/kb-kafka-bench-route";
+    if (given_bootstrap)
+        snprintf(c.bootstrap, sizeof c.bootstrap, "%s", given_bootstrap);
+    else if (bench_broker_start(state, c.bootstrap, sizeof c.bootstrap)) {
+        fprintf(stderr, "bench-route: the broker did not start (tests/kafka/broker.sh)\n");
+        return 1;
+    }
+    printf("bench-route: broker %s\n", c.bootstrap);
+    snprintf(c.key, sizeof c.key, "%s/subject.key", c.dir);
+    snprintf(c.subs, sizeof c.subs, "%s/subscriptions.yaml", c.dir);
+    int rc = 1;
+    if (bench_write_key(c.key) || bench_subs_write_yaml(c.subs)) {
+        fprintf(stderr, "bench-route: cannot write into %s\n", c.dir);
+        goto out_broker;
+    }
+
+    /* The bare copy, on prefix kbbc. Its output topic exists up front. */
+    char copy_in[64] = "kbbc.in.gba", copy_out[64] = "kbbc.out.copy", copy_group[64] = "kbbc-copy";
+    {
+        char errstr[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", c.bootstrap, NULL, 0);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+        const char *t[] = {copy_in, copy_out};
+        kb_err_t err = rk ? kb_kafka_ensure_topics(rk, t, 2, PARTITIONS, 30000, errstr, sizeof errstr)
+                          : KB_ERR_KAFKA;
+        if (rk)
+            rd_kafka_destroy(rk);
+        if (err) {
+            fprintf(stderr, "bench-route: %s\n", errstr);
+            goto out_broker;
+        }
+    }
+    char sbatch[16];
+    snprintf(sbatch, sizeof sbatch, "%d", c.batch);
+    char self[512];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = 0;
+    char *copy_argv[] = {self, "--copy-worker", c.bootstrap, copy_in, copy_out, copy_group, sbatch, NULL};
+    const char *copy_outs[] = {copy_out};
+    struct bench_contestant copy_k = {"copy", "kbbc", copy_group, copy_argv, NULL, copy_outs, 1};
+
+    /* ketenbus route with the 20 subscriptions, on prefix kbbr. */
+    char ketenbus[512], schemas[512], cg_out[512];
+    snprintf(ketenbus, sizeof ketenbus, "%s/ketenbus", KB_BIN_DIR);
+    snprintf(schemas, sizeof schemas, "%s/schemas", KB_SOURCE_DIR);
+    snprintf(cg_out, sizeof cg_out, "--callgrind-out-file=%s/callgrind.route", c.dir);
+    char *route_argv[] = {ketenbus, "route", "--subscriptions", c.subs, "--subject-key-file", c.key,
+                          "--schemas", schemas, "--instance", "bench", "--group", "kbbr-route",
+                          "--batch", sbatch, "-b", c.bootstrap, NULL};
+    char *prof_argv[24] = {"/usr/bin/valgrind", "--tool=callgrind", cg_out, NULL};
+    char **argv_r = route_argv;
+    if (c.profiling) {
+        size_t k = 3;
+        for (size_t i = 0; route_argv[i]; i++)
+            prof_argv[k++] = route_argv[i];
+        prof_argv[k] = NULL;
+        argv_r = prof_argv;
+    }
+    char *route_env[] = {"KETENBUS_TOPIC_PREFIX=kbbr", NULL};
+    const char *route_outs[BENCH_N_SUBS];
+    char route_names[BENCH_N_SUBS][128];
+    for (size_t i = 0; i < BENCH_N_SUBS; i++) {
+        snprintf(route_names[i], sizeof route_names[i], "kbbr.out.%s", bench_subs[i].name);
+        route_outs[i] = route_names[i];
+    }
+    struct bench_contestant route_k = {"route", "kbbr", "kbbr-route", argv_r, route_env, route_outs,
+                                       BENCH_N_SUBS};
+
+    /* Both drains first; then both latency phases at one offered rate, half
+     * the slower drain unless given, so neither runs past its capacity. */
+    struct bench_result copy = {0}, route = {0};
+    int ok = !bench_drain_phase(&c, &copy_k, &copy) && !bench_drain_phase(&c, &route_k, &route);
+    double rate = c.rate > 0 ? c.rate : 0.5 * (copy.drain.eps < route.drain.eps ? copy.drain.eps : route.drain.eps);
+    if (ok && c.seconds > 0)
+        ok = !bench_latency_phase(&c, &copy_k, rate, &copy) &&
+             !bench_latency_phase(&c, &route_k, rate, &route);
+
+    int64_t counts[BENCH_N_SUBS], delivered = 0;
+    if (!bench_count(c.bootstrap, route_outs, BENCH_N_SUBS, PARTITIONS, counts))
+        for (size_t i = 0; i < BENCH_N_SUBS; i++)
+            delivered += counts[i];
+    long inputs = c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
+    printf("route: delivered %" PRId64 " copies of %ld input events (fan-out %.2f)\n", delivered,
+           inputs, (double)delivered / (double)inputs);
+    if (c.profiling)
+        printf("route: callgrind profile in %s/callgrind.route (callgrind_annotate)\n", c.dir);
+
+    double ratio = copy.drain.eps > 0 ? route.drain.eps / copy.drain.eps : 0;
+    printf("bench-route: at %.0f events/s: copy p50=%.1f ms p99=%.1f ms; route p50=%.1f ms p999=%.1f ms\n",
+           rate, copy.p50, copy.p99, route.p50, route.p999);
+    printf("bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
+           "copy_p99_ms=%.1f rate=%.0f fanout=%.2f\n",
+           ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
+           (double)delivered / (double)inputs);
+    rc = ok ? 0 : 1;
+out_broker:
+    if (!given_bootstrap)
+        bench_broker_stop(state);
+    return rc;
+}
