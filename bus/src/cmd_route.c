@@ -9,7 +9,9 @@
 #include "cmd.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/http.h"
 #include "ketenbus/log.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/route.h"
 
 #ifndef KB_SCHEMA_DIR
@@ -35,6 +37,7 @@ static const char usage[] =
     "                               checkpoints of the audit trail\n"
     "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
     "  --checkpoint-ms MS           or after this long with new records (default 60000)\n"
+    "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz\n"
     "  --no-audit                   no audit trail (benchmarks only: conservation is\n"
     "                               then unrecorded)\n"
     "  --instance NAME              unique per instance; names the transactional.id\n"
@@ -47,7 +50,7 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
@@ -58,6 +61,7 @@ int kb_cmd_route(int argc, char **argv)
         {"checkpoint-every", required_argument, NULL, OPT_CPN},
         {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
         {"no-audit", no_argument, NULL, OPT_NOAUDIT},
+        {"metrics-addr", required_argument, NULL, OPT_METRICS},
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
         {"instance", required_argument, NULL, OPT_INSTANCE},
         {"group", required_argument, NULL, OPT_GROUP},
@@ -71,6 +75,7 @@ int kb_cmd_route(int argc, char **argv)
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
     const char *subs_path = NULL, *schemas_dir = KB_SCHEMA_DIR, *key_file = NULL;
+    const char *metrics_addr = NULL;
     struct kb_route_opts ro;
     memset(&ro, 0, sizeof ro);
     char host[128] = "0";
@@ -86,6 +91,7 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_CPN: ro.audit_checkpoint_every = (uint32_t)strtoul(optarg, NULL, 10); break;
         case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
+        case OPT_METRICS: metrics_addr = optarg; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_INSTANCE: ro.instance = optarg; break;
         case OPT_GROUP: ro.group_id = optarg; break;
@@ -138,11 +144,18 @@ int kb_cmd_route(int argc, char **argv)
     ro.subject_key_len = key_len;
     ro.reload = &reload;
     ro.schemas = schemas;
+    struct kb_http *metrics = NULL;
+    if (metrics_addr && !(metrics = kb_metrics_serve(metrics_addr, errstr, sizeof errstr))) {
+        fprintf(stderr, "error: metrics: %s\n", errstr);
+        goto out_schemas;
+    }
     kb_router_t *r = kb_router_new(&ro, errstr, sizeof errstr);
     if (!r) {
         fprintf(stderr, "error: %s\n", errstr);
+        kb_http_destroy(metrics);
         goto out_schemas;
     }
+    kb_metrics_set_ready(1);
     kb_cmd_signals(&stop);
     kb_cmd_reload_signal(&reload);
     kb_err_t err = kb_router_run(r, &stop);
@@ -155,6 +168,7 @@ int kb_cmd_route(int argc, char **argv)
                 (unsigned long long)st->duplicates, (unsigned long long)st->transactions,
                 (unsigned long long)st->aborts);
     kb_router_destroy(r);
+    kb_http_destroy(metrics);
     rc = err ? 1 : 0;
 out_schemas:
     kb_schemas_destroy(schemas);

@@ -39,6 +39,7 @@
 
 #include "idset.h"
 #include "ketenbus/audit.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/validate.h"
 #include "match.h"
 #include "ketenbus/event.h"
@@ -329,6 +330,11 @@ static void maybe_reload(kb_router_t *r, int64_t now)
     KB_LOG_INFO(COMP, "subscriptions reloaded", "subscriptions=%zu", r->subs.n);
 }
 
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    return kb_metrics_kafka_stats_cb(rk, json, json_len, opaque);
+}
+
 kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_t errstr_size)
 {
     kb_router_t *r = calloc(1, sizeof *r);
@@ -447,6 +453,9 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     }
     rd_kafka_conf_set_rebalance_cb(cconf, rebalance_cb);
+    /* Consumer lag per partition for /metrics, from librdkafka's statistics. */
+    rd_kafka_conf_set(cconf, "statistics.interval.ms", "5000", NULL, 0);
+    rd_kafka_conf_set_stats_cb(cconf, stats_cb);
     rd_kafka_conf_set_opaque(cconf, r);
     r->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, rerr, sizeof rerr);
     if (!r->consumer) {
@@ -542,6 +551,7 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
         KB_LOG_ERR(COMP, "audit record not made", "error=\"%s\"", errstr);
         return KB_ERR_STATE;
     }
+    kb_metrics_counter_add("kb_audit_records_total", 1, kb_audit_outcome_name(outcome), NULL);
     return produce_audit(r, &am);
 }
 
@@ -616,6 +626,9 @@ static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, cons
     kb_err_t err = produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
     if (err)
         return err;
+    kb_metrics_counter_add("kb_dead_letters_total", 1, r->opts.dlq_topic, stage, NULL);
+    if (!strcmp(stage, "validate"))
+        kb_metrics_counter_add("kb_validation_failures_total", 1, rule, NULL);
     char detail[160];
     snprintf(detail, sizeof detail, "%s/%s", stage, rule);
     return audit_decision(r, m, schema_id, KB_AUDIT_DEAD_LETTERED, detail, NULL, 0);
@@ -800,6 +813,20 @@ static int payload_field(void *opaque, const char *path, char *buf, size_t cap)
     }
 }
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The source name of an input topic (<prefix>.in.<source>): a metrics label. */
+static const char *source_of(const char *topic)
+{
+    const char *dot = strrchr(topic, '.');
+    return dot ? dot + 1 : topic;
+}
+
 /* Route one input message inside the open transaction. */
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
@@ -812,6 +839,8 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
         return dead_letter(r, m, "envelope", "cloudevents-headers", why, -1);
     r->cur_attrs = &attrs;
+    kb_metrics_counter_add("kb_events_in_total", 1, source_of(rd_kafka_topic_name(m->rkt)),
+                           attrs.type, NULL);
     int32_t schema_id;
     const uint8_t *payload;
     size_t plen;
@@ -913,6 +942,9 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         kb_err_t err = produce_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
+        kb_metrics_counter_add("kb_events_out_total", 1, hits[i]->name, attrs.type, NULL);
+        kb_metrics_observe("kb_e2e_latency_seconds", (double)(wall_ms() - time_ms) / 1000.0,
+                           hits[i]->name, NULL);
         /* The trail says which fields each recipient got: its field list,
          * or "*" for the whole event. */
         rcpt[fanout] = (struct kb_audit_recipient){
@@ -923,8 +955,10 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     }
     if (fanout)
         atomic_fetch_add(&r->stats.delivered, fanout);
-    else
+    else {
         atomic_fetch_add(&r->stats.filtered, 1);
+        kb_metrics_counter_add("kb_events_filtered_total", 1, source_of(topic), NULL);
+    }
     kb_err_t aerr = audit_decision(r, m, schema_id, fanout ? KB_AUDIT_DELIVERED : KB_AUDIT_FILTERED,
                                    NULL, rcpt, fanout);
     if (aerr)
