@@ -23,17 +23,28 @@
 static EVP_MD *sha256_md;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 static _Thread_local EVP_MD_CTX *sha256_ctx;
+/* Frees a thread's context when the thread ends (the router may run in a
+ * thread that stops, as in `ketenbus dev`). */
+static pthread_key_t sha256_key;
+
+static void sha256_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
 
 static void sha256_fetch(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    pthread_key_create(&sha256_key, sha256_ctx_free);
 }
 
 void kb__audit_sha256(const void *data, size_t len, uint8_t out[KB_AUDIT_HASH_LEN])
 {
     pthread_once(&sha256_once, sha256_fetch);
-    if (!sha256_ctx)
+    if (!sha256_ctx) {
         sha256_ctx = EVP_MD_CTX_new();
+        pthread_setspecific(sha256_key, sha256_ctx);
+    }
     unsigned int n = 0;
     if (!sha256_md || !sha256_ctx || !EVP_DigestInit_ex2(sha256_ctx, sha256_md, NULL) ||
         !EVP_DigestUpdate(sha256_ctx, data, len) || !EVP_DigestFinal_ex(sha256_ctx, out, &n))

@@ -32,6 +32,8 @@ static const struct command {
     {"schema", kb_cmd_schema, "schemas: check the folder, register it, serve the schema registry"},
     {"deliver", kb_cmd_deliver, "push kb.out.<subscriber> to an HTTPS webhook (CloudEvents), with retries"},
     {"top", kb_cmd_top, "live figures of running ketenbus processes in the terminal"},
+    {"sub", kb_cmd_sub, "subscriptions: dry-run a proposed one against the history, delivering nothing"},
+    {"dlq", kb_cmd_dlq, "dead letters: list, show (headers, size, SHA-256), redrive into the input"},
 };
 
 static void usage(FILE *out)

@@ -13,6 +13,8 @@
 #                            (secure mode) users, certificates and ACLs of every role
 #                            for topic prefix PREFIX, subscribers named as given
 #   broker.sh stop           stops it (no error when not running)
+#   broker.sh restart        stops it and starts it again on the same state folder,
+#                            ports and data (topics, offsets, transactions are kept)
 #   broker.sh status         exit 0 and print the bootstrap when running, else exit 1
 #   broker.sh env            print the env file (export KB_BOOTSTRAP=...)
 #   broker.sh fetch          only make sure the jars are in the cache
@@ -589,6 +591,33 @@ cmd_start() {
   echo "127.0.0.1:$port"
 }
 
+# ---------------------------------------------------------------- restart
+
+# Stop the running broker and launch it again from the same server.properties:
+# same state folder, ports and log dirs, so every topic, committed offset and
+# transaction state survives (the chaos test needs a broker that comes back).
+cmd_restart() {
+  local t0=$SECONDS bs pid rc
+  find_java
+  need_kcat
+  fetch_jars
+  lock_state
+  [[ -f "$PROPS" ]] || die "no $PROPS: nothing to restart (use start)"
+  bs="$(bootstrap_from_env)"
+  [[ -n "$bs" ]] || die "no env file ($ENVFILE): broker not started"
+  if pid="$(broker_pid)"; then
+    stop_pid "$pid"
+  else
+    log "broker was not running; starting it on the old state"
+  fi
+  launch
+  log "broker relaunched (pid $BROKER_PID) on $STATE, waiting for a metadata answer"
+  rc=0; wait_ready "$bs" $(( SECONDS + START_TIMEOUT )) || rc=$?
+  (( rc == 0 )) || fail_start "port of $bs taken while restarting"
+  log "restarted in $(( SECONDS - t0 ))s: KB_BOOTSTRAP=$bs"
+  echo "$bs"
+}
+
 # ---------------------------------------------------------------- others
 
 bootstrap_from_env() {
@@ -635,6 +664,7 @@ case "${1:-}" in
           cmd_start ;;
   grant)  shift; cmd_grant "$@" ;;
   stop)   cmd_stop ;;
+  restart) cmd_restart ;;
   status) cmd_status ;;
   env)    cmd_env ;;
   fetch)  find_java; fetch_jars; log "jars in $LIBS" ;;
