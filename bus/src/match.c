@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <inttypes.h>
+
 #include "match.h"
 
 struct entry {
@@ -350,4 +352,81 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
     for (size_t i = 0; i < n && k < max; i++)
         out[k++] = hits[i]->sub;
     return k;
+}
+
+int kb_payload_field(void *opaque, const char *path, char *buf, size_t cap)
+{
+    struct kb_payload_view *pv = opaque;
+    if (pv->failed)
+        return 0;
+    if (!pv->decoded) {
+        if (avro_generic_value_new(pv->schema->iface, &pv->value)) {
+            pv->failed = 1;
+            return 0;
+        }
+        if (kb_schema_decode(pv->schema, pv->payload, pv->len, &pv->value, NULL, 0)) {
+            avro_value_decref(&pv->value);
+            pv->failed = 1;
+            return 0;
+        }
+        pv->decoded = 1;
+    }
+    avro_value_t f;
+    if (kb_value_path(&pv->value, path, 0, &f))
+        return 0;
+    switch (avro_value_get_type(&f)) {
+    case AVRO_STRING: {
+        const char *s;
+        size_t size;
+        avro_value_get_string(&f, &s, &size);
+        snprintf(buf, cap, "%s", s);
+        return 1;
+    }
+    case AVRO_INT32: {
+        int32_t x;
+        avro_value_get_int(&f, &x);
+        snprintf(buf, cap, "%" PRId32, x);
+        return 1;
+    }
+    case AVRO_INT64: {
+        int64_t x;
+        avro_value_get_long(&f, &x);
+        snprintf(buf, cap, "%" PRId64, x);
+        return 1;
+    }
+    case AVRO_DOUBLE: {
+        double x;
+        avro_value_get_double(&f, &x);
+        snprintf(buf, cap, "%.17g", x);
+        return 1;
+    }
+    case AVRO_FLOAT: {
+        float x;
+        avro_value_get_float(&f, &x);
+        snprintf(buf, cap, "%.9g", (double)x);
+        return 1;
+    }
+    case AVRO_BOOLEAN: {
+        int x;
+        avro_value_get_boolean(&f, &x);
+        snprintf(buf, cap, "%s", x ? "true" : "false");
+        return 1;
+    }
+    case AVRO_ENUM: {
+        int x;
+        avro_value_get_enum(&f, &x);
+        const char *sym = avro_schema_enum_get(avro_value_get_schema(&f), x);
+        snprintf(buf, cap, "%s", sym ? sym : "");
+        return 1;
+    }
+    default:
+        return 0; /* records, arrays, maps, bytes: not comparable as text */
+    }
+}
+
+void kb_payload_view_fini(struct kb_payload_view *pv)
+{
+    if (pv->decoded)
+        avro_value_decref(&pv->value);
+    pv->decoded = 0;
 }

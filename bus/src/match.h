@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ketenbus/event.h"
+#include "ketenbus/schema.h"
 #include "ketenbus/sub.h"
 
 /**
@@ -39,6 +40,27 @@ void kb_matcher_destroy(kb_matcher_t *m);
 size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
                         int64_t time_ms, kb_field_get_cb *get, void *opaque,
                         const struct kb_sub **out, size_t max);
+
+/*
+ * The payload of one event as `field` filters see it: decoded with avro-c on
+ * first use only (most filters look at context attributes), and only after
+ * the validation gate accepted it (avro-c is not hardened against hostile
+ * bytes). Router and dry-run both use it, so they judge alike.
+ */
+struct kb_payload_view {
+    const struct kb_schema *schema; /* the event's schema */
+    const uint8_t *payload;         /* validated Avro payload (framing removed) */
+    size_t len;
+    int decoded;                    /* value holds the decoded payload */
+    int failed;                     /* decoding failed: treat the event as undecodable */
+    avro_value_t value;
+};
+
+/** kb_field_get_cb over a struct kb_payload_view (the opaque). */
+int kb_payload_field(void *opaque, const char *path, char *buf, size_t cap);
+
+/** Release what kb_payload_field() decoded. */
+void kb_payload_view_fini(struct kb_payload_view *pv);
 
 /** 1 when filter @p f is definitely true for the event (three-valued logic:
  *  a comparison on an absent field is unknown, and unknown does not match). */

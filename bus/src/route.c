@@ -732,86 +732,6 @@ static const struct view *view_of(kb_router_t *r, const struct kb_sub *sub,
     return w;
 }
 
-/* The payload of one event as `field` filters see it: decoded with avro-c
- * on first use only (most subscriptions filter on context attributes). */
-struct payload_view {
-    const struct kb_schema *schema;
-    const uint8_t *payload;
-    size_t len;
-    int decoded;          /* value holds the decoded payload */
-    int failed;           /* decoding failed: the event is dead-lettered */
-    avro_value_t value;
-};
-
-static int payload_field(void *opaque, const char *path, char *buf, size_t cap)
-{
-    struct payload_view *pv = opaque;
-    if (pv->failed)
-        return 0;
-    if (!pv->decoded) {
-        if (avro_generic_value_new(pv->schema->iface, &pv->value)) {
-            pv->failed = 1;
-            return 0;
-        }
-        if (kb_schema_decode(pv->schema, pv->payload, pv->len, &pv->value, NULL, 0)) {
-            avro_value_decref(&pv->value);
-            pv->failed = 1;
-            return 0;
-        }
-        pv->decoded = 1;
-    }
-    avro_value_t f;
-    if (kb_value_path(&pv->value, path, 0, &f))
-        return 0;
-    switch (avro_value_get_type(&f)) {
-    case AVRO_STRING: {
-        const char *s;
-        size_t size;
-        avro_value_get_string(&f, &s, &size);
-        snprintf(buf, cap, "%s", s);
-        return 1;
-    }
-    case AVRO_INT32: {
-        int32_t x;
-        avro_value_get_int(&f, &x);
-        snprintf(buf, cap, "%" PRId32, x);
-        return 1;
-    }
-    case AVRO_INT64: {
-        int64_t x;
-        avro_value_get_long(&f, &x);
-        snprintf(buf, cap, "%" PRId64, x);
-        return 1;
-    }
-    case AVRO_DOUBLE: {
-        double x;
-        avro_value_get_double(&f, &x);
-        snprintf(buf, cap, "%.17g", x);
-        return 1;
-    }
-    case AVRO_FLOAT: {
-        float x;
-        avro_value_get_float(&f, &x);
-        snprintf(buf, cap, "%.9g", (double)x);
-        return 1;
-    }
-    case AVRO_BOOLEAN: {
-        int x;
-        avro_value_get_boolean(&f, &x);
-        snprintf(buf, cap, "%s", x ? "true" : "false");
-        return 1;
-    }
-    case AVRO_ENUM: {
-        int x;
-        avro_value_get_enum(&f, &x);
-        const char *sym = avro_schema_enum_get(avro_value_get_schema(&f), x);
-        snprintf(buf, cap, "%s", sym ? sym : "");
-        return 1;
-    }
-    default:
-        return 0; /* records, arrays, maps, bytes: not comparable as text */
-    }
-}
 
 static int64_t wall_ms(void)
 {
@@ -896,11 +816,10 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         clock_gettime(CLOCK_REALTIME, &ts);
         time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     }
-    struct payload_view pv = {schema, payload, plen, 0, 0, {0}};
+    struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}};
     const struct kb_sub *hits[64];
-    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, payload_field, &pv, hits, 64);
-    if (pv.decoded)
-        avro_value_decref(&pv.value);
+    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, kb_payload_field, &pv, hits, 64);
+    kb_payload_view_fini(&pv);
     if (pv.failed)
         return dead_letter(r, m, "decode", "avro-structure",
                            "payload does not decode with its schema", schema_id);
