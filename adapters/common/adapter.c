@@ -43,15 +43,10 @@ int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg)
     char errstr[512];
     switch (opt) {
     case 'b':
-        if (kb_kafka_opts_set(&a->kafka, "bootstrap.servers", arg, errstr, sizeof errstr))
-            goto bad;
-        return 1;
     case 'X':
-        if (kb_kafka_opts_set_kv(&a->kafka, arg, errstr, sizeof errstr))
-            goto bad;
-        return 1;
     case KB_OPT_KAFKA_CONFIG:
-        if (kb_kafka_opts_load(&a->kafka, arg, errstr, sizeof errstr))
+        if (kb_kafka_opts_arg(&a->kafka, opt == KB_OPT_KAFKA_CONFIG ? 'F' : opt, arg, errstr,
+                              sizeof errstr))
             goto bad;
         return 1;
     case KB_OPT_SUBJECT_KEY:

@@ -590,12 +590,8 @@ int kb_cmd_audit(int argc, char **argv)
         case 'b':
         case 'X':
         case OPT_KCONF: {
-            kb_err_t err = opt == 'b'   ? kb_kafka_opts_set(&a.kafka, "bootstrap.servers",
-                                                            optarg, errstr, sizeof errstr)
-                           : opt == 'X' ? kb_kafka_opts_set_kv(&a.kafka, optarg, errstr,
-                                                               sizeof errstr)
-                                        : kb_kafka_opts_load(&a.kafka, optarg, errstr,
-                                                             sizeof errstr);
+            kb_err_t err = kb_kafka_opts_arg(&a.kafka, opt == OPT_KCONF ? 'F' : opt, optarg,
+                                             errstr, sizeof errstr);
             if (err) {
                 fprintf(stderr, "error: %s\n", errstr);
                 goto out;

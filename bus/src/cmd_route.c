@@ -100,11 +100,8 @@ int kb_cmd_route(int argc, char **argv)
         case 'b':
         case 'X':
         case OPT_KCONF: {
-            kb_err_t err = opt == 'b'   ? kb_kafka_opts_set(&kopts, "bootstrap.servers", optarg,
-                                                            errstr, sizeof errstr)
-                           : opt == 'X' ? kb_kafka_opts_set_kv(&kopts, optarg, errstr,
-                                                               sizeof errstr)
-                                        : kb_kafka_opts_load(&kopts, optarg, errstr, sizeof errstr);
+            kb_err_t err = kb_kafka_opts_arg(&kopts, opt == OPT_KCONF ? 'F' : opt, optarg,
+                                             errstr, sizeof errstr);
             if (err) {
                 fprintf(stderr, "error: %s\n", errstr);
                 goto out_opts;

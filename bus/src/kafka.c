@@ -110,6 +110,17 @@ kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *err
     return kb_kafka_opts_set(o, key, eq + 1, errstr, errstr_size);
 }
 
+kb_err_t kb_kafka_opts_arg(struct kb_kafka_opts *o, int kind, const char *arg, char *errstr,
+                           size_t errstr_size)
+{
+    switch (kind) {
+    case 'b': return kb_kafka_opts_set(o, "bootstrap.servers", arg, errstr, errstr_size);
+    case 'X': return kb_kafka_opts_set_kv(o, arg, errstr, errstr_size);
+    case 'F': return kb_kafka_opts_load(o, arg, errstr, errstr_size);
+    }
+    return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "not a Kafka connection option");
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))

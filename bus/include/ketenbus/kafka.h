@@ -46,6 +46,13 @@ kb_err_t kb_kafka_opts_set_kv(struct kb_kafka_opts *o, const char *kv, char *err
                               size_t errstr_size);
 
 /**
+ * One command-line connection option, the same for every command: @p kind
+ * 'b' (--bootstrap), 'X' (--kafka-property K=V) or 'F' (--kafka-config FILE).
+ */
+kb_err_t kb_kafka_opts_arg(struct kb_kafka_opts *o, int kind, const char *arg, char *errstr,
+                           size_t errstr_size);
+
+/**
  * Read a Java-style properties file (key=value lines, # comments): the usual
  * way to pass TLS and SASL settings, so secrets stay off the command line.
  */
