@@ -49,8 +49,8 @@ curl -sf "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt"
 anrs=$(cat "$FIX"/lg01-geboorte-sophie.lo3 "$FIX"/gv01-moeder-kind-sophie.lo3 "$FIX"/events/*.lo3 |
   grep -ao '0110010[0-9]\{10\}' | cut -c8- | sort -u | paste -sd'|')
 # Numbers count only as whole numbers: the fictitious OIN 00000099999999999000
-# in ce_source and hex pseudonyms must not look like a BSN.
-pii="(^|[^0-9a-f])(9999[0-9]{5}|${anrs})([^0-9a-f]|\$)|Sophie|Bakker|Dijk|Daan|Pieter|Proefstraat|3512AB|Proefman|Testerink|Voorbeeld|Fictief|Oefenaar|Steekproef"
+# in ce_source, hex pseudonyms and decimal metric samples must not look like a BSN.
+pii="(^|[^0-9a-f.])(9999[0-9]{5}|${anrs})([^0-9a-f.]|\$)|Sophie|Bakker|Dijk|Daan|Pieter|Proefstraat|3512AB|Proefman|Testerink|Voorbeeld|Fictief|Oefenaar|Steekproef"
 check "the personal-data pattern holds the fixtures' A-nummers" bash -c "[[ '$anrs' == *5281301274* ]]"
 
 check "control: the same pattern finds the BSNs in the full subscriber's payloads" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T out.volledig) -e -q -f '%s\n' | grep -aEq '$pii'"

@@ -33,5 +33,9 @@ check "audit records delivered = 200" eq "$(m 'kb_audit_records_total\{outcome="
 check "latency histogram counted 200" eq "$(m 'kb_e2e_latency_seconds_count\{subscriber="alle"\}')" 200
 check "readyz answers 200" bash -c "curl -sf http://127.0.0.1:$PORT/readyz >/dev/null"
 check "promtool check metrics passes" bash -c "promtool check metrics < $WORK/metrics.txt"
-check "no personal data in metrics" bash -c "! grep -Eq '9999[0-9]{5}|Proefman|Testerink' $WORK/metrics.txt"
+# A BSN counts only as a whole number: sample values such as
+# 1057.9989999999998 must not look like one.
+check "no personal data in metrics" bash -c "! grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)|Proefman|Testerink' $WORK/metrics.txt"
+check "control: the pattern finds a BSN in a label" bash -c "echo 'kb_x{subscriber=\"999995303\"} 1' | grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)'"
+check "control: the pattern passes a float sample" bash -c "! echo 'kb_e2e_latency_seconds_sum{subscriber=\"alle\"} 1057.9989999999998' | grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)'"
 finish
