@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /* adapter.c - shared option handling and signals of the adapters (see adapter.h). */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,6 +94,18 @@ void kb_adapter_signals(atomic_int *stop)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,
+                       size_t out_size)
+{
+    snprintf(out, out_size, "urn:nld:oin:%s:systeem:%s", a->oin, system);
+}
+
+void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size)
+{
+    char real[PATH_MAX];
+    snprintf(out, out_size, "file://%s/done", realpath(spool_dir, real) ? real : spool_dir);
 }
 
 int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,

@@ -62,6 +62,13 @@ int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg);
 /** Set *stop on SIGINT and SIGTERM (and ignore SIGPIPE). */
 void kb_adapter_signals(atomic_int *stop);
 
+/** ce_source of an adapter: urn:nld:oin:<OIN>:systeem:<system> (NL GOV profile). */
+void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,
+                       size_t out_size);
+
+/** file:// URI of the spool's done/ folder (absolute), the base of ce_dataref. */
+void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
+
 /** Load the schemas and the subject key named in @p a; prints why on failure. */
 int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,
                     size_t *key_len);

@@ -465,15 +465,13 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_args;
     }
-    char real[PATH_MAX];
-    snprintf(g.done_uri, sizeof g.done_uri, "file://%s/done",
-             realpath(g.args.spool_dir, real) ? real : g.args.spool_dir);
+    kb_adapter_done_uri(g.args.spool_dir, g.done_uri, sizeof g.done_uri);
     kb_schemas_t *schemas = NULL;
     uint8_t *key = NULL;
     size_t key_len = 0;
     if (kb_adapter_load(&g.args, &schemas, &key, &key_len))
         goto out_args;
-    snprintf(g.source, sizeof g.source, "urn:nld:oin:%s:systeem:ketenbus-gba", g.args.oin);
+    kb_adapter_source(&g.args, "ketenbus-gba", g.source, sizeof g.source);
     g.ctx = (struct kb_gba_ctx){schemas, key, key_len, g.source};
     struct kb_ingress_opts iopts = {&g.args.kafka, "gba", g.spool.dir, 3};
     g.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);

@@ -91,7 +91,7 @@ static int cmd_decode(int argc, char **argv)
         goto out_schemas;
     }
     char source[160];
-    snprintf(source, sizeof source, "urn:nld:oin:%s:systeem:ketenbus-kadaster", args.oin);
+    kb_adapter_source(&args, "ketenbus-kadaster", source, sizeof source);
     struct kb_kadaster_ctx ctx = {schemas, key, key_len, source};
     int rejects =
         kb_kadaster_decode(&ctx, (const char *const *)argv + optind, (size_t)(argc - optind),
@@ -319,15 +319,13 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_args;
     }
-    char real[PATH_MAX];
-    snprintf(k.done_uri, sizeof k.done_uri, "file://%s/done",
-             realpath(k.args.spool_dir, real) ? real : k.args.spool_dir);
+    kb_adapter_done_uri(k.args.spool_dir, k.done_uri, sizeof k.done_uri);
     kb_schemas_t *schemas = NULL;
     uint8_t *key = NULL;
     size_t key_len = 0;
     if (kb_adapter_load(&k.args, &schemas, &key, &key_len))
         goto out_args;
-    snprintf(k.source, sizeof k.source, "urn:nld:oin:%s:systeem:ketenbus-kadaster", k.args.oin);
+    kb_adapter_source(&k.args, "ketenbus-kadaster", k.source, sizeof k.source);
     k.ctx = (struct kb_kadaster_ctx){schemas, key, key_len, k.source};
     struct kb_ingress_opts iopts = {&k.args.kafka, "kadaster", k.spool.dir, 3};
     k.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);

@@ -234,7 +234,7 @@ static int cmd_ingest(int argc, char **argv)
     size_t key_len = 0;
     if (kb_adapter_load(&args, &schemas, &key, &key_len))
         goto out_args;
-    snprintf(source, sizeof source, "urn:nld:oin:%s:systeem:ketenbus-svb", args.oin);
+    kb_adapter_source(&args, "ketenbus-svb", source, sizeof source);
     static atomic_int stop;
     struct ingest in = {{schemas, key, key_len, source}, NULL, PTHREAD_MUTEX_INITIALIZER, NULL,
                         &stop};
