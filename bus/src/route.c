@@ -245,30 +245,41 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static void views_clear(kb_router_t *r);
 
-/* Newest modification time (ns) of the subscription file or of the folder
- * and its entries: any edit, added or removed file changes it. */
+/* A fingerprint of the subscription file, or of the folder and every entry
+ * in it: a hash over each entry's name, size and modification time. Any
+ * edit, added, removed or renamed file changes it, even within one tick of
+ * the file system clock (a newest-mtime stamp missed a file written and
+ * renamed in within the same tick). */
 static int64_t subs_stamp(const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0)
         return 0;
-    int64_t newest = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-    if (!S_ISDIR(st.st_mode))
-        return newest;
-    DIR *d = opendir(path);
-    struct dirent *de;
-    while (d && (de = readdir(d)) != NULL) {
-        char file[4096];
-        snprintf(file, sizeof file, "%s/%s", path, de->d_name);
-        if (de->d_name[0] != '.' && stat(file, &st) == 0) {
-            int64_t t = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-            if (t > newest)
-                newest = t;
+    uint64_t h = 14695981039346656037ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    MIX(st.st_mtim.tv_sec);
+    MIX(st.st_mtim.tv_nsec);
+    MIX(st.st_size);
+    if (S_ISDIR(st.st_mode)) {
+        struct dirent **names;
+        int n = scandir(path, &names, NULL, alphasort);
+        for (int i = 0; i < n; i++) {
+            char file[4096];
+            snprintf(file, sizeof file, "%s/%s", path, names[i]->d_name);
+            if (names[i]->d_name[0] != '.' && stat(file, &st) == 0) {
+                for (const char *c = names[i]->d_name; *c; c++)
+                    MIX((unsigned char)*c);
+                MIX(st.st_mtim.tv_sec);
+                MIX(st.st_mtim.tv_nsec);
+                MIX(st.st_size);
+            }
+            free(names[i]);
         }
+        if (n >= 0)
+            free(names);
     }
-    if (d)
-        closedir(d);
-    return newest;
+#undef MIX
+    return (int64_t)h;
 }
 
 static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs, char *errstr,
