@@ -15,6 +15,7 @@ int kb_cmd_deliver(int argc, char **argv);
 int kb_cmd_top(int argc, char **argv);
 int kb_cmd_sub(int argc, char **argv);
 int kb_cmd_dlq(int argc, char **argv);
+int kb_cmd_replay(int argc, char **argv);
 int kb_cmd_version(void);
 
 /** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */

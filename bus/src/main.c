@@ -34,6 +34,7 @@ static const struct command {
     {"top", kb_cmd_top, "live figures of running ketenbus processes in the terminal"},
     {"sub", kb_cmd_sub, "subscriptions: dry-run a proposed one against the history, delivering nothing"},
     {"dlq", kb_cmd_dlq, "dead letters: list, show (headers, size, SHA-256), redrive into the input"},
+    {"replay", kb_cmd_replay, "re-deliver to a subscriber what the audit trail says it received"},
 };
 
 static void usage(FILE *out)

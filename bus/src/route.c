@@ -35,13 +35,13 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "idset.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/validate.h"
 #include "match.h"
+#include "sub_view.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
 #include "ketenbus/route.h"
@@ -60,16 +60,6 @@ struct part_state {
 struct gate {
     int32_t schema_id;
     kb_validator_t *v;           /* NULL: the schema did not compile (why is logged) */
-};
-
-/* What one subscription receives of one schema: nothing to change (full), or
- * a projection with the projected schema's id. Rebuilt after a reload. */
-struct view {
-    const struct kb_sub *sub;
-    int32_t schema_id;
-    kb_projection_t *pj;         /* NULL when the subscription receives every field */
-    int32_t out_schema_id;       /* id of the projected schema (Confluent framing) */
-    uint8_t sub_key[32];         /* this subscriber's key: pseudonyms in its payloads and keys */
 };
 
 struct kb_router {
@@ -92,12 +82,10 @@ struct kb_router {
     char dlq_buf[128];           /* default DLQ topic: <prefix>.dlq */
     struct gate *gates;          /* compiled validator per schema id, made on first use */
     size_t n_gates;
-    struct view *views;          /* projection per (subscription, schema), made on first use */
+    struct kb__sub_view **views; /* view per (subscription, schema), made on first use,
+                                  * rebuilt after a reload */
     size_t n_views;
-    uint8_t *datum_buf;          /* scratch: a projected datum (grown by the projection) */
-    size_t datum_cap;
-    uint8_t *proj_buf;           /* scratch: the framed projected value */
-    size_t proj_cap;
+    struct kb__sub_view_bufs bufs; /* scratch for projected copies */
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
     int fatal;                   /* set in a callback: stop the router */
@@ -568,22 +556,14 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
 
 /* Produce the subscriber's copy: its own key and ce_subject (pseudonyms
  * under its key) and, when projected, its own value. */
-static kb_err_t produce_view(kb_router_t *r, const rd_kafka_message_t *m, const struct view *w,
-                             const void *value, size_t len, const char *subject)
+static kb_err_t produce_view(kb_router_t *r, const rd_kafka_message_t *m,
+                             const struct kb__sub_view *w, const void *value, size_t len,
+                             const char *subject)
 {
-    rd_kafka_headers_t *orig = NULL, *hdrs;
-    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-        hdrs = rd_kafka_headers_copy(orig);
-    else
-        hdrs = rd_kafka_headers_new(2);
     char key[KB_PSEUDONYM_LEN + 1] = "";
-    if (subject && *subject) {
-        /* A pseudonym of the pseudonym: deterministic per subscriber, so its
-         * per-person order and joins still work, but unlinkable across them. */
-        kb_event_pseudonym(w->sub_key, sizeof w->sub_key, "subject", subject, key);
-        rd_kafka_header_remove(hdrs, "ce_subject");
-        rd_kafka_header_add(hdrs, "ce_subject", -1, key, -1);
-    }
+    if (subject && *subject)
+        kb__sub_view_subject(w, subject, key);
+    rd_kafka_headers_t *hdrs = kb__sub_view_headers(m, key, NULL, 0);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         r->producer, RD_KAFKA_V_TOPIC(w->sub->topic),
         RD_KAFKA_V_KEY(key[0] ? key : m->key, key[0] ? strlen(key) : m->key_len),
@@ -647,8 +627,10 @@ static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, cons
 
 static void views_clear(kb_router_t *r)
 {
-    for (size_t i = 0; i < r->n_views; i++)
-        kb_projection_destroy(r->views[i].pj);
+    for (size_t i = 0; i < r->n_views; i++) {
+        kb__sub_view_fini(r->views[i]);
+        free(r->views[i]);
+    }
     free(r->views);
     r->views = NULL;
     r->n_views = 0;
@@ -681,68 +663,34 @@ static const kb_validator_t *gate_of(kb_router_t *r, const struct kb_schema *sch
     return v;
 }
 
-/* Per-subscriber secret, derived from the subject key, so that no two
- * subscribers see the same pseudonym for one person (they cannot link their
- * data on it), and the router needs only the one key. */
-static void subscriber_key(const kb_router_t *r, const struct kb_sub *sub, uint8_t out[32])
-{
-    char label[KB_SUB_NAME_MAX + 32];
-    int n = snprintf(label, sizeof label, "ketenbus-subscriber:%s", sub->name);
-    unsigned int len = 32;
-    HMAC(EVP_sha256(), r->opts.subject_key, (int)r->opts.subject_key_len, (const uint8_t *)label,
-         (size_t)n, out, &len);
-}
-
-/* Schema id of a projected schema: derived from its text, so every router
- * instance agrees without coordination; the 0x40000000 bit keeps these ids
- * apart from the registered source schemas. */
-static int32_t projected_schema_id(const char *json)
-{
-    uint32_t h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)json; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return (int32_t)(0x40000000u | (h & 0x3fffffffu));
-}
-
-static const struct view *view_of(kb_router_t *r, const struct kb_sub *sub,
-                                  const struct kb_schema *schema, const kb_validator_t *v,
-                                  char *errstr, size_t errstr_size)
+/* The view of @p sub on @p schema, built on first use. Views are held by
+ * pointer: route_one keeps one across later view_of calls. */
+static const struct kb__sub_view *view_of(kb_router_t *r, const struct kb_sub *sub,
+                                          const struct kb_schema *schema,
+                                          const kb_validator_t *v, char *errstr,
+                                          size_t errstr_size)
 {
     for (size_t i = 0; i < r->n_views; i++)
-        if (r->views[i].sub == sub && r->views[i].schema_id == schema->id)
-            return &r->views[i];
-    struct view *nv = realloc(r->views, (r->n_views + 1) * sizeof *nv);
+        if (r->views[i]->sub == sub && r->views[i]->schema_id == schema->id)
+            return r->views[i];
+    struct kb__sub_view **nv = realloc(r->views, (r->n_views + 1) * sizeof *nv);
     if (!nv)
         return NULL;
     r->views = nv;
-    struct view *w = &r->views[r->n_views];
-    memset(w, 0, sizeof *w);
-    w->sub = sub;
-    w->schema_id = schema->id;
-    w->out_schema_id = schema->id;
-    subscriber_key(r, sub, w->sub_key);
-    if (sub->n_fields || sub->n_pseudonymise) {
-        /* No field list but pseudonyms: every top-level field is selected. */
-        const char *const *fields = (const char *const *)sub->fields;
-        size_t n_fields = sub->n_fields;
-        char name[KB_SUB_NAME_MAX + 96];
-        snprintf(name, sizeof name, "nl.ketenbus.out.%s.%s", sub->name, "Event");
-        for (char *c = name; *c; c++)
-            if (*c == '-')
-                *c = '_';
-        w->pj = kb_projection_new(v, fields, n_fields, (const char *const *)sub->pseudonymise,
-                                  sub->n_pseudonymise, w->sub_key, sizeof w->sub_key, name,
-                                  errstr, errstr_size);
-        if (!w->pj)
-            return NULL;
-        w->out_schema_id = projected_schema_id(kb_projection_schema_json(w->pj));
+    struct kb__sub_view *w = malloc(sizeof *w);
+    if (!w)
+        return NULL;
+    if (kb__sub_view_init(w, sub, schema, v, r->opts.subject_key, r->opts.subject_key_len,
+                          errstr, errstr_size)) {
+        free(w);
+        return NULL;
+    }
+    if (w->pj)
         KB_LOG_INFO(COMP, "projection built", "subscriber=%s schema_id=%" PRId32
                     " projected_schema_id=%" PRId32, sub->name, schema->id, w->out_schema_id);
-    }
-    r->n_views++;
+    r->views[r->n_views++] = w;
     return w;
 }
-
 
 static int64_t wall_ms(void)
 {
@@ -839,7 +787,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     static const char *const all_fields[] = {"*"};
     for (size_t i = 0; i < nhits; i++) {
         char why2[512];
-        const struct view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
+        const struct kb__sub_view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
         if (!w) {
             /* A subscription whose fields do not fit this schema: its copy
              * cannot be made, and must not be made whole. */
@@ -847,28 +795,15 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                        " error=\"%s\"", hits[i]->name, schema_id, why2);
             return dead_letter(r, m, "project", "projection-build", why2, schema_id);
         }
-        const void *value = m->payload;
-        size_t len = m->len;
-        if (w->pj) {
-            size_t out_len = 0;
-            kb_err_t perr = kb_projection_apply(w->pj, payload, plen, &r->datum_buf,
-                                                &r->datum_cap, &out_len);
-            if (perr == KB_ERR_NOMEM)
-                return perr;
-            if (perr)
-                return dead_letter(r, m, "project", "projection-apply",
-                                   "the validated payload could not be projected", schema_id);
-            if (r->proj_cap < out_len + 5) {
-                uint8_t *nb = realloc(r->proj_buf, out_len + 5);
-                if (!nb)
-                    return KB_ERR_NOMEM;
-                r->proj_buf = nb;
-                r->proj_cap = out_len + 5;
-            }
-            kb_event_frame(w->out_schema_id, r->datum_buf, out_len, r->proj_buf);
-            value = r->proj_buf;
-            len = out_len + 5;
-        }
+        const void *value;
+        size_t len;
+        kb_err_t perr = kb__sub_view_value(w, m->payload, m->len, payload, plen, &r->bufs,
+                                           &value, &len);
+        if (perr == KB_ERR_NOMEM)
+            return perr;
+        if (perr)
+            return dead_letter(r, m, "project", "projection-apply",
+                               "the validated payload could not be projected", schema_id);
         kb_err_t err = produce_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
@@ -1035,14 +970,14 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
     while (!atomic_load(stop)) {
         size_t n = 0;
         int64_t deadline = 0;
+        /* An idle input still comes back here every half second, so the
+         * subscription files are looked at without traffic too. */
+        int64_t idle_until = now_ms() + 500;
         while (n < (size_t)r->opts.batch_max && !atomic_load(stop)) {
-            int wait = 100;
-            if (n) {
-                int64_t left = deadline - now_ms();
-                if (left <= 0)
-                    break;
-                wait = (int)left;
-            }
+            int64_t left = (n ? deadline : idle_until) - now_ms();
+            if (left <= 0)
+                break;
+            int wait = n ? (int)left : (int)(left < 100 ? left : 100);
             rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, wait);
             if (!m)
                 continue;
@@ -1091,10 +1026,9 @@ void kb_router_destroy(kb_router_t *r)
         rd_kafka_destroy(r->producer);
     parts_clear(r);
     views_clear(r);
+    kb__sub_view_bufs_fini(&r->bufs);
     gates_clear(r);
     kb_audit_destroy(r->audit);
-    free(r->proj_buf);
-    free(r->datum_buf);
     kb_matcher_destroy(r->matcher);
     kb_subs_fini(&r->subs);
     free(r->batch_ids);

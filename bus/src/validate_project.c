@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include <avro.h>
-#include <openssl/evp.h>
 
+#include "hmac.h"
 #include "validate_internal.h"
 
 #define HMAC_HEX_LEN 64
@@ -44,10 +44,7 @@ struct kb_projection {
     const kb_validator_t *v; /* the source schema (borrowed; outlives this) */
     struct pnode *root;      /* the projection program (owned) */
     char *schema_json;       /* the projected schema text (owned) */
-    uint8_t key[64];         /* HMAC key (a copy; longer keys are hashed first) */
-    size_t key_len;          /* bytes of key */
-    EVP_MD_CTX *inner;       /* SHA-256 that has absorbed key ^ ipad (owned, read-only) */
-    EVP_MD_CTX *outer;       /* SHA-256 that has absorbed key ^ opad (owned, read-only) */
+    struct kb__hmac hmac;    /* the pseudonym key, prepared (read-only after _new) */
 };
 
 /* ---------------------------------------------------------------- building */
@@ -455,31 +452,8 @@ void kb_projection_destroy(kb_projection_t *pj)
         return;
     pnode_free(pj->root);
     free(pj->schema_json);
-    EVP_MD_CTX_free(pj->inner);
-    EVP_MD_CTX_free(pj->outer);
-    OPENSSL_cleanse(pj->key, sizeof pj->key);
+    kb__hmac_wipe(&pj->hmac);
     free(pj);
-}
-
-/* HMAC (RFC 2104) absorbs the padded key before every message: do that once
- * here, so each pseudonym only copies these two states and hashes its value. */
-static int hmac_prepare(kb_projection_t *pj)
-{
-    uint8_t pad[64];
-    int ok = 1;
-    pj->inner = EVP_MD_CTX_new();
-    pj->outer = EVP_MD_CTX_new();
-    for (int round = 0; round < 2 && ok; round++) {
-        uint8_t x = round ? 0x5c : 0x36;
-        memset(pad, 0, sizeof pad);
-        memcpy(pad, pj->key, pj->key_len);
-        for (size_t i = 0; i < sizeof pad; i++)
-            pad[i] ^= x;
-        EVP_MD_CTX *c = round ? pj->outer : pj->inner;
-        ok = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, pad, sizeof pad);
-    }
-    OPENSSL_cleanse(pad, sizeof pad);
-    return ok ? 0 : -1;
 }
 
 kb_projection_t *kb_projection_new(const kb_validator_t *v, const char *const *fields,
@@ -539,18 +513,7 @@ kb_projection_t *kb_projection_new(const kb_validator_t *v, const char *const *f
         goto out_free_sel;
     }
     pj->v = v;
-    if (key_len > sizeof pj->key) {
-        unsigned int md_len = 0;
-        EVP_Digest(key, key_len, pj->key, &md_len, EVP_sha256(), NULL);
-        pj->key_len = md_len;
-    } else {
-        memcpy(pj->key, key, key_len);
-        pj->key_len = key_len;
-    }
-    if (hmac_prepare(pj)) {
-        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "cannot set up HMAC-SHA-256");
-        goto out_fail;
-    }
+    kb__hmac_init(&pj->hmac, key, key_len);
     /* The top record is always a new record (it has its own name). */
     pj->root = pnode_new(P_RECORD, v->root, v->nodes[v->root].n);
     if (!pj->root) {
@@ -616,7 +579,6 @@ struct out {
     size_t *cap;
     size_t len;
     int nomem;
-    EVP_MD_CTX *md; /* scratch hash state for pseudonyms, made on first use */
 };
 
 static int out_reserve(struct out *o, size_t more)
@@ -664,27 +626,14 @@ static const uint8_t *apply(const kb_projection_t *pj, const struct pnode *pn, c
 static const uint8_t *apply_pseudo(const kb_projection_t *pj, const uint8_t *p,
                                    const uint8_t *end, struct out *o)
 {
-    static const char hex[] = "0123456789abcdef";
     int64_t len;
     const uint8_t *s = kb__validate_varint(p, end, &len);
     if (!s || len < 0 || (uint64_t)len > (uint64_t)(end - s))
         return NULL;
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    if (!o->md && !(o->md = EVP_MD_CTX_new()))
+    if (out_long(o, HMAC_HEX_LEN) || out_reserve(o, HMAC_HEX_LEN + 1))
         return NULL;
-    if (!EVP_MD_CTX_copy_ex(o->md, pj->inner) || !EVP_DigestUpdate(o->md, s, (size_t)len) ||
-        !EVP_DigestFinal_ex(o->md, md, &md_len) || !EVP_MD_CTX_copy_ex(o->md, pj->outer) ||
-        !EVP_DigestUpdate(o->md, md, md_len) || !EVP_DigestFinal_ex(o->md, md, &md_len) ||
-        md_len * 2 != HMAC_HEX_LEN)
-        return NULL;
-    if (out_long(o, HMAC_HEX_LEN) || out_reserve(o, HMAC_HEX_LEN))
-        return NULL;
-    uint8_t *w = *o->buf + o->len;
-    for (unsigned i = 0; i < md_len; i++) {
-        w[2 * i] = (uint8_t)hex[md[i] >> 4];
-        w[2 * i + 1] = (uint8_t)hex[md[i] & 15];
-    }
+    char *w = (char *)*o->buf + o->len;
+    kb__hmac_hex(&pj->hmac, s, (size_t)len, NULL, 0, w, HMAC_HEX_LEN);
     o->len += HMAC_HEX_LEN;
     return s + len;
 }
@@ -775,7 +724,6 @@ kb_err_t kb_projection_apply(const kb_projection_t *pj, const uint8_t *payload, 
         payload = empty;
     const uint8_t *end = payload + len;
     const uint8_t *p = apply(pj, pj->root, payload, end, &o, 0);
-    EVP_MD_CTX_free(o.md);
     if (o.nomem)
         return KB_ERR_NOMEM;
     if (!p || p != end)

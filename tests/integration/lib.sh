@@ -25,7 +25,7 @@ CHECKS=0
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if ((FAILS)); then
+  if ((FAILS)) || [[ -n ${KB_KEEP_WORK:-} ]]; then
     echo "--- logs (work folder $WORK) ---" >&2
     for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
   else

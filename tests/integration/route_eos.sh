@@ -77,7 +77,16 @@ check "alle: exactly the input ids" cmp -s "$WORK/alle.ids" "$WORK/in.ids"
 out_ids eind-a >"$WORK/eind-a.ids"
 check "eind-a: exactly the ids ending in a ($expected_a)" cmp -s "$WORK/eind-a.ids" <(grep 'a$' "$WORK/in.ids")
 check "conservation: input = delivered(alle) + dead letters" eq "$(( $(wc -l <"$WORK/alle.ids") + $(count "$(T dlq)") ))" "$((N + 5))"
-check "later: reload took effect under load" wait_for 30 bash -c "cat $WORK/router-*.log | grep -q 'subscriptions reloaded'"
+# Each router has the new set once it logged the reload (or, restarted
+# after the file appeared, started with three subscriptions).
+has_later() { grep -q -e 'subscriptions reloaded' -e 'subscriptions=3' "$WORK/router-$1.log"; }
+both_have_later() { has_later a && has_later b; }
+check "later: reload took effect under load, in both routers" wait_for 30 both_have_later
+# By now the backlog may be routed already: events produced after both
+# routers took the new set must all reach the new subscriber.
+"$BIN/ketenbus" gen --count 100 --start "$N" --seed 7 --subject-key-file "$WORK/subject.key" >>"$WORK/gen2.log" 2>&1
+later_has_100() { [[ $(out_ids later | wc -l) -ge 100 ]]; }
+check "later: the 100 events produced after the reload arrive" wait_for 60 later_has_100
 out_ids later >"$WORK/later.ids"
 check "later: received events after the reload" test -s "$WORK/later.ids"
 check "later: no duplicate ids" eq "$(uniq -d "$WORK/later.ids" | wc -l)" 0

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * sub_view.c - a subscription's view of one schema (see sub_view.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sub_view.h"
+
+/* Per-subscriber secret, derived from the subject key, so that no two
+ * subscribers see the same pseudonym for one person (they cannot link their
+ * data on it), and the router needs only the one key. */
+static void subscriber_key(const uint8_t *subject_key, size_t subject_key_len, const char *name,
+                           uint8_t out[KB_HMAC_LEN])
+{
+    struct kb__hmac h;
+    static const char label[] = "ketenbus-subscriber:";
+    kb__hmac_init(&h, subject_key, subject_key_len);
+    kb__hmac_sha256(&h, label, sizeof label - 1, name, strlen(name), out);
+    kb__hmac_wipe(&h);
+}
+
+/* Schema id of a projected schema: derived from its text, so every router
+ * instance agrees without coordination; the 0x40000000 bit keeps these ids
+ * apart from the registered source schemas. */
+int32_t kb__projected_schema_id(const char *json)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)json; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return (int32_t)(0x40000000u | (h & 0x3fffffffu));
+}
+
+kb_err_t kb__sub_view_init(struct kb__sub_view *w, const struct kb_sub *sub,
+                           const struct kb_schema *schema, const kb_validator_t *v,
+                           const uint8_t *subject_key, size_t subject_key_len, char *errstr,
+                           size_t errstr_size)
+{
+    memset(w, 0, sizeof *w);
+    w->sub = sub;
+    w->schema_id = schema->id;
+    w->out_schema_id = schema->id;
+    uint8_t key[KB_HMAC_LEN];
+    subscriber_key(subject_key, subject_key_len, sub->name, key);
+    kb__hmac_init(&w->subject_key, key, sizeof key);
+    if (sub->n_fields || sub->n_pseudonymise) {
+        /* No field list but pseudonyms: every top-level field is selected. */
+        char name[KB_SUB_NAME_MAX + 96];
+        snprintf(name, sizeof name, "nl.ketenbus.out.%s.%s", sub->name, "Event");
+        for (char *c = name; *c; c++)
+            if (*c == '-')
+                *c = '_';
+        w->pj = kb_projection_new(v, (const char *const *)sub->fields, sub->n_fields,
+                                  (const char *const *)sub->pseudonymise, sub->n_pseudonymise,
+                                  key, sizeof key, name, errstr, errstr_size);
+        if (!w->pj) {
+            kb__hmac_wipe(&w->subject_key);
+            memset(key, 0, sizeof key);
+            return KB_ERR_INVALID;
+        }
+        w->out_schema_id = kb__projected_schema_id(kb_projection_schema_json(w->pj));
+    }
+    memset(key, 0, sizeof key);
+    return KB_OK;
+}
+
+void kb__sub_view_fini(struct kb__sub_view *w)
+{
+    kb_projection_destroy(w->pj);
+    kb__hmac_wipe(&w->subject_key);
+    memset(w, 0, sizeof *w);
+}
+
+void kb__sub_view_bufs_fini(struct kb__sub_view_bufs *b)
+{
+    free(b->datum);
+    free(b->framed);
+    memset(b, 0, sizeof *b);
+}
+
+kb_err_t kb__sub_view_value(const struct kb__sub_view *w, const void *value, size_t len,
+                            const uint8_t *payload, size_t plen, struct kb__sub_view_bufs *b,
+                            const void **out, size_t *out_len)
+{
+    if (!w->pj) {
+        *out = value;
+        *out_len = len;
+        return KB_OK;
+    }
+    size_t n = 0;
+    kb_err_t err = kb_projection_apply(w->pj, payload, plen, &b->datum, &b->datum_cap, &n);
+    if (err)
+        return err == KB_ERR_NOMEM ? err : KB_ERR_INVALID;
+    if (b->framed_cap < n + 5) {
+        uint8_t *nb = realloc(b->framed, n + 5);
+        if (!nb)
+            return KB_ERR_NOMEM;
+        b->framed = nb;
+        b->framed_cap = n + 5;
+    }
+    kb_event_frame(w->out_schema_id, b->datum, n, b->framed);
+    *out = b->framed;
+    *out_len = n + 5;
+    return KB_OK;
+}
+
+void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
+                          char out[KB_PSEUDONYM_LEN + 1])
+{
+    /* Same construction as kb_event_pseudonym(key, "subject", subject). */
+    static const char domain[] = "subject:";
+    kb__hmac_hex(&w->subject_key, domain, sizeof domain - 1, subject, strlen(subject), out,
+                 KB_PSEUDONYM_LEN);
+}
+
+rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
+                                         const struct kb_header *set, size_t n_set)
+{
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(n_set + 1);
+    if (pseudonym && *pseudonym) {
+        rd_kafka_header_remove(hdrs, "ce_subject");
+        rd_kafka_header_add(hdrs, "ce_subject", -1, pseudonym, -1);
+    }
+    for (size_t i = 0; i < n_set; i++) {
+        rd_kafka_header_remove(hdrs, set[i].name);
+        rd_kafka_header_add(hdrs, set[i].name, -1, set[i].value, (ssize_t)set[i].len);
+    }
+    return hdrs;
+}

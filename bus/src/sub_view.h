@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * sub_view.h - what one subscription receives of events of one schema
+ * (internal): its own pseudonym key, its projection (or the whole event),
+ * and the Kafka copy made from an input message. Shared by the router and
+ * `ketenbus replay`, so a replayed copy is byte for byte what routing made.
+ */
+#ifndef KETENBUS_SUB_VIEW_H
+#define KETENBUS_SUB_VIEW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "hmac.h"
+#include "ketenbus/err.h"
+#include "ketenbus/event.h"
+#include "ketenbus/schema.h"
+#include "ketenbus/sub.h"
+#include "ketenbus/validate.h"
+
+struct kb__sub_view {
+    const struct kb_sub *sub;    /* borrowed: the subscription */
+    int32_t schema_id;           /* source schema */
+    kb_projection_t *pj;         /* NULL when the subscription receives every field */
+    int32_t out_schema_id;       /* id in the copy's framing: projected, or schema_id */
+    struct kb__hmac subject_key; /* this subscriber's key for ce_subject and the Kafka key */
+};
+
+/* Scratch buffers for kb__sub_view_value (one set per thread; free with _fini). */
+struct kb__sub_view_bufs {
+    uint8_t *datum;              /* a projected datum (grown by the projection) */
+    size_t datum_cap;
+    uint8_t *framed;             /* the framed projected value */
+    size_t framed_cap;
+};
+
+/*
+ * Build the view of @p sub on events of @p schema (validator @p v).
+ * @p subject_key is the bus's subject key; each subscriber gets a key derived
+ * from it, so no two subscribers see the same pseudonym for one person.
+ * KB_ERR_INVALID with errstr when the subscription's fields do not fit.
+ */
+kb_err_t kb__sub_view_init(struct kb__sub_view *w, const struct kb_sub *sub,
+                           const struct kb_schema *schema, const kb_validator_t *v,
+                           const uint8_t *subject_key, size_t subject_key_len, char *errstr,
+                           size_t errstr_size);
+void kb__sub_view_fini(struct kb__sub_view *w);
+void kb__sub_view_bufs_fini(struct kb__sub_view_bufs *b);
+
+/*
+ * The subscriber's value of an input value @p value (framed) whose Avro
+ * datum is @p payload: the projected, re-framed datum in @p b, or @p value
+ * itself. KB_ERR_NOMEM; KB_ERR_INVALID when the payload does not project.
+ */
+kb_err_t kb__sub_view_value(const struct kb__sub_view *w, const void *value, size_t len,
+                            const uint8_t *payload, size_t plen, struct kb__sub_view_bufs *b,
+                            const void **out, size_t *out_len);
+
+/* The subscriber's pseudonym of @p subject (a bus pseudonym): a pseudonym of
+ * the pseudonym, deterministic per subscriber, unlinkable across them. */
+void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
+                          char out[KB_PSEUDONYM_LEN + 1]);
+
+/*
+ * Headers of the subscriber's copy of @p m: the original ones, with
+ * ce_subject set to @p pseudonym (when not empty) and each of @p set
+ * replacing a header of its name (or added). Caller owns the result.
+ */
+rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
+                                         const struct kb_header *set, size_t n_set);
+
+/* Schema id of a projected schema text (0x40000000 | hash; see sub_view.c). */
+int32_t kb__projected_schema_id(const char *schema_json);
+
+#endif
