@@ -20,9 +20,10 @@ packages=(build-essential cmake pkg-config
 if [[ "${KB_TEST_DEPS:-0}" == 1 ]]; then
   # The real Kafka broker of the tests runs on Java from Maven Central jars;
   # kcat inspects topics; clang builds the libFuzzer targets; promtool
-  # (prometheus) checks the metrics output; yamllint checks deploy/.
+  # (prometheus) checks the metrics output; yamllint checks deploy/;
+  # headless chromium renders the router's dashboard in its test.
   packages+=(openjdk-17-jre-headless maven kcat clang bc jq curl prometheus yamllint
-             openssl strace valgrind)
+             openssl strace valgrind chromium)
 fi
 
 missing=()

@@ -10,6 +10,7 @@
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
+#include "ketenbus/serve.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -44,7 +45,7 @@ static const char usage[] =
     "  --origin NAME              WebHook-Request-Origin (default: the host name)\n"
     "  --no-handshake             skip the validation handshake\n"
     "  --schemas DIR              schema folder (default: the source tree's schemas/)\n"
-    "  --metrics-addr HOST:PORT   serve /metrics, /healthz, /readyz here\n"
+    "  --metrics-addr HOST:PORT   serve /metrics, /healthz, /readyz here (HTTP options below)\n"
     "  -b, --bootstrap HOST:PORT  Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V   any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE    properties file with librdkafka properties\n"
@@ -95,6 +96,7 @@ int kb_cmd_deliver(int argc, char **argv)
         {"no-handshake", no_argument, NULL, OPT_NOHS},
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
+        KB_SERVE_LONGOPTS,
         {"bootstrap", required_argument, NULL, 'b'},
         {"kafka-property", required_argument, NULL, 'X'},
         {"kafka-config", required_argument, NULL, OPT_KCONF},
@@ -110,6 +112,7 @@ int kb_cmd_deliver(int argc, char **argv)
     size_t secret_len = 0;
     kb_schemas_t *schemas = NULL;
     kb_http_t *metrics = NULL;
+    struct kb_serve_opts so = {0};
     int opt, rc = 2;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
@@ -170,15 +173,19 @@ int kb_cmd_deliver(int argc, char **argv)
         }
         case 'h':
             fputs(usage, stdout);
+            fputs(kb_serve_usage, stdout);
             rc = 0;
             goto out;
         default:
+            if (kb_serve_opts_arg(&so, opt, optarg))
+                break;
             fputs(usage, stderr);
             goto out;
         }
     }
     if (!o.subscriber || !o.url || !secret_file) {
-        fprintf(stderr, "error: --subscriber, --url and --secret-file are required\n\n%s", usage);
+        fprintf(stderr, "error: --subscriber, --url and --secret-file are required\n\n");
+        fputs(usage, stderr);
         goto out;
     }
     if (o.concurrency < 0 || o.rate < 0 || o.max_pending < 0) {
@@ -200,7 +207,7 @@ int kb_cmd_deliver(int argc, char **argv)
     }
     o.schemas = schemas;
     o.kafka = &kopts;
-    if (metrics_addr && !(metrics = kb_metrics_serve(metrics_addr, errstr, sizeof errstr))) {
+    if (metrics_addr && !(metrics = kb_serve_start(metrics_addr, &so, errstr, sizeof errstr))) {
         fprintf(stderr, "error: metrics: %s\n", errstr);
         goto out;
     }

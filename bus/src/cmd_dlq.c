@@ -4,7 +4,8 @@
  * <prefix>.dlq by their context headers (never by payload values) and put a
  * dead letter, or a corrected value for it, back into its original input
  * topic, where the router judges it again (its event id keeps a repeated
- * redrive from being delivered twice).
+ * redrive from being delivered twice). The reading and redriving are the
+ * library's (admin_dlq.c), shared with the router's admin API.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,8 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
+#include "admin_int.h"
 #include "cmd.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
@@ -54,219 +54,60 @@ struct dlq_args {
     const char *value_file;
 };
 
-/* A header's value, printable: control and non-ASCII bytes as \xNN, cut at
- * 200 bytes. Missing headers print as "-". */
-static void put_value(FILE *out, const void *val, size_t len, int present)
+static void list_line(const struct kb_dlq_letter *l)
 {
-    if (!present) {
-        fputc('-', out);
-        return;
-    }
-    const unsigned char *p = val;
-    size_t n = len > 200 ? 200 : len;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '"' && p[i] != '\\')
-            fputc(p[i], out);
-        else
-            fprintf(out, "\\x%02x", p[i]);
-    }
-    if (len > n)
-        fputs("...", out);
+    printf("%" PRId32 "/%" PRId64 " stage=%s rule=%s path=%s byte_offset=%s from=%s/%s/%s id=%s "
+           "type=%s error=%s%s%s\n",
+           l->partition, l->offset, l->stage, l->rule, l->field_path, l->byte_offset,
+           l->from_topic, l->from_partition, l->from_offset, l->id, l->type,
+           l->has_error ? "\"" : "", l->error, l->has_error ? "\"" : "");
 }
 
-static void put_header(FILE *out, rd_kafka_headers_t *h, const char *name, int quoted)
-{
-    const void *val = NULL;
-    size_t len = 0;
-    int present = h && rd_kafka_header_get_last(h, name, &val, &len) == RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (quoted && present)
-        fputc('"', out);
-    put_value(out, val, len, present && val && len); /* empty prints as "-" */
-    if (quoted && present)
-        fputc('"', out);
-}
+struct list_ctx {
+    long limit;
+    uint64_t shown, total;
+};
 
-static rd_kafka_t *consumer_new(const struct dlq_args *a, char *errstr, size_t errstr_size)
+static int on_letter(void *opaque, const struct kb_dlq_letter *l)
 {
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(&a->kafka, errstr, errstr_size);
-    if (!conf)
-        return NULL;
-    /* librdkafka's assign() needs a group.id, but the group is never
-     * joined (no subscribe) and nothing is committed: it stays empty. */
-    char gid[200];
-    snprintf(gid, sizeof gid, "%s.tools.%ld", kb_topic_prefix(), (long)getpid());
-    if (rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
-        rd_kafka_conf_set(conf, "group.id", gid, errstr, errstr_size)) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
+    struct list_ctx *c = opaque;
+    c->total++;
+    if (c->limit < 0 || c->shown < (uint64_t)c->limit) {
+        list_line(l);
+        c->shown++;
     }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
-    if (!rk)
-        rd_kafka_conf_destroy(conf);
-    return rk;
-}
-
-static void consumer_destroy(rd_kafka_t *rk)
-{
-    if (rk) {
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-    }
-}
-
-static void list_line(const rd_kafka_message_t *m)
-{
-    rd_kafka_headers_t *h = NULL;
-    rd_kafka_message_headers(m, &h);
-    printf("%" PRId32 "/%" PRId64 " stage=", m->partition, m->offset);
-    put_header(stdout, h, "kb_stage", 0);
-    fputs(" rule=", stdout);
-    put_header(stdout, h, "kb_rule", 0);
-    fputs(" path=", stdout);
-    put_header(stdout, h, "kb_field_path", 0);
-    fputs(" byte_offset=", stdout);
-    put_header(stdout, h, "kb_byte_offset", 0);
-    fputs(" from=", stdout);
-    put_header(stdout, h, "kb_topic", 0);
-    fputc('/', stdout);
-    put_header(stdout, h, "kb_partition", 0);
-    fputc('/', stdout);
-    put_header(stdout, h, "kb_offset", 0);
-    fputs(" id=", stdout);
-    put_header(stdout, h, "ce_id", 0);
-    fputs(" type=", stdout);
-    put_header(stdout, h, "ce_type", 0);
-    fputs(" error=", stdout);
-    put_header(stdout, h, "kb_error", 1);
-    fputc('\n', stdout);
+    return 0;
 }
 
 static int run_list(struct dlq_args *a)
 {
     char errstr[512];
-    int rc = 1;
-    rd_kafka_t *rk = consumer_new(a, errstr, sizeof errstr);
-    if (!rk) {
+    struct list_ctx c = {a->limit, 0, 0};
+    struct kb_dlq_read_opts ro = {.kafka = &a->kafka, .topic = a->topic, .partition = -1,
+                                  .offset = -1};
+    int complete = 1;
+    if (kb_dlq_read(&ro, on_letter, &c, NULL, NULL, NULL, &complete, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         return 1;
     }
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, a->topic, NULL);
-    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
-    rd_kafka_topic_destroy(rkt);
-    if (e || md->topic_cnt != 1 || md->topics[0].err) {
-        fprintf(stderr, "error: dead-letter topic %s: %s\n", a->topic,
-                rd_kafka_err2str(e ? e : md->topic_cnt ? md->topics[0].err
-                                                       : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
-        goto out;
-    }
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
-    for (int p = 0; p < md->topics[0].partition_cnt; p++) {
-        int64_t lo, hi;
-        int32_t id = md->topics[0].partitions[p].id;
-        if (rd_kafka_query_watermark_offsets(rk, a->topic, id, &lo, &hi, 10000) || lo >= hi)
-            continue;
-        rd_kafka_topic_partition_list_add(parts, a->topic, id)->offset = lo;
-    }
-    int open = parts->cnt;
-    e = rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (e) {
-        fprintf(stderr, "error: assign: %s\n", rd_kafka_err2str(e));
-        goto out;
-    }
-    uint64_t shown = 0, total = 0;
-    int idle = 0;
-    while (open > 0 && idle < 60) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-        if (!m) {
-            idle++;
-            continue;
-        }
-        idle = 0;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            open--;
-        } else if (m->err) {
-            fprintf(stderr, "error: consume: %s\n", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            goto out;
-        } else {
-            total++;
-            if (a->limit < 0 || shown < (uint64_t)a->limit) {
-                list_line(m);
-                shown++;
-            }
-        }
-        rd_kafka_message_destroy(m);
-    }
-    if (open > 0)
+    if (!complete)
         fprintf(stderr, "warning: no progress for 30 s; the list may be incomplete\n");
-    printf("%" PRIu64 " dead letter(s) in %s%s\n", total, a->topic,
-           shown < total ? " (more than --limit: not all shown)" : "");
-    rc = 0;
-out:
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    consumer_destroy(rk);
-    return rc;
-}
-
-/* The committed message at partition/offset of the DLQ, or NULL (errstr says why). */
-static rd_kafka_message_t *fetch_one(rd_kafka_t *rk, const struct dlq_args *a, char *errstr,
-                                     size_t errstr_size)
-{
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, a->topic, a->partition)->offset = a->offset;
-    rd_kafka_resp_err_t e = rd_kafka_assign(rk, parts);
-    rd_kafka_topic_partition_list_destroy(parts);
-    if (e) {
-        snprintf(errstr, errstr_size, "assign %s [%" PRId32 "]: %s", a->topic, a->partition,
-                 rd_kafka_err2str(e));
-        return NULL;
-    }
-    for (int idle = 0; idle < 40;) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 250);
-        if (!m) {
-            idle++;
-            continue;
-        }
-        if (!m->err && m->offset == a->offset)
-            return m;
-        if (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            /* Past it (a transaction marker or an aborted record), or at the end. */
-            snprintf(errstr, errstr_size, "no committed dead letter at %s [%" PRId32 "] offset %"
-                     PRId64, a->topic, a->partition, a->offset);
-        } else {
-            snprintf(errstr, errstr_size, "consume %s [%" PRId32 "]: %s", a->topic, a->partition,
-                     rd_kafka_message_errstr(m));
-        }
-        rd_kafka_message_destroy(m);
-        return NULL;
-    }
-    snprintf(errstr, errstr_size, "no answer for %s [%" PRId32 "] offset %" PRId64 " in 10 s",
-             a->topic, a->partition, a->offset);
-    return NULL;
-}
-
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    unsigned char md[32];
-    unsigned int n = 0;
-    EVP_Digest(data ? data : "", len, md, &n, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    printf("%" PRIu64 " dead letter(s) in %s%s\n", c.total, a->topic,
+           c.shown < c.total ? " (more than --limit: not all shown)" : "");
+    return 0;
 }
 
 static int run_show(struct dlq_args *a)
 {
-    char errstr[512];
-    rd_kafka_t *rk = consumer_new(a, errstr, sizeof errstr);
-    rd_kafka_message_t *m = rk ? fetch_one(rk, a, errstr, sizeof errstr) : NULL;
+    char errstr[512], text[1024];
+    kb_err_t err = KB_OK;
+    rd_kafka_t *rk = kb__admin_reader_new(&a->kafka, errstr, sizeof errstr);
+    rd_kafka_message_t *m =
+        rk ? kb__dlq_fetch(rk, a->topic, a->partition, a->offset, &err, errstr, sizeof errstr)
+           : NULL;
     if (!m) {
         fprintf(stderr, "error: %s\n", errstr);
-        consumer_destroy(rk);
+        kb__admin_reader_destroy(rk);
         return 1;
     }
     printf("dead letter %s/%" PRId32 "/%" PRId64 "\n", a->topic, m->partition, m->offset);
@@ -276,12 +117,11 @@ static int run_show(struct dlq_args *a)
     const void *val;
     size_t len;
     for (size_t i = 0; h && !rd_kafka_header_get_all(h, i, &name, &val, &len); i++) {
-        printf("header %s=", name);
-        put_value(stdout, val, len, 1);
-        putchar('\n');
+        kb_dlq_printable(val, len, text, sizeof text);
+        printf("header %s=%s\n", name, len ? text : "");
     }
     char hex[65];
-    sha256_hex(m->payload, m->len, hex);
+    kb__sha256_hex(m->payload, m->len, hex);
     printf("key_bytes=%zu\npayload_bytes=%zu\npayload_sha256=%s\n", m->key_len, m->len, hex);
     int32_t sid;
     const uint8_t *pl;
@@ -291,7 +131,7 @@ static int run_show(struct dlq_args *a)
     else
         printf("payload_schema_id=- (no Confluent framing)\n");
     rd_kafka_message_destroy(m);
-    consumer_destroy(rk);
+    kb__admin_reader_destroy(rk);
     return 0;
 }
 
@@ -316,137 +156,33 @@ static uint8_t *read_file(const char *path, size_t *len, char *errstr, size_t er
     return buf;
 }
 
-struct ack {
-    rd_kafka_resp_err_t err;
-    int32_t partition;
-    int64_t offset;
-    int done;
-};
-
-static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    (void)rk;
-    (void)opaque;
-    struct ack *ack = m->_private;
-    ack->err = m->err;
-    ack->partition = m->partition;
-    ack->offset = m->offset;
-    ack->done = 1;
-}
-
 static int run_redrive(struct dlq_args *a)
 {
-    char errstr[512], in_pfx[160];
-    int rc = 1;
+    char errstr[512];
     uint8_t *file_value = NULL;
-    rd_kafka_headers_t *out_h = NULL;
-    rd_kafka_t *producer = NULL;
-    rd_kafka_t *rk = consumer_new(a, errstr, sizeof errstr);
-    rd_kafka_message_t *m = rk ? fetch_one(rk, a, errstr, sizeof errstr) : NULL;
-    if (!m) {
+    size_t value_len = 0;
+    if (a->value_file && !(file_value = read_file(a->value_file, &value_len, errstr,
+                                                  sizeof errstr))) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out;
+        return 1;
     }
-    rd_kafka_headers_t *h = NULL;
-    rd_kafka_message_headers(m, &h);
-    const void *tv = NULL;
-    size_t tlen = 0;
-    char topic[256];
-    if (!h || rd_kafka_header_get_last(h, "kb_topic", &tv, &tlen) || !tv || !tlen ||
-        tlen >= sizeof topic) {
-        fprintf(stderr, "error: the dead letter has no kb_topic header: not from the router\n");
-        goto out;
-    }
-    memcpy(topic, tv, tlen);
-    topic[tlen] = 0;
-    /* Only back into an input topic of this installation: redrive must not
-     * become a way to write into a subscriber's topic. */
-    kb_topic_name(in_pfx, sizeof in_pfx, "in.");
-    if (strncmp(topic, in_pfx, strlen(in_pfx)) != 0) {
-        fprintf(stderr, "error: original topic %s is not an input topic (%s*)\n", topic, in_pfx);
-        goto out;
-    }
-    const void *value = m->payload;
-    size_t value_len = m->len;
-    if (a->value_file) {
-        file_value = read_file(a->value_file, &value_len, errstr, sizeof errstr);
-        if (!file_value) {
-            fprintf(stderr, "error: %s\n", errstr);
-            goto out;
-        }
-        int32_t sid;
-        const uint8_t *pl;
-        size_t pl_len;
-        if (kb_event_unframe(file_value, value_len, &sid, &pl, &pl_len)) {
+    struct kb_dlq_redriven r;
+    kb_err_t err = kb_dlq_redrive(&a->kafka, a->topic, a->partition, a->offset, file_value,
+                                  value_len, &r, errstr, sizeof errstr);
+    free(file_value);
+    if (err) {
+        if (a->value_file && err == KB_ERR_INVALID && strstr(errstr, "Confluent-framed"))
             fprintf(stderr, "error: %s: not Confluent-framed (magic byte 0, schema id)\n",
                     a->value_file);
-            goto out;
-        }
-        value = file_value;
+        else
+            fprintf(stderr, "error: %s\n", errstr);
+        return 1;
     }
-    out_h = rd_kafka_headers_new(16);
-    const char *name;
-    const void *val;
-    size_t len;
-    size_t kept = 0;
-    for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &len); i++) {
-        if (!strncmp(name, "kb_", 3))
-            continue; /* the router's context headers describe the rejection */
-        rd_kafka_header_add(out_h, name, -1, val, (ssize_t)len);
-        kept++;
-    }
-    char from[320];
-    snprintf(from, sizeof from, "%s/%" PRId32 "/%" PRId64, a->topic, m->partition, m->offset);
-    rd_kafka_header_add(out_h, "kb_redriven_from", -1, from, -1);
-
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(&a->kafka, errstr, sizeof errstr);
-    if (!conf || rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) ||
-        rd_kafka_conf_set(conf, "acks", "all", errstr, sizeof errstr)) {
-        if (conf)
-            rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!producer) {
-        rd_kafka_conf_destroy(conf);
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out;
-    }
-    struct ack ack = {0};
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(out_h), RD_KAFKA_V_OPAQUE(&ack), RD_KAFKA_V_END);
-    if (e) {
-        fprintf(stderr, "error: produce to %s: %s\n", topic, rd_kafka_err2str(e));
-        goto out;
-    }
-    out_h = NULL; /* the message owns them now */
-    rd_kafka_flush(producer, 30000);
-    if (!ack.done || ack.err) {
-        fprintf(stderr, "error: %s not acknowledged: %s\n", topic,
-                ack.done ? rd_kafka_err2str(ack.err) : "timed out after 30 s");
-        goto out;
-    }
-    char hex[65];
-    sha256_hex(value, value_len, hex);
     printf("redriven %s -> %s/%" PRId32 "/%" PRId64 " value=%s bytes=%zu sha256=%s "
            "headers_kept=%zu\n",
-           from, topic, ack.partition, ack.offset, a->value_file ? "corrected" : "original",
-           value_len, hex, kept);
-    rc = 0;
-out:
-    if (out_h)
-        rd_kafka_headers_destroy(out_h);
-    if (producer)
-        rd_kafka_destroy(producer);
-    if (m)
-        rd_kafka_message_destroy(m);
-    consumer_destroy(rk);
-    free(file_value);
-    return rc;
+           r.from, r.topic, r.partition, r.offset, r.corrected ? "corrected" : "original",
+           r.bytes, r.sha256, r.headers_kept);
+    return 0;
 }
 
 enum { OPT_LIMIT = 1000, OPT_PARTITION, OPT_VALUE, OPT_TOPIC, OPT_KCONF };

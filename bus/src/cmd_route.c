@@ -7,12 +7,14 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ketenbus/admin.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/route.h"
+#include "ketenbus/serve.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -37,7 +39,17 @@ static const char usage[] =
     "                               checkpoints of the audit trail\n"
     "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
     "  --checkpoint-ms MS           or after this long with new records (default 60000)\n"
-    "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz\n"
+    "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz, the\n"
+    "                               dashboard (/dashboard, /events) and the admin API\n"
+    "                               (/admin/...; HTTP options below)\n"
+    "  --no-admin                   no admin API on that server\n"
+    "  --audit-public-key FILE      trusted checkpoint key for /admin/audit/status\n"
+    "                               (repeatable)\n"
+    "  --audit-verify-every SECONDS verify the audit trail this often for the status\n"
+    "                               (default 300; 0 = only on POST /admin/audit/verify)\n"
+    "  --dashboard-peer URL         http://HOST:PORT of a deliver process (its\n"
+    "                               --metrics-addr): webhook backlog on the dashboard\n"
+    "                               (repeatable)\n"
     "  --no-audit                   no audit trail (benchmarks only: conservation is\n"
     "                               then unrecorded)\n"
     "  --instance NAME              unique per instance; names the transactional.id\n"
@@ -50,7 +62,7 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
@@ -62,6 +74,11 @@ int kb_cmd_route(int argc, char **argv)
         {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
         {"no-audit", no_argument, NULL, OPT_NOAUDIT},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
+        {"no-admin", no_argument, NULL, OPT_NOADMIN},
+        {"audit-public-key", required_argument, NULL, OPT_APUB},
+        {"audit-verify-every", required_argument, NULL, OPT_AEVERY},
+        {"dashboard-peer", required_argument, NULL, OPT_PEER},
+        KB_SERVE_LONGOPTS,
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
         {"instance", required_argument, NULL, OPT_INSTANCE},
         {"group", required_argument, NULL, OPT_GROUP},
@@ -76,12 +93,16 @@ int kb_cmd_route(int argc, char **argv)
     kb_kafka_opts_init(&kopts);
     const char *subs_path = NULL, *schemas_dir = KB_SCHEMA_DIR, *key_file = NULL;
     const char *metrics_addr = NULL;
+    struct kb_serve_opts so = {.extra_public = "/dashboard"};
+    const char *apub[8], *peers[16];
+    size_t n_apub = 0, n_peers = 0;
+    int no_admin = 0, audit_every = 300;
     struct kb_route_opts ro;
     memset(&ro, 0, sizeof ro);
     char host[128] = "0";
     gethostname(host, sizeof host - 1);
     ro.instance = host;
-    char errstr[512];
+    char errstr[512] = "";
     int opt, rc = 1;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -92,6 +113,20 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;
+        case OPT_NOADMIN: no_admin = 1; break;
+        case OPT_AEVERY: audit_every = atoi(optarg); break;
+        case OPT_APUB:
+        case OPT_PEER:
+            if (opt == OPT_APUB ? n_apub == 8 : n_peers == 16) {
+                fprintf(stderr, "error: too many --%s\n",
+                        opt == OPT_APUB ? "audit-public-key" : "dashboard-peer");
+                goto out_opts;
+            }
+            if (opt == OPT_APUB)
+                apub[n_apub++] = optarg;
+            else
+                peers[n_peers++] = optarg;
+            break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_INSTANCE: ro.instance = optarg; break;
         case OPT_GROUP: ro.group_id = optarg; break;
@@ -110,9 +145,12 @@ int kb_cmd_route(int argc, char **argv)
         }
         case 'h':
             fputs(usage, stdout);
+            fputs(kb_serve_usage, stdout);
             rc = 0;
             goto out_opts;
         default:
+            if (kb_serve_opts_arg(&so, opt, optarg))
+                break;
             fputs(usage, stderr);
             rc = 2;
             goto out_opts;
@@ -142,16 +180,44 @@ int kb_cmd_route(int argc, char **argv)
     ro.reload = &reload;
     ro.schemas = schemas;
     struct kb_http *metrics = NULL;
-    if (metrics_addr && !(metrics = kb_metrics_serve(metrics_addr, errstr, sizeof errstr))) {
-        fprintf(stderr, "error: metrics: %s\n", errstr);
-        goto out_schemas;
+    kb_admin_t *admin = NULL;
+    kb_dashboard_t *dash = NULL;
+    if (metrics_addr) {
+        char lhost[256];
+        uint16_t port;
+        if (kb_serve_addr_parse(metrics_addr, lhost, sizeof lhost, &port, errstr, sizeof errstr))
+            goto out_http;
+        /* The admin API changes things (redrive): never open to the network
+         * without authentication. */
+        int loopback = !strncmp(lhost, "127.", 4) || !strcmp(lhost, "::1") ||
+                       !strcmp(lhost, "localhost");
+        if (!no_admin && !kb_serve_secured(&so) && !loopback) {
+            snprintf(errstr, sizeof errstr,
+                     "the admin API on %s needs --http-token-file or --http-client-ca "
+                     "(or --no-admin)", metrics_addr);
+            goto out_http;
+        }
+        struct kb_dashboard_opts dopts = {.kafka = &kopts, .peers = peers, .n_peers = n_peers};
+        struct kb_admin_opts aopts = {
+            .kafka = &kopts, .subs_path = subs_path, .subject_key = key,
+            .subject_key_len = key_len, .schemas_source = schemas_dir,
+            .audit_public_keys = apub, .n_audit_public_keys = n_apub,
+            .audit_every_s = ro.no_audit ? 0 : audit_every,
+        };
+        if (!(metrics = kb_serve_new(metrics_addr, &so, errstr, sizeof errstr)) ||
+            !(dash = kb_dashboard_new(&dopts, errstr, sizeof errstr)) ||
+            kb_dashboard_routes(dash, metrics) ||
+            (!no_admin && (!(admin = kb_admin_new(&aopts, errstr, sizeof errstr)) ||
+                           kb_admin_routes(admin, metrics))) ||
+            kb_http_start(metrics, errstr, sizeof errstr))
+            goto out_http;
+        KB_LOG_INFO("route", "serving", "url=%s://%s:%u/dashboard admin=%s auth=%s",
+                    kb_serve_scheme(&so), lhost, (unsigned)kb_http_port(metrics),
+                    admin ? "on" : "off", kb_serve_secured(&so) ? "on" : "off");
     }
     kb_router_t *r = kb_router_new(&ro, errstr, sizeof errstr);
-    if (!r) {
-        fprintf(stderr, "error: %s\n", errstr);
-        kb_http_destroy(metrics);
-        goto out_schemas;
-    }
+    if (!r)
+        goto out_http;
     kb_metrics_set_ready(1);
     kb_cmd_signals(&stop);
     kb_cmd_reload_signal(&reload);
@@ -165,9 +231,16 @@ int kb_cmd_route(int argc, char **argv)
                 (unsigned long long)st->duplicates, (unsigned long long)st->transactions,
                 (unsigned long long)st->aborts);
     kb_router_destroy(r);
-    kb_http_destroy(metrics);
     rc = err ? 1 : 0;
-out_schemas:
+    errstr[0] = '\0';
+out_http:
+    if (rc && errstr[0])
+        fprintf(stderr, "error: %s\n", errstr);
+    /* Handlers and streams first, then what they use. */
+    kb_http_stop(metrics);
+    kb_dashboard_destroy(dash);
+    kb_admin_destroy(admin);
+    kb_http_destroy(metrics);
     kb_schemas_destroy(schemas);
 out_key:
     free(key);

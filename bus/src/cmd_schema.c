@@ -17,6 +17,7 @@
 
 #include "cmd.h"
 #include "ketenbus/http.h"
+#include "ketenbus/serve.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
 #include "ketenbus/registry.h"
@@ -43,7 +44,8 @@ static const char usage[] =
     "          registry gives another id.\n"
     "serve     the Confluent-compatible registry, stored in the compacted topic\n"
     "          <prefix>.schemas; listens on 127.0.0.1:8081 unless --listen says otherwise.\n"
-    "          Prints \"listening on http://HOST:PORT\" once ready.\n"
+    "          Prints \"listening on http(s)://HOST:PORT\" once ready; also serves /metrics,\n"
+    "          /healthz, /readyz and takes the HTTP options below.\n"
     "\n"
     "  --level LEVEL              NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD,\n"
     "                             FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE\n"
@@ -326,19 +328,16 @@ static int cmd_register(const char *dir, const char *url)
     return failed ? 1 : 0;
 }
 
-static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_opts *ko)
+static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_opts *ko,
+                     struct kb_serve_opts *so)
 {
-    char err[512], host[256] = "127.0.0.1";
-    unsigned port = 8081;
-    if (listen) {
-        const char *colon = strrchr(listen, ':');
-        if (!colon || sscanf(colon + 1, "%u", &port) != 1 || port > 65535 ||
-            (size_t)(colon - listen) >= sizeof host) {
-            fprintf(stderr, "error: --listen wants HOST:PORT\n");
-            return 2;
-        }
-        memcpy(host, listen, (size_t)(colon - listen));
-        host[colon - listen] = '\0';
+    char err[512], host[256];
+    uint16_t port;
+    if (!listen)
+        listen = "127.0.0.1:8081";
+    if (kb_serve_addr_parse(listen, host, sizeof host, &port, err, sizeof err)) {
+        fprintf(stderr, "error: --listen wants HOST:PORT\n");
+        return 2;
     }
     struct kb_registry_opts ro = {.kafka = ko, .default_compat = level};
     kb_registry_t *r = kb_registry_new(&ro, err, sizeof err);
@@ -346,8 +345,8 @@ static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_o
         fprintf(stderr, "error: registry: %s\n", err);
         return 1;
     }
-    struct kb_http_opts ho = {.addr = host, .port = (uint16_t)port, .max_body = 4 << 20};
-    kb_http_t *h = kb_http_new(&ho, err, sizeof err);
+    so->max_body = 4 << 20;
+    kb_http_t *h = kb_serve_new(listen, so, err, sizeof err);
     int rc = 1;
     if (!h || kb_registry_routes(r, h) != KB_OK || kb_http_start(h, err, sizeof err) != KB_OK) {
         fprintf(stderr, "error: http: %s\n", err);
@@ -355,7 +354,7 @@ static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_o
     }
     static atomic_int stop;
     kb_cmd_signals(&stop);
-    printf("listening on http://%s:%u\n", host, (unsigned)kb_http_port(h));
+    printf("listening on %s://%s:%u\n", kb_serve_scheme(so), host, (unsigned)kb_http_port(h));
     fflush(stdout);
     while (!atomic_load(&stop))
         usleep(100 * 1000);
@@ -377,9 +376,12 @@ int kb_cmd_schema(int argc, char **argv)
                                              {"kafka-property", required_argument, NULL, 'X'},
                                              {"kafka-config", required_argument, NULL, OPT_KCONF},
                                              {"help", no_argument, NULL, 'h'},
+                                             KB_SERVE_LONGOPTS,
                                              {NULL, 0, NULL, 0}};
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         fputs(usage, argc < 2 ? stderr : stdout);
+        if (argc >= 2)
+            fputs(kb_serve_usage, stdout);
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
@@ -387,6 +389,7 @@ int kb_cmd_schema(int argc, char **argv)
     kb_kafka_opts_init(&ko);
     enum kb_compat level = KB_COMPAT_BACKWARD_TRANSITIVE;
     const char *url = NULL, *listen = NULL;
+    struct kb_serve_opts so = {0};
     char err[512];
     int c, rc = 2;
     optind = 1;
@@ -415,9 +418,14 @@ int kb_cmd_schema(int argc, char **argv)
             break;
         case 'h':
             fputs(usage, stdout);
+            fputs(kb_serve_usage, stdout);
             rc = 0;
             goto out;
-        default: fputs(usage, stderr); goto out;
+        default:
+            if (kb_serve_opts_arg(&so, c, optarg))
+                break;
+            fputs(usage, stderr);
+            goto out;
         }
     }
     const char *dir = optind < argc - 1 ? argv[1 + optind] : KB_SCHEMA_DIR;
@@ -430,7 +438,7 @@ int kb_cmd_schema(int argc, char **argv)
         }
         rc = cmd_register(dir, url);
     } else if (!strcmp(sub, "serve")) {
-        rc = cmd_serve(listen, level, &ko);
+        rc = cmd_serve(listen, level, &ko, &so);
     } else {
         fprintf(stderr, "error: unknown schema command \"%s\"\n", sub);
         fputs(usage, stderr);

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * admin_int.h - cross-file internals of the admin modules: the group-less
+ * reading consumer and the single-letter fetch that `ketenbus dlq show`
+ * shares with redrive.
+ */
+#ifndef KETENBUS_ADMIN_INT_H
+#define KETENBUS_ADMIN_INT_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "ketenbus/admin.h"
+
+/** A consumer that reads committed messages by assign() only (its group
+ *  is never joined, nothing is committed). NULL with errstr. */
+rd_kafka_t *kb__admin_reader_new(const struct kb_kafka_opts *kafka, char *errstr,
+                                 size_t errstr_size);
+
+/** Close and destroy a reader. NULL is a no-op. */
+void kb__admin_reader_destroy(rd_kafka_t *rk);
+
+/** The committed message at @p partition / @p offset of @p topic, or NULL
+ *  with errstr (*@p err: KB_ERR_NOTFOUND when nothing committed is there). */
+rd_kafka_message_t *kb__dlq_fetch(rd_kafka_t *rk, const char *topic, int32_t partition,
+                                  int64_t offset, kb_err_t *err, char *errstr,
+                                  size_t errstr_size);
+
+/** SHA-256 of @p len bytes as 64 hex digits. */
+void kb__sha256_hex(const void *data, size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* test_admin.c - the pure parts of the admin API and dashboard: the
+ * dashboard snapshot merged from metrics documents, the server-sent event
+ * frame, the redrive request parser, dead-letter header escaping, and the
+ * shared serving options. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kb_test.h"
+#include "ketenbus/admin.h"
+#include "ketenbus/serve.h"
+
+static double num(const json_t *o, const char *k1, const char *k2)
+{
+    const json_t *v = json_object_get(o, k1);
+    if (k2)
+        v = json_object_get(v, k2);
+    return json_is_number(v) ? json_number_value(v) : -1;
+}
+
+static void test_snapshot(void)
+{
+    const char *self =
+        "{\"kb_events_in_total\":[{\"labels\":{\"source\":\"gba\",\"type\":\"a\"},\"value\":7},"
+        "{\"labels\":{\"source\":\"gba\",\"type\":\"b\"},\"value\":3},"
+        "{\"labels\":{\"source\":\"svb\",\"type\":\"a\"},\"value\":2}],"
+        "\"kb_events_out_total\":[{\"labels\":{\"subscriber\":\"x\",\"type\":\"a\"},\"value\":5}],"
+        "\"kb_validation_failures_total\":[{\"labels\":{\"rule\":\"bsn-11\"},\"value\":4}],"
+        "\"kb_kafka_consumer_lag\":[{\"labels\":{\"topic\":\"t\",\"partition\":\"0\"},\"value\":6},"
+        "{\"labels\":{\"topic\":\"t\",\"partition\":\"1\"},\"value\":1}],"
+        "\"kb_audit_records_total\":[{\"labels\":{\"outcome\":\"delivered\"},\"value\":9}],"
+        "\"kb_e2e_latency_seconds\":[{\"labels\":{\"subscriber\":\"x\"},\"count\":5,\"sum\":1}]}";
+    const char *peer =
+        "{\"kb_deliver_retry_backlog\":[{\"labels\":{\"subscriber\":\"x\"},\"value\":11}],"
+        "\"kb_deliver_attempts_total\":[{\"labels\":{\"subscriber\":\"x\",\"outcome\":\"ok\"},\"value\":20},"
+        "{\"labels\":{\"subscriber\":\"x\",\"outcome\":\"http_5xx\"},\"value\":3},"
+        "{\"labels\":{\"subscriber\":\"x\",\"outcome\":\"throttled\"},\"value\":2}]}";
+    const char *docs[] = {self, peer, "not json", NULL};
+    size_t lens[] = {strlen(self), strlen(peer), 8, 0};
+    json_t *depth = json_pack("{s:i}", "kb.dlq", 4);
+    json_t *s = kb_dashboard_snapshot(docs, lens, 4, 1234, depth);
+    CHECK(s != NULL);
+    CHECK_INT(num(s, "t", NULL), 1234);
+    CHECK_INT(num(s, "in", "gba"), 10); /* summed over types */
+    CHECK_INT(num(s, "in", "svb"), 2);
+    CHECK_INT(num(s, "out", "x"), 5);
+    CHECK_INT(num(s, "failures", "bsn-11"), 4);
+    CHECK_INT(num(s, "lag", "t"), 7); /* summed over partitions */
+    CHECK_INT(num(s, "audit", NULL), 9);
+    CHECK_INT(num(s, "backlog", "x"), 11); /* from the peer */
+    CHECK_INT(num(s, "attempts_failed", "x"), 5); /* every outcome but ok */
+    CHECK_INT(num(s, "dlq_depth", "kb.dlq"), 4);
+    CHECK_INT(num(s, "peers_down", NULL), 2); /* unparsable and absent */
+    CHECK_INT(json_object_size(json_object_get(s, "dead_letters")), 0);
+    json_decref(s);
+    /* depth is copied, not taken */
+    CHECK_INT(depth->refcount, 1);
+    json_decref(depth);
+    s = kb_dashboard_snapshot(NULL, NULL, 0, 1, NULL);
+    CHECK(s && json_is_object(json_object_get(s, "dlq_depth")));
+    json_decref(s);
+}
+
+static void test_sse_frame(void)
+{
+    json_t *d = json_pack("{s:s, s:i}", "b", "two\nlines", "a", 1);
+    size_t len = 0;
+    char *f = kb_dashboard_sse_frame("metrics", d, &len);
+    CHECK_STR(f, "event: metrics\ndata: {\"a\":1,\"b\":\"two\\nlines\"}\n\n");
+    CHECK_INT(len, strlen(f));
+    free(f);
+    json_decref(d);
+}
+
+static void test_parse_redrive(void)
+{
+    char err[256];
+    int32_t *p;
+    int64_t *o;
+    json_t *b = json_loads("{\"letters\":[{\"partition\":1,\"offset\":5},{\"partition\":0,\"offset\":0}]}", 0, NULL);
+    CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), 2);
+    CHECK_INT(p[0], 1);
+    CHECK_INT(o[0], 5);
+    CHECK_INT(p[1], 0);
+    free(p);
+    free(o);
+    json_decref(b);
+    b = json_loads("{\"partition\":2,\"offsets\":[7,8,9]}", 0, NULL);
+    CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), 3);
+    CHECK_INT(p[2], 2);
+    CHECK_INT(o[2], 9);
+    free(p);
+    free(o);
+    json_decref(b);
+    static const char *const bad[] = {
+        "[]", "{}", "{\"letters\":[]}", "{\"offsets\":[1], \"letters\":[]}",
+        "{\"letters\":[{\"partition\":0}]}", "{\"letters\":[{\"partition\":-1,\"offset\":1}]}",
+        "{\"offsets\":[\"1\"]}", "{\"offsets\":[1.5]}", "{\"partition\":\"x\",\"offsets\":[1]}",
+        "{\"offsets\":[1,2,3,4,5,6,7,8,9,10,11]}", "{\"letters\":[1]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        b = json_loads(bad[i], 0, NULL);
+        err[0] = 0;
+        CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), -1);
+        CHECK(p == NULL && o == NULL && err[0]);
+        json_decref(b);
+    }
+}
+
+static void test_printable(void)
+{
+    char buf[64];
+    kb_dlq_printable("ok \"q\"\x01\xff", 8, buf, sizeof buf);
+    CHECK_STR(buf, "ok \\x22q\\x22\\x01\\xff");
+    kb_dlq_printable(NULL, 0, buf, sizeof buf);
+    CHECK_STR(buf, "-");
+    char big[300];
+    memset(big, 'a', sizeof big);
+    char out[400];
+    kb_dlq_printable(big, sizeof big, out, sizeof out);
+    CHECK_INT(strlen(out), 203); /* cut at 200, then "..." */
+    kb_dlq_printable("\x01\x02\x03\x04", 4, buf, 10); /* never overflows */
+    CHECK(strlen(buf) < 10);
+}
+
+static void test_serve_opts(void)
+{
+    struct kb_serve_opts o = {0};
+    char buf[256], host[64], err[128];
+    uint16_t port;
+    CHECK_INT(kb_serve_opts_arg(&o, KB_SERVE_OPT_TOKEN_FILE, "/t"), 1);
+    CHECK_INT(kb_serve_opts_arg(&o, 'b', "x"), 0);
+    CHECK_STR(o.token_file, "/t");
+    CHECK_INT(kb_serve_secured(&o), 1);
+    CHECK_INT(kb_serve_public(&o, buf, sizeof buf), KB_OK);
+    CHECK_STR(buf, KB_SERVE_PUBLIC_DEFAULT);
+    o.extra_public = "/dashboard";
+    kb_serve_public(&o, buf, sizeof buf);
+    CHECK_STR(buf, KB_SERVE_PUBLIC_DEFAULT ",/dashboard");
+    kb_serve_opts_arg(&o, KB_SERVE_OPT_PUBLIC, "");
+    kb_serve_public(&o, buf, sizeof buf); /* explicit: exactly that, extras not added */
+    CHECK_STR(buf, "");
+    CHECK_INT(kb_serve_public(&o, buf, 0), KB_ERR_CONF);
+    CHECK_INT(kb_serve_addr_parse(":9100", host, sizeof host, &port, err, sizeof err), KB_OK);
+    CHECK_STR(host, "127.0.0.1");
+    CHECK_INT(port, 9100);
+    CHECK_INT(kb_serve_addr_parse("[::1]:80", host, sizeof host, &port, err, sizeof err), KB_OK);
+    CHECK_STR(host, "::1");
+    CHECK_INT(kb_serve_addr_parse("0.0.0.0:0", host, sizeof host, &port, err, sizeof err), KB_OK);
+    CHECK_INT(port, 0);
+    static const char *const bad[] = {"9100", "h:", "h:x", "h:70000", "h:-1", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_INT(kb_serve_addr_parse(bad[i], host, sizeof host, &port, err, sizeof err),
+                  KB_ERR_CONF);
+    /* a certificate without its key, a client CA without TLS: refused before listening */
+    struct kb_serve_opts t = {.tls_cert_file = "/c"};
+    CHECK(kb_serve_new("127.0.0.1:0", &t, err, sizeof err) == NULL);
+    struct kb_serve_opts c = {.tls_client_ca_file = "/ca"};
+    CHECK(kb_serve_new("127.0.0.1:0", &c, err, sizeof err) == NULL);
+    CHECK(strstr(err, "TLS") != NULL);
+    kb_http_t *h = kb_serve_start("127.0.0.1:0", NULL, err, sizeof err);
+    CHECK(h != NULL && kb_http_port(h) > 0);
+    kb_http_destroy(h);
+}
+
+static void test_sub_json(void)
+{
+    char *types[] = {"nl.brp.persoon-geboren"};
+    char *vals[] = {"0363"};
+    struct kb_filter f = {.kind = KB_FILTER_FIELD, .path = "inschrijving.gemeente",
+                          .op = KB_OP_EQ, .values = vals, .n_values = 1};
+    struct kb_sub sub = {.name = "g", .purpose_id = "p", .legal_basis = "l", .types = types,
+                         .n_types = 1, .filter = &f, .valid_from_ms = INT64_MIN,
+                         .valid_until_ms = INT64_MAX, .delivery = KB_DELIVERY_WEBHOOK,
+                         .topic = "kb.out.g"};
+    sub.webhook.url = "https://example.invalid/hook";
+    sub.webhook.secret_file = "/etc/secret";
+    json_t *j = kb_admin_sub_json(&sub);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK(s && strstr(s, "\"filter\":{\"field\":{\"op\":\"=\",\"path\":\"inschrijving.gemeente\","
+                         "\"value\":\"0363\"}}"));
+    CHECK(s && strstr(s, "\"secret_file\":\"/etc/secret\""));
+    CHECK(s && strstr(s, "\"valid_from\":null"));
+    free(s);
+    json_decref(j);
+}
+
+int main(void)
+{
+    test_snapshot();
+    test_sse_frame();
+    test_parse_redrive();
+    test_printable();
+    test_serve_opts();
+    test_sub_json();
+    KB_TEST_DONE();
+}
