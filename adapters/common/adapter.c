@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "adapter.h"
+#include "adapter_metrics.h"
 #include "ketenbus/event.h"
 
 #ifndef KB_SCHEMA_DIR
@@ -23,6 +24,8 @@ const char kb_adapter_common_help[] =
     "      --spool DIR                 spool folder (in/ done/ quarantine/ out/)\n"
     "      --oin OIN                   OIN of the publishing organisation (ce_source)\n"
     "      --once                      process what is waiting, then exit\n"
+    "      --metrics-addr HOST:PORT    serve /metrics, /healthz and /readyz (port 0: any;\n"
+    "                                  printed as metrics_port=N)\n"
     "  -h, --help                      this help\n";
 
 void kb_adapter_args_init(struct kb_adapter_args *a)
@@ -36,6 +39,7 @@ void kb_adapter_args_init(struct kb_adapter_args *a)
 
 void kb_adapter_args_fini(struct kb_adapter_args *a)
 {
+    kb_adapter_metrics_stop();
     kb_kafka_opts_fini(&a->kafka);
 }
 
@@ -61,6 +65,9 @@ int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg)
         return 1;
     case KB_OPT_ONCE:
         a->once = 1;
+        return 1;
+    case KB_OPT_METRICS_ADDR:
+        a->metrics_addr = arg;
         return 1;
     case KB_OPT_OIN:
         if (strlen(arg) != 20 || strspn(arg, "0123456789") != 20) {
@@ -123,9 +130,17 @@ int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uin
     *schemas = kb_schemas_load_dir(a->schemas_dir, errstr, sizeof errstr);
     if (!*schemas) {
         fprintf(stderr, "error: %s\n", errstr);
-        free(*key);
-        *key = NULL;
-        return -1;
+        goto out_free_key;
+    }
+    if (a->metrics_addr && kb_adapter_metrics_start(a->metrics_addr, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: metrics: %s\n", errstr);
+        kb_schemas_destroy(*schemas);
+        *schemas = NULL;
+        goto out_free_key;
     }
     return 0;
+out_free_key:
+    free(*key);
+    *key = NULL;
+    return -1;
 }

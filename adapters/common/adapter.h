@@ -23,6 +23,7 @@ enum {
     KB_OPT_SPOOL,
     KB_OPT_ONCE,
     KB_OPT_OIN,
+    KB_OPT_METRICS_ADDR,
     KB_OPT_FIRST_OWN = 1100 /* adapters number their own options from here */
 };
 
@@ -34,6 +35,7 @@ enum {
         {"schemas", required_argument, NULL, KB_OPT_SCHEMAS},                            \
         {"spool", required_argument, NULL, KB_OPT_SPOOL},                                \
         {"once", no_argument, NULL, KB_OPT_ONCE}, {"oin", required_argument, NULL, KB_OPT_OIN}, \
+        {"metrics-addr", required_argument, NULL, KB_OPT_METRICS_ADDR},                  \
         {"help", no_argument, NULL, 'h'}
 
 #define KB_ADAPTER_SHORTOPTS "b:X:h"
@@ -48,9 +50,11 @@ struct kb_adapter_args {
     const char *spool_dir;       /* the adapter's spool folder */
     const char *oin;             /* OIN of the publishing organisation, for ce_source */
     int once;                    /* process what is waiting, then exit */
+    const char *metrics_addr;    /* --metrics-addr HOST:PORT, or NULL: no metrics server */
 };
 
 void kb_adapter_args_init(struct kb_adapter_args *a);
+/** Also stops the metrics server kb_adapter_load may have started. */
 void kb_adapter_args_fini(struct kb_adapter_args *a);
 
 /**
@@ -69,7 +73,9 @@ void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char
 /** file:// URI of the spool's done/ folder (absolute), the base of ce_dataref. */
 void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
 
-/** Load the schemas and the subject key named in @p a; prints why on failure. */
+/** Load the schemas and the subject key named in @p a, and start the
+ *  metrics server when --metrics-addr was given (adapter_metrics.h);
+ *  prints why on failure. */
 int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,
                     size_t *key_len);
 

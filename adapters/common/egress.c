@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adapter_metrics.h"
 #include "egress.h"
 #include "ketenbus/log.h"
 
@@ -89,6 +90,7 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     if (!rk)
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "consumer: %s", rerr);
     rd_kafka_poll_set_consumer(rk);
+    kb_adapter_metrics_kafka(rk); /* readiness probe */
     kb_err_t result = kb_kafka_ensure_topics(rk, &o->topic, 1, 3, 30000, errstr, errstr_size);
     if (result)
         goto out_destroy;
@@ -122,6 +124,7 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     clock_gettime(CLOCK_MONOTONIC, &last);
     while (!atomic_load(stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+        kb_adapter_heartbeat();
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (!m) {
@@ -159,6 +162,7 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
         rd_kafka_message_destroy(m);
     }
 out_destroy:
+    kb_adapter_metrics_kafka(NULL);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return result;

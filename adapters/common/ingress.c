@@ -13,8 +13,10 @@
 
 #include <openssl/evp.h>
 
+#include "adapter_metrics.h"
 #include "ingress.h"
 #include "ketenbus/log.h"
+#include "ketenbus/metrics.h"
 #include "spool.h"
 
 #define COMP "ingress"
@@ -25,6 +27,7 @@ struct kb_ingress {
     char quarantine_topic[128]; /* kb.quarantine.<source> */
     char seq_path[2048];        /* file holding the last ce_sequence used */
     uint64_t sequence;          /* last ce_sequence acknowledged */
+    char source[64];            /* source name, the metrics label */
 };
 
 /* Outcome of one kb_ingress_send() call, filled by delivery reports. */
@@ -32,6 +35,13 @@ struct tracker {
     size_t pending;            /* messages without a delivery report yet */
     rd_kafka_resp_err_t first; /* first failure, or NO_ERROR */
 };
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -107,6 +117,9 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
     if (kb_kafka_ensure_topics(ing->producer, topics, 2, opts->partitions > 0 ? opts->partitions : 3,
                                30000, errstr, errstr_size))
         goto out_fail;
+    snprintf(ing->source, sizeof ing->source, "%s", opts->source);
+    kb_adapter_metrics_source(opts->source);
+    kb_adapter_metrics_kafka(ing->producer); /* readiness probe */
     return ing;
 out_fail:
     kb_ingress_destroy(ing);
@@ -118,6 +131,7 @@ void kb_ingress_destroy(kb_ingress_t *ing)
     if (!ing)
         return;
     if (ing->producer) {
+        kb_adapter_metrics_kafka(NULL); /* waits for a probe using it */
         rd_kafka_flush(ing->producer, 10000);
         rd_kafka_destroy(ing->producer);
     }
@@ -156,6 +170,7 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
     uint64_t seq = ing->sequence;
     kb_err_t err = KB_OK;
+    double t0 = mono_s();
     for (size_t i = 0; i < n; i++) {
         evs[i].attrs.sequence = ++seq;
         struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
@@ -181,6 +196,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
         return err;
     if (werr_code)
         return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
+    kb_adapter_produce_observe(mono_s() - t0);
+    for (size_t i = 0; i < n; i++)
+        kb_metrics_counter_add("kb_events_in_total", 1, ing->source, evs[i].attrs.type, NULL);
     ing->sequence = seq;
     char buf[32];
     int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", seq);
@@ -200,15 +218,26 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     kb_event_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, received);
+    char omitted[24];
+    snprintf(omitted, sizeof omitted, "%zu", len);
     struct kb_header hdrs[] = {
         {"kb_error", reason, strlen(reason)},
         {"kb_rule", rule, strlen(rule)},
         {"kb_offset", off, strlen(off)},
         {"kb_sha256", sha, 64},
         {"kb_received", received, strlen(received)},
+        {"kb_raw_omitted", omitted, strlen(omitted)},
     };
+    size_t nh = sizeof hdrs / sizeof hdrs[0];
+    if (len > KB_INGRESS_QUARANTINE_MAX_RAW) {
+        KB_LOG_WARN(COMP, "quarantined bytes too large for the topic; reason and hash only",
+                    "bytes=%zu sha256=%s", len, sha);
+        len = 0;
+    } else {
+        nh--; /* the bytes travel: no kb_raw_omitted */
+    }
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-    rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, sizeof hdrs / sizeof hdrs[0]);
+    rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
     rd_kafka_resp_err_t rerr = rd_kafka_producev(
         ing->producer, RD_KAFKA_V_TOPIC(ing->quarantine_topic),
         RD_KAFKA_V_VALUE((void *)raw, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -219,5 +248,11 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
                           rd_kafka_err2str(rerr));
     }
     t.pending = 1;
-    return wait_acks(ing, &t, timeout_ms, errstr, errstr_size);
+    double t0 = mono_s();
+    kb_err_t err = wait_acks(ing, &t, timeout_ms, errstr, errstr_size);
+    if (!err) {
+        kb_adapter_produce_observe(mono_s() - t0);
+        kb_metrics_counter_add("kb_quarantined_total", 1, ing->source, NULL);
+    }
+    return err;
 }

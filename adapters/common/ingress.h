@@ -53,11 +53,18 @@ void kb_ingress_destroy(kb_ingress_t *ing);
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
                          int timeout_ms, char *errstr, size_t errstr_size);
 
+/** Raw bytes larger than this are not put on the quarantine topic (they
+ *  would exceed the broker's message size, and a quarantine that can never
+ *  be acknowledged would block its spool for good): the record then carries
+ *  the reason, size and SHA-256 only, with header kb_raw_omitted=<bytes>. */
+#define KB_INGRESS_QUARANTINE_MAX_RAW (512u << 10)
+
 /**
  * Put @p raw (the unreadable legacy bytes) on kb.quarantine.<source> with
  * headers kb_error (@p reason), kb_rule, kb_offset (byte offset in the
- * input or -1), kb_sha256 and kb_received, and wait for the acknowledgement.
- * @p reason must not contain personal data.
+ * input or -1), kb_sha256 (of all of @p raw) and kb_received, and wait for
+ * the acknowledgement. Beyond KB_INGRESS_QUARANTINE_MAX_RAW bytes the value
+ * is empty (see there). @p reason must not contain personal data.
  */
 kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
                                const char *reason, int64_t offset, int timeout_ms,

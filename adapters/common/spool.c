@@ -13,7 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "adapter_metrics.h"
+#include "ketenbus/log.h"
 #include "spool.h"
+
+#define COMP "spool"
 
 static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
 
@@ -73,6 +77,22 @@ static int visible(const struct dirent *de)
     return de->d_name[0] != '.' && !(l > 7 && !strcmp(de->d_name + l - 7, ".reason"));
 }
 
+static kb_err_t move(const struct kb_spool *sp, const char *name, const char *to);
+
+/* Move in/@p name, which is no regular file (a symbolic link, a fifo, a
+ * socket), to quarantine/ unread: following a link could publish any file
+ * the adapter may read (its key file, /etc/passwd), opening a fifo blocks. */
+static void quarantine_unread(const struct kb_spool *sp, const char *name, mode_t mode)
+{
+    const char *what = S_ISLNK(mode) ? "symbolic link" : S_ISFIFO(mode) ? "fifo" : "special file";
+    KB_LOG_WARN(COMP, "not a regular file; quarantined unread", "kind=%s", what);
+    kb_adapter_count_refused("spool", "not-a-regular-file");
+    char reason[128];
+    snprintf(reason, sizeof reason, "not a regular file (%s); not read", what);
+    if (kb_spool_quarantine(sp, name, reason) != KB_OK)
+        KB_LOG_ERR(COMP, "cannot move a non-regular file to quarantine", "kind=%s", what);
+}
+
 kb_err_t kb_spool_list(const struct kb_spool *sp, char ***names, size_t *n)
 {
     char path[2200];
@@ -88,10 +108,14 @@ kb_err_t kb_spool_list(const struct kb_spool *sp, char ***names, size_t *n)
             char fp[2600];
             struct stat st;
             snprintf(fp, sizeof fp, "%s/%s", path, ents[i]->d_name);
-            if (stat(fp, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (lstat(fp, &st) != 0) {
+                /* gone since the listing */
+            } else if (S_ISREG(st.st_mode)) {
                 out[k] = strdup(ents[i]->d_name);
                 if (out[k])
                     k++;
+            } else if (!S_ISDIR(st.st_mode)) { /* folders are the sender's business */
+                quarantine_unread(sp, ents[i]->d_name, st.st_mode);
             }
         }
         free(ents[i]);
@@ -99,6 +123,7 @@ kb_err_t kb_spool_list(const struct kb_spool *sp, char ***names, size_t *n)
     free(ents);
     if (!out)
         return KB_ERR_NOMEM;
+    kb_adapter_spool_backlog(k);
     *names = out;
     *n = k;
     return KB_OK;
@@ -116,14 +141,16 @@ kb_err_t kb_spool_read(const struct kb_spool *sp, const char *name, size_t max, 
 {
     char path[2600];
     kb_spool_path(sp, "in", name, path, sizeof path);
-    int fd = open(path, O_RDONLY);
+    /* No links followed, no blocking on a fifo swapped in after the listing. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return KB_ERR_IO;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
         return KB_ERR_IO;
     }
+    kb_adapter_count_message("spool", "received");
     if ((size_t)st.st_size > max) {
         close(fd);
         return KB_ERR_RANGE;
@@ -170,7 +197,10 @@ static kb_err_t move(const struct kb_spool *sp, const char *name, const char *to
 
 kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name)
 {
-    return move(sp, name, "done");
+    kb_err_t err = move(sp, name, "done");
+    if (!err)
+        kb_adapter_count_message("spool", "accepted");
+    return err;
 }
 
 kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
@@ -218,10 +248,21 @@ kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const 
     kb_spool_path(sp, "quarantine", rname, rpath, sizeof rpath);
     char line[1200];
     int n = snprintf(line, sizeof line, "%s\n", reason);
-    kb_err_t err = kb_file_write_atomic(rpath, line, (size_t)(n < 0 ? 0 : n));
+    if (n < 0)
+        n = 0;
+    /* snprintf returns the length it wanted: a long reason (a file with many
+     * bad records) is cut, never written past the buffer. */
+    if ((size_t)n >= sizeof line) {
+        n = (int)sizeof line - 1;
+        memcpy(line + n - 4, "...\n", 4);
+    }
+    kb_err_t err = kb_file_write_atomic(rpath, line, (size_t)n);
     if (err)
         return err;
-    return move(sp, name, "quarantine");
+    err = move(sp, name, "quarantine");
+    if (!err)
+        kb_adapter_count_message("spool", "quarantined");
+    return err;
 }
 
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,

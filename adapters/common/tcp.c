@@ -22,20 +22,24 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapter_metrics.h"
 #include "ketenbus/log.h"
 
 #define COMP "tcp"
 #define WRITE_TIMEOUT_MS 10000 /* a peer that does not read its answer is dropped */
+#define FIRST_CHUNK      (64u << 10) /* first payload buffer; doubles as bytes arrive */
 
 struct conn {
     int fd;              /* -1 when the slot is free */
     char peer[64];       /* "ip:port" for logs */
     uint8_t hdr[4];      /* length prefix being read */
     size_t hdr_got;      /* bytes of hdr read so far */
-    uint8_t *buf;        /* frame payload (malloc'ed once the length is known) */
+    uint8_t *buf;        /* frame payload received so far (grows as it arrives) */
+    size_t cap;          /* allocated size of buf, counted in srv->buffered */
     size_t need;         /* frame length from the prefix; 0 while reading the prefix */
     size_t got;          /* payload bytes read so far */
     int64_t last_ms;     /* last activity, for the idle timeout */
+    int64_t frame_ms;    /* when the current frame's first byte came (0: between frames) */
 };
 
 struct kb_tcp_server {
@@ -44,6 +48,7 @@ struct kb_tcp_server {
     int lfd;                        /* listening socket */
     int port;                       /* bound port */
     struct conn *conns;             /* opts.max_clients slots */
+    size_t buffered;                /* sum of conns[].cap: the memory budget in use */
     struct kb_tcp_stats stats;      /* counters (tcp.h) */
 };
 
@@ -127,14 +132,42 @@ static int read_all(int fd, void *data, size_t len, int64_t deadline)
     return 0;
 }
 
+/* Drop @p c's payload buffer and give its bytes back to the budget. */
+static void conn_buf_free(kb_tcp_server_t *srv, struct conn *c)
+{
+    srv->buffered -= c->cap;
+    free(c->buf);
+    c->buf = NULL;
+    c->cap = 0;
+}
+
+/* Make room for at least one more payload byte of @p c, within the budget.
+ * 0 ok, -1 over the budget, -2 out of memory. */
+static int conn_buf_grow(kb_tcp_server_t *srv, struct conn *c)
+{
+    size_t cap = c->cap ? c->cap * 2 : FIRST_CHUNK;
+    if (cap > c->need)
+        cap = c->need;
+    if (srv->buffered - c->cap + cap > srv->opts.max_buffered)
+        return -1;
+    uint8_t *nb = realloc(c->buf, cap);
+    if (!nb)
+        return -2;
+    srv->buffered = srv->buffered - c->cap + cap;
+    c->buf = nb;
+    c->cap = cap;
+    return 0;
+}
+
 static void conn_close(kb_tcp_server_t *srv, struct conn *c, const char *why)
 {
-    (void)srv;
     if (c->fd < 0)
         return;
     KB_LOG_INFO(COMP, "connection closed", "peer=%s reason=%s", c->peer, why);
+    if (strcmp(why, "eof") != 0 && strcmp(why, "server-stopped") != 0)
+        kb_adapter_count_refused("tcp", why);
     close(c->fd);
-    free(c->buf);
+    conn_buf_free(srv, c);
     memset(c, 0, sizeof *c);
     c->fd = -1;
 }
@@ -160,6 +193,12 @@ kb_tcp_server_t *kb_tcp_server_new(const struct kb_tcp_server_opts *opts, char *
         srv->opts.max_clients = 64;
     if (srv->opts.idle_timeout_ms <= 0)
         srv->opts.idle_timeout_ms = 300000;
+    if (srv->opts.frame_timeout_ms <= 0)
+        srv->opts.frame_timeout_ms = 30000;
+    if (!srv->opts.max_buffered)
+        srv->opts.max_buffered = (size_t)64 << 20;
+    if (srv->opts.max_buffered < srv->opts.max_frame)
+        srv->opts.max_buffered = srv->opts.max_frame; /* one full frame always fits */
     srv->conns = calloc((size_t)srv->opts.max_clients, sizeof *srv->conns);
     if (!srv->conns) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "tcp: out of memory");
@@ -235,6 +274,8 @@ static void accept_one(kb_tcp_server_t *srv)
     if (!slot) {
         KB_LOG_WARN(COMP, "connection refused: too many clients", "max=%d",
                     srv->opts.max_clients);
+        atomic_fetch_add_explicit(&srv->stats.refused, 1, memory_order_relaxed);
+        kb_adapter_count_refused("tcp", "too-many-clients");
         close(fd);
         return;
     }
@@ -263,10 +304,14 @@ static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
     char reason[512] = "";
     atomic_fetch_add_explicit(&srv->stats.frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->stats.bytes, c->need, memory_order_relaxed);
+    kb_adapter_count_message("tcp", "received");
     enum kb_tcp_verdict v =
         srv->opts.on_frame(srv->opts.opaque, c->buf, c->need, c->peer, reason, sizeof reason);
     if (v != KB_TCP_ACK && v != KB_TCP_REJECT)
         v = KB_TCP_NACK;
+    kb_adapter_count_message("tcp", v == KB_TCP_ACK      ? "accepted"
+                                    : v == KB_TCP_REJECT ? "quarantined"
+                                                         : "retry");
     atomic_ullong *ctr = v == KB_TCP_ACK      ? &srv->stats.acks
                          : v == KB_TCP_REJECT ? &srv->stats.rejects
                                               : &srv->stats.nacks;
@@ -276,9 +321,9 @@ static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
     put_be32(ans, (uint32_t)(1 + rlen));
     ans[4] = (uint8_t)v;
     memcpy(ans + 5, reason, rlen);
-    free(c->buf);
-    c->buf = NULL;
+    conn_buf_free(srv, c);
     c->need = c->got = c->hdr_got = 0;
+    c->frame_ms = 0;
     if (write_all(c->fd, ans, 5 + rlen, WRITE_TIMEOUT_MS))
         conn_close(srv, c, "answer-write-failed");
 }
@@ -291,7 +336,21 @@ static void read_conn(kb_tcp_server_t *srv, struct conn *c)
         if (c->hdr_got < 4) {
             n = recv(c->fd, c->hdr + c->hdr_got, 4 - c->hdr_got, 0);
         } else {
-            n = recv(c->fd, c->buf + c->got, c->need - c->got, 0);
+            if (c->got == c->cap) {
+                int g = conn_buf_grow(srv, c);
+                if (g) {
+                    if (g == -1) {
+                        KB_LOG_WARN(COMP, "frame buffers over the memory budget; closing",
+                                    "peer=%s length=%zu budget=%zu", c->peer, c->need,
+                                    srv->opts.max_buffered);
+                        atomic_fetch_add_explicit(&srv->stats.over_budget, 1, memory_order_relaxed);
+                    }
+                    atomic_fetch_add_explicit(&srv->stats.bad_frames, 1, memory_order_relaxed);
+                    conn_close(srv, c, g == -1 ? "memory-budget" : "out-of-memory");
+                    return;
+                }
+            }
+            n = recv(c->fd, c->buf + c->got, c->cap - c->got, 0);
         }
         if (n < 0 && errno == EINTR)
             continue;
@@ -305,6 +364,8 @@ static void read_conn(kb_tcp_server_t *srv, struct conn *c)
             return;
         }
         c->last_ms = now_ms();
+        if (!c->frame_ms)
+            c->frame_ms = c->last_ms;
         if (c->hdr_got < 4) {
             c->hdr_got += (size_t)n;
             if (c->hdr_got < 4)
@@ -319,12 +380,7 @@ static void read_conn(kb_tcp_server_t *srv, struct conn *c)
             }
             c->need = len;
             c->got = 0;
-            c->buf = malloc(len);
-            if (!c->buf) {
-                conn_close(srv, c, "out-of-memory");
-                return;
-            }
-            continue;
+            continue; /* the buffer grows as the payload arrives */
         }
         c->got += (size_t)n;
         if (c->got == c->need) {
@@ -379,8 +435,19 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
         int64_t t = now_ms();
         for (int i = 0; i < srv->opts.max_clients; i++) {
             struct conn *c = &srv->conns[i];
-            if (c->fd >= 0 && t - c->last_ms > srv->opts.idle_timeout_ms)
+            if (c->fd < 0)
+                continue;
+            if (c->frame_ms && t - c->frame_ms > srv->opts.frame_timeout_ms) {
+                KB_LOG_WARN(COMP, "frame not complete within the deadline; closing",
+                            "peer=%s got=%zu length=%zu frame_timeout_ms=%d", c->peer, c->got,
+                            c->need, srv->opts.frame_timeout_ms);
+                atomic_fetch_add_explicit(&srv->stats.timeouts, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&srv->stats.bad_frames, 1, memory_order_relaxed);
+                conn_close(srv, c, "frame-timeout");
+            } else if (t - c->last_ms > srv->opts.idle_timeout_ms) {
+                atomic_fetch_add_explicit(&srv->stats.timeouts, 1, memory_order_relaxed);
                 conn_close(srv, c, "idle-timeout");
+            }
         }
     }
     free(pfds);

@@ -19,6 +19,16 @@
  *   the connection without an answer (the sender resends: nothing is lost,
  *   ids are deterministic so duplicates are dropped downstream).
  *
+ * Hostile peers: a frame must arrive whole within frame_timeout_ms of its
+ *   first byte (a sender dribbling a byte at a time is cut off however
+ *   steady), a connection silent for idle_timeout_ms between frames is
+ *   closed, at most max_clients connections are served (more are closed at
+ *   accept), and the payload buffers of all unfinished frames together stay
+ *   under max_buffered: a buffer grows with the bytes that actually arrived
+ *   (a 4-byte prefix claiming 8 MiB costs nothing), and a frame that would
+ *   push the total over the budget closes its connection. All of these
+ *   close without an answer, so an honest sender just resends.
+ *
  * Invariants:
  *  1. An 'A' or 'R' is written only after on_frame returned that verdict,
  *     i.e. after the broker acknowledged; a crash before the answer means
@@ -31,7 +41,8 @@
  * Connection states (server side, one per accepted socket):
  *   ACCEPTED --read 4 bytes--> HEADER --read length bytes--> FRAME
  *   FRAME --on_frame + write answer (kb_tcp_server_run)--> ACCEPTED
- *   any --EOF / bad length / I/O error / idle timeout--> CLOSED
+ *   any --EOF / bad length / I/O error / idle or frame timeout / over the
+ *         memory budget--> CLOSED
  */
 #ifndef KETENBUS_TCP_H
 #define KETENBUS_TCP_H
@@ -75,6 +86,11 @@ struct kb_tcp_server_opts {
     size_t max_frame;         /* largest accepted frame; default KB_TCP_DEFAULT_MAX_FRAME */
     int max_clients;          /* simultaneous connections; default 64, more are refused */
     int idle_timeout_ms;      /* close a connection silent this long; default 300000 */
+    int frame_timeout_ms;     /* a frame must arrive whole this long after its first
+                               * byte; default 30000 */
+    size_t max_buffered;      /* payload bytes held for unfinished frames, all
+                               * connections together; default 64 MiB (at least
+                               * max_frame) */
     kb_tcp_frame_cb *on_frame;/* required */
     void *opaque;             /* passed to on_frame and on_idle */
     kb_tcp_idle_cb *on_idle;  /* optional */
@@ -89,6 +105,9 @@ struct kb_tcp_stats {
     atomic_ullong nacks;       /* answered 'N' */
     atomic_ullong bad_frames;  /* connections closed for a bad length or partial frame */
     atomic_ullong bytes;       /* payload bytes received in complete frames */
+    atomic_ullong refused;     /* connections closed at accept: max_clients reached */
+    atomic_ullong timeouts;    /* connections closed: frame or idle timeout */
+    atomic_ullong over_budget; /* connections closed: max_buffered reached */
 };
 
 typedef struct kb_tcp_server kb_tcp_server_t;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "adapter.h"
+#include "adapter_metrics.h"
 #include "egress.h"
 #include "gba_egress.h"
 #include "gba_events.h"
@@ -376,11 +377,13 @@ static void on_http_bericht(kb_http_req_t *req, void *opaque)
     uint8_t *lo3 = NULL;
     size_t lo3_len = 0;
     char errstr[512], reason[600];
+    kb_adapter_count_message("http", "received");
     if (kb_lo3_from_json(body, len, &lo3, &lo3_len, errstr, sizeof errstr)) {
         /* not a message: the raw JSON goes to quarantine with the reason */
         pthread_mutex_lock(&g->lock);
         enum outcome q = quarantine(g, (const uint8_t *)body, len, "json", errstr, -1);
         pthread_mutex_unlock(&g->lock);
+        kb_adapter_count_message("http", q == OUT_RETRY ? "retry" : "quarantined");
         if (q == OUT_RETRY)
             kb_http_reply_error(req, 503, 50301, "quarantine not durable; retry");
         else
@@ -391,6 +394,9 @@ static void on_http_bericht(kb_http_req_t *req, void *opaque)
     kb_sha256_hex(lo3, lo3_len, sha);
     enum outcome out = process_message(g, lo3, lo3_len, wall_ms(), "", reason, sizeof reason);
     free(lo3);
+    kb_adapter_count_message("http", out == OUT_DONE          ? "accepted"
+                                     : out == OUT_QUARANTINED ? "quarantined"
+                                                              : "retry");
     if (out == OUT_DONE) {
         json_t *ok = json_pack("{s:s, s:s}", "status", "accepted", "bronBerichtId", "");
         char id[80];

@@ -66,6 +66,15 @@ kb_err_t kb_brk_zip_each(const uint8_t *buf, size_t len, const struct kb_brk_zip
                              "zip archive has more than %zu entries", lim->max_entries);
             goto out;
         }
+        /* A bomb that admits its size is refused before inflating a byte;
+         * one that lies is stopped by the counts below. */
+        if (archive_entry_size_is_set(e) && archive_entry_size(e) >= 0 &&
+            (uint64_t)archive_entry_size(e) > lim->max_entry) {
+            /* same words as when inflating finds it: reasons stay stable */
+            err = kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                             "zip entry %zu inflates beyond %zu bytes", entries, lim->max_entry);
+            goto out;
+        }
         const char *name = archive_entry_pathname(e);
         size_t n = 0;
         for (;;) {

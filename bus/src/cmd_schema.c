@@ -20,6 +20,7 @@
 #include "ketenbus/serve.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/registry.h"
 #include "ketenbus/schema.h"
 
@@ -352,6 +353,8 @@ static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_o
         fprintf(stderr, "error: http: %s\n", err);
         goto out;
     }
+    /* kb_registry_new read the schemas topic to its end: ready to answer. */
+    kb_metrics_set_ready(1);
     static atomic_int stop;
     kb_cmd_signals(&stop);
     printf("listening on %s://%s:%u\n", kb_serve_scheme(so), host, (unsigned)kb_http_port(h));

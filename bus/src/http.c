@@ -14,11 +14,23 @@
  *     sender that sees closed == 0 under s->mu may still write to the wake
  *     pipe: stop marks every stream closed (under its mutex) before it
  *     closes the pipe.
+ *  4. Every accepted connection has one struct conn (server thread only)
+ *     from on_new_bev until evhttp closes it (on_conn_close) or the server
+ *     stops; h->n_conns counts them, so the cap needs no libevent internals.
+ *     conn->deadline is pending exactly while a request is awaited (from
+ *     accept or the end of the previous response until the request is read)
+ *     and never while a stream answers on the connection.
  *
  * Server states: new --kb_http_start--> running --kb_http_stop--> stopped
  *                --kb_http_destroy--> freed. Stream states: open --client
  *                gone/server stop--> closed; open|closed --kb_http_stream_end
  *                --> ended (freed once the server let go too).
+ * Connection states: accepted (on_new_bev) --on_attach--> awaiting a request
+ *                (deadline pending) --on_request--> answering (no deadline)
+ *                --on_request_done--> awaiting the next request; any
+ *                --on_deadline / client gone / stop--> closed (on_conn_close).
+ *                Over the cap: accepted --on_attach--> refused (503 from
+ *                on_request, or closed by the deadline).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +62,7 @@
 
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
+#include "ketenbus/metrics.h"
 
 #define COMP "http"
 
@@ -63,6 +76,25 @@ struct auth_slot {
     char addr[64];       /* client address ("" = free) */
     time_t window_start; /* when its current window began */
     int failures;        /* failures inside that window */
+};
+
+/* A connection over the cap gets this long to send the request that is
+ * answered 503; slower ones are just closed. */
+#define REFUSE_GRACE_S 2
+
+struct kb_http_stream;
+
+/* One accepted connection (invariant 4). */
+struct conn {
+    kb_http_t *h;                   /* the server */
+    struct bufferevent *bev;        /* its bufferevent (owned by evhttp once attached) */
+    struct evhttp_connection *evcon;/* evhttp's connection, set by on_attach */
+    struct event *attach;           /* one-shot: runs once evhttp set the connection up */
+    struct event *deadline;         /* pending while a request is awaited */
+    int refused;                    /* accepted over max_connections: 1 = answer 503,
+                                     * 2 = far over it: close at once */
+    struct kb_http_stream *stream;  /* a stream answering on it, or NULL */
+    struct conn *prev, *next;       /* in h->conns */
 };
 
 struct route {
@@ -99,6 +131,10 @@ struct kb_http {
     int auth_fail_max;              /* failures per window before 429 */
     int auth_fail_window_s;         /* the window */
     size_t max_headers;             /* request line + headers limit */
+    int request_timeout_s;          /* total time for one request to arrive */
+    int max_conns;                  /* connections served at once */
+    int n_conns;                    /* struct conn alive (server thread) */
+    struct conn *conns;             /* every tracked connection (server thread) */
     SSL_CTX *ssl_ctx;               /* HTTPS context (after start), or NULL */
     struct auth_slot auth[AUTH_SLOTS]; /* failure counters (server thread) */
 };
@@ -120,6 +156,8 @@ struct kb_http_stream {
     kb_http_t *h;                   /* the server (only used while !closed) */
     struct evhttp_request *ev;      /* the request being answered (server thread) */
     struct evhttp_connection *conn; /* its connection, for the close callback */
+    struct conn *c;                 /* our record of that connection, or NULL when
+                                     * untracked (then conn's close callback is ours) */
     pthread_mutex_t mu;             /* guards the fields below */
     char *buf;                      /* queued bytes not yet handed to libevent */
     size_t len, cap;                /* used / allocated size of buf */
@@ -167,17 +205,20 @@ static void stream_release(kb_http_t *h, struct kb_http_stream *s)
             *pp = s->next;
             break;
         }
-    if (s->conn)
+    if (s->c)
+        s->c->stream = NULL;
+    else if (s->conn)
         evhttp_connection_set_closecb(s->conn, NULL, NULL);
+    s->c = NULL;
     pthread_mutex_lock(&s->mu);
     s->closed = 1;
     pthread_mutex_unlock(&s->mu);
     stream_unref(s);
 }
 
-static void on_stream_close(struct evhttp_connection *conn, void *arg)
+/* The connection under @p s is going away (client gone, error, stop). */
+static void stream_conn_gone(struct kb_http_stream *s)
 {
-    struct kb_http_stream *s = arg;
     KB_LOG_DBG(COMP, "stream client gone", "%s", "");
     /* On EOF/timeout/error libevent detaches an unfinished reply from its
      * connection instead of freeing it, leaving it to reply_end (which then
@@ -187,6 +228,145 @@ static void on_stream_close(struct evhttp_connection *conn, void *arg)
     s->conn = NULL; /* being freed by libevent */
     s->ev = NULL;
     stream_release(s->h, s);
+}
+
+static void on_stream_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    stream_conn_gone(arg);
+}
+
+/* --- connections (invariant 4) --- */
+
+static void conn_free(struct conn *c)
+{
+    kb_http_t *h = c->h;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->n_conns--;
+    if (c->attach)
+        event_free(c->attach);
+    if (c->deadline)
+        event_free(c->deadline);
+    free(c);
+}
+
+static struct conn *conn_find(kb_http_t *h, struct evhttp_connection *evcon)
+{
+    for (struct conn *c = h->conns; c && evcon; c = c->next)
+        if (c->evcon == evcon)
+            return c;
+    return NULL;
+}
+
+static void conn_arm(struct conn *c, int seconds)
+{
+    struct timeval tv = {.tv_sec = seconds, .tv_usec = 0};
+    evtimer_add(c->deadline, &tv);
+}
+
+static void count_refused(const char *reason)
+{
+    kb_metrics_counter_add("kb_http_refused_total", 1, reason, NULL);
+}
+
+static void on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+    struct conn *c = arg;
+    (void)evcon;
+    if (c->stream)
+        stream_conn_gone(c->stream); /* clears c->stream */
+    conn_free(c);
+}
+
+/* Close @p c now (evhttp frees the connection and any unread request). */
+static void conn_drop(struct conn *c)
+{
+    struct evhttp_connection *evcon = c->evcon;
+    if (c->stream) {
+        /* never armed while streaming; be safe anyway */
+        evtimer_del(c->deadline);
+        return;
+    }
+    if (evcon)
+        evhttp_connection_set_closecb(evcon, NULL, NULL);
+    conn_free(c);
+    if (evcon)
+        evhttp_connection_free(evcon);
+}
+
+static const char *conn_peer(struct conn *c, char *buf, size_t size)
+{
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (c->evcon)
+        evhttp_connection_get_peer(c->evcon, &addr, &port);
+    snprintf(buf, size, "%s:%u", addr ? addr : "?", (unsigned)port);
+    return buf;
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    char peer[80];
+    (void)fd;
+    (void)what;
+    if (c->refused) {
+        KB_LOG_WARN(COMP, "connection refused: too many connections", "client=%s max=%d",
+                    conn_peer(c, peer, sizeof peer), c->h->max_conns);
+    } else {
+        KB_LOG_WARN(COMP, "request not complete within the deadline; connection closed",
+                    "client=%s request_timeout_s=%d", conn_peer(c, peer, sizeof peer),
+                    c->h->request_timeout_s);
+        count_refused("request-timeout");
+    }
+    conn_drop(c);
+}
+
+/* Runs right after evhttp set up the connection that on_new_bev's
+ * bufferevent belongs to: evhttp made itself the bufferevent's callback
+ * argument, which is how we learn its evhttp_connection (libevent 2.1 has
+ * no public hook for new connections). */
+static void on_attach(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    kb_http_t *h = c->h;
+    void *cbarg = NULL;
+    (void)fd;
+    (void)what;
+    bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+    c->evcon = cbarg;
+    if (!c->evcon) { /* not adopted by evhttp: nothing to watch */
+        conn_free(c);
+        return;
+    }
+    evhttp_connection_set_closecb(c->evcon, on_conn_close, c);
+    if (!c->refused) {
+        conn_arm(c, h->request_timeout_s);
+        return;
+    }
+    count_refused("max-connections");
+    if (c->refused == 2) {
+        char peer[80];
+        KB_LOG_WARN(COMP, "connection closed: far too many connections", "client=%s open=%d",
+                    conn_peer(c, peer, sizeof peer), h->n_conns);
+        conn_drop(c);
+        return;
+    }
+    conn_arm(c, REFUSE_GRACE_S < h->request_timeout_s ? REFUSE_GRACE_S : h->request_timeout_s);
+}
+
+/* A response went out completely: the connection awaits its next request. */
+static void on_request_done(struct evhttp_request *ev, void *arg)
+{
+    struct conn *c = arg;
+    (void)ev;
+    if (!c->stream)
+        conn_arm(c, c->h->request_timeout_s);
 }
 
 /* Server thread: hand queued bytes to libevent, finish ended streams. */
@@ -254,7 +434,13 @@ kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const cha
     s->refs = 2;
     s->next = req->h->streams;
     req->h->streams = s;
-    evhttp_connection_set_closecb(s->conn, on_stream_close, s);
+    s->c = conn_find(req->h, s->conn);
+    if (s->c) {
+        s->c->stream = s;
+        evtimer_del(s->c->deadline);
+    } else {
+        evhttp_connection_set_closecb(s->conn, on_stream_close, s);
+    }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     evhttp_add_header(out, "Content-Type", content_type ? content_type : "text/plain");
     evhttp_add_header(out, "Cache-Control", "no-cache");
@@ -447,6 +633,23 @@ static void on_request(struct evhttp_request *ev, void *arg)
     req.ev = ev;
     req.method = method_name(evhttp_request_get_command(ev));
 
+    /* The request is in: its deadline is met; the next one starts when
+     * this answer has gone out. */
+    struct conn *c = conn_find(h, evhttp_request_get_connection(ev));
+    if (c) {
+        evtimer_del(c->deadline);
+        evhttp_request_set_on_complete_cb(ev, on_request_done, c);
+        if (c->refused) {
+            char peer[80];
+            KB_LOG_WARN(COMP, "connection refused: too many connections", "client=%s max=%d",
+                        conn_peer(c, peer, sizeof peer), h->max_conns);
+            kb_http_reply_header(&req, "Retry-After", "1");
+            kb_http_reply_header(&req, "Connection", "close");
+            kb_http_reply_error(&req, 503, 50303, "too many connections; retry later");
+            return;
+        }
+    }
+
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
     const char *raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (!raw_path || !*raw_path)
@@ -622,6 +825,8 @@ kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t err
     h->max_body = opts && opts->max_body ? opts->max_body : (size_t)1 << 20;
     h->timeout_s = opts && opts->timeout_s > 0 ? opts->timeout_s : 30;
     h->max_headers = opts && opts->max_headers ? opts->max_headers : (size_t)16 << 10;
+    h->request_timeout_s = opts && opts->request_timeout_s > 0 ? opts->request_timeout_s : 10;
+    h->max_conns = opts && opts->max_connections > 0 ? opts->max_connections : 256;
     h->auth_fail_max = opts && opts->auth_fail_max > 0 ? opts->auth_fail_max : 10;
     h->auth_fail_window_s = opts && opts->auth_fail_window_s > 0 ? opts->auth_fail_window_s : 60;
     if (opts) {
@@ -691,15 +896,47 @@ kb_err_t kb_http_route(kb_http_t *h, const char *method, const char *prefix, kb_
     return KB_OK;
 }
 
-/* New connection on an HTTPS server: wrap the socket in TLS. */
+/* A new connection: its bufferevent (wrapped in TLS on an HTTPS server)
+ * and its struct conn, counted against the cap. evhttp sets the
+ * connection up after this returns; on_attach runs right after that. */
 static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
 {
     kb_http_t *h = arg;
-    SSL *ssl = SSL_new(h->ssl_ctx);
-    if (!ssl)
+    struct bufferevent *bev;
+    if (h->ssl_ctx) {
+        SSL *ssl = SSL_new(h->ssl_ctx);
+        if (!ssl)
+            return NULL;
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (!bev)
         return NULL;
-    return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                          BEV_OPT_CLOSE_ON_FREE);
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return bev; /* served, untracked: only under memory exhaustion */
+    c->h = h;
+    c->bev = bev;
+    c->attach = event_new(base, -1, 0, on_attach, c);
+    c->deadline = evtimer_new(base, on_deadline, c);
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    if (!c->attach || !c->deadline) {
+        conn_free(c);
+        return bev;
+    }
+    /* Decided now, in accept order (on_attach runs after a whole batch). */
+    int hard = h->max_conns + (h->max_conns / 4 > 16 ? h->max_conns / 4 : 16);
+    c->refused = h->n_conns > hard ? 2 : h->n_conns > h->max_conns ? 1 : 0;
+    /* Active now, so it runs in this loop pass, before any I/O callback of
+     * the new connection can. */
+    event_active(c->attach, EV_TIMEOUT, 0);
+    return bev;
 }
 
 /* Read the bearer token file and keep only its SHA-256. */
@@ -764,7 +1001,6 @@ static kb_err_t security_init(kb_http_t *h, char *errstr, size_t errstr_size)
          * a certificate that is offered must verify or the handshake fails. */
         SSL_CTX_set_verify(h->ssl_ctx, SSL_VERIFY_PEER, NULL);
     }
-    evhttp_set_bevcb(h->http, on_new_bev, h);
     return KB_OK;
 }
 
@@ -781,7 +1017,9 @@ static void server_teardown(kb_http_t *h)
     while (h->streams)
         stream_release(h, h->streams);
     if (h->http)
-        evhttp_free(h->http);
+        evhttp_free(h->http); /* closes every connection: on_conn_close */
+    while (h->conns)          /* accepted but never attached */
+        conn_free(h->conns);
     if (h->wake_ev)
         event_free(h->wake_ev);
     if (h->base)
@@ -824,6 +1062,11 @@ kb_err_t kb_http_start(kb_http_t *h, char *errstr, size_t errstr_size)
     evhttp_set_max_headers_size(h->http, (ev_ssize_t)h->max_headers);
     evhttp_set_max_body_size(h->http, (ev_ssize_t)h->max_body);
     evhttp_set_timeout(h->http, h->timeout_s);
+    evhttp_set_bevcb(h->http, on_new_bev, h);
+    kb_metrics_declare(KB_METRIC_COUNTER, "kb_http_refused_total",
+                       "HTTP connections refused (max-connections) or cut off because a request "
+                       "did not arrive in time (request-timeout)",
+                       "reason", NULL, 0);
     evhttp_set_allowed_methods(h->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
                                             EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);

@@ -268,13 +268,28 @@ kb_err_t kb__registry_sync(kb_registry_t *r, struct kb_registry_status *st)
         return KB_ERR_NOMEM;
     }
     int64_t lo = 0, hi = 0;
-    rd_kafka_resp_err_t e =
-        rd_kafka_query_watermark_offsets(r->consumer, r->topic, 0, &lo, &hi, r->timeout_ms);
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    rd_kafka_resp_err_t e;
+    /* Right after the topic was created its partition may have no leader
+     * yet (UNKNOWN_TOPIC_OR_PART, NOT_LEADER, LEADER_NOT_AVAILABLE): that
+     * passes within moments, so wait for it instead of failing start-up. */
+    for (;;) {
+        e = rd_kafka_query_watermark_offsets(r->consumer, r->topic, 0, &lo, &hi, r->timeout_ms);
+        if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+            e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
+            e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+            break;
+        struct timespec now, pause = {0, 200 * 1000000L};
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > r->timeout_ms)
+            break;
+        nanosleep(&pause, NULL);
+    }
     if (e) {
         status_set(st, 500, 50001, "Error in the backend data store: %s", rd_kafka_err2str(e));
         return KB_ERR_KAFKA;
     }
-    struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     while (r->next_offset < hi) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, 100);

@@ -50,7 +50,28 @@ struct kb_http_opts {
     int auth_fail_window_s;         /* that window; 0 = 60 s */
     size_t max_headers;             /* request line + headers limit; 0 = 16 KiB
                                      * (larger: 431-like refusal, connection closed) */
+
+    /* --- slow and numerous clients (see "Deadlines" below) --- */
+    int request_timeout_s;          /* a whole request (TLS handshake, headers and
+                                     * body) must arrive within this; 0 = 10 s */
+    int max_connections;            /* simultaneous connections; 0 = 256 */
 };
+/*
+ * Deadlines: timeout_s bounds silence (no byte for that long closes the
+ * connection); request_timeout_s bounds the total time from accepting a
+ * connection, or from the end of the previous response on a kept-alive one,
+ * until the request's last body byte, so a client dribbling a byte every few
+ * seconds (slowloris) is cut off after request_timeout_s whatever its pace.
+ * The connection is closed without an answer (what nginx does too). A
+ * streaming response (kb_http_stream_start) is not subject to it.
+ *
+ * Connection cap: a connection accepted while max_connections are open is
+ * answered 503 {"error_code": 50303} with Retry-After: 1 and closed once its
+ * request is read (it has 2 s for that); beyond max_connections plus a
+ * quarter (at least 16) more, connections are closed at once. Connections
+ * already being served are not disturbed. Both are counted in
+ * kb_http_refused_total{reason="max-connections"|"request-timeout"}.
+ */
 /*
  * Authentication: when tls_client_ca_file or token_file is set, every
  * request must present a verified client certificate or the bearer token

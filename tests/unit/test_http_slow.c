@@ -1,0 +1,274 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* test_http_slow.c - the HTTP server against slow and numerous clients: a
+ * slowloris dribbling header or body bytes is cut off at request_timeout_s
+ * whatever its pace, a streaming answer is not, and connections over
+ * max_connections get 503 (or are closed) while those already open are
+ * still served. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kb_test.h"
+#include "ketenbus/http.h"
+#include "ketenbus/metrics.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void h_ok(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_reply(req, 200, "text/plain", "ok", 2);
+}
+
+static void *feed(void *arg)
+{
+    kb_http_stream_t *s = arg;
+    for (int i = 0; i < 5; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "data: %d\n\n", i);
+        kb_http_stream_send(s, line, (size_t)n);
+        usleep(400 * 1000);
+    }
+    kb_http_stream_end(s);
+    return NULL;
+}
+
+static void h_stream(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_stream_t *s = kb_http_stream_start(req, 200, "text/event-stream");
+    pthread_t t;
+    pthread_create(&t, NULL, feed, s);
+    pthread_detach(t);
+}
+
+static int dial(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_str(int fd, const char *s)
+{
+    ssize_t n = send(fd, s, strlen(s), MSG_NOSIGNAL);
+    (void)n;
+}
+
+/*
+ * Send @p head, then one byte of @p drip every @p every_ms until the server
+ * closes the connection (or @p give_up_s passes). Returns the seconds from
+ * the first byte to the close, or -1 when it never closed; *answered is set
+ * when any response bytes came back.
+ */
+static double dribble(uint16_t port, const char *head, const char *drip, int every_ms,
+                      double give_up_s, int *answered)
+{
+    int fd = dial(port);
+    if (fd < 0)
+        return -1;
+    *answered = 0;
+    double t0 = now_s();
+    send_str(fd, head);
+    size_t i = 0, n = strlen(drip);
+    double closed = -1;
+    while (now_s() - t0 < give_up_s) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, every_ms) > 0) {
+            char buf[256];
+            ssize_t r = recv(fd, buf, sizeof buf, 0);
+            if (r > 0) {
+                *answered = 1;
+                continue;
+            }
+            closed = now_s() - t0;
+            break;
+        }
+        char b = drip[i++ % n];
+        if (send(fd, &b, 1, MSG_NOSIGNAL) < 0) {
+            closed = now_s() - t0;
+            break;
+        }
+    }
+    close(fd);
+    return closed;
+}
+
+/* Read one response from @p fd (Connection: close or a short reply) within 3 s. */
+static int read_reply(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    double t0 = now_s();
+    while (got + 1 < size && now_s() - t0 < 3) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = recv(fd, buf + got, size - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") && (strstr(buf, "\r\n\r\nok") || strstr(buf, "}")))
+            break;
+    }
+    buf[got] = '\0';
+    return (int)got;
+}
+
+/* True when the server closed @p fd within @p ms without sending anything. */
+static int closed_within(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, ms) <= 0)
+        return 0;
+    char b;
+    return recv(fd, &b, 1, 0) <= 0;
+}
+
+static void test_deadlines(void)
+{
+    char err[256];
+    struct kb_http_opts o = {.request_timeout_s = 1, .timeout_s = 30};
+    kb_http_t *h = kb_http_new(&o, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_http_route(h, "*", "/ok", h_ok, NULL), KB_OK);
+    CHECK_INT(kb_http_route(h, "GET", "/events", h_stream, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    uint16_t port = kb_http_port(h);
+    double before =
+        kb_series_value(kb_metrics_series("kb_http_refused_total", "request-timeout", NULL));
+
+    /* slowloris on the headers: a byte every 300 ms never ends the header
+     * block; the idle timeout (30 s) alone would never fire */
+    int answered = 0;
+    double t = dribble(port, "GET /ok HTTP/1.1\r\nHost: x\r\n", "X-a: b\r\n", 300, 6, &answered);
+    CHECK(t >= 0.9);
+    CHECK(t < 2.5);
+    CHECK_INT(answered, 0);
+
+    /* slowloris on the body: headers complete, body dribbled */
+    t = dribble(port, "POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "y", 300, 6,
+                &answered);
+    CHECK(t >= 0.9);
+    CHECK(t < 2.5);
+    CHECK_INT(answered, 0);
+
+    /* a silent connection is cut at the same deadline */
+    int fd = dial(port);
+    double t0 = now_s();
+    CHECK(closed_within(fd, 3000));
+    CHECK(now_s() - t0 < 2.5);
+    close(fd);
+    CHECK(kb_series_value(kb_metrics_series("kb_http_refused_total", "request-timeout", NULL)) >=
+          before + 3);
+
+    /* well-behaved clients are unaffected: keep-alive requests in a row,
+     * each within the deadline, on one connection, spanning more than it */
+    fd = dial(port);
+    char buf[4096];
+    for (int i = 0; i < 3; i++) {
+        send_str(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+        CHECK(read_reply(fd, buf, sizeof buf) > 0);
+        CHECK(strstr(buf, "HTTP/1.1 200") == buf);
+        usleep(600 * 1000);
+    }
+    /* ... and the idle kept-alive connection then goes at the deadline */
+    CHECK(closed_within(fd, 2000));
+    close(fd);
+
+    /* a streaming answer outlives the request deadline (2 s of events) */
+    char url[128];
+    struct kb_http_response r;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/events", (unsigned)port);
+    CHECK_INT(kb_http_fetch("GET", url, NULL, NULL, 0, 8000, &r, err, sizeof err), KB_OK);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+    kb_http_response_fini(&r);
+    kb_http_destroy(h);
+}
+
+static void test_connection_cap(void)
+{
+    char err[256];
+    struct kb_http_opts o = {.request_timeout_s = 10, .max_connections = 4};
+    kb_http_t *h = kb_http_new(&o, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_http_route(h, "GET", "/ok", h_ok, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    uint16_t port = kb_http_port(h);
+    char buf[4096];
+
+    /* a well-behaved client with a kept-alive connection */
+    int good = dial(port);
+    send_str(good, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(read_reply(good, buf, sizeof buf) > 0);
+    CHECK(strstr(buf, "HTTP/1.1 200") == buf);
+
+    /* three idle ones fill the cap (4) */
+    int idle[3];
+    for (int i = 0; i < 3; i++)
+        idle[i] = dial(port);
+    usleep(200 * 1000);
+
+    /* the fifth is answered 503 with a reason and Retry-After, then closed */
+    int over = dial(port);
+    send_str(over, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(read_reply(over, buf, sizeof buf) > 0);
+    CHECK(strstr(buf, "HTTP/1.1 503") == buf);
+    CHECK(strstr(buf, "Retry-After: 1") != NULL);
+    CHECK(strstr(buf, "\"error_code\":50303") != NULL);
+    CHECK(closed_within(over, 2000));
+    close(over);
+
+    /* far beyond the cap (4 + 16): closed at once, without reading */
+    int flood[24];
+    for (int i = 0; i < 24; i++)
+        flood[i] = dial(port);
+    usleep(300 * 1000);
+    CHECK(flood[23] >= 0 && closed_within(flood[23], 500));
+
+    /* the client that was already in is still served meanwhile */
+    send_str(good, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(read_reply(good, buf, sizeof buf) > 0);
+    CHECK(strstr(buf, "HTTP/1.1 200") == buf);
+
+    /* once the idle ones go, new clients are served again */
+    for (int i = 0; i < 24; i++)
+        if (flood[i] >= 0)
+            close(flood[i]);
+    for (int i = 0; i < 3; i++)
+        close(idle[i]);
+    close(good);
+    usleep(300 * 1000);
+    char url[128];
+    struct kb_http_response r;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ok", (unsigned)port);
+    CHECK_INT(kb_http_fetch("GET", url, NULL, NULL, 0, 3000, &r, err, sizeof err), KB_OK);
+    CHECK_INT(r.status, 200);
+    kb_http_response_fini(&r);
+    CHECK(kb_series_value(kb_metrics_series("kb_http_refused_total", "max-connections", NULL)) >=
+          2);
+    kb_http_destroy(h);
+}
+
+int main(void)
+{
+    test_deadlines();
+    test_connection_cap();
+    KB_TEST_DONE();
+}

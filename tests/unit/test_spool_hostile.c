@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* test_spool_hostile.c - spool folders against hostile senders: a symbolic
+ * link (to a secret) and a fifo dropped into in/ are quarantined unread with
+ * a reason, a read never follows a link nor blocks on a fifo, and a reason
+ * longer than the reason buffer is cut instead of written past it (found by
+ * tests/integration/hostile_input.sh: svb's reason for a file full of bad
+ * records overflowed kb_spool_quarantine's stack buffer). */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/spool.h"
+#include "kb_test.h"
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static size_t slurp(const char *path, char *out, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, size - 1, f) : 0;
+    out[n] = '\0';
+    if (f)
+        fclose(f);
+    return n;
+}
+
+int main(void)
+{
+    char root[] = "/tmp/kb-test-spool-hostile-XXXXXX", errstr[256], path[4096], secret[4096];
+    char buf[8192];
+    CHECK(mkdtemp(root) != NULL);
+    struct kb_spool sp;
+    CHECK_INT(kb_spool_open(&sp, root, errstr, sizeof errstr), KB_OK);
+    snprintf(secret, sizeof secret, "%s/secret.key", root);
+    put(secret, "TOP-SECRET-KEY-MATERIAL\n");
+
+    /* a link to the secret, a fifo and one honest file */
+    kb_spool_path(&sp, "in", "001-link.lo3", path, sizeof path);
+    CHECK_INT(symlink(secret, path), 0);
+    kb_spool_path(&sp, "in", "002-fifo.lo3", path, sizeof path);
+    CHECK_INT(mkfifo(path, 0600), 0);
+    kb_spool_path(&sp, "in", "003-good.lo3", path, sizeof path);
+    put(path, "good");
+
+    /* reading them directly: neither followed nor blocking */
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int64_t mtime = 0;
+    CHECK_INT(kb_spool_read(&sp, "001-link.lo3", 1 << 20, &data, &len, &mtime), KB_ERR_IO);
+    CHECK_INT(kb_spool_read(&sp, "002-fifo.lo3", 1 << 20, &data, &len, &mtime), KB_ERR_IO);
+    CHECK(data == NULL);
+
+    /* the listing offers only the regular file and quarantines the others unread */
+    char **names = NULL;
+    size_t n = 0;
+    CHECK_INT(kb_spool_list(&sp, &names, &n), KB_OK);
+    CHECK_INT(n, 1);
+    if (n == 1)
+        CHECK_STR(names[0], "003-good.lo3");
+    kb_spool_names_free(names, n);
+    struct stat st;
+    kb_spool_path(&sp, "quarantine", "001-link.lo3", path, sizeof path);
+    CHECK(lstat(path, &st) == 0 && S_ISLNK(st.st_mode)); /* the link moved, not its target */
+    kb_spool_path(&sp, "quarantine", "001-link.lo3.reason", path, sizeof path);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR(buf, "not a regular file (symbolic link); not read\n");
+    kb_spool_path(&sp, "quarantine", "002-fifo.lo3.reason", path, sizeof path);
+    slurp(path, buf, sizeof buf);
+    CHECK_STR(buf, "not a regular file (fifo); not read\n");
+    CHECK(lstat(secret, &st) == 0 && S_ISREG(st.st_mode)); /* the target untouched */
+
+    /* a 5000-byte reason: cut to the buffer (1199 bytes), marked, no overflow */
+    char reason[5001];
+    memset(reason, 'r', 5000);
+    reason[5000] = '\0';
+    CHECK_INT(kb_spool_quarantine(&sp, "003-good.lo3", reason), KB_OK);
+    kb_spool_path(&sp, "quarantine", "003-good.lo3.reason", path, sizeof path);
+    size_t got = slurp(path, buf, sizeof buf);
+    CHECK_INT(got, 1199);
+    CHECK(got == 1199 && !memcmp(buf + 1195, "...\n", 4) && buf[0] == 'r' && buf[1194] == 'r');
+
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    CHECK_INT(system(cmd), 0);
+    KB_TEST_DONE();
+}

@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/* test_tcp.c - the adapters' TCP transport against hostile peers: frames
+ * dribbled a byte at a time are cut off at frame_timeout_ms, bad lengths
+ * close the connection, length prefixes claiming megabytes cost only what
+ * arrived and all unfinished frames together stay within max_buffered,
+ * connections over max_clients are closed at accept; an honest client is
+ * served before, during and after all of it. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/tcp.h"
+#include "kb_test.h"
+#include "ketenbus/metrics.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t len,
+                                    const char *peer, char *reason, size_t reason_size)
+{
+    (void)opaque;
+    (void)peer;
+    if (len >= 2 && !memcmp(frame, "ok", 2))
+        return KB_TCP_ACK;
+    snprintf(reason, reason_size, "test: not ok (%zu bytes)", len);
+    return KB_TCP_REJECT;
+}
+
+struct server {
+    kb_tcp_server_t *srv;
+    atomic_int stop;
+    pthread_t t;
+};
+
+static void *run(void *arg)
+{
+    struct server *s = arg;
+    char err[256];
+    kb_tcp_server_run(s->srv, &s->stop, err, sizeof err);
+    return NULL;
+}
+
+static int dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void put_len(int fd, uint32_t len)
+{
+    uint8_t h[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
+    ssize_t n = send(fd, h, 4, MSG_NOSIGNAL);
+    (void)n;
+}
+
+/* Seconds until the server closes @p fd (reading and discarding), or -1
+ * when it stays open for @p give_up_s; sends one byte every @p drip_ms
+ * (0: none) meanwhile. */
+static double wait_closed(int fd, int drip_ms, double give_up_s)
+{
+    double t0 = now_s();
+    while (now_s() - t0 < give_up_s) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, drip_ms ? drip_ms : 100) > 0) {
+            char buf[512];
+            if (recv(fd, buf, sizeof buf, 0) <= 0)
+                return now_s() - t0;
+            continue;
+        }
+        if (drip_ms && send(fd, "x", 1, MSG_NOSIGNAL) < 0)
+            return now_s() - t0;
+    }
+    return -1;
+}
+
+static void honest(int port, const char *what)
+{
+    char err[256], reason[128];
+    kb_tcp_client_t *c = kb_tcp_client_new("127.0.0.1", port, 2000, err, sizeof err);
+    CHECK(c != NULL);
+    if (!c) {
+        fprintf(stderr, "honest client (%s): %s\n", what, err);
+        return;
+    }
+    enum kb_tcp_verdict v = KB_TCP_NACK;
+    CHECK_INT(
+        kb_tcp_client_send(c, "ok-message", 10, 3000, &v, reason, sizeof reason, err, sizeof err),
+        KB_OK);
+    CHECK_INT(v, KB_TCP_ACK);
+    CHECK_INT(kb_tcp_client_send(c, "garbage", 7, 3000, &v, reason, sizeof reason, err, sizeof err),
+              KB_OK);
+    CHECK_INT(v, KB_TCP_REJECT);
+    CHECK_STR(reason, "test: not ok (7 bytes)");
+    kb_tcp_client_destroy(c);
+}
+
+int main(void)
+{
+    char err[256];
+    struct kb_tcp_server_opts o = {.max_frame = 1u << 20,
+                                   .max_clients = 4,
+                                   .idle_timeout_ms = 30000,
+                                   .frame_timeout_ms = 800,
+                                   .max_buffered = 2u << 20,
+                                   .on_frame = on_frame};
+    struct server s = {0};
+    s.srv = kb_tcp_server_new(&o, err, sizeof err);
+    CHECK(s.srv != NULL);
+    if (!s.srv)
+        KB_TEST_DONE();
+    int port = kb_tcp_server_port(s.srv);
+    pthread_create(&s.t, NULL, run, &s);
+    const struct kb_tcp_stats *st = kb_tcp_server_stats(s.srv);
+    honest(port, "first");
+
+    /* a frame dribbled a byte every 150 ms: cut at the frame deadline, no answer */
+    int fd = dial(port);
+    put_len(fd, 100);
+    double t = wait_closed(fd, 150, 5);
+    CHECK(t >= 0.7 && t < 2.0);
+    close(fd);
+    CHECK_INT(atomic_load(&st->timeouts), 1);
+
+    /* half a length prefix, then silence: the same deadline */
+    fd = dial(port);
+    CHECK_INT(send(fd, "\0\0", 2, MSG_NOSIGNAL), 2);
+    t = wait_closed(fd, 0, 5);
+    CHECK(t >= 0.7 && t < 2.0);
+    close(fd);
+    CHECK_INT(atomic_load(&st->timeouts), 2);
+
+    /* lengths 0 and over max_frame close the connection at once */
+    fd = dial(port);
+    put_len(fd, 0);
+    t = wait_closed(fd, 0, 2);
+    CHECK(t >= 0 && t < 0.5);
+    close(fd);
+    fd = dial(port);
+    put_len(fd, (1u << 20) + 1);
+    t = wait_closed(fd, 0, 2);
+    CHECK(t >= 0 && t < 0.5);
+    close(fd);
+    CHECK_INT(atomic_load(&st->bad_frames), 4);
+
+    /* three prefixes claiming 1 MiB each, with 700 KiB sent: buffers grow
+     * with what arrived, and the third would pass the 2 MiB budget */
+    static uint8_t junk[700u << 10];
+    memset(junk, 'j', sizeof junk);
+    int big[3];
+    for (int i = 0; i < 3; i++) {
+        big[i] = dial(port);
+        put_len(big[i], 1u << 20);
+        size_t off = 0;
+        while (off < sizeof junk) {
+            struct pollfd p = {big[i], POLLOUT, 0};
+            if (poll(&p, 1, 500) <= 0)
+                break;
+            ssize_t w = send(big[i], junk + off, sizeof junk - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+        usleep(100 * 1000);
+    }
+    CHECK_INT(atomic_load(&st->over_budget), 1);
+    for (int i = 0; i < 3; i++)
+        close(big[i]);
+    usleep(300 * 1000);
+    honest(port, "after the budget");
+
+    /* max_clients: four idle connections fill the server, a fifth is
+     * closed at accept; once one goes, honest clients are served again */
+    int idle[4];
+    for (int i = 0; i < 4; i++)
+        idle[i] = dial(port);
+    usleep(300 * 1000);
+    fd = dial(port);
+    t = wait_closed(fd, 0, 0.6);
+    CHECK(t >= 0 && t < 0.5);
+    close(fd);
+    CHECK_INT(atomic_load(&st->refused), 1);
+    /* the idle ones are cut at the frame deadline only once they send a
+     * byte; silent ones wait for the idle timeout: free a slot by hand */
+    close(idle[0]);
+    usleep(400 * 1000);
+    honest(port, "with three idle");
+    for (int i = 1; i < 4; i++)
+        close(idle[i]);
+
+    /* the refusals are on /metrics (source = the program name here) */
+    CHECK(kb_series_value(kb_metrics_series("kb_adapter_refused_total", "test_tcp", "tcp",
+                                            "frame-timeout", NULL)) == 2);
+    CHECK(kb_series_value(kb_metrics_series("kb_adapter_refused_total", "test_tcp", "tcp",
+                                            "memory-budget", NULL)) == 1);
+    CHECK(kb_series_value(kb_metrics_series("kb_adapter_refused_total", "test_tcp", "tcp",
+                                            "too-many-clients", NULL)) == 1);
+    CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
+                                            "accepted", NULL)) == 3);
+    CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
+                                            "quarantined", NULL)) == 3);
+
+    atomic_store(&s.stop, 1);
+    pthread_join(s.t, NULL);
+    kb_tcp_server_destroy(s.srv);
+    KB_TEST_DONE();
+}
