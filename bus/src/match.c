@@ -3,9 +3,17 @@
  * match.c - the subscription index and filter evaluation (see match.h).
  *
  * Index shape: type -> bucket; a bucket holds the subscriptions of that type
- * that require one exact ce_source in a source -> list table, and the rest
- * in a plain list. Invariant: every (subscription, type) pair is in exactly
- * one place, so a subscription is returned at most once per event.
+ * that require one exact ce_source in a source -> list table; those that
+ * require a payload field to equal one of a few values (`=` or `in`, at the
+ * top or inside a top-level `all`) in a value -> list table per field path;
+ * and the rest in a plain list. Invariant: every (subscription, type) pair is
+ * in exactly one of these lists, or, for `in`, in the lists of its distinct
+ * values of one path (an event has one value per path, so it meets the
+ * subscription at most once). Candidates are then evaluated in full.
+ *
+ * Field values are looked up by a canonical key that makes two values the
+ * same key exactly when the filter's comparison calls them equal: numbers
+ * (both sides parse entirely) compare as numbers, everything else as bytes.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,9 +24,15 @@
 
 #include "match.h"
 
+/* One subscription in one list, with what accepting it needs most often
+ * copied in, so a candidate costs no visit to the subscription itself. */
 struct entry {
     const struct kb_sub *sub;
     size_t order;               /* position in kb_subs, to return matches in file order */
+    int64_t valid_from_ms, valid_until_ms;
+    int follows;                /* the subscription has a follow list */
+    int decided;                /* its whole filter is the clause this list is keyed on:
+                                 * being found here means the filter is true */
 };
 
 struct list {
@@ -29,13 +43,22 @@ struct list {
 /* Open-addressing string -> list table. */
 struct strmap {
     char **keys;
+    uint64_t *hashes;           /* hash of each key: most probes end without touching it */
     struct list *vals;
     size_t cap;                 /* power of two; at most half full */
     size_t n;
 };
 
+/* Subscriptions that require payload field `path` to have one of a few values. */
+struct field_index {
+    char *path;
+    struct strmap by_value;     /* canonical value key -> subscriptions */
+};
+
 struct bucket {
     struct strmap by_source;    /* subscriptions that require this exact source */
+    struct field_index *fields; /* per field path */
+    size_t n_fields;
     struct list rest;           /* every other subscription of the type */
 };
 
@@ -45,15 +68,26 @@ struct kb_matcher {
     size_t n_buckets;
 };
 
+/* Eight bytes per step (sources and types are 20 to 60 characters long).
+ * Table keys come from the subscriptions, never from events, so a caller
+ * cannot grow a probe chain; an event's value only picks where to look. */
 static uint64_t hash(const char *s)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+    size_t n = strlen(s);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+    for (; n >= 8; n -= 8, s += 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    uint64_t t = 0;
+    memcpy(&t, s, n);
+    h = (h ^ t) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
 }
 
-static int list_add(struct list *l, const struct kb_sub *sub, size_t order)
+static int list_add(struct list *l, const struct kb_sub *sub, size_t order, int decided)
 {
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 4;
@@ -63,7 +97,12 @@ static int list_add(struct list *l, const struct kb_sub *sub, size_t order)
         l->items = n;
         l->cap = ncap;
     }
-    l->items[l->n++] = (struct entry){sub, order};
+    l->items[l->n++] = (struct entry){sub,
+                                      order,
+                                      sub ? sub->valid_from_ms : 0,
+                                      sub ? sub->valid_until_ms : 0,
+                                      sub && sub->follow,
+                                      decided};
     return 0;
 }
 
@@ -71,10 +110,11 @@ static struct list *strmap_find(const struct strmap *m, const char *key)
 {
     if (!m->cap)
         return NULL;
-    for (size_t i = hash(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+    uint64_t h = hash(key);
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         if (!m->keys[i])
             return NULL;
-        if (!strcmp(m->keys[i], key))
+        if (m->hashes[i] == h && !strcmp(m->keys[i], key))
             return &m->vals[i];
     }
 }
@@ -84,34 +124,41 @@ static struct list *strmap_get(struct strmap *m, const char *key)
     if ((m->n + 1) * 2 > m->cap) {
         size_t ncap = m->cap ? m->cap * 2 : 16;
         char **nk = calloc(ncap, sizeof *nk);
+        uint64_t *nh = calloc(ncap, sizeof *nh);
         struct list *nv = calloc(ncap, sizeof *nv);
-        if (!nk || !nv) {
+        if (!nk || !nh || !nv) {
             free(nk);
+            free(nh);
             free(nv);
             return NULL;
         }
         for (size_t i = 0; i < m->cap; i++) {
             if (!m->keys[i])
                 continue;
-            size_t j = hash(m->keys[i]) & (ncap - 1);
+            size_t j = m->hashes[i] & (ncap - 1);
             while (nk[j])
                 j = (j + 1) & (ncap - 1);
             nk[j] = m->keys[i];
+            nh[j] = m->hashes[i];
             nv[j] = m->vals[i];
         }
         free(m->keys);
+        free(m->hashes);
         free(m->vals);
         m->keys = nk;
+        m->hashes = nh;
         m->vals = nv;
         m->cap = ncap;
     }
-    size_t i = hash(key) & (m->cap - 1);
+    uint64_t h = hash(key);
+    size_t i = h & (m->cap - 1);
     for (; m->keys[i]; i = (i + 1) & (m->cap - 1))
-        if (!strcmp(m->keys[i], key))
+        if (m->hashes[i] == h && !strcmp(m->keys[i], key))
             return &m->vals[i];
     m->keys[i] = strdup(key);
     if (!m->keys[i])
         return NULL;
+    m->hashes[i] = h;
     m->n++;
     return &m->vals[i];
 }
@@ -123,6 +170,7 @@ static void strmap_fini(struct strmap *m)
         free(m->vals[i].items);
     }
     free(m->keys);
+    free(m->hashes);
     free(m->vals);
 }
 
@@ -143,6 +191,115 @@ static const char *required_source(const struct kb_filter *f)
     return NULL;
 }
 
+/* The top-level `=` / `in` comparison the filter demands outright (itself,
+ * or a child of a top-level all), or NULL. */
+static const struct kb_filter *required_field(const struct kb_filter *f)
+{
+    if (!f)
+        return NULL;
+    if (f->kind == KB_FILTER_FIELD && (f->op == KB_OP_EQ || f->op == KB_OP_IN) && f->n_values)
+        return f;
+    if (f->kind == KB_FILTER_ALL)
+        for (size_t i = 0; i < f->n_children; i++) {
+            const struct kb_filter *c = required_field(&f->children[i]);
+            if (c)
+                return c;
+        }
+    return NULL;
+}
+
+enum { KEY_OK = 0, KEY_NAN = 1 };
+
+/* The canonical key of a field value (see the file comment): "n:" and the
+ * shortest exact decimal form of the number when the whole text parses as
+ * one (-0 as 0), else "s:" and the text. KEY_NAN when the number is NaN,
+ * which the comparison calls equal to every number. */
+static int value_key(const char *v, char *out, size_t cap)
+{
+    /* Fast path, the common case (codes, dates, numbers): up to 15 digits
+     * are an integer a double holds exactly, and %.17g prints an integer
+     * below 1e17 as its digits without leading zeros, so this is the same
+     * key the general path below makes. */
+    size_t nd = strspn(v, "0123456789");
+    if (nd && nd <= 15 && !v[nd] && cap > nd + 3) {
+        const char *d = v;
+        while (d[0] == '0' && d[1])
+            d++;
+        size_t l = nd - (size_t)(d - v);
+        out[0] = 'n';
+        out[1] = ':';
+        memcpy(out + 2, d, l + 1);
+        return KEY_OK;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!errno && *v && !*end) {
+        if (d != d)
+            return KEY_NAN;
+        snprintf(out, cap, "n:%.17g", d + 0.0);
+        return KEY_OK;
+    }
+    size_t l = strlen(v);
+    if (l + 3 > cap)
+        l = cap - 3; /* callers refuse keys this long (see bucket_add) */
+    out[0] = 's';
+    out[1] = ':';
+    memcpy(out + 2, v, l);
+    out[l + 2] = '\0';
+    return KEY_OK;
+}
+
+static struct field_index *field_index_get(struct bucket *b, const char *path)
+{
+    for (size_t i = 0; i < b->n_fields; i++)
+        if (!strcmp(b->fields[i].path, path))
+            return &b->fields[i];
+    struct field_index *nf = realloc(b->fields, (b->n_fields + 1) * sizeof *nf);
+    if (!nf)
+        return NULL;
+    b->fields = nf;
+    struct field_index *fi = &nf[b->n_fields];
+    memset(fi, 0, sizeof *fi);
+    if (!(fi->path = strdup(path)))
+        return NULL;
+    b->n_fields++;
+    return fi;
+}
+
+/* Place @p sub (position @p order) in bucket @p b. */
+static int bucket_add(struct bucket *b, const struct kb_sub *sub, size_t order)
+{
+    const char *src = required_source(sub->filter);
+    if (src) {
+        struct list *l = strmap_get(&b->by_source, src);
+        /* Found by its exact source: nothing else to judge if that is all. */
+        int decided = sub->filter->kind == KB_FILTER_EXACT;
+        return l ? list_add(l, sub, order, decided) : -1;
+    }
+    const struct kb_filter *f = required_field(sub->filter);
+    char key[1100];
+    for (size_t i = 0; f && i < f->n_values; i++)
+        if (value_key(f->values[i], key, sizeof key) == KEY_NAN || strlen(key) >= sizeof key - 1)
+            f = NULL; /* NaN, or a value too long to key exactly: not indexed */
+    if (!f)
+        return list_add(&b->rest, sub, order, !sub->filter);
+    struct field_index *fi = field_index_get(b, f->path);
+    if (!fi)
+        return -1;
+    for (size_t i = 0; i < f->n_values; i++) {
+        value_key(f->values[i], key, sizeof key);
+        struct list *l = strmap_get(&fi->by_value, key);
+        if (!l)
+            return -1;
+        /* `in: [a, a]` or `in: [1, 1.0]`: one entry per distinct key. */
+        if (!l->n || l->items[l->n - 1].sub != sub)
+            if (list_add(l, sub, order, f == sub->filter))
+                return -1;
+    }
+    return 0;
+}
+
 kb_matcher_t *kb_matcher_new(const struct kb_subs *subs)
 {
     kb_matcher_t *m = calloc(1, sizeof *m);
@@ -161,13 +318,10 @@ kb_matcher_t *kb_matcher_new(const struct kb_subs *subs)
                 m->buckets = nb;
                 memset(&m->buckets[m->n_buckets], 0, sizeof *nb);
                 /* The slot's one entry carries the bucket number in .order. */
-                if (list_add(slot, NULL, m->n_buckets++))
+                if (list_add(slot, NULL, m->n_buckets++, 0))
                     goto out_fail;
             }
-            struct bucket *b = &m->buckets[slot->items[0].order];
-            const char *src = required_source(sub->filter);
-            struct list *l = src ? strmap_get(&b->by_source, src) : &b->rest;
-            if (!l || list_add(l, sub, s))
+            if (bucket_add(&m->buckets[slot->items[0].order], sub, s))
                 goto out_fail;
         }
     }
@@ -182,8 +336,14 @@ void kb_matcher_destroy(kb_matcher_t *m)
     if (!m)
         return;
     for (size_t i = 0; i < m->n_buckets; i++) {
-        strmap_fini(&m->buckets[i].by_source);
-        free(m->buckets[i].rest.items);
+        struct bucket *b = &m->buckets[i];
+        strmap_fini(&b->by_source);
+        for (size_t f = 0; f < b->n_fields; f++) {
+            free(b->fields[f].path);
+            strmap_fini(&b->fields[f].by_value);
+        }
+        free(b->fields);
+        free(b->rest.items);
     }
     free(m->buckets);
     strmap_fini(&m->types);
@@ -250,9 +410,9 @@ static int eval3(const struct kb_filter *f, const struct kb_event_attrs *attrs,
         const char *v = attr_value(attrs, f->attr, buf, sizeof buf);
         if (!v)
             return F_UNKNOWN;
-        size_t lv = strlen(v), lw = strlen(f->values[0]);
         if (f->kind == KB_FILTER_EXACT)
             return !strcmp(v, f->values[0]);
+        size_t lv = strlen(v), lw = strlen(f->values[0]);
         if (f->kind == KB_FILTER_PREFIX)
             return lv >= lw && !memcmp(v, f->values[0], lw);
         return lv >= lw && !memcmp(v + lv - lw, f->values[0], lw);
@@ -316,20 +476,28 @@ int kb_filter_eval(const struct kb_filter *f, const struct kb_event_attrs *attrs
     return eval3(f, attrs, get, opaque) == F_TRUE;
 }
 
-static int accepts(const struct kb_sub *sub, const struct kb_event_attrs *attrs, int64_t time_ms,
-                   kb_field_get_cb *get, void *opaque)
-{
-    if (time_ms < sub->valid_from_ms || time_ms >= sub->valid_until_ms)
-        return 0;
-    if (sub->follow && !kb_sub_follows(sub, attrs->subject, time_ms))
-        return 0;
-    return !sub->filter || kb_filter_eval(sub->filter, attrs, get, opaque);
-}
-
 static int by_order(const void *a, const void *b)
 {
     size_t x = (*(const struct entry *const *)a)->order, y = (*(const struct entry *const *)b)->order;
     return x < y ? -1 : x > y;
+}
+
+/* Candidates of one list that accept the event, into hits. @p keyed: the
+ * list was found by the event's own key, so a `decided` entry's filter is
+ * known to be true. */
+static void collect(const struct list *l, int keyed, const struct kb_event_attrs *attrs,
+                    int64_t time_ms, kb_field_get_cb *get, void *opaque,
+                    const struct entry **hits, size_t *n, size_t cap)
+{
+    for (size_t i = 0; l && i < l->n && *n < cap; i++) {
+        const struct entry *e = &l->items[i];
+        if (time_ms < e->valid_from_ms || time_ms >= e->valid_until_ms)
+            continue;
+        if (e->follows && !kb_sub_follows(e->sub, attrs->subject, time_ms))
+            continue;
+        if ((keyed && e->decided) || kb_filter_eval(e->sub->filter, attrs, get, opaque))
+            hits[(*n)++] = e;
+    }
 }
 
 size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
@@ -340,17 +508,33 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
     if (!slot)
         return 0;
     const struct bucket *b = &m->buckets[slot->items[0].order];
-    const struct list *lists[2] = {&b->rest, strmap_find(&b->by_source, attrs->source)};
     const struct entry *hits[256];
+    const size_t cap = sizeof hits / sizeof hits[0];
     size_t n = 0;
-    for (int l = 0; l < 2; l++)
-        for (size_t i = 0; lists[l] && i < lists[l]->n && n < sizeof hits / sizeof hits[0]; i++)
-            if (accepts(lists[l]->items[i].sub, attrs, time_ms, get, opaque))
-                hits[n++] = &lists[l]->items[i];
+    collect(&b->rest, 1, attrs, time_ms, get, opaque, hits, &n, cap);
+    collect(strmap_find(&b->by_source, attrs->source), 1, attrs, time_ms, get, opaque, hits, &n,
+            cap);
+    for (size_t f = 0; f < b->n_fields && get; f++) {
+        const struct field_index *fi = &b->fields[f];
+        char buf[1024], key[1100];
+        /* Absent: the required comparison is unknown, so none of these match. */
+        if (!get(opaque, fi->path, buf, sizeof buf))
+            continue;
+        if (value_key(buf, key, sizeof key) == KEY_OK) {
+            collect(strmap_find(&fi->by_value, key), 1, attrs, time_ms, get, opaque, hits, &n,
+                    cap);
+            continue;
+        }
+        /* A NaN field equals every number to the comparison: try them all. */
+        for (size_t i = 0; i < fi->by_value.cap; i++)
+            if (fi->by_value.keys[i])
+                collect(&fi->by_value.vals[i], 0, attrs, time_ms, get, opaque, hits, &n, cap);
+    }
     qsort(hits, n, sizeof hits[0], by_order);
     size_t k = 0;
     for (size_t i = 0; i < n && k < max; i++)
-        out[k++] = hits[i]->sub;
+        if (!i || hits[i]->order != hits[i - 1]->order)
+            out[k++] = hits[i]->sub;
     return k;
 }
 

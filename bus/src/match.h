@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * match.h - subscriptions compiled into an index: event type first, then
- * the exact ce_source a subscription may require, so the cost of matching
- * one event depends on the subscriptions that could want it, not on how
- * many there are. Filters, validity periods and follow lists of those
- * candidates are then evaluated in full.
+ * the exact ce_source or the payload field values (`=`, `in`) a
+ * subscription requires, so the cost of matching one event depends on the
+ * subscriptions that could want it, not on how many there are. Filters,
+ * validity periods and follow lists of those candidates are then evaluated
+ * in full (unless the index key was the whole filter).
  */
 #ifndef KETENBUS_MATCH_H
 #define KETENBUS_MATCH_H

@@ -710,11 +710,27 @@ kb_err_t kb_metrics_kafka_stats(const char *json, size_t len)
         json_object_foreach(json_object_get(topic, "partitions"), pname, part)
         {
             /* -1 is librdkafka's internal UA partition; a lag of -1 means unknown. */
-            json_t *lag = json_object_get(part, "consumer_lag");
-            if (!strcmp(pname, "-1") || !json_is_integer(lag) || json_integer_value(lag) < 0)
+            if (!strcmp(pname, "-1"))
                 continue;
-            kb_metrics_gauge_set("kb_kafka_consumer_lag", (double)json_integer_value(lag),
-                                 tname, pname, NULL);
+            json_t *lag = json_object_get(part, "consumer_lag");
+            json_int_t v = json_is_integer(lag) ? json_integer_value(lag) : -1;
+            if (v < 0) {
+                /* A transactional consumer never commits itself (its offsets
+                 * go through the producer), so librdkafka knows no committed
+                 * offset: the lag is then the end of the partition (the last
+                 * stable offset, as read_committed sees it) minus the next
+                 * offset handed to the application. */
+                json_t *end = json_object_get(part, "ls_offset");
+                json_t *app = json_object_get(part, "app_offset");
+                if (!json_is_integer(end) || json_integer_value(end) < 0)
+                    end = json_object_get(part, "hi_offset");
+                if (json_is_integer(end) && json_is_integer(app) && json_integer_value(app) >= 0 &&
+                    json_integer_value(end) >= json_integer_value(app))
+                    v = json_integer_value(end) - json_integer_value(app);
+            }
+            if (v < 0)
+                continue;
+            kb_metrics_gauge_set("kb_kafka_consumer_lag", (double)v, tname, pname, NULL);
         }
     }
     json_decref(root);

@@ -96,6 +96,129 @@ struct event_case {
     const char *expect;        /* matching subscription names, comma separated */
 };
 
+/* ---- the index against the plain definition, on random subscriptions ---- */
+
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static unsigned rnd(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+/* Values whose equality the comparison decides by number or by bytes. */
+static const char *const values[] = {"0363", "363", "363.0", "3.63e2", "0344", "344", "abc",
+                                     "ABC", "nan", "-0", "0", "0.0", "1e999", "20240315"};
+#define N_VALUES (sizeof values / sizeof values[0])
+static const char *const sources[] = {"urn:a", "urn:b", "urn:c"};
+static const char *const types[] = {"t.een", "t.twee"};
+
+static void random_filter(FILE *f, int depth)
+{
+    switch (rnd(depth ? 5 : 7)) {
+    case 0:
+        fprintf(f, "{exact: {source: '%s'}}", sources[rnd(3)]);
+        break;
+    case 1:
+    case 2:
+        fprintf(f, "{field: {path: %s, op: '=', value: '%s'}}", rnd(2) ? "g" : "h",
+                values[rnd(N_VALUES)]);
+        break;
+    case 3:
+        fprintf(f, "{field: {path: g, op: in, values: ['%s', '%s', '%s']}}", values[rnd(N_VALUES)],
+                values[rnd(N_VALUES)], values[rnd(N_VALUES)]);
+        break;
+    case 4:
+        fprintf(f, "{field: {path: g, op: '>=', value: '%s'}}", values[rnd(N_VALUES)]);
+        break;
+    case 5:
+        fputs("{all: [", f);
+        random_filter(f, depth + 1);
+        fputs(", ", f);
+        random_filter(f, depth + 1);
+        fputs("]}", f);
+        break;
+    default:
+        fputs("{not: ", f);
+        random_filter(f, depth + 1);
+        fputs("}", f);
+        break;
+    }
+}
+
+static void test_index_equals_definition(void)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s/random.yaml", dir);
+    FILE *f = fopen(yaml, "w");
+    fputs("subscriptions:\n", f);
+    for (int i = 0; i < 400; i++) {
+        fprintf(f, "  - name: s%d\n    purpose: {id: p, legal_basis: w}\n", i);
+        fprintf(f, "    types: [%s]\n", rnd(3) ? types[rnd(2)] : "t.een, t.twee");
+        if (rnd(10) == 0)
+            fprintf(f, "    valid_from: 2024-0%u-01\n", 1 + rnd(6));
+        if (rnd(8)) {
+            fputs("    filter: ", f);
+            random_filter(f, 0);
+            fputs("\n", f);
+        }
+    }
+    fclose(f);
+    struct kb_subs subs;
+    char errstr[512] = "";
+    CHECK_INT(kb_subs_load(yaml, NULL, 0, &subs, errstr, sizeof errstr), KB_OK);
+    if (errstr[0])
+        fprintf(stderr, "%s\n", errstr);
+    kb_matcher_t *m = kb_matcher_new(&subs);
+    CHECK(m != NULL);
+    int mismatches = 0, matched = 0;
+    for (int e = 0; e < 3000 && m; e++) {
+        struct kb_event_attrs a;
+        memset(&a, 0, sizeof a);
+        snprintf(a.type, sizeof a.type, "%s", types[rnd(2)]);
+        snprintf(a.source, sizeof a.source, "%s", sources[rnd(3)]);
+        snprintf(a.id, sizeof a.id, "e-%d", e);
+        const char *pairs[5] = {NULL};
+        size_t k = 0;
+        if (rnd(6)) {
+            pairs[k++] = "g";
+            pairs[k++] = values[rnd(N_VALUES)];
+        }
+        if (rnd(2)) {
+            pairs[k++] = "h";
+            pairs[k++] = values[rnd(N_VALUES)];
+        }
+        struct fake_payload fp = {pairs};
+        int64_t t = (int64_t)(1704067200 + rnd(300) * 86400) * 1000; /* 2024 */
+        const struct kb_sub *hits[512];
+        size_t n = kb_matcher_match(m, &a, t, fake_get, &fp, hits, 512);
+        /* The definition: every subscription, in order, of the type, valid
+         * at t, whose filter is true. */
+        size_t j = 0;
+        int same = 1;
+        for (size_t i = 0; i < subs.n; i++) {
+            const struct kb_sub *s = &subs.items[i];
+            if (!kb_sub_wants(s, a.type) || t < s->valid_from_ms || t >= s->valid_until_ms)
+                continue;
+            if (s->filter && !kb_filter_eval(s->filter, &a, fake_get, &fp))
+                continue;
+            if (j >= n || hits[j] != s)
+                same = 0;
+            j++;
+        }
+        matched += (int)n;
+        if (!same || j != n) {
+            if (mismatches++ < 3)
+                fprintf(stderr, "event %d: index gave %zu, definition %zu\n", e, n, j);
+        }
+    }
+    CHECK_INT(mismatches, 0);
+    CHECK(matched > 3000); /* the cases are not all empty */
+    kb_matcher_destroy(m);
+    kb_subs_fini(&subs);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof dir, "/tmp/kb-test-match-%d", (int)getpid());
@@ -186,6 +309,7 @@ int main(void)
     }
     kb_matcher_destroy(m);
     kb_subs_fini(&subs);
+    test_index_equals_definition();
 
     /* Strictness: each file must fail with its position and reason. */
     static const struct {

@@ -160,7 +160,14 @@ static void test_kafka_stats(void)
         "\"0\":{\"partition\":0,\"consumer_lag\":42,\"committed_offset\":8},"
         "\"1\":{\"partition\":1,\"consumer_lag\":0},"
         "\"2\":{\"partition\":2,\"consumer_lag\":-1},"
-        "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}}}}";
+        "\"-1\":{\"partition\":-1,\"consumer_lag\":-1}}},"
+        /* A transactional consumer: no committed offset, so lag -1, but its
+         * position (app_offset) and the last stable offset give it. */
+        "\"kb.in.gba\":{\"topic\":\"kb.in.gba\",\"partitions\":{"
+        "\"0\":{\"partition\":0,\"consumer_lag\":-1,\"app_offset\":1000,"
+        "\"ls_offset\":1250,\"hi_offset\":1300},"
+        "\"1\":{\"partition\":1,\"consumer_lag\":-1,\"app_offset\":-1001,"
+        "\"ls_offset\":10}}}}}";
     CHECK_INT(kb_metrics_kafka_stats(doc, strlen(doc)), KB_OK);
     CHECK(kb_series_value(kb_metrics_series("kb_kafka_consumer_lag", "kb.out.svb", "0", NULL)) ==
           42);
@@ -169,6 +176,9 @@ static void test_kafka_stats(void)
     CHECK(strstr(block, "kb_kafka_consumer_lag{topic=\"kb.out.svb\",partition=\"0\"} 42\n") != NULL);
     CHECK(strstr(block, "kb_kafka_consumer_lag{topic=\"kb.out.svb\",partition=\"1\"} 0\n") != NULL);
     CHECK(strstr(block, "partition=\"2\"") == NULL);  /* unknown lag skipped */
+    CHECK(strstr(block, "kb_kafka_consumer_lag{topic=\"kb.in.gba\",partition=\"0\"} 250\n") !=
+          NULL);
+    CHECK(strstr(block, "topic=\"kb.in.gba\",partition=\"1\"") == NULL); /* no position yet */
     CHECK(strstr(block, "partition=\"-1\"") == NULL); /* internal partition skipped */
     CHECK(strstr(text, "kb_kafka_stats_total 1\n") != NULL);
     free(block);
