@@ -170,7 +170,8 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
         clock_gettime(CLOCK_REALTIME, &ts);
         time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     }
-    struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}};
+    /* Fields are read from the bytes, as the router reads them. */
+    struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
     const struct kb_sub *hits[64];
     size_t nhits = kb_matcher_match(d->matcher, &attrs, time_ms, kb_payload_field, &pv, hits, 64);
     kb_payload_view_fini(&pv);

@@ -543,6 +543,8 @@ int kb_payload_field(void *opaque, const char *path, char *buf, size_t cap)
     struct kb_payload_view *pv = opaque;
     if (pv->failed)
         return 0;
+    if (pv->v)
+        return kb_validate_field(pv->v, pv->payload, pv->len, path, buf, cap);
     if (!pv->decoded) {
         if (avro_generic_value_new(pv->schema->iface, &pv->value)) {
             pv->failed = 1;

@@ -16,6 +16,7 @@
 #include "ketenbus/event.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/sub.h"
+#include "ketenbus/validate.h"
 
 /**
  * Payload access for `field` filters: write the value at @p path as text
@@ -55,6 +56,9 @@ struct kb_payload_view {
     int decoded;                    /* value holds the decoded payload */
     int failed;                     /* decoding failed: treat the event as undecodable */
     avro_value_t value;
+    const kb_validator_t *v;        /* the gate that accepted the payload: fields are read
+                                     * from the bytes (kb_validate_field), nothing decoded;
+                                     * NULL: decode with avro-c */
 };
 
 /** kb_field_get_cb over a struct kb_payload_view (the opaque). */

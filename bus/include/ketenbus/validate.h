@@ -139,4 +139,17 @@ const char *kb_projection_schema_json(const kb_projection_t *pj);
 kb_err_t kb_projection_apply(const kb_projection_t *pj, const uint8_t *payload, size_t len,
                              uint8_t **out, size_t *out_cap, size_t *out_len);
 
+/**
+ * The value at field path @p path ("kind.geboortedatum") of @p payload, which
+ * kb_validate() accepted, as text into @p buf (at most @p cap bytes with the
+ * NUL): strings as they are, int/long in decimal, double %.17g, float %.9g,
+ * booleans true/false, enums by symbol; a nullable field's union is stepped
+ * through. Read straight from the bytes, skipping the fields before it, with
+ * no value tree. Returns 1 when found and not null, 0 otherwise (no such
+ * field, null, or a record/array/map/bytes/fixed value).
+ * @thread any
+ */
+int kb_validate_field(const kb_validator_t *v, const uint8_t *payload, size_t len,
+                      const char *path, char *buf, size_t cap);
+
 #endif
