@@ -212,18 +212,20 @@ static kb_err_t ensure_audit_topic(rd_kafka_t *rk, const char *topic, int partit
     return err;
 }
 
-static int32_t topic_partitions(rd_kafka_t *rk, const char *topic)
+/* Partition count of @p topic, asking up to @p attempts times (a topic
+ * created a moment ago may not show in the metadata yet); -1 if none. */
+static int32_t topic_partitions(rd_kafka_t *rk, const char *topic, int attempts)
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const struct rd_kafka_metadata *md = NULL;
     int32_t n = -1;
-    for (int attempt = 0; attempt < 20 && n <= 0; attempt++) {
+    for (int attempt = 0; attempt < attempts && n <= 0; attempt++) {
         if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
             if (md->topic_cnt == 1 && !md->topics[0].err)
                 n = md->topics[0].partition_cnt;
             rd_kafka_metadata_destroy(md);
         }
-        if (n <= 0)
+        if (n <= 0 && attempt + 1 < attempts)
             usleep(250000);
     }
     rd_kafka_topic_destroy(rkt);
@@ -271,12 +273,15 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
             goto out_fail;
         }
         /* Create only when missing: a cluster that does not allow (or, like
-         * the embedded mock, cannot do) CreateTopics may have it already. */
-        if (topic_partitions(a->reader, a->topic) <= 0 &&
+         * the embedded mock, cannot do) CreateTopics may have it already.
+         * One look first: a missing topic stays missing however long we
+         * ask (asking 20 times cost every first start 5 s); after the
+         * create, wait for it to show. */
+        if (topic_partitions(a->reader, a->topic, 1) <= 0 &&
             ensure_audit_topic(a->reader, a->topic, a->partitions > 0 ? a->partitions : 3,
                                errstr, errstr_size))
             goto out_fail;
-        int32_t n = topic_partitions(a->reader, a->topic);
+        int32_t n = topic_partitions(a->reader, a->topic, 20);
         if (n <= 0) {
             kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "no metadata for %s", a->topic);
             goto out_fail;

@@ -29,7 +29,7 @@ kb_err_t kb__audit_encode_checkpoint_body(struct kb__audit_buf *b, const char *i
                                           const char *key_id);
 void kb__audit_put_signature(struct kb__audit_buf *b, const uint8_t sig[KB_AUDIT_SIG_LEN]);
 
-/* SHA-256 with a cached algorithm and per-thread context (fast path). */
+/* SHA-256 through the plain SHA256_CTX: no allocation, lookup or lock (fast path). */
 void kb__audit_sha256(const void *data, size_t len, uint8_t out[KB_AUDIT_HASH_LEN]);
 
 int32_t kb__audit_partition_for(const char *key, size_t len, int32_t partitions);

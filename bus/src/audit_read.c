@@ -32,6 +32,8 @@
 
 /* ---- scanning ------------------------------------------------------------ */
 
+#define SCAN_BATCH 1000 /* messages taken off the consumer queue at once */
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -56,6 +58,10 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "fetch.max.bytes", "52428800", rerr, sizeof rerr) ||
+        /* Prefetch deeply (bounded by the kbytes limit below): the scan
+         * reads everything, and the verifier should never wait for a fetch.
+         * Larger per-partition fetches (4, 16 MB) measured no faster. */
+        rd_kafka_conf_set(conf, "queued.min.messages", "1000000", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "262144", rerr, sizeof rerr)) {
         rd_kafka_conf_destroy(conf);
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "audit scan: %s", rerr);
@@ -67,6 +73,8 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
     int64_t *end = NULL;
     int *done = NULL;
     rd_kafka_topic_partition_list_t *tp = NULL;
+    rd_kafka_queue_t *rkq = NULL;
+    rd_kafka_message_t *batch[SCAN_BATCH];
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
@@ -126,10 +134,23 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
                          rd_kafka_err2str(merr));
         goto out_destroy;
     }
+    /* Messages come a batch at a time off the consumer queue: one lock and
+     * one clock read per batch rather than per message (a scan of the
+     * whole trail handles millions). */
+    rkq = rd_kafka_queue_get_consumer(rk);
+    if (!rkq) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit scan: no consumer queue");
+        goto out_destroy;
+    }
     int64_t idle_since = mono_ms();
     while (left) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
-        if (!m) {
+        ssize_t n = rd_kafka_consume_batch_queue(rkq, 500, batch, SCAN_BATCH);
+        if (n < 0) {
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "reading %s: %s", topic,
+                             rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        if (n == 0) {
             if (mono_ms() - idle_since > 60000) {
                 err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
                                  "no data from %s for 60 s", topic);
@@ -138,39 +159,39 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
             continue;
         }
         idle_since = mono_ms();
-        int32_t p = m->partition;
-        if (p < 0 || p > np || done[p]) {
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            done[p] = 1;
-            left--;
-        } else if (m->err) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "reading %s: %s", topic,
-                             rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            break;
-        } else {
-            int64_t ts = rd_kafka_message_timestamp(m, NULL);
-            if (to_ms > 0 && ts > to_ms) {
+        int stop = 0;
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = batch[i];
+            int32_t p = m->partition;
+            if (stop || err || p < 0 || p > np || done[p]) {
+                /* after a stop or error: only release the rest of the batch */
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 done[p] = 1;
                 left--;
+            } else if (m->err) {
+                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "reading %s: %s", topic,
+                                 rd_kafka_message_errstr(m));
             } else {
-                int stop = cb(opaque, p, m->offset, ts, m->key, m->key_len, m->payload, m->len);
-                if (stop) {
-                    rd_kafka_message_destroy(m);
-                    break;
-                }
-                if (m->offset + 1 >= end[p]) {
+                int64_t ts = rd_kafka_message_timestamp(m, NULL);
+                if (to_ms > 0 && ts > to_ms) {
+                    done[p] = 1;
+                    left--;
+                } else if (cb(opaque, p, m->offset, ts, m->key, m->key_len, m->payload,
+                              m->len)) {
+                    stop = 1;
+                } else if (m->offset + 1 >= end[p]) {
                     done[p] = 1;
                     left--;
                 }
             }
+            rd_kafka_message_destroy(m);
         }
-        rd_kafka_message_destroy(m);
+        if (stop || err)
+            break;
     }
 out_destroy:
+    if (rkq)
+        rd_kafka_queue_destroy(rkq);
     if (md)
         rd_kafka_metadata_destroy(md);
     if (tp)
@@ -253,6 +274,9 @@ struct gap {
 
 struct vchain {
     struct kb_audit_chain_summary sum;
+    char *topic;                 /* the records' inputTopic bytes as read (owned) */
+    size_t topic_len;
+    uint32_t hash;               /* chain_hash(topic, partition) */
     size_t key_len;
     int started;
     uint64_t head_seq;
@@ -272,6 +296,8 @@ struct kb_audit_verifier {
     size_t n_keys;
     struct vchain **chains;
     size_t n_chains;
+    struct vchain **index;       /* open addressing on vchain.hash; n_index a power of two */
+    size_t n_index;
     struct vchain *last;         /* the chain of the previous message (fast path) */
     struct kb_audit_problem *problems;
     size_t n_problems, cap_problems;
@@ -319,9 +345,11 @@ void kb_audit_verifier_destroy(kb_audit_verifier_t *v)
     free(v->keys);
     for (size_t i = 0; i < v->n_chains; i++) {
         free(v->chains[i]->gaps);
+        free(v->chains[i]->topic);
         free(v->chains[i]);
     }
     free(v->chains);
+    free(v->index);
     free(v->problems);
     free(v->sums);
     free(v);
@@ -367,22 +395,63 @@ static struct kb_audit_problem *problem(kb_audit_verifier_t *v, int kind, int32_
     return pr;
 }
 
+/* FNV-1a over the topic bytes, mixed with the partition. */
+static uint32_t chain_hash(struct kb_audit_str topic, int32_t partition)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < topic.len; i++)
+        h = (h ^ (uint8_t)topic.ptr[i]) * 16777619u;
+    h ^= (uint32_t)partition * 0x9e3779b1u;
+    return h ^ (h >> 16);
+}
+
+static int vchain_is(const struct vchain *c, uint32_t h, struct kb_audit_str topic,
+                     int32_t partition)
+{
+    return c->hash == h && c->sum.input_partition == partition && c->topic_len == topic.len &&
+           !memcmp(c->topic, topic.ptr, topic.len);
+}
+
+/* Put @p c into the index, growing it to keep the load at most one half. */
+static int vchain_index(kb_audit_verifier_t *v, struct vchain *c)
+{
+    if (2 * (v->n_chains + 1) > v->n_index) {
+        size_t n = v->n_index ? v->n_index * 2 : 64;
+        struct vchain **ni = calloc(n, sizeof *ni);
+        if (!ni)
+            return -1;
+        for (size_t i = 0; i < v->n_chains; i++) {
+            size_t j = v->chains[i]->hash & (n - 1);
+            while (ni[j])
+                j = (j + 1) & (n - 1);
+            ni[j] = v->chains[i];
+        }
+        free(v->index);
+        v->index = ni;
+        v->n_index = n;
+    }
+    size_t j = c->hash & (v->n_index - 1);
+    while (v->index[j])
+        j = (j + 1) & (v->n_index - 1);
+    v->index[j] = c;
+    return 0;
+}
+
+/* The chain of (topic, partition), created on first sight. Looked up by the
+ * raw topic bytes and a hash: no formatting per record (this runs for every
+ * record of the trail). */
 static struct vchain *vchain_get(kb_audit_verifier_t *v, struct kb_audit_str topic,
                                  int32_t partition)
 {
-    char key[KB_AUDIT_KEY_MAX];
+    uint32_t h = chain_hash(topic, partition);
+    if (v->last && vchain_is(v->last, h, topic, partition))
+        return v->last;
+    for (size_t j = v->n_index ? h & (v->n_index - 1) : 0; v->n_index && v->index[j];
+         j = (j + 1) & (v->n_index - 1))
+        if (vchain_is(v->index[j], h, topic, partition))
+            return v->last = v->index[j];
     char tname[256];
     printable(tname, sizeof tname, topic.ptr, topic.len);
-    size_t key_len = (size_t)snprintf(key, sizeof key, "%s/%" PRId32, tname, partition);
-    if (key_len >= sizeof key)
-        key_len = sizeof key - 1;
-    if (v->last && v->last->key_len == key_len && !memcmp(v->last->sum.chain, key, key_len))
-        return v->last;
-    for (size_t i = 0; i < v->n_chains; i++) {
-        struct vchain *c = v->chains[i];
-        if (c->key_len == key_len && !memcmp(c->sum.chain, key, key_len))
-            return v->last = c;
-    }
     struct vchain **nc = realloc(v->chains, (v->n_chains + 1) * sizeof *nc);
     if (!nc)
         return NULL;
@@ -390,8 +459,21 @@ static struct vchain *vchain_get(kb_audit_verifier_t *v, struct kb_audit_str top
     struct vchain *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    memcpy(c->sum.chain, key, key_len + 1);
-    c->key_len = key_len;
+    c->topic = malloc(topic.len ? topic.len : 1);
+    if (!c->topic) {
+        free(c);
+        return NULL;
+    }
+    memcpy(c->topic, topic.ptr, topic.len);
+    c->topic_len = topic.len;
+    c->hash = h;
+    if (vchain_index(v, c)) {
+        free(c->topic);
+        free(c);
+        return NULL;
+    }
+    int kl = snprintf(c->sum.chain, sizeof c->sum.chain, "%s/%" PRId32, tname, partition);
+    c->key_len = kl < 0 ? 0 : (size_t)kl >= sizeof c->sum.chain ? sizeof c->sum.chain - 1 : (size_t)kl;
     snprintf(c->sum.input_topic, sizeof c->sum.input_topic, "%s", tname);
     c->sum.input_partition = partition;
     c->sum.min_input_offset = INT64_MAX;

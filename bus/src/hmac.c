@@ -6,7 +6,8 @@
  * of EVP, but EVP_MD_CTX_copy_ex allocates and goes through the provider on
  * every copy, which was a third of the router's time per copy. The context
  * is a plain struct here, so preparing is once per key and each HMAC is two
- * struct copies and two short hashes. Only this file uses the old API.
+ * struct copies and two short hashes. (audit_codec.c does the same for the
+ * audit records' SHA-256, for the same reason.)
  */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <string.h>
