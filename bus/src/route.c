@@ -89,6 +89,7 @@ struct kb_router {
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
     int fatal;                   /* set in a callback: stop the router */
+    uint64_t rebalances;         /* assignments and revocations so far (rebalance_cb) */
 };
 
 static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
@@ -190,6 +191,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     kb_router_t *r = opaque;
+    r->rebalances++;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* Committed offsets tell where each partition resumes; the window
          * before it is what we must remember. */
@@ -973,12 +975,27 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
         /* An idle input still comes back here every half second, so the
          * subscription files are looked at without traffic too. */
         int64_t idle_until = now_ms() + 500;
+        uint64_t epoch = r->rebalances;
         while (n < (size_t)r->opts.batch_max && !atomic_load(stop)) {
             int64_t left = (n ? deadline : idle_until) - now_ms();
             if (left <= 0)
                 break;
             int wait = n ? (int)left : (int)(left < 100 ? left : 100);
             rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, wait);
+            if (r->rebalances != epoch) {
+                /* A rebalance ran inside that poll. What was collected
+                 * before it belongs to the old assignment: the new one
+                 * (even of the same partitions) starts again at the
+                 * committed offsets, so routing it now would decide those
+                 * messages twice. librdkafka returns only messages of the
+                 * current assignment after the callback, so m is kept. */
+                if (n)
+                    KB_LOG_INFO(COMP, "batch dropped after a rebalance", "messages=%zu", n);
+                for (size_t i = 0; i < n; i++)
+                    rd_kafka_message_destroy(batch[i]);
+                n = 0;
+                epoch = r->rebalances;
+            }
             if (!m)
                 continue;
             if (!n)
