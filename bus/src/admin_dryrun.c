@@ -348,6 +348,18 @@ kb_err_t kb_dryrun_run(const struct kb_dryrun_opts *o, struct kb_dryrun_result *
         if (o->max_samples &&
             !(res->subs[i].samples = calloc(o->max_samples, sizeof *res->subs[i].samples)))
             goto out;
+    /* Follow lists kept in topics are read now, as the router would; they
+     * are the one part of the (caller's, mutable) set filled at run time. */
+    kb_follow_topics_t *follows = kb_follow_topics_new(o->kafka);
+    if (!follows) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out;
+    }
+    err = kb_follow_topics_load(follows, (struct kb_subs *)o->subs, errstr, errstr_size);
+    kb_follow_topics_destroy(follows);
+    if (err)
+        goto out;
+    err = KB_ERR_NOMEM;
     d.matcher = kb_matcher_new(o->subs);
     d.seen = kb__idset_new(1u << 20);
     if (!d.matcher || !d.seen) {

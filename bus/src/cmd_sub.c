@@ -16,7 +16,10 @@
 #include <unistd.h>
 #include <time.h>
 
+#include <librdkafka/rdkafka.h>
+
 #include "cmd.h"
+#include "ketenbus/check.h"
 #include "ketenbus/admin.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
@@ -47,7 +50,19 @@ static const char usage[] =
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
-    "  -h, --help\n";
+    "  -h, --help\n"
+    "\n"
+    "usage: ketenbus sub follow --topic NAME (--bsn N | --anummer N) [--from DATE]\n"
+    "                           [--until DATE] --subject-key-file FILE [-b ...]\n"
+    "       ketenbus sub follow --topic NAME --remove (--bsn N | --anummer N)\n"
+    "                           --subject-key-file FILE [-b ...]\n"
+    "\n"
+    "Adds a subject to (or with --remove takes it off) the follow list kept in\n"
+    "the compacted topic <prefix>.follow.NAME, read by subscriptions with\n"
+    "`follow: {topic: NAME}`. The identifier is turned into its pseudonym with\n"
+    "the subject key; only the pseudonym is written (key) with \"from,until\"\n"
+    "(value; empty = open) or a tombstone. The topic is created compacted when\n"
+    "missing. The identifier is never printed or logged.\n";
 
 static void report(const struct kb_dryrun_result *r, const struct kb_subs *subs)
 {
@@ -177,8 +192,232 @@ out:
     return rc;
 }
 
+/* Create @p topic compacted (cleanup.policy=compact) unless it exists. */
+static kb_err_t ensure_compacted(rd_kafka_t *rk, const char *topic, char *errstr,
+                                 size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t rerr =
+        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 10000) : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+    if (rerr)
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "metadata: %s",
+                          rd_kafka_err2str(rerr));
+    int exists = md->topic_cnt == 1 && !md->topics[0].err;
+    rd_kafka_metadata_destroy(md);
+    if (exists)
+        return KB_OK;
+    char terr[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, terr, sizeof terr);
+    if (!nt)
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", topic, terr);
+    kb_err_t err = KB_OK;
+    if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact")) {
+        rd_kafka_NewTopic_destroy(nt);
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: config", topic);
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(ao, 30000, NULL, 0);
+    rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 35000);
+    if (!ev) {
+        err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "CreateTopics %s timed out", topic);
+    } else if (rd_kafka_event_error(ev)) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics %s: %s", topic,
+                         rd_kafka_event_error_string(ev));
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        for (size_t i = 0; i < cnt && !err; i++) {
+            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
+            /* Another process may have created it meanwhile: fine. */
+            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics %s: %s", topic,
+                                 rd_kafka_err2str(te));
+        }
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    return err;
+}
+
+static void follow_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    (void)opaque;
+    *(rd_kafka_resp_err_t *)m->_private = m->err;
+}
+
+enum {
+    OPT_TOPIC = 1100,
+    OPT_BSN,
+    OPT_ANUMMER,
+    OPT_FROM,
+    OPT_FUNTIL,
+    OPT_REMOVE,
+    OPT_FKEY,
+    OPT_FKCONF
+};
+
+static int follow(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"topic", required_argument, NULL, OPT_TOPIC},
+        {"bsn", required_argument, NULL, OPT_BSN},
+        {"anummer", required_argument, NULL, OPT_ANUMMER},
+        {"from", required_argument, NULL, OPT_FROM},
+        {"until", required_argument, NULL, OPT_FUNTIL},
+        {"remove", no_argument, NULL, OPT_REMOVE},
+        {"subject-key-file", required_argument, NULL, OPT_FKEY},
+        {"bootstrap", required_argument, NULL, 'b'},
+        {"kafka-property", required_argument, NULL, 'X'},
+        {"kafka-config", required_argument, NULL, OPT_FKCONF},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    struct kb_kafka_opts kopts;
+    kb_kafka_opts_init(&kopts);
+    const char *name = NULL, *id = NULL, *domain = NULL, *from_s = "", *until_s = "",
+               *key_file = NULL;
+    int remove = 0, opt, rc = 2;
+    char errstr[512];
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    rd_kafka_t *rk = NULL;
+    while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_TOPIC: name = optarg; break;
+        case OPT_BSN:
+            id = optarg;
+            domain = "bsn";
+            break;
+        case OPT_ANUMMER:
+            id = optarg;
+            domain = "anummer";
+            break;
+        case OPT_FROM: from_s = optarg; break;
+        case OPT_FUNTIL: until_s = optarg; break;
+        case OPT_REMOVE: remove = 1; break;
+        case OPT_FKEY: key_file = optarg; break;
+        case 'b':
+        case 'X':
+        case OPT_FKCONF:
+            if (kb_kafka_opts_arg(&kopts, opt == OPT_FKCONF ? 'F' : opt, optarg, errstr,
+                                  sizeof errstr)) {
+                fprintf(stderr, "error: %s\n", errstr);
+                goto out;
+            }
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            rc = 0;
+            goto out;
+        default: fputs(usage, stderr); goto out;
+        }
+    }
+    if (optind != argc || !name || !id || !key_file) {
+        fprintf(stderr, "error: --topic, --bsn (or --anummer) and --subject-key-file are "
+                        "required\n");
+        goto out;
+    }
+    int ok = name[0] && strlen(name) <= 100 && name[0] != '.';
+    for (const char *q = name; ok && *q; q++)
+        ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' ||
+             (*q == '.' && q[1] != '.' && q[1] != '\0');
+    if (!ok) {
+        fprintf(stderr, "error: --topic must be 1-100 characters of a-z, 0-9, -, _ and single "
+                        "dots\n");
+        goto out;
+    }
+    /* The identifier is checked but never echoed. */
+    if (!strcmp(domain, "bsn") ? !kb_check_bsn(id, strlen(id))
+                               : !kb_check_anummer(id, strlen(id))) {
+        fprintf(stderr, "error: --%s is not a valid %s\n", domain,
+                !strcmp(domain, "bsn") ? "BSN (9 digits, 11-proef)" : "A-nummer");
+        goto out;
+    }
+    char value[160];
+    if (!remove) {
+        int64_t f, u;
+        int n = snprintf(value, sizeof value, "%s,%s", from_s, until_s);
+        if (n < 0 || (size_t)n >= sizeof value ||
+            kb_follow_parse_period(value, (size_t)n, &f, &u)) {
+            fprintf(stderr, "error: --from/--until must be YYYY-MM-DD or RFC 3339, from before "
+                            "until\n");
+            goto out;
+        }
+    } else if (*from_s || *until_s) {
+        fprintf(stderr, "error: --remove takes no --from/--until\n");
+        goto out;
+    }
+    rc = 1;
+    char pseudonym[KB_PSEUDONYM_LEN + 1];
+    if (kb_event_key_load(key_file, &key, &key_len, errstr, sizeof errstr) ||
+        kb_event_pseudonym(key, key_len, domain, id, pseudonym)) {
+        fprintf(stderr, "error: subject key: %s\n", key ? "unusable" : errstr);
+        goto out;
+    }
+    char topic[256], suffix[120];
+    snprintf(suffix, sizeof suffix, "follow.%s", name);
+    kb_topic_name(topic, sizeof topic, suffix);
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(&kopts, errstr, sizeof errstr);
+    if (!conf || rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(conf, "client.id", "ketenbus-sub-follow", errstr, sizeof errstr)) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, follow_dr);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out;
+    }
+    if (ensure_compacted(rk, topic, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out;
+    }
+    rd_kafka_resp_err_t dr = RD_KAFKA_RESP_ERR__IN_PROGRESS;
+    rd_kafka_resp_err_t perr = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(pseudonym, strlen(pseudonym)),
+        RD_KAFKA_V_VALUE(remove ? NULL : value, remove ? 0 : strlen(value)),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&dr), RD_KAFKA_V_END);
+    if (!perr)
+        rd_kafka_flush(rk, 30000);
+    if (perr || dr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "error: producing to %s: %s\n", topic,
+                rd_kafka_err2str(perr ? perr
+                                 : dr == RD_KAFKA_RESP_ERR__IN_PROGRESS
+                                     ? RD_KAFKA_RESP_ERR__TIMED_OUT
+                                     : dr));
+        goto out;
+    }
+    if (remove)
+        printf("follow: subject %s removed from %s\n", pseudonym, topic);
+    else
+        printf("follow: subject %s followed from %s until %s in %s\n", pseudonym,
+               *from_s ? from_s : "(open)", *until_s ? until_s : "(open)", topic);
+    rc = 0;
+out:
+    if (rk)
+        rd_kafka_destroy(rk);
+    free(key);
+    kb_kafka_opts_fini(&kopts);
+    return rc;
+}
+
 int kb_cmd_sub(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "follow"))
+        return follow(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "dry-run"))
         return dry_run(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

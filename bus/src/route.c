@@ -90,6 +90,7 @@ struct kb_router {
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
     int fatal;                   /* set in a callback: stop the router */
     uint64_t rebalances;         /* assignments and revocations so far (rebalance_cb) */
+    kb_follow_topics_t *follows; /* follow lists read from compacted topics */
 };
 
 static struct part_state *part_find(kb_router_t *r, const char *topic, int32_t partition,
@@ -294,6 +295,9 @@ static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs,
  */
 static void maybe_reload(kb_router_t *r, int64_t now)
 {
+    /* Follow topics whose end moved are re-read here too, between
+     * transactions; a failed read keeps the list in force (follow_topic.c). */
+    kb_follow_topics_refresh(r->follows, &r->subs, now, 3000);
     int asked = r->opts.reload && atomic_exchange(r->opts.reload, 0);
     if (!asked && now < r->next_reload_check)
         return;
@@ -306,7 +310,9 @@ static void maybe_reload(kb_router_t *r, int64_t now)
     struct kb_subs fresh;
     char errstr[512];
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &fresh,
-                     errstr, sizeof errstr)) {
+                     errstr, sizeof errstr) ||
+        kb_follow_topics_load(r->follows, &fresh, errstr, sizeof errstr)) {
+        kb_subs_fini(&fresh);
         if (stamp != r->failed_stamp)
             KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
                        "error=\"%s\"", errstr);
@@ -320,6 +326,9 @@ static void maybe_reload(kb_router_t *r, int64_t now)
                    "error=\"%s\"", m ? errstr : "out of memory");
         kb_matcher_destroy(m);
         kb_subs_fini(&fresh);
+        /* the follow topics in force again are those of the old set */
+        if (kb_follow_topics_load(r->follows, &r->subs, errstr, sizeof errstr))
+            KB_LOG_ERR(COMP, "follow lists not re-read", "error=\"%s\"", errstr);
         return;
     }
     views_clear(r); /* they point into the old subscriptions */
@@ -384,6 +393,13 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
                    "the router needs the subject key (--subject-key-file)");
         goto out_fail;
     }
+    r->follows = kb_follow_topics_new(opts->kafka);
+    if (!r->follows) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
+    if (kb_follow_topics_load(r->follows, &r->subs, errstr, errstr_size))
+        goto out_fail;
     r->matcher = kb_matcher_new(&r->subs);
     if (!r->matcher) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -1047,6 +1063,7 @@ void kb_router_destroy(kb_router_t *r)
     gates_clear(r);
     kb_audit_destroy(r->audit);
     kb_matcher_destroy(r->matcher);
+    kb_follow_topics_destroy(r->follows);
     kb_subs_fini(&r->subs);
     free(r->batch_ids);
     free(r->batch_id_parts);

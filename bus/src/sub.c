@@ -474,6 +474,50 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
     return err;
 }
 
+/*
+ * follow: {topic: NAME} - the list lives in the compacted topic
+ * <prefix>.follow.NAME and is read at run time (kb_follow_topics_load).
+ * Until then the subscription follows nobody: the empty list, never "all".
+ */
+static kb_err_t parse_follow_topic(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
+{
+    static const char *const keys[] = {"topic", NULL};
+    kb_err_t err = KB_OK;
+    char *name = NULL;
+    FOR_PAIRS(c, node, p, k, v, kn, err)
+    {
+        if (strcmp(kn, "topic") != 0) {
+            err = unknown_key(c, k, keys);
+            break;
+        }
+        err = scalar(c, v, "follow.topic", &name);
+        if (err)
+            break;
+        int ok = name[0] && strlen(name) <= 100 && name[0] != '.';
+        for (const char *q = name; ok && *q; q++)
+            ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_' ||
+                 (*q == '.' && q[1] != '.' && q[1] != '\0');
+        if (!ok)
+            err = fail(c, v,
+                       "follow.topic must be 1-100 characters of a-z, 0-9, -, _ and "
+                       "single dots",
+                       NULL);
+    }
+    if (!err && !name)
+        err = fail(c, node, "follow needs topic: NAME (or a file name instead of a mapping)", NULL);
+    if (!err) {
+        char topic[256], suffix[120];
+        snprintf(suffix, sizeof suffix, "follow.%s", name);
+        kb_topic_name(topic, sizeof topic, suffix);
+        sub->follow_topic = strdup(topic);
+        sub->follow = calloc(1, sizeof *sub->follow);
+        if (!sub->follow_topic || !sub->follow)
+            err = KB_ERR_NOMEM;
+    }
+    free(name);
+    return err;
+}
+
 /* -------------------------------------------------------------- delivery */
 
 static kb_err_t parse_int(struct ctx *c, yaml_node_t *v, const char *what, long long lo,
@@ -602,6 +646,7 @@ static void sub_fini(struct kb_sub *sub)
     free_list(sub->fields, sub->n_fields);
     free_list(sub->pseudonymise, sub->n_pseudonymise);
     free(sub->follow_file);
+    free(sub->follow_topic);
     free(sub->follow);
     free(sub->topic);
     free(sub->webhook.url);
@@ -694,7 +739,10 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
             err = string_list(c, v, "pseudonymise", &sub->pseudonymise, &sub->n_pseudonymise, 1);
         } else if (!strcmp(kn, "follow")) {
             follow_node = v;
-            err = scalar(c, v, "follow (a file)", &sub->follow_file);
+            if (v->type == YAML_MAPPING_NODE)
+                err = parse_follow_topic(c, v, sub);
+            else
+                err = scalar(c, v, "follow (a file, or {topic: NAME})", &sub->follow_file);
         } else if (!strcmp(kn, "valid_from")) {
             err = parse_time_value(c, v, "valid_from", &sub->valid_from_ms);
         } else if (!strcmp(kn, "valid_until")) {

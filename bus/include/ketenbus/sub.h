@@ -85,6 +85,8 @@ struct kb_sub {
     char **pseudonymise;         /* field paths delivered as keyed pseudonyms */
     size_t n_pseudonymise;
     char *follow_file;           /* follow list source (CSV: identifier,from,until) */
+    char *follow_topic;          /* or a compacted topic, "<prefix>.follow.<name>"; its list
+                                  * is filled by kb_follow_topics_load() (empty until then) */
     struct kb_follow *follow;    /* loaded follow list (sorted by subject); NULL = all */
     size_t n_follow;
     int64_t valid_from_ms;       /* events recorded before are not delivered; INT64_MIN */
@@ -122,6 +124,74 @@ int kb_sub_receives(const struct kb_sub *sub, const char *path);
 
 /** 1 when @p sub follows @p subject at @p time_ms (always 1 without a follow list). */
 int kb_sub_follows(const struct kb_sub *sub, const char *subject, int64_t time_ms);
+
+/* ---- follow lists from a compacted topic --------------------------------
+ *
+ * The topic <prefix>.follow.<name> holds one record per followed subject:
+ * key = the subject pseudonym (KB_PSEUDONYM_LEN hex characters, as
+ * ce_subject; never an identifier in clear), value = "from,until" with each
+ * a date YYYY-MM-DD or RFC 3339 time, or empty for open; a tombstone (null
+ * value) ends the following. The latest record per key wins.
+ */
+
+/** Folds the records of a follow topic, in offset order, into a list. */
+typedef struct kb_follow_log kb_follow_log_t;
+
+kb_follow_log_t *kb_follow_log_new(void);
+
+/**
+ * Add one record (@p value NULL: a tombstone). A malformed key or value
+ * returns KB_ERR_INVALID and counts as a tombstone for its key (when the key
+ * is well formed): a subject is never followed on a record nobody can read.
+ */
+kb_err_t kb_follow_log_add(kb_follow_log_t *log, const void *key, size_t key_len,
+                           const void *value, size_t value_len);
+
+/**
+ * The list: the latest value per key, tombstoned keys left out, sorted by
+ * subject as struct kb_sub wants it. *@p items is never NULL on success (an
+ * empty list follows nobody); caller frees it. The log stays usable.
+ */
+kb_err_t kb_follow_log_list(const kb_follow_log_t *log, struct kb_follow **items, size_t *n);
+
+void kb_follow_log_destroy(kb_follow_log_t *log);
+
+/**
+ * Parse a follow topic value "from,until" (either side may be empty = open)
+ * into *@p from_ms / *@p until_ms. KB_ERR_INVALID when malformed or when
+ * from is not before until.
+ */
+kb_err_t kb_follow_parse_period(const void *value, size_t len, int64_t *from_ms,
+                                int64_t *until_ms);
+
+struct kb_kafka_opts;
+
+/** The follow lists of a process's subscriptions, with their topics' end offsets. */
+typedef struct kb_follow_topics kb_follow_topics_t;
+
+/** @p kafka must outlive the handle. No connection is made until a topic is read. */
+kb_follow_topics_t *kb_follow_topics_new(const struct kb_kafka_opts *kafka);
+
+/**
+ * Read every follow topic of @p subs to its end (read_committed, no group
+ * commits) and give each such subscription its list. A topic that does not
+ * exist yet is an empty list (with a warning). Non-zero with errstr when a
+ * topic cannot be read; subscriptions already filled keep their lists.
+ */
+kb_err_t kb_follow_topics_load(kb_follow_topics_t *ft, struct kb_subs *subs, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * At most every @p interval_ms (monotonic @p now_ms): look at the end
+ * offsets of the follow topics and re-read those that moved, replacing the
+ * lists of @p subs (the set last passed to kb_follow_topics_load). A read
+ * that fails keeps the previous list, logged once until it works again.
+ * Returns the number of topics re-read.
+ */
+int kb_follow_topics_refresh(kb_follow_topics_t *ft, struct kb_subs *subs, int64_t now_ms,
+                             int64_t interval_ms);
+
+void kb_follow_topics_destroy(kb_follow_topics_t *ft);
 
 /**
  * Parse an RFC 3339 time or a date (YYYY-MM-DD, midnight UTC) into ms since
