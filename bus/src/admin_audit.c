@@ -29,13 +29,7 @@ static int64_t mono_ms(void)
 
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
-    struct ctx *c = opaque;
-    int64_t lo = -1, hi = -1;
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, topic, partition, &lo, &hi,
-                                                             10000);
-    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        return -2;
-    return e ? -1 : lo;
+    return kb_audit_input_low_of(((struct ctx *)opaque)->rk, topic, partition);
 }
 
 static int feed(void *opaque, int32_t partition, int64_t offset, int64_t ts, const void *key,
@@ -47,27 +41,6 @@ static int feed(void *opaque, int32_t partition, int64_t offset, int64_t ts, con
     if (!c->err && (offset & 255) == 0 && mono_ms() > c->deadline)
         c->cut = 1;
     return c->err != KB_OK || c->cut;
-}
-
-/* True when every audit partition still starts at offset 0 (nothing expired),
- * so each chain must begin at sequence 0. */
-static int from_start(rd_kafka_t *rk, const char *topic)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int ok = 0;
-    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
-        ok = md->topic_cnt == 1 && !md->topics[0].err;
-        for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
-            int64_t lo = -1, hi = -1;
-            ok = !rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
-                                                   &lo, &hi, 10000) &&
-                 lo == 0;
-        }
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
-    return ok;
 }
 
 json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errstr,
@@ -87,7 +60,7 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
     struct kb_audit_verify_opts vo = {
         .public_key_files = o->public_key_files,
         .n_public_keys = o->n_public_keys,
-        .from_start = from_start(c.rk, topic),
+        .from_start = kb_audit_topic_from_start(c.rk, topic),
         .input_low = input_low,
         .opaque = &c,
     };

@@ -709,3 +709,36 @@ void kb_audit_verifier_counts(const kb_audit_verifier_t *v, uint64_t *messages,
     if (checkpoints)
         *checkpoints = v->checkpoints;
 }
+
+int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partition)
+{
+    char replay_chain[200];
+    kb_topic_name(replay_chain, sizeof replay_chain, "replay"); /* kb_replay_chain_topic */
+    if (!strcmp(topic, replay_chain))
+        return -1;
+    int64_t lo = -1, hi = -1;
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, &lo, &hi,
+                                                             10000);
+    if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        return -2;
+    return e ? -1 : lo;
+}
+
+int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int ok = 0;
+    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
+        ok = md->topic_cnt == 1 && !md->topics[0].err;
+        for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
+            int64_t lo = -1, hi = -1;
+            ok = !rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
+                                                   &lo, &hi, 10000) &&
+                 lo == 0;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return ok;
+}

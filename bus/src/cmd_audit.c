@@ -21,7 +21,6 @@
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
-#include "ketenbus/replay.h"
 #include "ketenbus/log.h"
 
 static const char usage[] =
@@ -143,19 +142,7 @@ struct verify_ctx {
 
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
-    struct verify_ctx *vc = opaque;
-    int64_t lo = -1, hi = -1;
-    /* The replay chain names no input partition of its own (its records
-     * say which original they re-delivered): nothing to check there. */
-    char replay_chain[200];
-    kb_replay_chain_topic(replay_chain, sizeof replay_chain);
-    if (!strcmp(topic, replay_chain))
-        return -1;
-    rd_kafka_resp_err_t err =
-        rd_kafka_query_watermark_offsets(vc->rk, topic, partition, &lo, &hi, 10000);
-    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
-        return -2;
-    return err ? -1 : lo;
+    return kb_audit_input_low_of(((struct verify_ctx *)opaque)->rk, topic, partition);
 }
 
 static int verify_one(void *opaque, int32_t partition, int64_t offset, int64_t ts,
@@ -164,26 +151,6 @@ static int verify_one(void *opaque, int32_t partition, int64_t offset, int64_t t
     struct verify_ctx *vc = opaque;
     vc->err = kb_audit_verifier_feed(vc->v, partition, offset, key, key_len, value, len);
     return vc->err != KB_OK;
-}
-
-/* True when every audit partition still starts at offset 0 (nothing expired). */
-static int audit_from_start(rd_kafka_t *rk, const char *topic)
-{
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int ok = 0;
-    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
-        ok = md->topic_cnt == 1 && !md->topics[0].err;
-        for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
-            int64_t lo = -1, hi = -1;
-            ok = !rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
-                                                   &lo, &hi, 10000) &&
-                 lo == 0;
-        }
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
-    return ok;
 }
 
 static int run_verify(struct audit_args *a)
@@ -211,7 +178,7 @@ static int run_verify(struct audit_args *a)
     struct kb_audit_verify_opts vo = {
         .public_key_files = a->pubkeys,
         .n_public_keys = a->n_pubkeys,
-        .from_start = a->from_ms <= 0 && audit_from_start(vc.rk, topic),
+        .from_start = a->from_ms <= 0 && kb_audit_topic_from_start(vc.rk, topic),
         .input_low = input_low,
         .opaque = &vc,
     };

@@ -328,6 +328,18 @@ struct kb_audit_verify_opts {
     void *opaque;
 };
 
+/**
+ * The retention check's view of an input partition, for kb_audit_verify_opts.input_low
+ * callers: its low watermark, -2 when the topic or partition no longer exists, -1 when
+ * unknown or not applicable (the replay chain "<prefix>.replay" names no input
+ * partition of its own; its records name their originals in detail).
+ */
+int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partition);
+
+/** 1 when every partition of audit topic @p topic still starts at offset 0 (nothing
+ *  expired), so each chain must begin at sequence 0. */
+int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic);
+
 typedef struct kb_audit_verifier kb_audit_verifier_t;
 
 kb_audit_verifier_t *kb_audit_verifier_new(const struct kb_audit_verify_opts *opts,
