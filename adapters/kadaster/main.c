@@ -127,11 +127,12 @@ static int quarantine_topic(struct kad *k, const uint8_t *raw, size_t len, const
                             const char *reason)
 {
     char errstr[512], full[900];
-    snprintf(full, sizeof full, "%s", reason);
+    /* Reasons are cut to fit one header (they are bounded by the parser anyway). */
+    snprintf(full, sizeof full, "%.800s", reason);
     if (len > MAX_QUARANTINE_RAW) {
         char sha[65];
         kb_sha256_hex(raw, len, sha);
-        snprintf(full, sizeof full, "%s (%zu bytes, sha256 %s, kept in the quarantine folder)",
+        snprintf(full, sizeof full, "%.700s (%zu bytes, sha256 %s, kept in the quarantine folder)",
                  reason, len, sha);
         len = 0;
     }
