@@ -333,6 +333,8 @@ json_t *kb_admin_sub_json(const struct kb_sub *sub)
     if (sub->follow_file)
         json_object_set_new(j, "follow", json_pack("{s:s, s:I}", "file", sub->follow_file,
                                                    "subjects", (json_int_t)sub->n_follow));
+    else if (sub->follow_topic) /* read from the files: the topic's list is not loaded here */
+        json_object_set_new(j, "follow", json_pack("{s:s}", "topic", sub->follow_topic));
     json_object_set_new(j, "valid_from",
                         sub->valid_from_ms == INT64_MIN ? json_null() : time_json(sub->valid_from_ms));
     json_object_set_new(j, "valid_until", sub->valid_until_ms == INT64_MAX
