@@ -42,8 +42,7 @@ start router "$KB" route --subscriptions "$WORK/subs" --instance r1 \
   --checkpoint-every 50 --checkpoint-ms 1000 --batch 100 \
   --metrics-addr 127.0.0.1:0 --http-token-file "$WORK/token" \
   --audit-public-key "$WORK/audit.pub" --audit-verify-every 0
-wait_for 30 grep -qs 'msg="serving"' "$WORK/router.log"
-PORT=$(sed -n 's/.*msg="serving" url=http:\/\/127.0.0.1:\([0-9]*\)\/.*/\1/p' "$WORK/router.log" | head -1)
+PORT=$(serving_port router)
 URL=http://127.0.0.1:$PORT
 check "router serves on a port" test -n "$PORT"
 

@@ -54,8 +54,7 @@ start router "$KB" route --subscriptions "$WORK/subs" --instance r1 \
   --subject-key-file "$WORK/subject.key" --batch 100 \
   --metrics-addr 127.0.0.1:0 --http-token-file "$WORK/token" --no-admin \
   --dashboard-peer http://127.0.0.1:9
-wait_for 30 grep -qs 'msg="serving"' "$WORK/router.log"
-PORT=$(sed -n 's/.*msg="serving" url=http:\/\/127.0.0.1:\([0-9]*\)\/.*/\1/p' "$WORK/router.log" | head -1)
+PORT=$(serving_port router)
 URL=http://127.0.0.1:$PORT
 check "router serves on a port" test -n "$PORT"
 

@@ -12,7 +12,6 @@
 # subscriber's payloads do carry BSNs, so the searches can find them.
 source "$(dirname "$0")/lib.sh"
 
-PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/subs.yaml" <<YAML
 subscriptions:
   - name: volledig
@@ -29,7 +28,9 @@ subscriptions:
     pseudonymise: [kind.bsn]
 YAML
 start router "$BIN/ketenbus" route --subscriptions "$WORK/subs.yaml" --instance leak \
-  --subject-key-file "$WORK/subject.key" --metrics-addr "127.0.0.1:$PORT"
+  --subject-key-file "$WORK/subject.key" --metrics-addr 127.0.0.1:0
+PORT=$(serving_port router)
+check "router serves on a port" test -n "$PORT"
 mkdir -p "$WORK/gba/in"
 i=0
 for f in "$FIX"/lg01-geboorte-sophie.lo3 "$FIX"/gv01-moeder-kind-sophie.lo3 "$FIX"/events/*.lo3; do

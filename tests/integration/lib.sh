@@ -64,6 +64,14 @@ start() { # start NAME COMMAND...: background process with its log in WORK
   LAST_PID=$!
 }
 
+# serving_port NAME: the port a ketenbus server started with NAME and
+# `--metrics-addr 127.0.0.1:0` bound (from its "serving" log line). Port 0
+# lets the kernel choose, so parallel tests never race for a port.
+serving_port() {
+  wait_for 30 grep -qs 'msg="serving"' "$WORK/$1.log" || return 1
+  sed -n 's/.*msg="serving" url=https\{0,1\}:\/\/[^:]*:\([0-9]*\)\/.*/\1/p' "$WORK/$1.log" | head -1
+}
+
 # Number of committed messages in TOPIC (all partitions).
 count() {
   kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -X isolation.level=read_committed -f 'x\n' 2>/dev/null | grep -c x || true

@@ -7,7 +7,6 @@
 # output passes promtool and holds no personal data.
 source "$(dirname "$0")/lib.sh"
 
-PORT=$((20000 + RANDOM % 20000))
 cat >"$WORK/subs.yaml" <<YAML
 subscriptions:
   - name: alle
@@ -18,7 +17,9 @@ subscriptions:
     types: [nl.brp.persoon-overleden]
 YAML
 start router "$BIN/ketenbus" route --subscriptions "$WORK/subs.yaml" --instance m1 \
-  --subject-key-file "$WORK/subject.key" --metrics-addr "127.0.0.1:$PORT"
+  --subject-key-file "$WORK/subject.key" --metrics-addr 127.0.0.1:0
+PORT=$(serving_port router)
+check "router serves on a port" test -n "$PORT"
 "$BIN/ketenbus" gen --count 200 --seed 11 --subject-key-file "$WORK/subject.key" >>"$WORK/gen.log" 2>&1
 echo 'broken' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k x
 check "all 200 routed" wait_for 90 count_is "$(T out.alle)" 200
