@@ -35,6 +35,9 @@ static const char usage[] =
     "  --subject-key-file FILE      subject key (required): follow lists, and the key\n"
     "                               from which each subscriber's pseudonyms derive\n"
     "  --schemas DIR                schema folder (default: the source tree's schemas/)\n"
+    "  --no-register-projections    do not put projected schemas in the registry topic\n"
+    "                               (by default each is registered under the id its\n"
+    "                               copies are framed with, subject <topic>-<record>)\n"
     "  --audit-signing-key FILE     Ed25519 key (ketenbus audit keygen) for signed\n"
     "                               checkpoints of the audit trail\n"
     "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
@@ -62,7 +65,7 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
@@ -73,6 +76,7 @@ int kb_cmd_route(int argc, char **argv)
         {"checkpoint-every", required_argument, NULL, OPT_CPN},
         {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
         {"no-audit", no_argument, NULL, OPT_NOAUDIT},
+        {"no-register-projections", no_argument, NULL, OPT_NOREG},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
         {"no-admin", no_argument, NULL, OPT_NOADMIN},
         {"audit-public-key", required_argument, NULL, OPT_APUB},
@@ -112,6 +116,7 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_CPN: ro.audit_checkpoint_every = (uint32_t)strtoul(optarg, NULL, 10); break;
         case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
+        case OPT_NOREG: ro.no_register_projections = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;
         case OPT_NOADMIN: no_admin = 1; break;
         case OPT_AEVERY: audit_every = atoi(optarg); break;

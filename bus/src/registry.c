@@ -273,10 +273,13 @@ kb_err_t kb__registry_sync(kb_registry_t *r, struct kb_registry_status *st)
     rd_kafka_resp_err_t e;
     /* Right after the topic was created its partition may have no leader
      * yet (UNKNOWN_TOPIC_OR_PART, NOT_LEADER, LEADER_NOT_AVAILABLE): that
-     * passes within moments, so wait for it instead of failing start-up. */
+     * passes within moments, so wait for it instead of failing start-up.
+     * librdkafka says so locally too (_UNKNOWN_PARTITION/_TOPIC) while its
+     * metadata cache still lacks the new topic. */
     for (;;) {
         e = rd_kafka_query_watermark_offsets(r->consumer, r->topic, 0, &lo, &hi, r->timeout_ms);
         if (e != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART &&
+            e != RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION && e != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC &&
             e != RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION &&
             e != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
             break;
@@ -728,6 +731,25 @@ out_free:
     free(canon);
     kb_avsc_destroy(cand);
     return err;
+}
+
+kb_err_t kb_registry_register_derived(kb_registry_t *r, const char *subject,
+                                      const char *schema_json, int32_t id, int *version,
+                                      struct kb_registry_status *st)
+{
+    pthread_mutex_lock(&r->mu);
+    kb_err_t err = kb__registry_sync(r, st);
+    if (!err) {
+        /* Written only when not already NONE, so a restart writes nothing. */
+        const struct kb__reg_subject *s = kb__registry_subject(r, subject);
+        if (!s || !s->has_compat || s->compat != KB_COMPAT_NONE)
+            err = kb__registry_set_config(r, subject, KB_COMPAT_NONE, st);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (err)
+        return err;
+    int32_t got = 0;
+    return kb_registry_register(r, subject, schema_json, id, &got, version, st);
 }
 
 kb_err_t kb_registry_schema_by_id(kb_registry_t *r, int32_t id, char **json,

@@ -41,6 +41,7 @@
 #include "ketenbus/metrics.h"
 #include "ketenbus/validate.h"
 #include "match.h"
+#include "proj_register.h"
 #include "sub_view.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -319,11 +320,17 @@ static void maybe_reload(kb_router_t *r, int64_t now)
         r->failed_stamp = stamp;
         return;
     }
-    r->subs_stamp = stamp;
     kb_matcher_t *m = kb_matcher_new(&fresh);
-    if (!m || ensure_output_topics(r, &fresh, errstr, sizeof errstr)) {
-        KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
-                   "error=\"%s\"", m ? errstr : "out of memory");
+    if (!m || ensure_output_topics(r, &fresh, errstr, sizeof errstr) ||
+        (!r->opts.no_register_projections &&
+         kb__projections_register(r->opts.kafka, &fresh, r->opts.schemas, r->opts.subject_key,
+                                  r->opts.subject_key_len, errstr, sizeof errstr))) {
+        /* Tried again at the next look: topic creation and registration
+         * can fail for a moment (broker restart). */
+        if (stamp != r->failed_stamp)
+            KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
+                       "error=\"%s\"", m ? errstr : "out of memory");
+        r->failed_stamp = stamp;
         kb_matcher_destroy(m);
         kb_subs_fini(&fresh);
         /* the follow topics in force again are those of the old set */
@@ -331,6 +338,7 @@ static void maybe_reload(kb_router_t *r, int64_t now)
             KB_LOG_ERR(COMP, "follow lists not re-read", "error=\"%s\"", errstr);
         return;
     }
+    r->subs_stamp = stamp;
     views_clear(r); /* they point into the old subscriptions */
     kb_matcher_destroy(r->matcher);
     kb_subs_fini(&r->subs);
@@ -399,6 +407,10 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     }
     if (kb_follow_topics_load(r->follows, &r->subs, errstr, errstr_size))
+        goto out_fail;
+    if (!r->opts.no_register_projections &&
+        kb__projections_register(opts->kafka, &r->subs, r->opts.schemas, r->opts.subject_key,
+                                 r->opts.subject_key_len, errstr, errstr_size))
         goto out_fail;
     r->matcher = kb_matcher_new(&r->subs);
     if (!r->matcher) {

@@ -46,8 +46,12 @@ kb_err_t kb__sub_view_init(struct kb__sub_view *w, const struct kb_sub *sub,
     kb__hmac_init(&w->subject_key, key, sizeof key);
     if (sub->n_fields || sub->n_pseudonymise) {
         /* No field list but pseudonyms: every top-level field is selected. */
-        char name[KB_SUB_NAME_MAX + 96];
-        snprintf(name, sizeof name, "nl.ketenbus.out.%s.%s", sub->name, "Event");
+        char *name = w->record_name;
+        const char *rec = avro_schema_name(schema->avro);
+        /* An Avro name part cannot start with a digit; a subscriber's can. */
+        snprintf(name, sizeof w->record_name, "nl.ketenbus.out.%s%s.%s",
+                 sub->name[0] >= '0' && sub->name[0] <= '9' ? "_" : "", sub->name,
+                 rec ? rec : "Event");
         for (char *c = name; *c; c++)
             if (*c == '-')
                 *c = '_';
@@ -63,6 +67,11 @@ kb_err_t kb__sub_view_init(struct kb__sub_view *w, const struct kb_sub *sub,
     }
     memset(key, 0, sizeof key);
     return KB_OK;
+}
+
+const char *kb__sub_view_record_name(const struct kb__sub_view *w)
+{
+    return w->record_name;
 }
 
 void kb__sub_view_fini(struct kb__sub_view *w)

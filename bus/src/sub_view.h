@@ -26,6 +26,8 @@ struct kb__sub_view {
     kb_projection_t *pj;         /* NULL when the subscription receives every field */
     int32_t out_schema_id;       /* id in the copy's framing: projected, or schema_id */
     struct kb__hmac subject_key; /* this subscriber's key for ce_subject and the Kafka key */
+    char record_name[KB_SUB_NAME_MAX + 160]; /* projected record's full name ("" when
+                                               * the whole event is delivered) */
 };
 
 /* Scratch buffers for kb__sub_view_value (one set per thread; free with _fini). */
@@ -70,6 +72,11 @@ void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
  */
 rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
                                          const struct kb_header *set, size_t n_set);
+
+/* Full name of the projected record: nl.ketenbus.out.<subscriber>.<source
+ * record name>, dashes made underscores (valid Avro, and one name per
+ * subscriber and event type, as code generators need). */
+const char *kb__sub_view_record_name(const struct kb__sub_view *w);
 
 /* Schema id of a projected schema text (0x40000000 | hash; see sub_view.c). */
 int32_t kb__projected_schema_id(const char *schema_json);

@@ -360,7 +360,8 @@ public final class KsRoute {
                 if (s.fields != null || !s.pseudo.isEmpty()) {
                     Schema ps = s.projected.computeIfAbsent(sid, k -> projectSchema(schema,
                             s.fields != null ? s.fields : wholeTree(schema),
-                            "nl.ketenbus.out." + s.name.replace('-', '_') + ".Event"));
+                            "nl.ketenbus.out." + (Character.isDigit(s.name.charAt(0)) ? "_" : "")
+                                    + s.name.replace('-', '_') + "." + schema.getName()));
                     int pid = s.projectedId.computeIfAbsent(sid, k -> projectedSchemaId(ps.toString()));
                     GenericRecord pr = (GenericRecord) projectValue(event, ps,
                             s.fields != null ? s.fields : wholeTree(schema), "", s, macs.get(s.name));

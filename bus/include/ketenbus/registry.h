@@ -118,6 +118,18 @@ kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char 
                               struct kb_registry_status *st);
 
 /**
+ * Register a schema derived by ketenbus itself (a subscriber's projection)
+ * under @p subject with exactly the id @p id it is framed with. The subject's
+ * compatibility is set to NONE first: a projection changes when an
+ * entitlement changes, which is not schema evolution, and every copy names
+ * the id it was written with. Idempotent; 42205 when @p id already names
+ * another schema.
+ */
+kb_err_t kb_registry_register_derived(kb_registry_t *r, const char *subject,
+                                      const char *schema_json, int32_t id, int *version,
+                                      struct kb_registry_status *st);
+
+/**
  * Schema text of @p id (malloc'ed into *@p json, caller frees), after
  * reading the topic to its end when the id is not known yet. KB_ERR_NOTFOUND
  * (40403) when absent.

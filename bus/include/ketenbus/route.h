@@ -32,6 +32,9 @@ struct kb_route_opts {
     int batch_ms;                      /* longest wait to fill a batch; default 100 */
     size_t dedup_window;               /* ids remembered per input partition; default 100000 */
     int no_audit;                      /* 1: no audit trail (benchmarks only) */
+    int no_register_projections;       /* 1: do not put projected schemas in the registry
+                                        * (proj_register.h); subscribers must then get them
+                                        * elsewhere */
     const char *audit_signing_key_file;/* Ed25519 PEM key for checkpoints; NULL = unsigned trail */
     uint32_t audit_checkpoint_every;   /* records per chain between checkpoints (0: default) */
     int audit_checkpoint_ms;           /* or after this long (0: default) */

@@ -9,7 +9,8 @@
 //   adapter:PRINCIPAL:SOURCE      may write <prefix>.in.<source> and
 //                                 <prefix>.quarantine.<source>, nothing else
 //   router:PRINCIPAL              reads <prefix>.in.*, writes <prefix>.out.*,
-//                                 <prefix>.dlq and <prefix>.audit, uses its
+//                                 <prefix>.dlq and <prefix>.audit, registers
+//                                 projected schemas in <prefix>.schemas, uses its
 //                                 group <prefix>-route and transactional ids
 //                                 <prefix>-route-*
 //   subscriber:PRINCIPAL:NAME     may read <prefix>.out.<name> only, with groups
@@ -79,6 +80,7 @@ public class SecureSetup {
                 allow(f[1], T, p + ".out.", PRE, W, D, C);
                 allow(f[1], T, p + ".dlq", LIT, W, D, C);
                 allow(f[1], T, p + ".audit", LIT, W, R, D, C);
+                allow(f[1], T, p + ".schemas", LIT, W, R, D, C);
                 allow(f[1], G, p + "-route", LIT, R, D);
                 allow(f[1], G, "ketenbus-route-dedup-scan", LIT, R, D);
                 allow(f[1], G, "ketenbus-audit-resume", LIT, R, D);
