@@ -34,10 +34,13 @@
 
 #include "akw.h"
 #include "cmd.h"
+#include "ketenbus/admin.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/route.h"
+#include "ketenbus/serve.h"
 #include "spool.h"
 
 extern char **environ;
@@ -61,7 +64,9 @@ static const char usage[] =
     "  --workdir DIR   spools, keys and logs (default: a new /tmp/ketenbus-dev-*)\n"
     "  --brokers N     mock brokers (default 3)\n"
     "  --timeout S     demo: how long to wait for the invitation (default 120)\n"
-    "  --subscriptions PATH  (default deploy/dev/subscriptions.yaml of the source tree)\n";
+    "  --subscriptions PATH  (default deploy/dev/subscriptions.yaml of the source tree)\n"
+    "  --dashboard HOST:PORT live dashboard and /metrics of the router (default\n"
+    "                  127.0.0.1:0, a free port, printed; \"off\" for none; --demo: off)\n";
 
 struct router_thread {
     kb_router_t *router;
@@ -216,7 +221,7 @@ static int write_key(const char *path)
     return w == 64 ? 0 : -1;
 }
 
-enum { OPT_DEMO = 1000, OPT_WORKDIR, OPT_BROKERS, OPT_TIMEOUT, OPT_SUBS };
+enum { OPT_DEMO = 1000, OPT_WORKDIR, OPT_BROKERS, OPT_TIMEOUT, OPT_SUBS, OPT_DASH };
 
 int kb_cmd_dev(int argc, char **argv)
 {
@@ -225,11 +230,13 @@ int kb_cmd_dev(int argc, char **argv)
                                              {"brokers", required_argument, NULL, OPT_BROKERS},
                                              {"timeout", required_argument, NULL, OPT_TIMEOUT},
                                              {"subscriptions", required_argument, NULL, OPT_SUBS},
+                                             {"dashboard", required_argument, NULL, OPT_DASH},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int demo = 0, brokers = 3, timeout_s = 120, opt;
     const char *workdir = NULL;
     const char *subs_path = KB_SOURCE_DIR "/deploy/dev/subscriptions.yaml";
+    const char *dash_addr = NULL;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_DEMO: demo = 1; break;
@@ -237,10 +244,13 @@ int kb_cmd_dev(int argc, char **argv)
         case OPT_BROKERS: brokers = atoi(optarg); break;
         case OPT_TIMEOUT: timeout_s = atoi(optarg); break;
         case OPT_SUBS: subs_path = optarg; break;
+        case OPT_DASH: dash_addr = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
+    if (!dash_addr)
+        dash_addr = demo ? "off" : "127.0.0.1:0";
     if (brokers < 1 || brokers > 9 || timeout_s < 1) {
         fprintf(stderr, "error: --brokers must be 1..9 and --timeout positive\n");
         return 2;
@@ -323,6 +333,11 @@ int kb_cmd_dev(int argc, char **argv)
     }
     for (size_t i = 0; i < subs.n; i++)
         rd_kafka_mock_topic_create(mc, subs.items[i].topic, 3, 1);
+    /* The registry's topic has one partition (a total order); the router
+     * registers projected schemas there. */
+    char schemas_topic[160];
+    kb_topic_name(schemas_topic, sizeof schemas_topic, "schemas");
+    rd_kafka_mock_topic_create(mc, schemas_topic, 1, 1);
 
     /* Demo output goes to stdout; component logs go to files. */
     char own_log[PATH_MAX + 64];
@@ -360,6 +375,8 @@ int kb_cmd_dev(int argc, char **argv)
     struct router_thread rt;
     memset(&rt, 0, sizeof rt);
     pid_t gba = -1, svb = -1;
+    kb_http_t *dash_http = NULL;
+    kb_dashboard_t *dash = NULL;
     rt.router = kb_router_new(&ro, errstr, sizeof errstr);
     if (!rt.router) {
         fprintf(stdout, "error: router: %s\n", errstr);
@@ -370,6 +387,27 @@ int kb_cmd_dev(int argc, char **argv)
         fprintf(stdout, "error: cannot start the router thread\n");
         kb_router_destroy(rt.router);
         goto out_kopts;
+    }
+
+    /* The router runs in this process, so its metrics are this process's:
+     * the dashboard serves them as `ketenbus route --metrics-addr` does. */
+    if (strcmp(dash_addr, "off") != 0) {
+        struct kb_serve_opts so = {.extra_public = "/dashboard"};
+        struct kb_dashboard_opts dopts = {.kafka = &kopts};
+        char dhost[256];
+        uint16_t dport;
+        if (kb_serve_addr_parse(dash_addr, dhost, sizeof dhost, &dport, errstr, sizeof errstr) ||
+            !(dash_http = kb_serve_new(dash_addr, &so, errstr, sizeof errstr)) ||
+            !(dash = kb_dashboard_new(&dopts, errstr, sizeof errstr)) ||
+            kb_dashboard_routes(dash, dash_http) ||
+            kb_http_start(dash_http, errstr, sizeof errstr)) {
+            printf("error: dashboard: %s\n", errstr);
+            goto out_children;
+        }
+        kb_metrics_set_ready(1);
+        printf("ketenbus dev: dashboard at http://%s:%u/dashboard (metrics at /metrics)\n",
+               dhost, (unsigned)kb_http_port(dash_http));
+        fflush(stdout);
     }
 
     char bindir[PATH_MAX], gba_exe[PATH_MAX + 32], svb_exe[PATH_MAX + 32];
@@ -442,6 +480,9 @@ int kb_cmd_dev(int argc, char **argv)
     fflush(stdout);
 
 out_children:
+    kb_http_stop(dash_http);
+    kb_dashboard_destroy(dash);
+    kb_http_destroy(dash_http);
     stop_child(gba);
     stop_child(svb);
     atomic_store(&rt.stop, 1);
