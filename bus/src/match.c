@@ -569,37 +569,37 @@ int kb_payload_field(void *opaque, const char *path, char *buf, size_t cap)
         return 1;
     }
     case AVRO_INT32: {
-        int32_t x;
+        int32_t x = 0; /* the macro leaves it unset when the class lacks the getter */
         avro_value_get_int(&f, &x);
         snprintf(buf, cap, "%" PRId32, x);
         return 1;
     }
     case AVRO_INT64: {
-        int64_t x;
+        int64_t x = 0;
         avro_value_get_long(&f, &x);
         snprintf(buf, cap, "%" PRId64, x);
         return 1;
     }
     case AVRO_DOUBLE: {
-        double x;
+        double x = 0;
         avro_value_get_double(&f, &x);
         snprintf(buf, cap, "%.17g", x);
         return 1;
     }
     case AVRO_FLOAT: {
-        float x;
+        float x = 0;
         avro_value_get_float(&f, &x);
         snprintf(buf, cap, "%.9g", (double)x);
         return 1;
     }
     case AVRO_BOOLEAN: {
-        int x;
+        int x = 0;
         avro_value_get_boolean(&f, &x);
         snprintf(buf, cap, "%s", x ? "true" : "false");
         return 1;
     }
     case AVRO_ENUM: {
-        int x;
+        int x = 0;
         avro_value_get_enum(&f, &x);
         const char *sym = avro_schema_enum_get(avro_value_get_schema(&f), x);
         snprintf(buf, cap, "%s", sym ? sym : "");

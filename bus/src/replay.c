@@ -432,7 +432,8 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     rd_kafka_headers_t *h = kb__sub_view_headers(m, key, set, sizeof set / sizeof set[0]);
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
         rp->producer, RD_KAFKA_V_TOPIC(rp->sub->topic),
-        RD_KAFKA_V_KEY(key[0] ? key : m->key, key[0] ? strlen(key) : m->key_len),
+        RD_KAFKA_V_KEY((key[0] ? (const void *)key : m->key),
+                       key[0] ? strlen(key) : m->key_len),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
     if (kerr) {

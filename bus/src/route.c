@@ -596,7 +596,8 @@ static kb_err_t produce_view(kb_router_t *r, const rd_kafka_message_t *m,
     rd_kafka_headers_t *hdrs = kb__sub_view_headers(m, key, NULL, 0);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         r->producer, RD_KAFKA_V_TOPIC(w->sub->topic),
-        RD_KAFKA_V_KEY(key[0] ? key : m->key, key[0] ? strlen(key) : m->key_len),
+        RD_KAFKA_V_KEY((key[0] ? (const void *)key : m->key),
+                       key[0] ? strlen(key) : m->key_len),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
     if (err) {
