@@ -32,6 +32,8 @@ check "events out: alle = 200" eq "$(m 'kb_events_out_total\{subscriber="alle",t
 check "dead letters by stage envelope = 1" eq "$(m 'kb_dead_letters_total\{topic="[^"]*",stage="envelope"\}')" 1
 check "audit records delivered = 200" eq "$(m 'kb_audit_records_total\{outcome="delivered"\}')" 200
 check "latency histogram counted 200" eq "$(m 'kb_e2e_latency_seconds_count\{subscriber="alle"\}')" 200
+check "transactions timed: route phase" test "$(m 'kb_route_transaction_seconds_count\{phase="route"\}')" -ge 1
+check "... and commit phase, as often" eq "$(m 'kb_route_transaction_seconds_count\{phase="commit"\}')" "$(m 'kb_route_transaction_seconds_count\{phase="route"\}')"
 check "readyz answers 200" bash -c "curl -sf http://127.0.0.1:$PORT/readyz >/dev/null"
 check "promtool check metrics passes" bash -c "promtool check metrics < $WORK/metrics.txt"
 # A BSN counts only as a whole number: sample values such as
