@@ -6,22 +6,27 @@
  * offsets like bench-route, with the router's and broker's CPU per event read
  * from /proc at the first and last commit; (2) `ketenbus audit verify` over
  * synthetic records written to the broker, end to end (process start to
- * exit), and the verifier alone on records in memory; (3) `ketenbus audit
- * subject` (the access report) over those records. Every figure is
- * measured; nothing is extrapolated.
+ * exit), on one reader thread and on the default (one per CPU), beside the
+ * same readers consuming without verifying (what Kafka alone costs) and the
+ * verifier alone on records in memory; (3) `ketenbus audit subject` (the
+ * access report) over those records. Every figure is measured; nothing is
+ * extrapolated.
  *
  * usage: bench-audit [--records N] [--subject-records N] [--route-count N]
  *                    [--route-pairs K] [--chains C] [--bootstrap HOST:PORT]
  *                    [--memory-only] [--no-route] [--verify-loop SECONDS]
+ *                    [--verify-runs K]
  */
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <librdkafka/rdkafka.h>
@@ -328,6 +333,33 @@ static int write_trail(const char *bootstrap, const char *priv, const uint8_t *s
     return 0;
 }
 
+static int count_one(void *opaque, int32_t partition, int64_t offset, int64_t ts,
+                     const void *key, size_t key_len, const void *value, size_t len)
+{
+    (void)partition, (void)offset, (void)ts, (void)key, (void)key_len, (void)value, (void)len;
+    atomic_fetch_add_explicit((atomic_ulong *)opaque, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* The audit topic read by verify's readers (one per CPU), doing nothing with
+ * the messages: what Kafka and librdkafka cost by themselves. */
+static int scan_only(const char *bootstrap, uint64_t *messages)
+{
+    char errstr[512];
+    struct kb_kafka_opts ko;
+    kb_kafka_opts_init(&ko);
+    kb_kafka_opts_set(&ko, "bootstrap.servers", bootstrap, errstr, sizeof errstr);
+    atomic_ulong n;
+    atomic_init(&n, 0);
+    kb_err_t err = kb_audit_scan_parallel(&ko, NULL, 0, 0, 0, count_one, &n, errstr,
+                                          sizeof errstr);
+    kb_kafka_opts_fini(&ko);
+    *messages = atomic_load(&n);
+    if (err)
+        fprintf(stderr, "bench-audit: %s\n", errstr);
+    return err ? -1 : 0;
+}
+
 /* Run `ketenbus audit ARGS...` with topic prefix @p prefix; wall seconds in
  * *@p secs, its output in @p log. The exit status. */
 static int run_audit_cmd(const char *prefix, const char *log, double *secs, char **args)
@@ -369,17 +401,28 @@ static int log_line(const char *log, const char *prefix, char *out, size_t cap)
 
 struct verify_out {
     double secs;          /* wall time of the whole command */
+    double cpu_s;         /* its CPU time, user + system, all threads */
     uint64_t records;
     int ok;               /* exit 0 and "result: OK" */
 };
 
+/* `ketenbus audit verify`, with --threads @p threads when > 0. */
 static void run_verify(const char *prefix, const char *bootstrap, const char *pub,
-                       const char *dir, const char *name, struct verify_out *out)
+                       const char *dir, const char *name, int threads, struct verify_out *out)
 {
-    char log[512], line[1024];
+    char log[512], line[1024], sthreads[16];
     snprintf(log, sizeof log, "%s/%s.log", dir, name);
-    char *args[] = {"verify", "--public-key", (char *)pub, "-b", (char *)bootstrap, NULL};
+    snprintf(sthreads, sizeof sthreads, "%d", threads);
+    char *args[] = {"verify", "--public-key", (char *)pub, "-b", (char *)bootstrap,
+                    threads > 0 ? "--threads" : NULL, sthreads, NULL};
+    struct rusage r0, r1;
+    getrusage(RUSAGE_CHILDREN, &r0);
     int st = run_audit_cmd(prefix, log, &out->secs, args);
+    getrusage(RUSAGE_CHILDREN, &r1);
+    out->cpu_s = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec) +
+                 (double)(r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) +
+                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
+                          r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) / 1e6;
     out->records = 0;
     out->ok = st == 0 && !log_line(log, "result: OK", line, sizeof line);
     if (!log_line(log, "audit trail ", line, sizeof line)) {
@@ -598,7 +641,7 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
         }
         if (run == 0) {
             struct verify_out vo;
-            run_verify(prefix, c->bootstrap, pub, c->dir, "verify-route-trail", &vo);
+            run_verify(prefix, c->bootstrap, pub, c->dir, "verify-route-trail", 0, &vo);
             *trail_ok = vo.ok && vo.records == (uint64_t)c->count;
             printf("route: the trail of run 0 verifies %s (%" PRIu64 " records for %ld events)\n",
                    *trail_ok ? "OK" : "NOT OK", vo.records, c->count);
@@ -614,6 +657,7 @@ static void usage(FILE *f)
     fputs("usage: bench-audit [--records N] [--subject-records N] [--route-count N]\n"
           "                   [--route-pairs K] [--chains C] [--bootstrap HOST:PORT]\n"
           "                   [--memory-only] [--no-route] [--verify-loop SECONDS]\n"
+          "                   [--verify-runs K]\n"
           "  --records N          decisions for the in-memory verifier (default 1000000)\n"
           "  --subject-records N  decisions written to the broker for `audit verify` and\n"
           "                       `audit subject` (default 2000000)\n"
@@ -625,6 +669,8 @@ static void usage(FILE *f)
           "  --no-route           skip the router part\n"
           "  --verify-loop S      verify the first 100,000 messages over and over for S\n"
           "                       seconds (for a profiler), then stop\n"
+          "  --verify-runs K      rounds of read-only / verify on 1 thread / verify on\n"
+          "                       the default threads; the best of each (default 3)\n"
           "Environment: KB_BOOTSTRAP (as --bootstrap); BENCH_KAFKA_STATE, the state\n"
           "folder of the broker it starts (default /tmp/kb-kafka-bench-audit).\n",
           f);
@@ -642,10 +688,11 @@ int main(int argc, char **argv)
         {"memory-only", no_argument, NULL, 'm'},
         {"no-route", no_argument, NULL, 'x'},
         {"verify-loop", required_argument, NULL, 'L'},
+        {"verify-runs", required_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long records = 1000000, subject_records = 2000000, chains = 12;
-    int pairs = 4, memory_only = 0, no_route = 0, opt;
+    int pairs = 4, memory_only = 0, no_route = 0, verify_runs = 3, opt;
     double loop_s = 0;
     const char *given_bootstrap = getenv("KB_BOOTSTRAP") && *getenv("KB_BOOTSTRAP")
                                       ? getenv("KB_BOOTSTRAP")
@@ -662,12 +709,13 @@ int main(int argc, char **argv)
         case 'm': memory_only = 1; break;
         case 'x': no_route = 1; break;
         case 'L': loop_s = atof(optarg); break;
+        case 'V': verify_runs = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (records <= 0 || subject_records <= 0 || c.count <= 0 || pairs <= 0 || chains <= 0 ||
-        chains > 1000) {
+        chains > 1000 || verify_runs <= 0) {
         usage(stderr);
         return 2;
     }
@@ -768,12 +816,53 @@ int main(int argc, char **argv)
     if (write_trail(c.bootstrap, priv, skey, skey_len, subject_records, chains, &wsecs))
         goto out_broker;
     printf("broker: wrote %ld records (+ checkpoints) in %.1f s\n", subject_records, wsecs);
-    struct verify_out vo;
-    run_verify(vprefix, c.bootstrap, pub, c.dir, "verify", &vo);
-    double verify_rps = vo.secs > 0 ? (double)vo.records / vo.secs : 0;
-    printf("broker: `ketenbus audit verify`: %" PRIu64 " records in %.2f s wall = %.0f "
-           "records/s (%s)\n",
-           vo.records, vo.secs, verify_rps, vo.ok ? "OK" : "FAILED");
+    /* Side by side, @p verify_runs rounds of: the readers alone, verify on
+     * one thread, verify on the default threads; the best of each (the
+     * machine is shared: the best run is the one least disturbed). */
+    int threads = kb_audit_scan_threads(0);
+    struct verify_out vo = {0}, vo1 = {0};
+    double scan_s = 0, verify_rps = 0, verify1_rps = 0, scan_rps = 0;
+    uint64_t scanned = 0;
+    for (int run = 0; run < verify_runs; run++) {
+        uint64_t n = 0;
+        double t0 = bench_now_s();
+        if (scan_only(c.bootstrap, &n)) {
+            fprintf(stderr, "bench-audit: reading the trail failed\n");
+            goto out_broker;
+        }
+        double t = bench_now_s() - t0;
+        if (!scan_s || t < scan_s) {
+            scan_s = t;
+            scanned = n;
+        }
+        struct verify_out one, all;
+        run_verify(vprefix, c.bootstrap, pub, c.dir, "verify-1", 1, &one);
+        run_verify(vprefix, c.bootstrap, pub, c.dir, "verify", 0, &all);
+        double r1 = one.secs > 0 ? (double)one.records / one.secs : 0;
+        double rn = all.secs > 0 ? (double)all.records / all.secs : 0;
+        printf("broker: run %d: read only %.2f s, verify 1 thread %.2f s (%.2f s CPU), "
+               "%d threads %.2f s (%.2f s CPU)\n",
+               run, t, one.secs, one.cpu_s, threads, all.secs, all.cpu_s);
+        if (run == 0 || !one.ok || (vo1.ok && r1 > verify1_rps)) {
+            vo1 = one;
+            verify1_rps = r1;
+        }
+        if (run == 0 || !all.ok || (vo.ok && rn > verify_rps)) {
+            vo = all;
+            verify_rps = rn;
+        }
+    }
+    scan_rps = scan_s > 0 ? (double)scanned / scan_s : 0;
+    printf("broker: the readers alone (%d threads, no verification): %" PRIu64
+           " messages in %.2f s = %.0f messages/s\n",
+           threads, scanned, scan_s, scan_rps);
+    printf("broker: `ketenbus audit verify --threads 1`: %" PRIu64 " records in %.2f s wall = "
+           "%.0f records/s (%s)\n",
+           vo1.records, vo1.secs, verify1_rps, vo1.ok ? "OK" : "FAILED");
+    printf("broker: `ketenbus audit verify` (%d threads): %" PRIu64 " records in %.2f s wall = "
+           "%.0f records/s (%s), %.2f us CPU per record\n",
+           threads, vo.records, vo.secs, verify_rps, vo.ok ? "OK" : "FAILED",
+           vo.records ? vo.cpu_s / (double)vo.records * 1e6 : 0);
     char slog[512], line[1024];
     snprintf(slog, sizeof slog, "%s/subject.log", c.dir);
     char *sargs[] = {"subject", "--bsn", FIXTURE_BSN, "--subject-key-file", c.key, "-b",
@@ -806,12 +895,15 @@ int main(int argc, char **argv)
         snprintf(swith, sizeof swith, "%.0f", eps_with);
         snprintf(swithout, sizeof swithout, "%.0f", eps_without);
     }
-    int ok = mem_ok && vo.ok && vo.records == (uint64_t)subject_records && subject_ok && trail_ok;
+    int ok = mem_ok && vo.ok && vo.records == (uint64_t)subject_records && vo1.ok &&
+             vo1.records == (uint64_t)subject_records && subject_ok && trail_ok;
     printf("bench-audit audit_overhead_pct=%s verify_rps=%.0f subject_s=%.2f "
-           "subject_records=%ld verify_mem_rps=%.0f audit_cpu_overhead_pct=%s "
+           "subject_records=%ld verify_mem_rps=%.0f verify_1t_rps=%.0f verify_threads=%d "
+           "scan_rps=%.0f verify_cpu_us=%.2f audit_cpu_overhead_pct=%s "
            "route_eps_with=%s route_eps_without=%s route_count=%ld route_pairs=%d "
            "append_ns=%.0f ok=%d\n",
-           soverhead, verify_rps, subject_s, subject_records, mem.verify_rps, scpu, swith,
+           soverhead, verify_rps, subject_s, subject_records, mem.verify_rps, verify1_rps,
+           threads, scan_rps, vo.records ? vo.cpu_s / (double)vo.records * 1e6 : 0, scpu, swith,
            swithout, c.count, pairs, mem.append_ns, ok);
     rc = ok ? 0 : 1;
 out_broker:

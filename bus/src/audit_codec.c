@@ -168,7 +168,7 @@ struct rd {
     const char *field; /* field being read, for the error message */
 };
 
-static int get_long(struct rd *r, int64_t *out)
+static int get_long_slow(struct rd *r, int64_t *out)
 {
     uint64_t z = 0;
     for (int shift = 0; shift < 70; shift += 7) {
@@ -186,6 +186,17 @@ static int get_long(struct rd *r, int64_t *out)
     return -1;
 }
 
+/* Most longs of a record are string lengths under 64: one byte. */
+static inline int get_long(struct rd *r, int64_t *out)
+{
+    if (r->p < r->end && !(*r->p & 0x80)) {
+        uint8_t c = *r->p++;
+        *out = (int64_t)(c >> 1) ^ -(int64_t)(c & 1);
+        return 0;
+    }
+    return get_long_slow(r, out);
+}
+
 static int get_int(struct rd *r, int32_t *out)
 {
     int64_t v;
@@ -196,16 +207,9 @@ static int get_int(struct rd *r, int32_t *out)
 }
 
 /* Strict UTF-8 (no overlongs, no surrogates): JSON output must stay valid. */
-static int utf8_ok(const uint8_t *s, size_t n)
+static int utf8_full(const uint8_t *s, size_t n)
 {
     size_t i = 0;
-    /* Fast path: the fields are almost always ASCII; test 8 bytes at once. */
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        if (w & 0x8080808080808080ull)
-            break;
-    }
     while (i < n) {
         uint8_t c = s[i];
         if (c < 0x80) {
@@ -239,6 +243,29 @@ static int utf8_ok(const uint8_t *s, size_t n)
         i += k + 1;
     }
     return 1;
+}
+
+/* The fields are almost always ASCII: OR the string together 8 bytes at a
+ * time (the last word overlapping) and look at the high bits once; only a
+ * string with a byte >= 0x80 takes the full check. */
+static inline int utf8_ok(const uint8_t *s, size_t n)
+{
+    uint64_t acc = 0;
+    if (n >= 8) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            acc |= w;
+        }
+        uint64_t w;
+        memcpy(&w, s + n - 8, 8);
+        acc |= w;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            acc |= s[i];
+    }
+    return !(acc & 0x8080808080808080ull) || utf8_full(s, n);
 }
 
 static int get_str(struct rd *r, struct kb_audit_str *out)

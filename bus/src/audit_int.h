@@ -33,6 +33,11 @@ void kb__audit_put_signature(struct kb__audit_buf *b, const uint8_t sig[KB_AUDIT
 void kb__audit_sha256(const void *data, size_t len, uint8_t out[KB_AUDIT_HASH_LEN]);
 
 int32_t kb__audit_partition_for(const char *key, size_t len, int32_t partitions);
+
+/* Set up the verifier's lanes for audit partitions 0..n_partitions-1, after
+ * which those partitions may be fed from different threads (one thread per
+ * partition at a time). kb_audit_verify_scan does this; tests call it. */
+kb_err_t kb__audit_verifier_lanes(kb_audit_verifier_t *v, int32_t n_partitions);
 void kb__audit_hex(const uint8_t *in, size_t n, char *out);
 
 /* Key id of an Ed25519 key: hex of the first 8 bytes of SHA-256(raw public key). */

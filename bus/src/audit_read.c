@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * audit_read.c - the reader side of the audit trail: scanning the audit
- * topic, filtering records (the access report, and what replay will need),
- * and the streaming verifier that proves every chain complete and unaltered
- * and every checkpoint signed by a trusted key (see ketenbus/audit.h).
+ * topic (one consumer, or one per reader thread), filtering records (the
+ * access report, and what replay will need), and the streaming verifier that
+ * proves every chain complete and unaltered and every checkpoint signed by a
+ * trusted key (see ketenbus/audit.h).
  *
  * The verifier keeps per chain only its head (sequence, hash) and the gaps
  * still open, so memory does not grow with the trail. Its classification:
@@ -16,9 +17,19 @@
  *  - a checkpoint that does not verify with a trusted key: BAD_SIGNATURE;
  *    one that signs a different head hash than the chain has at that point
  *    (a chain altered and re-hashed): ALTERED.
+ *
+ * Invariants of the verifier: a chain lives in the lane of the audit
+ * partition it was read from (a key's messages all go to one partition, so
+ * a genuine chain has one lane); a lane is fed by one thread at a time, in
+ * offset order, and touches nothing of another lane; the one shared thing
+ * that changes, the problem list, is appended under a mutex and put in
+ * (partition, order within the partition) order by kb_audit_verifier_finish,
+ * so the report does not depend on how partitions interleaved or on threads.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +43,13 @@
 
 /* ---- scanning ------------------------------------------------------------ */
 
-#define SCAN_BATCH 1000 /* messages taken off the consumer queue at once */
+#define SCAN_BATCH 1000       /* messages taken off the consumer queue at once */
+#define SCAN_IDLE_MS 60000    /* a reader that gets nothing for this long gives up */
+/* rd_kafka_consume_batch_queue() returns when it has SCAN_BATCH messages or
+ * when this much time has passed: the last, partial batch of a partition
+ * always waits the full time, so keep it short (500 ms here cost every scan
+ * half a second: a 30,000-record verify took 0.54 s instead of 0.06 s). */
+#define SCAN_WAIT_MS 10
 
 static int64_t mono_ms(void)
 {
@@ -41,40 +58,175 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int64_t from_ms,
-                       int64_t to_ms, kb_audit_scan_cb cb, void *opaque, char *errstr,
-                       size_t errstr_size)
+/* A consumer for reading the audit topic from end to end. */
+static rd_kafka_t *scan_consumer(const struct kb_kafka_opts *kafka, char *errstr,
+                                 size_t errstr_size)
 {
-    char tbuf[256], rerr[512];
-    if (!topic) {
-        kb_topic_name(tbuf, sizeof tbuf, "audit");
-        topic = tbuf;
-    }
+    char rerr[512];
     rd_kafka_conf_t *conf = kb_kafka_conf_new(kafka, errstr, errstr_size);
     if (!conf)
-        return KB_ERR_CONF;
+        return NULL;
     if (rd_kafka_conf_set(conf, "group.id", "ketenbus-audit-scan", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "isolation.level", "read_committed", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "fetch.max.bytes", "52428800", rerr, sizeof rerr) ||
         /* Prefetch deeply (bounded by the kbytes limit below): the scan
-         * reads everything, and the verifier should never wait for a fetch.
-         * Larger per-partition fetches (4, 16 MB) measured no faster. */
+         * reads everything, and the reader should never wait for a fetch.
+         * librdkafka 2.0 leaves a partition whose queue is over these limits
+         * unfetched until its fetch thread wakes up again (up to a second):
+         * 16-32 MB measured no faster, and up to 2x slower when the verifier
+         * falls behind. Larger per-partition fetches (4, 8, 16 MB) measured
+         * no faster than the default 1 MB. */
         rd_kafka_conf_set(conf, "queued.min.messages", "1000000", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "queued.max.messages.kbytes", "262144", rerr, sizeof rerr)) {
         rd_kafka_conf_destroy(conf);
-        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "audit scan: %s", rerr);
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "audit scan: %s", rerr);
+        return NULL;
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rerr, sizeof rerr);
     if (!rk)
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit scan: %s", rerr);
-    kb_err_t err = KB_OK;
-    int64_t *end = NULL;
-    int *done = NULL;
-    rd_kafka_topic_partition_list_t *tp = NULL;
-    rd_kafka_queue_t *rkq = NULL;
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit scan: %s", rerr);
+    return rk;
+}
+
+struct scan;
+
+/* One reader: its own consumer (so its own broker connection and fetch
+ * thread) over its share of the partitions, on its own thread. */
+struct scan_reader {
+    struct scan *s;
+    rd_kafka_t *rk;
+    rd_kafka_topic_partition_list_t *parts; /* at their start offsets */
+    uint64_t load;                          /* messages to read */
+    pthread_t thread;
+    int started;
+    kb_err_t err;
+    char errstr[512];
+};
+
+struct scan {
+    const char *topic;
+    int64_t to_ms;
+    int np;                 /* partition count; end[] and done[] are indexed by partition */
+    int64_t *end;           /* high watermark when the scan started */
+    char *done;             /* each element written by the one reader of that partition */
+    kb_audit_scan_cb cb;
+    void *opaque;
+    atomic_int stop;        /* a callback asked to stop or a reader failed: all stop */
+};
+
+/* Read the reader's partitions to their end (or to_ms), calling cb per
+ * message. Messages come a batch at a time off the consumer queue: one lock
+ * and one clock read per batch rather than per message. */
+static void scan_read(struct scan_reader *r)
+{
+    struct scan *s = r->s;
     rd_kafka_message_t *batch[SCAN_BATCH];
+    int left = r->parts->cnt;
+    rd_kafka_resp_err_t aerr = rd_kafka_assign(r->rk, r->parts);
+    if (aerr) {
+        r->err = kb_err_set(KB_ERR_KAFKA, r->errstr, sizeof r->errstr, "assign: %s",
+                            rd_kafka_err2str(aerr));
+        atomic_store(&s->stop, 1);
+        return;
+    }
+    rd_kafka_queue_t *rkq = rd_kafka_queue_get_consumer(r->rk);
+    if (!rkq) {
+        r->err = kb_err_set(KB_ERR_KAFKA, r->errstr, sizeof r->errstr,
+                            "audit scan: no consumer queue");
+        atomic_store(&s->stop, 1);
+        return;
+    }
+    int64_t idle_since = mono_ms();
+    while (left && !atomic_load_explicit(&s->stop, memory_order_relaxed)) {
+        ssize_t n = rd_kafka_consume_batch_queue(rkq, SCAN_WAIT_MS, batch, SCAN_BATCH);
+        if (n < 0) {
+            r->err = kb_err_set(KB_ERR_KAFKA, r->errstr, sizeof r->errstr, "reading %s: %s",
+                                s->topic, rd_kafka_err2str(rd_kafka_last_error()));
+            break;
+        }
+        if (n == 0) {
+            if (mono_ms() - idle_since > SCAN_IDLE_MS) {
+                r->err = kb_err_set(KB_ERR_TIMEOUT, r->errstr, sizeof r->errstr,
+                                    "no data from %s for 60 s", s->topic);
+                break;
+            }
+            continue;
+        }
+        idle_since = mono_ms();
+        int stop = 0;
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_t *m = batch[i];
+            int32_t p = m->partition;
+            if (stop || r->err || p < 0 || p > s->np || s->done[p]) {
+                /* after a stop or error: only release the rest of the batch */
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                s->done[p] = 1;
+                left--;
+            } else if (m->err) {
+                r->err = kb_err_set(KB_ERR_KAFKA, r->errstr, sizeof r->errstr,
+                                    "reading %s: %s", s->topic, rd_kafka_message_errstr(m));
+            } else {
+                int64_t ts = rd_kafka_message_timestamp(m, NULL);
+                if (s->to_ms > 0 && ts > s->to_ms) {
+                    s->done[p] = 1;
+                    left--;
+                } else if (s->cb(s->opaque, p, m->offset, ts, m->key, m->key_len, m->payload,
+                                 m->len)) {
+                    stop = 1;
+                } else if (m->offset + 1 >= s->end[p]) {
+                    s->done[p] = 1;
+                    left--;
+                }
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (stop || r->err)
+            break;
+    }
+    if (r->err || left)
+        atomic_store(&s->stop, 1); /* failed, or stopped by a callback: the others stop too */
+    rd_kafka_queue_destroy(rkq);
+}
+
+static void *scan_thread(void *opaque)
+{
+    scan_read(opaque);
+    return NULL;
+}
+
+/* Called once the partitions are known, before any cb: lets the verifier
+ * set up what its reader threads will use. Non-zero fails the scan. */
+typedef kb_err_t (*scan_prepare_fn)(void *opaque, int32_t n_partitions);
+
+/*
+ * The scan behind kb_audit_scan and kb_audit_scan_parallel: one planning
+ * consumer learns the partitions, their start offsets (from_ms) and ends;
+ * the partitions with something to read are dealt to up to @p threads
+ * readers, largest first to the least loaded, so the split only depends on
+ * the message counts. Reader 0 is the planning consumer on the calling
+ * thread; the others get their own consumer and thread.
+ */
+static kb_err_t scan_topic(const struct kb_kafka_opts *kafka, const char *topic,
+                           int64_t from_ms, int64_t to_ms, int threads, scan_prepare_fn prepare,
+                           kb_audit_scan_cb cb, void *opaque, char *errstr, size_t errstr_size)
+{
+    char tbuf[256];
+    if (!topic) {
+        kb_topic_name(tbuf, sizeof tbuf, "audit");
+        topic = tbuf;
+    }
+    rd_kafka_t *rk = scan_consumer(kafka, errstr, errstr_size);
+    if (!rk)
+        return KB_ERR_KAFKA;
+    kb_err_t err = KB_OK;
+    struct scan s = {.topic = topic, .to_ms = to_ms, .cb = cb, .opaque = opaque};
+    atomic_init(&s.stop, 0);
+    struct scan_reader *readers = NULL;
+    int n_readers = 0;
+    char *dealt = NULL;
+    rd_kafka_topic_partition_list_t *tp = NULL;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 0, rkt, &md, 10000);
@@ -85,12 +237,12 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
                               : rd_kafka_err2str(md->topics[0].err));
         goto out_destroy;
     }
-    int np = md->topics[0].partition_cnt;
-    end = calloc((size_t)np + 1, sizeof *end);
-    done = calloc((size_t)np + 1, sizeof *done);
+    int np = s.np = md->topics[0].partition_cnt;
+    s.end = calloc((size_t)np + 1, sizeof *s.end);
+    s.done = calloc((size_t)np + 1, sizeof *s.done);
     tp = rd_kafka_topic_partition_list_new(np);
-    if (!end || !done || !tp) {
-        err = KB_ERR_NOMEM;
+    if (!s.end || !s.done || !tp) {
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_destroy;
     }
     for (int p = 0; p < np; p++)
@@ -104,7 +256,7 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
             goto out_destroy;
         }
     }
-    int left = 0;
+    int active = 0;
     for (int i = 0; i < tp->cnt; i++) {
         rd_kafka_topic_partition_t *p = &tp->elems[i];
         int64_t lo = 0, hi = 0;
@@ -121,86 +273,129 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
         }
         if (from_ms <= 0)
             p->offset = lo;
-        if (p->partition >= 0 && p->partition <= np)
-            end[p->partition] = hi;
+        if (p->partition < 0 || p->partition > np)
+            continue;
+        s.end[p->partition] = hi;
         /* offset -1 after offsets_for_times: nothing at or after from_ms. */
         if (p->offset < 0 || p->offset >= hi || lo == hi)
-            done[p->partition] = 1;
+            s.done[p->partition] = 1;
         else
-            left++;
+            active++;
     }
-    if (left && (merr = rd_kafka_assign(rk, tp))) {
-        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "assign: %s",
-                         rd_kafka_err2str(merr));
+    if (prepare && (err = prepare(opaque, np))) {
+        kb_err_set(err, errstr, errstr_size, "audit scan: %s", kb_err_str(err));
         goto out_destroy;
     }
-    /* Messages come a batch at a time off the consumer queue: one lock and
-     * one clock read per batch rather than per message (a scan of the
-     * whole trail handles millions). */
-    rkq = rd_kafka_queue_get_consumer(rk);
-    if (!rkq) {
-        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit scan: no consumer queue");
+    if (!active)
+        goto out_destroy;
+    n_readers = threads < 1 ? 1 : threads > active ? active : threads;
+    readers = calloc((size_t)n_readers, sizeof *readers);
+    dealt = calloc((size_t)tp->cnt, 1);
+    if (!readers || !dealt) {
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_destroy;
     }
-    int64_t idle_since = mono_ms();
-    while (left) {
-        ssize_t n = rd_kafka_consume_batch_queue(rkq, 500, batch, SCAN_BATCH);
-        if (n < 0) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "reading %s: %s", topic,
-                             rd_kafka_err2str(rd_kafka_last_error()));
-            break;
+    for (int r = 0; r < n_readers; r++) {
+        readers[r].s = &s;
+        readers[r].parts = rd_kafka_topic_partition_list_new(active);
+        if (!readers[r].parts) {
+            err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+            goto out_destroy;
         }
-        if (n == 0) {
-            if (mono_ms() - idle_since > 60000) {
-                err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
-                                 "no data from %s for 60 s", topic);
-                break;
-            }
-            continue;
-        }
-        idle_since = mono_ms();
-        int stop = 0;
-        for (ssize_t i = 0; i < n; i++) {
-            rd_kafka_message_t *m = batch[i];
-            int32_t p = m->partition;
-            if (stop || err || p < 0 || p > np || done[p]) {
-                /* after a stop or error: only release the rest of the batch */
-            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                done[p] = 1;
-                left--;
-            } else if (m->err) {
-                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "reading %s: %s", topic,
-                                 rd_kafka_message_errstr(m));
-            } else {
-                int64_t ts = rd_kafka_message_timestamp(m, NULL);
-                if (to_ms > 0 && ts > to_ms) {
-                    done[p] = 1;
-                    left--;
-                } else if (cb(opaque, p, m->offset, ts, m->key, m->key_len, m->payload,
-                              m->len)) {
-                    stop = 1;
-                } else if (m->offset + 1 >= end[p]) {
-                    done[p] = 1;
-                    left--;
-                }
-            }
-            rd_kafka_message_destroy(m);
-        }
-        if (stop || err)
-            break;
     }
+    /* Largest first, each to the reader with the least so far (ties: the
+     * lower partition, the lower reader), so the split is reproducible. */
+    for (int k = 0; k < active; k++) {
+        int best = -1;
+        uint64_t best_load = 0;
+        for (int i = 0; i < tp->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &tp->elems[i];
+            if (dealt[i] || p->partition < 0 || p->partition > np || s.done[p->partition])
+                continue;
+            uint64_t load = (uint64_t)(s.end[p->partition] - p->offset);
+            if (best < 0 || load > best_load ||
+                (load == best_load && p->partition < tp->elems[best].partition)) {
+                best = i;
+                best_load = load;
+            }
+        }
+        int to = 0;
+        for (int r = 1; r < n_readers; r++)
+            if (readers[r].load < readers[to].load)
+                to = r;
+        dealt[best] = 1;
+        rd_kafka_topic_partition_list_add(readers[to].parts, topic, tp->elems[best].partition)
+            ->offset = tp->elems[best].offset;
+        readers[to].load += best_load;
+    }
+    readers[0].rk = rk;
+    for (int r = 1; r < n_readers; r++)
+        if (!(readers[r].rk = scan_consumer(kafka, errstr, errstr_size))) {
+            err = KB_ERR_KAFKA;
+            goto out_destroy;
+        }
+    for (int r = 1; r < n_readers; r++) {
+        if (pthread_create(&readers[r].thread, NULL, scan_thread, &readers[r])) {
+            atomic_store(&s.stop, 1);
+            err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "audit scan: no thread");
+            break;
+        }
+        readers[r].started = 1;
+    }
+    if (!err)
+        scan_read(&readers[0]);
+    for (int r = 1; r < n_readers; r++)
+        if (readers[r].started)
+            pthread_join(readers[r].thread, NULL);
+    /* The first reader's error, in reader order: the same run says the same. */
+    for (int r = 0; r < n_readers && !err; r++)
+        if (readers[r].err) {
+            err = readers[r].err;
+            snprintf(errstr, errstr_size, "%s", readers[r].errstr);
+        }
 out_destroy:
-    if (rkq)
-        rd_kafka_queue_destroy(rkq);
+    for (int r = 0; readers && r < n_readers; r++) {
+        if (readers[r].parts)
+            rd_kafka_topic_partition_list_destroy(readers[r].parts);
+        if (r > 0 && readers[r].rk) {
+            rd_kafka_consumer_close(readers[r].rk);
+            rd_kafka_destroy(readers[r].rk);
+        }
+    }
+    free(readers);
+    free(dealt);
     if (md)
         rd_kafka_metadata_destroy(md);
     if (tp)
         rd_kafka_topic_partition_list_destroy(tp);
-    free(end);
-    free(done);
+    free(s.end);
+    free(s.done);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return err;
+}
+
+kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int64_t from_ms,
+                       int64_t to_ms, kb_audit_scan_cb cb, void *opaque, char *errstr,
+                       size_t errstr_size)
+{
+    return scan_topic(kafka, topic, from_ms, to_ms, 1, NULL, cb, opaque, errstr, errstr_size);
+}
+
+int kb_audit_scan_threads(int threads)
+{
+    if (threads > 0)
+        return threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+kb_err_t kb_audit_scan_parallel(const struct kb_kafka_opts *kafka, const char *topic,
+                                int64_t from_ms, int64_t to_ms, int threads, kb_audit_scan_cb cb,
+                                void *opaque, char *errstr, size_t errstr_size)
+{
+    return scan_topic(kafka, topic, from_ms, to_ms, kb_audit_scan_threads(threads), NULL, cb,
+                      opaque, errstr, errstr_size);
 }
 
 static int str_eq(struct kb_audit_str s, const char *c)
@@ -285,6 +480,19 @@ struct vchain {
     size_t n_gaps;
 };
 
+/* The chains read from one audit partition and their counts. */
+struct vlane {
+    int32_t partition;
+    struct vchain **chains;      /* in order of first sight */
+    size_t n_chains;
+    struct vchain **index;       /* open addressing on vchain.hash; n_index a power of two */
+    size_t n_index;
+    struct vchain *last;         /* the chain of the previous message (fast path) */
+    uint64_t messages, records, checkpoints;
+    uint64_t n_problems;         /* problems raised here so far: their order in the report */
+    int nomem;
+};
+
 struct trusted_key {
     EVP_PKEY *pkey;
     char id[17];
@@ -294,15 +502,15 @@ struct kb_audit_verifier {
     struct kb_audit_verify_opts opts;
     struct trusted_key *keys;
     size_t n_keys;
-    struct vchain **chains;
-    size_t n_chains;
-    struct vchain **index;       /* open addressing on vchain.hash; n_index a power of two */
-    size_t n_index;
-    struct vchain *last;         /* the chain of the previous message (fast path) */
+    struct vlane **lanes;        /* by audit partition; NULL until seen */
+    size_t n_lanes;
+    struct vlane *odd_lane;      /* any negative partition (never from Kafka) */
+    pthread_mutex_t lock;        /* problems, problem_order, n/cap_problems */
     struct kb_audit_problem *problems;
+    uint64_t *problem_order;     /* the lane's n_problems when it was raised */
     size_t n_problems, cap_problems;
     struct kb_audit_chain_summary *sums; /* snapshot for kb_audit_verifier_chains */
-    uint64_t messages, records, checkpoints;
+    size_t n_sums;
     int nomem;
 };
 
@@ -314,6 +522,7 @@ kb_audit_verifier_t *kb_audit_verifier_new(const struct kb_audit_verify_opts *op
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         return NULL;
     }
+    pthread_mutex_init(&v->lock, NULL);
     v->opts = *opts;
     if (opts->n_public_keys) {
         v->keys = calloc(opts->n_public_keys, sizeof *v->keys);
@@ -336,6 +545,20 @@ out_fail:
     return NULL;
 }
 
+static void lane_free(struct vlane *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->n_chains; i++) {
+        free(l->chains[i]->gaps);
+        free(l->chains[i]->topic);
+        free(l->chains[i]);
+    }
+    free(l->chains);
+    free(l->index);
+    free(l);
+}
+
 void kb_audit_verifier_destroy(kb_audit_verifier_t *v)
 {
     if (!v)
@@ -343,16 +566,43 @@ void kb_audit_verifier_destroy(kb_audit_verifier_t *v)
     for (size_t i = 0; i < v->n_keys; i++)
         EVP_PKEY_free(v->keys[i].pkey);
     free(v->keys);
-    for (size_t i = 0; i < v->n_chains; i++) {
-        free(v->chains[i]->gaps);
-        free(v->chains[i]->topic);
-        free(v->chains[i]);
-    }
-    free(v->chains);
-    free(v->index);
+    for (size_t i = 0; i < v->n_lanes; i++)
+        lane_free(v->lanes[i]);
+    free(v->lanes);
+    lane_free(v->odd_lane);
     free(v->problems);
+    free(v->problem_order);
     free(v->sums);
+    pthread_mutex_destroy(&v->lock);
     free(v);
+}
+
+/* The lane of audit partition @p partition, created on first sight (only
+ * ever from one thread: kb_audit_verify_scan creates them all first). */
+static struct vlane *lane_get(kb_audit_verifier_t *v, int32_t partition)
+{
+    if (partition >= 0 && (size_t)partition < v->n_lanes && v->lanes[partition])
+        return v->lanes[partition];
+    if (partition < 0 && v->odd_lane)
+        return v->odd_lane;
+    if (partition >= 0 && (size_t)partition >= v->n_lanes) {
+        size_t n = (size_t)partition + 1;
+        struct vlane **nl = realloc(v->lanes, n * sizeof *nl);
+        if (!nl)
+            return NULL;
+        memset(nl + v->n_lanes, 0, (n - v->n_lanes) * sizeof *nl);
+        v->lanes = nl;
+        v->n_lanes = n;
+    }
+    struct vlane *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->partition = partition;
+    if (partition < 0)
+        v->odd_lane = l;
+    else
+        v->lanes[partition] = l;
+    return l;
 }
 
 /* Printable copy of a key or chain name for a report (bytes outside
@@ -366,43 +616,65 @@ static void printable(char *out, size_t out_size, const void *p, size_t n)
     out[k] = '\0';
 }
 
-static struct kb_audit_problem *problem(kb_audit_verifier_t *v, int kind, int32_t partition,
-                                        int64_t offset, const char *chain, const char *fmt, ...)
+/* Raise a problem found in lane @p l; its index in v->problems (valid until
+ * kb_audit_verifier_finish sorts them), or (size_t)-1 when out of memory. */
+static size_t problem(kb_audit_verifier_t *v, struct vlane *l, int kind, int64_t offset,
+                      const char *chain, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
 
-static struct kb_audit_problem *problem(kb_audit_verifier_t *v, int kind, int32_t partition,
-                                        int64_t offset, const char *chain, const char *fmt, ...)
+static size_t problem(kb_audit_verifier_t *v, struct vlane *l, int kind, int64_t offset,
+                      const char *chain, const char *fmt, ...)
 {
+    struct kb_audit_problem pr;
+    pr.kind = kind;
+    pr.partition = l->partition;
+    pr.offset = offset;
+    snprintf(pr.chain, sizeof pr.chain, "%s", chain ? chain : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pr.what, sizeof pr.what, fmt, ap);
+    va_end(ap);
+    size_t at = (size_t)-1;
+    pthread_mutex_lock(&v->lock);
     if (v->n_problems == v->cap_problems) {
         size_t ncap = v->cap_problems ? v->cap_problems * 2 : 16;
         struct kb_audit_problem *np = realloc(v->problems, ncap * sizeof *np);
-        if (!np) {
-            v->nomem = 1;
-            return NULL;
+        if (np)
+            v->problems = np;
+        uint64_t *no = np ? realloc(v->problem_order, ncap * sizeof *no) : NULL;
+        if (no) {
+            v->problem_order = no;
+            v->cap_problems = ncap;
         }
-        v->problems = np;
-        v->cap_problems = ncap;
     }
-    struct kb_audit_problem *pr = &v->problems[v->n_problems++];
-    pr->kind = kind;
-    pr->partition = partition;
-    pr->offset = offset;
-    snprintf(pr->chain, sizeof pr->chain, "%s", chain ? chain : "");
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(pr->what, sizeof pr->what, fmt, ap);
-    va_end(ap);
-    return pr;
+    if (v->n_problems < v->cap_problems) {
+        at = v->n_problems++;
+        v->problems[at] = pr;
+        v->problem_order[at] = l->n_problems++;
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (at == (size_t)-1)
+        l->nomem = 1;
+    return at;
 }
 
-/* FNV-1a over the topic bytes, mixed with the partition. */
+/* Hash of a chain's identity: length, the first and last 8 bytes of the
+ * topic and the partition. Chain topics share long prefixes ("kb.in."), so
+ * the tail carries the difference; equal hashes are compared in full. */
 static uint32_t chain_hash(struct kb_audit_str topic, int32_t partition)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < topic.len; i++)
-        h = (h ^ (uint8_t)topic.ptr[i]) * 16777619u;
-    h ^= (uint32_t)partition * 0x9e3779b1u;
-    return h ^ (h >> 16);
+    uint64_t a = 0, b = 0;
+    if (topic.len >= 8) {
+        memcpy(&a, topic.ptr, 8);
+        memcpy(&b, topic.ptr + topic.len - 8, 8);
+    } else if (topic.len) {
+        memcpy(&a, topic.ptr, topic.len);
+    }
+    uint64_t h = (a ^ (uint64_t)topic.len * 0x9e3779b97f4a7c15ull) * 0xff51afd7ed558ccdull;
+    h = (h ^ (h >> 29) ^ b) * 0xc4ceb9fe1a85ec53ull;
+    h ^= (uint64_t)(uint32_t)partition * 0x9e3779b1u;
+    h ^= h >> 32;
+    return (uint32_t)(h ^ (h >> 16));
 }
 
 static int vchain_is(const struct vchain *c, uint32_t h, struct kb_audit_str topic,
@@ -412,50 +684,50 @@ static int vchain_is(const struct vchain *c, uint32_t h, struct kb_audit_str top
            !memcmp(c->topic, topic.ptr, topic.len);
 }
 
-/* Put @p c into the index, growing it to keep the load at most one half. */
-static int vchain_index(kb_audit_verifier_t *v, struct vchain *c)
+/* Put @p c into the lane's index, growing it to keep the load at most one half. */
+static int vchain_index(struct vlane *l, struct vchain *c)
 {
-    if (2 * (v->n_chains + 1) > v->n_index) {
-        size_t n = v->n_index ? v->n_index * 2 : 64;
+    if (2 * (l->n_chains + 1) > l->n_index) {
+        size_t n = l->n_index ? l->n_index * 2 : 64;
         struct vchain **ni = calloc(n, sizeof *ni);
         if (!ni)
             return -1;
-        for (size_t i = 0; i < v->n_chains; i++) {
-            size_t j = v->chains[i]->hash & (n - 1);
+        for (size_t i = 0; i < l->n_chains; i++) {
+            size_t j = l->chains[i]->hash & (n - 1);
             while (ni[j])
                 j = (j + 1) & (n - 1);
-            ni[j] = v->chains[i];
+            ni[j] = l->chains[i];
         }
-        free(v->index);
-        v->index = ni;
-        v->n_index = n;
+        free(l->index);
+        l->index = ni;
+        l->n_index = n;
     }
-    size_t j = c->hash & (v->n_index - 1);
-    while (v->index[j])
-        j = (j + 1) & (v->n_index - 1);
-    v->index[j] = c;
+    size_t j = c->hash & (l->n_index - 1);
+    while (l->index[j])
+        j = (j + 1) & (l->n_index - 1);
+    l->index[j] = c;
     return 0;
 }
 
-/* The chain of (topic, partition), created on first sight. Looked up by the
- * raw topic bytes and a hash: no formatting per record (this runs for every
- * record of the trail). */
-static struct vchain *vchain_get(kb_audit_verifier_t *v, struct kb_audit_str topic,
-                                 int32_t partition)
+/* The chain of (topic, partition) in lane @p l, created on first sight.
+ * Looked up by the raw topic bytes and a hash: no formatting per record
+ * (this runs for every record of the trail). */
+static struct vchain *vchain_get(kb_audit_verifier_t *v, struct vlane *l,
+                                 struct kb_audit_str topic, int32_t partition)
 {
     uint32_t h = chain_hash(topic, partition);
-    if (v->last && vchain_is(v->last, h, topic, partition))
-        return v->last;
-    for (size_t j = v->n_index ? h & (v->n_index - 1) : 0; v->n_index && v->index[j];
-         j = (j + 1) & (v->n_index - 1))
-        if (vchain_is(v->index[j], h, topic, partition))
-            return v->last = v->index[j];
+    if (l->last && vchain_is(l->last, h, topic, partition))
+        return l->last;
+    for (size_t j = l->n_index ? h & (l->n_index - 1) : 0; l->n_index && l->index[j];
+         j = (j + 1) & (l->n_index - 1))
+        if (vchain_is(l->index[j], h, topic, partition))
+            return l->last = l->index[j];
     char tname[256];
     printable(tname, sizeof tname, topic.ptr, topic.len);
-    struct vchain **nc = realloc(v->chains, (v->n_chains + 1) * sizeof *nc);
+    struct vchain **nc = realloc(l->chains, (l->n_chains + 1) * sizeof *nc);
     if (!nc)
         return NULL;
-    v->chains = nc;
+    l->chains = nc;
     struct vchain *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -467,7 +739,7 @@ static struct vchain *vchain_get(kb_audit_verifier_t *v, struct kb_audit_str top
     memcpy(c->topic, topic.ptr, topic.len);
     c->topic_len = topic.len;
     c->hash = h;
-    if (vchain_index(v, c)) {
+    if (vchain_index(l, c)) {
         free(c->topic);
         free(c);
         return NULL;
@@ -480,13 +752,13 @@ static struct vchain *vchain_get(kb_audit_verifier_t *v, struct kb_audit_str top
     c->sum.max_input_offset = -1;
     c->sum.input_low = v->opts.input_low ? v->opts.input_low(v->opts.opaque, tname, partition)
                                          : -1;
-    v->chains[v->n_chains++] = c;
-    return v->last = c;
+    l->chains[l->n_chains++] = c;
+    return l->last = c;
 }
 
 static const uint8_t zero_hash[KB_AUDIT_HASH_LEN];
 
-static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offset,
+static void feed_record(kb_audit_verifier_t *v, struct vlane *l, int64_t offset,
                         const void *key, size_t key_len, const void *value, size_t len)
 {
     struct kb_audit_record rec;
@@ -494,25 +766,25 @@ static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offse
     if (kb_audit_decode_record(value, len, &rec, why, sizeof why)) {
         char k[KB_AUDIT_KEY_MAX];
         printable(k, sizeof k, key, key_len);
-        problem(v, KB_AUDIT_ALTERED, partition, offset, k, "record undecodable: %s", why);
+        problem(v, l, KB_AUDIT_ALTERED, offset, k, "record undecodable: %s", why);
         return;
     }
-    v->records++;
-    struct vchain *c = vchain_get(v, rec.input_topic, rec.input_partition);
+    l->records++;
+    struct vchain *c = vchain_get(v, l, rec.input_topic, rec.input_partition);
     if (!c) {
-        v->nomem = 1;
+        l->nomem = 1;
         return;
     }
     const char *name = c->sum.chain;
     if (key_len != c->key_len || memcmp(key, name, key_len)) {
         char k[KB_AUDIT_KEY_MAX];
         printable(k, sizeof k, key, key_len);
-        problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+        problem(v, l, KB_AUDIT_ALTERED, offset, name,
                 "record seq %" PRIu64 " of chain %s stored under key \"%s\"", rec.sequence, name,
                 k);
     }
     if (!kb_audit_record_hash_ok(value, len))
-        problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+        problem(v, l, KB_AUDIT_ALTERED, offset, name,
                 "record seq %" PRIu64 ": content does not match its recordHash", rec.sequence);
     c->sum.records++;
     if (rec.input_offset < c->sum.min_input_offset)
@@ -528,15 +800,15 @@ static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offse
         c->started = 1;
         c->sum.first_seq = rec.sequence;
         if (v->opts.from_start && rec.sequence != 0)
-            problem(v, KB_AUDIT_MISSING, partition, offset, name,
+            problem(v, l, KB_AUDIT_MISSING, offset, name,
                     "chain starts at seq %" PRIu64 ": seq 0..%" PRIu64 " missing", rec.sequence,
                     rec.sequence - 1);
         else if (rec.sequence == 0 && memcmp(rec.prev_hash, zero_hash, KB_AUDIT_HASH_LEN))
-            problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+            problem(v, l, KB_AUDIT_ALTERED, offset, name,
                     "record seq 0 has a non-zero prevHash");
     } else if (rec.sequence == c->head_seq + 1) {
         if (memcmp(rec.prev_hash, c->head, KB_AUDIT_HASH_LEN))
-            problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+            problem(v, l, KB_AUDIT_ALTERED, offset, name,
                     "record seq %" PRIu64 ": prevHash is not the hash of seq %" PRIu64
                     " (a record was altered or forged)",
                     rec.sequence, c->head_seq);
@@ -544,16 +816,16 @@ static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offse
         struct gap *ng = realloc(c->gaps, (c->n_gaps + 1) * sizeof *ng);
         if (ng)
             c->gaps = ng;
-        struct kb_audit_problem *pr =
-            problem(v, KB_AUDIT_MISSING, partition, offset, name,
-                    "seq %" PRIu64 "..%" PRIu64 " missing before this record (seq %" PRIu64 ")",
-                    c->head_seq + 1, rec.sequence - 1, rec.sequence);
-        if (!ng || !pr) {
-            v->nomem = 1;
+        size_t pi = problem(v, l, KB_AUDIT_MISSING, offset, name,
+                            "seq %" PRIu64 "..%" PRIu64 " missing before this record (seq %" PRIu64
+                            ")",
+                            c->head_seq + 1, rec.sequence - 1, rec.sequence);
+        if (!ng || pi == (size_t)-1) {
+            l->nomem = 1;
         } else {
             ng[c->n_gaps].lo = c->head_seq + 1;
             ng[c->n_gaps].hi = rec.sequence - 1;
-            ng[c->n_gaps].problem = v->n_problems - 1;
+            ng[c->n_gaps].problem = pi;
             ng[c->n_gaps].resolved = 0;
             c->n_gaps++;
         }
@@ -564,15 +836,17 @@ static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offse
             if (rec.sequence >= c->gaps[i].lo && rec.sequence <= c->gaps[i].hi)
                 g = &c->gaps[i];
         if (g && !g->resolved) {
+            pthread_mutex_lock(&v->lock); /* another lane may be moving the list */
             struct kb_audit_problem *pr = &v->problems[g->problem];
             pr->kind = KB_AUDIT_REORDERED;
             snprintf(pr->what, sizeof pr->what,
                      "records out of order: seq %" PRIu64 " (at offset %" PRId64
                      ") stands after a later record (seq %" PRIu64 " onwards)",
                      rec.sequence, offset, g->hi + 1);
+            pthread_mutex_unlock(&v->lock);
             g->resolved = 1;
         } else if (!g) {
-            problem(v, KB_AUDIT_REORDERED, partition, offset, name,
+            problem(v, l, KB_AUDIT_REORDERED, offset, name,
                     "record seq %" PRIu64 " after seq %" PRIu64 " (duplicated or out of order)",
                     rec.sequence, c->head_seq);
         }
@@ -584,7 +858,7 @@ static void feed_record(kb_audit_verifier_t *v, int32_t partition, int64_t offse
     c->sum.unsigned_tail++;
 }
 
-static void feed_checkpoint(kb_audit_verifier_t *v, int32_t partition, int64_t offset,
+static void feed_checkpoint(kb_audit_verifier_t *v, struct vlane *l, int64_t offset,
                             const void *key, size_t key_len, const void *value, size_t len)
 {
     struct kb_audit_checkpoint cp;
@@ -592,12 +866,12 @@ static void feed_checkpoint(kb_audit_verifier_t *v, int32_t partition, int64_t o
     char k[KB_AUDIT_KEY_MAX];
     printable(k, sizeof k, key, key_len);
     if (kb_audit_decode_checkpoint(value, len, &cp, why, sizeof why)) {
-        problem(v, KB_AUDIT_ALTERED, partition, offset, k, "checkpoint undecodable: %s", why);
+        problem(v, l, KB_AUDIT_ALTERED, offset, k, "checkpoint undecodable: %s", why);
         return;
     }
-    struct vchain *c = vchain_get(v, cp.input_topic, cp.input_partition);
+    struct vchain *c = vchain_get(v, l, cp.input_topic, cp.input_partition);
     if (!c) {
-        v->nomem = 1;
+        l->nomem = 1;
         return;
     }
     const char *name = c->sum.chain;
@@ -608,81 +882,160 @@ static void feed_checkpoint(kb_audit_verifier_t *v, int32_t partition, int64_t o
         if (!strcmp(v->keys[i].id, kid))
             tk = &v->keys[i];
     if (!tk) {
-        problem(v, KB_AUDIT_BAD_SIGNATURE, partition, offset, name,
+        problem(v, l, KB_AUDIT_BAD_SIGNATURE, offset, name,
                 "checkpoint of seq %" PRIu64 " signed by key id %s, which is not trusted",
                 cp.sequence, kid);
         return;
     }
+    /* Ed25519 verification is most of a checkpoint's cost (~130 us here,
+     * one per checkpoint_every records); a fresh context per call costs
+     * nothing next to it and keeps lanes free of shared OpenSSL state. */
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int ok = md && EVP_DigestVerifyInit(md, NULL, NULL, NULL, tk->pkey) == 1 &&
              EVP_DigestVerify(md, cp.signature, KB_AUDIT_SIG_LEN, value, cp.signed_len) == 1;
     EVP_MD_CTX_free(md);
     if (!ok) {
-        problem(v, KB_AUDIT_BAD_SIGNATURE, partition, offset, name,
+        problem(v, l, KB_AUDIT_BAD_SIGNATURE, offset, name,
                 "checkpoint of seq %" PRIu64 ": signature does not verify with key %s",
                 cp.sequence, kid);
         return;
     }
     if (key_len != c->key_len || memcmp(key, name, key_len))
-        problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+        problem(v, l, KB_AUDIT_ALTERED, offset, name,
                 "checkpoint of chain %s stored under key \"%s\"", name, k);
     if (!c->started) {
         if (v->opts.from_start)
-            problem(v, KB_AUDIT_MISSING, partition, offset, name,
+            problem(v, l, KB_AUDIT_MISSING, offset, name,
                     "checkpoint of seq %" PRIu64 " but no record of the chain before it",
                     cp.sequence);
         return;
     }
     if (cp.sequence > c->head_seq) {
-        problem(v, KB_AUDIT_MISSING, partition, offset, name,
+        problem(v, l, KB_AUDIT_MISSING, offset, name,
                 "checkpoint covers seq %" PRIu64 " but the chain ends at seq %" PRIu64,
                 cp.sequence, c->head_seq);
     } else if (cp.sequence < c->head_seq) {
-        problem(v, KB_AUDIT_REORDERED, partition, offset, name,
+        problem(v, l, KB_AUDIT_REORDERED, offset, name,
                 "checkpoint of seq %" PRIu64 " stands after seq %" PRIu64, cp.sequence,
                 c->head_seq);
     } else if (memcmp(cp.head_hash, c->head, KB_AUDIT_HASH_LEN)) {
-        problem(v, KB_AUDIT_ALTERED, partition, offset, name,
+        problem(v, l, KB_AUDIT_ALTERED, offset, name,
                 "checkpoint signs another hash for seq %" PRIu64
                 ": records up to it were altered (and re-hashed)",
                 cp.sequence);
     } else {
         c->sum.checkpoints++;
         c->sum.unsigned_tail = 0;
-        v->checkpoints++;
+        l->checkpoints++;
     }
 }
 
 kb_err_t kb_audit_verifier_feed(kb_audit_verifier_t *v, int32_t partition, int64_t offset,
                                 const void *key, size_t key_len, const void *value, size_t len)
 {
-    v->messages++;
+    struct vlane *l = lane_get(v, partition);
+    if (!l) {
+        v->nomem = 1;
+        return KB_ERR_NOMEM;
+    }
+    l->messages++;
     if (!key)
         key_len = 0;
     int32_t kind = kb_audit_kind(value, len);
     if (kind == KB_AUDIT_RECORD_SCHEMA_ID) {
-        feed_record(v, partition, offset, key, key_len, value, len);
+        feed_record(v, l, offset, key, key_len, value, len);
     } else if (kind == KB_AUDIT_CHECKPOINT_SCHEMA_ID) {
-        feed_checkpoint(v, partition, offset, key, key_len, value, len);
+        feed_checkpoint(v, l, offset, key, key_len, value, len);
     } else {
         char k[KB_AUDIT_KEY_MAX];
         printable(k, sizeof k, key, key_len);
-        problem(v, KB_AUDIT_ALTERED, partition, offset, k,
+        problem(v, l, KB_AUDIT_ALTERED, offset, k,
                 "not an audit record or checkpoint (framing/schema id)");
     }
-    return v->nomem ? KB_ERR_NOMEM : KB_OK;
+    return l->nomem ? KB_ERR_NOMEM : KB_OK;
+}
+
+/* The lanes in partition order (the odd lane first); NULL entries skipped by callers. */
+static struct vlane *lane_at(const kb_audit_verifier_t *v, size_t i)
+{
+    return i == 0 ? v->odd_lane : v->lanes[i - 1];
+}
+
+struct problem_key {
+    int32_t partition;
+    uint64_t order;
+    size_t at;
+};
+
+static int problem_key_cmp(const void *a, const void *b)
+{
+    const struct problem_key *p = a, *q = b;
+    if (p->partition != q->partition)
+        return p->partition < q->partition ? -1 : 1;
+    return p->order < q->order ? -1 : p->order > q->order;
+}
+
+static int sum_cmp(const void *a, const void *b)
+{
+    const struct kb_audit_chain_summary *x = a, *y = b;
+    int c = strcmp(x->input_topic, y->input_topic);
+    if (c)
+        return c;
+    if (x->input_partition != y->input_partition)
+        return x->input_partition < y->input_partition ? -1 : 1;
+    return 0;
 }
 
 void kb_audit_verifier_finish(kb_audit_verifier_t *v)
 {
+    /* Problems: by audit partition, then in the order the partition's
+     * messages raised them (its offset order). */
+    if (v->n_problems > 1) {
+        struct problem_key *keys = malloc(v->n_problems * sizeof *keys);
+        struct kb_audit_problem *sorted = malloc(v->n_problems * sizeof *sorted);
+        if (!keys || !sorted) {
+            v->nomem = 1;
+            free(sorted);
+        } else {
+            for (size_t i = 0; i < v->n_problems; i++)
+                keys[i] = (struct problem_key){v->problems[i].partition, v->problem_order[i], i};
+            qsort(keys, v->n_problems, sizeof *keys, problem_key_cmp);
+            for (size_t i = 0; i < v->n_problems; i++) {
+                sorted[i] = v->problems[keys[i].at];
+                v->problem_order[i] = keys[i].order;
+            }
+            free(v->problems);
+            v->problems = sorted;
+            v->cap_problems = v->n_problems;
+        }
+        free(keys);
+    }
+    /* Chains: by input topic and partition; one chain found in two audit
+     * partitions (a moved record) shows twice, lane by lane. */
+    size_t n = 0;
+    for (size_t i = 0; i <= v->n_lanes; i++)
+        if (lane_at(v, i))
+            n += lane_at(v, i)->n_chains;
     free(v->sums);
-    v->sums = calloc(v->n_chains ? v->n_chains : 1, sizeof *v->sums);
+    v->n_sums = 0;
+    v->sums = calloc(n ? n : 1, sizeof *v->sums);
     if (!v->sums) {
         v->nomem = 1;
         return;
     }
-    for (size_t i = 0; i < v->n_chains; i++)
-        v->sums[i] = v->chains[i]->sum;
+    for (size_t i = 0; i <= v->n_lanes; i++) {
+        struct vlane *l = lane_at(v, i);
+        for (size_t c = 0; l && c < l->n_chains; c++)
+            v->sums[v->n_sums++] = l->chains[c]->sum;
+    }
+    /* Insertion sort: stable (lane order for equal names), and few chains. */
+    for (size_t i = 1; i < v->n_sums; i++) {
+        struct kb_audit_chain_summary t = v->sums[i];
+        size_t j = i;
+        for (; j > 0 && sum_cmp(&v->sums[j - 1], &t) > 0; j--)
+            v->sums[j] = v->sums[j - 1];
+        v->sums[j] = t;
+    }
 }
 
 const struct kb_audit_problem *kb_audit_verifier_problems(const kb_audit_verifier_t *v,
@@ -695,19 +1048,70 @@ const struct kb_audit_problem *kb_audit_verifier_problems(const kb_audit_verifie
 const struct kb_audit_chain_summary *kb_audit_verifier_chains(const kb_audit_verifier_t *v,
                                                               size_t *n)
 {
-    *n = v->sums ? v->n_chains : 0;
+    *n = v->sums ? v->n_sums : 0;
     return v->sums;
 }
 
 void kb_audit_verifier_counts(const kb_audit_verifier_t *v, uint64_t *messages,
                               uint64_t *records, uint64_t *checkpoints)
 {
+    uint64_t m = 0, r = 0, c = 0;
+    for (size_t i = 0; i <= v->n_lanes; i++) {
+        const struct vlane *l = lane_at(v, i);
+        if (l) {
+            m += l->messages;
+            r += l->records;
+            c += l->checkpoints;
+        }
+    }
     if (messages)
-        *messages = v->messages;
+        *messages = m;
     if (records)
-        *records = v->records;
+        *records = r;
     if (checkpoints)
-        *checkpoints = v->checkpoints;
+        *checkpoints = c;
+}
+
+/* ---- verifying a topic ---------------------------------------------------- */
+
+kb_err_t kb__audit_verifier_lanes(kb_audit_verifier_t *v, int32_t n_partitions)
+{
+    for (int32_t p = 0; p < n_partitions; p++)
+        if (!lane_get(v, p))
+            return KB_ERR_NOMEM;
+    return KB_OK;
+}
+
+static kb_err_t verify_prepare(void *opaque, int32_t n_partitions)
+{
+    return kb__audit_verifier_lanes(opaque, n_partitions);
+}
+
+static int verify_feed(void *opaque, int32_t partition, int64_t offset, int64_t ts,
+                       const void *key, size_t key_len, const void *value, size_t len)
+{
+    (void)ts;
+    return kb_audit_verifier_feed(opaque, partition, offset, key, key_len, value, len) != KB_OK;
+}
+
+/* Out of memory anywhere: the verdict is incomplete. */
+static int verifier_nomem(const kb_audit_verifier_t *v)
+{
+    for (size_t i = 0; i <= v->n_lanes; i++)
+        if (lane_at(v, i) && lane_at(v, i)->nomem)
+            return 1;
+    return v->nomem;
+}
+
+kb_err_t kb_audit_verify_scan(const struct kb_kafka_opts *kafka, const char *topic,
+                              int64_t from_ms, int64_t to_ms, kb_audit_verifier_t *v,
+                              int threads, char *errstr, size_t errstr_size)
+{
+    kb_err_t err = scan_topic(kafka, topic, from_ms, to_ms, kb_audit_scan_threads(threads),
+                              verify_prepare, verify_feed, v, errstr, errstr_size);
+    if (!err && verifier_nomem(v))
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "verifier: out of memory");
+    return err;
 }
 
 int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partition)

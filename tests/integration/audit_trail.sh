@@ -71,6 +71,15 @@ tamper reorder 7 reordered
 tamper resign 0 "bad signature"
 tamper rehash 2 altered
 check "rehash: caught by the checkpoint" grep -q "checkpoint signs another hash" "$WORK/verify-rehash.out"
+# The verdict does not depend on how many threads read the audit partitions.
+for t in 1 3; do
+  { "$KB" audit verify --topic "$AUDIT" --public-key "$WORK/wrong.pub" --threads $t 2>&1 || true
+    "$KB" audit verify --topic "$(T audit-reorder)" --public-key "$WORK/audit.pub" --threads $t 2>&1 || true
+  } | grep -v '^audit trail ' >"$WORK/verify-threads-$t.out"
+done
+check "verify: the same report on 1 and 3 threads" cmp "$WORK/verify-threads-1.out" "$WORK/verify-threads-3.out"
+check "  ... which names the bad signatures and the reordered record" bash -c "grep -q 'PROBLEM bad signature' '$WORK/verify-threads-3.out' && grep -q 'PROBLEM reordered' '$WORK/verify-threads-3.out'"
+check "verify: --threads 0 refused" bash -c "! '$KB' audit verify --topic '$AUDIT' --threads 0 2>/dev/null"
 
 # 5. The access report for the fixture person.
 EXPECT=$(( (N + EVERY - 1) / EVERY ))

@@ -4,13 +4,16 @@
  * audit_read.c): SHA-256 through the plain SHA256_CTX against the FIPS 180-2
  * test vectors, the hashed chain index over many interleaved chains (still
  * finding altered, missing, reordered and misfiled records, each in the right
- * chain), and the ASCII word-at-a-time UTF-8 check.
+ * chain), the same verdict whether partitions are fed interleaved, one after
+ * another or from one thread each, and the ASCII word-at-a-time UTF-8 check.
  */
 #define _GNU_SOURCE /* memmem */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "audit_int.h"
 #include "kb_test.h"
@@ -88,10 +91,12 @@ static const char *const topics[] = {"kb.in.a", "kb.in.a1", "kb.in.gba"};
 #define N_CHAINS (N_TOPICS * N_PARTS)
 #define PER_CHAIN 4
 
-static void build(struct trail *t)
+/* With @p signing_key, a checkpoint per chain every 2 records. */
+static void build(struct trail *t, const char *signing_key)
 {
     char errstr[256];
-    struct kb_audit_opts o = {.partitions = 3};
+    struct kb_audit_opts o = {.partitions = 3, .signing_key_file = signing_key,
+                              .checkpoint_every = 2, .checkpoint_ms = 3600000};
     kb_audit_t *a = kb_audit_new(&o, errstr, sizeof errstr);
     CHECK(a != NULL);
     if (!a)
@@ -111,6 +116,10 @@ static void build(struct trail *t)
             CHECK_INT(kb_audit_append(a, &d, &am, errstr, sizeof errstr), KB_OK);
             trail_add(t, &am);
         }
+        struct kb_audit_msg cps[N_CHAINS];
+        size_t n = kb_audit_checkpoints(a, cps, N_CHAINS);
+        for (size_t k = 0; k < n; k++)
+            trail_add(t, &cps[k]);
         kb_audit_commit(a);
     }
     kb_audit_destroy(a);
@@ -173,7 +182,7 @@ static size_t find(const struct trail *t, const char *key, uint64_t seq)
 static void test_many_chains(void)
 {
     struct trail t = {0};
-    build(&t);
+    build(&t, NULL);
     CHECK_INT(t.n, N_CHAINS * PER_CHAIN);
     struct verdict v;
     verify(&t, &v);
@@ -238,6 +247,169 @@ static void test_many_chains(void)
     trail_free(&t);
 }
 
+/* ---- one verdict, however the partitions are fed ---------------------------- */
+
+/* The whole verdict as text: problems in their order, chain summaries, counts. */
+struct report {
+    char *text;
+    size_t len;
+    size_t problems;
+    unsigned partitions; /* bit p: a problem in audit partition p */
+};
+
+static void report_of(kb_audit_verifier_t *v, struct report *r)
+{
+    FILE *f = open_memstream(&r->text, &r->len);
+    size_t np, nc;
+    const struct kb_audit_problem *p = kb_audit_verifier_problems(v, &np);
+    const struct kb_audit_chain_summary *cs = kb_audit_verifier_chains(v, &nc);
+    uint64_t m, rec, cp;
+    kb_audit_verifier_counts(v, &m, &rec, &cp);
+    fprintf(f, "%" PRIu64 " %" PRIu64 " %" PRIu64 "\n", m, rec, cp);
+    r->partitions = 0;
+    for (size_t i = 0; i < np; i++)
+        r->partitions |= 1u << (p[i].partition & 7);
+    for (size_t i = 0; i < np; i++)
+        fprintf(f, "%s %d %" PRId64 " %s: %s\n", kb_audit_problem_name(p[i].kind),
+                (int)p[i].partition, p[i].offset, p[i].chain, p[i].what);
+    for (size_t i = 0; i < nc; i++)
+        fprintf(f, "%s %" PRIu64 "..%" PRIu64 " %" PRIu64 "\n", cs[i].chain, cs[i].first_seq,
+                cs[i].last_seq, cs[i].records);
+    fclose(f);
+    r->problems = np;
+}
+
+/* Problems come out by partition, then offset (a REORDERED one keeps the
+ * offset of the gap it was found at, which is where its partition raised it). */
+static int problems_sorted(kb_audit_verifier_t *v)
+{
+    size_t np;
+    const struct kb_audit_problem *p = kb_audit_verifier_problems(v, &np);
+    for (size_t i = 1; i < np; i++)
+        if (p[i].partition < p[i - 1].partition ||
+            (p[i].partition == p[i - 1].partition && p[i].offset < p[i - 1].offset))
+            return 0;
+    return 1;
+}
+
+struct feeder {
+    kb_audit_verifier_t *v;
+    const struct trail *t;
+    const int64_t *offset; /* of each message within its partition */
+    int32_t partition;
+};
+
+static void *feed_partition(void *opaque)
+{
+    struct feeder *f = opaque;
+    for (size_t i = 0; i < f->t->n; i++)
+        if (f->t->m[i].partition == f->partition)
+            kb_audit_verifier_feed(f->v, f->partition, f->offset[i], f->t->m[i].key,
+                                   strlen(f->t->m[i].key), f->t->m[i].value, f->t->m[i].len);
+    return NULL;
+}
+
+/* mode 0: in trail order (partitions interleaved); 1: partition 2, 1, then 0;
+ * 2: one thread per partition, all at once. */
+static void verify_mode(const struct trail *t, const int64_t *offset, const char *pub, int mode,
+                        struct report *r)
+{
+    char errstr[256];
+    const char *keys[1] = {pub};
+    struct kb_audit_verify_opts vo = {.public_key_files = keys, .n_public_keys = 1,
+                                      .from_start = 1};
+    kb_audit_verifier_t *v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
+    CHECK(v != NULL);
+    if (!v)
+        return;
+    if (mode == 0) {
+        for (size_t i = 0; i < t->n; i++)
+            kb_audit_verifier_feed(v, t->m[i].partition, offset[i], t->m[i].key,
+                                   strlen(t->m[i].key), t->m[i].value, t->m[i].len);
+    } else if (mode == 1) {
+        for (int32_t p = 2; p >= 0; p--) {
+            struct feeder f = {v, t, offset, p};
+            feed_partition(&f);
+        }
+    } else {
+        CHECK_INT(kb__audit_verifier_lanes(v, 3), KB_OK);
+        struct feeder f[3];
+        pthread_t th[3];
+        for (int32_t p = 0; p < 3; p++) {
+            f[p] = (struct feeder){v, t, offset, p};
+            CHECK_INT(pthread_create(&th[p], NULL, feed_partition, &f[p]), 0);
+        }
+        for (int p = 0; p < 3; p++)
+            pthread_join(th[p], NULL);
+    }
+    kb_audit_verifier_finish(v);
+    CHECK(problems_sorted(v));
+    report_of(v, r);
+    kb_audit_verifier_destroy(v);
+}
+
+static void test_same_verdict(void)
+{
+    /* Signed: the threads also check Ed25519 signatures side by side. */
+    char dir[] = "/tmp/kb-test-audit-fast-XXXXXX", priv[64], pub[64], errstr[256];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(priv, sizeof priv, "%s/audit.key", dir);
+    snprintf(pub, sizeof pub, "%s/audit.pub", dir);
+    CHECK_INT(kb_audit_keygen(priv, pub, NULL, errstr, sizeof errstr), KB_OK);
+    struct trail t = {0};
+    build(&t, priv);
+    CHECK_INT(t.n, N_CHAINS * PER_CHAIN * 3 / 2);
+    /* Tamper in every audit partition: alter a record, swap two, drop one. */
+    const char *alter[] = {"kb.in.a/3", "kb.in.gba/20", "kb.in.a1/44"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t i = find(&t, alter[k], 1);
+        CHECK(i != (size_t)-1);
+        uint8_t *idp = i == (size_t)-1 ? NULL : memmem(t.m[i].value, t.m[i].len, "00000000-0000", 13);
+        CHECK(idp != NULL);
+        if (idp)
+            idp[0] = '1'; /* in the event id: the record no longer fits its hash */
+    }
+    size_t i1 = find(&t, "kb.in.a/9", 1), i2 = find(&t, "kb.in.a/9", 2);
+    struct msg tmp = t.m[i1];
+    t.m[i1] = t.m[i2];
+    t.m[i2] = tmp;
+    size_t drop = find(&t, "kb.in.gba/7", 2);
+    free(t.m[drop].value);
+    memmove(&t.m[drop], &t.m[drop + 1], (t.n - drop - 1) * sizeof *t.m);
+    t.n--;
+    int64_t *offset = calloc(t.n, sizeof *offset), next[3] = {0};
+    int in_partition[3] = {0};
+    for (size_t i = 0; i < t.n; i++) {
+        offset[i] = next[t.m[i].partition]++;
+        in_partition[t.m[i].partition] = 1;
+    }
+    CHECK(in_partition[0] && in_partition[1] && in_partition[2]);
+    struct report r[3];
+    for (int mode = 0; mode < 3; mode++)
+        verify_mode(&t, offset, pub, mode, &r[mode]);
+    /* 3 altered (each hash still fits the checkpoints: only the content
+     * changed); the swapped pair: seq 1 reordered, and the checkpoint of
+     * seq 1 now standing after seq 2; the dropped record: missing. */
+    CHECK_INT(r[0].problems, 6);
+    CHECK(r[0].partitions != 1 && r[0].partitions != 2 && r[0].partitions != 4);
+    CHECK_STR(r[1].text, r[0].text);
+    CHECK_STR(r[2].text, r[0].text);
+    /* Threads race differently each run: the verdict must not. */
+    for (int run = 0; run < 20; run++) {
+        struct report again;
+        verify_mode(&t, offset, pub, 2, &again);
+        CHECK_STR(again.text, r[0].text);
+        free(again.text);
+    }
+    for (int mode = 0; mode < 3; mode++)
+        free(r[mode].text);
+    free(offset);
+    trail_free(&t);
+    unlink(priv);
+    unlink(pub);
+    rmdir(dir);
+}
+
 /* ---- UTF-8: the 8-bytes-at-a-time ASCII path and the full check behind it -- */
 
 static int decodes_with_subject(const char *subject)
@@ -287,6 +459,7 @@ int main(void)
 {
     test_sha256_vectors();
     test_many_chains();
+    test_same_verdict();
     test_utf8();
     KB_TEST_DONE();
 }

@@ -267,6 +267,23 @@ kb_err_t kb_audit_scan(const struct kb_kafka_opts *kafka, const char *topic, int
                        size_t errstr_size);
 
 /**
+ * kb_audit_scan() with up to @p threads readers at once, each with its own
+ * consumer (connection and fetch thread) over its share of the partitions,
+ * dealt by message count. @p cb runs on the readers' threads (the calling
+ * thread is one of them): every message of one partition on the same
+ * thread, in offset order; different partitions at the same time. A
+ * non-zero return from any cb stops all readers. @p threads <= 0: one per
+ * online CPU (kb_audit_scan_threads); never more than partitions with data.
+ */
+kb_err_t kb_audit_scan_parallel(const struct kb_kafka_opts *kafka, const char *topic,
+                                int64_t from_ms, int64_t to_ms, int threads,
+                                kb_audit_scan_cb cb, void *opaque, char *errstr,
+                                size_t errstr_size);
+
+/** @p threads when > 0, else the number of online CPUs. */
+int kb_audit_scan_threads(int threads);
+
+/**
  * The trail-reading part of replay and the access report: every record
  * matching the filter (NULL/0 members match anything), in per-chain order.
  * A record matches a subscriber when one of its recipients has that name.
@@ -347,14 +364,30 @@ kb_audit_verifier_t *kb_audit_verifier_new(const struct kb_audit_verify_opts *op
 void kb_audit_verifier_destroy(kb_audit_verifier_t *v);
 
 /**
+ * Read audit topic @p topic (NULL = kb_topic_name("audit")) as kb_audit_scan_parallel
+ * does and feed every message to @p v, partitions on up to @p threads threads
+ * (<= 0: one per CPU). The verdict is the same for any thread count: chains
+ * are per audit partition, and kb_audit_verifier_finish orders the problems
+ * by partition and offset. opts->input_low is then called from those
+ * threads (it must be thread-safe; kb_audit_input_low_of is). Call
+ * kb_audit_verifier_finish afterwards. KB_ERR_NOMEM when the verifier ran
+ * out of memory (its verdict is incomplete), else the scan's error.
+ */
+kb_err_t kb_audit_verify_scan(const struct kb_kafka_opts *kafka, const char *topic,
+                              int64_t from_ms, int64_t to_ms, kb_audit_verifier_t *v,
+                              int threads, char *errstr, size_t errstr_size);
+
+/**
  * Feed one audit message; messages of one audit partition in offset order
  * (partitions may interleave). Problems are collected, never fatal.
- * KB_ERR_NOMEM only.
+ * KB_ERR_NOMEM only. One thread at a time (kb_audit_verify_scan feeds
+ * partitions from several threads safely).
  */
 kb_err_t kb_audit_verifier_feed(kb_audit_verifier_t *v, int32_t partition, int64_t offset,
                                 const void *key, size_t key_len, const void *value, size_t len);
 
-/** End of input: turns open gaps into MISSING problems. Call once, after the last feed. */
+/** End of input: puts the problems in (audit partition, offset) order and the chain
+ *  summaries in (input topic, input partition) order. Call once, after the last feed. */
 void kb_audit_verifier_finish(kb_audit_verifier_t *v);
 
 const struct kb_audit_problem *kb_audit_verifier_problems(const kb_audit_verifier_t *v,
