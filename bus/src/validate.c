@@ -596,6 +596,46 @@ static int parse_count(const char **pp, uint32_t *out)
     return 0;
 }
 
+/* The word form of a fixed-length pattern whose atoms are each one range of
+ * bytes (struct kb__vpattern); leaves pat->fixed 0 for any other. */
+static void pattern_fixed_form(struct kb__vpattern *pat)
+{
+    uint64_t lo[KB_VPAT_FIXED / 8], hi[KB_VPAT_FIXED / 8];
+    size_t pos = 0;
+    if (pat->min_len != pat->max_len || pat->min_len > KB_VPAT_FIXED)
+        return;
+    for (size_t k = 0; k < KB_VPAT_FIXED / 8; k++) {
+        lo[k] = 0x8080808080808080ull;
+        hi[k] = 0;
+    }
+    for (size_t i = 0; i < pat->n; i++) {
+        const struct kb__vatom *a = &pat->atoms[i];
+        unsigned first = 0x80, last = 0;
+        for (unsigned b = 0; b < 0x80; b++) {
+            if (kb__cclass_has(&a->cls, (uint8_t)b)) {
+                if (first == 0x80)
+                    first = b;
+                last = b;
+            }
+        }
+        if (a->min == 0)
+            continue; /* min == max here: the atom matches nothing */
+        if (first == 0x80)
+            return; /* an empty class: no word form */
+        for (unsigned b = first; b <= last; b++)
+            if (!kb__cclass_has(&a->cls, (uint8_t)b))
+                return; /* not one range */
+        for (uint32_t r = 0; r < a->min; r++, pos++) {
+            unsigned sh = 8 * (unsigned)(pos % 8);
+            lo[pos / 8] = (lo[pos / 8] & ~(0xFFull << sh)) | ((uint64_t)(0x80 - first) << sh);
+            hi[pos / 8] |= (uint64_t)(0x7F - last) << sh;
+        }
+    }
+    memcpy(pat->fix_lo, lo, sizeof lo);
+    memcpy(pat->fix_hi, hi, sizeof hi);
+    pat->fixed = 1;
+}
+
 /* Compile "kb.pattern": atoms (a character, \d, ., [class], [^class]) with an
  * optional quantifier ({n}, {n,m}, {n,}, ?, *, +), anchored at both ends. A
  * variable-count atom must not share bytes with the atoms that could follow
@@ -672,6 +712,7 @@ static struct kb__vpattern *compile_pattern(const char *src, char *why, size_t w
                 break;
         }
     }
+    pattern_fixed_form(pat);
     return pat;
 out_free:
     free(pat->atoms);
@@ -816,6 +857,25 @@ static int json_to_u32(json_t *j, uint32_t *out)
     return 0;
 }
 
+/* The word form of a small kb.allowed set of short values (struct kb__vcons). */
+static void allowed_words(struct kb__vcons *c)
+{
+    c->n_allowed_words = 0;
+    if (c->n_allowed > KB_VALLOWED_WORDS)
+        return;
+    for (size_t i = 0; i < c->n_allowed; i++)
+        if (c->allowed_lens[i] > 8)
+            return;
+    for (size_t i = 0; i < c->n_allowed; i++) {
+        uint64_t w = 0;
+        for (size_t k = 0; k < c->allowed_lens[i]; k++)
+            w |= (uint64_t)(uint8_t)c->allowed[i][k] << (8 * k);
+        c->allowed_word[i] = w;
+        c->allowed_wlen[i] = (uint8_t)c->allowed_lens[i];
+    }
+    c->n_allowed_words = (uint8_t)c->n_allowed;
+}
+
 static int parse_field_cons(struct compile *c, struct kb__vfield *f, const char *where)
 {
     kb_validator_t *v = c->v;
@@ -881,6 +941,7 @@ static int parse_field_cons(struct compile *c, struct kb__vfield *f, const char 
                 cerr(c, "out of memory");
                 goto out_fail;
             }
+            allowed_words(&cons);
             wants_string = 1;
         } else if (!strcmp(key, "kb.codeTable")) {
             if (!json_is_string(val))
@@ -992,28 +1053,44 @@ struct flat {
     int status;     /* 0: fine so far; 1: not expressible; -1: out of memory */
 };
 
-/* How the interpreter runs the string rules @p c (NULL: none). */
-static uint8_t rule_kind(const struct kb__vcons *c)
+/* How the interpreter checks a string with the rules @p c (NULL: none),
+ * @p uuid when it has that logical type (enum kb__vskind); the flags
+ * VSK_ANY needs go to *flags. */
+static uint8_t string_kind(const kb_validator_t *v, const struct kb__vcons *c, int uuid,
+                           uint8_t *flags)
 {
-    if (!c)
-        return VRK_NONE;
-    int n = (c->check != VCK_NONE) + (c->format != VFMT_NONE) + (c->pattern != NULL) +
-            (c->n_allowed != 0) + (c->table != NULL) + c->has_min_len + c->has_max_len;
+    *flags = 0;
+    if (v->structure_only)
+        return VSK_RAW;
+    int n = !c ? 0
+               : (c->check != VCK_NONE) + (c->format != VFMT_NONE) + (c->pattern != NULL) +
+                     (c->n_allowed != 0) + (c->table != NULL) + c->has_min_len + c->has_max_len;
     if (n == 0)
-        return VRK_NONE;
-    if (n > 1)
-        return VRK_ANY;
-    if (c->check == VCK_BSN)
-        return VRK_BSN;
-    if (c->check == VCK_ANUMMER)
-        return VRK_ANUMMER;
-    if (c->format == VFMT_GBA_DATUM)
-        return VRK_GBA;
-    if (c->pattern)
-        return VRK_PATTERN;
-    if (c->n_allowed)
-        return VRK_ALLOWED;
-    return VRK_ANY;
+        return uuid ? VSK_UUID : VSK_TEXT;
+    if (n == 1 && !uuid) {
+        if (c->check == VCK_BSN)
+            return VSK_BSN;
+        if (c->check == VCK_ANUMMER)
+            return VSK_ANUMMER;
+        if (c->format == VFMT_GBA_DATUM)
+            return VSK_GBA;
+        if (c->format == VFMT_DATUM)
+            return VSK_DATUM;
+        if (c->pattern)
+            return VSK_PATTERN;
+        if (c->n_allowed) {
+            /* Passing must imply valid UTF-8 (jansson gives no other, but
+             * the kind's skipping of the check should not rest on that). */
+            size_t k = 0;
+            while (k < c->n_allowed &&
+                   kb__utf8_scalar((const uint8_t *)c->allowed[k], c->allowed_lens[k]))
+                k++;
+            if (k == c->n_allowed)
+                return VSK_ALLOWED;
+        }
+    }
+    *flags = VIF_UTF8 | (uuid ? VIF_UUID : 0);
+    return VSK_ANY;
 }
 
 static uint32_t ins_add(struct flat *f, uint8_t op)
@@ -1079,15 +1156,15 @@ static void flatten(struct flat *f, uint32_t t, const struct kb__vcons *cons, un
             v->prog[i].a = n->n;
         }
         return;
-    case VOP_STRING:
-        i = ins_add(f, VI_STR);
+    case VOP_STRING: {
+        uint8_t flags, kind = string_kind(v, c, n->logical == VLT_UUID, &flags);
+        i = ins_add(f, (uint8_t)(VI_STR + kind));
         if (f->status)
             return;
-        v->prog[i].flags =
-            v->structure_only ? 0 : VIF_UTF8 | (n->logical == VLT_UUID ? VIF_UUID : 0);
+        v->prog[i].flags = flags;
         v->prog[i].cons = c;
-        v->prog[i].rule = rule_kind(c);
         return;
+    }
     case VOP_ENUM:
         i = ins_add(f, VI_ENUM);
         if (!f->status)
@@ -1122,9 +1199,7 @@ static void flatten(struct flat *f, uint32_t t, const struct kb__vcons *cons, un
         uint32_t begin = ins_add(f, VI_ARRAY);
         uint32_t start = (uint32_t)v->n_prog;
         if (n->op == VOP_MAP) {
-            i = ins_add(f, VI_STR); /* the key */
-            if (!f->status)
-                v->prog[i].flags = v->structure_only ? 0 : VIF_UTF8;
+            ins_add(f, v->structure_only ? VI_STR + VSK_RAW : VI_STR + VSK_TEXT); /* the key */
         }
         f->loops++;
         flatten(f, n->first, cons, depth + 1);
@@ -1137,20 +1212,18 @@ static void flatten(struct flat *f, uint32_t t, const struct kb__vcons *cons, un
         return;
     }
     case VOP_UNION: {
+        /* ["null", "string"], the usual optional field, is one operation;
+         * the rarer ["string", "null"] takes the general form below. */
         if (n->n == 2) {
             const struct kb__vnode *b0 = &v->nodes[v->branches[n->first]];
             const struct kb__vnode *b1 = &v->nodes[v->branches[n->first + 1]];
-            const struct kb__vnode *str = b0->op == VOP_STRING ? b0 : b1;
-            if ((b0->op == VOP_NULL && b1->op == VOP_STRING) ||
-                (b0->op == VOP_STRING && b1->op == VOP_NULL)) {
-                i = ins_add(f, VI_OPT_STR);
+            if (b0->op == VOP_NULL && b1->op == VOP_STRING) {
+                uint8_t flags, kind = string_kind(v, c, b1->logical == VLT_UUID, &flags);
+                i = ins_add(f, (uint8_t)(VI_OPT + kind));
                 if (f->status)
                     return;
-                v->prog[i].aux = b0->op == VOP_NULL ? 0 : 2;
-                v->prog[i].flags =
-                    v->structure_only ? 0 : VIF_UTF8 | (str->logical == VLT_UUID ? VIF_UUID : 0);
+                v->prog[i].flags = flags;
                 v->prog[i].cons = c;
-                v->prog[i].rule = rule_kind(c);
                 return;
             }
         }
@@ -1279,6 +1352,8 @@ kb_validator_t *kb_validate_compile(const char *schema_json, const struct kb_val
         cerr(&c, "out of memory");
         goto out_fail;
     }
+    if (v->prog)
+        v->k->run(v, NULL, NULL); /* link the program to the path's interpreter */
     return v;
 out_fail:
     kb_validate_destroy(v);
@@ -1631,6 +1706,25 @@ kb_err_t kb_validate(const kb_validator_t *v, const uint8_t *payload, size_t len
      * which finds the same failure and says what and where. */
     if (v->prog && v->k->run(v, payload, payload + len) == payload + len)
         return KB_OK;
+    return kb__validate_walk(v, payload, len, res);
+}
+
+int kb__validate_fast(const kb_validator_t *v, const uint8_t *payload, size_t len)
+{
+    static const uint8_t empty[1];
+    if (!v->prog)
+        return -1;
+    if (!payload)
+        payload = empty;
+    return v->k->run(v, payload, payload + len) == payload + len;
+}
+
+kb_err_t kb__validate_walk(const kb_validator_t *v, const uint8_t *payload, size_t len,
+                           struct kb_validate_result *res)
+{
+    static const uint8_t empty[1];
+    if (!payload)
+        payload = empty;
     struct walk w = {.v = v, .k = v->k, .base = payload, .end = payload + len, .res = res};
     const uint8_t *p = walk_value(&w, payload, v->root, NULL, 0);
     if (!p)

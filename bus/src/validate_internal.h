@@ -71,10 +71,19 @@ struct kb__vatom {
     uint32_t min, max;     /* repeat count range; max UINT32_MAX: unbounded */
 };
 
+/* Most patterns are a fixed number of bytes, each from one range ("[0-9]{4}",
+ * "[1-9][0-9]{3}[A-Z]{2}"): those of up to KB_VPAT_FIXED bytes also get a
+ * word form, tested eight bytes at a time (vr_pattern_fixed()): byte i of
+ * fix_lo[i / 8] is 0x80 - lo and of fix_hi 0x7F - hi for the range lo..hi
+ * of position i (0x80 and 0 past the end: anything goes). */
+#define KB_VPAT_FIXED 16
+
 struct kb__vpattern {
     struct kb__vatom *atoms; /* in order (owned) */
     size_t n;                /* number of atoms */
     size_t min_len, max_len; /* bytes a match can have; max SIZE_MAX: unbounded */
+    int fixed;               /* 1: the word form below decides (min_len == max_len) */
+    uint64_t fix_lo[KB_VPAT_FIXED / 8], fix_hi[KB_VPAT_FIXED / 8]; /* see above */
 };
 
 /* A loaded "kb.codeTable": sorted codes for binary search. */
@@ -84,6 +93,8 @@ struct kb__vtable {
     size_t *lens;  /* strlen of each code, so lookups never call strlen (owned) */
     size_t n;      /* number of codes */
 };
+
+#define KB_VALLOWED_WORDS 16 /* see allowed_word below */
 
 enum kb__vcheck { VCK_NONE, VCK_BSN, VCK_ANUMMER };
 enum kb__vformat { VFMT_NONE, VFMT_GBA_DATUM, VFMT_DATUM };
@@ -103,6 +114,12 @@ struct kb__vcons {
     size_t *allowed_lens;         /* strlen of each allowed value (owned) */
     size_t n_allowed;             /* entries of allowed; 0: no such rule */
     const struct kb__vtable *table; /* kb.codeTable or NULL (owned by the validator) */
+    /* kb.allowed as words when every value has at most 8 bytes and there are
+     * at most KB_VALLOWED_WORDS: value i is the bytes of allowed_word[i]
+     * (zero-padded) and allowed_wlen[i] long. n_allowed_words 0: no such form. */
+    uint8_t n_allowed_words;
+    uint8_t allowed_wlen[KB_VALLOWED_WORDS];
+    uint64_t allowed_word[KB_VALLOWED_WORDS];
 };
 
 /* Which kb.* string rule a value breaks (kb__vrun_string_rule), VR_OK when none. */
@@ -119,7 +136,29 @@ enum kb__vrule {
     VR_MAX_LENGTH,
 };
 
-/* Operations of the flat program. */
+/* How a string value is checked, from its UTF-8 flag, uuid logical type and
+ * kb.* rules (string_kind() in validate.c). A rule that only ASCII can pass
+ * (BSN, A-nummer, dates, patterns, uuid, allowed values that are themselves
+ * valid UTF-8) makes the UTF-8 check redundant: passing it implies valid
+ * UTF-8, failing it rejects either way, so those kinds skip it. The node
+ * walker still checks UTF-8 first, so a rejection names the same rule. */
+enum kb__vskind {
+    VSK_RAW,     /* no check (structure only) */
+    VSK_TEXT,    /* UTF-8 only */
+    VSK_BSN,     /* kb.check bsn only */
+    VSK_ANUMMER, /* kb.check anummer only */
+    VSK_GBA,     /* kb.format gba-datum only */
+    VSK_DATUM,   /* kb.format datum only */
+    VSK_PATTERN, /* kb.pattern only */
+    VSK_ALLOWED, /* kb.allowed only, every value valid UTF-8 */
+    VSK_UUID,    /* the uuid logical type, no kb.* rule */
+    VSK_ANY,     /* anything else: flags VIF_UTF8/VIF_UUID, then string_rule() */
+    VSK_N
+};
+
+/* Operations of the flat program. Each string kind has two operations: a
+ * string (VI_STR + kind) and the union ["null", "string"] (VI_OPT + kind):
+ * index byte 0 (null) or 2 (zig-zag 1) and the string. */
 enum kb__viop {
     VI_END,     /* the datum is complete: accept */
     VI_FAIL,    /* reject when reached (nesting beyond max_depth, fixed beyond max_string) */
@@ -129,41 +168,30 @@ enum kb__viop {
     VI_NUM,     /* a varint with rules: flags VIF_INT, aux the logical type, cons */
     VI_SKIP,    /* a fixed number (a) of bytes: float, double, fixed */
     VI_BYTES,   /* length-prefixed bytes; flags VIF_DECIMAL: 1..a bytes */
-    VI_STR,     /* length-prefixed string; flags VIF_UTF8/VIF_UUID, cons (or NULL) */
-    VI_OPT_STR, /* union of null and string: aux is the null branch's index byte
-                 * (0 or 2, zig-zag); the string as VI_STR */
     VI_ENUM,    /* an index below a */
     VI_UNION,   /* an index below a; branch i continues at jumps[b + i] */
     VI_JUMP,    /* continue at a */
     VI_ARRAY,   /* first block header of an array or map; none: continue at a */
     VI_NEXT,    /* end of one item: next item at a, else next block header */
+    VI_STR,     /* VI_STR + enum kb__vskind: a string, cons its rules */
+    VI_OPT = VI_STR + VSK_N, /* VI_OPT + enum kb__vskind: null or such a string */
+    VI_N_OPS = VI_OPT + VSK_N
 };
 
 #define VIF_INT     1u /* VI_NUM: an int, not a long */
 #define VIF_DECIMAL 1u /* VI_BYTES: a decimal of at most a bytes */
-#define VIF_UTF8    1u /* VI_STR, VI_OPT_STR: check UTF-8 */
-#define VIF_UUID    2u /* VI_STR, VI_OPT_STR: the uuid logical type */
-
-/* The kb.* string rules of a VI_STR/VI_OPT_STR, as the interpreter runs
- * them: one rule alone is called directly, anything else through
- * string_rule(). */
-enum kb__vrulekind {
-    VRK_NONE,    /* no rule */
-    VRK_BSN,     /* kb.check bsn only */
-    VRK_ANUMMER, /* kb.check anummer only */
-    VRK_GBA,     /* kb.format gba-datum only */
-    VRK_PATTERN, /* kb.pattern only */
-    VRK_ALLOWED, /* kb.allowed only */
-    VRK_ANY,     /* several: string_rule() */
-};
+#define VIF_UTF8    1u /* strings of kind VSK_ANY: check UTF-8 */
+#define VIF_UUID    2u /* strings of kind VSK_ANY: the uuid logical type */
 
 struct kb__vins {
     uint8_t op;                   /* enum kb__viop */
     uint8_t flags;                /* VIF_* */
     uint8_t aux;                  /* see the operation */
-    uint8_t rule;                 /* VI_STR, VI_OPT_STR: enum kb__vrulekind of cons */
     uint32_t a, b;                /* see the operation */
     const struct kb__vcons *cons; /* kb.* rules of the value, or NULL */
+    const void *go;               /* the handler of op in the validator's kernel
+                                   * path's interpreter, set once when compiling
+                                   * (run() called with no payload) */
 };
 
 /* Array loops nested deeper than this keep the schema on the node walker. */
@@ -202,6 +230,13 @@ struct kb_validator {
  * still checked). NULL when the bytes do not hold such a value. */
 const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint8_t *p,
                                  const uint8_t *end, unsigned depth);
+
+/* The two halves of kb_validate(), for the tests that hold them to the same
+ * verdicts: the flat program alone (1 accept, 0 reject, -1 the schema has
+ * no flat program) and the node walker alone. */
+int kb__validate_fast(const kb_validator_t *v, const uint8_t *payload, size_t len);
+kb_err_t kb__validate_walk(const kb_validator_t *v, const uint8_t *payload, size_t len,
+                           struct kb_validate_result *res);
 
 /* Decode an Avro long at p; NULL when malformed or truncated. */
 const uint8_t *kb__validate_varint(const uint8_t *p, const uint8_t *end, int64_t *out);

@@ -20,11 +20,15 @@ static inline uint32_t lanes(size_t n)
 
 static int utf8(const uint8_t *s, size_t n, const uint8_t *limit)
 {
+    /* The interpreter asks only about values it found not all ASCII: a
+     * short one goes straight to the word check. */
+    if (n <= 32)
+        return kb__utf8_words(s, n, limit);
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         __m256i v = _mm256_loadu_si256((const __m256i *)(s + i));
         if (_mm256_movemask_epi8(v))
-            return kb__utf8_scalar(s + i, n - i); /* s + i starts a character */
+            return kb__utf8_words(s + i, n - i, limit); /* s + i starts a character */
     }
     size_t rest = n - i;
     if (!rest)
@@ -34,7 +38,7 @@ static int utf8(const uint8_t *s, size_t n, const uint8_t *limit)
         if (!((uint32_t)_mm256_movemask_epi8(v) & lanes(rest)))
             return 1;
     }
-    return kb__utf8_scalar(s + i, rest);
+    return kb__utf8_words(s + i, rest, limit);
 }
 
 /* Lanes of v that are not in the class, as a bit mask. */
@@ -87,29 +91,21 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
-/* 1 when s[0..n) is all ASCII: up to 32 bytes in one load when the payload
- * has room, else 32 at a time and the tail in one masked load or bytewise. */
-static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+/* 1 when s[0..n) is all ASCII: up to 16 bytes in words (no vector
+ * registers), up to 32 as two overlapping 16-byte loads, longer ones 32 at a
+ * time with the last 32 bytes read again from s + n - 32 (no tail loop). */
+static inline __attribute__((always_inline)) int vr_ascii(const uint8_t *s, size_t n,
+                                                         const uint8_t *limit)
 {
-    size_t room = (size_t)(limit - s);
-    if (n <= 32 && room >= 32)
-        return !((uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)s)) &
-                 (uint32_t)((1ull << n) - 1u));
-    __m256i acc = _mm256_setzero_si256();
-    size_t i = 0;
-    for (; i + 32 <= n; i += 32)
+    if (n <= 16)
+        return kb__ascii_words(s, n, limit);
+    if (n <= 32)
+        return !_mm_movemask_epi8(_mm_or_si128(_mm_loadu_si128((const __m128i *)s),
+                                               _mm_loadu_si128((const __m128i *)(s + n - 16))));
+    __m256i acc = _mm256_loadu_si256((const __m256i *)(s + n - 32));
+    for (size_t i = 0; i + 32 <= n; i += 32)
         acc = _mm256_or_si256(acc, _mm256_loadu_si256((const __m256i *)(s + i)));
-    if (_mm256_movemask_epi8(acc))
-        return 0;
-    if (i == n)
-        return 1;
-    if (room - i >= 32)
-        return !((uint32_t)_mm256_movemask_epi8(_mm256_loadu_si256((const __m256i *)(s + i))) &
-                 lanes(n - i));
-    uint8_t b = 0;
-    for (; i < n; i++)
-        b |= s[i];
-    return b < 0x80;
+    return !_mm256_movemask_epi8(acc);
 }
 
 #include "validate_run.h"

@@ -63,10 +63,14 @@ int kb__utf8_scalar(const uint8_t *s, size_t n)
     return 1;
 }
 
+int kb__utf8_swar(const uint8_t *s, size_t n, const uint8_t *limit)
+{
+    return kb__utf8_words(s, n, limit);
+}
+
 static int utf8(const uint8_t *s, size_t n, const uint8_t *limit)
 {
-    (void)limit;
-    return kb__utf8_scalar(s, n);
+    return kb__utf8_words(s, n, limit);
 }
 
 size_t kb__class_span_scalar(const uint8_t *s, size_t n, const struct kb__cclass *c)
@@ -94,29 +98,11 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
-/* 1 when s[0..n) is all ASCII: a value of up to 8 bytes is one load when
- * the payload has room (bytes past the value masked off), longer ones are
- * or-ed together eight bytes at a time. */
-static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+/* 1 when s[0..n) is all ASCII (for validate_run.h). */
+static inline __attribute__((always_inline)) int vr_ascii(const uint8_t *s, size_t n,
+                                                         const uint8_t *limit)
 {
-    const uint64_t high = 0x8080808080808080ull;
-    uint64_t w, acc = 0;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (n <= 8 && (size_t)(limit - s) >= 8) {
-        memcpy(&w, s, 8);
-        return !(w & high & (n == 8 ? ~0ull : (1ull << (8 * n)) - 1));
-    }
-#else
-    (void)limit;
-#endif
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&w, s + i, 8);
-        acc |= w;
-    }
-    for (; i < n; i++)
-        acc |= s[i];
-    return !(acc & high);
+    return kb__ascii_words(s, n, limit);
 }
 
 #include "validate_run.h"

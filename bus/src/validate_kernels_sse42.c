@@ -20,11 +20,15 @@ static inline unsigned lanes(size_t n)
 
 static int utf8(const uint8_t *s, size_t n, const uint8_t *limit)
 {
+    /* The interpreter asks only about values it found not all ASCII: a
+     * short one goes straight to the word check. */
+    if (n <= 16)
+        return kb__utf8_words(s, n, limit);
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
         if (_mm_movemask_epi8(v))
-            return kb__utf8_scalar(s + i, n - i); /* s + i starts a character */
+            return kb__utf8_words(s + i, n - i, limit); /* s + i starts a character */
     }
     size_t rest = n - i;
     if (!rest)
@@ -34,7 +38,7 @@ static int utf8(const uint8_t *s, size_t n, const uint8_t *limit)
         if (!((unsigned)_mm_movemask_epi8(v) & lanes(rest)))
             return 1;
     }
-    return kb__utf8_scalar(s + i, rest);
+    return kb__utf8_words(s + i, rest, limit);
 }
 
 /* Lanes of v that are not in c, as a bit mask. */
@@ -83,29 +87,18 @@ static unsigned varint_len(const uint8_t *p, const uint8_t *limit)
     return 0;
 }
 
-/* 1 when s[0..n) is all ASCII: up to 16 bytes in one load when the payload
- * has room, else 16 at a time and the tail byte by byte. */
-static inline int vr_ascii(const uint8_t *s, size_t n, const uint8_t *limit)
+/* 1 when s[0..n) is all ASCII: up to 16 bytes in words (no vector
+ * registers), longer ones 16 at a time with the last 16 bytes read again
+ * from s + n - 16 (overlapping, so no tail loop). */
+static inline __attribute__((always_inline)) int vr_ascii(const uint8_t *s, size_t n,
+                                                         const uint8_t *limit)
 {
-    size_t room = (size_t)(limit - s);
-    if (n <= 16 && room >= 16)
-        return !((unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)s)) &
-                 ((1u << n) - 1u));
-    __m128i acc = _mm_setzero_si128();
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
+    if (n <= 16)
+        return kb__ascii_words(s, n, limit);
+    __m128i acc = _mm_loadu_si128((const __m128i *)(s + n - 16));
+    for (size_t i = 0; i + 16 <= n; i += 16)
         acc = _mm_or_si128(acc, _mm_loadu_si128((const __m128i *)(s + i)));
-    if (_mm_movemask_epi8(acc))
-        return 0;
-    if (i == n)
-        return 1;
-    if (room - i >= 16)
-        return !((unsigned)_mm_movemask_epi8(_mm_loadu_si128((const __m128i *)(s + i))) &
-                 lanes(n - i));
-    uint8_t b = 0;
-    for (; i < n; i++)
-        b |= s[i];
-    return b < 0x80;
+    return !_mm_movemask_epi8(acc);
 }
 
 #include "validate_run.h"

@@ -14,6 +14,7 @@
 #include "kb_test.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/validate.h"
+#include "validate_internal.h"
 #include "validate_kernels.h"
 
 static const char *const paths[] = {"scalar", "sse42", "avx2"};
@@ -583,6 +584,212 @@ static void test_kernels_agree(void)
     printf("kernels compared on %d random inputs per path pair\n", compared);
 }
 
+/* The two-byte UTF-8 word check against the byte-wise reference decoder:
+ * every sequence of up to 3 bytes, then random text across word borders. */
+static void test_utf8_words(void)
+{
+    uint8_t buf[128];
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    for (uint32_t x = 0; x < (1u << 24); x++) {
+        uint8_t s[3] = {(uint8_t)x, (uint8_t)(x >> 8), (uint8_t)(x >> 16)};
+        size_t n = x < (1u << 8) ? 1 : x < (1u << 16) ? 2 : 3;
+        memcpy(buf + sizeof buf - n, s, n);
+        memcpy(buf + 3, s, n);
+        int want = kb__utf8_scalar(s, n);
+        if (want != kb__utf8_swar(buf + sizeof buf - n, n, buf + sizeof buf) ||
+            want != kb__utf8_swar(buf + 3, n, buf + sizeof buf)) {
+            fprintf(stderr, "utf8 words differ on %06x\n", x);
+            kb_test_failures++;
+            return;
+        }
+    }
+    static const char *const pieces[] = {"a", " ", "é", "Ö", "\xDF\xBF", "\xC2\x80", "\xC1\xBF",
+                                         "\xC3", "\x80", "\xBF", "€", "😀", "\xED\xA0\x80"};
+    int valid = 0;
+    for (int iter = 0; iter < 300000; iter++) {
+        size_t n = 0, want = RND() % 40;
+        while (n < want) {
+            const char *pc = pieces[RND() % (iter % 4 ? 5 : 13)];
+            size_t l = strlen(pc);
+            if (n + l > 64)
+                break;
+            memcpy(buf + n, pc, l);
+            n += l;
+        }
+        size_t start = RND() % 16;
+        memmove(buf + start, buf, n);
+        const uint8_t *limit = buf + start + n + RND() % 12;
+        int a = kb__utf8_scalar(buf + start, n);
+        if (a != kb__utf8_swar(buf + start, n, limit)) {
+            fprintf(stderr, "utf8 words differ on random text (%zu bytes)\n", n);
+            kb_test_failures++;
+            return;
+        }
+        valid += a;
+    }
+    CHECK(valid > 10000 && valid < 290000); /* both verdicts were exercised */
+    /* Known answers. */
+    CHECK(kb__utf8_swar((const uint8_t *)"Zo\xC3\xAB de Groot-\xC3\x96zt\xC3\xBCrk", 22,
+                        (const uint8_t *)"Zo\xC3\xAB de Groot-\xC3\x96zt\xC3\xBCrk" + 22));
+    CHECK(!kb__utf8_swar((const uint8_t *)"abcdefg\xC3", 8, (const uint8_t *)"abcdefg\xC3" + 8));
+    CHECK(!kb__utf8_swar((const uint8_t *)"abcdefgh\xA9", 9, (const uint8_t *)"abcdefgh\xA9" + 9));
+    CHECK(!kb__utf8_swar((const uint8_t *)"\xC0\x80", 2, (const uint8_t *)"\xC0\x80" + 2));
+}
+
+/* The word forms of fixed patterns and small kb.allowed sets give the same
+ * answer as the atom walk and the binary search they stand in for. */
+static void test_word_forms(void)
+{
+    static const struct {
+        const char *pattern;
+        int fixed; /* expected: has a word form */
+    } pats[] = {
+        {"[0-9]{4}", 1},           {"[1-9][0-9]{3}[A-Z]{2}", 1}, {"[0-9]{9}[A-Z]", 1},
+        {"[0-9]{16}", 1},          {"AB[ -~]{5}C", 1},           {"[a-z0-9][0-9]{10}", 0},
+        {"[A-Z]+[0-9]*", 0},       {"[^a]{2}", 0},               {"[0-9]{17}", 0},
+        {"\\\\d{2}-\\\\d{2}", 1},
+    };
+    const size_t n_pats = sizeof pats / sizeof pats[0];
+    char json[4096];
+    size_t off = (size_t)snprintf(json, sizeof json,
+                                  "{\"type\":\"record\",\"name\":\"W\",\"fields\":[");
+    for (size_t i = 0; i < n_pats; i++)
+        off += (size_t)snprintf(json + off, sizeof json - off,
+                                "{\"name\":\"p%zu\",\"type\":\"string\",\"kb.pattern\":\"%s\"},", i,
+                                pats[i].pattern);
+    snprintf(json + off, sizeof json - off,
+             "{\"name\":\"a\",\"type\":\"string\",\"kb.allowed\":[\"M\",\"V\",\"O\",\"\",\"MV\","
+             "\"12345678\"]}]}");
+    static const uint8_t alphabet[] = "0123456789AZaz/:@[`{ -~\x7f\x80\xff\x01MVOBC";
+    uint8_t buf[64];
+    uint64_t seed = 0x853C49E6748FEA9Bull;
+    for (size_t pi = 0; pi < N_PATHS; pi++) {
+        if (!kb_validate_simd_usable(paths[pi]))
+            continue;
+        kb_validator_t *v = compile_path(json, paths[pi], 0, 0, 0, NULL);
+        CHECK(v != NULL);
+        if (!v)
+            return;
+        const struct kb__validate_kernels *k = kb__validate_kernels_get(paths[pi]);
+        for (size_t f = 0; f <= n_pats; f++) {
+            const struct kb__vcons *c = v->fields[f].cons;
+            struct kb__vcons plain = *c;
+            struct kb__vpattern pat;
+            if (f < n_pats) {
+                CHECK_INT(c->pattern->fixed, pats[f].fixed);
+                pat = *c->pattern;
+                pat.fixed = 0;
+                plain.pattern = &pat;
+            } else {
+                CHECK_INT(c->n_allowed_words, 6);
+                plain.n_allowed_words = 0;
+            }
+            int hits = 0;
+            for (int iter = 0; iter < 20000; iter++) {
+                size_t n = RND() % 20;
+                for (size_t i = 0; i < n; i++)
+                    buf[i] = alphabet[RND() % (sizeof alphabet - 1)];
+                if (iter % 2 && f < n_pats) {
+                    /* Mostly members: a string the pattern may accept. */
+                    n = 0;
+                    for (size_t a = 0; a < c->pattern->n && n < 40; a++) {
+                        const struct kb__vatom *at = &c->pattern->atoms[a];
+                        uint32_t reps = at->min + (at->max > at->min ? (uint32_t)(RND() % 3) : 0);
+                        for (uint32_t r = 0; r < reps && n < 40; r++) {
+                            uint8_t b;
+                            do
+                                b = (uint8_t)(RND() % 128);
+                            while (!kb__cclass_has(&at->cls, b) && RND() % 256);
+                            buf[n++] = b;
+                        }
+                    }
+                } else if (iter % 2) {
+                    static const char *const vals[] = {"M", "V", "O", "", "MV", "12345678", "W",
+                                                       "123456789", "1234567", "VM"};
+                    const char *val = vals[RND() % 10];
+                    n = strlen(val);
+                    memcpy(buf, val, n);
+                }
+                size_t room = n + RND() % 10;
+                for (size_t i = n; i < room; i++)
+                    buf[i] = (uint8_t)RND();
+                int want = k->string_rule(&plain, buf, n, buf + room);
+                int got = k->string_rule(c, buf, n, buf + room);
+                if (want != got) {
+                    fprintf(stderr, "[%s] word form of field %zu differs on %zu bytes\n",
+                            paths[pi], f, n);
+                    kb_test_failures++;
+                    kb_validate_destroy(v);
+                    return;
+                }
+                hits += got == VR_OK;
+            }
+            if (!hits)
+                fprintf(stderr, "[%s] field %zu: no string accepted\n", paths[pi], f);
+            CHECK(hits > 0);
+        }
+        /* Known answers for the postcode. */
+        const struct kb__vcons *pc = v->fields[1].cons;
+        CHECK_INT(k->string_rule(pc, (const uint8_t *)"1234AB", 6, (const uint8_t *)"1234AB" + 6),
+                  VR_OK);
+        CHECK_INT(k->string_rule(pc, (const uint8_t *)"0234AB", 6, (const uint8_t *)"0234AB" + 6),
+                  VR_PATTERN);
+        CHECK_INT(k->string_rule(pc, (const uint8_t *)"1234aB", 6, (const uint8_t *)"1234aB" + 6),
+                  VR_PATTERN);
+        CHECK_INT(k->string_rule(pc, (const uint8_t *)"1234A", 5, (const uint8_t *)"1234A" + 5),
+                  VR_PATTERN);
+        kb_validate_destroy(v);
+    }
+}
+
+/* The flat program and the node walker (the two halves of kb_validate())
+ * accept the same datums: every single-byte change of a birth event. */
+static void test_program_matches_walker(void)
+{
+    size_t len = 0;
+    uint8_t *p = encode_birth(&good_birth, &len);
+    CHECK(p != NULL);
+    if (!p)
+        return;
+    static const uint8_t subst[] = {0x00, 0x01, 0x02, 0x03, 0x12, 0x14, 0x30, 0x39, 0x41,
+                                    0x7F, 0x80, 0xC3, 0xE2, 0xFF};
+    long accepted = 0, rejected = 0;
+    for (size_t pi = 0; pi < N_PATHS; pi++) {
+        if (!kb_validate_simd_usable(paths[pi]))
+            continue;
+        kb_validator_t *v = compile_path(birth_json(), paths[pi], 0, 0, 0, NULL);
+        CHECK(v != NULL);
+        if (!v)
+            break;
+        CHECK_INT(kb__validate_fast(v, p, len), 1);
+        for (size_t i = 0; i <= len; i++) {
+            for (size_t k = 0; k < sizeof subst; k++) {
+                uint8_t saved = i < len ? p[i] : 0;
+                if (i < len)
+                    p[i] = subst[k];
+                size_t l = i < len ? len : len - 1 - k % 4; /* also truncations */
+                struct kb_validate_result r;
+                int fast = kb__validate_fast(v, p, l);
+                int walk = kb__validate_walk(v, p, l, &r) == KB_OK;
+                if (fast != walk) {
+                    fprintf(stderr, "[%s] program %d walker %d at byte %zu = %02x\n", paths[pi],
+                            fast, walk, i, subst[k]);
+                    kb_test_failures++;
+                    i = len + 1;
+                    break;
+                }
+                fast ? accepted++ : rejected++;
+                if (i < len)
+                    p[i] = saved;
+            }
+        }
+        kb_validate_destroy(v);
+    }
+    kb_test_checks++;
+    CHECK(accepted > 0 && rejected > 0);
+    free(p);
+}
+
 int main(void)
 {
     char dir[4096];
@@ -598,6 +805,9 @@ int main(void)
     test_all_types();
     test_recursion_and_errors();
     test_kernels_agree();
+    test_utf8_words();
+    test_word_forms();
+    test_program_matches_walker();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }

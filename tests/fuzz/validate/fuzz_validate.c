@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * fuzz_validate.c - differential libFuzzer target for the validator. Input:
- * byte 0 selects a schema (the birth event, or a structure schema with every
- * Avro type), the rest is the datum. Checks:
+ * byte 0 selects a schema (below 0xC0: even the birth event, odd a structure
+ * schema with every Avro type; from 0xC0 a schema with the remaining string
+ * kinds), the rest is the datum. Checks:
+ *  - the flat program and the node walker, the two halves of kb_validate(),
+ *    accept exactly the same datums (each validator, each path);
  *  - every SIMD path gives the same verdict, rule, path and offset;
  *  - a datum accepted by the full validator is accepted in structure-only
  *    mode, and avro-c decodes it consuming exactly all bytes;
@@ -19,6 +22,7 @@
 #include <avro.h>
 
 #include "ketenbus/validate.h"
+#include "validate_internal.h"
 
 static const char *const schema_texts[] = {
     /* The person part of schemas/brp/persoon-geboren.avsc with all its kb.*
@@ -48,8 +52,31 @@ static const char *const schema_texts[] = {
     "{\"name\":\"x\",\"type\":{\"type\":\"fixed\",\"name\":\"X\",\"size\":3}},"
     "{\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":[\"null\",\"string\"]}},"
     "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"int\"}}]}",
+    /* The string kinds and numeric rules the two above do not reach: full
+     * dates, uuids, variable, long and non-range patterns, allowed sets
+     * searched or compared as words, length rules, rules through maps and
+     * arrays, times and long ranges. */
+    "{\"type\":\"record\",\"name\":\"K\",\"fields\":["
+    "{\"name\":\"d\",\"type\":[\"null\",\"string\"],\"kb.format\":\"datum\"},"
+    "{\"name\":\"u\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"}},"
+    "{\"name\":\"p\",\"type\":\"string\",\"kb.pattern\":\"[A-Z]+[0-9]*\"},"
+    "{\"name\":\"q\",\"type\":\"string\",\"kb.pattern\":\"[a-z0-9][0-9]{10}\"},"
+    "{\"name\":\"r\",\"type\":\"string\",\"kb.pattern\":\"[a-cx-z]{3}\"},"
+    "{\"name\":\"g\",\"type\":\"string\","
+    "\"kb.allowed\":[\"alpha\",\"beta\",\"a-much-longer-value\"]},"
+    "{\"name\":\"h\",\"type\":[\"string\",\"null\"],\"kb.allowed\":[\"J\",\"N\"]},"
+    "{\"name\":\"k\",\"type\":\"string\",\"kb.minLength\":2,\"kb.maxLength\":5},"
+    "{\"name\":\"v\",\"type\":{\"type\":\"string\",\"logicalType\":\"uuid\"},"
+    "\"kb.minLength\":36},"
+    "{\"name\":\"m\",\"type\":{\"type\":\"map\",\"values\":\"string\"},"
+    "\"kb.check\":\"anummer\"},"
+    "{\"name\":\"t\",\"type\":{\"type\":\"int\",\"logicalType\":\"time-millis\"}},"
+    "{\"name\":\"l\",\"type\":\"long\",\"kb.minimum\":-5,"
+    "\"kb.maximum\":1000000000000},"
+    "{\"name\":\"a\",\"type\":{\"type\":\"array\",\"items\":\"string\"},"
+    "\"kb.format\":\"gba-datum\"}]}",
 };
-#define N_SCHEMAS 2
+#define N_SCHEMAS 3
 
 static const char *const paths[] = {"scalar", "sse42", "avx2"};
 #define N_PATHS 3
@@ -108,11 +135,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (size < 1)
         return 0;
-    int s = data[0] % N_SCHEMAS;
+    int s = data[0] < 0xC0 ? data[0] % 2 : 2 + (data[0] - 0xC0) % (N_SCHEMAS - 2);
     const uint8_t *p = data + 1;
     size_t len = size - 1;
 
     struct kb_validate_result r0, r;
+    for (int i = 0; i <= N_PATHS; i++) {
+        const kb_validator_t *v = i < N_PATHS ? full[s][i] : structure[s];
+        int fast = v ? kb__validate_fast(v, p, len) : -1;
+        if (fast >= 0 && fast != (kb__validate_walk(v, p, len, &r) == KB_OK)) {
+            fprintf(stderr, "flat program and node walker disagree (%s)\n",
+                    i < N_PATHS ? paths[i] : "structure");
+            abort();
+        }
+    }
     kb_err_t v0 = kb_validate(full[s][0], p, len, &r0);
     for (int i = 1; i < N_PATHS; i++) {
         if (!full[s][i])
