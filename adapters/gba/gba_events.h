@@ -33,12 +33,32 @@
 #include "ketenbus/schema.h"
 #include "lo3.h"
 
+/* What stays the same from message to message, made once: the compiled
+ * writer of each event schema (gba_avro.h) with its field handles, and the
+ * HMAC state keyed with the subject key. Opaque; see kb_gba_cache_new(). */
+typedef struct kb_gba_cache kb_gba_cache_t;
+
 struct kb_gba_ctx {
     const kb_schemas_t *schemas; /* where event schemas are looked up */
     const uint8_t *key;          /* subject-key secret for pseudonyms */
     size_t key_len;
     const char *source;          /* ce_source, urn:nld:oin:<OIN>:systeem:<name> */
+    kb_gba_cache_t *cache;       /* optional (NULL: everything is prepared anew
+                                  * for each message, same events, much slower) */
 };
+
+/**
+ * A cache for kb_gba_ctx.cache. The latest schema of each event type is
+ * remembered while the schema set keeps its size (a registry publishing a
+ * newer version grows it, and the type is looked up again); writers are
+ * compiled on first use. NULL when out of memory. The cache must not
+ * outlive the schema sets it was used with (it keys on their schemas).
+ * @thread any; one cache may serve several threads (it locks inside).
+ */
+kb_gba_cache_t *kb_gba_cache_new(void);
+
+/** Release @p cache (and forget the key material in it). NULL is a no-op. */
+void kb_gba_cache_destroy(kb_gba_cache_t *cache);
 
 /**
  * Events of one parsed message @p msg (read from @p raw, @p len bytes),

@@ -165,6 +165,8 @@ struct parser {
     struct kb_lo3_message *msg; /* arrays grow here */
     size_t cap_categories;      /* allocated entries of msg->categories */
     size_t cap_elements;        /* allocated entries of msg->elements */
+    size_t first_categories;    /* first allocation of each array, sized */
+    size_t first_elements;      /* from the message length (kb_lo3_parse) */
     size_t n_stapels;           /* stapels opened so far */
     int cur_actual;             /* actual category of the open stapel, -1 none */
     char *errstr;               /* caller's buffer */
@@ -192,6 +194,21 @@ static int digits(const uint8_t *p, size_t n, size_t *v)
     return 1;
 }
 
+/* An element header "GGEELLL" (7 digits) at @p p, without a loop or a
+ * branch per byte: it is read for every element. 0 when any byte is not a
+ * digit (digits() then tells which part). */
+static inline int element_header(const uint8_t *p, size_t *nummer, size_t *len)
+{
+    unsigned d0 = p[0] - (unsigned)'0', d1 = p[1] - (unsigned)'0', d2 = p[2] - (unsigned)'0',
+             d3 = p[3] - (unsigned)'0', d4 = p[4] - (unsigned)'0', d5 = p[5] - (unsigned)'0',
+             d6 = p[6] - (unsigned)'0';
+    if ((d0 > 9) | (d1 > 9) | (d2 > 9) | (d3 > 9) | (d4 > 9) | (d5 > 9) | (d6 > 9))
+        return 0;
+    *nummer = d0 * 1000u + d1 * 100u + d2 * 10u + d3;
+    *len = d4 * 100u + d5 * 10u + d6;
+    return 1;
+}
+
 static int all_digits(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -204,11 +221,17 @@ static int all_digits(const uint8_t *p, size_t n)
  * Grow an array to hold one more entry. Separate from realloc so both arrays
  * share one doubling rule and one out-of-memory message.
  */
-static kb_err_t grow(struct parser *ps, void **arr, size_t *cap, size_t used, size_t entry)
+static kb_err_t grow_slow(struct parser *ps, void **arr, size_t *cap, size_t entry, size_t first);
+
+static inline kb_err_t grow(struct parser *ps, void **arr, size_t *cap, size_t used, size_t entry,
+                            size_t first)
 {
-    if (used < *cap)
-        return KB_OK;
-    size_t ncap = *cap ? *cap * 2 : 64;
+    return used < *cap ? KB_OK : grow_slow(ps, arr, cap, entry, first);
+}
+
+static kb_err_t grow_slow(struct parser *ps, void **arr, size_t *cap, size_t entry, size_t first)
+{
+    size_t ncap = *cap ? *cap * 2 : first;
     void *n = realloc(*arr, ncap * entry);
     if (!n)
         return kb_err_set(KB_ERR_NOMEM, ps->errstr, ps->errstr_size,
@@ -237,7 +260,8 @@ static kb_err_t open_category(struct parser *ps, size_t off, unsigned nummer,
                           "offset %zu: more than %u categories in one message", off,
                           MAX_CATEGORIES);
     void *arr = msg->categories;
-    kb_err_t err = grow(ps, &arr, &ps->cap_categories, msg->n_categories, sizeof *msg->categories);
+    kb_err_t err = grow(ps, &arr, &ps->cap_categories, msg->n_categories, sizeof *msg->categories,
+                        ps->first_categories);
     msg->categories = arr;
     if (err)
         return err;
@@ -261,43 +285,65 @@ static kb_err_t parse_category_elements(struct parser *ps, struct kb_lo3_categor
                                         size_t end)
 {
     struct kb_lo3_message *msg = ps->msg;
+    /* the counters in locals, written back at the end: the element stores
+     * (size_t fields) would otherwise make the compiler reload them */
+    struct kb_lo3_element *els = msg->elements;
+    size_t n = msg->n_elements, cap = ps->cap_elements, count = cat->count;
+    const uint8_t *buf = ps->buf;
+    kb_err_t err = KB_OK;
 
     while (pos < end) {
-        size_t nummer, len;
-        if (end - pos < 7)
-            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                              "offset %zu: element header needs 7 bytes, %zu remain in "
-                              "category %02u",
-                              pos, end - pos, cat->nummer);
-        if (!digits(ps->buf + pos, 4, &nummer))
-            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                              "offset %zu: element number is not 4 ASCII digits", pos);
-        if (!digits(ps->buf + pos + 4, 3, &len))
-            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                              "offset %zu: element length is not 3 ASCII digits", pos + 4);
-        if (len > end - pos - 7)
-            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                              "offset %zu: element %04zu length %zu exceeds remaining %zu "
-                              "bytes of category %02u",
-                              pos, nummer, len, end - pos - 7, cat->nummer);
-        if (msg->n_elements >= MAX_ELEMENTS)
-            return kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                              "offset %zu: more than %u elements in one message", pos,
-                              MAX_ELEMENTS);
-        void *arr = msg->elements;
-        kb_err_t err = grow(ps, &arr, &ps->cap_elements, msg->n_elements, sizeof *msg->elements);
-        msg->elements = arr;
-        if (err)
-            return err;
-        struct kb_lo3_element *el = &msg->elements[msg->n_elements++];
+        size_t nummer = 0, len = 0;
+        if (end - pos < 7) {
+            err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                             "offset %zu: element header needs 7 bytes, %zu remain in "
+                             "category %02u",
+                             pos, end - pos, cat->nummer);
+            break;
+        }
+        if (!element_header(buf + pos, &nummer, &len)) {
+            /* say which part is wrong */
+            if (!digits(buf + pos, 4, &nummer))
+                err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                 "offset %zu: element number is not 4 ASCII digits", pos);
+            else if (!digits(buf + pos + 4, 3, &len))
+                err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                 "offset %zu: element length is not 3 ASCII digits", pos + 4);
+            if (err)
+                break;
+        }
+        if (len > end - pos - 7) {
+            err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                             "offset %zu: element %04zu length %zu exceeds remaining %zu "
+                             "bytes of category %02u",
+                             pos, nummer, len, end - pos - 7, cat->nummer);
+            break;
+        }
+        if (n >= MAX_ELEMENTS) {
+            err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                             "offset %zu: more than %u elements in one message", pos, MAX_ELEMENTS);
+            break;
+        }
+        if (n == cap) {
+            void *arr = els;
+            err = grow_slow(ps, &arr, &cap, sizeof *els, ps->first_elements);
+            els = arr;
+            if (err)
+                break;
+        }
+        struct kb_lo3_element *el = &els[n++];
         el->nummer = (uint16_t)nummer;
-        el->value = ps->buf + pos + 7;
+        el->value = buf + pos + 7;
         el->len = len;
         el->offset = pos;
-        cat->count++;
+        count++;
         pos += 7 + len;
     }
-    return KB_OK;
+    msg->elements = els;
+    msg->n_elements = n;
+    ps->cap_elements = cap;
+    cat->count = count;
+    return err;
 }
 
 /*
@@ -532,6 +578,11 @@ kb_err_t kb_lo3_parse(const uint8_t *buf, size_t len, struct kb_lo3_message *msg
         .cur_actual = -1,
         .errstr = errstr,
         .errstr_size = errstr_size,
+        /* An element takes at least 7 bytes, a category 5: a short
+         * mutation gets arrays small enough for malloc's fast bins, a full
+         * PL (Lg01) its elements without a realloc. */
+        .first_categories = len / 5 + 1 < 16 ? len / 5 + 1 : 16,
+        .first_elements = len / 7 + 1 < 128 ? len / 7 + 1 : 128,
     };
 
     memset(msg, 0, sizeof *msg);
@@ -570,9 +621,10 @@ const struct kb_lo3_element *kb_lo3_element(const struct kb_lo3_message *msg, si
     if (!msg || cat_index >= msg->n_categories)
         return NULL;
     const struct kb_lo3_category *cat = &msg->categories[cat_index];
+    const struct kb_lo3_element *e = msg->elements + cat->first;
     for (size_t i = 0; i < cat->count; i++)
-        if (msg->elements[cat->first + i].nummer == nummer)
-            return &msg->elements[cat->first + i];
+        if (e[i].nummer == nummer)
+            return &e[i];
     return NULL;
 }
 

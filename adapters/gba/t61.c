@@ -160,6 +160,21 @@ static int is_accent(uint8_t b)
 
 static uint32_t combo_decode(uint8_t accent, uint8_t base)
 {
+    /* `combos` is written in (accent, base) order: binary search first.
+     * Should an edit ever break that order, the linear pass below still
+     * finds the pair, so the order is a matter of speed, not of result. */
+    unsigned key = (unsigned)accent << 8 | base;
+    size_t lo = 0, hi = sizeof combos / sizeof combos[0];
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        unsigned k = (unsigned)combos[mid].accent << 8 | combos[mid].base;
+        if (k == key)
+            return combos[mid].cp;
+        if (k < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     for (size_t i = 0; i < sizeof combos / sizeof combos[0]; i++)
         if (combos[i].accent == accent && combos[i].base == base)
             return combos[i].cp;
@@ -219,6 +234,8 @@ kb_err_t kb_t61_to_utf8(const uint8_t *in, size_t len, char *out, size_t out_siz
                         size_t *bad_offset)
 {
     size_t o = 0;
+    /* room for 3 bytes per input byte and the NUL: no check per character */
+    int roomy = out_size / 3 > len;
 
     if (out_len)
         *out_len = 0;
@@ -232,6 +249,11 @@ kb_err_t kb_t61_to_utf8(const uint8_t *in, size_t len, char *out, size_t out_siz
         } else {
             cp = single[in[i]];
             used = 1;
+            if (cp && cp < 0x80 && roomy) {
+                out[o++] = (char)cp; /* the common case: ASCII */
+                i++;
+                continue;
+            }
         }
         if (cp == 0) {
             if (bad_offset)
@@ -262,6 +284,59 @@ kb_err_t kb_t61_to_utf8(const uint8_t *in, size_t len, char *out, size_t out_siz
     out[o] = '\0';
     if (out_len)
         *out_len = o;
+    return KB_OK;
+}
+
+/*
+ * Every byte in one class, for the checks that run over every element:
+ * 0 no mapping, 1 the same character in UTF-8 (single[b] == b), 2 another
+ * single character (single[b] != 0), 3 a diacritic (is_accent). Written
+ * out rather than derived, as the tables above are const data;
+ * test_t61 proves it agrees with single[] and is_accent() byte for byte.
+ */
+/* clang-format off */
+static const uint8_t cls[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1, 0, 0, /* 00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 10 */
+    1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 20 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 30 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 40 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, /* 50 */
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 60 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0, 0, /* 70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 80 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 90 */
+    0, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 2, 0, 0, 0, 0, /* A0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 2, 2, 2, 2, 2, /* B0 */
+    0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, /* C0 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* D0 */
+    2, 2, 2, 2, 2, 0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, /* E0 */
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, /* F0 */
+};
+/* clang-format on */
+
+int kb_t61_plain(const uint8_t *in, size_t len)
+{
+    unsigned all = 1;
+    for (size_t i = 0; i < len; i++)
+        all &= cls[in[i]] == 1;
+    return (int)all;
+}
+
+kb_err_t kb_t61_check(const uint8_t *in, size_t len, size_t *bad_offset)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned c = cls[in[i]];
+        if (c == 1 || c == 2)
+            continue;
+        if (c == 3 && i + 1 < len && combo_decode(in[i], in[i + 1])) {
+            i++;
+            continue;
+        }
+        if (bad_offset)
+            *bad_offset = i;
+        return KB_ERR_INVALID;
+    }
     return KB_OK;
 }
 

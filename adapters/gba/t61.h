@@ -23,6 +23,20 @@ kb_err_t kb_t61_to_utf8(const uint8_t *in, size_t len, char *out, size_t out_siz
                         size_t *out_len, size_t *bad_offset);
 
 /**
+ * 1 when every one of @p len bytes is a character that Teletex and UTF-8
+ * write alike (ASCII letters, digits, space and most punctuation): then
+ * kb_t61_to_utf8() would return the same bytes, and a caller may use them
+ * as they are. 0 otherwise (the bytes may still be valid Teletex).
+ */
+int kb_t61_plain(const uint8_t *in, size_t len);
+
+/**
+ * Whether @p len bytes are valid Teletex, without converting them: KB_OK,
+ * or KB_ERR_INVALID with *bad_offset set exactly as kb_t61_to_utf8() would.
+ */
+kb_err_t kb_t61_check(const uint8_t *in, size_t len, size_t *bad_offset);
+
+/**
  * Convert UTF-8 to Teletex. A code point with no Teletex form (or invalid
  * UTF-8) returns KB_ERR_INVALID with *bad_offset its byte offset in @p in.
  */

@@ -3,6 +3,7 @@
  * event.c - CloudEvents binary-mode headers, Confluent framing, UUIDv5 event
  * ids and HMAC pseudonyms (see ketenbus/event.h).
  */
+#define OPENSSL_SUPPRESS_DEPRECATED /* SHA1_Init & co., see kb_event_uuid5() */
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -160,21 +161,33 @@ kb_err_t kb_event_unframe(const void *buf, size_t len, int32_t *schema_id,
     return KB_OK;
 }
 
+/* SHA-1 through its plain context (deprecated in OpenSSL 3, kept for
+ * speed as hmac.c does): EVP would allocate a context and go through the
+ * provider for every event id, which costs more than hashing the name
+ * (bench-gba). Same digest either way. */
 void kb_event_uuid5(const void *name, size_t len, char out[37])
 {
     uint8_t digest[SHA_DIGEST_LENGTH];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int dlen = 0;
-    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
-    EVP_DigestUpdate(ctx, kb_uuid_namespace, sizeof kb_uuid_namespace);
-    EVP_DigestUpdate(ctx, name, len);
-    EVP_DigestFinal_ex(ctx, digest, &dlen);
-    EVP_MD_CTX_free(ctx);
+    SHA_CTX ctx;
+    SHA1_Init(&ctx);
+    SHA1_Update(&ctx, kb_uuid_namespace, sizeof kb_uuid_namespace);
+    SHA1_Update(&ctx, name, len);
+    SHA1_Final(digest, &ctx);
     digest[6] = (uint8_t)((digest[6] & 0x0f) | 0x50); /* version 5 */
     digest[8] = (uint8_t)((digest[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    /* 8-4-4-4-12 hex digits; by hand, as this runs for every event */
     char h[33];
     hex(digest, 16, h);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
+    memcpy(out, h, 8);
+    out[8] = '-';
+    memcpy(out + 9, h + 8, 4);
+    out[13] = '-';
+    memcpy(out + 14, h + 12, 4);
+    out[18] = '-';
+    memcpy(out + 19, h + 16, 4);
+    out[23] = '-';
+    memcpy(out + 24, h + 20, 12);
+    out[36] = '\0';
 }
 
 kb_err_t kb_event_pseudonym(const uint8_t *key, size_t key_len, const char *domain,
@@ -204,8 +217,34 @@ void kb_event_time(int64_t unix_ms, char out[40])
     /* Floor division: -1 ms is 23:59:59.999 of the day before 1970. */
     int64_t ms = ((unix_ms % 1000) + 1000) % 1000;
     time_t secs = (time_t)((unix_ms - ms) / 1000);
+    /* Adapters stamp every message, many within one second: the date and
+     * time of the last second, per thread, saves gmtime_r. */
+    static _Thread_local time_t last_secs;
+    static _Thread_local char last[20]; /* "YYYY-MM-DDTHH:MM:SS", "" none */
+    if (last[0] && secs == last_secs) {
+        memcpy(out, last, 19);
+        memcpy(out + 19, ".000Z", 6);
+        for (int k = 0, v = (int)ms; k < 3; k++, v /= 10)
+            out[22 - k] = (char)('0' + v % 10);
+        return;
+    }
     struct tm tm;
-    gmtime_r(&secs, &tm);
+    if (gmtime_r(&secs, &tm) && tm.tm_year >= 1000 - 1900 && tm.tm_year <= 9999 - 1900) {
+        /* The four-digit years, by hand: adapters stamp every message. */
+        int f[7] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                    tm.tm_sec, (int)ms};
+        static const char tmpl[] = "0000-00-00T00:00:00.000Z";
+        static const unsigned char at[7] = {4, 7, 10, 13, 16, 19, 23}; /* end of each */
+        static const unsigned char width[7] = {4, 2, 2, 2, 2, 2, 3};
+        memcpy(out, tmpl, sizeof tmpl);
+        for (int i = 0; i < 7; i++)
+            for (int k = 0, v = f[i]; k < width[i]; k++, v /= 10)
+                out[at[i] - 1 - k] = (char)('0' + v % 10);
+        memcpy(last, out, 19);
+        last[19] = '\0';
+        last_secs = secs;
+        return;
+    }
     /* strftime keeps the compiler's truncation analysis quiet about years. */
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
@@ -214,6 +253,25 @@ void kb_event_time(int64_t unix_ms, char out[40])
 
 void kb_event_traceparent(const char *uuid, char out[64])
 {
+    static const uint64_t dash_at = (1ull << 8) | (1ull << 13) | (1ull << 18) | (1ull << 23);
+    uint64_t dashes = 0;
+    size_t len = strnlen(uuid, 37);
+    for (size_t i = 0; i < len && len == 36; i++)
+        dashes |= (uint64_t)(uuid[i] == '-') << i;
+    if (len == 36 && dashes == dash_at) {
+        /* the 8-4-4-4-12 form of kb_event_uuid5(): the same 32 digits as
+         * the scan below, copied in runs */
+        memcpy(out, "00-", 3);
+        memcpy(out + 3, uuid, 8);
+        memcpy(out + 11, uuid + 9, 4);
+        memcpy(out + 15, uuid + 14, 4);
+        memcpy(out + 19, uuid + 19, 4);
+        memcpy(out + 23, uuid + 24, 12);
+        out[35] = '-';
+        memcpy(out + 36, out + 3, 16);
+        memcpy(out + 52, "-01", 4);
+        return;
+    }
     char h[33];
     size_t n = 0;
     for (const char *p = uuid; *p && n < 32; p++)
@@ -224,7 +282,12 @@ void kb_event_traceparent(const char *uuid, char out[64])
         out[0] = '\0';
         return;
     }
-    snprintf(out, 64, "00-%s-%.16s-01", h, h);
+    /* "00-%s-%.16s-01", by hand */
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, h, 32);
+    out[35] = '-';
+    memcpy(out + 36, h, 16);
+    memcpy(out + 52, "-01", 4);
 }
 
 static int hexval(int c)

@@ -72,6 +72,14 @@ void kb__hmac_hex(const struct kb__hmac *h, const void *a, size_t a_len, const v
     out[hex_len & ~(size_t)1] = '\0';
 }
 
+void kb__sha256(const void *data, size_t len, uint8_t out[KB_HMAC_LEN])
+{
+    SHA256_CTX c;
+    SHA256_Init(&c);
+    SHA256_Update(&c, data, len);
+    SHA256_Final(out, &c);
+}
+
 void kb__hmac_wipe(struct kb__hmac *h)
 {
     OPENSSL_cleanse(h, sizeof *h);

@@ -34,6 +34,10 @@ void kb__hmac_sha256(const struct kb__hmac *h, const void *a, size_t a_len, cons
 void kb__hmac_hex(const struct kb__hmac *h, const void *a, size_t a_len, const void *b,
                   size_t b_len, char *out, size_t hex_len);
 
+/* Plain SHA-256 of @p len bytes (no EVP fetch or allocation: adapters hash
+ * every legacy message they receive). */
+void kb__sha256(const void *data, size_t len, uint8_t out[KB_HMAC_LEN]);
+
 /* Forget the key material. */
 void kb__hmac_wipe(struct kb__hmac *h);
 

@@ -34,7 +34,8 @@ static kb_err_t render(const char *name, size_t i, uint8_t **out, size_t *out_le
         fclose(f);
     struct kb_lo3_message msg;
     CHECK_INT(kb_lo3_parse(buf, len, &msg, err, err_size), KB_OK);
-    struct kb_gba_ctx ctx = {schemas, key, sizeof key, "urn:nld:oin:00000099999999999000:systeem:t"};
+    struct kb_gba_ctx ctx = {schemas, key, sizeof key, "urn:nld:oin:00000099999999999000:systeem:t",
+                             NULL};
     struct kb_ingress_event *evs = NULL;
     size_t n = 0;
     /* 2024-03-20T08:00:00Z */

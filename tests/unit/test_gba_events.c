@@ -5,7 +5,13 @@
  * kind-toegevoegd values, the CloudEvents attributes (ids and pseudonyms
  * as known answers from python's uuid and hmac), no personal identifier in
  * keys or headers, and the messages that must yield no event or an error.
+ * Then the speed-ups must not show: every event fixture gives the same
+ * events with one cache (switching keys, a key too long to remember, a
+ * second schema set) as without one, each event's value lies in the one
+ * block kb_gba_events_free() releases, and the time/traceparent helpers
+ * answer alike inside and outside their fast paths.
  */
+#include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +34,8 @@
 static char src_dir[1024];
 static kb_schemas_t *schemas;
 static uint8_t key[32]; /* 00 01 02 .. 1f */
+static kb_gba_cache_t *cache; /* as the adapter runs: the known answers below
+                               * then also hold for the cached digests/HMAC */
 
 /* Read tests/fixtures/gba/@p name whole; *len set; caller frees. */
 static uint8_t *read_fixture(const char *name, size_t *len)
@@ -48,7 +56,7 @@ static uint8_t *read_fixture(const char *name, size_t *len)
 static kb_err_t run(const uint8_t *raw, size_t len, struct kb_ingress_event **evs, size_t *n,
                     char *errstr, size_t errstr_size)
 {
-    struct kb_gba_ctx ctx = {schemas, key, sizeof key, SOURCE};
+    struct kb_gba_ctx ctx = {schemas, key, sizeof key, SOURCE, cache};
     struct kb_lo3_message msg;
     char perr[256] = "";
     kb_err_t err = kb_lo3_parse(raw, len, &msg, perr, sizeof perr);
@@ -375,6 +383,135 @@ static void test_negative(void)
     kb_gba_events_free(evs, n);
 }
 
+/* Everything an event carries, as one comparable string (value in hex). */
+static void event_text(const struct kb_ingress_event *ev, char *out, size_t cap)
+{
+    int o = snprintf(out, cap, "%s|%s|%s|%s|%s|%s|%s|%d|%s|", ev->attrs.id, ev->attrs.source,
+                     ev->attrs.type, ev->attrs.time, ev->attrs.subject, ev->attrs.dataref,
+                     ev->attrs.traceparent, ev->attrs.schema_id, ev->key);
+    for (size_t i = 0; i < ev->len && o > 0 && (size_t)o + 3 < cap; i++)
+        o += snprintf(out + o, cap - (size_t)o, "%02x", ev->value[i]);
+}
+
+/* The events of @p raw with context @p ctx, as text; "" and errstr when
+ * there is an error. Checks that every value lies in the events' block. */
+static void events_text(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t len, char *out,
+                        size_t cap)
+{
+    struct kb_lo3_message msg;
+    char err[256] = "";
+    out[0] = '\0';
+    if (kb_lo3_parse(raw, len, &msg, err, sizeof err)) {
+        snprintf(out, cap, "parse: %s", err);
+        return;
+    }
+    struct kb_ingress_event *evs = NULL;
+    size_t n = 0;
+    kb_err_t e =
+        kb_gba_events(ctx, raw, len, &msg, RECEIVED_MS, DATAREF, &evs, &n, err, sizeof err);
+    kb_lo3_message_fini(&msg);
+    if (e) {
+        snprintf(out, cap, "error %d: %s", (int)e, err);
+        CHECK(evs == NULL && n == 0);
+        return;
+    }
+    size_t o = 0;
+    const uint8_t *end = (const uint8_t *)(evs + n);
+    for (size_t i = 0; i < n; i++) {
+        /* the values follow the events in their block, in order */
+        CHECK(evs[i].value >= end);
+        CHECK(i == 0 || evs[i].value == evs[i - 1].value + evs[i - 1].len);
+        event_text(&evs[i], out + o, cap - o);
+        o += strlen(out + o);
+    }
+    kb_gba_events_free(evs, n);
+}
+
+static void test_cache_is_invisible(void)
+{
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/tests/fixtures/gba/events", src_dir);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL);
+    if (!d)
+        return;
+    uint8_t long_key[200];
+    for (size_t i = 0; i < sizeof long_key; i++)
+        long_key[i] = (uint8_t)(i * 7 + 1);
+    snprintf(dir, sizeof dir, "%s/schemas", src_dir);
+    char err[512];
+    kb_schemas_t *other = kb_schemas_load_dir(dir, err, sizeof err);
+    CHECK(other != NULL);
+    kb_gba_cache_t *c = kb_gba_cache_new();
+    char *a = malloc(1 << 16), *b = malloc(1 << 16);
+    struct dirent *de;
+    int files = 0, with_events = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strstr(de->d_name, ".lo3"))
+            continue;
+        char name[600];
+        snprintf(name, sizeof name, "events/%s", de->d_name);
+        size_t len = 0;
+        uint8_t *raw = read_fixture(name, &len);
+        if (!raw)
+            continue;
+        files++;
+        /* keys: the test key, a long one (never remembered), the test key */
+        const uint8_t *keys[3] = {key, long_key, key};
+        size_t key_lens[3] = {sizeof key, sizeof long_key, sizeof key};
+        for (int k = 0; k < 3; k++) {
+            struct kb_gba_ctx plain = {schemas, keys[k], key_lens[k], SOURCE, NULL};
+            struct kb_gba_ctx cached = {k == 1 ? other : schemas, keys[k], key_lens[k], SOURCE, c};
+            events_text(&plain, raw, len, a, 1 << 16);
+            events_text(&cached, raw, len, b, 1 << 16);
+            CHECK_STR(b, a);
+            with_events += k == 0 && strchr(a, '|') != NULL;
+        }
+        free(raw);
+    }
+    closedir(d);
+    CHECK(files >= 15);
+    CHECK(with_events >= 12);
+    free(a);
+    free(b);
+    kb_gba_cache_destroy(c);
+    kb_schemas_destroy(other);
+}
+
+/* kb_event_time() remembers the last second per thread and
+ * kb_event_traceparent() copies a canonical UUID in runs; the answers are
+ * those of the general code (worked out by hand here). */
+static void test_time_and_traceparent(void)
+{
+    char t[40], tp[64];
+    kb_event_time(1710753330250, t);
+    CHECK_STR(t, "2024-03-18T09:15:30.250Z");
+    kb_event_time(1710753330007, t); /* same second */
+    CHECK_STR(t, "2024-03-18T09:15:30.007Z");
+    kb_event_time(1710753331000, t); /* next one */
+    CHECK_STR(t, "2024-03-18T09:15:31.000Z");
+    kb_event_time(1710806399999, t); /* last ms of the day */
+    CHECK_STR(t, "2024-03-18T23:59:59.999Z");
+    kb_event_time(1710806400000, t);
+    CHECK_STR(t, "2024-03-19T00:00:00.000Z");
+    kb_event_time(1710753330999, t); /* back to the first second */
+    CHECK_STR(t, "2024-03-18T09:15:30.999Z");
+    kb_event_time(-1, t);
+    CHECK_STR(t, "1969-12-31T23:59:59.999Z");
+    kb_event_traceparent("36d52269-2359-5684-86c0-d9789b7c9c9c", tp);
+    CHECK_STR(tp, "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01");
+    kb_event_traceparent("36D52269-2359-5684-86C0-D9789B7C9C9C", tp);
+    CHECK_STR(tp, "00-36D522692359568486C0D9789B7C9C9C-36D5226923595684-01");
+    /* dashes elsewhere: the digits still count, in order */
+    kb_event_traceparent("36d5226-92359-5684-86c0-d9789b7c9c9c", tp);
+    CHECK_STR(tp, "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01");
+    /* 36 characters but 5 dashes: 31 digits, no traceparent */
+    kb_event_traceparent("36d52269-2359-5684-86c0-d9789b7c9c-c", tp);
+    CHECK_STR(tp, "");
+    kb_event_traceparent("36d52269-2359-5684-86c0-d9789b7c9c9c0", tp); /* 33 digits: first 32 */
+    CHECK_STR(tp, "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01");
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -389,9 +526,14 @@ int main(void)
         fprintf(stderr, "schemas: %s\n", errstr);
         KB_TEST_DONE();
     }
+    cache = kb_gba_cache_new();
+    CHECK(cache != NULL);
     test_lg01_birth();
     test_gv01_child();
     test_negative();
+    test_cache_is_invisible();
+    test_time_and_traceparent();
+    kb_gba_cache_destroy(cache);
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }

@@ -45,7 +45,7 @@ static void derive(const char *name, struct result *r)
     char perr[256];
     memset(r, 0, sizeof *r);
     CHECK_INT(kb_lo3_parse(buf, len, &msg, perr, sizeof perr), KB_OK);
-    struct kb_gba_ctx ctx = {schemas, key, sizeof key, SOURCE};
+    struct kb_gba_ctx ctx = {schemas, key, sizeof key, SOURCE, NULL};
     r->err = kb_gba_events(&ctx, buf, len, &msg, 1717236000000, "file:///x", &r->evs, &r->n,
                            r->errstr, sizeof r->errstr);
     kb_lo3_message_fini(&msg);

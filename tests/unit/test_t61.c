@@ -348,8 +348,77 @@ static void test_round_trip(void)
     CHECK_INT(valid2, 143 * 143 + 155);
 }
 
+/* kb_t61_plain(): exactly the bytes kb_t61_to_utf8() copies unchanged. */
+static void test_plain(void)
+{
+    size_t n_plain = 0;
+    for (unsigned b = 0; b < 256; b++) {
+        uint8_t in = (uint8_t)b;
+        char out[8];
+        size_t len = 0, bad = 0;
+        int same = kb_t61_to_utf8(&in, 1, out, sizeof out, &len, &bad) == KB_OK && len == 1 &&
+                   (uint8_t)out[0] == in;
+        CHECK_INT(kb_t61_plain(&in, 1), same);
+        n_plain += (size_t)same;
+    }
+    /* letters, digits, space and most punctuation, plus LF, FF and CR */
+    CHECK(n_plain > 80 && n_plain < 100);
+    CHECK_INT(kb_t61_plain((const uint8_t *)"Jansen-de Vries 12", 18), 1);
+    CHECK_INT(kb_t61_plain((const uint8_t *)"", 0), 1);
+    CHECK_INT(kb_t61_plain((const uint8_t *)"a#b", 3), 0); /* '#' is 0xA6 in T.61 */
+    CHECK_INT(kb_t61_plain((const uint8_t *)"a$b", 3), 0);
+    CHECK_INT(kb_t61_plain((const uint8_t *)"Ren\xc2"
+                                            "e",
+                           5),
+              0); /* acute + e */
+    CHECK_INT(kb_t61_plain((const uint8_t *)"a\0b", 3), 0);
+}
+
+/* kb_t61_check() (a class table) answers as kb_t61_to_utf8() (the mapping
+ * tables): same verdict, same offset, for every byte alone, every byte
+ * pair and random strings of plain, special, diacritic and unmapped bytes. */
+static void test_check_agrees(void)
+{
+    uint64_t rng = 0x2545F4914F6CDD1Dull;
+    static const uint8_t pool[] = {'a',  'Z',  '0',  ' ',  '#',  '$',  '\\', 0x0A, 0x00,
+                                   0x7F, 0xA4, 0xA6, 0xC1, 0xC2, 0xC8, 0xC9, 0xCC, 0xCF,
+                                   0xD0, 0xE0, 0xE5, 0xFF, 'e',  'u',  'g',  'i'};
+    size_t runs = 0;
+    for (unsigned round = 0; round < 65536 + 20000; round++) {
+        uint8_t in[12];
+        size_t len;
+        if (round < 256) {
+            in[0] = (uint8_t)round;
+            len = 1;
+        } else if (round < 65536) {
+            in[0] = (uint8_t)(round >> 8);
+            in[1] = (uint8_t)round;
+            len = 2;
+        } else {
+            len = (size_t)(rng % 12);
+            for (size_t i = 0; i < len; i++) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                in[i] = pool[rng % sizeof pool];
+            }
+        }
+        char out[40];
+        size_t n = 0, bad_a = 99, bad_b = 99;
+        kb_err_t a = kb_t61_to_utf8(in, len, out, sizeof out, &n, &bad_a);
+        kb_err_t b = kb_t61_check(in, len, &bad_b);
+        CHECK_INT(b, a);
+        if (a)
+            CHECK_INT(bad_b, bad_a);
+        runs++;
+    }
+    CHECK(runs > 85000);
+}
+
 int main(void)
 {
+    test_plain();
+    test_check_agrees();
     test_diacritics();
     test_specials();
     test_ascii();
