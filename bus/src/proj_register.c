@@ -15,14 +15,6 @@
 
 #define COMP "route"
 
-static int takes_type(const struct kb_sub *sub, const char *type)
-{
-    for (size_t i = 0; i < sub->n_types; i++)
-        if (!strcmp(sub->types[i], type))
-            return 1;
-    return 0;
-}
-
 static int projects(const struct kb_sub *sub)
 {
     return sub->n_fields || sub->n_pseudonymise;
@@ -87,7 +79,7 @@ kb_err_t kb__projections_register(const struct kb_kafka_opts *kafka, const struc
         kb_validator_t *v = NULL;
         for (size_t i = 0; i < subs->n && !err; i++) {
             const struct kb_sub *sub = &subs->items[i];
-            if (!projects(sub) || !takes_type(sub, schema->type))
+            if (!projects(sub) || !kb_sub_wants(sub, schema->type))
                 continue;
             if (!v && !(v = kb_validate_compile(schema->json, NULL, rerr, sizeof rerr)))
                 break; /* the router dead-letters this schema's events (gate_of) */
