@@ -56,7 +56,10 @@ check "BSN kind" eq "${rec:34:9}" 999995303
 check "geboortedatum kind" eq "${rec:43:8}" 20240315
 check "gemeente kind" eq "${rec:51:4}" 0344
 check "kanaal" eq "${rec:55:1}" D
-check "uiterste reactiedatum = today + 3 months" eq "${rec:56:8}" "$(date -d "$(date +%Y-%m-%d) +3 months" +%Y%m%d)"
+# Three months after the record's own creation date, clamped to the last day of
+# the month (GNU date would roll 29 November over into 1 March).
+plus3=$(python3 -c 'import calendar,sys; d=sys.argv[1]; y,m,dd=int(d[:4]),int(d[4:6])+3,int(d[6:]); y,m=y+(m-1)//12,(m-1)%12+1; print("%04d%02d%02d"%(y,m,min(dd,calendar.monthrange(y,m)[1])))' "${rec:17:8}")
+check "uiterste reactiedatum = datum aanmaak + 3 months" eq "${rec:56:8}" "$plus3"
 check "bron A-nummer (mother's PL)" eq "${rec:64:12}" 005281301274
 check "bron berichttype" eq "${rec:76:4}" Gv01
 check "verwerking: uitnodiging (first child)" eq "${rec:88:1}" U
