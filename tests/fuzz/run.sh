@@ -7,9 +7,10 @@
 # set), and prints executions per target. Exits 1 when any target crashed,
 # leaked, timed out or ran out of memory; the reproducer is kept and named.
 #
-#   tests/fuzz/run.sh [-t SECONDS] [-b BUILD_DIR] [--no-merge] [--cap N] [TARGET[:SECONDS]...]
+#   tests/fuzz/run.sh [-t SECONDS] [-r RUNS] [-b BUILD_DIR] [--no-merge] [--cap N] [TARGET[:SECONDS]...]
 #
 # No TARGET: every tests/fuzz/<t>/fuzz_<t>.c. TARGET:SECONDS overrides -t.
+# -r RUNS stops each target after RUNS executions (the time still caps it).
 set -u -o pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,6 +19,7 @@ secs=180
 build=${KB_FUZZ_BUILD:-$src/build-fuzz}
 merge=1
 cap=50
+runs=()
 specs=()
 
 usage() {
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     case $1 in
     -t) secs=$2; shift 2 ;;
     -b) build=$2; shift 2 ;;
+    -r) runs=(-runs="$2"); shift 2 ;;
     --no-merge) merge=0; shift ;;
     --cap) cap=$2; shift 2 ;;
     -h | --help) usage 0 ;;
@@ -100,7 +103,7 @@ for s in "${specs[@]}"; do
     echo "== fuzz-$t: ${tsecs}s" >&2
     # New inputs go to work/new (first folder); the corpus is only read.
     "$bin/fuzz-$t" -max_total_time="$tsecs" -timeout=10 -rss_limit_mb=2048 \
-        -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" \
+        -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" "${runs[@]}" \
         "$work/new" "$corpus" >"$work/log" 2>&1
     rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log" | tail -1)
