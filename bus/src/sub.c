@@ -676,6 +676,10 @@ static kb_err_t parse_purpose(struct ctx *c, yaml_node_t *node, struct kb_sub *s
     }
     if (!err && (!sub->purpose_id || !sub->legal_basis))
         return fail(c, node, "purpose needs both id and legal_basis", NULL);
+    /* An empty id (`id: #...` is a YAML comment) would put deliveries in
+     * the audit trail without a purpose. */
+    if (!err && (!sub->purpose_id[0] || !sub->legal_basis[0]))
+        return fail(c, node, "purpose id and legal_basis must not be empty", NULL);
     return err;
 }
 

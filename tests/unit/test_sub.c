@@ -122,6 +122,8 @@ static void test_errors(void)
     /* The first subscription is fine; the second (line 5) has no purpose. */
     expect_error("bad/no-purpose.yaml", KB_ERR_CONF,
                  "bad/no-purpose.yaml:5:5: subscription has no purpose");
+    expect_error("bad/purpose-empty-id.yaml", KB_ERR_CONF,
+                 "bad/purpose-empty-id.yaml:5:7: purpose id and legal_basis must not be empty");
     expect_error("bad/name-chars.yaml", KB_ERR_CONF,
                  "bad/name-chars.yaml:2:11: name must be 1-63 characters of a-z, 0-9 and -");
     expect_error("bad/duplicate.yaml", KB_ERR_CONF,
