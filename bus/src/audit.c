@@ -13,6 +13,13 @@
  *     DIRTY   --kb_audit_abort()---> CLEAN   (pending := committed)
  *     CLEAN   --kb_audit_release()--> UNKNOWN
  *
+ * A router that routes the next batch while the previous transaction
+ * commits marks the pending heads when it hands that transaction off
+ * (kb_audit_mark: mark := pending); appends go on from the pending heads;
+ * kb_audit_commit_mark() then makes the marked heads the committed ones
+ * (committed := mark), and the chain stays DIRTY when appends followed
+ * the mark. kb_audit_abort() drops the mark along with everything pending.
+ *
  * Invariants:
  *  1. A record's sequence is the previous record's + 1 and its prevHash the
  *     previous record's recordHash (zeros before sequence 0), so an aborted
@@ -57,6 +64,11 @@ struct chain {
     uint8_t p_head[KB_AUDIT_HASH_LEN];
     uint64_t p_since_cp;
     int64_t p_last_cp_ms;
+    uint64_t m_next_seq;         /* marked (transaction in flight) counterparts */
+    uint8_t m_head[KB_AUDIT_HASH_LEN];
+    uint64_t m_since_cp;
+    int64_t m_last_cp_ms;
+    int marked;                  /* the m_ fields hold a mark */
     int dirty;                   /* pending differs from committed */
     struct kb__audit_buf cp_buf; /* the chain's last checkpoint message */
 };
@@ -365,6 +377,7 @@ static void chain_set(struct chain *c, uint64_t next_seq, const uint8_t *head, u
     c->since_cp = c->p_since_cp = since_cp;
     c->last_cp_ms = c->p_last_cp_ms = wall_ms();
     c->dirty = 0;
+    c->marked = 0;
 }
 
 kb_err_t kb_audit_resume_at(kb_audit_t *a, const char *topic, int32_t partition,
@@ -619,6 +632,35 @@ void kb_audit_commit(kb_audit_t *a)
         c->since_cp = c->p_since_cp;
         c->last_cp_ms = c->p_last_cp_ms;
         c->dirty = 0;
+        c->marked = 0;
+    }
+}
+
+void kb_audit_mark(kb_audit_t *a)
+{
+    for (size_t i = 0; i < a->n_chains; i++) {
+        struct chain *c = a->chains[i];
+        c->m_next_seq = c->p_next_seq;
+        memcpy(c->m_head, c->p_head, KB_AUDIT_HASH_LEN);
+        c->m_since_cp = c->p_since_cp;
+        c->m_last_cp_ms = c->p_last_cp_ms;
+        c->marked = 1;
+    }
+}
+
+void kb_audit_commit_mark(kb_audit_t *a)
+{
+    for (size_t i = 0; i < a->n_chains; i++) {
+        struct chain *c = a->chains[i];
+        if (!c->marked)
+            continue; /* resumed after the mark: nothing of it was in flight */
+        c->next_seq = c->m_next_seq;
+        memcpy(c->head, c->m_head, KB_AUDIT_HASH_LEN);
+        c->since_cp = c->m_since_cp;
+        c->last_cp_ms = c->m_last_cp_ms;
+        c->marked = 0;
+        c->dirty = c->p_next_seq != c->next_seq || c->p_since_cp != c->since_cp ||
+                   c->p_last_cp_ms != c->last_cp_ms;
     }
 }
 
@@ -631,6 +673,7 @@ void kb_audit_abort(kb_audit_t *a)
         c->p_since_cp = c->since_cp;
         c->p_last_cp_ms = c->last_cp_ms;
         c->dirty = 0;
+        c->marked = 0;
     }
 }
 

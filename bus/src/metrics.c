@@ -55,8 +55,10 @@ static const struct catalogue_entry {
     {KB_METRIC_HISTOGRAM, "kb_e2e_latency_seconds", "subscriber",
      "Time from ce_time (recorded by the bus) to delivery at the subscriber"},
     {KB_METRIC_HISTOGRAM, "kb_route_transaction_seconds", "phase",
-     "Time of one router transaction by phase: route (validate, match, project, produce, audit) "
-     "and commit (input offsets, flush, end of the transaction)"},
+     "Time of one router transaction by phase: route (validate, match, project, audit, into "
+     "the stage), produce (the stage to librdkafka), commit (input offsets, flush, end of the "
+     "transaction; overlaps routing the next batch) and wait (the router thread waiting for "
+     "that commit)"},
     {KB_METRIC_COUNTER, "kb_deliver_attempts_total", "subscriber,outcome",
      "Webhook POST attempts by outcome (ok, http_4xx, http_5xx, throttled, timeout, error)"},
     {KB_METRIC_COUNTER, "kb_deliver_delivered_total", "subscriber",

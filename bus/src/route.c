@@ -2,31 +2,43 @@
 /*
  * route.c - the routing loop (see ketenbus/route.h).
  *
- * Each batch of input messages is handled in one Kafka transaction:
+ * Each batch of input messages is handled in one Kafka transaction. Routing
+ * is CPU work and committing is waiting for the broker, so the two overlap:
+ * batch N+1 is routed into a staging list (nothing produced yet) while a
+ * committer thread sends the offsets of batch N and commits it.
  *
- *     READY --poll_batch()--> BATCH --begin_transaction--> IN_TXN
- *     IN_TXN --route_one() per message, send_offsets, commit--> READY
- *     IN_TXN --abortable error--> abort_batch(): abort, rewind, forget ids --> READY
+ *     READY  --poll batch N+1 (a rebalance first finishes N)--> BATCH
+ *     BATCH  --route_one() per message into the stage--> ROUTED
+ *     ROUTED --join N: committed--> (N's ids, audit mark become committed)
+ *            --begin, produce the stage, hand off send_offsets+commit--> READY
+ *     ROUTED --join N: aborted--> abort, rewind N and N+1, forget ids --> READY
  *     any    --fatal error (fenced, ...)--> kb_router_run() returns KB_ERR_FATAL
  *
  * Invariants:
  *  1. An input offset is committed only in the transaction that also holds
  *     everything produced for it (subscriber copies, dead letter).
  *  2. An event id enters a partition's dedup set only when its transaction
- *     committed; ids of an aborted batch are forgotten (batch_ids).
+ *     committed; ids of an aborted batch are forgotten (batch_ids). Ids of
+ *     the batch in flight count as seen for the batch routed behind it.
  *  3. After (re)assignment a partition's dedup set is rebuilt from the
  *     dedup_window input messages before its committed offset, so a
  *     duplicate is recognised across router restarts and rebalances.
  *  4. Order per input partition (and so per subject key) is kept: a batch
- *     is produced in consumption order and an aborted batch is replayed
- *     from its first offset.
+ *     is produced in consumption order, after the batch before it was
+ *     handed off, and an aborted batch is replayed from its first offset
+ *     together with the batch routed behind it (which is never produced).
  *  5. Every input message yields exactly one audit record (delivered,
  *     filtered, dead-lettered or duplicate) in the same transaction as its
  *     routing; the audit chain of a partition advances only on commit
- *     (kb_audit_commit) and is rewound on abort (kb_audit_abort).
+ *     (kb_audit_mark when handed off, kb_audit_commit_mark when committed)
+ *     and is rewound on abort (kb_audit_abort).
+ *  6. Only the committer thread touches the producer while a transaction is
+ *     in flight; the router thread joins it before anything else does
+ *     (produce, abort, reload, a rebalance, stop).
  */
 #include <dirent.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +68,41 @@ struct part_state {
     kb_idset_t *ids;    /* ids of committed events, last dedup_window of them */
 };
 
+/* One message routed but not yet produced. Its bytes live in the stage's
+ * buffer (offsets: the buffer grows); the headers are owned until produced. */
+struct staged_msg {
+    size_t topic_off;
+    int32_t partition;           /* RD_KAFKA_PARTITION_UA: by key */
+    size_t key_off, key_len;
+    int has_key;
+    size_t val_off, val_len;
+    int has_val;
+    rd_kafka_headers_t *hdrs;    /* NULL: none */
+};
+
+/* What a routed batch will produce, in order (invariant 4). */
+struct stage {
+    struct staged_msg *msgs;
+    size_t n, cap;
+    char *buf;
+    size_t len, size;
+};
+
+/* The transaction handed to the committer thread (invariant 6). */
+struct inflight {
+    int active;                  /* a transaction was handed off and is not settled */
+    int threaded;                /* it commits in thread (else it committed already) */
+    pthread_t thread;
+    rd_kafka_t *producer;
+    rd_kafka_topic_partition_list_t *offs;      /* offsets it commits */
+    rd_kafka_consumer_group_metadata_t *cgmd;
+    rd_kafka_error_t *result;    /* set by the thread: NULL = committed */
+    int64_t commit_ms;           /* set by the thread: how long send_offsets+commit took */
+    rd_kafka_message_t **msgs;   /* the batch, kept for a rewind; owned */
+    size_t n;
+    size_t n_ids;                /* its ids: the first n_ids of batch_ids */
+};
+
 /* The validator of one schema, compiled once (invariant: schema ids are
  * immutable, so a compiled gate never goes stale). */
 struct gate {
@@ -74,9 +121,12 @@ struct kb_router {
     rd_kafka_t *producer;        /* transactional producer */
     struct part_state *parts;    /* dedup state per assigned partition */
     size_t n_parts;
-    uint64_t *batch_ids;         /* ids (hashes) routed in the open transaction */
-    struct part_state **batch_id_parts; /* the partition each batch id belongs to */
+    uint64_t *batch_ids;         /* ids (hashes) routed, not yet committed: the batch in
+                                  * flight first (inflight.n_ids), then the one routed */
+    size_t *batch_id_parts;      /* index into parts of each batch id */
     size_t n_batch_ids;
+    struct stage stage;          /* the routed batch's messages, not yet produced */
+    struct inflight inflight;    /* the batch being committed */
     struct kb_route_stats stats;
     char group_buf[128];         /* default group id: <prefix>-route */
     char pattern_buf[200];       /* default input regex: ^<prefix>\.in\..* */
@@ -189,11 +239,21 @@ static void dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, i
                 ps->topic, ps->partition, from, to, added);
 }
 
+static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size_t n_later,
+                                int rewind);
+
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     kb_router_t *r = opaque;
     r->rebalances++;
+    /* The transaction in flight settles first: its offsets are what the
+     * next owner of these partitions starts from, and its chain heads what
+     * the audit resumes from. Nothing else is routed at this point (polls
+     * happen only between batches); the main loop drops what it collected.
+     * No rewind: the new assignment starts at the committed offsets. */
+    if (r->inflight.active && inflight_finish(r, NULL, 0, 0) == KB_ERR_FATAL)
+        r->fatal = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* Committed offsets tell where each partition resumes; the window
          * before it is what we must remember. */
@@ -417,8 +477,9 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_fail;
     }
-    r->batch_ids = calloc((size_t)r->opts.batch_max, sizeof *r->batch_ids);
-    r->batch_id_parts = calloc((size_t)r->opts.batch_max, sizeof *r->batch_id_parts);
+    /* room for the batch in flight and the one routed behind it */
+    r->batch_ids = calloc(2 * (size_t)r->opts.batch_max, sizeof *r->batch_ids);
+    r->batch_id_parts = calloc(2 * (size_t)r->opts.batch_max, sizeof *r->batch_id_parts);
     if (!r->batch_ids || !r->batch_id_parts) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_fail;
@@ -510,10 +571,105 @@ out_fail:
     return NULL;
 }
 
-/* Produce one copy of @p m to @p topic inside the open transaction. Extra
- * headers are appended to a copy of the original ones. */
-static kb_err_t produce_copy(kb_router_t *r, const rd_kafka_message_t *m, const char *topic,
-                             const struct kb_header *extra, size_t n_extra)
+/* Append @p len bytes to the stage's buffer; their offset in *@p off. */
+static int stage_bytes(struct stage *st, const void *p, size_t len, size_t *off)
+{
+    if (st->len + len > st->size) {
+        size_t size = st->size ? st->size : 1 << 16;
+        while (size < st->len + len)
+            size *= 2;
+        char *nb = realloc(st->buf, size);
+        if (!nb)
+            return -1;
+        st->buf = nb;
+        st->size = size;
+    }
+    *off = st->len;
+    if (len)
+        memcpy(st->buf + st->len, p, len);
+    st->len += len;
+    return 0;
+}
+
+/* Stage one message for the next transaction. Takes @p hdrs (destroyed on
+ * failure). The bytes are copied: the buffers they come from are reused. */
+static kb_err_t stage_put(kb_router_t *r, const char *topic, int32_t partition, const void *key,
+                          size_t key_len, const void *value, size_t len, rd_kafka_headers_t *hdrs)
+{
+    struct stage *st = &r->stage;
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 1024;
+        struct staged_msg *nm = realloc(st->msgs, cap * sizeof *nm);
+        if (!nm)
+            goto nomem;
+        st->msgs = nm;
+        st->cap = cap;
+    }
+    struct staged_msg *sm = &st->msgs[st->n];
+    *sm = (struct staged_msg){.partition = partition, .key_len = key_len, .has_key = key != NULL,
+                              .val_len = len, .has_val = value != NULL, .hdrs = hdrs};
+    if (stage_bytes(st, topic, strlen(topic) + 1, &sm->topic_off) ||
+        (key && stage_bytes(st, key, key_len, &sm->key_off)) ||
+        (value && stage_bytes(st, value, len, &sm->val_off)))
+        goto nomem;
+    st->n++;
+    return KB_OK;
+nomem:
+    if (hdrs)
+        rd_kafka_headers_destroy(hdrs);
+    KB_LOG_ERR(COMP, "out of memory staging a message", "topic=%s", topic);
+    return KB_ERR_NOMEM;
+}
+
+/* Drop what is staged (the batch will be routed again). */
+static void stage_discard(struct stage *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (st->msgs[i].hdrs)
+            rd_kafka_headers_destroy(st->msgs[i].hdrs);
+    st->n = 0;
+    st->len = 0;
+}
+
+/* Produce everything staged, in order, inside the open transaction. A full
+ * local queue is waited out (a batch of 500 events with 20 subscribers is
+ * about 10,000 messages at once); any other error fails the transaction. */
+static kb_err_t stage_produce(kb_router_t *r)
+{
+    struct stage *st = &r->stage;
+    kb_err_t result = KB_OK;
+    size_t i = 0;
+    for (; i < st->n; i++) {
+        struct staged_msg *sm = &st->msgs[i];
+        const char *topic = st->buf + sm->topic_off;
+        rd_kafka_resp_err_t err;
+        for (;;) {
+            err = rd_kafka_producev(
+                r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(sm->partition),
+                RD_KAFKA_V_KEY(sm->has_key ? st->buf + sm->key_off : NULL, sm->key_len),
+                RD_KAFKA_V_VALUE(sm->has_val ? st->buf + sm->val_off : NULL, sm->val_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(sm->hdrs),
+                RD_KAFKA_V_END);
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                break;
+            rd_kafka_poll(r->producer, 20);
+        }
+        if (err) {
+            KB_LOG_ERR(COMP, "produce failed", "topic=%s error=\"%s\"", topic,
+                       rd_kafka_err2str(err));
+            result = kb_kafka_err(err);
+            break;
+        }
+        sm->hdrs = NULL; /* librdkafka owns them now */
+    }
+    stage_discard(st); /* what was not produced goes with the aborted transaction */
+    return result;
+}
+
+/* Stage one copy of @p m to @p topic. Extra headers are appended to a copy
+ * of the original ones. */
+static kb_err_t stage_copy(kb_router_t *r, const rd_kafka_message_t *m, const char *topic,
+                           const struct kb_header *extra, size_t n_extra)
 {
     rd_kafka_headers_t *orig = NULL, *hdrs;
     if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
@@ -522,31 +678,14 @@ static kb_err_t produce_copy(kb_router_t *r, const rd_kafka_message_t *m, const 
         hdrs = rd_kafka_headers_new(n_extra);
     for (size_t i = 0; i < n_extra; i++)
         rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-    if (err) {
-        rd_kafka_headers_destroy(hdrs);
-        KB_LOG_ERR(COMP, "produce failed", "topic=%s error=\"%s\"", topic,
-                   rd_kafka_err2str(err));
-        return kb_kafka_err(err);
-    }
-    return KB_OK;
+    return stage_put(r, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len,
+                     hdrs);
 }
 
-/* Produce one audit record or checkpoint inside the open transaction. */
-static kb_err_t produce_audit(kb_router_t *r, const struct kb_audit_msg *am)
+/* Stage one audit record or checkpoint. */
+static kb_err_t stage_audit(kb_router_t *r, const struct kb_audit_msg *am)
 {
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        r->producer, RD_KAFKA_V_TOPIC(am->topic), RD_KAFKA_V_PARTITION(am->partition),
-        RD_KAFKA_V_KEY(am->key, am->key_len), RD_KAFKA_V_VALUE((void *)am->value, am->len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-    if (err) {
-        KB_LOG_ERR(COMP, "audit produce failed", "error=\"%s\"", rd_kafka_err2str(err));
-        return kb_kafka_err(err);
-    }
-    return KB_OK;
+    return stage_put(r, am->topic, am->partition, am->key, am->key_len, am->value, am->len, NULL);
 }
 
 /* The audit record of one routing decision about input message @p m. */
@@ -581,32 +720,22 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
         return KB_ERR_STATE;
     }
     kb_metrics_counter_add("kb_audit_records_total", 1, kb_audit_outcome_name(outcome), NULL);
-    return produce_audit(r, &am);
+    return stage_audit(r, &am);
 }
 
-/* Produce the subscriber's copy: its own key and ce_subject (pseudonyms
+/* Stage the subscriber's copy: its own key and ce_subject (pseudonyms
  * under its key) and, when projected, its own value. */
-static kb_err_t produce_view(kb_router_t *r, const rd_kafka_message_t *m,
-                             const struct kb__sub_view *w, const void *value, size_t len,
-                             const char *subject)
+static kb_err_t stage_view(kb_router_t *r, const rd_kafka_message_t *m,
+                           const struct kb__sub_view *w, const void *value, size_t len,
+                           const char *subject)
 {
     char key[KB_PSEUDONYM_LEN + 1] = "";
     if (subject && *subject)
         kb__sub_view_subject(w, subject, key);
     rd_kafka_headers_t *hdrs = kb__sub_view_headers(m, key, NULL, 0);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        r->producer, RD_KAFKA_V_TOPIC(w->sub->topic),
-        RD_KAFKA_V_KEY((key[0] ? (const void *)key : m->key),
-                       key[0] ? strlen(key) : m->key_len),
-        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
-    if (err) {
-        rd_kafka_headers_destroy(hdrs);
-        KB_LOG_ERR(COMP, "produce failed", "topic=%s error=\"%s\"", w->sub->topic,
-                   rd_kafka_err2str(err));
-        return kb_kafka_err(err);
-    }
-    return KB_OK;
+    return stage_put(r, w->sub->topic, RD_KAFKA_PARTITION_UA,
+                     key[0] ? (const void *)key : m->key, key[0] ? strlen(key) : m->key_len,
+                     value, len, hdrs);
 }
 
 static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
@@ -645,7 +774,7 @@ static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, cons
                 "reason=\"%s\"",
                 topic, m->partition, m->offset, stage, rule, reason);
     atomic_fetch_add(&r->stats.dead_letters, 1);
-    kb_err_t err = produce_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
+    kb_err_t err = stage_copy(r, m, r->opts.dlq_topic, extra, sizeof extra / sizeof extra[0]);
     if (err)
         return err;
     kb_metrics_counter_add("kb_dead_letters_total", 1, r->opts.dlq_topic, stage, NULL);
@@ -737,7 +866,7 @@ static const char *source_of(const char *topic)
     return dot ? dot + 1 : topic;
 }
 
-/* Route one input message inside the open transaction. */
+/* Route one input message into the stage. */
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
     atomic_fetch_add(&r->stats.consumed, 1);
@@ -785,8 +914,9 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return KB_ERR_NOMEM;
     uint64_t idh = kb__idset_hash(attrs.id);
     int dup = kb__idset_contains(ps->ids, idh);
+    size_t pi = (size_t)(ps - r->parts);
     for (size_t i = 0; i < r->n_batch_ids && !dup; i++)
-        dup = r->batch_ids[i] == idh && r->batch_id_parts[i] == ps;
+        dup = r->batch_ids[i] == idh && r->batch_id_parts[i] == pi;
     if (dup) {
         atomic_fetch_add(&r->stats.duplicates, 1);
         KB_LOG_INFO(COMP, "duplicate dropped",
@@ -795,7 +925,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
     r->batch_ids[r->n_batch_ids] = idh;
-    r->batch_id_parts[r->n_batch_ids] = ps;
+    r->batch_id_parts[r->n_batch_ids] = pi;
     r->n_batch_ids++;
 
     /* Subscriptions judge the event by when it was recorded (ce_time), so a
@@ -835,7 +965,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         if (perr)
             return dead_letter(r, m, "project", "projection-apply",
                                "the validated payload could not be projected", schema_id);
-        kb_err_t err = produce_view(r, m, w, value, len, attrs.subject);
+        kb_err_t err = stage_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
         kb_metrics_counter_add("kb_events_out_total", 1, hits[i]->name, attrs.type, NULL);
@@ -864,16 +994,11 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     return KB_OK;
 }
 
-/* Seek every partition of the batch back to its first offset in the batch
- * (invariant 4) and forget the batch's ids (invariant 2). */
-static void abort_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
+/* Add each partition of @p batch with its first offset there, unless the
+ * list has it already (from an earlier batch). */
+static void add_first_offsets(rd_kafka_topic_partition_list_t *seek, rd_kafka_message_t **batch,
+                              size_t n)
 {
-    rd_kafka_error_t *err = rd_kafka_abort_transaction(r->producer, 60000);
-    if (err) {
-        KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\"", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
-    }
-    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new((int)n);
     for (size_t i = 0; i < n; i++) {
         if (batch[i]->err)
             continue;
@@ -882,16 +1007,31 @@ static void abort_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
             rd_kafka_topic_partition_list_add(seek, topic, batch[i]->partition)->offset =
                 batch[i]->offset;
     }
-    rd_kafka_error_t *serr = rd_kafka_seek_partitions(r->consumer, seek, 10000);
-    if (serr) {
-        KB_LOG_ERR(COMP, "rewind failed", "error=\"%s\"", rd_kafka_error_string(serr));
-        rd_kafka_error_destroy(serr);
+}
+
+/* Seek every partition of batch @p a and of the batch @p b consumed after it
+ * back to its first offset in them (invariant 4): b may hold partitions a
+ * does not. */
+static void rewind_batches(kb_router_t *r, rd_kafka_message_t **a, size_t na,
+                           rd_kafka_message_t **b, size_t nb)
+{
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new((int)(na + nb) + 1);
+    add_first_offsets(seek, a, na);
+    add_first_offsets(seek, b, nb);
+    if (seek->cnt) {
+        rd_kafka_error_t *serr = rd_kafka_seek_partitions(r->consumer, seek, 10000);
+        if (serr) {
+            KB_LOG_ERR(COMP, "rewind failed", "error=\"%s\"", rd_kafka_error_string(serr));
+            rd_kafka_error_destroy(serr);
+        }
     }
     rd_kafka_topic_partition_list_destroy(seek);
-    r->n_batch_ids = 0;
-    if (r->audit)
-        kb_audit_abort(r->audit);
-    atomic_fetch_add(&r->stats.aborts, 1);
+}
+
+static void messages_free(rd_kafka_message_t **msgs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_message_destroy(msgs[i]);
 }
 
 /* Offsets to commit: one past the last message of each partition in the batch. */
@@ -918,21 +1058,108 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Handle one batch in a transaction. KB_ERR_FATAL ends the router; any other
- * failure has been aborted and rewound, so the batch will be seen again. */
-static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
+/* The committer thread: the broker round trips of one transaction. It
+ * touches only the inflight record and the producer (invariant 6). */
+static void *committer_main(void *arg)
 {
-    rd_kafka_error_t *txerr = rd_kafka_begin_transaction(r->producer);
-    if (txerr) {
+    struct inflight *f = arg;
+    int64_t t0 = now_ms();
+    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(f->producer, f->offs, f->cgmd,
+                                                               30000);
+    if (!e)
+        e = rd_kafka_commit_transaction(f->producer, 60000);
+    f->result = e;
+    f->commit_ms = now_ms() - t0;
+    return NULL;
+}
+
+/*
+ * Wait for the transaction in flight and settle it. Committed: its ids join
+ * their partitions' windows and the audit chains advance to the mark.
+ * Aborted: the transaction is aborted, the ids and appends routed since the
+ * last commit are dropped, and with @p rewind both the batch in flight and
+ * @p later (routed behind it, never produced) are sought back. Returns
+ * KB_OK, KB_ERR_KAFKA (aborted and rewound) or KB_ERR_FATAL.
+ */
+static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size_t n_later,
+                                int rewind)
+{
+    struct inflight *f = &r->inflight;
+    int64_t t0 = now_ms();
+    if (f->threaded)
+        pthread_join(f->thread, NULL);
+    f->active = 0;
+    kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t0) / 1000.0, "wait",
+                       NULL);
+    rd_kafka_topic_partition_list_destroy(f->offs);
+    rd_kafka_consumer_group_metadata_destroy(f->cgmd);
+    f->offs = NULL;
+    f->cgmd = NULL;
+    rd_kafka_error_t *txerr = f->result;
+    f->result = NULL;
+    kb_err_t result = KB_OK;
+    if (!txerr) {
+        if (r->audit)
+            kb_audit_commit_mark(r->audit);
+        for (size_t i = 0; i < f->n_ids; i++)
+            kb__idset_add(r->parts[r->batch_id_parts[i]].ids, r->batch_ids[i]);
+        r->n_batch_ids -= f->n_ids;
+        memmove(r->batch_ids, r->batch_ids + f->n_ids, r->n_batch_ids * sizeof *r->batch_ids);
+        memmove(r->batch_id_parts, r->batch_id_parts + f->n_ids,
+                r->n_batch_ids * sizeof *r->batch_id_parts);
+        atomic_fetch_add(&r->stats.transactions, 1);
+        kb_metrics_observe("kb_route_transaction_seconds", (double)f->commit_ms / 1000.0,
+                           "commit", NULL);
+    } else {
         int fatal = rd_kafka_error_is_fatal(txerr);
-        KB_LOG_ERR(COMP, "begin_transaction failed", "error=\"%s\"", rd_kafka_error_string(txerr));
+        KB_LOG_ERR(COMP, "transaction failed", "error=\"%s\" fatal=%d abortable=%d",
+                   rd_kafka_error_string(txerr), fatal,
+                   rd_kafka_error_txn_requires_abort(txerr));
         rd_kafka_error_destroy(txerr);
-        return fatal ? KB_ERR_FATAL : KB_ERR_KAFKA;
+        if (fatal) {
+            result = KB_ERR_FATAL;
+        } else {
+            rd_kafka_error_t *aerr = rd_kafka_abort_transaction(r->producer, 60000);
+            if (aerr) {
+                KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\"",
+                           rd_kafka_error_string(aerr));
+                rd_kafka_error_destroy(aerr);
+            }
+            if (rewind)
+                rewind_batches(r, f->msgs, f->n, later, n_later);
+            result = KB_ERR_KAFKA;
+        }
+        if (r->audit)
+            kb_audit_abort(r->audit);
+        r->n_batch_ids = 0;
+        atomic_fetch_add(&r->stats.aborts, 1);
     }
+    messages_free(f->msgs, f->n);
+    f->n = 0;
+    f->n_ids = 0;
+    return result;
+}
+
+/* A routed batch that will not be produced (routing or producing failed, or
+ * the batch before it aborted and rewound it already): drop its stage, its
+ * appends and ids, and unless done already, seek back to it. */
+static void routed_drop(kb_router_t *r, rd_kafka_message_t **batch, size_t n, int rewind)
+{
+    stage_discard(&r->stage);
+    if (r->audit)
+        kb_audit_abort(r->audit);
     r->n_batch_ids = 0;
+    if (rewind)
+        rewind_batches(r, batch, n, NULL, 0);
+    messages_free(batch, n);
+}
+
+/* Route one batch into the stage, checkpoints due included. The number of
+ * messages routed (not consumer errors) in *@p routed. */
+static kb_err_t route_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n, size_t *routed)
+{
     kb_err_t err = KB_OK;
-    size_t routed = 0;
-    int64_t t_begin = now_ms();
+    *routed = 0;
     for (size_t i = 0; i < n && !err; i++) {
         if (batch[i]->err) {
             if (batch[i]->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
@@ -941,70 +1168,81 @@ static kb_err_t run_batch(kb_router_t *r, rd_kafka_message_t **batch, size_t n)
             continue;
         }
         err = route_one(r, batch[i]);
-        routed++;
+        (*routed)++;
     }
     /* Checkpoints due are signed over the chain heads of this batch and
      * travel in the same transaction. */
-    for (int more = 1; !err && routed && r->audit && more;) {
+    for (int more = 1; !err && *routed && r->audit && more;) {
         struct kb_audit_msg cps[16];
         size_t k = kb_audit_checkpoints(r->audit, cps, 16);
         for (size_t i = 0; i < k && !err; i++)
-            err = produce_audit(r, &cps[i]);
+            err = stage_audit(r, &cps[i]);
         more = k == 16;
     }
-    int64_t t_routed = now_ms();
-    if (!err && routed) {
-        rd_kafka_topic_partition_list_t *offs = batch_offsets(batch, n);
-        rd_kafka_consumer_group_metadata_t *cgmd =
-            rd_kafka_consumer_group_metadata(r->consumer);
-        txerr = rd_kafka_send_offsets_to_transaction(r->producer, offs, cgmd, 30000);
-        rd_kafka_consumer_group_metadata_destroy(cgmd);
-        rd_kafka_topic_partition_list_destroy(offs);
-        if (!txerr)
-            txerr = rd_kafka_commit_transaction(r->producer, 60000);
-    } else if (!err) {
-        txerr = rd_kafka_abort_transaction(r->producer, 30000); /* nothing to commit */
-        if (r->audit)
-            kb_audit_abort(r->audit);
-        if (!txerr)
-            return KB_OK;
-    } else {
-        abort_batch(r, batch, n);
-        return err == KB_ERR_FATAL ? KB_ERR_FATAL : KB_ERR_KAFKA;
-    }
+    return err;
+}
+
+/* Open a transaction, produce the routed batch and hand the commit to the
+ * committer thread; the batch (array and messages) becomes the inflight
+ * one. On failure the batch is dropped and rewound (the caller's array
+ * stays its own). */
+static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
+{
+    struct inflight *f = &r->inflight;
+    if (r->audit)
+        kb_audit_mark(r->audit);
+    rd_kafka_error_t *txerr = rd_kafka_begin_transaction(r->producer);
     if (txerr) {
         int fatal = rd_kafka_error_is_fatal(txerr);
-        KB_LOG_ERR(COMP, "transaction failed", "error=\"%s\" fatal=%d abortable=%d",
-                   rd_kafka_error_string(txerr), fatal,
-                   rd_kafka_error_txn_requires_abort(txerr));
+        KB_LOG_ERR(COMP, "begin_transaction failed", "error=\"%s\"", rd_kafka_error_string(txerr));
         rd_kafka_error_destroy(txerr);
-        if (fatal)
-            return KB_ERR_FATAL;
-        abort_batch(r, batch, n);
+        routed_drop(r, *batch, n, 1);
+        atomic_fetch_add(&r->stats.aborts, 1);
+        return fatal ? KB_ERR_FATAL : KB_ERR_KAFKA;
+    }
+    int64_t t0 = now_ms();
+    kb_err_t err = stage_produce(r);
+    if (err) {
+        txerr = rd_kafka_abort_transaction(r->producer, 60000);
+        if (txerr) {
+            KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\"",
+                       rd_kafka_error_string(txerr));
+            rd_kafka_error_destroy(txerr);
+        }
+        routed_drop(r, *batch, n, 1);
+        atomic_fetch_add(&r->stats.aborts, 1);
         return KB_ERR_KAFKA;
     }
-    /* Committed: the batch's ids join their partitions' windows, and the
-     * audit chains advance. */
-    if (r->audit)
-        kb_audit_commit(r->audit);
-    for (size_t i = 0; i < r->n_batch_ids; i++)
-        kb__idset_add(r->batch_id_parts[i]->ids, r->batch_ids[i]);
-    r->n_batch_ids = 0;
-    atomic_fetch_add(&r->stats.transactions, 1);
-    /* Where a transaction's time goes: CPU work against the broker's round
-     * trips (bench/README.md reads these). */
-    kb_metrics_observe("kb_route_transaction_seconds", (double)(t_routed - t_begin) / 1000.0,
-                       "route", NULL);
-    kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t_routed) / 1000.0,
-                       "commit", NULL);
+    kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t0) / 1000.0,
+                       "produce", NULL);
+    f->producer = r->producer;
+    f->offs = batch_offsets(*batch, n);
+    f->cgmd = rd_kafka_consumer_group_metadata(r->consumer);
+    f->result = NULL;
+    f->n_ids = r->n_batch_ids;
+    rd_kafka_message_t **spare = f->msgs;
+    f->msgs = *batch;
+    f->n = n;
+    *batch = spare;
+    f->active = 1;
+    f->threaded = pthread_create(&f->thread, NULL, committer_main, f) == 0;
+    if (!f->threaded) {
+        /* No thread to spare: commit here, without the overlap; settled at
+         * the next join like any other. */
+        KB_LOG_WARN(COMP, "no committer thread; committing in the router thread", "%s", "");
+        committer_main(f);
+    }
     return KB_OK;
 }
 
 kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
 {
     rd_kafka_message_t **batch = calloc((size_t)r->opts.batch_max, sizeof *batch);
-    if (!batch)
+    r->inflight.msgs = calloc((size_t)r->opts.batch_max, sizeof *r->inflight.msgs);
+    if (!batch || !r->inflight.msgs) {
+        free(batch);
         return KB_ERR_NOMEM;
+    }
     kb_err_t result = KB_OK;
     while (!atomic_load(stop)) {
         size_t n = 0;
@@ -1020,16 +1258,16 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
             int wait = n ? (int)left : (int)(left < 100 ? left : 100);
             rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, wait);
             if (r->rebalances != epoch) {
-                /* A rebalance ran inside that poll. What was collected
-                 * before it belongs to the old assignment: the new one
-                 * (even of the same partitions) starts again at the
-                 * committed offsets, so routing it now would decide those
-                 * messages twice. librdkafka returns only messages of the
-                 * current assignment after the callback, so m is kept. */
+                /* A rebalance ran inside that poll (and settled the
+                 * transaction in flight). What was collected before it
+                 * belongs to the old assignment: the new one (even of the
+                 * same partitions) starts again at the committed offsets,
+                 * so routing it now would decide those messages twice.
+                 * librdkafka returns only messages of the current
+                 * assignment after the callback, so m is kept. */
                 if (n)
                     KB_LOG_INFO(COMP, "batch dropped after a rebalance", "messages=%zu", n);
-                for (size_t i = 0; i < n; i++)
-                    rd_kafka_message_destroy(batch[i]);
+                messages_free(batch, n);
                 n = 0;
                 epoch = r->rebalances;
             }
@@ -1040,26 +1278,70 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
             batch[n++] = m;
         }
         if (r->fatal) {
+            messages_free(batch, n);
             result = KB_ERR_FATAL;
             break;
         }
         if (!n) {
+            /* Idle: settle the transaction in flight before looking at the
+             * files (a reload may create topics with the producer). */
+            if (r->inflight.active && inflight_finish(r, NULL, 0, 1) == KB_ERR_FATAL) {
+                result = KB_ERR_FATAL;
+                break;
+            }
             maybe_reload(r, now_ms());
             continue;
         }
-        kb_err_t err = run_batch(r, batch, n);
+        /* Route batch N+1 while N commits. */
+        int64_t t0 = now_ms();
+        size_t routed = 0;
+        kb_err_t err = route_batch(r, batch, n, &routed);
+        int64_t route_ms = now_ms() - t0;
+        if (r->inflight.active) {
+            kb_err_t ferr = inflight_finish(r, batch, n, 1);
+            if (ferr) {
+                /* N aborted and both batches were rewound. */
+                routed_drop(r, batch, n, 0);
+                if (ferr == KB_ERR_FATAL) {
+                    result = KB_ERR_FATAL;
+                    break;
+                }
+                continue;
+            }
+        }
+        if (err) {
+            routed_drop(r, batch, n, 1);
+            atomic_fetch_add(&r->stats.aborts, 1);
+            if (err == KB_ERR_FATAL) {
+                result = KB_ERR_FATAL;
+                break;
+            }
+            continue;
+        }
         maybe_reload(r, now_ms());
-        if (r->fatal)
-            err = KB_ERR_FATAL;
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(batch[i]);
-        if (err == KB_ERR_FATAL) {
+        if (!routed) { /* consumer errors only: nothing to commit */
+            messages_free(batch, n);
+            continue;
+        }
+        err = hand_off(r, &batch, n);
+        /* Timed per transaction handed off, so that route, produce and
+         * commit (once settled) count the same transactions. */
+        if (!err)
+            kb_metrics_observe("kb_route_transaction_seconds", (double)route_ms / 1000.0, "route",
+                               NULL);
+        if (err == KB_ERR_FATAL || r->fatal) {
             KB_LOG_ERR(COMP, "router stops", "reason=%s", "fatal-kafka-error");
             result = KB_ERR_FATAL;
             break;
         }
     }
+    /* Stopping: the last transaction settles (committed, or aborted and left
+     * for the next owner at the committed offsets). */
+    if (r->inflight.active && inflight_finish(r, NULL, 0, 0) == KB_ERR_FATAL)
+        result = KB_ERR_FATAL;
     free(batch);
+    free(r->inflight.msgs);
+    r->inflight.msgs = NULL;
     return result;
 }
 
@@ -1088,5 +1370,8 @@ void kb_router_destroy(kb_router_t *r)
     kb_subs_fini(&r->subs);
     free(r->batch_ids);
     free(r->batch_id_parts);
+    stage_discard(&r->stage);
+    free(r->stage.msgs);
+    free(r->stage.buf);
     free(r);
 }

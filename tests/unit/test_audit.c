@@ -306,6 +306,44 @@ static void test_chain_rules(void)
     CHECK_INT(rec.sequence, 3);
     CHECK(!memcmp(rec.prev_hash, prev, sizeof prev));
     kb_audit_commit(a);
+
+    /* Pipelined: records 4-5 are handed off (mark), 6-7 appended behind
+     * them; the commit of the marked transaction makes 4-5 committed and
+     * leaves 6-7 pending, chained on 5. */
+    uint8_t h5[KB_AUDIT_HASH_LEN];
+    for (int i = 4; i < 8; i++) {
+        if (i == 6)
+            kb_audit_mark(a);
+        decision_for(&d, &r, "kb.in.gba", 2, i, id);
+        CHECK_INT(kb_audit_append(a, &d, &am, errstr, sizeof errstr), KB_OK);
+        if (i == 5)
+            SHA256(am.value, am.len - KB_AUDIT_HASH_LEN, h5);
+        if (i == 6) {
+            kb_audit_decode_record(am.value, am.len, &rec, errstr, sizeof errstr);
+            CHECK(!memcmp(rec.prev_hash, h5, sizeof h5));
+        }
+    }
+    CHECK_INT(kb_audit_head(a, "kb.in.gba", 2, &next, NULL), KB_OK);
+    CHECK_INT(next, 4); /* nothing committed yet */
+    kb_audit_commit_mark(a);
+    CHECK_INT(kb_audit_head(a, "kb.in.gba", 2, &next, head), KB_OK);
+    CHECK_INT(next, 6);
+    CHECK(!memcmp(head, h5, sizeof h5));
+    CHECK_INT(kb_audit_release(a, "kb.in.gba", 2), KB_ERR_STATE); /* 6-7 still pending */
+    /* The batch behind aborts: back to 5, the next append is 6 again. */
+    kb_audit_abort(a);
+    decision_for(&d, &r, "kb.in.gba", 2, 6, id);
+    CHECK_INT(kb_audit_append(a, &d, &am, errstr, sizeof errstr), KB_OK);
+    kb_audit_decode_record(am.value, am.len, &rec, errstr, sizeof errstr);
+    CHECK_INT(rec.sequence, 6);
+    CHECK(!memcmp(rec.prev_hash, h5, sizeof h5));
+    /* A mark followed by an abort (the marked transaction failed) drops both. */
+    kb_audit_mark(a);
+    kb_audit_abort(a);
+    kb_audit_commit_mark(a); /* no mark left: nothing moves */
+    CHECK_INT(kb_audit_head(a, "kb.in.gba", 2, &next, head), KB_OK);
+    CHECK_INT(next, 6);
+    CHECK(!memcmp(head, h5, sizeof h5));
     CHECK_INT(kb_audit_release(a, "kb.in.gba", 2), KB_OK);
     CHECK_INT(kb_audit_head(a, "kb.in.gba", 2, &next, head), KB_ERR_NOTFOUND);
     kb_audit_destroy(a);

@@ -15,6 +15,10 @@
  *         n = kb_audit_checkpoints(a, msgs, max)                      -> produce msgs
  *         send_offsets + commit_transaction -> kb_audit_commit(a)
  *                            or on abort    -> kb_audit_abort(a)
+ *     or, routing batch N+1 while N commits (the router does this):
+ *         route N+1 (appends) ... N committed -> kb_audit_commit_mark(a)
+ *         kb_audit_mark(a); hand N+1 off to commit
+ *         N aborted -> kb_audit_abort(a) (N+1 is routed again after the rewind)
  *     on revoke of (topic, p): kb_audit_release(a, topic, p)
  *
  * Messages are produced with the returned partition and key (RD_KAFKA_MSG_F_COPY:
@@ -150,7 +154,18 @@ size_t kb_audit_checkpoints(kb_audit_t *a, struct kb_audit_msg *out, size_t max)
 /** The transaction committed: uncommitted heads become the chain heads. */
 void kb_audit_commit(kb_audit_t *a);
 
-/** The transaction aborted: every chain returns to its last committed head. */
+/**
+ * A transaction is handed off to commit while appends go on for the next
+ * one: remember the uncommitted heads as they are now (the mark).
+ */
+void kb_audit_mark(kb_audit_t *a);
+
+/** The marked transaction committed: the marked heads become the chain heads;
+ * appends made after the mark stay uncommitted. */
+void kb_audit_commit_mark(kb_audit_t *a);
+
+/** The transaction aborted: every chain returns to its last committed head
+ * (a mark and any appends after it are dropped too). */
 void kb_audit_abort(kb_audit_t *a);
 
 /** Committed head of a chain: next sequence and hash of the last record. KB_ERR_NOTFOUND. */
