@@ -108,6 +108,8 @@ struct inflight {
 struct gate {
     int32_t schema_id;
     kb_validator_t *v;           /* NULL: the schema did not compile (why is logged) */
+    char in_topic[256];          /* input topic of in_series ("" none yet) */
+    kb_series_t *in_series;      /* kb_events_in_total{source, this schema's type} */
 };
 
 struct kb_router {
@@ -133,6 +135,7 @@ struct kb_router {
     char dlq_buf[128];           /* default DLQ topic: <prefix>.dlq */
     struct gate *gates;          /* compiled validator per schema id, made on first use */
     size_t n_gates;
+    kb_series_t *audit_series[8]; /* kb_audit_records_total per outcome, on first use */
     struct kb__sub_view **views; /* view per (subscription, schema), made on first use,
                                   * rebuilt after a reload */
     size_t n_views;
@@ -719,7 +722,12 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
         KB_LOG_ERR(COMP, "audit record not made", "error=\"%s\"", errstr);
         return KB_ERR_STATE;
     }
-    kb_metrics_counter_add("kb_audit_records_total", 1, kb_audit_outcome_name(outcome), NULL);
+    /* Series handles are looked up once: a lookup per event costs more
+     * than the rest of the bookkeeping together. */
+    kb_series_t **as = &r->audit_series[(unsigned)outcome & 7];
+    if (!*as)
+        *as = kb_metrics_series("kb_audit_records_total", kb_audit_outcome_name(outcome), NULL);
+    kb_series_add(*as, 1);
     return stage_audit(r, &am);
 }
 
@@ -805,11 +813,20 @@ static void gates_clear(kb_router_t *r)
     r->n_gates = 0;
 }
 
-static const kb_validator_t *gate_of(kb_router_t *r, const struct kb_schema *schema)
+/* The source name of an input topic (<prefix>.in.<source>): a metrics label. */
+static const char *source_of(const char *topic)
+{
+    const char *dot = strrchr(topic, '.');
+    return dot ? dot + 1 : topic;
+}
+
+/* The gate of @p schema, compiled on first use; NULL only when out of memory
+ * (a schema that does not compile has a gate with v == NULL). */
+static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema)
 {
     for (size_t i = 0; i < r->n_gates; i++)
         if (r->gates[i].schema_id == schema->id)
-            return r->gates[i].v;
+            return &r->gates[i];
     struct gate *ng = realloc(r->gates, (r->n_gates + 1) * sizeof *ng);
     if (!ng)
         return NULL;
@@ -819,8 +836,24 @@ static const kb_validator_t *gate_of(kb_router_t *r, const struct kb_schema *sch
     if (!v)
         KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are dead-lettered",
                    "schema_id=%" PRId32 " error=\"%s\"", schema->id, errstr);
-    r->gates[r->n_gates++] = (struct gate){schema->id, v};
-    return v;
+    r->gates[r->n_gates] = (struct gate){.schema_id = schema->id, .v = v};
+    return &r->gates[r->n_gates++];
+}
+
+/* Count an input event by source and type; @p g (or NULL) caches the series
+ * of its schema's type for the last input topic. */
+static void count_in(const char *topic, const char *type, struct gate *g)
+{
+    if (g && !strcmp(g->in_topic, topic)) {
+        kb_series_add(g->in_series, 1);
+        return;
+    }
+    kb_series_t *s = kb_metrics_series("kb_events_in_total", source_of(topic), type, NULL);
+    if (g && strlen(topic) < sizeof g->in_topic) {
+        strcpy(g->in_topic, topic);
+        g->in_series = s;
+    }
+    kb_series_add(s, 1);
 }
 
 /* The view of @p sub on @p schema, built on first use. Views are held by
@@ -845,6 +878,8 @@ static const struct kb__sub_view *view_of(kb_router_t *r, const struct kb_sub *s
         free(w);
         return NULL;
     }
+    w->out_series = kb_metrics_series("kb_events_out_total", sub->name, schema->type, NULL);
+    w->latency_series = kb_metrics_series("kb_e2e_latency_seconds", sub->name, NULL);
     if (w->pj)
         KB_LOG_INFO(COMP, "projection built", "subscriber=%s schema_id=%" PRId32
                     " projected_schema_id=%" PRId32, sub->name, schema->id, w->out_schema_id);
@@ -859,13 +894,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The source name of an input topic (<prefix>.in.<source>): a metrics label. */
-static const char *source_of(const char *topic)
-{
-    const char *dot = strrchr(topic, '.');
-    return dot ? dot + 1 : topic;
-}
-
 /* Route one input message into the stage. */
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
@@ -878,27 +906,34 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
         return dead_letter(r, m, "envelope", "cloudevents-headers", why, -1);
     r->cur_attrs = &attrs;
-    kb_metrics_counter_add("kb_events_in_total", 1, source_of(rd_kafka_topic_name(m->rkt)),
-                           attrs.type, NULL);
+    const char *topic = rd_kafka_topic_name(m->rkt);
     int32_t schema_id;
     const uint8_t *payload;
     size_t plen;
-    if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen))
+    if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen)) {
+        count_in(topic, attrs.type, NULL);
         return dead_letter(r, m, "envelope", "confluent-framing",
                            "value lacks the Confluent framing (magic byte 0, schema id)", -1);
+    }
     const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
     if (!schema) {
+        count_in(topic, attrs.type, NULL);
         snprintf(why, sizeof why, "schema id %" PRId32 " is not registered", schema_id);
         return dead_letter(r, m, "schema", "unknown-schema-id", why, schema_id);
     }
     if (strcmp(schema->type, attrs.type) != 0) {
+        count_in(topic, attrs.type, NULL);
         snprintf(why, sizeof why, "ce_type %s does not match schema %" PRId32 " (%s)",
                  attrs.type, schema_id, schema->type);
         return dead_letter(r, m, "schema", "type-schema-mismatch", why, schema_id);
     }
 
     /* The gate: structure and meaning, before anything decodes the payload. */
-    const kb_validator_t *v = gate_of(r, schema);
+    struct gate *g = gate_of(r, schema);
+    if (!g)
+        return KB_ERR_NOMEM;
+    count_in(topic, attrs.type, g);
+    const kb_validator_t *v = g->v;
     if (!v)
         return dead_letter(r, m, "validate", "schema-compile",
                            "the schema of this event does not compile into a validator",
@@ -908,7 +943,6 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return dead_letter_at(r, m, "validate", vr.rule, vr.message, schema_id, vr.path,
                               (int64_t)vr.offset);
 
-    const char *topic = rd_kafka_topic_name(m->rkt);
     struct part_state *ps = part_find(r, topic, m->partition, 1);
     if (!ps)
         return KB_ERR_NOMEM;
@@ -968,9 +1002,8 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         kb_err_t err = stage_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
-        kb_metrics_counter_add("kb_events_out_total", 1, hits[i]->name, attrs.type, NULL);
-        kb_metrics_observe("kb_e2e_latency_seconds", (double)(wall_ms() - time_ms) / 1000.0,
-                           hits[i]->name, NULL);
+        kb_series_add(w->out_series, 1);
+        kb_series_observe(w->latency_series, (double)(wall_ms() - time_ms) / 1000.0);
         /* The trail says which fields each recipient got: its field list,
          * or "*" for the whole event. */
         rcpt[fanout] = (struct kb_audit_recipient){

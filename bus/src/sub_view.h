@@ -16,6 +16,7 @@
 #include "hmac.h"
 #include "ketenbus/err.h"
 #include "ketenbus/event.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/sub.h"
 #include "ketenbus/validate.h"
@@ -28,6 +29,8 @@ struct kb__sub_view {
     struct kb__hmac subject_key; /* this subscriber's key for ce_subject and the Kafka key */
     char record_name[KB_SUB_NAME_MAX + 160]; /* projected record's full name ("" when
                                                * the whole event is delivered) */
+    kb_series_t *out_series;     /* the router's kb_events_out_total{subscriber, type} */
+    kb_series_t *latency_series; /* and kb_e2e_latency_seconds{subscriber} (NULL elsewhere) */
 };
 
 /* Scratch buffers for kb__sub_view_value (one set per thread; free with _fini). */
