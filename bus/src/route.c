@@ -46,8 +46,6 @@
 
 #include <sys/stat.h>
 
-#include <openssl/evp.h>
-
 #include "idset.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/metrics.h"
@@ -713,9 +711,8 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
         .recipients = rcpt,
         .n_recipients = n_rcpt,
     };
-    unsigned int mdlen = 0;
-    EVP_Digest(m->payload ? m->payload : "", m->len, d.payload_sha256, &mdlen, EVP_sha256(),
-               NULL);
+    /* the low-level digest: EVP_Digest fetches and frees a context per call */
+    kb_audit_sha256(m->payload ? m->payload : "", m->len, d.payload_sha256);
     struct kb_audit_msg am;
     char errstr[512];
     if (kb_audit_append(r->audit, &d, &am, errstr, sizeof errstr)) {
