@@ -643,12 +643,14 @@ static kb_err_t stage_produce(kb_router_t *r)
     for (; i < st->n; i++) {
         struct staged_msg *sm = &st->msgs[i];
         const char *topic = st->buf + sm->topic_off;
+        /* locals: librdkafka's macros cast their argument without parentheses */
+        void *key = sm->has_key ? st->buf + sm->key_off : NULL;
+        void *val = sm->has_val ? st->buf + sm->val_off : NULL;
         rd_kafka_resp_err_t err;
         for (;;) {
             err = rd_kafka_producev(
                 r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(sm->partition),
-                RD_KAFKA_V_KEY(sm->has_key ? st->buf + sm->key_off : NULL, sm->key_len),
-                RD_KAFKA_V_VALUE(sm->has_val ? st->buf + sm->val_off : NULL, sm->val_len),
+                RD_KAFKA_V_KEY(key, sm->key_len), RD_KAFKA_V_VALUE(val, sm->val_len),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(sm->hdrs),
                 RD_KAFKA_V_END);
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
