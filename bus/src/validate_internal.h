@@ -13,6 +13,7 @@
  * kernels inline. It only says yes or no: a rejection is explained by the
  * node walker in validate.c, which is also the whole validator for the rare
  * schemas the flat form cannot express (recursive types, very deep nesting).
+ * Projections (validate_project.c) flatten their own program the same way.
  */
 #ifndef KB_VALIDATE_INTERNAL_H
 #define KB_VALIDATE_INTERNAL_H
@@ -237,6 +238,12 @@ const uint8_t *kb__validate_skip(const kb_validator_t *v, uint32_t t, const uint
 int kb__validate_fast(const kb_validator_t *v, const uint8_t *payload, size_t len);
 kb_err_t kb__validate_walk(const kb_validator_t *v, const uint8_t *payload, size_t len,
                            struct kb_validate_result *res);
+
+/* kb_projection_apply() by one of its two halves, for the tests that hold
+ * them to the same results: @p flat 1 the flat program (KB_ERR_STATE
+ * when the projection has none), 0 the tree walk. */
+kb_err_t kb__projection_apply_mode(const kb_projection_t *pj, int flat, const uint8_t *payload,
+                                   size_t len, uint8_t **out, size_t *out_cap, size_t *out_len);
 
 /* Decode an Avro long at p; NULL when malformed or truncated. */
 const uint8_t *kb__validate_varint(const uint8_t *p, const uint8_t *end, int64_t *out);

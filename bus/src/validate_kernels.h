@@ -26,6 +26,13 @@ static inline int kb__cclass_has(const struct kb__cclass *c, uint8_t b)
     return (c->bits[b >> 3] >> (b & 7)) & 1;
 }
 
+/* kb__low_bytes[n]: the low n bytes of a word set (n <= 8), one load
+ * rather than a shift and a subtraction per short value. */
+static const uint64_t kb__low_bytes[9] = {
+    0, 0xFFull, 0xFFFFull, 0xFFFFFFull, 0xFFFFFFFFull, 0xFFFFFFFFFFull, 0xFFFFFFFFFFFFull,
+    0xFFFFFFFFFFFFFFull, ~0ull,
+};
+
 /* 1 when s[0..n) is all ASCII, with 64-bit words: up to 8 bytes is one
  * load when the payload has room (bytes past the value masked off), longer
  * values are or-ed together 16 bytes at a time and the last 8 bytes read
@@ -53,7 +60,7 @@ static inline __attribute__((always_inline)) int kb__ascii_words(const uint8_t *
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     if ((size_t)(limit - s) >= 8) {
         memcpy(&w, s, 8);
-        return !(w & high & ((1ull << (8 * n)) - 1));
+        return !(w & high & kb__low_bytes[n]);
     }
 #else
     (void)limit;

@@ -9,6 +9,15 @@
  * A projection is a small tree over the validator's type nodes (struct
  * pnode): COPY a whole value, or descend into a RECORD (keeping some fields),
  * a UNION, an ARRAY or MAP (projecting every item), down to PSEUDO strings.
+ *
+ * The tree is then flattened into a straight program (struct pjins), as the
+ * validator's is: records inlined, unions and array loops as jumps, and the
+ * output as byte ranges. Kept bytes are never copied value by value: MARK
+ * opens a range, the values in it are only stepped over, and FLUSH copies
+ * the whole range once a dropped field, a pseudonym or a rewritten array
+ * header interrupts it. The tree walk (apply()) remains for the schemas the
+ * program cannot express (recursive types, very long programs); both give
+ * the same result on every input (test_validate_project, the fuzz target).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,11 +49,47 @@ struct sel {
     struct sel **kids;  /* per field of rec (owned; NULL: not named) */
 };
 
+/* Operations of the flat projection program. p is the read position, mark
+ * the start of the pending output range. */
+enum pjop {
+    J_END,       /* the datum must end here: copy nothing more, accept */
+    J_FAIL,      /* reject when reached (nesting beyond max_depth) */
+    J_VARINT,    /* step over a varint (int, long, enum) */
+    J_SKIPN,     /* step over a fixed number (a) of bytes: boolean, float, double, fixed */
+    J_STR,       /* step over a length-prefixed value (string, bytes, map key) */
+    J_OPTSTR,    /* step over ["null", string or bytes]: branch byte 0, or 2 and a J_STR */
+    J_UNION,     /* an index below a; branch i continues at jumps[b + i] */
+    J_JUMP,      /* continue at a */
+    J_ARRAY,     /* first block header of an array/map stepped over; none: continue at a */
+    J_NEXT,      /* end of one item: next item at a, else the next block header */
+    J_MARK,      /* mark = p */
+    J_FLUSH,     /* copy [mark, p) */
+    J_PSEUDO,    /* copy [mark, p); the string at p becomes its pseudonym; mark after it */
+    J_OPTPSEUDO, /* ["null", string]: null stays in the range, a string as J_PSEUDO */
+    J_PARRAY,    /* projected array/map: copy [mark, p), write each block's count anew
+                  * (byte sizes dropped: they change); none: continue at a; mark after it */
+    J_PNEXT,     /* end of one projected item: next item at a, else the next block */
+};
+
+struct pjins {
+    uint8_t op;  /* enum pjop */
+    uint32_t a, b;
+};
+
+/* Array loops nested deeper than this, and programs longer than
+ * MAX_PJ_PROG, keep the projection on the tree walk. */
+#define MAX_PJ_LOOPS 32
+#define MAX_PJ_PROG 65536u
+
 struct kb_projection {
     const kb_validator_t *v; /* the source schema (borrowed; outlives this) */
     struct pnode *root;      /* the projection program (owned) */
     char *schema_json;       /* the projected schema text (owned) */
     struct kb__hmac hmac;    /* the pseudonym key, prepared (read-only after _new) */
+    struct pjins *prog;      /* the flat program (owned), or NULL: walk the tree */
+    size_t n_prog, cap_prog;
+    uint32_t *jumps;         /* union branch targets of prog (owned) */
+    size_t n_jumps, cap_jumps;
 };
 
 /* ---------------------------------------------------------------- building */
@@ -446,12 +491,265 @@ static json_t *emit_proj(struct emit *e, const struct pnode *pn, const char *nam
     return NULL;
 }
 
+/* -------------------------------------------------------------- flattening */
+
+/* State while flattening the projection tree into pj->prog. */
+struct pflat {
+    kb_projection_t *pj;
+    uint8_t *open;  /* per type node: 1 while that record is being inlined */
+    unsigned loops; /* array loops around the current point */
+    int status;     /* 0: fine so far; 1: not expressible; -1: out of memory */
+};
+
+static int pgrow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    while (ncap < need)
+        ncap *= 2;
+    void *na = realloc(*arr, ncap * elem);
+    if (!na)
+        return -1;
+    *arr = na;
+    *cap = ncap;
+    return 0;
+}
+
+static uint32_t pins_add(struct pflat *f, uint8_t op, uint32_t a)
+{
+    kb_projection_t *pj = f->pj;
+    if (f->status)
+        return 0;
+    if (pj->n_prog >= MAX_PJ_PROG) {
+        f->status = 1;
+        return 0;
+    }
+    if (pgrow((void **)&pj->prog, &pj->cap_prog, pj->n_prog + 1, sizeof *pj->prog)) {
+        f->status = -1;
+        return 0;
+    }
+    pj->prog[pj->n_prog] = (struct pjins){.op = op, .a = a};
+    return (uint32_t)pj->n_prog++;
+}
+
+/* Room for @p n union branch targets; the index of the first, or
+ * UINT32_MAX (status set). */
+static uint32_t pjumps_add(struct pflat *f, uint32_t n)
+{
+    kb_projection_t *pj = f->pj;
+    if (f->status)
+        return UINT32_MAX;
+    if (pgrow((void **)&pj->jumps, &pj->cap_jumps, pj->n_jumps + n, sizeof *pj->jumps)) {
+        f->status = -1;
+        return UINT32_MAX;
+    }
+    uint32_t first = (uint32_t)pj->n_jumps;
+    pj->n_jumps += n;
+    return first;
+}
+
+static void flat_skip(struct pflat *f, uint32_t t, unsigned depth);
+static void flat_proj(struct pflat *f, const struct pnode *pn, unsigned depth);
+
+/* Emit a union of type node @p t: the index, then per branch its program
+ * (flat_skip of the branch, or flat_proj of @p kids[i] when @p kids) and a
+ * jump past the others; null branches jump straight past. */
+static void flat_union(struct pflat *f, uint32_t t, struct pnode *const *kids, unsigned depth)
+{
+    kb_projection_t *pj = f->pj;
+    const kb_validator_t *v = pj->v;
+    const struct kb__vnode *n = &v->nodes[t];
+    uint32_t u = pins_add(f, J_UNION, n->n);
+    uint32_t first = pjumps_add(f, n->n);
+    if (f->status)
+        return;
+    pj->prog[u].b = first;
+    uint32_t *exits = calloc(n->n ? n->n : 1, sizeof *exits);
+    if (!exits) {
+        f->status = -1;
+        return;
+    }
+    for (uint32_t k = 0; k < n->n && !f->status; k++) {
+        uint32_t bt = v->branches[n->first + k];
+        pj->jumps[first + k] = (uint32_t)pj->n_prog;
+        exits[k] = UINT32_MAX;
+        if (v->nodes[bt].op == VOP_NULL)
+            continue;
+        if (kids)
+            flat_proj(f, kids[k], depth);
+        else
+            flat_skip(f, bt, depth);
+        if (k + 1 < n->n)
+            exits[k] = pins_add(f, J_JUMP, 0);
+    }
+    if (!f->status) {
+        uint32_t after = (uint32_t)pj->n_prog;
+        for (uint32_t k = 0; k < n->n; k++) {
+            if (v->nodes[v->branches[n->first + k]].op == VOP_NULL)
+                pj->jumps[first + k] = after;
+            else if (exits[k] != UINT32_MAX)
+                pj->prog[exits[k]].a = after;
+        }
+    }
+    free(exits);
+}
+
+/* Emit an array or map loop (@p begin_op J_ARRAY or J_PARRAY): the items
+ * are flat_skip of the item type, or flat_proj of @p item. */
+static void flat_loop(struct pflat *f, uint32_t t, const struct pnode *item, unsigned depth)
+{
+    kb_projection_t *pj = f->pj;
+    const struct kb__vnode *n = &pj->v->nodes[t];
+    if (f->loops >= MAX_PJ_LOOPS) {
+        f->status = 1;
+        return;
+    }
+    uint32_t begin = pins_add(f, item ? J_PARRAY : J_ARRAY, 0);
+    uint32_t start = (uint32_t)pj->n_prog;
+    if (n->op == VOP_MAP)
+        pins_add(f, J_STR, 0); /* the key, kept */
+    f->loops++;
+    if (item)
+        flat_proj(f, item, depth + 1);
+    else
+        flat_skip(f, n->first, depth + 1);
+    f->loops--;
+    pins_add(f, item ? J_PNEXT : J_NEXT, start);
+    if (!f->status)
+        pj->prog[begin].a = (uint32_t)pj->n_prog;
+}
+
+/* Step over a value of type @p t at nesting @p depth, as kb__validate_skip()
+ * does check by check (its bytes are copied or not by the ranges around). */
+static void flat_skip(struct pflat *f, uint32_t t, unsigned depth)
+{
+    kb_projection_t *pj = f->pj;
+    const kb_validator_t *v = pj->v;
+    const struct kb__vnode *n = &v->nodes[t];
+    if (f->status)
+        return;
+    if (depth > v->max_depth) {
+        pins_add(f, J_FAIL, 0);
+        return;
+    }
+    switch ((enum kb__vop)n->op) {
+    case VOP_NULL: return;
+    case VOP_BOOLEAN: pins_add(f, J_SKIPN, 1); return;
+    case VOP_INT:
+    case VOP_LONG:
+    case VOP_ENUM: pins_add(f, J_VARINT, 0); return;
+    case VOP_FLOAT: pins_add(f, J_SKIPN, 4); return;
+    case VOP_DOUBLE: pins_add(f, J_SKIPN, 8); return;
+    case VOP_FIXED: pins_add(f, J_SKIPN, n->n); return;
+    case VOP_BYTES:
+    case VOP_STRING: pins_add(f, J_STR, 0); return;
+    case VOP_RECORD:
+        if (f->open[t]) {
+            f->status = 1; /* a recursive type */
+            return;
+        }
+        f->open[t] = 1;
+        for (uint32_t k = 0; k < n->n && !f->status; k++)
+            flat_skip(f, v->fields[n->first + k].type, depth + 1);
+        f->open[t] = 0;
+        return;
+    case VOP_UNION:
+        if (n->n == 2 && v->nodes[v->branches[n->first]].op == VOP_NULL) {
+            uint8_t op1 = v->nodes[v->branches[n->first + 1]].op;
+            if (op1 == VOP_STRING || op1 == VOP_BYTES) {
+                pins_add(f, J_OPTSTR, 0);
+                return;
+            }
+        }
+        flat_union(f, t, NULL, depth);
+        return;
+    case VOP_ARRAY:
+    case VOP_MAP: flat_loop(f, t, NULL, depth); return;
+    }
+    f->status = 1;
+}
+
+/* Emit projection node @p pn at nesting @p depth, as apply() does it. On
+ * entry and on exit an output range is open (mark set). */
+static void flat_proj(struct pflat *f, const struct pnode *pn, unsigned depth)
+{
+    kb_projection_t *pj = f->pj;
+    const kb_validator_t *v = pj->v;
+    const struct kb__vnode *n = &v->nodes[pn->type];
+    if (f->status)
+        return;
+    if (depth > v->max_depth) {
+        pins_add(f, J_FAIL, 0);
+        return;
+    }
+    switch (pn->kind) {
+    case P_COPY: flat_skip(f, pn->type, depth); return;
+    case P_PSEUDO: pins_add(f, J_PSEUDO, 0); return;
+    case P_RECORD: {
+        int open = 1; /* an output range is open */
+        for (uint32_t i = 0; i < n->n && !f->status; i++) {
+            if (pn->kids[i]) {
+                if (!open)
+                    pins_add(f, J_MARK, 0);
+                open = 1;
+                flat_proj(f, pn->kids[i], depth + 1);
+            } else {
+                if (open)
+                    pins_add(f, J_FLUSH, 0);
+                open = 0;
+                flat_skip(f, v->fields[n->first + i].type, depth + 1);
+            }
+        }
+        if (!open)
+            pins_add(f, J_MARK, 0);
+        return;
+    }
+    case P_UNION:
+        if (n->n == 2 && v->nodes[v->branches[n->first]].op == VOP_NULL &&
+            pn->kids[0]->kind == P_COPY && pn->kids[1]->kind == P_PSEUDO) {
+            pins_add(f, J_OPTPSEUDO, 0);
+            return;
+        }
+        flat_union(f, pn->type, pn->kids, depth);
+        return;
+    case P_ARRAY:
+    case P_MAP: flat_loop(f, pn->type, pn->kids[0], depth); return;
+    }
+    f->status = 1;
+}
+
+/* Build pj->prog from pj->root; leaves it NULL when the tree cannot be
+ * flattened. Returns -1 when out of memory. */
+static int flatten_projection(kb_projection_t *pj)
+{
+    struct pflat f = {.pj = pj};
+    f.open = calloc(pj->v->n_nodes ? pj->v->n_nodes : 1, 1);
+    if (!f.open)
+        return -1;
+    pins_add(&f, J_MARK, 0);
+    flat_proj(&f, pj->root, 0);
+    pins_add(&f, J_FLUSH, 0);
+    pins_add(&f, J_END, 0);
+    free(f.open);
+    if (f.status) {
+        free(pj->prog);
+        free(pj->jumps);
+        pj->prog = NULL;
+        pj->jumps = NULL;
+        pj->n_prog = pj->cap_prog = pj->n_jumps = pj->cap_jumps = 0;
+    }
+    return f.status < 0 ? -1 : 0;
+}
+
 void kb_projection_destroy(kb_projection_t *pj)
 {
     if (!pj)
         return;
     pnode_free(pj->root);
     free(pj->schema_json);
+    free(pj->prog);
+    free(pj->jumps);
     kb__hmac_wipe(&pj->hmac);
     free(pj);
 }
@@ -554,6 +852,10 @@ kb_projection_t *kb_projection_new(const kb_validator_t *v, const char *const *f
         goto out_fail;
     }
     avro_schema_decref(check);
+    if (flatten_projection(pj)) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
     goto out_free_sel;
 out_fail:
     kb_projection_destroy(pj);
@@ -623,6 +925,26 @@ static int out_long(struct out *o, int64_t x)
 static const uint8_t *apply(const kb_projection_t *pj, const struct pnode *pn, const uint8_t *p,
                             const uint8_t *end, struct out *o, unsigned depth);
 
+/* The 32 bytes of @p md as 64 lower-case hex digits at @p out, four bytes
+ * (eight digits) per word: byte i's nibbles spread to bytes 2i (high) and
+ * 2i + 1 (low), then '0' added, and 'a' - '0' - 10 more where a nibble is
+ * above 9 (adding 6 carries into bit 4 exactly then). */
+static void hex_lower(const uint8_t md[KB_HMAC_LEN], uint8_t *out)
+{
+    const uint64_t lo4 = 0x000F000F000F000Full;
+    for (size_t i = 0; i < KB_HMAC_LEN; i += 4) {
+        uint64_t s = (uint64_t)md[i] | (uint64_t)md[i + 1] << 16 | (uint64_t)md[i + 2] << 32 |
+                     (uint64_t)md[i + 3] << 48;
+        uint64_t n = ((s >> 4) & lo4) | ((s & lo4) << 8); /* one nibble per byte */
+        uint64_t over9 = ((n + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+        uint64_t c = n + 0x3030303030303030ull + over9 * ('a' - '0' - 10);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        c = __builtin_bswap64(c);
+#endif
+        memcpy(out + 2 * i, &c, 8);
+    }
+}
+
 static const uint8_t *apply_pseudo(const kb_projection_t *pj, const uint8_t *p,
                                    const uint8_t *end, struct out *o)
 {
@@ -632,8 +954,9 @@ static const uint8_t *apply_pseudo(const kb_projection_t *pj, const uint8_t *p,
         return NULL;
     if (out_long(o, HMAC_HEX_LEN) || out_reserve(o, HMAC_HEX_LEN + 1))
         return NULL;
-    char *w = (char *)*o->buf + o->len;
-    kb__hmac_hex(&pj->hmac, s, (size_t)len, NULL, 0, w, HMAC_HEX_LEN);
+    uint8_t md[KB_HMAC_LEN];
+    kb__hmac_sha256(&pj->hmac, s, (size_t)len, NULL, 0, md);
+    hex_lower(md, *o->buf + o->len);
     o->len += HMAC_HEX_LEN;
     return s + len;
 }
@@ -715,19 +1038,214 @@ static const uint8_t *apply(const kb_projection_t *pj, const struct pnode *pn, c
     return NULL;
 }
 
-kb_err_t kb_projection_apply(const kb_projection_t *pj, const uint8_t *payload, size_t len,
-                             uint8_t **out, size_t *out_cap, size_t *out_len)
+/* kb__validate_varint() with the one-byte case inline. */
+static inline const uint8_t *pj_varint(const uint8_t *p, const uint8_t *end, int64_t *out)
+{
+    if (__builtin_expect(p < end && *p < 0x80, 1)) {
+        *out = (int64_t)((uint64_t)(*p >> 1) ^ (0 - (uint64_t)(*p & 1)));
+        return p + 1;
+    }
+    return kb__validate_varint(p, end, out);
+}
+
+/* Block header of an array or map at p, checked as kb__validate_skip()
+ * (@p strict) and apply_blocks() (the byte size only read) check it:
+ * *count items (0: the end), their byte size dropped; *total counts items
+ * against the limit. */
+static const uint8_t *pj_block(const kb_validator_t *v, const uint8_t *p, const uint8_t *end,
+                               int strict, uint64_t *total, int64_t *count)
+{
+    int64_t c, size;
+    if (!(p = pj_varint(p, end, &c)))
+        return NULL;
+    if (c < 0) {
+        if (c == INT64_MIN)
+            return NULL;
+        c = -c;
+        p = pj_varint(p, end, &size);
+        if (!p || (strict && (size < 0 || (uint64_t)size > (uint64_t)(end - p))))
+            return NULL;
+    }
+    *total += (uint64_t)c;
+    if (*total > v->max_items)
+        return NULL;
+    *count = c;
+    return p;
+}
+
+/* One array or map being walked. */
+struct pj_loop {
+    uint64_t total; /* items so far, all blocks */
+    int64_t left;   /* items left in this block */
+};
+
+/* Copy [mark, p) to the output. */
+#define PJ_FLUSH()                                                                             \
+    do {                                                                                       \
+        if (p != mark && out_put(o, mark, (size_t)(p - mark)))                                 \
+            return NULL;                                                                       \
+    } while (0)
+
+/* Run the flat program (struct pjins) on payload[0..end): the end of the
+ * datum, or NULL when it is invalid or the output could not grow. */
+static const uint8_t *run_flat(const kb_projection_t *pj, const uint8_t *p, const uint8_t *end,
+                               struct out *o)
+{
+    const kb_validator_t *v = pj->v;
+    const struct pjins *const prog = pj->prog;
+    const struct pjins *ins = prog;
+    const uint8_t *mark = p;
+    struct pj_loop loop[MAX_PJ_LOOPS];
+    unsigned nl = 0;
+    int64_t x;
+    for (;;) {
+        switch ((enum pjop)ins->op) {
+        case J_END: return p;
+        case J_FAIL: return NULL;
+        case J_VARINT:
+            if (!(p = pj_varint(p, end, &x)))
+                return NULL;
+            ins++;
+            continue;
+        case J_SKIPN:
+            if ((size_t)(end - p) < ins->a)
+                return NULL;
+            p += ins->a;
+            ins++;
+            continue;
+        case J_OPTSTR:
+            if (p >= end)
+                return NULL;
+            if (*p == 0) {
+                p++;
+                ins++;
+                continue;
+            }
+            if (*p++ != 2)
+                return NULL;
+            /* fall through */
+        case J_STR:
+            if (!(p = pj_varint(p, end, &x)) || x < 0 || (uint64_t)x > (uint64_t)(end - p))
+                return NULL;
+            p += x;
+            ins++;
+            continue;
+        case J_UNION:
+            if (!(p = pj_varint(p, end, &x)) || x < 0 || x >= (int64_t)ins->a)
+                return NULL;
+            ins = prog + pj->jumps[ins->b + (uint32_t)x];
+            continue;
+        case J_JUMP: ins = prog + ins->a; continue;
+        case J_ARRAY:
+        case J_PARRAY: {
+            uint64_t total = 0;
+            int64_t count;
+            if (ins->op == J_PARRAY)
+                PJ_FLUSH();
+            if (!(p = pj_block(v, p, end, ins->op == J_ARRAY, &total, &count)))
+                return NULL;
+            if (ins->op == J_PARRAY) {
+                if (out_long(o, count))
+                    return NULL;
+                mark = p;
+            }
+            if (!count) {
+                ins = prog + ins->a;
+                continue;
+            }
+            loop[nl].total = total;
+            loop[nl].left = count;
+            nl++;
+            ins++;
+            continue;
+        }
+        case J_NEXT:
+        case J_PNEXT: {
+            struct pj_loop *l = &loop[nl - 1];
+            int64_t count;
+            if (--l->left) {
+                ins = prog + ins->a;
+                continue;
+            }
+            if (ins->op == J_PNEXT)
+                PJ_FLUSH();
+            if (!(p = pj_block(v, p, end, ins->op == J_NEXT, &l->total, &count)))
+                return NULL;
+            if (ins->op == J_PNEXT) {
+                if (out_long(o, count))
+                    return NULL;
+                mark = p;
+            }
+            if (!count) {
+                nl--;
+                ins++;
+                continue;
+            }
+            l->left = count;
+            ins = prog + ins->a;
+            continue;
+        }
+        case J_MARK:
+            mark = p;
+            ins++;
+            continue;
+        case J_FLUSH:
+            PJ_FLUSH();
+            ins++;
+            continue;
+        case J_OPTPSEUDO:
+            if (p >= end)
+                return NULL;
+            if (*p == 0) {
+                p++;
+                ins++;
+                continue;
+            }
+            if (*p++ != 2)
+                return NULL;
+            /* fall through */
+        case J_PSEUDO:
+            PJ_FLUSH();
+            if (!(p = apply_pseudo(pj, p, end, o)))
+                return NULL;
+            mark = p;
+            ins++;
+            continue;
+        }
+        return NULL;
+    }
+}
+#undef PJ_FLUSH
+
+/* Both halves below: @p flat 1 runs the flat program, 0 the tree walk. */
+static kb_err_t project(const kb_projection_t *pj, int flat, const uint8_t *payload, size_t len,
+                        uint8_t **out, size_t *out_cap, size_t *out_len)
 {
     static const uint8_t empty[1];
     struct out o = {.buf = out, .cap = out_cap};
     if (!payload)
         payload = empty;
     const uint8_t *end = payload + len;
-    const uint8_t *p = apply(pj, pj->root, payload, end, &o, 0);
+    const uint8_t *p =
+        flat ? run_flat(pj, payload, end, &o) : apply(pj, pj->root, payload, end, &o, 0);
     if (o.nomem)
         return KB_ERR_NOMEM;
     if (!p || p != end)
         return KB_ERR_INVALID;
     *out_len = o.len;
     return KB_OK;
+}
+
+kb_err_t kb_projection_apply(const kb_projection_t *pj, const uint8_t *payload, size_t len,
+                             uint8_t **out, size_t *out_cap, size_t *out_len)
+{
+    return project(pj, pj->prog != NULL, payload, len, out, out_cap, out_len);
+}
+
+kb_err_t kb__projection_apply_mode(const kb_projection_t *pj, int flat, const uint8_t *payload,
+                                   size_t len, uint8_t **out, size_t *out_cap, size_t *out_len)
+{
+    if (flat && !pj->prog)
+        return KB_ERR_STATE;
+    return project(pj, flat, payload, len, out, out_cap, out_len);
 }

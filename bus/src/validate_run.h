@@ -16,9 +16,12 @@
  * operations, most of them short strings. Each operation is one indirect
  * jump (threaded code), each string kind its own handler, so no flag or
  * rule switch runs per value; the union byte and a one-byte length of an
- * optional string are read together; the identifier, date and fixed
- * pattern rules work on 8-byte words; a value that passes an ASCII-only
- * rule needs no UTF-8 check; UTF-8 is decoded only past a non-ASCII byte.
+ * optional string are one 16-bit load; while at least VR_ROOM bytes are
+ * left, a short string needs no bounds or limit test at all, and its rule
+ * may read 64 bytes from its start without asking (VR_STRING); the
+ * identifier, date and fixed pattern rules work on 8-byte words; a value
+ * that passes an ASCII-only rule needs no UTF-8 check; UTF-8 is decoded
+ * only past a non-ASCII byte; an empty array is one byte test.
  */
 #ifndef KB_VALIDATE_RUN_H
 #define KB_VALIDATE_RUN_H
@@ -42,13 +45,24 @@ static inline uint64_t vr_word_upto(const uint8_t *s, size_t n, const uint8_t *l
 {
     if ((size_t)(limit - s) >= 8) {
         uint64_t w = vr_word(s);
-        return n >= 8 ? w : w & ((1ull << (8 * n)) - 1);
+        return w & kb__low_bytes[n < 8 ? n : 8];
     }
     uint64_t w = 0;
     for (size_t i = 0; i < n; i++)
         w |= (uint64_t)s[i] << (8 * i);
     return w;
 }
+
+/* p[0] | p[1] << 8. */
+static inline unsigned vr_half(const uint8_t *s)
+{
+    return (unsigned)s[0] | (unsigned)s[1] << 8;
+}
+
+/* Bytes a string at p may take in the interpreter's roomy part: the
+ * branch byte, a one-byte length and the 64 bytes from the value's start
+ * that the rules may read (VR_STRING). */
+#define VR_ROOM 66
 
 /* Avro long at p: one-byte values inline, the rest in validate.c. */
 static inline const uint8_t *vr_varint(const uint8_t *p, const uint8_t *end, int64_t *out)
@@ -203,12 +217,14 @@ static inline int vr_uuid(const uint8_t *s, size_t n)
  * perf notes at the top of bench/validate/bench_validate.c say how that was
  * checked). */
 
-/* 1 when all bytes of w are ASCII digits: every byte's high nibble is 3,
- * and still 3 after adding 6 (no carry crosses bytes once all are 0x3?). */
+/* 1 when all bytes of w are ASCII digits: no byte is below '0' (w - 0x30..
+ * sets a byte's high bit then) or above '9' (w + 0x46.. sets it). A borrow
+ * or carry only starts at a non-digit byte, and the lowest one already
+ * shows, so nothing that crosses bytes can hide it. */
 static inline int vr_digits8w(uint64_t w)
 {
-    const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull;
-    return ((w & hi) | (((w + 0x0606060606060606ull) & hi) >> 4)) == 0x3333333333333333ull;
+    return !(((w - 0x3030303030303030ull) | (w + 0x4646464646464646ull)) &
+             0x8080808080808080ull);
 }
 
 static inline int vr_digit(uint8_t b)
@@ -286,16 +302,29 @@ static inline int vr_days_in_month(int y, int m)
     return days[m - 1];
 }
 
+/* GBA dates: month 00 only with day 00; otherwise year 0001..9999, month
+ * 01..12 and day 00 or a day of that month. maxday[m] is the largest day of
+ * month m in any year (0 for month 00), so only 29 February needs the year. */
 static inline int vr_gba_date(const uint8_t *s, size_t n)
 {
-    int y, m, d;
-    if (!vr_date_parts(s, n, &y, &m, &d))
+    static const uint8_t maxday[16] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (n != 8)
         return 0;
-    if (m == 0)
-        return d == 0;
-    if (y == 0 || m > 12)
+    uint64_t w = vr_word(s);
+    if (!vr_digits8w(w))
         return 0;
-    return d == 0 || d <= vr_days_in_month(y, m);
+    uint64_t t = w - 0x3030303030303030ull;
+    t = t * 10 + (t >> 8);
+    unsigned m = (unsigned)(t >> 32) & 0xFF, d = (unsigned)(t >> 48) & 0xFF;
+    if (m > 12 || d > maxday[m])
+        return 0;
+    if (m && (uint32_t)w == 0x30303030u) /* year 0000 */
+        return 0;
+    if (m == 2 && d == 29) {
+        int y = (int)(t & 0xFF) * 100 + (int)((t >> 16) & 0xFF);
+        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    }
+    return 1;
 }
 
 static inline int vr_date(const uint8_t *s, size_t n)
@@ -412,6 +441,10 @@ static const uint8_t *run(const struct kb_validator *v, const uint8_t *p, const 
     const uint64_t max_string = v->max_string, max_items = v->max_items;
     struct vr_loop loop[KB_VRUN_MAX_LOOPS];
     unsigned nl = 0;
+    /* p <= safe: the roomy part (see VR_STRING); 0 when there is none. */
+    const uintptr_t safe = max_string >= 63 && (size_t)(end - p) >= VR_ROOM
+                               ? (uintptr_t)end - VR_ROOM
+                               : 0;
     const uint8_t *s;
     uint64_t len;
 #define VR_DISPATCH() goto *ins->go
@@ -421,11 +454,32 @@ static const uint8_t *run(const struct kb_validator *v, const uint8_t *p, const 
         VR_DISPATCH();                                                                       \
     } while (0)
 /* One string kind: the optional form reads the branch byte (null: done),
- * then both read the length and test CHECK on s[0..len). With two bytes
- * left, the branch byte and a one-byte length (0..63: bit 0, the sign, and
- * bit 7, more bytes, clear) are read together. */
+ * then both read the length and test CHECK on s[0..len), reading bytes up
+ * to lim at most. In the roomy part of the payload (p <= safe: at least
+ * VR_ROOM bytes left and max_string >= 63) the branch byte and a one-byte
+ * length (0..63: bit 0, the sign, and bit 7, more bytes, clear) are one
+ * 16-bit load and need no bounds or limit test: the value and the 64 bytes
+ * from s (lim = s + 64, a constant distance the rules' word loads fold
+ * into) are inside the payload. Elsewhere each byte is tested. */
 #define VR_STRING(k, CHECK)                                                                  \
     opt_##k:                                                                                 \
+    if (__builtin_expect((uintptr_t)p <= safe, 1)) {                                         \
+        unsigned h = vr_half(p);                                                             \
+        if (!(h & 0xFF)) {                                                                   \
+            p++;                                                                             \
+            VR_NEXT();                                                                       \
+        }                                                                                    \
+        if (__builtin_expect(!((h - 2) & 0x81FF), 1)) {                                      \
+            const size_t n = h >> 9;                                                         \
+            const uint8_t *const lim = p + 2 + 64;                                           \
+            (void)lim;                                                                       \
+            s = p + 2;                                                                       \
+            p = s + n;                                                                       \
+            if (!(CHECK))                                                                    \
+                return NULL;                                                                 \
+            VR_NEXT();                                                                       \
+        }                                                                                    \
+    }                                                                                        \
     if (__builtin_expect((size_t)(end - p) >= 2, 1)) {                                       \
         if (p[0] == 0) {                                                                     \
             p++;                                                                             \
@@ -439,7 +493,7 @@ static const uint8_t *run(const struct kb_validator *v, const uint8_t *p, const 
             goto len_##k;                                                                    \
         }                                                                                    \
         p++;                                                                                 \
-        goto str_##k;                                                                        \
+        goto str_slow_##k;                                                                   \
     }                                                                                        \
     if (p >= end)                                                                            \
         return NULL;                                                                         \
@@ -450,7 +504,19 @@ static const uint8_t *run(const struct kb_validator *v, const uint8_t *p, const 
     if (*p != 2)                                                                             \
         return NULL;                                                                         \
     p++;                                                                                     \
+    goto str_slow_##k;                                                                       \
     str_##k:                                                                                 \
+    if (__builtin_expect((uintptr_t)p <= safe && !(*p & 0x81), 1)) {                         \
+        const size_t n = *p >> 1;                                                            \
+        const uint8_t *const lim = p + 1 + 64;                                               \
+        (void)lim;                                                                           \
+        s = p + 1;                                                                           \
+        p = s + n;                                                                           \
+        if (!(CHECK))                                                                        \
+            return NULL;                                                                     \
+        VR_NEXT();                                                                           \
+    }                                                                                        \
+    str_slow_##k:                                                                            \
     if (!(p = vr_count(p, end, &len)))                                                       \
         return NULL;                                                                         \
     len_##k:                                                                                 \
@@ -458,8 +524,14 @@ static const uint8_t *run(const struct kb_validator *v, const uint8_t *p, const 
         return NULL;                                                                         \
     s = p;                                                                                   \
     p += len;                                                                                \
-    if (!(CHECK))                                                                            \
-        return NULL;                                                                         \
+    {                                                                                        \
+        const size_t n = (size_t)len;                                                        \
+        const uint8_t *const lim = end;                                                      \
+        (void)n;                                                                             \
+        (void)lim;                                                                           \
+        if (!(CHECK))                                                                        \
+            return NULL;                                                                     \
+    }                                                                                        \
     VR_NEXT();
 
     VR_DISPATCH();
@@ -523,6 +595,11 @@ op_jump:
 op_array: {
     uint64_t total = 0, count;
     int64_t size;
+    if (p < end && *p == 0) { /* empty, as optional lists mostly are */
+        p++;
+        ins = prog + ins->a;
+        VR_DISPATCH();
+    }
     if (!(p = vr_block(p, end, max_items, &total, &count, &size)))
         return NULL;
     if (!count) {
@@ -558,21 +635,21 @@ op_next: {
 }
 
     VR_STRING(RAW, 1)
-    VR_STRING(TEXT, vr_ascii(s, (size_t)len, end) || vr_utf8_rest(s, (size_t)len, end))
-    VR_STRING(BSN, vr_bsn(s, (size_t)len))
-    VR_STRING(ANUMMER, vr_anummer(s, (size_t)len))
-    VR_STRING(GBA, vr_gba_date(s, (size_t)len))
-    VR_STRING(DATUM, vr_date(s, (size_t)len))
+    VR_STRING(TEXT, vr_ascii(s, n, lim) || vr_utf8_rest(s, n, lim))
+    VR_STRING(BSN, vr_bsn(s, n))
+    VR_STRING(ANUMMER, vr_anummer(s, n))
+    VR_STRING(GBA, vr_gba_date(s, n))
+    VR_STRING(DATUM, vr_date(s, n))
     VR_STRING(PATTERN, ins->cons->pattern->fixed
-                           ? vr_pattern_fixed(ins->cons->pattern, s, (size_t)len, end)
-                           : vr_pattern(ins->cons->pattern, s, (size_t)len, end))
-    VR_STRING(ALLOWED, vr_allowed(ins->cons, s, (size_t)len, end))
-    VR_STRING(UUID, vr_uuid(s, (size_t)len))
+                           ? vr_pattern_fixed(ins->cons->pattern, s, n, lim)
+                           : vr_pattern(ins->cons->pattern, s, n, lim))
+    VR_STRING(ALLOWED, vr_allowed(ins->cons, s, n, lim))
+    VR_STRING(UUID, vr_uuid(s, n))
     VR_STRING(ANY,
-              (!(ins->flags & VIF_UTF8) || vr_ascii(s, (size_t)len, end) ||
-               vr_utf8_rest(s, (size_t)len, end)) &&
-                  (!(ins->flags & VIF_UUID) || vr_uuid(s, (size_t)len)) &&
-                  (!ins->cons || string_rule(ins->cons, s, (size_t)len, end) == VR_OK))
+              (!(ins->flags & VIF_UTF8) || vr_ascii(s, n, lim) ||
+               vr_utf8_rest(s, n, lim)) &&
+                  (!(ins->flags & VIF_UUID) || vr_uuid(s, n)) &&
+                  (!ins->cons || string_rule(ins->cons, s, n, lim) == VR_OK))
 #undef VR_STRING
 #undef VR_NEXT
 #undef VR_DISPATCH

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "ketenbus/check.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/validate.h"
 #include "validate_internal.h"
@@ -742,8 +743,80 @@ static void test_word_forms(void)
     }
 }
 
+/* The word forms of the BSN, A-nummer and date rules (validate_run.h) agree
+ * with check.c: every month and day 00..99 of years around the edges (0000,
+ * leap and century years, 9999), and random 8-, 9- and 10-byte strings of
+ * digits with the odd non-digit (bytes next to '0' and '9', high bytes). */
+static void test_rules_match_check(void)
+{
+    static const char json[] =
+        "{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+        "{\"name\":\"g\",\"type\":\"string\",\"kb.format\":\"gba-datum\"},"
+        "{\"name\":\"d\",\"type\":\"string\",\"kb.format\":\"datum\"},"
+        "{\"name\":\"b\",\"type\":\"string\",\"kb.check\":\"bsn\"},"
+        "{\"name\":\"a\",\"type\":\"string\",\"kb.check\":\"anummer\"}]}";
+    static const int years[] = {0,    1,    4,    99,   100,  400,  1900,
+                                1999, 2000, 2023, 2024, 2100, 9996, 9999};
+    static const uint8_t odd[] = {'/', ':', 0x00, 0x20, 0x7F, 0x80, 0xB0, 0xB9, 0xBA, 0xC9, 0xFF};
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    for (size_t pi = 0; pi < N_PATHS; pi++) {
+        if (!kb_validate_simd_usable(paths[pi]))
+            continue;
+        kb_validator_t *v = compile_path(json, paths[pi], 0, 0, 0, NULL);
+        CHECK(v != NULL);
+        if (!v)
+            return;
+        const struct kb__validate_kernels *k = kb__validate_kernels_get(paths[pi]);
+        const struct kb__vcons *gc = v->fields[0].cons, *dc = v->fields[1].cons;
+        const struct kb__vcons *bc = v->fields[2].cons, *ac = v->fields[3].cons;
+        long bad = 0, good = 0;
+        char s[16];
+        for (size_t yi = 0; yi < sizeof years / sizeof years[0]; yi++)
+            for (int m = 0; m < 100; m++)
+                for (int d = 0; d < 100; d++) {
+                    snprintf(s, sizeof s, "%04d%02d%02d", years[yi], m, d);
+                    const uint8_t *u = (const uint8_t *)s;
+                    int g = k->string_rule(gc, u, 8, u + 8) == VR_OK;
+                    int dd = k->string_rule(dc, u, 8, u + 8) == VR_OK;
+                    bad += g != kb_check_gba_date(s, 8) || dd != kb_check_date(s, 8);
+                    good += g;
+                }
+        for (long iter = 0; iter < 300000; iter++) {
+            size_t n = 8 + (size_t)(RND() % 3);
+            for (size_t i = 0; i < n; i++)
+                s[i] = (char)('0' + RND() % 10);
+            if (RND() % 4 == 0) {
+                size_t at = (size_t)(RND() % n);
+                s[at] = (char)odd[RND() % sizeof odd];
+            }
+            const uint8_t *u = (const uint8_t *)s;
+            int want, got;
+            if (n == 8) {
+                want = kb_check_gba_date(s, n);
+                got = k->string_rule(gc, u, n, u + n) == VR_OK;
+            } else if (n == 9) {
+                want = kb_check_bsn(s, n);
+                got = k->string_rule(bc, u, n, u + n) == VR_OK;
+            } else {
+                want = kb_check_anummer(s, n);
+                got = k->string_rule(ac, u, n, u + n) == VR_OK;
+            }
+            bad += want != got;
+            good += got;
+        }
+        if (bad)
+            fprintf(stderr, "[%s] %ld rule verdicts differ from check.c\n", paths[pi], bad);
+        CHECK_INT(bad, 0);
+        CHECK(good > 0);
+        kb_validate_destroy(v);
+    }
+}
+
 /* The flat program and the node walker (the two halves of kb_validate())
- * accept the same datums: every single-byte change of a birth event. */
+ * accept the same datums: every single-byte change of a birth event, with
+ * the default limits and with max_string around 63 (the longest string the
+ * program's roomy fast path reads, validate_run.h) and at 12, between the
+ * event's name lengths. */
 static void test_program_matches_walker(void)
 {
     size_t len = 0;
@@ -753,15 +826,19 @@ static void test_program_matches_walker(void)
         return;
     static const uint8_t subst[] = {0x00, 0x01, 0x02, 0x03, 0x12, 0x14, 0x30, 0x39, 0x41,
                                     0x7F, 0x80, 0xC3, 0xE2, 0xFF};
+    static const uint32_t max_strings[] = {0, 62, 63, 64, 12};
     long accepted = 0, rejected = 0;
-    for (size_t pi = 0; pi < N_PATHS; pi++) {
+    for (size_t run = 0; run < N_PATHS * (sizeof max_strings / sizeof max_strings[0]); run++) {
+        size_t pi = run % N_PATHS;
+        uint32_t max_string = max_strings[run / N_PATHS];
         if (!kb_validate_simd_usable(paths[pi]))
             continue;
-        kb_validator_t *v = compile_path(birth_json(), paths[pi], 0, 0, 0, NULL);
+        kb_validator_t *v = compile_path(birth_json(), paths[pi], max_string, 0, 0, NULL);
         CHECK(v != NULL);
         if (!v)
             break;
-        CHECK_INT(kb__validate_fast(v, p, len), 1);
+        /* herkomst.sha256 has 64 bytes */
+        CHECK_INT(kb__validate_fast(v, p, len), max_string == 0 || max_string >= 64);
         for (size_t i = 0; i <= len; i++) {
             for (size_t k = 0; k < sizeof subst; k++) {
                 uint8_t saved = i < len ? p[i] : 0;
@@ -807,6 +884,7 @@ int main(void)
     test_kernels_agree();
     test_utf8_words();
     test_word_forms();
+    test_rules_match_check();
     test_program_matches_walker();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();

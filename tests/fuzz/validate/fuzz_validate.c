@@ -12,7 +12,9 @@
  *  - a datum accepted in structure-only mode (with limits no larger than the
  *    input, so avro-c cannot be made to allocate or loop without bound) is
  *    decoded by avro-c; where avro-c refuses, the validator must not accept.
- *  - projecting an accepted birth event never fails.
+ *  - projecting an accepted birth event never fails;
+ *  - on every input, birth or structure schema, the projection's flat
+ *    program and its tree walk give the same result and the same bytes.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -85,7 +87,7 @@ static kb_validator_t *full[N_SCHEMAS][N_PATHS];
 static kb_validator_t *structure[N_SCHEMAS];
 static avro_value_iface_t *iface[N_SCHEMAS];
 static avro_schema_t avro_schemas[N_SCHEMAS];
-static kb_projection_t *proj;
+static kb_projection_t *proj, *proj_s;
 
 static void init(void)
 {
@@ -111,6 +113,29 @@ static void init(void)
                              "fuzz.P", err, sizeof err);
     if (!proj)
         abort();
+    /* The structure schema: unions of three, fixed, maps and arrays with
+     * block sizes, projected with a pseudonymised array of strings. */
+    const char *sfields[] = {"i", "s", "x", "a", "m"};
+    const char *spseudo[] = {"a"};
+    proj_s = kb_projection_new(full[1][0], sfields, 5, spseudo, 1, (const uint8_t *)"k", 1,
+                               "fuzz.S", err, sizeof err);
+    if (!proj_s)
+        abort();
+}
+
+/* The flat program and the tree walk of @p pj agree on p[0..len). */
+static void projections_agree(const kb_projection_t *pj, const uint8_t *p, size_t len)
+{
+    uint8_t *o1 = NULL, *o2 = NULL;
+    size_t c1 = 0, c2 = 0, l1 = 0, l2 = 0;
+    kb_err_t e1 = kb__projection_apply_mode(pj, 1, p, len, &o1, &c1, &l1);
+    kb_err_t e2 = kb__projection_apply_mode(pj, 0, p, len, &o2, &c2, &l2);
+    if (e1 != e2 || (e1 == KB_OK && (l1 != l2 || memcmp(o1, o2, l1)))) {
+        fprintf(stderr, "projection: flat program %d, tree walk %d\n", (int)e1, (int)e2);
+        abort();
+    }
+    free(o1);
+    free(o2);
 }
 
 static int avro_decodes(int s, const uint8_t *p, size_t len)
@@ -168,6 +193,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!ok)
             abort(); /* accepted structure avro-c cannot read */
     }
+    if (s < 2)
+        projections_agree(s == 0 ? proj : proj_s, p, len);
     if (s == 0 && v0 == KB_OK) {
         uint8_t *out = NULL;
         size_t cap = 0, olen = 0;
