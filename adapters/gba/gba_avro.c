@@ -82,26 +82,36 @@ struct wop {
     uint32_t node; /* the node it writes */
 };
 
-/* One resolved path. */
+/* One resolved path, as the setters read it: the header, then the n_steps
+ * union switches spelled out as cells. Variable length (sw[] has exactly
+ * n_steps entries), so the handles kb_avw_plan_bind() keeps lie close
+ * together: a setter touches one short record, not a sparse table entry. */
 struct kb_avw_path {
-    /* what a setter reads, first: the switches spelled out as cells */
     uint32_t scope;
     uint8_t n_steps;      /* unions switched, in path order */
     uint8_t target_type;  /* avro_type_t of target */
+    uint8_t n_parent;     /* how many of them belong to the parent path */
+    uint8_t dotted;       /* text has a '.' (kb_avw_put_null) */
     uint32_t target_slot; /* its cell */
+    uint32_t field;       /* node reached by the last name, before its union
+                           * switch; NO_NODE for "" */
+    uint32_t target;      /* node after every union switch */
+    uint32_t len;         /* strlen(text) */
+    const char *text;     /* "a.b.c" (owned by the plan's path table) */
     struct {
         uint32_t slot;  /* the union's cell */
         uint16_t cells; /* cells of its branches, right after it */
         uint16_t tag;   /* write_branch + 1, as the cell holds it */
-    } sw[MAX_STEPS];
-    /* the rest */
-    char *text;                /* "a.b.c" (owned); NULL marks a free bucket */
-    size_t len;                /* strlen(text) */
-    uint32_t field;            /* node reached by the last name, before its union
-                                * switch; NO_NODE for "" */
-    uint32_t target;           /* node after every union switch */
-    uint8_t n_parent;          /* how many of them belong to the parent path */
-    uint8_t dotted;            /* text has a '.' (kb_avw_put_null) */
+    } sw[];
+};
+
+/* A path while the plan is compiled (enumerate): the union nodes on it. */
+struct path_build {
+    const char *text;
+    uint32_t scope;
+    uint32_t field, target;
+    uint8_t n_parent;
+    uint8_t n_steps;
     uint32_t steps[MAX_STEPS]; /* union nodes; each switches to write_branch */
 };
 
@@ -123,14 +133,17 @@ struct kb_avw_plan {
     size_t n_names, cap_names;
     struct scope *scopes;
     size_t n_scopes, cap_scopes;
-    struct kb_avw_path *paths; /* hash table, power-of-two size */
+    struct kb_avw_path **paths; /* hash table, power-of-two size (each
+                                 * entry malloc'ed with its text after it) */
     size_t n_paths, cap_paths;
     uint32_t *nulls; /* per scope: the unions init_nulls visits */
     size_t n_nulls, cap_nulls;
     struct wop *wops;                 /* make_wops(): per record and union */
     union kb_avw_slot *null_images;   /* per scope: the cells of a fresh value
                                        * with its nulls set (no pointers in them) */
-    const struct kb_avw_path **bound; /* kb_avw_plan_bind(): handles by id */
+    const struct kb_avw_path **bound; /* kb_avw_plan_bind(): handles by id,
+                                       * pointing into bound_store */
+    void *bound_store;                /* copies of the bound paths, one block */
     size_t n_bound;
 };
 
@@ -346,21 +359,35 @@ static uint64_t path_hash(uint32_t scope, const char *s, size_t len)
     return h ^ h >> 29;
 }
 
-static kb_err_t path_put(kb_avw_plan_t *p, const struct kb_avw_path *e)
+static size_t path_size(uint8_t n_steps)
+{
+    return sizeof(struct kb_avw_path) + n_steps * sizeof(((struct kb_avw_path *)0)->sw[0]);
+}
+
+static kb_err_t path_put(kb_avw_plan_t *p, const struct path_build *e)
 {
     size_t mask = p->cap_paths - 1;
     size_t len = strlen(e->text);
     for (size_t i = path_hash(e->scope, e->text, len) & mask;; i = (i + 1) & mask) {
-        struct kb_avw_path *b = &p->paths[i];
-        if (!b->text) {
+        struct kb_avw_path *b = p->paths[i];
+        if (!b) {
             for (uint8_t k = 0; k < e->n_steps; k++) {
                 const struct node *u = &p->nodes[e->steps[k]];
                 if (u->slot_end - u->slot - 1 > UINT16_MAX || u->n_kids >= UINT16_MAX)
                     return KB_ERR_SCHEMA; /* a union this wide is no event schema */
             }
-            *b = *e;
-            b->text = NULL; /* until the copy below */
-            b->len = len;
+            if (len > UINT32_MAX)
+                return KB_ERR_SCHEMA;
+            size_t hs = path_size(e->n_steps);
+            b = malloc(hs + len + 1);
+            if (!b)
+                return KB_ERR_NOMEM;
+            b->scope = e->scope;
+            b->n_steps = e->n_steps;
+            b->n_parent = e->n_parent;
+            b->field = e->field;
+            b->target = e->target;
+            b->len = (uint32_t)len;
             b->dotted = memchr(e->text, '.', len) != NULL;
             b->target_type = p->nodes[e->target].type;
             b->target_slot = p->nodes[e->target].slot;
@@ -370,10 +397,10 @@ static kb_err_t path_put(kb_avw_plan_t *p, const struct kb_avw_path *e)
                 b->sw[k].cells = (uint16_t)(u->slot_end - u->slot - 1);
                 b->sw[k].tag = (uint16_t)(u->write_branch + 1);
             }
-            b->text = malloc(len + 1);
-            if (!b->text)
-                return KB_ERR_NOMEM;
-            memcpy(b->text, e->text, len + 1);
+            char *text = (char *)b + hs;
+            memcpy(text, e->text, len + 1);
+            b->text = text;
+            p->paths[i] = b;
             p->n_paths++;
             return KB_OK;
         }
@@ -385,12 +412,12 @@ static kb_err_t path_put(kb_avw_plan_t *p, const struct kb_avw_path *e)
 /* Every path below @p field (reached through @p prefix with the unions in
  * @p e already switched). */
 static kb_err_t enumerate(kb_avw_plan_t *p, uint32_t scope, uint32_t field, char *prefix,
-                          size_t plen, struct kb_avw_path *e, size_t *count, int dry)
+                          size_t plen, struct path_build *e, size_t *count, int dry)
 {
     const struct node *nodes = p->nodes;
     uint8_t parent_steps = e->n_steps;
     uint32_t cur = field;
-    struct kb_avw_path here = *e;
+    struct path_build here = *e;
     if (nodes[cur].type == AVRO_UNION) {
         if (here.n_steps >= MAX_STEPS)
             return KB_ERR_SCHEMA;
@@ -536,7 +563,7 @@ kb_avw_plan_t *kb_avw_plan_new(const struct kb_schema *schema, char *errstr, siz
     char prefix[512];
     size_t count = 0;
     for (size_t s = 0; s < p->n_scopes && !err; s++) {
-        struct kb_avw_path none = {0};
+        struct path_build none = {0};
         prefix[0] = '\0';
         err = enumerate(p, (uint32_t)s, p->scopes[s].root, prefix, 0, &none, &count, 1);
     }
@@ -554,7 +581,7 @@ kb_avw_plan_t *kb_avw_plan_new(const struct kb_schema *schema, char *errstr, siz
             err = KB_ERR_NOMEM;
     }
     for (size_t s = 0; s < p->n_scopes && !err; s++) {
-        struct kb_avw_path none = {0};
+        struct path_build none = {0};
         prefix[0] = '\0';
         err = enumerate(p, (uint32_t)s, p->scopes[s].root, prefix, 0, &none, &count, 0);
     }
@@ -577,9 +604,10 @@ void kb_avw_plan_destroy(kb_avw_plan_t *p)
 {
     if (!p)
         return;
-    for (size_t i = 0; i < p->cap_paths; i++)
-        free(p->paths[i].text);
+    for (size_t i = 0; p->paths && i < p->cap_paths; i++) /* NULL: its calloc failed */
+        free(p->paths[i]);
     free(p->paths);
+    free(p->bound_store);
     free(p->nodes);
     free(p->kids);
     free(p->names);
@@ -598,8 +626,8 @@ static const struct kb_avw_path *path_get(const kb_avw_plan_t *p, uint32_t scope
     size_t len = strlen(s);
     size_t mask = p->cap_paths - 1;
     for (size_t i = path_hash(scope, s, len) & mask;; i = (i + 1) & mask) {
-        const struct kb_avw_path *b = &p->paths[i];
-        if (!b->text)
+        const struct kb_avw_path *b = p->paths[i];
+        if (!b)
             return NULL;
         if (b->len == len && b->scope == scope && !memcmp(b->text, s, len))
             return b;
@@ -682,14 +710,35 @@ kb_err_t kb_avw_plan_bind(kb_avw_plan_t *plan, const char *const *paths, const i
     const struct kb_avw_path **b = calloc(n ? n : 1, sizeof *b);
     if (!b)
         return KB_ERR_NOMEM;
+    size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t scope = 0;
         if (parents[i] >= 0)
             scope = (size_t)parents[i] < i ? kb_avw_item_scope(plan, b[parents[i]]) : UINT32_MAX;
         b[i] = kb_avw_path(plan, scope, paths[i]);
+        if (b[i])
+            total += (path_size(b[i]->n_steps) + 7) & ~(size_t)7;
+    }
+    /* the handles in bind order, one after the other: the fields a caller
+     * writes in a row share cache lines */
+    uint8_t *store = malloc(total ? total : 1);
+    if (!store) {
+        free(b);
+        return KB_ERR_NOMEM;
+    }
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!b[i])
+            continue;
+        size_t sz = path_size(b[i]->n_steps);
+        memcpy(store + at, b[i], sz);
+        b[i] = (const struct kb_avw_path *)(void *)(store + at);
+        at += (sz + 7) & ~(size_t)7;
     }
     free(plan->bound);
+    free(plan->bound_store);
     plan->bound = b;
+    plan->bound_store = store;
     plan->n_bound = n;
     return KB_OK;
 }
@@ -790,8 +839,17 @@ kb_err_t kb_avw_put_null(struct kb_avw_value *v, const kb_avw_path_t *e)
     uint32_t root = p->scopes[v->scope].root;
     if (e->field == NO_NODE || (!e->dotted && p->nodes[root].type != AVRO_RECORD))
         return KB_ERR_NOTFOUND;
-    for (uint8_t i = 0; i < e->n_parent; i++)
-        switch_branch(p, v->slots, e->steps[i], p->nodes[e->steps[i]].write_branch);
+    for (uint8_t i = 0; i < e->n_parent; i++) {
+        /* switch_branch() to write_branch, with the node's numbers taken
+         * from the path (as walk() does) */
+        union kb_avw_slot *u = &v->slots[e->sw[i].slot];
+        if (u->v.n == e->sw[i].tag)
+            continue;
+        uint16_t cells = e->sw[i].cells;
+        if (cells)
+            memset(u + 1, 0, cells * sizeof *u);
+        u->v.n = e->sw[i].tag;
+    }
     const struct node *f = &p->nodes[e->field];
     if (f->type != AVRO_UNION || f->null_branch < 0)
         return KB_ERR_SCHEMA;
@@ -1161,10 +1219,20 @@ static kb_err_t write_node(const kb_avw_plan_t *p, const union kb_avw_slot *slot
             count++;
         if (count) {
             put_long(o, (int64_t)count);
-            for (const struct item *it = s->a.head; it; it = it->next) {
-                kb_err_t err = write_node(p, it->slots, n->items, o, errstr, errstr_size);
-                if (err)
-                    return err;
+            const struct node *in = &p->nodes[n->items];
+            /* what write_node() would do per item, chosen once: arrays
+             * of strings (rubrieken) and of records (warnings, parents) */
+            if (in->type == AVRO_STRING) {
+                for (const struct item *it = s->a.head; it; it = it->next)
+                    put_bytes(o, it->slots[in->slot].v.s, (size_t)it->slots[in->slot].v.n);
+            } else {
+                for (const struct item *it = s->a.head; it; it = it->next) {
+                    kb_err_t err = in->type == AVRO_RECORD
+                                       ? write_record(p, it->slots, in, o, errstr, errstr_size)
+                                       : write_node(p, it->slots, n->items, o, errstr, errstr_size);
+                    if (err)
+                        return err;
+                }
             }
         }
         put_long(o, 0);

@@ -115,8 +115,10 @@ const kb_avw_path_t *kb_avw_path(const kb_avw_plan_t *plan, uint32_t scope, cons
  * Resolve @p n paths once and keep their handles in @p plan, for
  * kb_avw_bound(plan, i): path i is in the record when parents[i] is -1,
  * else in the items of the array path parents[i] (< i) names. A path the
- * schema lacks gets a NULL handle. Call before the plan is shared.
- * KB_ERR_NOMEM.
+ * schema lacks gets a NULL handle. The handles are copies of kb_avw_path()'s,
+ * kept one after the other in bind order (the fields a caller writes in a
+ * row share cache lines): they act alike, but are other pointers. Call
+ * before the plan is shared. KB_ERR_NOMEM.
  */
 kb_err_t kb_avw_plan_bind(kb_avw_plan_t *plan, const char *const *paths, const int *parents,
                           size_t n);

@@ -33,7 +33,7 @@
 #define MAX_PLANS 64         /* schemas (versions) one cache compiles */
 #define MAX_TYPES     32         /* event types whose latest schema it remembers */
 #define HMAC_BLOCK 64        /* SHA-256 block size */
-#define DERIVE_INLINE 4         /* events of one message before a malloc */
+#define DERIVE_INLINE 4         /* value offsets of one message before a malloc */
 #define OUT_INLINE    4096      /* their values' bytes before a malloc */
 
 /* ---- the fields written: resolved once per plan (kb_avw_plan_bind) ----
@@ -261,16 +261,24 @@ static kb_err_t cache_pseudonym(kb_gba_cache_t *c, const uint8_t *key, size_t ke
     return KB_OK;
 }
 
+/* Two hex digits per byte value, in memory order: "000102...feff". */
+static const char HEX_PAIRS[513] =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+
 /* SHA-256 of @p len bytes as 64 hex digits (kb_sha256_hex). */
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
-    static const char digits[] = "0123456789abcdef";
     uint8_t md[KB_HMAC_LEN];
     kb__sha256(data, len, md);
-    for (unsigned int i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
+    for (unsigned int i = 0; i < 32; i++)
+        memcpy(out + 2 * i, HEX_PAIRS + 2 * md[i], 2);
     out[64] = '\0';
 }
 
@@ -286,7 +294,8 @@ static const char *el(const struct kb_lo3_message *msg, size_t cat, uint16_t num
     const struct kb_lo3_element *e = kb_lo3_element(msg, cat, nummer);
     if (!e || e->len == 0)
         return NULL;
-    if (kb_t61_plain(e->value, e->len)) {
+    if ((e->len <= 8 && kb_lo3_readable8(msg, e) && kb_t61_plain_upto8(e->value, e->len)) ||
+        kb_t61_plain(e->value, e->len)) {
         *out_len = e->len;
         return (const char *)e->value;
     }
@@ -476,7 +485,7 @@ static kb_err_t rub_add_cat(struct rubrieken *r, const struct kb_lo3_message *ms
 }
 
 /* What every derivation of one message shares. */
-struct derive {
+struct derive { /* kb_gba_events() sets every field: add one there too */
     const struct kb_gba_ctx *ctx;
     kb_gba_cache_t *cache;                  /* ctx->cache, or one for this call */
     struct kb_avw_arena *arena;             /* the values of this message */
@@ -484,11 +493,15 @@ struct derive {
     const char *sha;                        /* hex SHA-256 of the raw bytes */
     int64_t received_ms;
     char time[40];                          /* received_ms as ce_time */
-    const char *dataref;
+    const char *dataref;                    /* never NULL ("" for none) */
+    size_t source_len, dataref_len;         /* strlen of ctx->source and dataref */
     const struct kb_lo3_findings *findings; /* warnings travel on every event */
-    struct kb_ingress_event *evs;           /* the events so far: ev_inline or malloc'ed */
-    size_t n, cap;
-    size_t *value_at;      /* where each event's value starts in out */
+    struct kb_ingress_event *evs;           /* the events so far (malloc'ed: they are
+                                             * handed over as they are), NULL at first */
+    size_t n, cap;                          /* events, and room for them in evs */
+    size_t *value_at;      /* where each event's value starts in out: at_inline
+                            * or malloc'ed (at_cap > DERIVE_INLINE) */
+    size_t at_cap;
     struct kb_avw_buf out; /* every value, one after the other */
     char *errstr;
     size_t errstr_size;
@@ -595,27 +608,44 @@ static kb_err_t put_provenance(const struct derive *d, struct kb_avw_value *v,
     return err;
 }
 
-/* Twice the room for events (they start in kb_gba_events' inline arrays). */
+/* Room for one more event: the events double in their malloc'ed block
+ * (the first one alone fits malloc's per-thread cache), new entries zeroed
+ * there once, so emit() writes into cleared memory. */
 static int derive_grow(struct derive *d)
 {
-    size_t nc = d->cap * 2;
-    struct kb_ingress_event *e = malloc(nc * sizeof *e);
-    size_t *at = malloc(nc * sizeof *at);
-    if (!e || !at) {
-        free(e);
-        free(at);
-        return -1;
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? d->cap * 2 : 1;
+        struct kb_ingress_event *e = realloc(d->evs, nc * sizeof *e);
+        if (!e)
+            return -1;
+        /* a size the compiler does not know: the library's vector memset,
+         * not an inline string store, which is slow for a kilobyte */
+        memset(e + d->cap, 0, (nc - d->cap) * sizeof *e);
+        d->evs = e;
+        d->cap = nc;
     }
-    memcpy(e, d->evs, d->n * sizeof *e);
-    memcpy(at, d->value_at, d->n * sizeof *at);
-    if (d->cap > DERIVE_INLINE) {
-        free(d->evs);
-        free(d->value_at);
+    if (d->n == d->at_cap) {
+        size_t nc = d->at_cap * 2;
+        size_t *at = malloc(nc * sizeof *at);
+        if (!at)
+            return -1;
+        memcpy(at, d->value_at, d->n * sizeof *at);
+        if (d->at_cap > DERIVE_INLINE)
+            free(d->value_at);
+        d->value_at = at;
+        d->at_cap = nc;
     }
-    d->evs = e;
-    d->value_at = at;
-    d->cap = nc;
     return 0;
+}
+
+/* snprintf(dst, size, "%s", src) for @p n = strlen(src), without the
+ * formatting machinery. */
+static void copy_strn(char *dst, size_t size, const char *src, size_t n)
+{
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 /* snprintf(dst, size, "%s", src) without the formatting machinery. */
@@ -634,10 +664,9 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
 {
     const struct kb_gba_ctx *ctx = d->ctx;
     size_t index = d->n;
-    if (d->n == d->cap && derive_grow(d))
+    if ((d->n == d->cap || d->n == d->at_cap) && derive_grow(d))
         return KB_ERR_NOMEM;
-    struct kb_ingress_event *ev = &d->evs[d->n];
-    memset(ev, 0, sizeof *ev);
+    struct kb_ingress_event *ev = &d->evs[d->n]; /* zeroed by derive_grow() */
     size_t at = d->out.len;
     kb_err_t err = kb_avw_encode_append(v, schema->id, &d->out, d->errstr, d->errstr_size);
     if (err)
@@ -648,7 +677,7 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
      * among the message's events: stable across re-reads, unique otherwise.
      * "%s|%s|%s|%zu", built by hand. */
     char name[512];
-    size_t sl = strlen(ctx->source), tl = strlen(schema->type), nlen = 0;
+    size_t sl = d->source_len, tl = strlen(schema->type), nlen = 0;
     char idx[24];
     size_t il = 0;
     for (size_t x = index;; x /= 10) {
@@ -676,10 +705,10 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
         nlen = n < 0 ? 0 : (size_t)n < sizeof name ? (size_t)n : sizeof name - 1;
     }
     kb_event_uuid5(name, nlen, ev->attrs.id);
-    copy_str(ev->attrs.source, sizeof ev->attrs.source, ctx->source);
-    copy_str(ev->attrs.type, sizeof ev->attrs.type, schema->type);
+    copy_strn(ev->attrs.source, sizeof ev->attrs.source, ctx->source, sl);
+    copy_strn(ev->attrs.type, sizeof ev->attrs.type, schema->type, tl);
     memcpy(ev->attrs.time, d->time, sizeof ev->attrs.time);
-    copy_str(ev->attrs.dataref, sizeof ev->attrs.dataref, d->dataref ? d->dataref : "");
+    copy_strn(ev->attrs.dataref, sizeof ev->attrs.dataref, d->dataref, d->dataref_len);
     kb_event_traceparent(ev->attrs.id, ev->attrs.traceparent);
     ev->attrs.schema_id = schema->id;
     /* one message's events mostly share their subject: compute it once */
@@ -1307,25 +1336,33 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     }
     struct kb_avw_arena arena; /* on the stack: no malloc for most messages */
     kb_avw_arena_init(&arena);
-    struct kb_ingress_event ev_inline[DERIVE_INLINE];
     size_t at_inline[DERIVE_INLINE];
     uint8_t out_inline[OUT_INLINE];
-    struct derive d = {.ctx = ctx,
-                       .cache = cache,
-                       .arena = &arena,
-                       .msg = msg,
-                       .sha = sha,
-                       .received_ms = received_ms,
-                       .dataref = dataref,
-                       .findings = &findings,
-                       .evs = ev_inline,
-                       .cap = DERIVE_INLINE,
-                       .value_at = at_inline,
-                       .out = {out_inline, 0, sizeof out_inline, 0},
-                       .errstr = errstr,
-                       .errstr_size = errstr_size,
-                       .hdr_anummer = kb_lo3_header(msg, "aNummer"),
-                       .hdr_datumtijd = kb_lo3_header(msg, "datumTijd")};
+    /* set field by field: an initializer would clear all of it, some 400
+     * bytes, with a string store that costs more than the rest of this */
+    struct derive d;
+    d.ctx = ctx;
+    d.cache = cache;
+    d.arena = &arena;
+    d.msg = msg;
+    d.sha = sha;
+    d.received_ms = received_ms;
+    memset(d.time, 0, sizeof d.time);
+    d.dataref = dataref ? dataref : "";
+    d.source_len = strlen(ctx->source);
+    d.dataref_len = dataref ? strlen(dataref) : 0;
+    d.findings = &findings;
+    d.evs = NULL;
+    d.n = 0;
+    d.cap = 0;
+    d.value_at = at_inline;
+    d.at_cap = DERIVE_INLINE;
+    d.out = (struct kb_avw_buf){out_inline, 0, sizeof out_inline, 0};
+    d.errstr = errstr;
+    d.errstr_size = errstr_size;
+    d.hdr_anummer = kb_lo3_header(msg, "aNummer");
+    d.hdr_datumtijd = kb_lo3_header(msg, "datumTijd");
+    d.last_domain[0] = d.last_id[0] = d.last_subject[0] = '\0'; /* no pseudonym yet */
     kb_event_time(received_ms, d.time);
     memcpy(d.bron, "sha256:", 7);
     memcpy(d.bron + 7, sha, 65);
@@ -1341,25 +1378,28 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     kb_lo3_findings_fini(&findings);
     kb_gba_cache_destroy(own);
     if (!err && d.n) {
-        /* One block: the events, then every value (kb_gba_events_free). */
-        uint8_t *block = malloc(d.n * sizeof *d.evs + d.out.len);
-        if (block) {
-            struct kb_ingress_event *out = (struct kb_ingress_event *)(void *)block;
-            uint8_t *values = block + d.n * sizeof *d.evs;
-            memcpy(out, d.evs, d.n * sizeof *d.evs);
-            memcpy(values, d.out.data, d.out.len);
+        /* The events in their block as made (emit), their values one
+         * after the other in a second (kb_gba_events_free() finds it at
+         * the first value): one event's block is just small enough for
+         * malloc's per-thread cache, a block holding the values too was
+         * not. */
+        uint8_t *values = d.out.heap ? d.out.data : malloc(d.out.len);
+        if (values) {
+            if (!d.out.heap)
+                memcpy(values, d.out.data, d.out.len);
+            d.out.heap = 0; /* handed over to the events */
             for (size_t i = 0; i < d.n; i++)
-                out[i].value = values + d.value_at[i];
-            *evs = out;
+                d.evs[i].value = values + d.value_at[i];
+            *evs = d.evs;
             *n = d.n;
+            d.evs = NULL;
         } else {
             err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory for events");
         }
     }
-    if (d.cap > DERIVE_INLINE) {
-        free(d.evs);
+    free(d.evs); /* NULL once handed over */
+    if (d.at_cap > DERIVE_INLINE)
         free(d.value_at);
-    }
     if (d.out.heap)
         free(d.out.data);
     return err;
@@ -1367,6 +1407,8 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
 
 void kb_gba_events_free(struct kb_ingress_event *evs, size_t n)
 {
-    (void)n; /* the values live in the events' block */
+    /* the values are one block, starting at the first (kb_gba_events) */
+    if (evs && n)
+        free(evs[0].value);
     free(evs);
 }

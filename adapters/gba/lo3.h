@@ -57,7 +57,19 @@ struct kb_lo3_message {
     size_t n_categories;
     struct kb_lo3_element *elements;    /* owned; n_elements entries */
     size_t n_elements;
+    const uint8_t *buf;   /* the bytes kb_lo3_parse() read (every value lies
+                           * in them), NULL for a message built in memory */
+    size_t buf_len;
 };
+
+/** 1 when the 8 bytes from element @p e's value on lie in the buffer
+ *  @p msg was parsed from, so a word may be read there whatever e->len. */
+static inline int kb_lo3_readable8(const struct kb_lo3_message *msg,
+                                   const struct kb_lo3_element *e)
+{
+    uintptr_t at = (uintptr_t)e->value - (uintptr_t)msg->buf;
+    return msg->buf && msg->buf_len >= 8 && at <= msg->buf_len - 8;
+}
 
 /**
  * Parse one LO3 message of @p len bytes. Values in @p msg point into @p buf,
@@ -69,7 +81,8 @@ struct kb_lo3_message {
 kb_err_t kb_lo3_parse(const uint8_t *buf, size_t len, struct kb_lo3_message *msg, char *errstr,
                       size_t errstr_size);
 
-/** Free what kb_lo3_parse() allocated. Safe on a zeroed or failed message. */
+/** Free what kb_lo3_parse() allocated and leave @p msg empty (counts 0,
+ *  pointers NULL). Safe on a zeroed or failed message. */
 void kb_lo3_message_fini(struct kb_lo3_message *msg);
 
 /** Header field @p name, or NULL when this message kind has none. */

@@ -317,8 +317,11 @@ static const uint8_t cls[256] = {
 
 int kb_t61_plain(const uint8_t *in, size_t len)
 {
+    size_t i = 0;
+    while (i + 8 <= len && kb_t61_plain8(in + i))
+        i += 8;
     unsigned all = 1;
-    for (size_t i = 0; i < len; i++)
+    for (; i < len; i++)
         all &= cls[in[i]] == 1;
     return (int)all;
 }
@@ -326,6 +329,10 @@ int kb_t61_plain(const uint8_t *in, size_t len)
 kb_err_t kb_t61_check(const uint8_t *in, size_t len, size_t *bad_offset)
 {
     for (size_t i = 0; i < len; i++) {
+        if (i + 8 <= len && kb_t61_plain8(in + i)) {
+            i += 7; /* eight bytes of class 1 */
+            continue;
+        }
         unsigned c = cls[in[i]];
         if (c == 1 || c == 2)
             continue;

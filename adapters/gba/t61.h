@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ketenbus/err.h"
 
@@ -29,6 +30,51 @@ kb_err_t kb_t61_to_utf8(const uint8_t *in, size_t len, char *out, size_t out_siz
  * as they are. 0 otherwise (the bytes may still be valid Teletex).
  */
 int kb_t61_plain(const uint8_t *in, size_t len);
+
+/**
+ * 1 when each of the 8 bytes at @p in is a space, in 0x25-0x5B (digits,
+ * capitals, most punctuation) or in 0x61-0x7A (small letters): a subset of
+ * what kb_t61_plain() accepts that nearly every element value keeps to,
+ * tested in one word. 0 says nothing (ask kb_t61_plain()). Each sum below
+ * stays within its byte, as all bytes are < 0x80 once the high bits are
+ * known clear, so no carry crosses into the next.
+ */
+static inline int kb_t61_plain8(const uint8_t *in)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t x;
+    memcpy(&x, in, 8);
+    if (x & high)
+        return 0;
+    uint64_t in_a = (x + (0x80 - 0x25) * ones) & ~(x + (0x7F - 0x5B) * ones); /* 25-5B */
+    uint64_t in_b = (x + (0x80 - 0x61) * ones) & ~(x + (0x7F - 0x7A) * ones); /* 61-7A */
+    uint64_t t = x ^ (0x20 * ones);
+    uint64_t space = ~(((t & ~high) + ~high) | t); /* high bit: the byte was 0x20 */
+    return ((in_a | in_b | space) & high) == high;
+}
+
+/**
+ * kb_t61_plain8() for the first @p len (1 to 8) bytes at @p in, when all 8
+ * bytes there may be read (the caller knows the buffer goes on): the bytes
+ * past @p len count as plain. 1 means kb_t61_plain(in, len) is 1; 0 says
+ * nothing. The short values of a message (codes, dates, first names) are
+ * tested without a loop.
+ */
+static inline int kb_t61_plain_upto8(const uint8_t *in, size_t len)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t x, keep = len >= 8 ? ~0ull : (1ull << (8 * len)) - 1;
+    uint8_t w[8];
+    memcpy(&x, in, 8);
+    x = (x & keep) | (0x6161616161616161ull & ~keep); /* 'a' past the value */
+    memcpy(w, &x, 8);
+    return kb_t61_plain8(w);
+#else
+    (void)in;
+    (void)len;
+    return 0;
+#endif
+}
 
 /**
  * Whether @p len bytes are valid Teletex, without converting them: KB_OK,

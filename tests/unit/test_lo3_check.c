@@ -4,13 +4,20 @@
  * which findings come out (rubriek, offset, rule) and which of them reject.
  * Offsets are counted by hand: "00000000Gv01" + aNummer = 22 bytes, body
  * length 5, category header 5, so the first element starts at offset 32.
+ * Then the word-at-a-time paths (short values read as one 8-byte word
+ * where the parsed buffer goes on): every fixture and thousands of
+ * mutants give the same findings through them as through the byte loops
+ * a message built in memory takes, and kb_t61_plain_upto8() never says
+ * "plain" where kb_t61_plain() would not.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gba/lo3.h"
 #include "gba/lo3_check.h"
+#include "gba/t61.h"
 #include "kb_test.h"
 
 struct want {
@@ -50,6 +57,127 @@ static void run(const char *cat, const char *elements, const struct want *w, siz
     CHECK_INT(f.n_reject, rejects);
     kb_lo3_findings_fini(&f);
     kb_lo3_message_fini(&m);
+}
+
+/* The findings of @p buf as parsed (fast paths: the parser's buffer) and
+ * of a copy of the message whose values each live in a malloc'ed block of
+ * their exact size, with no buffer known (byte loops): the same, item for
+ * item. Returns 1 when the message parsed. */
+static int same_both_ways(const uint8_t *buf, size_t len)
+{
+    struct kb_lo3_message m;
+    char err[256];
+    if (kb_lo3_parse(buf, len, &m, err, sizeof err))
+        return 0;
+    struct kb_lo3_message copy = m;
+    struct kb_lo3_element *els = calloc(m.n_elements ? m.n_elements : 1, sizeof *els);
+    uint8_t **vals = calloc(m.n_elements ? m.n_elements : 1, sizeof *vals);
+    CHECK(els != NULL && vals != NULL);
+    if (!els || !vals) {
+        free(els);
+        free(vals);
+        kb_lo3_message_fini(&m);
+        return 1;
+    }
+    for (size_t i = 0; i < m.n_elements; i++) {
+        els[i] = m.elements[i];
+        vals[i] = malloc(m.elements[i].len ? m.elements[i].len : 1);
+        if (vals[i] && m.elements[i].len)
+            memcpy(vals[i], m.elements[i].value, m.elements[i].len);
+        els[i].value = vals[i];
+    }
+    copy.elements = els;
+    copy.buf = NULL;
+    copy.buf_len = 0;
+    struct kb_lo3_findings a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    CHECK_INT(kb_lo3_check(&m, &a), KB_OK);
+    CHECK_INT(kb_lo3_check(&copy, &b), KB_OK);
+    CHECK_INT(a.n, b.n);
+    CHECK_INT(a.n_reject, b.n_reject);
+    for (size_t i = 0; i < a.n && i < b.n; i++) {
+        CHECK_STR(a.items[i].rubriek, b.items[i].rubriek);
+        CHECK_STR(a.items[i].rule, b.items[i].rule);
+        CHECK_INT(a.items[i].offset, b.items[i].offset);
+        CHECK_INT(a.items[i].reject, b.items[i].reject);
+    }
+    kb_lo3_findings_fini(&a);
+    kb_lo3_findings_fini(&b);
+    for (size_t i = 0; i < m.n_elements; i++)
+        free(vals[i]);
+    free(vals);
+    free(els);
+    kb_lo3_message_fini(&m);
+    return 1;
+}
+
+/* Every fixture, and mutants of each with a value byte replaced (the
+ * bytes that decide plain / Teletex / digits), both ways. */
+static void fast_paths_agree(void)
+{
+    static const char *const dirs[] = {"tests/fixtures/gba", "tests/fixtures/gba/events",
+                                       "tests/fixtures/gba/kinds"};
+    static const uint8_t bytes[] = {'0', '9', 'a', 'Z', ' ', '!', ']', '|', '#', '$', 0x0a,
+                                    0x7f, 0xa4, 0xc1, 0xc8, 0xc9, 0xe1, 0xff, 0x00, '.'};
+    const char *src = getenv("KB_SOURCE_DIR");
+    size_t files = 0, parsed = 0;
+    uint64_t s = 12345;
+    for (size_t d = 0; d < sizeof dirs / sizeof dirs[0]; d++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", src ? src : ".", dirs[d]);
+        DIR *dir = opendir(path);
+        CHECK(dir != NULL);
+        struct dirent *de;
+        while (dir && (de = readdir(dir))) {
+            size_t nl = strlen(de->d_name);
+            if (nl < 4 || strcmp(de->d_name + nl - 4, ".lo3"))
+                continue;
+            char file[2048];
+            snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+            FILE *f = fopen(file, "rb");
+            if (!f)
+                continue;
+            uint8_t buf[8192];
+            size_t len = fread(buf, 1, sizeof buf, f);
+            fclose(f);
+            files++;
+            parsed += (size_t)same_both_ways(buf, len);
+            for (int r = 0; r < 200 && len > 32; r++) {
+                uint8_t m[8192];
+                memcpy(m, buf, len);
+                s = s * 6364136223846793005ull + 1442695040888963407ull;
+                size_t at = 32 + (size_t)(s >> 33) % (len - 32);
+                m[at] = bytes[(s >> 20) % sizeof bytes];
+                parsed += (size_t)same_both_ways(m, len);
+            }
+        }
+        if (dir)
+            closedir(dir);
+    }
+    CHECK(files >= 80);
+    CHECK(parsed >= 1000);
+    printf("%zu fixtures, %zu parsed messages and mutants checked both ways\n", files, parsed);
+
+    /* kb_t61_plain_upto8: for every byte value at every place of a value of
+     * 1 to 8 bytes (and beyond it), "plain" only where kb_t61_plain agrees,
+     * and always for letters, digits and spaces */
+    size_t wrong = 0, fast = 0;
+    for (size_t len = 1; len <= 8; len++)
+        for (size_t at = 0; at < 8; at++)
+            for (unsigned v = 0; v < 256; v++) {
+                uint8_t w[8];
+                memset(w, 'k', sizeof w);
+                w[at] = (uint8_t)v;
+                int f = kb_t61_plain_upto8(w, len);
+                fast += (size_t)f;
+                int simple = v == ' ' || (v >= '0' && v <= '9') || (v >= 'A' && v <= 'Z') ||
+                             (v >= 'a' && v <= 'z');
+                if ((f && !kb_t61_plain(w, len)) || (!f && (at >= len || simple)))
+                    wrong++;
+            }
+    CHECK_INT(wrong, 0);
+    CHECK(fast > 0);
 }
 
 int main(void)
@@ -102,5 +230,6 @@ int main(void)
     char buf[128];
     kb_lo3_finding_str(&f, buf, sizeof buf);
     CHECK_STR(buf, "offset 76: 01.01.20 is not a valid BSN (11-proef)");
+    fast_paths_agree();
     KB_TEST_DONE();
 }

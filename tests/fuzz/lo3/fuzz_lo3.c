@@ -2,14 +2,18 @@
 /*
  * fuzz_lo3.c - libFuzzer target for the LO3 parser: any bytes must parse or
  * fail cleanly; on success every slice must lie inside the input, the
- * categories must tile the elements, and every element value that is valid
- * Teletex must survive the round trip through UTF-8 unchanged.
+ * categories must tile the elements, every element's number and length
+ * must be the digits at its offset, and every element value that is valid
+ * Teletex must survive the round trip through UTF-8 unchanged. The
+ * element checks must find the same through their word-at-a-time paths
+ * (the parsed buffer) as through the byte loops (the values copied out).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lo3.h"
+#include "lo3_check.h"
 #include "t61.h"
 
 /* A slice must lie inside the fuzz input. */
@@ -37,6 +41,55 @@ static void round_trip(const uint8_t *v, size_t len)
         abort();
     if (m != len || memcmp(back, v, len) != 0)
         abort();
+}
+
+/* The number of @p n ASCII digits at @p p (they were checked by the parser). */
+static size_t number_at(const uint8_t *p, size_t n)
+{
+    size_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            abort();
+        v = v * 10 + (size_t)(p[i] - '0');
+    }
+    return v;
+}
+
+/* kb_lo3_check() of @p msg and of a copy whose values each live in their
+ * own exact-size block, with no buffer known: the same findings. */
+static void same_checks(const struct kb_lo3_message *msg)
+{
+    struct kb_lo3_message copy = *msg;
+    struct kb_lo3_element *els = malloc((msg->n_elements + 1) * sizeof *els);
+    if (!els)
+        return;
+    for (size_t i = 0; i < msg->n_elements; i++) {
+        els[i] = msg->elements[i];
+        uint8_t *v = malloc(els[i].len + 1);
+        if (v && els[i].len)
+            memcpy(v, msg->elements[i].value, els[i].len);
+        els[i].value = v;
+    }
+    copy.elements = els;
+    copy.buf = NULL;
+    copy.buf_len = 0;
+    struct kb_lo3_findings a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    if (kb_lo3_check(msg, &a) == KB_OK && kb_lo3_check(&copy, &b) == KB_OK) {
+        if (a.n != b.n || a.n_reject != b.n_reject)
+            abort();
+        for (size_t i = 0; i < a.n; i++)
+            if (strcmp(a.items[i].rubriek, b.items[i].rubriek) ||
+                strcmp(a.items[i].rule, b.items[i].rule) ||
+                a.items[i].offset != b.items[i].offset || a.items[i].reject != b.items[i].reject)
+                abort();
+    }
+    kb_lo3_findings_fini(&a);
+    kb_lo3_findings_fini(&b);
+    for (size_t i = 0; i < msg->n_elements; i++)
+        free((void *)els[i].value);
+    free(els);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,6 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_slice(data, size, el->value, el->len);
             if (el->len > 999 || el->nummer > 9999 || el->offset + 7 + el->len > size)
                 abort();
+            if (number_at(data + el->offset, 4) != el->nummer ||
+                number_at(data + el->offset + 4, 3) != el->len ||
+                el->value != data + el->offset + 7)
+                abort();
             if (kb_lo3_element(&msg, c, el->nummer) == NULL)
                 abort();
             round_trip(el->value, el->len);
@@ -84,6 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (next != msg.n_elements)
         abort();
+    same_checks(&msg);
     kb_lo3_message_fini(&msg);
     return 0;
 }
