@@ -230,6 +230,16 @@ check "conservation: input messages ($IN_MESSAGES) = audit records (${V_RECS:-?}
 
 # Router exits other than our kill -9 (137) and the final stop (0).
 EXITS=$(cat "$WORK"/router-*.exits 2>/dev/null | grep -vcxE '0|137' || true)
+if ((EXITS)); then
+  # Say why, before the work folder goes: exit codes and each distinct
+  # reason a router gave for stopping or not starting (timestamps cut).
+  for i in a b; do
+    echo "     router $i exit codes: $(tr '\n' ' ' <"$WORK/router-$i.exits" 2>/dev/null)"
+  done
+  grep -hE 'msg="router stops"|msg="audit chain cannot be resumed|msg="transaction failed"|^error:' \
+    "$WORK"/router-*.log 2>/dev/null | sed -E 's/^ts=[^ ]+ //; s/pid [0-9]+/pid N/' |
+    sort | uniq -c | sort -rn | head -10 | sed 's/^/     /'
+fi
 DELIVERED=$(( $(wc -l <"$WORK/alle.ids") + $(wc -l <"$WORK/eind-a.ids") + $(wc -l <"$WORK/svb.ids") ))
 finish_rc=0
 finish || finish_rc=$?
