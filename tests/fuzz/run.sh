@@ -110,7 +110,11 @@ for s in "${specs[@]}"; do
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)
     execs=${execs:-0}
     total=$((total + execs))
-    crash=$(find "$work/artifacts" -type f | head -1)
+    # slow-unit-* are notes, not failures (a unit over 10 s is a timeout-*,
+    # and exits non-zero); a paused fuzzer (SIGSTOP) leaves one behind.
+    crash=$(find "$work/artifacts" -type f ! -name 'slow-unit-*' | head -1)
+    slow=$(find "$work/artifacts" -type f -name 'slow-unit-*' | wc -l)
+    [ "$slow" -gt 0 ] && echo "   fuzz-$t: $slow slow unit(s) noted in $work/artifacts" >&2
     if [ $rc -ne 0 ] || [ -n "$crash" ]; then
         failed=1
         echo "!! fuzz-$t FAILED (exit $rc): ${crash:-no artifact}; log $work/log" >&2
