@@ -96,6 +96,7 @@ struct inflight {
     rd_kafka_consumer_group_metadata_t *cgmd;
     rd_kafka_error_t *result;    /* set by the thread: NULL = committed */
     int64_t commit_ms;           /* set by the thread: how long send_offsets+commit took */
+    atomic_int settled;          /* set by the thread last: result and commit_ms are final */
     rd_kafka_message_t **msgs;   /* the batch, kept for a rewind; owned */
     size_t n;
     size_t n_ids;                /* its ids: the first n_ids of batch_ids */
@@ -1102,6 +1103,7 @@ static void *committer_main(void *arg)
         e = rd_kafka_commit_transaction(f->producer, 60000);
     f->result = e;
     f->commit_ms = now_ms() - t0;
+    atomic_store(&f->settled, 1);
     return NULL;
 }
 
@@ -1251,6 +1253,7 @@ static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
     f->offs = batch_offsets(*batch, n);
     f->cgmd = rd_kafka_consumer_group_metadata(r->consumer);
     f->result = NULL;
+    atomic_store(&f->settled, 0);
     f->n_ids = r->n_batch_ids;
     rd_kafka_message_t **spare = f->msgs;
     f->msgs = *batch;
@@ -1288,6 +1291,16 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
             if (left <= 0)
                 break;
             int wait = n ? (int)left : (int)(left < 100 ? left : 100);
+            /* Group commit: once nothing is in flight (or it has just
+             * committed), the batch need not wait for its timer. Take what
+             * the local queue holds and go, so that an event waits about
+             * one commit, not the timer and then a commit. While a commit
+             * runs, look every 5 ms whether it ended. */
+            int early = n && (!r->inflight.active || atomic_load(&r->inflight.settled));
+            if (early)
+                wait = 0;
+            else if (r->inflight.active && wait > 5)
+                wait = 5;
             rd_kafka_message_t *m = rd_kafka_consumer_poll(r->consumer, wait);
             if (r->rebalances != epoch) {
                 /* A rebalance ran inside that poll (and settled the
@@ -1303,8 +1316,11 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
                 n = 0;
                 epoch = r->rebalances;
             }
-            if (!m)
+            if (!m) {
+                if (early)
+                    break;
                 continue;
+            }
             if (!n)
                 deadline = now_ms() + r->opts.batch_ms;
             batch[n++] = m;
