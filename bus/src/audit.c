@@ -402,7 +402,8 @@ struct tail {
     int cp_seen;
 };
 
-/* Read [from, end of committed data) of the chain's audit partition. */
+/* Read the committed records of [from, stop_at) of the chain's audit
+ * partition (stop_at < 0: up to its end). */
 static kb_err_t scan_tail(kb_audit_t *a, const struct chain *c, int64_t from, int64_t stop_at,
                           struct tail *t, char *errstr, size_t errstr_size)
 {
@@ -494,7 +495,13 @@ kb_err_t kb_audit_resume(kb_audit_t *a, const char *topic, int32_t partition,
                               a->topic, rd_kafka_err2str(rerr));
         struct tail t;
         memset(&t, 0, sizeof t);
-        int64_t window = 4096, end = -1, from = hi;
+        /* The first window ends at the high watermark of now, not at the
+         * partition's end: chains of other input partitions may share this
+         * audit partition, and while their owner keeps committing, a
+         * read_committed consumer never sees the end (every fetch brings
+         * new records) and the scan timed out. Records of this chain are
+         * all below it: its previous owner settled before we got it. */
+        int64_t window = 4096, end = hi, from = hi;
         while (!t.found && from > lo) {
             from = hi - window > lo ? hi - window : lo;
             kb_err_t err = scan_tail(a, c, from, end, &t, errstr, errstr_size);
