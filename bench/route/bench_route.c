@@ -162,24 +162,49 @@ static int fake_field(void *opaque, const char *path, char *buf, size_t cap)
 
 #define N_EVENTS 4096
 
+/*
+ * One event as it reaches the matcher in the router: the router reads ce_type
+ * and ce_source from the Kafka headers into a kb_event_attrs on its stack
+ * right before it matches, so the attributes are hot. The pool therefore
+ * keeps only what varies (about 80 bytes an event) and each event is copied
+ * into one reused kb_event_attrs, as the router's header decoding does; a
+ * pool of 4,096 whole kb_event_attrs (1 KB each) would time cache misses on
+ * the pool, not on the index. The copy is timed alone too and subtracted.
+ */
 struct match_event {
-    struct kb_event_attrs attrs;
+    const char *type;
+    char source[64];
     struct fake_payload payload;
 };
 
-/* Nanoseconds per event and mean matches per event for one subscription count. */
-static int match_cost(const char *dir, size_t n_subs, struct match_event *evs, double seconds,
-                      double *ns_per_event, double *hits_per_event)
+/* What the index of one subscription count needs for timing. */
+struct match_set {
+    size_t n_subs;
+    struct kb_subs subs;
+    kb_matcher_t *m;
+    struct match_event *evs;
+    double best_ns;             /* least ns per event over all slices (matching + copy) */
+    double hits_per_event;
+};
+
+static void fill_attrs(struct kb_event_attrs *a, const struct match_event *e)
 {
+    size_t lt = strlen(e->type) + 1, ls = strlen(e->source) + 1;
+    memcpy(a->type, e->type, lt);
+    memcpy(a->source, e->source, ls);
+}
+
+static int match_set_init(struct match_set *s, const char *dir, size_t n_subs)
+{
+    s->n_subs = n_subs;
+    s->evs = calloc(N_EVENTS, sizeof *s->evs);
+    if (!s->evs)
+        return -1;
     /* Events draw their values from the same spaces as the subscriptions. */
     for (size_t i = 0; i < N_EVENTS; i++) {
-        struct match_event *e = &evs[i];
-        memset(e, 0, sizeof *e);
-        snprintf(e->attrs.id, sizeof e->attrs.id, "00000000-0000-5000-8000-%012zu", i);
-        snprintf(e->attrs.type, sizeof e->attrs.type, "%s", pick_type());
-        value_source(rnd() % n_subs, e->attrs.source, sizeof e->attrs.source);
-        kb_event_time(bench_wall_ms(), e->attrs.time);
-        snprintf(e->attrs.subject, sizeof e->attrs.subject, "%032zx", i);
+        struct match_event *e = &s->evs[i];
+        e->type = pick_type();
+        value_source(rnd() % n_subs, e->source, sizeof e->source);
         value_code(rnd() % n_subs, e->payload.gemeente);
         snprintf(e->payload.geboortedatum, sizeof e->payload.geboortedatum, "2024%02d%02d",
                  (int)(rnd() % 12) + 1, (int)(rnd() % 28) + 1);
@@ -188,52 +213,96 @@ static int match_cost(const char *dir, size_t n_subs, struct match_event *evs, d
     snprintf(path, sizeof path, "%s/match-%zu.yaml", dir, n_subs);
     if (write_match_subs(path, n_subs))
         return -1;
-    struct kb_subs subs = {0};
-    if (kb_subs_load(path, NULL, 0, &subs, errstr, sizeof errstr)) {
+    if (kb_subs_load(path, NULL, 0, &s->subs, errstr, sizeof errstr)) {
         fprintf(stderr, "bench-route: %s\n", errstr);
         return -1;
     }
-    kb_matcher_t *m = kb_matcher_new(&subs);
-    if (!m) {
-        kb_subs_fini(&subs);
-        return -1;
-    }
-    int64_t now = bench_wall_ms();
-    const struct kb_sub *out[256];
-    uint64_t events = 0, hits = 0;
-    double t0 = bench_now_s(), t;
-    do {
-        for (size_t i = 0; i < N_EVENTS; i++)
-            hits += kb_matcher_match(m, &evs[i].attrs, now, fake_field, (void *)&evs[i].payload,
-                                     out, 256);
-        events += N_EVENTS;
-        t = bench_now_s();
-    } while (t - t0 < seconds);
-    *ns_per_event = (t - t0) * 1e9 / (double)events;
-    *hits_per_event = (double)hits / (double)events;
-    kb_matcher_destroy(m);
-    kb_subs_fini(&subs);
-    return 0;
+    s->m = kb_matcher_new(&s->subs);
+    return s->m ? 0 : -1;
 }
 
+static void match_set_fini(struct match_set *s)
+{
+    kb_matcher_destroy(s->m);
+    kb_subs_fini(&s->subs);
+    free(s->evs);
+}
+
+/* One pass over the pool: ns per event, matching when @p s->m is used,
+ * else only the copy into the attributes (the part subtracted). */
+static double match_pass(struct match_set *s, int match, int64_t now, uint64_t *hits)
+{
+    const struct kb_sub *out[256];
+    struct kb_event_attrs a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.id, sizeof a.id, "00000000-0000-5000-8000-000000000001");
+    kb_event_time(now, a.time);
+    snprintf(a.subject, sizeof a.subject, "%032x", 1u);
+    double t0 = bench_now_s();
+    for (size_t i = 0; i < N_EVENTS; i++) {
+        fill_attrs(&a, &s->evs[i]);
+        if (match)
+            *hits += kb_matcher_match(s->m, &a, now, fake_field, (void *)&s->evs[i].payload,
+                                      out, 256);
+        else
+            __asm__ volatile("" : : "r"(&a) : "memory"); /* the copy must happen */
+    }
+    return (bench_now_s() - t0) * 1e9 / N_EVENTS;
+}
+
+/*
+ * The four subscription counts take turns in short slices until @p seconds
+ * per count have passed, and each keeps its least time per event: the
+ * machine is shared, and the least time is the one least disturbed, so
+ * interference does not land on one count more than another.
+ */
 static int run_matching(const char *dir, double seconds, double *ratio_10k)
 {
-    static struct match_event evs[N_EVENTS];
     static const size_t counts[] = {10, 100, 1000, 10000};
-    double base = 0;
-    for (size_t i = 0; i < 4; i++) {
+    enum { N_COUNTS = sizeof counts / sizeof counts[0] };
+    struct match_set sets[N_COUNTS];
+    memset(sets, 0, sizeof sets);
+    int rc = -1;
+    for (size_t i = 0; i < N_COUNTS; i++) {
         rng_state = 0x9e3779b97f4a7c15ull + counts[i]; /* same mix for a count, every run */
-        double ns, hits;
-        if (match_cost(dir, counts[i], evs, seconds, &ns, &hits))
-            return -1;
+        if (match_set_init(&sets[i], dir, counts[i]))
+            goto out;
+    }
+    int64_t now = bench_wall_ms();
+    double copy_ns = 0;
+    uint64_t hits[N_COUNTS] = {0}, passes[N_COUNTS] = {0};
+    double t_end = bench_now_s() + seconds * N_COUNTS;
+    while (bench_now_s() < t_end) {
+        for (size_t i = 0; i < N_COUNTS; i++) {
+            double t = bench_now_s() + 0.05; /* a slice: whole passes for 50 ms */
+            do {
+                double ns = match_pass(&sets[i], 1, now, &hits[i]);
+                passes[i]++;
+                if (!sets[i].best_ns || ns < sets[i].best_ns)
+                    sets[i].best_ns = ns;
+                uint64_t dummy = 0;
+                double c = match_pass(&sets[i], 0, now, &dummy);
+                if (!copy_ns || c < copy_ns)
+                    copy_ns = c;
+            } while (bench_now_s() < t);
+        }
+    }
+    printf("matching: copying the attributes alone: %.1f ns per event (subtracted)\n", copy_ns);
+    double base = 0;
+    for (size_t i = 0; i < N_COUNTS; i++) {
+        double ns = sets[i].best_ns - copy_ns;
         if (i == 0)
             base = ns;
         printf("matching: subscriptions=%zu ns_per_event=%.0f matches_per_event=%.3f ratio=%.2f\n",
-               counts[i], ns, hits, ns / base);
-        fflush(stdout);
+               counts[i], ns, (double)hits[i] / (double)(passes[i] * N_EVENTS), ns / base);
         *ratio_10k = ns / base;
     }
-    return 0;
+    fflush(stdout);
+    rc = 0;
+out:
+    for (size_t i = 0; i < N_COUNTS; i++)
+        match_set_fini(&sets[i]);
+    return rc;
 }
 
 /* ---------------------------------------------------------- the bare copy */

@@ -28,24 +28,36 @@
  * copied in, so a candidate costs no visit to the subscription itself. */
 struct entry {
     const struct kb_sub *sub;
-    size_t order;               /* position in kb_subs, to return matches in file order */
     int64_t valid_from_ms, valid_until_ms;
-    int follows;                /* the subscription has a follow list */
-    int decided;                /* its whole filter is the clause this list is keyed on:
+    uint32_t order;             /* position in kb_subs, to return matches in file order */
+    uint8_t follows;            /* the subscription has a follow list */
+    uint8_t decided;            /* its whole filter is the clause this list is keyed on:
                                  * being found here means the filter is true */
 };
 
 struct list {
     struct entry *items;
-    size_t n, cap;
+    uint32_t n, cap;
 };
 
-/* Open-addressing string -> list table. */
+/*
+ * Open-addressing string -> list table. At 10,000 subscriptions the tables
+ * no longer fit the nearer caches, so the layout is about misses: a slot
+ * holds the key's hash and where its key and list are, and once the
+ * matcher is built (strmap_freeze) each key sits in one block right after
+ * its entries. A probe that ends in an empty or foreign slot then costs one
+ * line, a hit one more for key and entries together.
+ */
+struct slot {
+    uint64_t hash;
+    char *key;                  /* NULL: empty slot; after freezing, inside items' block */
+    struct list val;
+};
+
 struct strmap {
-    char **keys;
-    uint64_t *hashes;           /* hash of each key: most probes end without touching it */
-    struct list *vals;
-    size_t cap;                 /* power of two; at most half full */
+    struct slot *slots;
+    size_t cap;                 /* power of two; at most a quarter full, so a search
+                                 * for an absent key mostly ends at its first slot */
     size_t n;
 };
 
@@ -68,29 +80,40 @@ struct kb_matcher {
     size_t n_buckets;
 };
 
-/* Eight bytes per step (sources and types are 20 to 60 characters long).
- * Table keys come from the subscriptions, never from events, so a caller
- * cannot grow a probe chain; an event's value only picks where to look. */
+/* Sixteen bytes per step in two independent lanes, so that the multiplies
+ * overlap (sources and types are 20 to 60 characters long; every event
+ * hashes its source). Table keys come from the subscriptions, never from
+ * events, so a caller cannot grow a probe chain; an event's value only
+ * picks where to look. */
 static uint64_t hash(const char *s)
 {
     size_t n = strlen(s);
-    uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-    for (; n >= 8; n -= 8, s += 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0xff51afd7ed558ccdull;
-        h ^= h >> 32;
+    uint64_t h1 = 0x9e3779b97f4a7c15ull ^ n, h2 = 0x6a09e667f3bcc909ull;
+    for (; n >= 16; n -= 16, s += 16) {
+        uint64_t w1, w2;
+        memcpy(&w1, s, 8);
+        memcpy(&w2, s + 8, 8);
+        h1 = (h1 ^ w1) * 0xff51afd7ed558ccdull;
+        h2 = (h2 ^ w2) * 0xc4ceb9fe1a85ec53ull;
+        h1 ^= h1 >> 32;
+        h2 ^= h2 >> 29;
     }
-    uint64_t t = 0;
-    memcpy(&t, s, n);
-    h = (h ^ t) * 0xc4ceb9fe1a85ec53ull;
+    uint64_t t1 = 0, t2 = 0;
+    memcpy(&t1, s, n < 8 ? n : 8);
+    if (n > 8)
+        memcpy(&t2, s + 8, n - 8);
+    h1 = (h1 ^ t1) * 0xff51afd7ed558ccdull;
+    h2 = (h2 ^ t2) * 0xc4ceb9fe1a85ec53ull;
+    uint64_t h = (h1 ^ (h2 >> 31) ^ (h2 << 33)) * 0xc4ceb9fe1a85ec53ull;
     return h ^ (h >> 29);
 }
 
 static int list_add(struct list *l, const struct kb_sub *sub, size_t order, int decided)
 {
+    if (order > UINT32_MAX)
+        return -1;
     if (l->n == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 4;
+        uint32_t ncap = l->cap ? l->cap * 2 : 4;
         struct entry *n = realloc(l->items, ncap * sizeof *n);
         if (!n)
             return -1;
@@ -98,80 +121,107 @@ static int list_add(struct list *l, const struct kb_sub *sub, size_t order, int 
         l->cap = ncap;
     }
     l->items[l->n++] = (struct entry){sub,
-                                      order,
                                       sub ? sub->valid_from_ms : 0,
                                       sub ? sub->valid_until_ms : 0,
+                                      (uint32_t)order,
                                       sub && sub->follow,
-                                      decided};
+                                      (uint8_t)decided};
     return 0;
 }
 
-static struct list *strmap_find(const struct strmap *m, const char *key)
+/* The list of @p key, whose hash() is @p h, or NULL. */
+static const struct list *strmap_find_h(const struct strmap *m, const char *key, uint64_t h)
 {
     if (!m->cap)
         return NULL;
-    uint64_t h = hash(key);
     for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        if (!m->keys[i])
+        const struct slot *sl = &m->slots[i];
+        if (!sl->key)
             return NULL;
-        if (m->hashes[i] == h && !strcmp(m->keys[i], key))
-            return &m->vals[i];
+        if (sl->hash == h && !strcmp(sl->key, key))
+            return &sl->val;
     }
 }
 
+static const struct list *strmap_find(const struct strmap *m, const char *key)
+{
+    return m->cap ? strmap_find_h(m, key, hash(key)) : NULL;
+}
+
+/* Start loading the slot where a search for hash @p h begins, so that the
+ * miss overlaps the work done before the search. */
+static void strmap_prefetch(const struct strmap *m, uint64_t h)
+{
+    if (m->cap)
+        __builtin_prefetch(&m->slots[h & (m->cap - 1)]);
+}
+
+/* The list of @p key, added empty when new. Only before strmap_freeze(). */
 static struct list *strmap_get(struct strmap *m, const char *key)
 {
-    if ((m->n + 1) * 2 > m->cap) {
+    if ((m->n + 1) * 4 > m->cap) {
         size_t ncap = m->cap ? m->cap * 2 : 16;
-        char **nk = calloc(ncap, sizeof *nk);
-        uint64_t *nh = calloc(ncap, sizeof *nh);
-        struct list *nv = calloc(ncap, sizeof *nv);
-        if (!nk || !nh || !nv) {
-            free(nk);
-            free(nh);
-            free(nv);
+        struct slot *ns = calloc(ncap, sizeof *ns);
+        if (!ns)
             return NULL;
-        }
         for (size_t i = 0; i < m->cap; i++) {
-            if (!m->keys[i])
+            if (!m->slots[i].key)
                 continue;
-            size_t j = m->hashes[i] & (ncap - 1);
-            while (nk[j])
+            size_t j = m->slots[i].hash & (ncap - 1);
+            while (ns[j].key)
                 j = (j + 1) & (ncap - 1);
-            nk[j] = m->keys[i];
-            nh[j] = m->hashes[i];
-            nv[j] = m->vals[i];
+            ns[j] = m->slots[i];
         }
-        free(m->keys);
-        free(m->hashes);
-        free(m->vals);
-        m->keys = nk;
-        m->hashes = nh;
-        m->vals = nv;
+        free(m->slots);
+        m->slots = ns;
         m->cap = ncap;
     }
     uint64_t h = hash(key);
     size_t i = h & (m->cap - 1);
-    for (; m->keys[i]; i = (i + 1) & (m->cap - 1))
-        if (m->hashes[i] == h && !strcmp(m->keys[i], key))
-            return &m->vals[i];
-    m->keys[i] = strdup(key);
-    if (!m->keys[i])
+    for (; m->slots[i].key; i = (i + 1) & (m->cap - 1))
+        if (m->slots[i].hash == h && !strcmp(m->slots[i].key, key))
+            return &m->slots[i].val;
+    if (!(m->slots[i].key = strdup(key)))
         return NULL;
-    m->hashes[i] = h;
+    m->slots[i].hash = h;
     m->n++;
-    return &m->vals[i];
+    return &m->slots[i].val;
+}
+
+/* Move each key into one block after its entries (see struct slot). */
+static int strmap_freeze(struct strmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        struct slot *sl = &m->slots[i];
+        if (!sl->key)
+            continue;
+        size_t ents = sl->val.n * sizeof *sl->val.items, kl = strlen(sl->key) + 1;
+        struct entry *block = malloc(ents + kl);
+        if (!block)
+            return -1;
+        if (ents)
+            memcpy(block, sl->val.items, ents);
+        memcpy((char *)block + ents, sl->key, kl);
+        free(sl->val.items);
+        free(sl->key);
+        sl->val.items = block;
+        sl->val.cap = sl->val.n;
+        sl->key = (char *)block + ents;
+    }
+    return 0;
 }
 
 static void strmap_fini(struct strmap *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
-        free(m->keys[i]);
-        free(m->vals[i].items);
+        struct slot *sl = &m->slots[i];
+        /* A frozen key is inside its block (a failed freeze leaves some not). */
+        if ((uintptr_t)sl->key !=
+            (uintptr_t)sl->val.items + sl->val.n * sizeof *sl->val.items)
+            free(sl->key);
+        free(sl->val.items);
     }
-    free(m->keys);
-    free(m->hashes);
-    free(m->vals);
+    free(m->slots);
 }
 
 /* The ce_source the filter demands outright, or NULL: a top-level exact
@@ -220,7 +270,9 @@ static int value_key(const char *v, char *out, size_t cap)
      * are an integer a double holds exactly, and %.17g prints an integer
      * below 1e17 as its digits without leading zeros, so this is the same
      * key the general path below makes. */
-    size_t nd = strspn(v, "0123456789");
+    size_t nd = 0;
+    while ((unsigned)(v[nd] - '0') <= 9u) /* strspn with a set costs more for 4 digits */
+        nd++;
     if (nd && nd <= 15 && !v[nd] && cap > nd + 3) {
         const char *d = v;
         while (d[0] == '0' && d[1])
@@ -325,6 +377,16 @@ kb_matcher_t *kb_matcher_new(const struct kb_subs *subs)
                 goto out_fail;
         }
     }
+    if (strmap_freeze(&m->types))
+        goto out_fail;
+    for (size_t i = 0; i < m->n_buckets; i++) {
+        struct bucket *b = &m->buckets[i];
+        if (strmap_freeze(&b->by_source))
+            goto out_fail;
+        for (size_t f = 0; f < b->n_fields; f++)
+            if (strmap_freeze(&b->fields[f].by_value))
+                goto out_fail;
+    }
     return m;
 out_fail:
     kb_matcher_destroy(m);
@@ -381,6 +443,25 @@ static const char *attr_value(const struct kb_event_attrs *a, const char *name, 
 /* Order two values: numerically when both are numbers, else as strings. */
 static int compare(const char *a, const char *b)
 {
+    /* Fast path, the common case (dates, codes): both plain digit strings
+     * of up to 15 digits are integers a double holds exactly, so their
+     * numeric order is the order of their lengths without leading zeros,
+     * then of their digits. Same answer as strtod below, without it. */
+    size_t na = 0, nb = 0;
+    while ((unsigned)(a[na] - '0') <= 9u)
+        na++;
+    while ((unsigned)(b[nb] - '0') <= 9u)
+        nb++;
+    if (na && nb && !a[na] && !b[nb] && na <= 15 && nb <= 15) {
+        while (na > 1 && *a == '0')
+            a++, na--;
+        while (nb > 1 && *b == '0')
+            b++, nb--;
+        if (na != nb)
+            return na < nb ? -1 : 1;
+        int c = memcmp(a, b, na);
+        return (c > 0) - (c < 0);
+    }
     char *ea, *eb;
     errno = 0;
     double da = strtod(a, &ea), db = strtod(b, &eb);
@@ -500,6 +581,17 @@ static void collect(const struct list *l, int keyed, const struct kb_event_attrs
     }
 }
 
+/* A NaN field equals every number to the comparison: every list of the
+ * field index is a candidate. */
+static void collect_nan(const struct field_index *fi, const struct kb_event_attrs *attrs,
+                        int64_t time_ms, kb_field_get_cb *get, void *opaque,
+                        const struct entry **hits, size_t *n, size_t cap)
+{
+    for (size_t i = 0; i < fi->by_value.cap; i++)
+        if (fi->by_value.slots[i].key)
+            collect(&fi->by_value.slots[i].val, 0, attrs, time_ms, get, opaque, hits, n, cap);
+}
+
 size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
                         int64_t time_ms, kb_field_get_cb *get, void *opaque,
                         const struct kb_sub **out, size_t max)
@@ -511,24 +603,54 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
     const struct entry *hits[256];
     const size_t cap = sizeof hits / sizeof hits[0];
     size_t n = 0;
-    collect(&b->rest, 1, attrs, time_ms, get, opaque, hits, &n, cap);
-    collect(strmap_find(&b->by_source, attrs->source), 1, attrs, time_ms, get, opaque, hits, &n,
-            cap);
+    /* Hash every key first and start loading its slot, then search: at
+     * thousands of subscriptions the slots are cache misses, and this way
+     * they overlap each other and the field reads instead of following
+     * them one by one. */
+    uint64_t h_source = 0;
+    if (b->by_source.cap) {
+        h_source = hash(attrs->source);
+        strmap_prefetch(&b->by_source, h_source);
+    }
+    enum { AHEAD = 4 };
+    struct {
+        char key[1100];
+        uint64_t h;
+        int state;              /* 0 absent, 1 keyed, 2 NaN */
+    } fk[AHEAD];
+    size_t n_ahead = b->n_fields < AHEAD ? b->n_fields : AHEAD;
     for (size_t f = 0; f < b->n_fields && get; f++) {
         const struct field_index *fi = &b->fields[f];
-        char buf[1024], key[1100];
+        char buf[1024], key_here[1100];
+        char *key = f < n_ahead ? fk[f].key : key_here;
+        int state = 0;
         /* Absent: the required comparison is unknown, so none of these match. */
-        if (!get(opaque, fi->path, buf, sizeof buf))
-            continue;
-        if (value_key(buf, key, sizeof key) == KEY_OK) {
-            collect(strmap_find(&fi->by_value, key), 1, attrs, time_ms, get, opaque, hits, &n,
-                    cap);
+        if (get(opaque, fi->path, buf, sizeof buf))
+            state = value_key(buf, key, sizeof key_here) == KEY_OK ? 1 : 2;
+        uint64_t h = state == 1 ? hash(key) : 0;
+        if (f < n_ahead) {
+            fk[f].state = state;
+            fk[f].h = h;
+            if (state == 1)
+                strmap_prefetch(&fi->by_value, h);
             continue;
         }
-        /* A NaN field equals every number to the comparison: try them all. */
-        for (size_t i = 0; i < fi->by_value.cap; i++)
-            if (fi->by_value.keys[i])
-                collect(&fi->by_value.vals[i], 0, attrs, time_ms, get, opaque, hits, &n, cap);
+        if (state == 1)
+            collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits,
+                    &n, cap);
+        else if (state == 2)
+            collect_nan(fi, attrs, time_ms, get, opaque, hits, &n, cap);
+    }
+    collect(&b->rest, 1, attrs, time_ms, get, opaque, hits, &n, cap);
+    if (b->by_source.cap)
+        collect(strmap_find_h(&b->by_source, attrs->source, h_source), 1, attrs, time_ms, get,
+                opaque, hits, &n, cap);
+    for (size_t f = 0; f < n_ahead && get; f++) {
+        if (fk[f].state == 1)
+            collect(strmap_find_h(&b->fields[f].by_value, fk[f].key, fk[f].h), 1, attrs, time_ms,
+                    get, opaque, hits, &n, cap);
+        else if (fk[f].state == 2)
+            collect_nan(&b->fields[f], attrs, time_ms, get, opaque, hits, &n, cap);
     }
     qsort(hits, n, sizeof hits[0], by_order);
     size_t k = 0;

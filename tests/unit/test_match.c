@@ -113,6 +113,8 @@ static const char *const values[] = {"0363", "363", "363.0", "3.63e2", "0344", "
 #define N_VALUES (sizeof values / sizeof values[0])
 static const char *const sources[] = {"urn:a", "urn:b", "urn:c"};
 static const char *const types[] = {"t.een", "t.twee"};
+static const char *const paths[] = {"g", "h", "i", "j", "k", "l"};
+#define N_PATHS (sizeof paths / sizeof paths[0])
 
 static void random_filter(FILE *f, int depth)
 {
@@ -122,7 +124,9 @@ static void random_filter(FILE *f, int depth)
         break;
     case 1:
     case 2:
-        fprintf(f, "{field: {path: %s, op: '=', value: '%s'}}", rnd(2) ? "g" : "h",
+        /* Up to six indexed paths in a bucket: more than match.c looks
+         * ahead at, so both of its ways are taken. */
+        fprintf(f, "{field: {path: %s, op: '=', value: '%s'}}", paths[rnd(N_PATHS)],
                 values[rnd(N_VALUES)]);
         break;
     case 3:
@@ -179,16 +183,13 @@ static void test_index_equals_definition(void)
         snprintf(a.type, sizeof a.type, "%s", types[rnd(2)]);
         snprintf(a.source, sizeof a.source, "%s", sources[rnd(3)]);
         snprintf(a.id, sizeof a.id, "e-%d", e);
-        const char *pairs[5] = {NULL};
+        const char *pairs[2 * N_PATHS + 1] = {NULL};
         size_t k = 0;
-        if (rnd(6)) {
-            pairs[k++] = "g";
-            pairs[k++] = values[rnd(N_VALUES)];
-        }
-        if (rnd(2)) {
-            pairs[k++] = "h";
-            pairs[k++] = values[rnd(N_VALUES)];
-        }
+        for (size_t p = 0; p < N_PATHS; p++)
+            if (p == 0 ? rnd(6) : rnd(2)) {
+                pairs[k++] = paths[p];
+                pairs[k++] = values[rnd(N_VALUES)];
+            }
         struct fake_payload fp = {pairs};
         int64_t t = (int64_t)(1704067200 + rnd(300) * 86400) * 1000; /* 2024 */
         const struct kb_sub *hits[512];
@@ -217,6 +218,51 @@ static void test_index_equals_definition(void)
     CHECK(matched > 3000); /* the cases are not all empty */
     kb_matcher_destroy(m);
     kb_subs_fini(&subs);
+}
+
+/*
+ * Ordered comparisons on digit strings (dates, codes) take a short way in
+ * match.c; it must order exactly as the numbers do, which strtod computes
+ * here independently: leading zeros, unequal lengths, up to 17 digits (past
+ * 15 the short way hands over to strtod), and mixed with non-digit text.
+ */
+static void test_digit_comparisons(void)
+{
+    static const enum kb_filter_op ops[] = {KB_OP_EQ, KB_OP_NE, KB_OP_LT,
+                                            KB_OP_LE, KB_OP_GT, KB_OP_GE};
+    int wrong = 0, checked = 0;
+    for (int round = 0; round < 20000; round++) {
+        char a[24], b[32];
+        char *sv[2] = {a, b};
+        for (int k = 0; k < 2; k++) {
+            size_t len = 1 + rnd(17), zeros = rnd(4) ? 0 : rnd((unsigned)len);
+            for (size_t i = 0; i < len; i++)
+                sv[k][i] = (char)(i < zeros ? '0' : '0' + rnd(10));
+            sv[k][len] = 0;
+        }
+        if (round % 5 == 0) /* the same number spelled with other zeros */
+            snprintf(b, sizeof b, "00%s", a);
+        if (round % 97 == 0) /* text: compared as bytes */
+            snprintf(b, sizeof b, "%.5sx", a);
+        double da = strtod(a, NULL), db = strtod(b, NULL);
+        int num = strspn(b, "0123456789") == strlen(b);
+        int c = num ? (da < db ? -1 : da > db) : strcmp(a, b) < 0 ? -1 : strcmp(a, b) > 0;
+        int want[] = {c == 0, c != 0, c < 0, c <= 0, c > 0, c >= 0};
+        const char *pairs[] = {"g", a, NULL};
+        struct fake_payload fp = {pairs};
+        struct kb_event_attrs attrs;
+        memset(&attrs, 0, sizeof attrs);
+        for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+            char *vals[] = {b};
+            struct kb_filter f = {.kind = KB_FILTER_FIELD, .path = "g", .op = ops[o],
+                                  .values = vals, .n_values = 1};
+            if (kb_filter_eval(&f, &attrs, fake_get, &fp) != want[o] && wrong++ < 3)
+                fprintf(stderr, "compare %s with %s, op %zu: got %d\n", a, b, o, !want[o]);
+            checked++;
+        }
+    }
+    CHECK_INT(wrong, 0);
+    CHECK_INT(checked, 120000);
 }
 
 int main(void)
@@ -373,5 +419,6 @@ int main(void)
     CHECK_INT(t, 951782400000LL);
     CHECK_INT(kb_parse_time("2023-02-29", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2024-03-18T10:15:30", &t), KB_ERR_INVALID);
+    test_digit_comparisons();
     KB_TEST_DONE();
 }
