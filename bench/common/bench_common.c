@@ -586,29 +586,44 @@ static void contestant_stop(const struct bench_ctx *c, const struct bench_contes
                 k->name);
 }
 
-int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *k,
-                      struct bench_result *res)
+/* Preload @p count events of @p seed after what the input holds, start the
+ * contestant, wait until its group committed them all, stop it. */
+static int drain_once(const struct bench_ctx *c, const struct bench_contestant *k, long count,
+                      long seed, const char *what, struct bench_drain *out)
 {
     char in[160], log[512];
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
-    snprintf(log, sizeof log, "%s/gen-%s.log", c->dir, k->name);
+    snprintf(log, sizeof log, "%s/gen-%s-%s.log", c->dir, k->name, what);
+    int64_t from = bench_topic_end(c->bootstrap, in, PARTITIONS);
     double t = bench_now_s();
-    if (bench_run_gen(c, k->prefix, c->count, 1, 0, log)) {
+    if (bench_run_gen(c, k->prefix, count, seed, 0, log)) {
         fprintf(stderr, "bench: ketenbus gen failed (log %s)\n", log);
         return -1;
     }
     int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    printf("%s: preloaded %" PRId64 " events in %.1f s\n", k->name, end, bench_now_s() - t);
+    printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from,
+           bench_now_s() - t);
     pid_t pid = contestant_start(c, k);
     if (pid <= 0)
         return -1;
-    res->drain = bench_drain(c->bootstrap, k->group, in, PARTITIONS, 0, end, 600, pid);
-    printf("%s: drain %s: %.0f events/s over %.1f s (first commit after %.1f s)\n", k->name,
-           res->drain.ok ? "complete" : "INCOMPLETE", res->drain.eps, res->drain.seconds,
-           res->drain.startup_s);
+    *out = bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, pid);
+    printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s)\n", k->name, what,
+           out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds, out->startup_s);
     fflush(stdout);
     contestant_stop(c, k, pid);
-    return res->drain.ok ? 0 : -1;
+    return out->ok ? 0 : -1;
+}
+
+int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count)
+{
+    struct bench_drain d;
+    return count > 0 ? drain_once(c, k, count, 4, "warm-up", &d) : 0;
+}
+
+int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *k,
+                      struct bench_result *res)
+{
+    return drain_once(c, k, c->count, 1, "drain", &res->drain);
 }
 
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,

@@ -159,6 +159,15 @@ struct bench_contestant {
 };
 
 /**
+ * Preload @p count events (seed 4), start the contestant, wait until it has
+ * committed them, stop it; nothing is timed. A fresh broker compiles its
+ * hot paths (the JVM's JIT) in its first tens of seconds, on the cores the
+ * contestants need; warming up every contestant first keeps that out of
+ * whichever happens to be measured first. 0 when the drain completed.
+ */
+int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count);
+
+/**
  * Preload c->count events (seed 1, identical for every contestant), start
  * the contestant, time the drain by its group's committed offsets, stop it.
  * 0 when the drain completed.

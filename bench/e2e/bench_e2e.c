@@ -15,7 +15,7 @@
  * read LO3 anyway). The summary line says input=gen.
  *
  * Usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]
- *                  [--bootstrap HOST:PORT]
+ *                  [--warmup N] [--bootstrap HOST:PORT]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -56,12 +56,13 @@ static int ensure_topics(const char *bootstrap, const char *const *topics, size_
 static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
-          "                 [--bootstrap HOST:PORT]\n"
+          "                 [--warmup N] [--bootstrap HOST:PORT]\n"
           "  --count N      events preloaded for the drain (default 25000)\n"
           "  --rate R       events/s offered in the latency phase (default: half the\n"
           "                 slower drain, so both run below capacity)\n"
           "  --seconds S    length of the latency phase (default 10)\n"
           "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
+          "  --warmup N     events each contestant drains first, untimed (default 10000)\n"
           "  --bootstrap HP use this broker instead of starting one\n"
           "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-e2e), KB_CACHE_DIR\n"
           "(Kafka Streams jars, default /var/cache/ketenbus).\n",
@@ -74,9 +75,11 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},   {"rate", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
         {"bootstrap", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
+        {"warmup", required_argument, NULL, 'W'},
         {NULL, 0, NULL, 0}};
     struct bench_ctx c = {.count = 25000, .rate = 0, .seconds = 10, .batch = 500};
     const char *given_bootstrap = NULL, *threads = "1";
+    long warmup = 10000;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -84,12 +87,13 @@ int main(int argc, char **argv)
         case 'r': c.rate = atof(optarg); break;
         case 's': c.seconds = atof(optarg); break;
         case 't': threads = optarg; break;
+        case 'W': warmup = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0) {
+    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0) {
         usage(stderr);
         return 2;
     }
@@ -176,7 +180,8 @@ int main(int argc, char **argv)
     /* Both drains first; then both latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */
     struct bench_result kb = {0}, ks = {0};
-    int ok = !bench_drain_phase(&c, &kb_k, &kb) && !bench_drain_phase(&c, &ks_k, &ks);
+    int ok = !bench_warmup_phase(&c, &kb_k, warmup) && !bench_warmup_phase(&c, &ks_k, warmup) &&
+             !bench_drain_phase(&c, &kb_k, &kb) && !bench_drain_phase(&c, &ks_k, &ks);
     double rate = c.rate > 0 ? c.rate : 0.5 * (kb.drain.eps < ks.drain.eps ? kb.drain.eps : ks.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, &kb_k, rate, &kb) && !bench_latency_phase(&c, &ks_k, rate, &ks);
@@ -197,7 +202,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    long inputs = c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
+    long inputs = warmup + c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
     printf("bench-e2e: delivered ketenbus=%" PRId64 " kstreams=%" PRId64
            " copies of %ld input events each (fan-out %.2f), per-subscriber counts %s\n",
            kb_total, ks_total, inputs, (double)kb_total / (double)inputs, same ? "equal" : "DIFFER");

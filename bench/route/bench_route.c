@@ -8,8 +8,8 @@
  * rate, both on identical input from `ketenbus gen`.
  *
  * Usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]
- *                    [--match-seconds S] [--batch N] [--bootstrap HOST:PORT]
- *                    [--profile-router]
+ *                    [--match-seconds S] [--batch N] [--warmup N]
+ *                    [--bootstrap HOST:PORT] [--profile-router]
  * Child mode (the bare copy runs in its own process, like the router):
  *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH
  */
@@ -447,8 +447,8 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
 static void usage(FILE *f)
 {
     fputs("usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]\n"
-          "                   [--match-seconds S] [--batch N] [--bootstrap HOST:PORT]\n"
-          "                   [--profile-router]\n"
+          "                   [--match-seconds S] [--batch N] [--warmup N]\n"
+          "                   [--bootstrap HOST:PORT] [--profile-router]\n"
           "  --matching        only part (a): matching cost in-process, no broker\n"
           "  --count N         events preloaded for the drain (default 50000)\n"
           "  --rate R          events/s offered in the latency phase (default: half the\n"
@@ -456,6 +456,7 @@ static void usage(FILE *f)
           "  --seconds S       length of the latency phase (default 10)\n"
           "  --match-seconds S time per subscription count in part (a) (default 3)\n"
           "  --batch N         events per transaction, router and copy (default 500)\n"
+          "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
           "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-route).\n",
@@ -471,10 +472,12 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"match-seconds", required_argument, NULL, 'M'}, {"batch", required_argument, NULL, 'B'},
         {"bootstrap", required_argument, NULL, 'b'}, {"profile-router", no_argument, NULL, 'P'},
+        {"warmup", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = 500};
     int matching_only = 0, opt;
     double match_seconds = 3;
+    long warmup = 20000;
     const char *given_bootstrap = NULL;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -484,13 +487,14 @@ int main(int argc, char **argv)
         case 's': c.seconds = atof(optarg); break;
         case 'M': match_seconds = atof(optarg); break;
         case 'B': c.batch = atoi(optarg); break;
+        case 'W': warmup = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'P': c.profiling = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.batch <= 0 || c.rate < 0) {
+    if (c.count <= 0 || c.batch <= 0 || c.rate < 0 || warmup < 0) {
         usage(stderr);
         return 2;
     }
@@ -586,7 +590,8 @@ int main(int argc, char **argv)
     /* Both drains first; then both latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */
     struct bench_result copy = {0}, route = {0};
-    int ok = !bench_drain_phase(&c, &copy_k, &copy) && !bench_drain_phase(&c, &route_k, &route);
+    int ok = !bench_warmup_phase(&c, &copy_k, warmup) && !bench_warmup_phase(&c, &route_k, warmup) &&
+             !bench_drain_phase(&c, &copy_k, &copy) && !bench_drain_phase(&c, &route_k, &route);
     double rate = c.rate > 0 ? c.rate : 0.5 * (copy.drain.eps < route.drain.eps ? copy.drain.eps : route.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, &copy_k, rate, &copy) &&
@@ -596,7 +601,7 @@ int main(int argc, char **argv)
     if (!bench_count(c.bootstrap, route_outs, BENCH_N_SUBS, PARTITIONS, counts))
         for (size_t i = 0; i < BENCH_N_SUBS; i++)
             delivered += counts[i];
-    long inputs = c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
+    long inputs = warmup + c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
     printf("route: delivered %" PRId64 " copies of %ld input events (fan-out %.2f)\n", delivered,
            inputs, (double)delivered / (double)inputs);
     if (c.profiling)
