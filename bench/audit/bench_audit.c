@@ -437,45 +437,6 @@ static void run_verify(const char *prefix, const char *bootstrap, const char *pu
 
 /* ------------------------------------------------------------ (1) route */
 
-/* CPU seconds (user + system, all threads) of process @p pid so far; -1 when
- * unknown. */
-static double proc_cpu_s(pid_t pid)
-{
-    if (pid <= 0)
-        return -1;
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    /* Fields after the command name, which is in parentheses and may hold
-     * spaces: state is field 3, utime 14, stime 15. */
-    char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* The broker's pid from its state folder (tests/kafka/broker.sh), or 0. */
-static pid_t broker_pid(const char *state)
-{
-    if (!state)
-        return 0;
-    char path[512];
-    snprintf(path, sizeof path, "%s/broker.pid", state);
-    FILE *f = fopen(path, "r");
-    long pid = 0;
-    if (f) {
-        if (fscanf(f, "%ld", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    return (pid_t)pid;
-}
 
 struct drain_out {
     double eps;              /* input events/s between the first and the last commit */
@@ -538,16 +499,16 @@ static int drain_with_cpu(const struct bench_ctx *c, const char *prefix, const c
         if (done > 0 && !t_first) {
             t_first = t;
             c_first = done;
-            cpu_first = proc_cpu_s(pid);
-            bcpu_first = proc_cpu_s(broker);
+            cpu_first = bench_proc_cpu_s(pid);
+            bcpu_first = bench_proc_cpu_s(broker);
         }
         if (done >= (double)end) {
             double n = (double)end - c_first;
             out->eps = t > t_first ? n / (t - t_first) : 0;
             out->events = n;
             out->seconds = t - t_first;
-            out->cpu_us = n > 0 ? (proc_cpu_s(pid) - cpu_first) / n * 1e6 : 0;
-            double b = proc_cpu_s(broker);
+            out->cpu_us = n > 0 ? (bench_proc_cpu_s(pid) - cpu_first) / n * 1e6 : 0;
+            double b = bench_proc_cpu_s(broker);
             out->broker_cpu_us = b >= 0 && bcpu_first >= 0 && n > 0 ? (b - bcpu_first) / n * 1e6
                                                                     : -1;
             ok = 1;
@@ -784,7 +745,7 @@ int main(int argc, char **argv)
     double cpu_overhead = 0, bcpu_with = -1, bcpu_without = -1;
     if (!no_route) {
         const char *bstate = given_bootstrap ? getenv("KB_KAFKA_STATE") : state;
-        if (run_route(&c, run_id, priv, pub, pairs, broker_pid(bstate), &with, &without,
+        if (run_route(&c, run_id, priv, pub, pairs, bench_broker_pid(bstate), &with, &without,
                       &trail_ok)) {
             fprintf(stderr, "bench-audit: a router drain failed (logs in %s)\n", c.dir);
             goto out_broker;

@@ -332,6 +332,45 @@ int64_t bench_topic_end(const char *bootstrap, const char *topic, int partitions
     return sum;
 }
 
+/* CPU seconds (user + system, all threads) of process @p pid so far; -1 when
+ * unknown. */
+double bench_proc_cpu_s(pid_t pid)
+{
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* Fields after the command name, which is in parentheses and may hold
+     * spaces: state is field 3, utime 14, stime 15. */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The broker's pid from its state folder (tests/kafka/broker.sh), or 0. */
+pid_t bench_broker_pid(const char *state)
+{
+    if (!state)
+        return 0;
+    char path[512];
+    snprintf(path, sizeof path, "%s/broker.pid", state);
+    FILE *f = fopen(path, "r");
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return (pid_t)pid;
+}
 struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
                                int partitions, int64_t from, int64_t target, double timeout_s,
                                pid_t alive)
@@ -340,8 +379,9 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
     rd_kafka_t *rk = client_new(bootstrap, group, 0);
     if (!rk)
         return d;
-    double t_call = bench_now_s(), t_first = 0;
+    double t_call = bench_now_s(), t_first = 0, cpu_first = -1, bcpu_first = -1;
     int64_t c_first = from;
+    pid_t broker = bench_broker_pid(getenv("KB_KAFKA_STATE"));
     for (;;) {
         int64_t c = committed_sum(rk, topic, partitions);
         double t = bench_now_s();
@@ -349,11 +389,18 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
             t_first = t;
             c_first = c;
             d.startup_s = t - t_call;
+            cpu_first = bench_proc_cpu_s(alive);
+            bcpu_first = bench_proc_cpu_s(broker);
         }
         if (c >= target) {
             d.ok = 1;
             d.seconds = t - t_first;
             d.eps = d.seconds > 0 ? (double)(target - c_first) / d.seconds : 0;
+            double n = (double)(target - c_first), cpu = bench_proc_cpu_s(alive),
+                   bcpu = bench_proc_cpu_s(broker);
+            d.cpu_us = n > 0 && cpu_first >= 0 && cpu >= 0 ? (cpu - cpu_first) / n * 1e6 : -1;
+            d.broker_cpu_us =
+                n > 0 && bcpu_first >= 0 && bcpu >= 0 ? (bcpu - bcpu_first) / n * 1e6 : -1;
             break;
         }
         if (t - t_call > timeout_s)
@@ -607,8 +654,10 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
     if (pid <= 0)
         return -1;
     *out = bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, pid);
-    printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s)\n", k->name, what,
-           out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds, out->startup_s);
+    printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s); CPU per event: "
+           "%.0f us in the contestant, %.0f us in the broker\n",
+           k->name, what, out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds,
+           out->startup_s, out->cpu_us, out->broker_cpu_us);
     fflush(stdout);
     contestant_stop(c, k, pid);
     return out->ok ? 0 : -1;

@@ -211,9 +211,11 @@ int main(int argc, char **argv)
     double ratio = ks.drain.eps > 0 ? kb.drain.eps / ks.drain.eps : 0;
     printf("bench-e2e ketenbus_eps=%.0f kstreams_eps=%.0f ratio=%.2f p99_ms=%.1f kstreams_p99_ms=%.1f "
            "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
-           "same_output=%s input=gen\n",
+           "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
+           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f\n",
            kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
-           same ? "yes" : "no");
+           same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
+           ks.drain.broker_cpu_us);
     rc = ok && same ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

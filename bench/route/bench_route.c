@@ -611,9 +611,11 @@ int main(int argc, char **argv)
     printf("bench-route: at %.0f events/s: copy p50=%.1f ms p99=%.1f ms; route p50=%.1f ms p999=%.1f ms\n",
            rate, copy.p50, copy.p99, route.p50, route.p999);
     printf("bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
-           "copy_p99_ms=%.1f rate=%.0f fanout=%.2f\n",
+           "copy_p99_ms=%.1f rate=%.0f fanout=%.2f route_cpu_us=%.0f copy_cpu_us=%.0f "
+           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f\n",
            ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
-           (double)delivered / (double)inputs);
+           (double)delivered / (double)inputs, route.drain.cpu_us, copy.drain.cpu_us,
+           route.drain.broker_cpu_us, copy.drain.broker_cpu_us);
     rc = ok ? 0 : 1;
 out_broker:
     if (!given_bootstrap)
