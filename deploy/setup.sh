@@ -15,7 +15,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${KB_BUILD_DIR:-$root/build}
 
 packages=(build-essential cmake pkg-config
-          librdkafka-dev libavro-dev libevent-dev libssl-dev libyaml-dev libjansson-dev libxml2-dev
+          librdkafka-dev libavro-dev libevent-dev libssl-dev libyaml-dev libjansson-dev libxml2-dev libjemalloc-dev
           libarchive-dev)
 if [[ "${KB_TEST_DEPS:-0}" == 1 ]]; then
   # The real Kafka broker of the tests runs on Java from Maven Central jars;
