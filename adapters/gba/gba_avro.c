@@ -72,13 +72,16 @@ struct node {
 
 /* How the writer writes one record field or union branch without looking
  * at its node: leaves by their cell, everything else through write_node. */
-enum wop_kind { W_NULL, W_STR, W_LONG, W_INT, W_BOOL, W_UNION, W_NODE };
+enum wop_kind { W_NULL, W_STR, W_LONG, W_INT, W_BOOL, W_UNION, W_NODE, W_OPT_STR };
 
 struct wop {
-    uint8_t kind;  /* enum wop_kind */
+    uint8_t kind;  /* enum wop_kind; W_OPT_STR: a union ["null", "string"],
+                    * the usual optional field, written without going
+                    * through its branch's op */
     uint32_t nk;   /* W_UNION: its branches */
-    uint32_t slot; /* leaf, W_UNION: the cell */
-    uint32_t arg;  /* W_UNION: plan->wops index of its branches */
+    uint32_t slot; /* leaf, W_UNION, W_OPT_STR: the cell */
+    uint32_t arg;  /* W_UNION: plan->wops index of its branches;
+                    * W_OPT_STR: the string's cell */
     uint32_t node; /* the node it writes */
 };
 
@@ -509,6 +512,11 @@ static struct wop wop_of(const kb_avw_plan_t *p, uint32_t k)
         w.kind = W_UNION;
         w.nk = n->n_kids;
         w.arg = n->wops;
+        if (n->n_kids == 2 && p->nodes[p->kids[n->kids]].type == AVRO_NULL &&
+            p->nodes[p->kids[n->kids + 1]].type == AVRO_STRING) {
+            w.kind = W_OPT_STR;
+            w.arg = p->nodes[p->kids[n->kids + 1]].slot;
+        }
         break;
     default: break;
     }
@@ -760,6 +768,30 @@ int kb_avw_path_is_array(const kb_avw_plan_t *plan, const kb_avw_path_t *h)
     return h && plan->nodes[h->target].type == AVRO_ARRAY;
 }
 
+/* The union switches of @p e in @p slots (walk() without its checks and
+ * its node): what every setter does before its store. */
+static inline void switch_path(union kb_avw_slot *slots, const kb_avw_path_t *e)
+{
+    for (uint8_t i = 0, n = e->n_steps; i < n; i++) {
+        union kb_avw_slot *u = &slots[e->sw[i].slot];
+        uint16_t tag = e->sw[i].tag;
+        if (u->v.n == tag)
+            continue;
+        static const union kb_avw_slot zero;
+        uint16_t cells = e->sw[i].cells;
+        if (cells <= 2) {
+            /* ["null", "string"]: two stores, not a call */
+            if (cells > 0)
+                u[1] = zero;
+            if (cells > 1)
+                u[2] = zero;
+        } else {
+            memset(u + 1, 0, cells * sizeof *u);
+        }
+        u->v.n = tag;
+    }
+}
+
 /* Resolve @p e for writing in @p v: switch its unions; the node reached,
  * or NULL with *err (no such path, or a handle of another scope). */
 static inline const struct node *walk(struct kb_avw_value *v, const kb_avw_path_t *e, kb_err_t *err)
@@ -769,24 +801,7 @@ static inline const struct node *walk(struct kb_avw_value *v, const kb_avw_path_
         *err = KB_ERR_NOTFOUND;
         return NULL;
     }
-    union kb_avw_slot *slots = v->slots;
-    for (uint8_t i = 0; i < e->n_steps; i++) {
-        /* switch_branch() with the node's numbers taken from the path */
-        union kb_avw_slot *u = &slots[e->sw[i].slot];
-        if (u->v.n == e->sw[i].tag)
-            continue;
-        static const union kb_avw_slot zero;
-        uint16_t cells = e->sw[i].cells;
-        if (cells <= 2) {
-            if (cells > 0)
-                u[1] = zero;
-            if (cells > 1)
-                u[2] = zero;
-        } else {
-            memset(u + 1, 0, cells * sizeof *u);
-        }
-        u->v.n = e->sw[i].tag;
-    }
+    switch_path(v->slots, e);
     return &p->nodes[e->target];
 }
 
@@ -811,16 +826,49 @@ kb_err_t kb_avw_put_stringn(struct kb_avw_value *v, const kb_avw_path_t *h, cons
     return KB_OK;
 }
 
+/* kb_avw_put_stringn_ref() for a path that switches a wider union (to a
+ * record branch): apart, so that the usual case below needs no call and
+ * saves no registers. */
+static __attribute__((noinline)) kb_err_t
+put_ref_wide(struct kb_avw_value *v, const kb_avw_path_t *h, const char *str, size_t len)
+{
+    union kb_avw_slot *slots = v->slots;
+    switch_path(slots, h);
+    if (h->target_type != AVRO_STRING)
+        return KB_ERR_SCHEMA;
+    slots[h->target_slot].v.s = len ? str : NULL;
+    slots[h->target_slot].v.n = (int64_t)len;
+    return KB_OK;
+}
+
 kb_err_t kb_avw_put_stringn_ref(struct kb_avw_value *v, const kb_avw_path_t *h, const char *str,
                                 size_t len)
 {
-    kb_err_t err = KB_OK;
-    if (!walk(v, h, &err))
-        return err;
+    /* walk() as kb_avw_put_stringn() does, without the node: the path
+     * carries the target's type and cell (called for most fields) */
+    if (!h || h->scope != v->scope)
+        return KB_ERR_NOTFOUND;
+    union kb_avw_slot *slots = v->slots;
+    for (uint8_t i = 0, n = h->n_steps; i < n; i++) {
+        /* switch_path() inline for unions already switched or of up to two
+         * cells of branches; a wider one (a record's union, once per value)
+         * goes apart, which redoes the switches (those done are no-ops) */
+        union kb_avw_slot *u = &slots[h->sw[i].slot];
+        if (u->v.n == h->sw[i].tag)
+            continue;
+        uint16_t cells = h->sw[i].cells;
+        if (cells > 2)
+            return put_ref_wide(v, h, str, len);
+        if (cells > 0)
+            u[1].v.s = NULL, u[1].v.n = 0;
+        if (cells > 1)
+            u[2].v.s = NULL, u[2].v.n = 0; /* ["null", "string"]: the usual */
+        u->v.n = h->sw[i].tag;
+    }
     if (h->target_type != AVRO_STRING)
         return KB_ERR_SCHEMA;
-    v->slots[h->target_slot].v.s = len ? str : NULL;
-    v->slots[h->target_slot].v.n = (int64_t)len;
+    slots[h->target_slot].v.s = len ? str : NULL;
+    slots[h->target_slot].v.n = (int64_t)len;
     return KB_OK;
 }
 
@@ -1130,43 +1178,92 @@ static kb_err_t write_node(const kb_avw_plan_t *p, const union kb_avw_slot *slot
                            struct out *o, char *errstr, size_t errstr_size);
 
 /* The fields of record @p n in order, by their ops: a leaf (also as the
- * branch of a union) is written from its cell, without its node. */
+ * branch of a union) is written from its cell, without its node. One
+ * reservation per field covers its branch, a length and a string of up to
+ * 16 bytes (most values: codes, dates, numbers, short names); longer
+ * strings and nodes reserve for themselves. */
 static kb_err_t write_record(const kb_avw_plan_t *p, const union kb_avw_slot *slots,
                              const struct node *n, struct out *o, char *errstr, size_t errstr_size)
 {
     const struct wop *ops = p->wops + n->wops;
     for (uint32_t i = 0; i < n->n_kids; i++) {
         const struct wop *w = &ops[i];
-        if (w->kind == W_UNION) {
-            int64_t b = slots[w->slot].v.n - 1;
-            if (b < 0 || b >= (int64_t)w->nk)
+        uint8_t *b = reserve(o, 10 + 10 + 16); /* NULL: out of memory (o->failed) */
+        size_t at = 0;
+        if (w->kind == W_OPT_STR) {
+            /* branch 0 (null) or 1 (the string), as W_UNION + W_STR would */
+            int64_t tag = slots[w->slot].v.n;
+            if (tag != 1 && tag != 2)
                 return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
                                   "avro write: union without a selected branch");
-            put_long(o, b);
-            w = &p->wops[w->arg + (uint32_t)b];
+            if (tag == 1) {
+                if (b)
+                    b[0] = 0;
+                o->len += b ? 1 : 0;
+                continue;
+            }
+            const union kb_avw_slot *s = &slots[w->arg];
+            size_t sl = (size_t)s->v.n;
+            if (b && sl <= 16) {
+                b[0] = 2;
+                at = 1 + varint(b + 1, (int64_t)sl);
+                copy_short(b + at, s->v.s, sl);
+                o->len += at + sl;
+            } else {
+                if (b)
+                    b[0] = 2, o->len++;
+                put_bytes(o, s->v.s, sl);
+            }
+            continue;
+        }
+        if (w->kind == W_UNION) {
+            int64_t br = slots[w->slot].v.n - 1;
+            if (br < 0 || br >= (int64_t)w->nk)
+                return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
+                                  "avro write: union without a selected branch");
+            if (b)
+                at = varint(b, br);
+            w = &p->wops[w->arg + (uint32_t)br];
         }
         const union kb_avw_slot *s = &slots[w->slot];
         switch (w->kind) {
         case W_NULL: break;
-        case W_STR: put_bytes(o, s->v.s, (size_t)s->v.n); break;
-        case W_LONG: put_long(o, s->v.n); break;
-        case W_INT: put_long(o, (int32_t)s->v.n); break;
-        case W_BOOL: {
-            uint8_t *c = reserve(o, 1);
-            if (c) {
-                *c = s->v.n ? 1 : 0;
-                o->len++;
+        case W_STR: {
+            size_t sl = (size_t)s->v.n;
+            if (b && sl <= 16) {
+                at += varint(b + at, (int64_t)sl);
+                copy_short(b + at, s->v.s, sl);
+                at += sl;
+            } else {
+                o->len += at;
+                at = 0;
+                put_bytes(o, s->v.s, sl);
             }
             break;
         }
+        case W_LONG:
+            if (b)
+                at += varint(b + at, s->v.n);
+            break;
+        case W_INT:
+            if (b)
+                at += varint(b + at, (int32_t)s->v.n);
+            break;
+        case W_BOOL:
+            if (b)
+                b[at++] = s->v.n ? 1 : 0;
+            break;
         default: {
             /* records, arrays, floats (and a union as a branch, which Avro
              * does not allow anyway): as before */
+            o->len += at;
+            at = 0;
             kb_err_t err = write_node(p, slots, w->node, o, errstr, errstr_size);
             if (err)
                 return err;
         }
         }
+        o->len += at;
     }
     return KB_OK;
 }

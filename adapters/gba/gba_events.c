@@ -11,9 +11,13 @@
  * Speed (bench-gba): the values are built with the compiled writer of
  * gba_avro.h in a per-message arena, not with avro-c generic values; the
  * digests and the keyed HMAC come from a kb_gba_cache made once; the
- * pseudonym of one identifier is computed once per message. The bytes,
+ * pseudonym of one identifier is computed once per message. The check
+ * notes which values are plain Teletex (kb_lo3_check_marking), so most
+ * fields are set as the message's bytes without a second look, and a
+ * category's fields are found in one walk over it (find_els). The bytes,
  * ids and pseudonyms are the same as with kb_schema_encode(),
- * kb_sha256_hex() and kb_event_pseudonym() (test_gba_avro, test_gba_events).
+ * kb_sha256_hex() and kb_event_pseudonym() (test_gba_avro, test_gba_events;
+ * bench-gba-diff compares two builds case by case).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -35,6 +39,7 @@
 #define HMAC_BLOCK 64        /* SHA-256 block size */
 #define DERIVE_INLINE 4         /* value offsets of one message before a malloc */
 #define OUT_INLINE    4096      /* their values' bytes before a malloc */
+#define PLAIN_MAX     256       /* elements whose plainness the check notes */
 
 /* ---- the fields written: resolved once per plan (kb_avw_plan_bind) ----
  * X(id, path, parent): parent is the array whose items hold the path, or
@@ -282,19 +287,95 @@ static void sha256_hex(const void *data, size_t len, char out[65])
     out[64] = '\0';
 }
 
+/* What every derivation of one message shares. */
+struct derive { /* kb_gba_events() sets every field: add one there too */
+    const struct kb_gba_ctx *ctx;
+    kb_gba_cache_t *cache;      /* ctx->cache, or one for this call */
+    struct kb_avw_arena *arena; /* the values of this message */
+    const struct kb_lo3_message *msg;
+    const char *sha; /* hex SHA-256 of the raw bytes */
+    int64_t received_ms;
+    char time[40];                          /* received_ms as ce_time */
+    const char *dataref;                    /* never NULL ("" for none) */
+    size_t source_len, dataref_len;         /* strlen of ctx->source and dataref */
+    const struct kb_lo3_findings *findings; /* warnings travel on every event */
+    int ids_clean;                          /* no A-nummer finding (put_persoon) */
+    const uint8_t *plain;                   /* kb_lo3_check_marking()'s marks ... */
+    size_t n_plain;                         /* ... of the first n_plain elements */
+    struct kb_ingress_event *evs;           /* the events so far (malloc'ed: they are
+                                             * handed over as they are), NULL at first */
+    size_t n, cap;                          /* events, and room for them in evs */
+    size_t *value_at;                       /* where each event's value starts in out: at_inline
+                                             * or malloc'ed (at_cap > DERIVE_INLINE) */
+    size_t at_cap;
+    struct kb_avw_buf out; /* every value, one after the other */
+    char *errstr;
+    size_t errstr_size;
+    const struct kb_lo3_header_field *hdr_anummer, *hdr_datumtijd; /* looked up once */
+    char bron[7 + 64 + 1];                   /* "sha256:" + sha, herkomst.bronBerichtId */
+    char last_domain[16], last_id[64];       /* the last pseudonym computed ... */
+    char last_subject[KB_PSEUDONYM_LEN + 1]; /* ... and its value */
+};
+
 /* ---- reading elements ---- */
 
-/* Element @p nummer of category occurrence @p cat as UTF-8, or NULL when
- * absent or empty (*out_len its length): the message's own bytes when
- * Teletex and UTF-8 write them alike (kb_t61_plain), else converted into
- * @p out. Sets *err on an unmappable Teletex byte. */
-static const char *el(const struct kb_lo3_message *msg, size_t cat, uint16_t nummer, char *out,
-                      size_t *out_len, kb_err_t *err, char *errstr, size_t errstr_size)
+/* kb_lo3_element() inline: every field an event sets looks one up, and
+ * the call cost more than the short scan. */
+static inline const struct kb_lo3_element *find_el(const struct kb_lo3_message *msg, size_t cat,
+                                                   uint16_t nummer)
 {
-    const struct kb_lo3_element *e = kb_lo3_element(msg, cat, nummer);
+    if (cat >= msg->n_categories)
+        return NULL;
+    const struct kb_lo3_category *c = &msg->categories[cat];
+    const struct kb_lo3_element *e = msg->elements + c->first, *end = e + c->count;
+    for (; e < end; e++)
+        if (e->nummer == nummer)
+            return e;
+    return NULL;
+}
+
+/* Elements @p nummers[0..n) (ascending) of category occurrence @p cat into
+ * @p found, as find_el() per number would answer: one walk over a
+ * category whose elements ascend (the rule), find_el() per number for any
+ * other (the first occurrence may then come later). */
+static void find_els(const struct kb_lo3_message *msg, size_t cat, const uint16_t *nummers,
+                     size_t n, const struct kb_lo3_element **found)
+{
+    const struct kb_lo3_category *c = &msg->categories[cat];
+    const struct kb_lo3_element *e = msg->elements + c->first, *end = e + c->count;
+    size_t j = 0;
+    for (uint16_t prev = 0; e < end; prev = e->nummer, e++) {
+        if (e->nummer < prev) {
+            for (j = 0; j < n; j++)
+                found[j] = find_el(msg, cat, nummers[j]);
+            return;
+        }
+        while (j < n && nummers[j] < e->nummer)
+            found[j++] = NULL;
+        if (j < n && nummers[j] == e->nummer)
+            found[j++] = e;
+    }
+    while (j < n)
+        found[j++] = NULL;
+}
+
+/* Element @p e (of category occurrence @p cat, NULL: absent) as UTF-8, or
+ * NULL when absent or empty (*out_len its length): the message's own bytes
+ * when Teletex and UTF-8 write them alike (kb_t61_plain), else converted
+ * into @p out. Sets *err on an unmappable Teletex byte. */
+static const char *el_of(const struct derive *d, size_t cat, const struct kb_lo3_element *e,
+                         char *out, size_t *out_len, kb_err_t *err)
+{
+    const struct kb_lo3_message *msg = d->msg;
     if (!e || e->len == 0)
         return NULL;
-    if ((e->len <= 8 && kb_lo3_readable8(msg, e) && kb_t61_plain_upto8(e->value, e->len)) ||
+    /* plain as the check found it (most values), else tested in words
+     * (values of 8 bytes and more inside the value, shorter ones where the
+     * buffer goes on), else byte by byte */
+    size_t at = (size_t)(e - msg->elements);
+    if ((at < d->n_plain && d->plain[at]) ||
+        (e->len >= 8 ? kb_t61_plain_from8(e->value, e->len)
+                     : kb_lo3_readable8(msg, e) && kb_t61_plain_upto8(e->value, e->len)) ||
         kb_t61_plain(e->value, e->len)) {
         *out_len = e->len;
         return (const char *)e->value;
@@ -303,13 +384,20 @@ static const char *el(const struct kb_lo3_message *msg, size_t cat, uint16_t num
     kb_err_t cerr = kb_t61_to_utf8(e->value, e->len, out, EL_MAX, out_len, &bad);
     if (cerr) {
         if (!*err)
-            *err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+            *err = kb_err_set(KB_ERR_INVALID, d->errstr, d->errstr_size,
                               "offset %zu: element %02u.%04u has a byte without a Teletex "
                               "mapping",
-                              e->offset + 7 + bad, msg->categories[cat].nummer, nummer);
+                              e->offset + 7 + bad, msg->categories[cat].nummer, e->nummer);
         return NULL;
     }
     return out;
+}
+
+/* Element @p nummer of category occurrence @p cat as UTF-8 (el_of()). */
+static const char *el(const struct derive *d, size_t cat, uint16_t nummer, char *out,
+                      size_t *out_len, kb_err_t *err)
+{
+    return el_of(d, cat, find_el(d->msg, cat, nummer), out, out_len, err);
 }
 
 /* Index of the first occurrence of category @p nummer, or -1. */
@@ -321,13 +409,14 @@ static long cat_find(const struct kb_lo3_message *msg, unsigned nummer)
     return -1;
 }
 
-/* Set field @p path to element @p nummer of category @p cat (null when absent). */
-static kb_err_t put(struct kb_avw_value *v, enum gba_path path, const struct kb_lo3_message *msg,
-                    size_t cat, uint16_t nummer, kb_err_t *err, char *errstr, size_t errstr_size)
+/* put_e() for any element: converted, copied or null. */
+static __attribute__((noinline)) kb_err_t put_e_any(struct kb_avw_value *v, enum gba_path path,
+                                                    const struct derive *d, size_t cat,
+                                                    const struct kb_lo3_element *e, kb_err_t *err)
 {
     char buf[EL_MAX];
     size_t len = 0;
-    const char *s = el(msg, cat, nummer, buf, &len, err, errstr, errstr_size);
+    const char *s = el_of(d, cat, e, buf, &len, err);
     if (*err)
         return *err;
     const kb_avw_path_t *h = H(v, path);
@@ -336,8 +425,38 @@ static kb_err_t put(struct kb_avw_value *v, enum gba_path path, const struct kb_
                     : s == buf ? kb_avw_put_stringn(v, h, s, len)
                                : kb_avw_put_stringn_ref(v, h, s, len);
     if (serr)
-        *err = kb_err_set(serr, errstr, errstr_size, "schema has no field %s", PATH_TEXT[path]);
+        *err =
+            kb_err_set(serr, d->errstr, d->errstr_size, "schema has no field %s", PATH_TEXT[path]);
     return *err;
+}
+
+/* Set field @p path to element @p e of category @p cat (null when absent).
+ * An absent value and one the check found plain (most) are set right
+ * here; anything else goes through put_e_any(). */
+static inline kb_err_t put_e(struct kb_avw_value *v, enum gba_path path, const struct derive *d,
+                             size_t cat, const struct kb_lo3_element *e, kb_err_t *err)
+{
+    if (*err)
+        return *err;
+    size_t at = e ? (size_t)(e - d->msg->elements) : SIZE_MAX;
+    kb_err_t serr;
+    if (!e || !e->len)
+        serr = kb_avw_put_null(v, H(v, path));
+    else if (at < d->n_plain && d->plain[at])
+        serr = kb_avw_put_stringn_ref(v, H(v, path), (const char *)e->value, e->len);
+    else
+        return put_e_any(v, path, d, cat, e, err);
+    if (serr)
+        *err =
+            kb_err_set(serr, d->errstr, d->errstr_size, "schema has no field %s", PATH_TEXT[path]);
+    return *err;
+}
+
+/* Set field @p path to element @p nummer of category @p cat (null when absent). */
+static kb_err_t put(struct kb_avw_value *v, enum gba_path path, const struct derive *d, size_t cat,
+                    uint16_t nummer, kb_err_t *err)
+{
+    return put_e(v, path, d, cat, find_el(d->msg, cat, nummer), err);
 }
 
 /* The person fields (groups 01-04) of a category 01/02/03/09 occurrence, at
@@ -354,29 +473,34 @@ static const enum gba_path PERSOON_PERSOON[9] = {
     P_O_PERSOON_GEBOORTEPLAATS, P_O_PERSOON_GEBOORTELAND,  P_O_PERSOON_GESLACHT};
 
 static kb_err_t put_persoon(struct kb_avw_value *v, const enum gba_path paths[9],
-                            const struct kb_lo3_message *msg, size_t cat, int clean, char *errstr,
-                            size_t errstr_size)
+                            const struct derive *d, size_t cat)
 {
+    const struct kb_lo3_message *msg = d->msg;
+    int clean = d->ids_clean;
+    char *errstr = d->errstr;
+    size_t errstr_size = d->errstr_size;
     kb_err_t err = KB_OK;
     unsigned catnr = msg->categories[cat].nummer;
-    /* @p clean: kb_lo3_check() found nothing in the message, so every
-     * BSN passes the 11-proef, every date is a GBA date and every A-nummer
-     * keeps its rules (its findings for exactly these tests reject or warn):
+    /* @p clean: kb_lo3_check() found no A-nummer in the message wrong, and
+     * as it rejected nothing, every BSN passes the 11-proef and every date
+     * is a GBA date (its findings for exactly these tests reject or warn):
      * asking again would give the same answers */
     if (!clean) {
-        const struct kb_lo3_element *bsn = kb_lo3_element(msg, cat, 120);
+        const struct kb_lo3_element *bsn = find_el(msg, cat, 120);
         if (bsn && bsn->len && !kb_check_bsn((const char *)bsn->value, bsn->len))
             return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                               "offset %zu: %02u.01.20 is not a valid BSN (11-proef)", bsn->offset,
                               catnr);
-        const struct kb_lo3_element *gd = kb_lo3_element(msg, cat, 310);
+        const struct kb_lo3_element *gd = find_el(msg, cat, 310);
         if (gd && gd->len && !kb_check_gba_date((const char *)gd->value, gd->len))
             return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                               "offset %zu: %02u.03.10 is not a GBA date", gd->offset, catnr);
     }
+    const struct kb_lo3_element *found[9];
+    find_els(msg, cat, persoon_nummers, 9, found); /* one walk, not nine */
     for (size_t i = 0; i < 9 && !err; i++) {
         if (!clean && persoon_nummers[i] == 110) {
-            const struct kb_lo3_element *e = kb_lo3_element(msg, cat, 110);
+            const struct kb_lo3_element *e = found[i];
             if (e && e->len && !kb_check_anummer((const char *)e->value, e->len)) {
                 /* An invalid A-nummer is a warning (herkomst.waarschuwingen),
                  * not a reason to lose the event; these schemas check the
@@ -384,19 +508,20 @@ static kb_err_t put_persoon(struct kb_avw_value *v, const enum gba_path paths[9]
                 continue;
             }
         }
-        put(v, paths[i], msg, cat, persoon_nummers[i], &err, errstr, errstr_size);
+        put_e(v, paths[i], d, cat, found[i], &err);
     }
     return err;
 }
 
-static kb_err_t put_akte(struct kb_avw_value *v, const struct kb_lo3_message *msg, size_t cat,
-                         char *errstr, size_t errstr_size)
+static kb_err_t put_akte(struct kb_avw_value *v, const struct derive *d, size_t cat)
 {
     kb_err_t err = KB_OK;
+    char *errstr = d->errstr;
+    size_t errstr_size = d->errstr_size;
     char g[EL_MAX], a[EL_MAX];
     size_t gl = 0, al = 0;
-    const char *gem = el(msg, cat, 8110, g, &gl, &err, errstr, errstr_size);
-    const char *akte = el(msg, cat, 8120, a, &al, &err, errstr, errstr_size);
+    const char *gem = el(d, cat, 8110, g, &gl, &err);
+    const char *akte = el(d, cat, 8120, a, &al, &err);
     if (err)
         return err;
     if (gem && akte) {
@@ -432,6 +557,25 @@ static void rub_fini(struct rubrieken *r)
     rub_init(r);
 }
 
+/* Room for @p need items in @p r. */
+static kb_err_t rub_reserve(struct rubrieken *r, size_t need)
+{
+    if (need <= r->cap)
+        return KB_OK;
+    size_t nc = r->cap * 2;
+    while (nc < need)
+        nc *= 2;
+    uint32_t *n = malloc(nc * sizeof *r->items);
+    if (!n)
+        return KB_ERR_NOMEM;
+    memcpy(n, r->items, r->n * sizeof *r->items);
+    if (r->items != r->items_inline)
+        free(r->items);
+    r->items = n;
+    r->cap = nc;
+    return KB_OK;
+}
+
 static kb_err_t rub_add(struct rubrieken *r, unsigned cat, uint16_t nummer)
 {
     uint32_t k = (cat % 100u) * 10000u + nummer % 10000u;
@@ -441,17 +585,8 @@ static kb_err_t rub_add(struct rubrieken *r, unsigned cat, uint16_t nummer)
         i--;
     if (i > 0 && r->items[i - 1] == k)
         return KB_OK;
-    if (r->n == r->cap) {
-        size_t nc = r->cap * 2;
-        uint32_t *n = malloc(nc * sizeof *r->items);
-        if (!n)
-            return KB_ERR_NOMEM;
-        memcpy(n, r->items, r->n * sizeof *r->items);
-        if (r->items != r->items_inline)
-            free(r->items);
-        r->items = n;
-        r->cap = nc;
-    }
+    if (rub_reserve(r, r->n + 1))
+        return KB_ERR_NOMEM;
     if (i < r->n)
         memmove(r->items + i + 1, r->items + i, (r->n - i) * sizeof *r->items);
     r->items[i] = k;
@@ -459,57 +594,87 @@ static kb_err_t rub_add(struct rubrieken *r, unsigned cat, uint16_t nummer)
     return KB_OK;
 }
 
+/* Two decimal digits per value 0-99: "00" "01" ... "99". */
+static const char DEC_PAIRS[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* Rubriek @p k of struct rubrieken as "CC.GG.EE" (8 bytes, no NUL). */
 static void rub_str(uint32_t k, char s[8])
 {
-    unsigned cat = k / 10000u, g = k / 100u % 100u, e = k % 100u;
-    s[0] = (char)('0' + cat / 10);
-    s[1] = (char)('0' + cat % 10);
+    unsigned cat = k / 10000u % 100u, ggee = k % 10000u;
+    memcpy(s, DEC_PAIRS + 2 * cat, 2);
     s[2] = '.';
-    s[3] = (char)('0' + g / 10);
-    s[4] = (char)('0' + g % 10);
+    memcpy(s + 3, DEC_PAIRS + 2 * (ggee / 100u), 2);
     s[5] = '.';
-    s[6] = (char)('0' + e / 10);
-    s[7] = (char)('0' + e % 10);
+    memcpy(s + 6, DEC_PAIRS + 2 * (ggee % 100u), 2);
 }
 
-/* Every element of category occurrence @p cat, numbered as category @p as. */
+
+/* Every element of category occurrence @p cat, numbered as category @p as:
+ * the set rub_add() per element would leave. A category in ascending order
+ * (the rule; its historical twin then repeats the numbers already kept) is
+ * merged with the kept ones in one pass; any other goes element by
+ * element. */
 static kb_err_t rub_add_cat(struct rubrieken *r, const struct kb_lo3_message *msg, size_t cat,
                             unsigned as)
 {
     const struct kb_lo3_category *c = &msg->categories[cat];
-    kb_err_t err = KB_OK;
-    for (size_t i = 0; i < c->count && !err; i++)
-        err = rub_add(r, as, msg->elements[c->first + i].nummer);
-    return err;
+    const struct kb_lo3_element *e = msg->elements + c->first;
+    size_t m = c->count;
+    uint32_t base = (as % 100u) * 10000u;
+    /* the category's keys, ascending and unique, or element by element */
+    uint32_t keys[256];
+    size_t nk = 0;
+    int ascending = m <= 256;
+    for (size_t i = 0; i < m && ascending; i++) {
+        uint32_t k = base + e[i].nummer % 10000u;
+        if (!nk || keys[nk - 1] < k)
+            keys[nk++] = k;
+        else
+            ascending = keys[nk - 1] == k;
+    }
+    if (!ascending) {
+        kb_err_t err = KB_OK;
+        for (size_t i = 0; i < m && !err; i++)
+            err = rub_add(r, as, e[i].nummer);
+        return err;
+    }
+    if (rub_reserve(r, r->n + nk))
+        return KB_ERR_NOMEM;
+    /* merge from the back, in place: the kept items move up by at most nk */
+    if (!r->n) {
+        memcpy(r->items, keys, nk * sizeof *keys); /* the first category of a pair */
+        r->n = nk;
+        return KB_OK;
+    }
+    size_t a = r->n, b = nk, dups = 0;
+    /* how many keys are kept already: the merged size is n + nk - dups */
+    for (size_t i = 0, j = 0; i < a && j < b;) {
+        if (r->items[i] < keys[j])
+            i++;
+        else if (r->items[i] > keys[j])
+            j++;
+        else
+            dups++, i++, j++;
+    }
+    size_t out = a + b - dups;
+    while (b > 0) {
+        uint32_t k = keys[b - 1];
+        if (a > 0 && r->items[a - 1] > k) {
+            r->items[--out] = r->items[--a];
+        } else {
+            if (a > 0 && r->items[a - 1] == k)
+                a--;
+            r->items[--out] = k;
+            b--;
+        }
+    }
+    r->n += nk - dups;
+    return KB_OK;
 }
 
-/* What every derivation of one message shares. */
-struct derive { /* kb_gba_events() sets every field: add one there too */
-    const struct kb_gba_ctx *ctx;
-    kb_gba_cache_t *cache;                  /* ctx->cache, or one for this call */
-    struct kb_avw_arena *arena;             /* the values of this message */
-    const struct kb_lo3_message *msg;
-    const char *sha;                        /* hex SHA-256 of the raw bytes */
-    int64_t received_ms;
-    char time[40];                          /* received_ms as ce_time */
-    const char *dataref;                    /* never NULL ("" for none) */
-    size_t source_len, dataref_len;         /* strlen of ctx->source and dataref */
-    const struct kb_lo3_findings *findings; /* warnings travel on every event */
-    struct kb_ingress_event *evs;           /* the events so far (malloc'ed: they are
-                                             * handed over as they are), NULL at first */
-    size_t n, cap;                          /* events, and room for them in evs */
-    size_t *value_at;      /* where each event's value starts in out: at_inline
-                            * or malloc'ed (at_cap > DERIVE_INLINE) */
-    size_t at_cap;
-    struct kb_avw_buf out; /* every value, one after the other */
-    char *errstr;
-    size_t errstr_size;
-    const struct kb_lo3_header_field *hdr_anummer, *hdr_datumtijd; /* looked up once */
-    char bron[7 + 64 + 1];                  /* "sha256:" + sha, herkomst.bronBerichtId */
-    char last_domain[16], last_id[64];      /* the last pseudonym computed ... */
-    char last_subject[KB_PSEUDONYM_LEN + 1]; /* ... and its value */
-};
 
 static kb_err_t put_herkomst(struct kb_avw_value *v, const struct derive *d)
 {
@@ -709,7 +874,7 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
     copy_strn(ev->attrs.type, sizeof ev->attrs.type, schema->type, tl);
     memcpy(ev->attrs.time, d->time, sizeof ev->attrs.time);
     copy_strn(ev->attrs.dataref, sizeof ev->attrs.dataref, d->dataref, d->dataref_len);
-    kb_event_traceparent(ev->attrs.id, ev->attrs.traceparent);
+    kb_event_traceparent_uuid(ev->attrs.id, ev->attrs.traceparent);
     ev->attrs.schema_id = schema->id;
     /* one message's events mostly share their subject: compute it once */
     if (!strcmp(d->last_domain, subject_domain) && !strcmp(d->last_id, subject_id) &&
@@ -735,7 +900,7 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
 static void raw_el(const struct kb_lo3_message *msg, size_t cat, uint16_t nummer, char *out,
                    size_t cap)
 {
-    const struct kb_lo3_element *e = kb_lo3_element(msg, cat, nummer);
+    const struct kb_lo3_element *e = find_el(msg, cat, nummer);
     size_t len = e && e->len < cap ? e->len : 0;
     if (len)
         memcpy(out, e->value, len);
@@ -807,14 +972,12 @@ static kb_err_t finish(struct derive *d, const struct kb_schema *schema, struct 
 static kb_err_t birth_events(struct derive *d)
 {
     const struct kb_lo3_message *msg = d->msg;
-    char *errstr = d->errstr;
-    size_t errstr_size = d->errstr_size;
     long c01 = cat_find(msg, 1), c07 = cat_find(msg, 7), c08 = cat_find(msg, 8);
     if (c01 < 0 || c07 < 0 || c08 < 0)
         return KB_OK; /* not a full PL: no birth to see */
-    const struct kb_lo3_element *versie = kb_lo3_element(msg, (size_t)c07, 8010);
-    const struct kb_lo3_element *geboren = kb_lo3_element(msg, (size_t)c01, 310);
-    const struct kb_lo3_element *aanvang = kb_lo3_element(msg, (size_t)c08, 1030);
+    const struct kb_lo3_element *versie = find_el(msg, (size_t)c07, 8010);
+    const struct kb_lo3_element *geboren = find_el(msg, (size_t)c01, 310);
+    const struct kb_lo3_element *aanvang = find_el(msg, (size_t)c08, 1030);
     if (!versie || versie->len != 4 || memcmp(versie->value, "0001", 4) != 0 ||
         !el_equals(geboren, aanvang))
         return KB_OK;
@@ -824,9 +987,9 @@ static kb_err_t birth_events(struct derive *d)
     kb_err_t err = new_value(d, "nl.brp.persoon-geboren", &schema, &v);
     if (err)
         return err;
-    err = put_persoon(&v, PERSOON_KIND, msg, (size_t)c01, d->findings->n == 0, errstr, errstr_size);
+    err = put_persoon(&v, PERSOON_KIND, d, (size_t)c01);
     if (!err)
-        err = put_akte(&v, msg, (size_t)c01, errstr, errstr_size);
+        err = put_akte(&v, d, (size_t)c01);
     /* Parents: categories 02 (ouder 1) and 03 (ouder 2), actual occurrence. */
     if (!err && !kb_avw_path_is_array(v.plan, H(&v, P_OUDERS)))
         err = KB_ERR_SCHEMA;
@@ -841,16 +1004,14 @@ static kb_err_t birth_events(struct derive *d)
         }
         err = kb_avw_put_int(&ouder, H(&ouder, P_O_OUDER_NUMMER), (int32_t)(nr - 1));
         if (!err)
-            err = put_persoon(&ouder, PERSOON_PERSOON, msg, (size_t)c, d->findings->n == 0, errstr,
-                              errstr_size);
+            err = put_persoon(&ouder, PERSOON_PERSOON, d, (size_t)c);
         if (!err)
-            put(&ouder, P_O_DATUM_FAM, msg, (size_t)c, 6210, &err, errstr, errstr_size);
+            put(&ouder, P_O_DATUM_FAM, d, (size_t)c, 6210, &err);
     }
     if (!err)
-        put(&v, P_INSCHRIJVING_GEMEENTE, msg, (size_t)c08, 910, &err, errstr, errstr_size);
+        put(&v, P_INSCHRIJVING_GEMEENTE, d, (size_t)c08, 910, &err);
     if (!err)
-        put(&v, P_INSCHRIJVING_DATUM_INSCHRIJVING, msg, (size_t)c08, 920, &err, errstr,
-            errstr_size);
+        put(&v, P_INSCHRIJVING_DATUM_INSCHRIJVING, d, (size_t)c08, 920, &err);
     /* what made it a birth: first version, born on the day the address began */
     struct rubrieken rub;
     rub_init(&rub);
@@ -884,7 +1045,7 @@ static const struct kb_lo3_element *val(const struct kb_lo3_message *msg, long c
 {
     if (cat < 0)
         return NULL;
-    const struct kb_lo3_element *e = kb_lo3_element(msg, (size_t)cat, nummer);
+    const struct kb_lo3_element *e = find_el(msg, (size_t)cat, nummer);
     return e && e->len ? e : NULL;
 }
 
@@ -898,7 +1059,7 @@ static int same_val(const struct kb_lo3_element *a, const struct kb_lo3_element 
 /* 1 when occurrence @p cat has element @p nummer (empty or not). */
 static int has_el(const struct kb_lo3_message *msg, long cat, uint16_t nummer)
 {
-    return cat >= 0 && kb_lo3_element(msg, (size_t)cat, nummer) != NULL;
+    return cat >= 0 && find_el(msg, (size_t)cat, nummer) != NULL;
 }
 
 /* Rubrieken of a pair: every element of the actual and historical category. */
@@ -948,12 +1109,25 @@ static kb_err_t end_mutation(struct derive *d, const struct kb_schema *schema,
     return err;
 }
 
-#define PUT(v, path, cat, nummer)                                                          \
-    do {                                                                                   \
-        if (!err && (cat) >= 0)                                                            \
-            put((v), (path), d->msg, (size_t)(cat), (nummer), &err, d->errstr,             \
-                d->errstr_size);                                                           \
+#define PUT(v, path, cat, nummer)                               \
+    do {                                                        \
+        if (!err && (cat) >= 0)                                 \
+            put((v), (path), d, (size_t)(cat), (nummer), &err); \
     } while (0)
+
+/* PUT() for @p n fields in a row: elements @p nummers (ascending) of
+ * category occurrence @p cat to @p paths, in that order, with one walk
+ * over the category (find_els) instead of one per field. */
+static void put_list(struct kb_avw_value *v, const struct derive *d, long cat,
+                     const uint16_t *nummers, const enum gba_path *paths, size_t n, kb_err_t *err)
+{
+    const struct kb_lo3_element *found[16];
+    if (*err || cat < 0 || n > sizeof found / sizeof found[0])
+        return;
+    find_els(d->msg, (size_t)cat, nummers, n, found);
+    for (size_t i = 0; i < n && !*err; i++)
+        put_e(v, paths[i], d, (size_t)cat, found[i], err);
+}
 
 /* 01/51: BSN, A-nummer and name changes. Returns 1 in *covered when an
  * event took the pair. */
@@ -1044,21 +1218,18 @@ static kb_err_t verbintenis_pair(struct derive *d, const struct pair *p, const c
     kb_err_t err = start_mutation(d, type, anr, p, &schema, &v);
     if (err)
         return err;
-    PUT(&v, P_PARTNER_A_NUMMER, a, 110);
-    PUT(&v, P_PARTNER_BSN, a, 120);
-    PUT(&v, P_PARTNER_VOORNAMEN, a, 210);
-    PUT(&v, P_PARTNER_VOORVOEGSEL, a, 230);
-    PUT(&v, P_PARTNER_GESLACHTSNAAM, a, 240);
-    PUT(&v, P_PARTNER_GEBOORTEDATUM, a, 310);
-    PUT(&v, P_DATUM_SLUITING, a, 610);
-    PUT(&v, P_PLAATS_SLUITING, a, 620);
-    PUT(&v, P_LAND_SLUITING, a, 630);
-    if (ontbonden) {
-        PUT(&v, P_DATUM_ONTBINDING, a, 710);
-        PUT(&v, P_PLAATS_ONTBINDING, a, 720);
-        PUT(&v, P_LAND_ONTBINDING, a, 730);
-        PUT(&v, P_REDEN_ONTBINDING, a, 740);
-    }
+    /* the partner, the union and its end: in element order */
+    static const uint16_t nummers[13] = {110, 120, 210, 230, 240, 310, 610,
+                                         620, 630, 710, 720, 730, 740};
+    static const enum gba_path paths[13] = {
+        P_PARTNER_A_NUMMER,    P_PARTNER_BSN,           P_PARTNER_VOORNAMEN,
+        P_PARTNER_VOORVOEGSEL, P_PARTNER_GESLACHTSNAAM, P_PARTNER_GEBOORTEDATUM,
+        P_DATUM_SLUITING,      P_PLAATS_SLUITING,       P_LAND_SLUITING,
+        P_DATUM_ONTBINDING,    P_PLAATS_ONTBINDING,     P_LAND_ONTBINDING,
+        P_REDEN_ONTBINDING};
+    put_list(&v, d, a, nummers, paths, 9, &err);
+    if (ontbonden)
+        put_list(&v, d, a, nummers + 9, paths + 9, 4, &err);
     PUT(&v, P_DATUM_GELDIGHEID, a, 8510);
     *covered = 1;
     return end_mutation(d, schema, &v, p, anr, err);
@@ -1140,14 +1311,12 @@ static kb_err_t verblijf_pair(struct derive *d, const struct pair *p, const char
     PUT(&v, P_LAND_VERTREK, a, 1310);
     PUT(&v, P_LAND_VANWAAR_INGESCHREVEN, a, 1410);
     if (!err && (val(msg, a, 1110) || val(msg, a, 1160) || val(msg, a, 1190))) {
-        PUT(&v, P_ADRES_FUNCTIE, a, 1010);
-        PUT(&v, P_ADRES_STRAATNAAM, a, 1110);
-        PUT(&v, P_ADRES_HUISNUMMER, a, 1120);
-        PUT(&v, P_ADRES_HUISLETTER, a, 1130);
-        PUT(&v, P_ADRES_HUISNUMMERTOEVOEGING, a, 1140);
-        PUT(&v, P_ADRES_POSTCODE, a, 1160);
-        PUT(&v, P_ADRES_WOONPLAATS, a, 1170);
-        PUT(&v, P_ADRES_NUMMERAANDUIDING, a, 1190);
+        static const uint16_t nummers[8] = {1010, 1110, 1120, 1130, 1140, 1160, 1170, 1190};
+        static const enum gba_path paths[8] = {
+            P_ADRES_FUNCTIE,    P_ADRES_STRAATNAAM,           P_ADRES_HUISNUMMER,
+            P_ADRES_HUISLETTER, P_ADRES_HUISNUMMERTOEVOEGING, P_ADRES_POSTCODE,
+            P_ADRES_WOONPLAATS, P_ADRES_NUMMERAANDUIDING};
+        put_list(&v, d, a, nummers, paths, 8, &err);
     }
     *covered = 1;
     return end_mutation(d, schema, &v, p, anr, err);
@@ -1167,10 +1336,9 @@ static kb_err_t kind_pair(struct derive *d, const struct pair *p, const char *an
         return err;
     err = kb_avw_put_stringn_ref(&v, H(&v, P_OUDER_A_NUMMER), anr, strlen(anr));
     if (!err)
-        err = put_persoon(&v, PERSOON_KIND, msg, p->a, d->findings->n == 0, d->errstr,
-                          d->errstr_size);
+        err = put_persoon(&v, PERSOON_KIND, d, p->a);
     if (!err)
-        err = put_akte(&v, msg, p->a, d->errstr, d->errstr_size);
+        err = put_akte(&v, d, p->a);
     PUT(&v, P_DATUM_GELDIGHEID, (long)p->a, 8510);
     *covered = 1;
     struct rubrieken rub;
@@ -1193,7 +1361,7 @@ static kb_err_t mutation_events(struct derive *d)
     anr[10] = '\0';
     struct rubrieken rest; /* rubrieken no specific event took */
     rub_init(&rest);
-    uint8_t cats[50] = {0};          /* their categories (actual numbers) */
+    uint64_t cats = 0; /* their categories (actual numbers), bit per number */
     int rest_correctie = 0;
     kb_err_t err = KB_OK;
     for (size_t i = 0; i < msg->n_categories && !err; i++) {
@@ -1216,7 +1384,7 @@ static kb_err_t mutation_events(struct derive *d)
         }
         if (!err && !covered) {
             err = pair_rubrieken(msg, &p, &rest);
-            cats[c->nummer] = 1;
+            cats |= 1ull << c->nummer; /* an actual number: 1-49 */
             rest_correctie |= p.correctie;
         }
     }
@@ -1226,9 +1394,8 @@ static kb_err_t mutation_events(struct derive *d)
         struct pair none = {0, -1, 0, rest_correctie};
         err = start_mutation(d, "nl.brp.persoonslijst-gewijzigd", anr, &none, &schema, &v);
         if (!err) {
-            for (unsigned i = 1; i < 50 && !err; i++) {
-                if (!cats[i])
-                    continue;
+            for (uint64_t m = cats & ~1ull; m && !err; m &= m - 1) { /* 1-49, ascending */
+                unsigned i = (unsigned)__builtin_ctzll(m);
                 char nr[3] = {(char)('0' + i / 10), (char)('0' + i % 10), '\0'};
                 err = append_string(&v, P_CATEGORIEEN, P_CATEGORIEEN_ITEM, nr, 2);
                 if (err == KB_ERR_NOTFOUND) {
@@ -1318,7 +1485,10 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     sha256_hex(raw, len, sha);
     struct kb_lo3_findings findings;
     memset(&findings, 0, sizeof findings);
-    kb_err_t err = kb_lo3_check(msg, &findings);
+    uint8_t plain[PLAIN_MAX]; /* elements checked plain (put_e, el_of) */
+    size_t n_plain = msg->n_elements < PLAIN_MAX ? msg->n_elements : PLAIN_MAX;
+    memset(plain, 0, n_plain);
+    kb_err_t err = kb_lo3_check_marking(msg, &findings, plain, n_plain);
     if (err) {
         kb_lo3_findings_fini(&findings);
         kb_gba_cache_destroy(own);
@@ -1352,6 +1522,15 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     d.source_len = strlen(ctx->source);
     d.dataref_len = dataref ? strlen(dataref) : 0;
     d.findings = &findings;
+    d.plain = plain;
+    d.n_plain = n_plain;
+    /* The message is not rejected, so every BSN passed the 11-proef and
+     * every date is a GBA date (those findings reject); only an A-nummer
+     * finding (a warning) makes put_persoon() look at a value again. */
+    d.ids_clean = 1;
+    for (size_t i = 0; i < findings.n; i++)
+        if (!strcmp(findings.items[i].rule, "anummer"))
+            d.ids_clean = 0;
     d.evs = NULL;
     d.n = 0;
     d.cap = 0;

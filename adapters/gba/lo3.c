@@ -177,16 +177,32 @@ struct parser {
 
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
-/* The four bytes of every kind's berichtnummer, packed: a lookup scans
- * these 256 bytes instead of striding through the whole table (a line or
- * two per kind passed, some 25 for a Gv01 or Lg01). */
+/* The four bytes of every kind's berichtnummer, packed: a lookup compares
+ * with these instead of striding through the whole table. */
 static uint32_t kind_codes[N_KINDS];
 static pthread_once_t kind_codes_once = PTHREAD_ONCE_INIT;
 
+/* kind_codes by hash: index + 1 (0: empty), open addressing with linear
+ * probing at a quarter load, so a lookup takes one or two probes instead
+ * of a scan past every kind listed before it (Lg01 is the 38th). */
+static uint8_t kind_slots[256];
+
+_Static_assert(N_KINDS < 255, "kind_slots holds index + 1 in a byte");
+
+static inline unsigned kind_hash(uint32_t code)
+{
+    return (unsigned)((code * 0x9E3779B1u) >> 24);
+}
+
 static void kind_codes_make(void)
 {
-    for (size_t i = 0; i < N_KINDS; i++)
+    for (size_t i = 0; i < N_KINDS; i++) {
         memcpy(&kind_codes[i], kinds[i].type, 4);
+        unsigned h = kind_hash(kind_codes[i]);
+        while (kind_slots[h])
+            h = (h + 1) & 255u;
+        kind_slots[h] = (uint8_t)(i + 1);
+    }
 }
 
 static const struct kind_def *find_kind(const uint8_t *type)
@@ -194,9 +210,9 @@ static const struct kind_def *find_kind(const uint8_t *type)
     uint32_t code;
     pthread_once(&kind_codes_once, kind_codes_make);
     memcpy(&code, type, 4);
-    for (size_t i = 0; i < N_KINDS; i++)
-        if (kind_codes[i] == code)
-            return &kinds[i];
+    for (unsigned h = kind_hash(code); kind_slots[h]; h = (h + 1) & 255u)
+        if (kind_codes[kind_slots[h] - 1] == code)
+            return &kinds[kind_slots[h] - 1];
     return NULL;
 }
 
@@ -329,22 +345,26 @@ static kb_err_t parse_category_elements(struct parser *ps, struct kb_lo3_categor
 {
     struct kb_lo3_message *msg = ps->msg;
     /* the counters in locals, written back at the end: the element stores
-     * (size_t fields) would otherwise make the compiler reload them */
+     * (size_t fields) would otherwise make the compiler reload them; one
+     * bound (the room left or the element cap, whichever comes first) is
+     * tested per element */
     struct kb_lo3_element *els = msg->elements;
-    size_t n = msg->n_elements, cap = ps->cap_elements, count = cat->count;
+    size_t n = msg->n_elements, cap = ps->cap_elements, first_n = n;
+    size_t bound = cap < MAX_ELEMENTS ? cap : MAX_ELEMENTS;
     const uint8_t *buf = ps->buf;
+    const size_t buf_len = ps->len;
     kb_err_t err = KB_OK;
 
     while (pos < end) {
-        size_t nummer = 0, len = 0;
-        if (end - pos < 7) {
+        size_t nummer = 0, len = 0, rest = end - pos;
+        if (rest < 7) {
             err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
                              "offset %zu: element header needs 7 bytes, %zu remain in "
                              "category %02u",
-                             pos, end - pos, cat->nummer);
+                             pos, rest, cat->nummer);
             break;
         }
-        if (!(pos + 8 <= ps->len ? element_header8(buf + pos, &nummer, &len)
+        if (!(pos + 8 <= buf_len ? element_header8(buf + pos, &nummer, &len)
                                  : element_header(buf + pos, &nummer, &len))) {
             /* say which part is wrong */
             if (!digits(buf + pos, 4, &nummer))
@@ -356,37 +376,38 @@ static kb_err_t parse_category_elements(struct parser *ps, struct kb_lo3_categor
             if (err)
                 break;
         }
-        if (len > end - pos - 7) {
+        if (len > rest - 7) {
             err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
                              "offset %zu: element %04zu length %zu exceeds remaining %zu "
                              "bytes of category %02u",
-                             pos, nummer, len, end - pos - 7, cat->nummer);
+                             pos, nummer, len, rest - 7, cat->nummer);
             break;
         }
-        if (n >= MAX_ELEMENTS) {
-            err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
-                             "offset %zu: more than %u elements in one message", pos, MAX_ELEMENTS);
-            break;
-        }
-        if (n == cap) {
+        if (n >= bound) {
+            if (n >= MAX_ELEMENTS) {
+                err = kb_err_set(KB_ERR_INVALID, ps->errstr, ps->errstr_size,
+                                 "offset %zu: more than %u elements in one message", pos,
+                                 MAX_ELEMENTS);
+                break;
+            }
             void *arr = els;
             err = grow_slow(ps, &arr, &cap, sizeof *els, ps->first_elements);
             els = arr;
             if (err)
                 break;
+            bound = cap < MAX_ELEMENTS ? cap : MAX_ELEMENTS;
         }
         struct kb_lo3_element *el = &els[n++];
         el->nummer = (uint16_t)nummer;
         el->value = buf + pos + 7;
         el->len = len;
         el->offset = pos;
-        count++;
         pos += 7 + len;
     }
     msg->elements = els;
     msg->n_elements = n;
     ps->cap_elements = cap;
-    cat->count = count;
+    cat->count += n - first_n;
     return err;
 }
 

@@ -150,8 +150,18 @@ static kb_err_t add(struct kb_lo3_findings *out, unsigned cat, const struct kb_l
         out->cap = nc;
     }
     struct kb_lo3_finding *f = &out->items[out->n++];
-    snprintf(f->rubriek, sizeof f->rubriek, "%02u.%02u.%02u", cat % 100u,
-             (unsigned)(el->nummer / 100) % 100u, (unsigned)(el->nummer % 100));
+    /* "%02u.%02u.%02u" of cat % 100, GG, EE, without the formatting machinery */
+    static const char pairs[201] =
+        "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+        "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+        "8081828384858687888990919293949596979899";
+    unsigned g = (unsigned)(el->nummer / 100) % 100u, e = (unsigned)(el->nummer % 100);
+    memcpy(f->rubriek, pairs + 2 * (cat % 100u), 2);
+    f->rubriek[2] = '.';
+    memcpy(f->rubriek + 3, pairs + 2 * g, 2);
+    f->rubriek[5] = '.';
+    memcpy(f->rubriek + 6, pairs + 2 * e, 2);
+    f->rubriek[8] = '\0';
     f->offset = el->offset;
     f->rule = rule;
     f->what = what;
@@ -202,9 +212,15 @@ static inline int digits_upto8(const uint8_t *v, size_t len)
 #endif
 }
 
-static int one_of(const uint8_t *v, size_t len, const char *allowed)
+static inline int one_of(const uint8_t *v, size_t len, const char *allowed)
 {
-    return len == 1 && v[0] && strchr(allowed, v[0]) != NULL;
+    /* strchr() without the call: the lists are a few letters */
+    if (len != 1 || !v[0])
+        return 0;
+    for (const char *a = allowed; *a; a++)
+        if ((uint8_t)*a == v[0])
+            return 1;
+    return 0;
 }
 
 /* The special rule of @p def for value @p v: NULL when it holds, else the
@@ -225,7 +241,7 @@ static const char *special_rule(const struct element_def *def, const uint8_t *v,
     case S_DATUM:
         *what = "is not a GBA date";
         *reject = 1;
-        if (len == 8 && all_digits(v, 8)) {
+        if (len == 8 && (def->format == 'N' || all_digits(v, 8))) { /* N: checked */
             /* a year, a month and a day up to 28: a date in any calendar
              * rule, without asking kb_check_gba_date (every PL has dozens) */
             unsigned m = (v[4] - (unsigned)'0') * 10u + (v[5] - (unsigned)'0');
@@ -263,10 +279,36 @@ static const char *special_rule(const struct element_def *def, const uint8_t *v,
     }
 }
 
+/* The @p len >= 8 bytes at @p v are digits: word by word, the last word
+ * overlapping (every word lies inside the value). */
+static inline int digits_from8(const uint8_t *v, size_t len)
+{
+    uint64_t x;
+    for (size_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&x, v + i, 8);
+        if (!digits8(x))
+            return 0;
+    }
+    memcpy(&x, v + len - 8, 8);
+    return digits8(x);
+}
+
 kb_err_t kb_lo3_check(const struct kb_lo3_message *msg, struct kb_lo3_findings *out)
 {
+    return kb_lo3_check_marking(msg, out, NULL, 0);
+}
+
+kb_err_t kb_lo3_check_marking(const struct kb_lo3_message *msg, struct kb_lo3_findings *out,
+                              uint8_t *plain, size_t n)
+{
     kb_err_t err = KB_OK;
+    if (!plain)
+        n = 0;
     pthread_once(&def_index_once, def_index_make); /* once here, not per element */
+    /* kb_lo3_readable8() for every element at once: a value that starts
+     * in [buf, last8] has 8 bytes to read whatever its length */
+    const uint8_t *buf = msg->buf;
+    const uint8_t *last8 = buf && msg->buf_len >= 8 ? buf + msg->buf_len - 8 : NULL;
     for (size_t c = 0; c < msg->n_categories && !err; c++) {
         const struct kb_lo3_category *cat = &msg->categories[c];
         for (size_t i = 0; i < cat->count && !err; i++) {
@@ -282,7 +324,8 @@ kb_err_t kb_lo3_check(const struct kb_lo3_message *msg, struct kb_lo3_findings *
                 if (err)
                     break;
             }
-            if (el->len == 0)
+            size_t len = el->len;
+            if (len == 0)
                 continue; /* "no value" is meaningful in mutations */
             const struct element_def *def = find_def(el->nummer);
             if (!def) {
@@ -290,33 +333,43 @@ kb_err_t kb_lo3_check(const struct kb_lo3_message *msg, struct kb_lo3_findings *
                           "is not in the element table", 0);
                 continue;
             }
-            if (el->len < def->min || el->len > def->max) {
+            if (len < def->min || len > def->max) {
                 err = add(out, cat->nummer, el, "length",
                           "has a length outside its format (protocols.md 1.5)", 1);
                 continue;
             }
-            if (def->format == 'N' &&
-                !(el->len < 8 && kb_lo3_readable8(msg, el) ? digits_upto8(el->value, el->len)
-                                                           : all_digits(el->value, el->len))) {
-                err = add(out, cat->nummer, el, "format-n", "is numeric but holds a non-digit",
-                          1);
-                continue;
-            }
-            if (def->format == 'A' &&
-                !(el->len <= 8 && kb_lo3_readable8(msg, el) &&
-                  kb_t61_plain_upto8(el->value, el->len))) { /* else: plain, so valid */
-                size_t bad = 0;
-                if (kb_t61_check(el->value, el->len, &bad)) {
-                    err = add(out, cat->nummer, el, "teletex",
-                              "holds a byte without a Teletex mapping", 1);
+            const uint8_t *v = el->value;
+            /* values of 8 bytes and more are read in words inside them;
+             * shorter ones as one word where the buffer goes on */
+            int word = len >= 8 || (last8 && v >= buf && v <= last8);
+            size_t at = cat->first + i;
+            if (def->format == 'N') {
+                if (!(word ? (len >= 8 ? digits_from8(v, len) : digits_upto8(v, len))
+                           : all_digits(v, len))) {
+                    err = add(out, cat->nummer, el, "format-n", "is numeric but holds a non-digit",
+                              1);
                     continue;
+                }
+                if (at < n) /* digits are plain */
+                    plain[at] = 1;
+            } else if (def->format == 'A') {
+                if (word && (len >= 8 ? kb_t61_plain_from8(v, len) : kb_t61_plain_upto8(v, len))) {
+                    if (at < n) /* plain, so valid */
+                        plain[at] = 1;
+                } else {
+                    size_t bad = 0;
+                    if (kb_t61_check(v, len, &bad)) {
+                        err = add(out, cat->nummer, el, "teletex",
+                                  "holds a byte without a Teletex mapping", 1);
+                        continue;
+                    }
                 }
             }
             if (def->special == S_NONE)
                 continue; /* most elements: no jump through the rule switch */
             const char *what = NULL;
             int reject = 0;
-            const char *rule = special_rule(def, el->value, el->len, &what, &reject);
+            const char *rule = special_rule(def, v, len, &what, &reject);
             if (rule)
                 err = add(out, cat->nummer, el, rule, what, reject);
         }

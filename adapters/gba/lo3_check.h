@@ -42,6 +42,17 @@ struct kb_lo3_findings {
  */
 kb_err_t kb_lo3_check(const struct kb_lo3_message *msg, struct kb_lo3_findings *out);
 
+/**
+ * kb_lo3_check() that also sets @p plain[i] to 1 (i < @p n; the caller
+ * zeroes them) for element i when its checks found its bytes to be ones
+ * Teletex and UTF-8 write alike (digits of an N element, the common
+ * characters of an A element): kb_t61_plain() would say 1. An unmarked
+ * element may still be plain. Lets the event code take most values as
+ * they are without testing them again.
+ */
+kb_err_t kb_lo3_check_marking(const struct kb_lo3_message *msg, struct kb_lo3_findings *out,
+                              uint8_t *plain, size_t n);
+
 void kb_lo3_findings_fini(struct kb_lo3_findings *f);
 
 /** "offset 76: 01.01.20 is not a valid BSN (11-proef)" into @p buf. */

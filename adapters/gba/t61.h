@@ -89,4 +89,18 @@ kb_err_t kb_t61_check(const uint8_t *in, size_t len, size_t *bad_offset);
 kb_err_t kb_t61_from_utf8(const char *in, size_t len, uint8_t *out, size_t out_size,
                           size_t *out_len, size_t *bad_offset);
 
+/**
+ * kb_t61_plain8() over @p len >= 8 bytes at @p in, word by word (the last
+ * word overlapping, so every word lies inside the value): 1 means
+ * kb_t61_plain(in, len) is 1; 0 says nothing. Long names and street
+ * names are tested without a byte loop.
+ */
+static inline int kb_t61_plain_from8(const uint8_t *in, size_t len)
+{
+    for (size_t i = 0; i + 8 < len; i += 8)
+        if (!kb_t61_plain8(in + i))
+            return 0;
+    return kb_t61_plain8(in + len - 8);
+}
+
 #endif

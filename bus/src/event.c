@@ -251,6 +251,20 @@ void kb_event_time(int64_t unix_ms, char out[40])
     snprintf(out, 40, "%.24s.%03dZ", date, (int)ms);
 }
 
+void kb_event_traceparent_uuid(const char uuid[37], char out[64])
+{
+    /* "00-%.8s%.4s%.4s%.4s%.12s-<first 16 of those>-01", copied in runs */
+    memcpy(out, "00-", 3);
+    memcpy(out + 3, uuid, 8);
+    memcpy(out + 11, uuid + 9, 4);
+    memcpy(out + 15, uuid + 14, 4);
+    memcpy(out + 19, uuid + 19, 4);
+    memcpy(out + 23, uuid + 24, 12);
+    out[35] = '-';
+    memcpy(out + 36, out + 3, 16);
+    memcpy(out + 52, "-01", 4);
+}
+
 void kb_event_traceparent(const char *uuid, char out[64])
 {
     static const uint64_t dash_at = (1ull << 8) | (1ull << 13) | (1ull << 18) | (1ull << 23);
@@ -260,16 +274,8 @@ void kb_event_traceparent(const char *uuid, char out[64])
         dashes |= (uint64_t)(uuid[i] == '-') << i;
     if (len == 36 && dashes == dash_at) {
         /* the 8-4-4-4-12 form of kb_event_uuid5(): the same 32 digits as
-         * the scan below, copied in runs */
-        memcpy(out, "00-", 3);
-        memcpy(out + 3, uuid, 8);
-        memcpy(out + 11, uuid + 9, 4);
-        memcpy(out + 15, uuid + 14, 4);
-        memcpy(out + 19, uuid + 19, 4);
-        memcpy(out + 23, uuid + 24, 12);
-        out[35] = '-';
-        memcpy(out + 36, out + 3, 16);
-        memcpy(out + 52, "-01", 4);
+         * the scan below */
+        kb_event_traceparent_uuid(uuid, out);
         return;
     }
     char h[33];

@@ -96,6 +96,13 @@ void kb_event_time(int64_t unix_ms, char out[40]);
 void kb_event_traceparent(const char *uuid, char out[64]);
 
 /**
+ * kb_event_traceparent() of an id known to be in the 8-4-4-4-12 form, as
+ * kb_event_uuid5() makes it: no check of the form (adapters call it with
+ * the id they have just made, once per event).
+ */
+void kb_event_traceparent_uuid(const char uuid[37], char out[64]);
+
+/**
  * Read a subject-key file: either hex text (an even number of at least 32
  * hex digits, white space around it ignored) or at least 16 raw bytes used
  * exactly as stored; at most 4096 bytes. The key never appears in logs or
