@@ -438,41 +438,18 @@ static void run_verify(const char *prefix, const char *bootstrap, const char *pu
 /* ------------------------------------------------------------ (1) route */
 
 
-struct drain_out {
-    double eps;              /* input events/s between the first and the last commit */
-    double events, seconds;  /* the events and seconds behind eps */
-    double cpu_us;           /* router CPU per event over the same interval */
-    double broker_cpu_us;    /* broker CPU per event over it; -1 unknown */
-};
-
-static double committed_total(rd_kafka_t *rk, const char *topic)
-{
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTITIONS);
-    for (int p = 0; p < PARTITIONS; p++)
-        rd_kafka_topic_partition_list_add(l, topic, p);
-    double sum = -1;
-    if (!rd_kafka_committed(rk, l, 5000)) {
-        sum = 0;
-        for (int i = 0; i < l->cnt; i++)
-            if (l->elems[i].offset > 0)
-                sum += (double)l->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(l);
-    return sum;
-}
-
 /*
  * One drain as bench_drain_phase() does it (preload c->count events with
  * gen seed 1, start the router, time from its first commit to the commit of
- * the last event), but also reading the router's and the broker's CPU time
- * at those two commits: CPU per event hardly depends on what else runs on
- * the machine, throughput does.
+ * the last event, with the router's and the broker's CPU per event between
+ * those commits: CPU per event hardly depends on what else runs on the
+ * machine, throughput does), on a prefix and with arguments of its own.
  */
 static int drain_with_cpu(const struct bench_ctx *c, const char *prefix, const char *group,
-                          char *const *argv, char *const *env, const char *name, pid_t broker,
-                          struct drain_out *out)
+                          char *const *argv, char *const *env, const char *name,
+                          struct bench_drain *out)
 {
-    char in[160], log[512], errstr[512];
+    char in[160], log[512];
     snprintf(in, sizeof in, "%s.in.gba", prefix);
     snprintf(log, sizeof log, "%s/gen-%s.log", c->dir, name);
     if (bench_run_gen(c, prefix, c->count, 1, 0, log)) {
@@ -480,59 +457,22 @@ static int drain_with_cpu(const struct bench_ctx *c, const char *prefix, const c
         return -1;
     }
     int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", c->bootstrap, NULL, 0);
-    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        fprintf(stderr, "bench-audit: %s\n", errstr);
-        return -1;
-    }
     snprintf(log, sizeof log, "%s/%s.log", c->dir, name);
     pid_t pid = bench_spawn(argv, log, env);
-    double t_call = bench_now_s(), t_first = 0, cpu_first = 0, bcpu_first = 0, c_first = 0;
-    int ok = 0;
-    while (pid > 0 && bench_now_s() - t_call < 600) {
-        double done = committed_total(rk, in);
-        double t = bench_now_s();
-        if (done > 0 && !t_first) {
-            t_first = t;
-            c_first = done;
-            cpu_first = bench_proc_cpu_s(pid);
-            bcpu_first = bench_proc_cpu_s(broker);
-        }
-        if (done >= (double)end) {
-            double n = (double)end - c_first;
-            out->eps = t > t_first ? n / (t - t_first) : 0;
-            out->events = n;
-            out->seconds = t - t_first;
-            out->cpu_us = n > 0 ? (bench_proc_cpu_s(pid) - cpu_first) / n * 1e6 : 0;
-            double b = bench_proc_cpu_s(broker);
-            out->broker_cpu_us = b >= 0 && bcpu_first >= 0 && n > 0 ? (b - bcpu_first) / n * 1e6
-                                                                    : -1;
-            ok = 1;
-            printf("%s: drain %.0f events/s over %.1f s (first commit after %.1f s); "
-                   "router %.0f us CPU/event, broker %.0f us\n",
-                   name, out->eps, t - t_first, t_first - t_call, out->cpu_us,
-                   out->broker_cpu_us);
-            break;
-        }
-        if (waitpid(pid, NULL, WNOHANG) == pid) {
-            fprintf(stderr, "bench-audit: %s exited early (log %s)\n", name, log);
-            pid = 0;
-            break;
-        }
-        usleep(20000);
-    }
-    rd_kafka_destroy(rk);
-    if (pid > 0) {
-        int st = bench_stop(pid, 20);
-        if (st != 0 && st != 128 + SIGTERM)
-            fprintf(stderr, "bench-audit: %s exited with status %d (log %s)\n", name, st, log);
-    }
+    if (pid <= 0)
+        return -1;
+    *out = bench_drain(c->bootstrap, group, in, PARTITIONS, 0, end, 600, pid);
+    if (out->ok)
+        printf("%s: drain %.0f events/s over %.1f s (first commit after %.1f s); "
+               "router %.0f us CPU/event, broker %.0f us\n",
+               name, out->eps, out->seconds, out->startup_s, out->cpu_us, out->broker_cpu_us);
+    else
+        fprintf(stderr, "bench-audit: %s did not drain (log %s)\n", name, log);
+    int st = bench_stop(pid, 20);
+    if (st != 0 && st != 128 + SIGTERM)
+        fprintf(stderr, "bench-audit: %s exited with status %d (log %s)\n", name, st, log);
     fflush(stdout);
-    return ok ? 0 : -1;
+    return out->ok ? 0 : -1;
 }
 
 struct route_side {
@@ -548,7 +488,7 @@ struct route_side {
  * figure is for a working trail).
  */
 static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, const char *pub,
-                     int pairs, pid_t broker, struct route_side *with,
+                     int pairs, struct route_side *with,
                      struct route_side *without, int *trail_ok)
 {
     char ketenbus[512], schemas[512], sbatch[16];
@@ -583,9 +523,9 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
         }
         argv[k] = NULL;
         char *env[] = {env_prefix, NULL};
-        struct drain_out d = {0};
+        struct bench_drain d = {0};
         c->count = run < 0 ? (count / 4 > 1000 ? count / 4 : 1000) : count;
-        int failed = drain_with_cpu(c, prefix, group, argv, env, name, broker, &d);
+        int failed = drain_with_cpu(c, prefix, group, argv, env, name, &d);
         c->count = count;
         if (failed)
             return -1;
@@ -744,9 +684,7 @@ int main(int argc, char **argv)
     double overhead = 0, eps_with = 0, eps_without = 0, cpu_with = 0, cpu_without = 0;
     double cpu_overhead = 0, bcpu_with = -1, bcpu_without = -1;
     if (!no_route) {
-        const char *bstate = given_bootstrap ? getenv("KB_KAFKA_STATE") : state;
-        if (run_route(&c, run_id, priv, pub, pairs, bench_broker_pid(bstate), &with, &without,
-                      &trail_ok)) {
+        if (run_route(&c, run_id, priv, pub, pairs, &with, &without, &trail_ok)) {
             fprintf(stderr, "bench-audit: a router drain failed (logs in %s)\n", c.dir);
             goto out_broker;
         }

@@ -334,7 +334,7 @@ int64_t bench_topic_end(const char *bootstrap, const char *topic, int partitions
 
 /* CPU seconds (user + system, all threads) of process @p pid so far; -1 when
  * unknown. */
-double bench_proc_cpu_s(pid_t pid)
+static double bench_proc_cpu_s(pid_t pid)
 {
     if (pid <= 0)
         return -1;
@@ -356,7 +356,7 @@ double bench_proc_cpu_s(pid_t pid)
 }
 
 /* The broker's pid from its state folder (tests/kafka/broker.sh), or 0. */
-pid_t bench_broker_pid(const char *state)
+static pid_t bench_broker_pid(const char *state)
 {
     if (!state)
         return 0;
@@ -371,6 +371,7 @@ pid_t bench_broker_pid(const char *state)
     }
     return (pid_t)pid;
 }
+
 struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
                                int partitions, int64_t from, int64_t target, double timeout_s,
                                pid_t alive)
@@ -395,8 +396,9 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
         if (c >= target) {
             d.ok = 1;
             d.seconds = t - t_first;
-            d.eps = d.seconds > 0 ? (double)(target - c_first) / d.seconds : 0;
-            double n = (double)(target - c_first), cpu = bench_proc_cpu_s(alive),
+            d.events = (double)(target - c_first);
+            d.eps = d.seconds > 0 ? d.events / d.seconds : 0;
+            double n = d.events, cpu = bench_proc_cpu_s(alive),
                    bcpu = bench_proc_cpu_s(broker);
             d.cpu_us = n > 0 && cpu_first >= 0 && cpu >= 0 ? (cpu - cpu_first) / n * 1e6 : -1;
             d.broker_cpu_us =

@@ -81,6 +81,7 @@ int64_t bench_topic_end(const char *bootstrap, const char *topic, int partitions
 struct bench_drain {
     double eps;          /* input events per second between those commits */
     double seconds;      /* that interval */
+    double events;       /* input events between the first commit and the last */
     double startup_s;    /* from the call until the first commit moved */
     double cpu_us;       /* CPU (user + system) of the contestant per event between those
                           * commits; -1 when unknown */
@@ -185,13 +186,6 @@ int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *
  */
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
                         struct bench_result *res);
-
-/** CPU seconds (user + system, all threads) of process @p pid so far; -1
- *  when unknown. */
-double bench_proc_cpu_s(pid_t pid);
-
-/** The pid of the broker of tests/kafka/broker.sh state folder @p state, or 0. */
-pid_t bench_broker_pid(const char *state);
 
 /** Machine description for the report: CPU model, cores, kernel. */
 void bench_machine(char *out, size_t cap);
