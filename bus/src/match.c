@@ -258,6 +258,16 @@ static const struct kb_filter *required_field(const struct kb_filter *f)
     return NULL;
 }
 
+/* The number of ASCII digits @p s starts with (strspn with a set costs
+ * more for the 4 to 8 digits of codes and dates). */
+static inline size_t digit_run(const char *s)
+{
+    size_t n = 0;
+    while ((unsigned)(s[n] - '0') <= 9u)
+        n++;
+    return n;
+}
+
 enum { KEY_OK = 0, KEY_NAN = 1 };
 
 /* The canonical key of a field value (see the file comment): "n:" and the
@@ -270,9 +280,7 @@ static int value_key(const char *v, char *out, size_t cap)
      * are an integer a double holds exactly, and %.17g prints an integer
      * below 1e17 as its digits without leading zeros, so this is the same
      * key the general path below makes. */
-    size_t nd = 0;
-    while ((unsigned)(v[nd] - '0') <= 9u) /* strspn with a set costs more for 4 digits */
-        nd++;
+    size_t nd = digit_run(v);
     if (nd && nd <= 15 && !v[nd] && cap > nd + 3) {
         const char *d = v;
         while (d[0] == '0' && d[1])
@@ -447,11 +455,7 @@ static int compare(const char *a, const char *b)
      * of up to 15 digits are integers a double holds exactly, so their
      * numeric order is the order of their lengths without leading zeros,
      * then of their digits. Same answer as strtod below, without it. */
-    size_t na = 0, nb = 0;
-    while ((unsigned)(a[na] - '0') <= 9u)
-        na++;
-    while ((unsigned)(b[nb] - '0') <= 9u)
-        nb++;
+    size_t na = digit_run(a), nb = digit_run(b);
     if (na && nb && !a[na] && !b[nb] && na <= 15 && nb <= 15) {
         while (na > 1 && *a == '0')
             a++, na--;
@@ -592,6 +596,21 @@ static void collect_nan(const struct field_index *fi, const struct kb_event_attr
             collect(&fi->by_value.slots[i].val, 0, attrs, time_ms, get, opaque, hits, n, cap);
 }
 
+/* The candidates of field index @p fi for the event's value: @p state 1,
+ * the list of canonical key @p key (hash @p h); 2, a NaN, every list; 0,
+ * absent, none. */
+static void collect_field(const struct field_index *fi, int state, const char *key, uint64_t h,
+                          const struct kb_event_attrs *attrs, int64_t time_ms,
+                          kb_field_get_cb *get, void *opaque, const struct entry **hits,
+                          size_t *n, size_t cap)
+{
+    if (state == 1)
+        collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits, n,
+                cap);
+    else if (state == 2)
+        collect_nan(fi, attrs, time_ms, get, opaque, hits, n, cap);
+}
+
 size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
                         int64_t time_ms, kb_field_get_cb *get, void *opaque,
                         const struct kb_sub **out, size_t max)
@@ -635,23 +654,15 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
                 strmap_prefetch(&fi->by_value, h);
             continue;
         }
-        if (state == 1)
-            collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits,
-                    &n, cap);
-        else if (state == 2)
-            collect_nan(fi, attrs, time_ms, get, opaque, hits, &n, cap);
+        collect_field(fi, state, key, h, attrs, time_ms, get, opaque, hits, &n, cap);
     }
     collect(&b->rest, 1, attrs, time_ms, get, opaque, hits, &n, cap);
     if (b->by_source.cap)
         collect(strmap_find_h(&b->by_source, attrs->source, h_source), 1, attrs, time_ms, get,
                 opaque, hits, &n, cap);
-    for (size_t f = 0; f < n_ahead && get; f++) {
-        if (fk[f].state == 1)
-            collect(strmap_find_h(&b->fields[f].by_value, fk[f].key, fk[f].h), 1, attrs, time_ms,
-                    get, opaque, hits, &n, cap);
-        else if (fk[f].state == 2)
-            collect_nan(&b->fields[f], attrs, time_ms, get, opaque, hits, &n, cap);
-    }
+    for (size_t f = 0; f < n_ahead && get; f++)
+        collect_field(&b->fields[f], fk[f].state, fk[f].key, fk[f].h, attrs, time_ms, get,
+                      opaque, hits, &n, cap);
     qsort(hits, n, sizeof hits[0], by_order);
     size_t k = 0;
     for (size_t i = 0; i < n && k < max; i++)
