@@ -18,7 +18,7 @@
  *  1. An input offset is committed only in the transaction that also holds
  *     everything produced for it (subscriber copies, dead letter).
  *  2. An event id enters a partition's dedup set only when its transaction
- *     committed; ids of an aborted batch are forgotten (batch_ids). Ids of
+ *     committed; ids of an aborted batch are forgotten (pending). Ids of
  *     the batch in flight count as seen for the batch routed behind it.
  *  3. After (re)assignment a partition's dedup set is rebuilt from the
  *     dedup_window input messages before its committed offset, so a
@@ -47,6 +47,7 @@
 #include <sys/stat.h>
 
 #include "idset.h"
+#include "pending_ids.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/validate.h"
@@ -99,7 +100,7 @@ struct inflight {
     atomic_int settled;          /* set by the thread last: result and commit_ms are final */
     rd_kafka_message_t **msgs;   /* the batch, kept for a rewind; owned */
     size_t n;
-    size_t n_ids;                /* its ids: the first n_ids of batch_ids */
+    size_t n_ids;                /* its ids: the first n_ids of pending */
 };
 
 /* The validator of one schema, compiled once (invariant: schema ids are
@@ -122,10 +123,8 @@ struct kb_router {
     rd_kafka_t *producer;        /* transactional producer */
     struct part_state *parts;    /* dedup state per assigned partition */
     size_t n_parts;
-    uint64_t *batch_ids;         /* ids (hashes) routed, not yet committed: the batch in
+    struct kb__pending_ids pending; /* ids routed, not yet committed: the batch in
                                   * flight first (inflight.n_ids), then the one routed */
-    size_t *batch_id_parts;      /* index into parts of each batch id */
-    size_t n_batch_ids;
     struct stage stage;          /* the routed batch's messages, not yet produced */
     struct inflight inflight;    /* the batch being committed */
     struct kb_route_stats stats;
@@ -480,9 +479,7 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     }
     /* room for the batch in flight and the one routed behind it */
-    r->batch_ids = calloc(2 * (size_t)r->opts.batch_max, sizeof *r->batch_ids);
-    r->batch_id_parts = calloc(2 * (size_t)r->opts.batch_max, sizeof *r->batch_id_parts);
-    if (!r->batch_ids || !r->batch_id_parts) {
+    if (kb__pending_ids_init(&r->pending, 2 * (size_t)r->opts.batch_max)) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_fail;
     }
@@ -947,20 +944,16 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     if (!ps)
         return KB_ERR_NOMEM;
     uint64_t idh = kb__idset_hash(attrs.id);
-    int dup = kb__idset_contains(ps->ids, idh);
     size_t pi = (size_t)(ps - r->parts);
-    for (size_t i = 0; i < r->n_batch_ids && !dup; i++)
-        dup = r->batch_ids[i] == idh && r->batch_id_parts[i] == pi;
-    if (dup) {
+    if (kb__idset_contains(ps->ids, idh) || kb__pending_ids_contains(&r->pending, idh, pi)) {
         atomic_fetch_add(&r->stats.duplicates, 1);
         KB_LOG_INFO(COMP, "duplicate dropped",
                     "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, attrs.id,
                     topic, m->partition, m->offset);
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
-    r->batch_ids[r->n_batch_ids] = idh;
-    r->batch_id_parts[r->n_batch_ids] = pi;
-    r->n_batch_ids++;
+    if (kb__pending_ids_add(&r->pending, idh, pi))
+        return KB_ERR_NOMEM; /* cannot happen: room for two whole batches */
 
     /* Subscriptions judge the event by when it was recorded (ce_time), so a
      * replay decides as the original routing did; without ce_time, now. */
@@ -1154,11 +1147,8 @@ static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size
         if (r->audit)
             kb_audit_commit_mark(r->audit);
         for (size_t i = 0; i < f->n_ids; i++)
-            kb__idset_add(r->parts[r->batch_id_parts[i]].ids, r->batch_ids[i]);
-        r->n_batch_ids -= f->n_ids;
-        memmove(r->batch_ids, r->batch_ids + f->n_ids, r->n_batch_ids * sizeof *r->batch_ids);
-        memmove(r->batch_id_parts, r->batch_id_parts + f->n_ids,
-                r->n_batch_ids * sizeof *r->batch_id_parts);
+            kb__idset_add(r->parts[r->pending.parts[i]].ids, r->pending.ids[i]);
+        kb__pending_ids_drop_front(&r->pending, f->n_ids);
         atomic_fetch_add(&r->stats.transactions, 1);
         kb_metrics_observe("kb_route_transaction_seconds", (double)f->commit_ms / 1000.0,
                            "commit", NULL);
@@ -1178,7 +1168,7 @@ static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size
         }
         if (r->audit)
             kb_audit_abort(r->audit);
-        r->n_batch_ids = 0;
+        kb__pending_ids_clear(&r->pending);
         atomic_fetch_add(&r->stats.aborts, 1);
     }
     messages_free(f->msgs, f->n);
@@ -1195,7 +1185,7 @@ static void routed_drop(kb_router_t *r, rd_kafka_message_t **batch, size_t n, in
     stage_discard(&r->stage);
     if (r->audit)
         kb_audit_abort(r->audit);
-    r->n_batch_ids = 0;
+    kb__pending_ids_clear(&r->pending);
     if (rewind)
         rewind_batches(r, batch, n, NULL, 0);
     messages_free(batch, n);
@@ -1262,7 +1252,7 @@ static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
     f->cgmd = rd_kafka_consumer_group_metadata(r->consumer);
     f->result = NULL;
     atomic_store(&f->settled, 0);
-    f->n_ids = r->n_batch_ids;
+    f->n_ids = r->pending.n;
     rd_kafka_message_t **spare = f->msgs;
     f->msgs = *batch;
     f->n = n;
@@ -1424,8 +1414,7 @@ void kb_router_destroy(kb_router_t *r)
     kb_matcher_destroy(r->matcher);
     kb_follow_topics_destroy(r->follows);
     kb_subs_fini(&r->subs);
-    free(r->batch_ids);
-    free(r->batch_id_parts);
+    kb__pending_ids_fini(&r->pending);
     stage_discard(&r->stage);
     free(r->stage.msgs);
     free(r->stage.buf);
