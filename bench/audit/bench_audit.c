@@ -35,6 +35,7 @@
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/route.h"
 
 #ifndef KB_BIN_DIR
 #error "KB_BIN_DIR must name the folder of the ketenbus executable"
@@ -562,7 +563,8 @@ static void usage(FILE *f)
           "  --records N          decisions for the in-memory verifier (default 1000000)\n"
           "  --subject-records N  decisions written to the broker for `audit verify` and\n"
           "                       `audit subject` (default 2000000)\n"
-          "  --route-count N      events per router drain (default 20000)\n"
+          "  --route-count N      events per router drain (default 50000: ten full\n"
+          "                       transactions of the router's default batch)\n"
           "  --route-pairs K      drains with and without the trail, in ABBA order (default 4)\n"
           "  --chains C           input partitions = chains (default 12)\n"
           "  --bootstrap HP       use this broker instead of starting one\n"
@@ -598,7 +600,7 @@ int main(int argc, char **argv)
     const char *given_bootstrap = getenv("KB_BOOTSTRAP") && *getenv("KB_BOOTSTRAP")
                                       ? getenv("KB_BOOTSTRAP")
                                       : NULL;
-    struct bench_ctx c = {.count = 20000, .batch = 500};
+    struct bench_ctx c = {.count = 50000, .batch = KB_ROUTE_BATCH_MAX};
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n': records = atol(optarg); break;

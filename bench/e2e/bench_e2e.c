@@ -15,7 +15,7 @@
  * read LO3 anyway). The summary line says input=gen.
  *
  * Usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]
- *                  [--warmup N] [--bootstrap HOST:PORT]
+ *                  [--warmup N] [--batch N] [--bootstrap HOST:PORT]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -29,6 +29,7 @@
 
 #include "bench_common.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/route.h"
 
 #ifndef KB_BIN_DIR
 #error "KB_BIN_DIR must name the folder of the ketenbus executable"
@@ -56,13 +57,15 @@ static int ensure_topics(const char *bootstrap, const char *const *topics, size_
 static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
-          "                 [--warmup N] [--bootstrap HOST:PORT]\n"
-          "  --count N      events preloaded for the drain (default 25000)\n"
+          "                 [--warmup N] [--batch N] [--bootstrap HOST:PORT]\n"
+          "  --count N      events preloaded for the drain (default 50000)\n"
           "  --rate R       events/s offered in the latency phase (default: half the\n"
           "                 slower drain, so both run below capacity)\n"
           "  --seconds S    length of the latency phase (default 10)\n"
           "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
           "  --warmup N     events each contestant drains first, untimed (default 10000)\n"
+          "  --batch N      most events in one router transaction (default the\n"
+          "                 router's, 5000)\n"
           "  --bootstrap HP use this broker instead of starting one\n"
           "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-e2e), KB_CACHE_DIR\n"
           "(Kafka Streams jars, default /var/cache/ketenbus).\n",
@@ -75,9 +78,9 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},   {"rate", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
         {"bootstrap", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
-        {"warmup", required_argument, NULL, 'W'},
+        {"warmup", required_argument, NULL, 'W'}, {"batch", required_argument, NULL, 'B'},
         {NULL, 0, NULL, 0}};
-    struct bench_ctx c = {.count = 25000, .rate = 0, .seconds = 10, .batch = 500};
+    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX};
     const char *given_bootstrap = NULL, *threads = "1";
     long warmup = 10000;
     int opt;
@@ -88,12 +91,13 @@ int main(int argc, char **argv)
         case 's': c.seconds = atof(optarg); break;
         case 't': threads = optarg; break;
         case 'W': warmup = atol(optarg); break;
+        case 'B': c.batch = atoi(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0) {
+    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 || c.batch <= 0) {
         usage(stderr);
         return 2;
     }

@@ -29,6 +29,7 @@
 
 #include "bench_common.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/route.h"
 #include "ketenbus/sub.h"
 #include "match.h"
 
@@ -455,7 +456,8 @@ static void usage(FILE *f)
           "                    slower drain, so both run below capacity)\n"
           "  --seconds S       length of the latency phase (default 10)\n"
           "  --match-seconds S time per subscription count in part (a) (default 3)\n"
-          "  --batch N         events per transaction, router and copy (default 500)\n"
+          "  --batch N         most events per transaction, router and copy (default the\n"
+          "                    router's, 5000)\n"
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
@@ -474,7 +476,7 @@ int main(int argc, char **argv)
         {"bootstrap", required_argument, NULL, 'b'}, {"profile-router", no_argument, NULL, 'P'},
         {"warmup", required_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = 500};
+    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX};
     int matching_only = 0, opt;
     double match_seconds = 3;
     long warmup = 20000;

@@ -443,7 +443,7 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         r->opts.dlq_topic = r->dlq_buf;
     }
     if (r->opts.batch_max <= 0)
-        r->opts.batch_max = 500;
+        r->opts.batch_max = KB_ROUTE_BATCH_MAX;
     if (r->opts.batch_ms <= 0)
         r->opts.batch_ms = 100;
     if (!r->opts.dedup_window)

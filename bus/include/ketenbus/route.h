@@ -17,6 +17,19 @@
 #include "ketenbus/schema.h"
 #include "ketenbus/sub.h"
 
+/*
+ * Default most events in one transaction. A transaction costs the broker
+ * about the same whatever it holds (a produce request, a verification and a
+ * commit marker for each partition it touches: the per-subscriber topics
+ * make that dozens), so under load the router lets a batch grow: a batch
+ * closes as soon as the commit before it ended (group commit), and this cap
+ * only bounds memory (kept input messages, staged copies). At 500 the
+ * router spent two thirds of the broker's CPU on transaction overhead
+ * under load (bench/README.md).
+ */
+#define KB_ROUTE_BATCH_MAX 5000
+
+
 struct kb_route_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
     const char *subs_path;             /* subscription file or folder; reloaded on change */
@@ -28,7 +41,8 @@ struct kb_route_opts {
     const char *instance;              /* names the transactional.id; unique per instance */
     const char *input_pattern;         /* regex of input topics; default ^<prefix>\.in\..* */
     const char *dlq_topic;             /* default "<prefix>.dlq" (kb_topic_prefix()) */
-    int batch_max;                     /* events per transaction; default 500 */
+    int batch_max;                     /* most events per transaction; default
+                                        * KB_ROUTE_BATCH_MAX */
     int batch_ms;                      /* longest wait to fill a batch; default 100 */
     size_t dedup_window;               /* ids remembered per input partition; default 100000 */
     int no_audit;                      /* 1: no audit trail (benchmarks only) */
