@@ -13,7 +13,7 @@
  * extrapolated.
  *
  * usage: bench-audit [--records N] [--subject-records N] [--route-count N]
- *                    [--route-pairs K] [--chains C] [--bootstrap HOST:PORT]
+ *                    [--route-pairs K] [--batch N] [--chains C] [--bootstrap HOST:PORT]
  *                    [--memory-only] [--no-route] [--verify-loop SECONDS]
  *                    [--verify-runs K]
  */
@@ -557,7 +557,7 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
 static void usage(FILE *f)
 {
     fputs("usage: bench-audit [--records N] [--subject-records N] [--route-count N]\n"
-          "                   [--route-pairs K] [--chains C] [--bootstrap HOST:PORT]\n"
+          "                   [--route-pairs K] [--batch N] [--chains C] [--bootstrap HOST:PORT]\n"
           "                   [--memory-only] [--no-route] [--verify-loop SECONDS]\n"
           "                   [--verify-runs K]\n"
           "  --records N          decisions for the in-memory verifier (default 1000000)\n"
@@ -566,6 +566,8 @@ static void usage(FILE *f)
           "  --route-count N      events per router drain (default 50000: ten full\n"
           "                       transactions of the router's default batch)\n"
           "  --route-pairs K      drains with and without the trail, in ABBA order (default 4)\n"
+          "  --batch N            most events per router transaction (default the router's,\n"
+          "                       5000)\n"
           "  --chains C           input partitions = chains (default 12)\n"
           "  --bootstrap HP       use this broker instead of starting one\n"
           "  --memory-only        only the in-memory verifier and filter, no broker\n"
@@ -586,6 +588,7 @@ int main(int argc, char **argv)
         {"subject-records", required_argument, NULL, 'S'},
         {"route-count", required_argument, NULL, 'R'},
         {"route-pairs", required_argument, NULL, 'P'},
+        {"batch", required_argument, NULL, 'B'},
         {"chains", required_argument, NULL, 'c'},
         {"bootstrap", required_argument, NULL, 'b'},
         {"memory-only", no_argument, NULL, 'm'},
@@ -607,6 +610,7 @@ int main(int argc, char **argv)
         case 'S': subject_records = atol(optarg); break;
         case 'R': c.count = atol(optarg); break;
         case 'P': pairs = atoi(optarg); break;
+        case 'B': c.batch = atoi(optarg); break;
         case 'c': chains = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'm': memory_only = 1; break;
@@ -617,8 +621,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (records <= 0 || subject_records <= 0 || c.count <= 0 || pairs <= 0 || chains <= 0 ||
-        chains > 1000 || verify_runs <= 0) {
+    if (records <= 0 || subject_records <= 0 || c.count <= 0 || pairs <= 0 || c.batch <= 0 ||
+        chains <= 0 || chains > 1000 || verify_runs <= 0) {
         usage(stderr);
         return 2;
     }
