@@ -567,7 +567,7 @@ static void usage(FILE *f)
           "                       transactions of the router's default batch)\n"
           "  --route-pairs K      drains with and without the trail, in ABBA order (default 4)\n"
           "  --batch N            most events per router transaction (default the router's,\n"
-          "                       5000)\n"
+          "                       " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --chains C           input partitions = chains (default 12)\n"
           "  --bootstrap HP       use this broker instead of starting one\n"
           "  --memory-only        only the in-memory verifier and filter, no broker\n"

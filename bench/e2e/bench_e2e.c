@@ -65,7 +65,7 @@ static void usage(FILE *f)
           "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
           "  --warmup N     events each contestant drains first, untimed (default 10000)\n"
           "  --batch N      most events in one router transaction (default the\n"
-          "                 router's, 5000)\n"
+          "                 router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --bootstrap HP use this broker instead of starting one\n"
           "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-e2e), KB_CACHE_DIR\n"
           "(Kafka Streams jars, default /var/cache/ketenbus).\n",

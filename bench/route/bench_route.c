@@ -457,7 +457,7 @@ static void usage(FILE *f)
           "  --seconds S       length of the latency phase (default 10)\n"
           "  --match-seconds S time per subscription count in part (a) (default 3)\n"
           "  --batch N         most events per transaction, router and copy (default the\n"
-          "                    router's, 5000)\n"
+          "                    router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"

@@ -28,7 +28,10 @@
  * under load (bench/README.md).
  */
 #define KB_ROUTE_BATCH_MAX 5000
-
+/* The same as text, for help messages (stringified, so the two cannot drift). */
+#define KB_ROUTE_BATCH_MAX_STR KB__ROUTE_STR(KB_ROUTE_BATCH_MAX)
+#define KB__ROUTE_STR(x) KB__ROUTE_STR_(x)
+#define KB__ROUTE_STR_(x) #x
 
 struct kb_route_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
