@@ -41,6 +41,10 @@
 #error "KB_BIN_DIR must name the folder of the ketenbus executable"
 #endif
 
+/* The audit topic's codec, for the router and the synthetic trail alike
+ * (--audit-compression). */
+static const char *g_codec = KB_AUDIT_COMPRESSION;
+
 #define PARTITIONS 3          /* audit topic and router input, as bench-route */
 #define FIXTURE_BSN "999995303"
 #define FIXTURE_EVERY 5000    /* 1 in 5000 records is about the fixture person */
@@ -68,7 +72,8 @@ static int gen_open(struct gen *g, const char *priv, const uint8_t *skey, size_t
     g->chains = chains;
     kb_topic_name(g->input_topic, sizeof g->input_topic, "in.gba");
     struct kb_audit_opts o = {.topic = topic, .partitions = partitions, .signing_key_file = priv,
-                              .checkpoint_every = 1000, .checkpoint_ms = 3600000};
+                              .checkpoint_every = 1000, .checkpoint_ms = 3600000,
+                              .compression = g_codec};
     g->a = kb_audit_new(&o, errstr, cap);
     g->pseudo = malloc(sizeof *g->pseudo * N_PSEUDO);
     if (!g->a || !g->pseudo)
@@ -302,20 +307,26 @@ static int write_trail(const char *bootstrap, const char *priv, const uint8_t *s
         fprintf(stderr, "bench-audit: %s\n", errstr);
         return -1;
     }
-    /* The input topic exists (empty) so verify's retention check has
-     * something to look at; the audit topic gets the router's layout. */
-    const char *audit_t[] = {audit_topic};
-    const char *in_t[] = {in_topic};
-    if (kb_kafka_ensure_topics(p.rk, audit_t, 1, PARTITIONS, 30000, errstr, sizeof errstr) ||
-        kb_kafka_ensure_topics(p.rk, in_t, 1, (int)chains, 30000, errstr, sizeof errstr)) {
-        fprintf(stderr, "bench-audit: %s\n", errstr);
-        rd_kafka_destroy(p.rk);
-        return -1;
-    }
     struct gen g;
     if (gen_open(&g, priv, skey, skey_len, chains, PARTITIONS, audit_topic, errstr,
                  sizeof errstr)) {
         fprintf(stderr, "bench-audit: %s\n", errstr);
+        rd_kafka_destroy(p.rk);
+        return -1;
+    }
+    /* The router's codec, so verify reads what it would read in production. */
+    rd_kafka_topic_t *audit_rkt = kb_audit_topic_handle(g.a, p.rk, errstr, sizeof errstr);
+    /* The input topic exists (empty) so verify's retention check has
+     * something to look at; the audit topic gets the router's layout. */
+    const char *audit_t[] = {audit_topic};
+    const char *in_t[] = {in_topic};
+    if (!audit_rkt ||
+        kb_kafka_ensure_topics(p.rk, audit_t, 1, PARTITIONS, 30000, errstr, sizeof errstr) ||
+        kb_kafka_ensure_topics(p.rk, in_t, 1, (int)chains, 30000, errstr, sizeof errstr)) {
+        fprintf(stderr, "bench-audit: %s\n", errstr);
+        if (audit_rkt)
+            rd_kafka_topic_destroy(audit_rkt);
+        gen_close(&g);
         rd_kafka_destroy(p.rk);
         return -1;
     }
@@ -326,6 +337,7 @@ static int write_trail(const char *bootstrap, const char *priv, const uint8_t *s
     *secs = bench_now_s() - t0;
     int left = rd_kafka_outq_len(p.rk);
     gen_close(&g);
+    rd_kafka_topic_destroy(audit_rkt);
     rd_kafka_destroy(p.rk);
     if (p.failed || left) {
         fprintf(stderr, "bench-audit: %ld records not written (%d still queued)\n", p.failed, left);
@@ -519,6 +531,8 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
         if (audit) {
             argv[k++] = "--audit-signing-key";
             argv[k++] = (char *)priv;
+            argv[k++] = "--audit-compression";
+            argv[k++] = (char *)g_codec;
         } else {
             argv[k++] = "--no-audit";
         }
@@ -559,7 +573,7 @@ static void usage(FILE *f)
     fputs("usage: bench-audit [--records N] [--subject-records N] [--route-count N]\n"
           "                   [--route-pairs K] [--batch N] [--chains C] [--bootstrap HOST:PORT]\n"
           "                   [--memory-only] [--no-route] [--verify-loop SECONDS]\n"
-          "                   [--verify-runs K]\n"
+          "                   [--verify-runs K] [--audit-compression CODEC]\n"
           "  --records N          decisions for the in-memory verifier (default 1000000)\n"
           "  --subject-records N  decisions written to the broker for `audit verify` and\n"
           "                       `audit subject` (default 2000000)\n"
@@ -576,6 +590,8 @@ static void usage(FILE *f)
           "                       seconds (for a profiler), then stop\n"
           "  --verify-runs K      rounds of read-only / verify on 1 thread / verify on\n"
           "                       the default threads; the best of each (default 3)\n"
+          "  --audit-compression CODEC  the audit topic's codec, for the router and the\n"
+          "                       synthetic trail (default the router's, " KB_AUDIT_COMPRESSION ")\n"
           "Environment: KB_BOOTSTRAP (as --bootstrap); BENCH_KAFKA_STATE, the state\n"
           "folder of the broker it starts (default /tmp/kb-kafka-bench-audit).\n",
           f);
@@ -595,6 +611,7 @@ int main(int argc, char **argv)
         {"no-route", no_argument, NULL, 'x'},
         {"verify-loop", required_argument, NULL, 'L'},
         {"verify-runs", required_argument, NULL, 'V'},
+        {"audit-compression", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     long records = 1000000, subject_records = 2000000, chains = 12;
@@ -617,6 +634,7 @@ int main(int argc, char **argv)
         case 'x': no_route = 1; break;
         case 'L': loop_s = atof(optarg); break;
         case 'V': verify_runs = atoi(optarg); break;
+        case 'C': g_codec = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -806,10 +824,10 @@ int main(int argc, char **argv)
            "subject_records=%ld verify_mem_rps=%.0f verify_1t_rps=%.0f verify_threads=%d "
            "scan_rps=%.0f verify_cpu_us=%.2f audit_cpu_overhead_pct=%s "
            "route_eps_with=%s route_eps_without=%s route_count=%ld route_pairs=%d "
-           "append_ns=%.0f ok=%d\n",
+           "append_ns=%.0f audit_compression=%s ok=%d\n",
            soverhead, verify_rps, subject_s, subject_records, mem.verify_rps, verify1_rps,
            threads, scan_rps, vo.records ? vo.cpu_s / (double)vo.records * 1e6 : 0, scpu, swith,
-           swithout, c.count, pairs, mem.append_ns, ok);
+           swithout, c.count, pairs, mem.append_ns, g_codec, ok);
     rc = ok ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

@@ -8,6 +8,7 @@
 
 #include "cmd.h"
 #include "ketenbus/admin.h"
+#include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/http.h"
@@ -42,6 +43,8 @@ static const char usage[] =
     "                               checkpoints of the audit trail\n"
     "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
     "  --checkpoint-ms MS           or after this long with new records (default 60000)\n"
+    "  --audit-compression CODEC    codec of the audit topic's batches: none, gzip,\n"
+    "                               snappy, lz4 or zstd (default " KB_AUDIT_COMPRESSION ")\n"
     "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz, the\n"
     "                               dashboard (/dashboard, /events) and the admin API\n"
     "                               (/admin/...; HTTP options below)\n"
@@ -67,7 +70,7 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_ACODEC, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
 
 int kb_cmd_route(int argc, char **argv)
 {
@@ -77,6 +80,7 @@ int kb_cmd_route(int argc, char **argv)
         {"audit-signing-key", required_argument, NULL, OPT_AKEY},
         {"checkpoint-every", required_argument, NULL, OPT_CPN},
         {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
+        {"audit-compression", required_argument, NULL, OPT_ACODEC},
         {"no-audit", no_argument, NULL, OPT_NOAUDIT},
         {"no-register-projections", no_argument, NULL, OPT_NOREG},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
@@ -117,6 +121,7 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_AKEY: ro.audit_signing_key_file = optarg; break;
         case OPT_CPN: ro.audit_checkpoint_every = (uint32_t)strtoul(optarg, NULL, 10); break;
         case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
+        case OPT_ACODEC: ro.audit_compression = optarg; break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
         case OPT_NOREG: ro.no_register_projections = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;

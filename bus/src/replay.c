@@ -84,6 +84,7 @@ struct replay {
     char *current_fields;      /* the subscription's fields, sorted, '\n'-joined */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;      /* transactional; NULL in a dry run */
+    rd_kafka_topic_t *audit_rkt; /* producer's audit topic handle: holds the trail's codec */
     kb_audit_t *audit;
     char chain_topic[200];
     struct schema_state *states;
@@ -635,6 +636,8 @@ static kb_err_t open_clients(struct replay *rp, char *errstr, size_t errstr_size
     };
     if (!(rp->audit = kb_audit_new(&ao, errstr, errstr_size)))
         return KB_ERR_CONF;
+    if (!(rp->audit_rkt = kb_audit_topic_handle(rp->audit, rp->producer, errstr, errstr_size)))
+        return KB_ERR_CONF;
     /* After init_transactions: a fenced predecessor's open transaction is
      * aborted by then, so the chain's committed tail is final. */
     kb_replay_chain_topic(rp->chain_topic, sizeof rp->chain_topic);
@@ -744,6 +747,8 @@ out:
         rd_kafka_consumer_close(rp.consumer);
         rd_kafka_destroy(rp.consumer);
     }
+    if (rp.audit_rkt)
+        rd_kafka_topic_destroy(rp.audit_rkt);
     if (rp.producer) {
         rd_kafka_flush(rp.producer, 10000);
         rd_kafka_destroy(rp.producer);

@@ -139,6 +139,7 @@ struct kb_router {
     size_t n_views;
     struct kb__sub_view_bufs bufs; /* scratch for projected copies */
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
+    rd_kafka_topic_t *audit_rkt; /* the producer's audit topic handle: holds its codec */
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
     int fatal;                   /* set in a callback: stop the router */
     uint64_t rebalances;         /* assignments and revocations so far (rebalance_cb) */
@@ -521,9 +522,13 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
             .signing_key_file = r->opts.audit_signing_key_file,
             .checkpoint_every = r->opts.audit_checkpoint_every,
             .checkpoint_ms = r->opts.audit_checkpoint_ms,
+            .compression = r->opts.audit_compression,
         };
         r->audit = kb_audit_new(&ao, errstr, errstr_size);
         if (!r->audit)
+            goto out_fail;
+        r->audit_rkt = kb_audit_topic_handle(r->audit, r->producer, errstr, errstr_size);
+        if (!r->audit_rkt)
             goto out_fail;
     }
 
@@ -1404,6 +1409,8 @@ void kb_router_destroy(kb_router_t *r)
         rd_kafka_consumer_close(r->consumer);
         rd_kafka_destroy(r->consumer);
     }
+    if (r->audit_rkt)
+        rd_kafka_topic_destroy(r->audit_rkt);
     if (r->producer)
         rd_kafka_destroy(r->producer);
     parts_clear(r);

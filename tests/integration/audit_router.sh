@@ -63,6 +63,13 @@ rc=$?
 check "audit verify: chains complete and signed (exit 0)" eq "$rc" 0
 check "verify saw checkpoints" grep -qi "checkpoint" "$WORK/verify.txt"
 
+# The trail reaches the broker compressed (KB_AUDIT_COMPRESSION, lz4): read
+# off the broker's own log segments, every data batch of the audit topic.
+codecs=$(for seg in "$KB_KAFKA_STATE"/data/"$(T audit)"-*/*.log; do
+  java -cp "$KB_KAFKA_LIBS/*" org.apache.kafka.tools.DumpLogSegments --files "$seg"
+done 2>/dev/null | grep 'isControl: false' | grep -o 'compresscodec: [a-z0-9]*' | sort | uniq -c | tr -s ' ')
+check "audit batches are stored lz4 ($codecs)" bash -c "[[ '$codecs' == *'compresscodec: lz4'* && '$codecs' != *'compresscodec: none'* ]]"
+
 "$BIN/ketenbus" audit subject --bsn 999995303 --subject-key-file "$WORK/subject.key" --format json >"$WORK/subject.json" 2>"$WORK/subject.err"
 check "access report: svb-kinderbijslag, purpose akw-uitnodiging" grep -q 'akw-uitnodiging' "$WORK/subject.json"
 check "access report: cbs-geboorten with its three fields" bash -c "grep -q 'cbs-geboorten' $WORK/subject.json && grep -q 'kind.geboortedatum' $WORK/subject.json && grep -q 'inschrijving.gemeente' $WORK/subject.json"

@@ -455,8 +455,42 @@ static void test_utf8(void)
     CHECK_INT(decodes_with_subject("abcdefgh\xc3"), 0);                 /* cut short */
 }
 
+/* The trail's codec is checked when the handle is made, and a producer's
+ * audit topic handle carries it. */
+static void test_codec(void)
+{
+    char errstr[256] = "";
+    struct kb_audit_opts o = {.partitions = 3, .compression = "brotli"};
+    kb_audit_t *a = kb_audit_new(&o, errstr, sizeof errstr);
+    CHECK(a == NULL);
+    CHECK(strstr(errstr, "audit compression \"brotli\"") != NULL);
+    o.compression = "zstd";
+    a = kb_audit_new(&o, errstr, sizeof errstr);
+    CHECK(a != NULL);
+    kb_audit_destroy(a);
+    o.compression = NULL; /* KB_AUDIT_COMPRESSION */
+    a = kb_audit_new(&o, errstr, sizeof errstr);
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), errstr, sizeof errstr);
+    CHECK(p != NULL);
+    rd_kafka_topic_t *rkt = p ? kb_audit_topic_handle(a, p, errstr, sizeof errstr) : NULL;
+    CHECK(rkt != NULL);
+    if (rkt) {
+        char name[128];
+        kb_topic_name(name, sizeof name, "audit");
+        CHECK_STR(rd_kafka_topic_name(rkt), name);
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (p)
+        rd_kafka_destroy(p);
+    kb_audit_destroy(a);
+}
+
 int main(void)
 {
+    test_codec();
     test_sha256_vectors();
     test_many_chains();
     test_same_verdict();

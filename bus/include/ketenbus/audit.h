@@ -99,7 +99,17 @@ struct kb_audit_opts {
     const char *signing_key_file;      /* PEM Ed25519 private key; NULL = no checkpoints */
     uint32_t checkpoint_every;         /* records per chain between checkpoints; default 1000 */
     int checkpoint_ms;                 /* or this much time with new records; default 60000 */
+    const char *compression;           /* codec of the audit topic's batches (librdkafka
+                                        * compression.type); NULL: KB_AUDIT_COMPRESSION */
 };
+
+/*
+ * The trail's batches are compressed by default: it is kept forever, and
+ * its records repeat subscriber names, purposes and field names, so lz4
+ * makes them about 4x smaller. The broker's work on the trail follows its
+ * bytes; uncompressed, the trail cost the broker more than the router.
+ */
+#define KB_AUDIT_COMPRESSION "lz4"
 
 typedef struct kb_audit kb_audit_t; /* opaque: the chains of one router instance */
 
@@ -110,6 +120,16 @@ typedef struct kb_audit kb_audit_t; /* opaque: the chains of one router instance
  * @thread the router's thread; every later call on the handle from that same thread
  */
 kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t errstr_size);
+
+/**
+ * Make @p producer write the audit topic with the trail's codec
+ * (kb_audit_opts.compression). Call it before @p producer first produces to
+ * the audit topic (or asks for its metadata by topic handle): librdkafka keeps
+ * the settings of a topic's first handle. Destroy the handle
+ * (rd_kafka_topic_destroy) before the producer. NULL with errstr on failure.
+ */
+rd_kafka_topic_t *kb_audit_topic_handle(const kb_audit_t *a, rd_kafka_t *producer,
+                                        char *errstr, size_t errstr_size);
 
 /** Release @p a (uncommitted appends are dropped). NULL is a no-op. */
 void kb_audit_destroy(kb_audit_t *a);

@@ -55,6 +55,7 @@ struct kb_route_opts {
     const char *audit_signing_key_file;/* Ed25519 PEM key for checkpoints; NULL = unsigned trail */
     uint32_t audit_checkpoint_every;   /* records per chain between checkpoints (0: default) */
     int audit_checkpoint_ms;           /* or after this long (0: default) */
+    const char *audit_compression;     /* codec of the audit topic; NULL: KB_AUDIT_COMPRESSION */
 };
 
 /** Counters since start; read with atomic loads from any thread. */
