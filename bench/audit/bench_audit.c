@@ -603,7 +603,8 @@ static void usage(FILE *f)
           "                       synthetic trail (default the router's, "
           KB_AUDIT_COMPRESSION ")\n"
           "Environment: KB_BOOTSTRAP (as --bootstrap); BENCH_KAFKA_STATE, the state\n"
-          "folder of the broker it starts (default /tmp/kb-kafka-bench-audit).\n",
+          "folder of the broker it starts (default /dev/shm/kb-kafka-bench-audit, in\n"
+          "memory, or /tmp/... when /dev/shm has less than 8 GiB free).\n",
           f);
 }
 
@@ -698,8 +699,8 @@ int main(int argc, char **argv)
         return mem_ok ? 0 : 1;
     }
 
-    const char *state = getenv("BENCH_KAFKA_STATE") ? getenv("BENCH_KAFKA_STATE")
-                                                    : "/tmp/kb-kafka-bench-audit";
+    char state_buf[512];
+    const char *state = bench_broker_state("audit", state_buf, sizeof state_buf);
     if (given_bootstrap)
         snprintf(c.bootstrap, sizeof c.bootstrap, "%s", given_bootstrap);
     else if (bench_broker_start(state, c.bootstrap, sizeof c.bootstrap)) {

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 
@@ -217,6 +218,20 @@ int bench_stop(pid_t pid, double grace_s)
     }
 }
 
+const char *bench_broker_state(const char *name, char *buf, size_t cap)
+{
+    const char *env = getenv("BENCH_KAFKA_STATE");
+    struct statvfs vs;
+    if (env && *env)
+        snprintf(buf, cap, "%s", env);
+    else if (statvfs("/dev/shm", &vs) == 0 && access("/dev/shm", W_OK) == 0 &&
+             (unsigned long long)vs.f_bavail * vs.f_frsize >= (8ull << 30))
+        snprintf(buf, cap, "/dev/shm/kb-kafka-bench-%s", name);
+    else
+        snprintf(buf, cap, "/tmp/kb-kafka-bench-%s", name);
+    return buf;
+}
+
 int bench_broker_start(const char *state, char *bootstrap, size_t cap)
 {
     setenv("KB_KAFKA_STATE", state, 1);
@@ -239,6 +254,15 @@ void bench_broker_stop(const char *state)
     setenv("KB_KAFKA_STATE", state, 1);
     if (system(KB_SOURCE_DIR "/tests/kafka/broker.sh stop 2>/dev/null") != 0)
         fprintf(stderr, "bench: broker stop reported an error\n");
+    /* Only a folder of our own naming: a path from the environment could
+     * be anything, and quoting it for the shell is not worth the risk. */
+    if (!strncmp(state, "/dev/shm/kb-kafka-bench-", 24) && !strchr(state, '\'') &&
+        !strstr(state, "..")) {
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' '%s.lock'", state, state);
+        if (system(cmd) != 0)
+            fprintf(stderr, "bench: could not remove %s\n", state);
+    }
 }
 
 int bench_write_key(const char *path)

@@ -56,11 +56,21 @@ int bench_wait(pid_t pid);
 /** SIGTERM, then SIGKILL after @p grace_s; returns its exit status. */
 int bench_stop(pid_t pid, double grace_s);
 
+/**
+ * The state folder of a bench's own broker: $BENCH_KAFKA_STATE, else
+ * /dev/shm/kb-kafka-bench-<@p name> when /dev/shm has 8 GiB free, else
+ * /tmp/kb-kafka-bench-<@p name>. In memory because on the test machines'
+ * virtual disk the kernel's writeback of the broker's log, from about a
+ * minute into a run, halved the speed of every later drain, so whichever
+ * side of a comparison ran late lost. Written into @p buf; returns it.
+ */
+const char *bench_broker_state(const char *name, char *buf, size_t cap);
+
 /** Start a fresh broker with state folder @p state via tests/kafka/broker.sh;
  *  writes its bootstrap into @p bootstrap. 0 on success. */
 int bench_broker_start(const char *state, char *bootstrap, size_t cap);
 
-/** Stop it (errors ignored). */
+/** Stop it (errors ignored); a state folder in /dev/shm is removed (it holds memory). */
 void bench_broker_stop(const char *state);
 
 /** Write a random 32-byte subject key as hex into @p path. 0 on success. */

@@ -67,7 +67,8 @@ static void usage(FILE *f)
           "  --batch N      most events in one router transaction (default the\n"
           "                 router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --bootstrap HP use this broker instead of starting one\n"
-          "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-e2e), KB_CACHE_DIR\n"
+          "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-e2e, in memory,\n"
+          "or /tmp/... when /dev/shm has less than 8 GiB free), KB_CACHE_DIR\n"
           "(Kafka Streams jars, default /var/cache/ketenbus).\n",
           f);
 }
@@ -124,8 +125,8 @@ int main(int argc, char **argv)
         }
     }
 
-    const char *state = getenv("BENCH_KAFKA_STATE") ? getenv("BENCH_KAFKA_STATE")
-                                                    : "/tmp/kb-kafka-bench-e2e";
+    char state_buf[512];
+    const char *state = bench_broker_state("e2e", state_buf, sizeof state_buf);
     if (given_bootstrap)
         snprintf(c.bootstrap, sizeof c.bootstrap, "%s", given_bootstrap);
     else if (bench_broker_start(state, c.bootstrap, sizeof c.bootstrap)) {

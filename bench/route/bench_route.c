@@ -461,7 +461,8 @@ static void usage(FILE *f)
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
-          "Environment: BENCH_KAFKA_STATE (default /tmp/kb-kafka-bench-route).\n",
+          "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-route, in memory,\n"
+          "or /tmp/... when /dev/shm has less than 8 GiB free).\n",
           f);
 }
 
@@ -519,8 +520,8 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    const char *state = getenv("BENCH_KAFKA_STATE") ? getenv("BENCH_KAFKA_STATE")
-                                                    : "/tmp/kb-kafka-bench-route";
+    char state_buf[512];
+    const char *state = bench_broker_state("route", state_buf, sizeof state_buf);
     if (given_bootstrap)
         snprintf(c.bootstrap, sizeof c.bootstrap, "%s", given_bootstrap);
     else if (bench_broker_start(state, c.bootstrap, sizeof c.bootstrap)) {
