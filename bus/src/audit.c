@@ -79,7 +79,7 @@ struct kb_audit {
     int32_t partitions;          /* audit topic partition count */
     EVP_PKEY *sign_key;          /* Ed25519 private key, or NULL (no checkpoints) */
     char key_id[17];             /* its id */
-    char codec[16];              /* compression.type of the audit topic */
+    rd_kafka_topic_conf_t *topic_conf; /* the audit topic's producer settings (its codec) */
     rd_kafka_t *reader;          /* group-less consumer for resume (lazy) */
     struct chain **chains;       /* chains of the assigned input partitions */
     size_t n_chains;
@@ -262,21 +262,16 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
     if (a->opts.checkpoint_ms <= 0)
         a->opts.checkpoint_ms = 60000;
     /* Checked here, where a bad value stops the start with a clear error,
-     * not at the first produce. */
+     * not at the first produce; kb_audit_topic_handle() hands out copies. */
     const char *codec = opts->compression ? opts->compression : KB_AUDIT_COMPRESSION;
-    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
-    char cerr[256];
-    int codec_ok = strlen(codec) < sizeof a->codec &&
-                   rd_kafka_topic_conf_set(tc, "compression.type", codec, cerr, sizeof cerr) ==
-                       RD_KAFKA_CONF_OK;
-    rd_kafka_topic_conf_destroy(tc);
-    if (!codec_ok) {
+    a->topic_conf = rd_kafka_topic_conf_new();
+    if (rd_kafka_topic_conf_set(a->topic_conf, "compression.type", codec, NULL, 0) !=
+        RD_KAFKA_CONF_OK) {
         kb_err_set(KB_ERR_CONF, errstr, errstr_size,
                    "audit compression \"%s\": not a codec (none, gzip, snappy, lz4, zstd)",
                    codec);
         goto out_fail;
     }
-    snprintf(a->codec, sizeof a->codec, "%s", codec);
     if (opts->signing_key_file) {
         a->sign_key = kb__audit_load_private(opts->signing_key_file, errstr, errstr_size);
         if (!a->sign_key || kb__audit_key_id(a->sign_key, a->key_id))
@@ -321,7 +316,7 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
         a->partitions = 1;
     KB_LOG_INFO(COMP, "audit trail ready",
                 "topic=%s partitions=%" PRId32 " key_id=%s compression=%s", a->topic,
-                a->partitions, a->sign_key ? a->key_id : "none", a->codec);
+                a->partitions, a->sign_key ? a->key_id : "none", codec);
     return a;
 out_fail:
     kb_audit_destroy(a);
@@ -331,14 +326,8 @@ out_fail:
 rd_kafka_topic_t *kb_audit_topic_handle(const kb_audit_t *a, rd_kafka_t *producer,
                                         char *errstr, size_t errstr_size)
 {
-    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
-    char cerr[256];
-    if (rd_kafka_topic_conf_set(tc, "compression.type", a->codec, cerr, sizeof cerr)) {
-        rd_kafka_topic_conf_destroy(tc);
-        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "audit compression: %s", cerr);
-        return NULL;
-    }
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(producer, a->topic, tc); /* takes tc */
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(producer, a->topic,
+                                               rd_kafka_topic_conf_dup(a->topic_conf));
     if (!rkt)
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit topic %s: %s", a->topic,
                    rd_kafka_err2str(rd_kafka_last_error()));
@@ -367,6 +356,8 @@ void kb_audit_destroy(kb_audit_t *a)
         rd_kafka_destroy(a->reader);
     }
     EVP_PKEY_free(a->sign_key);
+    if (a->topic_conf)
+        rd_kafka_topic_conf_destroy(a->topic_conf);
     free(a);
 }
 
