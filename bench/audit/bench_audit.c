@@ -452,7 +452,7 @@ static void run_verify(const char *prefix, const char *bootstrap, const char *pu
 
 
 /*
- * One drain as bench_drain_phase() does it (preload c->count events with
+ * One drain as bench_drain_rounds() makes each (preload c->count events with
  * gen seed 1, start the router, time from its first commit to the commit of
  * the last event, with the router's and the broker's CPU per event between
  * those commits: CPU per event hardly depends on what else runs on the

@@ -659,26 +659,59 @@ static void contestant_stop(const struct bench_ctx *c, const struct bench_contes
                 k->name);
 }
 
-/* Preload @p count events of @p seed after what the input holds, start the
- * contestant, wait until its group committed them all, stop it. */
+/* Start the contestant and have it drain @p n events (seed @p seed) of its
+ * input, untimed: a process measured from its first event would count its own
+ * start-up (a JVM interprets before it compiles) as throughput or latency, and
+ * a service in production has long been running. Its pid, or -1. */
+static pid_t start_warm(const struct bench_ctx *c, const struct bench_contestant *k, long n,
+                        long seed, int64_t *end)
+{
+    char in[160], log[512];
+    snprintf(in, sizeof in, "%s.in.gba", k->prefix);
+    snprintf(log, sizeof log, "%s/gen-%s-process-warm-up.log", c->dir, k->name);
+    int64_t from = bench_topic_end(c->bootstrap, in, PARTITIONS);
+    pid_t pid = contestant_start(c, k);
+    if (pid <= 0)
+        return -1;
+    int rc = bench_run_gen(c, k->prefix, n, seed, 0, log);
+    *end = bench_topic_end(c->bootstrap, in, PARTITIONS);
+    struct bench_drain w =
+        bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, *end, 300, pid);
+    if (rc || !w.ok || *end - from < n) {
+        fprintf(stderr, "bench: %s did not warm up (log %s)\n", k->name, log);
+        contestant_stop(c, k, pid);
+        return -1;
+    }
+    return pid;
+}
+
+/* Start the contestant and warm it up (start_warm, c->process_warmup events of
+ * @p warm_seed: the router drops an event id it has routed before, so every
+ * warm-up needs fresh ones), stop it with SIGSTOP, preload @p count events of @p seed, let it go on and
+ * time how its group commits them; stop it. The pause keeps the preload's CPU
+ * out of the drain, and the drain out of the preload. */
 static int drain_once(const struct bench_ctx *c, const struct bench_contestant *k, long count,
-                      long seed, const char *what, struct bench_drain *out)
+                      long seed, long warm_seed, const char *what, struct bench_drain *out)
 {
     char in[160], log[512];
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
     snprintf(log, sizeof log, "%s/gen-%s-%s.log", c->dir, k->name, what);
-    int64_t from = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    double t = bench_now_s();
-    if (bench_run_gen(c, k->prefix, count, seed, 0, log)) {
-        fprintf(stderr, "bench: ketenbus gen failed (log %s)\n", log);
-        return -1;
-    }
-    int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from,
-           bench_now_s() - t);
-    pid_t pid = contestant_start(c, k);
+    int64_t from;
+    pid_t pid = start_warm(c, k, c->process_warmup, warm_seed, &from);
     if (pid <= 0)
         return -1;
+    kill(pid, SIGSTOP);
+    double t = bench_now_s();
+    int rc = bench_run_gen(c, k->prefix, count, seed, 0, log);
+    int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
+    kill(pid, SIGCONT);
+    if (rc) {
+        fprintf(stderr, "bench: ketenbus gen failed (log %s)\n", log);
+        contestant_stop(c, k, pid);
+        return -1;
+    }
+    printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from,
+           bench_now_s() - t);
     *out = bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, pid);
     printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s); CPU per event: "
            "%.0f us in the contestant, %.0f us in the broker\n",
@@ -691,14 +724,82 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
 
 int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count)
 {
-    struct bench_drain d;
-    return count > 0 ? drain_once(c, k, count, 4, "warm-up", &d) : 0;
+    int64_t end;
+    if (count <= 0)
+        return 0;
+    pid_t pid = start_warm(c, k, count, 4, &end);
+    if (pid <= 0)
+        return -1;
+    printf("%s: warm-up: %ld events drained\n", k->name, count);
+    contestant_stop(c, k, pid);
+    return 0;
 }
 
-int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *k,
-                      struct bench_result *res)
+/* Add drain @p d to the totals in @p res (weights: events). */
+static void drain_add(struct bench_result *res, const struct bench_drain *d)
 {
-    return drain_once(c, k, c->count, 1, "drain", &res->drain);
+    struct bench_drain *t = &res->drain;
+    double n0 = t->events, n1 = d->events, n = n0 + n1;
+    if (res->rounds < BENCH_MAX_ROUNDS)
+        res->round_eps[res->rounds] = d->eps;
+    if (res->rounds++ == 0) {
+        *t = *d;
+        return;
+    }
+    t->cpu_us = t->cpu_us >= 0 && d->cpu_us >= 0 && n > 0
+                    ? (t->cpu_us * n0 + d->cpu_us * n1) / n : -1;
+    t->broker_cpu_us = t->broker_cpu_us >= 0 && d->broker_cpu_us >= 0 && n > 0
+                           ? (t->broker_cpu_us * n0 + d->broker_cpu_us * n1) / n : -1;
+    t->events = n;
+    t->seconds += d->seconds;
+    t->eps = t->seconds > 0 ? t->events / t->seconds : 0;
+    if (d->startup_s > t->startup_s)
+        t->startup_s = d->startup_s;
+    t->ok = t->ok && d->ok;
+}
+
+int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
+                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
+                       struct bench_result *rb)
+{
+    for (int r = 0; r < rounds && r < BENCH_MAX_ROUNDS; r++) {
+        const struct bench_contestant *k[2] = {a, b};
+        struct bench_result *res[2] = {ra, rb};
+        char what[32];
+        snprintf(what, sizeof what, rounds > 1 ? "drain %d" : "drain", r + 1);
+        for (int i = 0; i < 2; i++) {
+            int j = r % 2 ? 1 - i : i; /* ABBA */
+            struct bench_drain d;
+            if (drain_once(c, k[j], c->count, 1 + 10L * r, 5 + 10L * r, what, &d))
+                return -1;
+            drain_add(res[j], &d);
+        }
+    }
+    return 0;
+}
+
+double bench_round_ratios(const struct bench_result *a, const struct bench_result *b,
+                          const char *bench, const char *name_a, const char *name_b)
+{
+    int n = a->rounds < b->rounds ? a->rounds : b->rounds;
+    if (n > BENCH_MAX_ROUNDS)
+        n = BENCH_MAX_ROUNDS;
+    double min = 0;
+    printf("%s: drains %s", bench, name_a);
+    for (int r = 0; r < n; r++)
+        printf(" %.0f", a->round_eps[r]);
+    printf(" events/s, %s", name_b);
+    for (int r = 0; r < n; r++)
+        printf(" %.0f", b->round_eps[r]);
+    printf(" events/s; ratio per round");
+    for (int r = 0; r < n; r++) {
+        double q = b->round_eps[r] > 0 ? a->round_eps[r] / b->round_eps[r] : 0;
+        if (r == 0 || q < min)
+            min = q;
+        printf(" %.2f", q);
+    }
+    printf("\n");
+    return min;
 }
 
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
@@ -706,26 +807,16 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
 {
     char in[160], log[512];
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
-    pid_t pid = contestant_start(c, k);
+    /* as for a drain: the process is warm before the timed events start */
+    int64_t end;
+    pid_t pid = start_warm(c, k, c->process_warmup > 300 ? c->process_warmup : 300, 3, &end);
     if (pid <= 0)
         return -1;
-    /* Warm up: the contestant has joined its group and committed a few
-     * events before the timed events start, so startup is not latency. */
-    int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    snprintf(log, sizeof log, "%s/gen-%s-warmup.log", c->dir, k->name);
-    int rc = bench_run_gen(c, k->prefix, 300, 3, 0, log);
-    struct bench_drain w = bench_drain(c->bootstrap, k->group, in, PARTITIONS, end, end + 300, 120, pid);
-    if (rc || !w.ok) {
-        fprintf(stderr, "bench: %s did not warm up\n", k->name);
-        contestant_stop(c, k, pid);
-        return -1;
-    }
-    end += 300;
     int64_t since = bench_wall_ms();
     bench_lat_t *lat = bench_lat_start(c->bootstrap, k->outs, k->n_outs, PARTITIONS, since);
     long n = (long)(rate * c->seconds);
     snprintf(log, sizeof log, "%s/gen-%s-rate.log", c->dir, k->name);
-    rc = bench_run_gen(c, k->prefix, n, 2, rate, log);
+    int rc = bench_run_gen(c, k->prefix, n, 2, rate, log);
     struct bench_drain d2 = bench_drain(c->bootstrap, k->group, in, PARTITIONS, end, end + n, 120, pid);
     usleep(300000); /* the last transaction's outputs reach the collector */
     bench_lat_stop(lat);

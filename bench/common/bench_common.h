@@ -144,12 +144,17 @@ struct bench_ctx {
     double rate;          /* events/s in the latency phase; 0 = half the slowest drain */
     double seconds;       /* length of the latency phase */
     int batch;            /* events per transaction (copy and router) */
+    long process_warmup;  /* events a started contestant drains untimed before its timed part */
     int profiling;        /* the contestant runs under valgrind: stop it gently */
 };
 
 /* Results for one contestant. */
+#define BENCH_MAX_ROUNDS 8
+
 struct bench_result {
-    struct bench_drain drain;
+    struct bench_drain drain;   /* over all drains of bench_drain_rounds() */
+    double round_eps[BENCH_MAX_ROUNDS]; /* each drain's events/s */
+    int rounds;
     double rate;         /* offered in the latency phase */
     double p50, p99, p999;
     size_t lat_n;
@@ -173,26 +178,44 @@ struct bench_contestant {
 };
 
 /**
- * Preload @p count events (seed 4), start the contestant, wait until it has
- * committed them, stop it; nothing is timed. A fresh broker compiles its
- * hot paths (the JVM's JIT) in its first tens of seconds, on the cores the
- * contestants need; warming up every contestant first keeps that out of
- * whichever happens to be measured first. 0 when the drain completed.
+ * Start the contestant, let it drain @p count events (seed 4), stop it;
+ * nothing is timed. A fresh broker compiles its hot paths (the JVM's JIT) in
+ * its first tens of seconds, on the cores the contestants need; warming up
+ * every contestant first keeps that out of whichever happens to be measured
+ * first. 0 when the drain completed.
  */
 int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count);
 
 /**
- * Preload c->count events (seed 1, identical for every contestant), start
- * the contestant, time the drain by its group's committed offsets, stop it.
- * 0 when the drain completed.
+ * @p rounds drains of each of two contestants in ABBA order (a b, b a, a b,
+ * ...), round r on seed 1 + 10 r for both. Each drain starts its contestant,
+ * lets it drain c->process_warmup events untimed (seed 5 + 10 r; so a JVM has
+ * compiled),
+ * pauses it (SIGSTOP) while c->count events are preloaded, and times from its
+ * first commit after the pause to the commit of the last event. A single
+ * drain of a few seconds takes whatever the shared broker is doing at the time
+ * (its JIT, GC, a writeback); alternating the order cancels a drift, and the
+ * sum of several drains averages the rest. Each result's drain holds the
+ * totals: events and seconds summed, eps their quotient, CPU per event
+ * weighted by events; round_eps each drain's rate. 0 when every drain
+ * completed.
  */
-int bench_drain_phase(const struct bench_ctx *c, const struct bench_contestant *k,
-                      struct bench_result *res);
+int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
+                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
+                       struct bench_result *rb);
 
 /**
- * Start the contestant again, warm it up with 300 events, then offer @p rate
- * events/s for c->seconds (seed 2) and time each output from ce_time to
- * consumption; stop it. 0 when every offered event was committed.
+ * Print one line "@p bench: drains NAME_A eps ... NAME_B eps ... ratios ..."
+ * with each round's events/s and the round's ratio a/b; the smallest of
+ * those ratios (0 when there is none).
+ */
+double bench_round_ratios(const struct bench_result *a, const struct bench_result *b,
+                          const char *bench, const char *name_a, const char *name_b);
+
+/**
+ * Start the contestant again, warm it up with c->process_warmup events (at
+ * least 300, seed 3), then offer @p rate events/s for c->seconds (seed 2) and
+ * time each output from ce_time to consumption; stop it. 0 when every offered event was committed.
  */
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
                         struct bench_result *res);

@@ -15,7 +15,8 @@
  * read LO3 anyway). The summary line says input=gen.
  *
  * Usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]
- *                  [--warmup N] [--batch N] [--bootstrap HOST:PORT]
+ *                  [--warmup N] [--rounds N] [--process-warmup N] [--batch N]
+ *                  [--bootstrap HOST:PORT]
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -57,13 +58,18 @@ static int ensure_topics(const char *bootstrap, const char *const *topics, size_
 static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
-          "                 [--warmup N] [--batch N] [--bootstrap HOST:PORT]\n"
-          "  --count N      events preloaded for the drain (default 50000)\n"
+          "                 [--warmup N] [--rounds N] [--process-warmup N] [--batch N]\n"
+          "                 [--bootstrap HOST:PORT]\n"
+          "  --count N      events preloaded for each drain (default 50000)\n"
           "  --rate R       events/s offered in the latency phase (default: half the\n"
           "                 slower drain, so both run below capacity)\n"
           "  --seconds S    length of the latency phase (default 10)\n"
           "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
-          "  --warmup N     events each contestant drains first, untimed (default 10000)\n"
+          "  --warmup N     events each contestant drains first, untimed, so the broker\n"
+          "                 has compiled its hot paths (default 50000)\n"
+          "  --rounds N     drains per contestant, in ABBA order (default 2, at most 8)\n"
+          "  --process-warmup N  events each started contestant drains untimed before\n"
+          "                 a drain or the latency phase (default 10000)\n"
           "  --batch N      most events in one router transaction (default the\n"
           "                 router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --bootstrap HP use this broker instead of starting one\n"
@@ -80,11 +86,13 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
         {"bootstrap", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
         {"warmup", required_argument, NULL, 'W'}, {"batch", required_argument, NULL, 'B'},
-        {NULL, 0, NULL, 0}};
-    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX};
+        {"rounds", required_argument, NULL, 'R'},
+        {"process-warmup", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
+    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX,
+                         .process_warmup = 10000};
     const char *given_bootstrap = NULL, *threads = "1";
-    long warmup = 10000;
-    int opt;
+    long warmup = 50000;
+    int opt, rounds = 2;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n': c.count = atol(optarg); break;
@@ -93,12 +101,15 @@ int main(int argc, char **argv)
         case 't': threads = optarg; break;
         case 'W': warmup = atol(optarg); break;
         case 'B': c.batch = atoi(optarg); break;
+        case 'R': rounds = atoi(optarg); break;
+        case 'p': c.process_warmup = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 || c.batch <= 0) {
+    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 ||
+        c.process_warmup < 0 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
         usage(stderr);
         return 2;
     }
@@ -186,7 +197,7 @@ int main(int argc, char **argv)
      * the slower drain unless given, so neither runs past its capacity. */
     struct bench_result kb = {0}, ks = {0};
     int ok = !bench_warmup_phase(&c, &kb_k, warmup) && !bench_warmup_phase(&c, &ks_k, warmup) &&
-             !bench_drain_phase(&c, &kb_k, &kb) && !bench_drain_phase(&c, &ks_k, &ks);
+             !bench_drain_rounds(&c, &kb_k, &ks_k, rounds, &kb, &ks);
     double rate = c.rate > 0 ? c.rate : 0.5 * (kb.drain.eps < ks.drain.eps ? kb.drain.eps : ks.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, &kb_k, rate, &kb) && !bench_latency_phase(&c, &ks_k, rate, &ks);
@@ -207,20 +218,25 @@ int main(int argc, char **argv)
             }
         }
     }
-    long inputs = warmup + c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
+    /* input events per contestant: warm-up, each drain with its process warm-up,
+     * the latency phase with its own */
+    long lat_warm = c.process_warmup > 300 ? c.process_warmup : 300;
+    long inputs = warmup + (c.process_warmup + c.count) * rounds +
+                  (ok && c.seconds > 0 ? lat_warm + (long)(rate * c.seconds) : 0);
     printf("bench-e2e: delivered ketenbus=%" PRId64 " kstreams=%" PRId64
            " copies of %ld input events each (fan-out %.2f), per-subscriber counts %s\n",
            kb_total, ks_total, inputs, (double)kb_total / (double)inputs, same ? "equal" : "DIFFER");
     printf("bench-e2e: ketenbus p50=%.1f p999=%.1f ms; kstreams p50=%.1f p999=%.1f ms at %.0f events/s\n",
            kb.p50, kb.p999, ks.p50, ks.p999, rate);
     double ratio = ks.drain.eps > 0 ? kb.drain.eps / ks.drain.eps : 0;
+    double ratio_min = bench_round_ratios(&kb, &ks, "bench-e2e", "ketenbus", "kstreams");
     printf("bench-e2e ketenbus_eps=%.0f kstreams_eps=%.0f ratio=%.2f p99_ms=%.1f kstreams_p99_ms=%.1f "
            "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
            "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
-           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f\n",
+           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f\n",
            kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
            same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
-           ks.drain.broker_cpu_us);
+           ks.drain.broker_cpu_us, kb.rounds, ratio_min);
     rc = ok && same ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

@@ -8,7 +8,8 @@
  * rate, both on identical input from `ketenbus gen`.
  *
  * Usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]
- *                    [--match-seconds S] [--batch N] [--warmup N]
+ *                    [--match-seconds S] [--batch N] [--warmup N] [--rounds N]
+ *                    [--process-warmup N]
  *                    [--bootstrap HOST:PORT] [--profile-router]
  * Child mode (the bare copy runs in its own process, like the router):
  *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH
@@ -448,10 +449,11 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
 static void usage(FILE *f)
 {
     fputs("usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]\n"
-          "                   [--match-seconds S] [--batch N] [--warmup N]\n"
+          "                   [--match-seconds S] [--batch N] [--warmup N] [--rounds N]\n"
+          "                   [--process-warmup N]\n"
           "                   [--bootstrap HOST:PORT] [--profile-router]\n"
           "  --matching        only part (a): matching cost in-process, no broker\n"
-          "  --count N         events preloaded for the drain (default 50000)\n"
+          "  --count N         events preloaded for each drain (default 50000)\n"
           "  --rate R          events/s offered in the latency phase (default: half the\n"
           "                    slower drain, so both run below capacity)\n"
           "  --seconds S       length of the latency phase (default 10)\n"
@@ -459,6 +461,9 @@ static void usage(FILE *f)
           "  --batch N         most events per transaction, router and copy (default the\n"
           "                    router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
+          "  --rounds N        drains per contestant, in ABBA order (default 2, at most 8)\n"
+          "  --process-warmup N  events each started contestant drains untimed before\n"
+          "                    a drain or the latency phase (default 10000)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
           "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-route, in memory,\n"
@@ -475,10 +480,12 @@ int main(int argc, char **argv)
         {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
         {"match-seconds", required_argument, NULL, 'M'}, {"batch", required_argument, NULL, 'B'},
         {"bootstrap", required_argument, NULL, 'b'}, {"profile-router", no_argument, NULL, 'P'},
-        {"warmup", required_argument, NULL, 'W'},
+        {"warmup", required_argument, NULL, 'W'}, {"rounds", required_argument, NULL, 'R'},
+        {"process-warmup", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
-    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX};
-    int matching_only = 0, opt;
+    struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX,
+                         .process_warmup = 10000};
+    int matching_only = 0, opt, rounds = 2;
     double match_seconds = 3;
     long warmup = 20000;
     const char *given_bootstrap = NULL;
@@ -491,13 +498,16 @@ int main(int argc, char **argv)
         case 'M': match_seconds = atof(optarg); break;
         case 'B': c.batch = atoi(optarg); break;
         case 'W': warmup = atol(optarg); break;
+        case 'R': rounds = atoi(optarg); break;
+        case 'p': c.process_warmup = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'P': c.profiling = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.batch <= 0 || c.rate < 0 || warmup < 0) {
+    if (c.count <= 0 || c.batch <= 0 || c.rate < 0 || warmup < 0 ||
+        c.process_warmup < 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
         usage(stderr);
         return 2;
     }
@@ -594,7 +604,7 @@ int main(int argc, char **argv)
      * the slower drain unless given, so neither runs past its capacity. */
     struct bench_result copy = {0}, route = {0};
     int ok = !bench_warmup_phase(&c, &copy_k, warmup) && !bench_warmup_phase(&c, &route_k, warmup) &&
-             !bench_drain_phase(&c, &copy_k, &copy) && !bench_drain_phase(&c, &route_k, &route);
+             !bench_drain_rounds(&c, &copy_k, &route_k, rounds, &copy, &route);
     double rate = c.rate > 0 ? c.rate : 0.5 * (copy.drain.eps < route.drain.eps ? copy.drain.eps : route.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, &copy_k, rate, &copy) &&
@@ -604,21 +614,26 @@ int main(int argc, char **argv)
     if (!bench_count(c.bootstrap, route_outs, BENCH_N_SUBS, PARTITIONS, counts))
         for (size_t i = 0; i < BENCH_N_SUBS; i++)
             delivered += counts[i];
-    long inputs = warmup + c.count + (ok && c.seconds > 0 ? 300 + (long)(rate * c.seconds) : 0);
+    /* input events per contestant: warm-up, each drain with its process warm-up,
+     * the latency phase with its own */
+    long lat_warm = c.process_warmup > 300 ? c.process_warmup : 300;
+    long inputs = warmup + (c.process_warmup + c.count) * rounds +
+                  (ok && c.seconds > 0 ? lat_warm + (long)(rate * c.seconds) : 0);
     printf("route: delivered %" PRId64 " copies of %ld input events (fan-out %.2f)\n", delivered,
            inputs, (double)delivered / (double)inputs);
     if (c.profiling)
         printf("route: callgrind profile in %s/callgrind.route (callgrind_annotate)\n", c.dir);
 
     double ratio = copy.drain.eps > 0 ? route.drain.eps / copy.drain.eps : 0;
+    double ratio_min = bench_round_ratios(&route, &copy, "bench-route", "route", "copy");
     printf("bench-route: at %.0f events/s: copy p50=%.1f ms p99=%.1f ms; route p50=%.1f ms p999=%.1f ms\n",
            rate, copy.p50, copy.p99, route.p50, route.p999);
     printf("bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
            "copy_p99_ms=%.1f rate=%.0f fanout=%.2f route_cpu_us=%.0f copy_cpu_us=%.0f "
-           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f\n",
+           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f rounds=%d ratio_copy_min=%.2f\n",
            ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
            (double)delivered / (double)inputs, route.drain.cpu_us, copy.drain.cpu_us,
-           route.drain.broker_cpu_us, copy.drain.broker_cpu_us);
+           route.drain.broker_cpu_us, copy.drain.broker_cpu_us, route.rounds, ratio_min);
     rc = ok ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

@@ -54,6 +54,7 @@ import org.apache.kafka.common.header.Headers;
 import org.apache.kafka.common.header.internals.RecordHeaders;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
+import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
@@ -433,7 +434,10 @@ public final class KsRoute {
                 done.countDown();
         });
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            streams.close(Duration.ofSeconds(20));
+            // Leave the group on the way out: by default a Streams member stays until its
+            // session times out (45 s), and the bench starts the next run in the same group.
+            streams.close(CloseOptions.groupMembershipOperation(CloseOptions.GroupMembershipOperation.LEAVE_GROUP)
+                    .withTimeout(Duration.ofSeconds(20)));
             System.out.println("kstreams: stopped consumed=" + consumed.get() + " delivered=" + delivered.get()
                     + " rejected=" + rejected.get());
             System.out.flush();
