@@ -766,7 +766,7 @@ int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant 
         const struct bench_contestant *k[2] = {a, b};
         struct bench_result *res[2] = {ra, rb};
         char what[32];
-        snprintf(what, sizeof what, rounds > 1 ? "drain %d" : "drain", r + 1);
+        snprintf(what, sizeof what, rounds > 1 ? "drain-%d" : "drain", r + 1);
         for (int i = 0; i < 2; i++) {
             int j = r % 2 ? 1 - i : i; /* ABBA */
             struct bench_drain d;

@@ -126,18 +126,36 @@ void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
 rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
                                          const struct kb_header *set, size_t n_set)
 {
-    rd_kafka_headers_t *orig = NULL, *hdrs;
-    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-        hdrs = rd_kafka_headers_copy(orig);
-    else
-        hdrs = rd_kafka_headers_new(n_set + 1);
-    if (pseudonym && *pseudonym) {
-        rd_kafka_header_remove(hdrs, "ce_subject");
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        orig = NULL;
+    return kb__sub_view_headers_from(orig, pseudonym, set, n_set);
+}
+
+rd_kafka_headers_t *kb__sub_view_headers_from(const rd_kafka_headers_t *orig,
+                                              const char *pseudonym, const struct kb_header *set,
+                                              size_t n_set)
+{
+    /* One pass over the original headers into a list sized for the result,
+     * leaving out those replaced: the router makes one of these per copy,
+     * and copying the list, then removing and appending, cost it an
+     * allocation, a free and a reallocation of the list more each time. */
+    int pseud = pseudonym && *pseudonym;
+    size_t n_orig = orig ? rd_kafka_header_cnt(orig) : 0;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n_orig + n_set + 1);
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; orig && !rd_kafka_header_get_all(orig, i, &name, &val, &size); i++) {
+        int replaced = pseud && !strcmp(name, "ce_subject");
+        for (size_t j = 0; j < n_set && !replaced; j++)
+            replaced = !strcmp(name, set[j].name);
+        if (!replaced)
+            rd_kafka_header_add(hdrs, name, -1, val, val ? (ssize_t)size : 0);
+    }
+    if (pseud)
         rd_kafka_header_add(hdrs, "ce_subject", -1, pseudonym, -1);
-    }
-    for (size_t i = 0; i < n_set; i++) {
-        rd_kafka_header_remove(hdrs, set[i].name);
+    for (size_t i = 0; i < n_set; i++)
         rd_kafka_header_add(hdrs, set[i].name, -1, set[i].value, (ssize_t)set[i].len);
-    }
     return hdrs;
 }

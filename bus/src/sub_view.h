@@ -76,6 +76,11 @@ void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
 rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
                                          const struct kb_header *set, size_t n_set);
 
+/* The same from the original headers @p orig (may be NULL); for tests. */
+rd_kafka_headers_t *kb__sub_view_headers_from(const rd_kafka_headers_t *orig,
+                                              const char *pseudonym, const struct kb_header *set,
+                                              size_t n_set);
+
 /* Full name of the projected record: nl.ketenbus.out.<subscriber>.<source
  * record name>, dashes made underscores (valid Avro, and one name per
  * subscriber and event type, as code generators need). */

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * test_sub_view_headers.c - the headers of a subscriber's copy: the
+ * original ones in their order, ce_subject replaced by the subscriber's
+ * pseudonym, each replacement header taking the place of every header of
+ * its name (appended after the kept ones), null values kept null, and no
+ * original headers at all.
+ */
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "kb_test.h"
+#include "sub_view.h"
+
+/* "name=value" of header @p i, "name" for a null value, "" past the end. */
+static void nth(const rd_kafka_headers_t *h, size_t i, char *out, size_t cap)
+{
+    const char *name;
+    const void *val;
+    size_t size;
+    if (rd_kafka_header_get_all(h, i, &name, &val, &size)) {
+        out[0] = 0;
+        return;
+    }
+    if (val)
+        snprintf(out, cap, "%s=%.*s", name, (int)size, (const char *)val);
+    else
+        snprintf(out, cap, "%s", name);
+}
+
+static void expect(const rd_kafka_headers_t *h, const char *const *want, size_t n)
+{
+    char got[256];
+    CHECK_INT((int)rd_kafka_header_cnt(h), (int)n);
+    for (size_t i = 0; i < n; i++) {
+        nth(h, i, got, sizeof got);
+        CHECK_STR(got, want[i]);
+    }
+}
+
+static rd_kafka_headers_t *original(void)
+{
+    rd_kafka_headers_t *o = rd_kafka_headers_new(8);
+    rd_kafka_header_add(o, "ce_specversion", -1, "1.0", -1);
+    rd_kafka_header_add(o, "ce_id", -1, "id-1", -1);
+    rd_kafka_header_add(o, "ce_subject", -1, "bus-pseudonym", -1);
+    rd_kafka_header_add(o, "ce_type", -1, "nl.brp.persoon-geboren", -1);
+    rd_kafka_header_add(o, "kb_empty", -1, NULL, 0);
+    rd_kafka_header_add(o, "ce_id", -1, "id-dup", -1); /* a second of one name */
+    return o;
+}
+
+static void test_pseudonym_only(void)
+{
+    rd_kafka_headers_t *o = original();
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(o, "sub-pseudonym", NULL, 0);
+    const char *want[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
+                          "kb_empty", "ce_id=id-dup", "ce_subject=sub-pseudonym"};
+    expect(h, want, sizeof want / sizeof want[0]);
+    rd_kafka_headers_destroy(h);
+    /* the original is untouched */
+    CHECK_INT((int)rd_kafka_header_cnt(o), 6);
+    rd_kafka_headers_destroy(o);
+}
+
+static void test_no_pseudonym_keeps_subject(void)
+{
+    rd_kafka_headers_t *o = original();
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(o, "", NULL, 0);
+    const char *want[] = {"ce_specversion=1.0",     "ce_id=id-1", "ce_subject=bus-pseudonym",
+                          "ce_type=nl.brp.persoon-geboren", "kb_empty",  "ce_id=id-dup"};
+    expect(h, want, sizeof want / sizeof want[0]);
+    rd_kafka_headers_destroy(h);
+    rd_kafka_headers_destroy(o);
+}
+
+static void test_replacements(void)
+{
+    rd_kafka_headers_t *o = original();
+    struct kb_header set[] = {{"ce_id", "new-id", 6}, {"kb_replay_id", "r1", 2}};
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(o, "p", set, 2);
+    /* both ce_id headers go; the replacements follow ce_subject */
+    const char *want[] = {"ce_specversion=1.0", "ce_type=nl.brp.persoon-geboren", "kb_empty",
+                          "ce_subject=p", "ce_id=new-id", "kb_replay_id=r1"};
+    expect(h, want, sizeof want / sizeof want[0]);
+    rd_kafka_headers_destroy(h);
+    rd_kafka_headers_destroy(o);
+}
+
+static void test_no_original(void)
+{
+    struct kb_header set[] = {{"kb_x", "1", 1}};
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(NULL, "p", set, 1);
+    const char *want[] = {"ce_subject=p", "kb_x=1"};
+    expect(h, want, 2);
+    rd_kafka_headers_destroy(h);
+    h = kb__sub_view_headers_from(NULL, NULL, NULL, 0);
+    CHECK_INT((int)rd_kafka_header_cnt(h), 0);
+    rd_kafka_headers_destroy(h);
+}
+
+int main(void)
+{
+    test_pseudonym_only();
+    test_no_pseudonym_keeps_subject();
+    test_replacements();
+    test_no_original();
+    KB_TEST_DONE();
+}
