@@ -452,8 +452,9 @@ static void run_verify(const char *prefix, const char *bootstrap, const char *pu
 
 
 /*
- * One drain as bench_drain_rounds() makes each (preload c->count events with
- * gen seed 1, start the router, time from its first commit to the commit of
+ * One cold drain, the way bench-e2e and bench-route drained before their
+ * rounds (preload c->count events with gen seed 1, start the router, time
+ * from its first commit to the commit of
  * the last event, with the router's and the broker's CPU per event between
  * those commits: CPU per event hardly depends on what else runs on the
  * machine, throughput does), on a prefix and with arguments of its own.

@@ -238,12 +238,13 @@ int bench_broker_start(const char *state, char *bootstrap, size_t cap)
     /* The JVM settings Apache Kafka's documentation gives as typical for a
      * production broker (Operations, Java Version), where the machine has
      * room for the 6 GB heap; tests/kafka/broker.sh's own default is a
-     * small heap for tests. With 1 MB G1 regions (a heap below 2 GB) a
+     * small heap for tests. With 1 MB G1 regions (any heap below 4 GB) a
      * produce request of half a megabyte or more is a humongous object,
      * and the broker's GC work per event doubled from one drain to the
-     * next. KB_KAFKA_HEAP and KB_KAFKA_JAVA_OPTS, when set, win. */
+     * next. KB_KAFKA_HEAP and KB_KAFKA_JAVA_OPTS, each when set, replace
+     * their own part. A "16 GB" machine reports about 15.5 GiB. */
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0 && (double)pages * (double)page >= 16.0 * (1 << 30)) {
+    if (pages > 0 && page > 0 && (double)pages * (double)page >= 15.0 * (1 << 30)) {
         setenv("KB_KAFKA_HEAP", "-Xms6g -Xmx6g", 0);
         setenv("KB_KAFKA_JAVA_OPTS",
                "-XX:MetaspaceSize=96m -XX:InitiatingHeapOccupancyPercent=35 "
@@ -251,6 +252,10 @@ int bench_broker_start(const char *state, char *bootstrap, size_t cap)
                "-XX:MaxMetaspaceFreeRatio=80 -XX:+ExplicitGCInvokesConcurrent",
                0);
     }
+    const char *heap = getenv("KB_KAFKA_HEAP"), *opts = getenv("KB_KAFKA_JAVA_OPTS");
+    printf("bench: broker JVM options: %s %s\n", heap ? heap : "(broker.sh default heap)",
+           opts ? opts : "");
+    fflush(stdout);
     FILE *p = popen(KB_SOURCE_DIR "/tests/kafka/broker.sh start", "r");
     if (!p)
         return -1;
@@ -449,6 +454,7 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
             break;
         if (alive > 0 && waitpid(alive, NULL, WNOHANG) == alive) {
             fprintf(stderr, "bench: the contestant (pid %d) exited early\n", (int)alive);
+            d.exited = 1;
             break;
         }
         usleep(20000);
@@ -654,12 +660,7 @@ int bench_run_gen(const struct bench_ctx *c, const char *prefix, long count, lon
     return pid > 0 ? bench_wait(pid) : -1;
 }
 
-/*
- * One contestant on its own topic prefix: preload `count` events (seed 1,
- * identical for every contestant), start it, time the drain by its committed
- * offsets, then offer `rate` events/s for `seconds` (seed 2) and time each
- * output from ce_time to consumption.
- */
+/* Start one contestant, its output in <work folder>/<name>.log. */
 static pid_t contestant_start(const struct bench_ctx *c, const struct bench_contestant *k)
 {
     char log[512];
@@ -667,8 +668,13 @@ static pid_t contestant_start(const struct bench_ctx *c, const struct bench_cont
     return bench_spawn(k->argv, log, k->env);
 }
 
-static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k, pid_t pid)
+/* Stop (SIGTERM, then SIGKILL) and reap the contestant, unless @p d says
+ * bench_drain() already reaped it: its pid may then belong to another. */
+static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k, pid_t pid,
+                            const struct bench_drain *d)
 {
+    if (d && d->exited)
+        return;
     int st = bench_stop(pid, c->profiling ? 60 : 20);
     if (st != 0 && st != 128 + SIGTERM)
         fprintf(stderr, "bench: %s exited with status %d (log %s/%s.log)\n", k->name, st, c->dir,
@@ -695,17 +701,24 @@ static pid_t start_warm(const struct bench_ctx *c, const struct bench_contestant
         bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, *end, 300, pid);
     if (rc || !w.ok || *end - from < n) {
         fprintf(stderr, "bench: %s did not warm up (log %s)\n", k->name, log);
-        contestant_stop(c, k, pid);
+        contestant_stop(c, k, pid, &w);
         return -1;
     }
     return pid;
 }
 
+/* The longest pause of a contestant: it sends no group heartbeats while
+ * paused, and neither the router nor Kafka Streams changes the consumer's
+ * 45 s session timeout. A member evicted by then would rejoin (or be fenced)
+ * inside the timed drain. */
+#define PAUSE_MAX_S 30.0
+
 /* Start the contestant and warm it up (start_warm, c->process_warmup events of
  * @p warm_seed: the router drops an event id it has routed before, so every
- * warm-up needs fresh ones), stop it with SIGSTOP, preload @p count events of @p seed, let it go on and
- * time how its group commits them; stop it. The pause keeps the preload's CPU
- * out of the drain, and the drain out of the preload. */
+ * warm-up needs fresh ones), pause it (SIGSTOP), preload @p count events of
+ * @p seed, let it go on (SIGCONT) and time how its group commits them; then
+ * stop it. The pause keeps the preload's CPU out of the drain, and the drain
+ * out of the preload. */
 static int drain_once(const struct bench_ctx *c, const struct bench_contestant *k, long count,
                       long seed, long warm_seed, const char *what, struct bench_drain *out)
 {
@@ -720,21 +733,29 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
     double t = bench_now_s();
     int rc = bench_run_gen(c, k->prefix, count, seed, 0, log);
     int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
+    double paused = bench_now_s() - t;
     kill(pid, SIGCONT);
     if (rc) {
         fprintf(stderr, "bench: ketenbus gen failed (log %s)\n", log);
-        contestant_stop(c, k, pid);
+        contestant_stop(c, k, pid, NULL);
         return -1;
     }
-    printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from,
-           bench_now_s() - t);
+    printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from, paused);
+    if (paused > PAUSE_MAX_S) {
+        fprintf(stderr,
+                "bench: %s was paused %.0f s for the preload, more than %.0f s: its group may "
+                "have dropped it; use a smaller --count\n",
+                k->name, paused, PAUSE_MAX_S);
+        contestant_stop(c, k, pid, NULL);
+        return -1;
+    }
     *out = bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, pid);
     printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s); CPU per event: "
            "%.0f us in the contestant, %.0f us in the broker\n",
            k->name, what, out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds,
            out->startup_s, out->cpu_us, out->broker_cpu_us);
     fflush(stdout);
-    contestant_stop(c, k, pid);
+    contestant_stop(c, k, pid, out);
     return out->ok ? 0 : -1;
 }
 
@@ -747,7 +768,7 @@ int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant 
     if (pid <= 0)
         return -1;
     printf("%s: warm-up: %ld events drained\n", k->name, count);
-    contestant_stop(c, k, pid);
+    contestant_stop(c, k, pid, NULL);
     return 0;
 }
 
@@ -845,6 +866,6 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
     printf("%s: latency at %.0f events/s for %.0f s: p50=%.1f ms p99=%.1f ms p999=%.1f ms (%zu outputs)\n",
            k->name, rate, c->seconds, res->p50, res->p99, res->p999, res->lat_n);
     fflush(stdout);
-    contestant_stop(c, k, pid);
+    contestant_stop(c, k, pid, &d2);
     return !rc && d2.ok ? 0 : -1;
 }

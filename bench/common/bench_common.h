@@ -97,6 +97,7 @@ struct bench_drain {
                           * commits; -1 when unknown */
     double broker_cpu_us; /* the same for the broker of $KB_KAFKA_STATE; -1 when unknown */
     int ok;              /* 1 when @p target was reached in time */
+    int exited;          /* 1 when @p alive exited (and was reaped) before that */
 };
 
 /**
@@ -148,9 +149,9 @@ struct bench_ctx {
     int profiling;        /* the contestant runs under valgrind: stop it gently */
 };
 
-/* Results for one contestant. */
 #define BENCH_MAX_ROUNDS 8
 
+/* Results for one contestant. */
 struct bench_result {
     struct bench_drain drain;   /* over all drains of bench_drain_rounds() */
     double round_eps[BENCH_MAX_ROUNDS]; /* each drain's events/s */
@@ -188,17 +189,18 @@ int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant 
 
 /**
  * @p rounds drains of each of two contestants in ABBA order (a b, b a, a b,
- * ...), round r on seed 1 + 10 r for both. Each drain starts its contestant,
- * lets it drain c->process_warmup events untimed (seed 5 + 10 r; so a JVM has
- * compiled),
- * pauses it (SIGSTOP) while c->count events are preloaded, and times from its
- * first commit after the pause to the commit of the last event. A single
- * drain of a few seconds takes whatever the shared broker is doing at the time
- * (its JIT, GC, a writeback); alternating the order cancels a drift, and the
- * sum of several drains averages the rest. Each result's drain holds the
- * totals: events and seconds summed, eps their quotient, CPU per event
- * weighted by events; round_eps each drain's rate. 0 when every drain
- * completed.
+ * ...; an even number of rounds gives both the same positions), round r
+ * (counted from 0) on seed 1 + 10 r for both. Each drain starts its
+ * contestant, lets it drain c->process_warmup events untimed (seed 5 + 10 r)
+ * so a JVM has compiled, pauses it (SIGSTOP) while c->count events are
+ * preloaded, and times from its first commit after the pause to the commit of
+ * the last event. A single drain of a few seconds takes whatever the shared
+ * broker is doing at the time (its JIT, GC, a writeback); alternating the
+ * order cancels a drift, and the sum of several drains averages the rest.
+ * Each result's drain holds the totals: events and seconds summed, eps their
+ * quotient, CPU per event weighted by events; round_eps each drain's rate.
+ * 0 when every drain completed; a pause of more than 30 s fails the drain
+ * (the contestant's group may have dropped it).
  */
 int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
                        const struct bench_contestant *b, int rounds, struct bench_result *ra,

@@ -67,9 +67,10 @@ static void usage(FILE *f)
           "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
           "  --warmup N     events each contestant drains first, untimed, so the broker\n"
           "                 has compiled its hot paths (default 50000)\n"
-          "  --rounds N     drains per contestant, in ABBA order (default 2, at most 8)\n"
+          "  --rounds N     drains per contestant, in ABBA order (default 2, at most 8;\n"
+          "                 even, so both contestants go first equally often)\n"
           "  --process-warmup N  events each started contestant drains untimed before\n"
-          "                 a drain or the latency phase (default 10000)\n"
+          "                 a drain or the latency phase (default 10000, at least 1)\n"
           "  --batch N      most events in one router transaction (default the\n"
           "                 router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --bootstrap HP use this broker instead of starting one\n"
@@ -109,7 +110,7 @@ int main(int argc, char **argv)
         }
     }
     if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 ||
-        c.process_warmup < 0 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+        c.process_warmup < 1 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
         usage(stderr);
         return 2;
     }

@@ -461,9 +461,10 @@ static void usage(FILE *f)
           "  --batch N         most events per transaction, router and copy (default the\n"
           "                    router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
-          "  --rounds N        drains per contestant, in ABBA order (default 2, at most 8)\n"
+          "  --rounds N        drains per contestant, in ABBA order (default 2, at most 8;\n"
+          "                    even, so both contestants go first equally often)\n"
           "  --process-warmup N  events each started contestant drains untimed before\n"
-          "                    a drain or the latency phase (default 10000)\n"
+          "                    a drain or the latency phase (default 10000, at least 1)\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
           "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-route, in memory,\n"
@@ -507,7 +508,7 @@ int main(int argc, char **argv)
         }
     }
     if (c.count <= 0 || c.batch <= 0 || c.rate < 0 || warmup < 0 ||
-        c.process_warmup < 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+        c.process_warmup < 1 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
         usage(stderr);
         return 2;
     }

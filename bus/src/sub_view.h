@@ -69,9 +69,11 @@ void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
                           char out[KB_PSEUDONYM_LEN + 1]);
 
 /*
- * Headers of the subscriber's copy of @p m: the original ones, with
- * ce_subject set to @p pseudonym (when not empty) and each of @p set
- * replacing a header of its name (or added). Caller owns the result.
+ * Headers of the subscriber's copy of @p m: the original ones in their order,
+ * without ce_subject when @p pseudonym is not empty and without every header
+ * named in @p set; then ce_subject = @p pseudonym (when not empty) and @p set.
+ * The names in @p set are distinct and none is ce_subject. Caller owns the
+ * result.
  */
 rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
                                          const struct kb_header *set, size_t n_set);
