@@ -839,6 +839,19 @@ double bench_round_ratios(const struct bench_result *a, const struct bench_resul
     return min;
 }
 
+/* The latency phase's process warm-up: c->process_warmup, at least 300. */
+static long latency_warmup(const struct bench_ctx *c)
+{
+    return c->process_warmup > 300 ? c->process_warmup : 300;
+}
+
+long bench_inputs(const struct bench_ctx *c, long warmup, int rounds, int latency_ran,
+                  double rate)
+{
+    return warmup + (c->process_warmup + c->count) * rounds +
+           (latency_ran ? latency_warmup(c) + (long)(rate * c->seconds) : 0);
+}
+
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
                         struct bench_result *res)
 {
@@ -846,7 +859,7 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
     /* as for a drain: the process is warm before the timed events start */
     int64_t end;
-    pid_t pid = start_warm(c, k, c->process_warmup > 300 ? c->process_warmup : 300, 3, &end);
+    pid_t pid = start_warm(c, k, latency_warmup(c), 3, &end);
     if (pid <= 0)
         return -1;
     int64_t since = bench_wall_ms();

@@ -222,6 +222,14 @@ double bench_round_ratios(const struct bench_result *a, const struct bench_resul
 int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant *k, double rate,
                         struct bench_result *res);
 
+/**
+ * Input events each contestant was given: @p warmup (bench_warmup_phase),
+ * @p rounds drains of c->count with their process warm-ups and, when
+ * @p latency_ran, the latency phase at @p rate with its warm-up.
+ */
+long bench_inputs(const struct bench_ctx *c, long warmup, int rounds, int latency_ran,
+                  double rate);
+
 /** Machine description for the report: CPU model, cores, kernel. */
 void bench_machine(char *out, size_t cap);
 

@@ -219,11 +219,7 @@ int main(int argc, char **argv)
             }
         }
     }
-    /* input events per contestant: warm-up, each drain with its process warm-up,
-     * the latency phase with its own */
-    long lat_warm = c.process_warmup > 300 ? c.process_warmup : 300;
-    long inputs = warmup + (c.process_warmup + c.count) * rounds +
-                  (ok && c.seconds > 0 ? lat_warm + (long)(rate * c.seconds) : 0);
+    long inputs = bench_inputs(&c, warmup, rounds, ok && c.seconds > 0, rate);
     printf("bench-e2e: delivered ketenbus=%" PRId64 " kstreams=%" PRId64
            " copies of %ld input events each (fan-out %.2f), per-subscriber counts %s\n",
            kb_total, ks_total, inputs, (double)kb_total / (double)inputs, same ? "equal" : "DIFFER");

@@ -615,11 +615,7 @@ int main(int argc, char **argv)
     if (!bench_count(c.bootstrap, route_outs, BENCH_N_SUBS, PARTITIONS, counts))
         for (size_t i = 0; i < BENCH_N_SUBS; i++)
             delivered += counts[i];
-    /* input events per contestant: warm-up, each drain with its process warm-up,
-     * the latency phase with its own */
-    long lat_warm = c.process_warmup > 300 ? c.process_warmup : 300;
-    long inputs = warmup + (c.process_warmup + c.count) * rounds +
-                  (ok && c.seconds > 0 ? lat_warm + (long)(rate * c.seconds) : 0);
+    long inputs = bench_inputs(&c, warmup, rounds, ok && c.seconds > 0, rate);
     printf("route: delivered %" PRId64 " copies of %ld input events (fan-out %.2f)\n", delivered,
            inputs, (double)delivered / (double)inputs);
     if (c.profiling)
