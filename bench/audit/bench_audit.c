@@ -482,8 +482,9 @@ static int drain_with_cpu(const struct bench_ctx *c, const char *prefix, const c
                name, out->eps, out->seconds, out->startup_s, out->cpu_us, out->broker_cpu_us);
     else
         fprintf(stderr, "bench-audit: %s did not drain (log %s)\n", name, log);
-    int st = bench_stop(pid, 20);
-    if (st != 0 && st != 128 + SIGTERM)
+    /* bench_drain() reaped a router that exited: its pid may be another's now */
+    int st = out->exited ? -1 : bench_stop(pid, 20);
+    if (!out->exited && st != 0 && st != 128 + SIGTERM)
         fprintf(stderr, "bench-audit: %s exited with status %d (log %s)\n", name, st, log);
     fflush(stdout);
     return out->ok ? 0 : -1;

@@ -319,6 +319,13 @@ static rd_kafka_t *client_new(const char *bootstrap, const char *group, int cons
         rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
         rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
         rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
+    } else {
+        /* Committed offsets as they are, now: read_committed (the default)
+         * makes librdkafka ask for stable offsets only, and the broker then
+         * holds the answer back while any transaction of the group still
+         * has offsets pending. A router commits back to back, so a drain
+         * timed that way saw its first commit late or not at all. */
+        rd_kafka_conf_set(conf, "isolation.level", "read_uncommitted", NULL, 0);
     }
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -417,9 +424,25 @@ static pid_t bench_broker_pid(const char *state)
     return (pid_t)pid;
 }
 
-struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
-                               int partitions, int64_t from, int64_t target, double timeout_s,
-                               pid_t alive)
+/* CPU seconds of the @p n processes @p pids together (0 entries skipped);
+ * -1 when one is unknown. */
+static double procs_cpu_s(const pid_t *pids, int n)
+{
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        if (pids[i] <= 0)
+            continue;
+        double s = bench_proc_cpu_s(pids[i]);
+        if (s < 0)
+            return -1;
+        sum += s;
+    }
+    return n > 0 ? sum : -1;
+}
+
+struct bench_drain bench_drain_procs(const char *bootstrap, const char *group, const char *topic,
+                                     int partitions, int64_t from, int64_t target,
+                                     double timeout_s, pid_t *alive, int n_alive)
 {
     struct bench_drain d = {0};
     rd_kafka_t *rk = client_new(bootstrap, group, 0);
@@ -435,15 +458,18 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
             t_first = t;
             c_first = c;
             d.startup_s = t - t_call;
-            cpu_first = bench_proc_cpu_s(alive);
+            cpu_first = procs_cpu_s(alive, n_alive);
             bcpu_first = bench_proc_cpu_s(broker);
         }
         if (c >= target) {
-            d.ok = 1;
+            /* the first commit seen already reached the target: nothing timed */
+            d.ok = t > t_first;
+            if (!d.ok)
+                fprintf(stderr, "bench: the drain ended before its first commit was seen\n");
             d.seconds = t - t_first;
             d.events = (double)(target - c_first);
             d.eps = d.seconds > 0 ? d.events / d.seconds : 0;
-            double n = d.events, cpu = bench_proc_cpu_s(alive),
+            double n = d.events, cpu = procs_cpu_s(alive, n_alive),
                    bcpu = bench_proc_cpu_s(broker);
             d.cpu_us = n > 0 && cpu_first >= 0 && cpu >= 0 ? (cpu - cpu_first) / n * 1e6 : -1;
             d.broker_cpu_us =
@@ -452,15 +478,26 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
         }
         if (t - t_call > timeout_s)
             break;
-        if (alive > 0 && waitpid(alive, NULL, WNOHANG) == alive) {
-            fprintf(stderr, "bench: the contestant (pid %d) exited early\n", (int)alive);
-            d.exited = 1;
+        for (int i = 0; i < n_alive && !d.exited; i++)
+            if (alive[i] > 0 && waitpid(alive[i], NULL, WNOHANG) == alive[i]) {
+                fprintf(stderr, "bench: the contestant (pid %d) exited early\n", (int)alive[i]);
+                alive[i] = 0;
+                d.exited = 1;
+            }
+        if (d.exited)
             break;
-        }
         usleep(20000);
     }
     rd_kafka_destroy(rk);
     return d;
+}
+
+struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
+                               int partitions, int64_t from, int64_t target, double timeout_s,
+                               pid_t alive)
+{
+    return bench_drain_procs(bootstrap, group, topic, partitions, from, target, timeout_s, &alive,
+                             alive > 0);
 }
 
 struct bench_lat {
@@ -660,51 +697,107 @@ int bench_run_gen(const struct bench_ctx *c, const char *prefix, long count, lon
     return pid > 0 ? bench_wait(pid) : -1;
 }
 
-/* Start one contestant, its output in <work folder>/<name>.log. */
-static pid_t contestant_start(const struct bench_ctx *c, const struct bench_contestant *k)
+/* The processes of one running contestant. */
+struct procs {
+    pid_t pid[BENCH_MAX_INSTANCES];
+    int n;
+};
+
+static void procs_signal(const struct procs *p, int sig)
 {
-    char log[512];
-    snprintf(log, sizeof log, "%s/%s.log", c->dir, k->name);
-    return bench_spawn(k->argv, log, k->env);
+    for (int i = 0; i < p->n; i++)
+        if (p->pid[i] > 0)
+            kill(p->pid[i], sig);
 }
 
-/* Stop (SIGTERM, then SIGKILL) and reap the contestant, unless @p d says
- * bench_drain() already reaped it: its pid may then belong to another. */
-static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k, pid_t pid,
-                            const struct bench_drain *d)
+static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k,
+                            struct procs *p);
+
+/* Start the contestant's processes, the output of the first in <work
+ * folder>/<name>.log, of the others in <name>-<i>.log. 0, or -1 with none
+ * left running. */
+static int contestant_start(const struct bench_ctx *c, const struct bench_contestant *k,
+                            struct procs *p)
 {
-    if (d && d->exited)
-        return;
-    int st = bench_stop(pid, c->profiling ? 60 : 20);
-    if (st != 0 && st != 128 + SIGTERM)
-        fprintf(stderr, "bench: %s exited with status %d (log %s/%s.log)\n", k->name, st, c->dir,
-                k->name);
+    int n = k->instances > 1 ? k->instances : 1;
+    p->n = 0;
+    if (n > BENCH_MAX_INSTANCES || (n > 1 && !k->instance_flag)) {
+        fprintf(stderr, "bench: %s: cannot run %d instances\n", k->name, n);
+        return -1;
+    }
+    size_t argc = 0;
+    while (k->argv[argc])
+        argc++;
+    if (argc >= 64) {
+        fprintf(stderr, "bench: %s: too many arguments\n", k->name);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        char log[512], name[128];
+        char *argv[64];
+        memcpy(argv, k->argv, (argc + 1) * sizeof *argv);
+        if (i == 0) {
+            snprintf(log, sizeof log, "%s/%s.log", c->dir, k->name);
+        } else {
+            snprintf(log, sizeof log, "%s/%s-%d.log", c->dir, k->name, i);
+            for (size_t j = 0; j + 1 < argc; j++)
+                if (!strcmp(argv[j], k->instance_flag)) {
+                    snprintf(name, sizeof name, "%s-%d", argv[j + 1], i);
+                    argv[j + 1] = name;
+                }
+        }
+        pid_t pid = bench_spawn(argv, log, k->env);
+        if (pid <= 0) {
+            contestant_stop(c, k, p);
+            return -1;
+        }
+        p->pid[p->n++] = pid;
+    }
+    return 0;
+}
+
+/* Stop (SIGTERM, then SIGKILL) and reap the contestant's processes; those a
+ * drain already reaped are 0 in @p p (bench_drain_procs), their pids may
+ * belong to others by now. */
+static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k,
+                            struct procs *p)
+{
+    procs_signal(p, SIGTERM); /* all at once, so that they leave the group together */
+    for (int i = 0; i < p->n; i++) {
+        if (p->pid[i] <= 0)
+            continue;
+        int st = bench_stop(p->pid[i], c->profiling ? 60 : 20);
+        if (st != 0 && st != 128 + SIGTERM)
+            fprintf(stderr, "bench: %s exited with status %d (log %s/%s.log)\n", k->name, st,
+                    c->dir, k->name);
+        p->pid[i] = 0;
+    }
 }
 
 /* Start the contestant and have it drain @p n events (seed @p seed) of its
  * input, untimed: a process measured from its first event would count its own
  * start-up (a JVM interprets before it compiles) as throughput or latency, and
- * a service in production has long been running. Its pid, or -1. */
-static pid_t start_warm(const struct bench_ctx *c, const struct bench_contestant *k, long n,
-                        long seed, int64_t *end)
+ * a service in production has long been running. 0, or -1 with nothing left
+ * running. */
+static int start_warm(const struct bench_ctx *c, const struct bench_contestant *k, long n,
+                      long seed, int64_t *end, struct procs *p)
 {
     char in[160], log[512];
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
     snprintf(log, sizeof log, "%s/gen-%s-process-warm-up.log", c->dir, k->name);
     int64_t from = bench_topic_end(c->bootstrap, in, PARTITIONS);
-    pid_t pid = contestant_start(c, k);
-    if (pid <= 0)
+    if (contestant_start(c, k, p))
         return -1;
     int rc = bench_run_gen(c, k->prefix, n, seed, 0, log);
     *end = bench_topic_end(c->bootstrap, in, PARTITIONS);
     struct bench_drain w =
-        bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, *end, 300, pid);
+        bench_drain_procs(c->bootstrap, k->group, in, PARTITIONS, from, *end, 300, p->pid, p->n);
     if (rc || !w.ok || *end - from < n) {
         fprintf(stderr, "bench: %s did not warm up (log %s)\n", k->name, log);
-        contestant_stop(c, k, pid, &w);
+        contestant_stop(c, k, p);
         return -1;
     }
-    return pid;
+    return 0;
 }
 
 /* The longest pause of a contestant: it sends no group heartbeats while
@@ -726,18 +819,18 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
     snprintf(log, sizeof log, "%s/gen-%s-%s.log", c->dir, k->name, what);
     int64_t from;
-    pid_t pid = start_warm(c, k, c->process_warmup, warm_seed, &from);
-    if (pid <= 0)
+    struct procs p;
+    if (start_warm(c, k, c->process_warmup, warm_seed, &from, &p))
         return -1;
-    kill(pid, SIGSTOP);
+    procs_signal(&p, SIGSTOP);
     double t = bench_now_s();
     int rc = bench_run_gen(c, k->prefix, count, seed, 0, log);
     int64_t end = bench_topic_end(c->bootstrap, in, PARTITIONS);
     double paused = bench_now_s() - t;
-    kill(pid, SIGCONT);
+    procs_signal(&p, SIGCONT);
     if (rc) {
         fprintf(stderr, "bench: ketenbus gen failed (log %s)\n", log);
-        contestant_stop(c, k, pid, NULL);
+        contestant_stop(c, k, &p);
         return -1;
     }
     printf("%s: %s: preloaded %" PRId64 " events in %.1f s\n", k->name, what, end - from, paused);
@@ -746,16 +839,16 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
                 "bench: %s was paused %.0f s for the preload, more than %.0f s: its group may "
                 "have dropped it; use a smaller --count\n",
                 k->name, paused, PAUSE_MAX_S);
-        contestant_stop(c, k, pid, NULL);
+        contestant_stop(c, k, &p);
         return -1;
     }
-    *out = bench_drain(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, pid);
+    *out = bench_drain_procs(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, p.pid, p.n);
     printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s); CPU per event: "
            "%.0f us in the contestant, %.0f us in the broker\n",
            k->name, what, out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds,
            out->startup_s, out->cpu_us, out->broker_cpu_us);
     fflush(stdout);
-    contestant_stop(c, k, pid, out);
+    contestant_stop(c, k, &p);
     return out->ok ? 0 : -1;
 }
 
@@ -764,11 +857,11 @@ int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant 
     int64_t end;
     if (count <= 0)
         return 0;
-    pid_t pid = start_warm(c, k, count, 4, &end);
-    if (pid <= 0)
+    struct procs p;
+    if (start_warm(c, k, count, 4, &end, &p))
         return -1;
     printf("%s: warm-up: %ld events drained\n", k->name, count);
-    contestant_stop(c, k, pid, NULL);
+    contestant_stop(c, k, &p);
     return 0;
 }
 
@@ -859,15 +952,16 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
     snprintf(in, sizeof in, "%s.in.gba", k->prefix);
     /* as for a drain: the process is warm before the timed events start */
     int64_t end;
-    pid_t pid = start_warm(c, k, latency_warmup(c), 3, &end);
-    if (pid <= 0)
+    struct procs p;
+    if (start_warm(c, k, latency_warmup(c), 3, &end, &p))
         return -1;
     int64_t since = bench_wall_ms();
     bench_lat_t *lat = bench_lat_start(c->bootstrap, k->outs, k->n_outs, PARTITIONS, since);
     long n = (long)(rate * c->seconds);
     snprintf(log, sizeof log, "%s/gen-%s-rate.log", c->dir, k->name);
     int rc = bench_run_gen(c, k->prefix, n, 2, rate, log);
-    struct bench_drain d2 = bench_drain(c->bootstrap, k->group, in, PARTITIONS, end, end + n, 120, pid);
+    struct bench_drain d2 =
+        bench_drain_procs(c->bootstrap, k->group, in, PARTITIONS, end, end + n, 120, p.pid, p.n);
     usleep(300000); /* the last transaction's outputs reach the collector */
     bench_lat_stop(lat);
     res->rate = rate;
@@ -879,6 +973,6 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
     printf("%s: latency at %.0f events/s for %.0f s: p50=%.1f ms p99=%.1f ms p999=%.1f ms (%zu outputs)\n",
            k->name, rate, c->seconds, res->p50, res->p99, res->p999, res->lat_n);
     fflush(stdout);
-    contestant_stop(c, k, pid, &d2);
+    contestant_stop(c, k, &p);
     return !rc && d2.ok ? 0 : -1;
 }

@@ -97,17 +97,27 @@ struct bench_drain {
                           * commits; -1 when unknown */
     double broker_cpu_us; /* the same for the broker of $KB_KAFKA_STATE; -1 when unknown */
     int ok;              /* 1 when @p target was reached in time */
-    int exited;          /* 1 when @p alive exited (and was reaped) before that */
+    int exited;          /* 1 when a process of @p alive exited (and was reaped) before that */
 };
 
 /**
  * Poll @p group's committed offsets on @p topic every 20 ms until they sum to
- * @p target or @p timeout_s passed; @p alive (may be NULL) is checked too so a
+ * @p target or @p timeout_s passed; @p alive (0: none) is checked too so a
  * dead contestant ends the wait early.
  */
 struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
                                int partitions, int64_t from, int64_t target, double timeout_s,
                                pid_t alive);
+
+/**
+ * bench_drain() for a contestant of @p n processes @p alive (one consumer
+ * group): the CPU is their sum, and the first of them to exit ends the wait.
+ * A pid it reaped is set to 0 in @p alive, so that no signal reaches another
+ * process that may since have got that pid.
+ */
+struct bench_drain bench_drain_procs(const char *bootstrap, const char *group, const char *topic,
+                                     int partitions, int64_t from, int64_t target,
+                                     double timeout_s, pid_t *alive, int n);
 
 /* Latency collector: consumes output topics (read_committed) from their
  * current ends and records now - ce_time for every message whose ce_time is
@@ -166,8 +176,13 @@ struct bench_result {
 int bench_run_gen(const struct bench_ctx *c, const char *prefix, long count, long seed,
                   double rate, const char *log);
 
-/* One process under test, on its own topic prefix: input <prefix>.in.gba
- * (3 partitions), consumer group @p group, outputs @p outs. */
+#define BENCH_MAX_INSTANCES 8
+
+/* One service under test, on its own topic prefix: input <prefix>.in.gba
+ * (3 partitions), consumer group @p group, outputs @p outs. It runs as
+ * @p instances processes of @p argv in that group (0 counts as 1): the value
+ * after the argument @p instance_flag gets "-1", "-2", ... in the second
+ * and later ones, so each has its own name (a router's transactional id). */
 struct bench_contestant {
     const char *name;
     const char *prefix;
@@ -176,6 +191,8 @@ struct bench_contestant {
     char *const *env;         /* extra NAME=VALUE, NULL-terminated, or NULL */
     const char *const *outs;
     size_t n_outs;
+    int instances;            /* processes, at most BENCH_MAX_INSTANCES */
+    const char *instance_flag; /* e.g. "--instance"; needed when instances > 1 */
 };
 
 /**

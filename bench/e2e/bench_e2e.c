@@ -58,13 +58,17 @@ static int ensure_topics(const char *bootstrap, const char *const *topics, size_
 static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
-          "                 [--warmup N] [--rounds N] [--process-warmup N] [--batch N]\n"
+          "                 [--instances N] [--warmup N] [--rounds N] [--process-warmup N]\n"
+          "                 [--batch N]\n"
           "                 [--bootstrap HOST:PORT]\n"
           "  --count N      events preloaded for each drain (default 50000)\n"
           "  --rate R       events/s offered in the latency phase (default: half the\n"
           "                 slower drain, so both run below capacity)\n"
           "  --seconds S    length of the latency phase (default 10)\n"
-          "  --threads N    Kafka Streams stream threads (default 1, like the one router)\n"
+          "  --instances N  `ketenbus route` processes in one group (default 1, at most 3:\n"
+          "                 one per input partition)\n"
+          "  --threads N    Kafka Streams stream threads (default: as many as router\n"
+          "                 instances)\n"
           "  --warmup N     events each contestant drains first, untimed, so the broker\n"
           "                 has compiled its hot paths (default 50000)\n"
           "  --rounds N     drains per contestant, in ABBA order (default 2, at most 8;\n"
@@ -87,13 +91,13 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
         {"bootstrap", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
         {"warmup", required_argument, NULL, 'W'}, {"batch", required_argument, NULL, 'B'},
-        {"rounds", required_argument, NULL, 'R'},
+        {"rounds", required_argument, NULL, 'R'}, {"instances", required_argument, NULL, 'i'},
         {"process-warmup", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
     struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX,
                          .process_warmup = 10000};
-    const char *given_bootstrap = NULL, *threads = "1";
+    const char *given_bootstrap = NULL, *threads = NULL;
     long warmup = 50000;
-    int opt, rounds = 2;
+    int opt, rounds = 2, instances = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n': c.count = atol(optarg); break;
@@ -103,13 +107,21 @@ int main(int argc, char **argv)
         case 'W': warmup = atol(optarg); break;
         case 'B': c.batch = atoi(optarg); break;
         case 'R': rounds = atoi(optarg); break;
+        case 'i': instances = atoi(optarg); break;
         case 'p': c.process_warmup = atol(optarg); break;
         case 'b': given_bootstrap = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 ||
+    /* equal parallelism unless asked otherwise: a stream thread per router */
+    char threads_buf[16];
+    if (!threads) {
+        snprintf(threads_buf, sizeof threads_buf, "%d", instances);
+        threads = threads_buf;
+    }
+    if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 || instances < 1 ||
+        instances > PARTITIONS ||
         c.process_warmup < 1 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
         usage(stderr);
         return 2;
@@ -181,8 +193,9 @@ int main(int argc, char **argv)
                           "--schemas", schemas, "--instance", "bench", "--group", "kbek-route",
                           "--batch", sbatch, "-b", c.bootstrap, NULL};
     char *route_env[] = {"KETENBUS_TOPIC_PREFIX=kbek", NULL};
-    struct bench_contestant kb_k = {"ketenbus", "kbek", "kbek-route", route_argv, route_env, kb_outs,
-                                    BENCH_N_SUBS};
+    struct bench_contestant kb_k = {"ketenbus", "kbek",       "kbek-route", route_argv,
+                                    route_env,  kb_outs,      BENCH_N_SUBS, instances,
+                                    "--instance"};
 
     /* Kafka Streams, prefix kbks; its group is its application.id. */
     char state_dir[300];
@@ -192,7 +205,7 @@ int main(int argc, char **argv)
                        "--schemas", schemas, "--subject-key-file", c.key, "--threads",
                        (char *)threads, "--state-dir", state_dir, NULL};
     struct bench_contestant ks_k = {"kstreams", "kbks", "kbks-route", ks_argv, NULL, ks_outs,
-                                    BENCH_N_SUBS};
+                                    BENCH_N_SUBS, 1, NULL};
 
     /* Both drains first; then both latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */
@@ -230,10 +243,11 @@ int main(int argc, char **argv)
     printf("bench-e2e ketenbus_eps=%.0f kstreams_eps=%.0f ratio=%.2f p99_ms=%.1f kstreams_p99_ms=%.1f "
            "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
            "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
-           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f\n",
+           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f "
+           "instances=%d kstreams_threads=%s\n",
            kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
            same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
-           ks.drain.broker_cpu_us, kb.rounds, ratio_min);
+           ks.drain.broker_cpu_us, kb.rounds, ratio_min, instances, threads);
     rc = ok && same ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

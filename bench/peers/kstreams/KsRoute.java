@@ -33,6 +33,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.HashSet;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.Stream;
@@ -58,6 +59,7 @@ import org.apache.kafka.streams.CloseOptions;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.Topology;
+import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
 import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
@@ -82,9 +84,10 @@ public final class KsRoute {
         Set<String> pseudo = new HashSet<>();
         byte[] key;             // per-subscriber key (HMAC of the subject key)
         String sink;
-        final Map<Integer, Schema> projected = new HashMap<>();
-        final Map<Integer, Integer> projectedId = new HashMap<>();
-        final Map<Integer, GenericDatumWriter<GenericRecord>> writers = new HashMap<>();
+        // Filled on first use by every stream thread's tasks (--threads N), so concurrent maps.
+        final Map<Integer, Schema> projected = new ConcurrentHashMap<>();
+        final Map<Integer, Integer> projectedId = new ConcurrentHashMap<>();
+        final Map<Integer, GenericDatumWriter<GenericRecord>> writers = new ConcurrentHashMap<>();
     }
 
     static String arg(Map<String, String> a, String k) {
@@ -432,6 +435,12 @@ public final class KsRoute {
             System.out.println("kstreams: state " + before + " -> " + now);
             if (now == KafkaStreams.State.ERROR || now == KafkaStreams.State.NOT_RUNNING)
                 done.countDown();
+        });
+        streams.setUncaughtExceptionHandler(e -> {
+            // Say why before the state goes to ERROR: the bench only sees the process end.
+            System.err.println("kstreams: stream thread failed: " + e);
+            e.printStackTrace();
+            return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             // Leave the group on the way out: by default a Streams member stays until its
