@@ -54,6 +54,7 @@
 #include "match.h"
 #include "proj_register.h"
 #include "sub_view.h"
+#include "topic_handles.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
 #include "ketenbus/route.h"
@@ -140,6 +141,7 @@ struct kb_router {
     struct kb__sub_view_bufs bufs; /* scratch for projected copies */
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
     rd_kafka_topic_t *audit_rkt; /* the producer's audit topic handle: holds its codec */
+    kb_topic_handles_t *topics;  /* the producer's handles of every topic it writes */
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
     int fatal;                   /* set in a callback: stop the router */
     uint64_t rebalances;         /* assignments and revocations so far (rebalance_cb) */
@@ -503,6 +505,11 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
         goto out_fail;
     }
+    r->topics = kb__topic_handles_new(r->producer);
+    if (!r->topics) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out_fail;
+    }
 
     /* Output topics must exist before a transaction writes to them. */
     if (ensure_output_topics(r, &r->subs, errstr, errstr_size))
@@ -646,16 +653,27 @@ static kb_err_t stage_produce(kb_router_t *r)
     for (; i < st->n; i++) {
         struct staged_msg *sm = &st->msgs[i];
         const char *topic = st->buf + sm->topic_off;
-        /* locals: librdkafka's macros cast their argument without parentheses */
         void *key = sm->has_key ? st->buf + sm->key_off : NULL;
         void *val = sm->has_val ? st->buf + sm->val_off : NULL;
+        rd_kafka_topic_t *rkt = kb__topic_handles_get(r->topics, topic);
+        rd_kafka_vu_t vu[] = {
+            /* by name only when no handle could be made (out of memory) */
+            rkt ? (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = rkt}
+                : (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
+            {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = sm->partition},
+            {.vtype = RD_KAFKA_VTYPE_KEY, .u.mem = {key, sm->key_len}},
+            {.vtype = RD_KAFKA_VTYPE_VALUE, .u.mem = {val, sm->val_len}},
+            {.vtype = RD_KAFKA_VTYPE_MSGFLAGS, .u.i = RD_KAFKA_MSG_F_COPY},
+            {.vtype = RD_KAFKA_VTYPE_HEADERS, .u.headers = sm->hdrs},
+        };
         rd_kafka_resp_err_t err;
         for (;;) {
-            err = rd_kafka_producev(
-                r->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(sm->partition),
-                RD_KAFKA_V_KEY(key, sm->key_len), RD_KAFKA_V_VALUE(val, sm->val_len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(sm->hdrs),
-                RD_KAFKA_V_END);
+            rd_kafka_error_t *e = rd_kafka_produceva(r->producer, vu, sizeof vu / sizeof vu[0]);
+            err = RD_KAFKA_RESP_ERR_NO_ERROR;
+            if (e) {
+                err = rd_kafka_error_code(e);
+                rd_kafka_error_destroy(e);
+            }
             if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                 break;
             rd_kafka_poll(r->producer, 20);
@@ -1411,6 +1429,7 @@ void kb_router_destroy(kb_router_t *r)
     }
     if (r->audit_rkt)
         rd_kafka_topic_destroy(r->audit_rkt);
+    kb__topic_handles_destroy(r->topics);
     if (r->producer)
         rd_kafka_destroy(r->producer);
     parts_clear(r);
