@@ -482,10 +482,11 @@ static int drain_with_cpu(const struct bench_ctx *c, const char *prefix, const c
                name, out->eps, out->seconds, out->startup_s, out->cpu_us, out->broker_cpu_us);
     else
         fprintf(stderr, "bench-audit: %s did not drain (log %s)\n", name, log);
-    /* bench_drain() reaped a router that exited: its pid may be another's now */
-    int st = out->exited ? -1 : bench_stop(pid, 20);
-    if (!out->exited && st != 0 && st != 128 + SIGTERM)
-        fprintf(stderr, "bench-audit: %s exited with status %d (log %s)\n", name, st, log);
+    if (!out->exited) { /* else bench_drain() reaped it: its pid may be another's now */
+        int st = bench_stop(pid, 20);
+        if (st != 0 && st != 128 + SIGTERM)
+            fprintf(stderr, "bench-audit: %s exited with status %d (log %s)\n", name, st, log);
+    }
     fflush(stdout);
     return out->ok ? 0 : -1;
 }
@@ -553,6 +554,11 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
             return -1;
         if (run < 0)
             continue;
+        if (!d.timed) {
+            fprintf(stderr, "bench-audit: %s: the first commit seen already covered the whole "
+                            "drain, so nothing was timed; use a larger --route-count\n", name);
+            return -1;
+        }
         struct route_side *s = audit ? with : without;
         s->events += d.events;
         s->seconds += d.seconds;

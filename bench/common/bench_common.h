@@ -97,13 +97,17 @@ struct bench_drain {
                           * commits; -1 when unknown */
     double broker_cpu_us; /* the same for the broker of $KB_KAFKA_STATE; -1 when unknown */
     int ok;              /* 1 when @p target was reached in time */
+    int timed;           /* 1 when a commit before the one reaching @p target was seen, so
+                          * eps, seconds and the CPU figures measure something */
     int exited;          /* 1 when a process of @p alive exited (and was reaped) before that */
 };
 
 /**
  * Poll @p group's committed offsets on @p topic every 20 ms until they sum to
  * @p target or @p timeout_s passed; @p alive (0: none) is checked too so a
- * dead contestant ends the wait early.
+ * dead contestant ends the wait early (reported in exited only: the pid
+ * passed is a copy). The offsets are those of committed transactions, read
+ * without waiting for the group to have none pending.
  */
 struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
                                int partitions, int64_t from, int64_t target, double timeout_s,

@@ -15,7 +15,8 @@
  * read LO3 anyway). The summary line says input=gen.
  *
  * Usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]
- *                  [--warmup N] [--rounds N] [--process-warmup N] [--batch N]
+ *                  [--instances N] [--warmup N] [--rounds N] [--process-warmup N]
+ *                  [--batch N]
  *                  [--bootstrap HOST:PORT]
  */
 #include <getopt.h>
@@ -193,9 +194,15 @@ int main(int argc, char **argv)
                           "--schemas", schemas, "--instance", "bench", "--group", "kbek-route",
                           "--batch", sbatch, "-b", c.bootstrap, NULL};
     char *route_env[] = {"KETENBUS_TOPIC_PREFIX=kbek", NULL};
-    struct bench_contestant kb_k = {"ketenbus", "kbek",       "kbek-route", route_argv,
-                                    route_env,  kb_outs,      BENCH_N_SUBS, instances,
-                                    "--instance"};
+    struct bench_contestant kb_k = {.name = "ketenbus",
+                                    .prefix = "kbek",
+                                    .group = "kbek-route",
+                                    .argv = route_argv,
+                                    .env = route_env,
+                                    .outs = kb_outs,
+                                    .n_outs = BENCH_N_SUBS,
+                                    .instances = instances,
+                                    .instance_flag = "--instance"};
 
     /* Kafka Streams, prefix kbks; its group is its application.id. */
     char state_dir[300];
@@ -204,8 +211,12 @@ int main(int argc, char **argv)
                        "--out-prefix", "kbks.out.", "--app-id", "kbks-route", "--spec", spec,
                        "--schemas", schemas, "--subject-key-file", c.key, "--threads",
                        (char *)threads, "--state-dir", state_dir, NULL};
-    struct bench_contestant ks_k = {"kstreams", "kbks", "kbks-route", ks_argv, NULL, ks_outs,
-                                    BENCH_N_SUBS, 1, NULL};
+    struct bench_contestant ks_k = {.name = "kstreams",
+                                    .prefix = "kbks",
+                                    .group = "kbks-route",
+                                    .argv = ks_argv,
+                                    .outs = ks_outs,
+                                    .n_outs = BENCH_N_SUBS};
 
     /* Both drains first; then both latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */

@@ -572,8 +572,12 @@ int main(int argc, char **argv)
     self[sl > 0 ? sl : 0] = 0;
     char *copy_argv[] = {self, "--copy-worker", c.bootstrap, copy_in, copy_out, copy_group, sbatch, NULL};
     const char *copy_outs[] = {copy_out};
-    struct bench_contestant copy_k = {
-        "copy", "kbbc", copy_group, copy_argv, NULL, copy_outs, 1, 1, NULL};
+    struct bench_contestant copy_k = {.name = "copy",
+                                      .prefix = "kbbc",
+                                      .group = copy_group,
+                                      .argv = copy_argv,
+                                      .outs = copy_outs,
+                                      .n_outs = 1};
 
     /* ketenbus route with the 20 subscriptions, on prefix kbbr. */
     char ketenbus[512], schemas[512], cg_out[512];
@@ -599,8 +603,13 @@ int main(int argc, char **argv)
         snprintf(route_names[i], sizeof route_names[i], "kbbr.out.%s", bench_subs[i].name);
         route_outs[i] = route_names[i];
     }
-    struct bench_contestant route_k = {"route", "kbbr", "kbbr-route", argv_r, route_env, route_outs,
-                                       BENCH_N_SUBS, 1, NULL};
+    struct bench_contestant route_k = {.name = "route",
+                                       .prefix = "kbbr",
+                                       .group = "kbbr-route",
+                                       .argv = argv_r,
+                                       .env = route_env,
+                                       .outs = route_outs,
+                                       .n_outs = BENCH_N_SUBS};
 
     /* Both drains first; then both latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */

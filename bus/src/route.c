@@ -657,7 +657,8 @@ static kb_err_t stage_produce(kb_router_t *r)
         void *val = sm->has_val ? st->buf + sm->val_off : NULL;
         rd_kafka_topic_t *rkt = kb__topic_handles_get(r->topics, topic);
         rd_kafka_vu_t vu[] = {
-            /* by name only when no handle could be made (out of memory) */
+            /* by name only when no handle could be made (out of memory, or a
+             * name librdkafka refuses: producing by name then fails alike) */
             rkt ? (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_RKT, .u.rkt = rkt}
                 : (rd_kafka_vu_t){.vtype = RD_KAFKA_VTYPE_TOPIC, .u.cstr = topic},
             {.vtype = RD_KAFKA_VTYPE_PARTITION, .u.i32 = sm->partition},

@@ -48,15 +48,12 @@ int main(void)
         CHECK_INT((int)kb__topic_handles_count(h), i + 1);
     }
     /* after the table grew (64 slots hold 32 names): every handle found again */
-    int same = 0, distinct = 1;
+    int same = 0;
     for (int i = 0; i < N_TOPICS; i++) {
         snprintf(name, sizeof name, "kb.out.subscriber-%03d", i);
         same += kb__topic_handles_get(h, name) == first[i];
-        if (i > 0 && first[i] == first[i - 1])
-            distinct = 0;
     }
     CHECK_INT(same, N_TOPICS);
-    CHECK(distinct);
     CHECK_INT((int)kb__topic_handles_count(h), N_TOPICS);
 
     /* a name that is a prefix of held names is its own topic */

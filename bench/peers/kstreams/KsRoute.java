@@ -438,7 +438,7 @@ public final class KsRoute {
         });
         streams.setUncaughtExceptionHandler(e -> {
             // Say why before the state goes to ERROR: the bench only sees the process end.
-            System.err.println("kstreams: stream thread failed: " + e);
+            System.err.print("kstreams: stream thread failed: ");
             e.printStackTrace();
             return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
