@@ -864,6 +864,17 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
     return out->ok ? 0 : -1;
 }
 
+int bench_check_count(const struct bench_ctx *c, const char *bench)
+{
+    if (c->count > c->batch)
+        return 0;
+    fprintf(stderr,
+            "%s: --count (%ld) must be larger than --batch (%d): a drain that one transaction "
+            "covers cannot be timed\n",
+            bench, c->count, c->batch);
+    return -1;
+}
+
 int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count)
 {
     int64_t end;

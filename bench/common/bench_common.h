@@ -175,6 +175,11 @@ struct bench_result {
     size_t lat_n;
 };
 
+/** 0 when c->count spans more than one transaction of c->batch events, else
+ *  -1 with a message naming @p bench: the drain timer needs a commit before
+ *  the last one. */
+int bench_check_count(const struct bench_ctx *c, const char *bench);
+
 /** `ketenbus gen` on topic prefix @p prefix: @p count events of seed @p seed,
  *  at @p rate events/s (0 = as fast as possible). Its exit status. */
 int bench_run_gen(const struct bench_ctx *c, const char *prefix, long count, long seed,

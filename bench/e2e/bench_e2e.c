@@ -127,6 +127,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (bench_check_count(&c, "bench-e2e"))
+        return 2;
     snprintf(c.dir, sizeof c.dir, "/tmp/bench-e2e.XXXXXX");
     if (!mkdtemp(c.dir)) {
         perror("bench-e2e: mkdtemp");

@@ -512,6 +512,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!matching_only && bench_check_count(&c, "bench-route"))
+        return 2;
     snprintf(c.dir, sizeof c.dir, "/tmp/bench-route.XXXXXX");
     if (!mkdtemp(c.dir)) {
         perror("bench-route: mkdtemp");
