@@ -554,11 +554,8 @@ static int run_route(struct bench_ctx *c, const char *run_id, const char *priv, 
             return -1;
         if (run < 0)
             continue;
-        if (!d.timed) {
-            fprintf(stderr, "bench-audit: %s: the first commit seen already covered the whole "
-                            "drain, so nothing was timed; use a larger --route-count\n", name);
+        if (bench_drain_untimed(&d, name, "--route-count"))
             return -1;
-        }
         struct route_side *s = audit ? with : without;
         s->events += d.events;
         s->seconds += d.seconds;

@@ -494,6 +494,17 @@ struct bench_drain bench_drain_procs(const char *bootstrap, const char *group, c
     return d;
 }
 
+int bench_drain_untimed(const struct bench_drain *d, const char *name, const char *count_flag)
+{
+    if (d->timed)
+        return 0;
+    fprintf(stderr,
+            "bench: %s: the first commit seen already covered the whole drain, so nothing was "
+            "timed; use a larger %s\n",
+            name, count_flag);
+    return 1;
+}
+
 struct bench_drain bench_drain(const char *bootstrap, const char *group, const char *topic,
                                int partitions, int64_t from, int64_t target, double timeout_s,
                                pid_t alive)
@@ -715,9 +726,19 @@ static void procs_signal(const struct procs *p, int sig)
 static void contestant_stop(const struct bench_ctx *c, const struct bench_contestant *k,
                             struct procs *p);
 
-/* Start the contestant's processes, the output of the first in <work
- * folder>/<name>.log, of the others in <name>-<i>.log. 0, or -1 with none
- * left running. */
+/* The log of the contestant's process @p i: <work folder>/<name>.log for the
+ * first, <name>-<i>.log for the others. */
+static void instance_log(const struct bench_ctx *c, const struct bench_contestant *k, int i,
+                         char *out, size_t cap)
+{
+    if (i == 0)
+        snprintf(out, cap, "%s/%s.log", c->dir, k->name);
+    else
+        snprintf(out, cap, "%s/%s-%d.log", c->dir, k->name, i);
+}
+
+/* Start the contestant's processes, each writing to its instance_log().
+ * 0, or -1 with none left running. */
 static int contestant_start(const struct bench_ctx *c, const struct bench_contestant *k,
                             struct procs *p)
 {
@@ -738,16 +759,12 @@ static int contestant_start(const struct bench_ctx *c, const struct bench_contes
         char log[512], name[128];
         char *argv[64];
         memcpy(argv, k->argv, (argc + 1) * sizeof *argv);
-        if (i == 0) {
-            snprintf(log, sizeof log, "%s/%s.log", c->dir, k->name);
-        } else {
-            snprintf(log, sizeof log, "%s/%s-%d.log", c->dir, k->name, i);
-            for (size_t j = 0; j + 1 < argc; j++)
-                if (!strcmp(argv[j], k->instance_flag)) {
-                    snprintf(name, sizeof name, "%s-%d", argv[j + 1], i);
-                    argv[j + 1] = name;
-                }
-        }
+        instance_log(c, k, i, log, sizeof log);
+        for (size_t j = 0; i > 0 && j + 1 < argc; j++)
+            if (!strcmp(argv[j], k->instance_flag)) {
+                snprintf(name, sizeof name, "%s-%d", argv[j + 1], i);
+                argv[j + 1] = name;
+            }
         pid_t pid = bench_spawn(argv, log, k->env);
         if (pid <= 0) {
             contestant_stop(c, k, p);
@@ -769,12 +786,10 @@ static void contestant_stop(const struct bench_ctx *c, const struct bench_contes
         if (p->pid[i] <= 0)
             continue;
         int st = bench_stop(p->pid[i], c->profiling ? 60 : 20);
-        char log[32] = "";
-        if (i > 0)
-            snprintf(log, sizeof log, "-%d", i);
+        char log[512];
+        instance_log(c, k, i, log, sizeof log);
         if (st != 0 && st != 128 + SIGTERM)
-            fprintf(stderr, "bench: %s exited with status %d (log %s/%s%s.log)\n", k->name, st,
-                    c->dir, k->name, log);
+            fprintf(stderr, "bench: %s exited with status %d (log %s)\n", k->name, st, log);
         p->pid[i] = 0;
     }
 }
@@ -848,13 +863,8 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
         return -1;
     }
     *out = bench_drain_procs(c->bootstrap, k->group, in, PARTITIONS, from, end, 600, p.pid, p.n);
-    if (out->ok && !out->timed) {
-        fprintf(stderr,
-                "bench: %s: the first commit seen already covered the whole drain, so nothing "
-                "was timed; use a larger --count\n",
-                k->name);
+    if (out->ok && bench_drain_untimed(out, k->name, "--count"))
         out->ok = 0;
-    }
     printf("%s: %s %s: %.0f events/s over %.1f s (first commit after %.1f s); CPU per event: "
            "%.0f us in the contestant, %.0f us in the broker\n",
            k->name, what, out->ok ? "complete" : "INCOMPLETE", out->eps, out->seconds,

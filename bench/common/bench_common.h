@@ -113,6 +113,10 @@ struct bench_drain bench_drain(const char *bootstrap, const char *group, const c
                                int partitions, int64_t from, int64_t target, double timeout_s,
                                pid_t alive);
 
+/** 1, with a message naming @p name and the option @p count_flag to raise,
+ *  when @p d timed nothing (bench_drain.timed); else 0. */
+int bench_drain_untimed(const struct bench_drain *d, const char *name, const char *count_flag);
+
 /**
  * bench_drain() for a contestant of @p n processes @p alive (one consumer
  * group): the CPU is their sum, and the first of them to exit ends the wait.
