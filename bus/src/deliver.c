@@ -30,6 +30,7 @@
  *        2xx --finish()--> done (committable)
  *        failure, inside window --schedule_retry()--> waiting --(time)--> queued
  *        failure at window end, or not renderable --dead_letter()--> dlq pending
+ *   queued, not a CloudEvent, once it heads its key --pump()/dead_letter()--> dlq pending
  *        dlq pending --on_dr()--> done
  */
 #include <errno.h>
@@ -59,6 +60,7 @@
 #define KEY_BUCKETS 4096
 #define TICK_MS 10
 #define ERR_MAX 240
+#define MAX_HEADERS 32           /* an event's headers read, and kept in its dead letter */
 
 struct keyq;
 struct partition;
@@ -124,6 +126,7 @@ struct kb_deliver {
     struct event *tick;          /* TICK_MS heartbeat: poll Kafka, schedule */
     atomic_int *stop;
     int stopping;
+    int failed;                  /* out of memory: stopped so nothing is committed past */
     struct partition *parts;     /* assigned partitions */
     struct keyq *keys[KEY_BUCKETS];
     struct keyq *active;         /* non-empty key queues (round robin) */
@@ -355,6 +358,11 @@ static kb_err_t load_retry_state(struct kb_deliver *d, char *errstr, size_t errs
     }
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(4);
     int64_t *end = calloc((size_t)md->topics[0].partition_cnt + 1, sizeof *end);
+    if (!end) {
+        rd_kafka_topic_partition_list_destroy(parts);
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        goto out;
+    }
     int remaining = 0;
     for (int i = 0; i < md->topics[0].partition_cnt; i++) {
         int32_t p = md->topics[0].partitions[i].id;
@@ -592,8 +600,9 @@ static void dead_letter(struct kb_deliver *d, struct msg *m, const char *why)
 {
     if (why != m->last_error)
         snprintf(m->last_error, sizeof m->last_error, "%s", why);
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m->rkm, hdrs, 24);
+    /* The event's headers as enqueue() read them (up to MAX_HEADERS), then ours. */
+    struct kb_header hdrs[MAX_HEADERS + 7];
+    size_t n = kb_kafka_headers(m->rkm, hdrs, MAX_HEADERS);
     char attempts[16], first[40], part[16], off[24];
     snprintf(attempts, sizeof attempts, "%d", m->attempts);
     kb_event_time(m->first_failure_ms ? m->first_failure_ms : now_ms(), first);
@@ -608,6 +617,8 @@ static void dead_letter(struct kb_deliver *d, struct msg *m, const char *why)
         {"kb_partition", part, strlen(part)},
         {"kb_offset", off, strlen(off)},
     };
+    _Static_assert(sizeof extra / sizeof extra[0] <= sizeof hdrs / sizeof hdrs[0] - MAX_HEADERS,
+                   "room for the dead-letter headers");
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         hdrs[n++] = extra[i];
     rd_kafka_headers_t *h = kb_kafka_headers_new(hdrs, n);
@@ -909,7 +920,12 @@ static void pump(struct kb_deliver *d)
         if (d->stopping || d->in_flight >= d->o.concurrency || d->tokens < 1)
             break;
         if (m && !m->in_flight && m->next_attempt_ms <= now) {
-            if (m->first_failure_ms && now >= m->first_failure_ms + d->o.retry_window_ms) {
+            if (!m->attrs_ok) {
+                /* Not a CloudEvent: never sent; dead-lettered only now that it heads its
+                 * key, since finish() moves the key's queue on from its head. */
+                dead_letter(d, m, m->last_error);
+            } else if (m->first_failure_ms &&
+                       now >= m->first_failure_ms + d->o.retry_window_ms) {
                 dead_letter(d, m, m->last_error); /* the window closed while we were down */
             } else {
                 d->tokens -= 1;
@@ -927,7 +943,10 @@ static void pump(struct kb_deliver *d)
 
 /* --- consuming --- */
 
-static void enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
+/* Hold @p rkm until it is finished. -1 when out of memory: the event is
+ * released unheld, and the caller must stop consuming, so that no later
+ * offset is committed past it (a restart reads it again). */
+static int enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
 {
     struct partition *p = partition_get(d, rkm->partition, 1);
     struct msg *m = calloc(1, sizeof *m);
@@ -942,12 +961,12 @@ static void enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
                                                     (int)rkm->partition, (long long)rkm->offset));
     }
     if (!k) {
-        /* Out of memory: leave it uncommitted; a restart redelivers it. */
-        KB_LOG_ERR("deliver", "out of memory, event left for redelivery", "offset=%lld",
-                   (long long)rkm->offset);
+        KB_LOG_ERR("deliver", "out of memory, stopping; the event is read again on restart",
+                   "subscriber=%s partition=%d offset=%lld", d->o.subscriber,
+                   (int)rkm->partition, (long long)rkm->offset);
         free(m);
         rd_kafka_message_destroy(rkm);
-        return;
+        return -1;
     }
     m->rkm = rkm;
     m->part = p;
@@ -966,8 +985,8 @@ static void enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
     p->next_offset = rkm->offset + 1;
     d->pending++;
 
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(rkm, hdrs, 32);
+    struct kb_header hdrs[MAX_HEADERS];
+    size_t n = kb_kafka_headers(rkm, hdrs, MAX_HEADERS);
     char errstr[256];
     m->attrs_ok = !kb_event_attrs_from_headers(hdrs, n, &m->attrs, errstr, sizeof errstr);
     /* Continue a retry schedule persisted before a restart. */
@@ -986,11 +1005,11 @@ static void enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
             break;
         }
     }
-    if (!m->attrs_ok) {
-        char why[ERR_MAX];
-        snprintf(why, sizeof why, "not a CloudEvent: %.200s", errstr);
-        dead_letter(d, m, why);
-    }
+    /* Not a CloudEvent: pump() dead-letters it when it heads its key queue
+     * (an older event of the same key may still be unfinished). */
+    if (!m->attrs_ok)
+        snprintf(m->last_error, sizeof m->last_error, "not a CloudEvent: %.200s", errstr);
+    return 0;
 }
 
 static void commit(struct kb_deliver *d, int sync)
@@ -1115,10 +1134,24 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                 rd_kafka_message_destroy(rkm);
                 continue;
             }
-            enqueue(d, rkm);
+            if (enqueue(d, rkm)) {
+                d->failed = d->stopping = 1;
+                break;
+            }
         }
-        if (d->paused) /* keep serving rebalances and heartbeats */
-            rd_kafka_poll(d->consumer, 0);
+        /* Keep serving rebalances and heartbeats while paused. rd_kafka_poll()
+         * is not allowed on a consumer whose main queue was redirected
+         * (rd_kafka_poll_set_consumer): a message fetched before the pause
+         * reached a new partition would abort the process. Such a message is
+         * held like any other; the overshoot is at most one per tick. */
+        if (d->paused && !d->stopping) {
+            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
+            if (rkm && rkm->err) {
+                rd_kafka_message_destroy(rkm);
+            } else if (rkm && enqueue(d, rkm)) {
+                d->failed = d->stopping = 1;
+            }
+        }
     }
     pump(d);
     int64_t now = now_ms();
@@ -1277,7 +1310,7 @@ kb_err_t kb_deliver_run(kb_deliver_t *d, atomic_int *stop)
     rd_kafka_flush(d->producer, 10000); /* dead letters: their reports finish events */
     commit(d, 1);
     rd_kafka_flush(d->producer, 10000); /* the tombstones those reports wrote */
-    return KB_OK;
+    return d->failed ? KB_ERR_NOMEM : KB_OK;
 }
 
 void kb_deliver_destroy(kb_deliver_t *d)

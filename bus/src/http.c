@@ -569,6 +569,26 @@ static int token_ok(kb_http_t *h, struct evhttp_request *ev)
     return CRYPTO_memcmp(md, h->token_hash, sizeof md) == 0;
 }
 
+/* The request path for a log line: the path is percent-decoded and the
+ * client's choice, so a byte outside printable ASCII, a space, a quote or a
+ * backslash is written %XX again, or one request could forge log lines or
+ * fields. Cut to @p size. */
+static void loggable_path(const char *path, char *out, size_t size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p && o + 4 < size; p++) {
+        if (*p > 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+            out[o++] = (char)*p;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
 /* Decide whether @p req may proceed; answers it (401/429) when not. */
 static int authorize(kb_http_t *h, struct kb_http_req *req)
 {
@@ -590,13 +610,15 @@ static int authorize(kb_http_t *h, struct kb_http_req *req)
         sl->failures = 0;
         sl->window_start = now;
     }
+    char path[256];
+    loggable_path(req->path, path, sizeof path);
     if (sl && sl->failures >= h->auth_fail_max) {
         char retry[32];
         snprintf(retry, sizeof retry, "%ld", (long)(sl->window_start + h->auth_fail_window_s - now));
         kb_http_reply_header(req, "Retry-After", retry);
         kb_http_reply_error(req, 429, 42901, "too many failed authentications; retry later");
         KB_LOG_WARN(COMP, "request refused: too many failed authentications", "client=%s path=%s",
-                    addr, req->path);
+                    addr, path);
         return 0;
     }
     if (client_cert_ok(h, req->ev)) {
@@ -611,7 +633,7 @@ static int authorize(kb_http_t *h, struct kb_http_req *req)
     if (!sl->window_start)
         sl->window_start = now;
     sl->failures++;
-    KB_LOG_WARN(COMP, "authentication failed", "client=%s path=%s failures=%d", addr, req->path,
+    KB_LOG_WARN(COMP, "authentication failed", "client=%s path=%s failures=%d", addr, path,
                 sl->failures);
     kb_http_reply_header(req, "WWW-Authenticate", "Bearer realm=\"ketenbus\"");
     kb_http_reply_error(req, 401, 40101, "authentication required");

@@ -7,7 +7,8 @@
 # on), backoff bounds, Retry-After on 429, a hanging webhook timed out,
 # offsets committed (a restart delivers nothing again), binary mode, a
 # retry schedule that survives SIGKILL, dead-lettering after a shortened
-# window with the last error, a poison event dead-lettered at once, and a
+# window with the last error, a poison event dead-lettered at once, a record
+# that is no CloudEvent dead-lettered only once it heads its key, and a
 # refused handshake that blocks delivery.
 source "$(dirname "$0")/lib.sh"
 
@@ -166,6 +167,24 @@ w_first=$(attempt_times hook2 "$w_id" | sort -n | head -n 1)
 w_last=$(attempt_times hook2 "$w_id" | sort -n | tail -n 1)
 check "window counted from the first failure across the restart: no try after first + 6 s" \
   bash -c "(( $w_last - $w_first < 6300 ))"
+
+# ---- 2b. A record that is not a CloudEvent behind a failing event of the same
+# key: it waits for that event (dead-lettering it first used to free the key's
+# queue under the failing event: a use-after-free, and the event was lost).
+"$BIN/kb-webhook-feed" --topic-suffix out.hook5 --count 3 --keys 1 --bare 1 >"$WORK/feed5.txt"
+f_id=$(sed -n 1p "$WORK/feed5.txt" | cut -d' ' -f1)
+receiver hook5 --rule "id:$f_id=500x3"
+deliver deliver5 hook5 "$(cat "$WORK/hook5.port")" --backoff-base 400ms --backoff-max 1s
+DELIVER5=$LAST_PID
+check "the failing event and its key-mate delivered after its retries" wait_for 60 ok_ids_is hook5 2
+check "the record without headers dead-lettered once" wait_for 30 count_is "$(T dlq.hook5)" 1
+dlq5=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq.hook5)" -e -q -f '%T %h\n' 2>/dev/null)
+check "its dead letter says why" grep -q 'kb_error=not a CloudEvent' <<<"$dlq5"
+f_ok=$(posts hook5 | jq -r --arg id "$f_id" 'select(.id==$id and .status==200) | .t_ms')
+check "dead-lettered only after the older event of its key was delivered" \
+  bash -c "(( ${dlq5%% *} >= ${f_ok:-0} && ${f_ok:-0} > 0 ))"
+check "the deliverer is still running" kill -0 "$DELIVER5"
+check "nothing was sent for it" eq "$(posts hook5 | jq -r .id | sort -u | wc -l)" 2
 
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.

@@ -22,10 +22,11 @@
 
 static const char usage[] =
     "usage: kb-webhook-feed --topic-suffix out.NAME --count N [--keys K] [--start I]\n"
-    "                       [--schemas DIR] [--bad N]\n"
+    "                       [--schemas DIR] [--bad N] [--bare N]\n"
     "Event i (from --start) gets key k = i %% K: the pseudonym of \"k<k>\", which is\n"
     "also its ce_subject; ce_sequence = i + 1. --bad N makes the last N values\n"
-    "undecodable (schema id 999999) to test dead-lettering of poison events.\n";
+    "undecodable (schema id 999999) to test dead-lettering of poison events;\n"
+    "--bare N sends the last N without headers: not CloudEvents at all.\n";
 
 static const char *const test_bsns[] = {"999995303", "999996204", "999997105"};
 
@@ -35,9 +36,10 @@ int main(int argc, char **argv)
         {"topic-suffix", required_argument, NULL, 't'}, {"count", required_argument, NULL, 'n'},
         {"keys", required_argument, NULL, 'k'},         {"start", required_argument, NULL, 's'},
         {"schemas", required_argument, NULL, 'S'},      {"bad", required_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
+        {"bare", required_argument, NULL, 'N'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *suffix = NULL, *schemas_dir = KB_SCHEMA_DIR;
-    long count = 0, keys = 1, start = 0, bad = 0;
+    long count = 0, keys = 1, start = 0, bad = 0, bare = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -47,6 +49,7 @@ int main(int argc, char **argv)
         case 's': start = atol(optarg); break;
         case 'S': schemas_dir = optarg; break;
         case 'B': bad = atol(optarg); break;
+        case 'N': bare = atol(optarg); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -127,6 +130,8 @@ int main(int argc, char **argv)
         struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
         char seqbuf[24];
         size_t nh = kb_event_headers(&a, hdrs, seqbuf);
+        if (i >= start + count - bare)
+            nh = 0; /* no ce_* headers: not a CloudEvent */
         rd_kafka_headers_t *h = kb_kafka_headers_new(hdrs, nh);
         rd_kafka_resp_err_t e = rd_kafka_producev(
             rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(a.subject, strlen(a.subject)),
