@@ -9,7 +9,9 @@
  * /metrics, probes and the dashboard stream: a dry-run is a job (202, then
  * polled) and the audit verification runs on a timer or on request; both on
  * the admin's one worker thread, each bounded in time. Dead-letter pages and
- * redrives are short Kafka round trips and are answered directly.
+ * redrives are Kafka round trips answered directly: with a slow broker they
+ * hold up the server, which is why `route --admin-addr` can give the admin
+ * API a server (and thread) of its own, away from the probes.
  *
  * Invariants:
  *  1. At most one dry-run is queued or running; a second POST gets 429.

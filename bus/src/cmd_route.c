@@ -49,6 +49,9 @@ static const char usage[] =
     "                               dashboard (/dashboard, /events) and the admin API\n"
     "                               (/admin/...; HTTP options below)\n"
     "  --no-admin                   no admin API on that server\n"
+    "  --admin-addr HOST:PORT       serve the admin API on a server of its own instead:\n"
+    "                               its dead-letter pages and redrives wait on Kafka,\n"
+    "                               and there they never delay /healthz or /metrics\n"
     "  --audit-public-key FILE      trusted checkpoint key for /admin/audit/status\n"
     "                               (repeatable)\n"
     "  --audit-verify-every SECONDS verify the audit trail this often for the status\n"
@@ -70,7 +73,43 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_ACODEC, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum { OPT_ADMINADDR = 960, OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_ACODEC, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+
+/* The admin API changes things (redrive): it is never open to the network
+ * without authentication. 0 when @p addr is loopback or the server is secured. */
+static int admin_open_check(const char *addr, const struct kb_serve_opts *so, char *errstr,
+                            size_t errstr_size)
+{
+    char host[256];
+    uint16_t port;
+    if (kb_serve_addr_parse(addr, host, sizeof host, &port, errstr, errstr_size))
+        return -1;
+    int loopback = !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+                   !strcmp(host, "localhost");
+    if (!kb_serve_secured(so) && !loopback) {
+        snprintf(errstr, errstr_size,
+                 "the admin API on %s needs --http-token-file or --http-client-ca "
+                 "(or --no-admin)", addr);
+        return -1;
+    }
+    return 0;
+}
+
+/* "host:port" of a started server for the log (the port it got for port 0). */
+struct served {
+    char s[300];
+};
+
+static struct served served_at(const char *addr, const kb_http_t *h)
+{
+    struct served r;
+    char host[256] = "?";
+    uint16_t port;
+    char e[128];
+    kb_serve_addr_parse(addr, host, sizeof host, &port, e, sizeof e);
+    snprintf(r.s, sizeof r.s, "%s:%u", host, (unsigned)kb_http_port(h));
+    return r;
+}
 
 int kb_cmd_route(int argc, char **argv)
 {
@@ -85,6 +124,7 @@ int kb_cmd_route(int argc, char **argv)
         {"no-register-projections", no_argument, NULL, OPT_NOREG},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
         {"no-admin", no_argument, NULL, OPT_NOADMIN},
+        {"admin-addr", required_argument, NULL, OPT_ADMINADDR},
         {"audit-public-key", required_argument, NULL, OPT_APUB},
         {"audit-verify-every", required_argument, NULL, OPT_AEVERY},
         {"dashboard-peer", required_argument, NULL, OPT_PEER},
@@ -102,7 +142,7 @@ int kb_cmd_route(int argc, char **argv)
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
     const char *subs_path = NULL, *schemas_dir = KB_SCHEMA_DIR, *key_file = NULL;
-    const char *metrics_addr = NULL;
+    const char *metrics_addr = NULL, *admin_addr = NULL;
     struct kb_serve_opts so = {.extra_public = "/dashboard"};
     const char *apub[8], *peers[16];
     size_t n_apub = 0, n_peers = 0;
@@ -126,6 +166,7 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_NOREG: ro.no_register_projections = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;
         case OPT_NOADMIN: no_admin = 1; break;
+        case OPT_ADMINADDR: admin_addr = optarg; break;
         case OPT_AEVERY: audit_every = atoi(optarg); break;
         case OPT_APUB:
         case OPT_PEER:
@@ -191,41 +232,45 @@ int kb_cmd_route(int argc, char **argv)
     ro.subject_key_len = key_len;
     ro.reload = &reload;
     ro.schemas = schemas;
-    struct kb_http *metrics = NULL;
+    struct kb_http *metrics = NULL, *admin_http = NULL;
     kb_admin_t *admin = NULL;
     kb_dashboard_t *dash = NULL;
+    if (admin_addr && no_admin) {
+        snprintf(errstr, sizeof errstr, "--admin-addr and --no-admin exclude each other");
+        goto out_http;
+    }
+    struct kb_admin_opts aopts = {
+        .kafka = &kopts, .subs_path = subs_path, .subject_key = key,
+        .subject_key_len = key_len, .schemas_source = schemas_dir,
+        .audit_public_keys = apub, .n_audit_public_keys = n_apub,
+        .audit_every_s = ro.no_audit ? 0 : audit_every,
+    };
+    /* The admin API: on its own server with --admin-addr, else on the
+     * metrics server (unless --no-admin). */
+    const char *admin_at = admin_addr ? admin_addr : no_admin ? NULL : metrics_addr;
+    if (admin_at && admin_open_check(admin_at, &so, errstr, sizeof errstr))
+        goto out_http;
+    if (admin_at && !(admin = kb_admin_new(&aopts, errstr, sizeof errstr)))
+        goto out_http;
     if (metrics_addr) {
-        char lhost[256];
-        uint16_t port;
-        if (kb_serve_addr_parse(metrics_addr, lhost, sizeof lhost, &port, errstr, sizeof errstr))
-            goto out_http;
-        /* The admin API changes things (redrive): never open to the network
-         * without authentication. */
-        int loopback = !strncmp(lhost, "127.", 4) || !strcmp(lhost, "::1") ||
-                       !strcmp(lhost, "localhost");
-        if (!no_admin && !kb_serve_secured(&so) && !loopback) {
-            snprintf(errstr, sizeof errstr,
-                     "the admin API on %s needs --http-token-file or --http-client-ca "
-                     "(or --no-admin)", metrics_addr);
-            goto out_http;
-        }
         struct kb_dashboard_opts dopts = {.kafka = &kopts, .peers = peers, .n_peers = n_peers};
-        struct kb_admin_opts aopts = {
-            .kafka = &kopts, .subs_path = subs_path, .subject_key = key,
-            .subject_key_len = key_len, .schemas_source = schemas_dir,
-            .audit_public_keys = apub, .n_audit_public_keys = n_apub,
-            .audit_every_s = ro.no_audit ? 0 : audit_every,
-        };
         if (!(metrics = kb_serve_new(metrics_addr, &so, errstr, sizeof errstr)) ||
             !(dash = kb_dashboard_new(&dopts, errstr, sizeof errstr)) ||
             kb_dashboard_routes(dash, metrics) ||
-            (!no_admin && (!(admin = kb_admin_new(&aopts, errstr, sizeof errstr)) ||
-                           kb_admin_routes(admin, metrics))) ||
+            (admin && !admin_addr && kb_admin_routes(admin, metrics)) ||
             kb_http_start(metrics, errstr, sizeof errstr))
             goto out_http;
-        KB_LOG_INFO("route", "serving", "url=%s://%s:%u/dashboard admin=%s auth=%s",
-                    kb_serve_scheme(&so), lhost, (unsigned)kb_http_port(metrics),
-                    admin ? "on" : "off", kb_serve_secured(&so) ? "on" : "off");
+        KB_LOG_INFO("route", "serving", "url=%s://%s/dashboard admin=%s auth=%s",
+                    kb_serve_scheme(&so), served_at(metrics_addr, metrics).s,
+                    admin && !admin_addr ? "on" : "off", kb_serve_secured(&so) ? "on" : "off");
+    }
+    if (admin_addr) {
+        if (!(admin_http = kb_serve_new(admin_addr, &so, errstr, sizeof errstr)) ||
+            kb_admin_routes(admin, admin_http) || kb_http_start(admin_http, errstr, sizeof errstr))
+            goto out_http;
+        KB_LOG_INFO("route", "serving admin", "url=%s://%s/admin/ auth=%s",
+                    kb_serve_scheme(&so), served_at(admin_addr, admin_http).s,
+                    kb_serve_secured(&so) ? "on" : "off");
     }
     kb_router_t *r = kb_router_new(&ro, errstr, sizeof errstr);
     if (!r)
@@ -250,9 +295,11 @@ out_http:
         fprintf(stderr, "error: %s\n", errstr);
     /* Handlers and streams first, then what they use. */
     kb_http_stop(metrics);
+    kb_http_stop(admin_http);
     kb_dashboard_destroy(dash);
     kb_admin_destroy(admin);
     kb_http_destroy(metrics);
+    kb_http_destroy(admin_http);
     kb_schemas_destroy(schemas);
 out_key:
     free(key);

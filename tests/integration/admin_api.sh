@@ -175,4 +175,26 @@ check "repeated wrong tokens: 429" eq "$(cat "$WORK/code.12")" 429
 check "... then even the right token waits (429 with Retry-After)" eq "$(http GET /admin/subscriptions "${auth[@]}")" 429
 check "... while /metrics stays served" eq "$(http GET /metrics)" 200
 
+# --- the admin API on a server of its own (--admin-addr): its Kafka round
+# trips then never hold up /healthz and /metrics ---
+check "--admin-addr with --no-admin is refused" bash -c "! '$KB' route --subscriptions '$WORK/subs' \
+  --metrics-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --no-admin 2>'$WORK/both.err' &&
+  grep -q 'exclude each other' '$WORK/both.err'"
+check "--admin-addr on a public address without authentication is refused" \
+  bash -c "! '$KB' route --subscriptions '$WORK/subs' --admin-addr 0.0.0.0:0 2>'$WORK/open.err' &&
+  grep -q 'needs --http-token-file' '$WORK/open.err'"
+start router2 "$KB" route --subscriptions "$WORK/subs" --instance r2 --group kb-admin-split \
+  --subject-key-file "$WORK/subject.key" --no-audit --batch 100 \
+  --metrics-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 --http-token-file "$WORK/token"
+PORT2=$(serving_port router2)
+wait_for 30 grep -qs 'msg="serving admin"' "$WORK/router2.log"
+APORT=$(sed -n 's/.*msg="serving admin" url=http:\/\/[^:]*:\([0-9]*\)\/.*/\1/p' "$WORK/router2.log" | head -1)
+check "two servers: metrics and admin on their own ports" bash -c "[[ -n '$PORT2' && -n '$APORT' && '$PORT2' != '$APORT' ]]"
+check "admin server: the admin API answers" \
+  eq "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "http://127.0.0.1:$APORT/admin/subscriptions")" 200
+check "metrics server: no admin API there" \
+  eq "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "http://127.0.0.1:$PORT2/admin/subscriptions")" 404
+check "metrics server: probes and metrics" \
+  eq "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT2/healthz")" 200
+
 finish
