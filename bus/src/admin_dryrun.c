@@ -30,6 +30,7 @@ struct gate {
 struct dry {
     const struct kb_dryrun_opts *o;
     kb_matcher_t *matcher;
+    const struct kb_sub **hits;  /* one per subscription: every match fits */
     struct gate *gates;
     size_t n_gates;
     kb_idset_t *seen;
@@ -172,8 +173,9 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
     }
     /* Fields are read from the bytes, as the router reads them. */
     struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
-    const struct kb_sub *hits[64];
-    size_t nhits = kb_matcher_match(d->matcher, &attrs, time_ms, kb_payload_field, &pv, hits, 64);
+    const struct kb_sub **hits = d->hits;
+    size_t nhits = kb_matcher_match(d->matcher, &attrs, time_ms, kb_payload_field, &pv, hits,
+                                    d->o->subs->n);
     kb_payload_view_fini(&pv);
     if (pv.failed) {
         r->rejected++, r->rej_decode++;
@@ -362,7 +364,8 @@ kb_err_t kb_dryrun_run(const struct kb_dryrun_opts *o, struct kb_dryrun_result *
     err = KB_ERR_NOMEM;
     d.matcher = kb_matcher_new(o->subs);
     d.seen = kb__idset_new(1u << 20);
-    if (!d.matcher || !d.seen) {
+    d.hits = malloc((o->subs->n ? o->subs->n : 1) * sizeof *d.hits);
+    if (!d.matcher || !d.seen || !d.hits) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
@@ -400,6 +403,7 @@ out:
     free(d.gates);
     kb__idset_destroy(d.seen);
     kb_matcher_destroy(d.matcher);
+    free(d.hits);
     if (err) {
         if (err == KB_ERR_NOMEM && errstr && errstr_size && !errstr[0])
             kb_err_set(err, errstr, errstr_size, "out of memory");

@@ -593,39 +593,80 @@ int kb_filter_eval(const struct kb_filter *f, const struct kb_event_attrs *attrs
     return eval3(f, attrs, get, opaque) == F_TRUE;
 }
 
-static int by_order(const void *a, const void *b)
+/*
+ * The subscriptions an event meets, written straight into the caller's
+ * array. Subscriptions sit in one array (kb_subs.items), so their addresses
+ * are in file order and sorting the pointers gives the order the caller
+ * wants. A subscription can be met more than once only through a NaN value
+ * (it is in one list per value of its `in`), so the repeats are dropped
+ * when the array is full and at the end; an array of one entry per
+ * subscription never overflows.
+ */
+struct hits {
+    const struct kb_sub **v;
+    size_t n, cap;
+    size_t sorted;              /* v[0..sorted) is sorted, without repeats */
+    int overflow;               /* more distinct matches than cap */
+};
+
+static int by_address(const void *a, const void *b)
 {
-    size_t x = (*(const struct entry *const *)a)->order, y = (*(const struct entry *const *)b)->order;
-    return x < y ? -1 : x > y;
+    uintptr_t x = (uintptr_t)*(const struct kb_sub *const *)a;
+    uintptr_t y = (uintptr_t)*(const struct kb_sub *const *)b;
+    return (x > y) - (x < y);
+}
+
+static void hits_sort_unique(struct hits *h)
+{
+    if (h->sorted == h->n)
+        return;
+    qsort(h->v, h->n, sizeof *h->v, by_address);
+    size_t k = 1;
+    for (size_t i = 1; i < h->n; i++)
+        if (h->v[i] != h->v[k - 1])
+            h->v[k++] = h->v[i];
+    h->n = h->sorted = k;
+}
+
+static void hits_add(struct hits *h, const struct kb_sub *sub)
+{
+    if (h->n == h->cap) {
+        hits_sort_unique(h);
+        if (h->n == h->cap) {
+            /* Full of distinct matches: a repeat changes nothing. */
+            if (!bsearch(&sub, h->v, h->n, sizeof *h->v, by_address))
+                h->overflow = 1;
+            return;
+        }
+    }
+    h->v[h->n++] = sub;
 }
 
 /* Candidates of one list that accept the event, into hits. @p keyed: the
  * list was found by the event's own key, so a `decided` entry's filter is
  * known to be true. */
 static void collect(const struct list *l, int keyed, const struct kb_event_attrs *attrs,
-                    int64_t time_ms, kb_field_get_cb *get, void *opaque,
-                    const struct entry **hits, size_t *n, size_t cap)
+                    int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
 {
-    for (size_t i = 0; l && i < l->n && *n < cap; i++) {
+    for (size_t i = 0; l && i < l->n; i++) {
         const struct entry *e = &l->items[i];
         if (time_ms < e->valid_from_ms || time_ms >= e->valid_until_ms)
             continue;
         if (e->follows && !kb_sub_follows(e->sub, attrs->subject, time_ms))
             continue;
         if ((keyed && e->decided) || kb_filter_eval(e->sub->filter, attrs, get, opaque))
-            hits[(*n)++] = e;
+            hits_add(h, e->sub);
     }
 }
 
 /* A NaN field equals every number to the comparison: every list of the
  * field index is a candidate. */
 static void collect_nan(const struct field_index *fi, const struct kb_event_attrs *attrs,
-                        int64_t time_ms, kb_field_get_cb *get, void *opaque,
-                        const struct entry **hits, size_t *n, size_t cap)
+                        int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
 {
     for (size_t i = 0; i < fi->by_value.cap; i++)
         if (fi->by_value.slots[i].key)
-            collect(&fi->by_value.slots[i].val, 0, attrs, time_ms, get, opaque, hits, n, cap);
+            collect(&fi->by_value.slots[i].val, 0, attrs, time_ms, get, opaque, h);
 }
 
 /* The candidates of field index @p fi for the event's value: @p state 1,
@@ -633,14 +674,12 @@ static void collect_nan(const struct field_index *fi, const struct kb_event_attr
  * absent, none. */
 static void collect_field(const struct field_index *fi, int state, const char *key, uint64_t h,
                           const struct kb_event_attrs *attrs, int64_t time_ms,
-                          kb_field_get_cb *get, void *opaque, const struct entry **hits,
-                          size_t *n, size_t cap)
+                          kb_field_get_cb *get, void *opaque, struct hits *hits)
 {
     if (state == 1)
-        collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits, n,
-                cap);
+        collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits);
     else if (state == 2)
-        collect_nan(fi, attrs, time_ms, get, opaque, hits, n, cap);
+        collect_nan(fi, attrs, time_ms, get, opaque, hits);
 }
 
 size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attrs,
@@ -651,9 +690,7 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
     if (!slot)
         return 0;
     const struct bucket *b = &m->buckets[slot->items[0].order];
-    const struct entry *hits[256];
-    const size_t cap = sizeof hits / sizeof hits[0];
-    size_t n = 0;
+    struct hits hits = {out, 0, max, 0, 0};
     /* Hash every key first and start loading its slot, then search: at
      * thousands of subscriptions the slots are cache misses, and this way
      * they overlap each other and the field reads instead of following
@@ -687,21 +724,17 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
                 strmap_prefetch(&fi->by_value, h);
             continue;
         }
-        collect_field(fi, state, key, h, attrs, time_ms, get, opaque, hits, &n, cap);
+        collect_field(fi, state, key, h, attrs, time_ms, get, opaque, &hits);
     }
-    collect(&b->rest, 1, attrs, time_ms, get, opaque, hits, &n, cap);
+    collect(&b->rest, 1, attrs, time_ms, get, opaque, &hits);
     if (b->by_source.cap)
         collect(strmap_find_h(&b->by_source, attrs->source, h_source), 1, attrs, time_ms, get,
-                opaque, hits, &n, cap);
+                opaque, &hits);
     for (size_t f = 0; f < n_ahead && get; f++)
         collect_field(&b->fields[f], fk[f].state, fk[f].key, fk[f].h, attrs, time_ms, get,
-                      opaque, hits, &n, cap);
-    qsort(hits, n, sizeof hits[0], by_order);
-    size_t k = 0;
-    for (size_t i = 0; i < n && k < max; i++)
-        if (!i || hits[i]->order != hits[i - 1]->order)
-            out[k++] = hits[i]->sub;
-    return k;
+                      opaque, &hits);
+    hits_sort_unique(&hits);
+    return hits.overflow ? max + 1 : hits.n;
 }
 
 int kb_payload_field(void *opaque, const char *path, char *buf, size_t cap)

@@ -35,7 +35,10 @@ void kb_matcher_destroy(kb_matcher_t *m);
 
 /**
  * The subscriptions that receive the event with @p attrs, recorded at
- * @p time_ms, into @p out (at most @p max, in subscription order).
+ * @p time_ms, into @p out, in subscription order; returns how many. When
+ * more than @p max match, returns @p max + 1 and @p out holds @p max of
+ * them: size @p out by the number of subscriptions (never too small) or
+ * treat @p max + 1 as an error, never as a complete answer.
  * @p get is called only when a candidate has a field filter.
  * @thread any; the matcher is read-only after creation.
  */

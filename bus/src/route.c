@@ -60,6 +60,7 @@
 #include "ketenbus/route.h"
 
 #define COMP "route"
+#define TXN_RETRIES 5            /* calls again after a retriable transaction error */
 
 /* Dedup state of one input partition. */
 struct part_state {
@@ -139,6 +140,12 @@ struct kb_router {
                                   * rebuilt after a reload */
     size_t n_views;
     struct kb__sub_view_bufs bufs; /* scratch for projected copies */
+    /* Per event, one entry per subscription (so every match fits), grown
+     * with the subscriptions (fanout_fit): */
+    const struct kb_sub **hits;  /* the subscriptions it matched */
+    const struct kb__sub_view **hit_views; /* the view each one gets */
+    struct kb_audit_recipient *rcpt; /* the recipients its audit record names */
+    size_t fanout_cap;
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
     rd_kafka_topic_t *audit_rkt; /* the producer's audit topic handle: holds its codec */
     kb_topic_handles_t *topics;  /* the producer's handles of every topic it writes */
@@ -186,23 +193,27 @@ static void parts_clear(kb_router_t *r)
 
 /* Read the ce_id headers of [from, to) of one partition into its dedup set
  * (invariant 3). Uses a separate, group-less consumer so the group member's
- * position is untouched. */
-static void dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, int64_t to)
+ * position is untouched. -1 when the window could not be read whole: the
+ * caller stops the router rather than let duplicates through unnoticed. */
+static int dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, int64_t to)
 {
     if (from >= to)
-        return;
+        return 0;
     char errstr[512];
     rd_kafka_conf_t *conf = kb_kafka_conf_new(r->opts.kafka, errstr, sizeof errstr);
-    if (!conf)
-        return;
+    if (!conf) {
+        KB_LOG_ERR(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
+        return -1;
+    }
     rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
     rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
     rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
-        KB_LOG_WARN(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
-        return;
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
+        KB_LOG_ERR(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
+        return -1;
     }
     rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = from;
@@ -210,7 +221,8 @@ static void dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, i
     rd_kafka_topic_partition_list_destroy(tp);
     size_t added = 0;
     int64_t deadline = (int64_t)time(NULL) + 30;
-    for (int done = 0; !done && (int64_t)time(NULL) < deadline;) {
+    int done = 0;
+    while (!done && (int64_t)time(NULL) < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -238,9 +250,16 @@ static void dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, i
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    if (!done) {
+        KB_LOG_ERR(COMP, "dedup window not read in 30 s",
+                   "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
+                   ps->topic, ps->partition, from, to, added);
+        return -1;
+    }
     KB_LOG_INFO(COMP, "dedup window rebuilt",
                 "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
                 ps->topic, ps->partition, from, to, added);
+    return 0;
 }
 
 static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size_t n_later,
@@ -260,9 +279,25 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         r->fatal = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* Committed offsets tell where each partition resumes; the window
-         * before it is what we must remember. */
-        rd_kafka_committed(rk, parts, 10000);
-        for (int i = 0; i < parts->cnt; i++) {
+         * before it is what we must remember. Without them (the group
+         * coordinator still loading after a restart) the window is unknown:
+         * a few tries, then the router stops rather than route blind. */
+        rd_kafka_resp_err_t cerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int tries = 0; tries < 3; tries++) {
+            cerr = rd_kafka_committed(rk, parts, 10000);
+            for (int i = 0; !cerr && i < parts->cnt; i++)
+                cerr = parts->elems[i].err;
+            if (!cerr)
+                break;
+            KB_LOG_WARN(COMP, "committed offsets not read", "error=\"%s\" try=%d",
+                        rd_kafka_err2str(cerr), tries + 1);
+        }
+        if (cerr) {
+            KB_LOG_ERR(COMP, "committed offsets unknown; router stops", "error=\"%s\"",
+                       rd_kafka_err2str(cerr));
+            r->fatal = 1;
+        }
+        for (int i = 0; !cerr && i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
             struct part_state *ps = part_find(r, p->topic, p->partition, 1);
             if (!ps || p->offset <= 0)
@@ -272,7 +307,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int64_t from = p->offset - (int64_t)r->opts.dedup_window;
             if (from < lo)
                 from = lo;
-            dedup_rebuild(r, ps, from, p->offset);
+            if (dedup_rebuild(r, ps, from, p->offset) && dedup_rebuild(r, ps, from, p->offset))
+                r->fatal = 1; /* twice: a slow moment is not a reason to stop */
         }
         /* Each partition's audit chain continues from its last committed
          * record (invariant 5); a chain that cannot be found is fatal:
@@ -632,14 +668,20 @@ nomem:
     return KB_ERR_NOMEM;
 }
 
+/* Drop what was staged after the first @p n messages and @p len bytes. */
+static void stage_truncate(struct stage *st, size_t n, size_t len)
+{
+    for (size_t i = n; i < st->n; i++)
+        if (st->msgs[i].hdrs)
+            rd_kafka_headers_destroy(st->msgs[i].hdrs);
+    st->n = n;
+    st->len = len;
+}
+
 /* Drop what is staged (the batch will be routed again). */
 static void stage_discard(struct stage *st)
 {
-    for (size_t i = 0; i < st->n; i++)
-        if (st->msgs[i].hdrs)
-            rd_kafka_headers_destroy(st->msgs[i].hdrs);
-    st->n = 0;
-    st->len = 0;
+    stage_truncate(st, 0, 0);
 }
 
 /* Produce everything staged, in order, inside the open transaction. A full
@@ -750,6 +792,27 @@ static kb_err_t audit_decision(kb_router_t *r, const rd_kafka_message_t *m, int3
         *as = kb_metrics_series("kb_audit_records_total", kb_audit_outcome_name(outcome), NULL);
     kb_series_add(*as, 1);
     return stage_audit(r, &am);
+}
+
+/* Make the per-event arrays hold one entry per subscription in force. */
+static int fanout_fit(kb_router_t *r)
+{
+    size_t need = r->subs.n ? r->subs.n : 1;
+    if (r->fanout_cap >= need)
+        return 0;
+    const struct kb_sub **h = realloc(r->hits, need * sizeof *h);
+    if (h)
+        r->hits = h;
+    const struct kb__sub_view **w = realloc(r->hit_views, need * sizeof *w);
+    if (w)
+        r->hit_views = w;
+    struct kb_audit_recipient *a = realloc(r->rcpt, need * sizeof *a);
+    if (a)
+        r->rcpt = a;
+    if (!h || !w || !a)
+        return -1;
+    r->fanout_cap = need;
+    return 0;
 }
 
 /* Stage the subscriber's copy: its own key and ce_subject (pseudonyms
@@ -863,6 +926,11 @@ static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema)
 
 /* Count an input event by source and type; @p g (or NULL) caches the series
  * of its schema's type for the last input topic. */
+/* The type label of an event whose ce_type no registered schema vouches
+ * for: the sender's text would make a new series (memory, /metrics) for
+ * every value it cares to send. */
+#define UNCHECKED_TYPE "unknown"
+
 static void count_in(const char *topic, const char *type, struct gate *g)
 {
     if (g && !strcmp(g->in_topic, topic)) {
@@ -932,18 +1000,18 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     const uint8_t *payload;
     size_t plen;
     if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen)) {
-        count_in(topic, attrs.type, NULL);
+        count_in(topic, UNCHECKED_TYPE, NULL);
         return dead_letter(r, m, "envelope", "confluent-framing",
                            "value lacks the Confluent framing (magic byte 0, schema id)", -1);
     }
     const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
     if (!schema) {
-        count_in(topic, attrs.type, NULL);
+        count_in(topic, UNCHECKED_TYPE, NULL);
         snprintf(why, sizeof why, "schema id %" PRId32 " is not registered", schema_id);
         return dead_letter(r, m, "schema", "unknown-schema-id", why, schema_id);
     }
     if (strcmp(schema->type, attrs.type) != 0) {
-        count_in(topic, attrs.type, NULL);
+        count_in(topic, UNCHECKED_TYPE, NULL);
         snprintf(why, sizeof why, "ce_type %s does not match schema %" PRId32 " (%s)",
                  attrs.type, schema_id, schema->type);
         return dead_letter(r, m, "schema", "type-schema-mismatch", why, schema_id);
@@ -988,18 +1056,27 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     }
     struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
-    const struct kb_sub *hits[64];
-    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, kb_payload_field, &pv, hits, 64);
+    if (fanout_fit(r))
+        return KB_ERR_NOMEM;
+    const struct kb_sub **hits = r->hits;
+    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, kb_payload_field, &pv, hits,
+                                    r->subs.n);
     kb_payload_view_fini(&pv);
     if (pv.failed)
         return dead_letter(r, m, "decode", "avro-structure",
                            "payload does not decode with its schema", schema_id);
+    if (nhits > r->subs.n) { /* cannot happen: one entry per subscription */
+        KB_LOG_ERR(COMP, "more matches than subscriptions; router stops", "count=%zu",
+                   r->subs.n);
+        return KB_ERR_FATAL;
+    }
     size_t fanout = 0;
-    struct kb_audit_recipient rcpt[64];
+    struct kb_audit_recipient *rcpt = r->rcpt;
     static const char *const all_fields[] = {"*"};
-    /* One clock reading serves every copy's latency: the copies are made
-     * microseconds apart, and the clock is not free on every machine. */
-    double latency_s = nhits ? (double)(wall_ms() - time_ms) / 1000.0 : 0;
+    /* The copies are staged one by one; if one cannot be made, the event is
+     * dead-lettered and the copies made before it are unstaged: no
+     * subscriber gets an event whose audit record does not name it. */
+    const size_t mark_n = r->stage.n, mark_len = r->stage.len;
     for (size_t i = 0; i < nhits; i++) {
         char why2[512];
         const struct kb__sub_view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
@@ -1008,6 +1085,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
              * cannot be made, and must not be made whole. */
             KB_LOG_ERR(COMP, "projection impossible", "subscriber=%s schema_id=%" PRId32
                        " error=\"%s\"", hits[i]->name, schema_id, why2);
+            stage_truncate(&r->stage, mark_n, mark_len);
             return dead_letter(r, m, "project", "projection-build", why2, schema_id);
         }
         const void *value;
@@ -1016,14 +1094,15 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                                            &value, &len);
         if (perr == KB_ERR_NOMEM)
             return perr;
-        if (perr)
+        if (perr) {
+            stage_truncate(&r->stage, mark_n, mark_len);
             return dead_letter(r, m, "project", "projection-apply",
                                "the validated payload could not be projected", schema_id);
+        }
         kb_err_t err = stage_view(r, m, w, value, len, attrs.subject);
         if (err)
             return err;
-        kb_series_add(w->out_series, 1);
-        kb_series_observe(w->latency_series, latency_s);
+        r->hit_views[fanout] = w;
         /* The trail says which fields each recipient got: its field list,
          * or "*" for the whole event. */
         rcpt[fanout] = (struct kb_audit_recipient){
@@ -1031,6 +1110,13 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
             hits[i]->n_fields ? (const char *const *)hits[i]->fields : all_fields,
             hits[i]->n_fields ? hits[i]->n_fields : 1};
         fanout++;
+    }
+    /* One clock reading serves every copy's latency: the copies are made
+     * microseconds apart, and the clock is not free on every machine. */
+    double latency_s = fanout ? (double)(wall_ms() - time_ms) / 1000.0 : 0;
+    for (size_t i = 0; i < fanout; i++) {
+        kb_series_add(r->hit_views[i]->out_series, 1);
+        kb_series_observe(r->hit_views[i]->latency_series, latency_s);
     }
     if (fanout)
         atomic_fetch_add(&r->stats.delivered, fanout);
@@ -1072,11 +1158,23 @@ static void rewind_batches(kb_router_t *r, rd_kafka_message_t **a, size_t na,
     add_first_offsets(seek, a, na);
     add_first_offsets(seek, b, nb);
     if (seek->cnt) {
+        /* A partition not sought back would have its next batch commit
+         * offsets past the events dropped here: the router stops instead,
+         * and the next owner starts at the committed offsets. */
         rd_kafka_error_t *serr = rd_kafka_seek_partitions(r->consumer, seek, 10000);
         if (serr) {
-            KB_LOG_ERR(COMP, "rewind failed", "error=\"%s\"", rd_kafka_error_string(serr));
+            KB_LOG_ERR(COMP, "rewind failed; router stops", "error=\"%s\"",
+                       rd_kafka_error_string(serr));
             rd_kafka_error_destroy(serr);
+            r->fatal = 1;
         }
+        for (int i = 0; !serr && i < seek->cnt; i++)
+            if (seek->elems[i].err) {
+                KB_LOG_ERR(COMP, "rewind failed; router stops",
+                           "topic=%s partition=%" PRId32 " error=\"%s\"", seek->elems[i].topic,
+                           seek->elems[i].partition, rd_kafka_err2str(seek->elems[i].err));
+                r->fatal = 1;
+            }
     }
     rd_kafka_topic_partition_list_destroy(seek);
 }
@@ -1121,24 +1219,46 @@ static void *committer_main(void *arg)
 {
     struct inflight *f = arg;
     int64_t t0 = now_ms();
-    rd_kafka_error_t *e = rd_kafka_send_offsets_to_transaction(f->producer, f->offs, f->cgmd,
-                                                               30000);
-    if (!e)
+    /* A retriable error (a timeout while a coordinator moves) leaves the
+     * call going on in librdkafka; calling again waits for it, where an
+     * abort would conflict with it. A few minutes, then the error stands
+     * (inflight_finish stops the router: the state is unknown). */
+    rd_kafka_error_t *e;
+    for (int tries = 0;; tries++) {
+        e = rd_kafka_send_offsets_to_transaction(f->producer, f->offs, f->cgmd, 30000);
+        if (!e || !rd_kafka_error_is_retriable(e) || tries == TXN_RETRIES)
+            break;
+        rd_kafka_error_destroy(e);
+    }
+    for (int tries = 0; !e; tries++) {
         e = rd_kafka_commit_transaction(f->producer, 60000);
+        if (!e || !rd_kafka_error_is_retriable(e) || tries == TXN_RETRIES)
+            break;
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
     f->result = e;
     f->commit_ms = now_ms() - t0;
     atomic_store(&f->settled, 1);
     return NULL;
 }
 
-/* Abort the open transaction after an abortable error; a failed abort is
- * logged (the caller's own error is already on its way back). */
-static void abort_txn(kb_router_t *r)
+/* Abort the open transaction, again while librdkafka says the abort may
+ * be retried. -1 when it did not abort: the transaction's state is then
+ * unknown and the caller stops the router (a restart's init_transactions
+ * settles it). */
+static int abort_txn(kb_router_t *r)
 {
-    rd_kafka_error_t *e = rd_kafka_abort_transaction(r->producer, 60000);
-    if (e) {
-        KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\"", rd_kafka_error_string(e));
+    for (int tries = 0;; tries++) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(r->producer, 60000);
+        if (!e)
+            return 0;
+        int again = rd_kafka_error_is_retriable(e) && tries < TXN_RETRIES;
+        KB_LOG_ERR(COMP, "abort_transaction failed", "error=\"%s\" retry=%d",
+                   rd_kafka_error_string(e), again);
         rd_kafka_error_destroy(e);
+        if (!again)
+            return -1;
     }
 }
 
@@ -1177,15 +1297,17 @@ static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size
         kb_metrics_observe("kb_route_transaction_seconds", (double)f->commit_ms / 1000.0,
                            "commit", NULL);
     } else {
-        int fatal = rd_kafka_error_is_fatal(txerr);
+        /* Only an abortable error is aborted and routed again; any other
+         * (fatal, fenced, or a commit still unsettled after its retries)
+         * leaves the transaction's outcome unknown: stop, and let the next
+         * owner start from what was committed. */
+        int abortable = rd_kafka_error_txn_requires_abort(txerr);
         KB_LOG_ERR(COMP, "transaction failed", "error=\"%s\" fatal=%d abortable=%d",
-                   rd_kafka_error_string(txerr), fatal,
-                   rd_kafka_error_txn_requires_abort(txerr));
+                   rd_kafka_error_string(txerr), rd_kafka_error_is_fatal(txerr), abortable);
         rd_kafka_error_destroy(txerr);
-        if (fatal) {
+        if (!abortable || abort_txn(r)) {
             result = KB_ERR_FATAL;
         } else {
-            abort_txn(r);
             if (rewind)
                 rewind_batches(r, f->msgs, f->n, later, n_later);
             result = KB_ERR_KAFKA;
@@ -1254,20 +1376,23 @@ static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
         kb_audit_mark(r->audit);
     rd_kafka_error_t *txerr = rd_kafka_begin_transaction(r->producer);
     if (txerr) {
-        int fatal = rd_kafka_error_is_fatal(txerr);
-        KB_LOG_ERR(COMP, "begin_transaction failed", "error=\"%s\"", rd_kafka_error_string(txerr));
+        /* Retrying a begin that failed for any other reason than an
+         * abortable state would fail the same way forever. */
+        int abortable = rd_kafka_error_txn_requires_abort(txerr);
+        KB_LOG_ERR(COMP, "begin_transaction failed", "error=\"%s\" abortable=%d",
+                   rd_kafka_error_string(txerr), abortable);
         rd_kafka_error_destroy(txerr);
         routed_drop(r, *batch, n, 1);
         atomic_fetch_add(&r->stats.aborts, 1);
-        return fatal ? KB_ERR_FATAL : KB_ERR_KAFKA;
+        return abortable && !abort_txn(r) ? KB_ERR_KAFKA : KB_ERR_FATAL;
     }
     int64_t t0 = now_ms();
     kb_err_t err = stage_produce(r);
     if (err) {
-        abort_txn(r);
+        int aborted = !abort_txn(r);
         routed_drop(r, *batch, n, 1);
         atomic_fetch_add(&r->stats.aborts, 1);
-        return KB_ERR_KAFKA;
+        return aborted ? KB_ERR_KAFKA : KB_ERR_FATAL;
     }
     kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t0) / 1000.0,
                        "produce", NULL);
@@ -1445,5 +1570,8 @@ void kb_router_destroy(kb_router_t *r)
     stage_discard(&r->stage);
     free(r->stage.msgs);
     free(r->stage.buf);
+    free(r->hits);
+    free(r->hit_views);
+    free(r->rcpt);
     free(r);
 }

@@ -22,14 +22,21 @@ PORT=$(serving_port router)
 check "router serves on a port" test -n "$PORT"
 "$BIN/ketenbus" gen --count 200 --seed 11 --subject-key-file "$WORK/subject.key" >>"$WORK/gen.log" 2>&1
 echo 'broken' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k x
+# CloudEvent headers with a type of the sender's choosing, but no framing:
+# it must not become a metrics series of its own.
+echo 'unframed' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k y -H ce_specversion=1.0 \
+  -H ce_id=6f1d1b8e-0000-5000-8000-000000000001 -H ce_source=urn:nld:oin:1:systeem:x \
+  -H ce_type=nl.brp.verzonnen-xyz -H ce_time=2024-03-15T10:00:00Z
 check "all 200 routed" wait_for 90 count_is "$(T out.alle)" 200
-check "dead letter written" wait_for 30 count_is "$(T dlq)" 1
+check "dead letters written" wait_for 30 count_is "$(T dlq)" 2
 sleep 1
 curl -sf "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt"
 m() { grep -E "^$1" "$WORK/metrics.txt" | awk '{print $2}' | head -1; }
 check "events in: gba, persoon-geboren = 200" eq "$(m 'kb_events_in_total\{source="gba",type="nl.brp.persoon-geboren"\}')" 200
 check "events out: alle = 200" eq "$(m 'kb_events_out_total\{subscriber="alle",type="nl.brp.persoon-geboren"\}')" 200
-check "dead letters by stage envelope = 1" eq "$(m 'kb_dead_letters_total\{topic="[^"]*",stage="envelope"\}')" 1
+check "dead letters by stage envelope = 2" eq "$(m 'kb_dead_letters_total\{topic="[^"]*",stage="envelope"\}')" 2
+check "an unvouched ce_type is counted as unknown" eq "$(m 'kb_events_in_total\{source="gba",type="unknown"\}')" 1
+check "... and makes no series of its own" bash -c "! grep -q verzonnen $WORK/metrics.txt"
 check "audit records delivered = 200" eq "$(m 'kb_audit_records_total\{outcome="delivered"\}')" 200
 check "latency histogram counted 200" eq "$(m 'kb_e2e_latency_seconds_count\{subscriber="alle"\}')" 200
 check "transactions timed: route phase" test "$(m 'kb_route_transaction_seconds_count\{phase="route"\}')" -ge 1
@@ -41,4 +48,26 @@ check "promtool check metrics passes" bash -c "promtool check metrics < $WORK/me
 check "no personal data in metrics" bash -c "! grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)|Proefman|Testerink' $WORK/metrics.txt"
 check "control: the pattern finds a BSN in a label" bash -c "echo 'kb_x{subscriber=\"999995303\"} 1' | grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)'"
 check "control: the pattern passes a float sample" bash -c "! echo 'kb_e2e_latency_seconds_sum{subscriber=\"alle\"} 1057.9989999999998' | grep -Eq '(^|[^0-9.])9999[0-9]{5}([^0-9.]|\$)'"
+
+# A second group whose second subscriber names a field the schema lacks:
+# no copy can be made for it, so the event is dead-lettered, and the copy
+# already staged for the first subscriber must not be delivered either.
+cat >"$WORK/subs2.yaml" <<YAML
+subscriptions:
+  - name: heel
+    purpose: {id: p3, legal_basis: "test"}
+    types: [nl.brp.persoon-geboren]
+  - name: kapot
+    purpose: {id: p4, legal_basis: "test"}
+    types: [nl.brp.persoon-geboren]
+    fields: [kind.bsn, kind.bestaatniet]
+YAML
+start router2 "$BIN/ketenbus" route --subscriptions "$WORK/subs2.yaml" --instance m2 \
+  --group kb-partial --no-register-projections --subject-key-file "$WORK/subject.key"
+check "second group: the 200 dead-lettered at the projection" \
+  wait_for 90 count_is "$(T dlq)" 204
+check "... with rule projection-build" \
+  eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%h\n' | grep -c 'kb_rule=projection-build')" 200
+check "... and nothing reached the subscriber whose copy could be made" \
+  count_is "$(T out.heel)" 0
 finish

@@ -221,6 +221,58 @@ static void test_index_equals_definition(void)
 }
 
 /*
+ * More matches than the router's old fixed arrays held (64, and 256 inside
+ * the matcher): all of them come back, in file order, each once, even
+ * where a NaN value meets a subscription through each value of its `in`;
+ * an array too small is said so (max + 1), never passed off as complete.
+ */
+static void test_many_matches(void)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s/many.yaml", dir);
+    FILE *f = fopen(yaml, "w");
+    fputs("subscriptions:\n", f);
+    enum { N = 300 };
+    for (int i = 0; i < N; i++) {
+        fprintf(f, "  - name: m%d\n    purpose: {id: p, legal_basis: w}\n    types: [t.een]\n", i);
+        if (i % 2)
+            fputs("    filter: {field: {path: g, op: in, values: [\"1\", \"2\", \"3\"]}}\n", f);
+    }
+    fclose(f);
+    struct kb_subs subs;
+    char errstr[512] = "";
+    CHECK_INT(kb_subs_load(yaml, NULL, 0, &subs, errstr, sizeof errstr), KB_OK);
+    kb_matcher_t *m = kb_matcher_new(&subs);
+    CHECK(m != NULL);
+    struct kb_event_attrs a;
+    memset(&a, 0, sizeof a);
+    snprintf(a.type, sizeof a.type, "t.een");
+    snprintf(a.source, sizeof a.source, "urn:a");
+    const char *pairs[] = {"g", "nan", NULL};
+    struct fake_payload fp = {pairs};
+    const struct kb_sub *hits[N];
+    size_t n = m ? kb_matcher_match(m, &a, 0, fake_get, &fp, hits, N) : 0;
+    CHECK_INT((int)n, N);
+    int in_order = 1;
+    for (size_t i = 0; i < n; i++)
+        in_order &= hits[i] == &subs.items[i];
+    CHECK(in_order);
+    /* g = 2: the unfiltered half and every `in` (one list each) */
+    pairs[1] = "2";
+    n = m ? kb_matcher_match(m, &a, 0, fake_get, &fp, hits, N) : 0;
+    CHECK_INT((int)n, N);
+    /* g = 7: only the unfiltered half */
+    pairs[1] = "7";
+    n = m ? kb_matcher_match(m, &a, 0, fake_get, &fp, hits, N) : 0;
+    CHECK_INT((int)n, N / 2);
+    pairs[1] = "nan";
+    n = m ? kb_matcher_match(m, &a, 0, fake_get, &fp, hits, 10) : 0;
+    CHECK_INT((int)n, 11);
+    kb_matcher_destroy(m);
+    kb_subs_fini(&subs);
+}
+
+/*
  * Ordered comparisons on digit strings (dates, codes) take a short way in
  * match.c; it must order exactly as the numbers do, which strtod computes
  * here independently: leading zeros, unequal lengths, up to 17 digits (past
@@ -356,6 +408,7 @@ int main(void)
     kb_matcher_destroy(m);
     kb_subs_fini(&subs);
     test_index_equals_definition();
+    test_many_matches();
 
     /* Strictness: each file must fail with its position and reason. */
     static const struct {
