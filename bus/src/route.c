@@ -146,6 +146,8 @@ struct kb_router {
     const struct kb__sub_view **hit_views; /* the view each one gets */
     struct kb_audit_recipient *rcpt; /* the recipients its audit record names */
     size_t fanout_cap;
+    size_t max_msg;              /* the producer's message.max.bytes: a copy larger than
+                                  * this fails at produce, and would abort every retry */
     kb_audit_t *audit;           /* the audit chains of this instance; NULL = no trail */
     rd_kafka_topic_t *audit_rkt; /* the producer's audit topic handle: holds its codec */
     kb_topic_handles_t *topics;  /* the producer's handles of every topic it writes */
@@ -541,6 +543,12 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
         goto out_fail;
     }
+    char mmb[32];
+    size_t mmb_size = sizeof mmb;
+    r->max_msg = 1000000; /* librdkafka's default */
+    if (rd_kafka_conf_get(rd_kafka_conf(r->producer), "message.max.bytes", mmb, &mmb_size) ==
+        RD_KAFKA_CONF_OK)
+        r->max_msg = (size_t)strtoull(mmb, NULL, 10);
     r->topics = kb__topic_handles_new(r->producer);
     if (!r->topics) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -733,20 +741,54 @@ static kb_err_t stage_produce(kb_router_t *r)
     return result;
 }
 
+/* At least the size librdkafka gives a message when it compares it with
+ * message.max.bytes: key, value and each header's name and value, plus a
+ * header's framing (varints) counted generously. */
+static size_t msg_size(size_t key_len, size_t len, const rd_kafka_headers_t *hdrs)
+{
+    size_t n = key_len + len;
+    const char *name;
+    const void *val;
+    size_t size;
+    for (size_t i = 0; hdrs && !rd_kafka_header_get_all(hdrs, i, &name, &val, &size); i++)
+        n += strlen(name) + size + 16;
+    return n;
+}
+
 /* Stage one copy of @p m to @p topic. Extra headers are appended to a copy
- * of the original ones. */
+ * of the original ones. A copy too large to produce (a dead letter of an
+ * input at the size limit) goes without the value, then without the
+ * original headers, saying so in kb_value_dropped (the value's length) and
+ * kb_value_sha256: the record of the event is kept, its bytes stay at the
+ * input offset its headers name. */
 static kb_err_t stage_copy(kb_router_t *r, const rd_kafka_message_t *m, const char *topic,
                            const struct kb_header *extra, size_t n_extra)
 {
     rd_kafka_headers_t *orig = NULL, *hdrs;
-    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
-        hdrs = rd_kafka_headers_copy(orig);
-    else
-        hdrs = rd_kafka_headers_new(n_extra);
-    for (size_t i = 0; i < n_extra; i++)
-        rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
-    return stage_put(r, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, m->payload, m->len,
-                     hdrs);
+    if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        orig = NULL;
+    for (int lean = 0; lean < 3; lean++) {
+        hdrs = orig && lean < 2 ? rd_kafka_headers_copy(orig) : rd_kafka_headers_new(n_extra + 2);
+        for (size_t i = 0; i < n_extra; i++)
+            rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
+        if (lean) {
+            char len[24], sha[2 * KB_AUDIT_HASH_LEN + 1];
+            uint8_t md[KB_AUDIT_HASH_LEN];
+            snprintf(len, sizeof len, "%zu", m->len);
+            kb_audit_sha256(m->payload, m->len, md);
+            for (size_t i = 0; i < sizeof md; i++)
+                snprintf(sha + 2 * i, 3, "%02x", md[i]);
+            rd_kafka_header_add(hdrs, "kb_value_dropped", -1, len, -1);
+            rd_kafka_header_add(hdrs, "kb_value_sha256", -1, sha, -1);
+        }
+        const void *value = lean ? NULL : m->payload;
+        size_t len = lean ? 0 : m->len;
+        if (lean == 2 || msg_size(m->key_len, len, hdrs) <= r->max_msg)
+            return stage_put(r, topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len, value, len,
+                             hdrs);
+        rd_kafka_headers_destroy(hdrs);
+    }
+    return KB_ERR_INVALID; /* not reached */
 }
 
 /* Stage one audit record or checkpoint. */
@@ -825,9 +867,13 @@ static kb_err_t stage_view(kb_router_t *r, const rd_kafka_message_t *m,
     if (subject && *subject)
         kb__sub_view_subject(w, subject, key);
     rd_kafka_headers_t *hdrs = kb__sub_view_headers(m, key, NULL, 0);
+    size_t key_len = key[0] ? strlen(key) : m->key_len;
+    if (msg_size(key_len, len, hdrs) > r->max_msg) {
+        rd_kafka_headers_destroy(hdrs);
+        return KB_ERR_INVALID; /* too large to produce: the caller dead-letters the event */
+    }
     return stage_put(r, w->sub->topic, RD_KAFKA_PARTITION_UA,
-                     key[0] ? (const void *)key : m->key, key[0] ? strlen(key) : m->key_len,
-                     value, len, hdrs);
+                     key[0] ? (const void *)key : m->key, key_len, value, len, hdrs);
 }
 
 static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, const char *stage,
@@ -1100,6 +1146,12 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                                "the validated payload could not be projected", schema_id);
         }
         kb_err_t err = stage_view(r, m, w, value, len, attrs.subject);
+        if (err == KB_ERR_INVALID) {
+            stage_truncate(&r->stage, mark_n, mark_len);
+            snprintf(why2, sizeof why2, "the copy for %s is larger than message.max.bytes (%zu)",
+                     hits[i]->name, r->max_msg);
+            return dead_letter(r, m, "size", "message-too-large", why2, schema_id);
+        }
         if (err)
             return err;
         r->hit_views[fanout] = w;

@@ -70,4 +70,16 @@ check "... with rule projection-build" \
   eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%h\n' | grep -c 'kb_rule=projection-build')" 200
 check "... and nothing reached the subscriber whose copy could be made" \
   count_is "$(T out.heel)" 0
+
+# An input at the size limit (accepted by the broker, over the producer's
+# message.max.bytes once the dead-letter headers are added): its dead letter
+# goes without the value, and both routers go on (before, the copy failed
+# at produce and every retry of the batch aborted again).
+{ head -c 1000100 /dev/zero | tr '\0' x; echo; } | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" \
+  -k big -X message.max.bytes=2000000 -H ce_specversion=1.0 -H ce_type=nl.brp.verzonnen-xyz
+check "oversized input: a dead letter in each group" wait_for 60 count_is "$(T dlq)" 206
+check "... each without the value, saying its length" \
+  eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%S %h\n' | grep -c '^-1 .*kb_value_dropped=1000100')" 2
+"$BIN/ketenbus" gen --count 1 --seed 12 --start 200 --subject-key-file "$WORK/subject.key" >>"$WORK/gen.log" 2>&1
+check "... and routing goes on" wait_for 60 count_is "$(T out.alle)" 201
 finish
