@@ -20,9 +20,12 @@
  *  2. An event id enters a partition's dedup set only when its transaction
  *     committed; ids of an aborted batch are forgotten (pending). Ids of
  *     the batch in flight count as seen for the batch routed behind it.
- *  3. After (re)assignment a partition's dedup set is rebuilt from the
- *     dedup_window input messages before its committed offset, so a
- *     duplicate is recognised across router restarts and rebalances.
+ *  3. A dedup set holds the ids of routed events (delivered or filtered),
+ *     never of dead letters, so a corrected dead letter redriven with its
+ *     id is routed. After (re)assignment a partition's set is rebuilt from
+ *     the dedup_window input messages before its committed offset that
+ *     pass the gate, so a duplicate is recognised across router restarts
+ *     and rebalances.
  *  4. Order per input partition (and so per subject key) is kept: a batch
  *     is produced in consumption order, after the batch before it was
  *     handed off, and an aborted batch is replayed from its first offset
@@ -193,7 +196,32 @@ static void parts_clear(kb_router_t *r)
     r->n_parts = 0;
 }
 
-/* Read the ce_id headers of [from, to) of one partition into its dedup set
+static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema);
+
+/* Whether input @p m passes route_one's gate (envelope, framing, schema,
+ * validation), with its attributes in @p a. Only events that passed it can
+ * have been routed, and only routed events belong in a dedup window: a dead
+ * letter redriven with its own id must be routed, not dropped as a
+ * duplicate. (A dead letter of the project stage passed the gate: redriven
+ * into the window of a restarted router, it is still taken for one.) */
+static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_event_attrs *a)
+{
+    struct kb_header hdrs[32];
+    size_t n = kb_kafka_headers(m, hdrs, 32);
+    int32_t schema_id;
+    const uint8_t *payload;
+    size_t plen;
+    if (kb_event_attrs_from_headers(hdrs, n, a, NULL, 0) || !m->payload ||
+        kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen))
+        return 0;
+    const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
+    if (!schema || strcmp(schema->type, a->type) != 0)
+        return 0;
+    struct gate *g = gate_of(r, schema);
+    return g && g->v && kb_validate(g->v, payload, plen, NULL) == KB_OK;
+}
+
+/* Read the ids of [from, to) of one partition into its dedup set
  * (invariant 3). Uses a separate, group-less consumer so the group member's
  * position is untouched. -1 when the window could not be read whole: the
  * caller stops the router rather than let duplicates through unnoticed. */
@@ -234,16 +262,11 @@ static int dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, in
             if (m->offset >= to) {
                 done = 1;
             } else {
-                struct kb_header h[32];
-                size_t n = kb_kafka_headers(m, h, 32);
-                for (size_t i = 0; i < n; i++)
-                    if (!strcmp(h[i].name, "ce_id") && h[i].len < 64) {
-                        char id[64];
-                        memcpy(id, h[i].value, h[i].len);
-                        id[h[i].len] = '\0';
-                        kb__idset_add(ps->ids, kb__idset_hash(id));
-                        added++;
-                    }
+                struct kb_event_attrs a;
+                if (passes_gate(r, m, &a)) {
+                    kb__idset_add(ps->ids, kb__idset_hash(a.id));
+                    added++;
+                }
                 if (m->offset + 1 >= to)
                     done = 1;
             }
@@ -1090,8 +1113,6 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                     topic, m->partition, m->offset);
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
-    if (kb__pending_ids_add(&r->pending, idh, pi))
-        return KB_ERR_NOMEM; /* cannot happen: room for two whole batches */
 
     /* Subscriptions judge the event by when it was recorded (ce_time), so a
      * replay decides as the original routing did; without ce_time, now. */
@@ -1170,6 +1191,10 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         kb_series_add(r->hit_views[i]->out_series, 1);
         kb_series_observe(r->hit_views[i]->latency_series, latency_s);
     }
+    /* Only a routed event joins the window (invariant 3): a dead letter,
+     * redriven with its own id once corrected, must be routed then. */
+    if (kb__pending_ids_add(&r->pending, idh, pi))
+        return KB_ERR_NOMEM; /* cannot happen: room for two whole batches */
     if (fanout)
         atomic_fetch_add(&r->stats.delivered, fanout);
     else {

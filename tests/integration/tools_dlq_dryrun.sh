@@ -38,6 +38,7 @@ head -c 12 "$WORK/valid.bin" >"$WORK/truncated.bin"
 
 start router "$KB" route --subscriptions "$SUBS" --instance r1 \
   --subject-key-file "$WORK/subject.key" --batch 100
+ROUTER=$LAST_PID
 "$KB" gen --count $N1 --seed 7 --gemeenten 0344 --subject-key-file "$WORK/subject.key" >"$WORK/gen1.log" 2>&1
 "$KB" gen --count $N2 --seed 7 --start $N1 --gemeenten 0363 --subject-key-file "$WORK/subject.key" >"$WORK/gen2.log" 2>&1
 for i in 1 2 3; do echo "broken $i" | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k "x$i"; done
@@ -62,6 +63,16 @@ check "show: payload size" grep -qx "payload_bytes=$(stat -c %s "$WORK/truncated
 check "show: payload SHA-256" grep -qx "payload_sha256=$(sha256sum "$WORK/truncated.bin" | cut -d' ' -f1)" "$WORK/show.out"
 check "show: the context and CloudEvents headers" bash -c "grep -q '^header kb_stage=validate' '$WORK/show.out' && grep -q '^header ce_id=$FIXED_ID' '$WORK/show.out'"
 check "show: a missing offset is an error" bash -c "! '$KB' dlq show 999 --partition $P >/dev/null 2>&1"
+
+# A restart first: the new router rebuilds its dedup window from the input,
+# which holds the rejected event's id. Only routed events belong there, or
+# the corrected redrive below would be dropped as a duplicate.
+kill -TERM "$ROUTER"
+wait "$ROUTER" 2>/dev/null || true
+start router-again "$KB" route --subscriptions "$SUBS" --instance r1 \
+  --subject-key-file "$WORK/subject.key" --batch 100
+check "restarted router rebuilt its dedup window" \
+  wait_for 60 grep -q 'msg="dedup window rebuilt"' "$WORK/router-again.log"
 
 # dlq redrive with the corrected value: routed and delivered.
 "$KB" dlq redrive "$O" --partition "$P" --value "$WORK/valid.bin" >"$WORK/redrive.out" 2>"$WORK/redrive.log" || true
