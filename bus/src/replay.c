@@ -325,17 +325,31 @@ static kb_err_t txn_commit(struct replay *rp, char *errstr, size_t errstr_size)
     for (size_t i = 0; i < ncp; i++)
         if (produce_audit(rp, &cps[i]))
             return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit checkpoint not produced");
+    /* A retriable error (a timeout) leaves the commit going on in librdkafka:
+     * call again to learn how it ended, a few times. */
     rd_kafka_error_t *e = rd_kafka_commit_transaction(rp->producer, 60000);
+    for (int tries = 0; e && rd_kafka_error_is_retriable(e) && tries < 5; tries++) {
+        rd_kafka_error_destroy(e);
+        e = rd_kafka_commit_transaction(rp->producer, 60000);
+    }
     if (e) {
-        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
-                   "commit_transaction: %s (the %zu copies of this transaction were not "
-                   "delivered; %" PRIu64 " committed before)",
-                   rd_kafka_error_string(e), rp->in_txn, rp->res->replayed - rp->in_txn);
-        if (!rd_kafka_error_is_fatal(e)) {
+        /* Aborted: the copies were not delivered. Otherwise the outcome is
+         * unknown, and a second replay could deliver them twice. */
+        int aborted = 0;
+        if (rd_kafka_error_txn_requires_abort(e)) {
             rd_kafka_error_t *ae = rd_kafka_abort_transaction(rp->producer, 60000);
+            aborted = !ae;
             if (ae)
                 rd_kafka_error_destroy(ae);
         }
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                   "commit_transaction: %s (the %zu copies of this transaction %s; %" PRIu64
+                   " committed before)",
+                   rd_kafka_error_string(e), rp->in_txn,
+                   aborted ? "were not delivered"
+                           : "may or may not have been delivered: check the subscriber "
+                             "topics (read_committed) before replaying again",
+                   rp->res->replayed - rp->in_txn);
         rd_kafka_error_destroy(e);
         rp->res->replayed -= rp->in_txn;
         rp->in_txn = 0;
