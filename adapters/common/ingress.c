@@ -138,17 +138,46 @@ void kb_ingress_destroy(kb_ingress_t *ing)
     free(ing);
 }
 
-/* Serve delivery reports until @p t has none pending or the time is up. */
-static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int timeout_ms, char *errstr,
-                          size_t errstr_size)
+static int64_t mono_ms(void)
 {
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Enqueue one message for @p t. A full local queue (more messages than
+ * queue.buffering.max.messages or bytes than queue.buffering.max.kbytes
+ * waiting for the broker) is no failure: serve delivery reports, which
+ * empties it as the broker acknowledges, and try the same message again
+ * until @p deadline_ms. Giving up on the first QUEUE_FULL made any batch
+ * larger than the queue fail for good, re-producing its first part on
+ * every retry. On error the caller keeps @p kh.
+ */
+static rd_kafka_resp_err_t produce(kb_ingress_t *ing, const char *topic, const char *key,
+                                   const void *value, size_t len, rd_kafka_headers_t *kh,
+                                   struct tracker *t, int64_t deadline_ms)
+{
+    for (;;) {
+        rd_kafka_resp_err_t rerr = rd_kafka_producev(
+            ing->producer, RD_KAFKA_V_TOPIC(topic),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(kh),
+            RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
+        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || mono_ms() >= deadline_ms)
+            return rerr;
+        rd_kafka_poll(ing->producer, 100);
+    }
+}
+
+/* Serve delivery reports until @p t has none pending or @p deadline_ms
+ * (monotonic) passed; @p timeout_ms is for the message only. */
+static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int64_t deadline_ms,
+                          int timeout_ms, char *errstr, size_t errstr_size)
+{
     while (t->pending > 0) {
         rd_kafka_poll(ing->producer, 50);
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (t->pending > 0 && elapsed > timeout_ms) {
+        if (t->pending > 0 && mono_ms() > deadline_ms) {
             /* Messages still queued must not be reported later to a dead
              * tracker: purge them and serve their (failed) reports now. */
             rd_kafka_purge(ing->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -171,17 +200,16 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
     uint64_t seq = ing->sequence;
     kb_err_t err = KB_OK;
     double t0 = mono_s();
+    /* One deadline for enqueueing and acknowledgement together. */
+    int64_t deadline = mono_ms() + timeout_ms;
     for (size_t i = 0; i < n; i++) {
         evs[i].attrs.sequence = ++seq;
         struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
         char seqbuf[24];
         size_t nh = kb_event_headers(&evs[i].attrs, hdrs, seqbuf);
         rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
-        rd_kafka_resp_err_t rerr = rd_kafka_producev(
-            ing->producer, RD_KAFKA_V_TOPIC(ing->topic),
-            RD_KAFKA_V_KEY(evs[i].key, strlen(evs[i].key)),
-            RD_KAFKA_V_VALUE(evs[i].value, evs[i].len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_HEADERS(kh), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t rerr =
+            produce(ing, ing->topic, evs[i].key, evs[i].value, evs[i].len, kh, &t, deadline);
         if (rerr) {
             rd_kafka_headers_destroy(kh);
             err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
@@ -191,7 +219,7 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
         t.pending++;
     }
     char werr[256];
-    kb_err_t werr_code = wait_acks(ing, &t, timeout_ms, werr, sizeof werr);
+    kb_err_t werr_code = wait_acks(ing, &t, deadline, timeout_ms, werr, sizeof werr);
     if (err)
         return err;
     if (werr_code)
@@ -237,19 +265,18 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
         nh--; /* the bytes travel: no kb_raw_omitted */
     }
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    double t0 = mono_s();
+    int64_t deadline = mono_ms() + timeout_ms;
     rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
-    rd_kafka_resp_err_t rerr = rd_kafka_producev(
-        ing->producer, RD_KAFKA_V_TOPIC(ing->quarantine_topic),
-        RD_KAFKA_V_VALUE((void *)raw, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(kh), RD_KAFKA_V_OPAQUE(&t), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t rerr =
+        produce(ing, ing->quarantine_topic, NULL, raw, len, kh, &t, deadline);
     if (rerr) {
         rd_kafka_headers_destroy(kh);
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
                           rd_kafka_err2str(rerr));
     }
     t.pending = 1;
-    double t0 = mono_s();
-    kb_err_t err = wait_acks(ing, &t, timeout_ms, errstr, errstr_size);
+    kb_err_t err = wait_acks(ing, &t, deadline, timeout_ms, errstr, errstr_size);
     if (!err) {
         kb_adapter_produce_observe(mono_s() - t0);
         kb_metrics_counter_add("kb_quarantined_total", 1, ing->source, NULL);

@@ -47,7 +47,9 @@ void kb_ingress_destroy(kb_ingress_t *ing);
 /**
  * Send @p n events, assigning consecutive ce_sequence numbers, and wait up
  * to @p timeout_ms until the broker acknowledged all. KB_OK only when every
- * event was acknowledged; then the counter is persisted.
+ * event was acknowledged; then the counter is persisted. @p n may exceed
+ * the producer's local queue (queue.buffering.max.messages): a full queue
+ * is waited out, within the same @p timeout_ms, as acknowledgements drain it.
  * @thread the one thread that owns @p ing
  */
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
