@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * test_lo3_json_errors.c - JSON that does not parse is refused with line,
+ * column and a reason of our own, never with bytes of the input: jansson's
+ * error text quotes up to 20 bytes near the fault, which put BSNs and names
+ * into the logs and the kb_error header of kb.quarantine.gba.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "gba/lo3_json.h"
+#include "kb_test.h"
+
+/* Refused, with "JSON line L column C: @p what" and no digit of the BSN. */
+static void refused(const char *json, size_t len, const char *what)
+{
+    uint8_t *lo3 = NULL;
+    size_t lo3_len = 0;
+    char err[512] = "";
+    CHECK_INT(kb_lo3_from_json(json, len, &lo3, &lo3_len, err, sizeof err), KB_ERR_INVALID);
+    CHECK(lo3 == NULL);
+    CHECK(strncmp(err, "JSON line ", 10) == 0);
+    CHECK(strstr(err, what) != NULL);
+    /* not the BSN nor any run of its digits, not the name */
+    CHECK(strstr(err, "9999") == NULL && strstr(err, "6204") == NULL);
+    CHECK(strstr(err, "Jansen") == NULL);
+    CHECK(strstr(err, "near") == NULL);
+    if (kb_test_failures)
+        fprintf(stderr, "error: %s\n", err);
+}
+
+int main(void)
+{
+    /* a control character inside the BSN: jansson said
+     * "control character 0x1 near '"99999'" */
+    static const char ctl[] = "{\"berichtType\": \"Lg01\", \"bsn\": \"99999\x01" "6204\"}";
+    refused(ctl, sizeof ctl - 1, "line 1 column ");
+    refused(ctl, sizeof ctl - 1, ": invalid syntax");
+
+    /* a name cut short at the end of the input */
+    static const char cut[] = "{\"geslachtsnaam\": \"Jansen 999996204";
+    refused(cut, sizeof cut - 1, ": unexpected end of input");
+
+    /* a bare BSN where a value belongs */
+    static const char bare[] = "{\"bsn\": 999996204x}";
+    refused(bare, sizeof bare - 1, "invalid syntax");
+
+    /* invalid UTF-8 after the digits */
+    static const char utf[] = "{\"bsn\": \"999996204\xff\"}";
+    refused(utf, sizeof utf - 1, ": invalid UTF-8");
+
+    /* a duplicate key names no value either */
+    static const char dup[] = "{\"bsn\": \"999996204\", \"bsn\": \"999996204\"}";
+    refused(dup, sizeof dup - 1, ": duplicate object key");
+
+    /* the position still comes through: line 2 */
+    static const char line2[] = "{\n  \"bsn\": \"9999\x02" "96204\"}";
+    refused(line2, sizeof line2 - 1, "JSON line 2 column ");
+    KB_TEST_DONE();
+}
