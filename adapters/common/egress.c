@@ -5,6 +5,8 @@
  * Invariant: an offset is committed only after render() returned KB_OK or
  * the event was quarantined durably; on a retryable failure the consumer
  * seeks back to the event and tries again after a pause, keeping order.
+ * When it cannot seek back, the loop stops without committing: carrying on
+ * would render the events behind it and commit past it, skipping it.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "ketenbus/log.h"
 
 #define COMP "egress"
+#define SEEK_ATTEMPTS 3 /* seeks back to a failed event before the loop stops */
 
 static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_message_t *m,
                                  const char *reason)
@@ -65,6 +68,28 @@ static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t 
         return quarantine_event(o, m, why);
     if (err)
         KB_LOG_ERR(COMP, "render failed; will retry", "event_id=%s error=\"%s\"", attrs.id, why);
+    return err;
+}
+
+/* Point the consumer back at @p m, so that it is fetched again. A seek can
+ * fail twice over: the call's error object, or the partition's own error
+ * in the list (e.g. not assigned to us any more). */
+static kb_err_t seek_back(rd_kafka_t *rk, const rd_kafka_message_t *m, char *errstr,
+                          size_t errstr_size)
+{
+    rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(seek, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset;
+    kb_err_t err = KB_OK;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(rk, seek, 5000);
+    if (se) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "%s", rd_kafka_error_string(se));
+        rd_kafka_error_destroy(se);
+    } else if (seek->elems[0].err) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "%s",
+                         rd_kafka_err2str(seek->elems[0].err));
+    }
+    rd_kafka_topic_partition_list_destroy(seek);
     return err;
 }
 
@@ -143,16 +168,34 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
         kb_err_t err = handle(o, m);
         if (err) {
             /* Retry the same event after a pause; order per partition kept. */
-            rd_kafka_topic_partition_list_t *seek = rd_kafka_topic_partition_list_new(1);
-            rd_kafka_topic_partition_list_add(seek, rd_kafka_topic_name(m->rkt), m->partition)
-                ->offset = m->offset;
-            rd_kafka_error_t *se = rd_kafka_seek_partitions(rk, seek, 5000);
-            if (se)
-                rd_kafka_error_destroy(se);
-            rd_kafka_topic_partition_list_destroy(seek);
+            char serr_text[256] = "";
+            kb_err_t serr_code = KB_OK;
+            for (int attempt = 0; attempt < SEEK_ATTEMPTS; attempt++) {
+                struct timespec pause = {1, 0};
+                nanosleep(&pause, NULL);
+                serr_code = seek_back(rk, m, serr_text, sizeof serr_text);
+                if (!serr_code)
+                    break;
+                KB_LOG_WARN(COMP, "cannot seek back to the failed event",
+                            "topic=%s partition=%" PRId32 " offset=%" PRId64
+                            " attempt=%d error=\"%s\"",
+                            rd_kafka_topic_name(m->rkt), m->partition, m->offset, attempt + 1,
+                            serr_text);
+            }
+            if (serr_code) {
+                /* Nothing past it is committed: a restart resumes at it. */
+                result = kb_err_set(serr_code, errstr, errstr_size,
+                                    "cannot seek back to %s [%" PRId32 "] offset %" PRId64
+                                    " to retry it: %s; stopped so that it is not skipped",
+                                    rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                                    serr_text);
+                KB_LOG_ERR(COMP, "egress stopped: cannot seek back to the failed event",
+                           "topic=%s partition=%" PRId32 " offset=%" PRId64,
+                           rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+                rd_kafka_message_destroy(m);
+                break;
+            }
             rd_kafka_message_destroy(m);
-            struct timespec pause = {1, 0};
-            nanosleep(&pause, NULL);
             continue;
         }
         rd_kafka_resp_err_t cerr = rd_kafka_commit_message(rk, m, 0);

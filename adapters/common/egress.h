@@ -39,7 +39,11 @@ struct kb_egress_opts {
     int once_idle_ms;                  /* >0: exit after this long without a message */
 };
 
-/** Run until *@p stop or (once_idle_ms) idle. KB_OK on a clean stop. */
+/**
+ * Run until *@p stop or (once_idle_ms) idle. KB_OK on a clean stop; an
+ * error also when the consumer cannot seek back to an event it must render
+ * again (nothing past that event is committed, so a restart resumes at it).
+ */
 kb_err_t kb_egress_run(const struct kb_egress_opts *opts, atomic_int *stop, char *errstr,
                        size_t errstr_size);
 
