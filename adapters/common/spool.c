@@ -2,8 +2,10 @@
 /*
  * spool.c - spool folders (see spool.h). Every move is a rename within one
  * file system followed by an fsync of the folders, so after a crash a file
- * is in exactly one of in/, done/ or quarantine/.
+ * is in exactly one of in/, done/ or quarantine/ (on a file system without
+ * RENAME_NOREPLACE see rename_noreplace()).
  */
+#define _GNU_SOURCE /* renameat2, RENAME_NOREPLACE */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include "spool.h"
 
 #define COMP "spool"
+#define MAX_SUFFIX 99999 /* <name>.1 ... <name>.99999: a name reused daily for centuries */
 
 static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
 
@@ -59,6 +62,7 @@ kb_err_t kb_spool_open(struct kb_spool *sp, const char *dir, char *errstr, size_
 {
     if (strlen(dir) >= sizeof sp->dir - 32)
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "spool path too long");
+    memset(sp, 0, sizeof *sp);
     snprintf(sp->dir, sizeof sp->dir, "%s", dir);
     for (size_t i = 0; i < sizeof spool_subdirs / sizeof spool_subdirs[0]; i++) {
         char path[2200];
@@ -77,8 +81,6 @@ static int visible(const struct dirent *de)
     return de->d_name[0] != '.' && !(l > 7 && !strcmp(de->d_name + l - 7, ".reason"));
 }
 
-static kb_err_t move(const struct kb_spool *sp, const char *name, const char *to);
-
 /* Move in/@p name, which is no regular file (a symbolic link, a fifo, a
  * socket), to quarantine/ unread: following a link could publish any file
  * the adapter may read (its key file, /etc/passwd), opening a fifo blocks. */
@@ -93,8 +95,25 @@ static void quarantine_unread(const struct kb_spool *sp, const char *name, mode_
         KB_LOG_ERR(COMP, "cannot move a non-regular file to quarantine", "kind=%s", what);
 }
 
-kb_err_t kb_spool_list(const struct kb_spool *sp, char ***names, size_t *n)
+/* Forget the failed reads of files no longer in in/ (an operator took one
+ * away): a new file of the same name starts from zero. */
+static void forget_gone(struct kb_spool *sp)
 {
+    for (size_t i = 0; i < KB_SPOOL_FAILING_MAX; i++) {
+        struct kb_spool_failing *f = &sp->failing[i];
+        char path[2600];
+        struct stat st;
+        if (!f->name[0])
+            continue;
+        kb_spool_path(sp, "in", f->name, path, sizeof path);
+        if (lstat(path, &st) != 0 && errno == ENOENT)
+            memset(f, 0, sizeof *f);
+    }
+}
+
+kb_err_t kb_spool_list(struct kb_spool *sp, char ***names, size_t *n)
+{
+    forget_gone(sp);
     char path[2200];
     kb_spool_path(sp, "in", NULL, path, sizeof path);
     struct dirent **ents;
@@ -136,36 +155,125 @@ void kb_spool_names_free(char **names, size_t n)
     free(names);
 }
 
-kb_err_t kb_spool_read(const struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
+/* The failure slot of @p name, or NULL. */
+static struct kb_spool_failing *failing_find(struct kb_spool *sp, const char *name)
+{
+    for (size_t i = 0; i < KB_SPOOL_FAILING_MAX; i++)
+        if (sp->failing[i].name[0] && !strcmp(sp->failing[i].name, name))
+            return &sp->failing[i];
+    return NULL;
+}
+
+static void failing_forget(struct kb_spool *sp, const char *name)
+{
+    struct kb_spool_failing *f = failing_find(sp, name);
+    if (f)
+        memset(f, 0, sizeof *f);
+}
+
+/* Count one more failed read of @p name; returns the count. With every slot
+ * taken the least-tried file is forgotten: it is still logged and skipped,
+ * only its quarantine comes later. */
+static unsigned failing_count(struct kb_spool *sp, const char *name)
+{
+    struct kb_spool_failing *f = failing_find(sp, name);
+    if (!f) {
+        f = &sp->failing[0];
+        for (size_t i = 0; i < KB_SPOOL_FAILING_MAX && f->name[0]; i++)
+            if (!sp->failing[i].name[0] || sp->failing[i].attempts < f->attempts)
+                f = &sp->failing[i];
+        memset(f, 0, sizeof *f);
+        snprintf(f->name, sizeof f->name, "%s", name);
+    }
+    return ++f->attempts;
+}
+
+/* A read of in/@p name failed with @p err (0: the file changed size while
+ * read). Log it; quarantine the file once it failed often enough. */
+static void read_failed(struct kb_spool *sp, const char *name, int err)
+{
+    const char *what = err ? strerror(err) : "file changed while read";
+    if (err == ENOENT) { /* taken away since the listing: nothing to handle */
+        KB_LOG_DBG(COMP, "spool file gone before it was read", "errno=%d", err);
+        return;
+    }
+    if (err == ENOMEM || err == EMFILE || err == ENFILE) {
+        /* the process is short of something, not the file: never its fault */
+        KB_LOG_ERR(COMP, "cannot read spool file; skipped this scan", "errno=%d error=\"%s\"",
+                   err, what);
+        return;
+    }
+    unsigned attempts = failing_count(sp, name);
+    if (attempts < KB_SPOOL_READ_ATTEMPTS) {
+        KB_LOG_WARN(COMP, "cannot read spool file; skipped this scan",
+                    "errno=%d error=\"%s\" attempt=%u of=%u", err, what, attempts,
+                    KB_SPOOL_READ_ATTEMPTS);
+        return;
+    }
+    KB_LOG_ERR(COMP, "cannot read spool file; quarantined unread",
+               "errno=%d error=\"%s\" attempts=%u", err, what, attempts);
+    kb_adapter_count_refused("spool", "unreadable");
+    char reason[256];
+    snprintf(reason, sizeof reason, "unreadable: %s (errno %d) on %u reads in a row; not read",
+             what, err, attempts);
+    if (kb_spool_quarantine(sp, name, reason) != KB_OK) {
+        KB_LOG_ERR(COMP, "cannot move an unreadable file to quarantine", "errno=%d", errno);
+        return; /* counted on: the next scan tries again */
+    }
+    failing_forget(sp, name);
+}
+
+kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
                        size_t *len, int64_t *mtime_ms)
 {
     char path[2600];
     kb_spool_path(sp, "in", name, path, sizeof path);
     /* No links followed, no blocking on a fifo swapped in after the listing. */
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == ELOOP) /* O_NOFOLLOW met a link */
+            quarantine_unread(sp, name, S_IFLNK);
+        else
+            read_failed(sp, name, errno);
         return KB_ERR_IO;
+    }
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        read_failed(sp, name, errno);
         close(fd);
+        return KB_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        /* A folder is the sender's business (the listing skips it from now
+         * on); anything else is quarantined as the listing would. */
+        if (S_ISDIR(st.st_mode))
+            KB_LOG_WARN(COMP, "spool file turned into a folder; left alone", "kind=%s", "folder");
+        else
+            quarantine_unread(sp, name, st.st_mode);
+        failing_forget(sp, name);
         return KB_ERR_IO;
     }
     kb_adapter_count_message("spool", "received");
     if ((size_t)st.st_size > max) {
         close(fd);
+        failing_forget(sp, name);
         return KB_ERR_RANGE;
     }
     uint8_t *b = malloc((size_t)st.st_size + 1);
     if (!b) {
         close(fd);
+        read_failed(sp, name, ENOMEM);
         return KB_ERR_NOMEM;
     }
     size_t got = 0;
+    int rerr = 0;
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
         if (r <= 0) {
             if (r < 0 && errno == EINTR)
                 continue;
+            rerr = r < 0 ? errno : 0;
             break;
         }
         got += (size_t)r;
@@ -173,31 +281,114 @@ kb_err_t kb_spool_read(const struct kb_spool *sp, const char *name, size_t max, 
     close(fd);
     if (got != (size_t)st.st_size) {
         free(b);
+        read_failed(sp, name, rerr);
         return KB_ERR_IO;
     }
+    failing_forget(sp, name);
     *buf = b;
     *len = got;
     *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
     return KB_OK;
 }
 
-static kb_err_t move(const struct kb_spool *sp, const char *name, const char *to)
+/*
+ * rename(2) that never replaces: an existing @p to fails with EEXIST. Where
+ * the file system lacks RENAME_NOREPLACE (EINVAL; ENOSYS on old kernels)
+ * link + unlink does the same; a crash between the two leaves the file in
+ * both folders, so it is handled once more (same event ids), never lost.
+ */
+static int rename_noreplace(const char *from, const char *to)
 {
-    char from_path[2600], to_path[2600], from_dir[2200], to_dir[2200];
-    kb_spool_path(sp, "in", name, from_path, sizeof from_path);
-    kb_spool_path(sp, to, name, to_path, sizeof to_path);
-    if (rename(from_path, to_path) != 0)
-        return KB_ERR_IO;
-    kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
-    kb_spool_path(sp, to, NULL, to_dir, sizeof to_dir);
-    fsync_dir(to_dir);
-    fsync_dir(from_dir);
-    return KB_OK;
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) != 0)
+        return -1;
+    if (unlink(from) != 0) {
+        int e = errno;
+        unlink(to);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+static int taken(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Candidate @p k for @p name in @p sub: "<name>" or "<name>.<k>", as name
+ * (@p cand) and path (@p path). 0 when they do not fit. */
+static int candidate(const struct kb_spool *sp, const char *sub, const char *name, unsigned k,
+                     char *cand, size_t cand_size, char *path, size_t path_size)
+{
+    int n = k ? snprintf(cand, cand_size, "%s.%u", name, k) : snprintf(cand, cand_size, "%s", name);
+    if (n < 0 || (size_t)n >= cand_size)
+        return 0;
+    kb_spool_path(sp, sub, cand, path, path_size);
+    return path[0] != '\0';
+}
+
+/* A suffixed candidate is also taken while a file of that very name waits
+ * in in/: it will want that name itself (see spool.h). */
+static int candidate_taken(const struct kb_spool *sp, const char *cand, unsigned k,
+                           const char *path)
+{
+    char in_path[2600];
+    if (taken(path))
+        return 1;
+    if (!k)
+        return 0;
+    kb_spool_path(sp, "in", cand, in_path, sizeof in_path);
+    return taken(in_path);
+}
+
+kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *out,
+                            size_t out_size)
+{
+    char path[2600];
+    for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
+        if (!candidate(sp, "done", name, k, out, out_size, path, sizeof path))
+            return KB_ERR_RANGE;
+        if (!candidate_taken(sp, out, k, path))
+            return KB_OK;
+    }
+    return KB_ERR_RANGE;
+}
+
+/* Move @p from_path (in folder @p from_dir) to @p to_sub under the first
+ * free candidate for @p name, durably. The chosen name into @p out. */
+static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, const char *from_dir,
+                            const char *to_sub, const char *name, char *out, size_t out_size)
+{
+    char to_path[2600], to_dir[2200];
+    for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
+        if (!candidate(sp, to_sub, name, k, out, out_size, to_path, sizeof to_path))
+            return KB_ERR_RANGE;
+        if (candidate_taken(sp, out, k, to_path))
+            continue;
+        if (rename_noreplace(from_path, to_path) != 0) {
+            if (errno == EEXIST) /* appeared since the look: next one */
+                continue;
+            return KB_ERR_IO;
+        }
+        kb_spool_path(sp, to_sub, NULL, to_dir, sizeof to_dir);
+        fsync_dir(to_dir);
+        fsync_dir(from_dir);
+        return KB_OK;
+    }
+    return KB_ERR_RANGE;
 }
 
 kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name)
 {
-    kb_err_t err = move(sp, name, "done");
+    char from_path[2600], from_dir[2200], done_name[300];
+    kb_spool_path(sp, "in", name, from_path, sizeof from_path);
+    kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
+    kb_err_t err = move_unique(sp, from_path, from_dir, "done", name, done_name, sizeof done_name);
     if (!err)
         kb_adapter_count_message("spool", "accepted");
     return err;
@@ -241,11 +432,15 @@ kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
     return KB_OK;
 }
 
-kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason)
+/*
+ * Move @p from_path (in @p from_dir) into quarantine/ as the first free
+ * candidate for @p name whose .reason is free too, with @p reason in that
+ * .reason. The reason is written first: a crash in between leaves a reason
+ * without a file, never a file without its reason.
+ */
+static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path,
+                                const char *from_dir, const char *name, const char *reason)
 {
-    char rpath[2600], rname[600];
-    snprintf(rname, sizeof rname, "%s.reason", name);
-    kb_spool_path(sp, "quarantine", rname, rpath, sizeof rpath);
     char line[1200];
     int n = snprintf(line, sizeof line, "%s\n", reason);
     if (n < 0)
@@ -256,13 +451,38 @@ kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const 
         n = (int)sizeof line - 1;
         memcpy(line + n - 4, "...\n", 4);
     }
-    kb_err_t err = kb_file_write_atomic(rpath, line, (size_t)n);
-    if (err)
-        return err;
-    err = move(sp, name, "quarantine");
-    if (!err)
+    char qname[600], qpath[2600], rpath[2700], qdir[2200];
+    kb_spool_path(sp, "quarantine", NULL, qdir, sizeof qdir);
+    for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
+        if (!candidate(sp, "quarantine", name, k, qname, sizeof qname, qpath, sizeof qpath))
+            return KB_ERR_RANGE;
+        snprintf(rpath, sizeof rpath, "%s.reason", qpath);
+        if (candidate_taken(sp, qname, k, qpath) || taken(rpath))
+            continue;
+        kb_err_t err = kb_file_write_atomic(rpath, line, (size_t)n);
+        if (err)
+            return err;
+        if (rename_noreplace(from_path, qpath) != 0) {
+            int e = errno;
+            unlink(rpath);
+            if (e == EEXIST)
+                continue;
+            return KB_ERR_IO;
+        }
+        fsync_dir(qdir);
+        fsync_dir(from_dir);
         kb_adapter_count_message("spool", "quarantined");
-    return err;
+        return KB_OK;
+    }
+    return KB_ERR_RANGE;
+}
+
+kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason)
+{
+    char from_path[2600], from_dir[2200];
+    kb_spool_path(sp, "in", name, from_path, sizeof from_path);
+    kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
+    return quarantine_move(sp, from_path, from_dir, name, reason);
 }
 
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,
@@ -271,4 +491,59 @@ kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const v
     char path[2600];
     kb_spool_path(sp, "out", name, path, sizeof path);
     return kb_file_write_atomic(path, data, len);
+}
+
+/* done/.<name>.staged, or "" when it does not fit. */
+static void staged_path(const struct kb_spool *sp, const char *name, char *out, size_t out_size)
+{
+    char staged[600];
+    int n = snprintf(staged, sizeof staged, ".%s.staged", name);
+    if (n < 0 || (size_t)n >= sizeof staged)
+        out[0] = '\0';
+    else
+        kb_spool_path(sp, "done", staged, out, out_size);
+}
+
+kb_err_t kb_spool_stage(const struct kb_spool *sp, const char *name, const void *data, size_t len)
+{
+    char path[2600];
+    staged_path(sp, name, path, sizeof path);
+    return path[0] ? kb_file_write_atomic(path, data, len) : KB_ERR_RANGE;
+}
+
+kb_err_t kb_spool_stage_done(const struct kb_spool *sp, const char *name)
+{
+    char from[2600], to[2600], dir[2200];
+    staged_path(sp, name, from, sizeof from);
+    kb_spool_path(sp, "done", name, to, sizeof to);
+    if (!from[0] || !to[0])
+        return KB_ERR_RANGE;
+    if (rename_noreplace(from, to) != 0) {
+        if (errno != EEXIST)
+            return KB_ERR_IO;
+        /* a resend of a message archived before: same name, same bytes */
+        if (unlink(from) != 0)
+            return KB_ERR_IO;
+    }
+    kb_spool_path(sp, "done", NULL, dir, sizeof dir);
+    fsync_dir(dir);
+    return KB_OK;
+}
+
+kb_err_t kb_spool_stage_quarantine(const struct kb_spool *sp, const char *name,
+                                   const char *reason)
+{
+    char from[2600], dir[2200];
+    staged_path(sp, name, from, sizeof from);
+    kb_spool_path(sp, "done", NULL, dir, sizeof dir);
+    return from[0] ? quarantine_move(sp, from, dir, name, reason) : KB_ERR_RANGE;
+}
+
+kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name)
+{
+    char path[2600];
+    staged_path(sp, name, path, sizeof path);
+    if (!path[0])
+        return KB_ERR_RANGE;
+    return unlink(path) == 0 || errno == ENOENT ? KB_OK : KB_ERR_IO;
 }

@@ -15,8 +15,20 @@
 
 #include "ketenbus/err.h"
 
+/* Failed reads of one file, one per scan, before it goes to quarantine/. */
+#define KB_SPOOL_READ_ATTEMPTS 3
+/* Unreadable files counted at one time; beyond that the least-tried is forgotten. */
+#define KB_SPOOL_FAILING_MAX 32
+
+/* A file of in/ whose reads failed, counted until a read succeeds or it is quarantined. */
+struct kb_spool_failing {
+    char name[256];    /* its name in in/ (NAME_MAX fits); "" for a free slot */
+    unsigned attempts; /* failed reads in a row */
+};
+
 struct kb_spool {
-    char dir[2048]; /* the spool's root folder */
+    char dir[2048];                                        /* the spool's root folder */
+    struct kb_spool_failing failing[KB_SPOOL_FAILING_MAX]; /* see kb_spool_read() */
 };
 
 /** Create (if needed) @p dir and its in/ done/ quarantine/ out/ folders. */
@@ -26,24 +38,80 @@ kb_err_t kb_spool_open(struct kb_spool *sp, const char *dir, char *errstr, size_
  * List the files waiting in in/, oldest name first (senders name files so
  * that name order is arrival order, e.g. with a timestamp prefix). On
  * success *names is a malloc'ed array of *n malloc'ed names; free with
- * kb_spool_names_free().
+ * kb_spool_names_free(). Links, fifos and sockets are quarantined unread.
+ * @thread the one thread that scans @p sp (it forgets failed reads of
+ *         files that are gone, see kb_spool_read())
  */
-kb_err_t kb_spool_list(const struct kb_spool *sp, char ***names, size_t *n);
+kb_err_t kb_spool_list(struct kb_spool *sp, char ***names, size_t *n);
 void kb_spool_names_free(char **names, size_t n);
 
 /**
- * Read in/<name> whole (at most @p max bytes; larger is KB_ERR_RANGE).
- * *buf is malloc'ed; *mtime_ms is the file's modification time, used as the
- * stable "received" time of its events.
+ * Read in/<name> whole (at most @p max bytes; larger is KB_ERR_RANGE, with
+ * nothing read: the caller quarantines it with its own reason). *buf is
+ * malloc'ed; *mtime_ms is the file's modification time, used as the stable
+ * "received" time of its events.
+ *
+ * Any other error means the file cannot be read now. It is logged here
+ * (errno, never name or content) and the caller skips it and goes on with
+ * later files: one unreadable file must not hold up every file behind it.
+ * A file turned into a link, fifo or socket since the listing is quarantined
+ * at once (that will not heal); any other failure is counted per name, and
+ * the KB_SPOOL_READ_ATTEMPTS-th failed read in a row moves the file to
+ * quarantine/ with the errno in its .reason. Not counted: a file gone or
+ * turned into a folder since the listing, and failures of the process
+ * rather than the file (out of memory, out of file descriptors).
+ * Callers read each file once per scan, so attempts are scans.
+ * @thread the one thread that scans @p sp
  */
-kb_err_t kb_spool_read(const struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
+kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
                        size_t *len, int64_t *mtime_ms);
 
-/** Move in/<name> to done/<name> durably (rename + fsync of both folders). */
+/*
+ * Moves into done/ and quarantine/ never replace a file: a sender may reuse
+ * a name (a daily "AKW02.txt"), and the earlier file is the archive its
+ * events point at. A taken name gets a numeric suffix: <name>.1, <name>.2,
+ * ..., skipping suffixed names that are still waiting in in/ (so that every
+ * name's place can be told before any file moves, see kb_spool_done_name()).
+ */
+
+/**
+ * The name in/<name> will get in done/: <name>, or <name>.<N> when taken.
+ * Tell it before producing, so that ce_dataref names the file the events
+ * came from. Stays true until done/ changes: done/ is written by its
+ * adapter's scanning thread only. KB_ERR_RANGE when @p out is too small.
+ */
+kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *out,
+                            size_t out_size);
+
+/** Move in/<name> to done/ (under kb_spool_done_name()) durably: rename + fsync of both folders. */
 kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name);
 
-/** Move in/<name> to quarantine/<name> and write quarantine/<name>.reason. */
+/** Move in/<name> to quarantine/ (suffixed when taken) beside a .reason file holding @p reason. */
 kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason);
+
+/*
+ * Staging, for messages that arrive over a network transport rather than in
+ * in/: kb_spool_stage() writes done/.<name>.staged durably before the
+ * message's events are produced; then exactly one of kb_spool_stage_done()
+ * (Kafka acknowledged), kb_spool_stage_quarantine() (rejected) or
+ * kb_spool_stage_drop() (not durable: the sender resends) ends it. Thus
+ * done/ holds only messages whose events Kafka holds. @p name must name the
+ * content (e.g. by its SHA-256): a resent message stages to the same file,
+ * and a done/<name> that exists already holds the same bytes. A crash
+ * between the broker's acknowledgement and kb_spool_stage_done() leaves the
+ * staged file; the sender, never answered, resends and that completes it.
+ */
+kb_err_t kb_spool_stage(const struct kb_spool *sp, const char *name, const void *data, size_t len);
+
+/** Move the staged <name> to done/<name>; when that exists (same bytes) drop the staged copy. */
+kb_err_t kb_spool_stage_done(const struct kb_spool *sp, const char *name);
+
+/** Move the staged <name> to quarantine/ (suffixed when taken) with @p reason beside it. */
+kb_err_t kb_spool_stage_quarantine(const struct kb_spool *sp, const char *name,
+                                   const char *reason);
+
+/** Delete the staged <name>. */
+kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name);
 
 /** Write out/<name> atomically (temp file, fsync, rename, fsync folder). */
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,

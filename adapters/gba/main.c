@@ -7,6 +7,7 @@
  * raw to kb.quarantine.gba with the reason. Also: egress (events -> Ag01/Gv01
  * for legacy afnemers), decode/encode (LO3 <-> JSON) and send (a test sender).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -191,8 +192,15 @@ static enum outcome process_message(struct gba *g, const uint8_t *buf, size_t le
     return out;
 }
 
-/* Handle one spool file. Returns 0 when it left in/, -1 when it must be retried. */
-static int handle_file(struct gba *g, const char *name)
+/* What became of one spool file. */
+enum file_result {
+    FILE_LEFT = 0,     /* left in/: done/ or quarantine/ */
+    FILE_SKIPPED = 1,  /* unreadable for now (spool.h): later files go on */
+    FILE_RETRY = -1,   /* Kafka did not acknowledge: the scan stops, retried later */
+};
+
+/* Handle one spool file. */
+static enum file_result handle_file(struct gba *g, const char *name)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -201,28 +209,33 @@ static int handle_file(struct gba *g, const char *name)
     if (err == KB_ERR_RANGE) {
         /* Too big to hold: quarantine the name only, with no bytes read. */
         KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_MESSAGE);
-        return kb_spool_quarantine(&g->spool, name, "size: file larger than 8 MiB") ? -1 : 0;
+        return kb_spool_quarantine(&g->spool, name, "size: file larger than 8 MiB") ? FILE_RETRY
+                                                                                      : FILE_LEFT;
     }
     if (err)
-        return -1;
-    char dataref[4400], reason[600];
-    snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, name);
-    int rc = 0;
+        return FILE_SKIPPED;
+    char dataref[4600], reason[600], done_name[300];
+    if (kb_spool_done_name(&g->spool, name, done_name, sizeof done_name)) {
+        free(buf);
+        return FILE_RETRY;
+    }
+    snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, done_name);
+    enum file_result rc = FILE_LEFT;
     switch (process_message(g, buf, len, mtime, dataref, reason, sizeof reason)) {
     case OUT_DONE:
         if (kb_spool_done(&g->spool, name)) {
             KB_LOG_ERR(COMP, "cannot move file to done", "file_bytes=%zu", len);
-            rc = -1;
+            rc = FILE_RETRY;
         }
         break;
     case OUT_QUARANTINED:
         if (kb_spool_quarantine(&g->spool, name, reason)) {
             KB_LOG_ERR(COMP, "cannot move file to quarantine", "file_bytes=%zu", len);
-            rc = -1;
+            rc = FILE_RETRY;
         }
         break;
     case OUT_RETRY:
-        rc = -1;
+        rc = FILE_RETRY;
         break;
     }
     free(buf);
@@ -236,36 +249,48 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* TCP frame handler: one LO3 message per frame. The frame is archived in
+/* TCP frame handler: one LO3 message per frame. The frame is staged for
  * done/ (named by its SHA-256, so a resent frame lands on the same file)
- * before its events are produced, so ce_dataref points at real bytes. */
+ * before its events are produced, and moved into done/ only once Kafka
+ * acknowledged them: done/ holds what the events' ce_dataref names, and
+ * nothing Kafka never held. */
 static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t len,
                                     const char *peer, char *reason, size_t reason_size)
 {
     struct gba *g = opaque;
-    char sha[65], name[128], path[4400], dataref[4400];
+    char sha[65], name[128], dataref[4400];
     kb_sha256_hex(frame, len, sha);
     snprintf(name, sizeof name, "tcp-%s.lo3", sha);
-    kb_spool_path(&g->spool, "done", name, path, sizeof path);
-    if (kb_file_write_atomic(path, frame, len)) {
+    if (kb_spool_stage(&g->spool, name, frame, len)) {
         snprintf(reason, reason_size, "archive: cannot write done/ file");
         return KB_TCP_NACK;
     }
     snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, name);
     switch (process_message(g, frame, len, wall_ms(), dataref, reason, reason_size)) {
     case OUT_DONE:
+        /* Kafka holds events naming done/<name>: without that file the
+         * sender must resend, which stages and moves it again. */
+        if (kb_spool_stage_done(&g->spool, name)) {
+            KB_LOG_ERR(COMP, "cannot move frame to done", "peer=%s sha256=%s errno=%d", peer,
+                       sha, errno);
+            snprintf(reason, reason_size, "archive: cannot move to done/");
+            kb_spool_stage_drop(&g->spool, name);
+            return KB_TCP_NACK;
+        }
         KB_LOG_INFO(COMP, "frame acknowledged", "peer=%s sha256=%s", peer, sha);
         return KB_TCP_ACK;
-    case OUT_QUARANTINED: {
-        /* not a message we accepted: its archive copy moves to quarantine/ */
-        char qpath[4400], rpath[4500];
-        kb_spool_path(&g->spool, "quarantine", name, qpath, sizeof qpath);
-        snprintf(rpath, sizeof rpath, "%s.reason", qpath);
-        if (rename(path, qpath) == 0)
-            kb_file_write_atomic(rpath, reason, strlen(reason));
+    case OUT_QUARANTINED:
+        /* not a message we accepted: kb.quarantine.gba holds it durably, the
+         * local copy is for the operator */
+        if (kb_spool_stage_quarantine(&g->spool, name, reason)) {
+            KB_LOG_ERR(COMP, "cannot move frame to quarantine", "peer=%s sha256=%s errno=%d",
+                       peer, sha, errno);
+            kb_spool_stage_drop(&g->spool, name);
+        }
         return KB_TCP_REJECT;
-    }
     default:
+        if (kb_spool_stage_drop(&g->spool, name))
+            KB_LOG_ERR(COMP, "cannot delete a staged frame", "sha256=%s errno=%d", sha, errno);
         return KB_TCP_NACK;
     }
 }
@@ -337,16 +362,22 @@ static int read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
     return -1;
 }
 
-/* One pass over the spool's in/ folder. Returns 1 when a file must be
- * retried (Kafka unreachable), 0 otherwise. */
+/* One pass over the spool's in/ folder. Returns 1 when a file stayed in
+ * in/ (Kafka unreachable, or unreadable for now), 0 otherwise. Kafka
+ * unreachable stops the pass (every later file would fail alike); an
+ * unreadable file does not. */
 static int scan_spool(struct gba *g, atomic_int *stop)
 {
     char **names = NULL;
     size_t n = 0;
     int failed = 0;
     if (kb_spool_list(&g->spool, &names, &n) == KB_OK) {
-        for (size_t i = 0; i < n && !atomic_load(stop) && !failed; i++)
-            failed = handle_file(g, names[i]) != 0;
+        for (size_t i = 0; i < n && !atomic_load(stop); i++) {
+            enum file_result r = handle_file(g, names[i]);
+            failed |= r != FILE_LEFT;
+            if (r == FILE_RETRY)
+                break;
+        }
         kb_spool_names_free(names, n);
     }
     return failed;

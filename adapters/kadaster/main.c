@@ -239,14 +239,21 @@ static int round_once(struct kad *k)
             k->gone[i] = 1;
             continue;
         }
+        char done_name[300];
+        if (!err && kb_spool_done_name(&k->spool, names[i], done_name, sizeof done_name)) {
+            free(buf);
+            err = KB_ERR_RANGE;
+        }
         if (err) {
+            /* Unreadable for now (kb_spool_read() logged it and quarantines
+             * it in time): the other files of the round go on. */
             skip[i] = 1;
             rc = -1;
             continue;
         }
         bytes += len;
         char dataref[4800];
-        snprintf(dataref, sizeof dataref, "%s/%s", k->done_uri, names[i]);
+        snprintf(dataref, sizeof dataref, "%s/%s", k->done_uri, done_name);
         err =
             kb_kadaster_batch_add(&batch, i, names[i], buf, len, mtime, dataref, ingest_reject, k);
         free(buf);

@@ -273,10 +273,15 @@ static int cmd_ingest(int argc, char **argv)
         size_t n = 0;
         int failed = 0;
         if (kb_spool_list(&spool, &names, &n) == KB_OK) {
-            for (size_t i = 0; i < n && !atomic_load(&stop) && !failed; i++) {
+            /* Kafka not acknowledging stops the scan; an unreadable file
+             * (result 1) only stays behind. */
+            for (size_t i = 0; i < n && !atomic_load(&stop); i++) {
                 pthread_mutex_lock(&in.lock);
-                failed = kb_svb_ingest_file(&in.ctx, in.ing, &spool, done_uri, names[i]) != 0;
+                int r = kb_svb_ingest_file(&in.ctx, in.ing, &spool, done_uri, names[i]);
                 pthread_mutex_unlock(&in.lock);
+                failed |= r != 0;
+                if (r < 0)
+                    break;
             }
             kb_spool_names_free(names, n);
         }

@@ -156,7 +156,7 @@ static int64_t now_ms(void)
 }
 
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
-                       const struct kb_spool *spool, const char *done_uri, const char *name)
+                       struct kb_spool *spool, const char *done_uri, const char *name)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -168,7 +168,14 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         return kb_spool_quarantine(spool, name, "akw02-length: file larger than 8 MiB") ? -1 : 0;
     }
     if (err)
+        return 1; /* unreadable for now, logged by the spool: later files go on */
+    /* The name the file will have in done/, for ce_dataref and the names of
+     * its refused records: a sender reusing a name gets a new one. */
+    char done_name[300];
+    if (kb_spool_done_name(spool, name, done_name, sizeof done_name)) {
+        free(buf);
         return -1;
+    }
 
     int rc = -1;
     struct kb_ingress_event *evs = NULL;
@@ -204,7 +211,7 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
             snprintf(r->reason, sizeof r->reason, "regel %d: %s", regel, perr);
         } else {
             char dataref[4600];
-            snprintf(dataref, sizeof dataref, "%s/%s#regel=%d", done_uri, name, regel);
+            snprintf(dataref, sizeof dataref, "%s/%s#regel=%d", done_uri, done_name, regel);
             err = kb_svb_akw02_event(ctx, rec, text + off, rlen, KB_SVB_SPOOL, regel, mtime,
                                      dataref, &evs[n_evs], errstr, sizeof errstr);
             if (err) {
@@ -261,7 +268,7 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
      * own quarantine file with the reason beside it. */
     for (size_t i = 0; i < n_bad; i++) {
         char qname[600], path[2800], rtext[320];
-        snprintf(qname, sizeof qname, "%s.regel-%d", name, bad[i].regel);
+        snprintf(qname, sizeof qname, "%s.regel-%d", done_name, bad[i].regel);
         kb_spool_path(spool, "quarantine", qname, path, sizeof path);
         if (kb_file_write_atomic(path, text + bad[i].offset, bad[i].len))
             goto out;

@@ -16,10 +16,13 @@
  *  3. No value of a record (BSN, IBAN) reaches a log, key, header or reason.
  *
  *     in/<f> --kb_svb_ingest_file()--> every line parsed
- *       some good  --> bad lines: kb.quarantine.svb + quarantine/<f>.regel-<n>
- *                      good lines: kb.in.svb --> done/<f>
+ *       some good  --> bad lines: kb.quarantine.svb + quarantine/<d>.regel-<n>
+ *                      good lines: kb.in.svb --> done/<d>
  *       none good  --> kb.quarantine.svb (each line) --> quarantine/<f> (+ .reason)
  *       Kafka down --> <f> stays in in/
+ *       unreadable --> <f> stays in in/, later files go on (kb_spool_read())
+ *     where <d> is <f>, or <f>.<N> when a sender reused the name
+ *     (kb_spool_done_name()).
  */
 #ifndef KETENBUS_SVB_INGEST_H
 #define KETENBUS_SVB_INGEST_H
@@ -58,12 +61,14 @@ int32_t kb_svb_epoch_days(const char *date);
 
 /**
  * Process in/@p name of @p spool: see the diagram above. 0 when the file
- * left in/ (to done/ or quarantine/), -1 when it must be retried.
- * @p done_uri is the file:// URI of done/, for ce_dataref.
- * @thread the one thread that owns @p ing
+ * left in/ (to done/ or quarantine/), -1 when it must be retried (Kafka did
+ * not acknowledge: later files would fare alike), 1 when it could not be
+ * read now (kb_spool_read() logged it and quarantines it in time): go on
+ * with later files. @p done_uri is the file:// URI of done/, for ce_dataref.
+ * @thread the one thread that owns @p ing and scans @p spool
  */
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
-                       const struct kb_spool *spool, const char *done_uri, const char *name);
+                       struct kb_spool *spool, const char *done_uri, const char *name);
 
 /** Counters of kb_svb_ingest_file() and the TCP handler since start. */
 struct kb_svb_ingest_stats {
