@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ketenbus/json_err.h"
 #include "lo3.h"
 #include "t61.h"
 
@@ -356,28 +357,6 @@ static kb_err_t pl_from_json(struct enc *en, json_t *pl, size_t body, const char
     return KB_OK;
 }
 
-/*
- * Our own words for a jansson error. jansson's text quotes up to 20 bytes
- * of the offending token ("... near '\"9999962'"), which may be a BSN or a
- * name, and errstr travels to logs and the kb_error header.
- */
-static const char *json_error_what(const json_error_t *jerr)
-{
-    switch (json_error_code(jerr)) {
-    case json_error_out_of_memory: return "out of memory";
-    case json_error_stack_overflow: return "nested too deeply";
-    case json_error_invalid_utf8: return "invalid UTF-8";
-    case json_error_premature_end_of_input: return "unexpected end of input";
-    case json_error_end_of_input_expected: return "text after the value";
-    case json_error_invalid_syntax: return "invalid syntax";
-    case json_error_null_character: return "NUL character in a string";
-    case json_error_null_byte_in_key: return "NUL byte in an object key";
-    case json_error_duplicate_key: return "duplicate object key";
-    case json_error_numeric_overflow: return "number out of range";
-    default: return "not valid JSON";
-    }
-}
-
 kb_err_t kb_lo3_from_json(const char *json, size_t len, uint8_t **out, size_t *out_len,
                           char *errstr, size_t errstr_size)
 {
@@ -392,7 +371,7 @@ kb_err_t kb_lo3_from_json(const char *json, size_t len, uint8_t **out, size_t *o
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "JSON line %d column %d: %s",
-                          jerr.line, jerr.column, json_error_what(&jerr));
+                          jerr.line, jerr.column, kb_json_error_what(&jerr));
     if (!json_is_object(root)) {
         err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "$: must be an object");
         goto out;

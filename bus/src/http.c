@@ -61,6 +61,7 @@
 #include <openssl/ssl.h>
 
 #include "ketenbus/http.h"
+#include "ketenbus/json_err.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 
@@ -776,7 +777,7 @@ json_t *kb_http_req_json(const kb_http_req_t *req, char *errstr, size_t errstr_s
     json_t *j = json_loadb(req->body ? req->body : "", req->body_len, 0, &jerr);
     if (!j)
         kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "line %d column %d: %s", jerr.line,
-                   jerr.column, jerr.text);
+                   jerr.column, kb_json_error_what(&jerr));
     return j;
 }
 

@@ -145,6 +145,10 @@ check "dlq limit 0: 400" eq "$(http GET '/admin/dlq?limit=0' "${auth[@]}")" 400
 
 # --- redrive ---
 check "redrive bad body: 400" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d '{"letters":[{"partition":0}]}')" 400
+printf '{"note":"999995303\001"}' >"$WORK/ctl.json"
+check "redrive invalid JSON: 400" eq "$(http POST /admin/dlq/redrive "${auth[@]}" --data-binary "@$WORK/ctl.json")" 400
+check "... the error gives the position, never the text around it" \
+  bash -c "jq -r .message '$WORK/resp.json' | grep -q 'line 1 column' && ! grep -q 99999 '$WORK/resp.json'"
 check "redrive: 200" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d "{\"letters\":[{\"partition\":$IP,\"offset\":$IO}]}")" 200
 check "redrive: back into the input topic" eq "$(j '.redriven[0].to.topic + " " + (.failed | length | tostring)')" "$(T in.gba) 0"
 check "redrive: same bytes" eq "$(j '.redriven[0].sha256')" "$(sha256sum "$WORK/valid.bin" | cut -d' ' -f1)"
