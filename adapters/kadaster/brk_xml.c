@@ -16,6 +16,7 @@
  *     bounds is stored; nothing is silently truncated.
  *  3. Error texts name lines, element names and limits, never values.
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -762,6 +763,92 @@ static int has_doctype(const uint8_t *xml, size_t len)
     return 0;
 }
 
+/* The end of the first @p needle at or after @p i (one past it), or @p len. */
+static size_t past(const uint8_t *x, size_t len, size_t i, const char *needle, size_t *line)
+{
+    size_t nl = strlen(needle);
+    for (; i + nl <= len; i++) {
+        if (x[i] == '\n')
+            (*line)++;
+        if (x[i] == (uint8_t)needle[0] && !memcmp(x + i, needle, nl))
+            return i + nl;
+    }
+    return len;
+}
+
+static int starts(const uint8_t *x, size_t len, size_t i, const char *s)
+{
+    size_t n = strlen(s);
+    return i + n <= len && !memcmp(x + i, s, n);
+}
+
+/*
+ * Raw pre-check, like has_doctype(): the first start tag with more than
+ * @p max attributes, as its line and (printable) name, or 0. libxml2
+ * (2.9.14) builds an element's attributes in time quadratic in their
+ * number before the reader lets us count them: 100,000 attributes in a
+ * 1.4 MB document took a minute of CPU, a 64 MB document would take hours.
+ * This is no parser and interprets nothing: in a start tag, outside quoted
+ * values, every '=' assigns one attribute (a name cannot hold one), so the
+ * '='s bound the count; comments, CDATA sections and processing
+ * instructions are stepped over. libxml2 still reads the whole document.
+ * The bytes must be ASCII-compatible (see ascii_compatible()).
+ */
+static size_t attrs_over(const uint8_t *x, size_t len, size_t max, char *name, size_t name_size)
+{
+    size_t line = 1;
+    for (size_t i = 0; i < len;) {
+        if (x[i] != '<') {
+            line += x[i++] == '\n';
+            continue;
+        }
+        if (starts(x, len, i, "<!--")) {
+            i = past(x, len, i + 4, "-->", &line);
+        } else if (starts(x, len, i, "<![CDATA[")) {
+            i = past(x, len, i + 9, "]]>", &line);
+        } else if (starts(x, len, i, "<?")) {
+            i = past(x, len, i + 2, "?>", &line);
+        } else if (starts(x, len, i, "<!") || starts(x, len, i, "</")) {
+            i = past(x, len, i + 2, ">", &line);
+        } else {
+            size_t tag_line = line, count = 0, n = 0;
+            uint8_t quote = 0;
+            for (i++; i < len && n + 1 < name_size && (isalnum(x[i]) || strchr("_:.-", x[i]));)
+                name[n++] = (char)x[i++];
+            name[n] = '\0';
+            for (; i < len; i++) {
+                uint8_t c = x[i];
+                line += c == '\n';
+                if (quote) {
+                    quote = c == quote ? 0 : quote;
+                } else if (c == '"' || c == '\'') {
+                    quote = c;
+                } else if (c == '=') {
+                    if (++count > max)
+                        return tag_line;
+                } else if (c == '>') {
+                    break;
+                }
+            }
+            i++;
+        }
+    }
+    return 0;
+}
+
+/* Whether the document's bytes encode '<', '=', quotes and '>' as ASCII
+ * does (UTF-8, with or without its BOM, or an ASCII-based declared
+ * encoding), which the raw pre-checks need: it must begin with '<' (after
+ * a UTF-8 BOM and white space) followed by a byte that is not NUL. UTF-16,
+ * UTF-32 and EBCDIC do not; BRK Levering documents are UTF-8. */
+static int ascii_compatible(const uint8_t *x, size_t len)
+{
+    size_t i = len >= 3 && !memcmp(x, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    while (i < len && (x[i] == ' ' || x[i] == '\t' || x[i] == '\r' || x[i] == '\n'))
+        i++;
+    return i + 1 < len && x[i] == '<' && x[i + 1] != 0;
+}
+
 kb_err_t kb_brk_parse(const uint8_t *xml, size_t len, const struct kb_brk_limits *lim,
                       struct kb_brk_doc *doc, char *errstr, size_t errstr_size)
 {
@@ -776,6 +863,15 @@ kb_err_t kb_brk_parse(const uint8_t *xml, size_t len, const struct kb_brk_limits
                           "document of %zu bytes over the limit of %zu", len, lim->max_doc);
     if (len > (size_t)INT32_MAX)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "document too large");
+    if (!ascii_compatible(xml, len))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "line 0: not an XML document in UTF-8 (it must begin with '<')");
+    char tag[NAME_MAX_LEN + 1];
+    size_t over = attrs_over(xml, len, lim->max_attrs, tag, sizeof tag);
+    if (over)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "line %zu: element %s has more than %u attributes", over,
+                          tag[0] ? tag : "?", lim->max_attrs);
     if (has_doctype(xml, len))
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                           "line 0: DOCTYPE not allowed (DTDs and entities are refused)");

@@ -376,6 +376,59 @@ static void test_malformed(void)
     }
 }
 
+/* Parse @p xml; the error text (empty on success) into @p why. */
+static kb_err_t parse_text(const char *xml, size_t len, char *why, size_t why_size)
+{
+    struct kb_brk_doc doc;
+    why[0] = '\0';
+    kb_err_t err = kb_brk_parse((const uint8_t *)xml, len, NULL, &doc, why, why_size);
+    kb_brk_doc_fini(&doc);
+    return err;
+}
+
+/*
+ * Attributes are counted from the bytes before libxml2 builds them (its
+ * time grows with the square of their number: 100,000 took a minute):
+ * far too many is refused at once, with the element and line; '=' in
+ * quoted values, comments, CDATA and processing instructions is not
+ * counted; a document that is not ASCII-compatible is refused before
+ * either raw check could be fooled.
+ */
+static void test_attribute_flood(void)
+{
+    enum { N = 100000 };
+    size_t cap = 200 + (size_t)N * 12;
+    char *xml = malloc(cap), why[512];
+    size_t n = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\"?>\n<Mutatie><a");
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(xml + n, cap - n, " a%d=\"1\"", i);
+    n += (size_t)snprintf(xml + n, cap - n, "/></Mutatie>");
+    CHECK_INT(parse_text(xml, n, why, sizeof why), KB_ERR_INVALID);
+    CHECK_STR(why, "line 2: element a has more than 64 attributes");
+
+    /* 64 attributes whose values hold '=' and '>', after a comment, a
+     * processing instruction and CDATA full of '=': not refused for count. */
+    n = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\"?>\n<?pi a=1 b=2?>\n<!-- ");
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(xml + n, cap - n, "x=");
+    n += (size_t)snprintf(xml + n, cap - n, " -->\n<Mutatie><![CDATA[");
+    for (int i = 0; i < 200; i++)
+        n += (size_t)snprintf(xml + n, cap - n, "y='");
+    n += (size_t)snprintf(xml + n, cap - n, "]]><a");
+    for (int i = 0; i < 64; i++)
+        n += (size_t)snprintf(xml + n, cap - n, " a%d=\"p=q>r\" ", i);
+    n += (size_t)snprintf(xml + n, cap - n, "/></Mutatie>");
+    parse_text(xml, n, why, sizeof why);
+    CHECK(strstr(why, "more than") == NULL);
+    CHECK(strstr(why, "not a BRK Levering") != NULL); /* read through to the root check */
+
+    /* UTF-16LE: the raw checks would not see '<!DOCTYPE' or '=' in it. */
+    static const char utf16[] = "<\0?\0x\0m\0l\0 \0?\0>\0";
+    CHECK_INT(parse_text(utf16, sizeof utf16 - 1, why, sizeof why), KB_ERR_INVALID);
+    CHECK(strstr(why, "not an XML document in UTF-8") != NULL);
+    free(xml);
+}
+
 /* Lower zip limits on a batch: the total limit trips during inflation. */
 static int count_reject(void *arg, size_t fi, const char *doc, int whole, const uint8_t *raw,
                         size_t len, const char *rule, const char *reason)
@@ -481,6 +534,7 @@ int main(void)
     test_order_within_day();
     test_zip_and_stand_and_2012();
     test_malformed();
+    test_attribute_flood();
     test_zip_limits();
     test_no_personal_data_in_headers();
     kb_schemas_destroy(schemas);
