@@ -50,6 +50,8 @@ struct kb_tcp_server {
     struct conn *conns;             /* opts.max_clients slots */
     size_t buffered;                /* sum of conns[].cap: the memory budget in use */
     struct kb_tcp_stats stats;      /* counters (tcp.h) */
+    int64_t busy_ms;                /* time spent serving frames and on_idle (svc_ms) */
+    int64_t accept_again_ms;        /* accept failed for want of descriptors: not before */
 };
 
 struct kb_tcp_client {
@@ -260,13 +262,33 @@ const struct kb_tcp_stats *kb_tcp_server_stats(const kb_tcp_server_t *srv)
     return &srv->stats;
 }
 
+/*
+ * The clock of the clients' deadlines: wall time less the time the one
+ * thread spent in a frame's handler and answer or in on_idle. Meanwhile no
+ * client could be read, though its bytes may have arrived: a handler
+ * waiting 30 s for Kafka, or a long spool scan, must not time out the
+ * honest peers it kept waiting.
+ */
+static int64_t svc_ms(const kb_tcp_server_t *srv)
+{
+    return now_ms() - srv->busy_ms;
+}
+
 static void accept_one(kb_tcp_server_t *srv)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int fd = accept4(srv->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The connection stays queued and the listener readable: poll
+             * would return at once, forever. Stop listening for a moment. */
+            KB_LOG_WARN(COMP, "cannot accept a connection; pausing accepts", "errno=%d", errno);
+            kb_adapter_count_refused("tcp", "no-descriptors");
+            srv->accept_again_ms = now_ms() + 250;
+        }
         return;
+    }
     struct conn *slot = NULL;
     for (int i = 0; i < srv->opts.max_clients && !slot; i++)
         if (srv->conns[i].fd < 0)
@@ -281,7 +303,7 @@ static void accept_one(kb_tcp_server_t *srv)
     }
     memset(slot, 0, sizeof *slot);
     slot->fd = fd;
-    slot->last_ms = now_ms();
+    slot->last_ms = svc_ms(srv);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -302,6 +324,7 @@ static void accept_one(kb_tcp_server_t *srv)
 static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
 {
     char reason[512] = "";
+    int64_t t0 = now_ms();
     atomic_fetch_add_explicit(&srv->stats.frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->stats.bytes, c->need, memory_order_relaxed);
     kb_adapter_count_message("tcp", "received");
@@ -326,6 +349,7 @@ static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
     c->frame_ms = 0;
     if (write_all(c->fd, ans, 5 + rlen, WRITE_TIMEOUT_MS))
         conn_close(srv, c, "answer-write-failed");
+    srv->busy_ms += now_ms() - t0;
 }
 
 /* Read what is available on @p c; serve a frame once complete. */
@@ -363,7 +387,7 @@ static void read_conn(kb_tcp_server_t *srv, struct conn *c)
             conn_close(srv, c, n == 0 ? (partial ? "eof-mid-frame" : "eof") : "read-error");
             return;
         }
-        c->last_ms = now_ms();
+        c->last_ms = svc_ms(srv);
         if (!c->frame_ms)
             c->frame_ms = c->last_ms;
         if (c->hdr_got < 4) {
@@ -408,7 +432,8 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
     kb_err_t err = KB_OK;
     while (!atomic_load(stop)) {
         int n = 0;
-        pfds[n++] = (struct pollfd){srv->lfd, POLLIN, 0};
+        short accepting = now_ms() >= srv->accept_again_ms ? POLLIN : 0;
+        pfds[n++] = (struct pollfd){srv->lfd, accepting, 0};
         for (int i = 0; i < srv->opts.max_clients; i++)
             if (srv->conns[i].fd >= 0) {
                 idx[n] = i;
@@ -430,9 +455,12 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
                 if (pfds[k].revents)
                     read_conn(srv, &srv->conns[idx[k]]);
         }
-        if (srv->opts.on_idle)
+        if (srv->opts.on_idle) {
+            int64_t t0 = now_ms();
             srv->opts.on_idle(srv->opts.opaque);
-        int64_t t = now_ms();
+            srv->busy_ms += now_ms() - t0;
+        }
+        int64_t t = svc_ms(srv);
         for (int i = 0; i < srv->opts.max_clients; i++) {
             struct conn *c = &srv->conns[i];
             if (c->fd < 0)

@@ -27,7 +27,10 @@
  *   under max_buffered: a buffer grows with the bytes that actually arrived
  *   (a 4-byte prefix claiming 8 MiB costs nothing), and a frame that would
  *   push the total over the budget closes its connection. All of these
- *   close without an answer, so an honest sender just resends.
+ *   close without an answer, so an honest sender just resends. The
+ *   deadlines do not count time the server spent in on_frame or on_idle
+ *   (one thread: no peer could be read meanwhile). When accept fails for
+ *   want of descriptors, the listener rests 250 ms instead of spinning.
  *
  * Invariants:
  *  1. An 'A' or 'R' is written only after on_frame returned that verdict,

@@ -362,17 +362,32 @@ static int read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
     return -1;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* One pass over the spool's in/ folder. Returns 1 when a file stayed in
  * in/ (Kafka unreachable, or unreadable for now), 0 otherwise. Kafka
  * unreachable stops the pass (every later file would fail alike); an
- * unreadable file does not. */
-static int scan_spool(struct gba *g, atomic_int *stop)
+ * unreadable file does not. With @p budget_ms > 0 the pass also ends after
+ * about that long, *@p more set when files were left for the next one: the
+ * TCP server's one thread reads no frame meanwhile. */
+static int scan_spool(struct gba *g, atomic_int *stop, int64_t budget_ms, int *more)
 {
     char **names = NULL;
     size_t n = 0;
     int failed = 0;
+    int64_t end = mono_ms() + budget_ms;
+    *more = 0;
     if (kb_spool_list(&g->spool, &names, &n) == KB_OK) {
         for (size_t i = 0; i < n && !atomic_load(stop); i++) {
+            if (budget_ms > 0 && i > 0 && mono_ms() >= end) {
+                *more = 1;
+                break;
+            }
             enum file_result r = handle_file(g, names[i]);
             failed |= r != FILE_LEFT;
             if (r == FILE_RETRY)
@@ -385,17 +400,17 @@ static int scan_spool(struct gba *g, atomic_int *stop)
 
 static atomic_int stop_flag;
 
-/* TCP idle hook: the spool is served between frames, at most every 200 ms. */
+/* TCP idle hook: the spool is served between frames, at most every 200 ms and
+ * about 100 ms at a time (a backlog continues at the next idle moment). */
 static void on_idle(void *opaque)
 {
     struct gba *g = opaque;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = mono_ms();
     if (now < g->next_scan_ms)
         return;
-    int failed = scan_spool(g, &stop_flag);
-    g->next_scan_ms = now + (failed ? 2000 : 200);
+    int more;
+    int failed = scan_spool(g, &stop_flag, 100, &more);
+    g->next_scan_ms = failed ? now + 2000 : more ? 0 : now + 200;
 }
 
 /* POST /berichten: one message in the BRP Berichten API JSON form. It is
@@ -562,7 +577,8 @@ static int cmd_ingest(int argc, char **argv)
         kb_tcp_server_destroy(srv);
     } else {
         while (!atomic_load(&stop_flag)) {
-            int failed = scan_spool(&g, &stop_flag);
+            int more;
+            int failed = scan_spool(&g, &stop_flag, 0, &more);
             if (g.args.once) {
                 rc = failed ? 1 : 0;
                 break;

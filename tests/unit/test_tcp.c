@@ -30,6 +30,10 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
 {
     (void)opaque;
     (void)peer;
+    if (len >= 4 && !memcmp(frame, "slow", 4)) {
+        usleep(1500 * 1000); /* as a handler waiting on Kafka: longer than the frame deadline */
+        return KB_TCP_ACK;
+    }
     if (len >= 2 && !memcmp(frame, "ok", 2))
         return KB_TCP_ACK;
     snprintf(reason, reason_size, "test: not ok (%zu bytes)", len);
@@ -203,6 +207,36 @@ int main(void)
     for (int i = 1; i < 4; i++)
         close(idle[i]);
 
+    /* A slow handler (1.5 s, over the 0.8 s frame deadline) does not time
+     * out a peer whose frame was under way: its rest arrived meanwhile and
+     * is read after the handler (before, the sweep closed it). First the
+     * server notices the idle ones closed, or b would be one too many. */
+    usleep(400 * 1000);
+    int b = dial(port);
+    put_len(b, 10);
+    CHECK_INT(send(b, "ok-", 3, MSG_NOSIGNAL), 3);
+    usleep(100 * 1000);
+    int a = dial(port);
+    put_len(a, 4);
+    CHECK_INT(send(a, "slow", 4, MSG_NOSIGNAL), 4);
+    usleep(300 * 1000);
+    CHECK_INT(send(b, "message", 7, MSG_NOSIGNAL), 7);
+    uint8_t ans[5] = {0};
+    size_t got = 0;
+    while (got < sizeof ans) {
+        struct pollfd p = {b, POLLIN, 0};
+        if (poll(&p, 1, 4000) <= 0)
+            break;
+        ssize_t r = recv(b, ans + got, sizeof ans - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    CHECK_INT((int)got, 5);
+    CHECK_INT(ans[4], (uint8_t)KB_TCP_ACK);
+    close(a);
+    close(b);
+
     /* the refusals are on /metrics (source = the program name here) */
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_refused_total", "test_tcp", "tcp",
                                             "frame-timeout", NULL)) == 2);
@@ -211,7 +245,7 @@ int main(void)
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_refused_total", "test_tcp", "tcp",
                                             "too-many-clients", NULL)) == 1);
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
-                                            "accepted", NULL)) == 3);
+                                            "accepted", NULL)) == 5);
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
                                             "quarantined", NULL)) == 3);
 
