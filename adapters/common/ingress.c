@@ -26,7 +26,7 @@ struct kb_ingress {
     char topic[128];            /* kb.in.<source> */
     char quarantine_topic[128]; /* kb.quarantine.<source> */
     char seq_path[2048];        /* file holding the last ce_sequence used */
-    uint64_t sequence;          /* last ce_sequence acknowledged */
+    uint64_t sequence;          /* last ce_sequence taken (persisted before use) */
     char source[64];            /* source name, the metrics label */
 };
 
@@ -197,7 +197,19 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
                          int timeout_ms, char *errstr, size_t errstr_size)
 {
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    /* The batch's ce_sequence numbers are taken, durably, before anything
+     * is produced: a send that fails half-way (or times out while messages
+     * are in flight) may still have put some of them in Kafka, and a number
+     * must never be given to two events, not even after a restart. A retry
+     * gets new numbers; gaps are allowed, reuse is not. */
     uint64_t seq = ing->sequence;
+    char buf[32];
+    int blen = snprintf(buf, sizeof buf, "%" PRIu64 "\n", seq + n);
+    if (kb_file_write_atomic(ing->seq_path, buf, (size_t)blen) != KB_OK)
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size,
+                          "cannot persist the ce_sequence counter (errno %d); nothing sent",
+                          errno);
+    ing->sequence = seq + n;
     kb_err_t err = KB_OK;
     double t0 = mono_s();
     /* One deadline for enqueueing and acknowledgement together. */
@@ -227,12 +239,6 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
     kb_adapter_produce_observe(mono_s() - t0);
     for (size_t i = 0; i < n; i++)
         kb_metrics_counter_add("kb_events_in_total", 1, ing->source, evs[i].attrs.type, NULL);
-    ing->sequence = seq;
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%" PRIu64 "\n", seq);
-    if (kb_file_write_atomic(ing->seq_path, buf, (size_t)len) != KB_OK)
-        KB_LOG_WARN(COMP, "cannot persist sequence counter", "path=%s errno=%d", ing->seq_path,
-                    errno);
     return KB_OK;
 }
 

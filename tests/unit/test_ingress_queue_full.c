@@ -2,7 +2,8 @@
 /*
  * test_ingress_queue_full.c - a batch larger than the producer's local queue
  * (queue.buffering.max.messages) is sent whole and once, against
- * librdkafka's mock cluster. Before the fix the first QUEUE_FULL failed the
+ * librdkafka's mock cluster; a refused send does not give its ce_sequence
+ * numbers out again. Before the fix the first QUEUE_FULL failed the
  * send after part of the batch was produced, so an SVB file or Kadaster
  * round above 100,000 records was re-produced in part every 2 s forever.
  */
@@ -127,6 +128,29 @@ int main(void)
     for (size_t s = 1; s <= N_EVENTS; s++)
         once += seen[s] == 1;
     CHECK_INT(once, N_EVENTS);
+
+    /* A send the broker refuses still uses its ce_sequence numbers: part of
+     * a failed batch may be in Kafka, so the next batch continues after
+     * them (before, it was given the same numbers again). */
+    rd_kafka_mock_push_request_errors(mc, 0 /* Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_INVALID_RECORD);
+    for (size_t i = 0; i < 10; i++)
+        snprintf(evs[i].key, sizeof evs[i].key, "%032x", 7u); /* one partition, one request */
+    CHECK(kb_ingress_send(ing, evs, 10, 30000, err, sizeof err) != KB_OK);
+    rc = kb_ingress_send(ing, evs, 10, 30000, err, sizeof err);
+    CHECK_INT(rc, KB_OK);
+    if (rc)
+        fprintf(stderr, "send after the refused one: %s\n", err);
+    CHECK(evs[0].attrs.sequence == N_EVENTS + 11 && evs[9].attrs.sequence == N_EVENTS + 20);
+    char path[256], text[32] = "";
+    snprintf(path, sizeof path, "%s/sequence", state);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(text, sizeof text, f))
+            text[0] = '\0';
+        fclose(f);
+    }
+    CHECK_STR(text, "1020\n");
 
     kb_ingress_destroy(ing);
     kb_kafka_opts_fini(&ko);
