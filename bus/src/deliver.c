@@ -127,6 +127,7 @@ struct kb_deliver {
     atomic_int *stop;
     int stopping;
     int failed;                  /* out of memory: stopped so nothing is committed past */
+    int assignments;             /* partition assignments so far (the first reads no state) */
     struct partition *parts;     /* assigned partitions */
     struct keyq *keys[KEY_BUCKETS];
     struct keyq *active;         /* non-empty key queues (round robin) */
@@ -474,6 +475,31 @@ static void persist_state(struct kb_deliver *d, struct msg *m, int tombstone)
                     (long long)m->offset, rd_kafka_err2str(e));
     else
         m->persisted = !tombstone;
+}
+
+/* Retry state of partition @p part below @p first, the offset consumption
+ * resumed at: those events were finished (the group committed past them),
+ * by an instance that did not know the state. Tombstone and forget it, or
+ * it would be read back at every start for good. */
+static void drop_stale_state(struct kb_deliver *d, int32_t part, int64_t first)
+{
+    for (struct saved **link = &d->saved, *s; (s = *link);) {
+        if (s->partition != part || s->offset >= first) {
+            link = &s->next;
+            continue;
+        }
+        char key[64];
+        int klen = snprintf(key, sizeof key, "%d/%lld", (int)s->partition, (long long)s->offset);
+        rd_kafka_resp_err_t e = rd_kafka_producev(
+            d->producer, RD_KAFKA_V_TOPIC(d->topic_retry), RD_KAFKA_V_KEY(key, (size_t)klen),
+            RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+        if (e)
+            KB_LOG_WARN("deliver", "stale retry state not tombstoned",
+                        "subscriber=%s partition=%d offset=%lld error=\"%s\"", d->o.subscriber,
+                        (int)s->partition, (long long)s->offset, rd_kafka_err2str(e));
+        *link = s->next;
+        free(s);
+    }
 }
 
 /* --- queues --- */
@@ -968,6 +994,8 @@ static int enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
         rd_kafka_message_destroy(rkm);
         return -1;
     }
+    if (p->next_offset < 0)
+        drop_stale_state(d, p->id, rkm->offset);
     m->rkm = rkm;
     m->part = p;
     m->kq = k;
@@ -1075,6 +1103,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct kb_deliver *d = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        /* Partitions may come from an instance that wrote retry state since
+         * this one read the topic at start: read it again, so their events
+         * continue their backoff and window instead of starting over. */
+        if (d->assignments++ > 0) {
+            char e[512];
+            if (load_retry_state(d, e, sizeof e))
+                KB_LOG_WARN("deliver", "retry state not re-read; those events start over",
+                            "subscriber=%s error=\"%s\"", d->o.subscriber, e);
+        }
         for (int i = 0; i < parts->cnt; i++)
             partition_get(d, parts->elems[i].partition, 1);
         rd_kafka_assign(rk, parts);

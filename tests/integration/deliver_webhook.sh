@@ -186,6 +186,31 @@ check "dead-lettered only after the older event of its key was delivered" \
 check "the deliverer is still running" kill -0 "$DELIVER5"
 check "nothing was sent for it" eq "$(posts hook5 | jq -r .id | sort -u | wc -l)" 2
 
+# ---- 2c. Retry state moves with its partition to an instance that was
+# already running: two instances share the subscription, the one that owns
+# v's partition writes its retry state, then stops; the other, started
+# before that state existed, takes the partition over and continues v's
+# attempts and window (before, it started them over).
+"$BIN/kb-webhook-feed" --topic-suffix out.hook6 --count 1 >"$WORK/feed6.txt"
+v_id=$(sed -n 1p "$WORK/feed6.txt" | cut -d' ' -f1)
+receiver hook6 --rule "id:$v_id=500xinf"
+D6=(hook6 "$(cat "$WORK/hook6.port")" --retry-window 20s --backoff-base 500ms --backoff-max 1s)
+deliver deliver6a "${D6[@]}"
+P6A=$LAST_PID
+deliver deliver6b "${D6[@]}"
+P6B=$LAST_PID
+v_tried() { (( $(jq -r --arg id "$v_id" 'select(.id==$id)|.id' "$WORK/hook6.jsonl" 2>/dev/null | wc -l) >= $1 )); }
+check "v attempted at least three times" wait_for 30 v_tried 3
+if grep -q 'msg="retry scheduled"' "$WORK/deliver6a.log"; then
+  owner=$P6A; other=deliver6b
+else
+  owner=$P6B; other=deliver6a
+fi
+kill -TERM "$owner"
+wait "$owner" 2>/dev/null || true
+check "the running instance took v over with its retry state" \
+  wait_for 60 grep -Eq 'msg="retry state resumed".*attempts=([2-9]|[1-9][0-9])' "$WORK/$other.log"
+
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.
 "$BIN/kb-webhook-feed" --topic-suffix out.hook3 --count 2 >/dev/null
