@@ -127,7 +127,6 @@ struct kb_deliver {
     atomic_int *stop;
     int stopping;
     int failed;                  /* out of memory: stopped so nothing is committed past */
-    int assignments;             /* partition assignments so far (the first reads no state) */
     struct partition *parts;     /* assigned partitions */
     struct keyq *keys[KEY_BUCKETS];
     struct keyq *active;         /* non-empty key queues (round robin) */
@@ -1104,14 +1103,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct kb_deliver *d = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         /* Partitions may come from an instance that wrote retry state since
-         * this one read the topic at start: read it again, so their events
-         * continue their backoff and window instead of starting over. */
-        if (d->assignments++ > 0) {
-            char e[512];
-            if (load_retry_state(d, e, sizeof e))
-                KB_LOG_WARN("deliver", "retry state not re-read; those events start over",
-                            "subscriber=%s error=\"%s\"", d->o.subscriber, e);
-        }
+         * this one read the topic (at start, or at its last assignment; even
+         * the first assignment can come a while after start): read it again,
+         * so their events continue their backoff and window. */
+        char e[512];
+        if (load_retry_state(d, e, sizeof e))
+            KB_LOG_WARN("deliver", "retry state not re-read; those events start over",
+                        "subscriber=%s error=\"%s\"", d->o.subscriber, e);
         for (int i = 0; i < parts->cnt; i++)
             partition_get(d, parts->elems[i].partition, 1);
         rd_kafka_assign(rk, parts);

@@ -187,29 +187,42 @@ check "the deliverer is still running" kill -0 "$DELIVER5"
 check "nothing was sent for it" eq "$(posts hook5 | jq -r .id | sort -u | wc -l)" 2
 
 # ---- 2c. Retry state moves with its partition to an instance that was
-# already running: two instances share the subscription, the one that owns
-# v's partition writes its retry state, then stops; the other, started
-# before that state existed, takes the partition over and continues v's
-# attempts and window (before, it started them over).
-"$BIN/kb-webhook-feed" --topic-suffix out.hook6 --count 1 >"$WORK/feed6.txt"
+# already running: two instances share the subscription (both in the group
+# before the event exists), the one that owns v's partition writes its retry
+# state, then stops; the other, whose own reading of the retry topic is
+# older than that state, takes the partition over and continues v's attempts
+# and window (before, it started them over).
+"$BIN/kb-webhook-feed" --topic-suffix out.hook6 --count 1 --start 100 >"$WORK/feed6.txt"
 v_id=$(sed -n 1p "$WORK/feed6.txt" | cut -d' ' -f1)
 receiver hook6 --rule "id:$v_id=500xinf"
-D6=(hook6 "$(cat "$WORK/hook6.port")" --retry-window 20s --backoff-base 500ms --backoff-max 1s)
+D6=(hook6 "$(cat "$WORK/hook6.port")" --retry-window 30s --backoff-base 500ms --backoff-max 1s)
+v_tried() { (( $(jq -r --arg id "$v_id" 'select(.id==$id)|.id' "$WORK/hook6.jsonl" 2>/dev/null | wc -l) >= $1 )); }
 deliver deliver6a "${D6[@]}"
 P6A=$LAST_PID
+check "first instance: v attempted" wait_for 30 v_tried 1
 deliver deliver6b "${D6[@]}"
 P6B=$LAST_PID
-v_tried() { (( $(jq -r --arg id "$v_id" 'select(.id==$id)|.id' "$WORK/hook6.jsonl" 2>/dev/null | wc -l) >= $1 )); }
-check "v attempted at least three times" wait_for 30 v_tried 3
-if grep -q 'msg="retry scheduled"' "$WORK/deliver6a.log"; then
-  owner=$P6A; other=deliver6b
-else
-  owner=$P6B; other=deliver6a
-fi
+# Both in the group: the second got partitions, and the first was assigned again.
+check "second instance joined the group" \
+  wait_for 30 grep -q 'msg="partitions assigned"' "$WORK/deliver6b.log"
+check "... and v attempted three more times since" wait_for 30 v_tried 4
+owner_of_v() { # the instance whose latest retry line for v is the newest
+  local a b
+  a=$(grep 'msg="retry scheduled"' "$WORK/deliver6a.log" | tail -n 1 | cut -c4-27)
+  b=$(grep 'msg="retry scheduled"' "$WORK/deliver6b.log" | tail -n 1 | cut -c4-27)
+  [[ "$a" > "$b" ]] && echo a || echo b
+}
+if [[ $(owner_of_v) == a ]]; then owner=$P6A; other=deliver6b; else owner=$P6B; other=deliver6a; fi
 kill -TERM "$owner"
 wait "$owner" 2>/dev/null || true
-check "the running instance took v over with its retry state" \
-  wait_for 60 grep -Eq 'msg="retry state resumed".*attempts=([2-9]|[1-9][0-9])' "$WORK/$other.log"
+tries=$(jq -r --arg id "$v_id" 'select(.id==$id)|.id' "$WORK/hook6.jsonl" | wc -l)
+resumed_from() { # the attempts in the last "retry state resumed" line of log $1 are >= $2
+  local n
+  n=$(grep 'msg="retry state resumed"' "$WORK/$1.log" | tail -n 1 | sed -n 's/.*attempts=\([0-9]*\).*/\1/p')
+  [[ -n $n ]] && (( n >= $2 ))
+}
+check "the running instance took v over with its retry state ($tries attempts so far)" \
+  wait_for 60 resumed_from "$other" $((tries - 1))
 
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.
