@@ -448,10 +448,27 @@ out:
     return err;
 }
 
-static void persist_state(struct kb_deliver *d, struct msg *m, int tombstone)
+/* Write the retry state of the event at @p part / @p offset: @p val (JSON),
+ * or NULL for a tombstone. Keyed by the event's own partition, so the state
+ * follows it. */
+static rd_kafka_resp_err_t write_state(struct kb_deliver *d, int32_t part, int64_t offset,
+                                       const char *val)
 {
     char key[64];
-    int klen = snprintf(key, sizeof key, "%d/%lld", (int)m->part->id, (long long)m->offset);
+    int klen = snprintf(key, sizeof key, "%d/%lld", (int)part, (long long)offset);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        d->producer, RD_KAFKA_V_TOPIC(d->topic_retry), RD_KAFKA_V_KEY(key, (size_t)klen),
+        RD_KAFKA_V_VALUE((void *)val, val ? strlen(val) : 0),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (e)
+        KB_LOG_WARN("deliver", "retry state not written", "subscriber=%s partition=%d "
+                    "offset=%lld tombstone=%d error=\"%s\"", d->o.subscriber, (int)part,
+                    (long long)offset, !val, rd_kafka_err2str(e));
+    return e;
+}
+
+static void persist_state(struct kb_deliver *d, struct msg *m, int tombstone)
+{
     char *val = NULL;
     if (!tombstone) {
         json_t *j = json_pack("{s:i,s:I,s:I,s:s}", "attempts", m->attempts, "first_failure_ms",
@@ -462,17 +479,9 @@ static void persist_state(struct kb_deliver *d, struct msg *m, int tombstone)
         if (!val)
             return;
     }
-    /* Keyed by the event's own partition, so the state follows it. */
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        d->producer, RD_KAFKA_V_TOPIC(d->topic_retry), RD_KAFKA_V_KEY(key, (size_t)klen),
-        RD_KAFKA_V_VALUE(val, val ? strlen(val) : 0), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    rd_kafka_resp_err_t e = write_state(d, m->part->id, m->offset, val);
     free(val);
-    if (e)
-        KB_LOG_WARN("deliver", "retry state not written", "subscriber=%s partition=%d "
-                    "offset=%lld error=\"%s\"", d->o.subscriber, (int)m->part->id,
-                    (long long)m->offset, rd_kafka_err2str(e));
-    else
+    if (!e)
         m->persisted = !tombstone;
 }
 
@@ -487,15 +496,7 @@ static void drop_stale_state(struct kb_deliver *d, int32_t part, int64_t first)
             link = &s->next;
             continue;
         }
-        char key[64];
-        int klen = snprintf(key, sizeof key, "%d/%lld", (int)s->partition, (long long)s->offset);
-        rd_kafka_resp_err_t e = rd_kafka_producev(
-            d->producer, RD_KAFKA_V_TOPIC(d->topic_retry), RD_KAFKA_V_KEY(key, (size_t)klen),
-            RD_KAFKA_V_VALUE(NULL, 0), RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
-        if (e)
-            KB_LOG_WARN("deliver", "stale retry state not tombstoned",
-                        "subscriber=%s partition=%d offset=%lld error=\"%s\"", d->o.subscriber,
-                        (int)s->partition, (long long)s->offset, rd_kafka_err2str(e));
+        write_state(d, s->partition, s->offset, NULL);
         *link = s->next;
         free(s);
     }

@@ -49,6 +49,7 @@
 
 #include <sys/stat.h>
 
+#include "admin_int.h"
 #include "idset.h"
 #include "pending_ids.h"
 #include "ketenbus/audit.h"
@@ -795,12 +796,9 @@ static kb_err_t stage_copy(kb_router_t *r, const rd_kafka_message_t *m, const ch
         for (size_t i = 0; i < n_extra; i++)
             rd_kafka_header_add(hdrs, extra[i].name, -1, extra[i].value, (ssize_t)extra[i].len);
         if (lean) {
-            char len[24], sha[2 * KB_AUDIT_HASH_LEN + 1];
-            uint8_t md[KB_AUDIT_HASH_LEN];
+            char len[24], sha[65];
             snprintf(len, sizeof len, "%zu", m->len);
-            kb_audit_sha256(m->payload, m->len, md);
-            for (size_t i = 0; i < sizeof md; i++)
-                snprintf(sha + 2 * i, 3, "%02x", md[i]);
+            kb__sha256_hex(m->payload, m->len, sha);
             rd_kafka_header_add(hdrs, "kb_value_dropped", -1, len, -1);
             rd_kafka_header_add(hdrs, "kb_value_sha256", -1, sha, -1);
         }
