@@ -29,7 +29,9 @@
 struct entry {
     const struct kb_sub *sub;
     int64_t valid_from_ms, valid_until_ms;
-    uint32_t order;             /* position in kb_subs, to return matches in file order */
+    uint32_t order;             /* position in kb_subs (matches are put in file order by
+                                 * their address, see struct hits); in the type table's
+                                 * one entry per type: the bucket number */
     uint8_t follows;            /* the subscription has a follow list */
     uint8_t decided;            /* its whole filter is the clause this list is keyed on:
                                  * being found here means the filter is true */
