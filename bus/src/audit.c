@@ -286,7 +286,12 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
         if (rd_kafka_conf_set(conf, "group.id", "ketenbus-audit-resume", rerr, sizeof rerr) ||
             rd_kafka_conf_set(conf, "isolation.level", "read_committed", rerr, sizeof rerr) ||
             rd_kafka_conf_set(conf, "enable.partition.eof", "true", rerr, sizeof rerr) ||
-            rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr)) {
+            rd_kafka_conf_set(conf, "enable.auto.commit", "false", rerr, sizeof rerr) ||
+            /* A tail scan ends at a commit marker that no record follows:
+             * the end shows only as an empty fetch, which the broker would
+             * hold for the default 500 ms, per scan of every partition the
+             * router is given. */
+            rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", rerr, sizeof rerr)) {
             rd_kafka_conf_destroy(conf);
             kb_err_set(KB_ERR_CONF, errstr, errstr_size, "audit reader: %s", rerr);
             goto out_fail;

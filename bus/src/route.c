@@ -222,74 +222,120 @@ static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_ev
     return g && g->v && kb_validate(g->v, payload, plen, NULL) == KB_OK;
 }
 
-/* Read the ids of [from, to) of one partition into its dedup set
- * (invariant 3). Uses a separate, group-less consumer so the group member's
- * position is untouched. -1 when the window could not be read whole: the
- * caller stops the router rather than let duplicates through unnoticed. */
-static int dedup_rebuild(kb_router_t *r, struct part_state *ps, int64_t from, int64_t to)
+/* One partition's share of a dedup rebuild: the window [from, to) of its
+ * input, read into r->parts[part].ids. */
+struct rebuild {
+    size_t part;
+    int64_t from, to;
+    size_t added;
+    int done;
+};
+
+static struct rebuild *rebuild_of(kb_router_t *r, struct rebuild *w, size_t n,
+                                  const rd_kafka_message_t *m)
 {
-    if (from >= to)
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
+    for (size_t i = 0; i < n; i++)
+        if (r->parts[w[i].part].partition == m->partition &&
+            !strcmp(r->parts[w[i].part].topic, topic))
+            return &w[i];
+    return NULL;
+}
+
+/* Read the ids of each window in @p w into its partition's dedup set
+ * (invariant 3). One group-less consumer reads all of them at once, so the
+ * group member's position is untouched and an assignment of many
+ * partitions waits for one scan, not one per partition. A window ends in a
+ * commit marker, after which no record comes: its end shows only as an
+ * empty fetch, which the broker would hold for the default 500 ms. -1 when
+ * a window could not be read whole (no progress for 30 s): the caller
+ * stops the router rather than let duplicates through unnoticed. Adding an
+ * id twice is a no-op, so a second try after a failed one is safe. */
+static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
+{
+    size_t todo = 0;
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new((int)n + 1);
+    for (size_t i = 0; i < n; i++) {
+        w[i].added = 0;
+        w[i].done = w[i].from >= w[i].to;
+        if (!w[i].done) {
+            struct part_state *ps = &r->parts[w[i].part];
+            rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = w[i].from;
+            todo++;
+        }
+    }
+    if (!todo) {
+        rd_kafka_topic_partition_list_destroy(tp);
         return 0;
+    }
     char errstr[512];
+    rd_kafka_t *rk = NULL;
     rd_kafka_conf_t *conf = kb_kafka_conf_new(r->opts.kafka, errstr, sizeof errstr);
-    if (!conf) {
-        KB_LOG_ERR(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
-        return -1;
+    if (conf) {
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+        rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
+        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
+        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
+        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+        if (!rk)
+            rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
     }
-    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
     if (!rk) {
-        rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
+        rd_kafka_topic_partition_list_destroy(tp);
         KB_LOG_ERR(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
         return -1;
     }
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = from;
     rd_kafka_assign(rk, tp);
     rd_kafka_topic_partition_list_destroy(tp);
-    size_t added = 0;
     int64_t deadline = (int64_t)time(NULL) + 30;
-    int done = 0;
-    while (!done && (int64_t)time(NULL) < deadline) {
+    while (todo && (int64_t)time(NULL) < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            done = 1;
-        } else if (!m->err) {
-            if (m->offset >= to) {
-                done = 1;
-            } else {
+        struct rebuild *b = rebuild_of(r, w, n, m);
+        if (b && !b->done && (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
+            /* progress; records of a window already read are ignored */
+            deadline = (int64_t)time(NULL) + 30;
+            int end = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && m->offset >= b->to);
+            if (!end && !m->err) {
                 struct kb_event_attrs a;
                 if (passes_gate(r, m, &a)) {
-                    kb__idset_add(ps->ids, kb__idset_hash(a.id));
-                    added++;
+                    kb__idset_add(r->parts[b->part].ids, kb__idset_hash(a.id));
+                    b->added++;
                 }
-                if (m->offset + 1 >= to)
-                    done = 1;
+                end = m->offset + 1 >= b->to;
+            }
+            if (end) {
+                b->done = 1;
+                todo--;
             }
         }
         rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    if (!done) {
-        KB_LOG_ERR(COMP, "dedup window not read in 30 s",
-                   "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
-                   ps->topic, ps->partition, from, to, added);
-        return -1;
+    for (size_t i = 0; i < n; i++) {
+        struct part_state *ps = &r->parts[w[i].part];
+        if (w[i].from >= w[i].to)
+            continue;
+        if (!w[i].done)
+            KB_LOG_ERR(COMP, "dedup window not read: no progress for 30 s",
+                       "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
+                       ps->topic, ps->partition, w[i].from, w[i].to, w[i].added);
+        else
+            KB_LOG_INFO(COMP, "dedup window rebuilt",
+                        "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64
+                        " ids=%zu",
+                        ps->topic, ps->partition, w[i].from, w[i].to, w[i].added);
     }
-    KB_LOG_INFO(COMP, "dedup window rebuilt",
-                "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
-                ps->topic, ps->partition, from, to, added);
-    return 0;
+    return todo ? -1 : 0;
 }
 
 static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size_t n_later,
                                 int rewind);
+
+static int64_t now_ms(void);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -304,6 +350,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (r->inflight.active && inflight_finish(r, NULL, 0, 0) == KB_ERR_FATAL)
         r->fatal = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        int64_t t0 = now_ms(); /* routing waits for all of this: worth a figure */
         /* Committed offsets tell where each partition resumes; the window
          * before it is what we must remember. Without them (the group
          * coordinator still loading after a restart) the window is unknown:
@@ -323,7 +370,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_err2str(cerr));
             r->fatal = 1;
         }
-        for (int i = 0; !cerr && i < parts->cnt; i++) {
+        /* All states first: part_find() may move them. */
+        struct rebuild *w = cerr ? NULL : calloc((size_t)parts->cnt + 1, sizeof *w);
+        size_t n_w = 0;
+        if (!cerr && !w) {
+            KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d", parts->cnt);
+            r->fatal = 1;
+        }
+        for (int i = 0; w && i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
             struct part_state *ps = part_find(r, p->topic, p->partition, 1);
             if (!ps || p->offset <= 0)
@@ -331,11 +385,14 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             int64_t lo = 0, hi = 0;
             rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 10000);
             int64_t from = p->offset - (int64_t)r->opts.dedup_window;
-            if (from < lo)
-                from = lo;
-            if (dedup_rebuild(r, ps, from, p->offset) && dedup_rebuild(r, ps, from, p->offset))
-                r->fatal = 1; /* twice: a slow moment is not a reason to stop */
+            w[n_w].part = (size_t)(ps - r->parts);
+            w[n_w].from = from < lo ? lo : from;
+            w[n_w].to = p->offset;
+            n_w++;
         }
+        if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w))
+            r->fatal = 1; /* twice: a slow moment is not a reason to stop */
+        free(w);
         /* Each partition's audit chain continues from its last committed
          * record (invariant 5); a chain that cannot be found is fatal:
          * routing on would fork the trail. */
@@ -350,7 +407,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 r->fatal = 1;
             }
         }
-        KB_LOG_INFO(COMP, "partitions assigned", "count=%d", parts->cnt);
+        KB_LOG_INFO(COMP, "partitions assigned", "count=%d seconds=%.2f", parts->cnt,
+                    (double)(now_ms() - t0) / 1000.0);
         rd_kafka_assign(rk, parts);
     } else {
         KB_LOG_INFO(COMP, "partitions revoked", "count=%d", parts->cnt);
