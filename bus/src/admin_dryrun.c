@@ -15,6 +15,7 @@
 
 #include <avro.h>
 
+#include "gate.h"
 #include "idset.h"
 #include "ketenbus/admin.h"
 #include "ketenbus/event.h"
@@ -136,45 +137,38 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
 {
     struct kb_dryrun_result *r = d->res;
     r->read++;
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m, hdrs, 32);
-    struct kb_event_attrs attrs;
-    int32_t schema_id;
-    const uint8_t *payload;
-    size_t plen;
-    if (kb_event_attrs_from_headers(hdrs, n, &attrs, NULL, 0) || !m->payload ||
-        kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen)) {
+    struct kb_gate_input in;
+    switch (kb__gate_envelope(d->o->schemas, m, &in, NULL, 0)) {
+    case KB_GATE_PASSED:
+        break;
+    case KB_GATE_HEADERS:
+    case KB_GATE_FRAMING:
         r->rejected++, r->rej_envelope++;
         return;
-    }
-    const struct kb_schema *schema = kb_schemas_by_id(d->o->schemas, schema_id);
-    if (!schema || strcmp(schema->type, attrs.type) != 0) {
+    default:
         r->rejected++, r->rej_schema++;
         return;
     }
+    const struct kb_schema *schema = in.schema;
+    const struct kb_event_attrs *attrs = &in.attrs;
     const kb_validator_t *v = gate_of(d, schema);
-    if (!v || kb_validate(v, payload, plen, NULL) != KB_OK) {
+    if (!v || kb_validate(v, in.payload, in.plen, NULL) != KB_OK) {
         r->rejected++, r->rej_validate++;
         return;
     }
     /* Like the router, an id seen before is a duplicate (only valid events
      * are remembered, so a corrected redrive counts once). */
-    uint64_t idh = kb__idset_hash(attrs.id);
+    uint64_t idh = kb__idset_hash(attrs->id);
     if (kb__idset_contains(d->seen, idh)) {
         r->duplicates++;
         return;
     }
     kb__idset_add(d->seen, idh);
-    int64_t time_ms;
-    if (!attrs.time[0] || kb_parse_time(attrs.time, &time_ms)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    int64_t time_ms = kb__gate_decision_time(attrs);
     /* Fields are read from the bytes, as the router reads them. */
-    struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
+    struct kb_payload_view pv = {schema, in.payload, in.plen, 0, 0, {0}, v};
     const struct kb_sub **hits = d->hits;
-    size_t nhits = kb_matcher_match(d->matcher, &attrs, time_ms, kb_payload_field, &pv, hits,
+    size_t nhits = kb_matcher_match(d->matcher, attrs, time_ms, kb_payload_field, &pv, hits,
                                     d->o->subs->n);
     kb_payload_view_fini(&pv);
     if (pv.failed) {
@@ -184,7 +178,7 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
     if (!nhits)
         r->filtered++;
     for (size_t i = 0; i < nhits; i++)
-        tally_hit(d, (size_t)(hits[i] - d->o->subs->items), &attrs, schema);
+        tally_hit(d, (size_t)(hits[i] - d->o->subs->items), attrs, schema);
 }
 
 /* Offsets of every partition of the input topics at @p ms (or the end when

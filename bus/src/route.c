@@ -50,6 +50,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "gate.h"
 #include "idset.h"
 #include "pending_ids.h"
 #include "ketenbus/audit.h"
@@ -200,26 +201,18 @@ static void parts_clear(kb_router_t *r)
 static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema);
 
 /* Whether input @p m passes route_one's gate (envelope, framing, schema,
- * validation), with its attributes in @p a. Only events that passed it can
- * have been routed, and only routed events belong in a dedup window: a dead
+ * validation), with what the envelope check found in @p in. Only events
+ * that passed it can have been routed, and only routed events belong in a
+ * dedup window: a dead
  * letter redriven with its own id must be routed, not dropped as a
  * duplicate. (A dead letter of the project stage passed the gate: redriven
  * into the window of a restarted router, it is still taken for one.) */
-static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_event_attrs *a)
+static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_gate_input *in)
 {
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m, hdrs, 32);
-    int32_t schema_id;
-    const uint8_t *payload;
-    size_t plen;
-    if (kb_event_attrs_from_headers(hdrs, n, a, NULL, 0) || !m->payload ||
-        kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen))
+    if (kb__gate_envelope(r->opts.schemas, m, in, NULL, 0) != KB_GATE_PASSED)
         return 0;
-    const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
-    if (!schema || strcmp(schema->type, a->type) != 0)
-        return 0;
-    struct gate *g = gate_of(r, schema);
-    return g && g->v && kb_validate(g->v, payload, plen, NULL) == KB_OK;
+    struct gate *g = gate_of(r, in->schema);
+    return g && g->v && kb_validate(g->v, in->payload, in->plen, NULL) == KB_OK;
 }
 
 /* One partition's share of a dedup rebuild: the window [from, to) of its
@@ -299,9 +292,9 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
             deadline = (int64_t)time(NULL) + 30;
             int end = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && m->offset >= b->to);
             if (!end && !m->err) {
-                struct kb_event_attrs a;
-                if (passes_gate(r, m, &a)) {
-                    kb__idset_add(r->parts[b->part].ids, kb__idset_hash(a.id));
+                struct kb_gate_input in;
+                if (passes_gate(r, m, &in)) {
+                    kb__idset_add(r->parts[b->part].ids, kb__idset_hash(in.attrs.id));
                     b->added++;
                 }
                 end = m->offset + 1 >= b->to;
@@ -1112,41 +1105,27 @@ static int64_t wall_ms(void)
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
     atomic_fetch_add(&r->stats.consumed, 1);
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m, hdrs, 32);
-    struct kb_event_attrs attrs;
     char why[256];
-    r->cur_attrs = NULL;
-    if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
-        return dead_letter(r, m, "envelope", "cloudevents-headers", why, -1);
-    r->cur_attrs = &attrs;
+    struct kb_gate_input in;
     const char *topic = rd_kafka_topic_name(m->rkt);
-    int32_t schema_id;
-    const uint8_t *payload;
-    size_t plen;
-    if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen)) {
-        count_in(topic, UNCHECKED_TYPE, NULL);
-        return dead_letter(r, m, "envelope", "confluent-framing",
-                           "value lacks the Confluent framing (magic byte 0, schema id)", -1);
+    enum kb_gate_step step = kb__gate_envelope(r->opts.schemas, m, &in, why, sizeof why);
+    r->cur_attrs = step == KB_GATE_HEADERS ? NULL : &in.attrs;
+    if (step != KB_GATE_PASSED) {
+        if (step != KB_GATE_HEADERS)
+            count_in(topic, UNCHECKED_TYPE, NULL);
+        return dead_letter(r, m, kb__gate_stage(step), kb__gate_rule(step), why,
+                           step >= KB_GATE_SCHEMA ? in.schema_id : -1);
     }
-    const struct kb_schema *schema = kb_schemas_by_id(r->opts.schemas, schema_id);
-    if (!schema) {
-        count_in(topic, UNCHECKED_TYPE, NULL);
-        snprintf(why, sizeof why, "schema id %" PRId32 " is not registered", schema_id);
-        return dead_letter(r, m, "schema", "unknown-schema-id", why, schema_id);
-    }
-    if (strcmp(schema->type, attrs.type) != 0) {
-        count_in(topic, UNCHECKED_TYPE, NULL);
-        snprintf(why, sizeof why, "ce_type %s does not match schema %" PRId32 " (%s)",
-                 attrs.type, schema_id, schema->type);
-        return dead_letter(r, m, "schema", "type-schema-mismatch", why, schema_id);
-    }
+    const struct kb_schema *schema = in.schema;
+    int32_t schema_id = in.schema_id;
+    const uint8_t *payload = in.payload;
+    size_t plen = in.plen;
 
     /* The gate: structure and meaning, before anything decodes the payload. */
     struct gate *g = gate_of(r, schema);
     if (!g)
         return KB_ERR_NOMEM;
-    count_in(topic, attrs.type, g);
+    count_in(topic, in.attrs.type, g);
     const kb_validator_t *v = g->v;
     if (!v)
         return dead_letter(r, m, "validate", "schema-compile",
@@ -1160,29 +1139,22 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     struct part_state *ps = part_find(r, topic, m->partition, 1);
     if (!ps)
         return KB_ERR_NOMEM;
-    uint64_t idh = kb__idset_hash(attrs.id);
+    uint64_t idh = kb__idset_hash(in.attrs.id);
     size_t pi = (size_t)(ps - r->parts);
     if (kb__idset_contains(ps->ids, idh) || kb__pending_ids_contains(&r->pending, idh, pi)) {
         atomic_fetch_add(&r->stats.duplicates, 1);
         KB_LOG_INFO(COMP, "duplicate dropped",
-                    "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, attrs.id,
+                    "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, in.attrs.id,
                     topic, m->partition, m->offset);
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
 
-    /* Subscriptions judge the event by when it was recorded (ce_time), so a
-     * replay decides as the original routing did; without ce_time, now. */
-    int64_t time_ms;
-    if (!attrs.time[0] || kb_parse_time(attrs.time, &time_ms)) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    int64_t time_ms = kb__gate_decision_time(&in.attrs);
     struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
     if (fanout_fit(r))
         return KB_ERR_NOMEM;
     const struct kb_sub **hits = r->hits;
-    size_t nhits = kb_matcher_match(r->matcher, &attrs, time_ms, kb_payload_field, &pv, hits,
+    size_t nhits = kb_matcher_match(r->matcher, &in.attrs, time_ms, kb_payload_field, &pv, hits,
                                     r->subs.n);
     kb_payload_view_fini(&pv);
     if (pv.failed)
@@ -1222,7 +1194,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
             return dead_letter(r, m, "project", "projection-apply",
                                "the validated payload could not be projected", schema_id);
         }
-        kb_err_t err = stage_view(r, m, w, value, len, attrs.subject);
+        kb_err_t err = stage_view(r, m, w, value, len, in.attrs.subject);
         if (err == KB_ERR_INVALID) {
             stage_truncate(&r->stage, mark_n, mark_len);
             snprintf(why2, sizeof why2, "the copy for %s is larger than message.max.bytes (%zu)",
@@ -1261,7 +1233,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
                                    NULL, rcpt, fanout);
     if (aerr)
         return aerr;
-    KB_LOG_DBG(COMP, "routed", "event_id=%s type=%s subscribers=%zu", attrs.id, attrs.type,
+    KB_LOG_DBG(COMP, "routed", "event_id=%s type=%s subscribers=%zu", in.attrs.id, in.attrs.type,
                fanout);
     return KB_OK;
 }

@@ -27,15 +27,25 @@ echo 'broken' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k x
 echo 'unframed' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k y -H ce_specversion=1.0 \
   -H ce_id=6f1d1b8e-0000-5000-8000-000000000001 -H ce_source=urn:nld:oin:1:systeem:x \
   -H ce_type=nl.brp.verzonnen-xyz -H ce_time=2024-03-15T10:00:00Z
+# Framed, but with a schema id nobody registered, and with the id of the
+# birth schema under another registered type: the gate's schema steps.
+ce_headers=(-H ce_specversion=1.0 -H ce_source=urn:nld:oin:1:systeem:x -H ce_time=2024-03-15T10:00:00Z)
+printf '\x00\x7f\x00\x00\x01abc' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k z "${ce_headers[@]}" \
+  -H ce_id=6f1d1b8e-0000-5000-8000-000000000002 -H ce_type=nl.brp.persoon-geboren
+printf '\x00\x00\x00\x03\xe9abc' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -k w "${ce_headers[@]}" \
+  -H ce_id=6f1d1b8e-0000-5000-8000-000000000003 -H ce_type=nl.brp.persoon-overleden
 check "all 200 routed" wait_for 90 count_is "$(T out.alle)" 200
-check "dead letters written" wait_for 30 count_is "$(T dlq)" 2
+check "dead letters written" wait_for 30 count_is "$(T dlq)" 4
+check "dead letters name the gate's step" eq "$(header_values "$(T dlq)" kb_rule | sort | paste -sd,)" \
+  "cloudevents-headers,confluent-framing,type-schema-mismatch,unknown-schema-id"
 sleep 1
 curl -sf "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt"
 m() { grep -E "^$1" "$WORK/metrics.txt" | awk '{print $2}' | head -1; }
 check "events in: gba, persoon-geboren = 200" eq "$(m 'kb_events_in_total\{source="gba",type="nl.brp.persoon-geboren"\}')" 200
 check "events out: alle = 200" eq "$(m 'kb_events_out_total\{subscriber="alle",type="nl.brp.persoon-geboren"\}')" 200
 check "dead letters by stage envelope = 2" eq "$(m 'kb_dead_letters_total\{topic="[^"]*",stage="envelope"\}')" 2
-check "an unvouched ce_type is counted as unknown" eq "$(m 'kb_events_in_total\{source="gba",type="unknown"\}')" 1
+check "dead letters by stage schema = 2" eq "$(m 'kb_dead_letters_total\{topic="[^"]*",stage="schema"\}')" 2
+check "an unvouched ce_type is counted as unknown" eq "$(m 'kb_events_in_total\{source="gba",type="unknown"\}')" 3
 check "... and makes no series of its own" bash -c "! grep -q verzonnen $WORK/metrics.txt"
 check "audit records delivered = 200" eq "$(m 'kb_audit_records_total\{outcome="delivered"\}')" 200
 check "latency histogram counted 200" eq "$(m 'kb_e2e_latency_seconds_count\{subscriber="alle"\}')" 200
@@ -64,8 +74,8 @@ subscriptions:
 YAML
 start router2 "$BIN/ketenbus" route --subscriptions "$WORK/subs2.yaml" --instance m2 \
   --group kb-partial --no-register-projections --subject-key-file "$WORK/subject.key"
-check "second group: the 200 dead-lettered at the projection" \
-  wait_for 90 count_is "$(T dlq)" 204
+check "second group: the 200 at the projection (and the 4 malformed again)" \
+  wait_for 90 count_is "$(T dlq)" 208
 check "... with rule projection-build" \
   eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%h\n' | grep -c 'kb_rule=projection-build')" 200
 check "... and nothing reached the subscriber whose copy could be made" \
@@ -77,7 +87,7 @@ check "... and nothing reached the subscriber whose copy could be made" \
 # at produce and every retry of the batch aborted again).
 { head -c 1000100 /dev/zero | tr '\0' x; echo; } | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" \
   -k big -X message.max.bytes=2000000 -H ce_specversion=1.0 -H ce_type=nl.brp.verzonnen-xyz
-check "oversized input: a dead letter in each group" wait_for 60 count_is "$(T dlq)" 206
+check "oversized input: a dead letter in each group" wait_for 60 count_is "$(T dlq)" 210
 check "... each without the value, saying its length" \
   eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%S %h\n' | grep -c '^-1 .*kb_value_dropped=1000100')" 2
 "$BIN/ketenbus" gen --count 1 --seed 12 --start 200 --subject-key-file "$WORK/subject.key" >>"$WORK/gen.log" 2>&1

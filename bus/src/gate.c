@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * gate.c - the envelope half of the router's gate (see gate.h).
+ */
+#include "gate.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ketenbus/kafka.h"
+#include "ketenbus/sub.h"
+
+enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
+                                    struct kb_gate_input *in, char *why, size_t why_size)
+{
+    char scratch[8];
+    if (!why) {
+        why = scratch;
+        why_size = sizeof scratch;
+    }
+    why[0] = 0;
+    in->schema = NULL;
+    in->schema_id = -1;
+    struct kb_header hdrs[32];
+    size_t n = kb_kafka_headers(m, hdrs, 32);
+    if (kb_event_attrs_from_headers(hdrs, n, &in->attrs, why, why_size))
+        return KB_GATE_HEADERS;
+    if (!m->payload ||
+        kb_event_unframe(m->payload, m->len, &in->schema_id, &in->payload, &in->plen)) {
+        snprintf(why, why_size, "value lacks the Confluent framing (magic byte 0, schema id)");
+        return KB_GATE_FRAMING;
+    }
+    const struct kb_schema *schema = kb_schemas_by_id(schemas, in->schema_id);
+    if (!schema) {
+        snprintf(why, why_size, "schema id %" PRId32 " is not registered", in->schema_id);
+        return KB_GATE_SCHEMA;
+    }
+    if (strcmp(schema->type, in->attrs.type) != 0) {
+        snprintf(why, why_size, "ce_type %s does not match schema %" PRId32 " (%s)",
+                 in->attrs.type, in->schema_id, schema->type);
+        return KB_GATE_TYPE;
+    }
+    in->schema = schema;
+    return KB_GATE_PASSED;
+}
+
+int64_t kb__gate_decision_time(const struct kb_event_attrs *a)
+{
+    int64_t ms;
+    if (a->time[0] && !kb_parse_time(a->time, &ms))
+        return ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *kb__gate_stage(enum kb_gate_step step)
+{
+    return step == KB_GATE_SCHEMA || step == KB_GATE_TYPE ? "schema" : "envelope";
+}
+
+const char *kb__gate_rule(enum kb_gate_step step)
+{
+    switch (step) {
+    case KB_GATE_HEADERS:
+        return "cloudevents-headers";
+    case KB_GATE_FRAMING:
+        return "confluent-framing";
+    case KB_GATE_SCHEMA:
+        return "unknown-schema-id";
+    case KB_GATE_TYPE:
+        return "type-schema-mismatch";
+    default:
+        return "none";
+    }
+}

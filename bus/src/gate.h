@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: EUPL-1.2 */
+/*
+ * gate.h - the envelope half of the router's gate: what an input message
+ * must be before its payload is validated (CloudEvents headers, Confluent
+ * framing, a registered schema of the event's own type).
+ *
+ * The router (route_one), its dedup window rebuild (which must take exactly
+ * the events the router could have routed) and the subscription dry run
+ * (which must judge as the router judges) all ask this one function, so
+ * the three can never disagree on what passes.
+ */
+#ifndef KETENBUS_GATE_H
+#define KETENBUS_GATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "ketenbus/event.h"
+#include "ketenbus/schema.h"
+
+/* Where a message failed the envelope, or KB_GATE_PASSED. */
+enum kb_gate_step {
+    KB_GATE_PASSED = 0,
+    KB_GATE_HEADERS, /* the ce_* headers do not make a CloudEvent */
+    KB_GATE_FRAMING, /* no Confluent framing (magic byte 0, schema id) */
+    KB_GATE_SCHEMA,  /* the schema id is not registered */
+    KB_GATE_TYPE,    /* ce_type is not the type of that schema */
+};
+
+/* What the envelope check found, as far as it got. */
+struct kb_gate_input {
+    struct kb_event_attrs attrs;     /* from KB_GATE_FRAMING on */
+    int32_t schema_id;               /* from KB_GATE_SCHEMA on */
+    const struct kb_schema *schema;  /* when passed */
+    const uint8_t *payload;          /* the Avro bytes after the framing */
+    size_t plen;
+};
+
+/** Check the envelope of @p m against @p schemas into @p in; on failure
+ *  the reason, fit for a dead letter (no payload values), in @p why (may be
+ *  NULL). */
+enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
+                                    struct kb_gate_input *in, char *why, size_t why_size);
+
+/** The time subscriptions judge an event by, in ms since the epoch: when
+ *  it was recorded (ce_time), so a replay or a dry run decides as the
+ *  original routing did; without a readable ce_time, now. */
+int64_t kb__gate_decision_time(const struct kb_event_attrs *a);
+
+/** The dead-letter stage ("envelope", "schema") and rule of a failed step. */
+const char *kb__gate_stage(enum kb_gate_step step);
+const char *kb__gate_rule(enum kb_gate_step step);
+
+#endif
