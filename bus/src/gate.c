@@ -16,7 +16,7 @@ enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_
                                     struct kb_gate_input *in, char *why, size_t why_size)
 {
     char scratch[8];
-    if (!why) {
+    if (!why || !why_size) {
         why = scratch;
         why_size = sizeof scratch;
     }

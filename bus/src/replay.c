@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gate.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -373,27 +374,18 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
                "the value's SHA-256 is not the one the audit trail recorded");
         return KB_OK;
     }
-    struct kb_header hdrs[32];
-    size_t nh = kb_kafka_headers(m, hdrs, 32);
-    struct kb_event_attrs attrs;
+    /* The router's own gate: the trail says it passed, so anything else
+     * means the input is not what was routed. */
     char why[512];
-    int32_t schema_id;
-    const uint8_t *payload;
-    size_t plen;
-    if (kb_event_attrs_from_headers(hdrs, nh, &attrs, why, sizeof why)) {
+    struct kb_gate_input in;
+    if (kb__gate_envelope(rp->o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED) {
         refuse(rp, x, KB_REPLAY_INVALID, why);
         return KB_OK;
     }
-    if (!m->payload || kb_event_unframe(m->payload, m->len, &schema_id, &payload, &plen)) {
-        refuse(rp, x, KB_REPLAY_INVALID, "value lacks the Confluent framing");
-        return KB_OK;
-    }
-    const struct kb_schema *schema = kb_schemas_by_id(rp->o->schemas, schema_id);
-    if (!schema) {
-        snprintf(why, sizeof why, "schema id %" PRId32 " is not known", schema_id);
-        refuse(rp, x, KB_REPLAY_INVALID, why);
-        return KB_OK;
-    }
+    const struct kb_event_attrs *attrs = &in.attrs;
+    const struct kb_schema *schema = in.schema;
+    const uint8_t *payload = in.payload;
+    size_t plen = in.plen;
     if (strcmp(x->fields, rp->current_fields)) {
         refuse(rp, x, KB_REPLAY_FIELDS_CHANGED,
                "the subscription's fields differ from those the trail recorded for this "
@@ -431,14 +423,14 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     /* The copy: the router's, with its own id (a replay is a new delivery)
      * and the original id beside it for consumers that deduplicate. */
     char name[200], new_id[37], key[KB_PSEUDONYM_LEN + 1] = "";
-    int nl = snprintf(name, sizeof name, "ketenbus-replay:%s:%s", rp->res->replay_id, attrs.id);
+    int nl = snprintf(name, sizeof name, "ketenbus-replay:%s:%s", rp->res->replay_id, attrs->id);
     kb_event_uuid5(name, (size_t)nl, new_id);
-    if (attrs.subject[0])
-        kb__sub_view_subject(&st->view, attrs.subject, key);
+    if (attrs->subject[0])
+        kb__sub_view_subject(&st->view, attrs->subject, key);
     struct kb_header set[] = {
         {"ce_id", new_id, strlen(new_id)},
         {"kb_replay_id", rp->res->replay_id, strlen(rp->res->replay_id)},
-        {"kb_original_event_id", attrs.id, strlen(attrs.id)},
+        {"kb_original_event_id", attrs->id, strlen(attrs->id)},
     };
     kb_err_t err = txn_begin(rp);
     if (err)
@@ -470,11 +462,11 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
         .input_topic = rp->chain_topic,
         .input_partition = 0,
         .input_offset = x->offset,
-        .event_id = attrs.id,
-        .event_type = attrs.type,
-        .event_time = attrs.time,
-        .subject = attrs.subject,
-        .schema_id = schema_id,
+        .event_id = attrs->id,
+        .event_type = attrs->type,
+        .event_time = attrs->time,
+        .subject = attrs->subject,
+        .schema_id = in.schema_id,
         .outcome = KB_AUDIT_REPLAYED,
         .detail = detail,
         .recipients = &rcpt,

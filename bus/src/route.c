@@ -221,39 +221,59 @@ struct rebuild {
     size_t part;
     int64_t from, to;
     size_t added;
-    int done;
+    int state;                /* REBUILD_* */
+    rd_kafka_resp_err_t err;  /* the last error its partition reported */
 };
 
-static struct rebuild *rebuild_of(kb_router_t *r, struct rebuild *w, size_t n,
+enum { REBUILD_TODO, REBUILD_READ, REBUILD_DONE }; /* READ: read in this try, not yet logged */
+
+/* The window of message @p m, looked up from the one of the message before
+ * (@p hint): records arrive in runs per partition. */
+static struct rebuild *rebuild_of(kb_router_t *r, struct rebuild *w, size_t n, size_t *hint,
                                   const rd_kafka_message_t *m)
 {
     const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "";
-    for (size_t i = 0; i < n; i++)
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (*hint + k) % n;
         if (r->parts[w[i].part].partition == m->partition &&
-            !strcmp(r->parts[w[i].part].topic, topic))
+            !strcmp(r->parts[w[i].part].topic, topic)) {
+            *hint = i;
             return &w[i];
+        }
+    }
     return NULL;
 }
 
-/* Read the ids of each window in @p w into its partition's dedup set
+/* Stop fetching a partition whose window is read: on a restart behind a
+ * backlog, fetches past the window would only slow the others down. */
+static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
+{
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition);
+    rd_kafka_pause_partitions(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+}
+
+/* Read the windows in @p w not yet read into their partitions' dedup sets
  * (invariant 3). One group-less consumer reads all of them at once, so the
  * group member's position is untouched and an assignment of many
  * partitions waits for one scan, not one per partition. A window ends in a
  * commit marker, after which no record comes: its end shows only as an
- * empty fetch, which the broker would hold for the default 500 ms. -1 when
- * a window could not be read whole (no progress for 30 s): the caller
- * stops the router rather than let duplicates through unnoticed. Adding an
- * id twice is a no-op, so a second try after a failed one is safe. */
+ * empty fetch, which the broker would hold for the default 500 ms. A window
+ * that starts below the log start (retention) starts at the log start.
+ * -1 when a window could not be read whole (no progress for 30 s): the
+ * caller tries once more (only the windows left; adding an id twice is a
+ * no-op) and then stops the router rather than let duplicates through. */
 static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
 {
     size_t todo = 0;
     rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new((int)n + 1);
     for (size_t i = 0; i < n; i++) {
-        w[i].added = 0;
-        w[i].done = w[i].from >= w[i].to;
-        if (!w[i].done) {
+        if (w[i].state == REBUILD_TODO) {
             struct part_state *ps = &r->parts[w[i].part];
             rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = w[i].from;
+            w[i].added = 0;
+            w[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
             todo++;
         }
     }
@@ -270,6 +290,7 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
         rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
         rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
         rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
+        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
         rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
         if (!rk)
             rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
@@ -282,16 +303,21 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     rd_kafka_assign(rk, tp);
     rd_kafka_topic_partition_list_destroy(tp);
     int64_t deadline = (int64_t)time(NULL) + 30;
+    size_t hint = 0;
     while (todo && (int64_t)time(NULL) < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
-        struct rebuild *b = rebuild_of(r, w, n, m);
-        if (b && !b->done && (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)) {
-            /* progress; records of a window already read are ignored */
-            deadline = (int64_t)time(NULL) + 30;
-            int end = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && m->offset >= b->to);
-            if (!end && !m->err) {
+        struct rebuild *b = rebuild_of(r, w, n, &hint, m);
+        int eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
+        if (!b || b->state != REBUILD_TODO) {
+            /* not ours, or past the end of a window already read */
+        } else if (m->err && !eof) {
+            b->err = m->err; /* told when the window fails */
+        } else {
+            deadline = (int64_t)time(NULL) + 30; /* progress */
+            int end = eof || m->offset >= b->to;
+            if (!end) {
                 struct kb_gate_input in;
                 if (passes_gate(r, m, &in)) {
                     kb__idset_add(r->parts[b->part].ids, kb__idset_hash(in.attrs.id));
@@ -299,9 +325,14 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
                 }
                 end = m->offset + 1 >= b->to;
             }
+            if (eof && m->offset < b->to)
+                KB_LOG_WARN(COMP, "dedup window ends before the committed offset",
+                            "topic=%s partition=%" PRId32 " end=%" PRId64 " committed=%" PRId64,
+                            r->parts[b->part].topic, m->partition, m->offset, b->to);
             if (end) {
-                b->done = 1;
+                b->state = REBUILD_READ;
                 todo--;
+                rebuild_pause(rk, &r->parts[b->part]);
             }
         }
         rd_kafka_message_destroy(m);
@@ -310,17 +341,19 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     rd_kafka_destroy(rk);
     for (size_t i = 0; i < n; i++) {
         struct part_state *ps = &r->parts[w[i].part];
-        if (w[i].from >= w[i].to)
-            continue;
-        if (!w[i].done)
+        if (w[i].state == REBUILD_TODO) {
             KB_LOG_ERR(COMP, "dedup window not read: no progress for 30 s",
-                       "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64 " ids=%zu",
-                       ps->topic, ps->partition, w[i].from, w[i].to, w[i].added);
-        else
+                       "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64
+                       " ids=%zu error=\"%s\"",
+                       ps->topic, ps->partition, w[i].from, w[i].to, w[i].added,
+                       w[i].err ? rd_kafka_err2str(w[i].err) : "none");
+        } else if (w[i].state == REBUILD_READ) {
             KB_LOG_INFO(COMP, "dedup window rebuilt",
                         "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64
                         " ids=%zu",
                         ps->topic, ps->partition, w[i].from, w[i].to, w[i].added);
+            w[i].state = REBUILD_DONE;
+        }
     }
     return todo ? -1 : 0;
 }
@@ -373,14 +406,24 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; w && i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
             struct part_state *ps = part_find(r, p->topic, p->partition, 1);
-            if (!ps || p->offset <= 0)
-                continue;
-            int64_t lo = 0, hi = 0;
-            rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 10000);
-            int64_t from = p->offset - (int64_t)r->opts.dedup_window;
+            if (!ps) {
+                KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d",
+                           parts->cnt);
+                r->fatal = 1;
+                break;
+            }
+            int64_t from = p->offset - (int64_t)r->opts.dedup_window, lo = 0, hi = 0;
+            /* Without the log start the scan starts below it and is moved
+             * there (auto.offset.reset=earliest), one round trip later. */
+            if (!rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 10000) &&
+                from < lo)
+                from = lo;
+            if (p->offset <= 0 || from >= p->offset)
+                continue; /* nothing committed yet, or nothing left to remember */
             w[n_w].part = (size_t)(ps - r->parts);
-            w[n_w].from = from < lo ? lo : from;
+            w[n_w].from = from < 0 ? 0 : from;
             w[n_w].to = p->offset;
+            w[n_w].state = REBUILD_TODO;
             n_w++;
         }
         if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w))

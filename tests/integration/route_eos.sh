@@ -97,6 +97,8 @@ check "router b took over partitions after the kill (rebalance)" bash -c "[[ \$(
 # events it has routed before. The window holds every routed id (N plus
 # the 100; the 5 malformed never passed the gate), and the first 50
 # events, sent again with the same ids, reach no subscriber again.
+# Everything committed before the stop, so the windows end after it all.
+check "alle: the 100 events after the reload too" wait_for 60 count_is "$(T out.alle)" "$((N + 100))"
 kill "$PID_A" "$PID_B"
 wait "$PID_A" "$PID_B" 2>/dev/null || true
 route c; PID_C=$LAST_PID

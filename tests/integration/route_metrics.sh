@@ -38,6 +38,8 @@ check "all 200 routed" wait_for 90 count_is "$(T out.alle)" 200
 check "dead letters written" wait_for 30 count_is "$(T dlq)" 4
 check "dead letters name the gate's step" eq "$(header_values "$(T dlq)" kb_rule | sort | paste -sd,)" \
   "cloudevents-headers,confluent-framing,type-schema-mismatch,unknown-schema-id"
+check "... and the schema id where the framing gave one" \
+  eq "$(header_values "$(T dlq)" kb_schema_id | grep . | sort | paste -sd,)" "1001,2130706433"
 sleep 1
 curl -sf "http://127.0.0.1:$PORT/metrics" >"$WORK/metrics.txt"
 m() { grep -E "^$1" "$WORK/metrics.txt" | awk '{print $2}' | head -1; }
