@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
-/* adapter.c - shared option handling and signals of the adapters (see adapter.h). */
+/* adapter.c - shared option handling of the adapters (see adapter.h). */
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,9 @@
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
 #endif
+
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a macro's value as a string literal */
 
 const char kb_adapter_common_help[] =
     "Kafka and shared options:\n"
@@ -26,7 +28,10 @@ const char kb_adapter_common_help[] =
     "      --once                      process what is waiting, then exit\n"
     "      --metrics-addr HOST:PORT    serve /metrics, /healthz and /readyz (port 0: any;\n"
     "                                  printed as metrics_port=N)\n"
-    "  -h, --help                      this help\n";
+    "  -h, --help                      this help\n"
+    "SIGINT/SIGTERM stop cleanly; a stop longer than $KETENBUS_STOP_TIMEOUT seconds\n"
+    "(default " STR(KB_STOP_TIMEOUT_DEFAULT) ", 0: no limit), or a second signal, ends with "
+    "exit status " STR(KB_STOP_EXIT_FORCED) ".\n";
 
 void kb_adapter_args_init(struct kb_adapter_args *a)
 {
@@ -81,26 +86,6 @@ int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg)
 bad:
     fprintf(stderr, "error: %s\n", errstr);
     return -1;
-}
-
-static atomic_int *stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (stop_flag)
-        atomic_store(stop_flag, 1);
-}
-
-void kb_adapter_signals(atomic_int *stop)
-{
-    stop_flag = stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
 }
 
 void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,

@@ -2,7 +2,7 @@
 /*
  * adapter.h - what every adapter executable shares: the common command-line
  * options (Kafka connection, subject key, schemas, spool), their help text,
- * and clean stopping on SIGINT/SIGTERM.
+ * and what a stop cut short by the stop watchdog (ketenbus/stop.h) means.
  */
 #ifndef KETENBUS_ADAPTER_H
 #define KETENBUS_ADAPTER_H
@@ -14,6 +14,7 @@
 
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/stop.h"
 
 /* Option codes of the shared long options (beyond single letters). */
 enum {
@@ -63,8 +64,17 @@ void kb_adapter_args_fini(struct kb_adapter_args *a);
  */
 int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg);
 
-/** Set *stop on SIGINT and SIGTERM (and ignore SIGPIPE). */
-void kb_adapter_signals(atomic_int *stop);
+/* The consequence kb_stop_signals() logs when an adapter's stop is cut short
+ * (deadline or second signal). Ingest acknowledges a sender, and moves a
+ * spool file to done/, only after Kafka holds its events; egress commits an
+ * offset only after the event is written (or quarantined). */
+#define KB_ADAPTER_INGEST_STOP_EFFECT                                                    \
+    "input not yet acknowledged (spool files still in in/, messages not acked to their " \
+    "sender) is read or resent after a restart; a repeat keeps its event id and the "    \
+    "router drops the duplicate"
+#define KB_ADAPTER_EGRESS_STOP_EFFECT                                                    \
+    "events after the last committed offset are written to the spool again after a "    \
+    "restart; none is lost"
 
 /** ce_source of an adapter: urn:nld:oin:<OIN>:systeem:<system> (NL GOV profile). */
 void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,

@@ -536,7 +536,11 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_schemas;
     }
-    kb_adapter_signals(&stop_flag);
+    if (kb_stop_signals(&stop_flag, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr,
+                        sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_ing;
+    }
     kb_tcp_server_t *srv = NULL;
     if (g.listen) {
         struct kb_tcp_server_opts topts = {.bind_host = host, .port = port,
@@ -770,7 +774,11 @@ static int cmd_egress(int argc, char **argv)
     size_t key_len = 0;
     if (kb_adapter_load(&args, &schemas, &key, &key_len))
         goto out_args;
-    kb_adapter_signals(&stop_flag);
+    if (kb_stop_signals(&stop_flag, COMP, KB_ADAPTER_EGRESS_STOP_EFFECT, errstr,
+                        sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_load;
+    }
     struct kb_egress_opts eo = {&args.kafka, schemas, topic, group, &e.spool,
                                 render_lo3,  &e,      idle_exit};
     if (kb_egress_run(&eo, &stop_flag, errstr, sizeof errstr)) {

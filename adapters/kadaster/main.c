@@ -342,7 +342,11 @@ static int cmd_ingest(int argc, char **argv)
         goto out_schemas;
     }
     static atomic_int stop;
-    kb_adapter_signals(&stop);
+    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        kb_ingress_destroy(k.ing);
+        goto out_schemas;
+    }
     KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.spool.dir);
     rc = 0;
     while (!atomic_load(&stop)) {

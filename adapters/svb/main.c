@@ -129,7 +129,10 @@ static int cmd_egress(int argc, char **argv)
     }
     svb.kanaal = kanaal;
     static atomic_int stop;
-    kb_adapter_signals(&stop);
+    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_EGRESS_STOP_EFFECT, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_load;
+    }
     struct kb_egress_opts eo = {&args.kafka, schemas, topic,  group,
                                 &svb.spool,  render,  &svb,   idle_exit};
     if (kb_egress_run(&eo, &stop, errstr, sizeof errstr)) {
@@ -244,7 +247,10 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_load;
     }
-    kb_adapter_signals(&stop);
+    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_ing;
+    }
     pthread_t tcp_tid;
     int tcp_started = 0;
     if (tcp_port >= 0) {

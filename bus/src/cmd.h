@@ -18,8 +18,7 @@ int kb_cmd_dlq(int argc, char **argv);
 int kb_cmd_replay(int argc, char **argv);
 int kb_cmd_version(void);
 
-/** Set *stop on SIGINT/SIGTERM; ignore SIGPIPE. */
-void kb_cmd_signals(atomic_int *stop);
+/* SIGINT/SIGTERM and the bounded stop: kb_stop_signals() in ketenbus/stop.h. */
 
 /** Set *reload on SIGHUP. */
 void kb_cmd_reload_signal(atomic_int *reload);

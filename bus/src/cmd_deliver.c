@@ -11,6 +11,7 @@
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/serve.h"
+#include "ketenbus/stop.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -217,7 +218,14 @@ int kb_cmd_deliver(int argc, char **argv)
         goto out;
     }
     static atomic_int stop;
-    kb_cmd_signals(&stop);
+    if (kb_stop_signals(&stop, "deliver",
+                        "offsets stay before events not yet delivered: after a restart those "
+                        "are posted again with the same Idempotency-Key (at least once)",
+                        errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        kb_deliver_destroy(d);
+        goto out;
+    }
     rc = kb_deliver_run(d, &stop) ? 1 : 0;
     kb_deliver_destroy(d);
 out:

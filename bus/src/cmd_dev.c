@@ -41,6 +41,7 @@
 #include "ketenbus/metrics.h"
 #include "ketenbus/route.h"
 #include "ketenbus/serve.h"
+#include "ketenbus/stop.h"
 #include "spool.h"
 
 extern char **environ;
@@ -106,8 +107,16 @@ static pid_t spawn(const char *exe, char *const argv[], const char *log_path)
                                          O_WRONLY | O_CREAT | O_APPEND, 0640);
         posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
     }
+    /* A process group of its own: a Ctrl-C at the terminal reaches dev only,
+     * which passes one SIGTERM on (stop_children). Both would be two stop
+     * signals, and the second ends an adapter's clean stop at once (stop.h). */
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, exe, &fa, NULL, argv, environ);
+    int rc = posix_spawn(&pid, exe, &fa, &attr, argv, environ);
+    posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
         fprintf(stderr, "error: cannot start %s: %s\n", exe, strerror(rc));
@@ -116,19 +125,28 @@ static pid_t spawn(const char *exe, char *const argv[], const char *log_path)
     return pid;
 }
 
-static void stop_child(pid_t pid)
+/* SIGTERM to both adapters at once, SIGKILL to what is left after 10 s. At
+ * once, so that the whole stop fits in dev's own stop deadline (stop.h),
+ * the adapters' deadlines running alongside it. -1 is no child. */
+static void stop_children(pid_t a, pid_t b)
 {
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
+    pid_t pids[2] = {a, b};
+    for (int k = 0; k < 2; k++)
+        if (pids[k] > 0)
+            kill(pids[k], SIGTERM);
+    for (int i = 0; i < 100 && (pids[0] > 0 || pids[1] > 0); i++) {
+        for (int k = 0; k < 2; k++)
+            if (pids[k] > 0 && waitpid(pids[k], NULL, WNOHANG) != 0)
+                pids[k] = -1; /* reaped now, or earlier (ECHILD) */
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
+    for (int k = 0; k < 2; k++) {
+        if (pids[k] > 0) {
+            kill(pids[k], SIGKILL);
+            waitpid(pids[k], NULL, 0);
+        }
+    }
 }
 
 static int copy_file(const char *from, const char *to)
@@ -256,9 +274,15 @@ int kb_cmd_dev(int argc, char **argv)
         return 2;
     }
     static atomic_int stop;
-    kb_cmd_signals(&stop);
     int rc = 1;
     char errstr[512];
+    if (kb_stop_signals(&stop, "dev",
+                        "the mock cluster and its data end with this process; the adapters "
+                        "stop on their own deadline",
+                        errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
 
     char wd[PATH_MAX];
     if (workdir) {
@@ -483,8 +507,7 @@ out_children:
     kb_http_stop(dash_http);
     kb_dashboard_destroy(dash);
     kb_http_destroy(dash_http);
-    stop_child(gba);
-    stop_child(svb);
+    stop_children(gba, svb);
     atomic_store(&rt.stop, 1);
     pthread_join(tid, NULL);
     kb_router_destroy(rt.router);

@@ -19,6 +19,7 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/stop.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -168,7 +169,12 @@ int kb_cmd_gen(int argc, char **argv)
         goto out_rk;
     }
     static atomic_int stop;
-    kb_cmd_signals(&stop);
+    if (kb_stop_signals(&stop, "gen",
+                        "events Kafka had not acknowledged may be missing; no summary line",
+                        errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        goto out_rk;
+    }
     char src[160];
     snprintf(src, sizeof src, "urn:nld:oin:00000099999999999000:systeem:ketenbus-gen");
     static const char *const voornamen[] = {"Sanne", "Daan", "Noor", "Levi", "Fenna", "Bram",

@@ -17,6 +17,7 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/replay.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/stop.h"
 #include "ketenbus/sub.h"
 
 static const char usage[] =
@@ -222,7 +223,14 @@ int kb_cmd_replay(int argc, char **argv)
         goto out_subs;
     }
     static atomic_int stop;
-    kb_cmd_signals(&stop);
+    if (kb_stop_signals(&stop, "replay",
+                        "copies in the open transaction never appear (the next replay aborts "
+                        "it); the REPLAYED records in the audit trail list the committed ones",
+                        errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        kb_schemas_destroy(schemas);
+        goto out_subs;
+    }
     ro.kafka = &kopts;
     ro.subs = &subs;
     ro.schemas = schemas;

@@ -16,6 +16,7 @@
 #include "ketenbus/metrics.h"
 #include "ketenbus/route.h"
 #include "ketenbus/serve.h"
+#include "ketenbus/stop.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -275,8 +276,15 @@ int kb_cmd_route(int argc, char **argv)
     kb_router_t *r = kb_router_new(&ro, errstr, sizeof errstr);
     if (!r)
         goto out_http;
+    if (kb_stop_signals(&stop, "route",
+                        "the open Kafka transaction is aborted by the next owner of its "
+                        "partitions, which routes those events again; none is lost or "
+                        "delivered twice",
+                        errstr, sizeof errstr)) {
+        kb_router_destroy(r);
+        goto out_http;
+    }
     kb_metrics_set_ready(1);
-    kb_cmd_signals(&stop);
     kb_cmd_reload_signal(&reload);
     kb_err_t err = kb_router_run(r, &stop);
     const struct kb_route_stats *st = kb_router_stats(r);

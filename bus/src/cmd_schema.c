@@ -23,6 +23,7 @@
 #include "ketenbus/metrics.h"
 #include "ketenbus/registry.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/stop.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -353,10 +354,16 @@ static int cmd_serve(const char *listen, enum kb_compat level, struct kb_kafka_o
         fprintf(stderr, "error: http: %s\n", err);
         goto out;
     }
+    static atomic_int stop;
+    if (kb_stop_signals(&stop, "registry",
+                        "none: registered schemas are in Kafka; a request left unanswered "
+                        "fails at its client",
+                        err, sizeof err)) {
+        fprintf(stderr, "error: %s\n", err);
+        goto out;
+    }
     /* kb_registry_new read the schemas topic to its end: ready to answer. */
     kb_metrics_set_ready(1);
-    static atomic_int stop;
-    kb_cmd_signals(&stop);
     printf("listening on %s://%s:%u\n", kb_serve_scheme(so), host, (unsigned)kb_http_port(h));
     fflush(stdout);
     while (!atomic_load(&stop))

@@ -15,6 +15,7 @@
 
 #include "cmd.h"
 #include "ketenbus/http.h"
+#include "ketenbus/stop.h"
 
 static const char usage[] =
     "usage: ketenbus top [--interval SECONDS] [--once] URL...\n"
@@ -126,7 +127,11 @@ int kb_cmd_top(int argc, char **argv)
         return 2;
     }
     static atomic_int stop;
-    kb_cmd_signals(&stop);
+    char serr[256];
+    if (kb_stop_signals(&stop, "top", "none: top only reads figures", serr, sizeof serr)) {
+        fprintf(stderr, "error: %s\n", serr);
+        return 1;
+    }
     for (int round = 0; !atomic_load(&stop); round++) {
         for (size_t i = 0; i < n_rows; i++) {
             rows[i].previous = rows[i].value;

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "cmd.h"
+#include "ketenbus/stop.h"
 #include "ketenbus/validate.h"
 
 #ifndef KB_AVRO_VERSION
@@ -44,26 +45,10 @@ static void usage(FILE *out)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-12s %s\n\nEvery command answers --help.\n", "--version",
             "versions of the libraries and the SIMD support of this CPU");
-}
-
-static atomic_int *stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    if (stop_flag)
-        atomic_store(stop_flag, 1);
-}
-
-void kb_cmd_signals(atomic_int *stop)
-{
-    stop_flag = stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    fprintf(out, "\nSIGINT/SIGTERM stop a command cleanly; a stop that takes longer than\n"
+                 "$KETENBUS_STOP_TIMEOUT seconds (default %d, 0: no limit), or a second\n"
+                 "signal, ends it with exit status %d and one error line saying why.\n",
+            KB_STOP_TIMEOUT_DEFAULT, KB_STOP_EXIT_FORCED);
 }
 
 static atomic_int *reload_flag;
