@@ -136,8 +136,10 @@ static void stop_children(pid_t a, pid_t b)
             kill(pids[k], SIGTERM);
     for (int i = 0; i < 100 && (pids[0] > 0 || pids[1] > 0); i++) {
         for (int k = 0; k < 2; k++)
-            if (pids[k] > 0 && waitpid(pids[k], NULL, WNOHANG) != 0)
+            if (pids[k] > 0 && waitpid(pids[k], NULL, WNOHANG) != 0) {
+                kb_stop_forget(pids[k]);
                 pids[k] = -1; /* reaped now, or earlier (ECHILD) */
+            }
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
@@ -145,6 +147,7 @@ static void stop_children(pid_t a, pid_t b)
         if (pids[k] > 0) {
             kill(pids[k], SIGKILL);
             waitpid(pids[k], NULL, 0);
+            kb_stop_forget(pids[k]);
         }
     }
 }
@@ -447,6 +450,12 @@ int kb_cmd_dev(int argc, char **argv)
                         "-b", (char *)bootstrap, NULL};
     gba = spawn(gba_exe, gba_argv, demo ? gba_log : NULL);
     svb = spawn(svb_exe, svb_argv, demo ? svb_log : NULL);
+    /* Not in dev's process group: should dev's own stop be cut short,
+     * the watchdog tells them, or they would be left running. */
+    if (gba > 0)
+        kb_stop_forward(gba);
+    if (svb > 0)
+        kb_stop_forward(svb);
     if (gba < 0 || svb < 0)
         goto out_children;
     printf("ketenbus dev: router, ketenbus-gba (spool %s) and ketenbus-svb (spool %s) running\n",
@@ -461,9 +470,16 @@ int kb_cmd_dev(int argc, char **argv)
         while (!atomic_load(&stop)) {
             struct timespec ts = {0, 200 * 1000 * 1000};
             nanosleep(&ts, NULL);
-            if (waitpid(gba, NULL, WNOHANG) == gba || waitpid(svb, NULL, WNOHANG) == svb) {
+            int gba_gone = waitpid(gba, NULL, WNOHANG) == gba;
+            int svb_gone = !gba_gone && waitpid(svb, NULL, WNOHANG) == svb;
+            if (gba_gone || svb_gone) {
                 printf("ketenbus dev: an adapter exited; see its log, stopping\n");
-                gba = waitpid(gba, NULL, WNOHANG) == 0 ? gba : -1;
+                /* Reaped: its number may be reused, never signal it again. */
+                kb_stop_forget(gba_gone ? gba : svb);
+                if (gba_gone)
+                    gba = -1;
+                else
+                    svb = -1;
                 break;
             }
         }

@@ -49,6 +49,8 @@ static unsigned stop_timeout_s; /* the deadline after the first signal; 0: none 
 static const char *stop_comp;   /* component of the forced-exit line */
 static const char *stop_effect; /* what a cut-short stop means, for that line */
 static atomic_int installed;    /* kb_stop_signals ran (it runs once) */
+#define MAX_FORWARD 8
+static atomic_int forward[MAX_FORWARD]; /* children told on a forced exit; 0: free */
 
 kb_err_t kb_stop_timeout_env(unsigned *seconds, char *errstr, size_t errstr_size)
 {
@@ -119,7 +121,30 @@ static void *watchdog_main(void *arg)
                "reason=%s stop_timeout_s=%u waited_ms=%lld exit_status=%d effect=\"%s\"",
                second ? "second-signal" : "stop-timeout", stop_timeout_s, elapsed_ms(&begun),
                KB_STOP_EXIT_FORCED, stop_effect);
+    for (int i = 0; i < MAX_FORWARD; i++) {
+        int pid = atomic_load(&forward[i]);
+        if (pid > 0)
+            kill((pid_t)pid, SIGTERM);
+    }
     _exit(KB_STOP_EXIT_FORCED);
+}
+
+int kb_stop_forward(pid_t pid)
+{
+    for (int i = 0; i < MAX_FORWARD; i++) {
+        int free_slot = 0;
+        if (atomic_compare_exchange_strong(&forward[i], &free_slot, (int)pid))
+            return 0;
+    }
+    return -1;
+}
+
+void kb_stop_forget(pid_t pid)
+{
+    for (int i = 0; i < MAX_FORWARD; i++) {
+        int want = (int)pid;
+        atomic_compare_exchange_strong(&forward[i], &want, 0);
+    }
 }
 
 kb_err_t kb_stop_signals(atomic_int *stop, const char *component, const char *consequence,

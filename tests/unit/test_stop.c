@@ -7,6 +7,8 @@
  * forever; invalid values are refused.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -20,9 +22,22 @@
 
 /* What the child does after its first SIGTERM. */
 enum child_mode {
-    HANG,  /* never stops, like a router stuck in librdkafka */
-    CLEAN, /* stops cleanly at once: exit(0) */
+    HANG,    /* never stops, like a router stuck in librdkafka */
+    CLEAN,   /* stops cleanly at once: exit(0) */
+    FORWARD, /* HANG, with a grandchild in its own process group (kb_stop_forward) */
 };
+
+/* The grandchild of FORWARD writes 'T' here when a SIGTERM reaches it. */
+static int fwd_pipe[2] = {-1, -1};
+
+static void grandchild_on_term(int sig)
+{
+    (void)sig;
+    char t = 'T';
+    ssize_t n = write(fwd_pipe[1], &t, 1);
+    (void)n;
+    _exit(0);
+}
 
 struct child {
     pid_t pid;
@@ -59,6 +74,20 @@ static struct child start_child(const char *timeout, enum child_mode mode)
         char errstr[256];
         if (kb_stop_signals(&stop, "test", "test effect", errstr, sizeof errstr))
             _exit(90);
+        if (mode == FORWARD) {
+            pid_t g = fork();
+            if (g == 0) {
+                setpgid(0, 0);
+                signal(SIGTERM, grandchild_on_term);
+                int devnull = open("/dev/null", O_WRONLY);
+                dup2(devnull, STDERR_FILENO); /* the test reads the child's stderr to its end */
+                alarm(10);                    /* never outlive the test */
+                for (;;)
+                    pause();
+            }
+            if (g < 0 || kb_stop_forward(g))
+                _exit(92);
+        }
         raise(SIGTERM); /* the handler has run when raise returns */
         char ok = atomic_load(&stop) ? 'y' : 'n';
         if (write(ready_pipe[1], &ok, 1) != 1 || ok != 'y')
@@ -146,6 +175,29 @@ static void test_deadline(void)
     CHECK(strstr(err, "effect=\"test effect\"") != NULL);
     const char *nl = strchr(err, '\n');
     CHECK(nl != NULL && nl[1] == '\0'); /* exactly one line */
+}
+
+/* A forced exit passes a SIGTERM on to the children it was told about. */
+static void test_forward(void)
+{
+    CHECK_INT(pipe(fwd_pipe), 0);
+    struct child c = start_child("1", FORWARD);
+    CHECK(c.pid > 0);
+    close(fwd_pipe[1]);
+    int status = 0;
+    long long took = 0;
+    int ended = wait_exit(c.pid, 3000, &status, &took);
+    CHECK_INT(ended, 0);
+    if (ended)
+        reap(c.pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == KB_STOP_EXIT_FORCED);
+    struct pollfd pfd = {fwd_pipe[0], POLLIN, 0};
+    char t = 0;
+    CHECK(poll(&pfd, 1, 2000) == 1 && read(fwd_pipe[0], &t, 1) == 1);
+    CHECK(t == 'T');
+    close(fwd_pipe[0]);
+    char err[4096];
+    read_stderr(&c, err, sizeof err);
 }
 
 /* A second signal (SIGINT here) during the stop ends it at once. */
@@ -272,5 +324,6 @@ int main(void)
     test_second_signal("0"); /* no deadline, but a second signal still ends it */
     test_clean_exit();
     test_no_deadline();
+    test_forward();
     KB_TEST_DONE();
 }

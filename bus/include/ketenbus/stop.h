@@ -10,6 +10,7 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "ketenbus/err.h"
 
@@ -54,5 +55,18 @@ kb_err_t kb_stop_timeout_env(unsigned *seconds, char *errstr, size_t errstr_size
  */
 kb_err_t kb_stop_signals(atomic_int *stop, const char *component, const char *consequence,
                          char *errstr, size_t errstr_size);
+
+/**
+ * Pass a SIGTERM on to child @p pid when this process's stop is cut short,
+ * so that a child in a process group of its own (ketenbus dev's adapters)
+ * is not left running; the child then stops on its own deadline. At most
+ * 8 children. 0, or -1 when full.
+ * @thread any
+ */
+int kb_stop_forward(pid_t pid);
+
+/** Forget @p pid (kb_stop_forward) once it is reaped: its number may be
+ *  reused by an unrelated process. @thread any */
+void kb_stop_forget(pid_t pid);
 
 #endif
