@@ -22,12 +22,15 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "admin_int.h"
 #include "ketenbus/event.h"
@@ -356,11 +359,41 @@ static int json_int_in(const json_t *v, long long lo, long long hi, long long *o
     return 0;
 }
 
-int kb_admin_parse_redrive(const json_t *body, size_t max, int32_t **parts, int64_t **offs,
+/* Decode standard, padded base64 (RFC 4648 section 4) into a new buffer.
+ * -1 on anything else: other characters, line breaks, a length that is not
+ * a multiple of 4, padding inside. */
+static int b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t pad = len >= 1 && s[len - 1] == '=' ? (len >= 2 && s[len - 2] == '=' ? 2 : 1) : 0;
+    if (len % 4 || len > INT_MAX || strspn(s, alphabet) != len - pad)
+        return -1;
+    unsigned char *buf = malloc(len / 4 * 3 + 1);
+    if (!buf)
+        return -1;
+    /* EVP_DecodeBlock counts the bytes of the padding as decoded zeros. */
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len);
+    if (n < 0 || (size_t)n < pad) {
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *out_len = (size_t)n - pad;
+    return 0;
+}
+
+void kb_admin_letters_free(struct kb_admin_letter *letters, size_t n)
+{
+    for (size_t i = 0; letters && i < n; i++)
+        free(letters[i].value);
+    free(letters);
+}
+
+int kb_admin_parse_redrive(const json_t *body, size_t max, struct kb_admin_letter **out,
                            char *errstr, size_t errstr_size)
 {
-    *parts = NULL;
-    *offs = NULL;
+    *out = NULL;
     if (!json_is_object(body)) {
         kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "the body must be a JSON object");
         return -1;
@@ -386,11 +419,10 @@ int kb_admin_parse_redrive(const json_t *body, size_t max, int32_t **parts, int6
         kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "partition must be an integer >= 0");
         return -1;
     }
-    *parts = calloc(n, sizeof **parts);
-    *offs = calloc(n, sizeof **offs);
-    if (!*parts || !*offs) {
+    struct kb_admin_letter *l = calloc(n, sizeof *l);
+    if (!l) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-        goto fail;
+        return -1;
     }
     for (size_t i = 0; i < n; i++) {
         const json_t *e = json_array_get(list, i);
@@ -403,20 +435,28 @@ int kb_admin_parse_redrive(const json_t *body, size_t max, int32_t **parts, int6
                            "letters[%zu] needs integer partition and offset >= 0", i);
                 goto fail;
             }
+            const json_t *v = json_object_get(e, "value_base64");
+            if (v && (!json_is_string(v) ||
+                      b64_decode(json_string_value(v), json_string_length(v), &l[i].value,
+                                 &l[i].value_len))) {
+                kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                           "letters[%zu].value_base64 must be a string of standard, padded "
+                           "base64 (no line breaks)",
+                           i);
+                goto fail;
+            }
         } else if (json_int_in(e, 0, INT64_MAX, &o)) {
             kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                        "offsets[%zu] must be an integer >= 0", i);
             goto fail;
         }
-        (*parts)[i] = (int32_t)p;
-        (*offs)[i] = (int64_t)o;
+        l[i].partition = (int32_t)p;
+        l[i].offset = (int64_t)o;
     }
+    *out = l;
     return (int)n;
 fail:
-    free(*parts);
-    free(*offs);
-    *parts = NULL;
-    *offs = NULL;
+    kb_admin_letters_free(l, n);
     return -1;
 }
 
@@ -711,9 +751,8 @@ static void on_redrive(kb_http_req_t *req, void *opaque)
         kb_http_reply_error(req, 400, 40005, "body: %s", errstr);
         return;
     }
-    int32_t *parts;
-    int64_t *offs;
-    int n = kb_admin_parse_redrive(body, MAX_REDRIVE, &parts, &offs, errstr, sizeof errstr);
+    struct kb_admin_letter *l;
+    int n = kb_admin_parse_redrive(body, MAX_REDRIVE, &l, errstr, sizeof errstr);
     json_decref(body);
     if (n < 0) {
         kb_http_reply_error(req, 400, 40006, "%s", errstr);
@@ -722,24 +761,26 @@ static void on_redrive(kb_http_req_t *req, void *opaque)
     json_t *done = json_array(), *failed = json_array();
     for (int i = 0; i < n; i++) {
         struct kb_dlq_redriven r;
-        kb_err_t err = kb_dlq_redrive(a->o.kafka, a->o.dlq_topic, parts[i], offs[i], NULL, 0, &r,
-                                      errstr, sizeof errstr);
+        kb_err_t err = kb_dlq_redrive(a->o.kafka, a->o.dlq_topic, l[i].partition, l[i].offset,
+                                      l[i].value, l[i].value_len, &r, errstr, sizeof errstr);
         if (err) {
             json_array_append_new(failed, json_pack("{s:i, s:I, s:s, s:s}", "partition",
-                                                    (int)parts[i], "offset", (json_int_t)offs[i],
-                                                    "error", kb_err_str(err), "message", errstr));
+                                                    (int)l[i].partition, "offset",
+                                                    (json_int_t)l[i].offset, "error",
+                                                    kb_err_str(err), "message", errstr));
             continue;
         }
         KB_LOG_INFO("admin", "dead letter redriven", "from=%s to=%s/%" PRId32 "/%" PRId64
-                    " auth=%s", r.from, r.topic, r.partition, r.offset, kb_http_req_auth(req));
+                    " corrected=%d auth=%s", r.from, r.topic, r.partition, r.offset, r.corrected,
+                    kb_http_req_auth(req));
         json_array_append_new(
-            done, json_pack("{s:s, s:{s:s, s:i, s:I}, s:I, s:s, s:I}", "from", r.from, "to",
+            done, json_pack("{s:s, s:{s:s, s:i, s:I}, s:I, s:s, s:I, s:b}", "from", r.from, "to",
                             "topic", r.topic, "partition", (int)r.partition, "offset",
                             (json_int_t)r.offset, "bytes", (json_int_t)r.bytes, "sha256",
-                            r.sha256, "headers_kept", (json_int_t)r.headers_kept));
+                            r.sha256, "headers_kept", (json_int_t)r.headers_kept, "corrected",
+                            r.corrected));
     }
-    free(parts);
-    free(offs);
+    kb_admin_letters_free(l, (size_t)n);
     /* 200 only when every letter went back; otherwise 422 says which did not. */
     size_t nfail = json_array_size(failed);
     kb_http_reply_json(req, nfail ? 422 : 200, NULL,

@@ -158,6 +158,30 @@ check "redrive: routed to alle" wait_for 60 count_is "$(T out.alle)" $((N1 + N2 
 check "redrive: delivered under its own id" bash -c "header_values() { kcat -C -b '$KB_BOOTSTRAP' -t \"\$1\" -e -q -X isolation.level=read_committed -f '%h\n' | tr ',' '\n' | sed -n \"s/^\$2=//p\"; }; header_values '$(T out.alle)' ce_id | grep -qx '$FIXED_ID'"
 check "redrive of a missing offset: 422 naming it" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d '{"partition":0,"offsets":[99999]}') $(j '.failed[0].error')" "422 KB_ERR_NOTFOUND"
 
+# A corrected value (value_base64): a second event whose dead letter holds
+# broken bytes goes back with the value it should have had.
+KETENBUS_TOPIC_PREFIX=$KETENBUS_TOPIC_PREFIX-scratch2 "$KB" gen --count 1 --seed 98 \
+  --gemeenten 0599 --subject-key-file "$WORK/subject.key" >>"$WORK/scratch.log" 2>&1
+SCRATCH2=$KETENBUS_TOPIC_PREFIX-scratch2.in.gba
+kcat -C -b "$KB_BOOTSTRAP" -t "$SCRATCH2" -c 1 -e -q -f '%s' >"$WORK/valid2.bin"
+IFS=',' read -ra HDRS2 <<<"$(kcat -C -b "$KB_BOOTSTRAP" -t "$SCRATCH2" -c 1 -e -q -f '%h')"
+ID2=$(printf '%s\n' "${HDRS2[@]}" | sed -n 's/^ce_id=//p')
+HARGS2=()
+for h in "${HDRS2[@]}"; do HARGS2+=(-H "$h"); done
+printf 'not avro' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T dlq)" -k fixed2 "${HARGS2[@]}" \
+  -H "kb_topic=$(T in.gba)" -H kb_partition=0 -H kb_offset=1 -H kb_stage=envelope \
+  -H kb_rule=confluent-framing -H "kb_error=value lacks the Confluent framing"
+letter2() { http GET /admin/dlq "${auth[@]}" >/dev/null; [[ -n "$(j ".letters[] | select(.id==\"$ID2\") | .offset")" ]]; }
+check "the broken letter is listed" wait_for 30 letter2
+P2=$(j ".letters[] | select(.id==\"$ID2\") | .partition")
+O2=$(j ".letters[] | select(.id==\"$ID2\") | .offset")
+check "redrive with bad base64: 400, nothing sent" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d "{\"letters\":[{\"partition\":$P2,\"offset\":$O2,\"value_base64\":\"%%%\"}]}")" 400
+check "redrive with an unframed correction: 422" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d "{\"letters\":[{\"partition\":$P2,\"offset\":$O2,\"value_base64\":\"$(printf 'abc' | base64 -w0)\"}]}") $(j '.failed[0].error')" "422 KB_ERR_INVALID"
+check "redrive with the corrected value: 200" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -d "{\"letters\":[{\"partition\":$P2,\"offset\":$O2,\"value_base64\":\"$(base64 -w0 "$WORK/valid2.bin")\"}]}") $(j '.redriven[0].corrected')" "200 true"
+check "... the corrected bytes went back" eq "$(j '.redriven[0].sha256')" "$(sha256sum "$WORK/valid2.bin" | cut -d' ' -f1)"
+check "... and are routed to alle" wait_for 60 count_is "$(T out.alle)" $((N1 + N2 + 2))
+check "... under their own id" bash -c "kcat -C -b '$KB_BOOTSTRAP' -t '$(T out.alle)' -e -q -X isolation.level=read_committed -f '%h\n' | tr ',' '\n' | grep -qx 'ce_id=$ID2'"
+
 # --- audit status ---
 check "audit status before any run: never" eq "$(http GET /admin/audit/status "${auth[@]}") $(j .state)" "200 never"
 sleep 2 # the last checkpoint (checkpoint-ms 1000)
@@ -168,8 +192,8 @@ cp "$WORK/resp.json" "$WORK/audit_status.json"
 "$KB" audit verify --public-key "$WORK/audit.pub" >"$WORK/verify.txt" 2>"$WORK/verify.log" || true
 CLI_RECS=$(sed -n 's/^audit trail .*: [0-9]* messages, \([0-9]*\) records.*/\1/p' "$WORK/verify.txt")
 check "audit status: OK, complete, no problems" eq "$(j '.last | [.result, .complete, .problems_total] | map(tostring) | join(" ")')" "OK true 0"
-# One record per routing decision: the valid events, 3 malformed, the redrive.
-check "audit status: records = decisions ($((N1 + N2 + 4)))" eq "$(j .last.records)" $((N1 + N2 + 4))
+# One record per routing decision: the valid events, 3 malformed, the two redrives.
+check "audit status: records = decisions ($((N1 + N2 + 5)))" eq "$(j .last.records)" $((N1 + N2 + 5))
 check "audit status: same records as 'audit verify' ($CLI_RECS)" eq "$(j .last.records)" "$CLI_RECS"
 check "audit status: signed checkpoints, one chain per input partition" bash -c "(( \$(jq .last.checkpoints '$WORK/audit_status.json') > 0 && \$(jq '.last.chains | length' '$WORK/audit_status.json') >= 1 ))"
 

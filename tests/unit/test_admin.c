@@ -75,34 +75,55 @@ static void test_sse_frame(void)
 static void test_parse_redrive(void)
 {
     char err[256];
-    int32_t *p;
-    int64_t *o;
+    struct kb_admin_letter *l;
     json_t *b = json_loads("{\"letters\":[{\"partition\":1,\"offset\":5},{\"partition\":0,\"offset\":0}]}", 0, NULL);
-    CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), 2);
-    CHECK_INT(p[0], 1);
-    CHECK_INT(o[0], 5);
-    CHECK_INT(p[1], 0);
-    free(p);
-    free(o);
+    CHECK_INT(kb_admin_parse_redrive(b, 10, &l, err, sizeof err), 2);
+    CHECK_INT(l[0].partition, 1);
+    CHECK_INT(l[0].offset, 5);
+    CHECK_INT(l[1].partition, 0);
+    CHECK(l[0].value == NULL && l[1].value == NULL);
+    kb_admin_letters_free(l, 2);
     json_decref(b);
     b = json_loads("{\"partition\":2,\"offsets\":[7,8,9]}", 0, NULL);
-    CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), 3);
-    CHECK_INT(p[2], 2);
-    CHECK_INT(o[2], 9);
-    free(p);
-    free(o);
+    CHECK_INT(kb_admin_parse_redrive(b, 10, &l, err, sizeof err), 3);
+    CHECK_INT(l[2].partition, 2);
+    CHECK_INT(l[2].offset, 9);
+    kb_admin_letters_free(l, 3);
+    json_decref(b);
+    /* A corrected value: the bytes decoded exactly, padding of 0, 1 and 2. */
+    b = json_loads("{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAAA+lh\"},"
+                   "{\"partition\":0,\"offset\":2,\"value_base64\":\"AAAAA+k=\"},"
+                   "{\"partition\":0,\"offset\":3,\"value_base64\":\"AAAAAw==\"}]}",
+                   0, NULL);
+    CHECK_INT(kb_admin_parse_redrive(b, 10, &l, err, sizeof err), 3);
+    CHECK_INT(l[0].value_len, 6);
+    CHECK(l[0].value && !memcmp(l[0].value, "\x00\x00\x00\x03\xe9\x61", 6));
+    CHECK_INT(l[1].value_len, 5);
+    CHECK(l[1].value && !memcmp(l[1].value, "\x00\x00\x00\x03\xe9", 5));
+    CHECK_INT(l[2].value_len, 4);
+    CHECK(l[2].value && !memcmp(l[2].value, "\x00\x00\x00\x03", 4));
+    kb_admin_letters_free(l, 3);
     json_decref(b);
     static const char *const bad[] = {
         "[]", "{}", "{\"letters\":[]}", "{\"offsets\":[1], \"letters\":[]}",
         "{\"letters\":[{\"partition\":0}]}", "{\"letters\":[{\"partition\":-1,\"offset\":1}]}",
         "{\"offsets\":[\"1\"]}", "{\"offsets\":[1.5]}", "{\"partition\":\"x\",\"offsets\":[1]}",
         "{\"offsets\":[1,2,3,4,5,6,7,8,9,10,11]}", "{\"letters\":[1]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAA\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AA=A\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAA\\nAAAA\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AA-_\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":5}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1},"
+        "{\"partition\":0,\"offset\":2,\"value_base64\":\"A===\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         b = json_loads(bad[i], 0, NULL);
+        CHECK(b != NULL);
         err[0] = 0;
-        CHECK_INT(kb_admin_parse_redrive(b, 10, &p, &o, err, sizeof err), -1);
-        CHECK(p == NULL && o == NULL && err[0]);
+        l = (struct kb_admin_letter *)1;
+        CHECK_INT(kb_admin_parse_redrive(b, 10, &l, err, sizeof err), -1);
+        CHECK(l == NULL && err[0]);
         json_decref(b);
     }
 }

@@ -201,7 +201,8 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
  *   POST /admin/subscriptions/dry-run    YAML body, ?since=&until=&samples=: 202 job
  *   GET  /admin/subscriptions/dry-run/ID the job: running, done (result) or failed
  *   GET  /admin/dlq                      ?partition=&offset=&limit=: a page of letters
- *   POST /admin/dlq/redrive              {"letters": [{"partition": P, "offset": O}, ...]}
+ *   POST /admin/dlq/redrive              {"letters": [{"partition": P, "offset": O,
+ *                                         "value_base64"?: corrected value}, ...]}
  *   GET  /admin/audit/status             the last verification
  *   POST /admin/audit/verify             start one now: 202
  * @p a must outlive @p h's serving (stop the server before kb_admin_destroy).
@@ -211,14 +212,28 @@ kb_err_t kb_admin_routes(kb_admin_t *a, kb_http_t *h);
 /** Stop the worker (an ongoing run is abandoned) and free. NULL is a no-op. */
 void kb_admin_destroy(kb_admin_t *a);
 
+/* One dead letter to send back, as POST /admin/dlq/redrive names it. */
+struct kb_admin_letter {
+    int32_t partition;
+    int64_t offset;
+    unsigned char *value; /* the corrected value (decoded value_base64), or NULL: as it is */
+    size_t value_len;
+};
+
 /**
  * Parse the request of POST /admin/dlq/redrive: {"letters": [{"partition":
- * P, "offset": O}, ...]} or {"partition": P, "offsets": [O, ...]}; at most
- * @p max entries. Returns the count (>= 1) with *@p parts / *@p offs malloc'ed,
- * or -1 with errstr. Pure (for tests).
+ * P, "offset": O, "value_base64": "..."?}, ...]} or {"partition": P,
+ * "offsets": [O, ...]}; at most @p max entries. value_base64 (standard
+ * alphabet, padded) replaces the letter's value with a corrected one, as
+ * `ketenbus dlq redrive --value` does. Returns the count (>= 1) with
+ * *@p out malloc'ed (kb_admin_letters_free), or -1 with errstr. Pure (for
+ * tests).
  */
-int kb_admin_parse_redrive(const json_t *body, size_t max, int32_t **parts, int64_t **offs,
+int kb_admin_parse_redrive(const json_t *body, size_t max, struct kb_admin_letter **out,
                            char *errstr, size_t errstr_size);
+
+/** Free what kb_admin_parse_redrive returned. NULL is a no-op. */
+void kb_admin_letters_free(struct kb_admin_letter *letters, size_t n);
 
 /** A subscription as JSON (new reference), without secrets (file paths only). Pure. */
 json_t *kb_admin_sub_json(const struct kb_sub *sub);
