@@ -16,6 +16,7 @@
 
 #include "adapter_metrics.h"
 #include "egress.h"
+#include "ketenbus/gate.h"
 #include "ketenbus/log.h"
 
 #define COMP "egress"
@@ -43,31 +44,21 @@ static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_
     return err;
 }
 
-/* Envelope and schema checks, then render. */
+/* The router's envelope gate (the event may have been written by anyone
+ * with access to the topic), then render. */
 static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t *m)
 {
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m, hdrs, 32);
-    struct kb_event_attrs attrs;
     char why[512];
-    if (kb_event_attrs_from_headers(hdrs, n, &attrs, why, sizeof why))
+    struct kb_gate_input in;
+    if (kb_gate_envelope(o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED)
         return quarantine_event(o, m, why);
-    int32_t sid;
-    const uint8_t *payload;
-    size_t plen;
-    if (!m->payload || kb_event_unframe(m->payload, m->len, &sid, &payload, &plen))
-        return quarantine_event(o, m, "value lacks the Confluent framing");
-    const struct kb_schema *schema = kb_schemas_by_id(o->schemas, sid);
-    if (!schema || strcmp(schema->type, attrs.type) != 0) {
-        snprintf(why, sizeof why, "schema id %" PRId32 " unknown or not of type %s", sid,
-                 attrs.type);
-        return quarantine_event(o, m, why);
-    }
-    kb_err_t err = o->render(o->opaque, &attrs, schema, payload, plen, why, sizeof why);
+    kb_err_t err = o->render(o->opaque, &in.attrs, in.schema, in.payload, in.plen, why,
+                             sizeof why);
     if (err == KB_ERR_INVALID)
         return quarantine_event(o, m, why);
     if (err)
-        KB_LOG_ERR(COMP, "render failed; will retry", "event_id=%s error=\"%s\"", attrs.id, why);
+        KB_LOG_ERR(COMP, "render failed; will retry", "event_id=%s error=\"%s\"", in.attrs.id,
+                   why);
     return err;
 }
 

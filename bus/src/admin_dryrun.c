@@ -15,7 +15,7 @@
 
 #include <avro.h>
 
-#include "gate.h"
+#include "ketenbus/gate.h"
 #include "idset.h"
 #include "ketenbus/admin.h"
 #include "ketenbus/event.h"
@@ -138,7 +138,7 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
     struct kb_dryrun_result *r = d->res;
     r->read++;
     struct kb_gate_input in;
-    switch (kb__gate_envelope(d->o->schemas, m, &in, NULL, 0)) {
+    switch (kb_gate_envelope(d->o->schemas, m, &in, NULL, 0)) {
     case KB_GATE_PASSED:
         break;
     case KB_GATE_HEADERS:
@@ -164,7 +164,7 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
         return;
     }
     kb__idset_add(d->seen, idh);
-    int64_t time_ms = kb__gate_decision_time(attrs);
+    int64_t time_ms = kb_gate_decision_time(attrs);
     /* Fields are read from the bytes, as the router reads them. */
     struct kb_payload_view pv = {schema, in.payload, in.plen, 0, 0, {0}, v};
     const struct kb_sub **hits = d->hits;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * gate.c - the envelope half of the router's gate (see gate.h).
+ * gate.c - the envelope half of the router's gate (see ketenbus/gate.h).
  */
-#include "gate.h"
+#include "ketenbus/gate.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
-enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
+enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
                                     struct kb_gate_input *in, char *why, size_t why_size)
 {
     char scratch[8];
@@ -46,7 +46,7 @@ enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_
     return KB_GATE_PASSED;
 }
 
-int64_t kb__gate_decision_time(const struct kb_event_attrs *a)
+int64_t kb_gate_decision_time(const struct kb_event_attrs *a)
 {
     int64_t ms;
     if (a->time[0] && !kb_parse_time(a->time, &ms))
@@ -56,12 +56,12 @@ int64_t kb__gate_decision_time(const struct kb_event_attrs *a)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-const char *kb__gate_stage(enum kb_gate_step step)
+const char *kb_gate_stage(enum kb_gate_step step)
 {
     return step == KB_GATE_SCHEMA || step == KB_GATE_TYPE ? "schema" : "envelope";
 }
 
-const char *kb__gate_rule(enum kb_gate_step step)
+const char *kb_gate_rule(enum kb_gate_step step)
 {
     switch (step) {
     case KB_GATE_HEADERS:

@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gate.h"
+#include "ketenbus/gate.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -378,7 +378,7 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
      * means the input is not what was routed. */
     char why[512];
     struct kb_gate_input in;
-    if (kb__gate_envelope(rp->o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED) {
+    if (kb_gate_envelope(rp->o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED) {
         refuse(rp, x, KB_REPLAY_INVALID, why);
         return KB_OK;
     }

@@ -50,7 +50,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
-#include "gate.h"
+#include "ketenbus/gate.h"
 #include "idset.h"
 #include "pending_ids.h"
 #include "ketenbus/audit.h"
@@ -209,7 +209,7 @@ static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema);
  * into the window of a restarted router, it is still taken for one.) */
 static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_gate_input *in)
 {
-    if (kb__gate_envelope(r->opts.schemas, m, in, NULL, 0) != KB_GATE_PASSED)
+    if (kb_gate_envelope(r->opts.schemas, m, in, NULL, 0) != KB_GATE_PASSED)
         return 0;
     struct gate *g = gate_of(r, in->schema);
     return g && g->v && kb_validate(g->v, in->payload, in->plen, NULL) == KB_OK;
@@ -1151,12 +1151,12 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     char why[256];
     struct kb_gate_input in;
     const char *topic = rd_kafka_topic_name(m->rkt);
-    enum kb_gate_step step = kb__gate_envelope(r->opts.schemas, m, &in, why, sizeof why);
+    enum kb_gate_step step = kb_gate_envelope(r->opts.schemas, m, &in, why, sizeof why);
     r->cur_attrs = step == KB_GATE_HEADERS ? NULL : &in.attrs;
     if (step != KB_GATE_PASSED) {
         if (step != KB_GATE_HEADERS)
             count_in(topic, UNCHECKED_TYPE, NULL);
-        return dead_letter(r, m, kb__gate_stage(step), kb__gate_rule(step), why,
+        return dead_letter(r, m, kb_gate_stage(step), kb_gate_rule(step), why,
                            step >= KB_GATE_SCHEMA ? in.schema_id : -1);
     }
     const struct kb_schema *schema = in.schema;
@@ -1192,7 +1192,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
 
-    int64_t time_ms = kb__gate_decision_time(&in.attrs);
+    int64_t time_ms = kb_gate_decision_time(&in.attrs);
     struct kb_payload_view pv = {schema, payload, plen, 0, 0, {0}, v};
     if (fanout_fit(r))
         return KB_ERR_NOMEM;

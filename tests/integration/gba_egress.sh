@@ -29,12 +29,18 @@ done
 check "four events in kb.in.gba" wait_for 60 count_is "$(T in.gba)" 4
 check "three routed to the LO3 afnemer" wait_for 90 count_is "$(T out.gba-lo3)" 3
 
+# Anything else on the topic (written there by hand, say) fails the router's
+# envelope gate and is quarantined with its reason, between the events.
+echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T out.gba-lo3)" -p 0 -k x
+
 # 1. Into a spool folder.
 "$BIN/ketenbus-gba" egress --spool "$WORK/afnemer" --subject-key-file "$WORK/subject.key" \
   --idle-exit 5000 >>"$WORK/egress1.log" 2>&1
 check "three LO3 files in out/" eq "$(ls "$WORK/afnemer/out" | grep -c '\.lo3$')" 3
 kinds=$(for f in "$WORK"/afnemer/out/*.lo3; do head -c 12 "$f" | tail -c 4; echo; done | sort | tr '\n' ' ')
 check "one Ag01 and two Gv01" eq "$kinds" "Ag01 Gv01 Gv01 "
+check "the stray message is quarantined with the gate's reason" \
+  bash -c "grep -l 'ce_' '$WORK'/afnemer/quarantine/*.reason | wc -l | grep -qx 1"
 ok=0
 for f in "$WORK"/afnemer/out/*.lo3; do "$BIN/ketenbus-gba" decode "$f" >"$f.json" && ok=$((ok + 1)); done
 check "each one parses as LO3" eq "$ok" 3

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * gate.h - the envelope half of the router's gate: what an input message
+ * ketenbus/gate.h - the envelope half of the router's gate: what a message
  * must be before its payload is validated (CloudEvents headers, Confluent
  * framing, a registered schema of the event's own type).
  *
  * The router (route_one), its dedup window rebuild (which must take exactly
- * the events the router could have routed) and the subscription dry run
- * (which must judge as the router judges) all ask this one function, so
- * the three can never disagree on what passes.
+ * the events the router could have routed), the subscription dry run and
+ * replay (which must judge as the router judges), and the adapters' egress
+ * (which reads the router's output) all ask this one function, so none of
+ * them can disagree on what an event is.
  */
 #ifndef KETENBUS_GATE_H
 #define KETENBUS_GATE_H
@@ -41,16 +42,16 @@ struct kb_gate_input {
 /** Check the envelope of @p m against @p schemas into @p in; on failure
  *  the reason, fit for a dead letter (no payload values), in @p why (may be
  *  NULL). */
-enum kb_gate_step kb__gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
+enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
                                     struct kb_gate_input *in, char *why, size_t why_size);
 
 /** The time subscriptions judge an event by, in ms since the epoch: when
  *  it was recorded (ce_time), so a replay or a dry run decides as the
  *  original routing did; without a readable ce_time, now. */
-int64_t kb__gate_decision_time(const struct kb_event_attrs *a);
+int64_t kb_gate_decision_time(const struct kb_event_attrs *a);
 
 /** The dead-letter stage ("envelope", "schema") and rule of a failed step. */
-const char *kb__gate_stage(enum kb_gate_step step);
-const char *kb__gate_rule(enum kb_gate_step step);
+const char *kb_gate_stage(enum kb_gate_step step);
+const char *kb_gate_rule(enum kb_gate_step step);
 
 #endif
