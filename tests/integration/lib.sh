@@ -80,6 +80,12 @@ count() {
 # count_is TOPIC N: for polling with wait_for (re-counts on every try).
 count_is() { [[ "$(count "$1")" == "$2" ]]; }
 
+# True when FILE... (or stdin) holds a test BSN (9999 and five digits) that
+# stands alone: inside a hex string, such as a pseudonym, any five digits
+# turn up by chance (one subject id in an audit export held "599999aa").
+has_test_bsn() { grep -aEq '(^|[^0-9a-fA-F])9999[0-9]{5}([^0-9a-fA-F]|$)' "$@"; }
+export -f has_test_bsn
+
 # Keys and headers of every message in TOPIC, one line each.
 keys_and_headers() {
   kcat -C -b "$KB_BOOTSTRAP" -t "$1" -e -q -f 'key=%k headers=%h\n' 2>/dev/null || true
