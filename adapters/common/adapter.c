@@ -13,9 +13,6 @@
 #define KB_SCHEMA_DIR "schemas"
 #endif
 
-#define STR_(x) #x
-#define STR(x) STR_(x) /* a macro's value as a string literal */
-
 const char kb_adapter_common_help[] =
     "Kafka and shared options:\n"
     "  -b, --bootstrap HOST:PORT[,..]  Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
@@ -28,10 +25,7 @@ const char kb_adapter_common_help[] =
     "      --once                      process what is waiting, then exit\n"
     "      --metrics-addr HOST:PORT    serve /metrics, /healthz and /readyz (port 0: any;\n"
     "                                  printed as metrics_port=N)\n"
-    "  -h, --help                      this help\n"
-    "SIGINT/SIGTERM stop cleanly; a stop longer than $KETENBUS_STOP_TIMEOUT seconds\n"
-    "(default " STR(KB_STOP_TIMEOUT_DEFAULT) ", 0: no limit), or a second signal, ends with "
-    "exit status " STR(KB_STOP_EXIT_FORCED) ".\n";
+    "  -h, --help                      this help\n" KB_STOP_HELP;
 
 void kb_adapter_args_init(struct kb_adapter_args *a)
 {

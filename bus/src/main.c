@@ -45,10 +45,7 @@ static void usage(FILE *out)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "  %-12s %s\n\nEvery command answers --help.\n", "--version",
             "versions of the libraries and the SIMD support of this CPU");
-    fprintf(out, "\nSIGINT/SIGTERM stop a command cleanly; a stop that takes longer than\n"
-                 "$KETENBUS_STOP_TIMEOUT seconds (default %d, 0: no limit), or a second\n"
-                 "signal, ends it with exit status %d and one error line saying why.\n",
-            KB_STOP_TIMEOUT_DEFAULT, KB_STOP_EXIT_FORCED);
+    fputs("\n" KB_STOP_HELP, out);
 }
 
 static atomic_int *reload_flag;

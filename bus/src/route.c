@@ -203,10 +203,10 @@ static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema);
 /* Whether input @p m passes route_one's gate (envelope, framing, schema,
  * validation), with what the envelope check found in @p in. Only events
  * that passed it can have been routed, and only routed events belong in a
- * dedup window: a dead
- * letter redriven with its own id must be routed, not dropped as a
- * duplicate. (A dead letter of the project stage passed the gate: redriven
- * into the window of a restarted router, it is still taken for one.) */
+ * dedup window: a dead letter redriven with its own id must be routed, not
+ * dropped as a duplicate. (A dead letter of the project stage passed the
+ * gate: redriven into the window of a restarted router, it is still taken
+ * for one.) */
 static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_gate_input *in)
 {
     if (kb_gate_envelope(r->opts.schemas, m, in, NULL, 0) != KB_GATE_PASSED)
@@ -396,38 +396,37 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                        rd_kafka_err2str(cerr));
             r->fatal = 1;
         }
-        /* All states first: part_find() may move them. */
+        /* Windows by index into r->parts: part_find() may move the states. */
         struct rebuild *w = cerr ? NULL : calloc((size_t)parts->cnt + 1, sizeof *w);
         size_t n_w = 0;
-        if (!cerr && !w) {
-            KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d", parts->cnt);
-            r->fatal = 1;
-        }
-        for (int i = 0; w && i < parts->cnt; i++) {
+        int nomem = !cerr && !w;
+        for (int i = 0; w && !nomem && i < parts->cnt; i++) {
             rd_kafka_topic_partition_t *p = &parts->elems[i];
             struct part_state *ps = part_find(r, p->topic, p->partition, 1);
-            if (!ps) {
-                KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d",
-                           parts->cnt);
-                r->fatal = 1;
+            if ((nomem = !ps))
                 break;
-            }
+            if (p->offset <= 0)
+                continue; /* nothing committed yet: nothing to remember */
             int64_t from = p->offset - (int64_t)r->opts.dedup_window, lo = 0, hi = 0;
             /* Without the log start the scan starts below it and is moved
              * there (auto.offset.reset=earliest), one round trip later. */
             if (!rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 10000) &&
                 from < lo)
                 from = lo;
-            if (p->offset <= 0 || from >= p->offset)
-                continue; /* nothing committed yet, or nothing left to remember */
+            if (from >= p->offset)
+                continue; /* the whole window is gone (retention) */
             w[n_w].part = (size_t)(ps - r->parts);
             w[n_w].from = from < 0 ? 0 : from;
             w[n_w].to = p->offset;
             w[n_w].state = REBUILD_TODO;
             n_w++;
         }
-        if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w))
+        if (nomem) {
+            KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d", parts->cnt);
+            r->fatal = 1;
+        } else if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w)) {
             r->fatal = 1; /* twice: a slow moment is not a reason to stop */
+        }
         free(w);
         /* Each partition's audit chain continues from its last committed
          * record (invariant 5); a chain that cannot be found is fatal:

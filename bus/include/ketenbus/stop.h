@@ -26,6 +26,16 @@
 /* Largest KETENBUS_STOP_TIMEOUT accepted (a day); 0 means no deadline. */
 #define KB_STOP_TIMEOUT_MAX 86400
 
+#define KB_STOP_STR_(x) #x
+#define KB_STOP_STR(x) KB_STOP_STR_(x)
+
+/* The lines every --help (ketenbus and the adapters) ends with. */
+#define KB_STOP_HELP                                                                       \
+    "SIGINT/SIGTERM stop a command cleanly; a stop that takes longer than\n"                \
+    "$KETENBUS_STOP_TIMEOUT seconds (default " KB_STOP_STR(KB_STOP_TIMEOUT_DEFAULT)          \
+    ", 0: no limit), or a second\nsignal, ends it with exit status "                        \
+    KB_STOP_STR(KB_STOP_EXIT_FORCED) " and one error line saying why.\n"
+
 /**
  * The stop deadline in seconds from KETENBUS_STOP_TIMEOUT: unset gives
  * KB_STOP_TIMEOUT_DEFAULT, 0 means wait forever. Anything but a whole number
