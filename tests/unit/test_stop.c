@@ -148,6 +148,17 @@ static void reap(pid_t pid)
     waitpid(pid, NULL, 0);
 }
 
+/* The child must end within @p limit_ms: 0 with its status and how long it
+ * took; otherwise the check fails, the child is killed and -1 returned. */
+static int ends_within(pid_t pid, long long limit_ms, int *status, long long *took_ms)
+{
+    int ended = wait_exit(pid, limit_ms, status, took_ms);
+    CHECK_INT(ended, 0);
+    if (ended)
+        reap(pid);
+    return ended;
+}
+
 /* A stop that hangs ends at the deadline: status 3, one error line. */
 static void test_deadline(void)
 {
@@ -156,12 +167,8 @@ static void test_deadline(void)
     CHECK(c.pid > 0);
     int status = 0;
     long long took = 0;
-    int ended = wait_exit(c.pid, 3000, &status, &took);
-    CHECK_INT(ended, 0);
-    if (ended) {
-        reap(c.pid);
+    if (ends_within(c.pid, 3000, &status, &took))
         return;
-    }
     took = now_ms() - t0;
     CHECK(took >= 900 && took <= 3000);
     CHECK(WIFEXITED(status));
@@ -186,11 +193,8 @@ static void test_forward(void)
     close(fwd_pipe[1]);
     int status = 0;
     long long took = 0;
-    int ended = wait_exit(c.pid, 3000, &status, &took);
-    CHECK_INT(ended, 0);
-    if (ended)
-        reap(c.pid);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == KB_STOP_EXIT_FORCED);
+    if (ends_within(c.pid, 3000, &status, &took) == 0)
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == KB_STOP_EXIT_FORCED);
     struct pollfd pfd = {fwd_pipe[0], POLLIN, 0};
     char t = 0;
     CHECK(poll(&pfd, 1, 2000) == 1 && read(fwd_pipe[0], &t, 1) == 1);
@@ -209,12 +213,8 @@ static void test_second_signal(const char *timeout)
     kill(c.pid, SIGINT);
     int status = 0;
     long long took = 0;
-    int ended = wait_exit(c.pid, 1000, &status, &took);
-    CHECK_INT(ended, 0);
-    if (ended) {
-        reap(c.pid);
+    if (ends_within(c.pid, 1000, &status, &took))
         return;
-    }
     CHECK(WIFEXITED(status));
     CHECK_INT(WEXITSTATUS(status), KB_STOP_EXIT_FORCED);
     char err[4096];
@@ -231,12 +231,8 @@ static void test_clean_exit(void)
     CHECK(c.pid > 0);
     int status = 0;
     long long took = 0;
-    int ended = wait_exit(c.pid, 2000, &status, &took);
-    CHECK_INT(ended, 0);
-    if (ended) {
-        reap(c.pid);
+    if (ends_within(c.pid, 2000, &status, &took))
         return;
-    }
     CHECK(took < 1000);
     CHECK(WIFEXITED(status));
     CHECK_INT(WEXITSTATUS(status), 0);
