@@ -19,10 +19,11 @@ packages=(build-essential cmake pkg-config
           libarchive-dev)
 if [[ "${KB_TEST_DEPS:-0}" == 1 ]]; then
   # The real Kafka broker of the tests runs on Java from Maven Central jars;
-  # kcat inspects topics; clang builds the libFuzzer targets; promtool
+  # kcat inspects topics; clang builds the libFuzzer targets (its sanitizer
+  # and libFuzzer runtimes are libclang-rt-dev, only recommended); promtool
   # (prometheus) checks the metrics output; yamllint checks deploy/;
   # headless chromium renders the router's dashboard in its test.
-  packages+=(openjdk-17-jre-headless maven kcat clang bc jq curl prometheus yamllint
+  packages+=(openjdk-17-jre-headless maven kcat clang libclang-rt-dev bc jq curl prometheus yamllint
              openssl strace valgrind chromium)
 fi
 
