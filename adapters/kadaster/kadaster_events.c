@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "kadaster_events.h"
+#include "ketenbus/avro_json.h"
 #include "ketenbus/check.h"
 #include "ketenbus/event.h"
 
@@ -826,102 +827,26 @@ void kb_kadaster_events_free(struct kb_ingress_event *evs, size_t n)
 
 /* ------------------------------------------------------------------ JSON */
 
-static json_t *value_json(avro_value_t *v)
-{
-    switch (avro_value_get_type(v)) {
-    case AVRO_STRING: {
-        const char *s = NULL;
-        size_t size = 0;
-        avro_value_get_string(v, &s, &size);
-        return json_stringn(s ? s : "", size ? size - 1 : 0);
-    }
-    case AVRO_INT32: {
-        int32_t i = 0;
-        avro_value_get_int(v, &i);
-        return json_integer(i);
-    }
-    case AVRO_INT64: {
-        int64_t l = 0;
-        avro_value_get_long(v, &l);
-        return json_integer(l);
-    }
-    case AVRO_BOOLEAN: {
-        int b = 0;
-        avro_value_get_boolean(v, &b);
-        return json_boolean(b);
-    }
-    case AVRO_NULL: return json_null();
-    case AVRO_UNION: {
-        avro_value_t branch;
-        if (avro_value_get_current_branch(v, &branch))
-            return json_null();
-        return value_json(&branch);
-    }
-    case AVRO_RECORD: {
-        json_t *o = json_object();
-        size_t n = 0;
-        avro_value_get_size(v, &n);
-        for (size_t i = 0; o && i < n; i++) {
-            avro_value_t f;
-            const char *name = NULL;
-            if (avro_value_get_by_index(v, i, &f, &name))
-                continue;
-            json_object_set_new(o, name, value_json(&f));
-        }
-        return o;
-    }
-    case AVRO_ARRAY: {
-        json_t *a = json_array();
-        size_t n = 0;
-        avro_value_get_size(v, &n);
-        for (size_t i = 0; a && i < n; i++) {
-            avro_value_t e;
-            if (!avro_value_get_by_index(v, i, &e, NULL))
-                json_array_append_new(a, value_json(&e));
-        }
-        return a;
-    }
-    default: return json_null(); /* the BRK schemas use no other types */
-    }
-}
-
 char *kb_kadaster_event_json(const kb_schemas_t *schemas, const struct kb_ingress_event *ev,
                              char *errstr, size_t errstr_size)
 {
+    json_t *data;
     int32_t id;
-    const uint8_t *payload;
-    size_t plen;
-    if (kb_event_unframe(ev->value, ev->len, &id, &payload, &plen)) {
-        kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "value is not Confluent-framed");
+    if (kb_avro_event_json(schemas, ev->value, ev->len, &data, &id, errstr, errstr_size))
         return NULL;
-    }
-    const struct kb_schema *schema = kb_schemas_by_id(schemas, id);
-    if (!schema) {
-        kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "no schema with id %d", (int)id);
-        return NULL;
-    }
-    avro_value_t v;
-    if (avro_generic_value_new(schema->iface, &v)) {
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string(ev->attrs.type));
+    json_object_set_new(o, "id", json_string(ev->attrs.id));
+    json_object_set_new(o, "source", json_string(ev->attrs.source));
+    json_object_set_new(o, "time", json_string(ev->attrs.time));
+    json_object_set_new(o, "key", json_string(ev->key));
+    json_object_set_new(o, "subject", json_string(ev->attrs.subject));
+    json_object_set_new(o, "dataref", json_string(ev->attrs.dataref));
+    json_object_set_new(o, "schemaId", json_integer(id));
+    json_object_set_new(o, "data", data);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
+    json_decref(o);
+    if (!line)
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    char *line = NULL;
-    if (kb_schema_decode(schema, payload, plen, &v, errstr, errstr_size) == KB_OK) {
-        json_t *o = json_object();
-        json_object_set_new(o, "type", json_string(ev->attrs.type));
-        json_object_set_new(o, "id", json_string(ev->attrs.id));
-        json_object_set_new(o, "source", json_string(ev->attrs.source));
-        json_object_set_new(o, "time", json_string(ev->attrs.time));
-        json_object_set_new(o, "key", json_string(ev->key));
-        json_object_set_new(o, "subject", json_string(ev->attrs.subject));
-        json_object_set_new(o, "dataref", json_string(ev->attrs.dataref));
-        json_object_set_new(o, "schemaId", json_integer(schema->id));
-        json_object_set_new(o, "data", value_json(&v));
-        line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
-        json_decref(o);
-        if (!line)
-            kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    }
-    avro_value_decref(&v);
     return line;
 }

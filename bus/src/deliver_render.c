@@ -16,6 +16,7 @@
 #include <openssl/hmac.h>
 
 #include "deliver.h"
+#include "ketenbus/avro_json.h"
 
 int64_t kb__deliver_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, uint32_t rnd)
 {
@@ -115,148 +116,14 @@ void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char 
         snprintf(out + 3 + 2 * i, 3, "%02x", mac[i]);
 }
 
-static json_t *base64_json(const void *buf, size_t len)
-{
-    char *b64 = malloc(4 * ((len + 2) / 3) + 1);
-    if (!b64)
-        return NULL;
-    EVP_EncodeBlock((unsigned char *)b64, buf, (int)len);
-    json_t *s = json_string(b64);
-    free(b64);
-    return s;
-}
-
-/* avro-c generic value -> plain JSON (not Avro's JSON encoding: unions are
- * their branch, so subscribers read {"x": "a"}, not {"x": {"string": "a"}}). */
-static json_t *avro_to_json(avro_value_t *v, int depth)
-{
-    if (depth > 64)
-        return NULL;
-    switch (avro_value_get_type(v)) {
-    case AVRO_NULL: return json_null();
-    case AVRO_BOOLEAN: {
-        int b = 0;
-        avro_value_get_boolean(v, &b);
-        return json_boolean(b);
-    }
-    case AVRO_INT32: {
-        int32_t i = 0;
-        avro_value_get_int(v, &i);
-        return json_integer(i);
-    }
-    case AVRO_INT64: {
-        int64_t i = 0;
-        avro_value_get_long(v, &i);
-        return json_integer(i);
-    }
-    case AVRO_FLOAT: {
-        float f = 0;
-        avro_value_get_float(v, &f);
-        return json_real(f);
-    }
-    case AVRO_DOUBLE: {
-        double d = 0;
-        avro_value_get_double(v, &d);
-        return json_real(d);
-    }
-    case AVRO_STRING: {
-        const char *s = NULL;
-        size_t size = 0;
-        avro_value_get_string(v, &s, &size);
-        return json_stringn(s ? s : "", size ? size - 1 : 0);
-    }
-    case AVRO_BYTES: {
-        const void *b = NULL;
-        size_t size = 0;
-        avro_value_get_bytes(v, &b, &size);
-        return base64_json(b, size);
-    }
-    case AVRO_FIXED: {
-        const void *b = NULL;
-        size_t size = 0;
-        avro_value_get_fixed(v, &b, &size);
-        return base64_json(b, size);
-    }
-    case AVRO_ENUM: {
-        int idx = 0;
-        avro_value_get_enum(v, &idx);
-        const char *sym = avro_schema_enum_get(avro_value_get_schema(v), idx);
-        return sym ? json_string(sym) : NULL;
-    }
-    case AVRO_UNION: {
-        avro_value_t branch;
-        if (avro_value_get_current_branch(v, &branch))
-            return NULL;
-        return avro_to_json(&branch, depth + 1);
-    }
-    case AVRO_RECORD:
-    case AVRO_MAP: {
-        json_t *o = json_object();
-        size_t n = 0;
-        avro_value_get_size(v, &n);
-        for (size_t i = 0; o && i < n; i++) {
-            avro_value_t child;
-            const char *name = NULL;
-            if (avro_value_get_by_index(v, i, &child, &name) || !name) {
-                json_decref(o);
-                return NULL;
-            }
-            json_t *c = avro_to_json(&child, depth + 1);
-            if (!c || json_object_set_new(o, name, c)) {
-                json_decref(o);
-                return NULL;
-            }
-        }
-        return o;
-    }
-    case AVRO_ARRAY: {
-        json_t *a = json_array();
-        size_t n = 0;
-        avro_value_get_size(v, &n);
-        for (size_t i = 0; a && i < n; i++) {
-            avro_value_t child;
-            if (avro_value_get_by_index(v, i, &child, NULL)) {
-                json_decref(a);
-                return NULL;
-            }
-            json_t *c = avro_to_json(&child, depth + 1);
-            if (!c || json_array_append_new(a, c)) {
-                json_decref(a);
-                return NULL;
-            }
-        }
-        return a;
-    }
-    default: return NULL;
-    }
-}
-
 kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_attrs *attrs,
                             const void *value, size_t len, enum kb_deliver_mode mode,
                             char **body, size_t *body_len, char *errstr, size_t errstr_size)
 {
-    int32_t schema_id;
-    const uint8_t *payload;
-    size_t payload_len;
-    if (kb_event_unframe(value, len, &schema_id, &payload, &payload_len))
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                          "value is not in the Confluent wire format");
-    const struct kb_schema *schema = kb_schemas_by_id(schemas, schema_id);
-    if (!schema)
-        return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "unknown schema id %d",
-                          (int)schema_id);
-    avro_value_t v;
-    if (avro_generic_value_new(schema->iface, &v))
-        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "avro value allocation failed");
-    kb_err_t err = kb_schema_decode(schema, payload, payload_len, &v, errstr, errstr_size);
+    json_t *data;
+    kb_err_t err = kb_avro_event_json(schemas, value, len, &data, NULL, errstr, errstr_size);
     if (err)
-        goto out_value;
-    json_t *data = avro_to_json(&v, 0);
-    if (!data) {
-        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                         "payload of schema %d cannot be rendered as JSON", (int)schema_id);
-        goto out_value;
-    }
+        return err;
     json_t *doc = data;
     if (mode == KB_DELIVER_STRUCTURED) {
         doc = json_pack("{s:s,s:s,s:s,s:s,s:s,s:o}", "specversion", KB_EVENT_SPECVERSION, "id",
@@ -281,13 +148,9 @@ kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_a
     }
     char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
-    if (!s) {
-        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "JSON rendering failed");
-        goto out_value;
-    }
+    if (!s)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "JSON rendering failed");
     *body = s;
     *body_len = strlen(s);
-out_value:
-    avro_value_decref(&v);
-    return err;
+    return KB_OK;
 }
