@@ -361,13 +361,20 @@ static int json_int_in(const json_t *v, long long lo, long long hi, long long *o
 
 /* Decode standard, padded base64 (RFC 4648 section 4) into a new buffer.
  * -1 on anything else: other characters, line breaks, a length that is not
- * a multiple of 4, padding inside. */
+ * a multiple of 4, padding inside, and bits after the last byte that are
+ * not zero ("AAAtion=" would decode as "AAAtiok=" does). RFC 4648 section
+ * 3.5 lets a decoder reject those; this one does, so that one value has one
+ * text and what an operator sent is what the audit can show again. */
 static int b64_decode(const char *s, size_t len, unsigned char **out, size_t *out_len)
 {
     static const char alphabet[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t pad = len >= 1 && s[len - 1] == '=' ? (len >= 2 && s[len - 2] == '=' ? 2 : 1) : 0;
     if (len % 4 || len > INT_MAX || strspn(s, alphabet) != len - pad)
+        return -1;
+    /* The last character before the padding carries 2 (pad 2) or 4 (pad 1)
+     * bits of the last byte; the rest of its 6 must be zero. */
+    if (pad && (strchr(alphabet, s[len - pad - 1]) - alphabet) & (pad == 2 ? 0x0f : 0x03))
         return -1;
     unsigned char *buf = malloc(len / 4 * 3 + 1);
     if (!buf)

@@ -114,6 +114,10 @@ static void test_parse_redrive(void)
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAA\\nAAAA\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AA-_\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":5}]}",
+        /* bits after the last byte: "AAAtiok=" and "AAAAAw==" are the texts */
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAtion=\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAAAx==\"}]}",
+        "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAAA/==\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1},"
         "{\"partition\":0,\"offset\":2,\"value_base64\":\"A===\"}]}",
     };
