@@ -123,3 +123,83 @@ out_free_key:
     *key = NULL;
     return -1;
 }
+
+/* The shared long options followed by the command's own, in a new array. */
+static struct option *all_longopts(const struct option *own)
+{
+    static const struct option common[] = {KB_ADAPTER_LONGOPTS};
+    size_t n_common = sizeof common / sizeof common[0], n_own = 0;
+    while (own && own[n_own].name)
+        n_own++;
+    struct option *all = calloc(n_common + n_own + 1, sizeof *all);
+    if (!all)
+        return NULL;
+    memcpy(all, common, sizeof common);
+    if (n_own)
+        memcpy(all + n_common, own, n_own * sizeof *own);
+    return all;
+}
+
+int kb_adapter_parse(const struct kb_adapter_cmd *c, int argc, char **argv,
+                     struct kb_adapter_args *args)
+{
+    kb_adapter_args_init(args);
+    struct option *longopts = all_longopts(c->own);
+    if (!longopts) {
+        fprintf(stderr, "error: out of memory\n");
+        return 1;
+    }
+    int opt, rc = -1;
+    while (rc < 0 && (opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
+        int r = kb_adapter_common_opt(args, opt, optarg);
+        if (r < 0)
+            rc = 2;
+        else if (opt >= KB_OPT_FIRST_OWN && c->own_opt) {
+            int own = c->own_opt(c->ctx, opt, optarg);
+            if (own)
+                rc = own;
+        } else if (r == 0) { /* --help, or getopt's '?' (it said why) */
+            fprintf(opt == 'h' ? stdout : stderr, "%s%s", c->usage, kb_adapter_common_help);
+            rc = opt == 'h' ? 0 : 2;
+        }
+    }
+    free(longopts);
+    return rc;
+}
+
+int kb_adapter_cmd_start(const struct kb_adapter_cmd *c, int argc, char **argv,
+                         struct kb_adapter_run *run)
+{
+    run->schemas = NULL;
+    run->key = NULL;
+    run->key_len = 0;
+    int rc = kb_adapter_parse(c, argc, argv, &run->args);
+    if (rc >= 0)
+        return rc;
+    if (!run->args.spool_dir) {
+        fprintf(stderr, "error: --spool is required\n%s", c->usage);
+        return 2;
+    }
+    char errstr[512];
+    if (kb_spool_open(&run->spool, run->args.spool_dir, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    kb_adapter_done_uri(run->args.spool_dir, run->done_uri, sizeof run->done_uri);
+    if (kb_adapter_load(&run->args, &run->schemas, &run->key, &run->key_len))
+        return 1;
+    if (kb_stop_signals(c->stop, c->comp, c->stop_effect, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 1;
+    }
+    return -1;
+}
+
+void kb_adapter_cmd_end(struct kb_adapter_run *run)
+{
+    kb_schemas_destroy(run->schemas);
+    run->schemas = NULL;
+    free(run->key);
+    run->key = NULL;
+    kb_adapter_args_fini(&run->args);
+}

@@ -8,6 +8,7 @@
 #define KETENBUS_ADAPTER_H
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/stop.h"
+#include "spool.h"
 
 /* Option codes of the shared long options (beyond single letters). */
 enum {
@@ -88,5 +90,51 @@ void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
  *  prints why on failure. */
 int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,
                     size_t *key_len);
+
+/* ------------------------------------------------------------ a command */
+
+/* What an adapter command (ingest, egress, decode) says about itself to the
+ * shared start below: its help, its own options and, for the long-running
+ * ones, what its stop means. */
+struct kb_adapter_cmd {
+    const char *usage;             /* printed before the shared options' help */
+    const struct option *own;      /* its own long options, {NULL} ends (NULL: none) */
+    /* Apply one of them: 0, or an exit status (2: usage) after printing why. */
+    int (*own_opt)(void *ctx, int opt, const char *arg);
+    void *ctx;                     /* passed to own_opt */
+    const char *comp;              /* log component of the stop watchdog */
+    const char *stop_effect;       /* KB_ADAPTER_{INGEST,EGRESS}_STOP_EFFECT */
+    atomic_int *stop;              /* set on SIGINT/SIGTERM (kb_stop_signals) */
+};
+
+/* What the start sets up for a long-running command. */
+struct kb_adapter_run {
+    struct kb_adapter_args args;
+    struct kb_spool spool;         /* --spool, opened */
+    char done_uri[PATH_MAX + 16];  /* file:// URI of its done/, the base of ce_dataref */
+    kb_schemas_t *schemas;
+    uint8_t *key;                  /* the subject key */
+    size_t key_len;
+};
+
+/**
+ * Parse @p argv: the shared options into @p args (initialised here), the
+ * command's own through @p c->own_opt; --help prints both helps. -1 to go
+ * on (getopt's optind is at the first operand), else the exit status: 0
+ * after --help, 2 on a usage error (a bad value included). Either way
+ * kb_adapter_args_fini() frees @p args.
+ */
+int kb_adapter_parse(const struct kb_adapter_cmd *c, int argc, char **argv,
+                     struct kb_adapter_args *args);
+
+/**
+ * The start of a long-running command: kb_adapter_parse(), then --spool
+ * required and opened, schemas and subject key loaded, the stop signals
+ * installed. -1 to go on, else the exit status. Either way
+ * kb_adapter_cmd_end() frees what was set up.
+ */
+int kb_adapter_cmd_start(const struct kb_adapter_cmd *c, int argc, char **argv,
+                         struct kb_adapter_run *run);
+void kb_adapter_cmd_end(struct kb_adapter_run *run);
 
 #endif

@@ -70,13 +70,13 @@ static const char usage[] =
     "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n";
 
 struct gba {
-    struct kb_adapter_args args;
-    struct kb_spool spool;
+    struct kb_adapter_run run; /* options, spool, schemas, subject key */
     kb_ingress_t *ing;
     struct kb_gba_ctx ctx;
     char source[160];   /* ce_source */
-    char done_uri[4200];/* file:// URI of done/, for ce_dataref */
     const char *listen; /* --listen HOST:PORT, or NULL for the spool only */
+    char host[256], hhost[256]; /* --listen's and --http's host and port */
+    int port, hport;
     unsigned long acked;/* messages whose events Kafka acknowledged (fault injection) */
     int64_t next_scan_ms;/* TCP mode: next spool scan (monotonic ms) */
     const char *http;   /* --http HOST:PORT, or NULL */
@@ -205,31 +205,31 @@ static enum file_result handle_file(struct gba *g, const char *name)
     uint8_t *buf = NULL;
     size_t len = 0;
     int64_t mtime = 0;
-    kb_err_t err = kb_spool_read(&g->spool, name, MAX_MESSAGE, &buf, &len, &mtime);
+    kb_err_t err = kb_spool_read(&g->run.spool, name, MAX_MESSAGE, &buf, &len, &mtime);
     if (err == KB_ERR_RANGE) {
         /* Too big to hold: quarantine the name only, with no bytes read. */
         KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_MESSAGE);
-        return kb_spool_quarantine(&g->spool, name, "size: file larger than 8 MiB") ? FILE_RETRY
+        return kb_spool_quarantine(&g->run.spool, name, "size: file larger than 8 MiB") ? FILE_RETRY
                                                                                       : FILE_LEFT;
     }
     if (err)
         return FILE_SKIPPED;
     char dataref[4600], reason[600], done_name[300];
-    if (kb_spool_done_name(&g->spool, name, done_name, sizeof done_name)) {
+    if (kb_spool_done_name(&g->run.spool, name, done_name, sizeof done_name)) {
         free(buf);
         return FILE_RETRY;
     }
-    snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, done_name);
+    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, done_name);
     enum file_result rc = FILE_LEFT;
     switch (process_message(g, buf, len, mtime, dataref, reason, sizeof reason)) {
     case OUT_DONE:
-        if (kb_spool_done(&g->spool, name)) {
+        if (kb_spool_done(&g->run.spool, name)) {
             KB_LOG_ERR(COMP, "cannot move file to done", "file_bytes=%zu", len);
             rc = FILE_RETRY;
         }
         break;
     case OUT_QUARANTINED:
-        if (kb_spool_quarantine(&g->spool, name, reason)) {
+        if (kb_spool_quarantine(&g->run.spool, name, reason)) {
             KB_LOG_ERR(COMP, "cannot move file to quarantine", "file_bytes=%zu", len);
             rc = FILE_RETRY;
         }
@@ -261,20 +261,20 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
     char sha[65], name[128], dataref[4400];
     kb_sha256_hex(frame, len, sha);
     snprintf(name, sizeof name, "tcp-%s.lo3", sha);
-    if (kb_spool_stage(&g->spool, name, frame, len)) {
+    if (kb_spool_stage(&g->run.spool, name, frame, len)) {
         snprintf(reason, reason_size, "archive: cannot write done/ file");
         return KB_TCP_NACK;
     }
-    snprintf(dataref, sizeof dataref, "%s/%s", g->done_uri, name);
+    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, name);
     switch (process_message(g, frame, len, wall_ms(), dataref, reason, reason_size)) {
     case OUT_DONE:
         /* Kafka holds events naming done/<name>: without that file the
          * sender must resend, which stages and moves it again. */
-        if (kb_spool_stage_done(&g->spool, name)) {
+        if (kb_spool_stage_done(&g->run.spool, name)) {
             KB_LOG_ERR(COMP, "cannot move frame to done", "peer=%s sha256=%s errno=%d", peer,
                        sha, errno);
             snprintf(reason, reason_size, "archive: cannot move to done/");
-            kb_spool_stage_drop(&g->spool, name);
+            kb_spool_stage_drop(&g->run.spool, name);
             return KB_TCP_NACK;
         }
         KB_LOG_INFO(COMP, "frame acknowledged", "peer=%s sha256=%s", peer, sha);
@@ -282,14 +282,14 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
     case OUT_QUARANTINED:
         /* not a message we accepted: kb.quarantine.gba holds it durably, the
          * local copy is for the operator */
-        if (kb_spool_stage_quarantine(&g->spool, name, reason)) {
+        if (kb_spool_stage_quarantine(&g->run.spool, name, reason)) {
             KB_LOG_ERR(COMP, "cannot move frame to quarantine", "peer=%s sha256=%s errno=%d",
                        peer, sha, errno);
-            kb_spool_stage_drop(&g->spool, name);
+            kb_spool_stage_drop(&g->run.spool, name);
         }
         return KB_TCP_REJECT;
     default:
-        if (kb_spool_stage_drop(&g->spool, name))
+        if (kb_spool_stage_drop(&g->run.spool, name))
             KB_LOG_ERR(COMP, "cannot delete a staged frame", "sha256=%s errno=%d", sha, errno);
         return KB_TCP_NACK;
     }
@@ -382,7 +382,7 @@ static int scan_spool(struct gba *g, atomic_int *stop, int64_t budget_ms, int *m
     int failed = 0;
     int64_t end = mono_ms() + budget_ms;
     *more = 0;
-    if (kb_spool_list(&g->spool, &names, &n) == KB_OK) {
+    if (kb_spool_list(&g->run.spool, &names, &n) == KB_OK) {
         for (size_t i = 0; i < n && !atomic_load(stop); i++) {
             if (budget_ms > 0 && i > 0 && mono_ms() >= end) {
                 *more = 1;
@@ -463,87 +463,56 @@ static void on_http_health(kb_http_req_t *req, void *opaque)
     kb_http_reply(req, 200, "text/plain", "ok\n", 3);
 }
 
+static int ingest_opt(void *ctx, int opt, const char *arg)
+{
+    struct gba *g = ctx;
+    if (opt == OPT_LISTEN) {
+        g->listen = arg;
+        if (!split_hostport(arg, g->host, sizeof g->host, &g->port))
+            return 0;
+        fprintf(stderr, "error: --listen must be HOST:PORT\n");
+    } else if (opt == OPT_HTTP) {
+        g->http = arg;
+        if (!split_hostport(arg, g->hhost, sizeof g->hhost, &g->hport))
+            return 0;
+        fprintf(stderr, "error: --http must be HOST:PORT\n");
+    }
+    return 2;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        KB_ADAPTER_LONGOPTS,
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"http", required_argument, NULL, OPT_HTTP},
-        {NULL, 0, NULL, 0}};
+    static const struct option own[] = {{"listen", required_argument, NULL, OPT_LISTEN},
+                                        {"http", required_argument, NULL, OPT_HTTP},
+                                        {NULL, 0, NULL, 0}};
     struct gba g;
     memset(&g, 0, sizeof g);
     pthread_mutex_init(&g.lock, NULL);
     kb_http_t *http = NULL;
-    kb_adapter_args_init(&g.args);
-    int opt, rc = 1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == OPT_LISTEN) {
-            g.listen = optarg;
-            continue;
-        }
-        if (opt == OPT_HTTP) {
-            g.http = optarg;
-            continue;
-        }
-        int r = kb_adapter_common_opt(&g.args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 0 || opt == 'h') {
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
-    if (!g.args.spool_dir) {
-        fprintf(stderr, "error: --spool is required\n%s", usage);
-        rc = 2;
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = ingest_opt,
+                                       .ctx = &g, .comp = COMP, .stop = &stop_flag,
+                                       .stop_effect = KB_ADAPTER_INGEST_STOP_EFFECT};
+    int rc = kb_adapter_cmd_start(&cmd, argc, argv, &g.run);
+    if (rc >= 0)
         goto out_args;
-    }
-    char host[256];
-    int port = 0;
-    if (g.listen && split_hostport(g.listen, host, sizeof host, &port)) {
-        fprintf(stderr, "error: --listen must be HOST:PORT\n");
-        rc = 2;
-        goto out_args;
-    }
-    char hhost[256];
-    int hport = 0;
-    if (g.http && split_hostport(g.http, hhost, sizeof hhost, &hport)) {
-        fprintf(stderr, "error: --http must be HOST:PORT\n");
-        rc = 2;
-        goto out_args;
-    }
+    rc = 1;
     char errstr[512];
-    if (kb_spool_open(&g.spool, g.args.spool_dir, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_args;
-    }
-    kb_adapter_done_uri(g.args.spool_dir, g.done_uri, sizeof g.done_uri);
-    kb_schemas_t *schemas = NULL;
-    uint8_t *key = NULL;
-    size_t key_len = 0;
-    if (kb_adapter_load(&g.args, &schemas, &key, &key_len))
-        goto out_args;
-    kb_adapter_source(&g.args, "ketenbus-gba", g.source, sizeof g.source);
-    g.ctx = (struct kb_gba_ctx){schemas, key, key_len, g.source, kb_gba_cache_new()};
+    kb_adapter_source(&g.run.args, "ketenbus-gba", g.source, sizeof g.source);
+    g.ctx = (struct kb_gba_ctx){g.run.schemas, g.run.key, g.run.key_len, g.source,
+                                kb_gba_cache_new()};
     if (!g.ctx.cache) {
         fprintf(stderr, "error: out of memory (or OpenSSL lacks SHA-1/SHA-256)\n");
         goto out_schemas;
     }
-    struct kb_ingress_opts iopts = {&g.args.kafka, "gba", g.spool.dir, 3};
+    struct kb_ingress_opts iopts = {&g.run.args.kafka, "gba", g.run.spool.dir, 3};
     g.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!g.ing) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out_schemas;
     }
-    if (kb_stop_signals(&stop_flag, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr,
-                        sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_ing;
-    }
     kb_tcp_server_t *srv = NULL;
     if (g.listen) {
-        struct kb_tcp_server_opts topts = {.bind_host = host, .port = port,
+        struct kb_tcp_server_opts topts = {.bind_host = g.host, .port = g.port,
                                            .max_frame = MAX_MESSAGE, .on_frame = on_frame,
                                            .opaque = &g, .on_idle = on_idle};
         srv = kb_tcp_server_new(&topts, errstr, sizeof errstr);
@@ -552,11 +521,11 @@ static int cmd_ingest(int argc, char **argv)
             goto out_ing;
         }
         /* the port on stdout too, so a script can start with port 0 */
-        printf("listening %s:%d\n", host, kb_tcp_server_port(srv));
+        printf("listening %s:%d\n", g.host, kb_tcp_server_port(srv));
         fflush(stdout);
     }
     if (g.http) {
-        struct kb_http_opts hopts = {.addr = hhost, .port = (uint16_t)hport,
+        struct kb_http_opts hopts = {.addr = g.hhost, .port = (uint16_t)g.hport,
                                      .max_body = 16u << 20};
         http = kb_http_new(&hopts, errstr, sizeof errstr);
         if (!http || kb_http_route(http, "POST", "/berichten", on_http_bericht, &g) ||
@@ -567,10 +536,10 @@ static int cmd_ingest(int argc, char **argv)
             kb_tcp_server_destroy(srv);
             goto out_ing;
         }
-        printf("http %s:%u\n", hhost, (unsigned)kb_http_port(http));
+        printf("http %s:%u\n", g.hhost, (unsigned)kb_http_port(http));
         fflush(stdout);
     }
-    KB_LOG_INFO(COMP, "adapter started", "spool=%s tcp_port=%d", g.spool.dir,
+    KB_LOG_INFO(COMP, "adapter started", "spool=%s tcp_port=%d", g.run.spool.dir,
                 srv ? kb_tcp_server_port(srv) : 0);
     rc = 0;
     if (srv) {
@@ -583,7 +552,7 @@ static int cmd_ingest(int argc, char **argv)
         while (!atomic_load(&stop_flag)) {
             int more;
             int failed = scan_spool(&g, &stop_flag, 0, &more);
-            if (g.args.once) {
+            if (g.run.args.once) {
                 rc = failed ? 1 : 0;
                 break;
             }
@@ -598,10 +567,8 @@ out_ing:
     kb_ingress_destroy(g.ing);
 out_schemas:
     kb_gba_cache_destroy(g.ctx.cache);
-    kb_schemas_destroy(schemas);
-    free(key);
 out_args:
-    kb_adapter_args_fini(&g.args);
+    kb_adapter_cmd_end(&g.run);
     pthread_mutex_destroy(&g.lock);
     return rc;
 }
@@ -664,7 +631,9 @@ static int cmd_send(int argc, char **argv)
 
 /* Egress state: where rendered messages go. */
 struct egress {
-    struct kb_spool spool;  /* out/ and quarantine/ */
+    struct kb_adapter_run run; /* options, spool (out/ and quarantine/), schemas */
+    const char *topic, *group;
+    int idle_exit;
     const char *connect;    /* HOST:PORT of the afnemer's listener, or NULL */
     kb_tcp_client_t *tcp;   /* current connection (reconnected on failure) */
     size_t written;         /* messages delivered */
@@ -684,7 +653,7 @@ static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
         /* named by the event id: a re-render after a crash rewrites the same file */
         char name[80];
         snprintf(name, sizeof name, "%s.lo3", attrs->id);
-        err = kb_spool_write_out(&e->spool, name, lo3, n);
+        err = kb_spool_write_out(&e->run.spool, name, lo3, n);
         if (err)
             kb_err_set(err, errstr, errstr_size, "cannot write out/ file");
     } else {
@@ -716,83 +685,57 @@ static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
     return err;
 }
 
+static int egress_opt(void *ctx, int opt, const char *arg)
+{
+    struct egress *e = ctx;
+    char host[256];
+    int port;
+    switch (opt) {
+    case OPT_TOPIC: e->topic = arg; return 0;
+    case OPT_GROUP: e->group = arg; return 0;
+    case OPT_IDLE_EXIT: e->idle_exit = atoi(arg); return 0;
+    case OPT_CONNECT:
+        if (split_hostport(arg, host, sizeof host, &port)) {
+            fprintf(stderr, "error: --connect must be HOST:PORT\n");
+            return 2;
+        }
+        e->connect = arg;
+        return 0;
+    }
+    return 2;
+}
+
 static int cmd_egress(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
-                                             {"topic", required_argument, NULL, OPT_TOPIC},
-                                             {"group", required_argument, NULL, OPT_GROUP},
-                                             {"connect", required_argument, NULL, OPT_CONNECT},
-                                             {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
-                                             {NULL, 0, NULL, 0}};
-    struct kb_adapter_args args;
-    kb_adapter_args_init(&args);
+    static const struct option own[] = {{"topic", required_argument, NULL, OPT_TOPIC},
+                                        {"group", required_argument, NULL, OPT_GROUP},
+                                        {"connect", required_argument, NULL, OPT_CONNECT},
+                                        {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
+                                        {NULL, 0, NULL, 0}};
+    struct egress e;
+    memset(&e, 0, sizeof e);
     char default_topic[160], default_group[160];
     kb_topic_name(default_topic, sizeof default_topic, "out.gba-lo3");
     snprintf(default_group, sizeof default_group, "%s-gba-egress", kb_topic_prefix());
-    const char *topic = default_topic, *group = default_group;
-    struct egress e;
-    memset(&e, 0, sizeof e);
-    int idle_exit = 0, opt, rc = 1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = kb_adapter_common_opt(&args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 1 && opt != 'h')
-            continue;
-        char host[256];
-        int port;
-        switch (opt) {
-        case OPT_TOPIC: topic = optarg; break;
-        case OPT_GROUP: group = optarg; break;
-        case OPT_IDLE_EXIT: idle_exit = atoi(optarg); break;
-        case OPT_CONNECT:
-            if (split_hostport(optarg, host, sizeof host, &port)) {
-                fprintf(stderr, "error: --connect must be HOST:PORT\n");
-                rc = 2;
-                goto out_args;
-            }
-            e.connect = optarg;
-            break;
-        default:
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
-    if (!args.spool_dir) {
-        fprintf(stderr, "error: --spool is required\n%s", usage);
-        rc = 2;
-        goto out_args;
-    }
+    e.topic = default_topic;
+    e.group = default_group;
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = egress_opt,
+                                       .ctx = &e, .comp = COMP, .stop = &stop_flag,
+                                       .stop_effect = KB_ADAPTER_EGRESS_STOP_EFFECT};
+    int rc = kb_adapter_cmd_start(&cmd, argc, argv, &e.run);
+    if (rc >= 0)
+        goto out;
     char errstr[512];
-    if (kb_spool_open(&e.spool, args.spool_dir, errstr, sizeof errstr)) {
+    struct kb_egress_opts eo = {&e.run.args.kafka, e.run.schemas, e.topic, e.group,
+                                &e.run.spool, render_lo3, &e, e.idle_exit};
+    rc = kb_egress_run(&eo, &stop_flag, errstr, sizeof errstr) ? 1 : 0;
+    if (rc)
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_args;
-    }
-    kb_schemas_t *schemas = NULL;
-    uint8_t *key = NULL;
-    size_t key_len = 0;
-    if (kb_adapter_load(&args, &schemas, &key, &key_len))
-        goto out_args;
-    if (kb_stop_signals(&stop_flag, COMP, KB_ADAPTER_EGRESS_STOP_EFFECT, errstr,
-                        sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
-    }
-    struct kb_egress_opts eo = {&args.kafka, schemas, topic, group, &e.spool,
-                                render_lo3,  &e,      idle_exit};
-    if (kb_egress_run(&eo, &stop_flag, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
-    }
-    KB_LOG_INFO(COMP, "egress stopped", "lo3_written=%zu", e.written);
-    rc = 0;
-out_load:
+    else
+        KB_LOG_INFO(COMP, "egress stopped", "lo3_written=%zu", e.written);
+out:
     kb_tcp_client_destroy(e.tcp);
-    kb_schemas_destroy(schemas);
-    free(key);
-out_args:
-    kb_adapter_args_fini(&args);
+    kb_adapter_cmd_end(&e.run);
     return rc;
 }
 

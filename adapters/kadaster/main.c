@@ -50,29 +50,26 @@ static const char usage[] =
 
 enum { OPT_RECEIVED = KB_OPT_FIRST_OWN };
 
+static int decode_opt(void *ctx, int opt, const char *arg)
+{
+    if (opt != OPT_RECEIVED)
+        return 2;
+    *(long long *)ctx = strtoll(arg, NULL, 10);
+    return 0;
+}
+
 static int cmd_decode(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
-                                             {"received-ms", required_argument, NULL, OPT_RECEIVED},
-                                             {NULL, 0, NULL, 0}};
-    struct kb_adapter_args args;
-    kb_adapter_args_init(&args);
-    int opt, rc = 2;
+    static const struct option own[] = {{"received-ms", required_argument, NULL, OPT_RECEIVED},
+                                        {NULL, 0, NULL, 0}};
     long long received = -1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == OPT_RECEIVED) {
-            received = strtoll(optarg, NULL, 10);
-            continue;
-        }
-        int r = kb_adapter_common_opt(&args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 0 || opt == 'h') {
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = decode_opt,
+                                       .ctx = &received};
+    struct kb_adapter_args args;
+    int rc = kb_adapter_parse(&cmd, argc, argv, &args);
+    if (rc >= 0)
+        goto out_args;
+    rc = 2;
     if (optind >= argc) {
         fprintf(stderr, "error: decode needs a FILE\n%s", usage);
         goto out_args;
@@ -110,12 +107,10 @@ out_args:
 /* ------------------------------------------------------------------ ingest */
 
 struct kad {
-    struct kb_adapter_args args;
-    struct kb_spool spool;
+    struct kb_adapter_run run; /* options, spool, schemas, subject key */
     kb_ingress_t *ing;
     struct kb_kadaster_ctx ctx;
     char source[160];    /* ce_source */
-    char done_uri[4200]; /* file:// URI of done/, for ce_dataref */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
 };
@@ -172,7 +167,7 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
     if (quarantine_topic(k, raw, len, rule, full))
         return -1;
     if (whole_file) {
-        if (kb_spool_quarantine(&k->spool, k->names[file_index], full)) {
+        if (kb_spool_quarantine(&k->run.spool, k->names[file_index], full)) {
             KB_LOG_ERR(COMP, "cannot move file to quarantine", "rule=%s", rule);
             return -1;
         }
@@ -183,7 +178,7 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
      * the rest of the archive is published. */
     char safe[600], path[4096];
     safe_name(document, safe, sizeof safe);
-    kb_spool_path(&k->spool, "quarantine", safe, path, sizeof path);
+    kb_spool_path(&k->run.spool, "quarantine", safe, path, sizeof path);
     if (kb_file_write_atomic(path, raw, len))
         return -1;
     strncat(path, ".reason", sizeof path - strlen(path) - 1);
@@ -198,7 +193,7 @@ static int round_once(struct kad *k)
 {
     char **names = NULL;
     size_t n = 0;
-    if (kb_spool_list(&k->spool, &names, &n) != KB_OK)
+    if (kb_spool_list(&k->run.spool, &names, &n) != KB_OK)
         return -1;
     if (n == 0) {
         kb_spool_names_free(names, n);
@@ -226,13 +221,13 @@ static int round_once(struct kad *k)
         uint8_t *buf = NULL;
         size_t len = 0;
         int64_t mtime = 0;
-        kb_err_t err = kb_spool_read(&k->spool, names[i], MAX_FILE, &buf, &len, &mtime);
+        kb_err_t err = kb_spool_read(&k->run.spool, names[i], MAX_FILE, &buf, &len, &mtime);
         if (err == KB_ERR_RANGE) {
             char reason[128];
             snprintf(reason, sizeof reason, "size: file larger than %u bytes", MAX_FILE);
             KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
             if (quarantine_topic(k, (const uint8_t *)"", 0, "size", reason) ||
-                kb_spool_quarantine(&k->spool, names[i], reason)) {
+                kb_spool_quarantine(&k->run.spool, names[i], reason)) {
                 rc = -1;
                 goto out;
             }
@@ -240,7 +235,7 @@ static int round_once(struct kad *k)
             continue;
         }
         char done_name[300];
-        if (!err && kb_spool_done_name(&k->spool, names[i], done_name, sizeof done_name)) {
+        if (!err && kb_spool_done_name(&k->run.spool, names[i], done_name, sizeof done_name)) {
             free(buf);
             err = KB_ERR_RANGE;
         }
@@ -253,7 +248,7 @@ static int round_once(struct kad *k)
         }
         bytes += len;
         char dataref[4800];
-        snprintf(dataref, sizeof dataref, "%s/%s", k->done_uri, done_name);
+        snprintf(dataref, sizeof dataref, "%s/%s", k->run.done_uri, done_name);
         err =
             kb_kadaster_batch_add(&batch, i, names[i], buf, len, mtime, dataref, ingest_reject, k);
         free(buf);
@@ -282,7 +277,7 @@ static int round_once(struct kad *k)
     for (size_t i = 0; i < use; i++) {
         if (k->gone[i] || skip[i])
             continue;
-        if (kb_spool_done(&k->spool, names[i])) {
+        if (kb_spool_done(&k->run.spool, names[i])) {
             KB_LOG_ERR(COMP, "cannot move file to done", "index=%zu", i);
             rc = -1;
         }
@@ -302,56 +297,29 @@ out:
 
 static int cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS, {NULL, 0, NULL, 0}};
+    static atomic_int stop;
+    const struct kb_adapter_cmd cmd = {.usage = usage, .comp = COMP, .stop = &stop,
+                                       .stop_effect = KB_ADAPTER_INGEST_STOP_EFFECT};
     struct kad k;
     memset(&k, 0, sizeof k);
-    kb_adapter_args_init(&k.args);
-    int opt, rc = 1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = kb_adapter_common_opt(&k.args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 0 || opt == 'h') {
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
-    if (!k.args.spool_dir) {
-        fprintf(stderr, "error: --spool is required\n%s", usage);
-        rc = 2;
-        goto out_args;
-    }
+    int rc = kb_adapter_cmd_start(&cmd, argc, argv, &k.run);
+    if (rc >= 0)
+        goto out;
+    rc = 1;
+    kb_adapter_source(&k.run.args, "ketenbus-kadaster", k.source, sizeof k.source);
+    k.ctx = (struct kb_kadaster_ctx){k.run.schemas, k.run.key, k.run.key_len, k.source};
     char errstr[512];
-    if (kb_spool_open(&k.spool, k.args.spool_dir, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_args;
-    }
-    kb_adapter_done_uri(k.args.spool_dir, k.done_uri, sizeof k.done_uri);
-    kb_schemas_t *schemas = NULL;
-    uint8_t *key = NULL;
-    size_t key_len = 0;
-    if (kb_adapter_load(&k.args, &schemas, &key, &key_len))
-        goto out_args;
-    kb_adapter_source(&k.args, "ketenbus-kadaster", k.source, sizeof k.source);
-    k.ctx = (struct kb_kadaster_ctx){schemas, key, key_len, k.source};
-    struct kb_ingress_opts iopts = {&k.args.kafka, "kadaster", k.spool.dir, 3};
+    struct kb_ingress_opts iopts = {&k.run.args.kafka, "kadaster", k.run.spool.dir, 3};
     k.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!k.ing) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_schemas;
+        goto out;
     }
-    static atomic_int stop;
-    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        kb_ingress_destroy(k.ing);
-        goto out_schemas;
-    }
-    KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.spool.dir);
+    KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.run.spool.dir);
     rc = 0;
     while (!atomic_load(&stop)) {
         int failed = round_once(&k) != 0;
-        if (k.args.once) {
+        if (k.run.args.once) {
             rc = failed ? 1 : 0;
             break;
         }
@@ -360,11 +328,8 @@ static int cmd_ingest(int argc, char **argv)
     }
     KB_LOG_INFO(COMP, "adapter stopped", "rc=%d", rc);
     kb_ingress_destroy(k.ing);
-out_schemas:
-    kb_schemas_destroy(schemas);
-    free(key);
-out_args:
-    kb_adapter_args_fini(&k.args);
+out:
+    kb_adapter_cmd_end(&k.run);
     return rc;
 }
 

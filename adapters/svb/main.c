@@ -65,87 +65,68 @@ static kb_err_t render(void *opaque, const struct kb_event_attrs *attrs,
     return kb_svb_handle(opaque, attrs, schema, payload, len, errstr, errstr_size);
 }
 
+/* What the egress command's own options set. */
+struct egress_args {
+    const char *topic, *group;
+    char kanaal;
+    int idle_exit;
+};
+
+static int egress_opt(void *ctx, int opt, const char *arg)
+{
+    struct egress_args *ea = ctx;
+    switch (opt) {
+    case OPT_TOPIC: ea->topic = arg; return 0;
+    case OPT_GROUP: ea->group = arg; return 0;
+    case OPT_IDLE_EXIT: ea->idle_exit = atoi(arg); return 0;
+    case OPT_KANAAL:
+        if (strcmp(arg, "D") && strcmp(arg, "P")) {
+            fprintf(stderr, "error: --kanaal must be D or P\n");
+            return 2;
+        }
+        ea->kanaal = arg[0];
+        return 0;
+    }
+    return 2;
+}
+
 static int cmd_egress(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
-                                             {"topic", required_argument, NULL, OPT_TOPIC},
-                                             {"group", required_argument, NULL, OPT_GROUP},
-                                             {"kanaal", required_argument, NULL, OPT_KANAAL},
-                                             {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
-                                             {NULL, 0, NULL, 0}};
-    struct kb_adapter_args args;
-    kb_adapter_args_init(&args);
+    static const struct option own[] = {{"topic", required_argument, NULL, OPT_TOPIC},
+                                        {"group", required_argument, NULL, OPT_GROUP},
+                                        {"kanaal", required_argument, NULL, OPT_KANAAL},
+                                        {"idle-exit", required_argument, NULL, OPT_IDLE_EXIT},
+                                        {NULL, 0, NULL, 0}};
     char default_topic[160], default_group[160];
     kb_topic_name(default_topic, sizeof default_topic, "out.svb-kinderbijslag");
     snprintf(default_group, sizeof default_group, "%s-svb", kb_topic_prefix());
-    const char *topic = default_topic, *group = default_group;
-    char kanaal = 'D';
-    int idle_exit = 0, opt, rc = 1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = kb_adapter_common_opt(&args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 1 && opt != 'h')
-            continue;
-        switch (opt) {
-        case OPT_TOPIC:
-            topic = optarg;
-            break;
-        case OPT_GROUP:
-            group = optarg;
-            break;
-        case OPT_KANAAL:
-            if (strcmp(optarg, "D") && strcmp(optarg, "P")) {
-                fprintf(stderr, "error: --kanaal must be D or P\n");
-                rc = 2;
-                goto out_args;
-            }
-            kanaal = optarg[0];
-            break;
-        case OPT_IDLE_EXIT:
-            idle_exit = atoi(optarg);
-            break;
-        default:
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
-    if (!args.spool_dir) {
-        fprintf(stderr, "error: --spool is required\n%s", usage);
-        rc = 2;
-        goto out_args;
-    }
-    kb_schemas_t *schemas = NULL;
-    uint8_t *key = NULL;
-    size_t key_len = 0;
-    if (kb_adapter_load(&args, &schemas, &key, &key_len))
-        goto out_args;
+    struct egress_args ea = {default_topic, default_group, 'D', 0};
+    static atomic_int stop;
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = egress_opt,
+                                       .ctx = &ea, .comp = COMP, .stop = &stop,
+                                       .stop_effect = KB_ADAPTER_EGRESS_STOP_EFFECT};
+    struct kb_adapter_run run;
+    int rc = kb_adapter_cmd_start(&cmd, argc, argv, &run);
+    if (rc >= 0)
+        goto out;
+    rc = 1;
     char errstr[512];
     struct kb_svb svb;
-    if (kb_svb_init(&svb, args.spool_dir, key, key_len, errstr, sizeof errstr)) {
+    if (kb_svb_init(&svb, run.args.spool_dir, run.key, run.key_len, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
+        goto out;
     }
-    svb.kanaal = kanaal;
-    static atomic_int stop;
-    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_EGRESS_STOP_EFFECT, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
-    }
-    struct kb_egress_opts eo = {&args.kafka, schemas, topic,  group,
-                                &svb.spool,  render,  &svb,   idle_exit};
+    svb.kanaal = ea.kanaal;
+    struct kb_egress_opts eo = {&run.args.kafka, run.schemas, ea.topic, ea.group,
+                                &svb.spool,      render,      &svb,     ea.idle_exit};
     if (kb_egress_run(&eo, &stop, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
+        goto out;
     }
     KB_LOG_INFO(COMP, "adapter stopped", "akw01_written=%zu", svb.written);
     rc = 0;
-out_load:
-    kb_schemas_destroy(schemas);
-    free(key);
-out_args:
-    kb_adapter_args_fini(&args);
+out:
+    kb_adapter_cmd_end(&run);
     return rc;
 }
 
@@ -181,80 +162,61 @@ static void *tcp_thread(void *opaque)
     return NULL;
 }
 
+/* What the ingest command's own options set. */
+struct ingest_args {
+    const char *tcp_bind;
+    int tcp_port; /* -1: no TCP listener */
+};
+
+static int ingest_opt(void *ctx, int opt, const char *arg)
+{
+    struct ingest_args *ia = ctx;
+    if (opt == OPT_TCP_BIND) {
+        ia->tcp_bind = arg;
+        return 0;
+    }
+    if (opt == OPT_TCP) {
+        char *end;
+        long p = strtol(arg, &end, 10);
+        if (*end || p < 0 || p > 65535) {
+            fprintf(stderr, "error: --tcp must be a port 0-65535\n");
+            return 2;
+        }
+        ia->tcp_port = (int)p;
+        return 0;
+    }
+    return 2;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_ADAPTER_LONGOPTS,
-                                             {"tcp", required_argument, NULL, OPT_TCP},
-                                             {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
-                                             {NULL, 0, NULL, 0}};
-    struct kb_adapter_args args;
-    kb_adapter_args_init(&args);
-    const char *tcp_bind = "127.0.0.1";
-    int tcp_port = -1, opt, rc = 1;
-    while ((opt = getopt_long(argc, argv, KB_ADAPTER_SHORTOPTS, longopts, NULL)) != -1) {
-        int r = kb_adapter_common_opt(&args, opt, optarg);
-        if (r < 0)
-            goto out_args;
-        if (r == 1 && opt != 'h')
-            continue;
-        switch (opt) {
-        case OPT_TCP: {
-            char *end;
-            long p = strtol(optarg, &end, 10);
-            if (*end || p < 0 || p > 65535) {
-                fprintf(stderr, "error: --tcp must be a port 0-65535\n");
-                rc = 2;
-                goto out_args;
-            }
-            tcp_port = (int)p;
-            break;
-        }
-        case OPT_TCP_BIND:
-            tcp_bind = optarg;
-            break;
-        default:
-            fprintf(opt == 'h' ? stdout : stderr, "%s%s", usage, kb_adapter_common_help);
-            rc = opt == 'h' ? 0 : 2;
-            goto out_args;
-        }
-    }
-    if (!args.spool_dir) {
-        fprintf(stderr, "error: --spool is required\n%s", usage);
-        rc = 2;
-        goto out_args;
-    }
-    char errstr[512];
-    struct kb_spool spool;
-    if (kb_spool_open(&spool, args.spool_dir, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_args;
-    }
-    char real[PATH_MAX], done_uri[PATH_MAX + 16], source[160];
-    snprintf(done_uri, sizeof done_uri, "file://%s/done",
-             realpath(args.spool_dir, real) ? real : args.spool_dir);
-    kb_schemas_t *schemas = NULL;
-    uint8_t *key = NULL;
-    size_t key_len = 0;
-    if (kb_adapter_load(&args, &schemas, &key, &key_len))
-        goto out_args;
-    kb_adapter_source(&args, "ketenbus-svb", source, sizeof source);
+    static const struct option own[] = {{"tcp", required_argument, NULL, OPT_TCP},
+                                        {"tcp-bind", required_argument, NULL, OPT_TCP_BIND},
+                                        {NULL, 0, NULL, 0}};
+    struct ingest_args ia = {"127.0.0.1", -1};
     static atomic_int stop;
-    struct ingest in = {{schemas, key, key_len, source}, NULL, PTHREAD_MUTEX_INITIALIZER, NULL,
-                        &stop};
-    struct kb_ingress_opts iopts = {&args.kafka, "svb", spool.dir, 3};
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = ingest_opt,
+                                       .ctx = &ia, .comp = COMP, .stop = &stop,
+                                       .stop_effect = KB_ADAPTER_INGEST_STOP_EFFECT};
+    struct kb_adapter_run run;
+    int rc = kb_adapter_cmd_start(&cmd, argc, argv, &run);
+    if (rc >= 0)
+        goto out_run;
+    rc = 1;
+    char errstr[512], source[160];
+    kb_adapter_source(&run.args, "ketenbus-svb", source, sizeof source);
+    struct ingest in = {{run.schemas, run.key, run.key_len, source}, NULL,
+                        PTHREAD_MUTEX_INITIALIZER, NULL, &stop};
+    struct kb_ingress_opts iopts = {&run.args.kafka, "svb", run.spool.dir, 3};
     in.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!in.ing) {
         fprintf(stderr, "error: %s\n", errstr);
-        goto out_load;
-    }
-    if (kb_stop_signals(&stop, COMP, KB_ADAPTER_INGEST_STOP_EFFECT, errstr, sizeof errstr)) {
-        fprintf(stderr, "error: %s\n", errstr);
-        goto out_ing;
+        goto out_run;
     }
     pthread_t tcp_tid;
     int tcp_started = 0;
-    if (tcp_port >= 0) {
-        struct kb_tcp_server_opts topts = {.bind_host = tcp_bind, .port = tcp_port,
+    if (ia.tcp_port >= 0) {
+        struct kb_tcp_server_opts topts = {.bind_host = ia.tcp_bind, .port = ia.tcp_port,
                                            .max_frame = KB_AKW02_MAX_LEN + 2,
                                            .on_frame = on_frame, .opaque = &in};
         in.tcp = kb_tcp_server_new(&topts, errstr, sizeof errstr);
@@ -271,19 +233,19 @@ static int cmd_ingest(int argc, char **argv)
         }
         tcp_started = 1;
     }
-    KB_LOG_INFO(COMP, "ingest started", "spool=%s tcp_port=%d", spool.dir,
+    KB_LOG_INFO(COMP, "ingest started", "spool=%s tcp_port=%d", run.spool.dir,
                 in.tcp ? kb_tcp_server_port(in.tcp) : -1);
     rc = 0;
     while (!atomic_load(&stop)) {
         char **names = NULL;
         size_t n = 0;
         int failed = 0;
-        if (kb_spool_list(&spool, &names, &n) == KB_OK) {
+        if (kb_spool_list(&run.spool, &names, &n) == KB_OK) {
             /* Kafka not acknowledging stops the scan; an unreadable file
              * (result 1) only stays behind. */
             for (size_t i = 0; i < n && !atomic_load(&stop); i++) {
                 pthread_mutex_lock(&in.lock);
-                int r = kb_svb_ingest_file(&in.ctx, in.ing, &spool, done_uri, names[i]);
+                int r = kb_svb_ingest_file(&in.ctx, in.ing, &run.spool, run.done_uri, names[i]);
                 pthread_mutex_unlock(&in.lock);
                 failed |= r != 0;
                 if (r < 0)
@@ -291,7 +253,7 @@ static int cmd_ingest(int argc, char **argv)
             }
             kb_spool_names_free(names, n);
         }
-        if (args.once && !in.tcp) {
+        if (run.args.once && !in.tcp) {
             rc = failed ? 1 : 0;
             break;
         }
@@ -308,11 +270,8 @@ out_tcp:
     kb_tcp_server_destroy(in.tcp);
 out_ing:
     kb_ingress_destroy(in.ing);
-out_load:
-    kb_schemas_destroy(schemas);
-    free(key);
-out_args:
-    kb_adapter_args_fini(&args);
+out_run:
+    kb_adapter_cmd_end(&run);
     return rc;
 }
 
