@@ -261,9 +261,12 @@ static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
  * commit marker, after which no record comes: its end shows only as an
  * empty fetch, which the broker would hold for the default 500 ms. A window
  * that starts below the log start (retention) starts at the log start.
- * -1 when a window could not be read whole (no progress for 30 s): the
+ * -1 when a window could not be read whole (no progress for
+ * rebuild_stall_ms, default 30 s): the
  * caller tries once more (only the windows left; adding an id twice is a
  * no-op) and then stops the router rather than let duplicates through. */
+static int64_t now_ms(void);
+
 static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
 {
     size_t todo = 0;
@@ -302,9 +305,10 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     }
     rd_kafka_assign(rk, tp);
     rd_kafka_topic_partition_list_destroy(tp);
-    int64_t deadline = (int64_t)time(NULL) + 30;
+    const int64_t stall_ms = r->opts.rebuild_stall_ms;
+    int64_t deadline = now_ms() + stall_ms;
     size_t hint = 0;
-    while (todo && (int64_t)time(NULL) < deadline) {
+    while (todo && now_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -315,7 +319,7 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
         } else if (m->err && !eof) {
             b->err = m->err; /* told when the window fails */
         } else {
-            deadline = (int64_t)time(NULL) + 30; /* progress */
+            deadline = now_ms() + stall_ms; /* progress */
             int end = eof || m->offset >= b->to;
             if (!end) {
                 struct kb_gate_input in;
@@ -342,10 +346,10 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     for (size_t i = 0; i < n; i++) {
         struct part_state *ps = &r->parts[w[i].part];
         if (w[i].state == REBUILD_TODO) {
-            KB_LOG_ERR(COMP, "dedup window not read: no progress for 30 s",
+            KB_LOG_ERR(COMP, "dedup window not read: no progress",
                        "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64
-                       " ids=%zu error=\"%s\"",
-                       ps->topic, ps->partition, w[i].from, w[i].to, w[i].added,
+                       " ids=%zu stall_ms=%" PRId64 " error=\"%s\"",
+                       ps->topic, ps->partition, w[i].from, w[i].to, w[i].added, stall_ms,
                        w[i].err ? rd_kafka_err2str(w[i].err) : "none");
         } else if (w[i].state == REBUILD_READ) {
             KB_LOG_INFO(COMP, "dedup window rebuilt",
@@ -360,8 +364,6 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
 
 static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size_t n_later,
                                 int rewind);
-
-static int64_t now_ms(void);
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -425,7 +427,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             KB_LOG_ERR(COMP, "out of memory at assignment; router stops", "count=%d", parts->cnt);
             r->fatal = 1;
         } else if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w)) {
-            r->fatal = 1; /* twice: a slow moment is not a reason to stop */
+            /* Twice: a slow moment is not a reason to stop; a window still
+             * unread is, since its duplicates would go through. */
+            KB_LOG_ERR(COMP, "dedup windows not rebuilt after two tries; router stops",
+                       "count=%zu", n_w);
+            r->fatal = 1;
         }
         free(w);
         /* Each partition's audit chain continues from its last committed
@@ -606,6 +612,8 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         r->opts.batch_ms = 100;
     if (!r->opts.dedup_window)
         r->opts.dedup_window = 100000;
+    if (r->opts.rebuild_stall_ms <= 0)
+        r->opts.rebuild_stall_ms = 30000;
     if (!r->opts.subs_path) {
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "no subscriptions given");
         goto out_fail;

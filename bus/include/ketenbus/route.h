@@ -48,6 +48,8 @@ struct kb_route_opts {
                                         * KB_ROUTE_BATCH_MAX */
     int batch_ms;                      /* longest wait to fill a batch; default 100 */
     size_t dedup_window;               /* ids remembered per input partition; default 100000 */
+    int rebuild_stall_ms;              /* a dedup window rebuild that reads nothing new this
+                                        * long gives up its try; default 30000 */
     int no_audit;                      /* 1: no audit trail (benchmarks only) */
     int no_register_projections;       /* 1: do not put projected schemas in the registry
                                         * (proj_register.h); subscribers must then get them
