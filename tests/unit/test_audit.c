@@ -1006,8 +1006,18 @@ static int tool_delete_records(const struct kb_kafka_opts *ko, int argc, char **
     rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int rc = !ev || rd_kafka_event_error(ev);
+    /* The request can succeed while its partition did not: each partition
+     * has its own error, and its new log start, which must be @p before. */
+    const rd_kafka_DeleteRecords_result_t *res = rc ? NULL : rd_kafka_event_DeleteRecords_result(ev);
+    const rd_kafka_topic_partition_list_t *got =
+        res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
+    if (!rc && (!got || got->cnt != 1 || got->elems[0].err || got->elems[0].offset != before))
+        rc = 1;
     if (rc)
-        fprintf(stderr, "DeleteRecords failed\n");
+        fprintf(stderr, "DeleteRecords failed: %s\n",
+                got && got->cnt == 1 && got->elems[0].err ? rd_kafka_err2str(got->elems[0].err)
+                : ev && rd_kafka_event_error(ev)           ? rd_kafka_event_error_string(ev)
+                                                           : "no result for the partition");
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_DeleteRecords_destroy(del);
