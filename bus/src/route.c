@@ -1193,9 +1193,33 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     size_t pi = (size_t)(ps - r->parts);
     if (kb__idset_contains(ps->ids, idh) || kb__pending_ids_contains(&r->pending, idh, pi)) {
         atomic_fetch_add(&r->stats.duplicates, 1);
-        KB_LOG_INFO(COMP, "duplicate dropped",
-                    "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64, in.attrs.id,
-                    topic, m->partition, m->offset);
+        const void *from = NULL;
+        size_t from_len = 0;
+        rd_kafka_headers_t *h = NULL;
+        if (!rd_kafka_message_headers(m, &h) &&
+            !rd_kafka_header_get_last(h, "kb_redriven_from", &from, &from_len) && from) {
+            /* An operator's redrive that did nothing deserves more than an
+             * info line: the id is in the window because the original
+             * passed the gate and a restart rebuilt the window from the
+             * input (a dead letter of a later stage; README, Known gaps).
+             * The header is the sender's bytes: logged only when it is a
+             * topic/partition/offset, as the redrive writes it. */
+            char ref[256];
+            size_t n = from_len < sizeof ref ? from_len : 0;
+            memcpy(ref, from, n);
+            ref[n] = '\0';
+            if (!n || strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                  "0123456789._-/") != n)
+                snprintf(ref, sizeof ref, "unreadable");
+            KB_LOG_WARN(COMP, "redriven dead letter dropped as a duplicate",
+                        "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64
+                        " redriven_from=%s",
+                        in.attrs.id, topic, m->partition, m->offset, ref);
+        } else {
+            KB_LOG_INFO(COMP, "duplicate dropped",
+                        "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64,
+                        in.attrs.id, topic, m->partition, m->offset);
+        }
         return audit_decision(r, m, schema_id, KB_AUDIT_DUPLICATE, NULL, NULL, 0);
     }
 

@@ -94,4 +94,14 @@ check "... each without the value, saying its length" \
   eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%S %h\n' | grep -c '^-1 .*kb_value_dropped=1000100')" 2
 "$BIN/ketenbus" gen --count 1 --seed 12 --start 200 --subject-key-file "$WORK/subject.key" >>"$WORK/gen.log" 2>&1
 check "... and routing goes on" wait_for 60 count_is "$(T out.alle)" 201
+
+# A projection-stage dead letter of the second group, redriven: the first
+# group delivered its event, so for it the redrive is a duplicate, and a
+# dropped redrive is a warning naming the letter (an info line before).
+read -r RP RO < <(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%p %o %h\n' |
+  grep 'kb_rule=projection-build' | head -1 | cut -d' ' -f1,2)
+"$BIN/ketenbus" dlq redrive "$RO" --partition "$RP" >>"$WORK/redrive.log" 2>&1 || true
+check "a dropped redrive is a warning that names the letter" wait_for 60 grep -q \
+  "level=warn .*redriven dead letter dropped as a duplicate.* redriven_from=$(T dlq)/$RP/$RO\$" \
+  "$WORK/router.log"
 finish
