@@ -188,11 +188,17 @@ int kb_adapter_cmd_start(const struct kb_adapter_cmd *c, int argc, char **argv,
     kb_adapter_done_uri(run->args.spool_dir, run->done_uri, sizeof run->done_uri);
     if (kb_adapter_load(&run->args, &run->schemas, &run->key, &run->key_len))
         return 1;
+    return -1;
+}
+
+int kb_adapter_stop_signals(const struct kb_adapter_cmd *c)
+{
+    char errstr[512];
     if (kb_stop_signals(c->stop, c->comp, c->stop_effect, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
-        return 1;
+        return -1;
     }
-    return -1;
+    return 0;
 }
 
 void kb_adapter_cmd_end(struct kb_adapter_run *run)

@@ -98,7 +98,9 @@ int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uin
  * ones, what its stop means. */
 struct kb_adapter_cmd {
     const char *usage;             /* printed before the shared options' help */
-    const struct option *own;      /* its own long options, {NULL} ends (NULL: none) */
+    const struct option *own;      /* its own long options, {NULL} ends (NULL: none); long
+                                    * only, numbered from KB_OPT_FIRST_OWN (anything else
+                                    * is taken for an unknown option) */
     /* Apply one of them: 0, or an exit status (2: usage) after printing why. */
     int (*own_opt)(void *ctx, int opt, const char *arg);
     void *ctx;                     /* passed to own_opt */
@@ -129,12 +131,18 @@ int kb_adapter_parse(const struct kb_adapter_cmd *c, int argc, char **argv,
 
 /**
  * The start of a long-running command: kb_adapter_parse(), then --spool
- * required and opened, schemas and subject key loaded, the stop signals
- * installed. -1 to go on, else the exit status. Either way
- * kb_adapter_cmd_end() frees what was set up.
+ * required and opened, schemas and subject key loaded. -1 to go on, else
+ * the exit status. Either way kb_adapter_cmd_end() frees what was set up.
  */
 int kb_adapter_cmd_start(const struct kb_adapter_cmd *c, int argc, char **argv,
                          struct kb_adapter_run *run);
 void kb_adapter_cmd_end(struct kb_adapter_run *run);
+
+/** Install the stop signals of @p c (kb_stop_signals); prints why on
+ *  failure. A command calls it once its start-up can no longer block: a
+ *  SIGTERM before that (Kafka unreachable while topics are made, say)
+ *  still ends the process at once, not after the watchdog's deadline with
+ *  a line about unacknowledged input. */
+int kb_adapter_stop_signals(const struct kb_adapter_cmd *c);
 
 #endif

@@ -477,7 +477,7 @@ static int ingest_opt(void *ctx, int opt, const char *arg)
             return 0;
         fprintf(stderr, "error: --http must be HOST:PORT\n");
     }
-    return 2;
+    return 2; /* a bad HOST:PORT (the only options passed here are these two) */
 }
 
 static int cmd_ingest(int argc, char **argv)
@@ -510,6 +510,8 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_schemas;
     }
+    if (kb_adapter_stop_signals(&cmd))
+        goto out_ing;
     kb_tcp_server_t *srv = NULL;
     if (g.listen) {
         struct kb_tcp_server_opts topts = {.bind_host = g.host, .port = g.port,
@@ -724,6 +726,9 @@ static int cmd_egress(int argc, char **argv)
                                        .stop_effect = KB_ADAPTER_EGRESS_STOP_EFFECT};
     int rc = kb_adapter_cmd_start(&cmd, argc, argv, &e.run);
     if (rc >= 0)
+        goto out;
+    rc = 1;
+    if (kb_adapter_stop_signals(&cmd))
         goto out;
     char errstr[512];
     struct kb_egress_opts eo = {&e.run.args.kafka, e.run.schemas, e.topic, e.group,

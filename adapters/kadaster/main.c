@@ -315,6 +315,10 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out;
     }
+    if (kb_adapter_stop_signals(&cmd)) {
+        kb_ingress_destroy(k.ing);
+        goto out;
+    }
     KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.run.spool.dir);
     rc = 0;
     while (!atomic_load(&stop)) {

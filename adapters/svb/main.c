@@ -110,8 +110,12 @@ static int cmd_egress(int argc, char **argv)
     if (rc >= 0)
         goto out;
     rc = 1;
+    if (kb_adapter_stop_signals(&cmd))
+        goto out;
     char errstr[512];
     struct kb_svb svb;
+    /* kb_svb_init opens the spool again, with the state/ folder the joins
+     * keep: opening is idempotent, and the egress writes through svb's. */
     if (kb_svb_init(&svb, run.args.spool_dir, run.key, run.key_len, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out;
@@ -213,6 +217,8 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_run;
     }
+    if (kb_adapter_stop_signals(&cmd))
+        goto out_ing;
     pthread_t tcp_tid;
     int tcp_started = 0;
     if (ia.tcp_port >= 0) {

@@ -254,6 +254,8 @@ static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
     rd_kafka_topic_partition_list_destroy(tp);
 }
 
+static int64_t now_ms(void);
+
 /* Read the windows in @p w not yet read into their partitions' dedup sets
  * (invariant 3). One group-less consumer reads all of them at once, so the
  * group member's position is untouched and an assignment of many
@@ -261,12 +263,10 @@ static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
  * commit marker, after which no record comes: its end shows only as an
  * empty fetch, which the broker would hold for the default 500 ms. A window
  * that starts below the log start (retention) starts at the log start.
- * -1 when a window could not be read whole (no progress for
- * rebuild_stall_ms, default 30 s): the
- * caller tries once more (only the windows left; adding an id twice is a
- * no-op) and then stops the router rather than let duplicates through. */
-static int64_t now_ms(void);
-
+ * -1 when a window could not be read whole (no progress for rebuild_stall_ms,
+ * default 30 s): the caller tries once more (only the windows left; adding
+ * an id twice is a no-op) and then stops the router rather than let
+ * duplicates through. */
 static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
 {
     size_t todo = 0;
@@ -429,8 +429,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         } else if (w && dedup_rebuild(r, w, n_w) && dedup_rebuild(r, w, n_w)) {
             /* Twice: a slow moment is not a reason to stop; a window still
              * unread is, since its duplicates would go through. */
+            size_t unread = 0;
+            for (size_t i = 0; i < n_w; i++)
+                unread += w[i].state == REBUILD_TODO;
             KB_LOG_ERR(COMP, "dedup windows not rebuilt after two tries; router stops",
-                       "count=%zu", n_w);
+                       "count=%zu", unread);
             r->fatal = 1;
         }
         free(w);

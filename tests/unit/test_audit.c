@@ -1008,16 +1008,21 @@ static int tool_delete_records(const struct kb_kafka_opts *ko, int argc, char **
     int rc = !ev || rd_kafka_event_error(ev);
     /* The request can succeed while its partition did not: each partition
      * has its own error, and its new log start, which must be @p before. */
-    const rd_kafka_DeleteRecords_result_t *res = rc ? NULL : rd_kafka_event_DeleteRecords_result(ev);
+    const rd_kafka_DeleteRecords_result_t *res =
+        rc ? NULL : rd_kafka_event_DeleteRecords_result(ev);
     const rd_kafka_topic_partition_list_t *got =
         res ? rd_kafka_DeleteRecords_result_offsets(res) : NULL;
-    if (!rc && (!got || got->cnt != 1 || got->elems[0].err || got->elems[0].offset != before))
-        rc = 1;
+    const rd_kafka_topic_partition_t *tp = got && got->cnt == 1 ? &got->elems[0] : NULL;
     if (rc)
         fprintf(stderr, "DeleteRecords failed: %s\n",
-                got && got->cnt == 1 && got->elems[0].err ? rd_kafka_err2str(got->elems[0].err)
-                : ev && rd_kafka_event_error(ev)           ? rd_kafka_event_error_string(ev)
-                                                           : "no result for the partition");
+                ev ? rd_kafka_event_error_string(ev) : "no answer in 30 s");
+    else if ((rc = !tp))
+        fprintf(stderr, "DeleteRecords failed: no result for the partition\n");
+    else if ((rc = tp->err != RD_KAFKA_RESP_ERR_NO_ERROR))
+        fprintf(stderr, "DeleteRecords failed: %s\n", rd_kafka_err2str(tp->err));
+    else if ((rc = tp->offset != before))
+        fprintf(stderr, "DeleteRecords: log start %" PRId64 ", asked %" PRId64 "\n",
+                tp->offset, before);
     if (ev)
         rd_kafka_event_destroy(ev);
     rd_kafka_DeleteRecords_destroy(del);
