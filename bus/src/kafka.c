@@ -485,3 +485,23 @@ rd_kafka_headers_t *kb_kafka_headers_new(const struct kb_header *hdrs, size_t n)
         rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value, (ssize_t)hdrs[i].len);
     return h;
 }
+
+rd_kafka_t *kb_kafka_scanner_new(const struct kb_kafka_opts *o, const char *group_id,
+                                 char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(o, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    static const char *const props[][2] = {
+        {"isolation.level", "read_committed"}, {"enable.partition.eof", "true"},
+        {"enable.auto.commit", "false"},       {"fetch.wait.max.ms", "10"},
+        {"auto.offset.reset", "earliest"},
+    };
+    for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+        rd_kafka_conf_set(conf, props[i][0], props[i][1], NULL, 0);
+    rd_kafka_conf_set(conf, "group.id", group_id, NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    if (!rk)
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
+    return rk;
+}

@@ -24,8 +24,9 @@
  *     never of dead letters, so a corrected dead letter redriven with its
  *     id is routed. After (re)assignment a partition's set is rebuilt from
  *     the dedup_window input messages before its committed offset that
- *     pass the gate, so a duplicate is recognised across router restarts
- *     and rebalances.
+ *     pass the gate, less those this group dead-lettered after the gate
+ *     (read back from the dead-letter topic, dead_lettered.h), so a
+ *     duplicate is recognised across router restarts and rebalances.
  *  4. Order per input partition (and so per subject key) is kept: a batch
  *     is produced in consumption order, after the batch before it was
  *     handed off, and an aborted batch is replayed from its first offset
@@ -50,6 +51,7 @@
 #include <sys/stat.h>
 
 #include "admin_int.h"
+#include "dead_lettered.h"
 #include "ketenbus/gate.h"
 #include "idset.h"
 #include "pending_ids.h"
@@ -204,9 +206,8 @@ static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema);
  * validation), with what the envelope check found in @p in. Only events
  * that passed it can have been routed, and only routed events belong in a
  * dedup window: a dead letter redriven with its own id must be routed, not
- * dropped as a duplicate. (A dead letter of the project stage passed the
- * gate: redriven into the window of a restarted router, it is still taken
- * for one.) */
+ * dropped as a duplicate. (A dead letter of a later stage passed the gate:
+ * rebuild_take() leaves it out by its letter.) */
 static int passes_gate(kb_router_t *r, const rd_kafka_message_t *m, struct kb_gate_input *in)
 {
     if (kb_gate_envelope(r->opts.schemas, m, in, NULL, 0) != KB_GATE_PASSED)
@@ -221,8 +222,18 @@ struct rebuild {
     size_t part;
     int64_t from, to;
     size_t added;
+    size_t dead_lettered;     /* of the events that passed the gate, those dead-lettered later */
     int state;                /* REBUILD_* */
     rd_kafka_resp_err_t err;  /* the last error its partition reported */
+    struct rebuild_id *seen;  /* what passed the gate, held until its dead letters are known */
+    size_t n_seen, cap_seen;
+    int64_t oldest_ms;        /* the oldest timestamp among them (INT64_MAX: none) */
+};
+
+/* An event of a window that passed the gate, by input offset. */
+struct rebuild_id {
+    int64_t offset;
+    uint64_t hash;
 };
 
 enum { REBUILD_TODO, REBUILD_READ, REBUILD_DONE }; /* READ: read in this try, not yet logged */
@@ -256,6 +267,86 @@ static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
 
 static int64_t now_ms(void);
 
+/* Hold event @p m of window @p b, which passed the gate, by offset. */
+static int rebuild_seen(struct rebuild *b, const rd_kafka_message_t *m, uint64_t hash)
+{
+    if (b->n_seen == b->cap_seen) {
+        size_t cap = b->cap_seen ? 2 * b->cap_seen : 1024;
+        struct rebuild_id *ns = realloc(b->seen, cap * sizeof *ns);
+        if (!ns)
+            return -1;
+        b->seen = ns;
+        b->cap_seen = cap;
+    }
+    b->seen[b->n_seen++] = (struct rebuild_id){m->offset, hash};
+    rd_kafka_timestamp_type_t tt;
+    int64_t ts = rd_kafka_message_timestamp(m, &tt);
+    if (ts >= 0 && ts < b->oldest_ms)
+        b->oldest_ms = ts;
+    return 0;
+}
+
+/* The windows read in this try join their dedup sets, but for the events
+ * this group dead-lettered after the gate (dead_lettered.h): a redrive of
+ * one, corrected and with its own id, must be routed. When the dead-letter
+ * topic cannot be read, every event joins (what the gate alone says) and a
+ * warning tells what that means. */
+static void rebuild_take(kb_router_t *r, struct rebuild *w, size_t n)
+{
+    struct kb__dl_window *dl = calloc(n + 1, sizeof *dl);
+    size_t k = 0;
+    int64_t oldest = INT64_MAX;
+    for (size_t i = 0; dl && i < n; i++) {
+        if (w[i].state != REBUILD_READ || !w[i].n_seen)
+            continue;
+        dl[k++] = (struct kb__dl_window){.topic = r->parts[w[i].part].topic,
+                                          .partition = r->parts[w[i].part].partition,
+                                          .from = w[i].from, .to = w[i].to};
+        if (w[i].oldest_ms < oldest)
+            oldest = w[i].oldest_ms;
+    }
+    char errstr[512] = "out of memory";
+    if (!dl)
+        KB_LOG_WARN(COMP, "dead letters of the rebuilt windows not looked up; a redriven dead "
+                          "letter of them may be taken for a duplicate",
+                    "error=\"%s\"", errstr);
+    if (k && (!dl || kb__dead_lettered(r->opts.kafka, r->opts.dlq_topic, r->opts.group_id,
+                                       oldest == INT64_MAX ? 0 : oldest,
+                                       r->opts.rebuild_stall_ms, dl, k, errstr,
+                                       sizeof errstr))) {
+        KB_LOG_WARN(COMP, "dead letters of the rebuilt windows not read; a redriven dead "
+                          "letter of them may be taken for a duplicate",
+                    "topic=%s error=\"%s\"", r->opts.dlq_topic, errstr);
+        for (size_t j = 0; j < k; j++)
+            dl[j].n = 0;
+    }
+    k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].state != REBUILD_READ)
+            continue;
+        struct kb__dl_window *d = dl && w[i].n_seen ? &dl[k++] : NULL;
+        if (d)
+            kb__dl_window_sort(d);
+        w[i].dead_lettered = 0;
+        for (size_t j = 0; j < w[i].n_seen; j++) {
+            if (d && kb__dl_window_has(d, w[i].seen[j].offset)) {
+                w[i].dead_lettered++;
+                continue;
+            }
+            kb__idset_add(r->parts[w[i].part].ids, w[i].seen[j].hash);
+            w[i].added++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        free(w[i].seen);
+        w[i].seen = NULL;
+        w[i].n_seen = w[i].cap_seen = 0;
+    }
+    for (size_t j = 0; dl && j < n; j++)
+        free(dl[j].offsets);
+    free(dl);
+}
+
 /* Read the windows in @p w not yet read into their partitions' dedup sets
  * (invariant 3). One group-less consumer reads all of them at once, so the
  * group member's position is untouched and an assignment of many
@@ -276,6 +367,8 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
             struct part_state *ps = &r->parts[w[i].part];
             rd_kafka_topic_partition_list_add(tp, ps->topic, ps->partition)->offset = w[i].from;
             w[i].added = 0;
+            w[i].n_seen = 0;
+            w[i].oldest_ms = INT64_MAX;
             w[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
             todo++;
         }
@@ -285,19 +378,8 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
         return 0;
     }
     char errstr[512];
-    rd_kafka_t *rk = NULL;
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(r->opts.kafka, errstr, sizeof errstr);
-    if (conf) {
-        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
-        rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-        rd_kafka_conf_set(conf, "group.id", "ketenbus-route-dedup-scan", NULL, 0);
-        rd_kafka_conf_set(conf, "enable.auto.commit", "false", NULL, 0);
-        rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0);
-        rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0);
-        rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-        if (!rk)
-            rd_kafka_conf_destroy(conf); /* rd_kafka_new() keeps it only on success */
-    }
+    rd_kafka_t *rk =
+        kb_kafka_scanner_new(r->opts.kafka, "ketenbus-route-dedup-scan", errstr, sizeof errstr);
     if (!rk) {
         rd_kafka_topic_partition_list_destroy(tp);
         KB_LOG_ERR(COMP, "dedup rebuild: no consumer", "error=\"%s\"", errstr);
@@ -323,9 +405,13 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
             int end = eof || m->offset >= b->to;
             if (!end) {
                 struct kb_gate_input in;
-                if (passes_gate(r, m, &in)) {
-                    kb__idset_add(r->parts[b->part].ids, kb__idset_hash(in.attrs.id));
-                    b->added++;
+                if (passes_gate(r, m, &in) &&
+                    rebuild_seen(b, m, kb__idset_hash(in.attrs.id))) {
+                    KB_LOG_ERR(COMP, "out of memory reading a dedup window",
+                               "topic=%s partition=%" PRId32, r->parts[b->part].topic,
+                               m->partition);
+                    rd_kafka_message_destroy(m);
+                    break; /* out of memory: this try fails, the next may not */
                 }
                 end = m->offset + 1 >= b->to;
             }
@@ -343,6 +429,7 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
+    rebuild_take(r, w, n);
     for (size_t i = 0; i < n; i++) {
         struct part_state *ps = &r->parts[w[i].part];
         if (w[i].state == REBUILD_TODO) {
@@ -354,8 +441,9 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
         } else if (w[i].state == REBUILD_READ) {
             KB_LOG_INFO(COMP, "dedup window rebuilt",
                         "topic=%s partition=%" PRId32 " from=%" PRId64 " to=%" PRId64
-                        " ids=%zu",
-                        ps->topic, ps->partition, w[i].from, w[i].to, w[i].added);
+                        " ids=%zu dead_lettered=%zu",
+                        ps->topic, ps->partition, w[i].from, w[i].to, w[i].added,
+                        w[i].dead_lettered);
             w[i].state = REBUILD_DONE;
         }
     }
@@ -1031,6 +1119,9 @@ static kb_err_t dead_letter_at(kb_router_t *r, const rd_kafka_message_t *m, cons
         {"kb_schema_id", sid, schema_id >= 0 ? strlen(sid) : 0},
         {"kb_field_path", path ? path : "", path ? strlen(path) : 0},
         {"kb_byte_offset", boff, byte_offset >= 0 ? strlen(boff) : 0},
+        /* which group's decision this was (dead_lettered.h): several may
+         * share the topic */
+        {"kb_group", r->opts.group_id, strlen(r->opts.group_id)},
     };
     KB_LOG_WARN(COMP, "dead letter",
                 "topic=%s partition=%" PRId32 " offset=%" PRId64 " stage=%s rule=%s "

@@ -82,6 +82,18 @@ rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
                                    size_t errstr_size);
 
 /**
+ * A consumer that reads assigned partitions without joining a group (it
+ * commits nothing; @p group_id only names it to the broker), committed
+ * records only, and says where each partition ends (partition EOF). It
+ * waits at most 10 ms for an empty fetch: a transactional partition ends in
+ * a commit marker, after which no record comes, and the default 500 ms wait
+ * would be paid at every end. Offsets below the log start begin at the log
+ * start. NULL with the reason in @p errstr.
+ */
+rd_kafka_t *kb_kafka_scanner_new(const struct kb_kafka_opts *o, const char *group_id,
+                                 char *errstr, size_t errstr_size);
+
+/**
  * True when @p host is a loopback address literal (127.0.0.0/8, ::1,
  * ::ffff:127.x.y.z) or "localhost". Any other name is not loopback: it is
  * never resolved, so the answer needs no network.
