@@ -114,9 +114,7 @@ static int cmd_egress(int argc, char **argv)
         goto out;
     char errstr[512];
     struct kb_svb svb;
-    /* kb_svb_init opens the spool again, with the state/ folder the joins
-     * keep: opening is idempotent, and the egress writes through svb's. */
-    if (kb_svb_init(&svb, run.args.spool_dir, run.key, run.key_len, errstr, sizeof errstr)) {
+    if (kb_svb_init(&svb, &run.spool, run.key, run.key_len, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out;
     }

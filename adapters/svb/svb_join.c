@@ -24,13 +24,11 @@
 #define COMP "svb"
 #define PATH_CAP 2400
 
-kb_err_t kb_svb_init(struct kb_svb *s, const char *spool_dir, const uint8_t *key,
+kb_err_t kb_svb_init(struct kb_svb *s, const struct kb_spool *spool, const uint8_t *key,
                      size_t key_len, char *errstr, size_t errstr_size)
 {
     memset(s, 0, sizeof *s);
-    kb_err_t err = kb_spool_open(&s->spool, spool_dir, errstr, errstr_size);
-    if (err)
-        return err;
+    s->spool = *spool;
     snprintf(s->state_dir, sizeof s->state_dir, "%s/state", s->spool.dir);
     if (mkdir(s->state_dir, 0750) != 0 && errno != EEXIST)
         return kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot create %s: %s", s->state_dir,

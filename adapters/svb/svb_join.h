@@ -63,7 +63,9 @@ struct kb_svb {
     size_t abroad;           /* of which buitenland 'J' */
 };
 
-kb_err_t kb_svb_init(struct kb_svb *s, const char *spool_dir, const uint8_t *key,
+/** Start on @p spool (opened, kb_spool_open), keeping the joins' state in
+ *  its state/ folder (created here). */
+kb_err_t kb_svb_init(struct kb_svb *s, const struct kb_spool *spool, const uint8_t *key,
                      size_t key_len, char *errstr, size_t errstr_size);
 
 /**

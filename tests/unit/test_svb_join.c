@@ -128,7 +128,9 @@ static void fresh(struct kb_svb *s, char *root, size_t cap)
     struct tm tm = {.tm_year = 124, .tm_mon = 3, .tm_mday = 2, .tm_hour = 12, .tm_isdst = -1};
     snprintf(root, cap, "/tmp/kb-test-svb-join-XXXXXX");
     CHECK(mkdtemp(root) != NULL);
-    CHECK_INT(kb_svb_init(s, root, key, sizeof key, NULL, 0), KB_OK);
+    struct kb_spool sp;
+    CHECK_INT(kb_spool_open(&sp, root, NULL, 0), KB_OK);
+    CHECK_INT(kb_svb_init(s, &sp, key, sizeof key, NULL, 0), KB_OK);
     s->now = mktime(&tm);
 }
 
