@@ -15,6 +15,7 @@
 
 #include "adapter_metrics.h"
 #include "ingress.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 #include "spool.h"
@@ -138,13 +139,6 @@ void kb_ingress_destroy(kb_ingress_t *ing)
     free(ing);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * Enqueue one message for @p t. A full local queue (more messages than
  * queue.buffering.max.messages or bytes than queue.buffering.max.kbytes
@@ -164,7 +158,7 @@ static rd_kafka_resp_err_t produce(kb_ingress_t *ing, const char *topic, const c
             RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)value, len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(kh),
             RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
-        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || mono_ms() >= deadline_ms)
+        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL || kb_mono_ms() >= deadline_ms)
             return rerr;
         rd_kafka_poll(ing->producer, 100);
     }
@@ -177,7 +171,7 @@ static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int64_t deadline
 {
     while (t->pending > 0) {
         rd_kafka_poll(ing->producer, 50);
-        if (t->pending > 0 && mono_ms() > deadline_ms) {
+        if (t->pending > 0 && kb_mono_ms() > deadline_ms) {
             /* Messages still queued must not be reported later to a dead
              * tracker: purge them and serve their (failed) reports now. */
             rd_kafka_purge(ing->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -213,7 +207,7 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
     kb_err_t err = KB_OK;
     double t0 = mono_s();
     /* One deadline for enqueueing and acknowledgement together. */
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = kb_mono_ms() + timeout_ms;
     for (size_t i = 0; i < n; i++) {
         evs[i].attrs.sequence = ++seq;
         struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
@@ -272,7 +266,7 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
     }
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
     double t0 = mono_s();
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = kb_mono_ms() + timeout_ms;
     rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
     rd_kafka_resp_err_t rerr =
         produce(ing, ing->quarantine_topic, NULL, raw, len, kh, &t, deadline);

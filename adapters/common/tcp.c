@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "adapter_metrics.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 
 #define COMP "tcp"
@@ -58,13 +58,6 @@ struct kb_tcp_client {
     int fd; /* connected socket, blocking, used with poll() timeouts */
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -83,7 +76,7 @@ static uint32_t get_be32(const uint8_t *p)
 static int write_all(int fd, const void *data, size_t len, int timeout_ms)
 {
     const uint8_t *p = data;
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = kb_mono_ms() + timeout_ms;
     while (len > 0) {
         ssize_t w = send(fd, p, len, MSG_NOSIGNAL);
         if (w > 0) {
@@ -94,7 +87,7 @@ static int write_all(int fd, const void *data, size_t len, int timeout_ms)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int left = (int)(deadline - now_ms());
+            int left = (int)(deadline - kb_mono_ms());
             if (left <= 0)
                 return -1;
             struct pollfd pfd = {fd, POLLOUT, 0};
@@ -112,7 +105,7 @@ static int read_all(int fd, void *data, size_t len, int64_t deadline)
 {
     uint8_t *p = data;
     while (len > 0) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - kb_mono_ms());
         if (left <= 0)
             return -2;
         struct pollfd pfd = {fd, POLLIN, 0};
@@ -271,7 +264,7 @@ const struct kb_tcp_stats *kb_tcp_server_stats(const kb_tcp_server_t *srv)
  */
 static int64_t svc_ms(const kb_tcp_server_t *srv)
 {
-    return now_ms() - srv->busy_ms;
+    return kb_mono_ms() - srv->busy_ms;
 }
 
 static void accept_one(kb_tcp_server_t *srv)
@@ -285,7 +278,7 @@ static void accept_one(kb_tcp_server_t *srv)
              * would return at once, forever. Stop listening for a moment. */
             KB_LOG_WARN(COMP, "cannot accept a connection; pausing accepts", "errno=%d", errno);
             kb_adapter_count_refused("tcp", "no-descriptors");
-            srv->accept_again_ms = now_ms() + 250;
+            srv->accept_again_ms = kb_mono_ms() + 250;
         }
         return;
     }
@@ -324,7 +317,7 @@ static void accept_one(kb_tcp_server_t *srv)
 static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
 {
     char reason[512] = "";
-    int64_t t0 = now_ms();
+    int64_t t0 = kb_mono_ms();
     atomic_fetch_add_explicit(&srv->stats.frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->stats.bytes, c->need, memory_order_relaxed);
     kb_adapter_count_message("tcp", "received");
@@ -349,7 +342,7 @@ static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
     c->frame_ms = 0;
     if (write_all(c->fd, ans, 5 + rlen, WRITE_TIMEOUT_MS))
         conn_close(srv, c, "answer-write-failed");
-    srv->busy_ms += now_ms() - t0;
+    srv->busy_ms += kb_mono_ms() - t0;
 }
 
 /* Read what is available on @p c; serve a frame once complete. */
@@ -432,7 +425,7 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
     kb_err_t err = KB_OK;
     while (!atomic_load(stop)) {
         int n = 0;
-        short accepting = now_ms() >= srv->accept_again_ms ? POLLIN : 0;
+        short accepting = kb_mono_ms() >= srv->accept_again_ms ? POLLIN : 0;
         pfds[n++] = (struct pollfd){srv->lfd, accepting, 0};
         for (int i = 0; i < srv->opts.max_clients; i++)
             if (srv->conns[i].fd >= 0) {
@@ -456,9 +449,9 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
                     read_conn(srv, &srv->conns[idx[k]]);
         }
         if (srv->opts.on_idle) {
-            int64_t t0 = now_ms();
+            int64_t t0 = kb_mono_ms();
             srv->opts.on_idle(srv->opts.opaque);
-            srv->busy_ms += now_ms() - t0;
+            srv->busy_ms += kb_mono_ms() - t0;
         }
         int64_t t = svc_ms(srv);
         for (int i = 0; i < srv->opts.max_clients; i++) {
@@ -555,7 +548,7 @@ kb_err_t kb_tcp_client_send(kb_tcp_client_t *c, const void *frame, size_t len, i
     put_be32(hdr, (uint32_t)len);
     if (write_all(c->fd, hdr, 4, timeout_ms) || write_all(c->fd, frame, len, timeout_ms))
         return kb_err_set(KB_ERR_IO, errstr, errstr_size, "tcp: send failed");
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = kb_mono_ms() + timeout_ms;
     uint8_t ahdr[4];
     int r = read_all(c->fd, ahdr, 4, deadline);
     if (r)

@@ -24,6 +24,7 @@
 #include "gba_egress.h"
 #include "gba_events.h"
 #include "ingress.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "lo3.h"
@@ -242,13 +243,6 @@ static enum file_result handle_file(struct gba *g, const char *name)
     return rc;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* TCP frame handler: one LO3 message per frame. The frame is staged for
  * done/ (named by its SHA-256, so a resent frame lands on the same file)
  * before its events are produced, and moved into done/ only once Kafka
@@ -266,7 +260,7 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
         return KB_TCP_NACK;
     }
     snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, name);
-    switch (process_message(g, frame, len, wall_ms(), dataref, reason, reason_size)) {
+    switch (process_message(g, frame, len, kb_wall_ms(), dataref, reason, reason_size)) {
     case OUT_DONE:
         /* Kafka holds events naming done/<name>: without that file the
          * sender must resend, which stages and moves it again. */
@@ -362,13 +356,6 @@ static int read_input(const char *path, size_t max, uint8_t **buf, size_t *len)
     return -1;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* One pass over the spool's in/ folder. Returns 1 when a file stayed in
  * in/ (Kafka unreachable, or unreadable for now), 0 otherwise. Kafka
  * unreachable stops the pass (every later file would fail alike); an
@@ -380,11 +367,11 @@ static int scan_spool(struct gba *g, atomic_int *stop, int64_t budget_ms, int *m
     char **names = NULL;
     size_t n = 0;
     int failed = 0;
-    int64_t end = mono_ms() + budget_ms;
+    int64_t end = kb_mono_ms() + budget_ms;
     *more = 0;
     if (kb_spool_list(&g->run.spool, &names, &n) == KB_OK) {
         for (size_t i = 0; i < n && !atomic_load(stop); i++) {
-            if (budget_ms > 0 && i > 0 && mono_ms() >= end) {
+            if (budget_ms > 0 && i > 0 && kb_mono_ms() >= end) {
                 *more = 1;
                 break;
             }
@@ -405,7 +392,7 @@ static atomic_int stop_flag;
 static void on_idle(void *opaque)
 {
     struct gba *g = opaque;
-    int64_t now = mono_ms();
+    int64_t now = kb_mono_ms();
     if (now < g->next_scan_ms)
         return;
     int more;
@@ -439,7 +426,7 @@ static void on_http_bericht(kb_http_req_t *req, void *opaque)
     }
     char sha[65];
     kb_sha256_hex(lo3, lo3_len, sha);
-    enum outcome out = process_message(g, lo3, lo3_len, wall_ms(), "", reason, sizeof reason);
+    enum outcome out = process_message(g, lo3, lo3_len, kb_wall_ms(), "", reason, sizeof reason);
     free(lo3);
     kb_adapter_count_message("http", out == OUT_DONE          ? "accepted"
                                      : out == OUT_QUARANTINED ? "quarantined"

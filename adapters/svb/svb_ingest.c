@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 #include "svb_ingest.h"
 
@@ -147,13 +148,6 @@ struct refused {
     enum kb_akw02_rule rule;
     char reason[256];          /* "regel N: AKW02 <field> (col a-b): why" */
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                        struct kb_spool *spool, const char *done_uri, const char *name)
@@ -323,7 +317,7 @@ char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         goto out;
     }
     struct kb_ingress_event ev;
-    if (kb_svb_akw02_event(ctx, rec, (const char *)frame, rlen, KB_SVB_TCP, 0, now_ms(), NULL,
+    if (kb_svb_akw02_event(ctx, rec, (const char *)frame, rlen, KB_SVB_TCP, 0, kb_wall_ms(), NULL,
                            &ev, errstr, sizeof errstr)) {
         snprintf(reason, reason_size, "cannot build event: %s", errstr);
         goto out;

@@ -33,6 +33,7 @@
 #include <openssl/evp.h>
 
 #include "admin_int.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
 
@@ -73,20 +74,6 @@ struct kb_admin {
     char audit_error[512];    /* the last run's failure, or "" */
 };
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static json_t *time_json(int64_t ms)
 {
     if (!ms)
@@ -112,7 +99,7 @@ static void run_job(kb_admin_t *a, struct job *j)
             .since_ms = j->since_ms,
             .until_ms = j->until_ms,
             .max_samples = j->samples,
-            .deadline_ms = mono_ms() + 1000LL * (a->o.dryrun_max_seconds > 0
+            .deadline_ms = kb_mono_ms() + 1000LL * (a->o.dryrun_max_seconds > 0
                                                      ? a->o.dryrun_max_seconds : 120),
             .stop = &a->stop,
         };
@@ -143,12 +130,12 @@ static void run_audit(kb_admin_t *a)
         .n_public_keys = a->o.n_audit_public_keys,
         .max_seconds = a->o.audit_max_seconds,
     };
-    int64_t started = wall_ms();
+    int64_t started = kb_wall_ms();
     json_t *r = kb_audit_status_verify(&so, errstr, sizeof errstr);
     pthread_mutex_lock(&a->mu);
     a->audit_running = 0;
     a->audit_started = started;
-    a->audit_finished = wall_ms();
+    a->audit_finished = kb_wall_ms();
     a->audit_runs++;
     if (r) {
         json_decref(a->audit_last);
@@ -178,7 +165,7 @@ static void *worker_main(void *arg)
             pthread_mutex_lock(&a->mu);
             continue;
         }
-        int64_t now = mono_ms();
+        int64_t now = kb_mono_ms();
         if (a->audit_requested || (a->audit_next_ms && now >= a->audit_next_ms)) {
             a->audit_requested = 0;
             a->audit_running = 1;
@@ -216,7 +203,7 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
     /* The first timed verification soon after start, so the status page
      * says something about the trail the router is extending. */
     if (a->o.audit_every_s > 0)
-        a->audit_next_ms = mono_ms() + 2000;
+        a->audit_next_ms = kb_mono_ms() + 2000;
     if (pthread_create(&a->worker, NULL, worker_main, a) != 0) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "admin: cannot start its thread");
         kb_admin_destroy(a);
@@ -648,7 +635,7 @@ static void on_dryrun_post(kb_http_req_t *req, void *opaque)
     slot->since_ms = since;
     slot->until_ms = until;
     slot->samples = (size_t)samples;
-    slot->created_ms = wall_ms();
+    slot->created_ms = kb_wall_ms();
     json_t *reply = job_json(slot);
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);

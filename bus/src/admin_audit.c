@@ -7,10 +7,10 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "admin_int.h"
 #include "ketenbus/audit.h"
+#include "ketenbus/clock.h"
 
 struct ctx {
     kb_audit_verifier_t *v;
@@ -19,13 +19,6 @@ struct ctx {
     int64_t deadline; /* CLOCK_MONOTONIC ms */
     int cut;          /* stopped at the deadline */
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
@@ -38,7 +31,7 @@ static int feed(void *opaque, int32_t partition, int64_t offset, int64_t ts, con
     (void)ts;
     struct ctx *c = opaque;
     c->err = kb_audit_verifier_feed(c->v, partition, offset, key, key_len, value, len);
-    if (!c->err && (offset & 255) == 0 && mono_ms() > c->deadline)
+    if (!c->err && (offset & 255) == 0 && kb_mono_ms() > c->deadline)
         c->cut = 1;
     return c->err != KB_OK || c->cut;
 }
@@ -67,7 +60,7 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
     c.v = kb_audit_verifier_new(&vo, errstr, errstr_size);
     if (!c.v)
         goto out_rk;
-    int64_t t0 = mono_ms();
+    int64_t t0 = kb_mono_ms();
     c.deadline = t0 + 1000LL * (o->max_seconds > 0 ? o->max_seconds : 120);
     kb_err_t err = kb_audit_scan(o->kafka, topic, 0, 0, feed, &c, errstr, errstr_size);
     if (!err && c.err)
@@ -112,7 +105,7 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
                     (json_int_t)recs, "checkpoints", (json_int_t)cps, "chains_total",
                     (int)n_chains, "problems_total", (json_int_t)n_problems, "chains", chains,
                     "problems", problems, "retention", retention, "seconds",
-                    (double)(mono_ms() - t0) / 1000.0, "trusted_keys", (int)o->n_public_keys);
+                    (double)(kb_mono_ms() - t0) / 1000.0, "trusted_keys", (int)o->n_public_keys);
     if (!out)
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
 out_v:

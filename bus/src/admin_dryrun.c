@@ -15,6 +15,7 @@
 
 #include <avro.h>
 
+#include "ketenbus/clock.h"
 #include "ketenbus/gate.h"
 #include "idset.h"
 #include "ketenbus/admin.h"
@@ -37,13 +38,6 @@ struct dry {
     kb_idset_t *seen;
     struct kb_dryrun_result *res;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const kb_validator_t *gate_of(struct dry *d, const struct kb_schema *schema)
 {
@@ -272,7 +266,7 @@ static kb_err_t scan(struct dry *d, rd_kafka_t *rk, char *errstr, size_t errstr_
     int idle = 0;
     while (open > 0) {
         if ((d->o->stop && atomic_load(d->o->stop)) ||
-            (d->o->deadline_ms && mono_ms() >= d->o->deadline_ms)) {
+            (d->o->deadline_ms && kb_mono_ms() >= d->o->deadline_ms)) {
             KB_LOG_WARN("dryrun", "stopped before the end", "partitions_open=%d", open);
             break;
         }

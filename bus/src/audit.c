@@ -39,13 +39,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
 #include "audit_int.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 
 #define COMP "audit"
@@ -85,13 +85,6 @@ struct kb_audit {
     size_t n_chains;
     struct kb__audit_buf rec_buf; /* the last record message */
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- keys --------------------------------------------------------------- */
 
@@ -406,7 +399,7 @@ static void chain_set(struct chain *c, uint64_t next_seq, const uint8_t *head, u
         memset(c->head, 0, KB_AUDIT_HASH_LEN);
     memcpy(c->p_head, c->head, KB_AUDIT_HASH_LEN);
     c->since_cp = c->p_since_cp = since_cp;
-    c->last_cp_ms = c->p_last_cp_ms = wall_ms();
+    c->last_cp_ms = c->p_last_cp_ms = kb_wall_ms();
     c->dirty = 0;
     c->marked = 0;
 }
@@ -446,9 +439,9 @@ static kb_err_t scan_tail(kb_audit_t *a, const struct chain *c, int64_t from, in
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "assign: %s",
                           rd_kafka_err2str(rerr));
     kb_err_t err = KB_OK;
-    int64_t deadline = wall_ms() + 30000;
+    int64_t deadline = kb_wall_ms() + 30000;
     for (int done = 0; !done;) {
-        if (wall_ms() > deadline) {
+        if (kb_wall_ms() > deadline) {
             err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
                              "reading %s [%" PRId32 "] timed out", a->topic, c->audit_partition);
             break;
@@ -595,7 +588,7 @@ kb_err_t kb_audit_append(kb_audit_t *a, const struct kb_audit_decision *d,
                           "chain %s/%" PRId32 " was not resumed", d->input_topic,
                           d->input_partition);
     uint8_t hash[KB_AUDIT_HASH_LEN];
-    int64_t at = d->recorded_at_ms ? d->recorded_at_ms : wall_ms();
+    int64_t at = d->recorded_at_ms ? d->recorded_at_ms : kb_wall_ms();
     if (kb__audit_encode_record(&a->rec_buf, d, c->p_next_seq, at, c->p_head, hash))
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     c->p_next_seq++;
@@ -635,7 +628,7 @@ size_t kb_audit_checkpoints(kb_audit_t *a, struct kb_audit_msg *out, size_t max)
     if (!a->sign_key)
         return 0;
     size_t n = 0;
-    int64_t now = wall_ms();
+    int64_t now = kb_wall_ms();
     for (size_t i = 0; i < a->n_chains && n < max; i++) {
         struct chain *c = a->chains[i];
         if (!c->p_since_cp || c->p_next_seq == 0)

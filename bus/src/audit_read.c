@@ -33,12 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
 
 #include "audit_int.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 
 /* ---- scanning ------------------------------------------------------------ */
@@ -50,13 +50,6 @@
  * always waits the full time, so keep it short (500 ms here cost every scan
  * half a second: a 30,000-record verify took 0.54 s instead of 0.06 s). */
 #define SCAN_WAIT_MS 10
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* A consumer for reading the audit topic from end to end. */
 static rd_kafka_t *scan_consumer(const struct kb_kafka_opts *kafka, char *errstr,
@@ -138,7 +131,7 @@ static void scan_read(struct scan_reader *r)
         atomic_store(&s->stop, 1);
         return;
     }
-    int64_t idle_since = mono_ms();
+    int64_t idle_since = kb_mono_ms();
     while (left && !atomic_load_explicit(&s->stop, memory_order_relaxed)) {
         ssize_t n = rd_kafka_consume_batch_queue(rkq, SCAN_WAIT_MS, batch, SCAN_BATCH);
         if (n < 0) {
@@ -147,14 +140,14 @@ static void scan_read(struct scan_reader *r)
             break;
         }
         if (n == 0) {
-            if (mono_ms() - idle_since > SCAN_IDLE_MS) {
+            if (kb_mono_ms() - idle_since > SCAN_IDLE_MS) {
                 r->err = kb_err_set(KB_ERR_TIMEOUT, r->errstr, sizeof r->errstr,
                                     "no data from %s for 60 s", s->topic);
                 break;
             }
             continue;
         }
-        idle_since = mono_ms();
+        idle_since = kb_mono_ms();
         int stop = 0;
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_t *m = batch[i];

@@ -7,17 +7,10 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dead_lettered.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/err.h"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Header @p name of @p h as a string in @p buf; 0, or -1 when absent,
  * empty or too long. */
@@ -164,8 +157,8 @@ int kb__dead_lettered(const struct kb_kafka_opts *ko, const char *dlq_topic, con
     for (int i = 0; i < tp->cnt; i++)
         todo += tp->elems[i].offset < ends[i];
     rd_kafka_assign(rk, tp);
-    int64_t deadline = mono_ms() + stall_ms;
-    while (todo && mono_ms() < deadline) {
+    int64_t deadline = kb_mono_ms() + stall_ms;
+    while (todo && kb_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -174,7 +167,7 @@ int kb__dead_lettered(const struct kb_kafka_opts *ko, const char *dlq_topic, con
             i++;
         int eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
         if (i < tp->cnt && tp->elems[i].offset < ends[i] && (!m->err || eof)) {
-            deadline = mono_ms() + stall_ms; /* progress */
+            deadline = kb_mono_ms() + stall_ms; /* progress */
             if (!m->err && note_letter(m, group, w, n)) {
                 rd_kafka_message_destroy(m);
                 kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");

@@ -54,6 +54,7 @@
 #include <openssl/x509v3.h>
 
 #include "deliver.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 
@@ -153,18 +154,11 @@ struct exchange {
     int64_t started_ms;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static uint32_t random_u32(void)
 {
     uint32_t r = 0;
     if (RAND_bytes((unsigned char *)&r, sizeof r) != 1)
-        r = (uint32_t)now_ms();
+        r = (uint32_t)kb_wall_ms();
     return r;
 }
 
@@ -375,9 +369,9 @@ static kb_err_t load_retry_state(struct kb_deliver *d, char *errstr, size_t errs
         }
     }
     rd_kafka_assign(rk, parts);
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = kb_wall_ms() + 60000;
     size_t loaded = 0;
-    while (remaining > 0 && now_ms() < deadline) {
+    while (remaining > 0 && kb_wall_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
         if (!m)
             continue;
@@ -631,7 +625,7 @@ static void dead_letter(struct kb_deliver *d, struct msg *m, const char *why)
     size_t n = kb_kafka_headers(m->rkm, hdrs, MAX_HEADERS);
     char attempts[16], first[40], part[16], off[24];
     snprintf(attempts, sizeof attempts, "%d", m->attempts);
-    kb_event_time(m->first_failure_ms ? m->first_failure_ms : now_ms(), first);
+    kb_event_time(m->first_failure_ms ? m->first_failure_ms : kb_wall_ms(), first);
     snprintf(part, sizeof part, "%d", (int)m->rkm->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->rkm->offset);
     const struct kb_header extra[] = {
@@ -657,7 +651,7 @@ static void dead_letter(struct kb_deliver *d, struct msg *m, const char *why)
         /* Try again later; the event stays unfinished, nothing is lost. */
         KB_LOG_WARN("deliver", "dead letter not produced", "subscriber=%s error=\"%s\"",
                     d->o.subscriber, rd_kafka_err2str(e));
-        m->next_attempt_ms = now_ms() + 1000;
+        m->next_attempt_ms = kb_wall_ms() + 1000;
         return;
     }
     m->in_flight = 1;
@@ -679,7 +673,7 @@ static void on_dr(rd_kafka_t *rk, const rd_kafka_message_t *rkm, void *opaque)
     if (rkm->err) {
         KB_LOG_WARN("deliver", "dead letter failed, will retry", "subscriber=%s error=\"%s\"",
                     d->o.subscriber, rd_kafka_err2str(rkm->err));
-        m->next_attempt_ms = now_ms() + 1000;
+        m->next_attempt_ms = kb_wall_ms() + 1000;
         m->attempts = m->attempts ? m->attempts : 1;
         if (m->orphan) { /* revoked meanwhile: the new owner starts over */
             rd_kafka_message_destroy(m->rkm);
@@ -706,7 +700,7 @@ static void add_header(struct evkeyvalq *h, const char *name, const char *value)
 
 static void schedule_retry(struct kb_deliver *d, struct msg *m, int64_t retry_after_ms)
 {
-    int64_t now = now_ms();
+    int64_t now = kb_wall_ms();
     if (!m->first_failure_ms)
         m->first_failure_ms = now;
     m->attempts++;
@@ -738,8 +732,8 @@ static void on_response(struct evhttp_request *req, void *arg)
     const char *retry_after =
         req && status ? evhttp_find_header(evhttp_request_get_input_headers(req), "Retry-After")
                       : NULL;
-    int64_t ra = kb__deliver_retry_after_ms(retry_after, now_ms());
-    int64_t took = now_ms() - x->started_ms;
+    int64_t ra = kb__deliver_retry_after_ms(retry_after, kb_wall_ms());
+    int64_t took = kb_wall_ms() - x->started_ms;
     char why[ERR_MAX];
     if (status == 0) {
         int timed_out = took >= d->o.timeout_ms - 50;
@@ -777,7 +771,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         } else {
             d->handshake = 0;
             d->handshake_failures++;
-            d->handshake_next_ms = now_ms() + kb__deliver_backoff_ms(
+            d->handshake_next_ms = kb_wall_ms() + kb__deliver_backoff_ms(
                                                   d->handshake_failures, d->o.backoff_base_ms,
                                                   d->o.backoff_max_ms, random_u32());
             KB_LOG_WARN("deliver", "webhook validation failed", "subscriber=%s error=\"%s\"",
@@ -796,7 +790,7 @@ static void on_response(struct evhttp_request *req, void *arg)
         kb_series_add(d->m_delivered, 1);
         int64_t t = kb__deliver_parse_time(m->attrs.time);
         if (t > 0)
-            kb_series_observe(d->m_latency, (double)(now_ms() - t) / 1000.0);
+            kb_series_observe(d->m_latency, (double)(kb_wall_ms() - t) / 1000.0);
         KB_LOG_DBG("deliver", "delivered", "subscriber=%s partition=%d offset=%lld id=%s ms=%lld",
                    d->o.subscriber, (int)m->part->id, (long long)m->offset, m->attrs.id,
                    (long long)took);
@@ -820,7 +814,7 @@ static int send_request(struct kb_deliver *d, struct msg *m)
         return -1;
     x->d = d;
     x->m = m;
-    x->started_ms = now_ms();
+    x->started_ms = kb_wall_ms();
     x->conn = connect_webhook(d);
     if (!x->conn) {
         free(x);
@@ -859,7 +853,7 @@ static int send_request(struct kb_deliver *d, struct msg *m)
             return 1;
         }
         char ts[24], sig[68];
-        snprintf(ts, sizeof ts, "%lld", (long long)(now_ms() / 1000));
+        snprintf(ts, sizeof ts, "%lld", (long long)(kb_wall_ms() / 1000));
         kb__deliver_signature(d->o.secret, d->o.secret_len, ts, body, len, sig);
         add_header(h, "X-Ketenbus-Timestamp", ts);
         add_header(h, "X-Ketenbus-Signature", sig);
@@ -923,7 +917,7 @@ static void refill_tokens(struct kb_deliver *d, int64_t now)
 
 static void pump(struct kb_deliver *d)
 {
-    int64_t now = now_ms();
+    int64_t now = kb_wall_ms();
     if (!d->o.skip_handshake && d->handshake != 2) {
         if (d->handshake == 0 && now >= d->handshake_next_ms && !d->stopping) {
             d->handshake = 1;
@@ -1190,7 +1184,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         }
     }
     pump(d);
-    int64_t now = now_ms();
+    int64_t now = kb_wall_ms();
     if (now - d->last_commit_ms >= 1000) {
         commit(d, 0);
         update_gauges(d);
@@ -1338,7 +1332,7 @@ kb_err_t kb_deliver_run(kb_deliver_t *d, atomic_int *stop)
     KB_LOG_INFO("deliver", "delivering", "subscriber=%s topic=%s host=%s mode=%s concurrency=%d",
                 d->o.subscriber, d->topic_out, d->host,
                 d->o.mode == KB_DELIVER_STRUCTURED ? "structured" : "binary", d->o.concurrency);
-    d->tokens_ms = now_ms();
+    d->tokens_ms = kb_wall_ms();
     struct timeval tv = {0, TICK_MS * 1000};
     event_add(d->tick, &tv);
     event_base_dispatch(d->base);

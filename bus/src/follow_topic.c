@@ -26,6 +26,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
@@ -203,13 +204,6 @@ void kb_follow_topics_destroy(kb_follow_topics_t *ft)
     free(ft);
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static kb_err_t reader(kb_follow_topics_t *ft, char *errstr, size_t errstr_size)
 {
     if (ft->rk)
@@ -336,9 +330,9 @@ static kb_err_t read_topic(kb_follow_topics_t *ft, const char *topic, struct kb_
                              rd_kafka_err2str(rerr));
     }
     size_t bad = 0, records = 0;
-    int64_t deadline = mono_ms() + READ_TIMEOUT_MS;
+    int64_t deadline = kb_mono_ms() + READ_TIMEOUT_MS;
     while (!err && pending > 0) {
-        if (mono_ms() > deadline) {
+        if (kb_mono_ms() > deadline) {
             err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
                              "follow topic %s not read to its end within %d ms", topic,
                              READ_TIMEOUT_MS);

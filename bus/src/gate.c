@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ketenbus/clock.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
@@ -51,9 +52,7 @@ int64_t kb_gate_decision_time(const struct kb_event_attrs *a)
     int64_t ms;
     if (a->time[0] && !kb_parse_time(a->time, &ms))
         return ms;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return kb_wall_ms();
 }
 
 const char *kb_gate_stage(enum kb_gate_step step)

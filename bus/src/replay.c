@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ketenbus/clock.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
@@ -227,13 +228,6 @@ static int cmp_item(const void *a, const void *b)
     return x->offset < y->offset ? -1 : x->offset > y->offset;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static double elapsed_s(const struct replay *rp)
 {
     struct timespec t;
@@ -303,7 +297,7 @@ static kb_err_t txn_begin(struct replay *rp)
         rd_kafka_error_destroy(e);
         return KB_ERR_KAFKA;
     }
-    rp->txn_started_ms = wall_ms();
+    rp->txn_started_ms = kb_wall_ms();
     return KB_OK;
 }
 
@@ -481,7 +475,7 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     kb_metrics_counter_add("kb_audit_records_total", 1, "replayed", NULL);
     step(rp);
     if (rp->in_txn >= (size_t)(rp->o->batch_max > 0 ? rp->o->batch_max : 200) ||
-        wall_ms() - rp->txn_started_ms >= BATCH_MS)
+        kb_wall_ms() - rp->txn_started_ms >= BATCH_MS)
         return txn_commit(rp, errstr, errstr_size);
     return KB_OK;
 }

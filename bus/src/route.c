@@ -52,6 +52,7 @@
 
 #include "admin_int.h"
 #include "dead_lettered.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/gate.h"
 #include "idset.h"
 #include "pending_ids.h"
@@ -265,8 +266,6 @@ static void rebuild_pause(rd_kafka_t *rk, const struct part_state *ps)
     rd_kafka_topic_partition_list_destroy(tp);
 }
 
-static int64_t now_ms(void);
-
 /* Hold event @p m of window @p b, which passed the gate, by offset. */
 static int rebuild_seen(struct rebuild *b, const rd_kafka_message_t *m, uint64_t hash)
 {
@@ -306,18 +305,14 @@ static void rebuild_take(kb_router_t *r, struct rebuild *w, size_t n)
             oldest = w[i].oldest_ms;
     }
     char errstr[512] = "out of memory";
-    if (!dl)
-        KB_LOG_WARN(COMP, "dead letters of the rebuilt windows not looked up; a redriven dead "
-                          "letter of them may be taken for a duplicate",
-                    "error=\"%s\"", errstr);
-    if (k && (!dl || kb__dead_lettered(r->opts.kafka, r->opts.dlq_topic, r->opts.group_id,
+    if (!dl || (k && kb__dead_lettered(r->opts.kafka, r->opts.dlq_topic, r->opts.group_id,
                                        oldest == INT64_MAX ? 0 : oldest,
                                        r->opts.rebuild_stall_ms, dl, k, errstr,
                                        sizeof errstr))) {
         KB_LOG_WARN(COMP, "dead letters of the rebuilt windows not read; a redriven dead "
                           "letter of them may be taken for a duplicate",
                     "topic=%s error=\"%s\"", r->opts.dlq_topic, errstr);
-        for (size_t j = 0; j < k; j++)
+        for (size_t j = 0; dl && j < k; j++)
             dl[j].n = 0;
     }
     k = 0;
@@ -388,9 +383,9 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
     rd_kafka_assign(rk, tp);
     rd_kafka_topic_partition_list_destroy(tp);
     const int64_t stall_ms = r->opts.rebuild_stall_ms;
-    int64_t deadline = now_ms() + stall_ms;
+    int64_t deadline = kb_mono_ms() + stall_ms;
     size_t hint = 0;
-    while (todo && now_ms() < deadline) {
+    while (todo && kb_mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m)
             continue;
@@ -401,7 +396,7 @@ static int dedup_rebuild(kb_router_t *r, struct rebuild *w, size_t n)
         } else if (m->err && !eof) {
             b->err = m->err; /* told when the window fails */
         } else {
-            deadline = now_ms() + stall_ms; /* progress */
+            deadline = kb_mono_ms() + stall_ms; /* progress */
             int end = eof || m->offset >= b->to;
             if (!end) {
                 struct kb_gate_input in;
@@ -466,7 +461,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (r->inflight.active && inflight_finish(r, NULL, 0, 0) == KB_ERR_FATAL)
         r->fatal = 1;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        int64_t t0 = now_ms(); /* routing waits for all of this: worth a figure */
+        int64_t t0 = kb_mono_ms(); /* routing waits for all of this: worth a figure */
         /* Committed offsets tell where each partition resumes; the window
          * before it is what we must remember. Without them (the group
          * coordinator still loading after a restart) the window is unknown:
@@ -540,7 +535,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             }
         }
         KB_LOG_INFO(COMP, "partitions assigned", "count=%d seconds=%.2f", parts->cnt,
-                    (double)(now_ms() - t0) / 1000.0);
+                    (double)(kb_mono_ms() - t0) / 1000.0);
         rd_kafka_assign(rk, parts);
     } else {
         KB_LOG_INFO(COMP, "partitions revoked", "count=%d", parts->cnt);
@@ -1238,13 +1233,6 @@ static const struct kb__sub_view *view_of(kb_router_t *r, const struct kb_sub *s
     return w;
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Route one input message into the stage. */
 static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
 {
@@ -1293,21 +1281,16 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         if (!rd_kafka_message_headers(m, &h) &&
             !rd_kafka_header_get_last(h, "kb_redriven_from", &from, &from_len) && from) {
             /* An operator's redrive that did nothing deserves more than an
-             * info line: the id is in the window because the original
-             * passed the gate and a restart rebuilt the window from the
-             * input (a dead letter of a later stage; README, Known gaps).
-             * The header is the sender's bytes: logged only when it is a
-             * topic/partition/offset, as the redrive writes it. */
-            char ref[256];
-            size_t n = from_len < sizeof ref ? from_len : 0;
-            memcpy(ref, from, n);
-            ref[n] = '\0';
-            if (!n || strspn(ref, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                  "0123456789._-/") != n)
-                snprintf(ref, sizeof ref, "unreadable");
+             * info line: this group routed the event already (a second
+             * redrive, another group's letter), or its letter could not be
+             * read back when the window was rebuilt (rebuild_take). The
+             * header is the sender's bytes: shown escaped, as dlq list
+             * shows headers. */
+            char ref[1024];
+            kb_dlq_printable(from, from_len, ref, sizeof ref);
             KB_LOG_WARN(COMP, "redriven dead letter dropped as a duplicate",
                         "event_id=%s topic=%s partition=%" PRId32 " offset=%" PRId64
-                        " redriven_from=%s",
+                        " redriven_from=\"%s\"",
                         in.attrs.id, topic, m->partition, m->offset, ref);
         } else {
             KB_LOG_INFO(COMP, "duplicate dropped",
@@ -1382,7 +1365,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     }
     /* One clock reading serves every copy's latency: the copies are made
      * microseconds apart, and the clock is not free on every machine. */
-    double latency_s = fanout ? (double)(wall_ms() - time_ms) / 1000.0 : 0;
+    double latency_s = fanout ? (double)(kb_wall_ms() - time_ms) / 1000.0 : 0;
     for (size_t i = 0; i < fanout; i++) {
         kb_series_add(r->hit_views[i]->out_series, 1);
         kb_series_observe(r->hit_views[i]->latency_series, latency_s);
@@ -1479,19 +1462,12 @@ static rd_kafka_topic_partition_list_t *batch_offsets(rd_kafka_message_t **batch
     return offs;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The committer thread: the broker round trips of one transaction. It
  * touches only the inflight record and the producer (invariant 6). */
 static void *committer_main(void *arg)
 {
     struct inflight *f = arg;
-    int64_t t0 = now_ms();
+    int64_t t0 = kb_mono_ms();
     /* A retriable error (a timeout while a coordinator moves) leaves the
      * call going on in librdkafka; calling again waits for it, where an
      * abort would conflict with it. A few minutes, then the error stands
@@ -1511,7 +1487,7 @@ static void *committer_main(void *arg)
         e = NULL;
     }
     f->result = e;
-    f->commit_ms = now_ms() - t0;
+    f->commit_ms = kb_mono_ms() - t0;
     atomic_store(&f->settled, 1);
     return NULL;
 }
@@ -1547,11 +1523,11 @@ static kb_err_t inflight_finish(kb_router_t *r, rd_kafka_message_t **later, size
                                 int rewind)
 {
     struct inflight *f = &r->inflight;
-    int64_t t0 = now_ms();
+    int64_t t0 = kb_mono_ms();
     if (f->threaded)
         pthread_join(f->thread, NULL);
     f->active = 0;
-    kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t0) / 1000.0, "wait",
+    kb_metrics_observe("kb_route_transaction_seconds", (double)(kb_mono_ms() - t0) / 1000.0, "wait",
                        NULL);
     rd_kafka_topic_partition_list_destroy(f->offs);
     rd_kafka_consumer_group_metadata_destroy(f->cgmd);
@@ -1659,7 +1635,7 @@ static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
         atomic_fetch_add(&r->stats.aborts, 1);
         return abortable && !abort_txn(r) ? KB_ERR_KAFKA : KB_ERR_FATAL;
     }
-    int64_t t0 = now_ms();
+    int64_t t0 = kb_mono_ms();
     kb_err_t err = stage_produce(r);
     if (err) {
         int aborted = !abort_txn(r);
@@ -1667,7 +1643,7 @@ static kb_err_t hand_off(kb_router_t *r, rd_kafka_message_t ***batch, size_t n)
         atomic_fetch_add(&r->stats.aborts, 1);
         return aborted ? KB_ERR_KAFKA : KB_ERR_FATAL;
     }
-    kb_metrics_observe("kb_route_transaction_seconds", (double)(now_ms() - t0) / 1000.0,
+    kb_metrics_observe("kb_route_transaction_seconds", (double)(kb_mono_ms() - t0) / 1000.0,
                        "produce", NULL);
     f->producer = r->producer;
     f->offs = batch_offsets(*batch, n);
@@ -1704,10 +1680,10 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
         int64_t deadline = 0;
         /* An idle input still comes back here every half second, so the
          * subscription files are looked at without traffic too. */
-        int64_t idle_until = now_ms() + 500;
+        int64_t idle_until = kb_mono_ms() + 500;
         uint64_t epoch = r->rebalances;
         while (n < (size_t)r->opts.batch_max && !atomic_load(stop)) {
-            int64_t left = (n ? deadline : idle_until) - now_ms();
+            int64_t left = (n ? deadline : idle_until) - kb_mono_ms();
             if (left <= 0)
                 break;
             int wait = n ? (int)left : (int)(left < 100 ? left : 100);
@@ -1742,7 +1718,7 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
                 continue;
             }
             if (!n)
-                deadline = now_ms() + r->opts.batch_ms;
+                deadline = kb_mono_ms() + r->opts.batch_ms;
             batch[n++] = m;
         }
         if (r->fatal) {
@@ -1757,14 +1733,14 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
                 result = KB_ERR_FATAL;
                 break;
             }
-            maybe_reload(r, now_ms());
+            maybe_reload(r, kb_mono_ms());
             continue;
         }
         /* Route batch N+1 while N commits. */
-        int64_t t0 = now_ms();
+        int64_t t0 = kb_mono_ms();
         size_t routed = 0;
         kb_err_t err = route_batch(r, batch, n, &routed);
-        int64_t route_ms = now_ms() - t0;
+        int64_t route_ms = kb_mono_ms() - t0;
         if (r->inflight.active) {
             kb_err_t ferr = inflight_finish(r, batch, n, 1);
             if (ferr) {
@@ -1786,7 +1762,7 @@ kb_err_t kb_router_run(kb_router_t *r, atomic_int *stop)
             }
             continue;
         }
-        maybe_reload(r, now_ms());
+        maybe_reload(r, kb_mono_ms());
         if (!routed) { /* consumer errors only: nothing to commit */
             messages_free(batch, n);
             continue;

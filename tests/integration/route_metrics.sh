@@ -103,7 +103,7 @@ read -r RP RO < <(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -f '%p %o %h\n'
   grep 'kb_rule=projection-build' | head -1 | cut -d' ' -f1,2)
 "$BIN/ketenbus" dlq redrive "$RO" --partition "$RP" >>"$WORK/redrive.log" 2>&1 || true
 check "a dropped redrive is a warning that names the letter" wait_for 60 grep -q \
-  "level=warn .*redriven dead letter dropped as a duplicate.* redriven_from=$(T dlq)/$RP/$RO\$" \
+  "level=warn .*redriven dead letter dropped as a duplicate.* redriven_from=\"$(T dlq)/$RP/$RO\"\$" \
   "$WORK/router.log"
 # ... which the second group dead-lettered again (kapot is still broken).
 projection_letters() {

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/route.h"
@@ -246,13 +247,6 @@ static int wait_log(const char *a, const char *b, int seconds)
     return -1;
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* After a failed check, the router's log (without the flood of dropped
  * duplicates) on stderr. */
 static void show_log_on_failure(void)
@@ -354,12 +348,12 @@ int main(void)
                                                  0, RD_KAFKA_RESP_ERR_INVALID_MSG, 4000);
     struct router_thread rt;
     ro.instance = "retry";
-    int64_t t0 = mono_ms();
+    int64_t t0 = kb_mono_ms();
     int started = committed && router_start(&rt, &ro) == 0;
     int gave_up = started && wait_log("msg=\"dedup window not read", NULL, 60) == 0;
     /* The stall is the option's 2 s, not the default 30 (the group join
      * and the first reads take a few seconds more). */
-    int64_t gave_up_ms = mono_ms() - t0;
+    int64_t gave_up_ms = kb_mono_ms() - t0;
     rd_kafka_mock_broker_error_stack_cnt(mc, SLOW_BROKER, API_FETCH, &left);
     int errors_used = left == 0;
     int assigned = gave_up && wait_log("msg=\"partitions assigned\" count=2", NULL, 60) == 0;
