@@ -7,6 +7,7 @@
 
 #include "adapter.h"
 #include "adapter_metrics.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 
 #ifndef KB_SCHEMA_DIR
@@ -80,6 +81,19 @@ int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg)
 bad:
     fprintf(stderr, "error: %s\n", errstr);
     return -1;
+}
+
+int kb_adapter_idle_exit_opt(const char *arg, int *ms)
+{
+    char errstr[256];
+    long long n = 0;
+    if (kb_cli_long("--idle-exit", arg, 1, KB_ADAPTER_IDLE_EXIT_MAX_MS, &n, errstr,
+                    sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 2;
+    }
+    *ms = (int)n;
+    return 0;
 }
 
 void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,

@@ -66,6 +66,16 @@ void kb_adapter_args_fini(struct kb_adapter_args *a);
  */
 int kb_adapter_common_opt(struct kb_adapter_args *a, int opt, const char *arg);
 
+/* Largest --idle-exit of an egress command: a day, in milliseconds. */
+#define KB_ADAPTER_IDLE_EXIT_MAX_MS 86400000
+
+/**
+ * An egress command's --idle-exit MS into *@p ms: 0, or 2 (a usage error, as
+ * an own_opt callback returns it) after printing why when @p arg is not a
+ * whole number from 1 to KB_ADAPTER_IDLE_EXIT_MAX_MS.
+ */
+int kb_adapter_idle_exit_opt(const char *arg, int *ms);
+
 /* The consequence kb_stop_signals() logs when an adapter's stop is cut short
  * (deadline or second signal). Ingest acknowledges a sender, and moves a
  * spool file to done/, only after Kafka holds its events; egress commits an

@@ -68,7 +68,9 @@ static const char usage[] =
     "egress: consumes a subscriber topic (default kb.out.gba-lo3) and renders\n"
     "persoon-geboren as Ag01, kind-toegevoegd and persoon-overleden as Gv01, for a\n"
     "legacy afnemer: DIR/out/<event-id>.lo3, or pushed over TCP with --connect\n"
-    "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n";
+    "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n"
+    "      --idle-exit MS              exit after MS milliseconds without events, 1 to\n"
+    "                                  86400000 (tests, batch runs)\n";
 
 struct gba {
     struct kb_adapter_run run; /* options, spool, schemas, subject key */
@@ -682,7 +684,7 @@ static int egress_opt(void *ctx, int opt, const char *arg)
     switch (opt) {
     case OPT_TOPIC: e->topic = arg; return 0;
     case OPT_GROUP: e->group = arg; return 0;
-    case OPT_IDLE_EXIT: e->idle_exit = atoi(arg); return 0;
+    case OPT_IDLE_EXIT: return kb_adapter_idle_exit_opt(arg, &e->idle_exit);
     case OPT_CONNECT:
         if (split_hostport(arg, host, sizeof host, &port)) {
             fprintf(stderr, "error: --connect must be HOST:PORT\n");

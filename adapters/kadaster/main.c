@@ -19,6 +19,7 @@
 #include "adapter.h"
 #include "ingress.h"
 #include "kadaster_events.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/log.h"
 #include "spool.h"
 
@@ -44,17 +45,27 @@ static const char usage[] =
     "decode: prints the events the FILEs (taken together as one delivery) yield,\n"
     "one JSON object per line; refused documents print as {\"quarantine\": ...}.\n"
     "Exit status 0 when every document was accepted, 1 when some were refused.\n"
+    "--received-ms sets the time of receipt (ms since 1970, up to 253402300799999 =\n"
+    "9999-12-31; default: each file's modification time).\n"
     "\n";
 
 /* ------------------------------------------------------------------ decode */
 
 enum { OPT_RECEIVED = KB_OPT_FIRST_OWN };
 
+/* --received-ms: ms since 1970, up to the last millisecond of the year 9999
+ * (a four-digit year, as RFC 3339 and kb_event_time() write it). */
+#define MAX_RECEIVED_MS 253402300799999LL
+
 static int decode_opt(void *ctx, int opt, const char *arg)
 {
     if (opt != OPT_RECEIVED)
         return 2;
-    *(long long *)ctx = strtoll(arg, NULL, 10);
+    char errstr[256];
+    if (kb_cli_long("--received-ms", arg, 0, MAX_RECEIVED_MS, ctx, errstr, sizeof errstr)) {
+        fprintf(stderr, "error: %s\n", errstr);
+        return 2;
+    }
     return 0;
 }
 

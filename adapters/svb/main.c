@@ -17,6 +17,7 @@
 #include "adapter.h"
 #include "egress.h"
 #include "ingress.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/log.h"
 #include "svb_ingest.h"
 #include "svb_join.h"
@@ -47,7 +48,8 @@ static const char usage[] =
     "  --topic T         subscriber topic (default <prefix>.out.svb-kinderbijslag)\n"
     "  --group G         consumer group (default <prefix>-svb)\n"
     "  --kanaal D|P      D: digital (Mijn SVB), P: paper (default D)\n"
-    "  --idle-exit MS    exit after MS milliseconds without events (tests, batch runs)\n"
+    "  --idle-exit MS    exit after MS milliseconds without events, 1 to 86400000\n"
+    "                    (tests, batch runs)\n"
     "\n"
     "ingest: reads AKW02 applications (one record per line) from DIR/in and\n"
     "publishes nl.kinderbijslag.aanvraag-ontvangen to <prefix>.in.svb; a file\n"
@@ -78,7 +80,7 @@ static int egress_opt(void *ctx, int opt, const char *arg)
     switch (opt) {
     case OPT_TOPIC: ea->topic = arg; return 0;
     case OPT_GROUP: ea->group = arg; return 0;
-    case OPT_IDLE_EXIT: ea->idle_exit = atoi(arg); return 0;
+    case OPT_IDLE_EXIT: return kb_adapter_idle_exit_opt(arg, &ea->idle_exit);
     case OPT_KANAAL:
         if (strcmp(arg, "D") && strcmp(arg, "P")) {
             fprintf(stderr, "error: --kanaal must be D or P\n");
@@ -178,10 +180,10 @@ static int ingest_opt(void *ctx, int opt, const char *arg)
         return 0;
     }
     if (opt == OPT_TCP) {
-        char *end;
-        long p = strtol(arg, &end, 10);
-        if (*end || p < 0 || p > 65535) {
-            fprintf(stderr, "error: --tcp must be a port 0-65535\n");
+        char errstr[256];
+        long long p = 0;
+        if (kb_cli_long("--tcp", arg, 0, 65535, &p, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: %s\n", errstr);
             return 2;
         }
         ia->tcp_port = (int)p;

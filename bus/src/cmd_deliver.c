@@ -7,6 +7,7 @@
 
 #include "cmd.h"
 #include "deliver.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
@@ -16,6 +17,14 @@
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
 #endif
+
+/* Ranges of the numeric options. Each request in flight holds a connection
+ * (a file descriptor); each pending event its message in memory. --rate
+ * goes down to one request per 100 s. */
+#define DELIVER_MAX_CONCURRENCY 1000
+#define DELIVER_MIN_RATE        0.01
+#define DELIVER_MAX_RATE        1e6
+#define DELIVER_MAX_PENDING     10000000
 
 static const char usage[] =
     "usage: ketenbus deliver --subscriber NAME --url https://... --secret-file FILE [options]\n"
@@ -36,13 +45,15 @@ static const char usage[] =
     "                             (default: the system store); verification is always on\n"
     "  --cert PEM, --key PEM      client certificate and key for mutual TLS\n"
     "  --mode structured|binary   CloudEvents HTTP mode (default structured)\n"
-    "  --concurrency N            requests in flight at most (default 4)\n"
-    "  --rate N                   requests per second at most (default unlimited)\n"
+    "  --concurrency N            requests in flight at most, 1 to 1000 (default 4)\n"
+    "  --rate N                   requests per second at most, 0.01 to 1000000\n"
+    "                             (default unlimited)\n"
     "  --retry-window DURATION    give up after this long (default 5d; s/m/h/d suffix)\n"
     "  --backoff-base DURATION    first retry delay (default 1s; ms suffix allowed)\n"
     "  --backoff-max DURATION     longest retry delay (default 1h)\n"
     "  --timeout DURATION         per request (default 10s)\n"
-    "  --max-pending N            unfinished events held in memory (default 1000)\n"
+    "  --max-pending N            unfinished events held in memory, 1 to 10000000\n"
+    "                             (default 1000)\n"
     "  --origin NAME              WebHook-Request-Origin (default: the host name)\n"
     "  --no-handshake             skip the validation handshake\n"
     "  --schemas DIR              schema folder (default: the source tree's schemas/)\n"
@@ -118,6 +129,8 @@ int kb_cmd_deliver(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
         int64_t dur = 0;
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
         case OPT_SUB: o.subscriber = optarg; break;
         case OPT_URL: o.url = optarg; break;
@@ -135,9 +148,20 @@ int kb_cmd_deliver(int argc, char **argv)
                 goto out;
             }
             break;
-        case OPT_CONC: o.concurrency = atoi(optarg); break;
-        case OPT_RATE: o.rate = atof(optarg); break;
-        case OPT_PENDING: o.max_pending = atoi(optarg); break;
+        case OPT_CONC:
+            bad = kb_cli_long("--concurrency", optarg, 1, DELIVER_MAX_CONCURRENCY, &n, errstr,
+                              sizeof errstr);
+            o.concurrency = (int)n;
+            break;
+        case OPT_RATE:
+            bad = kb_cli_double("--rate", optarg, DELIVER_MIN_RATE, DELIVER_MAX_RATE, &o.rate,
+                                errstr, sizeof errstr);
+            break;
+        case OPT_PENDING:
+            bad = kb_cli_long("--max-pending", optarg, 1, DELIVER_MAX_PENDING, &n, errstr,
+                              sizeof errstr);
+            o.max_pending = (int)n;
+            break;
         case OPT_ORIGIN: o.origin = optarg; break;
         case OPT_NOHS: o.skip_handshake = 1; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
@@ -183,14 +207,14 @@ int kb_cmd_deliver(int argc, char **argv)
             fputs(usage, stderr);
             goto out;
         }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out;
+        }
     }
     if (!o.subscriber || !o.url || !secret_file) {
         fprintf(stderr, "error: --subscriber, --url and --secret-file are required\n\n");
         fputs(usage, stderr);
-        goto out;
-    }
-    if (o.concurrency < 0 || o.rate < 0 || o.max_pending < 0) {
-        fprintf(stderr, "error: --concurrency, --rate and --max-pending must be positive\n");
         goto out;
     }
     rc = 1;

@@ -35,6 +35,7 @@
 #include "akw.h"
 #include "cmd.h"
 #include "ketenbus/admin.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
@@ -52,6 +53,11 @@ extern char **environ;
 
 #define COMP "dev"
 
+/* Ranges of the numeric options: a mock cluster of up to 9 brokers, a demo
+ * waiting up to a day. */
+#define DEV_MAX_BROKERS   9
+#define DEV_MAX_TIMEOUT_S 86400
+
 static const char usage[] =
     "usage: ketenbus dev [--demo] [--workdir DIR] [--brokers N] [--timeout SECONDS]\n"
     "\n"
@@ -63,8 +69,9 @@ static const char usage[] =
     "  --demo          feed the canonical birth (Lg01 of the child, Gv01 of the\n"
     "                  mother) and print the AKW01 invitation SVB receives; exit\n"
     "  --workdir DIR   spools, keys and logs (default: a new /tmp/ketenbus-dev-*)\n"
-    "  --brokers N     mock brokers (default 3)\n"
-    "  --timeout S     demo: how long to wait for the invitation (default 120)\n"
+    "  --brokers N     mock brokers, 1 to 9 (default 3)\n"
+    "  --timeout S     demo: seconds to wait for the invitation, 1 to 86400\n"
+    "                  (default 120)\n"
     "  --subscriptions PATH  (default deploy/dev/subscriptions.yaml of the source tree)\n"
     "  --dashboard HOST:PORT live dashboard and /metrics of the router (default\n"
     "                  127.0.0.1:0, a free port, printed; \"off\" for none; --demo: off)\n";
@@ -258,24 +265,33 @@ int kb_cmd_dev(int argc, char **argv)
     const char *workdir = NULL;
     const char *subs_path = KB_SOURCE_DIR "/deploy/dev/subscriptions.yaml";
     const char *dash_addr = NULL;
+    char nerr[256];
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
         case OPT_DEMO: demo = 1; break;
         case OPT_WORKDIR: workdir = optarg; break;
-        case OPT_BROKERS: brokers = atoi(optarg); break;
-        case OPT_TIMEOUT: timeout_s = atoi(optarg); break;
+        case OPT_BROKERS:
+            bad = kb_cli_long("--brokers", optarg, 1, DEV_MAX_BROKERS, &n, nerr, sizeof nerr);
+            brokers = (int)n;
+            break;
+        case OPT_TIMEOUT:
+            bad = kb_cli_long("--timeout", optarg, 1, DEV_MAX_TIMEOUT_S, &n, nerr, sizeof nerr);
+            timeout_s = (int)n;
+            break;
         case OPT_SUBS: subs_path = optarg; break;
         case OPT_DASH: dash_addr = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", nerr);
+            return 2;
+        }
     }
     if (!dash_addr)
         dash_addr = demo ? "off" : "127.0.0.1:0";
-    if (brokers < 1 || brokers > 9 || timeout_s < 1) {
-        fprintf(stderr, "error: --brokers must be 1..9 and --timeout positive\n");
-        return 2;
-    }
     static atomic_int stop;
     int rc = 1;
     char errstr[512];

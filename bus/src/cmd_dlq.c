@@ -16,8 +16,12 @@
 
 #include "admin_int.h"
 #include "cmd.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
+
+/* --limit: 0 prints only the count; more than this is "all" in practice. */
+#define DLQ_MAX_LIMIT 1000000000
 
 static const char usage[] =
     "usage: ketenbus dlq list [--limit N] [options]\n"
@@ -34,8 +38,9 @@ static const char usage[] =
     "         the value with a corrected one (Confluent-framed Avro bytes). Idempotent\n"
     "         producer; waits for the broker's acknowledgement.\n"
     "\n"
-    "  --limit N                    list at most N dead letters (default: all)\n"
-    "  --partition P                partition of OFFSET (default 0)\n"
+    "  --limit N                    list at most N dead letters, 0 to 1000000000\n"
+    "                               (default: all)\n"
+    "  --partition P                partition of OFFSET (default 0; 0 to 2147483647)\n"
     "  --value FILE                 corrected value for redrive\n"
     "  --topic NAME                 dead-letter topic (default <prefix>.dlq)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
@@ -218,9 +223,17 @@ int kb_cmd_dlq(int argc, char **argv)
     }
     argc--, argv++;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
-        case OPT_LIMIT: a.limit = strtol(optarg, NULL, 10); break;
-        case OPT_PARTITION: a.partition = (int32_t)strtol(optarg, NULL, 10); break;
+        case OPT_LIMIT:
+            bad = kb_cli_long("--limit", optarg, 0, DLQ_MAX_LIMIT, &n, errstr, sizeof errstr);
+            a.limit = (long)n;
+            break;
+        case OPT_PARTITION:
+            bad = kb_cli_long("--partition", optarg, 0, INT32_MAX, &n, errstr, sizeof errstr);
+            a.partition = (int32_t)n;
+            break;
         case OPT_VALUE: a.value_file = optarg; break;
         case OPT_TOPIC: snprintf(a.topic, sizeof a.topic, "%s", optarg); break;
         case 'b':
@@ -242,6 +255,10 @@ int kb_cmd_dlq(int argc, char **argv)
             fputs(usage, stderr);
             goto out;
         }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out;
+        }
     }
     if (!strcmp(verb, "list")) {
         if (optind != argc || a.value_file) {
@@ -252,8 +269,8 @@ int kb_cmd_dlq(int argc, char **argv)
         goto out;
     }
     char *end = NULL;
-    if (optind + 1 != argc || (a.offset = strtoll(argv[optind], &end, 10)) < 0 || !end ||
-        *end || a.partition < 0 || (a.value_file && strcmp(verb, "redrive"))) {
+    if (optind + 1 != argc || (a.offset = strtoll(argv[optind], &end, 10)) < 0 || !end || *end ||
+        (a.value_file && strcmp(verb, "redrive"))) {
         fprintf(stderr, "error: %s needs one OFFSET (a number)\n\n%s", verb, usage);
         goto out;
     }

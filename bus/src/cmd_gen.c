@@ -9,12 +9,14 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cmd.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
@@ -25,16 +27,26 @@
 #define KB_SCHEMA_DIR "schemas"
 #endif
 
+/* Ranges of the numeric options: start + count stays far from overflow, and
+ * the rate is one every 100 s at least (0.01/s) up to beyond what one
+ * producer sends. */
+#define GEN_MAX_COUNT 1000000000000LL    /* 10^12 */
+#define GEN_MAX_START 1000000000000000LL /* 10^15 */
+#define GEN_MIN_RATE  0.01
+#define GEN_MAX_RATE  1e6
+
 static const char usage[] =
     "usage: ketenbus gen --count N [options]\n"
     "\n"
     "Produces N synthetic nl.brp.persoon-geboren events (fictitious people, BSNs in\n"
     "the 9999... test range) to <prefix>.in.<source> with an idempotent producer.\n"
     "\n"
-    "  --count N               events to produce (required)\n"
+    "  --count N               events to produce (required; 1 to 10^12)\n"
     "  --seed S                varies ids and people (default 1); same seed, same events\n"
-    "  --start I               first index (default 0), to continue an earlier run\n"
-    "  --rate R                events per second (default: as fast as possible)\n"
+    "  --start I               first index (default 0, at most 10^15), to continue an\n"
+    "                          earlier run\n"
+    "  --rate R                events per second, 0.01 to 1000000 (default: as fast as\n"
+    "                          possible)\n"
     "  --source NAME           topic <prefix>.in.NAME (default gba)\n"
     "  --gemeenten LIST        comma-separated gemeentecodes to draw from (default 0344,0363,0599,0518)\n"
     "  --subject-key-file FILE key for the pseudonym keys (required)\n"
@@ -95,12 +107,25 @@ int kb_cmd_gen(int argc, char **argv)
     char errstr[512];
     int opt, rc = 1;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
-        kb_err_t err = KB_OK;
+        kb_err_t err = KB_OK, bad = KB_OK; /* bad: a value that is a usage error */
+        long long n = 0;
         switch (opt) {
-        case OPT_COUNT: count = strtoull(optarg, NULL, 10); break;
-        case OPT_SEED: seed = strtoull(optarg, NULL, 10); break;
-        case OPT_START: start = strtoull(optarg, NULL, 10); break;
-        case OPT_RATE: rate = atof(optarg); break;
+        case OPT_COUNT:
+            bad = kb_cli_long("--count", optarg, 1, GEN_MAX_COUNT, &n, errstr, sizeof errstr);
+            count = (uint64_t)n;
+            break;
+        case OPT_SEED:
+            bad = kb_cli_long("--seed", optarg, 0, LLONG_MAX, &n, errstr, sizeof errstr);
+            seed = (uint64_t)n;
+            break;
+        case OPT_START:
+            bad = kb_cli_long("--start", optarg, 0, GEN_MAX_START, &n, errstr, sizeof errstr);
+            start = (uint64_t)n;
+            break;
+        case OPT_RATE:
+            bad = kb_cli_double("--rate", optarg, GEN_MIN_RATE, GEN_MAX_RATE, &rate, errstr,
+                                sizeof errstr);
+            break;
         case OPT_SOURCE: source = optarg; break;
         case OPT_GEM: gemeenten = optarg; break;
         case OPT_KEY: key_file = optarg; break;
@@ -111,8 +136,9 @@ int kb_cmd_gen(int argc, char **argv)
         case 'h': fputs(usage, stdout); rc = 0; goto out_opts;
         default: fputs(usage, stderr); rc = 2; goto out_opts;
         }
-        if (err) {
+        if (err || bad) {
             fprintf(stderr, "error: %s\n", errstr);
+            rc = bad ? 2 : 1;
             goto out_opts;
         }
     }

@@ -13,12 +13,19 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/replay.h"
 #include "ketenbus/schema.h"
 #include "ketenbus/stop.h"
 #include "ketenbus/sub.h"
+
+/* Ranges of the numeric options: --rate down to one event per 100 s; a batch
+ * is one Kafka transaction. */
+#define REPLAY_MIN_RATE  0.01
+#define REPLAY_MAX_RATE  1e6
+#define REPLAY_MAX_BATCH 1000000
 
 static const char usage[] =
     "usage: ketenbus replay --subscriber S --reason TEXT --subscriptions PATH\n"
@@ -46,11 +53,11 @@ static const char usage[] =
     "  --bsn N                      only this person's events (keyed-hashed first)\n"
     "  --subject PSEUDONYM          only this subject pseudonym (ce_subject)\n"
     "  --type TYPE                  only this event type\n"
-    "  --rate N                     at most N events per second\n"
+    "  --rate N                     at most N events per second (0.01 to 1000000)\n"
     "  --dry-run                    plan and check, deliver and record nothing\n"
     "  --audit-signing-key FILE     Ed25519 key: sign checkpoints of the replay chain\n"
     "  --audit-topic NAME           audit topic (default <prefix>.audit)\n"
-    "  --batch N                    events per transaction (default 200)\n"
+    "  --batch N                    events per transaction (default 200; 1 to 1000000)\n"
     "  --progress, --no-progress    progress bar on stderr (default: when a terminal)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
@@ -140,6 +147,8 @@ int kb_cmd_replay(int argc, char **argv)
     char errstr[512], pseudo[KB_PSEUDONYM_LEN + 1];
     int opt, rc = 2;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
         case OPT_SUB: ro.subscriber = optarg; break;
         case OPT_REASON: ro.reason = optarg; break;
@@ -157,11 +166,17 @@ int kb_cmd_replay(int argc, char **argv)
         case OPT_BSN: bsn = optarg; break;
         case OPT_SUBJECT: ro.subject = optarg; break;
         case OPT_TYPE: ro.event_type = optarg; break;
-        case OPT_RATE: ro.rate = strtod(optarg, NULL); break;
+        case OPT_RATE:
+            bad = kb_cli_double("--rate", optarg, REPLAY_MIN_RATE, REPLAY_MAX_RATE, &ro.rate,
+                                errstr, sizeof errstr);
+            break;
         case OPT_DRY: ro.dry_run = 1; break;
         case OPT_AKEY: ro.audit_signing_key_file = optarg; break;
         case OPT_ATOPIC: ro.audit_topic = optarg; break;
-        case OPT_BATCH: ro.batch_max = atoi(optarg); break;
+        case OPT_BATCH:
+            bad = kb_cli_long("--batch", optarg, 1, REPLAY_MAX_BATCH, &n, errstr, sizeof errstr);
+            ro.batch_max = (int)n;
+            break;
         case OPT_PROGRESS: progress = 1; break;
         case OPT_NOPROGRESS: progress = 0; break;
         case 'b':
@@ -179,6 +194,10 @@ int kb_cmd_replay(int argc, char **argv)
             goto out_opts;
         default:
             fputs(usage, stderr);
+            goto out_opts;
+        }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", errstr);
             goto out_opts;
         }
     }

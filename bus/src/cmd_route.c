@@ -9,6 +9,7 @@
 #include "cmd.h"
 #include "ketenbus/admin.h"
 #include "ketenbus/audit.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/http.h"
@@ -21,6 +22,15 @@
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
 #endif
+
+/* Ranges of the numeric options. A batch is one Kafka transaction and its
+ * buffers; a dedup window costs 24 to 40 bytes per id and input partition. */
+#define ROUTE_MAX_CHECKPOINT_EVERY 1000000
+#define ROUTE_MIN_CHECKPOINT_MS    100
+#define ROUTE_MAX_CHECKPOINT_MS    86400000 /* a day */
+#define ROUTE_MAX_VERIFY_EVERY     604800   /* a week, in seconds */
+#define ROUTE_MAX_BATCH            1000000
+#define ROUTE_MAX_DEDUP_WINDOW     10000000
 
 static const char usage[] =
     "usage: ketenbus route --subscriptions PATH [options]\n"
@@ -42,8 +52,10 @@ static const char usage[] =
     "                               copies are framed with, subject <topic>-<record>)\n"
     "  --audit-signing-key FILE     Ed25519 key (ketenbus audit keygen) for signed\n"
     "                               checkpoints of the audit trail\n"
-    "  --checkpoint-every N         records per chain between checkpoints (default 1000)\n"
-    "  --checkpoint-ms MS           or after this long with new records (default 60000)\n"
+    "  --checkpoint-every N         records per chain between checkpoints (default 1000;\n"
+    "                               1 to 1000000)\n"
+    "  --checkpoint-ms MS           or after this long with new records (default 60000;\n"
+    "                               100 to 86400000)\n"
     "  --audit-compression CODEC    codec of the audit topic's batches: none, gzip,\n"
     "                               snappy, lz4 or zstd (default " KB_AUDIT_COMPRESSION ")\n"
     "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz, the\n"
@@ -56,7 +68,8 @@ static const char usage[] =
     "  --audit-public-key FILE      trusted checkpoint key for /admin/audit/status\n"
     "                               (repeatable)\n"
     "  --audit-verify-every SECONDS verify the audit trail this often for the status\n"
-    "                               (default 300; 0 = only on POST /admin/audit/verify)\n"
+    "                               (default 300, at most 604800; 0 = only on\n"
+    "                               POST /admin/audit/verify)\n"
     "  --dashboard-peer URL         http://HOST:PORT of a deliver process (its\n"
     "                               --metrics-addr): webhook backlog on the dashboard\n"
     "                               (repeatable)\n"
@@ -65,10 +78,12 @@ static const char usage[] =
     "  --instance NAME              unique per instance; names the transactional.id\n"
     "                               (default: the host name)\n"
     "  --group ID                   consumer group (default ketenbus-route)\n"
-    "  --batch N                    most events per transaction (default "
-    KB_ROUTE_BATCH_MAX_STR "; under\n"
-    "                               light load a batch closes when the last commit ends)\n"
-    "  --dedup-window N             event ids remembered per input partition (default 100000)\n"
+    "  --batch N                    most events per transaction, 1 to 1000000 "
+    "(default " KB_ROUTE_BATCH_MAX_STR ";\n"
+    "                               under light load a batch closes when the last commit\n"
+    "                               ends)\n"
+    "  --dedup-window N             event ids remembered per input partition, 1 to\n"
+    "                               10000000 (default 100000)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
@@ -156,19 +171,33 @@ int kb_cmd_route(int argc, char **argv)
     char errstr[512] = "";
     int opt, rc = 1;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
         case OPT_SUBS: subs_path = optarg; break;
         case OPT_KEY: key_file = optarg; break;
         case OPT_AKEY: ro.audit_signing_key_file = optarg; break;
-        case OPT_CPN: ro.audit_checkpoint_every = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case OPT_CPMS: ro.audit_checkpoint_ms = atoi(optarg); break;
+        case OPT_CPN:
+            bad = kb_cli_long("--checkpoint-every", optarg, 1, ROUTE_MAX_CHECKPOINT_EVERY, &n,
+                              errstr, sizeof errstr);
+            ro.audit_checkpoint_every = (uint32_t)n;
+            break;
+        case OPT_CPMS:
+            bad = kb_cli_long("--checkpoint-ms", optarg, ROUTE_MIN_CHECKPOINT_MS,
+                              ROUTE_MAX_CHECKPOINT_MS, &n, errstr, sizeof errstr);
+            ro.audit_checkpoint_ms = (int)n;
+            break;
         case OPT_ACODEC: ro.audit_compression = optarg; break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
         case OPT_NOREG: ro.no_register_projections = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;
         case OPT_NOADMIN: no_admin = 1; break;
         case OPT_ADMINADDR: admin_addr = optarg; break;
-        case OPT_AEVERY: audit_every = atoi(optarg); break;
+        case OPT_AEVERY:
+            bad = kb_cli_long("--audit-verify-every", optarg, 0, ROUTE_MAX_VERIFY_EVERY, &n, errstr,
+                              sizeof errstr);
+            audit_every = (int)n;
+            break;
         case OPT_APUB:
         case OPT_PEER:
             if (opt == OPT_APUB ? n_apub == 8 : n_peers == 16) {
@@ -184,8 +213,15 @@ int kb_cmd_route(int argc, char **argv)
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_INSTANCE: ro.instance = optarg; break;
         case OPT_GROUP: ro.group_id = optarg; break;
-        case OPT_BATCH: ro.batch_max = atoi(optarg); break;
-        case OPT_WINDOW: ro.dedup_window = (size_t)strtoull(optarg, NULL, 10); break;
+        case OPT_BATCH:
+            bad = kb_cli_long("--batch", optarg, 1, ROUTE_MAX_BATCH, &n, errstr, sizeof errstr);
+            ro.batch_max = (int)n;
+            break;
+        case OPT_WINDOW:
+            bad = kb_cli_long("--dedup-window", optarg, 1, ROUTE_MAX_DEDUP_WINDOW, &n, errstr,
+                              sizeof errstr);
+            ro.dedup_window = (size_t)n;
+            break;
         case 'b':
         case 'X':
         case OPT_KCONF: {
@@ -206,6 +242,11 @@ int kb_cmd_route(int argc, char **argv)
             if (kb_serve_opts_arg(&so, opt, optarg))
                 break;
             fputs(usage, stderr);
+            rc = 2;
+            goto out_opts;
+        }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", errstr);
             rc = 2;
             goto out_opts;
         }

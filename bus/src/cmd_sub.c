@@ -21,6 +21,7 @@
 #include "cmd.h"
 #include "ketenbus/check.h"
 #include "ketenbus/admin.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
@@ -30,6 +31,8 @@
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
 #endif
+
+#define SUB_MAX_SAMPLES 1000 /* --samples: each one is printed with its field names */
 
 static const char usage[] =
     "usage: ketenbus sub dry-run PATH --since TIME [options]\n"
@@ -44,7 +47,7 @@ static const char usage[] =
     "\n"
     "  --since TIME                 first record time to read (required)\n"
     "  --until TIME                 stop before this record time (default: the end)\n"
-    "  --samples N                  samples per subscription (default 3)\n"
+    "  --samples N                  samples per subscription, 0 to 1000 (default 3)\n"
     "  --subject-key-file FILE      subject key (needed for follow lists)\n"
     "  --schemas DIR|URL            schema folder or registry http://... (default: schemas/)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
@@ -117,10 +120,15 @@ static int dry_run(int argc, char **argv)
     uint8_t *key = NULL;
     size_t key_len = 0;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+        kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        long long n = 0;
         switch (opt) {
         case OPT_SINCE: since_s = optarg; break;
         case OPT_UNTIL: until_s = optarg; break;
-        case OPT_SAMPLES: samples = strtol(optarg, NULL, 10); break;
+        case OPT_SAMPLES:
+            bad = kb_cli_long("--samples", optarg, 0, SUB_MAX_SAMPLES, &n, errstr, sizeof errstr);
+            samples = (long)n;
+            break;
         case OPT_KEY: key_file = optarg; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case 'b':
@@ -142,15 +150,18 @@ static int dry_run(int argc, char **argv)
             fputs(usage, stderr);
             goto out;
         }
+        if (bad) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out;
+        }
     }
     int64_t since, until = INT64_MAX;
     if (optind + 1 != argc || !since_s) {
         fprintf(stderr, "error: one subscription PATH and --since are required\n\n%s", usage);
         goto out;
     }
-    if (kb_parse_time(since_s, &since) || (until_s && kb_parse_time(until_s, &until)) ||
-        samples < 0 || samples > 1000) {
-        fprintf(stderr, "error: --since/--until need RFC 3339 or YYYY-MM-DD; --samples 0..1000\n");
+    if (kb_parse_time(since_s, &since) || (until_s && kb_parse_time(until_s, &until))) {
+        fprintf(stderr, "error: --since/--until need RFC 3339 or YYYY-MM-DD\n");
         goto out;
     }
     rc = 1;

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/http.h"
 #include "ketenbus/stop.h"
 
@@ -24,9 +25,14 @@ static const char usage[] =
     "--metrics-addr of deliver, route, adapters) and shows per source and\n"
     "subscriber: totals, rates per second since the previous poll, delivery\n"
     "outcomes, retry backlog, dead letters and consumer lag. --once prints one\n"
-    "table (totals only) and exits: handy in scripts.\n";
+    "table (totals only) and exits: handy in scripts. --interval is the time\n"
+    "between polls, 0.1 to 3600 seconds (default 2).\n";
 
 #define MAX_ROWS 256
+
+/* --interval: usleep() takes it in microseconds, in an unsigned int (3600 s fits). */
+#define TOP_MIN_INTERVAL 0.1
+#define TOP_MAX_INTERVAL 3600.0
 
 /* One figure: a family and a label value it is shown under. */
 struct row {
@@ -113,16 +119,23 @@ int kb_cmd_top(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     double interval = 2;
     int once = 0, opt;
+    char oerr[256];
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'i': interval = atof(optarg); break;
+        case 'i':
+            if (kb_cli_double("--interval", optarg, TOP_MIN_INTERVAL, TOP_MAX_INTERVAL, &interval,
+                              oerr, sizeof oerr)) {
+                fprintf(stderr, "error: %s\n", oerr);
+                return 2;
+            }
+            break;
         case 'o': once = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
     }
-    if (optind >= argc || interval <= 0) {
+    if (optind >= argc) {
         fputs(usage, stderr);
         return 2;
     }
