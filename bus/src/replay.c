@@ -431,6 +431,8 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
         return kb_err_set(err, errstr, errstr_size, "cannot begin a transaction");
     rp->in_txn++;
     rd_kafka_headers_t *h = kb__sub_view_headers(m, key, set, sizeof set / sizeof set[0]);
+    if (!h)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory for headers");
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
         rp->producer, RD_KAFKA_V_TOPIC(rp->sub->topic),
         RD_KAFKA_V_KEY((key[0] ? (const void *)key : m->key),

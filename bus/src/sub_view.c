@@ -136,26 +136,79 @@ rd_kafka_headers_t *kb__sub_view_headers_from(const rd_kafka_headers_t *orig,
                                               const char *pseudonym, const struct kb_header *set,
                                               size_t n_set)
 {
+    struct kb__in_headers in = {.of = NULL};
+    rd_kafka_headers_t *hdrs = NULL;
+    if (!kb__in_headers_read(&in, orig, orig))
+        hdrs = kb__in_headers_copy(&in, pseudonym, pseudonym ? strlen(pseudonym) : 0, set,
+                                   n_set);
+    kb__in_headers_fini(&in);
+    return hdrs;
+}
+
+kb_err_t kb__in_headers_read(struct kb__in_headers *in, const rd_kafka_headers_t *orig,
+                             const void *of)
+{
+    if (!in->h) {
+        in->h = in->inline_h;
+        in->cap = sizeof in->inline_h / sizeof in->inline_h[0];
+    }
+    in->of = NULL;
+    in->n = 0;
+    size_t want = orig ? rd_kafka_header_cnt(orig) : 0;
+    if (want > in->cap) {
+        struct kb__in_header *h = malloc(want * sizeof *h);
+        if (!h)
+            return KB_ERR_NOMEM;
+        if (in->h != in->inline_h)
+            free(in->h);
+        in->h = h;
+        in->cap = want;
+    }
+    for (size_t i = 0; i < want; i++) {
+        struct kb__in_header *h = &in->h[in->n];
+        if (rd_kafka_header_get_all(orig, i, &h->name, &h->value, &h->len))
+            break;
+        h->name_len = strlen(h->name);
+        h->subject = h->name_len == 10 && !memcmp(h->name, "ce_subject", 10);
+        in->n++;
+    }
+    in->of = of;
+    return KB_OK;
+}
+
+rd_kafka_headers_t *kb__in_headers_copy(const struct kb__in_headers *in, const char *pseudonym,
+                                        size_t pseudonym_len, const struct kb_header *set,
+                                        size_t n_set)
+{
     /* One pass over the original headers into a list sized for the result,
      * leaving out those replaced: the router makes one of these per copy,
      * and copying the list, then removing and appending, cost it an
      * allocation, a free and a reallocation of the list more each time. */
-    int pseud = pseudonym && *pseudonym;
-    size_t n_orig = orig ? rd_kafka_header_cnt(orig) : 0;
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(n_orig + n_set + 1);
-    const char *name;
-    const void *val;
-    size_t size;
-    for (size_t i = 0; orig && !rd_kafka_header_get_all(orig, i, &name, &val, &size); i++) {
-        int replaced = pseud && !strcmp(name, "ce_subject");
+    int pseud = pseudonym && pseudonym_len;
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(in->n + n_set + 1);
+    if (!hdrs)
+        return NULL;
+    for (size_t i = 0; i < in->n; i++) {
+        const struct kb__in_header *h = &in->h[i];
+        int replaced = pseud && h->subject;
         for (size_t j = 0; j < n_set && !replaced; j++)
-            replaced = !strcmp(name, set[j].name);
+            replaced = !strcmp(h->name, set[j].name);
         if (!replaced)
-            rd_kafka_header_add(hdrs, name, -1, val, val ? (ssize_t)size : 0);
+            rd_kafka_header_add(hdrs, h->name, (ssize_t)h->name_len, h->value,
+                                h->value ? (ssize_t)h->len : 0);
     }
     if (pseud)
-        rd_kafka_header_add(hdrs, "ce_subject", -1, pseudonym, -1);
+        rd_kafka_header_add(hdrs, "ce_subject", 10, pseudonym, (ssize_t)pseudonym_len);
     for (size_t i = 0; i < n_set; i++)
         rd_kafka_header_add(hdrs, set[i].name, -1, set[i].value, (ssize_t)set[i].len);
     return hdrs;
+}
+
+void kb__in_headers_fini(struct kb__in_headers *in)
+{
+    if (in->h && in->h != in->inline_h)
+        free(in->h);
+    in->h = NULL;
+    in->n = in->cap = 0;
+    in->of = NULL;
 }

@@ -4,7 +4,8 @@
  * original ones in their order, ce_subject replaced by the subscriber's
  * pseudonym, each replacement header taking the place of every header of
  * its name (appended after the kept ones), null values kept null, and no
- * original headers at all.
+ * original headers at all; the list read once and copied for several
+ * subscribers (the router), also past the 16 headers kept inline.
  */
 #include <string.h>
 
@@ -99,11 +100,84 @@ static void test_no_original(void)
     rd_kafka_headers_destroy(h);
 }
 
+/* One read list, copies for two subscribers and one without a pseudonym:
+ * each as kb__sub_view_headers_from() makes it, the pseudonym taken by its
+ * length (the router's keys are not NUL-terminated). */
+static void test_read_once(void)
+{
+    rd_kafka_headers_t *o = original();
+    struct kb__in_headers in = {.of = NULL};
+    CHECK_INT(kb__in_headers_read(&in, o, o), KB_OK);
+    CHECK(in.of == o);
+    CHECK(in.h == in.inline_h);
+    rd_kafka_headers_t *h = kb__in_headers_copy(&in, "sub-pseudonymXXX", 13, NULL, 0);
+    const char *want1[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
+                           "kb_empty", "ce_id=id-dup", "ce_subject=sub-pseudonym"};
+    expect(h, want1, 6);
+    rd_kafka_headers_destroy(h);
+    h = kb__in_headers_copy(&in, "other", 5, NULL, 0);
+    const char *want2[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
+                           "kb_empty", "ce_id=id-dup", "ce_subject=other"};
+    expect(h, want2, 6);
+    rd_kafka_headers_destroy(h);
+    h = kb__in_headers_copy(&in, NULL, 0, NULL, 0);
+    const char *want3[] = {"ce_specversion=1.0",     "ce_id=id-1", "ce_subject=bus-pseudonym",
+                           "ce_type=nl.brp.persoon-geboren", "kb_empty",  "ce_id=id-dup"};
+    expect(h, want3, 6);
+    rd_kafka_headers_destroy(h);
+    kb__in_headers_fini(&in);
+    rd_kafka_headers_destroy(o);
+}
+
+/* 40 headers (more than kept inline), ce_subject among them; the same list
+ * read again after a short one reuses the buffer. */
+static void test_many_headers(void)
+{
+    rd_kafka_headers_t *o = rd_kafka_headers_new(40);
+    char name[32], value[32], want_s[40][64];
+    const char *want[40];
+    size_t n_want = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof name, i == 17 ? "ce_subject" : "kb_h%02d", i);
+        snprintf(value, sizeof value, "v%d", i);
+        rd_kafka_header_add(o, name, -1, value, -1);
+        if (i != 17) {
+            snprintf(want_s[n_want], sizeof want_s[0], "%s=%s", name, value);
+            want[n_want] = want_s[n_want];
+            n_want++;
+        }
+    }
+    snprintf(want_s[n_want], sizeof want_s[0], "ce_subject=p");
+    want[n_want] = want_s[n_want];
+    n_want++;
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(o, "p", NULL, 0);
+    expect(h, want, n_want);
+    rd_kafka_headers_destroy(h);
+    struct kb__in_headers in = {.of = NULL};
+    CHECK_INT(kb__in_headers_read(&in, o, o), KB_OK);
+    CHECK(in.h != in.inline_h);
+    CHECK_INT((int)in.n, 40);
+    rd_kafka_headers_t *small = original();
+    CHECK_INT(kb__in_headers_read(&in, small, small), KB_OK);
+    CHECK_INT((int)in.n, 6);
+    CHECK(in.of == small);
+    h = kb__in_headers_copy(&in, "p", 1, NULL, 0);
+    CHECK_INT((int)rd_kafka_header_cnt(h), 6);
+    rd_kafka_headers_destroy(h);
+    CHECK_INT(kb__in_headers_read(&in, NULL, NULL), KB_OK);
+    CHECK_INT((int)in.n, 0);
+    kb__in_headers_fini(&in);
+    rd_kafka_headers_destroy(small);
+    rd_kafka_headers_destroy(o);
+}
+
 int main(void)
 {
     test_pseudonym_only();
     test_no_pseudonym_keeps_subject();
     test_replacements();
     test_no_original();
+    test_read_once();
+    test_many_headers();
     KB_TEST_DONE();
 }
