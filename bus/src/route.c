@@ -167,11 +167,10 @@ struct kb_router {
     rd_kafka_topic_t *audit_rkt; /* the producer's audit topic handle: holds its codec */
     kb_topic_handles_t *topics;  /* the producer's handles of every topic it writes */
     const struct kb_event_attrs *cur_attrs; /* attributes of the message being routed, once known */
-    /* view_size() of the message being routed, counted at its first copy
-     * (route_one clears hsize_of): its headers in all, its ce_subject */
-    const rd_kafka_message_t *hsize_of;
-    size_t hsize_all, hsize_subject;
-    struct kb__in_headers in_hdrs; /* the input headers stage_produce is copying */
+    /* The headers of the input whose copies are being staged (view_size)
+     * or produced (make_copy_headers), read once for all its copies;
+     * route_one and stage_produce clear in_hdrs.of. */
+    struct kb__in_headers in_hdrs;
     int fatal;                   /* set in a callback: stop the router */
     uint64_t rebalances;         /* assignments and revocations so far (rebalance_cb) */
     kb_follow_topics_t *follows; /* follow lists read from compacted topics */
@@ -915,18 +914,25 @@ static void stage_discard(struct stage *st)
     stage_truncate(st, 0, 0);
 }
 
-/* Make the headers of staged copy @p sm (key @p key) from its input's. The
- * copies of one input follow one another in the stage, so its list is read
- * once (r->in_hdrs). KB_ERR_NOMEM. */
+/* Read the headers of input message @p m into r->in_hdrs, unless they are
+ * there already: the copies of one input are staged, and produced, one
+ * after another. KB_ERR_NOMEM. */
+static kb_err_t in_headers_of(kb_router_t *r, const rd_kafka_message_t *m)
+{
+    if (r->in_hdrs.of == m)
+        return KB_OK;
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        orig = NULL;
+    return kb__in_headers_read(&r->in_hdrs, orig, m);
+}
+
+/* Make the headers of staged copy @p sm (key @p key) from its input's.
+ * KB_ERR_NOMEM. */
 static kb_err_t make_copy_headers(kb_router_t *r, struct staged_msg *sm, const void *key)
 {
-    if (r->in_hdrs.of != sm->hdrs_from) {
-        rd_kafka_headers_t *orig = NULL;
-        if (rd_kafka_message_headers(sm->hdrs_from, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            orig = NULL;
-        if (kb__in_headers_read(&r->in_hdrs, orig, sm->hdrs_from))
-            return KB_ERR_NOMEM;
-    }
+    if (in_headers_of(r, sm->hdrs_from))
+        return KB_ERR_NOMEM;
     sm->hdrs = kb__in_headers_copy(&r->in_hdrs, sm->pseud ? key : NULL,
                                    sm->pseud ? sm->key_len : 0, NULL, 0);
     return sm->hdrs ? KB_OK : KB_ERR_NOMEM;
@@ -1003,31 +1009,23 @@ static size_t msg_size(size_t key_len, size_t len, const rd_kafka_headers_t *hdr
 
 /* msg_size() of a subscriber's copy of @p m with key @p key (its pseudonym,
  * or empty: the original key and ce_subject) and a value of @p len bytes,
- * without making its headers (kb__sub_view_headers() with no set). The
- * original headers are counted once per event, not once per copy. */
-static size_t view_size(kb_router_t *r, const rd_kafka_message_t *m, const char *key,
-                        size_t key_len, size_t len)
+ * in *@p size, without making its headers (kb__sub_view_headers() with no
+ * set). KB_ERR_NOMEM. */
+static kb_err_t view_size(kb_router_t *r, const rd_kafka_message_t *m, const char *key,
+                          size_t key_len, size_t len, size_t *size)
 {
-    if (r->hsize_of != m) {
-        rd_kafka_headers_t *orig = NULL;
-        const char *name;
-        const void *val;
-        size_t size;
-        if (rd_kafka_message_headers(m, &orig) != RD_KAFKA_RESP_ERR_NO_ERROR)
-            orig = NULL;
-        r->hsize_all = r->hsize_subject = 0;
-        for (size_t i = 0; orig && !rd_kafka_header_get_all(orig, i, &name, &val, &size); i++) {
-            size_t h = strlen(name) + size + 16;
-            r->hsize_all += h;
-            if (!strcmp(name, "ce_subject"))
-                r->hsize_subject += h;
-        }
-        r->hsize_of = m;
+    if (in_headers_of(r, m))
+        return KB_ERR_NOMEM;
+    size_t n = key_len + len;
+    for (size_t i = 0; i < r->in_hdrs.n; i++) {
+        const struct kb__in_header *h = &r->in_hdrs.h[i];
+        if (!(key[0] && h->subject))
+            n += h->name_len + h->len + 16;
     }
-    if (!key[0])
-        return key_len + len + r->hsize_all;
-    return key_len + len + r->hsize_all - r->hsize_subject + sizeof "ce_subject" - 1 + key_len +
-           16;
+    if (key[0])
+        n += sizeof "ce_subject" - 1 + key_len + 16;
+    *size = n;
+    return KB_OK;
 }
 
 /* Stage one copy of @p m to @p topic. Extra headers are appended to a copy
@@ -1139,8 +1137,10 @@ static kb_err_t stage_view(kb_router_t *r, const rd_kafka_message_t *m,
     char key[KB_PSEUDONYM_LEN + 1] = "";
     if (subject && *subject)
         kb__sub_view_subject(w, subject, key);
-    size_t key_len = key[0] ? strlen(key) : m->key_len;
-    if (view_size(r, m, key, key_len, len) > r->max_msg)
+    size_t key_len = key[0] ? strlen(key) : m->key_len, size;
+    if (view_size(r, m, key, key_len, len, &size))
+        return KB_ERR_NOMEM;
+    if (size > r->max_msg)
         return KB_ERR_INVALID; /* too large to produce: the caller dead-letters the event */
     kb_err_t err = stage_put(r, w->sub->topic, RD_KAFKA_PARTITION_UA,
                              key[0] ? (const void *)key : m->key, key_len, value, len, NULL);
@@ -1307,7 +1307,7 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
     char why[256];
     struct kb_gate_input in;
     const char *topic = rd_kafka_topic_name(m->rkt);
-    r->hsize_of = NULL; /* view_size() counts this message's headers afresh */
+    r->in_hdrs.of = NULL; /* an earlier message may have had this address */
     enum kb_gate_step step = kb_gate_envelope(r->opts.schemas, m, &in, why, sizeof why);
     r->cur_attrs = step == KB_GATE_HEADERS ? NULL : &in.attrs;
     if (step != KB_GATE_PASSED) {
