@@ -51,7 +51,8 @@ static const double produce_buckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05
 static void declare(void)
 {
     kb_metrics_declare(KB_METRIC_COUNTER, "kb_adapter_messages_total",
-                       "Legacy messages per transport (spool, tcp, http) and outcome: received, "
+                       "Legacy messages per transport (spool, tcp, http; tcp-staged: frames "
+                       "a crash left staged, finished at the start) and outcome: received, "
                        "accepted (durable in Kafka), quarantined, retry (not durable, sender "
                        "retries)",
                        "source,transport,outcome", NULL, 0);

@@ -30,7 +30,7 @@
  *  set, the program name without "ketenbus-". */
 void kb_adapter_metrics_source(const char *source);
 
-/** Count one message of @p transport ("spool", "tcp", "http") reaching
+/** Count one message of @p transport ("spool", "tcp", "http", "tcp-staged") reaching
  *  @p outcome ("received", "accepted", "quarantined", "retry"). */
 void kb_adapter_count_message(const char *transport, const char *outcome);
 

@@ -223,6 +223,38 @@ static void read_failed(struct kb_spool *sp, const char *name, int err)
     failing_forget(sp, name);
 }
 
+/* Read the @p size bytes of @p fd into a new *@p buf. KB_ERR_NOMEM, or
+ * KB_ERR_IO with the errno in *@p rerr (0: the file changed size while read). */
+static kb_err_t read_exact(int fd, size_t size, uint8_t **buf, int *rerr)
+{
+    uint8_t *b = malloc(size + 1);
+    if (!b)
+        return KB_ERR_NOMEM;
+    size_t got = 0;
+    *rerr = 0;
+    while (got < size) {
+        ssize_t r = read(fd, b + got, size - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            *rerr = r < 0 ? errno : 0;
+            break;
+        }
+        got += (size_t)r;
+    }
+    if (got != size) {
+        free(b);
+        return KB_ERR_IO;
+    }
+    *buf = b;
+    return KB_OK;
+}
+
+static int64_t mtime_ms_of(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
+}
+
 kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
                        size_t *len, int64_t *mtime_ms)
 {
@@ -260,34 +292,16 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
         failing_forget(sp, name);
         return KB_ERR_RANGE;
     }
-    uint8_t *b = malloc((size_t)st.st_size + 1);
-    if (!b) {
-        close(fd);
-        read_failed(sp, name, ENOMEM);
-        return KB_ERR_NOMEM;
-    }
-    size_t got = 0;
     int rerr = 0;
-    while (got < (size_t)st.st_size) {
-        ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            rerr = r < 0 ? errno : 0;
-            break;
-        }
-        got += (size_t)r;
-    }
+    kb_err_t err = read_exact(fd, (size_t)st.st_size, buf, &rerr);
     close(fd);
-    if (got != (size_t)st.st_size) {
-        free(b);
-        read_failed(sp, name, rerr);
-        return KB_ERR_IO;
+    if (err) {
+        read_failed(sp, name, err == KB_ERR_NOMEM ? ENOMEM : rerr);
+        return err;
     }
     failing_forget(sp, name);
-    *buf = b;
-    *len = got;
-    *mtime_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+    *len = (size_t)st.st_size;
+    *mtime_ms = mtime_ms_of(&st);
     return KB_OK;
 }
 
@@ -546,4 +560,87 @@ kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name)
     if (!path[0])
         return KB_ERR_RANGE;
     return unlink(path) == 0 || errno == ENOENT ? KB_OK : KB_ERR_IO;
+}
+
+/* scandir filter: ".<name>.staged" with a non-empty <name>. The temp files
+ * of kb_file_write_atomic() end in ".tmp", so they never pass. */
+static int staged_entry(const struct dirent *de)
+{
+    size_t l = strlen(de->d_name), sl = sizeof ".staged" - 1;
+    return de->d_name[0] == '.' && l > 1 + sl && !strcmp(de->d_name + l - sl, ".staged");
+}
+
+kb_err_t kb_spool_staged_each(const struct kb_spool *sp, int (*fn)(void *opaque, const char *name),
+                              void *opaque)
+{
+    char dir[2200];
+    kb_spool_path(sp, "done", NULL, dir, sizeof dir);
+    struct dirent **ents;
+    /* The whole list first: fn moves the files it is given out of done/. */
+    int cnt = scandir(dir, &ents, staged_entry, alphasort);
+    if (cnt < 0)
+        return errno == ENOMEM ? KB_ERR_NOMEM : KB_ERR_IO;
+    int stop = 0;
+    for (int i = 0; i < cnt; i++) {
+        const char *d_name = ents[i]->d_name;
+        char path[2600], name[256];
+        struct stat st;
+        size_t nl = strlen(d_name) - 1 - (sizeof ".staged" - 1);
+        memcpy(name, d_name + 1, nl); /* d_name holds at most 255 bytes */
+        name[nl] = '\0';
+        snprintf(path, sizeof path, "%s/%s", dir, d_name);
+        if (stop || lstat(path, &st) != 0) {
+            /* stopped, or gone since the listing */
+        } else if (S_ISREG(st.st_mode)) {
+            stop = fn(opaque, name) != 0;
+        } else {
+            /* staging writes regular files only: whatever a link names is
+             * not a message that arrived, so it is neither read nor moved */
+            KB_LOG_WARN(COMP, "staged name is not a regular file; left alone", "kind=\"%s\"",
+                        S_ISLNK(st.st_mode)   ? "symbolic link"
+                        : S_ISDIR(st.st_mode) ? "folder"
+                                              : "special file");
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return KB_OK;
+}
+
+kb_err_t kb_spool_stage_read(const struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
+                             size_t *len, int64_t *mtime_ms)
+{
+    char path[2600];
+    staged_path(sp, name, path, sizeof path);
+    if (!path[0]) /* too long a name was never staged */
+        return KB_ERR_NOTFOUND;
+    /* No links followed (a link could publish any file the adapter may
+     * read), no blocking on a fifo. */
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? KB_ERR_NOTFOUND : KB_ERR_IO;
+    struct stat st;
+    kb_err_t err = KB_OK;
+    int e = 0;
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        err = KB_ERR_IO;
+    } else if (!S_ISREG(st.st_mode)) {
+        e = EINVAL;
+        err = KB_ERR_IO;
+    } else if ((size_t)st.st_size > max) {
+        err = KB_ERR_RANGE;
+    } else {
+        err = read_exact(fd, (size_t)st.st_size, buf, &e);
+        if (err == KB_ERR_IO && !e)
+            e = EAGAIN; /* changed size while read: try again later */
+    }
+    close(fd);
+    if (err) {
+        errno = err == KB_ERR_NOMEM ? ENOMEM : e;
+        return err;
+    }
+    *len = (size_t)st.st_size;
+    *mtime_ms = mtime_ms_of(&st);
+    return KB_OK;
 }

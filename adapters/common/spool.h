@@ -98,8 +98,14 @@ kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const 
  * done/ holds only messages whose events Kafka holds. @p name must name the
  * content (e.g. by its SHA-256): a resent message stages to the same file,
  * and a done/<name> that exists already holds the same bytes. A crash
- * between the broker's acknowledgement and kb_spool_stage_done() leaves the
- * staged file; the sender, never answered, resends and that completes it.
+ * between kb_spool_stage() and the end of the staging (before the events
+ * were produced, or between the broker's acknowledgement and
+ * kb_spool_stage_done()) leaves the staged file: at its next start the
+ * adapter finds it with kb_spool_staged_each(), reads it back with
+ * kb_spool_stage_read() and handles it as if it had just arrived (producing
+ * again is safe where event ids derive from the content), so its events'
+ * ce_dataref does not name a file that never reaches done/. Until then a
+ * resend by the sender, never answered, completes it as well.
  */
 kb_err_t kb_spool_stage(const struct kb_spool *sp, const char *name, const void *data, size_t len);
 
@@ -112,6 +118,31 @@ kb_err_t kb_spool_stage_quarantine(const struct kb_spool *sp, const char *name,
 
 /** Delete the staged <name>. */
 kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name);
+
+/**
+ * Call @p fn with the <name> of every message staged in done/ (each
+ * regular file done/.<name>.staged), in name order: at a start, what a
+ * crash left staged. Anything else in done/ is skipped, the temp files of
+ * kb_file_write_atomic() included. The names are listed before the first
+ * call, so @p fn may end the staging of the name it is given; the name
+ * stays valid during the call only. A nonzero return from @p fn stops the
+ * walk (still KB_OK). KB_ERR_IO when done/ cannot be listed, KB_ERR_NOMEM.
+ * @thread the one thread that stages into @p sp, before it stages anything
+ */
+kb_err_t kb_spool_staged_each(const struct kb_spool *sp, int (*fn)(void *opaque, const char *name),
+                              void *opaque);
+
+/**
+ * Read the staged <name> whole: at most @p max bytes (larger is
+ * KB_ERR_RANGE, nothing read). *buf is malloc'ed and the caller's to free;
+ * *mtime_ms is the file's modification time, when it was staged. A name
+ * that is not staged is KB_ERR_NOTFOUND; a link or other non-regular file
+ * is not read (KB_ERR_IO, like any failed read, with errno saying why).
+ * Nothing is logged or moved here: what to do with a file that cannot be
+ * read is the caller's choice.
+ */
+kb_err_t kb_spool_stage_read(const struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
+                             size_t *len, int64_t *mtime_ms);
 
 /** Write out/<name> atomically (temp file, fsync, rename, fsync folder). */
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -245,6 +246,61 @@ static enum file_result handle_file(struct gba *g, const char *name)
     return rc;
 }
 
+/* What becomes of a staged frame whose staging could not end as it should. */
+enum staged_left {
+    STAGED_DROP, /* a sender waits and resends on N: the resend stages it anew */
+    STAGED_KEEP, /* nobody resends (recovery at the start): the next start tries again */
+};
+
+/*
+ * A staged frame's way from done/.<name>.staged, <name> being
+ * "tcp-<sha256>.lo3" of its bytes, shared by a live frame (on_frame) and a
+ * frame a crash left staged (recover_frame): produce its events with
+ * ce_dataref naming done/<name>, then end the staging by the outcome.
+ * OUT_DONE when done/<name> holds the frame; OUT_QUARANTINED when
+ * kb.quarantine.gba holds it (and quarantine/, unless that move failed and
+ * @p left is STAGED_DROP); else OUT_RETRY with @p reason set, the staged
+ * copy dropped or kept by @p left. @p peer is for the log only.
+ */
+static enum outcome staged_frame(struct gba *g, const uint8_t *frame, size_t len, const char *name,
+                                 const char *sha, int64_t received_ms, const char *peer,
+                                 enum staged_left left, char *reason, size_t reason_size)
+{
+    char dataref[4400];
+    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, name);
+    enum outcome out = process_message(g, frame, len, received_ms, dataref, reason, reason_size);
+    switch (out) {
+    case OUT_DONE:
+        /* Kafka holds events naming done/<name>: without that file the
+         * sender's resend (STAGED_DROP) or the next start (STAGED_KEEP)
+         * must still move it there. */
+        if (!kb_spool_stage_done(&g->run.spool, name))
+            return OUT_DONE;
+        KB_LOG_ERR(COMP, "cannot move frame to done", "peer=%s sha256=%s errno=%d", peer, sha,
+                   errno);
+        snprintf(reason, reason_size, "archive: cannot move to done/");
+        out = OUT_RETRY;
+        break;
+    case OUT_QUARANTINED:
+        /* not a message we accepted: kb.quarantine.gba holds it durably, the
+         * local copy is for the operator */
+        if (!kb_spool_stage_quarantine(&g->run.spool, name, reason))
+            return OUT_QUARANTINED;
+        KB_LOG_ERR(COMP, "cannot move frame to quarantine", "peer=%s sha256=%s errno=%d", peer, sha,
+                   errno);
+        if (left == STAGED_KEEP) { /* still staged: the next start quarantines it again */
+            snprintf(reason, reason_size, "archive: cannot move to quarantine/");
+            out = OUT_RETRY;
+        }
+        break;
+    case OUT_RETRY:
+        break;
+    }
+    if (left == STAGED_DROP && kb_spool_stage_drop(&g->run.spool, name))
+        KB_LOG_ERR(COMP, "cannot delete a staged frame", "sha256=%s errno=%d", sha, errno);
+    return out;
+}
+
 /* TCP frame handler: one LO3 message per frame. The frame is staged for
  * done/ (named by its SHA-256, so a resent frame lands on the same file)
  * before its events are produced, and moved into done/ only once Kafka
@@ -254,39 +310,21 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
                                     const char *peer, char *reason, size_t reason_size)
 {
     struct gba *g = opaque;
-    char sha[65], name[128], dataref[4400];
+    char sha[65], name[128];
     kb_sha256_hex(frame, len, sha);
     snprintf(name, sizeof name, "tcp-%s.lo3", sha);
     if (kb_spool_stage(&g->run.spool, name, frame, len)) {
         snprintf(reason, reason_size, "archive: cannot write done/ file");
         return KB_TCP_NACK;
     }
-    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, name);
-    switch (process_message(g, frame, len, kb_wall_ms(), dataref, reason, reason_size)) {
+    switch (staged_frame(g, frame, len, name, sha, kb_wall_ms(), peer, STAGED_DROP, reason,
+                         reason_size)) {
     case OUT_DONE:
-        /* Kafka holds events naming done/<name>: without that file the
-         * sender must resend, which stages and moves it again. */
-        if (kb_spool_stage_done(&g->run.spool, name)) {
-            KB_LOG_ERR(COMP, "cannot move frame to done", "peer=%s sha256=%s errno=%d", peer,
-                       sha, errno);
-            snprintf(reason, reason_size, "archive: cannot move to done/");
-            kb_spool_stage_drop(&g->run.spool, name);
-            return KB_TCP_NACK;
-        }
         KB_LOG_INFO(COMP, "frame acknowledged", "peer=%s sha256=%s", peer, sha);
         return KB_TCP_ACK;
     case OUT_QUARANTINED:
-        /* not a message we accepted: kb.quarantine.gba holds it durably, the
-         * local copy is for the operator */
-        if (kb_spool_stage_quarantine(&g->run.spool, name, reason)) {
-            KB_LOG_ERR(COMP, "cannot move frame to quarantine", "peer=%s sha256=%s errno=%d",
-                       peer, sha, errno);
-            kb_spool_stage_drop(&g->run.spool, name);
-        }
         return KB_TCP_REJECT;
     default:
-        if (kb_spool_stage_drop(&g->run.spool, name))
-            KB_LOG_ERR(COMP, "cannot delete a staged frame", "sha256=%s errno=%d", sha, errno);
         return KB_TCP_NACK;
     }
 }
@@ -388,6 +426,131 @@ static int scan_spool(struct gba *g, atomic_int *stop, int64_t budget_ms, int *m
 }
 
 static atomic_int stop_flag;
+
+/* The recovery of staged frames at the start (recover_staged). */
+struct recovery {
+    struct gba *g;
+    unsigned found;       /* staged frames found */
+    unsigned done;        /* now in done/ (their events durable in Kafka) */
+    unsigned quarantined; /* now in quarantine/: rejected, or damaged */
+    unsigned left;        /* still staged: for the sender's resend or the next start */
+    int stalled;          /* a frame could not be finished (Kafka unreachable, most
+                           * likely): later ones are not produced, they would wait alike */
+};
+
+/* Quarantine a staged file whose bytes are not the frame its name says
+ * (damaged on disk, or not staged by this adapter): never deleted, and not
+ * published either, since they are not what a sender sent. */
+static void quarantine_damaged(struct recovery *r, const char *name, const char *sha,
+                               const char *reason)
+{
+    KB_LOG_WARN(COMP, "staged frame damaged; quarantined", "sha256=%s reason=\"%s\"", sha, reason);
+    if (kb_spool_stage_quarantine(&r->g->run.spool, name, reason)) {
+        KB_LOG_ERR(COMP, "cannot move a damaged staged frame to quarantine", "sha256=%s errno=%d",
+                   sha, errno);
+        kb_adapter_count_message("tcp-staged", "retry");
+        r->left++;
+        return;
+    }
+    kb_adapter_count_message("tcp-staged", "quarantined");
+    r->quarantined++;
+}
+
+/* kb_spool_staged_each callback: one frame a crash left staged, handled as
+ * if it had just arrived. Nonzero stops the walk (a stop signal). */
+static int recover_frame(void *opaque, const char *name)
+{
+    struct recovery *r = opaque;
+    struct gba *g = r->g;
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    int64_t staged_ms = 0;
+    char sha[65] = "-", want[128], reason[600], done_path[2600];
+    kb_err_t err = kb_spool_stage_read(&g->run.spool, name, MAX_MESSAGE, &frame, &len, &staged_ms);
+    int read_errno = errno;
+    if (err == KB_ERR_NOTFOUND) /* gone since the listing: nothing left to finish */
+        return atomic_load(&stop_flag);
+    r->found++;
+    kb_adapter_count_message("tcp-staged", "received");
+    if (err == KB_ERR_RANGE) {
+        /* on_frame never stages more than MAX_MESSAGE */
+        quarantine_damaged(r, name, sha, "damaged: staged file larger than 8 MiB; not processed");
+        return atomic_load(&stop_flag);
+    }
+    if (err) {
+        KB_LOG_WARN(COMP, "cannot read a staged frame; left for the next start",
+                    "errno=%d error=\"%s\"", read_errno, kb_err_str(err));
+        kb_adapter_count_message("tcp-staged", "retry");
+        r->left++;
+        return atomic_load(&stop_flag);
+    }
+    kb_sha256_hex(frame, len, sha);
+    snprintf(want, sizeof want, "tcp-%s.lo3", sha);
+    kb_spool_path(&g->run.spool, "done", name, done_path, sizeof done_path);
+    struct stat st;
+    if (strcmp(name, want)) {
+        quarantine_damaged(r, name, sha,
+                           "damaged: the SHA-256 of the staged bytes is not the one its name "
+                           "gives; not processed");
+    } else if (done_path[0] && lstat(done_path, &st) == 0) {
+        /* done/ holds only frames whose events Kafka holds: this is a
+         * resend of an archived frame, its events need no second copy */
+        if (kb_spool_stage_done(&g->run.spool, name)) {
+            KB_LOG_ERR(COMP, "cannot drop a staged copy of an archived frame", "sha256=%s errno=%d",
+                       sha, errno);
+            kb_adapter_count_message("tcp-staged", "retry");
+            r->left++;
+        } else {
+            KB_LOG_INFO(COMP, "staged frame recovered", "sha256=%s outcome=archived-before", sha);
+            kb_adapter_count_message("tcp-staged", "accepted");
+            r->done++;
+        }
+    } else if (r->stalled) {
+        KB_LOG_INFO(COMP, "staged frame left for a resend or the next start", "sha256=%s", sha);
+        kb_adapter_count_message("tcp-staged", "retry");
+        r->left++;
+    } else {
+        /* received_ms: when it was staged, about when it arrived */
+        enum outcome out = staged_frame(g, frame, len, name, sha, staged_ms, "-", STAGED_KEEP,
+                                        reason, sizeof reason);
+        if (out == OUT_RETRY) {
+            KB_LOG_WARN(COMP, "staged frame not recovered; left for a resend or the next start",
+                        "sha256=%s reason=\"%s\"", sha, reason);
+            r->stalled = 1;
+            r->left++;
+        } else {
+            KB_LOG_INFO(COMP, "staged frame recovered", "sha256=%s outcome=%s", sha,
+                        out == OUT_DONE ? "done" : "quarantined");
+            if (out == OUT_DONE)
+                r->done++;
+            else
+                r->quarantined++;
+        }
+        kb_adapter_count_message("tcp-staged", out == OUT_DONE          ? "accepted"
+                                               : out == OUT_QUARANTINED ? "quarantined"
+                                                                        : "retry");
+    }
+    free(frame);
+    return atomic_load(&stop_flag);
+}
+
+/*
+ * Before the TCP listener serves: finish every frame a crash left staged in
+ * done/ (see spool.h), so that the events Kafka may hold for it name a file
+ * in done/ even if its sender never resends. Producing again is safe: event
+ * ids derive from the message, so the router drops a second copy. With
+ * Kafka unreachable the frames stay staged for a resend or the next start.
+ */
+static void recover_staged(struct gba *g)
+{
+    struct recovery r = {.g = g};
+    kb_err_t err = kb_spool_staged_each(&g->run.spool, recover_frame, &r);
+    if (err)
+        KB_LOG_ERR(COMP, "cannot list staged frames; left for the next start",
+                   "errno=%d error=\"%s\"", errno, kb_err_str(err));
+    KB_LOG_INFO(COMP, "staged frames recovered", "found=%u done=%u quarantined=%u left=%u", r.found,
+                r.done, r.quarantined, r.left);
+}
 
 /* TCP idle hook: the spool is served between frames, at most every 200 ms and
  * about 100 ms at a time (a backlog continues at the next idle moment). */
@@ -511,9 +674,11 @@ static int cmd_ingest(int argc, char **argv)
             fprintf(stderr, "error: %s\n", errstr);
             goto out_ing;
         }
-        /* the port on stdout too, so a script can start with port 0 */
+        /* the port on stdout too, so a script can start with port 0; bound
+         * before the recovery so that a bad --listen fails before any produce */
         printf("listening %s:%d\n", g.host, kb_tcp_server_port(srv));
         fflush(stdout);
+        recover_staged(&g);
     }
     if (g.http) {
         struct kb_http_opts hopts = {.addr = g.hhost, .port = (uint16_t)g.hport,

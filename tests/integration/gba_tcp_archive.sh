@@ -8,11 +8,16 @@
 # events' ce_dataref gives, and a resent frame is archived once. Before, the
 # frame was written to done/ before its events were produced and stayed
 # there on N. Kafka refuses every produce here by a client setting: a
-# transactional.id without a transaction ("Erroneous state").
+# transactional.id without a transaction ("Erroneous state"). Last, frames a
+# crash left staged in done/ are finished at the next start even if their
+# sender never resends: a good one reaches done/ and Kafka, a resend of an
+# archived one leaves one copy, a damaged or bad one goes to quarantine/.
 source "$(dirname "$0")/lib.sh"
 
 LG01=$FIX/lg01-geboorte-sophie.lo3
 BAD=$FIX/events/gv01-bad-n.lo3
+MULTI=$FIX/events/gv01-multi.lo3 # 3 events (naam-gewijzigd, persoon-verhuisd, pl-gewijzigd)
+MOEDER=$FIX/gv01-moeder-kind-sophie.lo3
 sha() { sha256sum "$1" | cut -c1-64; }
 SP=$WORK/gba
 GBA=(ingest --spool "$SP" --subject-key-file "$WORK/subject.key" --listen 127.0.0.1:0)
@@ -35,6 +40,7 @@ wait "$REFUSING" 2>/dev/null || true
 
 # 2. Kafka acknowledges: A and R, each archived where it belongs.
 start gba "$BIN/ketenbus-gba" "${GBA[@]}"
+GBA_PID=$LAST_PID
 check "adapter listens" wait_for 60 has_port gba
 "$BIN/ketenbus-gba" send --connect "127.0.0.1:$(port_of gba)" "$LG01" "$BAD" \
   >"$WORK/send2.out" 2>>"$WORK/send2.log" || true
@@ -56,4 +62,58 @@ check "... which holds the frame" cmp -s "$LG01" "${ref#file://}"
   >"$WORK/send3.out" 2>>"$WORK/send3.log" || true
 check "resent frame answered A" grep -q "^ack $LG01" "$WORK/send3.out"
 check "done/ still holds one copy" eq "$(ls -A "$SP/done" | wc -l)" 1
+check "kb.in.gba holds LG01's event twice (sent, resent)" wait_for 30 count_is "$(T in.gba)" 2
+check "kb.quarantine.gba holds the bad frame once" wait_for 30 count_is "$(T quarantine.gba)" 1
+
+# 4. What a crash leaves staged, made by hand with the adapter stopped: (a) a
+#    frame never archived, (b) a resend of the archived LG01, (c) a file whose
+#    bytes are not those its name's SHA-256 gives, (d) the bad frame. The next
+#    start finishes each before it serves, without any sender resending.
+kill "$GBA_PID"
+wait "$GBA_PID" 2>/dev/null || true
+staged() { echo "$SP/done/.tcp-$1.lo3.staged"; }
+cp "$MULTI" "$(staged "$(sha "$MULTI")")"
+cp "$LG01" "$(staged "$(sha "$LG01")")"
+head -c 100 "$MOEDER" >"$WORK/damaged.lo3"
+cp "$WORK/damaged.lo3" "$(staged "$(sha "$MOEDER")")"
+cp "$BAD" "$(staged "$(sha "$BAD")")"
+check "four staged frames left" eq "$(archived done '\.staged$')" 4
+
+# 4a. Kafka refuses at that start: what needs no produce is finished ((b)
+#     and (c)), the rest stays staged and nothing is published.
+start refusing2 "$BIN/ketenbus-gba" "${GBA[@]}" -X transactional.id="$KETENBUS_TOPIC_PREFIX-refuse2"
+REFUSING=$LAST_PID
+check "refusing adapter finished what needs no Kafka, left the rest" wait_for 90 grep -q \
+  'msg="staged frames recovered" found=4 done=1 quarantined=1 left=2' "$WORK/refusing2.log"
+check "(a) and (d) still staged" eq "$(ls -A "$SP/done" | grep -c \
+  -e "^\.tcp-$(sha "$MULTI")\.lo3\.staged$" -e "^\.tcp-$(sha "$BAD")\.lo3\.staged$")" 2
+check "nothing more in kb.in.gba" eq "$(count "$(T in.gba)")" 2
+kill "$REFUSING"
+wait "$REFUSING" 2>/dev/null || true
+
+# 4b. Kafka acknowledges: the rest is finished.
+start gba2 "$BIN/ketenbus-gba" "${GBA[@]}"
+check "restarted adapter listens" wait_for 60 has_port gba2
+check "it recovered the other two before serving" wait_for 90 grep -q \
+  'msg="staged frames recovered" found=2 done=1 quarantined=1 left=0' "$WORK/gba2.log"
+check "no staged copy left in done/" eq "$(archived done '\.staged$')" 0
+check "(a) in done/ with its bytes" cmp -s "$MULTI" "$SP/done/tcp-$(sha "$MULTI").lo3"
+check "(a)'s 3 events reached kb.in.gba (2 + 3)" wait_for 30 count_is "$(T in.gba)" 5
+check "... naming its file in done/" \
+  eq "$(header_values "$(T in.gba)" ce_dataref | grep -c "/done/tcp-$(sha "$MULTI").lo3$")" 3
+check "(b) done/ still holds one copy of LG01" eq "$(archived done "$(sha "$LG01")")" 1
+check "... unchanged" cmp -s "$LG01" "$SP/done/tcp-$(sha "$LG01").lo3"
+check "(c) not in done/" eq "$(archived done "$(sha "$MOEDER")")" 0
+check "(c) in quarantine/ with its bytes" \
+  cmp -s "$WORK/damaged.lo3" "$SP/quarantine/tcp-$(sha "$MOEDER").lo3"
+check "... with its reason" grep -q '^damaged: the SHA-256 of the staged bytes' \
+  "$SP/quarantine/tcp-$(sha "$MOEDER").lo3.reason"
+check "(d) in quarantine/ beside its first copy" \
+  cmp -s "$BAD" "$SP/quarantine/tcp-$(sha "$BAD").lo3.1"
+check "... with its reason" grep -q '^lo3-semantics: offset 54' \
+  "$SP/quarantine/tcp-$(sha "$BAD").lo3.1.reason"
+check "only (d) went to kb.quarantine.gba again (1 + 1)" \
+  wait_for 30 count_is "$(T quarantine.gba)" 2
+check "done/ holds LG01 and (a), nothing else" eq "$(ls -A "$SP/done" | wc -l)" 2
+check "kb.in.gba still holds 5: (b) was not produced again" eq "$(count "$(T in.gba)")" 5
 finish
