@@ -5,20 +5,37 @@
  * and the audit verification status. Authentication is the server's
  * (bearer token or client certificate, kb_http_opts); this file only answers.
  *
- * Long work never runs on the server thread, which must stay free for
- * /metrics, probes and the dashboard stream: a dry-run is a job (202, then
- * polled) and the audit verification runs on a timer or on request; both on
- * the admin's one worker thread, each bounded in time. Dead-letter pages and
- * redrives are Kafka round trips answered directly: with a slow broker they
- * hold up the server, which is why `route --admin-addr` can give the admin
- * API a server (and thread) of its own, away from the probes.
+ * Nothing that waits on Kafka runs on the server thread, which must stay
+ * free for /metrics, probes and the dashboard stream. A dry-run is a job
+ * (202, then polled) and the audit verification runs on a timer or on
+ * request, both on the admin's worker thread, each bounded in time.
+ * Dead-letter pages and redrives are parsed and checked on the server
+ * thread (a bad request is answered at once), then handed to a second
+ * thread, the dead-letter worker, which answers them with a deferred reply
+ * (kb_http_defer) once Kafka did: a slow or frozen broker keeps that one
+ * request waiting, never /healthz. A worker of their own, because a page
+ * must not wait minutes behind a dry-run or an audit verification; one, not
+ * a pool, because they are rare operator requests and a frozen broker would
+ * tie up a pool all the same. `route --admin-addr` is for putting the admin
+ * API on another address (network separation), not for keeping probes alive.
  *
  * Invariants:
  *  1. At most one dry-run is queued or running; a second POST gets 429.
  *  2. A job's result is written once, under mu, when its state leaves RUNNING.
- *  3. The worker never holds mu while talking to Kafka.
+ *  3. No worker holds mu while talking to Kafka.
+ *  4. At most MAX_DLQ_WORK dead-letter requests are queued or running
+ *     (dlq_busy, under mu); one more is answered 503 with Retry-After at
+ *     once, so a frozen broker costs a bounded number of waiting requests.
+ *  5. A queued dead-letter request holds a deferred reply that is answered
+ *     exactly once: by the dead-letter worker when it ran, or, when it never
+ *     started, by kb_admin_destroy (503; a stopped server drops it). Only
+ *     the dead-letter worker takes requests off the queue.
  *
  * Job states: QUEUED --worker picks it--> RUNNING --kb_dryrun_run--> DONE | FAILED.
+ * Dead-letter request states: parsed (on_dlq / on_redrive, server thread)
+ *     --dlq_submit--> queued --dlq_worker_main--> running --run_dlq_page /
+ *     run_redrive: deferred reply--> freed; queued --kb_admin_destroy: 503-->
+ *     freed; parsed --bad request 400 / queue full 503--> freed, never queued.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -38,6 +55,7 @@
 #include "ketenbus/log.h"
 
 #define MAX_JOBS 8
+#define MAX_DLQ_WORK 4 /* dead-letter requests queued or running (invariant 4) */
 #define MAX_REDRIVE 100
 #define MAX_PAGE 1000
 #define MAX_YAML (1u << 20)
@@ -55,12 +73,35 @@ struct job {
     char error[512];        /* FAILED: why */
 };
 
+enum dlq_kind { DLQ_PAGE, DLQ_REDRIVE };
+
+/* One dead-letter request for the dead-letter worker, parsed and checked
+ * on the server thread (invariants 4 and 5). */
+struct dlq_work {
+    enum dlq_kind kind;              /* a page or a redrive */
+    kb_http_deferred_t *reply;       /* answered exactly once (invariant 5) */
+    const char *topic;               /* DLQ_PAGE: the dead-letter topic (a->o.dlq_topic or tbuf) */
+    char tbuf[256];                  /* the default topic's name */
+    int32_t partition;               /* DLQ_PAGE: the cursor's partition ... */
+    int64_t offset;                  /* ... and offset */
+    size_t limit;                    /* DLQ_PAGE: letters on the page */
+    struct kb_admin_letter *letters; /* DLQ_REDRIVE: what to send back (owned) */
+    int n_letters;                   /* entries of letters */
+    const char *auth;                /* DLQ_REDRIVE: how the request authenticated (static) */
+    struct dlq_work *next;           /* in the queue, oldest first */
+};
+
 struct kb_admin {
     struct kb_admin_opts o;   /* pointers not owned (the router's argv and options) */
-    pthread_t worker;
+    pthread_t worker;         /* dry-runs and audit verification */
     int worker_started;
+    pthread_t dlq_worker;     /* dead-letter pages and redrives */
+    int dlq_worker_started;
     pthread_mutex_t mu;       /* guards everything below */
     pthread_cond_t cv;        /* work arrived or stop */
+    pthread_cond_t dlq_cv;    /* dead-letter work arrived or stop */
+    struct dlq_work *dlq_head, *dlq_tail; /* queued dead-letter requests, oldest first */
+    int dlq_busy;             /* queued + running (invariant 4) */
     atomic_int stop;
     struct job jobs[MAX_JOBS];
     unsigned next_id;
@@ -84,6 +125,9 @@ static json_t *time_json(int64_t ms)
 }
 
 /* ---- worker --------------------------------------------------------------- */
+
+static void *dlq_worker_main(void *arg);
+static void dlq_work_free(struct dlq_work *w);
 
 static void run_job(kb_admin_t *a, struct job *j)
 {
@@ -200,6 +244,7 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
     a->o = *opts;
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
+    pthread_cond_init(&a->dlq_cv, NULL);
     /* The first timed verification soon after start, so the status page
      * says something about the trail the router is extending. */
     if (a->o.audit_every_s > 0)
@@ -210,6 +255,12 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
         return NULL;
     }
     a->worker_started = 1;
+    if (pthread_create(&a->dlq_worker, NULL, dlq_worker_main, a) != 0) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "admin: cannot start its thread");
+        kb_admin_destroy(a);
+        return NULL;
+    }
+    a->dlq_worker_started = 1;
     return a;
 }
 
@@ -220,14 +271,27 @@ void kb_admin_destroy(kb_admin_t *a)
     pthread_mutex_lock(&a->mu);
     atomic_store(&a->stop, 1);
     pthread_cond_broadcast(&a->cv);
+    pthread_cond_broadcast(&a->dlq_cv);
     pthread_mutex_unlock(&a->mu);
     if (a->worker_started)
         pthread_join(a->worker, NULL);
+    if (a->dlq_worker_started)
+        pthread_join(a->dlq_worker, NULL);
+    /* What the dead-letter worker never started is answered here
+     * (invariant 5); the server has normally stopped, dropping it. */
+    while (a->dlq_head) {
+        struct dlq_work *w = a->dlq_head;
+        a->dlq_head = w->next;
+        kb_http_deferred_reply_error(w->reply, 503, 50305,
+                                     "the admin API is stopping; try again later");
+        dlq_work_free(w);
+    }
     for (int i = 0; i < MAX_JOBS; i++) {
         kb_subs_fini(&a->jobs[i].subs);
         json_decref(a->jobs[i].result);
     }
     json_decref(a->audit_last);
+    pthread_cond_destroy(&a->dlq_cv);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
     free(a);
@@ -684,6 +748,150 @@ static int letter_to_json(void *opaque, const struct kb_dlq_letter *l)
     return 0;
 }
 
+static void dlq_work_free(struct dlq_work *w)
+{
+    kb_admin_letters_free(w->letters, (size_t)w->n_letters);
+    free(w);
+}
+
+/* Dead-letter worker: one page of letters, answered on w->reply. */
+static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
+{
+    char errstr[512];
+    const char *topic = w->topic;
+    json_t *letters = json_array();
+    uint64_t depth = 0;
+    int32_t np;
+    int64_t no;
+    int complete;
+    struct kb_dlq_read_opts ro = {.kafka = a->o.kafka,
+                                  .topic = topic,
+                                  .partition = w->partition,
+                                  .offset = w->offset,
+                                  .limit = w->limit};
+    kb_err_t err = kb__dlq_read(&ro, &a->stop, letter_to_json, letters, &depth, &np, &no, &complete,
+                                errstr, sizeof errstr);
+    if (err == KB_ERR_NOTFOUND) {
+        /* No dead letter was ever written: an empty list, not an error. */
+        json_decref(letters);
+        kb_http_deferred_reply_json(w->reply, 200, NULL,
+                                    json_pack("{s:s, s:i, s:[], s:n, s:b}", "topic", topic, "depth",
+                                              0, "letters", "next", "complete", 1));
+        return;
+    }
+    if (err) {
+        json_decref(letters);
+        kb_http_deferred_reply_error(w->reply, 502, 50201, "%s", errstr);
+        return;
+    }
+    json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
+                                       (json_int_t)no)
+                           : json_null();
+    kb_http_deferred_reply_json(w->reply, 200, NULL,
+                                json_pack("{s:s, s:I, s:I, s:o, s:o, s:b}", "topic", topic, "depth",
+                                          (json_int_t)depth, "count",
+                                          (json_int_t)json_array_size(letters), "letters", letters,
+                                          "next", next, "complete", complete));
+}
+
+/* Dead-letter worker: send w's letters back, answered on w->reply. */
+static void run_redrive(kb_admin_t *a, struct dlq_work *w)
+{
+    char errstr[512];
+    const struct kb_admin_letter *l = w->letters;
+    json_t *done = json_array(), *failed = json_array();
+    for (int i = 0; i < w->n_letters; i++) {
+        struct kb_dlq_redriven r;
+        kb_err_t err;
+        if (atomic_load(&a->stop)) {
+            /* Shutting down: what is left is not attempted, and said so. */
+            err = kb_err_set(KB_ERR_STATE, errstr, sizeof errstr,
+                             "not attempted: the admin API is stopping");
+        } else {
+            err = kb_dlq_redrive(a->o.kafka, a->o.dlq_topic, l[i].partition, l[i].offset,
+                                 l[i].value, l[i].value_len, &r, errstr, sizeof errstr);
+        }
+        if (err) {
+            json_array_append_new(failed, json_pack("{s:i, s:I, s:s, s:s}", "partition",
+                                                    (int)l[i].partition, "offset",
+                                                    (json_int_t)l[i].offset, "error",
+                                                    kb_err_str(err), "message", errstr));
+            continue;
+        }
+        KB_LOG_INFO("admin", "dead letter redriven",
+                    "from=%s to=%s/%" PRId32 "/%" PRId64 " corrected=%d auth=%s", r.from, r.topic,
+                    r.partition, r.offset, r.corrected, w->auth);
+        json_array_append_new(
+            done, json_pack("{s:s, s:{s:s, s:i, s:I}, s:I, s:s, s:I, s:b}", "from", r.from, "to",
+                            "topic", r.topic, "partition", (int)r.partition, "offset",
+                            (json_int_t)r.offset, "bytes", (json_int_t)r.bytes, "sha256",
+                            r.sha256, "headers_kept", (json_int_t)r.headers_kept, "corrected",
+                            r.corrected));
+    }
+    /* 200 only when every letter went back; otherwise 422 says which did not. */
+    size_t nfail = json_array_size(failed);
+    kb_http_deferred_reply_json(w->reply, nfail ? 422 : 200, NULL,
+                                json_pack("{s:o, s:o}", "redriven", done, "failed", failed));
+}
+
+static void *dlq_worker_main(void *arg)
+{
+    kb_admin_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    while (!atomic_load(&a->stop)) {
+        struct dlq_work *w = a->dlq_head;
+        if (!w) {
+            pthread_cond_wait(&a->dlq_cv, &a->mu);
+            continue;
+        }
+        a->dlq_head = w->next;
+        if (!a->dlq_head)
+            a->dlq_tail = NULL;
+        pthread_mutex_unlock(&a->mu);
+        if (w->kind == DLQ_PAGE)
+            run_dlq_page(a, w);
+        else
+            run_redrive(a, w);
+        dlq_work_free(w);
+        pthread_mutex_lock(&a->mu);
+        a->dlq_busy--;
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Server thread: queue @p w (takes it) for the dead-letter worker and
+ * answer @p req from there, or at once when the queue is full (invariant 4). */
+static void dlq_submit(kb_admin_t *a, kb_http_req_t *req, struct dlq_work *w)
+{
+    pthread_mutex_lock(&a->mu);
+    if (a->dlq_busy >= MAX_DLQ_WORK) {
+        pthread_mutex_unlock(&a->mu);
+        dlq_work_free(w);
+        kb_http_reply_header(req, "Retry-After", "5");
+        kb_http_reply_error(req, 503, 50304,
+                            "%d dead-letter requests wait on Kafka already; "
+                            "try again later",
+                            MAX_DLQ_WORK);
+        return;
+    }
+    w->reply = kb_http_defer(req);
+    if (!w->reply) {
+        pthread_mutex_unlock(&a->mu);
+        dlq_work_free(w);
+        kb_http_reply_error(req, 500, 50001, "out of memory");
+        return;
+    }
+    if (a->dlq_tail)
+        a->dlq_tail->next = w;
+    else
+        a->dlq_head = w;
+    a->dlq_tail = w;
+    a->dlq_busy++;
+    pthread_cond_signal(&a->dlq_cv);
+    pthread_mutex_unlock(&a->mu); /* w may be answered and gone from here on */
+}
+
 static void on_dlq(kb_http_req_t *req, void *opaque)
 {
     kb_admin_t *a = opaque;
@@ -698,42 +906,21 @@ static void on_dlq(kb_http_req_t *req, void *opaque)
         kb_http_reply_error(req, 400, 40004, "partition, offset >= 0; limit 1..%d", MAX_PAGE);
         return;
     }
-    char errstr[512], tbuf[256];
-    const char *topic = a->o.dlq_topic;
-    if (!topic) {
-        kb_topic_name(tbuf, sizeof tbuf, "dlq");
-        topic = tbuf;
-    }
-    json_t *letters = json_array();
-    uint64_t depth = 0;
-    int32_t np;
-    int64_t no;
-    int complete;
-    struct kb_dlq_read_opts ro = {.kafka = a->o.kafka, .topic = topic,
-                                  .partition = (int32_t)part, .offset = off,
-                                  .limit = (size_t)limit};
-    kb_err_t err = kb_dlq_read(&ro, letter_to_json, letters, &depth, &np, &no, &complete,
-                               errstr, sizeof errstr);
-    if (err == KB_ERR_NOTFOUND) {
-        /* No dead letter was ever written: an empty list, not an error. */
-        json_decref(letters);
-        kb_http_reply_json(req, 200, NULL,
-                           json_pack("{s:s, s:i, s:[], s:n, s:b}", "topic", topic, "depth", 0,
-                                     "letters", "next", "complete", 1));
+    struct dlq_work *w = calloc(1, sizeof *w);
+    if (!w) {
+        kb_http_reply_error(req, 500, 50001, "out of memory");
         return;
     }
-    if (err) {
-        json_decref(letters);
-        kb_http_reply_error(req, 502, 50201, "%s", errstr);
-        return;
+    w->kind = DLQ_PAGE;
+    w->topic = a->o.dlq_topic;
+    if (!w->topic) {
+        kb_topic_name(w->tbuf, sizeof w->tbuf, "dlq");
+        w->topic = w->tbuf;
     }
-    json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
-                                       (json_int_t)no)
-                           : json_null();
-    kb_http_reply_json(req, 200, NULL,
-                       json_pack("{s:s, s:I, s:I, s:o, s:o, s:b}", "topic", topic, "depth",
-                                 (json_int_t)depth, "count", (json_int_t)json_array_size(letters),
-                                 "letters", letters, "next", next, "complete", complete));
+    w->partition = (int32_t)part;
+    w->offset = off;
+    w->limit = (size_t)limit;
+    dlq_submit(a, req, w);
 }
 
 static void on_redrive(kb_http_req_t *req, void *opaque)
@@ -752,33 +939,17 @@ static void on_redrive(kb_http_req_t *req, void *opaque)
         kb_http_reply_error(req, 400, 40006, "%s", errstr);
         return;
     }
-    json_t *done = json_array(), *failed = json_array();
-    for (int i = 0; i < n; i++) {
-        struct kb_dlq_redriven r;
-        kb_err_t err = kb_dlq_redrive(a->o.kafka, a->o.dlq_topic, l[i].partition, l[i].offset,
-                                      l[i].value, l[i].value_len, &r, errstr, sizeof errstr);
-        if (err) {
-            json_array_append_new(failed, json_pack("{s:i, s:I, s:s, s:s}", "partition",
-                                                    (int)l[i].partition, "offset",
-                                                    (json_int_t)l[i].offset, "error",
-                                                    kb_err_str(err), "message", errstr));
-            continue;
-        }
-        KB_LOG_INFO("admin", "dead letter redriven", "from=%s to=%s/%" PRId32 "/%" PRId64
-                    " corrected=%d auth=%s", r.from, r.topic, r.partition, r.offset, r.corrected,
-                    kb_http_req_auth(req));
-        json_array_append_new(
-            done, json_pack("{s:s, s:{s:s, s:i, s:I}, s:I, s:s, s:I, s:b}", "from", r.from, "to",
-                            "topic", r.topic, "partition", (int)r.partition, "offset",
-                            (json_int_t)r.offset, "bytes", (json_int_t)r.bytes, "sha256",
-                            r.sha256, "headers_kept", (json_int_t)r.headers_kept, "corrected",
-                            r.corrected));
+    struct dlq_work *w = calloc(1, sizeof *w);
+    if (!w) {
+        kb_admin_letters_free(l, (size_t)n);
+        kb_http_reply_error(req, 500, 50001, "out of memory");
+        return;
     }
-    kb_admin_letters_free(l, (size_t)n);
-    /* 200 only when every letter went back; otherwise 422 says which did not. */
-    size_t nfail = json_array_size(failed);
-    kb_http_reply_json(req, nfail ? 422 : 200, NULL,
-                       json_pack("{s:o, s:o}", "redriven", done, "failed", failed));
+    w->kind = DLQ_REDRIVE;
+    w->letters = l;
+    w->n_letters = n;
+    w->auth = kb_http_req_auth(req);
+    dlq_submit(a, req, w);
 }
 
 /* ---- audit ------------------------------------------------------------------ */

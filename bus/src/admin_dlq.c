@@ -119,6 +119,14 @@ kb_err_t kb_dlq_read(const struct kb_dlq_read_opts *o, kb_dlq_letter_cb cb, void
                      uint64_t *depth, int32_t *next_partition, int64_t *next_offset,
                      int *complete, char *errstr, size_t errstr_size)
 {
+    return kb__dlq_read(o, NULL, cb, opaque, depth, next_partition, next_offset, complete, errstr,
+                        errstr_size);
+}
+
+kb_err_t kb__dlq_read(const struct kb_dlq_read_opts *o, atomic_int *stop, kb_dlq_letter_cb cb,
+                      void *opaque, uint64_t *depth, int32_t *next_partition, int64_t *next_offset,
+                      int *complete, char *errstr, size_t errstr_size)
+{
     char tbuf[256];
     const char *topic = o->topic;
     if (!topic) {
@@ -195,6 +203,12 @@ kb_err_t kb_dlq_read(const struct kb_dlq_read_opts *o, kb_dlq_letter_cb cb, void
         }
         int idle = 0;
         while (idle < 60) {
+            if (stop && atomic_load(stop)) {
+                stopped = 1; /* abandoned: the caller is going away */
+                if (complete)
+                    *complete = 0;
+                break;
+            }
             rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
             if (!m) {
                 idle++;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * admin_int.h - cross-file internals of the admin modules: the group-less
- * reading consumer and the single-letter fetch that `ketenbus dlq show`
- * shares with redrive.
+ * reading consumer, the single-letter fetch that `ketenbus dlq show`
+ * shares with redrive, and the dead-letter read the admin API can stop.
  */
 #ifndef KETENBUS_ADMIN_INT_H
 #define KETENBUS_ADMIN_INT_H
@@ -24,6 +24,12 @@ void kb__admin_reader_destroy(rd_kafka_t *rk);
 rd_kafka_message_t *kb__dlq_fetch(rd_kafka_t *rk, const char *topic, int32_t partition,
                                   int64_t offset, kb_err_t *err, char *errstr,
                                   size_t errstr_size);
+
+/** kb_dlq_read that gives up between polls once *@p stop is set (then
+ *  *@p complete is 0). @p stop may be NULL. */
+kb_err_t kb__dlq_read(const struct kb_dlq_read_opts *o, atomic_int *stop, kb_dlq_letter_cb cb,
+                      void *opaque, uint64_t *depth, int32_t *next_partition, int64_t *next_offset,
+                      int *complete, char *errstr, size_t errstr_size);
 
 /** SHA-256 of @p len bytes as 64 hex digits. */
 void kb__sha256_hex(const void *data, size_t len, char out[65]);

@@ -6,7 +6,8 @@
  * Server invariants:
  *  1. Only the server thread touches the event base, evhttp and every
  *     evhttp_request while the thread runs; other threads talk to it through
- *     the wake pipe (one byte: 's' = streams have work, 'q' = quit).
+ *     the wake pipe (one byte: 's' = streams or deferred replies have work,
+ *     'q' = quit).
  *  2. A stream is shared by its owner (until kb_http_stream_end) and the
  *     server (while its connection is open and the server runs); s->refs
  *     counts both and the last one frees it. s->mu guards buf/ended/closed.
@@ -19,14 +20,37 @@
  *     stops; h->n_conns counts them, so the cap needs no libevent internals.
  *     conn->deadline is pending exactly while a request is awaited (from
  *     accept or the end of the previous response until the request is read)
- *     and never while a stream answers on the connection.
+ *     and never while a stream or a deferred reply answers on the connection.
+ *  5. A deferred reply (kb_http_defer) is shared like a stream: by its owner
+ *     until kb_http_deferred_reply*, and by the server while its request is
+ *     unanswered and its connection open; d->refs counts both and the last
+ *     one frees it. d->mu guards replied/closed and the reply itself.
+ *     closed == 1 means the server let go (reply handed to evhttp,
+ *     connection gone, or stop) and will never touch d again; a replier
+ *     that sees closed == 0 under d->mu may write to the wake pipe, as in 3:
+ *     stop marks every deferred reply closed before it closes the pipe.
+ *  6. While a deferred reply is awaited, its connection's conn->deferred
+ *     points to it (untracked connection: the close callback is ours), its
+ *     deadline is not pending, and evhttp reads nothing from it (it stops
+ *     reading once a request is in), so neither request_timeout_s nor
+ *     timeout_s can close it under the reply; stop and a client whose
+ *     connection fails are the only ways it goes. evhttp answers one request
+ *     per connection at a time, so one pointer is enough. The server
+ *     unlinks d (deferred_release) before it hands the reply to evhttp:
+ *     a connection closing inside that send finds nothing left to release.
  *
  * Server states: new --kb_http_start--> running --kb_http_stop--> stopped
  *                --kb_http_destroy--> freed. Stream states: open --client
  *                gone/server stop--> closed; open|closed --kb_http_stream_end
  *                --> ended (freed once the server let go too).
+ * Deferred reply states: awaited (kb_http_defer) --kb_http_deferred_reply-->
+ *                replied --deferred_flush: sent--> closed; awaited|replied
+ *                --connection gone (deferred_conn_gone) / stop
+ *                (server_teardown)--> closed, reply dropped. Freed when the
+ *                owner replied and the server let go, in either order.
  * Connection states: accepted (on_new_bev) --on_attach--> awaiting a request
- *                (deadline pending) --on_request--> answering (no deadline)
+ *                (deadline pending) --on_request--> answering (no deadline;
+ *                a stream or a deferred reply keeps it here)
  *                --on_request_done--> awaiting the next request; any
  *                --on_deadline / client gone / stop--> closed (on_conn_close).
  *                Over the cap: accepted --on_attach--> refused (503 from
@@ -95,6 +119,8 @@ struct conn {
     int refused;                    /* accepted over max_connections: 1 = answer 503,
                                      * 2 = far over it: close at once */
     struct kb_http_stream *stream;  /* a stream answering on it, or NULL */
+    kb_http_deferred_t *deferred;   /* a deferred reply awaited on it, or NULL
+                                     * (invariant 6) */
     struct conn *prev, *next;       /* in h->conns */
 };
 
@@ -120,6 +146,7 @@ struct kb_http {
     pthread_t thread;               /* the server thread */
     int running;                    /* thread started and not joined */
     struct kb_http_stream *streams; /* open streams (server thread only) */
+    kb_http_deferred_t *deferred;   /* deferred replies not sent yet (server thread) */
     /* security (see kb_http_opts) */
     char *tls_cert, *tls_key;       /* HTTPS certificate and key files (owned), or NULL */
     char *tls_client_ca;            /* client-certificate CA file (owned), or NULL */
@@ -166,6 +193,24 @@ struct kb_http_stream {
     int closed;                     /* the server let go (client gone or stop) */
     int refs;                       /* owner + server, see invariant 2 */
     struct kb_http_stream *next;    /* in h->streams (server thread) */
+};
+
+/* One reply given later from another thread (invariants 5 and 6). */
+struct kb_http_deferred {
+    kb_http_t *h;                   /* the server (only used while !closed) */
+    struct evhttp_request *ev;      /* the request to answer (server thread) */
+    struct evhttp_connection *conn; /* its connection, for the close callback */
+    struct conn *c;                 /* our record of that connection, or NULL when
+                                     * untracked (then conn's close callback is ours) */
+    pthread_mutex_t mu;             /* guards the fields below */
+    int status;                     /* the reply's status (once replied) */
+    char *content_type;             /* its Content-Type (owned), or NULL */
+    char *body;                     /* its body (owned), or NULL when len is 0 */
+    size_t len;                     /* body length */
+    int replied;                    /* the owner gave the reply: the fields above hold it */
+    int closed;                     /* the server let go (sent, connection gone or stop) */
+    int refs;                       /* owner + server, see invariant 5 */
+    struct kb_http_deferred *next;  /* in h->deferred (server thread) */
 };
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -237,6 +282,60 @@ static void on_stream_close(struct evhttp_connection *conn, void *arg)
     stream_conn_gone(arg);
 }
 
+/* --- deferred replies (invariants 5 and 6) --- */
+
+static void deferred_unref(struct kb_http_deferred *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&d->mu);
+    if (last) {
+        pthread_mutex_destroy(&d->mu);
+        free(d->content_type);
+        free(d->body);
+        free(d);
+    }
+}
+
+/* Server thread: forget @p d (unlink, mark closed, drop the server's ref). */
+static void deferred_release(kb_http_t *h, struct kb_http_deferred *d)
+{
+    for (struct kb_http_deferred **pp = &h->deferred; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    if (d->c)
+        d->c->deferred = NULL;
+    else if (d->conn)
+        evhttp_connection_set_closecb(d->conn, NULL, NULL);
+    d->c = NULL;
+    d->conn = NULL;
+    d->ev = NULL;
+    pthread_mutex_lock(&d->mu);
+    d->closed = 1;
+    pthread_mutex_unlock(&d->mu);
+    deferred_unref(d);
+}
+
+/* The connection under @p d is going away before the reply was sent. */
+static void deferred_conn_gone(struct kb_http_deferred *d)
+{
+    KB_LOG_DBG(COMP, "deferred reply dropped: connection gone", "%s", "");
+    /* A request that libevent detached from its failing connection (EOF,
+     * timeout) is no longer freed with it: it is ours now. */
+    if (d->ev && evhttp_request_get_connection(d->ev) == NULL)
+        evhttp_request_free(d->ev);
+    d->conn = NULL; /* being freed by libevent */
+    deferred_release(d->h, d);
+}
+
+static void on_deferred_close(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    deferred_conn_gone(arg);
+}
+
 /* --- connections (invariant 4) --- */
 
 static void conn_free(struct conn *c)
@@ -281,6 +380,8 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
     (void)evcon;
     if (c->stream)
         stream_conn_gone(c->stream); /* clears c->stream */
+    if (c->deferred)
+        deferred_conn_gone(c->deferred); /* clears c->deferred */
     conn_free(c);
 }
 
@@ -288,8 +389,8 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 static void conn_drop(struct conn *c)
 {
     struct evhttp_connection *evcon = c->evcon;
-    if (c->stream) {
-        /* never armed while streaming; be safe anyway */
+    if (c->stream || c->deferred) {
+        /* never armed while answering; be safe anyway */
         evtimer_del(c->deadline);
         return;
     }
@@ -399,6 +500,50 @@ static void streams_flush(kb_http_t *h)
     }
 }
 
+/* Server thread: send @p status with @p body on @p ev (evhttp frees @p ev
+ * once it went out). KB_ERR_NOMEM leaves @p ev unanswered. */
+static kb_err_t send_reply(struct evhttp_request *ev, int status, const char *content_type,
+                           const void *body, size_t len)
+{
+    struct evbuffer *eb = evbuffer_new();
+    if (!eb)
+        return KB_ERR_NOMEM;
+    if (len && evbuffer_add(eb, body, len) != 0) {
+        evbuffer_free(eb);
+        return KB_ERR_NOMEM;
+    }
+    if (content_type)
+        evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", content_type);
+    evhttp_send_reply(ev, status, NULL, eb);
+    evbuffer_free(eb);
+    return KB_OK;
+}
+
+/* Server thread: send the deferred replies that were given. */
+static void deferred_flush(kb_http_t *h)
+{
+    struct kb_http_deferred *d = h->deferred, *next;
+    for (; d; d = next) {
+        next = d->next;
+        pthread_mutex_lock(&d->mu);
+        int replied = d->replied, status = d->status;
+        char *content_type = d->content_type, *body = d->body;
+        size_t len = d->len;
+        if (replied)
+            d->content_type = d->body = NULL; /* ours now */
+        pthread_mutex_unlock(&d->mu);
+        if (!replied)
+            continue;
+        struct evhttp_request *ev = d->ev;
+        /* Let go before sending (invariant 6); this may free d. */
+        deferred_release(h, d);
+        if (send_reply(ev, status, content_type, body, len) != KB_OK)
+            evhttp_send_reply(ev, 500, NULL, NULL); /* never leave it waiting */
+        free(content_type);
+        free(body);
+    }
+}
+
 static void wake(kb_http_t *h, char what)
 {
     /* Non-blocking: a full pipe already guarantees a wake-up. */
@@ -417,6 +562,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             if (buf[i] == 'q')
                 quit = 1;
     streams_flush(h);
+    deferred_flush(h);
     if (quit)
         event_base_loopbreak(h->base);
 }
@@ -498,6 +644,106 @@ void kb_http_stream_end(kb_http_stream_t *s)
         wake(s->h, 's');
     pthread_mutex_unlock(&s->mu);
     stream_unref(s);
+}
+
+/* --- deferred replies --- */
+
+kb_http_deferred_t *kb_http_defer(kb_http_req_t *req)
+{
+    if (req->answered)
+        return NULL;
+    struct kb_http_deferred *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    pthread_mutex_init(&d->mu, NULL);
+    d->h = req->h;
+    d->ev = req->ev;
+    d->conn = evhttp_request_get_connection(req->ev);
+    d->refs = 2;
+    d->next = req->h->deferred;
+    req->h->deferred = d;
+    d->c = conn_find(req->h, d->conn);
+    if (d->c)
+        d->c->deferred = d; /* its deadline went when the request came in */
+    else
+        evhttp_connection_set_closecb(d->conn, on_deferred_close, d);
+    req->answered = 1;
+    return d;
+}
+
+kb_err_t kb_http_deferred_reply(kb_http_deferred_t *d, int status, const char *content_type,
+                                const void *body, size_t len)
+{
+    kb_err_t err = KB_OK;
+    char *copy = NULL, *ct = NULL;
+    /* Copied outside the lock: the server thread may be flushing others. */
+    if ((len && !(copy = malloc(len))) || (content_type && !(ct = strdup(content_type)))) {
+        free(copy);
+        copy = ct = NULL;
+        len = 0;
+        status = 500;
+        err = KB_ERR_NOMEM;
+    } else if (len) {
+        memcpy(copy, body, len);
+    }
+    pthread_mutex_lock(&d->mu);
+    if (!d->closed && !d->replied) {
+        d->status = status;
+        d->content_type = ct;
+        d->body = copy;
+        d->len = len;
+        d->replied = 1;
+        copy = ct = NULL;
+        wake(d->h, 's'); /* under d->mu: see invariant 5 */
+    }
+    pthread_mutex_unlock(&d->mu);
+    free(copy); /* still ours when the reply was dropped */
+    free(ct);
+    deferred_unref(d);
+    return err;
+}
+
+static const char oom_json[] = "{\"error_code\":50001,\"message\":\"out of memory\"}";
+
+kb_err_t kb_http_deferred_reply_json(kb_http_deferred_t *d, int status, const char *content_type,
+                                     json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    if (!text) {
+        kb_http_deferred_reply(d, 500, "application/json", oom_json, sizeof oom_json - 1);
+        return KB_ERR_NOMEM;
+    }
+    kb_err_t err = kb_http_deferred_reply(
+        d, status, content_type ? content_type : "application/json", text, strlen(text));
+    free(text);
+    return err;
+}
+
+static json_t *error_json(int error_code, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    return json_pack("{s:i,s:s}", "error_code", error_code, "message", msg);
+}
+
+kb_err_t kb_http_deferred_reply_error(kb_http_deferred_t *d, int status, int error_code,
+                                      const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    json_t *j = error_json(error_code, fmt, ap);
+    va_end(ap);
+    return kb_http_deferred_reply_json(d, status, NULL, j);
+}
+
+int kb_http_deferred_open(const kb_http_deferred_t *d)
+{
+    struct kb_http_deferred *m = (struct kb_http_deferred *)d;
+    pthread_mutex_lock(&m->mu);
+    int open = !m->closed;
+    pthread_mutex_unlock(&m->mu);
+    return open;
 }
 
 /* --- requests --- */
@@ -793,19 +1039,10 @@ kb_err_t kb_http_reply(kb_http_req_t *req, int status, const char *content_type,
 {
     if (req->answered)
         return KB_ERR_STATE;
-    struct evbuffer *eb = evbuffer_new();
-    if (!eb)
-        return KB_ERR_NOMEM;
-    if (len && evbuffer_add(eb, body, len) != 0) {
-        evbuffer_free(eb);
-        return KB_ERR_NOMEM;
-    }
-    if (content_type)
-        evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Content-Type", content_type);
-    evhttp_send_reply(req->ev, status, NULL, eb);
-    evbuffer_free(eb);
-    req->answered = 1;
-    return KB_OK;
+    kb_err_t err = send_reply(req->ev, status, content_type, body, len);
+    if (!err)
+        req->answered = 1;
+    return err;
 }
 
 kb_err_t kb_http_reply_json(kb_http_req_t *req, int status, const char *content_type, json_t *body)
@@ -824,12 +1061,10 @@ kb_err_t kb_http_reply_json(kb_http_req_t *req, int status, const char *content_
 
 kb_err_t kb_http_reply_error(kb_http_req_t *req, int status, int error_code, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    json_t *j = error_json(error_code, fmt, ap);
     va_end(ap);
-    json_t *j = json_pack("{s:i,s:s}", "error_code", error_code, "message", msg);
     return kb_http_reply_json(req, status, NULL, j);
 }
 
@@ -1039,6 +1274,10 @@ static void server_teardown(kb_http_t *h)
     /* The thread is not running: this thread owns everything now. */
     while (h->streams)
         stream_release(h, h->streams);
+    /* Replies not sent yet are dropped; the requests go with their
+     * connections just below. */
+    while (h->deferred)
+        deferred_release(h, h->deferred);
     if (h->http)
         evhttp_free(h->http); /* closes every connection: on_conn_close */
     while (h->conns)          /* accepted but never attached */

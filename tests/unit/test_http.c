@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /* test_http.c - the embedded HTTP server and client: routing, 404/405/413,
  * request accessors, JSON and error replies, chunked streams fed from another
- * thread, stop with a stream still held, client failures and timeouts. */
+ * thread, stop with a stream still held, deferred replies (given from another
+ * thread while the server goes on serving, past the request deadlines, after
+ * the client left, around a stop), client failures and timeouts. */
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kb_test.h"
@@ -107,6 +111,218 @@ static void check_error_code(const char *text, int want)
     CHECK_INT(json_integer_value(json_object_get(j, "error_code")), want);
     CHECK(json_is_string(json_object_get(j, "message")));
     json_decref(j);
+}
+
+/* --- deferred replies --- */
+
+static _Atomic(kb_http_deferred_t *) deferred_held;
+
+static void h_defer(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_deferred_t *d = kb_http_defer(req);
+    CHECK(d != NULL);
+    /* deferring answers the request: no second answer, no 500 for it */
+    CHECK(kb_http_defer(req) == NULL);
+    CHECK_INT(kb_http_reply(req, 200, "text/plain", "x", 1), KB_ERR_STATE);
+    CHECK(kb_http_stream_start(req, 200, "text/plain") == NULL);
+    atomic_store(&deferred_held, d);
+}
+
+static void h_ok(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_reply(req, 200, "text/plain", "ok", 2);
+}
+
+/* The handle the last /defer request left, waiting up to 5 s for it. */
+static kb_http_deferred_t *take_deferred(void)
+{
+    for (int i = 0; i < 500; i++) {
+        kb_http_deferred_t *d = atomic_exchange(&deferred_held, NULL);
+        if (d)
+            return d;
+        usleep(10 * 1000);
+    }
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A blocking fetch on a thread of its own. */
+struct client {
+    char url[128];
+    int timeout_ms;
+    kb_err_t err;
+    struct kb_http_response r;
+    pthread_t t;
+};
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    char err[256];
+    c->err = kb_http_fetch("GET", c->url, NULL, NULL, 0, c->timeout_ms, &c->r, err, sizeof err);
+    return NULL;
+}
+
+static void client_start(struct client *c, uint16_t port, const char *path, int timeout_ms)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->url, sizeof c->url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    c->timeout_ms = timeout_ms;
+    pthread_create(&c->t, NULL, client_main, c);
+}
+
+/* A reply given on a thread of its own, as the admin's worker does. */
+struct replier {
+    kb_http_deferred_t *d;
+    kb_err_t err;
+    pthread_t t;
+};
+
+static void *replier_main(void *arg)
+{
+    struct replier *rp = arg;
+    rp->err = kb_http_deferred_reply_json(rp->d, 202, NULL, json_pack("{s:s}", "done", "yes"));
+    return NULL;
+}
+
+static kb_err_t reply_from_thread(kb_http_deferred_t *d)
+{
+    struct replier rp = {.d = d};
+    pthread_create(&rp.t, NULL, replier_main, &rp);
+    pthread_join(rp.t, NULL);
+    return rp.err;
+}
+
+static int fetch_ok(uint16_t port, double *seconds)
+{
+    char url[128], err[256];
+    struct kb_http_response r;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/ok", (unsigned)port);
+    double t0 = now_s();
+    kb_err_t e = kb_http_fetch("GET", url, NULL, NULL, 0, 5000, &r, err, sizeof err);
+    if (seconds)
+        *seconds = now_s() - t0;
+    int ok = e == KB_OK && r.status == 200 && r.body && !strcmp(r.body, "ok");
+    if (e == KB_OK)
+        kb_http_response_fini(&r);
+    return ok;
+}
+
+/* A running server with /defer and /ok, short deadlines: a deferred reply
+ * must outlive both. */
+static kb_http_t *defer_server(uint16_t *port)
+{
+    char err[256];
+    struct kb_http_opts opts = {.request_timeout_s = 1, .timeout_s = 1};
+    kb_http_t *h = kb_http_new(&opts, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_http_route(h, "GET", "/defer", h_defer, NULL), KB_OK);
+    CHECK_INT(kb_http_route(h, "GET", "/ok", h_ok, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    *port = kb_http_port(h);
+    return h;
+}
+
+static void test_deferred(void)
+{
+    uint16_t port;
+    kb_http_t *h = defer_server(&port);
+    struct client c;
+
+    /* A reply from another thread arrives with its status, type and body,
+     * and while it is awaited the server answers other requests at once. */
+    client_start(&c, port, "/defer", 10000);
+    kb_http_deferred_t *d = take_deferred();
+    CHECK(d != NULL);
+    double took = 99;
+    CHECK(fetch_ok(port, &took));
+    CHECK(took < 1.0);
+    CHECK_INT(kb_http_deferred_open(d), 1);
+    usleep(2500 * 1000); /* past request_timeout_s and timeout_s (1 s each) */
+    CHECK_INT(reply_from_thread(d), KB_OK);
+    pthread_join(c.t, NULL);
+    CHECK_INT(c.err, KB_OK);
+    CHECK_INT(c.r.status, 202);
+    CHECK_STR(c.r.content_type, "application/json");
+    CHECK_STR(c.r.body, "{\"done\":\"yes\"}");
+    kb_http_response_fini(&c.r);
+
+    /* the error shape, and a plain body with a content type of its own */
+    client_start(&c, port, "/defer", 5000);
+    d = take_deferred();
+    CHECK(d != NULL);
+    CHECK_INT(kb_http_deferred_reply_error(d, 502, 50201, "broker %s", "slow"), KB_OK);
+    pthread_join(c.t, NULL);
+    CHECK_INT(c.err, KB_OK);
+    CHECK_INT(c.r.status, 502);
+    CHECK_STR(c.r.body, "{\"error_code\":50201,\"message\":\"broker slow\"}");
+    kb_http_response_fini(&c.r);
+    client_start(&c, port, "/defer", 5000);
+    d = take_deferred();
+    CHECK(d != NULL);
+    CHECK_INT(kb_http_deferred_reply(d, 200, "text/csv", "a,b\n", 4), KB_OK);
+    pthread_join(c.t, NULL);
+    CHECK_INT(c.err, KB_OK);
+    CHECK_STR(c.r.content_type, "text/csv");
+    CHECK_STR(c.r.body, "a,b\n");
+    kb_http_response_fini(&c.r);
+
+    /* The client gives up before the reply: the reply is dropped, the
+     * handle freed (ASan/LSan watch), and the server serves on. */
+    client_start(&c, port, "/defer", 300);
+    d = take_deferred();
+    CHECK(d != NULL);
+    pthread_join(c.t, NULL);
+    CHECK_INT(c.err, KB_ERR_TIMEOUT);
+    CHECK_INT(reply_from_thread(d), KB_OK);
+    usleep(100 * 1000);
+    CHECK(fetch_ok(port, NULL));
+    CHECK(fetch_ok(port, NULL));
+
+    /* A reply given just before a stop: sent or dropped, never both. */
+    client_start(&c, port, "/defer", 5000);
+    d = take_deferred();
+    CHECK(d != NULL);
+    CHECK_INT(reply_from_thread(d), KB_OK);
+    kb_http_stop(h);
+    pthread_join(c.t, NULL);
+    if (c.err == KB_OK) {
+        CHECK_INT(c.r.status, 202);
+        kb_http_response_fini(&c.r);
+    }
+    kb_http_destroy(h);
+
+    /* Stopped with a deferred reply outstanding: the client is cut off, the
+     * handle says closed, and the late reply is dropped and freed. */
+    h = defer_server(&port);
+    client_start(&c, port, "/defer", 5000);
+    d = take_deferred();
+    CHECK(d != NULL);
+    kb_http_stop(h);
+    pthread_join(c.t, NULL);
+    CHECK(c.err != KB_OK);
+    CHECK_INT(kb_http_deferred_open(d), 0);
+    CHECK_INT(kb_http_deferred_reply(d, 200, "text/plain", "late", 4), KB_OK);
+    kb_http_destroy(h);
+
+    /* ... also when the server is destroyed before the reply comes. */
+    h = defer_server(&port);
+    client_start(&c, port, "/defer", 5000);
+    d = take_deferred();
+    CHECK(d != NULL);
+    kb_http_destroy(h);
+    pthread_join(c.t, NULL);
+    CHECK(c.err != KB_OK);
+    CHECK_INT(kb_http_deferred_open(d), 0);
+    CHECK_INT(reply_from_thread(d), KB_OK);
 }
 
 int main(void)
@@ -231,5 +447,6 @@ int main(void)
               KB_ERR_INVALID);
     kb_http_destroy(h);
     kb_http_destroy(NULL);
+    test_deferred();
     KB_TEST_DONE();
 }

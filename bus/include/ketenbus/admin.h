@@ -188,9 +188,9 @@ struct kb_admin_opts {
     int dryrun_max_seconds;               /* bound on one dry-run (0 = 120) */
 };
 
-typedef struct kb_admin kb_admin_t; /* opaque: the admin API's state and worker thread */
+typedef struct kb_admin kb_admin_t; /* opaque: the admin API's state and worker threads */
 
-/** Create (starts the worker thread). NULL with errstr. */
+/** Create (starts the worker threads: dry-runs and audit; dead letters). NULL with errstr. */
 kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t errstr_size);
 
 /**
@@ -209,7 +209,8 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
  */
 kb_err_t kb_admin_routes(kb_admin_t *a, kb_http_t *h);
 
-/** Stop the worker (an ongoing run is abandoned) and free. NULL is a no-op. */
+/** Stop both workers (an ongoing run is abandoned; dead-letter requests never started are
+ *  answered 503) and free. NULL is a no-op. */
 void kb_admin_destroy(kb_admin_t *a);
 
 /* One dead letter to send back, as POST /admin/dlq/redrive names it. */

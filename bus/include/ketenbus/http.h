@@ -3,15 +3,17 @@
  * ketenbus/http.h - a small embedded HTTP/1.1 server (libevent evhttp, its own
  * event base on its own thread) for the schema registry, metrics and admin
  * API, plus a tiny blocking client for talking to such servers. Handlers are
- * registered by method and path prefix; replies are buffers, JSON (jansson)
- * or chunked streams (server-sent events) fed from any thread.
+ * registered by method and path prefix; replies are buffers, JSON (jansson),
+ * deferred replies given later from another thread, or chunked streams
+ * (server-sent events) fed from any thread.
  *
  * Thread rules, in one place:
  *  - kb_http_new/route/start/stop/destroy: the owning thread, in that order;
  *    routes are registered before kb_http_start().
  *  - handlers run on the server thread, one at a time; a kb_http_req_t is
  *    valid only inside the handler call that received it.
- *  - kb_http_stream_send/end: any thread (they queue and wake the server).
+ *  - kb_http_stream_send/end, kb_http_deferred_reply*: any thread (they
+ *    queue and wake the server).
  *  - kb_http_fetch: any thread (it makes its own event base).
  */
 #ifndef KETENBUS_HTTP_H
@@ -24,9 +26,10 @@
 
 #include "ketenbus/err.h"
 
-typedef struct kb_http kb_http_t;               /* opaque: one listening server */
-typedef struct kb_http_req kb_http_req_t;       /* opaque: one request, inside a handler */
-typedef struct kb_http_stream kb_http_stream_t; /* opaque: one chunked response */
+typedef struct kb_http kb_http_t;                   /* opaque: one listening server */
+typedef struct kb_http_req kb_http_req_t;           /* opaque: one request, inside a handler */
+typedef struct kb_http_stream kb_http_stream_t;     /* opaque: one chunked response */
+typedef struct kb_http_deferred kb_http_deferred_t; /* opaque: one reply given later */
 
 /** Server options; zero-initialise and set what you need. */
 struct kb_http_opts {
@@ -63,7 +66,9 @@ struct kb_http_opts {
  * until the request's last body byte, so a client dribbling a byte every few
  * seconds (slowloris) is cut off after request_timeout_s whatever its pace.
  * The connection is closed without an answer (what nginx does too). A
- * streaming response (kb_http_stream_start) is not subject to it.
+ * streaming response (kb_http_stream_start) is not subject to it, nor is the
+ * wait for a deferred reply (kb_http_defer): both are the server answering,
+ * and the clock for the next request starts when the answer has gone out.
  *
  * Connection cap: a connection accepted while max_connections are open is
  * answered 503 {"error_code": 50303} with Retry-After: 1 and closed once its
@@ -85,10 +90,12 @@ struct kb_http_opts {
  */
 
 /**
- * A request handler. It must answer @p req exactly once, with kb_http_reply*
- * or kb_http_stream_start, before returning; a handler that does not gets a
- * 500 sent for it (and a log line). It may block (e.g. on Kafka), but then
- * every other request waits: keep that short.
+ * A request handler. It must answer @p req exactly once, with kb_http_reply*,
+ * kb_http_stream_start or kb_http_defer, before returning; a handler that
+ * does not gets a 500 sent for it (and a log line). It should return
+ * quickly: every other request (probes, /metrics) waits meanwhile. Work
+ * that waits on something else (Kafka) belongs on another thread, answered
+ * with kb_http_defer.
  * @thread the server thread
  */
 typedef void (*kb_http_handler_fn)(kb_http_req_t *req, void *opaque);
@@ -121,13 +128,14 @@ uint16_t kb_http_port(const kb_http_t *h);
 
 /**
  * Stop serving: close the listener and every connection (open streams
- * become closed: their sends fail), join the thread. No handler runs after
- * this returns. Idempotent; also done by kb_http_destroy.
+ * become closed: their sends fail; deferred replies not sent yet are
+ * dropped), join the thread. No handler runs after this returns.
+ * Idempotent; also done by kb_http_destroy.
  */
 void kb_http_stop(kb_http_t *h);
 
-/** Stop and free @p h. NULL is a no-op. Streams still held stay valid until
- *  their kb_http_stream_end. */
+/** Stop and free @p h. NULL is a no-op. Streams and deferred replies still
+ *  held stay valid until their kb_http_stream_end / kb_http_deferred_reply*. */
 void kb_http_destroy(kb_http_t *h);
 
 /* --- the request (valid only inside the handler) --- */
@@ -185,6 +193,52 @@ kb_err_t kb_http_reply_json(kb_http_req_t *req, int status, const char *content_
  */
 kb_err_t kb_http_reply_error(kb_http_req_t *req, int status, int error_code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* --- deferred replies: the answer comes later, from another thread --- */
+
+/**
+ * Answer @p req later: returns a handle that another thread completes with
+ * kb_http_deferred_reply* once the answer is known, while the server thread
+ * goes on serving other requests. This answers @p req as far as the handler
+ * is concerned (a later kb_http_reply on it is KB_ERR_STATE); headers added
+ * with kb_http_reply_header before this call go out with the reply. Copy
+ * what the other thread needs from @p req first: @p req itself is gone when
+ * the handler returns. The caller owns the handle until it calls one of
+ * kb_http_deferred_reply* on it, which it must do exactly once, also after
+ * the client went away or the server stopped (the reply is then dropped).
+ * Until then the connection waits (no request_timeout_s, see "Deadlines"):
+ * bound the work behind it. NULL on allocation failure (then @p req is not
+ * answered yet).
+ * @thread the server thread (inside the handler)
+ */
+kb_http_deferred_t *kb_http_defer(kb_http_req_t *req);
+
+/**
+ * Complete @p d with @p status and @p body (copied; may be NULL when @p len
+ * is 0) and release @p d: the server thread sends it when it wakes. When
+ * the client is gone or the server stopped, the reply is dropped and this
+ * still returns KB_OK. KB_ERR_NOMEM when the body could not be copied: the
+ * client then gets a 500 without a body. Either way @p d is freed.
+ * @thread any
+ */
+kb_err_t kb_http_deferred_reply(kb_http_deferred_t *d, int status, const char *content_type,
+                                const void *body, size_t len);
+
+/** kb_http_reply_json for a deferred reply: steals @p body's reference, even
+ *  on error, and releases @p d. @thread any */
+kb_err_t kb_http_deferred_reply_json(kb_http_deferred_t *d, int status, const char *content_type,
+                                     json_t *body);
+
+/** kb_http_reply_error for a deferred reply; releases @p d. @thread any */
+kb_err_t kb_http_deferred_reply_error(kb_http_deferred_t *d, int status, int error_code,
+                                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/** False once the server let go of @p d (server stopped, connection closed):
+ *  a hint for skipping work whose answer nobody can read. A client that
+ *  hangs up while it waits is mostly noticed only when the reply is written
+ *  (evhttp reads nothing from a connection whose request is being
+ *  answered). @thread any */
+int kb_http_deferred_open(const kb_http_deferred_t *d);
 
 /* --- chunked (streaming) replies, e.g. text/event-stream --- */
 
