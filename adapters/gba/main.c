@@ -434,8 +434,8 @@ struct recovery {
     unsigned done;        /* now in done/ (their events durable in Kafka) */
     unsigned quarantined; /* now in quarantine/: rejected, or damaged */
     unsigned left;        /* still staged: for the sender's resend or the next start */
-    int stalled;          /* a frame could not be finished (Kafka unreachable, most
-                           * likely): later ones are not produced, they would wait alike */
+    int stalled;          /* Kafka did not acknowledge a frame's events: later frames
+                           * are not produced, they would wait alike */
 };
 
 /* Quarantine a staged file whose bytes are not the frame its name says
@@ -516,7 +516,11 @@ static int recover_frame(void *opaque, const char *name)
         if (out == OUT_RETRY) {
             KB_LOG_WARN(COMP, "staged frame not recovered; left for a resend or the next start",
                         "sha256=%s reason=\"%s\"", sha, reason);
-            r->stalled = 1;
+            /* Only Kafka not acknowledging holds up the frames after it (each
+             * would wait out the same timeout); a failure of this frame alone
+             * (an archive move, an internal error) must not. */
+            if (!strncmp(reason, "kafka:", 6))
+                r->stalled = 1;
             r->left++;
         } else {
             KB_LOG_INFO(COMP, "staged frame recovered", "sha256=%s outcome=%s", sha,
@@ -535,8 +539,8 @@ static int recover_frame(void *opaque, const char *name)
 }
 
 /*
- * Before the TCP listener serves: finish every frame a crash left staged in
- * done/ (see spool.h), so that the events Kafka may hold for it name a file
+ * At the start, before any transport serves: finish every frame a crash
+ * left staged in done/ (see spool.h), so that the events Kafka may hold for it name a file
  * in done/ even if its sender never resends. Producing again is safe: event
  * ids derive from the message, so the router drops a second copy. With
  * Kafka unreachable the frames stay staged for a resend or the next start.
@@ -548,8 +552,9 @@ static void recover_staged(struct gba *g)
     if (err)
         KB_LOG_ERR(COMP, "cannot list staged frames; left for the next start",
                    "errno=%d error=\"%s\"", errno, kb_err_str(err));
-    KB_LOG_INFO(COMP, "staged frames recovered", "found=%u done=%u quarantined=%u left=%u", r.found,
-                r.done, r.quarantined, r.left);
+    if (r.found) /* quiet on the usual start, with nothing staged */
+        KB_LOG_INFO(COMP, "staged frames recovered", "found=%u done=%u quarantined=%u left=%u",
+                    r.found, r.done, r.quarantined, r.left);
 }
 
 /* TCP idle hook: the spool is served between frames, at most every 200 ms and
@@ -675,11 +680,14 @@ static int cmd_ingest(int argc, char **argv)
             goto out_ing;
         }
         /* the port on stdout too, so a script can start with port 0; bound
-         * before the recovery so that a bad --listen fails before any produce */
+         * before the recovery below so that a bad --listen fails before any
+         * produce */
         printf("listening %s:%d\n", g.host, kb_tcp_server_port(srv));
         fflush(stdout);
-        recover_staged(&g);
     }
+    /* Whatever the transports now: a start without --listen must not leave
+     * frames a crash left staged (and the events naming them) dangling. */
+    recover_staged(&g);
     if (g.http) {
         struct kb_http_opts hopts = {.addr = g.hhost, .port = (uint16_t)g.hport,
                                      .max_body = 16u << 20};

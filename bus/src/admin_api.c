@@ -784,6 +784,14 @@ static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
         kb_http_deferred_reply_error(w->reply, 502, 50201, "%s", errstr);
         return;
     }
+    if (atomic_load(&a->stop)) {
+        /* The read gave up between polls: a cut page with no cursor would
+         * look like the end of the topic. */
+        json_decref(letters);
+        kb_http_deferred_reply_error(w->reply, 503, 50305,
+                                     "the admin API is stopping; try again later");
+        return;
+    }
     json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
                                        (json_int_t)no)
                            : json_null();
@@ -848,7 +856,12 @@ static void *dlq_worker_main(void *arg)
         if (!a->dlq_head)
             a->dlq_tail = NULL;
         pthread_mutex_unlock(&a->mu);
-        if (w->kind == DLQ_PAGE)
+        if (atomic_load(&a->stop) || !kb_http_deferred_open(w->reply))
+            /* Nobody will read the answer (stopping, or the server let go):
+             * no Kafka round trips for it, which would delay the stop. */
+            kb_http_deferred_reply_error(w->reply, 503, 50305,
+                                         "the admin API is stopping; try again later");
+        else if (w->kind == DLQ_PAGE)
             run_dlq_page(a, w);
         else
             run_redrive(a, w);

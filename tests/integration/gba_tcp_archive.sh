@@ -11,7 +11,8 @@
 # transactional.id without a transaction ("Erroneous state"). Last, frames a
 # crash left staged in done/ are finished at the next start even if their
 # sender never resends: a good one reaches done/ and Kafka, a resend of an
-# archived one leaves one copy, a damaged or bad one goes to quarantine/.
+# archived one leaves one copy, a damaged or bad one goes to quarantine/;
+# also at a start without --listen.
 source "$(dirname "$0")/lib.sh"
 
 LG01=$FIX/lg01-geboorte-sophie.lo3
@@ -116,4 +117,20 @@ check "only (d) went to kb.quarantine.gba again (1 + 1)" \
   wait_for 30 count_is "$(T quarantine.gba)" 2
 check "done/ holds LG01 and (a), nothing else" eq "$(ls -A "$SP/done" | wc -l)" 2
 check "kb.in.gba still holds 5: (b) was not produced again" eq "$(count "$(T in.gba)")" 5
+
+# 5. A start without --listen (the spool only, --once) finishes a staged
+#    frame too: otherwise the events a crash left in Kafka would name a file
+#    that never reaches done/.
+kill "$LAST_PID"
+wait "$LAST_PID" 2>/dev/null || true
+cp "$MOEDER" "$(staged "$(sha "$MOEDER")")"
+"$BIN/ketenbus-gba" ingest --spool "$SP" --subject-key-file "$WORK/subject.key" --once \
+  >"$WORK/once.log" 2>&1
+check "spool-only start finished the staged frame" grep -q \
+  'msg="staged frames recovered" found=1 done=1 quarantined=0 left=0' "$WORK/once.log"
+check "... into done/ with its bytes" cmp -s "$MOEDER" "$SP/done/tcp-$(sha "$MOEDER").lo3"
+check "no staged copy left" eq "$(archived done '\.staged$')" 0
+moeder_events=$(header_values "$(T in.gba)" ce_dataref | grep -c "/done/tcp-$(sha "$MOEDER").lo3$" || true)
+check "its events reached kb.in.gba, naming its file" test "$moeder_events" -ge 1
+check "... and nothing else was produced" eq "$(count "$(T in.gba)")" $((5 + moeder_events))
 finish
