@@ -492,6 +492,14 @@ static int recover_frame(void *opaque, const char *name)
         quarantine_damaged(r, name, sha,
                            "damaged: the SHA-256 of the staged bytes is not the one its name "
                            "gives; not processed");
+    } else if (done_path[0] && lstat(done_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        /* Not an archived frame: ending the staging would drop the only
+         * copy of these bytes (kb_spool_stage_done takes what is there for
+         * the same message). Left for the operator. */
+        KB_LOG_ERR(COMP, "done/ holds something else under a staged frame's name; left staged",
+                   "sha256=%s", sha);
+        kb_adapter_count_message("tcp-staged", "retry");
+        r->left++;
     } else if (done_path[0] && lstat(done_path, &st) == 0) {
         /* done/ holds only frames whose events Kafka holds: this is a
          * resend of an archived frame, its events need no second copy */

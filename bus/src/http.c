@@ -512,8 +512,12 @@ static kb_err_t send_reply(struct evhttp_request *ev, int status, const char *co
         evbuffer_free(eb);
         return KB_ERR_NOMEM;
     }
-    if (content_type)
-        evhttp_add_header(evhttp_request_get_output_headers(ev), "Content-Type", content_type);
+    if (content_type) {
+        /* one Content-Type, this one, even if the handler set another */
+        struct evkeyvalq *hd = evhttp_request_get_output_headers(ev);
+        evhttp_remove_header(hd, "Content-Type");
+        evhttp_add_header(hd, "Content-Type", content_type);
+    }
     evhttp_send_reply(ev, status, NULL, eb);
     evbuffer_free(eb);
     return KB_OK;

@@ -133,4 +133,18 @@ check "no staged copy left" eq "$(archived done '\.staged$')" 0
 moeder_events=$(header_values "$(T in.gba)" ce_dataref | grep -c "/done/tcp-$(sha "$MOEDER").lo3$" || true)
 check "its events reached kb.in.gba, naming its file" test "$moeder_events" -ge 1
 check "... and nothing else was produced" eq "$(count "$(T in.gba)")" $((5 + moeder_events))
+
+# 6. done/ holding something else (a folder) under a staged frame's name: the
+#    staged copy is the only copy of those bytes, so it is left for the
+#    operator, never dropped as if archived.
+NAAM=$FIX/events/gv01-naam.lo3
+mkdir "$SP/done/tcp-$(sha "$NAAM").lo3"
+cp "$NAAM" "$(staged "$(sha "$NAAM")")"
+before=$(count "$(T in.gba)")
+"$BIN/ketenbus-gba" ingest --spool "$SP" --subject-key-file "$WORK/subject.key" --once \
+  >"$WORK/once2.log" 2>&1
+check "a folder under the frame's name: left staged" grep -q \
+  'msg="staged frames recovered" found=1 done=0 quarantined=0 left=1' "$WORK/once2.log"
+check "... its bytes still there" cmp -s "$NAAM" "$(staged "$(sha "$NAAM")")"
+check "... nothing produced for it" eq "$(count "$(T in.gba)")" "$before"
 finish

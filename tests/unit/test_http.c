@@ -135,6 +135,14 @@ static void h_ok(kb_http_req_t *req, void *opaque)
     kb_http_reply(req, 200, "text/plain", "ok", 2);
 }
 
+/* A Content-Type set as a header first: the reply's own replaces it. */
+static void h_ctype(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    kb_http_reply_header(req, "Content-Type", "text/plain");
+    kb_http_reply(req, 200, "application/json", "{}", 2);
+}
+
 /* The handle the last /defer request left, waiting up to 5 s for it. */
 static kb_http_deferred_t *take_deferred(void)
 {
@@ -340,6 +348,7 @@ int main(void)
     CHECK_INT(kb_http_route(h, "GET", "/slow", h_slow, NULL), KB_OK);
     CHECK_INT(kb_http_route(h, "GET", "/events", h_stream, NULL), KB_OK);
     CHECK_INT(kb_http_route(h, "GET", "/hold", h_hold, NULL), KB_OK);
+    CHECK_INT(kb_http_route(h, "GET", "/ctype", h_ctype, NULL), KB_OK);
     CHECK_INT(kb_http_route(h, "GET", "no-slash", h_echo, NULL), KB_ERR_STATE);
     CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
     CHECK(kb_http_port(h) != 0);
@@ -353,6 +362,11 @@ int main(void)
     kb_http_destroy(h2);
 
     struct kb_http_response r;
+    /* one Content-Type on the wire, the reply's */
+    CHECK_INT(get("GET", "/ctype", NULL, &r), KB_OK);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(r.content_type, "application/json");
+    kb_http_response_fini(&r);
     /* routing: prefix at segment boundaries, longest wins, exact method beats "*" */
     CHECK_INT(get("GET", "/a/x%20y?q=hello%20world&q=2", NULL, &r), KB_OK);
     CHECK_INT(r.status, 200);
