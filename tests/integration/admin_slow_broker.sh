@@ -15,25 +15,7 @@
 # detached failsafe should this script itself be killed outright.
 source "$(dirname "$0")/lib.sh"
 
-BROKER_SH=$SRC/tests/kafka/broker.sh
-if [[ -z "${KB_KAFKA_STATE:-}" ]] ||
-  [[ "$(KB_KAFKA_STATE=$KB_KAFKA_STATE "$BROKER_SH" status 2>/dev/null)" != "$KB_BOOTSTRAP" ]] ||
-  [[ ! -s "$KB_KAFKA_STATE/broker.pid" ]]; then
-  echo "SKIP: KB_KAFKA_STATE does not name the broker at $KB_BOOTSTRAP (cannot freeze it)" >&2
-  exit 77
-fi
-BROKER_PID=$(cat "$KB_KAFKA_STATE/broker.pid")
-FREEZE_MAX=60 # seconds: the failsafe resumes the broker after this, whatever happens here
-thaw() { kill -CONT "$BROKER_PID" 2>/dev/null || true; }
-FAILSAFE=
-trap 'thaw; [[ -n $FAILSAFE ]] && kill -- "-$FAILSAFE" 2>/dev/null; cleanup' EXIT
-freeze() {
-  # Its own session, so that even a SIGKILL of this test's process group
-  # (a ctest timeout) does not take the resume with it.
-  setsid bash -c "sleep $FREEZE_MAX; kill -CONT $BROKER_PID" </dev/null >/dev/null 2>&1 &
-  FAILSAFE=$!
-  kill -STOP "$BROKER_PID"
-}
+freezable_broker 60 # seconds: the failsafe resumes the broker after this at the latest
 
 KB=$BIN/ketenbus
 mkdir -p "$WORK/subs"
@@ -103,9 +85,7 @@ check "/healthz still answers within 3 s" eq "$(timed healthz2 "$URL/healthz")" 
 for i in 1 2 3 4; do
   check "... page $i still waiting" waiting "${PAGES[$((i - 1))]}" "$i"
 done
-thaw
-kill -- "-$FAILSAFE" 2>/dev/null || true
-FAILSAFE=
+unfreeze
 echo "     broker resumed"
 
 for pid in "${PAGES[@]}"; do wait "$pid" || true; done

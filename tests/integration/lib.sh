@@ -101,3 +101,35 @@ finish() {
   echo "$((CHECKS - FAILS)) passed, $FAILS failed"
   ((FAILS == 0))
 }
+
+# freezable_broker MAX_S: for a test that freezes the broker (kill -STOP) to
+# show what a process does while Kafka does not answer. Skips (77) unless
+# KB_KAFKA_STATE names the state folder of the broker at KB_BOOTSTRAP
+# (tests/kafka/broker.sh; its env file exports it). Then freeze stops it and
+# unfreeze resumes it; it is always resumed, by the EXIT trap, and by a
+# failsafe in its own session after MAX_S seconds, so that even a SIGKILL of
+# the test's process group (a ctest timeout) does not leave it frozen.
+freezable_broker() {
+  FREEZE_MAX=$1
+  if [[ -z "${KB_KAFKA_STATE:-}" ]] ||
+    [[ "$(KB_KAFKA_STATE=$KB_KAFKA_STATE "$SRC/tests/kafka/broker.sh" status 2>/dev/null)" != \
+      "$KB_BOOTSTRAP" ]] ||
+    [[ ! -s "$KB_KAFKA_STATE/broker.pid" ]]; then
+    echo "SKIP: KB_KAFKA_STATE does not name the broker at $KB_BOOTSTRAP (cannot freeze it)" >&2
+    exit 77
+  fi
+  BROKER_PID=$(cat "$KB_KAFKA_STATE/broker.pid")
+  FAILSAFE=
+  trap 'thaw; [[ -n $FAILSAFE ]] && kill -- "-$FAILSAFE" 2>/dev/null; cleanup' EXIT
+}
+thaw() { kill -CONT "$BROKER_PID" 2>/dev/null || true; }
+freeze() {
+  setsid bash -c "sleep $FREEZE_MAX; kill -CONT $BROKER_PID" </dev/null >/dev/null 2>&1 &
+  FAILSAFE=$!
+  kill -STOP "$BROKER_PID"
+}
+unfreeze() { # resume the broker and call off the failsafe
+  thaw
+  kill -- "-$FAILSAFE" 2>/dev/null || true
+  FAILSAFE=
+}

@@ -17,25 +17,7 @@
 # detached failsafe should this script itself be killed outright.
 source "$(dirname "$0")/lib.sh"
 
-BROKER_SH=$SRC/tests/kafka/broker.sh
-if [[ -z "${KB_KAFKA_STATE:-}" ]] ||
-  [[ "$(KB_KAFKA_STATE=$KB_KAFKA_STATE "$BROKER_SH" status 2>/dev/null)" != "$KB_BOOTSTRAP" ]] ||
-  [[ ! -s "$KB_KAFKA_STATE/broker.pid" ]]; then
-  echo "SKIP: KB_KAFKA_STATE does not name the broker at $KB_BOOTSTRAP (cannot freeze it)" >&2
-  exit 77
-fi
-BROKER_PID=$(cat "$KB_KAFKA_STATE/broker.pid")
-FREEZE_MAX=90 # seconds: the failsafe resumes the broker after this, whatever happens here
-thaw() { kill -CONT "$BROKER_PID" 2>/dev/null || true; }
-FAILSAFE=
-trap 'thaw; [[ -n $FAILSAFE ]] && kill -- "-$FAILSAFE" 2>/dev/null; cleanup' EXIT
-freeze() {
-  # Its own session, so that even a SIGKILL of this test's process group
-  # (a ctest timeout) does not take the resume with it.
-  setsid bash -c "sleep $FREEZE_MAX; kill -CONT $BROKER_PID" </dev/null >/dev/null 2>&1 &
-  FAILSAFE=$!
-  kill -STOP "$BROKER_PID"
-}
+freezable_broker 90 # seconds: the failsafe resumes the broker after this at the latest
 
 N0=20                              # events that create the input topic
 N=$((N0 + ${KB_STOP_EVENTS:-1500})) # all events
@@ -104,9 +86,7 @@ LINE='level=error comp=route msg="stop took longer than 5 s: exiting without a c
 LINE+=' reason=stop-timeout stop_timeout_s=5 .*exit_status=3'
 LINE+=' effect="the open Kafka transaction is aborted by the next owner'
 check "the error line says why" grep -q "$LINE" "$WORK/router-1.log"
-thaw
-kill -- "-$FAILSAFE" 2>/dev/null || true
-FAILSAFE=
+unfreeze
 echo "     broker resumed"
 
 wait "$GEN" 2>/dev/null || true
