@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int kb_test_failures;
 static int kb_test_checks;
@@ -60,6 +61,15 @@ static int kb_test_checks;
             kb_test_failures++;                                                          \
         }                                                                                \
     } while (0)
+
+/* Seconds on the monotonic clock: for checks that something answered, or
+ * waited, within a bound. */
+static inline double kb_test_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 #define KB_TEST_DONE()                                                                   \
     do {                                                                                 \

@@ -219,13 +219,6 @@ static void test_sub_json(void)
 
 /* --- dead-letter routes with no broker --- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void h_ok(kb_http_req_t *req, void *opaque)
 {
     (void)opaque;
@@ -255,10 +248,10 @@ static int quick(uint16_t port, const char *method, const char *path, const char
     char url[128], err[256];
     struct kb_http_response r;
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)port, path);
-    double t0 = now_s();
+    double t0 = kb_test_now_s();
     kb_err_t e = kb_http_fetch(method, url, body ? "application/json" : NULL, body,
                                body ? strlen(body) : 0, 5000, &r, err, sizeof err);
-    double took = now_s() - t0;
+    double took = kb_test_now_s() - t0;
     if (e != KB_OK)
         return -1;
     CHECK(took < max_s);

@@ -155,13 +155,6 @@ static kb_http_deferred_t *take_deferred(void)
     return NULL;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* A blocking fetch on a thread of its own. */
 struct client {
     char url[128];
@@ -214,10 +207,10 @@ static int fetch_ok(uint16_t port, double *seconds)
     char url[128], err[256];
     struct kb_http_response r;
     snprintf(url, sizeof url, "http://127.0.0.1:%u/ok", (unsigned)port);
-    double t0 = now_s();
+    double t0 = kb_test_now_s();
     kb_err_t e = kb_http_fetch("GET", url, NULL, NULL, 0, 5000, &r, err, sizeof err);
     if (seconds)
-        *seconds = now_s() - t0;
+        *seconds = kb_test_now_s() - t0;
     int ok = e == KB_OK && r.status == 200 && r.body && !strcmp(r.body, "ok");
     if (e == KB_OK)
         kb_http_response_fini(&r);

@@ -16,13 +16,6 @@
 #include "ketenbus/http.h"
 #include "ketenbus/metrics.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void h_ok(kb_http_req_t *req, void *opaque)
 {
     (void)opaque;
@@ -83,11 +76,11 @@ static double dribble(uint16_t port, const char *head, const char *drip, int eve
     if (fd < 0)
         return -1;
     *answered = 0;
-    double t0 = now_s();
+    double t0 = kb_test_now_s();
     send_str(fd, head);
     size_t i = 0, n = strlen(drip);
     double closed = -1;
-    while (now_s() - t0 < give_up_s) {
+    while (kb_test_now_s() - t0 < give_up_s) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, every_ms) > 0) {
             char buf[256];
@@ -96,12 +89,12 @@ static double dribble(uint16_t port, const char *head, const char *drip, int eve
                 *answered = 1;
                 continue;
             }
-            closed = now_s() - t0;
+            closed = kb_test_now_s() - t0;
             break;
         }
         char b = drip[i++ % n];
         if (send(fd, &b, 1, MSG_NOSIGNAL) < 0) {
-            closed = now_s() - t0;
+            closed = kb_test_now_s() - t0;
             break;
         }
     }
@@ -113,8 +106,8 @@ static double dribble(uint16_t port, const char *head, const char *drip, int eve
 static int read_reply(int fd, char *buf, size_t size)
 {
     size_t got = 0;
-    double t0 = now_s();
-    while (got + 1 < size && now_s() - t0 < 3) {
+    double t0 = kb_test_now_s();
+    while (got + 1 < size && kb_test_now_s() - t0 < 3) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, 200) <= 0)
             continue;
@@ -170,9 +163,9 @@ static void test_deadlines(void)
 
     /* a silent connection is cut at the same deadline */
     int fd = dial(port);
-    double t0 = now_s();
+    double t0 = kb_test_now_s();
     CHECK(closed_within(fd, 3000));
-    CHECK(now_s() - t0 < 2.5);
+    CHECK(kb_test_now_s() - t0 < 2.5);
     close(fd);
     CHECK(kb_series_value(kb_metrics_series("kb_http_refused_total", "request-timeout", NULL)) >=
           before + 3);

@@ -18,13 +18,6 @@
 #include "kb_test.h"
 #include "ketenbus/metrics.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t len,
                                     const char *peer, char *reason, size_t reason_size)
 {
@@ -78,17 +71,17 @@ static void put_len(int fd, uint32_t len)
  * (0: none) meanwhile. */
 static double wait_closed(int fd, int drip_ms, double give_up_s)
 {
-    double t0 = now_s();
-    while (now_s() - t0 < give_up_s) {
+    double t0 = kb_test_now_s();
+    while (kb_test_now_s() - t0 < give_up_s) {
         struct pollfd p = {fd, POLLIN, 0};
         if (poll(&p, 1, drip_ms ? drip_ms : 100) > 0) {
             char buf[512];
             if (recv(fd, buf, sizeof buf, 0) <= 0)
-                return now_s() - t0;
+                return kb_test_now_s() - t0;
             continue;
         }
         if (drip_ms && send(fd, "x", 1, MSG_NOSIGNAL) < 0)
-            return now_s() - t0;
+            return kb_test_now_s() - t0;
     }
     return -1;
 }
