@@ -488,11 +488,12 @@ static int recover_frame(void *opaque, const char *name)
     snprintf(want, sizeof want, "tcp-%s.lo3", sha);
     kb_spool_path(&g->run.spool, "done", name, done_path, sizeof done_path);
     struct stat st;
+    int in_done = done_path[0] && lstat(done_path, &st) == 0; /* something under its name */
     if (strcmp(name, want)) {
         quarantine_damaged(r, name, sha,
                            "damaged: the SHA-256 of the staged bytes is not the one its name "
                            "gives; not processed");
-    } else if (done_path[0] && lstat(done_path, &st) == 0 && !S_ISREG(st.st_mode)) {
+    } else if (in_done && !S_ISREG(st.st_mode)) {
         /* Not an archived frame: ending the staging would drop the only
          * copy of these bytes (kb_spool_stage_done takes what is there for
          * the same message). Left for the operator. */
@@ -500,7 +501,7 @@ static int recover_frame(void *opaque, const char *name)
                    "sha256=%s", sha);
         kb_adapter_count_message("tcp-staged", "retry");
         r->left++;
-    } else if (done_path[0] && lstat(done_path, &st) == 0) {
+    } else if (in_done) {
         /* done/ holds only frames whose events Kafka holds: this is a
          * resend of an archived frame, its events need no second copy */
         if (kb_spool_stage_done(&g->run.spool, name)) {

@@ -128,6 +128,7 @@ static json_t *time_json(int64_t ms)
 
 static void *dlq_worker_main(void *arg);
 static void dlq_work_free(struct dlq_work *w);
+static void reply_stopping(struct dlq_work *w);
 
 static void run_job(kb_admin_t *a, struct job *j)
 {
@@ -282,8 +283,7 @@ void kb_admin_destroy(kb_admin_t *a)
     while (a->dlq_head) {
         struct dlq_work *w = a->dlq_head;
         a->dlq_head = w->next;
-        kb_http_deferred_reply_error(w->reply, 503, 50305,
-                                     "the admin API is stopping; try again later");
+        reply_stopping(w);
         dlq_work_free(w);
     }
     for (int i = 0; i < MAX_JOBS; i++) {
@@ -754,6 +754,14 @@ static void dlq_work_free(struct dlq_work *w)
     free(w);
 }
 
+/* Answer @p w's request that the admin API is stopping (a stopped server
+ * drops the answer; it frees the handle all the same). */
+static void reply_stopping(struct dlq_work *w)
+{
+    kb_http_deferred_reply_error(w->reply, 503, 50305,
+                                 "the admin API is stopping; try again later");
+}
+
 /* Dead-letter worker: one page of letters, answered on w->reply. */
 static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
 {
@@ -788,8 +796,7 @@ static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
         /* The read gave up between polls: a cut page with no cursor would
          * look like the end of the topic. */
         json_decref(letters);
-        kb_http_deferred_reply_error(w->reply, 503, 50305,
-                                     "the admin API is stopping; try again later");
+        reply_stopping(w);
         return;
     }
     json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
@@ -859,8 +866,7 @@ static void *dlq_worker_main(void *arg)
         if (atomic_load(&a->stop) || !kb_http_deferred_open(w->reply))
             /* Nobody will read the answer (stopping, or the server let go):
              * no Kafka round trips for it, which would delay the stop. */
-            kb_http_deferred_reply_error(w->reply, 503, 50305,
-                                         "the admin API is stopping; try again later");
+            reply_stopping(w);
         else if (w->kind == DLQ_PAGE)
             run_dlq_page(a, w);
         else
