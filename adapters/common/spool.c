@@ -485,7 +485,6 @@ static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path
         }
         fsync_dir(qdir);
         fsync_dir(from_dir);
-        kb_adapter_count_message("spool", "quarantined");
         return KB_OK;
     }
     return KB_ERR_RANGE;
@@ -496,7 +495,12 @@ kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const 
     char from_path[2600], from_dir[2200];
     kb_spool_path(sp, "in", name, from_path, sizeof from_path);
     kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
-    return quarantine_move(sp, from_path, from_dir, name, reason);
+    kb_err_t err = quarantine_move(sp, from_path, from_dir, name, reason);
+    /* counted here, not in quarantine_move(): a staged TCP frame that goes
+     * to quarantine/ is the TCP transport's (the caller counts it there) */
+    if (!err)
+        kb_adapter_count_message("spool", "quarantined");
+    return err;
 }
 
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,

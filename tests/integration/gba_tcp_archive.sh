@@ -40,9 +40,10 @@ kill "$REFUSING"
 wait "$REFUSING" 2>/dev/null || true
 
 # 2. Kafka acknowledges: A and R, each archived where it belongs.
-start gba "$BIN/ketenbus-gba" "${GBA[@]}"
+start gba "$BIN/ketenbus-gba" "${GBA[@]}" --metrics-addr 127.0.0.1:0
 GBA_PID=$LAST_PID
 check "adapter listens" wait_for 60 has_port gba
+check "adapter serves metrics" wait_for 60 grep -q '^metrics_port=' "$WORK/gba.log"
 "$BIN/ketenbus-gba" send --connect "127.0.0.1:$(port_of gba)" "$LG01" "$BAD" \
   >"$WORK/send2.out" 2>>"$WORK/send2.log" || true
 check "good frame answered A" grep -q "^ack $LG01" "$WORK/send2.out"
@@ -54,6 +55,11 @@ check "... with its reason" grep -q '^lo3-semantics: offset 54' \
   "$SP/quarantine/tcp-$(sha "$BAD").lo3.reason"
 check "no staged copy left in done/" eq "$(archived done '\.staged$')" 0
 check "the event is in kb.in.gba" wait_for 30 count_is "$(T in.gba)" 1
+curl -sf "http://127.0.0.1:$(sed -n 's/^metrics_port=//p' "$WORK/gba.log" | head -n 1)/metrics" \
+  >"$WORK/gba.prom" || true
+check "the rejected frame counted once, under tcp" grep -q \
+  'kb_adapter_messages_total{source="gba",transport="tcp",outcome="quarantined"} 1$' "$WORK/gba.prom"
+check "... and not under spool" eval "! grep -q 'transport=\"spool\"' '$WORK/gba.prom'"
 ref=$(header_values "$(T in.gba)" ce_dataref | head -n 1)
 check "its ce_dataref names the file in done/" test -f "${ref#file://}"
 check "... which holds the frame" cmp -s "$LG01" "${ref#file://}"
