@@ -19,47 +19,13 @@
 
 #include "audit_int.h"
 #include "kb_test.h"
+#include "test_audit_trail.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/schema.h"
 
 static char tmpdir[256];
 static char priv_path[300], pub_path[300], wrong_priv[300], wrong_pub[300];
-
-/* One message of an in-memory trail. */
-struct msg {
-    int32_t partition;
-    char key[KB_AUDIT_KEY_MAX];
-    uint8_t *value;
-    size_t len;
-};
-
-struct trail {
-    struct msg *m;
-    size_t n, cap;
-};
-
-static void trail_add(struct trail *t, const struct kb_audit_msg *am)
-{
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 64;
-        t->m = realloc(t->m, t->cap * sizeof *t->m);
-    }
-    struct msg *m = &t->m[t->n++];
-    m->partition = am->partition;
-    snprintf(m->key, sizeof m->key, "%.*s", (int)am->key_len, am->key);
-    m->value = malloc(am->len);
-    memcpy(m->value, am->value, am->len);
-    m->len = am->len;
-}
-
-static void trail_free(struct trail *t)
-{
-    for (size_t i = 0; i < t->n; i++)
-        free(t->m[i].value);
-    free(t->m);
-    memset(t, 0, sizeof *t);
-}
 
 static const char *const fields_svb[] = {"kind.bsn", "kind.geboortedatum", "inschrijving.gemeente"};
 

@@ -17,6 +17,7 @@
 
 #include "audit_int.h"
 #include "kb_test.h"
+#include "test_audit_trail.h"
 #include "ketenbus/audit.h"
 
 static void hex(const uint8_t *h, char out[2 * KB_AUDIT_HASH_LEN + 1])
@@ -48,40 +49,6 @@ static void test_sha256_vectors(void)
 }
 
 /* ---- a trail of many chains, interleaved ---------------------------------- */
-
-struct msg {
-    int32_t partition;
-    char key[KB_AUDIT_KEY_MAX];
-    uint8_t *value;
-    size_t len;
-};
-
-struct trail {
-    struct msg *m;
-    size_t n, cap;
-};
-
-static void trail_add(struct trail *t, const struct kb_audit_msg *am)
-{
-    if (t->n == t->cap) {
-        t->cap = t->cap ? t->cap * 2 : 256;
-        t->m = realloc(t->m, t->cap * sizeof *t->m);
-    }
-    struct msg *m = &t->m[t->n++];
-    m->partition = am->partition;
-    snprintf(m->key, sizeof m->key, "%.*s", (int)am->key_len, am->key);
-    m->value = malloc(am->len);
-    memcpy(m->value, am->value, am->len);
-    m->len = am->len;
-}
-
-static void trail_free(struct trail *t)
-{
-    for (size_t i = 0; i < t->n; i++)
-        free(t->m[i].value);
-    free(t->m);
-    memset(t, 0, sizeof *t);
-}
 
 /* Three topics whose names share prefixes, 50 partitions each: 150 chains,
  * more than the index's first size, so it grows while records arrive. */
