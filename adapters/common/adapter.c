@@ -102,10 +102,65 @@ void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char
     snprintf(out, out_size, "urn:nld:oin:%s:systeem:%s", a->oin, system);
 }
 
+/* Append @p s to out[*len..] percent-encoded: unreserved characters and
+ * those in @p keep stay, every other byte becomes %XX. -1 when it does not
+ * fit (out is then cut, the caller clears it). */
+static int uri_put(char *out, size_t cap, size_t *len, const char *s, const char *keep)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        int plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    strchr("-._~", c) || strchr(keep, c);
+        if (*len + (plain ? 1 : 3) >= cap)
+            return -1;
+        if (plain) {
+            out[(*len)++] = (char)c;
+        } else {
+            out[(*len)++] = '%';
+            out[(*len)++] = hex[c >> 4];
+            out[(*len)++] = hex[c & 15];
+        }
+    }
+    out[*len] = '\0';
+    return 0;
+}
+
 void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size)
 {
     char real[PATH_MAX];
-    snprintf(out, out_size, "file://%s/done", realpath(spool_dir, real) ? real : spool_dir);
+    size_t len = 0;
+    if (out_size < sizeof "file://")
+        return;
+    memcpy(out, "file://", sizeof "file://");
+    len = sizeof "file://" - 1;
+    if (uri_put(out, out_size, &len, realpath(spool_dir, real) ? real : spool_dir, "/") ||
+        uri_put(out, out_size, &len, "/done", "/"))
+        out[0] = '\0'; /* no base: every ce_dataref is left out */
+}
+
+int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragment, char *out,
+                       size_t out_size)
+{
+    size_t len = 0;
+    if (!out_size)
+        return -1;
+    out[0] = '\0';
+    /* the base is a URI already, copied as it is */
+    size_t bl = strlen(done_uri);
+    if (!bl || bl >= out_size)
+        return -1;
+    memcpy(out, done_uri, bl + 1);
+    len = bl;
+    /* sub-delims and ':' '@' may stand in a fragment; '/' for ZIP folders */
+    if ((name &&
+         (uri_put(out, out_size, &len, "/", "/") || uri_put(out, out_size, &len, name, ""))) ||
+        (fragment && (uri_put(out, out_size, &len, "#", "#") ||
+                      uri_put(out, out_size, &len, fragment, "/=:@")))) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
 }
 
 int kb_adapter_load(const struct kb_adapter_args *a, kb_schemas_t **schemas, uint8_t **key,

@@ -92,8 +92,23 @@ int kb_adapter_idle_exit_opt(const char *arg, int *ms);
 void kb_adapter_source(const struct kb_adapter_args *a, const char *system, char *out,
                        size_t out_size);
 
-/** file:// URI of the spool's done/ folder (absolute), the base of ce_dataref. */
+/** file:// URI of the spool's done/ folder (absolute, its path percent-encoded
+ *  as RFC 3986 asks), the base of ce_dataref. */
 void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
+
+/**
+ * ce_dataref of a file archived in done/: @p done_uri, "/" @p name when
+ * @p name is not NULL, and "#" @p fragment when @p fragment is not NULL
+ * (@p done_uri may be such a URI already, to add a fragment), with name and fragment
+ * percent-encoded (RFC 3986). File names come from senders and ZIP entry
+ * names from their bytes: they may hold spaces, '#', '%' or bytes that are
+ * not UTF-8, none of which may stand in a URI, and a ce_dataref that is not
+ * a CloudEvents String would make the router dead-letter the event. 0, or
+ * -1 with @p out "" when the URI does not fit @p out_size (at most
+ * sizeof ce_dataref, so it is left out rather than cut).
+ */
+int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragment, char *out,
+                       size_t out_size);
 
 /** Load the schemas and the subject key named in @p a, and start the
  *  metrics server when --metrics-addr was given (adapter_metrics.h);

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "adapter.h" /* kb_adapter_dataref */
 #include "kadaster_events.h"
 #include "ketenbus/avro_json.h"
 #include "ketenbus/check.h"
@@ -249,9 +250,8 @@ static int add_document(struct adder *a, const char *entry, const uint8_t *xml, 
     memset(doc, 0, sizeof *doc);
     snprintf(doc->name, sizeof doc->name, "%s", docname);
     kb_sha256_hex(xml, len, doc->sha256);
-    if (a->dataref_base)
-        snprintf(doc->dataref, sizeof doc->dataref, "%s%s%s", a->dataref_base, entry ? "#" : "",
-                 entry ? entry : "");
+    if (a->dataref_base && a->dataref_base[0]) /* the entry name is the ZIP's bytes */
+        kb_adapter_dataref(a->dataref_base, NULL, entry, doc->dataref, sizeof doc->dataref);
     doc->received_ms = a->received_ms;
     doc->file_index = a->file_index;
     doc->brk = brk;

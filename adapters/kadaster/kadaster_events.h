@@ -31,11 +31,15 @@ struct kb_kadaster_ctx {
     const char *source; /* ce_source */
 };
 
+/** Room for a document's ce_dataref: the file's URI and "#" its ZIP entry
+ *  (events leave out one longer than the header takes). */
+#define KB_KADASTER_DATAREF_MAX 1024
+
 /** One well-formed, checked document of a batch. */
 struct kb_kadaster_doc {
     char name[512];      /* file name, "zip!entry" for zip entries */
     char sha256[65];     /* of the XML bytes */
-    char dataref[1024];  /* where the original is archived, or "" */
+    char dataref[KB_KADASTER_DATAREF_MAX]; /* where the original is archived, or "" */
     int64_t received_ms; /* file modification time */
     size_t file_index;   /* caller's index of the delivery file */
     struct kb_brk_doc brk;

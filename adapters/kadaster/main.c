@@ -258,8 +258,8 @@ static int round_once(struct kad *k)
             continue;
         }
         bytes += len;
-        char dataref[4800];
-        snprintf(dataref, sizeof dataref, "%s/%s", k->run.done_uri, done_name);
+        char dataref[KB_KADASTER_DATAREF_MAX];
+        kb_adapter_dataref(k->run.done_uri, done_name, NULL, dataref, sizeof dataref);
         err =
             kb_kadaster_batch_add(&batch, i, names[i], buf, len, mtime, dataref, ingest_reject, k);
         free(buf);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adapter.h" /* kb_adapter_dataref */
 #include "ketenbus/clock.h"
 #include "ketenbus/log.h"
 #include "svb_ingest.h"
@@ -204,8 +205,9 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
             *r = (struct refused){off, rlen, regel, rule, ""};
             snprintf(r->reason, sizeof r->reason, "regel %d: %s", regel, perr);
         } else {
-            char dataref[4600];
-            snprintf(dataref, sizeof dataref, "%s/%s#regel=%d", done_uri, done_name, regel);
+            char dataref[sizeof evs->attrs.dataref], fragment[24];
+            snprintf(fragment, sizeof fragment, "regel=%d", regel);
+            kb_adapter_dataref(done_uri, done_name, fragment, dataref, sizeof dataref);
             err = kb_svb_akw02_event(ctx, rec, text + off, rlen, KB_SVB_SPOOL, regel, mtime,
                                      dataref, &evs[n_evs], errstr, sizeof errstr);
             if (err) {

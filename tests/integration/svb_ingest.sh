@@ -72,6 +72,14 @@ check "a short TCP frame is rejected with its rule" eq "${answer:0:14}" Rakw02-l
 check "kb.quarantine.svb holds 9" wait_for 30 count_is "$(T quarantine.svb)" 9
 check "TCP event says so in its provenance (payload)" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T in.svb) -o -1 -e -q -f '%s' | grep -aq AKW02"
 
+# 4b. A sender's file name that may not stand in a URI as it is (spaces,
+#     '#', a Latin-1 byte): ce_dataref names it percent-encoded, so the
+#     attribute stays UTF-8 text the router accepts.
+drop aanvragen-goed.akw02 "003 g"$'\xe9'"ed #1.akw02"
+check "oddly named file moved to done/" wait_for 60 test -f "$SPOOL/done/003 g"$'\xe9'"ed #1.akw02"
+check "kb.in.svb holds 6 messages" wait_for 30 count_is "$(T in.svb)" 6
+check "its ce_dataref is percent-encoded" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T in.svb) -e -q -f '%h\n' | grep -q 'ce_dataref=file://.*/done/003%20g%E9ed%20%231.akw02#regel=2'"
+
 # 5. No personal data in any key or header, on any topic, or in the logs.
 pii='999996204|999997105|999995303|999991012|999991024|999991036|999991048|ABNA0417164300|ABNA0123456789|86011117947'
 check "control: payloads do contain a test BSN" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T in.svb) -e -q -f '%s\n' | grep -aq 999996204"

@@ -155,6 +155,26 @@ static void test_headers_invalid(void)
     /* 2^64 overflows uint64_t. */
     expect_bad_value("ce_sequence", "18446744073709551616", 20, "ce_sequence is not an integer");
 
+    /* Not a CloudEvents String: bytes that are not UTF-8 (a lone
+     * continuation byte, a truncated sequence, an overlong '/', a
+     * surrogate) and the control characters of C0, DEL and C1. The value
+     * is never quoted in the message. */
+    const char *text = "header %s is not UTF-8 text without control characters";
+    char want[128];
+    static const struct {
+        const char *header, *bytes;
+    } bad[] = {
+        {"ce_id", "abc\x80"},          {"ce_id", "ab\xc3"},
+        {"ce_source", "urn:\xc0\xaf"}, {"ce_subject", "\xed\xa0\x80"},
+        {"ce_type", "nl.brp\n"},       {"ce_time", "2026-11-30T07:00:00Z\t"},
+        {"ce_dataref", "file\x7f"},    {"traceparent", "00-\xc2\x85"},
+        {"ce_id", "\xc2\x9f"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(want, sizeof want, text, bad[i].header);
+        expect_bad_value(bad[i].header, bad[i].bytes, strlen(bad[i].bytes), want);
+    }
+
     /* An empty required value counts as missing. */
     expect_bad_value("ce_type", "", 0, "missing header ce_type");
 
@@ -168,6 +188,20 @@ static void test_headers_invalid(void)
     hdrs[1].len = 39;
     CHECK_INT(kb_event_attrs_from_headers(hdrs, n, &back, errstr, sizeof errstr), KB_OK);
     CHECK_INT(strlen(back.id), 39);
+
+    /* Text beyond ASCII is a String: a source naming a system with
+     * diacritics, the first and last code points above the C1 range, and
+     * four-byte sequences. */
+    fill_attrs(&a);
+    n = kb_event_headers(&a, hdrs, seqbuf);
+    const char *fine = "urn:nld:oin:00000001234567890000:systeem:g\xc3\xa9\xc2\xa0\xf0\x9f\x98\x80";
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(hdrs[i].name, "ce_source")) {
+            hdrs[i].value = fine;
+            hdrs[i].len = strlen(fine);
+        }
+    CHECK_INT(kb_event_attrs_from_headers(hdrs, n, &back, errstr, sizeof errstr), KB_OK);
+    CHECK_STR(back.source, fine);
 }
 
 static void test_frame(void)

@@ -53,8 +53,10 @@ size_t kb_event_headers(const struct kb_event_attrs *attrs, struct kb_header *ou
 
 /**
  * Read context attributes back from @p n headers. Missing required
- * attributes (specversion 1.0, id, source, type) and oversize values are
- * KB_ERR_INVALID with errstr naming the header.
+ * attributes (specversion 1.0, id, source, type), oversize values and
+ * values that are not a CloudEvents String (well-formed UTF-8, no control
+ * characters U+0000-U+001F, U+007F-U+009F) are KB_ERR_INVALID with errstr
+ * naming the header, never quoting its value.
  */
 kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                      struct kb_event_attrs *attrs, char *errstr,
