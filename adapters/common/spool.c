@@ -49,13 +49,32 @@ static int mkdir_p(const char *path)
     return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void fsync_dir(const char *dir)
+/*
+ * Make the names in folder @p dir durable. 0, or -1 with errno when the
+ * folder could not be opened or synced: a rename done before is then in
+ * place but may not survive a crash. A file write reports that as a
+ * failure (its caller writes again, the same bytes under the same name);
+ * a move cannot be undone, so it is logged (moved() below).
+ */
+static int fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return rc;
+}
+
+/* fsync_dir() of both folders of a move that has happened. */
+static void moved(const char *to_dir, const char *from_dir)
+{
+    if (fsync_dir(to_dir) || (from_dir && fsync_dir(from_dir)))
+        KB_LOG_WARN(COMP,
+                    "cannot sync a spool folder after a move; the move may not survive a crash",
+                    "errno=%d", errno);
 }
 
 kb_err_t kb_spool_open(struct kb_spool *sp, const char *dir, char *errstr, size_t errstr_size)
@@ -390,8 +409,7 @@ static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, co
             return KB_ERR_IO;
         }
         kb_spool_path(sp, to_sub, NULL, to_dir, sizeof to_dir);
-        fsync_dir(to_dir);
-        fsync_dir(from_dir);
+        moved(to_dir, from_dir);
         return KB_OK;
     }
     return KB_ERR_RANGE;
@@ -441,7 +459,8 @@ kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
     char dir[2700];
     if (slash) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
-        fsync_dir(dir);
+        if (fsync_dir(dir))
+            return KB_ERR_IO; /* in place, but maybe not after a crash */
     }
     return KB_OK;
 }
@@ -483,8 +502,7 @@ static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path
                 continue;
             return KB_ERR_IO;
         }
-        fsync_dir(qdir);
-        fsync_dir(from_dir);
+        moved(qdir, from_dir);
         return KB_OK;
     }
     return KB_ERR_RANGE;
@@ -544,7 +562,7 @@ kb_err_t kb_spool_stage_done(const struct kb_spool *sp, const char *name)
             return KB_ERR_IO;
     }
     kb_spool_path(sp, "done", NULL, dir, sizeof dir);
-    fsync_dir(dir);
+    moved(dir, NULL);
     return KB_OK;
 }
 
