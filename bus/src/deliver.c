@@ -69,14 +69,14 @@ struct partition;
 /* One consumed event until it is finished. */
 struct msg {
     struct msg *key_next;        /* next younger event of the same key */
-    struct msg *part_next;       /* next offset of the same partition */
+    struct msg *part_next;       /* next unfinished offset of the same partition */
+    struct msg *part_prev;       /* the one before it */
     struct partition *part;      /* its partition */
     struct keyq *kq;             /* its key queue */
     rd_kafka_message_t *rkm;     /* the Kafka message (owned until finished) */
     struct kb_event_attrs attrs; /* its CloudEvents attributes */
     int attrs_ok;                /* attrs could be read */
     int64_t offset;              /* its offset */
-    int done;                    /* finished: may be committed past */
     int in_flight;               /* an HTTP request or DLQ produce is pending */
     int orphan;                  /* partition revoked meanwhile: drop on completion */
     int attempts;                /* failed attempts so far (from retry state too) */
@@ -95,7 +95,10 @@ struct keyq {
     struct msg *head, *tail;
 };
 
-/* An assigned partition: its unfinished events in offset order. */
+/* An assigned partition: its unfinished events in offset order. A finished
+ * event leaves the list at once, wherever it stands: the commit point is the
+ * oldest unfinished offset, and events finished behind one that keeps
+ * failing (retried for days) must not pile up in memory. */
 struct partition {
     struct partition *next;
     int32_t id;
@@ -589,7 +592,6 @@ static void finish(struct kb_deliver *d, struct msg *m)
 {
     if (m->persisted)
         persist_state(d, m, 1);
-    m->done = 1;
     m->in_flight = 0;
     struct keyq *k = m->kq;
     if (k) {
@@ -603,15 +605,18 @@ static void finish(struct kb_deliver *d, struct msg *m)
     rd_kafka_message_destroy(m->rkm);
     m->rkm = NULL;
     d->pending--;
-    /* Pop finished events off the partition head: the commit point moves. */
+    /* Out of its partition's list: the commit point moves when it was the
+     * oldest, and nothing of it is kept either way. */
     struct partition *p = m->part;
-    while (p->head && p->head->done) {
-        struct msg *h = p->head;
-        p->head = h->part_next;
-        free(h);
-    }
-    if (!p->head)
-        p->tail = NULL;
+    if (m->part_prev)
+        m->part_prev->part_next = m->part_next;
+    else
+        p->head = m->part_next;
+    if (m->part_next)
+        m->part_next->part_prev = m->part_prev;
+    else
+        p->tail = m->part_prev;
+    free(m);
 }
 
 /* --- dead letters --- */
@@ -999,6 +1004,7 @@ static int enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
     else
         k->head = m;
     k->tail = m;
+    m->part_prev = p->tail;
     if (p->tail)
         p->tail->part_next = m;
     else
@@ -1058,25 +1064,24 @@ static void drop_partition(struct kb_deliver *d, struct partition *p)
 {
     for (struct msg *m = p->head, *n; m; m = n) {
         n = m->part_next;
-        if (!m->done) {
-            struct keyq *k = m->kq;
-            /* Unlink from its key queue (events of one key share a partition). */
-            if (k) {
-                struct msg **link = &k->head;
-                while (*link && *link != m)
-                    link = &(*link)->key_next;
-                if (*link)
-                    *link = m->key_next;
-                if (k->tail == m) {
-                    k->tail = NULL;
-                    for (struct msg *t = k->head; t; t = t->key_next)
-                        k->tail = t;
-                }
-                if (!k->head)
-                    keyq_release(d, k);
+        /* the list holds unfinished events only (finish() takes the rest out) */
+        struct keyq *k = m->kq;
+        /* Unlink from its key queue (events of one key share a partition). */
+        if (k) {
+            struct msg **link = &k->head;
+            while (*link && *link != m)
+                link = &(*link)->key_next;
+            if (*link)
+                *link = m->key_next;
+            if (k->tail == m) {
+                k->tail = NULL;
+                for (struct msg *t = k->head; t; t = t->key_next)
+                    k->tail = t;
             }
-            d->pending--;
+            if (!k->head)
+                keyq_release(d, k);
         }
+        d->pending--;
         if (m->in_flight) {
             m->orphan = 1; /* freed by its completion */
         } else {
