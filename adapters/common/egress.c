@@ -3,12 +3,16 @@
  * egress.c - the consume/render/commit loop of legacy egress (see egress.h).
  *
  * Invariant: an offset is committed only after render() returned KB_OK or
- * the event was quarantined durably; on a retryable failure the consumer
- * seeks back to the event and tries again after a pause, keeping order.
+ * the event was quarantined durably. On a transient failure
+ * (kb_egress_retryable(): I/O, timeout, Kafka, memory) the consumer seeks
+ * back to the event and tries again after a pause, keeping order; any
+ * other failure is the event's own and quarantines it, so that one bad
+ * event never blocks the events behind it.
  * When it cannot seek back, the loop stops without committing: carrying on
  * would render the events behind it and commit past it, skipping it.
  */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,12 +22,128 @@
 #include "egress.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/log.h"
+#include "ketenbus/validate.h"
 
 #define COMP "egress"
 #define SEEK_ATTEMPTS 3 /* seeks back to a failed event before the loop stops */
 
+int kb_egress_retryable(kb_err_t err)
+{
+    switch (err) {
+    case KB_ERR_IO:
+    case KB_ERR_TIMEOUT:
+    case KB_ERR_KAFKA:
+    case KB_ERR_NOMEM: return 1;
+    default: return 0;
+    }
+}
+
+int kb_egress_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > KB_EGRESS_NAME_MAX || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* The validators of kb_egress_decode(): a process renders a handful of
+ * schemas, so a short list searched in order will do. */
+struct egress_validator {
+    int32_t schema_id; /* registry id the validator was compiled for */
+    kb_validator_t *v; /* NULL: the schema does not compile (why says why) */
+    char why[256];     /* kb_validate_compile()'s reason when v is NULL */
+};
+static pthread_mutex_t validators_mu = PTHREAD_MUTEX_INITIALIZER; /* guards the two below */
+static struct egress_validator *validators;                       /* kept until the process exits */
+static size_t n_validators;
+
+/* The validator slot of @p schema, compiled on first use; NULL when out of
+ * memory. Called with validators_mu held. */
+static const struct egress_validator *validator_of(const struct kb_schema *schema)
+{
+    for (size_t i = 0; i < n_validators; i++)
+        if (validators[i].schema_id == schema->id)
+            return &validators[i];
+    struct egress_validator *nv = realloc(validators, (n_validators + 1) * sizeof *nv);
+    if (!nv)
+        return NULL;
+    validators = nv;
+    struct egress_validator *ev = &validators[n_validators];
+    memset(ev, 0, sizeof *ev);
+    ev->schema_id = schema->id;
+    ev->v = kb_validate_compile(schema->json, NULL, ev->why, sizeof ev->why);
+    if (!ev->v)
+        KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are quarantined",
+                   "schema_id=%" PRId32 " error=\"%s\"", schema->id, ev->why);
+    n_validators++;
+    return ev;
+}
+
+kb_err_t kb_egress_decode(const struct kb_schema *schema, const uint8_t *payload, size_t len,
+                          avro_value_t *value, char *errstr, size_t errstr_size)
+{
+    pthread_mutex_lock(&validators_mu);
+    const struct egress_validator *ev = validator_of(schema);
+    /* Validators are immutable and never freed: usable after the unlock. */
+    const kb_validator_t *v = ev ? ev->v : NULL;
+    kb_err_t err = KB_OK;
+    if (!ev)
+        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    else if (!v)
+        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                         "schema %" PRId32 " does not compile into a validator: %s", schema->id,
+                         ev->why);
+    pthread_mutex_unlock(&validators_mu);
+    if (err)
+        return err;
+    struct kb_validate_result vr;
+    if (kb_validate(v, payload, len, &vr) != KB_OK)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "payload fails schema %" PRId32 ": %s at %s (offset %zu): %s", schema->id,
+                          vr.rule, vr.path[0] ? vr.path : "top level", vr.offset, vr.message);
+    avro_value_t decoded;
+    if (avro_generic_value_new(schema->iface, &decoded))
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    char derr[256];
+    if (kb_schema_decode(schema, payload, len, &decoded, derr, sizeof derr)) {
+        /* The validator accepted it, so avro-c disagrees with it: still the
+         * event's bytes, never worth a retry. */
+        avro_value_decref(&decoded);
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "payload does not decode with schema %" PRId32, schema->id);
+    }
+    *value = decoded;
+    return KB_OK;
+}
+
+/* @p in as printable ASCII into @p out (KB_EGRESS_DETAIL_MAX + 4 bytes:
+ * at most KB_EGRESS_DETAIL_MAX of them, then "..." when cut): the legacy
+ * peer's words, not ours, so neither a control character nor their length
+ * may reach the .reason file. */
+static void printable_copy(const char *in, char out[KB_EGRESS_DETAIL_MAX + 4])
+{
+    size_t n = 0;
+    const char *p = in;
+    for (; *p && n < KB_EGRESS_DETAIL_MAX; p++)
+        out[n++] = *p >= 0x20 && *p < 0x7f ? *p : '?';
+    if (*p) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+}
+
+/* Write @p m raw and its .reason (@p reason, then the renderer's @p detail
+ * when not "") to quarantine/. The log line carries @p reason only: it
+ * names a rule or field, where @p detail may be anybody's words. */
 static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_message_t *m,
-                                 const char *reason)
+                                 const char *reason, const char *detail)
 {
     char name[256], reason_name[300];
     snprintf(name, sizeof name, "%s-%" PRId32 "-%" PRId64 ".event", rd_kafka_topic_name(m->rkt),
@@ -35,9 +155,11 @@ static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_
     if (err)
         return err;
     kb_spool_path(o->spool, "quarantine", reason_name, path, sizeof path);
-    char line[1024];
-    int n = snprintf(line, sizeof line, "%s\n", reason);
-    err = kb_file_write_atomic(path, line, (size_t)n);
+    char shown[KB_EGRESS_DETAIL_MAX + 4], line[1024];
+    printable_copy(detail, shown);
+    int n = snprintf(line, sizeof line, "%s\n%s%s%s", reason, shown[0] ? "peer text: " : "", shown,
+                     shown[0] ? "\n" : "");
+    err = kb_file_write_atomic(path, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
     KB_LOG_WARN(COMP, "event quarantined",
                 "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
@@ -45,20 +167,26 @@ static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_
 }
 
 /* The router's envelope gate (the event may have been written by anyone
- * with access to the topic), then render. */
+ * with access to the topic), then render; kb_egress_retryable() decides
+ * between a retry and the quarantine. */
 static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t *m)
 {
-    char why[512];
+    /* detail has room beyond KB_EGRESS_DETAIL_MAX, so a cut shows as "..." */
+    char why[512], detail[2 * KB_EGRESS_DETAIL_MAX] = "";
     struct kb_gate_input in;
     if (kb_gate_envelope(o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED)
-        return quarantine_event(o, m, why);
-    kb_err_t err = o->render(o->opaque, &in.attrs, in.schema, in.payload, in.plen, why,
-                             sizeof why);
-    if (err == KB_ERR_INVALID)
-        return quarantine_event(o, m, why);
+        return quarantine_event(o, m, why, "");
+    why[0] = '\0';
+    kb_err_t err = o->render(o->opaque, &in.attrs, in.schema, in.payload, in.plen, why, sizeof why,
+                             detail, sizeof detail);
+    if (err && !why[0])
+        snprintf(why, sizeof why, "%s", kb_err_str(err));
+    if (err && !kb_egress_retryable(err))
+        return quarantine_event(o, m, why, detail);
     if (err)
-        KB_LOG_ERR(COMP, "render failed; will retry", "event_id=%s error=\"%s\"", in.attrs.id,
-                   why);
+        KB_LOG_ERR(COMP, "render failed; will retry",
+                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " error=\"%s\"",
+                   rd_kafka_topic_name(m->rkt), m->partition, m->offset, why);
     return err;
 }
 

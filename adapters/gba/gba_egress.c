@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "egress.h"
 #include "lo3.h"
 #include "t61.h"
 
@@ -91,12 +92,24 @@ static void b_cat(struct builder *b, unsigned nummer)
         (struct kb_lo3_category){.nummer = (uint8_t)nummer, .first = b->msg.n_elements};
 }
 
-/* Element @p nummer from the event field at @p path; absent when null. */
+/* Element @p nummer from the event field at @p path; absent when null (or
+ * left out by the subscriber's projection). A value that is there but
+ * cannot be read (too long, not a string) is an error: the LO3 must never
+ * go out without it. */
 static void b_el(struct builder *b, avro_value_t *from, uint16_t nummer, const char *path)
 {
     char s[4096];
-    if (b->err || kb_value_get_string(from, path, s, sizeof s) != KB_OK || !s[0])
+    if (b->err)
         return;
+    kb_err_t gerr = kb_value_get_string(from, path, s, sizeof s);
+    if (gerr == KB_ERR_NOTFOUND || (!gerr && !s[0]))
+        return;
+    if (gerr) {
+        b->err =
+            kb_err_set(KB_ERR_INVALID, b->errstr, b->errstr_size, "%s: %s", path,
+                       gerr == KB_ERR_RANGE ? "longer than an LO3 element can be" : "not a string");
+        return;
+    }
     if (b->msg.n_elements == MAX_ELS) {
         b->err = kb_err_set(KB_ERR_RANGE, b->errstr, b->errstr_size, "too many elements");
         return;
@@ -151,10 +164,16 @@ static kb_err_t render_geboren(struct builder *b, const struct kb_event_attrs *a
         avro_value_get_size(&ouders, &n) == 0) {
         for (size_t i = 0; i < n && !b->err; i++) {
             int32_t which = 0;
+            /* No ouderNummer (a projection left it out): no category to put
+             * the parent in, as for any field left out. */
             if (avro_value_get_by_index(&ouders, i, &ouder, NULL) ||
-                avro_value_get_by_name(&ouder, "ouderNummer", &nr, NULL) ||
-                avro_value_get_int(&nr, &which) || (which != 1 && which != 2))
+                avro_value_get_by_name(&ouder, "ouderNummer", &nr, NULL))
                 continue;
+            if (avro_value_get_int(&nr, &which) || (which != 1 && which != 2)) {
+                b->err = kb_err_set(KB_ERR_INVALID, b->errstr, b->errstr_size,
+                                    "ouders[%zu].ouderNummer: not 1 or 2", i);
+                break;
+            }
             b_cat(b, which == 1 ? 2u : 3u);
             b_persoon(b, &ouder, "persoon.", 1);
             b_el(b, &ouder, 6210, "datumFamilierechtelijkeBetrekking");
@@ -214,13 +233,9 @@ kb_err_t kb_gba_render_lo3(const struct kb_event_attrs *attrs, const struct kb_s
     if (!kind)
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "no LO3 rendering for %s", type);
     avro_value_t v;
-    if (avro_generic_value_new(schema->iface, &v))
-        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    kb_err_t err = kb_schema_decode(schema, payload, len, &v, errstr, errstr_size);
-    if (err) {
-        avro_value_decref(&v);
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "payload does not decode");
-    }
+    kb_err_t err = kb_egress_decode(schema, payload, len, &v, errstr, errstr_size);
+    if (err)
+        return err;
     struct builder *b = malloc(sizeof *b);
     if (!b) {
         avro_value_decref(&v);
@@ -234,4 +249,20 @@ kb_err_t kb_gba_render_lo3(const struct kb_event_attrs *attrs, const struct kb_s
     free(b);
     avro_value_decref(&v);
     return err;
+}
+
+kb_err_t kb_gba_out_name(const struct kb_event_attrs *attrs, char *name, size_t name_size,
+                         char *errstr, size_t errstr_size)
+{
+    /* The id comes from a Kafka header anyone with write access to the
+     * topic can set: "../../x" would write outside the spool. */
+    if (!kb_egress_name_ok(attrs->id))
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "ce_id is not a safe file name (1 to %d of A-Z a-z 0-9 . _ -, "
+                          "not starting with '.')",
+                          KB_EGRESS_NAME_MAX);
+    int n = snprintf(name, name_size, "%s.lo3", attrs->id);
+    if (n < 0 || (size_t)n >= name_size)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "out/ file name too long");
+    return KB_OK;
 }

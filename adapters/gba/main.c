@@ -36,6 +36,9 @@
 #define COMP "gba"
 #define MAX_MESSAGE (8u << 20) /* no LO3 message comes near: Xa01 sets stay far below */
 #define ACK_TIMEOUT_MS 30000
+/* room for ce_dataref: the attribute's own (kb_event_attrs.dataref), so a
+ * longer URI is left out by kb_adapter_dataref() rather than cut later */
+#define DATAREF_MAX    512
 
 enum { OPT_HTTP = KB_OPT_FIRST_OWN + 50, OPT_LISTEN = KB_OPT_FIRST_OWN, OPT_TOPIC, OPT_GROUP, OPT_CONNECT, OPT_IDLE_EXIT };
 
@@ -218,12 +221,12 @@ static enum file_result handle_file(struct gba *g, const char *name)
     }
     if (err)
         return FILE_SKIPPED;
-    char dataref[4600], reason[600], done_name[300];
+    char dataref[DATAREF_MAX], reason[600], done_name[300];
     if (kb_spool_done_name(&g->run.spool, name, done_name, sizeof done_name)) {
         free(buf);
         return FILE_RETRY;
     }
-    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, done_name);
+    kb_adapter_dataref(g->run.done_uri, done_name, NULL, dataref, sizeof dataref);
     enum file_result rc = FILE_LEFT;
     switch (process_message(g, buf, len, mtime, dataref, reason, sizeof reason)) {
     case OUT_DONE:
@@ -266,8 +269,8 @@ static enum outcome staged_frame(struct gba *g, const uint8_t *frame, size_t len
                                  const char *sha, int64_t received_ms, const char *peer,
                                  enum staged_left left, char *reason, size_t reason_size)
 {
-    char dataref[4400];
-    snprintf(dataref, sizeof dataref, "%s/%s", g->run.done_uri, name);
+    char dataref[DATAREF_MAX];
+    kb_adapter_dataref(g->run.done_uri, name, NULL, dataref, sizeof dataref);
     enum outcome out = process_message(g, frame, len, received_ms, dataref, reason, reason_size);
     switch (out) {
     case OUT_DONE:
@@ -814,18 +817,20 @@ struct egress {
 
 static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
                            const struct kb_schema *schema, const uint8_t *payload, size_t len,
-                           char *errstr, size_t errstr_size)
+                           char *errstr, size_t errstr_size, char *detail, size_t detail_size)
 {
     struct egress *e = opaque;
     uint8_t *lo3 = NULL;
     size_t n = 0;
-    kb_err_t err = kb_gba_render_lo3(attrs, schema, payload, len, &lo3, &n, errstr, errstr_size);
+    char name[KB_EGRESS_NAME_MAX + 8];
+    /* Checked in both modes, so an event's fate does not depend on where
+     * its LO3 goes. */
+    kb_err_t err = kb_gba_out_name(attrs, name, sizeof name, errstr, errstr_size);
+    if (!err)
+        err = kb_gba_render_lo3(attrs, schema, payload, len, &lo3, &n, errstr, errstr_size);
     if (err)
         return err;
     if (!e->connect) {
-        /* named by the event id: a re-render after a crash rewrites the same file */
-        char name[80];
-        snprintf(name, sizeof name, "%s.lo3", attrs->id);
         err = kb_spool_write_out(&e->run.spool, name, lo3, n);
         if (err)
             kb_err_set(err, errstr, errstr_size, "cannot write out/ file");
@@ -843,10 +848,12 @@ static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
             kb_tcp_client_destroy(e->tcp);
             e->tcp = NULL;
         } else if (v == KB_TCP_REJECT) {
-            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "afnemer rejected: %s",
-                             reason);
+            /* The afnemer's words may quote the message (names, BSNs): the
+             * .reason file keeps a bounded printable copy, the log never. */
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "afnemer rejected the message");
+            snprintf(detail, detail_size, "%s", reason);
         } else if (v == KB_TCP_NACK) {
-            err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "afnemer not ready: %s", reason);
+            err = kb_err_set(KB_ERR_IO, errstr, errstr_size, "afnemer not ready (nack)");
         }
     }
     free(lo3);

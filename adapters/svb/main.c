@@ -62,8 +62,9 @@ static const char usage[] =
 
 static kb_err_t render(void *opaque, const struct kb_event_attrs *attrs,
                        const struct kb_schema *schema, const uint8_t *payload, size_t len,
-                       char *errstr, size_t errstr_size)
+                       char *errstr, size_t errstr_size, char *detail, size_t detail_size)
 {
+    (void)detail, (void)detail_size; /* SVB's egress has no peer to answer it */
     return kb_svb_handle(opaque, attrs, schema, payload, len, errstr, errstr_size);
 }
 

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "akw.h"
+#include "egress.h"
 #include "ketenbus/check.h"
 #include "ketenbus/log.h"
 #include "svb_join.h"
@@ -53,6 +54,20 @@ static kb_err_t get(avro_value_t *v, const char *path, char *out, size_t cap, in
     return KB_OK;
 }
 
+/* Why json_pack_ex() gave NULL: out of memory is worth a retry; anything
+ * else (a string that is not UTF-8, such as a ce_id taken from a Kafka
+ * header) never packs, so the event is quarantined. jansson's own text is
+ * left out: it may quote the value. */
+static kb_err_t pack_failed(const json_error_t *jerr, const char *what, char *errstr,
+                            size_t errstr_size)
+{
+    if (json_error_code(jerr) == json_error_out_of_memory)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s cannot be stored: %s", what,
+                      json_error_code(jerr) == json_error_invalid_utf8 ? "a string is not UTF-8"
+                                                                       : "unusable value");
+}
+
 static kb_err_t save_json(const char *path, json_t *j)
 {
     char *text = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
@@ -86,27 +101,32 @@ static void done_marker(const struct kb_svb *s, const char *child, char *out, si
  * in the order the adapter first saw each birth. Idempotent per child.
  */
 static kb_err_t remember_child(struct kb_svb *s, const char *parent, const char *child,
-                               const char *datum)
+                               const char *datum, char *errstr, size_t errstr_size)
 {
     char path[PATH_CAP];
     json_error_t jerr;
     snprintf(path, sizeof path, "%s/ouder-%s.json", s->state_dir, parent);
     json_t *j = json_load_file(path, 0, &jerr);
     if (!j && exists(path))
-        return KB_ERR_IO; /* unreadable knowledge must not silently reset */
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size,
+                          "unreadable state file"); /* knowledge must not silently reset */
     if (!j)
-        j = json_pack("{s:[]}", "kinderen");
+        j = json_pack_ex(&jerr, 0, "{s:[]}", "kinderen");
     if (!j)
-        return KB_ERR_NOMEM;
+        return pack_failed(&jerr, "the parent's children", errstr, errstr_size);
     json_t *kinderen = json_object_get(j, "kinderen"), *k;
     size_t i;
     kb_err_t err = KB_OK;
     int known = 0;
     json_array_foreach(kinderen, i, k) known |= !strcmp(jstr(k, "kind"), child);
     if (!known) {
-        json_array_append_new(kinderen, json_pack("{s:s, s:s}", "kind", child, "geboortedatum",
-                                                  datum));
-        err = save_json(path, j);
+        k = json_pack_ex(&jerr, 0, "{s:s, s:s}", "kind", child, "geboortedatum", datum);
+        if (!k)
+            err = pack_failed(&jerr, "the parent's children", errstr, errstr_size);
+        else if (json_array_append_new(kinderen, k))
+            err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        else
+            err = save_json(path, j);
     }
     json_decref(j);
     return err;
@@ -166,11 +186,12 @@ static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs
     if (strlen(land) != 4 || !kb_check_digits(land, 4))
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                           "field kind.geboorteland: not a Tabel 34 code");
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:[]}", "eventId", attrs->id, "bsnKind",
-                          bsn, "geboortedatumKind", datum, "gemeenteKind", gemeente,
-                          "geboorteland", land, "ouders");
+    json_error_t jerr;
+    json_t *j = json_pack_ex(&jerr, 0, "{s:s, s:s, s:s, s:s, s:s, s:[]}", "eventId", attrs->id,
+                             "bsnKind", bsn, "geboortedatumKind", datum, "gemeenteKind", gemeente,
+                             "geboorteland", land, "ouders");
     if (!j)
-        return KB_ERR_NOMEM;
+        return pack_failed(&jerr, "the birth", errstr, errstr_size);
     avro_value_t ouders;
     size_t n = 0;
     int with_bsn = 0;
@@ -202,11 +223,15 @@ static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs
             break;
         }
         with_bsn += obsn[0] != '\0';
-        json_array_append_new(json_object_get(j, "ouders"),
-                              json_pack("{s:i, s:s, s:s, s:s, s:s, s:s}", "ouderNummer",
-                                        (int)ouder_nummer, "aNummer", anr, "bsn", obsn,
-                                        "voornamen", voornamen, "voorvoegsel", voorvoegsel,
-                                        "geslachtsnaam", naam));
+        /* A parent that cannot be stored fails the event: left out, the
+         * invitation could go to the wrong parent or to one only. */
+        json_t *po = json_pack_ex(&jerr, 0, "{s:i, s:s, s:s, s:s, s:s, s:s}", "ouderNummer",
+                                  (int)ouder_nummer, "aNummer", anr, "bsn", obsn, "voornamen",
+                                  voornamen, "voorvoegsel", voorvoegsel, "geslachtsnaam", naam);
+        if (!po)
+            err = pack_failed(&jerr, "a parent", errstr, errstr_size);
+        else if (json_array_append_new(json_object_get(j, "ouders"), po))
+            err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
     if (!err && !with_bsn)
         err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
@@ -228,7 +253,7 @@ static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs
             continue;
         char parent[KB_PSEUDONYM_LEN + 1];
         kb_event_pseudonym(s->key, s->key_len, "bsn", jstr(o, "bsn"), parent);
-        err = remember_child(s, parent, child, datum);
+        err = remember_child(s, parent, child, datum, errstr, errstr_size);
     }
     json_decref(j);
     return err;
@@ -271,10 +296,11 @@ static kb_err_t store_kind(struct kb_svb *s, const struct kb_event_attrs *attrs,
                     attrs->id, child);
         return KB_OK;
     }
-    json_t *j = json_pack("{s:s, s:s, s:s, s:s}", "eventId", attrs->id, "aNummerOuder", parent,
-                          "berichtType", type, "ontvangstdatum", date);
+    json_error_t jerr;
+    json_t *j = json_pack_ex(&jerr, 0, "{s:s, s:s, s:s, s:s}", "eventId", attrs->id, "aNummerOuder",
+                             parent, "berichtType", type, "ontvangstdatum", date);
     if (!j)
-        return KB_ERR_NOMEM;
+        return pack_failed(&jerr, "the Gv01", errstr, errstr_size);
     err = save_json(path, j);
     json_decref(j);
     return err;
@@ -500,13 +526,9 @@ kb_err_t kb_svb_handle(struct kb_svb *s, const struct kb_event_attrs *attrs,
                        char *errstr, size_t errstr_size)
 {
     avro_value_t v;
-    if (avro_generic_value_new(schema->iface, &v))
-        return KB_ERR_NOMEM;
-    kb_err_t err = kb_schema_decode(schema, payload, len, &v, errstr, errstr_size);
-    if (err) {
-        avro_value_decref(&v);
-        return KB_ERR_INVALID;
-    }
+    kb_err_t err = kb_egress_decode(schema, payload, len, &v, errstr, errstr_size);
+    if (err)
+        return err;
     char child[KB_PSEUDONYM_LEN + 1] = "";
     if (!strcmp(attrs->type, "nl.brp.persoon-geboren"))
         err = store_birth(s, attrs, &v, child, errstr, errstr_size);

@@ -69,10 +69,12 @@ kb_err_t kb_svb_init(struct kb_svb *s, const struct kb_spool *spool, const uint8
                      size_t key_len, char *errstr, size_t errstr_size);
 
 /**
- * Handle one event of @p schema with Avro @p payload. KB_ERR_INVALID when
- * the payload does not decode or lacks what the record needs (the caller
- * quarantines it; errstr names the field, never a value); other errors are
- * I/O and mean "retry, do not commit".
+ * Handle one event of @p schema with Avro @p payload, which is validated
+ * before avro-c decodes it (kb_egress_decode()). KB_ERR_INVALID when the
+ * payload fails validation, lacks what the record needs, or holds text that
+ * cannot be stored (a ce_id that is not UTF-8, say): the caller quarantines
+ * it; errstr names the field or rule, never a value. Other errors are I/O or
+ * memory and mean "retry, do not commit".
  * @thread the one thread that owns @p s
  */
 kb_err_t kb_svb_handle(struct kb_svb *s, const struct kb_event_attrs *attrs,

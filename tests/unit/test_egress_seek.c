@@ -60,9 +60,9 @@ struct renders {
 
 static kb_err_t render(void *opaque, const struct kb_event_attrs *attrs,
                        const struct kb_schema *schema, const uint8_t *payload, size_t len,
-                       char *errstr, size_t errstr_size)
+                       char *errstr, size_t errstr_size, char *detail, size_t detail_size)
 {
-    (void)schema, (void)payload, (void)len;
+    (void)schema, (void)payload, (void)len, (void)detail, (void)detail_size;
     struct renders *r = opaque;
     for (int i = 0; i < N_EVENTS; i++) {
         if (strcmp(attrs->id, event_ids[i]))

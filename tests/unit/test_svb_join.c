@@ -27,7 +27,7 @@ static uint8_t key[32];
 #define MOEDER_BSN "999996204"
 #define VADER_ANR "3647901080"
 #define VADER_BSN "999997105"
-#define ANDERE_ANR "1234567890"
+#define ANDERE_ANR "1013121783" /* fictitious; passes the A-nummer check the egress validates */
 #define ANDERE_BSN "999991048"
 #define SOPHIE "999995303"
 #define TWEEDE "999991012"
@@ -43,6 +43,11 @@ static const struct ouder moeder = {1, MOEDER_ANR, MOEDER_BSN, "Anna Maria", NUL
 static const struct ouder vader = {2, VADER_ANR, VADER_BSN, "Pieter Jan", "van", "Dijk"};
 static const struct ouder andere = {2, ANDERE_ANR, ANDERE_BSN, "Karel", NULL, "Smit"};
 
+/* Set by a test: how deliver() spoils the next payloads, and the reason
+ * kb_svb_handle() gave last. */
+static int corrupt_first_length; /* 1: the first string length becomes ~2^31 */
+static char last_errstr[256];
+
 /* Encode @p v of @p schema and hand it to kb_svb_handle() as event @p id. */
 static kb_err_t deliver(struct kb_svb *s, const struct kb_schema *schema, avro_value_t *v,
                         const char *id)
@@ -56,6 +61,22 @@ static kb_err_t deliver(struct kb_svb *s, const struct kb_schema *schema, avro_v
     snprintf(attrs.type, sizeof attrs.type, "%s", schema->type);
     kb_err_t err = kb_schema_encode(schema, v, &framed, &len, errstr, sizeof errstr);
     CHECK_INT(err, KB_OK);
+    if (!err && corrupt_first_length) {
+        /* A record starting with a string (kind-toegevoegd's ouder.aNummer):
+         * its one-byte length becomes the varint of 2^31 - 1, the kind of
+         * mutation that makes avro-c allocate gigabytes. */
+        static const uint8_t huge[5] = {0xfe, 0xff, 0xff, 0xff, 0x0f};
+        uint8_t *m = malloc(len + 4);
+        CHECK(m != NULL);
+        if (m) {
+            memcpy(m, framed, 5);
+            memcpy(m + 5, huge, 5);
+            memcpy(m + 10, framed + 6, len - 6);
+            free(framed);
+            framed = m;
+            len += 4;
+        }
+    }
     if (!err)
         err = kb_svb_handle(s, &attrs, schema, framed + 5, len - 5, errstr, sizeof errstr);
     if (err && err != KB_ERR_INVALID)
@@ -64,6 +85,7 @@ static kb_err_t deliver(struct kb_svb *s, const struct kb_schema *schema, avro_v
         /* the reason names a field or rule, never a value */
         CHECK(strstr(errstr, "99999") == NULL);
     }
+    snprintf(last_errstr, sizeof last_errstr, "%s", errstr);
     free(framed);
     return err;
 }
@@ -367,6 +389,38 @@ static void test_parents_and_rejects(void)
     cleanup(root);
 }
 
+/* Events the join can never use are refused (quarantined by the egress
+ * loop), never retried forever and never stored with a part missing. */
+static void test_unusable_events(void)
+{
+    char root[64], rec[KB_AKW01_LEN + 2];
+    struct kb_svb s;
+    fresh(&s, root, sizeof root);
+    /* A ce_id that is not UTF-8 cannot go into the JSON state file: before,
+     * json_pack's NULL was taken for out of memory and retried for ever. */
+    CHECK_INT(birth(&s, "b1-\xff\xfe", SOPHIE, "20240315", "6030", &moeder, &vader),
+              KB_ERR_INVALID);
+    CHECK(strstr(last_errstr, "not UTF-8") != NULL);
+    CHECK_INT(gv01(&s, "g1-\xc3", MOEDER_ANR, SOPHIE), KB_ERR_INVALID);
+    CHECK(strstr(last_errstr, "not UTF-8") != NULL);
+    /* A parent's name that is not UTF-8: before, that parent was silently
+     * left out of the stored birth (and the other one addressed). */
+    struct ouder kapot = moeder;
+    kapot.voornamen = "Anna\xff";
+    CHECK_INT(birth(&s, "b2", SOPHIE, "20240315", "6030", &kapot, &vader), KB_ERR_INVALID);
+    CHECK_INT(gv01(&s, "g2", VADER_ANR, SOPHIE), KB_OK);
+    CHECK_INT(records(&s, SOPHIE, NULL), 0);
+    /* A mutated length is caught by the validator before avro-c sees it. */
+    corrupt_first_length = 1;
+    CHECK_INT(gv01(&s, "g3", MOEDER_ANR, SOPHIE), KB_ERR_INVALID);
+    corrupt_first_length = 0;
+    CHECK(strstr(last_errstr, "payload fails schema 1002") != NULL);
+    /* the good events still join */
+    CHECK_INT(birth(&s, "b3", SOPHIE, "20240315", "6030", &moeder, &vader), KB_OK);
+    CHECK_INT(records(&s, SOPHIE, rec), 1);
+    cleanup(root);
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -383,6 +437,7 @@ int main(void)
     test_one_invitation_for_both_parents();
     test_later_children();
     test_parents_and_rejects();
+    test_unusable_events();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }
