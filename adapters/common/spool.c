@@ -95,9 +95,9 @@ kb_err_t kb_spool_open(struct kb_spool *sp, const char *dir, char *errstr, size_
 
 static int visible(const struct dirent *de)
 {
-    size_t l = strlen(de->d_name);
-    /* Dot files are in-flight writes; .reason files are our own notes. */
-    return de->d_name[0] != '.' && !(l > 7 && !strcmp(de->d_name + l - 7, ".reason"));
+    /* Dot files are in-flight writes. Every other name is the sender's,
+     * "x.reason" too: reasons are written to quarantine/, never to in/. */
+    return de->d_name[0] != '.';
 }
 
 /* Move in/@p name, which is no regular file (a symbolic link, a fifo, a
