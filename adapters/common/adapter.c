@@ -7,8 +7,10 @@
 
 #include "adapter.h"
 #include "adapter_metrics.h"
+#include "ketenbus/check.h"
 #include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
+#include "ketenbus/log.h"
 
 #ifndef KB_SCHEMA_DIR
 #define KB_SCHEMA_DIR "schemas"
@@ -139,6 +141,26 @@ void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size)
         out[0] = '\0'; /* no base: every ce_dataref is left out */
 }
 
+/* Whether @p s holds a run of exactly 9 digits that passes the BSN
+ * 11-proef or of exactly 10 that is a valid A-nummer: a sender may name
+ * its files after the person, and the name would then travel in a header. */
+static int may_hold_id(const char *s)
+{
+    for (const char *p = s; *p;) {
+        if (*p < '0' || *p > '9') {
+            p++;
+            continue;
+        }
+        size_t n = 0;
+        while (p[n] >= '0' && p[n] <= '9')
+            n++;
+        if ((n == 9 && kb_check_bsn(p, n)) || (n == 10 && kb_check_anummer(p, n)))
+            return 1;
+        p += n;
+    }
+    return 0;
+}
+
 int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragment, char *out,
                        size_t out_size)
 {
@@ -146,6 +168,13 @@ int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragm
     if (!out_size)
         return -1;
     out[0] = '\0';
+    if ((name && may_hold_id(name)) || (fragment && may_hold_id(fragment))) {
+        /* Headers carry no personal data; the payload's herkomst.sha256
+         * still names the archived bytes. The name is not logged either. */
+        KB_LOG_WARN("adapter", "file name may hold a BSN or A-nummer; ce_dataref left out", "%s",
+                    "");
+        return -1;
+    }
     /* the base is a URI already, copied as it is */
     size_t bl = strlen(done_uri);
     if (!bl || bl >= out_size)

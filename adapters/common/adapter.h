@@ -105,7 +105,10 @@ void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
  * not UTF-8, none of which may stand in a URI, and a ce_dataref that is not
  * a CloudEvents String would make the router dead-letter the event. 0, or
  * -1 with @p out "" when the URI does not fit @p out_size (at most
- * sizeof ce_dataref, so it is left out rather than cut).
+ * sizeof ce_dataref, so it is left out rather than cut), and when the name
+ * or fragment holds a run of exactly 9 digits passing the BSN 11-proef or
+ * of 10 forming a valid A-nummer: no personal data in headers (logged,
+ * without the name).
  */
 int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragment, char *out,
                        size_t out_size);

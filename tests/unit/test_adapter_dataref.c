@@ -5,7 +5,7 @@
  * choose, are percent-encoded, so the URI stays a URI and a CloudEvents
  * String whatever bytes the names hold (the router dead-letters an event
  * whose attribute is not UTF-8 text); a URI too long for the room given is
- * left out, never cut.
+ * left out, never cut, and so is one whose name may hold a BSN or A-nummer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +58,20 @@ int main(void)
     char out[512];
     kb_adapter_dataref(base, "gemeente-\xe9\x01.lo3", "x\xff", out, sizeof out);
     check_is_attribute(out);
+
+    /* a name that may hold a BSN (9 digits passing the 11-proef) or an
+     * A-nummer (10, valid) stays out of the header; other digit runs, a
+     * date or a failing 9-digit run, stay in */
+    strcpy(out, "stale");
+    CHECK_INT(kb_adapter_dataref(base, "aanvraag-999995303.akw02", NULL, out, sizeof out), -1);
+    CHECK_STR(out, "");
+    CHECK_INT(kb_adapter_dataref(base, "7194601014.lo3", NULL, out, sizeof out), -1);
+    CHECK_INT(kb_adapter_dataref(base, "levering.zip", "akte-999995303.xml", out, sizeof out),
+              -1);
+    expect(base, "20240318-123456780.lo3", NULL,
+           "file:///var/spool/kb/done/20240318-123456780.lo3");
+    expect(base, "x-9999953031.lo3", "regel=999995303000",
+           "file:///var/spool/kb/done/x-9999953031.lo3#regel=999995303000");
 
     /* too long for the room: left out, not cut in the middle of an escape */
     char name[200];
