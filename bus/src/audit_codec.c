@@ -65,16 +65,68 @@ static void put_bytes(struct kb__audit_buf *b, const void *p, size_t n)
     b->len += n;
 }
 
+static int utf8_ok(const uint8_t *s, size_t n);
+static size_t utf8_seq(const uint8_t *s, size_t n);
+
+/*
+ * Strings come from outside (ce_* headers, subscription files): the
+ * decoder refuses a string that is not UTF-8, so writing one verbatim
+ * would make a record that verify calls altered and on which
+ * kb_audit_resume refuses to extend the chain, forever. The record is
+ * written anyway (refusing it would leave the routing decision, even a
+ * dead letter's, without a record) with each byte that is not part of a
+ * valid UTF-8 sequence as "\xHH" and, in such a string only, each
+ * backslash as "\\", so the original bytes can be read back; the input
+ * message at the record's input position keeps them too. A valid string
+ * is written byte for byte, as before.
+ */
+static size_t escaped_len(const uint8_t *s, size_t n)
+{
+    size_t out = 0;
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(s + i, n - i);
+        out += k ? (s[i] == '\\' ? 2 : k) : 4;
+        i += k ? k : 1;
+    }
+    return out;
+}
+
 static void put_str(struct kb__audit_buf *b, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
-    put_long(b, (int64_t)n);
-    put_bytes(b, s, n);
+    const uint8_t *u = (const uint8_t *)s;
+    if (utf8_ok(u, n)) {
+        put_long(b, (int64_t)n);
+        put_bytes(b, s, n);
+        return;
+    }
+    static const char digits[] = "0123456789abcdef";
+    put_long(b, (int64_t)escaped_len(u, n));
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_seq(u + i, n - i);
+        if (!k) {
+            uint8_t *o = b->p + b->len;
+            o[0] = '\\';
+            o[1] = 'x';
+            o[2] = (uint8_t)digits[u[i] >> 4];
+            o[3] = (uint8_t)digits[u[i] & 15];
+            b->len += 4;
+            i++;
+        } else if (u[i] == '\\') {
+            b->p[b->len++] = '\\';
+            b->p[b->len++] = '\\';
+            i++;
+        } else {
+            put_bytes(b, u + i, k);
+            i += k;
+        }
+    }
 }
 
+/* Room for @p s in the worst case: every byte escaped to four. */
 static size_t str_room(const char *s)
 {
-    return (s ? strlen(s) : 0) + 10;
+    return 4 * (s ? strlen(s) : 0) + 10;
 }
 
 kb_err_t kb__audit_encode_record(struct kb__audit_buf *b, const struct kb_audit_decision *d,
@@ -206,42 +258,46 @@ static int get_int(struct rd *r, int32_t *out)
     return 0;
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates): JSON output must stay valid. */
+/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when the bytes
+ * there are not one. Strict: no overlongs, no surrogates, nothing above
+ * U+10FFFF (JSON output must stay valid). */
+static size_t utf8_seq(const uint8_t *s, size_t n)
+{
+    uint8_t c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t k;
+    uint32_t cp;
+    if (c >= 0xc2 && c <= 0xdf) {
+        k = 1;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        k = 2;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        k = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (k >= n)
+        return 0;
+    for (size_t j = 1; j <= k; j++) {
+        if ((s[j] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[j] & 0x3f);
+    }
+    if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return k + 1;
+}
+
 static int utf8_full(const uint8_t *s, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = utf8_seq(s + i, n - i)))
             return 0;
-        }
-        if (i + k >= n)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-            (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-            return 0;
-        i += k + 1;
-    }
     return 1;
 }
 

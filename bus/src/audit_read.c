@@ -39,6 +39,7 @@
 
 #include "audit_int.h"
 #include "ketenbus/clock.h"
+#include "ketenbus/event.h"
 #include "ketenbus/log.h"
 
 /* ---- scanning ------------------------------------------------------------ */
@@ -190,8 +191,9 @@ static void *scan_thread(void *opaque)
 }
 
 /* Called once the partitions are known, before any cb: lets the verifier
- * set up what its reader threads will use. Non-zero fails the scan. */
-typedef kb_err_t (*scan_prepare_fn)(void *opaque, int32_t n_partitions);
+ * set up what its reader threads will use, and learn where each partition
+ * starts (@p low[p]: its low watermark). Non-zero fails the scan. */
+typedef kb_err_t (*scan_prepare_fn)(void *opaque, int32_t n_partitions, const int64_t *low);
 
 /*
  * The scan behind kb_audit_scan and kb_audit_scan_parallel: one planning
@@ -219,6 +221,7 @@ static kb_err_t scan_topic(const struct kb_kafka_opts *kafka, const char *topic,
     struct scan_reader *readers = NULL;
     int n_readers = 0;
     char *dealt = NULL;
+    int64_t *low = NULL; /* low watermark by partition, for prepare */
     rd_kafka_topic_partition_list_t *tp = NULL;
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
@@ -233,8 +236,9 @@ static kb_err_t scan_topic(const struct kb_kafka_opts *kafka, const char *topic,
     int np = s.np = md->topics[0].partition_cnt;
     s.end = calloc((size_t)np + 1, sizeof *s.end);
     s.done = calloc((size_t)np + 1, sizeof *s.done);
+    low = calloc((size_t)np + 1, sizeof *low);
     tp = rd_kafka_topic_partition_list_new(np);
-    if (!s.end || !s.done || !tp) {
+    if (!s.end || !s.done || !low || !tp) {
         err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out_destroy;
     }
@@ -260,8 +264,11 @@ static kb_err_t scan_topic(const struct kb_kafka_opts *kafka, const char *topic,
              tries++)
             usleep(250000); /* a new topic's leader may still be elected */
         if (werr) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "watermarks: %s",
-                             rd_kafka_err2str(werr));
+            /* Fail closed: without the low watermark nobody can tell
+             * whether the partition's head was deleted. */
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                             "cannot read the watermarks of %s [%" PRId32 "]: %s", topic,
+                             p->partition, rd_kafka_err2str(werr));
             goto out_destroy;
         }
         if (from_ms <= 0)
@@ -269,13 +276,14 @@ static kb_err_t scan_topic(const struct kb_kafka_opts *kafka, const char *topic,
         if (p->partition < 0 || p->partition > np)
             continue;
         s.end[p->partition] = hi;
+        low[p->partition] = lo;
         /* offset -1 after offsets_for_times: nothing at or after from_ms. */
         if (p->offset < 0 || p->offset >= hi || lo == hi)
             s.done[p->partition] = 1;
         else
             active++;
     }
-    if (prepare && (err = prepare(opaque, np))) {
+    if (prepare && (err = prepare(opaque, np, low))) {
         kb_err_set(err, errstr, errstr_size, "audit scan: %s", kb_err_str(err));
         goto out_destroy;
     }
@@ -363,6 +371,7 @@ out_destroy:
         rd_kafka_topic_partition_list_destroy(tp);
     free(s.end);
     free(s.done);
+    free(low);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return err;
@@ -399,8 +408,13 @@ static int str_eq(struct kb_audit_str s, const char *c)
 
 int kb_audit_filter_match(const struct kb_audit_filter *f, const struct kb_audit_record *rec)
 {
-    if (f->subject && !str_eq(rec->subject, f->subject))
-        return 0;
+    if (f->subject || f->n_subjects) {
+        int any = f->subject && str_eq(rec->subject, f->subject);
+        for (size_t i = 0; !any && i < f->n_subjects; i++)
+            any = str_eq(rec->subject, f->subjects[i]);
+        if (!any)
+            return 0;
+    }
     if (f->event_type && !str_eq(rec->event_type, f->event_type))
         return 0;
     if (f->outcome >= 0 && rec->outcome != f->outcome)
@@ -419,6 +433,36 @@ int kb_audit_filter_match(const struct kb_audit_filter *f, const struct kb_audit
         return 0;
     }
     return 1;
+}
+
+kb_err_t kb_audit_person_ids(const uint8_t *key, size_t key_len, const char *bsn,
+                             const char *anummer, struct kb_audit_person_id out[2], size_t *n,
+                             char *errstr, size_t errstr_size)
+{
+    /* The domains are the ones adapters/gba/gba_events.c passes to
+     * kb_event_pseudonym (finish(..., "bsn"/"anummer", ...)). */
+    const struct {
+        const char *id, *kind, *label;
+        size_t digits;
+    } ids[] = {{bsn, "bsn", "BSN", 9}, {anummer, "anummer", "A-nummer", 10}};
+    *n = 0;
+    if (!bsn && !anummer)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "give --bsn, --anummer or both");
+    for (size_t i = 0; i < 2; i++) {
+        if (!ids[i].id)
+            continue;
+        if (strlen(ids[i].id) != ids[i].digits || strspn(ids[i].id, "0123456789") != ids[i].digits)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "--%s must be %zu digits",
+                              ids[i].kind, ids[i].digits); /* the value is not echoed */
+        kb_err_t err = kb_event_pseudonym(key, key_len, ids[i].kind, ids[i].id, out[*n].pseudonym);
+        if (err)
+            return kb_err_set(err, errstr, errstr_size, "cannot derive the pseudonym (%s)",
+                              kb_err_str(err));
+        out[*n].kind = ids[i].kind;
+        out[*n].label = ids[i].label;
+        (*n)++;
+    }
+    return KB_OK;
 }
 
 struct query_ctx {
@@ -454,10 +498,23 @@ kb_err_t kb_audit_query(const struct kb_kafka_opts *kafka, const char *topic,
 
 /* ---- verifier ------------------------------------------------------------ */
 
+/* A range of sequence numbers still missing from a chain. A gap that a
+ * late record splits keeps its one problem (its report): the numbers that
+ * never show up stay MISSING; only when all of them showed up does the
+ * problem become REORDERED. */
 struct gap {
-    uint64_t lo, hi;  /* missing sequence range */
-    size_t problem;   /* index of its problem (MISSING until resolved) */
-    int resolved;
+    uint64_t lo, hi; /* still missing, lo <= hi */
+    size_t report;   /* index into vchain.reports */
+};
+
+/* One sequence jump as first seen, and what showed up of it since. */
+struct gap_report {
+    size_t problem;      /* index of its problem in the verifier's list */
+    uint64_t lo, hi;     /* the range missing when the jump was seen */
+    uint64_t open;       /* gaps (ranges) of it still missing */
+    uint64_t late;       /* records of it that showed up later */
+    uint64_t late_seq;   /* the last of those ... */
+    int64_t late_offset; /* ... and its audit offset */
 };
 
 struct vchain {
@@ -469,8 +526,11 @@ struct vchain {
     int started;
     uint64_t head_seq;
     uint8_t head[KB_AUDIT_HASH_LEN];
-    struct gap *gaps;
+    struct gap *gaps; /* in sequence order */
     size_t n_gaps;
+    struct gap_report *reports;
+    size_t n_reports;
+    int64_t last_offset; /* audit offset of the head record */
 };
 
 /* The chains read from one audit partition and their counts. */
@@ -544,6 +604,7 @@ static void lane_free(struct vlane *l)
         return;
     for (size_t i = 0; i < l->n_chains; i++) {
         free(l->chains[i]->gaps);
+        free(l->chains[i]->reports);
         free(l->chains[i]->topic);
         free(l->chains[i]);
     }
@@ -751,6 +812,83 @@ static struct vchain *vchain_get(kb_audit_verifier_t *v, struct vlane *l,
 
 static const uint8_t zero_hash[KB_AUDIT_HASH_LEN];
 
+/* Record @p seq of gap @p gi showed up late (at audit offset @p offset):
+ * take it out of the gap, splitting the gap when it sat inside. */
+static int gap_fill(struct vchain *c, size_t gi, uint64_t seq, int64_t offset)
+{
+    struct gap *g = &c->gaps[gi];
+    struct gap_report *r = &c->reports[g->report];
+    r->late++;
+    r->late_seq = seq;
+    r->late_offset = offset;
+    if (g->lo == g->hi) {
+        memmove(g, g + 1, (c->n_gaps - gi - 1) * sizeof *g);
+        c->n_gaps--;
+        r->open--;
+    } else if (seq == g->lo) {
+        g->lo++;
+    } else if (seq == g->hi) {
+        g->hi--;
+    } else {
+        struct gap *ng = realloc(c->gaps, (c->n_gaps + 1) * sizeof *ng);
+        if (!ng)
+            return -1;
+        c->gaps = ng;
+        g = &c->gaps[gi];
+        memmove(g + 2, g + 1, (c->n_gaps - gi - 1) * sizeof *g);
+        g[1] = (struct gap){seq + 1, g->hi, g->report};
+        g->hi = seq - 1;
+        c->n_gaps++;
+        r->open++;
+    }
+    return 0;
+}
+
+/* Rewrite the problem of gap report @p ri after a late record: MISSING,
+ * naming the ranges still missing, while any are; REORDERED once every
+ * record of the jump showed up. */
+static void gap_report_text(kb_audit_verifier_t *v, const struct vchain *c, size_t ri)
+{
+    const struct gap_report *r = &c->reports[ri];
+    char ranges[200];
+    size_t k = 0;
+    ranges[0] = '\0';
+    for (size_t i = 0; i < c->n_gaps && k < sizeof ranges; i++) {
+        const struct gap *g = &c->gaps[i];
+        if (g->report != ri)
+            continue;
+        int w = g->lo == g->hi
+                    ? snprintf(ranges + k, sizeof ranges - k, "%s%" PRIu64, k ? ", " : "", g->lo)
+                    : snprintf(ranges + k, sizeof ranges - k, "%s%" PRIu64 "..%" PRIu64,
+                               k ? ", " : "", g->lo, g->hi);
+        k = w < 0 ? sizeof ranges : k + (size_t)w;
+    }
+    pthread_mutex_lock(&v->lock); /* another lane may be moving the list */
+    struct kb_audit_problem *pr = &v->problems[r->problem];
+    if (!r->open) {
+        pr->kind = KB_AUDIT_REORDERED;
+        if (r->lo == r->hi)
+            snprintf(pr->what, sizeof pr->what,
+                     "records out of order: seq %" PRIu64 " (at offset %" PRId64
+                     ") stands after a later record (seq %" PRIu64 " onwards)",
+                     r->late_seq, r->late_offset, r->hi + 1);
+        else
+            snprintf(pr->what, sizeof pr->what,
+                     "records out of order: seq %" PRIu64 "..%" PRIu64
+                     " stand after a later record (seq %" PRIu64
+                     " onwards); the last of them, seq %" PRIu64 ", at offset %" PRId64,
+                     r->lo, r->hi, r->hi + 1, r->late_seq, r->late_offset);
+    } else {
+        pr->kind = KB_AUDIT_MISSING;
+        snprintf(pr->what, sizeof pr->what,
+                 "seq %s missing before this record (seq %" PRIu64 "); of seq %" PRIu64 "..%" PRIu64
+                 ", %" PRIu64 " showed up later, out of order (the last, seq %" PRIu64
+                 ", at offset %" PRId64 ")",
+                 ranges, r->hi + 1, r->lo, r->hi, r->late, r->late_seq, r->late_offset);
+    }
+    pthread_mutex_unlock(&v->lock);
+}
+
 static void feed_record(kb_audit_verifier_t *v, struct vlane *l, int64_t offset,
                         const void *key, size_t key_len, const void *value, size_t len)
 {
@@ -809,36 +947,35 @@ static void feed_record(kb_audit_verifier_t *v, struct vlane *l, int64_t offset,
         struct gap *ng = realloc(c->gaps, (c->n_gaps + 1) * sizeof *ng);
         if (ng)
             c->gaps = ng;
+        struct gap_report *nr = realloc(c->reports, (c->n_reports + 1) * sizeof *nr);
+        if (nr)
+            c->reports = nr;
         size_t pi = problem(v, l, KB_AUDIT_MISSING, offset, name,
                             "seq %" PRIu64 "..%" PRIu64 " missing before this record (seq %" PRIu64
                             ")",
                             c->head_seq + 1, rec.sequence - 1, rec.sequence);
-        if (!ng || pi == (size_t)-1) {
+        if (!ng || !nr || pi == (size_t)-1) {
             l->nomem = 1;
         } else {
-            ng[c->n_gaps].lo = c->head_seq + 1;
-            ng[c->n_gaps].hi = rec.sequence - 1;
-            ng[c->n_gaps].problem = pi;
-            ng[c->n_gaps].resolved = 0;
+            nr[c->n_reports] =
+                (struct gap_report){pi, c->head_seq + 1, rec.sequence - 1, 1, 0, 0, -1};
+            ng[c->n_gaps] = (struct gap){c->head_seq + 1, rec.sequence - 1, c->n_reports};
+            c->n_reports++;
             c->n_gaps++;
         }
     } else {
         /* At or below the head: a record that belongs earlier. */
-        struct gap *g = NULL;
-        for (size_t i = 0; i < c->n_gaps && !g; i++)
-            if (rec.sequence >= c->gaps[i].lo && rec.sequence <= c->gaps[i].hi)
-                g = &c->gaps[i];
-        if (g && !g->resolved) {
-            pthread_mutex_lock(&v->lock); /* another lane may be moving the list */
-            struct kb_audit_problem *pr = &v->problems[g->problem];
-            pr->kind = KB_AUDIT_REORDERED;
-            snprintf(pr->what, sizeof pr->what,
-                     "records out of order: seq %" PRIu64 " (at offset %" PRId64
-                     ") stands after a later record (seq %" PRIu64 " onwards)",
-                     rec.sequence, offset, g->hi + 1);
-            pthread_mutex_unlock(&v->lock);
-            g->resolved = 1;
-        } else if (!g) {
+        size_t gi = 0;
+        while (gi < c->n_gaps &&
+               !(rec.sequence >= c->gaps[gi].lo && rec.sequence <= c->gaps[gi].hi))
+            gi++;
+        if (gi < c->n_gaps) {
+            size_t ri = c->gaps[gi].report;
+            if (gap_fill(c, gi, rec.sequence, offset))
+                l->nomem = 1;
+            else
+                gap_report_text(v, c, ri);
+        } else {
             problem(v, l, KB_AUDIT_REORDERED, offset, name,
                     "record seq %" PRIu64 " after seq %" PRIu64 " (duplicated or out of order)",
                     rec.sequence, c->head_seq);
@@ -846,6 +983,7 @@ static void feed_record(kb_audit_verifier_t *v, struct vlane *l, int64_t offset,
         return; /* the head stays where it is */
     }
     c->head_seq = rec.sequence;
+    c->last_offset = offset;
     memcpy(c->head, rec.record_hash, KB_AUDIT_HASH_LEN);
     c->sum.last_seq = rec.sequence;
     c->sum.unsigned_tail++;
@@ -979,8 +1117,42 @@ static int sum_cmp(const void *a, const void *b)
     return 0;
 }
 
+/*
+ * The router commits its input offsets in the transaction that writes the
+ * audit records of the messages before them, so a chain must reach the
+ * input offset below its partition's committed offset. One that ends
+ * earlier lost its tail: a tail cut off together with the checkpoints
+ * covering it leaves a chain that is valid as far as it goes, and only
+ * this comparison shows it.
+ */
+static void check_committed(kb_audit_verifier_t *v)
+{
+    if (!v->opts.input_committed)
+        return;
+    for (size_t i = 0; i <= v->n_lanes; i++) {
+        struct vlane *l = lane_at(v, i);
+        for (size_t k = 0; l && k < l->n_chains; k++) {
+            struct vchain *c = l->chains[k];
+            if (!c->started)
+                continue;
+            int64_t committed =
+                v->opts.input_committed(v->opts.opaque, c->sum.input_topic, c->sum.input_partition);
+            if (committed > 0 && c->sum.max_input_offset + 1 < committed)
+                problem(v, l, KB_AUDIT_MISSING, c->last_offset, c->sum.chain,
+                        "chain ends at input offset %" PRId64 " (seq %" PRIu64
+                        ") but the router has committed %s [%" PRId32 "] up to offset %" PRId64
+                        ": the records of input offsets %" PRId64 "..%" PRId64
+                        " are gone (the chain's tail was cut off)",
+                        c->sum.max_input_offset, c->head_seq, c->sum.input_topic,
+                        c->sum.input_partition, committed, c->sum.max_input_offset + 1,
+                        committed - 1);
+        }
+    }
+}
+
 void kb_audit_verifier_finish(kb_audit_verifier_t *v)
 {
+    check_committed(v);
     /* Problems: by audit partition, then in the order the partition's
      * messages raised them (its offset order). */
     if (v->n_problems > 1) {
@@ -1075,9 +1247,31 @@ kb_err_t kb__audit_verifier_lanes(kb_audit_verifier_t *v, int32_t n_partitions)
     return KB_OK;
 }
 
-static kb_err_t verify_prepare(void *opaque, int32_t n_partitions)
+static kb_err_t verify_prepare(void *opaque, int32_t n_partitions, const int64_t *low)
 {
-    return kb__audit_verifier_lanes(opaque, n_partitions);
+    kb_err_t err = kb__audit_verifier_lanes(opaque, n_partitions);
+    for (int32_t p = 0; !err && p < n_partitions; p++)
+        err = kb_audit_verifier_partition_start(opaque, p, low[p]);
+    return err;
+}
+
+kb_err_t kb_audit_verifier_partition_start(kb_audit_verifier_t *v, int32_t partition, int64_t low)
+{
+    struct vlane *l = lane_get(v, partition);
+    if (!l) {
+        v->nomem = 1;
+        return KB_ERR_NOMEM;
+    }
+    /* The audit topic never expires records (retention.ms=-1), so a log
+     * start above 0 means someone deleted its head (DeleteRecords): the
+     * chains' first records are gone with whatever they said. */
+    if (v->opts.from_start && low > 0)
+        problem(v, l, KB_AUDIT_MISSING, low, "",
+                "audit partition %" PRId32 " starts at offset %" PRId64
+                ": the messages before it were deleted (the audit topic never expires any); "
+                "verify --from T checks what is left",
+                partition, low);
+    return l->nomem ? KB_ERR_NOMEM : KB_OK;
 }
 
 static int verify_feed(void *opaque, int32_t partition, int64_t offset, int64_t ts,
@@ -1123,19 +1317,7 @@ int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partiti
 
 int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int ok = 0;
-    if (!rd_kafka_metadata(rk, 0, rkt, &md, 10000)) {
-        ok = md->topic_cnt == 1 && !md->topics[0].err;
-        for (int p = 0; ok && p < md->topics[0].partition_cnt; p++) {
-            int64_t lo = -1, hi = -1;
-            ok = !rd_kafka_query_watermark_offsets(rk, topic, md->topics[0].partitions[p].id,
-                                                   &lo, &hi, 10000) &&
-                 lo == 0;
-        }
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
-    return ok;
+    (void)rk;
+    (void)topic;
+    return 1; /* see audit.h: the rule holds for any whole-trail read */
 }

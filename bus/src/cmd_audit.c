@@ -29,14 +29,22 @@ static const char usage[] =
     "  keygen --private FILE --public FILE\n"
     "      new Ed25519 key pair for signing checkpoints (private key 0600, never overwritten)\n"
     "  verify --public-key FILE [--public-key FILE...] [--from T] [--to T] [--threads N]\n"
+    "         [--router-group ID]\n"
     "      prove every chain complete and unaltered and every checkpoint validly signed;\n"
     "      names audit partition, offset and what is wrong; reports records whose input\n"
-    "      events are gone from kb.in.* (retention). Exit 0 intact, 1 problems found.\n"
-    "      Audit partitions are read and checked on N threads (default: one per CPU);\n"
-    "      the verdict is the same for any N.\n"
-    "  subject --bsn N --subject-key-file FILE [--from T] [--to T] [--format text|json]\n"
+    "      events are gone from kb.in.* (retention). Exit 0 intact, 1 problems found,\n"
+    "      2 could not check (e.g. a watermark or committed offset that cannot be read).\n"
+    "      Without --from every chain must start at seq 0 and every audit partition at\n"
+    "      offset 0 (a deleted head is a problem). Without --to every chain must reach\n"
+    "      the input offset the router group (default <prefix>-route; \"-\": skip the\n"
+    "      check) had committed. Audit partitions are read and checked on N threads\n"
+    "      (default: one per CPU); the verdict is the same for any N.\n"
+    "  subject --bsn N|--anummer N [--bsn N --anummer N] --subject-key-file FILE\n"
+    "          [--from T] [--to T] [--format text|json]\n"
     "      right-of-access report: every delivery of this person's data (when, to whom,\n"
-    "      for which purpose, which fields). The BSN is keyed-hashed before searching.\n"
+    "      for which purpose, which fields). GBA events are keyed by the BSN (births)\n"
+    "      or the A-nummer (most others): give both for a complete report; the report\n"
+    "      says which identifiers were searched. Each is keyed-hashed before searching.\n"
     "  export --format ldv [--from T] [--to T] [--activity-base URI]\n"
     "      JSON lines in the shape of the Logboek Dataverwerkingen standard\n"
     "\n"
@@ -60,6 +68,8 @@ enum {
     OPT_KCONF,
     OPT_BASE,
     OPT_THREADS,
+    OPT_ANR,
+    OPT_RGROUP,
 };
 
 struct audit_args {
@@ -70,6 +80,8 @@ struct audit_args {
     size_t n_pubkeys;
     int64_t from_ms, to_ms;
     const char *bsn, *subject_key_file, *format, *activity_base;
+    const char *anummer;      /* subject: the person's A-nummer (GBA keys most events by it) */
+    const char *router_group; /* verify: group whose committed offsets the chains must reach */
     int threads; /* verify: reader threads; 0 = one per CPU */
 };
 
@@ -141,11 +153,79 @@ static int run_keygen(struct audit_args *a)
 struct verify_ctx {
     kb_audit_verifier_t *v;
     rd_kafka_t *rk;    /* for input watermarks */
+    rd_kafka_topic_partition_list_t *committed; /* router group's offsets before the scan */
 };
 
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
     return kb_audit_input_low_of(((struct verify_ctx *)opaque)->rk, topic, partition);
+}
+
+static int64_t input_committed(void *opaque, const char *topic, int32_t partition)
+{
+    const rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
+        ((struct verify_ctx *)opaque)->committed, topic, partition);
+    return p && !p->err && p->offset >= 0 ? p->offset : -1;
+}
+
+/*
+ * The router group's committed offsets of every <prefix>.in.* partition,
+ * read before the scan: the router commits an offset in the transaction
+ * that writes the audit records below it, so every chain read afterwards
+ * must reach it. Offsets committed while the scan runs are newer than the
+ * trail it reads, so they are not asked for. read_committed makes
+ * librdkafka ask for stable offsets (none of an open transaction). Any
+ * failure fails the run: the check must not pass by not running.
+ */
+static kb_err_t committed_snapshot(const struct audit_args *a, const char *group,
+                                   rd_kafka_topic_partition_list_t **out, char *errstr,
+                                   size_t errstr_size)
+{
+    char prefix[256];
+    kb_topic_name(prefix, sizeof prefix, "in.");
+    rd_kafka_t *rk = kb_kafka_scanner_new(&a->kafka, group, errstr, errstr_size);
+    if (!rk)
+        return KB_ERR_KAFKA;
+    const struct rd_kafka_metadata *md = NULL;
+    kb_err_t err = KB_OK;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 1, NULL, &md, 10000);
+    if (rerr) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                         "cannot list the input topics for the tail check: %s",
+                         rd_kafka_err2str(rerr));
+        goto out;
+    }
+    for (int t = 0; t < md->topic_cnt; t++)
+        if (!strncmp(md->topics[t].topic, prefix, strlen(prefix)) && !md->topics[t].err)
+            for (int p = 0; p < md->topics[t].partition_cnt; p++)
+                rd_kafka_topic_partition_list_add(parts, md->topics[t].topic,
+                                                  md->topics[t].partitions[p].id);
+    if (parts->cnt && (rerr = rd_kafka_committed(rk, parts, 10000))) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                         "cannot read the committed offsets of group %s for the tail "
+                         "check: %s",
+                         group, rd_kafka_err2str(rerr));
+        goto out;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].err) {
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                             "cannot read the committed offset of group %s on %s [%" PRId32
+                             "] for the tail check: %s",
+                             group, parts->elems[i].topic, parts->elems[i].partition,
+                             rd_kafka_err2str(parts->elems[i].err));
+            goto out;
+        }
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    if (err)
+        rd_kafka_topic_partition_list_destroy(parts);
+    else
+        *out = parts;
+    return err;
 }
 
 static int run_verify(struct audit_args *a)
@@ -170,14 +250,32 @@ static int run_verify(struct audit_args *a)
         fprintf(stderr, "error: %s\n", errstr);
         return 2;
     }
+    /* Without --from the whole trail is read: every chain starts at seq 0
+     * and every audit partition at offset 0 (kb_audit_verify_scan reports
+     * a partition whose head was deleted, and fails on a watermark it
+     * cannot read). The low watermark never relaxes the rule. */
     struct kb_audit_verify_opts vo = {
         .public_key_files = a->pubkeys,
         .n_public_keys = a->n_pubkeys,
-        .from_start = a->from_ms <= 0 && kb_audit_topic_from_start(vc.rk, topic),
+        .from_start = a->from_ms <= 0,
         .input_low = input_low,
         .opaque = &vc,
     };
     int rc = 2;
+    char group_buf[200];
+    const char *group = a->router_group;
+    if (!group) {
+        snprintf(group_buf, sizeof group_buf, "%s-route", kb_topic_prefix());
+        group = group_buf;
+    }
+    /* The tail check needs the trail read to its end. */
+    if (!a->to_ms && strcmp(group, "-")) {
+        if (committed_snapshot(a, group, &vc.committed, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: %s\n", errstr);
+            goto out_rk;
+        }
+        vo.input_committed = input_committed;
+    }
     vc.v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
     if (!vc.v) {
         fprintf(stderr, "error: %s\n", errstr);
@@ -225,11 +323,21 @@ static int run_verify(struct audit_args *a)
                    ch[i].chain, ch[i].gone, ch[i].input_topic, ch[i].input_partition,
                    ch[i].input_low);
     }
+    if (vc.committed)
+        printf("tail check: each chain against the offsets group %s had committed on %d input "
+               "partitions\n",
+               group, vc.committed->cnt);
+    else
+        printf("tail check: not run (%s): a chain's tail cut off with its checkpoints "
+               "goes unseen\n",
+               a->to_ms ? "--to" : "--router-group -");
     printf("result: %s\n", n_problems ? "FAILED" : "OK");
     rc = n_problems ? 1 : 0;
 out_v:
     kb_audit_verifier_destroy(vc.v);
 out_rk:
+    if (vc.committed)
+        rd_kafka_topic_partition_list_destroy(vc.committed);
     rd_kafka_destroy(vc.rk);
     return rc;
 }
@@ -241,7 +349,20 @@ struct subject_ctx {
     json_t *deliveries;  /* json mode */
     uint64_t events;     /* decisions about the subject */
     uint64_t deliveries_n;
+    const struct kb_audit_person_id *ids; /* the identifiers searched */
+    size_t n_ids;
 };
+
+/* Which of the searched identifiers a record is keyed by. */
+static const struct kb_audit_person_id *id_of(const struct subject_ctx *sc,
+                                              const struct kb_audit_record *rec)
+{
+    for (size_t i = 0; i < sc->n_ids; i++)
+        if (rec->subject.len == strlen(sc->ids[i].pseudonym) &&
+            !memcmp(rec->subject.ptr, sc->ids[i].pseudonym, rec->subject.len))
+            return &sc->ids[i];
+    return NULL;
+}
 
 static int subject_one(void *opaque, const struct kb_audit_record *rec, int32_t partition,
                        int64_t offset)
@@ -254,6 +375,7 @@ static int subject_one(void *opaque, const struct kb_audit_record *rec, int32_t 
     kb_event_time(rec->recorded_at, when);
     str_copy(type, sizeof type, rec->event_type);
     str_copy(id, sizeof id, rec->event_id);
+    const struct kb_audit_person_id *pid = id_of(sc, rec);
     struct kb_audit_iter it, fit;
     struct kb_audit_rcpt_view rv;
     struct kb_audit_str f;
@@ -274,11 +396,12 @@ static int subject_one(void *opaque, const struct kb_audit_record *rec, int32_t 
             json_object_set_new(d, "eventType", json_string(type));
             json_object_set_new(d, "eventId", json_string(id));
             json_object_set_new(d, "outcome", json_string(kb_audit_outcome_name(rec->outcome)));
+            json_object_set_new(d, "identifier", json_string(pid ? pid->kind : "?"));
             json_array_append_new(sc->deliveries, d);
         } else {
-            printf("%s  %.*s  purpose=%.*s  %s  event=%s  fields=", when,
-                   (int)rv.subscriber.len, rv.subscriber.ptr, (int)rv.purpose.len,
-                   rv.purpose.ptr, type, id);
+            printf("%s  %.*s  purpose=%.*s  %s  event=%s  by=%s  fields=", when,
+                   (int)rv.subscriber.len, rv.subscriber.ptr, (int)rv.purpose.len, rv.purpose.ptr,
+                   type, id, pid ? pid->kind : "?");
             kb_audit_field_iter(&rv, &fit);
             for (int first = 1; kb_audit_field_next(&fit, &f); first = 0)
                 printf("%s%.*s", first ? "" : ",", (int)f.len, f.ptr);
@@ -290,12 +413,9 @@ static int subject_one(void *opaque, const struct kb_audit_record *rec, int32_t 
 
 static int run_subject(struct audit_args *a)
 {
-    if (!a->bsn || !a->subject_key_file) {
-        fprintf(stderr, "error: subject needs --bsn N and --subject-key-file FILE\n");
-        return 2;
-    }
-    if (strlen(a->bsn) != 9 || strspn(a->bsn, "0123456789") != 9) {
-        fprintf(stderr, "error: --bsn must be 9 digits\n"); /* the value is not echoed */
+    if ((!a->bsn && !a->anummer) || !a->subject_key_file) {
+        fprintf(stderr, "error: subject needs --bsn N and/or --anummer N, and "
+                        "--subject-key-file FILE\n");
         return 2;
     }
     int json = a->format && !strcmp(a->format, "json");
@@ -303,26 +423,52 @@ static int run_subject(struct audit_args *a)
         fprintf(stderr, "error: --format is text or json\n");
         return 2;
     }
-    char errstr[512], pseudo[KB_PSEUDONYM_LEN + 1];
+    char errstr[512];
     uint8_t *key = NULL;
-    size_t key_len = 0;
+    size_t key_len = 0, n_ids = 0;
+    struct kb_audit_person_id ids[2];
     if (kb_event_key_load(a->subject_key_file, &key, &key_len, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         return 2;
     }
-    kb_err_t err = kb_event_pseudonym(key, key_len, "bsn", a->bsn, pseudo);
+    kb_err_t err =
+        kb_audit_person_ids(key, key_len, a->bsn, a->anummer, ids, &n_ids, errstr, sizeof errstr);
     free(key);
     if (err) {
-        fprintf(stderr, "error: cannot derive the pseudonym (%s)\n", kb_err_str(err));
+        fprintf(stderr, "error: %s\n", errstr);
         return 2;
     }
-    struct subject_ctx sc = {.json = json};
-    if (json)
+    /* Say what was searched: a report by one identifier alone misses the
+     * events keyed by the other, and the reader must be able to tell. */
+    char searched[64] = "", missing[64] = "";
+    const char *subjects[2];
+    for (size_t i = 0; i < n_ids; i++) {
+        subjects[i] = ids[i].pseudonym;
+        snprintf(searched + strlen(searched), sizeof searched - strlen(searched), "%s%s",
+                 i ? " and " : "", ids[i].label);
+    }
+    if (!a->bsn)
+        snprintf(missing, sizeof missing, "BSN");
+    else if (!a->anummer)
+        snprintf(missing, sizeof missing, "A-nummer");
+    struct subject_ctx sc = {.json = json, .ids = ids, .n_ids = n_ids};
+    if (json) {
         sc.deliveries = json_array();
-    else
-        printf("access report for subject %s (pseudonym; the BSN itself is not stored)\n",
-               pseudo);
-    struct kb_audit_filter f = {.subject = pseudo, .outcome = -1, .from_ms = a->from_ms,
+    } else {
+        printf("access report searched by %s (keyed-hashed; the identifiers themselves are "
+               "not stored)\n",
+               searched);
+        for (size_t i = 0; i < n_ids; i++)
+            printf("  %s pseudonym %s\n", ids[i].label, ids[i].pseudonym);
+        if (missing[0])
+            printf("  not searched: events keyed by the %s (GBA keys births by the BSN and "
+                   "most other events by the A-nummer): give --%s too\n",
+                   missing, a->bsn ? "anummer" : "bsn");
+    }
+    struct kb_audit_filter f = {.subjects = subjects,
+                                .n_subjects = n_ids,
+                                .outcome = -1,
+                                .from_ms = a->from_ms,
                                 .to_ms = a->to_ms};
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -334,8 +480,16 @@ static int run_subject(struct audit_args *a)
         return 1;
     }
     if (json) {
-        json_t *root = json_object();
-        json_object_set_new(root, "subject", json_string(pseudo));
+        json_t *root = json_object(), *by = json_array(), *not_searched = json_array();
+        for (size_t i = 0; i < n_ids; i++)
+            json_array_append_new(by, json_pack("{s:s, s:s}", "identifier", ids[i].kind,
+                                                "pseudonym", ids[i].pseudonym));
+        if (missing[0])
+            json_array_append_new(not_searched, json_string(a->bsn ? "anummer" : "bsn"));
+        /* "subject": the first pseudonym, as before there were two */
+        json_object_set_new(root, "subject", json_string(ids[0].pseudonym));
+        json_object_set_new(root, "searched", by);
+        json_object_set_new(root, "not_searched", not_searched);
         json_object_set_new(root, "events", json_integer((json_int_t)sc.events));
         json_object_set_new(root, "deliveries", sc.deliveries);
         char *text = json_dumps(root, JSON_INDENT(2));
@@ -509,6 +663,8 @@ int kb_cmd_audit(int argc, char **argv)
         {"from", required_argument, NULL, OPT_FROM},
         {"to", required_argument, NULL, OPT_TO},
         {"bsn", required_argument, NULL, OPT_BSN},
+        {"anummer", required_argument, NULL, OPT_ANR},
+        {"router-group", required_argument, NULL, OPT_RGROUP},
         {"subject-key-file", required_argument, NULL, OPT_SKEY},
         {"format", required_argument, NULL, OPT_FORMAT},
         {"topic", required_argument, NULL, OPT_TOPIC},
@@ -552,6 +708,8 @@ int kb_cmd_audit(int argc, char **argv)
             break;
         }
         case OPT_BSN: a.bsn = optarg; break;
+        case OPT_ANR: a.anummer = optarg; break;
+        case OPT_RGROUP: a.router_group = optarg; break;
         case OPT_SKEY: a.subject_key_file = optarg; break;
         case OPT_FORMAT: a.format = optarg; break;
         case OPT_TOPIC: a.topic = optarg; break;

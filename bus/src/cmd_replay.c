@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "ketenbus/audit.h"
 #include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
@@ -50,7 +51,9 @@ static const char usage[] =
     "  --schemas DIR                schema folder (default: the installed schemas)\n"
     "  --since TIME, --until TIME   deliveries recorded in this window (RFC 3339 UTC,\n"
     "                               a date, or ms since 1970)\n"
-    "  --bsn N                      only this person's events (keyed-hashed first)\n"
+    "  --bsn N, --anummer N         only this person's events (keyed-hashed first);\n"
+    "                               GBA keys births by the BSN and most other events\n"
+    "                               by the A-nummer: give both to cover them all\n"
     "  --subject PSEUDONYM          only this subject pseudonym (ce_subject)\n"
     "  --type TYPE                  only this event type\n"
     "  --rate N                     at most N events per second (0.01 to 1000000)\n"
@@ -68,7 +71,7 @@ static const char usage[] =
 
 enum {
     OPT_SUB = 1000, OPT_REASON, OPT_OPERATOR, OPT_SUBS, OPT_KEY, OPT_SCHEMAS, OPT_SINCE,
-    OPT_UNTIL, OPT_BSN, OPT_SUBJECT, OPT_TYPE, OPT_RATE, OPT_DRY, OPT_AKEY, OPT_ATOPIC,
+    OPT_UNTIL, OPT_BSN, OPT_ANR, OPT_SUBJECT, OPT_TYPE, OPT_RATE, OPT_DRY, OPT_AKEY, OPT_ATOPIC,
     OPT_BATCH, OPT_PROGRESS, OPT_NOPROGRESS, OPT_KCONF
 };
 
@@ -124,6 +127,7 @@ int kb_cmd_replay(int argc, char **argv)
         {"since", required_argument, NULL, OPT_SINCE},
         {"until", required_argument, NULL, OPT_UNTIL},
         {"bsn", required_argument, NULL, OPT_BSN},
+        {"anummer", required_argument, NULL, OPT_ANR},
         {"subject", required_argument, NULL, OPT_SUBJECT},
         {"type", required_argument, NULL, OPT_TYPE},
         {"rate", required_argument, NULL, OPT_RATE},
@@ -142,9 +146,13 @@ int kb_cmd_replay(int argc, char **argv)
     kb_kafka_opts_init(&kopts);
     struct kb_replay_opts ro;
     memset(&ro, 0, sizeof ro);
-    const char *subs_path = NULL, *key_file = NULL, *schemas_dir = KB_SCHEMA_DIR, *bsn = NULL;
+    const char *subs_path = NULL, *key_file = NULL, *schemas_dir = KB_SCHEMA_DIR, *bsn = NULL,
+               *anummer = NULL;
     int progress = isatty(2);
-    char errstr[512], pseudo[KB_PSEUDONYM_LEN + 1];
+    char errstr[512];
+    struct kb_audit_person_id ids[2];
+    const char *subjects[2];
+    size_t n_ids = 0;
     int opt, rc = 2;
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
         kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
@@ -164,6 +172,7 @@ int kb_cmd_replay(int argc, char **argv)
             }
             break;
         case OPT_BSN: bsn = optarg; break;
+        case OPT_ANR: anummer = optarg; break;
         case OPT_SUBJECT: ro.subject = optarg; break;
         case OPT_TYPE: ro.event_type = optarg; break;
         case OPT_RATE:
@@ -206,12 +215,16 @@ int kb_cmd_replay(int argc, char **argv)
                         "--subject-key-file are required\n\n%s", usage);
         goto out_opts;
     }
-    if (bsn && ro.subject) {
-        fprintf(stderr, "error: give --bsn or --subject, not both\n");
+    if ((bsn || anummer) && ro.subject) {
+        fprintf(stderr, "error: give --bsn/--anummer or --subject, not both\n");
         goto out_opts;
     }
     if (bsn && (strlen(bsn) != 9 || strspn(bsn, "0123456789") != 9)) {
         fprintf(stderr, "error: --bsn must be 9 digits\n"); /* the value is not echoed */
+        goto out_opts;
+    }
+    if (anummer && (strlen(anummer) != 10 || strspn(anummer, "0123456789") != 10)) {
+        fprintf(stderr, "error: --anummer must be 10 digits\n");
         goto out_opts;
     }
     if (!ro.operator_name)
@@ -223,12 +236,22 @@ int kb_cmd_replay(int argc, char **argv)
         fprintf(stderr, "error: %s\n", errstr);
         goto out_opts;
     }
-    if (bsn) {
-        if (kb_event_pseudonym(key, key_len, "bsn", bsn, pseudo)) {
-            fprintf(stderr, "error: cannot derive the subject pseudonym\n");
+    if (bsn || anummer) {
+        if (kb_audit_person_ids(key, key_len, bsn, anummer, ids, &n_ids, errstr, sizeof errstr)) {
+            fprintf(stderr, "error: %s\n", errstr);
             goto out_key;
         }
-        ro.subject = pseudo;
+        for (size_t i = 0; i < n_ids; i++)
+            subjects[i] = ids[i].pseudonym;
+        ro.subjects = subjects;
+        ro.n_subjects = n_ids;
+        /* Name what was searched (never the numbers): a replay by one
+         * identifier misses the events keyed by the other. */
+        fprintf(stderr, "replay: events keyed by the %s%s%s\n", bsn ? "BSN" : "",
+                bsn && anummer ? " and the " : "", anummer ? "A-nummer" : "");
+        if (!bsn || !anummer)
+            fprintf(stderr, "replay: not searched: events keyed by the %s\n",
+                    bsn ? "A-nummer" : "BSN");
     }
     struct kb_subs subs;
     memset(&subs, 0, sizeof subs);

@@ -682,9 +682,14 @@ kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *
 
     kb_err_t err;
     struct plan plan = {.subscriber = o->subscriber};
-    struct kb_audit_filter f = {.subscriber = o->subscriber, .subject = o->subject,
-                                .event_type = o->event_type, .outcome = KB_AUDIT_DELIVERED,
-                                .from_ms = o->since_ms, .to_ms = o->until_ms};
+    struct kb_audit_filter f = {.subscriber = o->subscriber,
+                                .subject = o->subject,
+                                .subjects = o->subjects,
+                                .n_subjects = o->n_subjects,
+                                .event_type = o->event_type,
+                                .outcome = KB_AUDIT_DELIVERED,
+                                .from_ms = o->since_ms,
+                                .to_ms = o->until_ms};
     clock_gettime(CLOCK_MONOTONIC, &rp.t0);
     if (!(rp.current_fields = join_sorted(rp.sub->fields, rp.sub->n_fields))) {
         err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
@@ -697,7 +702,8 @@ kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *
         err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }
-    qsort(plan.items, plan.n, sizeof *plan.items, cmp_item);
+    if (plan.n) /* an empty plan has no array: qsort(NULL, 0) is undefined */
+        qsort(plan.items, plan.n, sizeof *plan.items, cmp_item);
     res->planned = plan.n;
     KB_LOG_INFO(COMP, "replay planned",
                 "replay_id=%s subscriber=%s deliveries=%zu dry_run=%d operator=\"%s\"",

@@ -92,6 +92,14 @@ check "an input subject pseudonym" test -n "$subj"
   >"$WORK/replay2.out" 2>&1 && rc=0 || rc=$?
 check "subject replay: exactly 1 planned and replayed" grep -q "planned 1, replayed 1, refused 0" "$WORK/replay2.out"
 check "svb got one more" wait_for 30 count_is "$(T out.svb-kinderbijslag)" $((N + 1))
+# A person by BSN and A-nummer (GBA keys most events by the A-nummer): both
+# are searched and named, never echoed; fictitious numbers, nothing planned.
+"${REPLAY[@]}" --subscriber svb-kinderbijslag --bsn 999995303 --anummer 7194601014 \
+  --reason "verzoek betrokkene" --dry-run >"$WORK/replay-ids.out" 2>"$WORK/replay-ids.err" && rc=0 || rc=$?
+check "replay --bsn --anummer: exit 0" eq "$rc" 0
+check "  ... searched by both" grep -q "events keyed by the BSN and the A-nummer" "$WORK/replay-ids.err"
+check "  ... numbers not echoed" bash -c "! grep -hq -e 999995303 -e 7194601014 '$WORK/replay-ids.out' '$WORK/replay-ids.err'"
+check "replay --anummer must be 10 digits" bash -c "! ${REPLAY[*]} --subscriber svb-kinderbijslag --anummer 12 --reason x --dry-run 2>/dev/null"
 
 # 4. A changed field list is refused (never more or other fields than given).
 sed -i 's/fields: \[kind.geboortedatum, kind.geslacht, inschrijving.gemeente\]/fields: [kind.geboortedatum, kind.geslacht, inschrijving.gemeente, kind.bsn]/' "$SUBS/cbs.yaml"

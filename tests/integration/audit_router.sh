@@ -62,6 +62,7 @@ sleep 3
 rc=$?
 check "audit verify: chains complete and signed (exit 0)" eq "$rc" 0
 check "verify saw checkpoints" grep -qi "checkpoint" "$WORK/verify.txt"
+check "verify: every chain reaches the router group's committed offset" grep -q "tail check: each chain against the offsets group $KETENBUS_TOPIC_PREFIX-route had committed on [1-9]" "$WORK/verify.txt"
 
 # The trail reaches the broker compressed (KB_AUDIT_COMPRESSION, lz4): read
 # off the broker's own log segments, every data batch of the audit topic.

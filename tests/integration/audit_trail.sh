@@ -17,6 +17,7 @@ AUDIT=$(T audit)
 N=40      # input events, over 2 partitions
 EVERY=3   # every 3rd event is about the fixture person
 BSN=999995303
+ANR=7194601014  # the fixture person's A-nummer: every second event of theirs is keyed by it
 
 # 1. Keys: private key 0600, never overwritten.
 check "keygen" "$KB" audit keygen --private "$WORK/audit.key" --public "$WORK/audit.pub"
@@ -28,7 +29,7 @@ check "keygen refuses to overwrite a key" bash -c "! '$KB' audit keygen --privat
 #    transaction holding event 21; a new process resumes from event 20 and
 #    makes a fresh handle again at event 28 (restart).
 check "input events" "$TOOL" inputs --topic "$IN" --count $N --partitions 2
-TRAIL=(trail --input "$IN" --key "$WORK/audit.key" --subject-key "$WORK/subject.key" --bsn $BSN --every $EVERY --batch 4 --checkpoint-every 5)
+TRAIL=(trail --input "$IN" --key "$WORK/audit.key" --subject-key "$WORK/subject.key" --bsn $BSN --anummer $ANR --every $EVERY --batch 4 --checkpoint-every 5)
 set +e
 "$TOOL" "${TRAIL[@]}" --abort-batch 2 --crash-at 21 >"$WORK/trail1.log" 2>&1
 rc=$?
@@ -81,14 +82,58 @@ check "verify: the same report on 1 and 3 threads" cmp "$WORK/verify-threads-1.o
 check "  ... which names the bad signatures and the reordered record" bash -c "grep -q 'PROBLEM bad signature' '$WORK/verify-threads-3.out' && grep -q 'PROBLEM reordered' '$WORK/verify-threads-3.out'"
 check "verify: --threads 0 refused" bash -c "! '$KB' audit verify --topic '$AUDIT' --threads 0 2>/dev/null"
 
-# 5. The access report for the fixture person.
+# 4b. A deleted head (DeleteRecords; the audit topic never expires records):
+#     without --from verify fails and names the partition and its new start;
+#     it used to drop the "chains start at seq 0" rule and say OK.
+HEAD=$(T audit-head)
+target=$("$TOOL" tamper --from "$AUDIT" --to "$HEAD" --mode copy --chain "$IN/0" --index 0 | sed -n 's/^target //p')
+hp=${target#partition=}; hp=${hp%% *}
+check "head: DeleteRecords on the copy" "$TOOL" delete-records --topic "$HEAD" --partition "$hp" --before 3
+"$KB" audit verify --topic "$HEAD" --public-key "$WORK/audit.pub" >"$WORK/verify-head.out" 2>&1 && vrc=0 || vrc=$?
+check "head: verify exits 1" eq "$vrc" 1
+check "head: names partition $hp and offset 3" grep -q "PROBLEM missing: audit partition $hp offset 3 .*audit partition $hp starts at offset 3" "$WORK/verify-head.out"
+"$KB" audit verify --topic "$HEAD" --public-key "$WORK/audit.pub" --from 1 >"$WORK/verify-head-from.out" 2>&1 && vrc=0 || vrc=$?
+check "head: verify --from checks what is left (exit 0)" eq "$vrc" 0
+
+# 4c. A tail cut off together with its checkpoints: the chain verifies as
+#     far as it goes; the router group's committed offset shows the loss.
+GROUP=$KETENBUS_TOPIC_PREFIX-route
+for p in 0 1; do
+  check "tail: group $GROUP committed 20 on $IN [$p]" "$TOOL" commit --group "$GROUP" --topic "$IN" --partition $p --offset 20
+done
+"$KB" audit verify --topic "$AUDIT" --public-key "$WORK/audit.pub" >"$WORK/verify-tail-ok.out" 2>&1 && vrc=0 || vrc=$?
+check "tail: the genuine trail reaches the committed offsets (exit 0)" eq "$vrc" 0
+check "tail: the check ran" grep -q "tail check: each chain against the offsets group $GROUP had committed" "$WORK/verify-tail-ok.out"
+TAIL=$(T audit-tail)
+target=$("$TOOL" tamper --from "$AUDIT" --to "$TAIL" --mode truncate --chain "$IN/0" --index 15 | sed -n 's/^target //p')
+tp=${target#partition=}; tp=${tp%% *}; to=${target##*offset=}
+"$KB" audit verify --topic "$TAIL" --public-key "$WORK/audit.pub" >"$WORK/verify-tail.out" 2>&1 && vrc=0 || vrc=$?
+check "tail: verify exits 1" eq "$vrc" 1
+check "tail: names the chain's last record (partition $tp offset $to)" grep -q "PROBLEM missing: audit partition $tp offset $to chain $IN/0: chain ends at input offset 14 .* input offsets 15..19 are gone" "$WORK/verify-tail.out"
+"$KB" audit verify --topic "$TAIL" --public-key "$WORK/audit.pub" --router-group - >"$WORK/verify-tail-skip.out" 2>&1 && vrc=0 || vrc=$?
+check "tail: --router-group - skips the check and says so" bash -c "[[ $vrc == 0 ]] && grep -q 'tail check: not run' '$WORK/verify-tail-skip.out'"
+
+# 5. The access report for the fixture person: half of their events are keyed
+#    by the A-nummer (as GBA keys all but births), so --bsn alone finds half
+#    and says what it did not search; both identifiers find all.
 EXPECT=$(( (N + EVERY - 1) / EVERY ))
-"$KB" audit subject --topic "$AUDIT" --bsn $BSN --subject-key-file "$WORK/subject.key" >"$WORK/subject.txt"
+BY_BSN=0; for ((i = 0; i < N; i += EVERY)); do (((i / EVERY) % 2 == 0)) && BY_BSN=$((BY_BSN + 1)); done
+"$KB" audit subject --topic "$AUDIT" --bsn $BSN --subject-key-file "$WORK/subject.key" >"$WORK/subject-bsn.txt"
+check "subject --bsn: $BY_BSN deliveries" grep -q "^$BY_BSN deliveries of $BY_BSN events about this subject" "$WORK/subject-bsn.txt"
+check "subject --bsn: says the A-nummer was not searched" grep -q "not searched: events keyed by the A-nummer" "$WORK/subject-bsn.txt"
+"$KB" audit subject --topic "$AUDIT" --anummer $ANR --subject-key-file "$WORK/subject.key" >"$WORK/subject-anr.txt"
+check "subject --anummer: $((EXPECT - BY_BSN)) deliveries" grep -q "^$((EXPECT - BY_BSN)) deliveries of" "$WORK/subject-anr.txt"
+"$KB" audit subject --topic "$AUDIT" --bsn $BSN --anummer $ANR --subject-key-file "$WORK/subject.key" >"$WORK/subject.txt"
 check "subject: $EXPECT deliveries" grep -q "^$EXPECT deliveries of $EXPECT events about this subject" "$WORK/subject.txt"
+check "subject: searched by BSN and A-nummer" grep -q "searched by BSN and A-nummer" "$WORK/subject.txt"
+check "subject: the A-nummer is not printed" bash -c "! grep -q $ANR '$WORK/subject.txt'"
+check "subject: --anummer must be 10 digits" bash -c "! '$KB' audit subject --topic '$AUDIT' --anummer 12 --subject-key-file '$WORK/subject.key' 2>/dev/null"
 check "subject: each to svb-kinderbijslag for akw-uitnodiging" eq "$(grep -c 'svb-kinderbijslag  purpose=akw-uitnodiging .*fields=kind.bsn,kind.geboortedatum$' "$WORK/subject.txt")" $EXPECT
 check "subject: the BSN is not printed" bash -c "! grep -q $BSN '$WORK/subject.txt'"
-"$KB" audit subject --topic "$AUDIT" --bsn $BSN --subject-key-file "$WORK/subject.key" --format json >"$WORK/subject.json"
+"$KB" audit subject --topic "$AUDIT" --bsn $BSN --anummer $ANR --subject-key-file "$WORK/subject.key" --format json >"$WORK/subject.json"
 check "subject json: $EXPECT deliveries" eq "$(jq '.deliveries | length' "$WORK/subject.json")" $EXPECT
+check "subject json: searched bsn and anummer" eq "$(jq -r '[.searched[].identifier] | join(",")' "$WORK/subject.json")" bsn,anummer
+check "subject json: $((EXPECT - BY_BSN)) found by the A-nummer" eq "$(jq '[.deliveries[] | select(.identifier == "anummer")] | length' "$WORK/subject.json")" $((EXPECT - BY_BSN))
 check "subject json: purpose" eq "$(jq -r '[.deliveries[].purpose] | unique | join(",")' "$WORK/subject.json")" akw-uitnodiging
 check "subject json: fields" eq "$(jq -r '.deliveries[0].fields | join(",")' "$WORK/subject.json")" kind.bsn,kind.geboortedatum
 other=$("$KB" audit subject --topic "$AUDIT" --bsn 999996204 --subject-key-file "$WORK/subject.key" --format json)

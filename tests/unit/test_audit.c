@@ -106,15 +106,25 @@ static int64_t low_five(void *opaque, const char *topic, int32_t partition)
     return partition == 0 ? 5 : 0;
 }
 
+static void verify_with(const struct trail *t, const struct kb_audit_verify_opts *vo,
+                        struct verdict *out);
+
 static void verify_trail(const struct trail *t, const char *pub, struct verdict *out,
                          int with_retention)
 {
-    char errstr[256];
     const char *keys[1] = {pub};
     struct kb_audit_verify_opts vo = {.public_key_files = keys, .n_public_keys = 1,
                                       .from_start = 1,
                                       .input_low = with_retention ? low_five : NULL};
-    kb_audit_verifier_t *v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
+    verify_with(t, &vo, out);
+}
+
+/* Feed trail @p t as audit partition 0 to a verifier made with @p vo. */
+static void verify_with(const struct trail *t, const struct kb_audit_verify_opts *vo,
+                        struct verdict *out)
+{
+    char errstr[256];
+    kb_audit_verifier_t *v = kb_audit_verifier_new(vo, errstr, sizeof errstr);
     CHECK(v != NULL);
     memset(out, 0, sizeof *out);
     if (!v)
@@ -377,6 +387,15 @@ static void test_recipients_iter(void)
     flt.subject = "0123456789abcdef0123456789abcdef";
     flt.event_type = "nl.brp.persoon-geboren";
     CHECK(kb_audit_filter_match(&flt, &rec));
+    /* One person's pseudonyms (BSN, A-nummer): any of them matches. */
+    const char *const either[] = {"ffffffffffffffffffffffffffffffff",
+                                  "0123456789abcdef0123456789abcdef"};
+    flt.subject = NULL;
+    flt.subjects = either;
+    flt.n_subjects = 1;
+    CHECK(!kb_audit_filter_match(&flt, &rec));
+    flt.n_subjects = 2;
+    CHECK(kb_audit_filter_match(&flt, &rec));
     flt.to_ms = 1710753330250 - 1;
     CHECK(!kb_audit_filter_match(&flt, &rec));
 
@@ -527,6 +546,180 @@ static void test_verifier(void)
         next_cp++;
     verify_trail(&t, pub_path, &v, 0);
     CHECK(has(&v, KB_AUDIT_ALTERED, (int64_t)next_cp, "kb.in.gba/0"));
+    trail_free(&t);
+}
+
+/* Non-UTF-8 bytes from outside (a ce_id, ce_subject, ce_time header) are
+ * escaped by the writer: the record decodes, verifies, and the chain goes
+ * on. They used to be written verbatim, so the decoder refused the record
+ * (verify: altered; kb_audit_resume: "ends in a damaged record"). */
+static void test_non_utf8_strings(void)
+{
+    char errstr[256];
+    struct kb_audit_opts o = {.partitions = 1};
+    kb_audit_t *a = kb_audit_new(&o, errstr, sizeof errstr);
+    CHECK(a != NULL);
+    if (!a)
+        return;
+    kb_audit_resume_at(a, "kb.in.gba", 0, 0, NULL);
+    struct trail t = {0};
+    struct kb_audit_decision d;
+    struct kb_audit_recipient r;
+    struct kb_audit_msg am;
+    struct kb_audit_record rec;
+    char id[37];
+    decision_for(&d, &r, "kb.in.gba", 0, 0, id);
+    d.event_id = "\xff\xfe-0001";                     /* not UTF-8 at all */
+    d.subject = "ab\xc3(";                            /* a cut 2-byte sequence */
+    d.event_time = "2024-03-18T09:15:30\x80Z";        /* a stray continuation byte */
+    d.detail = "rule=a\\b \xe2\x82\xac \xed\xa0\x80"; /* backslash, euro, a surrogate */
+    CHECK_INT(kb_audit_append(a, &d, &am, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(kb_audit_decode_record(am.value, am.len, &rec, errstr, sizeof errstr), KB_OK);
+    CHECK(kb_audit_record_hash_ok(am.value, am.len));
+    CHECK_MEM(rec.event_id.ptr, rec.event_id.len, "\\xff\\xfe-0001");
+    CHECK_MEM(rec.subject.ptr, rec.subject.len, "ab\\xc3(");
+    CHECK_MEM(rec.event_time.ptr, rec.event_time.len, "2024-03-18T09:15:30\\x80Z");
+    /* in an escaped string a backslash doubles, so the bytes can be read back */
+    CHECK_MEM(rec.detail.ptr, rec.detail.len, "rule=a\\\\b \xe2\x82\xac \\xed\\xa0\\x80");
+    trail_add(&t, &am);
+    /* A valid string is written as it is, backslash and all. */
+    decision_for(&d, &r, "kb.in.gba", 0, 1, id);
+    d.detail = "rule=a\\b \xe2\x82\xac";
+    CHECK_INT(kb_audit_append(a, &d, &am, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(kb_audit_decode_record(am.value, am.len, &rec, errstr, sizeof errstr), KB_OK);
+    CHECK_MEM(rec.detail.ptr, rec.detail.len, "rule=a\\b \xe2\x82\xac");
+    trail_add(&t, &am);
+    kb_audit_commit(a);
+    struct verdict v;
+    struct kb_audit_verify_opts vo = {.from_start = 1};
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 0);
+    CHECK_INT(v.records, 2);
+    trail_free(&t);
+    kb_audit_destroy(a);
+}
+
+static int has_text(const struct verdict *v, int kind, const char *text)
+{
+    for (size_t i = 0; i < v->n && i < 16; i++)
+        if (v->p[i].kind == kind && strstr(v->p[i].what, text))
+            return 1;
+    for (size_t i = 0; i < v->n && i < 16; i++)
+        fprintf(stderr, "  problem %s offset %" PRId64 " chain %s: %s\n",
+                kb_audit_problem_name(v->p[i].kind), v->p[i].offset, v->p[i].chain, v->p[i].what);
+    return 0;
+}
+
+static size_t count_kind(const struct verdict *v, int kind)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < v->n && i < 16; i++)
+        n += v->p[i].kind == kind;
+    return n;
+}
+
+/* Records 5, 6, 7 of a chain deleted and 6 put back later (after 9): 5
+ * and 7 are still missing. The gap's problem used to turn into a single
+ * "reordered" as soon as any record of it showed up. */
+static void test_gap_partly_filled(void)
+{
+    struct trail t = {0};
+    build_trail(&t, 16);
+    const char *c1 = "kb.in.gba/1";
+    size_t i5 = nth_record(&t, c1, 5), i6 = nth_record(&t, c1, 6), i7 = nth_record(&t, c1, 7);
+    size_t i9 = nth_record(&t, c1, 9);
+    struct trail cut = {0};
+    cut.m = malloc(t.n * sizeof *t.m);
+    for (size_t i = 0; i < t.n; i++) {
+        if (i != i5 && i != i6 && i != i7)
+            cut.m[cut.n++] = t.m[i];
+        if (i == i9)
+            cut.m[cut.n++] = t.m[i6];
+    }
+    struct verdict v;
+    verify_trail(&cut, pub_path, &v, 0);
+    CHECK(has_text(&v, KB_AUDIT_MISSING, "seq 5, 7 missing before this record (seq 8)"));
+    CHECK(has_text(&v, KB_AUDIT_MISSING, "1 showed up later"));
+    CHECK_INT(count_kind(&v, KB_AUDIT_REORDERED), 0);
+
+    /* All three back later, in order: nothing is missing any more, the
+     * jump is one "reordered". */
+    cut.n = 0;
+    for (size_t i = 0; i < t.n; i++) {
+        if (i != i5 && i != i6 && i != i7)
+            cut.m[cut.n++] = t.m[i];
+        if (i == i9) {
+            cut.m[cut.n++] = t.m[i5];
+            cut.m[cut.n++] = t.m[i6];
+            cut.m[cut.n++] = t.m[i7];
+        }
+    }
+    verify_trail(&cut, pub_path, &v, 0);
+    CHECK(has_text(&v, KB_AUDIT_REORDERED, "seq 5..7 stand after a later record"));
+    CHECK(!has_text(&v, KB_AUDIT_MISSING, "missing before this record"));
+    free(cut.m);
+    trail_free(&t);
+}
+
+/* Without --from a partition whose head was deleted is a finding (it used
+ * to switch the seq-0 rule off silently). */
+static void test_partition_start(void)
+{
+    char errstr[256];
+    for (int from_start = 0; from_start < 2; from_start++) {
+        struct kb_audit_verify_opts vo = {.from_start = from_start};
+        kb_audit_verifier_t *v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
+        CHECK(v != NULL);
+        if (!v)
+            return;
+        CHECK_INT(kb_audit_verifier_partition_start(v, 0, 0), KB_OK);
+        CHECK_INT(kb_audit_verifier_partition_start(v, 2, 17), KB_OK);
+        kb_audit_verifier_finish(v);
+        size_t n;
+        const struct kb_audit_problem *p = kb_audit_verifier_problems(v, &n);
+        CHECK_INT(n, from_start ? 1 : 0);
+        if (n == 1) {
+            CHECK_INT(p[0].kind, KB_AUDIT_MISSING);
+            CHECK_INT(p[0].partition, 2);
+            CHECK_INT(p[0].offset, 17);
+            CHECK(strstr(p[0].what, "audit partition 2 starts at offset 17") != NULL);
+        }
+        kb_audit_verifier_destroy(v);
+    }
+}
+
+static int64_t committed_offset; /* what committed_of says for kb.in.gba [0] */
+
+static int64_t committed_of(void *opaque, const char *topic, int32_t partition)
+{
+    (void)opaque;
+    return !strcmp(topic, "kb.in.gba") && partition == 0 ? committed_offset : 16;
+}
+
+/* A chain cut off with the checkpoints that covered its tail verifies as
+ * far as it goes; the router group's committed offset shows the loss. */
+static void test_committed_tail(void)
+{
+    struct trail t = {0};
+    build_trail(&t, 16); /* input offsets 0..15 on both partitions */
+    size_t last = nth_record(&t, "kb.in.gba/0", 15);
+    const char *keys[1] = {pub_path};
+    struct kb_audit_verify_opts vo = {.public_key_files = keys,
+                                      .n_public_keys = 1,
+                                      .from_start = 1,
+                                      .input_committed = committed_of};
+    struct verdict v;
+    committed_offset = 16;
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 0);
+    committed_offset = 0; /* nothing committed: nothing to check */
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 0);
+    committed_offset = 20;
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 1);
+    CHECK(has(&v, KB_AUDIT_MISSING, (int64_t)last, "kb.in.gba/0"));
+    CHECK(has_text(&v, KB_AUDIT_MISSING, "input offsets 16..19 are gone"));
     trail_free(&t);
 }
 
@@ -719,6 +912,9 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
     const char *key = arg(argc, argv, "--key", NULL);
     const char *skey = arg(argc, argv, "--subject-key", NULL);
     const char *bsn = arg(argc, argv, "--bsn", "999995303");
+    /* With --anummer, every second event about the fixture person is keyed
+     * by its A-nummer pseudonym, as the GBA adapter keys all but births. */
+    const char *anummer = arg(argc, argv, "--anummer", NULL);
     int every = atoi(arg(argc, argv, "--every", "3"));
     int first = atoi(arg(argc, argv, "--first", "0"));
     int batch = atoi(arg(argc, argv, "--batch", "4"));
@@ -729,6 +925,7 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
     if (!input || !key || !skey || every <= 0 || batch <= 0)
         return 2;
     char errstr[512], pseudo_fixture[KB_PSEUDONYM_LEN + 1], pseudo_other[KB_PSEUDONYM_LEN + 1];
+    char pseudo_anr[KB_PSEUDONYM_LEN + 1];
     uint8_t *sk = NULL;
     size_t sk_len = 0;
     if (kb_event_key_load(skey, &sk, &sk_len, errstr, sizeof errstr)) {
@@ -737,6 +934,8 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
     }
     kb_event_pseudonym(sk, sk_len, "bsn", bsn, pseudo_fixture);
     kb_event_pseudonym(sk, sk_len, "bsn", "999996204", pseudo_other);
+    if (anummer)
+        kb_event_pseudonym(sk, sk_len, "anummer", anummer, pseudo_anr);
     free(sk);
     struct kmsgs in;
     if (collect(ko, input, &in))
@@ -782,7 +981,7 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
             d.schema_id = 1001;
             kb_audit_sha256(m->value, m->len, d.payload_sha256);
             if (j % every == 0) {
-                d.subject = pseudo_fixture;
+                d.subject = anummer && (j / every) % 2 ? pseudo_anr : pseudo_fixture;
                 d.outcome = KB_AUDIT_DELIVERED;
                 d.recipients = &r_svb;
                 d.n_recipients = 1;
@@ -841,10 +1040,12 @@ static int is_kind(const struct kmsg *m, const char *chain, int32_t kind)
     return !strcmp(m->key, chain) && kb_audit_kind(m->value, m->len) == kind;
 }
 
-/* tamper --from T --to T2 --mode alter|delete|reorder|resign|rehash --chain C
- *        --index K [--wrong-key F]: copy T to T2 (same partitions), changing
- *        the K-th record (resign: K-th checkpoint) of chain C; prints where
- *        verify must find it: "target partition=P offset=O". */
+/* tamper --from T --to T2 --mode alter|delete|reorder|resign|rehash|truncate|copy
+ *        --chain C --index K [--wrong-key F]: copy T to T2 (same partitions),
+ *        changing the K-th record (resign: K-th checkpoint) of chain C
+ *        (truncate: dropping it and everything of C after it, checkpoints
+ *        included; copy: nothing); prints where verify must find it:
+ *        "target partition=P offset=O" (truncate: C's last record kept). */
 static int tool_tamper(const struct kb_kafka_opts *ko, int argc, char **argv)
 {
     const char *from = arg(argc, argv, "--from", NULL), *to = arg(argc, argv, "--to", NULL);
@@ -870,6 +1071,11 @@ static int tool_tamper(const struct kb_kafka_opts *ko, int argc, char **argv)
     while (next < all.n && !is_kind(&all.m[next], chain, KB_AUDIT_RECORD_SCHEMA_ID))
         next++;
     size_t target = victim;
+    int truncate = !strcmp(mode, "truncate");
+    if (truncate) /* the chain's last record kept: where verify must see it */
+        for (size_t i = 0; i < victim; i++)
+            if (is_kind(&all.m[i], chain, KB_AUDIT_RECORD_SCHEMA_ID))
+                target = i;
     char errstr[512];
     struct kb_audit_record rec;
     if (!strcmp(mode, "alter") || !strcmp(mode, "rehash")) {
@@ -916,7 +1122,7 @@ static int tool_tamper(const struct kb_kafka_opts *ko, int argc, char **argv)
         EVP_MD_CTX_free(md);
         EVP_PKEY_free(k);
         memcpy(all.m[victim].value + cp.signed_len, sig, 64);
-    } else if (strcmp(mode, "delete")) {
+    } else if (strcmp(mode, "delete") && strcmp(mode, "copy") && !truncate) {
         fprintf(stderr, "unknown --mode\n");
         return 2;
     }
@@ -939,6 +1145,9 @@ static int tool_tamper(const struct kb_kafka_opts *ko, int argc, char **argv)
     for (size_t i = 0; i < all.n; i++) {
         struct kmsg *m = &all.m[i];
         if (skip && i == victim)
+            continue;
+        /* truncate: the chain's tail from the victim on, checkpoints too */
+        if (truncate && i >= victim && !strcmp(m->key, chain))
             continue;
         if (i == (skip ? next : target))
             target_offset = pos[m->partition];
@@ -997,6 +1206,31 @@ static int tool_delete_records(const struct kb_kafka_opts *ko, int argc, char **
     return rc;
 }
 
+/* commit --group G --topic T --partition P --offset N: commit an input
+ * offset for group G, as the router does in its transactions. */
+static int tool_commit(const struct kb_kafka_opts *ko, int argc, char **argv)
+{
+    const char *group = arg(argc, argv, "--group", NULL), *topic = arg(argc, argv, "--topic", NULL);
+    int part = atoi(arg(argc, argv, "--partition", "0"));
+    int64_t offset = atoll(arg(argc, argv, "--offset", "0"));
+    if (!group || !topic)
+        return 2;
+    char errstr[512];
+    rd_kafka_t *rk = kb_kafka_scanner_new(ko, group, errstr, sizeof errstr);
+    if (!rk) {
+        fprintf(stderr, "consumer: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(offs, topic, part)->offset = offset;
+    rd_kafka_resp_err_t err = rd_kafka_commit(rk, offs, 0);
+    if (err)
+        fprintf(stderr, "commit: %s\n", rd_kafka_err2str(err));
+    rd_kafka_topic_partition_list_destroy(offs);
+    rd_kafka_destroy(rk);
+    return err ? 1 : 0;
+}
+
 static int tool_main(int argc, char **argv)
 {
     struct kb_kafka_opts ko;
@@ -1010,6 +1244,8 @@ static int tool_main(int argc, char **argv)
         rc = tool_tamper(&ko, argc, argv);
     else if (!strcmp(argv[1], "delete-records"))
         rc = tool_delete_records(&ko, argc, argv);
+    else if (!strcmp(argv[1], "commit"))
+        rc = tool_commit(&ko, argc, argv);
     else
         fprintf(stderr, "usage: test_audit [inputs|trail|tamper|delete-records ...]\n");
     kb_kafka_opts_fini(&ko);
@@ -1034,6 +1270,10 @@ int main(int argc, char **argv)
     test_chain_rules();
     test_recipients_iter();
     test_verifier();
+    test_non_utf8_strings();
+    test_gap_partly_filled();
+    test_partition_start();
+    test_committed_tail();
     unlink(priv_path);
     unlink(pub_path);
     unlink(wrong_priv);

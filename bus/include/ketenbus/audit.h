@@ -326,9 +326,12 @@ int kb_audit_scan_threads(int threads);
 struct kb_audit_filter {
     const char *subscriber;  /* recipient name */
     const char *subject;     /* pseudonym */
+    const char *const *subjects; /* or any of these n_subjects pseudonyms (one person's
+                                  * BSN and A-nummer pseudonyms); with subject: either */
     const char *event_type;
     int outcome;             /* -1 = any */
     int64_t from_ms, to_ms;  /* on the record time (recordedAt) */
+    size_t n_subjects;
 };
 typedef int (*kb_audit_query_cb)(void *opaque, const struct kb_audit_record *rec,
                                  int32_t audit_partition, int64_t audit_offset);
@@ -336,6 +339,28 @@ int kb_audit_filter_match(const struct kb_audit_filter *f, const struct kb_audit
 kb_err_t kb_audit_query(const struct kb_kafka_opts *kafka, const char *topic,
                         const struct kb_audit_filter *f, kb_audit_query_cb cb, void *opaque,
                         char *errstr, size_t errstr_size);
+
+/**
+ * One identifier of a person for the access report and replay, and its
+ * pseudonym: the adapters key an event by the pseudonym of one identifier
+ * (the GBA adapter: a birth by the BSN when the message has one, every
+ * other event by the A-nummer), so a report must search all of them.
+ */
+struct kb_audit_person_id {
+    const char *kind;   /* pseudonym domain, as the adapters use it: "bsn", "anummer" */
+    const char *label;  /* for reports: "BSN", "A-nummer" */
+    char pseudonym[33]; /* KB_PSEUDONYM_LEN hex chars */
+};
+
+/**
+ * Check @p bsn (9 digits) and @p anummer (10 digits), either may be NULL
+ * but not both, and derive their pseudonyms under the bus's subject key
+ * into @p out (BSN first); *@p n says how many. KB_ERR_INVALID with errstr
+ * (never echoing the value) when malformed.
+ */
+kb_err_t kb_audit_person_ids(const uint8_t *key, size_t key_len, const char *bsn,
+                             const char *anummer, struct kb_audit_person_id out[2], size_t *n,
+                             char *errstr, size_t errstr_size);
 
 /* ---- verification ----------------------------------------------------- */
 
@@ -372,11 +397,21 @@ struct kb_audit_chain_summary {
 /** Low watermark of an input partition (-1 unknown, -2 topic gone). */
 typedef int64_t (*kb_audit_low_cb)(void *opaque, const char *topic, int32_t partition);
 
+/** The router group's committed offset of an input partition, as it was before the
+ *  scan began (-1: none or not applicable). */
+typedef int64_t (*kb_audit_committed_cb)(void *opaque, const char *topic, int32_t partition);
+
 struct kb_audit_verify_opts {
     const char *const *public_key_files; /* trusted PEM public keys */
     size_t n_public_keys;
-    int from_start;          /* reading begins at each chain's true start: seq 0 required */
+    int from_start;            /* reading the whole trail (no --from): every chain must start at
+                                * seq 0 and every audit partition at offset 0 */
     kb_audit_low_cb input_low; /* NULL = no retention check */
+    /* NULL = no tail check. Otherwise called from kb_audit_verifier_finish for every
+     * chain: a chain whose last input offset is below committed - 1 is MISSING its tail.
+     * Only for a scan that reads the trail to its end (no --to), with offsets read
+     * before the scan (a live router commits on). */
+    kb_audit_committed_cb input_committed;
     void *opaque;
 };
 
@@ -388,8 +423,15 @@ struct kb_audit_verify_opts {
  */
 int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partition);
 
-/** 1 when every partition of audit topic @p topic still starts at offset 0 (nothing
- *  expired), so each chain must begin at sequence 0. */
+/**
+ * Whether a verifier reading the whole of audit topic @p topic must require
+ * every chain to begin at sequence 0: always 1. The audit topic never
+ * expires records, so a partition whose low watermark is above 0 lost its
+ * head to DeleteRecords, which is a finding, not a reason to relax the rule
+ * (this used to return 0 then, and on any query error: verify failed open).
+ * Callers that scan with kb_audit_scan should also pass each partition's
+ * low watermark to kb_audit_verifier_partition_start.
+ */
 int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic);
 
 typedef struct kb_audit_verifier kb_audit_verifier_t;
@@ -421,8 +463,18 @@ kb_err_t kb_audit_verify_scan(const struct kb_kafka_opts *kafka, const char *top
 kb_err_t kb_audit_verifier_feed(kb_audit_verifier_t *v, int32_t partition, int64_t offset,
                                 const void *key, size_t key_len, const void *value, size_t len);
 
-/** End of input: puts the problems in (audit partition, offset) order and the chain
- *  summaries in (input topic, input partition) order. Call once, after the last feed. */
+/**
+ * Audit partition @p partition starts at offset @p low (its low watermark).
+ * With opts.from_start, @p low > 0 is a MISSING problem naming the partition
+ * and offset: its head was deleted. kb_audit_verify_scan calls it for every
+ * partition; callers that feed messages themselves call it before feeding
+ * that partition. KB_ERR_NOMEM only.
+ */
+kb_err_t kb_audit_verifier_partition_start(kb_audit_verifier_t *v, int32_t partition, int64_t low);
+
+/** End of input: runs the tail check (opts.input_committed), then puts the problems in (audit
+ * partition, offset) order and the chain summaries in (input topic, input partition) order. Call
+ * once, after the last feed. */
 void kb_audit_verifier_finish(kb_audit_verifier_t *v);
 
 const struct kb_audit_problem *kb_audit_verifier_problems(const kb_audit_verifier_t *v,

@@ -65,6 +65,9 @@ struct kb_replay_opts {
     size_t subject_key_len;
     const char *subscriber;            /* required */
     const char *subject;               /* bus pseudonym to restrict to, or NULL */
+    const char *const *subjects;       /* or any of these (one person's BSN and A-nummer
+                                        * pseudonyms); n_subjects of them */
+    size_t n_subjects;
     const char *event_type;            /* or NULL */
     int64_t since_ms, until_ms;        /* on the trail's record time; 0 = open */
     const char *reason;                /* required: why (goes into the trail) */
