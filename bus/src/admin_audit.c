@@ -2,7 +2,10 @@
 /*
  * admin_audit.c - one bounded verification of the audit trail through the
  * public verifier (audit.h), summarised as JSON for GET /admin/audit/status:
- * chains, records, checkpoints, problems and retention findings.
+ * chains, records, checkpoints, problems and retention findings. Like
+ * `audit verify` it reports a deleted head (a partition starting above
+ * offset 0). It does not do verify's tail check against the router
+ * group's committed offsets: run `audit verify` for that.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -23,6 +26,40 @@ struct ctx {
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
     return kb_audit_input_low_of(((struct ctx *)opaque)->rk, topic, partition);
+}
+
+/* Each audit partition's start, as `audit verify` checks it: the topic
+ * never expires records, so a low watermark above 0 is a deleted head, a
+ * problem naming partition and offset. A watermark that cannot be read
+ * fails the run: the check must not pass by not running. */
+static kb_err_t partition_starts(struct ctx *c, const char *topic, char *errstr, size_t errstr_size)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    if (!rkt)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    const struct rd_kafka_metadata *md = NULL;
+    kb_err_t err = KB_OK;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, 10000);
+    if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+        e = md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+    if (e)
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "cannot read %s's partitions: %s",
+                         topic, rd_kafka_err2str(e));
+    for (int i = 0; !err && i < md->topics[0].partition_cnt; i++) {
+        int32_t p = md->topics[0].partitions[i].id;
+        int64_t lo = -1, hi = -1;
+        e = rd_kafka_query_watermark_offsets(c->rk, topic, p, &lo, &hi, 10000);
+        if (e)
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                             "cannot read where %s [%" PRId32 "] starts: %s", topic, p,
+                             rd_kafka_err2str(e));
+        else
+            err = kb_audit_verifier_partition_start(c->v, p, lo);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return err;
 }
 
 static int feed(void *opaque, int32_t partition, int64_t offset, int64_t ts, const void *key,
@@ -62,7 +99,9 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
         goto out_rk;
     int64_t t0 = kb_mono_ms();
     c.deadline = t0 + 1000LL * (o->max_seconds > 0 ? o->max_seconds : 120);
-    kb_err_t err = kb_audit_scan(o->kafka, topic, 0, 0, feed, &c, errstr, errstr_size);
+    kb_err_t err = partition_starts(&c, topic, errstr, errstr_size);
+    if (!err)
+        err = kb_audit_scan(o->kafka, topic, 0, 0, feed, &c, errstr, errstr_size);
     if (!err && c.err)
         err = kb_err_set(c.err, errstr, errstr_size, "verifier: %s", kb_err_str(c.err));
     if (err)

@@ -196,6 +196,17 @@ check "audit status: OK, complete, no problems" eq "$(j '.last | [.result, .comp
 check "audit status: records = decisions ($((N1 + N2 + 5)))" eq "$(j .last.records)" $((N1 + N2 + 5))
 check "audit status: same records as 'audit verify' ($CLI_RECS)" eq "$(j .last.records)" "$CLI_RECS"
 check "audit status: signed checkpoints, one chain per input partition" bash -c "(( \$(jq .last.checkpoints '$WORK/audit_status.json') > 0 && \$(jq '.last.chains | length' '$WORK/audit_status.json') >= 1 ))"
+# A deleted head (DeleteRecords on the live trail; the topic never expires
+# records): the status names the partition and where it now starts.
+AP=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T audit)" -e -q -f '%p\n' | sort -n | head -n 1)
+check "DeleteRecords before offset 1 of $(T audit) [$AP]" "$BIN/test_audit" delete-records \
+  --topic "$(T audit)" --partition "$AP" --before 1
+check "audit verify again: 202" eq "$(http POST /admin/audit/verify "${auth[@]}")" 202
+sleep 1
+check "audit verify again: finishes" wait_for 90 audit_done
+check "audit status: FAILED, naming the deleted head" eq \
+  "$(j '.last | [.result, (.problems[] | select(.what | test("audit partition '"$AP"' starts at offset 1")) | .kind)] | join(" ")')" \
+  "FAILED missing"
 
 # --- rate limit on failed authentication (last: it locks this address out) ---
 for i in $(seq 1 12); do http GET /admin/dlq -H "Authorization: Bearer guess-$i" >"$WORK/code.$i" || true; done
