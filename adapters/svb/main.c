@@ -136,7 +136,9 @@ out:
 }
 
 /* The ingest side: one kb_ingress_t shared by the spool loop and the TCP
- * thread, one caller at a time (its delivery-report wait is per caller). */
+ * thread, one caller at a time (its delivery-report wait is per caller).
+ * The lock is held per Kafka call (kb_svb_ingest_lock), not per file: a long
+ * file must not leave TCP senders without an answer. */
 struct ingest {
     struct kb_svb_ingest_ctx ctx;
     kb_ingress_t *ing;
@@ -150,9 +152,7 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
 {
     struct ingest *in = opaque;
     (void)peer;
-    pthread_mutex_lock(&in->lock);
     char v = kb_svb_ingest_frame(&in->ctx, in->ing, frame, len, reason, reason_size);
-    pthread_mutex_unlock(&in->lock);
     return v == 'A' ? KB_TCP_ACK : v == 'R' ? KB_TCP_REJECT : KB_TCP_NACK;
 }
 
@@ -212,6 +212,7 @@ static int cmd_ingest(int argc, char **argv)
     kb_adapter_source(&run.args, "ketenbus-svb", source, sizeof source);
     struct ingest in = {{run.schemas, run.key, run.key_len, source}, NULL,
                         PTHREAD_MUTEX_INITIALIZER, NULL, &stop};
+    kb_svb_ingest_lock = &in.lock;
     struct kb_ingress_opts iopts = {&run.args.kafka, "svb", run.spool.dir, 3};
     in.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!in.ing) {
@@ -251,9 +252,7 @@ static int cmd_ingest(int argc, char **argv)
             /* Kafka not acknowledging stops the scan; an unreadable file
              * (result 1) only stays behind. */
             for (size_t i = 0; i < n && !atomic_load(&stop); i++) {
-                pthread_mutex_lock(&in.lock);
                 int r = kb_svb_ingest_file(&in.ctx, in.ing, &run.spool, run.done_uri, names[i]);
-                pthread_mutex_unlock(&in.lock);
                 failed |= r != 0;
                 if (r < 0)
                     break;

@@ -4,10 +4,16 @@
  * events, per spool file and per TCP frame (see svb_ingest.h). All Kafka
  * I/O goes through adapters/common/ingress.h.
  */
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "adapter.h" /* kb_adapter_dataref */
 #include "ketenbus/clock.h"
@@ -20,6 +26,7 @@
 #define EVENT_TYPE "nl.kinderbijslag.aanvraag-ontvangen"
 
 struct kb_svb_ingest_stats kb_svb_ingest_stats;
+pthread_mutex_t *kb_svb_ingest_lock;
 
 int32_t kb_svb_epoch_days(const char *date)
 {
@@ -141,6 +148,21 @@ kb_err_t kb_svb_akw02_event(const struct kb_svb_ingest_ctx *ctx, const struct kb
     return KB_OK;
 }
 
+/*
+ * Bounds of one spool file, so that hostile input costs neither memory nor
+ * time out of proportion. Memory: the file (MAX_FILE), at most EVENT_CHUNK
+ * built events and MAX_REFUSED refused records at a time, however many lines
+ * the file has (sizing arrays per line end cost ~1.3 kB per newline: 11 GB for
+ * 8 MiB of newlines). Time: every refused record is its own acknowledged
+ * message on the quarantine topic (ingress.h has no batch quarantine), so
+ * after MAX_REFUSED of them the rest of the file goes as one message.
+ */
+#define EVENT_CHUNK     1024         /* events built before they are sent together */
+#define MAX_REFUSED     1000         /* refused records quarantined one by one per file */
+#define MAX_FILE_REASON (64u << 10)  /* .reason of a file quarantined whole */
+#define MAX_HASHED      (1ull << 30) /* an oversize file is hashed up to this size */
+#define RULE_REST       "akw02-too-many-refused"
+
 /* One record of a spool file that the parser refused. */
 struct refused {
     size_t offset;             /* byte offset of the record in the file */
@@ -150,6 +172,171 @@ struct refused {
     char reason[256];          /* "regel N: AKW02 <field> (col a-b): why" */
 };
 
+/* What of a spool file was not judged, once MAX_REFUSED records were refused. */
+struct rest {
+    size_t offset; /* byte offset of the first record not judged; the file length: none */
+    size_t len;    /* bytes from there to the end of the file */
+    int regel;     /* its line */
+    char reason[320];
+};
+
+/* The ingress is shared with the TCP thread: held per Kafka call, not per
+ * file, so that a long file never keeps TCP senders waiting for an answer. */
+static void ing_lock(void)
+{
+    if (kb_svb_ingest_lock)
+        pthread_mutex_lock(kb_svb_ingest_lock);
+}
+
+static void ing_unlock(void)
+{
+    if (kb_svb_ingest_lock)
+        pthread_mutex_unlock(kb_svb_ingest_lock);
+}
+
+/* Raw bytes with rule and reason to the quarantine topic, acknowledged: 0, or -1 (logged). */
+static int quarantine_topic(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
+                            const char *reason, int64_t offset)
+{
+    char errstr[512];
+    ing_lock();
+    kb_err_t err = kb_ingress_quarantine(ing, raw, len, rule, reason, offset, ACK_TIMEOUT_MS,
+                                         errstr, sizeof errstr);
+    if (!err)
+        kb_svb_ingest_stats.quarantined++;
+    ing_unlock();
+    if (err)
+        KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
+    return err ? -1 : 0;
+}
+
+/* Send @p n built events and free their values: 0, or -1 (logged; values freed too). */
+static int send_events(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n)
+{
+    char errstr[512];
+    ing_lock();
+    kb_err_t err = kb_ingress_send(ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr);
+    if (!err)
+        kb_svb_ingest_stats.records += n;
+    ing_unlock();
+    if (err)
+        KB_LOG_ERR(COMP, "events not acknowledged; file kept for retry", "records=%zu error=\"%s\"",
+                   n, errstr);
+    for (size_t i = 0; i < n; i++) {
+        if (!err)
+            KB_LOG_INFO(COMP, "event published", "event_id=%s type=%s subject=%s sequence=%llu",
+                        evs[i].attrs.id, evs[i].attrs.type, evs[i].attrs.subject,
+                        (unsigned long long)evs[i].attrs.sequence);
+        free(evs[i].value);
+        evs[i].value = NULL;
+    }
+    return err ? -1 : 0;
+}
+
+/*
+ * SHA-256 of in/@p name into @p sha and its size into *@p size, read in
+ * pieces (the file is too large to hold). "" when it cannot be read or is
+ * larger than MAX_HASHED (hashing must not take unbounded time either).
+ */
+static void hash_file(const struct kb_spool *spool, const char *name, char sha[65], long long *size)
+{
+    char path[2600];
+    sha[0] = '\0';
+    *size = -1;
+    kb_spool_path(spool, "in", name, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *piece = malloc(1u << 16);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !md || !piece)
+        goto out;
+    *size = (long long)st.st_size;
+    if ((unsigned long long)st.st_size > MAX_HASHED || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        goto out;
+    ssize_t got;
+    while ((got = read(fd, piece, 1u << 16)) > 0)
+        EVP_DigestUpdate(md, piece, (size_t)got);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32) {
+        for (unsigned int i = 0; i < 32; i++)
+            snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    }
+out:
+    free(piece);
+    EVP_MD_CTX_free(md);
+    close(fd);
+}
+
+/* A file over MAX_FILE: its reason, size and SHA-256 (no bytes) to the
+ * quarantine topic, as every refused input, then the file to quarantine/. */
+static int quarantine_oversize(kb_ingress_t *ing, struct kb_spool *spool, const char *name)
+{
+    char sha[65], reason[320];
+    long long size;
+    hash_file(spool, name, sha, &size);
+    snprintf(reason, sizeof reason,
+             "akw02-length: file larger than 8 MiB (%lld bytes, sha256 %s); not read, kept in "
+             "the quarantine folder",
+             size, sha[0] ? sha : "not computed");
+    KB_LOG_WARN(COMP, "file over size limit", "limit=%u bytes=%lld", MAX_FILE, size);
+    if (quarantine_topic(ing, "", 0, kb_akw02_rule_name(KB_AKW02_LENGTH), reason, -1))
+        return -1;
+    return kb_spool_quarantine(spool, name, reason) ? -1 : 0;
+}
+
+/* Append to @p buf (@p cap bytes, *@p len used), cutting what does not fit. */
+static void append(char *buf, size_t cap, size_t *len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *len, cap - *len, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *len += (size_t)w < cap - *len ? (size_t)w : cap - *len - 1;
+}
+
+/* The .reason of a file quarantined whole: every reason while they fit in
+ * MAX_FILE_REASON (each is on the quarantine topic anyway), then a count. */
+static char *file_reason(const struct refused *bad, size_t n_bad, const struct rest *rest)
+{
+    char *reason = malloc(MAX_FILE_REASON);
+    if (!reason)
+        return NULL;
+    size_t rl = 0;
+    reason[0] = '\0';
+    for (size_t i = 0; i < n_bad; i++) {
+        if (rl + 2 * sizeof bad->reason + sizeof rest->reason > MAX_FILE_REASON) {
+            append(reason, MAX_FILE_REASON, &rl,
+                   "\n%zu more refused records, each with its reason on the quarantine topic",
+                   n_bad - i);
+            break;
+        }
+        append(reason, MAX_FILE_REASON, &rl, "%s%s: %s", rl ? "\n" : "",
+               kb_akw02_rule_name(bad[i].rule), bad[i].reason);
+    }
+    if (rest->reason[0])
+        append(reason, MAX_FILE_REASON, &rl, "%s%s: %s", rl ? "\n" : "", RULE_REST, rest->reason);
+    return reason;
+}
+
+/* Write quarantine/@p qname with @p raw and its .reason beside it. */
+static int quarantine_piece(struct kb_spool *spool, const char *qname, const void *raw, size_t len,
+                            const char *rule, const char *reason)
+{
+    char path[2800], rtext[400];
+    kb_spool_path(spool, "quarantine", qname, path, sizeof path);
+    if (kb_file_write_atomic(path, raw, len))
+        return -1;
+    int tl = snprintf(rtext, sizeof rtext, "%s: %s\n", rule, reason);
+    if (tl < 0 || (size_t)tl >= sizeof rtext)
+        tl = (int)sizeof rtext - 1;
+    strncat(path, ".reason", sizeof path - strlen(path) - 1);
+    return kb_file_write_atomic(path, rtext, (size_t)tl) ? -1 : 0;
+}
+
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                        struct kb_spool *spool, const char *done_uri, const char *name)
 {
@@ -158,10 +345,8 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     int64_t mtime = 0;
     char errstr[512];
     kb_err_t err = kb_spool_read(spool, name, MAX_FILE, &buf, &len, &mtime);
-    if (err == KB_ERR_RANGE) {
-        KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
-        return kb_spool_quarantine(spool, name, "akw02-length: file larger than 8 MiB") ? -1 : 0;
-    }
+    if (err == KB_ERR_RANGE)
+        return quarantine_oversize(ing, spool, name);
     if (err)
         return 1; /* unreadable for now, logged by the spool: later files go on */
     /* The name the file will have in done/, for ce_dataref and the names of
@@ -173,34 +358,48 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     }
 
     int rc = -1;
-    struct kb_ingress_event *evs = NULL;
     struct refused *bad = NULL;
-    size_t n_evs = 0, n_bad = 0, n_lines = 0;
+    struct rest rest = {len, 0, 0, ""};
+    size_t n_evs = 0, n_bad = 0, bad_cap = 0, n_lines = 0, published = 0;
     const char *text = (const char *)buf;
     struct kb_akw02 *rec = malloc(sizeof *rec);
-    /* At most one record per line end, plus a last one without. */
-    size_t cap = 1;
-    for (size_t i = 0; i < len; i++)
-        cap += buf[i] == '\n';
-    evs = calloc(cap, sizeof *evs);
-    bad = calloc(cap, sizeof *bad);
-    if (!rec || !evs || !bad)
+    /* Events are sent EVENT_CHUNK at a time: a file leaves in/ only after
+     * the last chunk and every quarantine message were acknowledged, and a
+     * retry after a failure sends the same ids again (the router drops them). */
+    struct kb_ingress_event *evs = calloc(EVENT_CHUNK, sizeof *evs);
+    if (!rec || !evs)
         goto out;
 
-    if (len == 0) {
-        bad[n_bad++] = (struct refused){0, 0, 1, KB_AKW02_LENGTH, "regel 1: empty file"};
-        n_lines = 1;
-    }
-    for (size_t off = 0; off < len;) {
-        const char *nl = memchr(text + off, '\n', len - off);
+    for (size_t off = 0; off < len || (len == 0 && n_lines == 0);) {
+        const char *nl = len ? memchr(text + off, '\n', len - off) : NULL;
         size_t end = nl ? (size_t)(nl - text) : len;
         size_t rlen = end - off;
         if (rlen > 0 && text[off + rlen - 1] == '\r')
             rlen--;
         int regel = (int)++n_lines;
         char perr[200];
-        enum kb_akw02_rule rule = kb_akw02_parse(text + off, rlen, rec, perr, sizeof perr);
+        enum kb_akw02_rule rule =
+            len == 0 ? KB_AKW02_LENGTH : kb_akw02_parse(text + off, rlen, rec, perr, sizeof perr);
+        if (len == 0)
+            snprintf(perr, sizeof perr, "empty file");
+        if (rule != KB_AKW02_OK && n_bad == MAX_REFUSED) {
+            /* Not a batch with a few bad records but no AKW02 file at all
+             * (or a hostile one): stop judging, quarantine the rest whole. */
+            rest.offset = off;
+            rest.len = len - off;
+            rest.regel = regel;
+            break;
+        }
         if (rule != KB_AKW02_OK) {
+            if (n_bad == bad_cap) {
+                size_t ncap = bad_cap ? 2 * bad_cap : 16;
+                ncap = ncap < MAX_REFUSED ? ncap : MAX_REFUSED;
+                struct refused *nb = realloc(bad, ncap * sizeof *nb);
+                if (!nb)
+                    goto out;
+                bad = nb;
+                bad_cap = ncap;
+            }
             struct refused *r = &bad[n_bad++];
             *r = (struct refused){off, rlen, regel, rule, ""};
             snprintf(r->reason, sizeof r->reason, "regel %d: %s", regel, perr);
@@ -215,67 +414,74 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                            errstr);
                 goto out;
             }
-            n_evs++;
+            if (++n_evs == EVENT_CHUNK) {
+                n_evs = 0; /* send_events() frees the values, sent or not */
+                if (send_events(ing, evs, EVENT_CHUNK))
+                    goto out;
+                published += EVENT_CHUNK;
+            }
         }
         off = nl ? end + 1 : len;
     }
+    if (n_evs > 0) {
+        size_t n = n_evs;
+        n_evs = 0;
+        if (send_events(ing, evs, n))
+            goto out;
+        published += n;
+    }
 
-    /* Quarantine first: Kafka holds every refused record (raw bytes, rule,
-     * offset) before anything of the file counts as handled. */
+    /* Kafka holds every refused record (raw bytes, rule, offset) before
+     * anything of the file counts as handled. */
     for (size_t i = 0; i < n_bad; i++) {
         struct refused *r = &bad[i];
         KB_LOG_WARN(COMP, "AKW02 record quarantined", "rule=%s reason=\"%s\"",
                     kb_akw02_rule_name(r->rule), r->reason);
-        if (kb_ingress_quarantine(ing, text + r->offset, r->len, kb_akw02_rule_name(r->rule),
-                                  r->reason, (int64_t)r->offset, ACK_TIMEOUT_MS, errstr,
-                                  sizeof errstr)) {
-            KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"",
-                       errstr);
+        if (quarantine_topic(ing, text + r->offset, r->len, kb_akw02_rule_name(r->rule), r->reason,
+                             (int64_t)r->offset))
             goto out;
-        }
     }
-    if (n_evs > 0 && kb_ingress_send(ing, evs, n_evs, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
-        KB_LOG_ERR(COMP, "events not acknowledged; file kept for retry", "records=%zu error=\"%s\"",
-                   n_evs, errstr);
-        goto out;
+    if (rest.offset < len) {
+        int last = rest.regel;
+        for (const char *p = text + rest.offset; (p = memchr(p, '\n', len - (size_t)(p - text)));)
+            last += ++p < text + len;
+        snprintf(rest.reason, sizeof rest.reason,
+                 "regel %d-%d (%zu bytes) not judged: %d records of this file were refused "
+                 "before it; any good record in it was not published",
+                 rest.regel, last, rest.len, MAX_REFUSED);
+        KB_LOG_WARN(COMP, "rest of AKW02 file quarantined unjudged", "rule=%s reason=\"%s\"",
+                    RULE_REST, rest.reason);
+        if (quarantine_topic(ing, text + rest.offset, rest.len, RULE_REST, rest.reason,
+                             (int64_t)rest.offset))
+            goto out;
     }
-    for (size_t i = 0; i < n_evs; i++)
-        KB_LOG_INFO(COMP, "event published", "event_id=%s type=%s subject=%s sequence=%llu",
-                    evs[i].attrs.id, evs[i].attrs.type, evs[i].attrs.subject,
-                    (unsigned long long)evs[i].attrs.sequence);
-    kb_svb_ingest_stats.records += n_evs;
-    kb_svb_ingest_stats.quarantined += n_bad;
 
-    if (n_evs == 0) {
-        /* Nothing usable: the whole file goes to quarantine/ with every reason. */
-        size_t rcap = 64 + n_bad * 256, rlen = 0;
-        char *reason = malloc(rcap);
+    if (published == 0) {
+        /* Nothing usable: the whole file goes to quarantine/ with the reasons. */
+        char *reason = file_reason(bad, n_bad, &rest);
         if (!reason)
             goto out;
-        reason[0] = '\0';
-        for (size_t i = 0; i < n_bad; i++)
-            rlen += (size_t)snprintf(reason + rlen, rcap - rlen, "%s%s: %s", i ? "\n" : "",
-                                     kb_akw02_rule_name(bad[i].rule), bad[i].reason);
         rc = kb_spool_quarantine(spool, name, reason) ? -1 : 0;
         free(reason);
         goto out;
     }
-    /* Some records are good: the file is done; each refused record gets its
-     * own quarantine file with the reason beside it. */
+    /* Some records are good: the file is done; each refused record (and an
+     * unjudged rest) gets its own quarantine file with the reason beside it. */
     for (size_t i = 0; i < n_bad; i++) {
-        char qname[600], path[2800], rtext[320];
+        char qname[600];
         snprintf(qname, sizeof qname, "%s.regel-%d", done_name, bad[i].regel);
-        kb_spool_path(spool, "quarantine", qname, path, sizeof path);
-        if (kb_file_write_atomic(path, text + bad[i].offset, bad[i].len))
+        if (quarantine_piece(spool, qname, text + bad[i].offset, bad[i].len,
+                             kb_akw02_rule_name(bad[i].rule), bad[i].reason))
             goto out;
-        int tl = snprintf(rtext, sizeof rtext, "%s: %s\n", kb_akw02_rule_name(bad[i].rule),
-                          bad[i].reason);
-        strncat(path, ".reason", sizeof path - strlen(path) - 1);
-        if (kb_file_write_atomic(path, rtext, (size_t)tl))
+    }
+    if (rest.offset < len) {
+        char qname[600];
+        snprintf(qname, sizeof qname, "%s.vanaf-regel-%d", done_name, rest.regel);
+        if (quarantine_piece(spool, qname, text + rest.offset, rest.len, RULE_REST, rest.reason))
             goto out;
     }
     if (kb_spool_done(spool, name)) {
-        KB_LOG_ERR(COMP, "cannot move file to done", "records=%zu", n_evs);
+        KB_LOG_ERR(COMP, "cannot move file to done", "records=%zu", published);
         goto out;
     }
     rc = 0;
@@ -308,12 +514,16 @@ char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     if (rule != KB_AKW02_OK) {
         KB_LOG_WARN(COMP, "AKW02 record quarantined", "transport=tcp rule=%s reason=\"%s\"",
                     kb_akw02_rule_name(rule), perr);
-        if (kb_ingress_quarantine(ing, frame, len, kb_akw02_rule_name(rule), perr, 0,
-                                  ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+        ing_lock();
+        kb_err_t err = kb_ingress_quarantine(ing, frame, len, kb_akw02_rule_name(rule), perr, 0,
+                                             ACK_TIMEOUT_MS, errstr, sizeof errstr);
+        if (!err)
+            kb_svb_ingest_stats.quarantined++;
+        ing_unlock();
+        if (err) {
             snprintf(reason, reason_size, "quarantine not acknowledged: %s", errstr);
         } else {
             snprintf(reason, reason_size, "%s: %s", kb_akw02_rule_name(rule), perr);
-            kb_svb_ingest_stats.quarantined++;
             verdict = 'R';
         }
         goto out;
@@ -324,12 +534,16 @@ char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         snprintf(reason, reason_size, "cannot build event: %s", errstr);
         goto out;
     }
-    if (kb_ingress_send(ing, &ev, 1, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+    ing_lock();
+    kb_err_t err = kb_ingress_send(ing, &ev, 1, ACK_TIMEOUT_MS, errstr, sizeof errstr);
+    if (!err)
+        kb_svb_ingest_stats.records++;
+    ing_unlock();
+    if (err) {
         snprintf(reason, reason_size, "not acknowledged by Kafka: %s", errstr);
     } else {
         KB_LOG_INFO(COMP, "event published", "transport=tcp event_id=%s subject=%s sequence=%llu",
                     ev.attrs.id, ev.attrs.subject, (unsigned long long)ev.attrs.sequence);
-        kb_svb_ingest_stats.records++;
         reason[0] = '\0';
         verdict = 'A';
     }

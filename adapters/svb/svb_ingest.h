@@ -10,6 +10,11 @@
  *  1. A spool file leaves in/ only after Kafka acknowledged every event and
  *     every quarantine message of it (kb_ingress_send/_quarantine returned
  *     KB_OK); on any failure it stays for the next round.
+ *  1a. A file costs bounded memory and time whatever its content: events
+ *     are sent 1,024 at a time, and after 1,000 refused records the rest
+ *     of the file is quarantined unjudged as one message (rule
+ *     akw02-too-many-refused). A file over 8 MiB is not read: its reason,
+ *     size and SHA-256 go to the quarantine topic, the file to quarantine/.
  *  2. Event ids derive from the record bytes, so a file read twice (crash
  *     between ack and move) yields the same ids and the router drops the
  *     duplicates; the per-record quarantine files are rewritten identically.
@@ -19,6 +24,9 @@
  *       some good  --> bad lines: kb.quarantine.svb + quarantine/<d>.regel-<n>
  *                      good lines: kb.in.svb --> done/<d>
  *       none good  --> kb.quarantine.svb (each line) --> quarantine/<f> (+ .reason)
+ *       > 1,000 bad --> as above, the rest as one message, in quarantine/
+ *                      <d>.vanaf-regel-<n> (some good) or with <f> (none good)
+ *       over 8 MiB --> kb.quarantine.svb (reason, SHA-256) --> quarantine/<f>
  *       Kafka down --> <f> stays in in/
  *       unreadable --> <f> stays in in/, later files go on (kb_spool_read())
  *     where <d> is <f>, or <f>.<N> when a sender reused the name
@@ -27,6 +35,7 @@
 #ifndef KETENBUS_SVB_INGEST_H
 #define KETENBUS_SVB_INGEST_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,7 +74,9 @@ int32_t kb_svb_epoch_days(const char *date);
  * not acknowledge: later files would fare alike), 1 when it could not be
  * read now (kb_spool_read() logged it and quarantines it in time): go on
  * with later files. @p done_uri is the file:// URI of done/, for ce_dataref.
- * @thread the one thread that owns @p ing and scans @p spool
+ * kb_svb_ingest_lock (if set) is taken around each Kafka call only, so
+ * another thread may use @p ing between them.
+ * @thread the one thread that scans @p spool
  */
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                        struct kb_spool *spool, const char *done_uri, const char *name);
@@ -80,8 +91,16 @@ struct kb_svb_ingest_stats {
 extern struct kb_svb_ingest_stats kb_svb_ingest_stats;
 
 /**
+ * NULL (one thread), or the mutex of an ingress shared by the spool loop and
+ * the TCP thread: held around each Kafka call and counter update, never
+ * across a whole file. Set once before either thread starts.
+ */
+extern pthread_mutex_t *kb_svb_ingest_lock;
+
+/**
  * Handle one AKW02 record that arrived as a TCP frame: 'A' published,
  * 'R' quarantined (reason set), 'N' not durable (reason set, resend).
+ * Takes kb_svb_ingest_lock (if set) around its Kafka calls.
  */
 char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                          const uint8_t *frame, size_t len, char *reason, size_t reason_size);

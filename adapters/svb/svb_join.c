@@ -7,11 +7,13 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -31,8 +33,11 @@ kb_err_t kb_svb_init(struct kb_svb *s, const struct kb_spool *spool, const uint8
     memset(s, 0, sizeof *s);
     s->spool = *spool;
     snprintf(s->state_dir, sizeof s->state_dir, "%s/state", s->spool.dir);
-    if (mkdir(s->state_dir, 0750) != 0 && errno != EEXIST)
-        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot create %s: %s", s->state_dir,
+    char registry[sizeof s->state_dir + 16];
+    snprintf(registry, sizeof registry, "%s/kenmerken", s->state_dir);
+    if ((mkdir(s->state_dir, 0750) != 0 && errno != EEXIST) ||
+        (mkdir(registry, 0750) != 0 && errno != EEXIST))
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "cannot create %s: %s", registry,
                           strerror(errno));
     s->key = key;
     s->key_len = key_len;
@@ -333,18 +338,141 @@ static void addressee(json_t *ouder, char *out, size_t cap)
     snprintf(out + n, cap - n, "%s%s%s%s", n ? " " : "", vv, *vv ? " " : "", naam);
 }
 
-/* 12 digits from the birth event id: one kenmerk per child, whatever Gv01 completes it. */
-static void kenmerk_of(const char *birth_id, char out[13])
+/*
+ * The kenmerk of an invitation: 12 digits from the birth event id, so one
+ * per child whatever Gv01 completes it, and the same after a crash. Twelve
+ * digits of a hash meet a collision by the birthday bound after ~1.2 million
+ * children, so each kenmerk is claimed in the registry state/kenmerken/
+ * (claim_kenmerk()); a kenmerk owned by another child moves this child to
+ * the next variant. Variant 0 is the kenmerk before the registry existed.
+ */
+#define KENMERK_SPACE    1000000000000ull /* 12 digits */
+#define KENMERK_VARIANTS 64               /* variants tried before the event is refused */
+
+static void kenmerk_of(const char *birth_id, unsigned variant, unsigned long long space,
+                       char out[13])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char buf[96];
-    int len = snprintf(buf, sizeof buf, "akw01|%s", birth_id);
+    int len = variant ? snprintf(buf, sizeof buf, "akw01|%s|%u", birth_id, variant)
+                      : snprintf(buf, sizeof buf, "akw01|%s", birth_id);
     EVP_Digest(buf, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
     unsigned long long v = 0;
     for (int i = 0; i < 8; i++)
         v = v << 8 | md[i];
-    snprintf(out, 13, "%012llu", v % 1000000000000ull);
+    snprintf(out, 13, "%012llu", v % space % KENMERK_SPACE); /* a test space stays 12 digits */
+}
+
+/* Contents of @p path (at most @p cap - 1 bytes) into @p out: its length, or -1 with errno. */
+static ssize_t read_small(const char *path, char *out, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, out, cap - 1);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (n >= 0)
+        out[n] = '\0';
+    return n;
+}
+
+/* 1 when out/<kenmerk>.akw01 exists and is the invitation of another child
+ * than @p bsn_kind: written before the registry existed, not collected yet. */
+static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const char *bsn_kind)
+{
+    char name[32], path[PATH_CAP], rec[KB_AKW01_LEN + 2];
+    snprintf(name, sizeof name, "%s.akw01", kenmerk);
+    kb_spool_path(&s->spool, "out", name, path, sizeof path);
+    ssize_t n = read_small(path, rec, sizeof rec);
+    if (n < 0)
+        return errno != ENOENT; /* unreadable: not ours to overwrite */
+    return n < 43 || memcmp(rec + 34, bsn_kind, 9) != 0;
+}
+
+/*
+ * Write @p owner as state/kenmerken/<kenmerk>, never replacing one: the
+ * text goes to a temp file first and link(2) publishes it whole or fails
+ * with EEXIST, so a crash never leaves a claim that names nobody.
+ * 0 when written, 1 when the kenmerk was taken, -1 on an I/O error.
+ */
+static int register_kenmerk(const struct kb_svb *s, const char *kenmerk, const char *owner)
+{
+    char dir[PATH_CAP], path[PATH_CAP + 16], tmp[PATH_CAP + 16], text[128];
+    snprintf(dir, sizeof dir, "%s/kenmerken", s->state_dir);
+    snprintf(path, sizeof path, "%s/%s", dir, kenmerk);
+    snprintf(tmp, sizeof tmp, "%s/.claim-%s", dir, kenmerk);
+    int tl = snprintf(text, sizeof text, "%s\n", owner);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    int bad = write(fd, text, (size_t)tl) != tl || fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    int taken = 0;
+    if (!bad && link(tmp, path) != 0) {
+        taken = errno == EEXIST;
+        bad = !taken;
+    }
+    unlink(tmp);
+    if (bad || taken)
+        return bad ? -1 : 1;
+    /* The claim must outlive a crash before the out/ file is written. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return -1;
+    int synced = fsync(dfd) == 0;
+    close(dfd);
+    return synced ? 0 : -1;
+}
+
+/*
+ * The kenmerk of the child with birth @p birth_id and BSN @p bsn_kind into
+ * @p out: the first variant that is free or already this birth's. A
+ * variant another child owns, in the registry or (from before it) in out/,
+ * is skipped. KB_ERR_RANGE when KENMERK_VARIANTS variants are all taken
+ * (never with 12 digits; the event is then refused, nothing overwritten).
+ */
+static kb_err_t claim_kenmerk(struct kb_svb *s, const char *birth_id, const char *bsn_kind,
+                              char out[13], char *errstr, size_t errstr_size)
+{
+    unsigned long long space = s->kenmerk_space ? s->kenmerk_space : KENMERK_SPACE;
+    char owner[sizeof((struct kb_event_attrs *)0)->id + 8];
+    snprintf(owner, sizeof owner, "%s", birth_id);
+    for (unsigned variant = 0; variant < KENMERK_VARIANTS; variant++) {
+        kenmerk_of(birth_id, variant, space, out);
+        char path[PATH_CAP + 16], text[128];
+        snprintf(path, sizeof path, "%s/kenmerken/%s", s->state_dir, out);
+        for (int attempt = 0; attempt < 2; attempt++) {
+            ssize_t n = read_small(path, text, sizeof text);
+            if (n < 0 && errno != ENOENT)
+                return kb_err_set(KB_ERR_IO, errstr, errstr_size,
+                                  "cannot read the kenmerk registry: %s", strerror(errno));
+            if (n >= 0) {
+                if (n > 0 && text[n - 1] == '\n')
+                    text[n - 1] = '\0';
+                if (!strcmp(text, owner))
+                    return KB_OK; /* this child's: a re-render gives the same kenmerk */
+                break;            /* another child's */
+            }
+            /* Unclaimed. An invitation written before the registry existed
+             * keeps its kenmerk: claim it for that child, then go on. */
+            const char *claimant = out_of_other_child(s, out, bsn_kind) ? "(out/ file)" : owner;
+            int r = register_kenmerk(s, out, claimant);
+            if (r == 0 && claimant == owner)
+                return KB_OK;
+            if (r < 0)
+                return kb_err_set(KB_ERR_IO, errstr, errstr_size,
+                                  "cannot write the kenmerk registry");
+            /* taken meanwhile, or just given to the out/ file: read it again */
+        }
+        s->kenmerk_collisions++;
+        KB_LOG_WARN(COMP, "kenmerk taken by another child; next variant", "kenmerk=%s variant=%u",
+                    out, variant);
+    }
+    return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "no free kenmerk after %d variants",
+                      KENMERK_VARIANTS);
 }
 
 /* The pending kind files of @p child, as loaded JSON with "path" added; caller decrefs. */
@@ -445,7 +573,9 @@ static kb_err_t join(struct kb_svb *s, const char *child, char *errstr, size_t e
     struct kb_akw01 rec;
     memset(&rec, 0, sizeof rec);
     const char *birth_id = jstr(birth, "eventId");
-    kenmerk_of(birth_id, rec.kenmerk);
+    err = claim_kenmerk(s, birth_id, jstr(birth, "bsnKind"), rec.kenmerk, errstr, errstr_size);
+    if (err)
+        goto out;
     time_t now = s->now ? s->now : time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);

@@ -14,6 +14,11 @@
  *  1. Handling an event twice writes the same files (at-least-once input is
  *     harmless): the kenmerk and file name derive from the birth event id,
  *     and once akw01-<child>.done exists nothing more is written for it.
+ *  1a. A kenmerk belongs to one child: state/kenmerken/<kenmerk> names the
+ *     birth event that claimed it (created once, never replaced) before
+ *     out/<kenmerk>.akw01 is written; a child whose derived kenmerk is
+ *     another's takes the next variant, so no out/ file of another child is
+ *     ever overwritten and a re-render gives the same kenmerk.
  *  2. A state file is written before the caller commits the event's offset;
  *     out/<kenmerk>.akw01 (and the optional published event) is durable
  *     before the done marker, so a crash in between repeats, never loses.
@@ -24,7 +29,8 @@
  *     kind-toegevoegd --store_kind()--> state/kind-<child>-<parent>.json
  *     persoon-geboren --store_birth()--> state/geboren-<child>.json
  *                     --remember_child()--> state/ouder-<parent bsn>.json
- *     both present    --join()--> out/<kenmerk>.akw01
+ *     both present    --join()--> state/kenmerken/<kenmerk> (claim_kenmerk())
+ *                                 out/<kenmerk>.akw01
  *                                 [--on_written()--> event published]
  *                                 state/akw01-<child>.done, kind files -> .done
  */
@@ -61,6 +67,8 @@ struct kb_svb {
     size_t written;          /* AKW01 records written since start */
     size_t automatic;        /* of which verwerking 'A' (later child) */
     size_t abroad;           /* of which buitenland 'J' */
+    size_t kenmerk_collisions;        /* kenmerken found taken by another child */
+    unsigned long long kenmerk_space; /* 0: 10^12 kenmerken; tests set a few to force collisions */
 };
 
 /** Start on @p spool (opened, kb_spool_open), keeping the joins' state in

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 #include "akw.h"
 #include "kb_test.h"
 #include "ketenbus/event.h"
@@ -259,8 +261,9 @@ static void test_one_invitation_for_both_parents(void)
     if (d)
         closedir(d);
     /* geboren, 2 ouder files, the mother's kind .done file, akw01 marker (the
-     * father's Gv01 came after the invitation and was never stored) */
-    CHECK_INT(files, 5);
+     * father's Gv01 came after the invitation and was never stored), and the
+     * kenmerken/ registry folder */
+    CHECK_INT(files, 6);
     cleanup(root);
 
     /* the other order: both Gv01s first (the father's before the mother's), then the birth;
@@ -421,6 +424,122 @@ static void test_unusable_events(void)
     cleanup(root);
 }
 
+/* The kenmerk svb_join.c derives first for birth @p id: 12 digits of SHA-256("akw01|<id>"). */
+static void first_kenmerk(const char *id, char out[13])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char buf[96];
+    int len = snprintf(buf, sizeof buf, "akw01|%s", id);
+    EVP_Digest(buf, (size_t)len, md, &mdlen, EVP_sha256(), NULL);
+    unsigned long long v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | md[i];
+    snprintf(out, 13, "%012llu", v % 1000000000000ull);
+}
+
+static int fail_written; /* 1: on_written fails, as a crash before the done marker would */
+
+static kb_err_t written_hook(void *opaque, const struct kb_akw01 *rec, const char *birth_id,
+                             const char *kind_event_id, char *errstr, size_t errstr_size)
+{
+    (void)opaque, (void)rec, (void)birth_id, (void)kind_event_id;
+    if (fail_written)
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "simulated crash");
+    return KB_OK;
+}
+
+/* The kenmerk of the out/ record of @p kind_bsn into @p out ("" when none). */
+static void kenmerk_in_out(struct kb_svb *s, const char *kind_bsn, char out[13])
+{
+    char line[KB_AKW01_LEN + 2];
+    records(s, kind_bsn, line);
+    out[0] = '\0';
+    if (line[0]) {
+        memcpy(out, line + 5, 12);
+        out[12] = '\0';
+    }
+}
+
+/*
+ * Two children whose kenmerken collide never share one, and an invitation
+ * not yet collected is never overwritten by another child's. Before the
+ * fix out/<kenmerk>.akw01 was written with replace.
+ */
+static void test_kenmerk_collisions(void)
+{
+    struct kb_svb s;
+    char root[64], k[13], path[2600], other[13];
+    /* An uncollected invitation of another child (written before the
+     * kenmerk registry existed) under the kenmerk Sophie's birth derives. */
+    fresh(&s, root, sizeof root);
+    first_kenmerk("birth-sophie", k);
+    char planted[KB_AKW01_LEN + 2];
+    memset(planted, ' ', KB_AKW01_LEN);
+    memcpy(planted, "AKW01", 5);
+    memcpy(planted + 5, k, 12);
+    memcpy(planted + 34, TWEEDE, 9);
+    planted[KB_AKW01_LEN] = '\n';
+    planted[KB_AKW01_LEN + 1] = '\0';
+    snprintf(path, sizeof path, "%s/out/%s.akw01", root, k);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(planted, f);
+        fclose(f);
+    }
+    CHECK_INT(birth(&s, "birth-sophie", SOPHIE, "20240315", "6030", &moeder, &vader), KB_OK);
+    CHECK_INT(gv01(&s, "gv01-moeder", MOEDER_ANR, SOPHIE), KB_OK);
+    CHECK_INT(records(&s, SOPHIE, NULL), 2);
+    char line[KB_AKW01_LEN + 2];
+    records(&s, TWEEDE, line);
+    CHECK_STR(line, planted); /* the other child's invitation is untouched */
+    kenmerk_in_out(&s, SOPHIE, other);
+    CHECK(other[0] && strcmp(other, k) != 0);
+    CHECK_INT(s.kenmerk_collisions, 1);
+    cleanup(root);
+
+    /* A kenmerk space of 3: three children must end up with the three
+     * kenmerken, each in its own file, whatever their hashes. */
+    fresh(&s, root, sizeof root);
+    s.kenmerk_space = 3;
+    s.on_written = written_hook;
+    const char *kids[3] = {SOPHIE, TWEEDE, DERDE};
+    const char *births[3] = {"birth-1", "birth-2", "birth-3"};
+    char ks[3][13];
+    for (int i = 0; i < 3; i++) {
+        char gid[32];
+        snprintf(gid, sizeof gid, "gv01-%d", i);
+        CHECK_INT(birth(&s, births[i], kids[i], "20240315", "6030", &moeder, &vader), KB_OK);
+        if (i == 1) {
+            /* a crash after out/ was written, before the done marker: the
+             * redelivery renders the same kenmerk again */
+            fail_written = 1;
+            CHECK(gv01(&s, gid, MOEDER_ANR, kids[i]) != KB_OK);
+            fail_written = 0;
+            kenmerk_in_out(&s, kids[i], k);
+        }
+        CHECK_INT(gv01(&s, gid, MOEDER_ANR, kids[i]), KB_OK);
+        kenmerk_in_out(&s, kids[i], ks[i]);
+        if (i == 1)
+            CHECK_STR(ks[i], k);
+    }
+    CHECK_INT(records(&s, SOPHIE, NULL), 3);
+    CHECK(strcmp(ks[0], ks[1]) && strcmp(ks[0], ks[2]) && strcmp(ks[1], ks[2]));
+    for (int i = 0; i < 3; i++)
+        CHECK(!strncmp(ks[i], "00000000000", 11) && ks[i][11] >= '0' && ks[i][11] <= '2');
+    CHECK(s.kenmerk_collisions >= 1);
+    /* A fourth child finds every kenmerk taken: refused, nothing replaced. */
+    CHECK_INT(birth(&s, "birth-4", VIERDE, "20240315", "6030", &moeder, &vader), KB_OK);
+    CHECK_INT(gv01(&s, "gv01-4", MOEDER_ANR, VIERDE), KB_ERR_RANGE);
+    CHECK_INT(records(&s, SOPHIE, NULL), 3);
+    for (int i = 0; i < 3; i++) {
+        kenmerk_in_out(&s, kids[i], k);
+        CHECK_STR(k, ks[i]);
+    }
+    cleanup(root);
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -438,6 +557,7 @@ int main(void)
     test_later_children();
     test_parents_and_rejects();
     test_unusable_events();
+    test_kenmerk_collisions();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }
