@@ -112,39 +112,98 @@ static kb_err_t copy_attr(const struct kb_header *h, char *dst, size_t cap, char
     return KB_OK;
 }
 
+/* The headers of the event envelope, in the order of the "seen" bits of
+ * kb_event_attrs_from_headers(). Every one is checked there, and these are
+ * the only input headers a subscriber's copy carries (kb_event_header_known). */
+static const char *const envelope_headers[] = {
+    "ce_specversion", "ce_id",       "ce_source",       "ce_type",
+    "ce_time",        "ce_subject",  "ce_dataref",      "ce_sequence",
+    "ce_sequencetype", "content-type", "traceparent",
+};
+#define N_ENVELOPE (sizeof envelope_headers / sizeof envelope_headers[0])
+
+static int envelope_index(const char *name)
+{
+    for (size_t i = 0; i < N_ENVELOPE; i++)
+        if (!strcmp(name, envelope_headers[i]))
+            return (int)i;
+    return -1;
+}
+
+int kb_event_header_known(const char *name)
+{
+    return envelope_index(name) >= 0;
+}
+
+static int lower_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return 1;
+}
+
+/* W3C Trace Context: "vv-<32 hex>-<16 hex>-ff", version 00 exactly that
+ * long, a later version possibly longer after a '-'. */
+static int traceparent_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 55 || s[2] != '-' || s[35] != '-' || s[52] != '-' || !lower_hex(s, 2) ||
+        !lower_hex(s + 3, 32) || !lower_hex(s + 36, 16) || !lower_hex(s + 53, 2) ||
+        !memcmp(s, "ff", 2))
+        return 0;
+    return n == 55 || (memcmp(s, "00", 2) != 0 && s[55] == '-');
+}
+
 kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                      struct kb_event_attrs *attrs, char *errstr,
                                      size_t errstr_size)
 {
     memset(attrs, 0, sizeof *attrs);
     attrs->schema_id = -1;
-    int have_spec = 0;
+    unsigned seen = 0;
     kb_err_t err = KB_OK;
+    char buf[64];
     for (size_t i = 0; i < n && !err; i++) {
         const struct kb_header *h = &hdrs[i];
-        if (!strcmp(h->name, "ce_specversion")) {
+        int at = envelope_index(h->name);
+        if (at < 0)
+            continue; /* not the envelope's: never passed on (kb_event_header_known) */
+        /* One of each: with two, one part of the system would read the
+         * first and another the last. */
+        if (seen & (1u << at))
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "header %s appears twice",
+                              h->name);
+        seen |= 1u << at;
+        switch (at) {
+        case 0:
             if (h->len != 3 || memcmp(h->value, "1.0", 3) != 0)
                 return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                                   "ce_specversion is not 1.0");
-            have_spec = 1;
-        } else if (!strcmp(h->name, "ce_id")) {
-            err = copy_attr(h, attrs->id, sizeof attrs->id, errstr, errstr_size);
-        } else if (!strcmp(h->name, "ce_source")) {
+            break;
+        case 1: err = copy_attr(h, attrs->id, sizeof attrs->id, errstr, errstr_size); break;
+        case 2:
             err = copy_attr(h, attrs->source, sizeof attrs->source, errstr, errstr_size);
-        } else if (!strcmp(h->name, "ce_type")) {
-            err = copy_attr(h, attrs->type, sizeof attrs->type, errstr, errstr_size);
-        } else if (!strcmp(h->name, "ce_time")) {
-            err = copy_attr(h, attrs->time, sizeof attrs->time, errstr, errstr_size);
-        } else if (!strcmp(h->name, "ce_subject")) {
+            break;
+        case 3: err = copy_attr(h, attrs->type, sizeof attrs->type, errstr, errstr_size); break;
+        case 4: err = copy_attr(h, attrs->time, sizeof attrs->time, errstr, errstr_size); break;
+        case 5:
             err = copy_attr(h, attrs->subject, sizeof attrs->subject, errstr, errstr_size);
-        } else if (!strcmp(h->name, "ce_dataref")) {
+            /* The subject key is a pseudonym (kb_event_pseudonym): a BSN
+             * here would reach the audit trail and every subscriber's
+             * headers as it is. */
+            if (!err && attrs->subject[0] &&
+                (strlen(attrs->subject) != KB_PSEUDONYM_LEN ||
+                 !lower_hex(attrs->subject, KB_PSEUDONYM_LEN)))
+                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                  "ce_subject is not a pseudonym (%d lower-case hex digits)",
+                                  KB_PSEUDONYM_LEN);
+            break;
+        case 6:
             err = copy_attr(h, attrs->dataref, sizeof attrs->dataref, errstr, errstr_size);
-        } else if (!strcmp(h->name, "traceparent")) {
-            err = copy_attr(h, attrs->traceparent, sizeof attrs->traceparent, errstr,
-                            errstr_size);
-        } else if (!strcmp(h->name, "ce_sequence")) {
-            char buf[24];
-            err = copy_attr(h, buf, sizeof buf, errstr, errstr_size);
+            break;
+        case 7:
+            err = copy_attr(h, buf, 24, errstr, errstr_size);
             if (!err) {
                 char *end;
                 errno = 0;
@@ -154,11 +213,25 @@ kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                       "ce_sequence is not an integer");
                 attrs->sequence = v;
             }
+            break;
+        case 8:
+            if (h->len != 7 || memcmp(h->value, "Integer", 7) != 0)
+                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                  "ce_sequencetype is not Integer");
+            break;
+        case 9: err = copy_attr(h, buf, sizeof buf, errstr, errstr_size); break;
+        case 10:
+            err = copy_attr(h, attrs->traceparent, sizeof attrs->traceparent, errstr,
+                            errstr_size);
+            if (!err && attrs->traceparent[0] && !traceparent_ok(attrs->traceparent))
+                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                                  "traceparent is not W3C trace context");
+            break;
         }
     }
     if (err)
         return err;
-    if (!have_spec)
+    if (!(seen & 1u))
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_specversion");
     if (!attrs->id[0])
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "missing header ce_id");

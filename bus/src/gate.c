@@ -24,8 +24,14 @@ enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_m
     why[0] = 0;
     in->schema = NULL;
     in->schema_id = -1;
-    struct kb_header hdrs[32];
-    size_t n = kb_kafka_headers(m, hdrs, 32);
+    /* Every header is read: one past a limit would go unchecked, and a
+     * second ce_subject there could travel on a copy as it is. */
+    struct kb_header hdrs[KB_GATE_MAX_HEADERS + 1];
+    size_t n = kb_kafka_headers(m, hdrs, KB_GATE_MAX_HEADERS + 1);
+    if (n > KB_GATE_MAX_HEADERS) {
+        snprintf(why, why_size, "more than %d headers", KB_GATE_MAX_HEADERS);
+        return KB_GATE_HEADERS;
+    }
     if (kb_event_attrs_from_headers(hdrs, n, &in->attrs, why, why_size))
         return KB_GATE_HEADERS;
     if (!m->payload ||

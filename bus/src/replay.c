@@ -421,6 +421,8 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     kb_event_uuid5(name, (size_t)nl, new_id);
     if (attrs->subject[0])
         kb__sub_view_subject(&st->view, attrs->subject, key);
+    else if (m->key && m->key_len) /* as the router: never the input's key as it is */
+        kb__sub_view_key(&st->view, m->key, m->key_len, key);
     struct kb_header set[] = {
         {"ce_id", new_id, strlen(new_id)},
         {"kb_replay_id", rp->res->replay_id, strlen(rp->res->replay_id)},
@@ -430,13 +432,13 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     if (err)
         return kb_err_set(err, errstr, errstr_size, "cannot begin a transaction");
     rp->in_txn++;
-    rd_kafka_headers_t *h = kb__sub_view_headers(m, key, set, sizeof set / sizeof set[0]);
+    rd_kafka_headers_t *h = kb__sub_view_headers(m, attrs->subject[0] ? key : NULL, set,
+                                                 sizeof set / sizeof set[0]);
     if (!h)
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory for headers");
     rd_kafka_resp_err_t kerr = rd_kafka_producev(
         rp->producer, RD_KAFKA_V_TOPIC(rp->sub->topic),
-        RD_KAFKA_V_KEY((key[0] ? (const void *)key : m->key),
-                       key[0] ? strlen(key) : m->key_len),
+        RD_KAFKA_V_KEY((key[0] ? (const void *)key : NULL), strlen(key)),
         RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
     if (kerr) {

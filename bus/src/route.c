@@ -1007,11 +1007,11 @@ static size_t msg_size(size_t key_len, size_t len, const rd_kafka_headers_t *hdr
     return n;
 }
 
-/* msg_size() of a subscriber's copy of @p m with key @p key (its pseudonym,
- * or empty: the original key and ce_subject) and a value of @p len bytes,
- * in *@p size, without making its headers (kb__sub_view_headers() with no
- * set). KB_ERR_NOMEM. */
-static kb_err_t view_size(kb_router_t *r, const rd_kafka_message_t *m, const char *key,
+/* msg_size() of a subscriber's copy of @p m with a key of @p key_len bytes,
+ * which is also its ce_subject when @p pseud (else the original ce_subject,
+ * if any, stays), and a value of @p len bytes, in *@p size, without making
+ * its headers (kb__sub_view_headers() with no set). KB_ERR_NOMEM. */
+static kb_err_t view_size(kb_router_t *r, const rd_kafka_message_t *m, int pseud,
                           size_t key_len, size_t len, size_t *size)
 {
     if (in_headers_of(r, m))
@@ -1019,10 +1019,10 @@ static kb_err_t view_size(kb_router_t *r, const rd_kafka_message_t *m, const cha
     size_t n = key_len + len;
     for (size_t i = 0; i < r->in_hdrs.n; i++) {
         const struct kb__in_header *h = &r->in_hdrs.h[i];
-        if (!(key[0] && h->subject))
+        if (h->known && !(pseud && h->subject))
             n += h->name_len + h->len + 16;
     }
-    if (key[0])
+    if (pseud)
         n += sizeof "ce_subject" - 1 + key_len + 16;
     *size = n;
     return KB_OK;
@@ -1128,25 +1128,29 @@ static int fanout_fit(kb_router_t *r)
 }
 
 /* Stage the subscriber's copy: its own key and ce_subject (pseudonyms
- * under its key) and, when projected, its own value. Its headers are made
+ * under its key; without ce_subject a keyed hash of the input's key) and,
+ * when projected, its own value. Its headers are made
  * when it is produced (staged_msg.hdrs_from); their size counts here. */
 static kb_err_t stage_view(kb_router_t *r, const rd_kafka_message_t *m,
                            const struct kb__sub_view *w, const void *value, size_t len,
                            const char *subject)
 {
     char key[KB_PSEUDONYM_LEN + 1] = "";
-    if (subject && *subject)
+    int pseud = subject && *subject;
+    if (pseud)
         kb__sub_view_subject(w, subject, key);
-    size_t key_len = key[0] ? strlen(key) : m->key_len, size;
-    if (view_size(r, m, key, key_len, len, &size))
+    else if (m->key && m->key_len) /* never the input's key as it is */
+        kb__sub_view_key(w, m->key, m->key_len, key);
+    size_t key_len = key[0] ? strlen(key) : 0, size;
+    if (view_size(r, m, pseud, key_len, len, &size))
         return KB_ERR_NOMEM;
     if (size > r->max_msg)
         return KB_ERR_INVALID; /* too large to produce: the caller dead-letters the event */
     kb_err_t err = stage_put(r, w->sub->topic, RD_KAFKA_PARTITION_UA,
-                             key[0] ? (const void *)key : m->key, key_len, value, len, NULL);
+                             key[0] ? (const void *)key : NULL, key_len, value, len, NULL);
     if (!err) {
         r->stage.msgs[r->stage.n - 1].hdrs_from = m;
-        r->stage.msgs[r->stage.n - 1].pseud = key[0] != '\0';
+        r->stage.msgs[r->stage.n - 1].pseud = pseud; /* its key is also its ce_subject */
     }
     return err;
 }
@@ -1271,25 +1275,28 @@ static void count_in(const char *topic, const char *type, struct gate *g)
 
 /* The view of @p sub on @p schema, built on first use. Views are held by
  * pointer: route_one keeps one across later view_of calls. */
-static const struct kb__sub_view *view_of(kb_router_t *r, const struct kb_sub *sub,
-                                          const struct kb_schema *schema,
-                                          const kb_validator_t *v, char *errstr,
-                                          size_t errstr_size)
+static kb_err_t view_of(kb_router_t *r, const struct kb_sub *sub, const struct kb_schema *schema,
+                        const kb_validator_t *v, const struct kb__sub_view **out, char *errstr,
+                        size_t errstr_size)
 {
+    *out = NULL;
     for (size_t i = 0; i < r->n_views; i++)
-        if (r->views[i]->sub == sub && r->views[i]->schema_id == schema->id)
-            return r->views[i];
+        if (r->views[i]->sub == sub && r->views[i]->schema_id == schema->id) {
+            *out = r->views[i];
+            return KB_OK;
+        }
     struct kb__sub_view **nv = realloc(r->views, (r->n_views + 1) * sizeof *nv);
     if (!nv)
-        return NULL;
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     r->views = nv;
     struct kb__sub_view *w = malloc(sizeof *w);
     if (!w)
-        return NULL;
-    if (kb__sub_view_init(w, sub, schema, v, r->opts.subject_key, r->opts.subject_key_len,
-                          errstr, errstr_size)) {
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    kb_err_t err = kb__sub_view_init(w, sub, schema, v, r->opts.subject_key,
+                                     r->opts.subject_key_len, errstr, errstr_size);
+    if (err) {
         free(w);
-        return NULL;
+        return err;
     }
     w->out_series = kb_metrics_series("kb_events_out_total", sub->name, schema->type, NULL);
     w->latency_series = kb_metrics_series("kb_e2e_latency_seconds", sub->name, NULL);
@@ -1297,7 +1304,8 @@ static const struct kb__sub_view *view_of(kb_router_t *r, const struct kb_sub *s
         KB_LOG_INFO(COMP, "projection built", "subscriber=%s schema_id=%" PRId32
                     " projected_schema_id=%" PRId32, sub->name, schema->id, w->out_schema_id);
     r->views[r->n_views++] = w;
-    return w;
+    *out = w;
+    return KB_OK;
 }
 
 /* Route one input message into the stage. */
@@ -1392,9 +1400,14 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
      * subscriber gets an event whose audit record does not name it. */
     const size_t mark_n = r->stage.n, mark_len = r->stage.len;
     for (size_t i = 0; i < nhits; i++) {
-        char why2[512];
-        const struct kb__sub_view *w = view_of(r, hits[i], schema, v, why2, sizeof why2);
-        if (!w) {
+        char why2[512] = "";
+        const struct kb__sub_view *w = NULL;
+        kb_err_t verr = view_of(r, hits[i], schema, v, &w, why2, sizeof why2);
+        if (verr == KB_ERR_NOMEM) { /* not the event's fault: the batch is routed again */
+            stage_truncate(&r->stage, mark_n, mark_len);
+            return verr;
+        }
+        if (verr) {
             /* A subscription whose fields do not fit this schema: its copy
              * cannot be made, and must not be made whole. */
             KB_LOG_ERR(COMP, "projection impossible", "subscriber=%s schema_id=%" PRId32

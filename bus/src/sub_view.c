@@ -123,6 +123,15 @@ void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
                  KB_PSEUDONYM_LEN);
 }
 
+void kb__sub_view_key(const struct kb__sub_view *w, const void *key, size_t key_len,
+                      char out[KB_PSEUDONYM_LEN + 1])
+{
+    /* Its own domain: a key is not a subject, and the two must not meet. */
+    static const char domain[] = "key:";
+    kb__hmac_hex(&w->subject_key, domain, sizeof domain - 1, key, key_len, out,
+                 KB_PSEUDONYM_LEN);
+}
+
 rd_kafka_headers_t *kb__sub_view_headers(const rd_kafka_message_t *m, const char *pseudonym,
                                          const struct kb_header *set, size_t n_set)
 {
@@ -170,6 +179,7 @@ kb_err_t kb__in_headers_read(struct kb__in_headers *in, const rd_kafka_headers_t
             break;
         h->name_len = strlen(h->name);
         h->subject = h->name_len == 10 && !memcmp(h->name, "ce_subject", 10);
+        h->known = h->subject || kb_event_header_known(h->name);
         in->n++;
     }
     in->of = of;
@@ -190,6 +200,11 @@ rd_kafka_headers_t *kb__in_headers_copy(const struct kb__in_headers *in, const c
         return NULL;
     for (size_t i = 0; i < in->n; i++) {
         const struct kb__in_header *h = &in->h[i];
+        /* Only the envelope travels: the gate checked it (the router's
+         * input may come from any producer, and whatever else it put in a
+         * header, a BSN say, would reach every subscriber as it is). */
+        if (!h->known)
+            continue;
         int replaced = pseud && h->subject;
         for (size_t j = 0; j < n_set && !replaced; j++)
             replaced = !strcmp(h->name, set[j].name);

@@ -68,10 +68,18 @@ kb_err_t kb__sub_view_value(const struct kb__sub_view *w, const void *value, siz
 void kb__sub_view_subject(const struct kb__sub_view *w, const char *subject,
                           char out[KB_PSEUDONYM_LEN + 1]);
 
+/* The subscriber's Kafka key for an event without ce_subject whose input
+ * key is @p key: a keyed hash of those bytes, so the copies of one key
+ * keep their order and no input key (a BSN, say) reaches a subscriber. */
+void kb__sub_view_key(const struct kb__sub_view *w, const void *key, size_t key_len,
+                      char out[KB_PSEUDONYM_LEN + 1]);
+
 /*
- * Headers of the subscriber's copy of @p m: the original ones in their order,
- * without ce_subject when @p pseudonym is not empty and without every header
- * named in @p set; then ce_subject = @p pseudonym (when not empty) and @p set.
+ * Headers of the subscriber's copy of @p m: the original envelope headers
+ * (kb_event_header_known) in their order, without ce_subject when
+ * @p pseudonym is not empty and without every header named in @p set; then
+ * ce_subject = @p pseudonym (when not empty) and @p set. Other headers are
+ * left out.
  * The names in @p set are distinct and none is ce_subject. Caller owns the
  * result; NULL when out of memory.
  */
@@ -94,6 +102,7 @@ struct kb__in_header {
     const void *value; /* NULL: a null value */
     size_t len;
     int subject;       /* named ce_subject */
+    int known;         /* part of the envelope (kb_event_header_known): passed on */
 };
 struct kb__in_headers {
     const void *of;    /* the caller's tag for whose headers these are (NULL: none) */

@@ -142,7 +142,9 @@ static uint32_t reach_record(const kb_validator_t *v, uint32_t t, int depth)
     }
 }
 
-/* Only strings (and nulls) at the leaves of t, through unions/arrays/maps. */
+/* Only strings (and nulls) at the leaves of t, through unions and arrays.
+ * Not through maps: only a map's values would be pseudonymised, and its
+ * keys (a BSN per child, say) would go out as they are. */
 static int string_leaves(const kb_validator_t *v, uint32_t t, int depth)
 {
     const struct kb__vnode *n = &v->nodes[t];
@@ -150,8 +152,7 @@ static int string_leaves(const kb_validator_t *v, uint32_t t, int depth)
         return 0;
     switch (n->op) {
     case VOP_STRING: return 1;
-    case VOP_ARRAY:
-    case VOP_MAP: return string_leaves(v, n->first, depth + 1);
+    case VOP_ARRAY: return string_leaves(v, n->first, depth + 1);
     case VOP_UNION: {
         int strings = 0;
         for (uint32_t i = 0; i < n->n; i++) {
@@ -206,7 +207,8 @@ static int sel_add(const kb_validator_t *v, struct sel *root, const char *path, 
                 if (!string_leaves(v, ftype, 0))
                     return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                                       "pseudonymise \"%s\": only string fields (also nullable, "
-                                      "or arrays/maps of strings) can be pseudonymised",
+                                      "or arrays of strings) can be pseudonymised; a map's keys "
+                                      "would go out as they are",
                                       path);
                 s->pseudo = 1;
             } else {

@@ -175,6 +175,38 @@ static void test_headers_invalid(void)
         expect_bad_value(bad[i].header, bad[i].bytes, strlen(bad[i].bytes), want);
     }
 
+    /* The envelope's own rules: a subject key that is not a pseudonym (a
+     * BSN would reach the audit trail and every subscriber), a sequence
+     * type other than Integer, a traceparent that is not W3C trace context. */
+    expect_bad_value("ce_subject", "999995303", 9,
+                     "ce_subject is not a pseudonym (32 lower-case hex digits)");
+    expect_bad_value("ce_subject", "B1349D5ECC95FDC8335256B89D53B2EF", 32,
+                     "ce_subject is not a pseudonym (32 lower-case hex digits)");
+    expect_bad_value("ce_sequencetype", "String", 6, "ce_sequencetype is not Integer");
+    expect_bad_value("traceparent", "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684", 52,
+                     "traceparent is not W3C trace context");
+    expect_bad_value("traceparent", "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01-x", 57,
+                     "traceparent is not W3C trace context");
+    expect_bad_value("traceparent", "ff-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01", 55,
+                     "traceparent is not W3C trace context");
+
+    /* An envelope header given twice (one reader would take the first,
+     * another the last), and headers outside the envelope ignored. */
+    {
+        struct kb_event_attrs a2, back2;
+        struct kb_header h2[KB_EVENT_MAX_HEADERS + 2];
+        char seq2[24], err2[128] = "";
+        fill_attrs(&a2);
+        size_t n2 = kb_event_headers(&a2, h2, seq2);
+        h2[n2++] = (struct kb_header){"x-anything", "\xff\n", 2};
+        CHECK_INT(kb_event_attrs_from_headers(h2, n2, &back2, err2, sizeof err2), KB_OK);
+        h2[n2++] = (struct kb_header){"ce_id", "another", 7};
+        CHECK_INT(kb_event_attrs_from_headers(h2, n2, &back2, err2, sizeof err2), KB_ERR_INVALID);
+        CHECK_STR(err2, "header ce_id appears twice");
+        CHECK(kb_event_header_known("ce_sequencetype") && kb_event_header_known("content-type"));
+        CHECK(!kb_event_header_known("x-anything") && !kb_event_header_known("kb_topic"));
+    }
+
     /* An empty required value counts as missing. */
     expect_bad_value("ce_type", "", 0, "missing header ce_type");
 

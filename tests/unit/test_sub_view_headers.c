@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * test_sub_view_headers.c - the headers of a subscriber's copy: the
- * original ones in their order, ce_subject replaced by the subscriber's
- * pseudonym, each replacement header taking the place of every header of
+ * original envelope headers in their order (any other header, "kb_empty"
+ * here, left out: it is nobody's to pass on), ce_subject replaced by the
+ * subscriber's pseudonym, each replacement header taking the place of every header of
  * its name (appended after the kept ones), null values kept null, and no
  * original headers at all; the list read once and copied for several
  * subscribers (the router), also past the 16 headers kept inline.
@@ -68,14 +69,14 @@ static void check_from_original(const char *pseudonym, const struct kb_header *s
 static void test_pseudonym_only(void)
 {
     const char *want[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
-                          "kb_empty", "ce_id=id-dup", "ce_subject=sub-pseudonym"};
+                          "ce_id=id-dup", "ce_subject=sub-pseudonym"};
     check_from_original("sub-pseudonym", NULL, 0, want, sizeof want / sizeof want[0]);
 }
 
 static void test_no_pseudonym_keeps_subject(void)
 {
-    const char *want[] = {"ce_specversion=1.0",     "ce_id=id-1", "ce_subject=bus-pseudonym",
-                          "ce_type=nl.brp.persoon-geboren", "kb_empty",  "ce_id=id-dup"};
+    const char *want[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_subject=bus-pseudonym",
+                          "ce_type=nl.brp.persoon-geboren", "ce_id=id-dup"};
     check_from_original("", NULL, 0, want, sizeof want / sizeof want[0]);
 }
 
@@ -83,8 +84,8 @@ static void test_replacements(void)
 {
     struct kb_header set[] = {{"ce_id", "new-id", 6}, {"kb_replay_id", "r1", 2}};
     /* both ce_id headers go; the replacements follow ce_subject */
-    const char *want[] = {"ce_specversion=1.0", "ce_type=nl.brp.persoon-geboren", "kb_empty",
-                          "ce_subject=p", "ce_id=new-id", "kb_replay_id=r1"};
+    const char *want[] = {"ce_specversion=1.0", "ce_type=nl.brp.persoon-geboren", "ce_subject=p",
+                          "ce_id=new-id", "kb_replay_id=r1"};
     check_from_original("p", set, 2, want, sizeof want / sizeof want[0]);
 }
 
@@ -112,25 +113,27 @@ static void test_read_once(void)
     CHECK(in.h == in.inline_h);
     rd_kafka_headers_t *h = kb__in_headers_copy(&in, "sub-pseudonymXXX", 13, NULL, 0);
     const char *want1[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
-                           "kb_empty", "ce_id=id-dup", "ce_subject=sub-pseudonym"};
-    expect(h, want1, 6);
+                           "ce_id=id-dup", "ce_subject=sub-pseudonym"};
+    expect(h, want1, 5);
     rd_kafka_headers_destroy(h);
     h = kb__in_headers_copy(&in, "other", 5, NULL, 0);
     const char *want2[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_type=nl.brp.persoon-geboren",
-                           "kb_empty", "ce_id=id-dup", "ce_subject=other"};
-    expect(h, want2, 6);
+                           "ce_id=id-dup", "ce_subject=other"};
+    expect(h, want2, 5);
     rd_kafka_headers_destroy(h);
     h = kb__in_headers_copy(&in, NULL, 0, NULL, 0);
-    const char *want3[] = {"ce_specversion=1.0",     "ce_id=id-1", "ce_subject=bus-pseudonym",
-                           "ce_type=nl.brp.persoon-geboren", "kb_empty",  "ce_id=id-dup"};
-    expect(h, want3, 6);
+    const char *want3[] = {"ce_specversion=1.0", "ce_id=id-1", "ce_subject=bus-pseudonym",
+                           "ce_type=nl.brp.persoon-geboren", "ce_id=id-dup"};
+    expect(h, want3, 5);
     rd_kafka_headers_destroy(h);
     kb__in_headers_fini(&in);
     rd_kafka_headers_destroy(o);
 }
 
-/* 40 headers (more than kept inline), ce_subject among them; the same list
- * read again after a short one reuses the buffer. */
+/* 40 headers (more than kept inline), ce_subject and five traceparents
+ * among them (the envelope: kept; the gate refuses such repeats, the copy
+ * does not judge them); the same list read again after a short one reuses
+ * the buffer. */
 static void test_many_headers(void)
 {
     rd_kafka_headers_t *o = rd_kafka_headers_new(40);
@@ -138,10 +141,10 @@ static void test_many_headers(void)
     const char *want[40];
     size_t n_want = 0;
     for (int i = 0; i < 40; i++) {
-        snprintf(name, sizeof name, i == 17 ? "ce_subject" : "kb_h%02d", i);
+        snprintf(name, sizeof name, i == 17 ? "ce_subject" : i % 8 ? "kb_h%02d" : "traceparent", i);
         snprintf(value, sizeof value, "v%d", i);
         rd_kafka_header_add(o, name, -1, value, -1);
-        if (i != 17) {
+        if (i != 17 && i % 8 == 0) {
             snprintf(want_s[n_want], sizeof want_s[0], "%s=%s", name, value);
             want[n_want] = want_s[n_want];
             n_want++;
@@ -162,7 +165,7 @@ static void test_many_headers(void)
     CHECK_INT((int)in.n, 6);
     CHECK(in.of == small);
     h = kb__in_headers_copy(&in, "p", 1, NULL, 0);
-    CHECK_INT((int)rd_kafka_header_cnt(h), 6);
+    CHECK_INT((int)rd_kafka_header_cnt(h), 5);
     rd_kafka_headers_destroy(h);
     CHECK_INT(kb__in_headers_read(&in, NULL, NULL), KB_OK);
     CHECK_INT((int)in.n, 0);

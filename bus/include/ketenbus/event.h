@@ -53,14 +53,26 @@ size_t kb_event_headers(const struct kb_event_attrs *attrs, struct kb_header *ou
 
 /**
  * Read context attributes back from @p n headers. Missing required
- * attributes (specversion 1.0, id, source, type), oversize values and
- * values that are not a CloudEvents String (well-formed UTF-8, no control
- * characters U+0000-U+001F, U+007F-U+009F) are KB_ERR_INVALID with errstr
- * naming the header, never quoting its value.
+ * attributes (specversion 1.0, id, source, type), oversize values, values
+ * that are not a CloudEvents String (well-formed UTF-8, no control
+ * characters U+0000-U+001F, U+007F-U+009F), an envelope header given twice,
+ * a ce_subject that is not a pseudonym (KB_PSEUDONYM_LEN lower-case hex
+ * digits), a ce_sequencetype other than Integer and a traceparent that is
+ * not W3C trace context are KB_ERR_INVALID with errstr naming the header,
+ * never quoting its value. Headers outside the envelope are ignored.
  */
 kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                      struct kb_event_attrs *attrs, char *errstr,
                                      size_t errstr_size);
+
+/**
+ * 1 when a header of this name is part of the event envelope that
+ * kb_event_attrs_from_headers() checks (ce_specversion, ce_id, ce_source,
+ * ce_type, ce_time, ce_subject, ce_dataref, ce_sequence, ce_sequencetype,
+ * content-type, traceparent). Only these travel on a subscriber's copy:
+ * any other header an input carries is nobody's to pass on.
+ */
+int kb_event_header_known(const char *name);
 
 /**
  * Confluent wire format: byte 0 = 0, bytes 1-4 = schema id big endian, then

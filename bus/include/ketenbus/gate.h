@@ -21,10 +21,14 @@
 #include "ketenbus/event.h"
 #include "ketenbus/schema.h"
 
+/* Headers a message may carry: more is refused (KB_GATE_HEADERS), so that
+ * every one is read. An event of ours has at most KB_EVENT_MAX_HEADERS. */
+#define KB_GATE_MAX_HEADERS 64
+
 /* Where a message failed the envelope, or KB_GATE_PASSED. */
 enum kb_gate_step {
     KB_GATE_PASSED = 0,
-    KB_GATE_HEADERS, /* the ce_* headers do not make a CloudEvent */
+    KB_GATE_HEADERS, /* the ce_* headers do not make a CloudEvent, or too many headers */
     KB_GATE_FRAMING, /* no Confluent framing (magic byte 0, schema id) */
     KB_GATE_SCHEMA,  /* the schema id is not registered */
     KB_GATE_TYPE,    /* ce_type is not the type of that schema */
