@@ -400,7 +400,8 @@ static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const
  */
 static int register_kenmerk(const struct kb_svb *s, const char *kenmerk, const char *owner)
 {
-    char dir[PATH_CAP], path[PATH_CAP + 16], tmp[PATH_CAP + 16], text[128];
+    /* room for dir + "/.claim-" + the 12 digits, so nothing is cut */
+    char dir[PATH_CAP], path[PATH_CAP + 32], tmp[PATH_CAP + 32], text[128];
     snprintf(dir, sizeof dir, "%s/kenmerken", s->state_dir);
     snprintf(path, sizeof path, "%s/%s", dir, kenmerk);
     snprintf(tmp, sizeof tmp, "%s/.claim-%s", dir, kenmerk);

@@ -12,7 +12,7 @@ trap 'rm -rf "$work"' EXIT
 if ! cmake -S "$src" -B "$work" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKB_WERROR=ON >"$work/cmake.log" 2>&1 ||
    ! make -C "$work" -j"$(nproc)" ketenbus ketenbus-gba ketenbus-svb ketenbus-kadaster \
        >"$work/make.log" 2>&1; then
-  tail -30 "$work"/cmake.log "$work"/make.log >&2
+  tail -n 30 "$work"/cmake.log "$work"/make.log >&2
   echo "FAIL release build of ketenbus" >&2
   exit 1
 fi
