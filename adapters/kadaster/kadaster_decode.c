@@ -69,6 +69,7 @@ int kb_kadaster_decode(const struct kb_kadaster_ctx *ctx, const char *const *pat
 {
     struct kb_kadaster_batch batch;
     kb_kadaster_batch_init(&batch);
+    batch.ctx = ctx; /* as ingest: a document with an event over the size limit is refused */
     struct rejects rj = {out, 0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

@@ -211,6 +211,9 @@ struct adder {
     kb_err_t err;
 };
 
+static kb_err_t events_fit(const struct kb_kadaster_ctx *ctx, size_t max_event,
+                           const struct kb_kadaster_doc *doc, char *errstr, size_t errstr_size);
+
 /* Parse and check one XML document; it joins the batch or is rejected. */
 static int add_document(struct adder *a, const char *entry, const uint8_t *xml, size_t len)
 {
@@ -255,6 +258,26 @@ static int add_document(struct adder *a, const char *entry, const uint8_t *xml, 
     doc->received_ms = a->received_ms;
     doc->file_index = a->file_index;
     doc->brk = brk;
+    if (!b->ctx)
+        return 0;
+    /* Kafka refuses an event over message.max.bytes for good: refused here,
+     * with the bytes at hand, the document goes to quarantine like any
+     * other instead of failing every later send of its whole delivery. */
+    err = events_fit(b->ctx, b->max_event ? b->max_event : KB_KADASTER_MAX_EVENT, doc, errstr,
+                     sizeof errstr);
+    if (err == KB_ERR_RANGE) {
+        kb_brk_doc_fini(&doc->brk);
+        b->n_docs--;
+        if (a->reject(a->arg, a->file_index, docname, entry == NULL, xml, len, "size", errstr)) {
+            a->err = KB_ERR_STATE;
+            return -1;
+        }
+        return 0;
+    }
+    if (err) {
+        a->err = err; /* out of memory or no schema: the whole delivery is retried */
+        return -1;
+    }
     return 0;
 }
 
@@ -301,6 +324,19 @@ struct unit {
     size_t order; /* position in publication order */
     int n, m;     /* group volgnummer / aantal */
 };
+
+/* The completeness group of @p doc's events: its deed, the object and
+ * mutation when no deed is named, the file for a stand. */
+static void unit_group(const struct kb_kadaster_doc *doc, char *out, size_t out_size)
+{
+    const struct kb_brk_doc *d = &doc->brk;
+    if (d->kind == KB_BRK_STAND)
+        snprintf(out, out_size, "stand:%s", doc->sha256);
+    else if (d->stuk.soort[0] && d->stuk.identificatie[0])
+        snprintf(out, out_size, "%s:%s", d->stuk.soort, d->stuk.identificatie);
+    else
+        snprintf(out, out_size, "object:%s:%s:%ld", d->object_id, d->brk_datum, d->volgnummer);
+}
 
 static int unit_cmp(const void *pa, const void *pb)
 {
@@ -742,6 +778,96 @@ static kb_err_t emit(const struct kb_kadaster_ctx *ctx, const struct unit *u,
     return KB_OK;
 }
 
+size_t kb_kadaster_max_event(size_t message_max_bytes)
+{
+    if (!message_max_bytes)
+        message_max_bytes = 1000000; /* librdkafka's default */
+    if (message_max_bytes <= 2 * KB_KADASTER_EVENT_HEADROOM)
+        return message_max_bytes / 2;
+    return message_max_bytes - KB_KADASTER_EVENT_HEADROOM;
+}
+
+/*
+ * Upper bound of the encoded size of the event of @p s (with the `was`
+ * @p was of a mutation, or NULL), cheap to compute, so that events are
+ * built twice only for the rare document that could come near the limit.
+ * It holds because every string a payload carries is a copy of one fixed-
+ * size field of the model (brk_xml.h: at most KB_BRK_TEXT_MAX bytes, the
+ * file name 512): a rechthebbende takes about 1.3 KiB at most (RECHT_MAX
+ * leaves a factor 6), a wijziging under 200 bytes (WIJZ_MAX), and all the
+ * rest (object, mutatie, stuk, groep, herkomst, koopsom, cultuur) under
+ * 5 KiB (BASE_MAX). A payload that gains another repeated part must be
+ * counted here; test_kadaster checks the bound against real events.
+ */
+#define BASE_MAX  (64u << 10)
+#define RECHT_MAX (8u << 10)
+#define WIJZ_MAX  1024u
+
+static size_t event_bound(const struct kb_brk_snapshot *was, const struct kb_brk_snapshot *s)
+{
+    size_t rechten = s->n_tenaamstellingen, wijz = s->n_fields + s->n_parts;
+    if (was) {
+        rechten += was->n_tenaamstellingen;
+        wijz += was->n_fields + was->n_parts;
+    }
+    return BASE_MAX + rechten * RECHT_MAX + wijz * WIJZ_MAX;
+}
+
+/* Encoded size of @p u's event with the largest group numbers (a real
+ * "n of m" never encodes longer), or an error of build(). */
+static kb_err_t event_size(const struct kb_kadaster_ctx *ctx, struct unit *u, size_t *size,
+                           char *errstr, size_t errstr_size)
+{
+    const struct kb_schema *schema;
+    avro_value_t v;
+    u->n = u->m = INT32_MAX;
+    kb_err_t err = build(ctx, u, &schema, &v, errstr, errstr_size);
+    if (err)
+        return err;
+    if (avro_value_sizeof(&v, size))
+        err = kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "avro sizeof: %s", avro_strerror());
+    avro_value_decref(&v);
+    *size += 5; /* Confluent framing, as kb_schema_encode() adds */
+    return err;
+}
+
+/* KB_ERR_RANGE, with the snapshot and sizes in errstr, when an event of
+ * @p doc would be larger than @p max_event bytes. */
+static kb_err_t events_fit(const struct kb_kadaster_ctx *ctx, size_t max_event,
+                           const struct kb_kadaster_doc *doc, char *errstr, size_t errstr_size)
+{
+    const struct kb_brk_doc *d = &doc->brk;
+    size_t n = d->kind == KB_BRK_STAND ? d->n_stand : 1;
+    struct unit u = {.doc = doc};
+    unit_group(doc, u.group, sizeof u.group);
+    for (size_t i = 0; i < n; i++) {
+        const struct kb_brk_snapshot *s, *was = NULL;
+        if (d->kind == KB_BRK_STAND) {
+            s = u.snap = &d->stand[i];
+            u.index = i;
+        } else {
+            s = d->wordt.present ? &d->wordt : &d->was;
+            was = d->wordt.present && d->was.present ? &d->was : NULL;
+        }
+        if (event_bound(was, s) <= max_event)
+            continue;
+        size_t size = 0;
+        kb_err_t err = event_size(ctx, &u, &size, errstr, errstr_size);
+        if (err)
+            return err;
+        if (size > max_event) {
+            char where[64] = "Mutatie";
+            if (d->kind == KB_BRK_STAND)
+                snprintf(where, sizeof where, "Stand/stand snapshot %zu", i + 1);
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "%s: its event of %zu bytes would be over the event size limit of "
+                              "%zu (Kafka's message.max.bytes less room for headers)",
+                              where, size, max_event);
+        }
+    }
+    return KB_OK;
+}
+
 kb_err_t kb_kadaster_events(const struct kb_kadaster_ctx *ctx, struct kb_kadaster_batch *b,
                             struct kb_ingress_event **evs, size_t *n, char *errstr,
                             size_t errstr_size)
@@ -768,18 +894,13 @@ kb_err_t kb_kadaster_events(const struct kb_kadaster_ctx *ctx, struct kb_kadaste
         if (d->kind == KB_BRK_STAND) {
             for (size_t j = 0; j < d->n_stand; j++) {
                 units[k] = (struct unit){.doc = doc, .snap = &d->stand[j], .index = j};
-                snprintf(units[k].group, sizeof units[k].group, "stand:%s", doc->sha256);
+                unit_group(doc, units[k].group, sizeof units[k].group);
                 k++;
             }
             continue;
         }
         units[k] = (struct unit){.doc = doc};
-        if (d->stuk.soort[0] && d->stuk.identificatie[0])
-            snprintf(units[k].group, sizeof units[k].group, "%s:%s", d->stuk.soort,
-                     d->stuk.identificatie);
-        else
-            snprintf(units[k].group, sizeof units[k].group, "object:%s:%s:%ld", d->object_id,
-                     d->brk_datum, d->volgnummer);
+        unit_group(doc, units[k].group, sizeof units[k].group);
         k++;
     }
     qsort(units, nu, sizeof *units, unit_cmp);
@@ -799,8 +920,13 @@ kb_err_t kb_kadaster_events(const struct kb_kadaster_ctx *ctx, struct kb_kadaste
         }
         i = j;
     }
+    size_t max_event = b->max_event ? b->max_event : KB_KADASTER_MAX_EVENT;
     for (size_t i = 0; i < nu && !err; i++) {
         err = emit(ctx, &units[i], &out[i], errstr, errstr_size);
+        if (!err && out[i].len > max_event)
+            err = kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                             "%s: event %s of %zu bytes over the limit of %zu", units[i].doc->name,
+                             out[i].attrs.type, out[i].len, max_event);
         if (!err)
             (*n)++;
     }

@@ -31,6 +31,18 @@ struct kb_kadaster_ctx {
     const char *source; /* ce_source */
 };
 
+/** Room left in a Kafka message for the key, the ce_* headers and the
+ *  record's own overhead: ce_* values are bounded by struct kb_event_attrs
+ *  (about 1.2 KiB together). */
+#define KB_KADASTER_EVENT_HEADROOM 4096
+/** The event size limit under librdkafka's default message.max.bytes
+ *  (1,000,000). kb_kadaster_max_event() gives it for a configured one. */
+#define KB_KADASTER_MAX_EVENT      (1000000 - KB_KADASTER_EVENT_HEADROOM)
+
+/** The largest event value a producer with message.max.bytes =
+ *  @p message_max_bytes (0: librdkafka's default) can send with its headers. */
+size_t kb_kadaster_max_event(size_t message_max_bytes);
+
 /** Room for a document's ce_dataref: the file's URI and "#" its ZIP entry
  *  (events leave out one longer than the header takes). */
 #define KB_KADASTER_DATAREF_MAX 1024
@@ -50,6 +62,14 @@ struct kb_kadaster_batch {
     struct kb_brk_zip_limits zip; /* limits per zip archive */
     struct kb_kadaster_doc *docs; /* accepted documents */
     size_t n_docs;
+    /* Set by the caller after kb_kadaster_batch_init() (not owned, must
+     * outlive the batch): a document whose events would not fit
+     * max_event is then refused when added, with rule "size", while
+     * its bytes are at hand. NULL: not checked before kb_kadaster_events(),
+     * which then fails the whole batch on such a document. */
+    const struct kb_kadaster_ctx *ctx;
+    size_t max_event; /* largest event value (framed Avro) the producer takes, in bytes;
+                         0 (after init): KB_KADASTER_MAX_EVENT */
 };
 
 /**
@@ -87,6 +107,8 @@ kb_err_t kb_kadaster_check(const struct kb_brk_doc *doc, char *errstr, size_t er
  * Events of the whole batch, in publication order. On success *evs is a
  * malloc'ed array of *n events with malloc'ed values; free with
  * kb_kadaster_events_free(). The Kafka key is the kadastraal object id.
+ * No event is larger than b->max_event: KB_ERR_RANGE when one would be
+ * (only possible when the batch had no ctx when its documents were added).
  */
 kb_err_t kb_kadaster_events(const struct kb_kadaster_ctx *ctx, struct kb_kadaster_batch *b,
                             struct kb_ingress_event **evs, size_t *n, char *errstr,

@@ -49,6 +49,16 @@ static const char usage[] =
     "9999-12-31; default: each file's modification time).\n"
     "\n";
 
+/* The producer's message.max.bytes as configured (-X, --kafka-config; the
+ * last setting wins), or 0 for librdkafka's default: what bounds an event. */
+static size_t message_max_bytes(const struct kb_kafka_opts *o)
+{
+    for (size_t i = o->n; i-- > 0;)
+        if (!strcmp(o->keys[i], "message.max.bytes"))
+            return (size_t)strtoull(o->vals[i], NULL, 10);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ decode */
 
 enum { OPT_RECEIVED = KB_OPT_FIRST_OWN };
@@ -122,6 +132,7 @@ struct kad {
     kb_ingress_t *ing;
     struct kb_kadaster_ctx ctx;
     char source[160];    /* ce_source */
+    size_t max_event;    /* largest event the producer can send with its headers */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
 };
@@ -150,10 +161,18 @@ static int quarantine_topic(struct kad *k, const uint8_t *raw, size_t len, const
     return 0;
 }
 
-/* Folder-safe form of "file!entry" for the quarantine folder. */
+/* Longest name safe_name() gives: with the ".staged", ".<N>", ".reason"
+ * and temp-file decorations the spool adds, it stays under NAME_MAX (255);
+ * a longer one would fail to be written on every retry of its delivery. */
+#define QUARANTINE_NAME_MAX 200
+
+/* Folder-safe form of "file!entry" for the quarantine folder, cut to
+ * QUARANTINE_NAME_MAX bytes (the .reason names the entry in full). */
 static void safe_name(const char *doc, char *out, size_t cap)
 {
     size_t i = 0;
+    if (cap > QUARANTINE_NAME_MAX + 1)
+        cap = QUARANTINE_NAME_MAX + 1;
     for (; doc[i] && i + 1 < cap; i++) {
         char c = doc[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -186,16 +205,23 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
         return 0;
     }
     /* A bad entry of a zip: its bytes and reason beside the quarantined files;
-     * the rest of the archive is published. */
-    char safe[600], path[4096];
-    safe_name(document, safe, sizeof safe);
-    kb_spool_path(&k->run.spool, "quarantine", safe, path, sizeof path);
-    if (kb_file_write_atomic(path, raw, len))
+     * the rest of the archive is published. Named after the name the zip
+     * gets in done/ (a delivery name reused on another day gets ".1", ...),
+     * and staged then moved by the spool, which never replaces a file: an
+     * earlier day's entry and its .reason stay, and a name taken all the
+     * same gets a numeric suffix, as kb_spool_quarantine() gives files. */
+    char done_name[300], doc[900], safe[QUARANTINE_NAME_MAX + 1];
+    if (kb_spool_done_name(&k->run.spool, k->names[file_index], done_name, sizeof done_name))
+        snprintf(done_name, sizeof done_name, "%s", k->names[file_index]);
+    snprintf(doc, sizeof doc, "%s!%s", done_name, strchr(document, '!') + 1);
+    safe_name(doc, safe, sizeof safe);
+    if (kb_spool_stage(&k->run.spool, safe, raw, len) ||
+        kb_spool_stage_quarantine(&k->run.spool, safe, full)) {
+        KB_LOG_ERR(COMP, "cannot write zip entry to quarantine", "rule=%s", rule);
+        kb_spool_stage_drop(&k->run.spool, safe);
         return -1;
-    strncat(path, ".reason", sizeof path - strlen(path) - 1);
-    size_t flen = strlen(full);
-    full[flen] = '\n';
-    return kb_file_write_atomic(path, full, flen + 1) ? -1 : 0;
+    }
+    return 0;
 }
 
 /* One scan of in/: read, decode, publish in order, acknowledge. Returns 0
@@ -217,6 +243,8 @@ static int round_once(struct kad *k)
     int *skip = calloc(use, sizeof *skip);
     struct kb_kadaster_batch batch;
     kb_kadaster_batch_init(&batch);
+    batch.ctx = &k->ctx; /* an event too large for Kafka refuses its document */
+    batch.max_event = k->max_event;
     struct kb_ingress_event *evs = NULL;
     size_t n_evs = 0, bytes = 0;
     char errstr[512];
@@ -319,6 +347,7 @@ static int cmd_ingest(int argc, char **argv)
     rc = 1;
     kb_adapter_source(&k.run.args, "ketenbus-kadaster", k.source, sizeof k.source);
     k.ctx = (struct kb_kadaster_ctx){k.run.schemas, k.run.key, k.run.key_len, k.source};
+    k.max_event = kb_kadaster_max_event(message_max_bytes(&k.run.args.kafka));
     char errstr[512];
     struct kb_ingress_opts iopts = {&k.run.args.kafka, "kadaster", k.run.spool.dir, 3};
     k.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);

@@ -67,6 +67,49 @@ ids=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T in.kadaster)" -e -q -f '%k %h\n' |
 check "re-delivered sale keeps its event id" eq "$ids" "$first_id"
 check "adapter logged no personal data" bash -c "! grep -E -q '999995303|999996204|Testpersoon' $WORK/kadaster.log"
 
+# A document whose event is larger than Kafka takes (a transfer to 12,000
+# fictitious owners: an event of ~1.09 MB, over message.max.bytes) is
+# quarantined with rule size; the file beside it is published, nothing waits.
+python3 - "$KFIX/01-verkoop-perceel.xml" "$SP/in/.008-veel-eigenaren.xml" <<'PY'
+import sys
+xml = open(sys.argv[1]).read()
+head = ('<Recht:Tenaamstelling id="ID.T0"><Recht:identificatie '
+        'domein="NL.IMKAD.Tenaamstelling">T-1002')
+at = xml.index(head)
+line = xml[at:xml.index("\n", at) + 1]
+extra = "".join(line.replace('"ID.T0"', '"ID.TX%d"' % i).replace("T-1002", "T-X%d" % i)
+                for i in range(12000))
+open(sys.argv[2], "w").write(xml[:at] + extra + xml[at:])
+PY
+mv "$SP/in/.008-veel-eigenaren.xml" "$SP/in/008-veel-eigenaren.xml"
+drop "$KFIX/02-verkoop-appartementsrecht.xml" 009-MUTKX02-KBS00B2000A3-20240313-1.xml
+"$BIN/ketenbus-kadaster" "${KAD[@]}" >>"$WORK/kadaster.log" 2>&1
+check "run with an oversized event exits 0" eq "$?" 0
+check "oversized document quarantined" test -f "$SP/quarantine/008-veel-eigenaren.xml"
+check "its reason says size" grep -q '^size: Mutatie: its event of [0-9]* bytes would be over' \
+  "$SP/quarantine/008-veel-eigenaren.xml.reason"
+check "the file beside it is done" test -f "$SP/done/009-MUTKX02-KBS00B2000A3-20240313-1.xml"
+check "kb.in.kadaster holds 7 events" wait_for 30 count_is "$(T in.kadaster)" 7
+check "kb.quarantine.kadaster holds 3 records" wait_for 30 count_is "$(T quarantine.kadaster)" 3
+check "one quarantine record carries kb_rule=size" bash -c \
+  "[[ \$(kcat -C -b $KB_BOOTSTRAP -t $(T quarantine.kadaster) -e -q -f '%h\n' | grep -c 'kb_rule=size') == 1 ]]"
+
+# The same zip name delivered again: its bad entry is quarantined beside the
+# first day's (named after the zip's done/ name), never over it.
+first_entry=$(sha256sum <"$SP/quarantine/004-levering-met-fout.zip_MUTKX02-KBS00X0001-20240318-1.xml")
+drop "$KFIX/08-levering-met-fout.zip" 004-levering-met-fout.zip
+"$BIN/ketenbus-kadaster" "${KAD[@]}" >>"$WORK/kadaster.log" 2>&1
+check "re-delivered zip moved to done/ as .1" test -f "$SP/done/004-levering-met-fout.zip.1"
+check "its bad entry quarantined under the .1 name" test -f \
+  "$SP/quarantine/004-levering-met-fout.zip.1_MUTKX02-KBS00X0001-20240318-1.xml.reason"
+check "the first day's entry is kept" eq \
+  "$(sha256sum <"$SP/quarantine/004-levering-met-fout.zip_MUTKX02-KBS00X0001-20240318-1.xml")" \
+  "$first_entry"
+check "and its reason" test -f \
+  "$SP/quarantine/004-levering-met-fout.zip_MUTKX02-KBS00X0001-20240318-1.xml.reason"
+check "no staged file left in done/" eq "$(ls -A "$SP/done" | grep -c '\.staged$')" 0
+check "kb.quarantine.kadaster holds 4 records" wait_for 30 count_is "$(T quarantine.kadaster)" 4
+
 # Kafka unreachable: the file stays in in/ (acknowledge only after Kafka did).
 drop "$KFIX/05-object-vervallen.xml" 007-vervallen.xml
 set +e

@@ -8,10 +8,12 @@
  * refused with its rule, the zip-bomb limit, and no personal data in keys
  * or headers.
  */
+#include <iconv.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -429,6 +431,223 @@ static void test_attribute_flood(void)
     free(xml);
 }
 
+/* Fixture @p name whole, malloc'ed; *len its size. */
+static char *fixture(const char *name, size_t *len)
+{
+    char path[1400];
+    snprintf(path, sizeof path, "%s/%s", fix, name);
+    FILE *f = fopen(path, "rb");
+    char *buf = malloc(1 << 16);
+    *len = f && buf ? fread(buf, 1, 1 << 16, f) : 0;
+    if (f)
+        fclose(f);
+    CHECK(*len > 0 && *len < (1 << 16));
+    return buf;
+}
+
+/*
+ * Fixture 01 with @p extra more tenaamstellingen in `wordt` (fictitious,
+ * all of the fixture's own test person): a transfer to many owners, whose
+ * eigendom-overgedragen event grows by ~90 bytes per owner while the
+ * document stays far inside the XML limits. Malloc'ed; *len its size.
+ */
+static char *many_owners(int extra, size_t *len)
+{
+    size_t flen;
+    char *f = fixture("01-verkoop-perceel.xml", &flen);
+    static const char head[] = "<Recht:Tenaamstelling id=\"ID.T0\"><Recht:identificatie "
+                               "domein=\"NL.IMKAD.Tenaamstelling\">T-1002";
+    char *at = f ? strstr(f, head) : NULL;
+    CHECK(at != NULL);
+    if (!at) {
+        free(f);
+        *len = 0;
+        return NULL;
+    }
+    const char *tail = at + sizeof head - 1, *eol = strchr(tail, '\n');
+    size_t tail_len = (size_t)(eol - tail) + 1, cap = flen + (size_t)extra * (tail_len + 200);
+    char *xml = malloc(cap);
+    size_t n = (size_t)(at - f);
+    memcpy(xml, f, n);
+    for (int i = 0; i < extra; i++) {
+        n += (size_t)snprintf(xml + n, cap - n,
+                              "<Recht:Tenaamstelling id=\"ID.TX%d\"><Recht:identificatie "
+                              "domein=\"NL.IMKAD.Tenaamstelling\">T-X%d",
+                              i, i);
+        memcpy(xml + n, tail, tail_len);
+        n += tail_len;
+    }
+    memcpy(xml + n, at, flen - (size_t)(at - f));
+    n += flen - (size_t)(at - f);
+    free(f);
+    *len = n;
+    return xml;
+}
+
+static int size_reject(void *arg, size_t fi, const char *doc, int whole, const uint8_t *raw,
+                       size_t len, const char *rule, const char *reason)
+{
+    (void)fi, (void)doc, (void)whole, (void)raw, (void)len;
+    if (!strcmp(rule, "size") && strstr(reason, "event size limit"))
+        (*(int *)arg)++;
+    return 0;
+}
+
+/*
+ * A document whose event Kafka would refuse (larger than message.max.bytes)
+ * is refused by itself with rule "size", like any bad document, and the
+ * rest of the delivery is published: before, it failed every send of the
+ * whole spool scan, for good.
+ */
+static void test_event_size_limit(void)
+{
+    char dir[] = "/tmp/test_kadaster_XXXXXX", path[64], five[1400];
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/A-groot.xml", dir);
+    size_t len;
+    char *xml = many_owners(12000, &len); /* an event of ~1.09 MB */
+    FILE *f = fopen(path, "wb");
+    CHECK(f && xml && fwrite(xml, 1, len, f) == len);
+    if (f)
+        fclose(f);
+    free(xml);
+    snprintf(five, sizeof five, "%s/05-object-vervallen.xml", fix);
+    const char *p[] = {path, five};
+    char *out = NULL, errstr[256] = "";
+    size_t olen = 0;
+    FILE *o = open_memstream(&out, &olen);
+    struct kb_kadaster_ctx c = ctx(); /* decode: librdkafka's default message size */
+    int rejects = kb_kadaster_decode(&c, p, 2, RECEIVED_MS, o, errstr, sizeof errstr);
+    fclose(o);
+    CHECK_INT(rejects, 1);
+    json_t *a = lines(out);
+    CHECK_INT(json_array_size(a), 2);
+    json_t *q = json_array_get(a, 0);
+    CHECK_STR(str(q, "quarantine.document"), "A-groot.xml");
+    CHECK_STR(str(q, "quarantine.rule"), "size");
+    CHECK(strstr(str(q, "quarantine.reason"), "over the event size limit of 995904") != NULL);
+    CHECK_STR(str(json_array_get(a, 1), "type"), "nl.brk.kadastraal-object-vervallen");
+    json_decref(a);
+    free(out);
+    unlink(path);
+    rmdir(dir);
+
+    /* On the limit: the size checked when a document is added is exact
+     * (with room for the largest "n of m", 8 bytes), so a limit just under
+     * the event refuses it and one just over lets it through. */
+    xml = many_owners(1000, &len); /* ~90 kB: over the cheap bound, so measured */
+    struct kb_kadaster_batch b;
+    kb_kadaster_batch_init(&b);
+    CHECK_INT(
+        kb_kadaster_batch_add(&b, 0, "m.xml", (uint8_t *)xml, len, 0, NULL, size_reject, NULL),
+        KB_OK);
+    struct kb_ingress_event *evs = NULL;
+    size_t n = 0;
+    CHECK_INT(kb_kadaster_events(&c, &b, &evs, &n, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(n, 1);
+    size_t ev_len = n ? evs[0].len : 0;
+    CHECK(ev_len > 80000);
+    kb_kadaster_events_free(evs, n);
+    kb_kadaster_batch_fini(&b);
+    for (int over = 0; over < 2; over++) {
+        kb_kadaster_batch_init(&b);
+        b.ctx = &c;
+        b.max_event = over ? ev_len + 8 : ev_len - 1;
+        int refused = 0;
+        CHECK_INT(kb_kadaster_batch_add(&b, 0, "m.xml", (uint8_t *)xml, len, 0, NULL, size_reject,
+                                        &refused),
+                  KB_OK);
+        CHECK_INT(refused, over ? 0 : 1);
+        CHECK_INT(b.n_docs, over ? 1 : 0);
+        CHECK_INT(kb_kadaster_events(&c, &b, &evs, &n, errstr, sizeof errstr), KB_OK);
+        CHECK_INT(n, over ? 1 : 0);
+        kb_kadaster_events_free(evs, n);
+        kb_kadaster_batch_fini(&b);
+    }
+    /* Without the check at add time the last line of defence holds: no
+     * event over the limit leaves kb_kadaster_events(). */
+    kb_kadaster_batch_init(&b);
+    b.max_event = ev_len - 1;
+    kb_kadaster_batch_add(&b, 0, "m.xml", (uint8_t *)xml, len, 0, NULL, size_reject, NULL);
+    CHECK_INT(kb_kadaster_events(&c, &b, &evs, &n, errstr, sizeof errstr), KB_ERR_RANGE);
+    CHECK_INT(n, 0);
+    kb_kadaster_batch_fini(&b);
+    CHECK_INT(kb_kadaster_max_event(0), 995904);
+    CHECK_INT(kb_kadaster_max_event(2000000), 2000000 - KB_KADASTER_EVENT_HEADROOM);
+    free(xml);
+}
+
+/* @p in (UTF-8) converted to @p code, appended at @p out + *n. */
+static void to_code(const char *code, const char *in, size_t in_len, char *out, size_t *n,
+                    size_t cap)
+{
+    iconv_t cd = iconv_open(code, "UTF-8");
+    CHECK(cd != (iconv_t)-1);
+    if (cd == (iconv_t)-1)
+        return;
+    char *ip = (char *)in, *op = out + *n;
+    size_t il = in_len, ol = cap - *n;
+    CHECK(iconv(cd, &ip, &il, &op, &ol) != (size_t)-1);
+    *n = cap - ol;
+    iconv_close(cd);
+}
+
+/*
+ * Only ASCII-compatible encodings get to libxml2: in EBCDIC (declared in
+ * ASCII, as in "encoding=IBM037", or the whole document) the raw checks
+ * see no '=' and no "<!DOCTYPE", so 40,000 attributes went through to
+ * libxml2's quadratic attribute handling. The fixture itself in EBCDIC
+ * was accepted before; now it is refused by its declaration. UTF-8
+ * (any spelling) and ISO-8859-1 still parse.
+ */
+static void test_encodings(void)
+{
+    size_t flen, n;
+    char *f = fixture("01-verkoop-perceel.xml", &flen), why[512];
+    const char *body = f ? strstr(f, "?>") + 2 : "";
+    size_t body_len = flen - (size_t)(body - f), cap = 2 * flen + 200;
+    char *xml = malloc(cap);
+
+    static const char *const refused[] = {"IBM037",    "IBM-037", "CP037",
+                                          "EBCDIC-US", "UTF-7",   "UTF-16"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        n = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\" encoding=\"%s\"?>", refused[i]);
+        to_code(!strcmp(refused[i], "UTF-16") ? "UTF-8" : "IBM037", body, body_len, xml, &n, cap);
+        CHECK_INT(parse_text(xml, n, why, sizeof why), KB_ERR_INVALID);
+        CHECK(strstr(why, "line 1: declared encoding refused") != NULL);
+    }
+    /* the whole document in EBCDIC, declaration included */
+    n = 0;
+    to_code("IBM037", f, flen, xml, &n, cap);
+    CHECK_INT(parse_text(xml, n, why, sizeof why), KB_ERR_INVALID);
+    CHECK(strstr(why, "not an XML document in UTF-8") != NULL);
+    /* a declaration whose encoding cannot be read is not guessed at */
+    n = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\" encoding=IBM037?>%.*s", (int)body_len,
+                         body);
+    CHECK_INT(parse_text(xml, n, why, sizeof why), KB_ERR_INVALID);
+    CHECK(strstr(why, "declared encoding refused") != NULL);
+
+    static const char *const decls[] = {
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>", "<?xml version='1.0' encoding = 'UTF8'?>",
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>", "<?xml version=\"1.0\"?>", ""};
+    for (size_t i = 0; i < sizeof decls / sizeof *decls; i++) {
+        n = (size_t)snprintf(xml, cap, "%s%.*s", decls[i], (int)body_len, body);
+        CHECK_INT(parse_text(xml, n, why, sizeof why), KB_OK);
+        if (why[0])
+            fprintf(stderr, "%s: %s\n", decls[i], why);
+    }
+    /* ISO-8859-1 is decoded as such: a Latin-1 byte in a name is fine */
+    n = (size_t)snprintf(xml, cap, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>%.*s",
+                         (int)body_len, body);
+    char *name = strstr(xml, ">Fictief<");
+    CHECK(name != NULL);
+    if (name)
+        name[2] = (char)0xE9; /* "Fe\xe9ctief" */
+    CHECK_INT(parse_text(xml, n, why, sizeof why), KB_OK);
+    free(xml);
+    free(f);
+}
+
 /* Lower zip limits on a batch: the total limit trips during inflation. */
 static int count_reject(void *arg, size_t fi, const char *doc, int whole, const uint8_t *raw,
                         size_t len, const char *rule, const char *reason)
@@ -535,7 +754,9 @@ int main(void)
     test_zip_and_stand_and_2012();
     test_malformed();
     test_attribute_flood();
+    test_encodings();
     test_zip_limits();
+    test_event_size_limit();
     test_no_personal_data_in_headers();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
