@@ -10,9 +10,15 @@
  * Resolution of recursive schemas is checked coinductively: a (reader,
  * writer) pair met again while it is still being checked is assumed to
  * resolve, which is sound because every other rule is checked on the way.
+ * Every pair's answer is remembered for the whole check (as Apache Avro's
+ * checker does), so a schema whose records refer to one record many times
+ * costs one visit per pair, not one per path; a work budget bounds what is
+ * left (huge records and enums, union trials) because the registry checks
+ * while holding its lock.
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -768,19 +774,114 @@ const char *kb_avsc_name(const kb_avsc_t *s)
 
 /* --- resolution --- */
 
+/* What is known about one (reader, writer) pair during a check. */
+enum memo_state {
+    M_UNKNOWN = 0, /* not checked, or its answer was withdrawn (see struct resolver) */
+    M_BUSY,        /* being checked further up: assumed to resolve (coinduction) */
+    M_OK,          /* resolves */
+    M_FAIL,        /* does not resolve, whatever was assumed meanwhile */
+};
+
+struct memo_slot {
+    const struct node *r, *w; /* the pair; r == NULL: the slot is free */
+    enum memo_state state;    /* what is known about it */
+};
+
 struct pair {
     const struct node *r, *w; /* reader and writer node */
 };
 
+/*
+ * An M_OK answer may rest on M_BUSY assumptions. When the assumed pair then
+ * fails (inside a union branch that is being tried), every M_OK answer found
+ * since it started is withdrawn again (undo log), so a wrong assumption never
+ * outlives its trial. An M_FAIL answer holds whatever was assumed, because
+ * assuming more can only make more pairs resolve.
+ */
 struct resolver {
-    struct pair *stack; /* pairs being checked (coinduction) */
-    size_t n, cap;      /* used / allocated entries */
-    char path[512];     /* location of the current check */
-    char *why;          /* caller's buffer */
-    size_t why_size;    /* its size */
-    int quiet;          /* trying union branches: do not report */
-    int nomem;          /* an allocation failed: answer "incompatible" */
+    struct memo_slot *memo; /* open-addressing hash table of pairs */
+    size_t memo_cap;        /* slots (a power of two, or 0) */
+    size_t memo_used;       /* occupied slots */
+    struct pair *undo;      /* pairs answered M_OK, in order */
+    size_t nundo, undo_cap; /* used / allocated entries */
+    uint64_t *budget;       /* work units left for the whole check (shared) */
+    int over_budget;        /* the budget ran out: the answer is "too complex" */
+    char path[512];         /* location of the current check */
+    char *why;              /* caller's buffer */
+    size_t why_size;        /* its size */
+    int quiet;              /* trying union branches: do not report */
+    int nomem;              /* an allocation failed: answer "incompatible" */
 };
+
+/*
+ * Work units one compatibility check (kb_compat_check over all versions, or
+ * one kb_avsc_can_read) may spend: one per pair visited, one per name
+ * compared. Real schemas need thousands; this bounds a hostile one to well
+ * under a second.
+ */
+#define CHECK_BUDGET 16000000u
+
+/* Spend @p units of work; 0 once the budget is gone. */
+static int spend(struct resolver *rs, uint64_t units)
+{
+    if (rs->over_budget)
+        return 0;
+    if (*rs->budget < units) {
+        *rs->budget = 0;
+        rs->over_budget = 1;
+        return 0;
+    }
+    *rs->budget -= units;
+    return 1;
+}
+
+static size_t memo_hash(const struct node *r, const struct node *w)
+{
+    uint64_t h = (uint64_t)(uintptr_t)r * 0x9E3779B97F4A7C15u;
+    h ^= (uint64_t)(uintptr_t)w + 0x7F4A7C159E3779B9u + (h << 6) + (h >> 2);
+    h ^= h >> 29;
+    return (size_t)(h * 0xBF58476D1CE4E5B9u >> 7);
+}
+
+/* The slot of (r, w); with @p add, created (M_UNKNOWN) when missing. NULL when
+ * missing and not added, or on allocation failure (rs->nomem set). The slot is
+ * valid until the next call with @p add. */
+static struct memo_slot *memo_find(struct resolver *rs, const struct node *r, const struct node *w,
+                                   int add)
+{
+    if (add && (rs->memo_used + 1) * 2 > rs->memo_cap) {
+        size_t ncap = rs->memo_cap ? rs->memo_cap * 2 : 256;
+        struct memo_slot *nm = calloc(ncap, sizeof *nm);
+        if (!nm) {
+            rs->nomem = 1;
+            return NULL;
+        }
+        for (size_t i = 0; i < rs->memo_cap; i++) {
+            if (!rs->memo[i].r)
+                continue;
+            size_t k = memo_hash(rs->memo[i].r, rs->memo[i].w) & (ncap - 1);
+            while (nm[k].r)
+                k = (k + 1) & (ncap - 1);
+            nm[k] = rs->memo[i];
+        }
+        free(rs->memo);
+        rs->memo = nm;
+        rs->memo_cap = ncap;
+    }
+    if (!rs->memo_cap)
+        return NULL;
+    size_t k = memo_hash(r, w) & (rs->memo_cap - 1);
+    while (rs->memo[k].r) {
+        if (rs->memo[k].r == r && rs->memo[k].w == w)
+            return &rs->memo[k];
+        k = (k + 1) & (rs->memo_cap - 1);
+    }
+    if (!add)
+        return NULL;
+    rs->memo[k] = (struct memo_slot){r, w, M_UNKNOWN};
+    rs->memo_used++;
+    return &rs->memo[k];
+}
 
 static int incompatible(struct resolver *rs, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -861,6 +962,8 @@ static int record_ok(struct resolver *rs, const struct node *r, const struct nod
     for (size_t i = 0; i < r->nfields; i++) {
         const struct field *rf = &r->fields[i];
         const struct field *wf = NULL;
+        if (!spend(rs, 1 + (uint64_t)(1 + rf->naliases) * w->nfields))
+            return 0;
         for (size_t k = 0; k < w->nfields && !wf; k++)
             if (!strcmp(w->fields[k].name, rf->name))
                 wf = &w->fields[k];
@@ -890,10 +993,8 @@ static int record_ok(struct resolver *rs, const struct node *r, const struct nod
 
 static int can_read(struct resolver *rs, const struct node *r, const struct node *w)
 {
-    for (size_t i = 0; i < rs->n; i++)
-        if (rs->stack[i].r == r && rs->stack[i].w == w)
-            return 1; /* coinduction: already being checked further up */
-
+    if (!spend(rs, 1))
+        return 0;
     if (w->kind == K_UNION) {
         /* Every branch the writer may have chosen must be readable. */
         for (size_t i = 0; i < w->nbranches; i++) {
@@ -923,17 +1024,15 @@ static int can_read(struct resolver *rs, const struct node *r, const struct node
         return 1;
     }
 
-    if (rs->n == rs->cap) {
-        size_t ncap = rs->cap ? rs->cap * 2 : 16;
-        struct pair *ns = realloc(rs->stack, ncap * sizeof *ns);
-        if (!ns) {
-            rs->nomem = 1;
-            return incompatible(rs, "out of memory");
-        }
-        rs->stack = ns;
-        rs->cap = ncap;
-    }
-    rs->stack[rs->n++] = (struct pair){r, w};
+    struct memo_slot *m = memo_find(rs, r, w, 1);
+    if (!m)
+        return incompatible(rs, "out of memory");
+    if (m->state == M_BUSY || m->state == M_OK)
+        return 1; /* coinduction, or already shown */
+    if (m->state == M_FAIL && rs->quiet)
+        return 0; /* reported (when it matters) by checking it again */
+    m->state = M_BUSY;
+    size_t undo_mark = rs->nundo;
     int ok = 1;
     if (r->kind != w->kind) {
         if (promotable(w->kind, r->kind))
@@ -959,6 +1058,10 @@ static int can_read(struct resolver *rs, const struct node *r, const struct node
         }
         if (r->enum_default)
             break; /* unknown writer symbols read as the default */
+        if (!spend(rs, (uint64_t)w->nsymbols * r->nsymbols)) {
+            ok = 0;
+            break;
+        }
         for (size_t i = 0; i < w->nsymbols && ok; i++) {
             int found = 0;
             for (size_t k = 0; k < r->nsymbols && !found; k++)
@@ -985,26 +1088,71 @@ static int can_read(struct resolver *rs, const struct node *r, const struct node
     default: ok = logical_ok(rs, r, w); break;
     }
 out:
-    rs->n--;
+    m = memo_find(rs, r, w, 0); /* the table may have grown meanwhile */
+    if (ok && rs->nundo == rs->undo_cap) {
+        size_t ncap = rs->undo_cap ? rs->undo_cap * 2 : 64;
+        struct pair *nu = realloc(rs->undo, ncap * sizeof *nu);
+        if (!nu) {
+            rs->nomem = 1;
+            ok = incompatible(rs, "out of memory");
+        } else {
+            rs->undo = nu;
+            rs->undo_cap = ncap;
+        }
+    }
+    if (ok) {
+        m->state = M_OK;
+        rs->undo[rs->nundo++] = (struct pair){r, w};
+    } else {
+        m->state = M_FAIL;
+        /* Answers found since this pair started may rest on its assumption. */
+        for (size_t i = undo_mark; i < rs->nundo; i++) {
+            struct memo_slot *u = memo_find(rs, rs->undo[i].r, rs->undo[i].w, 0);
+            if (u && u->state == M_OK)
+                u->state = M_UNKNOWN;
+        }
+        rs->nundo = undo_mark;
+    }
     return ok;
+}
+
+/* One reader/writer check, spending from @p budget. KB_ERR_RANGE (with
+ * @p why) when the budget ran out before an answer. */
+static kb_err_t can_read_budget(const kb_avsc_t *reader, const kb_avsc_t *writer, char *why,
+                                size_t why_size, uint64_t *budget)
+{
+    struct resolver rs = {.why = why, .why_size = why_size, .budget = budget};
+    if (why_size)
+        why[0] = '\0';
+    int ok = can_read(&rs, reader->top, writer->top);
+    free(rs.memo);
+    free(rs.undo);
+    if (rs.nomem)
+        return KB_ERR_NOMEM;
+    if (rs.over_budget)
+        return kb_err_set(KB_ERR_RANGE, why, why_size,
+                          "the schemas are too complex to compare (the check gave up after "
+                          "%u steps)",
+                          CHECK_BUDGET);
+    return ok ? KB_OK : KB_ERR_SCHEMA;
 }
 
 kb_err_t kb_avsc_can_read(const kb_avsc_t *reader, const kb_avsc_t *writer, char *why,
                           size_t why_size)
 {
-    struct resolver rs = {.why = why, .why_size = why_size};
-    if (why_size)
-        why[0] = '\0';
-    int ok = can_read(&rs, reader->top, writer->top);
-    free(rs.stack);
-    if (rs.nomem)
-        return KB_ERR_NOMEM;
-    return ok ? KB_OK : KB_ERR_SCHEMA;
+    uint64_t budget = CHECK_BUDGET;
+    return can_read_budget(reader, writer, why, why_size, &budget);
 }
 
-static const char *const compat_names[] = {
-    "NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
-    "FULL", "FULL_TRANSITIVE"};
+/* Indexed by enum kb_compat; KB_COMPAT_DEFAULT is named by what it means. */
+static const char *const compat_names[] = {[KB_COMPAT_DEFAULT] = "BACKWARD_TRANSITIVE",
+                                           [KB_COMPAT_NONE] = "NONE",
+                                           [KB_COMPAT_BACKWARD] = "BACKWARD",
+                                           [KB_COMPAT_BACKWARD_TRANSITIVE] = "BACKWARD_TRANSITIVE",
+                                           [KB_COMPAT_FORWARD] = "FORWARD",
+                                           [KB_COMPAT_FORWARD_TRANSITIVE] = "FORWARD_TRANSITIVE",
+                                           [KB_COMPAT_FULL] = "FULL",
+                                           [KB_COMPAT_FULL_TRANSITIVE] = "FULL_TRANSITIVE"};
 
 const char *kb_compat_name(enum kb_compat c)
 {
@@ -1013,7 +1161,8 @@ const char *kb_compat_name(enum kb_compat c)
 
 kb_err_t kb_compat_parse(const char *name, enum kb_compat *out)
 {
-    for (size_t i = 0; name && i < sizeof compat_names / sizeof compat_names[0]; i++)
+    /* From NONE: "DEFAULT" is not a level a client can set. */
+    for (size_t i = KB_COMPAT_NONE; name && i < sizeof compat_names / sizeof compat_names[0]; i++)
         if (!strcmp(name, compat_names[i])) {
             *out = (enum kb_compat)i;
             return KB_OK;
@@ -1026,6 +1175,8 @@ kb_err_t kb_compat_check(enum kb_compat level, const kb_avsc_t *candidate,
 {
     if (why_size)
         why[0] = '\0';
+    if (level == KB_COMPAT_DEFAULT)
+        level = KB_COMPAT_BACKWARD_TRANSITIVE;
     if (level == KB_COMPAT_NONE || n == 0)
         return KB_OK;
     int transitive = level == KB_COMPAT_BACKWARD_TRANSITIVE ||
@@ -1033,25 +1184,24 @@ kb_err_t kb_compat_check(enum kb_compat level, const kb_avsc_t *candidate,
     int backward = level != KB_COMPAT_FORWARD && level != KB_COMPAT_FORWARD_TRANSITIVE;
     int forward = level != KB_COMPAT_BACKWARD && level != KB_COMPAT_BACKWARD_TRANSITIVE;
     char reason[512];
+    /* One budget for all versions: a long history of hostile versions must
+     * not multiply it. */
+    uint64_t budget = CHECK_BUDGET;
     /* Newest first: the most relevant failure is reported. */
     for (size_t i = n; i-- > (transitive ? 0 : n - 1);) {
         kb_err_t err;
-        if (backward &&
-            (err = kb_avsc_can_read(candidate, versions[i], reason, sizeof reason)) != KB_OK) {
-            if (err == KB_ERR_SCHEMA)
-                kb_err_set(err, why, why_size,
-                           "%s: the new schema cannot read data written with version %zu: %s",
-                           kb_compat_name(level), i + 1, reason);
-            return err;
-        }
-        if (forward &&
-            (err = kb_avsc_can_read(versions[i], candidate, reason, sizeof reason)) != KB_OK) {
-            if (err == KB_ERR_SCHEMA)
-                kb_err_set(err, why, why_size,
-                           "%s: version %zu cannot read data written with the new schema: %s",
-                           kb_compat_name(level), i + 1, reason);
-            return err;
-        }
+        if (backward && (err = can_read_budget(candidate, versions[i], reason, sizeof reason,
+                                               &budget)) != KB_OK)
+            return kb_err_set(err, why, why_size,
+                              "%s: the new schema cannot read data written with version %zu: %s",
+                              kb_compat_name(level), i + 1,
+                              err == KB_ERR_NOMEM ? "out of memory" : reason);
+        if (forward && (err = can_read_budget(versions[i], candidate, reason, sizeof reason,
+                                              &budget)) != KB_OK)
+            return kb_err_set(err, why, why_size,
+                              "%s: version %zu cannot read data written with the new schema: %s",
+                              kb_compat_name(level), i + 1,
+                              err == KB_ERR_NOMEM ? "out of memory" : reason);
     }
     return KB_OK;
 }

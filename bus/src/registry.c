@@ -20,6 +20,12 @@
  *     which is exactly what compaction keeps.
  *  4. r->mu is held for every read or change of the state; next_offset is
  *     the offset of the next record to apply.
+ *  5. Records that no ketenbus instance writes (a schema that is not Avro, a
+ *     subject that is not a valid name, a CONFIG value that is neither null
+ *     nor a known level) change nothing and are logged with their offset
+ *     only; every instance judges them by the same rules, so all agree.
+ *  6. Automatic ids come from below KB__REG_DERIVED_ID_BASE only; ids from
+ *     there up are the router's projections (kb_registry_register_derived).
  *
  * Registration: sync (read to the end) -> decide (id, version) -> produce ->
  * sync past our offset -> our schema at that version with that id? done :
@@ -27,6 +33,7 @@
  */
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +50,7 @@
 #define COMP          "registry"
 #define AUTO_ID_FLOOR 100000 /* ids below are for the kb.schemaId ranges of schemas/ */
 #define MAX_ATTEMPTS  8
+#define MAX_SUBJECT   255 /* bytes of a subject name */
 
 static void status_set(struct kb_registry_status *st, int http, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -57,6 +65,74 @@ static void status_set(struct kb_registry_status *st, int http, int code, const 
     va_start(ap, fmt);
     vsnprintf(st->message, sizeof st->message, fmt, ap);
     va_end(ap);
+    /* The reply is JSON, which must be UTF-8: a cut may split a character. */
+    kb__registry_utf8_clean(st->message);
+}
+
+/* Length of the UTF-8 sequence at @p p (shortest form, no surrogates, at most
+ * U+10FFFF), 0 when invalid; *@p cp gets the code point. */
+static size_t utf8_seq(const unsigned char *p, uint32_t *cp)
+{
+    if (p[0] < 0x80) {
+        *cp = p[0];
+        return 1;
+    }
+    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF   ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
+    if (!n)
+        return 0;
+    uint32_t c = p[0] & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
+            return 0;
+        c = c << 6 | (p[i] & 0x3F);
+    }
+    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
+        (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+void kb__registry_utf8_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        uint32_t cp;
+        size_t n = utf8_seq(p, &cp);
+        if (!n) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
+kb_err_t kb__registry_subject_check(const char *subject, struct kb_registry_status *st)
+{
+    /* Subjects end up in JSON (UTF-8 only), in log lines and in Kafka keys:
+     * one rule for all of them, applied to requests and to the log alike. */
+    const char *why = NULL;
+    size_t len = strlen(subject);
+    if (!len)
+        why = "empty";
+    else if (len > MAX_SUBJECT)
+        why = "longer than 255 bytes";
+    for (const unsigned char *p = (const unsigned char *)subject; !why && *p;) {
+        uint32_t cp;
+        size_t n = utf8_seq(p, &cp);
+        if (!n)
+            why = "not valid UTF-8";
+        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
+            why = "contains a control character";
+        p += n;
+    }
+    if (!why)
+        return KB_OK;
+    status_set(st, 422, 42201, "Invalid subject name: %s", why);
+    return KB_ERR_INVALID;
 }
 
 static void status_ok(struct kb_registry_status *st)
@@ -133,19 +209,55 @@ enum kb_compat kb__registry_level(kb_registry_t *r, const struct kb__reg_subject
     return r->has_global ? r->global : r->default_compat;
 }
 
-/* Apply one SCHEMA record (invariant 1). */
-static void apply_schema(kb_registry_t *r, json_t *val, int64_t offset)
+/* A record no ketenbus instance writes: ignored (invariant 5). The offset
+ * names it; its content is the writer's and stays out of the log. */
+static void ignore(int64_t offset, const char *why)
+{
+    KB_LOG_WARN(COMP, "record ignored", "offset=%lld reason=\"%s\"", (long long)offset, why);
+}
+
+/* Apply one SCHEMA record (invariants 1 and 5). */
+static void apply_schema(kb_registry_t *r, json_t *key, json_t *val, int64_t offset)
 {
     const char *subject = json_string_value(json_object_get(val, "subject"));
     const char *text = json_string_value(json_object_get(val, "schema"));
-    json_int_t version = json_integer_value(json_object_get(val, "version"));
-    json_int_t id = json_integer_value(json_object_get(val, "id"));
-    if (!subject || !text || version <= 0 || id <= 0 || id > INT32_MAX ||
-        json_is_true(json_object_get(val, "deleted")))
+    json_t *jversion = json_object_get(val, "version"), *jid = json_object_get(val, "id");
+    json_int_t version = json_integer_value(jversion);
+    json_int_t id = json_integer_value(jid);
+    if (json_is_true(json_object_get(val, "deleted"))) {
+        ignore(offset, "deleted schema records are not supported");
         return;
+    }
+    if (!subject || !text || !json_is_integer(jversion) || !json_is_integer(jid) || version <= 0 ||
+        version > INT32_MAX || id <= 0 || id > INT32_MAX) {
+        ignore(offset, "schema record without subject, schema, version or id");
+        return;
+    }
+    if (kb__registry_subject_check(subject, NULL) != KB_OK) {
+        ignore(offset, "invalid subject name");
+        return;
+    }
+    const char *ksubject = json_string_value(json_object_get(key, "subject"));
+    json_t *kversion = json_object_get(key, "version");
+    if (!ksubject || strcmp(ksubject, subject) || !json_is_integer(kversion) ||
+        json_integer_value(kversion) != version) {
+        ignore(offset, "key and value name different subjects or versions");
+        return;
+    }
+    /* Served to every consumer and read back by every registration in the
+     * subject: a schema the registry would refuse must not get in this way. */
+    char perr[256];
+    kb_avsc_t *parsed = kb_avsc_parse(text, strlen(text), perr, sizeof perr);
+    if (!parsed) {
+        ignore(offset, "schema is not a valid Avro schema");
+        return;
+    }
+    kb_avsc_destroy(parsed);
     char *canon = kb__registry_canonical(text);
-    if (!canon)
+    if (!canon) {
+        r->broken = 1; /* the text parsed above: only memory can fail here */
         return;
+    }
     struct kb__reg_subject *s = kb__registry_subject(r, subject);
     size_t nver = s ? s->n : 0;
     const char *why = NULL;
@@ -161,6 +273,7 @@ static void apply_schema(kb_registry_t *r, json_t *val, int64_t offset)
         if (s->versions[i].id == id)
             why = "schema already in subject";
     if (why) {
+        /* A lost race (invariant 1): normal, its writer removes it. */
         KB_LOG_DBG(COMP, "record rejected", "offset=%lld reason=\"%s\"", (long long)offset, why);
         free(canon);
         return;
@@ -182,7 +295,9 @@ static void apply_schema(kb_registry_t *r, json_t *val, int64_t offset)
             goto out_nomem;
         canon = NULL;
         r->nschemas++;
-        if (id > r->max_id)
+        /* Projection ids stay out: automatic ids must not follow them up
+         * into their range (invariant 6). */
+        if (id < KB__REG_DERIVED_ID_BASE && id > r->max_id)
             r->max_id = (int32_t)id;
     }
     s = subject_add(r, subject);
@@ -207,12 +322,29 @@ out_nomem:
     free(canon);
 }
 
-static void apply_config(kb_registry_t *r, json_t *key, json_t *val)
+/* Apply one CONFIG record (invariants 3 and 5). Only a null value (a
+ * tombstone) removes a setting; a value that names no level changes nothing. */
+static void apply_config(kb_registry_t *r, json_t *key, const rd_kafka_message_t *m)
 {
     json_t *jsub = json_object_get(key, "subject");
-    const char *level = val ? json_string_value(json_object_get(val, "compatibilityLevel")) : NULL;
-    enum kb_compat c = KB_COMPAT_NONE;
-    int set = level && kb_compat_parse(level, &c) == KB_OK;
+    if (jsub && !json_is_null(jsub) &&
+        (!json_is_string(jsub) || kb__registry_subject_check(json_string_value(jsub), NULL))) {
+        ignore(m->offset, "config record with an invalid subject");
+        return;
+    }
+    int set = 0;
+    enum kb_compat c = KB_COMPAT_DEFAULT;
+    if (m->payload) {
+        json_t *val = json_loadb(m->payload, m->len, 0, NULL);
+        const char *level = json_string_value(json_object_get(val, "compatibilityLevel"));
+        kb_err_t err = level ? kb_compat_parse(level, &c) : KB_ERR_INVALID;
+        json_decref(val);
+        if (err) {
+            ignore(m->offset, "config record without a known compatibilityLevel");
+            return;
+        }
+        set = 1;
+    }
     if (json_is_string(jsub)) {
         struct kb__reg_subject *s = subject_add(r, json_string_value(jsub));
         if (!s) {
@@ -229,17 +361,24 @@ static void apply_config(kb_registry_t *r, json_t *key, json_t *val)
 
 static void apply(kb_registry_t *r, const rd_kafka_message_t *m)
 {
-    json_t *key = json_loadb(m->key, m->key_len, 0, NULL);
-    json_t *val = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+    json_t *key = m->key ? json_loadb(m->key, m->key_len, 0, NULL) : NULL;
     const char *kt = json_string_value(json_object_get(key, "keytype"));
-    if (!kt)
-        KB_LOG_WARN(COMP, "record without keytype ignored", "offset=%lld", (long long)m->offset);
-    else if (!strcmp(kt, "SCHEMA") && val)
-        apply_schema(r, val, m->offset);
-    else if (!strcmp(kt, "CONFIG"))
-        apply_config(r, key, val);
+    if (!kt) {
+        ignore(m->offset, "key without keytype");
+    } else if (!strcmp(kt, "SCHEMA")) {
+        /* A null value is a losing writer's tombstone (invariant 2). */
+        json_t *val = m->payload ? json_loadb(m->payload, m->len, 0, NULL) : NULL;
+        if (val)
+            apply_schema(r, key, val, m->offset);
+        else if (m->payload)
+            ignore(m->offset, "schema record value is not JSON");
+        json_decref(val);
+    } else if (!strcmp(kt, "CONFIG")) {
+        apply_config(r, key, m);
+    } else {
+        ignore(m->offset, "unknown keytype");
+    }
     json_decref(key);
-    json_decref(val);
 }
 
 /* --- Kafka --- */
@@ -430,8 +569,14 @@ kb_registry_t *kb_registry_new(const struct kb_registry_opts *opts, char *errstr
     }
     pthread_mutex_init(&r->mu, NULL);
     r->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
-    r->default_compat = opts->default_compat != KB_COMPAT_NONE ? opts->default_compat
-                                                               : KB_COMPAT_BACKWARD_TRANSITIVE;
+    if (!strcmp(kb_compat_name(opts->default_compat), "?")) {
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "unknown compatibility level %d",
+                   (int)opts->default_compat);
+        goto out_destroy;
+    }
+    /* An explicit NONE is honoured; only "no choice" means the default. */
+    r->default_compat = opts->default_compat != KB_COMPAT_DEFAULT ? opts->default_compat
+                                                                  : KB_COMPAT_BACKWARD_TRANSITIVE;
     kb_topic_name(r->topic, sizeof r->topic, "schemas");
 
     char kerr[512];
@@ -491,8 +636,11 @@ kb_registry_t *kb_registry_new(const struct kb_registry_opts *opts, char *errstr
         kb_err_set(err, errstr, errstr_size, "%s", st.message);
         goto out_destroy;
     }
-    KB_LOG_INFO(COMP, "registry ready", "topic=%s schemas=%zu subjects=%zu next_offset=%lld",
-                r->topic, r->nschemas, r->nsubjects, (long long)r->next_offset);
+    /* The default level is this instance's own (not in the topic): say it. */
+    KB_LOG_INFO(COMP, "registry ready",
+                "topic=%s schemas=%zu subjects=%zu next_offset=%lld default_level=%s", r->topic,
+                r->nschemas, r->nsubjects, (long long)r->next_offset,
+                kb_compat_name(r->default_compat));
     return r;
 out_destroy:
     kb_registry_destroy(r);
@@ -526,6 +674,15 @@ void kb_registry_destroy(kb_registry_t *r)
 }
 
 /* --- operations --- */
+
+void kb__registry_compat_status(struct kb_registry_status *st, kb_err_t err, const char *why)
+{
+    if (err == KB_ERR_RANGE)
+        /* Not retriable (the same schemas give the same answer), so 422. */
+        status_set(st, 422, 42201, "Invalid schema: %s", why);
+    else
+        status_set(st, 500, 50001, "compatibility check failed: %s", kb_err_str(err));
+}
 
 kb_err_t kb__registry_validate(const char *schema_json, kb_avsc_t **out,
                                struct kb_registry_status *st)
@@ -593,12 +750,18 @@ find_canon_in_subject(kb_registry_t *r, const struct kb__reg_subject *s, const c
     return NULL;
 }
 
-kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char *schema_json,
-                              int32_t want_id, int32_t *id, int *version,
-                              struct kb_registry_status *st)
+/* kb_registry_register; @p derived allows ids from KB__REG_DERIVED_ID_BASE. */
+static kb_err_t register_schema(kb_registry_t *r, const char *subject, const char *schema_json,
+                                int32_t want_id, int derived, int32_t *id, int *version,
+                                struct kb_registry_status *st)
 {
+    /* Every path below that fails says why; this covers any that would not. */
+    status_set(st, 500, 50001, "internal error");
+    kb_err_t err = kb__registry_subject_check(subject, st);
+    if (err)
+        return err;
     kb_avsc_t *cand = NULL;
-    kb_err_t err = kb__registry_validate(schema_json, &cand, st);
+    err = kb__registry_validate(schema_json, &cand, st);
     if (err)
         return err;
     char *canon = kb__registry_canonical(schema_json);
@@ -615,9 +778,11 @@ kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char 
             want_id = (int32_t)json_integer_value(jid);
         json_decref(root);
     }
-    if (!*subject || strlen(subject) > 255) {
-        status_set(st, 422, 42201, "Invalid subject name");
-        err = KB_ERR_INVALID;
+    if (!derived && want_id >= KB__REG_DERIVED_ID_BASE) {
+        status_set(st, 422, 42205,
+                   "Id %d is not permitted: ids from %d up are reserved for projected schemas",
+                   (int)want_id, KB__REG_DERIVED_ID_BASE);
+        err = KB_ERR_RANGE;
         goto out_free;
     }
 
@@ -650,11 +815,15 @@ kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char 
             enum kb_compat level = kb__registry_level(r, s);
             err = kb_compat_check(level, cand, (const kb_avsc_t *const *)vs, s->n, why, sizeof why);
             kb__registry_versions_free(vs, s->n);
-            if (err) {
+            if (err == KB_ERR_SCHEMA) {
                 status_set(st, 409, 409,
                            "Schema being registered is incompatible with an earlier schema "
                            "for subject \"%s\": %s",
                            subject, why);
+                break;
+            }
+            if (err) {
+                kb__registry_compat_status(st, err, why);
                 break;
             }
         }
@@ -680,7 +849,17 @@ kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char 
             }
             new_id = want_id;
         } else {
-            new_id = (r->max_id > AUTO_ID_FLOOR ? r->max_id : AUTO_ID_FLOOR) + 1;
+            /* 64 bits: max_id may be INT32_MAX - 1 and must not wrap. */
+            int64_t next = (int64_t)(r->max_id > AUTO_ID_FLOOR ? r->max_id : AUTO_ID_FLOOR) + 1;
+            if (next >= KB__REG_DERIVED_ID_BASE) {
+                status_set(st, 422, 42205,
+                           "No automatic schema id left below %d; register with an explicit "
+                           "free id",
+                           KB__REG_DERIVED_ID_BASE);
+                err = KB_ERR_RANGE;
+                break;
+            }
+            new_id = (int32_t)next;
         }
         int new_version = (s ? (int)s->n : 0) + 1;
 
@@ -694,7 +873,11 @@ kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char 
         json_t *val = json_pack("{s:s,s:i,s:i,s:s,s:b}", "subject", subject, "version", new_version,
                                 "id", (int)new_id, "schema", schema_json, "deleted", 0);
         int64_t offset = -1;
-        err = key && val ? produce(r, key, val, &offset, st) : KB_ERR_NOMEM;
+        err = KB_ERR_NOMEM;
+        if (!key || !val)
+            status_set(st, 500, 50001, "out of memory");
+        else
+            err = produce(r, key, val, &offset, st);
         if (err == KB_OK && (err = kb__registry_sync(r, st)) == KB_OK && r->next_offset <= offset) {
             status_set(st, 500, 50002, "Operation timed out: own record not read back");
             err = KB_ERR_TIMEOUT;
@@ -733,12 +916,22 @@ out_free:
     return err;
 }
 
+kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char *schema_json,
+                              int32_t want_id, int32_t *id, int *version,
+                              struct kb_registry_status *st)
+{
+    return register_schema(r, subject, schema_json, want_id, 0, id, version, st);
+}
+
 kb_err_t kb_registry_register_derived(kb_registry_t *r, const char *subject,
                                       const char *schema_json, int32_t id, int *version,
                                       struct kb_registry_status *st)
 {
+    kb_err_t err = kb__registry_subject_check(subject, st);
+    if (err)
+        return err;
     pthread_mutex_lock(&r->mu);
-    kb_err_t err = kb__registry_sync(r, st);
+    err = kb__registry_sync(r, st);
     if (!err) {
         /* Written only when not already NONE, so a restart writes nothing. */
         const struct kb__reg_subject *s = kb__registry_subject(r, subject);
@@ -749,7 +942,7 @@ kb_err_t kb_registry_register_derived(kb_registry_t *r, const char *subject,
     if (err)
         return err;
     int32_t got = 0;
-    return kb_registry_register(r, subject, schema_json, id, &got, version, st);
+    return register_schema(r, subject, schema_json, id, 1, &got, version, st);
 }
 
 kb_err_t kb_registry_schema_by_id(kb_registry_t *r, int32_t id, char **json,
@@ -780,11 +973,21 @@ kb_err_t kb_registry_schema_by_id(kb_registry_t *r, int32_t id, char **json,
 kb_err_t kb__registry_set_config(kb_registry_t *r, const char *subject, enum kb_compat level,
                                  struct kb_registry_status *st)
 {
+    if (subject && kb__registry_subject_check(subject, st) != KB_OK)
+        return KB_ERR_INVALID;
+    if (level == KB_COMPAT_DEFAULT || !strcmp(kb_compat_name(level), "?")) {
+        status_set(st, 422, 42203, "Invalid compatibility level");
+        return KB_ERR_INVALID;
+    }
     json_t *key =
         subject ? json_pack("{s:s,s:s,s:i}", "keytype", "CONFIG", "subject", subject, "magic", 0)
                 : json_pack("{s:s,s:n,s:i}", "keytype", "CONFIG", "subject", "magic", 0);
     json_t *val = json_pack("{s:s}", "compatibilityLevel", kb_compat_name(level));
-    kb_err_t err = key && val ? produce(r, key, val, NULL, st) : KB_ERR_NOMEM;
+    kb_err_t err = KB_ERR_NOMEM;
+    if (!key || !val)
+        status_set(st, 500, 50001, "out of memory");
+    else
+        err = produce(r, key, val, NULL, st);
     json_decref(key);
     json_decref(val);
     if (!err)

@@ -6,6 +6,7 @@
  * that standard registry clients work against ketenbus unchanged.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,23 +20,47 @@
 #define CT       "application/vnd.schemaregistry.v1+json"
 #define MAX_SEGS 6
 
+static void reply_err(kb_http_req_t *req, int status, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Answer an error. The message may echo the client's path, which need not be
+ * UTF-8 while the JSON body must be: such bytes become '?'. Always answers. */
+static void reply_err(kb_http_req_t *req, int status, int code, const char *fmt, ...)
+{
+    static const char fallback[] = "{\"error_code\":50001,\"message\":\"out of memory\"}";
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    kb__registry_utf8_clean(msg);
+    if (kb_http_reply_error(req, status, code, "%s", msg) != KB_OK)
+        kb_http_reply(req, 500, "application/json", fallback, sizeof fallback - 1);
+}
+
 static void reply_status(kb_http_req_t *req, const struct kb_registry_status *st)
 {
-    kb_http_reply_error(req, st->http_status, st->error_code, "%s", st->message);
+    /* A status nobody set is a bug here, not a reason to send garbage. */
+    if (st->http_status < 400 || st->http_status > 599)
+        reply_err(req, 500, 50001, "internal error");
+    else
+        reply_err(req, st->http_status, st->error_code, "%s", st->message);
 }
 
 static void reply(kb_http_req_t *req, json_t *body)
 {
     if (!body)
-        kb_http_reply_error(req, 500, 50001, "out of memory");
-    else
-        kb_http_reply_json(req, 200, CT, body);
+        reply_err(req, 500, 50001, "out of memory");
+    else if (kb_http_reply_json(req, 200, CT, body) != KB_OK)
+        reply_err(req, 500, 50001, "out of memory");
 }
 
-/* Split "/a/b/c" into segments (in @p buf). Returns the count, -1 when too many. */
+/* Split "/a/b/c" into segments (in @p buf). Returns the count, -1 when too
+ * many or when the path does not fit (a cut could change its meaning). */
 static int split(const char *rest, char *buf, size_t buf_size, char **segs)
 {
-    snprintf(buf, buf_size, "%s", rest);
+    if ((size_t)snprintf(buf, buf_size, "%s", rest) >= buf_size)
+        return -1;
     int n = 0;
     char *p = buf;
     while (*p == '/')
@@ -103,15 +128,25 @@ static json_t *body_schema(kb_http_req_t *req, const char **schema, struct kb_re
 
 static void subject_not_found(kb_http_req_t *req, const char *subject)
 {
-    kb_http_reply_error(req, 404, 40401, "Subject '%s' not found.", subject);
+    reply_err(req, 404, 40401, "Subject '%s' not found.", subject);
+}
+
+/* Refuse an invalid subject before it is looked up, echoed or logged. */
+static int subject_refused(kb_http_req_t *req, const char *subject)
+{
+    struct kb_registry_status st = {0};
+    if (kb__registry_subject_check(subject, &st) == KB_OK)
+        return 0;
+    reply_status(req, &st);
+    return 1;
 }
 
 static void version_invalid(kb_http_req_t *req, const char *v)
 {
-    kb_http_reply_error(req, 422, 42202,
-                        "The specified version '%s' is not a valid version id. Allowed values "
-                        "are between [1, 2^31-1] and the string \"latest\"",
-                        v);
+    reply_err(req, 422, 42202,
+              "The specified version '%s' is not a valid version id. Allowed values "
+              "are between [1, 2^31-1] and the string \"latest\"",
+              v);
 }
 
 static json_t *version_json(kb_registry_t *r, const char *subject, const struct kb__reg_version *v)
@@ -130,7 +165,9 @@ static void h_subjects(kb_http_req_t *req, void *opaque)
     int is_post = !strcmp(method, "POST");
     char buf[1024], *seg[MAX_SEGS];
     int n = split(kb_http_req_rest(req), buf, sizeof buf, seg);
-    struct kb_registry_status st;
+    struct kb_registry_status st = {0};
+    if (n >= 1 && subject_refused(req, seg[0]))
+        return;
 
     if (n == 2 && is_post && !strcmp(seg[1], "versions")) { /* register: outside the lock */
         const char *schema = NULL;
@@ -169,7 +206,7 @@ static void h_subjects(kb_http_req_t *req, void *opaque)
         goto out_unlock;
     }
     if (n < 1 || n > 4) {
-        kb_http_reply_error(req, 404, 404, "HTTP 404 Not Found");
+        reply_err(req, 404, 404, "HTTP 404 Not Found");
         goto out_unlock;
     }
     const struct kb__reg_subject *s = kb__registry_subject(r, seg[0]);
@@ -178,7 +215,7 @@ static void h_subjects(kb_http_req_t *req, void *opaque)
         if ((n == 1 && is_post) || (n >= 2 && !strcmp(seg[1], "versions")))
             subject_not_found(req, seg[0]);
         else
-            kb_http_reply_error(req, 404, 404, "HTTP 404 Not Found");
+            reply_err(req, 404, 404, "HTTP 404 Not Found");
         goto out_unlock;
     }
     if (n == 1 && is_post) { /* lookup: is this schema in the subject? */
@@ -205,15 +242,15 @@ static void h_subjects(kb_http_req_t *req, void *opaque)
         free(canon);
         json_decref(body);
         if (!found)
-            kb_http_reply_error(req, 404, 40403, "Schema not found");
+            reply_err(req, 404, 40403, "Schema not found");
         else
             reply(req, version_json(r, s->name, found));
         goto out_unlock;
     }
     if (!is_get || strcmp(seg[1], "versions") != 0 || (n == 4 && strcmp(seg[3], "schema") != 0)) {
-        kb_http_reply_error(req, n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404,
-                            n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404, "HTTP %d",
-                            n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404);
+        reply_err(req, n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404,
+                  n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404, "HTTP %d",
+                  n >= 2 && !strcmp(seg[1], "versions") ? 405 : 404);
         goto out_unlock;
     }
     if (n == 2) {
@@ -230,7 +267,7 @@ static void h_subjects(kb_http_req_t *req, void *opaque)
     }
     const struct kb__reg_version *ver = find_version(s, v);
     if (!ver) {
-        kb_http_reply_error(req, 404, 40402, "Version %s not found.", seg[2]);
+        reply_err(req, 404, 40402, "Version %s not found.", seg[2]);
         goto out_unlock;
     }
     if (n == 4) {
@@ -254,18 +291,18 @@ static void h_schemas(kb_http_req_t *req, void *opaque)
         return;
     }
     if ((n != 2 && n != 3) || strcmp(seg[0], "ids") || (n == 3 && strcmp(seg[2], "versions"))) {
-        kb_http_reply_error(req, 404, 404, "HTTP 404 Not Found");
+        reply_err(req, 404, 404, "HTTP 404 Not Found");
         return;
     }
     char *end;
     errno = 0;
     long id = strtol(seg[1], &end, 10);
     if (errno || *end || end == seg[1] || id < 1 || id > INT32_MAX) {
-        kb_http_reply_error(req, 404, 40403, "Schema %s not found", seg[1]);
+        reply_err(req, 404, 40403, "Schema %s not found", seg[1]);
         return;
     }
     char *text = NULL;
-    struct kb_registry_status st;
+    struct kb_registry_status st = {0};
     if (kb_registry_schema_by_id(r, (int32_t)id, &text, &st) != KB_OK) {
         reply_status(req, &st);
         return;
@@ -294,11 +331,13 @@ static void h_compat(kb_http_req_t *req, void *opaque)
     kb_registry_t *r = opaque;
     char buf[1024], *seg[MAX_SEGS];
     int n = split(kb_http_req_rest(req), buf, sizeof buf, seg);
-    struct kb_registry_status st;
+    struct kb_registry_status st = {0};
     if (n != 4 || strcmp(seg[0], "subjects") || strcmp(seg[2], "versions")) {
-        kb_http_reply_error(req, 404, 404, "HTTP 404 Not Found");
+        reply_err(req, 404, 404, "HTTP 404 Not Found");
         return;
     }
+    if (subject_refused(req, seg[1]))
+        return;
     const char *schema = NULL;
     json_t *body = body_schema(req, &schema, &st);
     if (!body) {
@@ -332,7 +371,7 @@ static void h_compat(kb_http_req_t *req, void *opaque)
     }
     const struct kb__reg_version *ver = find_version(s, v);
     if (!ver) {
-        kb_http_reply_error(req, 404, 40402, "Version %s not found.", seg[3]);
+        reply_err(req, 404, 40402, "Version %s not found.", seg[3]);
         goto out_unlock;
     }
     if (kb__registry_versions(r, s, &vs, &st) != KB_OK) {
@@ -358,7 +397,8 @@ static void h_compat(kb_http_req_t *req, void *opaque)
                               sizeof why);
     }
     if (err != KB_OK && err != KB_ERR_SCHEMA) {
-        kb_http_reply_error(req, 500, 50001, "compatibility check failed: %s", kb_err_str(err));
+        kb__registry_compat_status(&st, err, why);
+        reply_status(req, &st);
         goto out_unlock;
     }
     json_t *out = json_pack("{s:b}", "is_compatible", err == KB_OK);
@@ -383,21 +423,23 @@ static void h_config(kb_http_req_t *req, void *opaque)
     kb_registry_t *r = opaque;
     char buf[1024], *seg[MAX_SEGS];
     int n = split(kb_http_req_rest(req), buf, sizeof buf, seg);
-    struct kb_registry_status st;
-    if (n > 1) {
-        kb_http_reply_error(req, 404, 404, "HTTP 404 Not Found");
+    struct kb_registry_status st = {0};
+    if (n < 0 || n > 1) { /* n < 0 must not fall through to the global level */
+        reply_err(req, 404, 404, "HTTP 404 Not Found");
         return;
     }
     const char *subject = n == 1 ? seg[0] : NULL;
+    if (subject && subject_refused(req, subject))
+        return;
     int is_put = !strcmp(kb_http_req_method(req), "PUT");
-    enum kb_compat level = KB_COMPAT_NONE;
+    enum kb_compat level = KB_COMPAT_DEFAULT;
     if (is_put) {
         char err[256];
         json_t *body = kb_http_req_json(req, err, sizeof err);
         const char *name = json_string_value(json_object_get(body, "compatibility"));
         if (!name || kb_compat_parse(name, &level) != KB_OK) {
             json_decref(body);
-            kb_http_reply_error(req, 422, 42203, "Invalid compatibility level");
+            reply_err(req, 422, 42203, "Invalid compatibility level");
             return;
         }
         json_decref(body);
@@ -417,9 +459,8 @@ static void h_config(kb_http_req_t *req, void *opaque)
     const struct kb__reg_subject *s = subject ? kb__registry_subject(r, subject) : NULL;
     const char *dflt = kb_http_req_query(req, "defaultToGlobal");
     if (subject && (!s || !s->has_compat) && !(dflt && !strcmp(dflt, "true"))) {
-        kb_http_reply_error(req, 404, 40408,
-                            "Subject '%s' does not have subject-level compatibility configured",
-                            subject);
+        reply_err(req, 404, 40408,
+                  "Subject '%s' does not have subject-level compatibility configured", subject);
         goto out_unlock;
     }
     reply(req, json_pack("{s:s}", "compatibilityLevel", kb_compat_name(kb__registry_level(r, s))));

@@ -12,6 +12,10 @@
 
 #include "ketenbus/registry.h"
 
+/* Ids from here up are projections' (0x40000000 | hash, sub_view.c), given
+ * only through kb_registry_register_derived; automatic ids stay below. */
+#define KB__REG_DERIVED_ID_BASE 0x40000000
+
 struct kb__reg_schema {
     int32_t id;  /* registry id */
     char *text;  /* schema text as first registered under this id */
@@ -39,10 +43,11 @@ struct kb_registry {
     int timeout_ms;                   /* Kafka round-trip limit */
     int64_t next_offset;              /* next record to apply */
     int broken;                       /* an allocation failed while applying */
-    enum kb_compat default_compat;    /* global level when none was set */
+    enum kb_compat default_compat;    /* global level when none was set (this instance's
+                                       * option, never KB_COMPAT_DEFAULT) */
     int has_global;                   /* PUT /config happened */
     enum kb_compat global;            /* its level */
-    int32_t max_id;                   /* largest id in use */
+    int32_t max_id;                   /* largest id in use below KB__REG_DERIVED_ID_BASE */
     struct kb__reg_subject *subjects; /* every subject seen */
     size_t nsubjects, subjects_cap;   /* used / allocated */
     struct kb__reg_schema *schemas;   /* every schema, by id */
@@ -64,5 +69,13 @@ void kb__registry_versions_free(kb_avsc_t **vs, size_t n);
 kb_err_t kb__registry_validate(const char *schema_json, kb_avsc_t **out,
                                struct kb_registry_status *st);
 char *kb__registry_canonical(const char *schema_json);
+/* KB_OK when @p subject is a valid name: 1..255 bytes of UTF-8 without control
+ * characters (U+0000-U+001F, U+007F-U+009F); else KB_ERR_INVALID, 422/42201. */
+kb_err_t kb__registry_subject_check(const char *subject, struct kb_registry_status *st);
+/* Replace every byte of @p s that is not part of valid UTF-8 by '?'. */
+void kb__registry_utf8_clean(char *s);
+/* Status for a compatibility check that gave no yes/no answer (@p err from
+ * kb_compat_check other than KB_ERR_SCHEMA): 422 when too complex, else 500. */
+void kb__registry_compat_status(struct kb_registry_status *st, kb_err_t err, const char *why);
 
 #endif

@@ -28,6 +28,8 @@
     "{\"type\":\"record\",\"name\":\"N\",\"fields\":[{\"name\":\"x\",\"type\":\"int\"}," \
     "{\"name\":\"y\",\"type\":\"int\"}]}"
 
+#define V2REQ_FOR_DEFAULT REC(F("a", "\"int\"") "," F("b", "\"string\""))
+
 struct resolve_case {
     const char *name;
     const char *writer;
@@ -259,6 +261,110 @@ static kb_avsc_t *parse(const char *text)
     return s;
 }
 
+/* Records N<d> .. N0 where N<i> holds N<i-1> twice (defined inline, then by
+ * name; @p union_ref: by name inside ["null", ...]): 2^d paths to N0 through
+ * only d+1 records. @p extra is appended to the fields of N<d>. */
+static char *dag(int d, int union_ref, const char *extra)
+{
+    size_t cap = (size_t)d * 160 + 512;
+    char *s = malloc(cap);
+    size_t o = 0;
+    for (int i = d; i >= 1; i--)
+        o += (size_t)snprintf(s + o, cap - o,
+                              "{\"type\":\"record\",\"name\":\"N%d\",\"fields\":[{\"name\":\"a\","
+                              "\"type\":",
+                              i);
+    o += (size_t)snprintf(s + o, cap - o,
+                          "{\"type\":\"record\",\"name\":\"N0\",\"fields\":[{\"name\":\"x\","
+                          "\"type\":\"int\"}]}");
+    for (int i = 1; i <= d; i++) {
+        o += (size_t)snprintf(s + o, cap - o,
+                              union_ref ? "},{\"name\":\"b\",\"type\":[\"null\",\"N%d\"]}"
+                                        : "},{\"name\":\"b\",\"type\":\"N%d\"}",
+                              i - 1);
+        o += (size_t)snprintf(s + o, cap - o, "%s]}", i == d ? extra : "");
+    }
+    return s;
+}
+
+/* Record W with @p n int fields, in reverse order when @p rev. */
+static char *wide(int n, int rev)
+{
+    size_t cap = (size_t)n * 48 + 128;
+    char *s = malloc(cap);
+    size_t o = (size_t)snprintf(s, cap, "{\"type\":\"record\",\"name\":\"W\",\"fields\":[");
+    for (int i = 0; i < n; i++)
+        o += (size_t)snprintf(s + o, cap - o, "%s{\"name\":\"f%d\",\"type\":\"int\"}", i ? "," : "",
+                              rev ? n - 1 - i : i);
+    snprintf(s + o, cap - o, "]}");
+    return s;
+}
+
+/* The check of hostile shapes: a DAG of records is checked once per
+ * (reader, writer) pair, not once per path; what is still too much work is
+ * refused with KB_ERR_RANGE, quickly. */
+static void costly_checks(void)
+{
+    static const char *const extras[] = {
+        ",{\"name\":\"z\",\"type\":\"int\",\"default\":0}", /* compatible */
+        ",{\"name\":\"z\",\"type\":\"int\"}",               /* a new required field */
+    };
+    for (int u = 0; u < 2; u++) {
+        char *v1 = dag(60, u, "");
+        kb_avsc_t *old = parse(v1);
+        CHECK(old != NULL);
+        for (int e = 0; e < 2 && old; e++) {
+            char *v2 = dag(60, u, extras[e]), why[1024];
+            kb_avsc_t *cand = parse(v2);
+            CHECK(cand != NULL);
+            const kb_avsc_t *vs[1] = {old};
+            double t0 = kb_test_now_s();
+            kb_err_t err =
+                cand ? kb_compat_check(KB_COMPAT_FULL_TRANSITIVE, cand, vs, 1, why, sizeof why)
+                     : KB_ERR_SCHEMA;
+            double dt = kb_test_now_s() - t0;
+            if (dt > 2)
+                fprintf(stderr, "dag(60, %d) took %.1f s\n", u, dt);
+            CHECK(dt < 2);
+            /* FULL: z with a default is fine both ways; without, not backward */
+            CHECK_INT(err, e == 0 ? KB_OK : KB_ERR_SCHEMA);
+            if (e == 1)
+                CHECK(strstr(why, "/fields/z") != NULL);
+            kb_avsc_destroy(cand);
+            free(v2);
+        }
+        kb_avsc_destroy(old);
+        free(v1);
+    }
+
+    char *w1 = wide(6000, 0), *w2 = wide(6000, 1), why[1024];
+    kb_avsc_t *a = parse(w1), *b = parse(w2);
+    CHECK(a && b);
+    if (a && b) {
+        const kb_avsc_t *vs[1] = {a};
+        double t0 = kb_test_now_s();
+        CHECK_INT(kb_compat_check(KB_COMPAT_BACKWARD, b, vs, 1, why, sizeof why), KB_ERR_RANGE);
+        CHECK(strstr(why, "too complex") != NULL);
+        CHECK_INT(kb_avsc_can_read(b, a, why, sizeof why), KB_ERR_RANGE);
+        CHECK(strstr(why, "too complex") != NULL);
+        CHECK(kb_test_now_s() - t0 < 10);
+    }
+    kb_avsc_destroy(a);
+    kb_avsc_destroy(b);
+    free(w1);
+    free(w2);
+    /* a thousand fields is ordinary work */
+    w1 = wide(1000, 0);
+    w2 = wide(1000, 1);
+    a = parse(w1);
+    b = parse(w2);
+    CHECK(a && b && kb_avsc_can_read(b, a, why, sizeof why) == KB_OK);
+    kb_avsc_destroy(a);
+    kb_avsc_destroy(b);
+    free(w1);
+    free(w2);
+}
+
 int main(void)
 {
     char why[1024];
@@ -329,6 +435,21 @@ int main(void)
     }
     enum kb_compat dummy;
     CHECK_INT(kb_compat_parse("backward", &dummy), KB_ERR_INVALID);
+    /* "no choice" is not NONE: zero-initialised options mean the default */
+    CHECK(KB_COMPAT_DEFAULT == 0 && KB_COMPAT_NONE != KB_COMPAT_DEFAULT);
+    CHECK_INT(kb_compat_parse("NONE", &dummy), KB_OK);
+    CHECK_INT(dummy, KB_COMPAT_NONE);
+    CHECK_INT(kb_compat_parse("DEFAULT", &dummy), KB_ERR_INVALID);
+    CHECK_STR(kb_compat_name(KB_COMPAT_DEFAULT), "BACKWARD_TRANSITIVE");
+    {
+        kb_avsc_t *v1 = parse(REC(F("a", "\"int\""))), *v2 = parse(V2REQ_FOR_DEFAULT);
+        const kb_avsc_t *vs[1] = {v1};
+        CHECK_INT(kb_compat_check(KB_COMPAT_DEFAULT, v2, vs, 1, why, sizeof why), KB_ERR_SCHEMA);
+        CHECK_INT(kb_compat_check(KB_COMPAT_NONE, v2, vs, 1, why, sizeof why), KB_OK);
+        kb_avsc_destroy(v1);
+        kb_avsc_destroy(v2);
+    }
+    costly_checks();
 
     /* every schema of the repository parses */
     const char *files[] = {"schemas/brp/persoon-geboren.avsc", "schemas/brp/kind-toegevoegd.avsc",

@@ -19,7 +19,10 @@
 
 /** Compatibility levels, as Confluent names them. */
 enum kb_compat {
-    KB_COMPAT_NONE = 0,
+    KB_COMPAT_DEFAULT = 0,         /* not a level: "the default", BACKWARD_TRANSITIVE
+                                    * (design.md); 0 so that zero-initialised options mean
+                                    * it and an explicit NONE stays NONE */
+    KB_COMPAT_NONE,                /* anything goes */
     KB_COMPAT_BACKWARD,            /* new schema reads data of the latest one */
     KB_COMPAT_BACKWARD_TRANSITIVE, /* ... of every earlier one */
     KB_COMPAT_FORWARD,             /* latest schema reads data of the new one */
@@ -28,10 +31,11 @@ enum kb_compat {
     KB_COMPAT_FULL_TRANSITIVE,     /* BACKWARD_TRANSITIVE and FORWARD_TRANSITIVE */
 };
 
-/** "BACKWARD_TRANSITIVE" etc. Static string. */
+/** "BACKWARD_TRANSITIVE" etc. (KB_COMPAT_DEFAULT: the level it stands for). Static string. */
 const char *kb_compat_name(enum kb_compat c);
 
-/** Parse a level name (exact, upper case). KB_ERR_INVALID when unknown. */
+/** Parse a level name (exact, upper case; never KB_COMPAT_DEFAULT). KB_ERR_INVALID when
+ *  unknown. */
 kb_err_t kb_compat_parse(const char *name, enum kb_compat *out);
 
 typedef struct kb_avsc kb_avsc_t; /* opaque: a parsed and validated Avro schema */
@@ -66,8 +70,12 @@ kb_err_t kb_avsc_can_read(const kb_avsc_t *reader, const kb_avsc_t *writer, char
 
 /**
  * Check @p candidate against the existing @p versions of a subject (oldest
- * first) under @p level. KB_OK when allowed, KB_ERR_SCHEMA with @p why
- * (which version, which direction, what) when not.
+ * first) under @p level (KB_COMPAT_DEFAULT: BACKWARD_TRANSITIVE). KB_OK when
+ * allowed, KB_ERR_SCHEMA with @p why (which version, which direction, what)
+ * when not. KB_ERR_RANGE with @p why when the schemas are too complex to
+ * compare within a fixed amount of work (a hostile schema: the answer would
+ * take exponential time), KB_ERR_NOMEM. The same limit holds for
+ * kb_avsc_can_read. @thread any
  */
 kb_err_t kb_compat_check(enum kb_compat level, const kb_avsc_t *candidate,
                          const kb_avsc_t *const *versions, size_t n, char *why, size_t why_size);
@@ -80,8 +88,9 @@ typedef struct kb_registry kb_registry_t; /* opaque: one registry instance */
 struct kb_registry_opts {
     const struct kb_kafka_opts *kafka; /* connection (required; not copied: must outlive
                                         * kb_registry_new only) */
-    enum kb_compat default_compat;     /* global level until PUT /config; 0 (NONE) is
-                                        * replaced by BACKWARD_TRANSITIVE (design.md) */
+    enum kb_compat default_compat;     /* global level until PUT /config, for this
+                                        * instance only (not stored in the topic);
+                                        * KB_COMPAT_DEFAULT (0): BACKWARD_TRANSITIVE */
     int timeout_ms;                    /* Kafka round trips; 0 means 10000 */
 };
 
@@ -108,10 +117,15 @@ struct kb_registry_status {
  * Register @p schema_json under @p subject (idempotent: an identical schema
  * already there returns its id and version). @p want_id > 0 asks for that id
  * (kb.schemaId in the schema asks for it too); it is honoured when free or
- * when it already names this schema, else 422/42205. Otherwise the id of an
- * identical schema in another subject, else the next free id above 100000.
- * Concurrent registrations on several instances are ordered by the topic:
- * the lowest offset wins, losers re-read and retry (see REGISTRY.md).
+ * when it already names this schema, else 422/42205; ids from 0x40000000 up
+ * belong to projections (kb_registry_register_derived) and are refused with
+ * 422/42205. Otherwise the id of an identical schema in another subject,
+ * else the next id above both 100000 and every id in use below 0x40000000
+ * (422/42205 when none is left). A subject must be 1..255 bytes of UTF-8
+ * without control characters (else 422/42201). On every error @p st holds
+ * the answer. Concurrent registrations on several instances are ordered by
+ * the topic: the lowest offset wins, losers re-read and retry (see
+ * REGISTRY.md).
  */
 kb_err_t kb_registry_register(kb_registry_t *r, const char *subject, const char *schema_json,
                               int32_t want_id, int32_t *id, int *version,
