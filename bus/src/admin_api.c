@@ -565,8 +565,11 @@ static int subs_from_body(kb_admin_t *a, kb_http_req_t *req, struct kb_subs *sub
         off += (size_t)w;
     }
     close(fd);
-    kb_err_t err = off == len ? kb_subs_load(path, a->o.subject_key, a->o.subject_key_len, subs,
-                                             errstr, sizeof errstr)
+    /* A posted file is untrusted: no follow: FILE (it would read a file of
+     * this server's choosing on the request's say-so). */
+    kb_err_t err = off == len ? kb_subs_load_untrusted(path, a->o.subject_key,
+                                                       a->o.subject_key_len, subs, errstr,
+                                                       sizeof errstr)
                               : KB_ERR_IO;
     unlink(path);
     if (off != len) {

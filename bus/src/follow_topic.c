@@ -13,6 +13,9 @@
  *     that fails or times out leaves the previous list in force.
  *  3. Keys are pseudonyms; logs name topics, partitions, offsets and counts,
  *     never a key or a value.
+ *  4. A topic is forgotten only by kb_follow_topics_retain(), once no
+ *     subscription of the set in force follows it: loading a new set that
+ *     then fails to take over never stops the refresh of the old set's.
  *
  * Per topic: NEW --read ok--> LOADED --end offsets moved--> re-read -->
  * LOADED (new list) or FAILING (old list, logged once) --read ok--> LOADED.
@@ -169,7 +172,7 @@ struct ftopic {
     uint64_t fp; /* fingerprint of the end offsets at that read */
     int loaded;  /* read completely at least once */
     int failing; /* last check or read failed (logged once) */
-    int used;    /* named by the current subscriptions */
+    int used;    /* read by the current kb_follow_topics_load() call (once per call) */
 };
 
 struct kb_follow_topics {
@@ -467,15 +470,27 @@ kb_err_t kb_follow_topics_load(kb_follow_topics_t *ft, struct kb_subs *subs, cha
             kb_err_set(err, errstr, errstr_size, "out of memory");
     }
     if (err) {
-        /* The set in force may still use any of these topics: keep them all,
-         * and have the next refresh re-read them. */
+        /* The set in force may hold an older copy of a list read here:
+         * have the next refresh re-read every topic and give it out. */
         for (size_t i = 0; i < ft->n; i++)
             ft->t[i].fp = 0;
         return err;
     }
+    /* Topics @p subs does not use stay: @p subs may be a reload that still
+     * fails after this (route.c), and the set in force goes on reading them
+     * until kb_follow_topics_retain() says it is gone. */
+    return KB_OK;
+}
+
+void kb_follow_topics_retain(kb_follow_topics_t *ft, const struct kb_subs *subs)
+{
     size_t k = 0;
     for (size_t i = 0; i < ft->n; i++) {
-        if (ft->t[i].used) {
+        int used = 0;
+        for (size_t s = 0; s < subs->n && !used; s++)
+            used =
+                subs->items[s].follow_topic && !strcmp(subs->items[s].follow_topic, ft->t[i].name);
+        if (used) {
             ft->t[k++] = ft->t[i];
         } else {
             free(ft->t[i].name);
@@ -483,7 +498,6 @@ kb_err_t kb_follow_topics_load(kb_follow_topics_t *ft, struct kb_subs *subs, cha
         }
     }
     ft->n = k;
-    return KB_OK;
 }
 
 int kb_follow_topics_refresh(kb_follow_topics_t *ft, struct kb_subs *subs, int64_t now_ms,

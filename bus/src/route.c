@@ -596,6 +596,46 @@ static int64_t subs_stamp(const char *path)
     return (int64_t)h;
 }
 
+/* A fingerprint of the follow list files of @p subs: as they are now
+ * (@p current, from stat) or as they were read (follow_id). A follow list is
+ * a file of its own, often beside the subscription files, so an edit of the
+ * list alone must reload too; the two agree until one of them changed. */
+static int64_t follow_stamp(const struct kb_subs *subs, int current)
+{
+    uint64_t h = 14695981039346656037ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    for (size_t i = 0; i < subs->n; i++) {
+        const struct kb_sub *sub = &subs->items[i];
+        if (!sub->follow_path)
+            continue;
+        struct kb_file_id id = sub->follow_id;
+        struct stat st;
+        if (current && stat(sub->follow_path, &st) != 0)
+            memset(&id, 0, sizeof id); /* gone: differs from what was read */
+        else if (current)
+            id = (struct kb_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino, (int64_t)st.st_size,
+                                     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+        MIX(id.dev);
+        MIX(id.ino);
+        MIX(id.size);
+        MIX(id.mtime_ns);
+    }
+#undef MIX
+    return (int64_t)h;
+}
+
+/* kb_subscriptions_reload_failed: 1 while the files on disk did not load
+ * and an older set routes, so an alert need not wait for someone to read the
+ * log. Declared here (idempotent) as it belongs to the reload path. */
+static void reload_gauge(int failed)
+{
+    kb_metrics_declare(KB_METRIC_GAUGE, "kb_subscriptions_reload_failed",
+                       "1 while the last reload of the subscriptions failed and the previous "
+                       "set stays in force, else 0",
+                       "", NULL, 0);
+    kb_metrics_gauge_set("kb_subscriptions_reload_failed", failed ? 1.0 : 0.0, NULL);
+}
+
 static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs, char *errstr,
                                      size_t errstr_size)
 {
@@ -613,8 +653,12 @@ static kb_err_t ensure_output_topics(kb_router_t *r, const struct kb_subs *subs,
 
 /*
  * Between two transactions (so nothing is half routed): if asked, or if the
- * files changed, load the subscriptions again. A set that does not load
- * keeps the old one in force, with the reason logged.
+ * files changed (subscription files or follow list files), load the
+ * subscriptions again. A set that does not load keeps the old one in force,
+ * with the reason logged at every requested reload and at every change of
+ * the files, and kb_subscriptions_reload_failed at 1 until a set loads.
+ * r->failed_stamp: 0 when the last attempt loaded, else a fingerprint of the
+ * files that failed (so an unchanged failure retried every look logs once).
  */
 static void maybe_reload(kb_router_t *r, int64_t now)
 {
@@ -626,20 +670,27 @@ static void maybe_reload(kb_router_t *r, int64_t now)
         return;
     r->next_reload_check = now + 2000;
     int64_t stamp = subs_stamp(r->opts.subs_path);
-    if (!asked && stamp == r->subs_stamp)
+    int64_t follow_now = follow_stamp(&r->subs, 1);
+    if (!asked && stamp == r->subs_stamp && follow_now == follow_stamp(&r->subs, 0)) {
+        reload_gauge(r->failed_stamp != 0);
         return;
+    }
+    /* Never 0, which means "loaded". */
+    int64_t failed = (int64_t)(((uint64_t)stamp ^ ((uint64_t)follow_now * 31)) | 1);
     /* The stamp is recorded only once a set loaded: a file caught half
-     * written is tried again at the next look (logged once per change). */
+     * written is tried again at the next look (logged once per change, and
+     * at every SIGHUP: whoever asked must see the answer). */
     struct kb_subs fresh;
     char errstr[512];
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &fresh,
                      errstr, sizeof errstr) ||
         kb_follow_topics_load(r->follows, &fresh, errstr, sizeof errstr)) {
         kb_subs_fini(&fresh);
-        if (stamp != r->failed_stamp)
+        if (asked || failed != r->failed_stamp)
             KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
-                       "error=\"%s\"", errstr);
-        r->failed_stamp = stamp;
+                       "requested=%d error=\"%s\"", asked, errstr);
+        r->failed_stamp = failed;
+        reload_gauge(1);
         return;
     }
     kb_matcher_t *m = kb_matcher_new(&fresh);
@@ -649,23 +700,31 @@ static void maybe_reload(kb_router_t *r, int64_t now)
                                   r->opts.subject_key_len, errstr, sizeof errstr))) {
         /* Tried again at the next look: topic creation and registration
          * can fail for a moment (broker restart). */
-        if (stamp != r->failed_stamp)
+        if (asked || failed != r->failed_stamp)
             KB_LOG_ERR(COMP, "subscriptions not reloaded; the previous set stays in force",
-                       "error=\"%s\"", m ? errstr : "out of memory");
-        r->failed_stamp = stamp;
+                       "requested=%d error=\"%s\"", asked, m ? errstr : "out of memory");
+        r->failed_stamp = failed;
+        reload_gauge(1);
         kb_matcher_destroy(m);
         kb_subs_fini(&fresh);
-        /* the follow topics in force again are those of the old set */
+        /* Lists of topics both sets follow were just read for the new set;
+         * give the old set the same (the topics of the old set were all kept
+         * by kb_follow_topics_load; a failed read here is retried by the
+         * next refresh). */
         if (kb_follow_topics_load(r->follows, &r->subs, errstr, sizeof errstr))
             KB_LOG_ERR(COMP, "follow lists not re-read", "error=\"%s\"", errstr);
         return;
     }
     r->subs_stamp = stamp;
+    r->failed_stamp = 0;
+    reload_gauge(0);
     views_clear(r); /* they point into the old subscriptions */
     kb_matcher_destroy(r->matcher);
     kb_subs_fini(&r->subs);
     r->subs = fresh;
     r->matcher = m;
+    /* Only now are the old set's follow topics no longer needed. */
+    kb_follow_topics_retain(r->follows, &r->subs);
     atomic_fetch_add(&r->stats.reloads, 1);
     KB_LOG_INFO(COMP, "subscriptions reloaded", "subscriptions=%zu", r->subs.n);
 }

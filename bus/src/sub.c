@@ -7,10 +7,12 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <yaml.h>
 
@@ -27,6 +29,8 @@ struct ctx {
     size_t errstr_size;
     const uint8_t *key;   /* subject key for follow-list pseudonyms (may be NULL) */
     size_t key_len;
+    int untrusted;       /* the file came from a request, not the operator: no follow files */
+    size_t filter_nodes; /* filter nodes of the subscription being parsed */
 };
 
 static kb_err_t fail(struct ctx *c, const yaml_node_t *node, const char *what, const char *arg)
@@ -35,6 +39,89 @@ static kb_err_t fail(struct ctx *c, const yaml_node_t *node, const char *what, c
                       node ? node->start_mark.line + 1 : 0,
                       node ? node->start_mark.column + 1 : 0, what, arg ? " " : "",
                       arg ? arg : "");
+}
+
+static kb_err_t fail_at(struct ctx *c, size_t line, size_t column, const char *what)
+{
+    return kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "%s:%zu:%zu: %s", c->file, line,
+                      column, what);
+}
+
+/*
+ * Read all of @p path into a new NUL-terminated buffer (*@p len bytes before
+ * the NUL), refusing anything but a regular file of at most @p max bytes.
+ * A FIFO, /dev/stdin or /dev/zero is refused rather than read: loads run on
+ * the router's routing thread and on the admin API's HTTP thread, which
+ * must never wait. stat() first, so a device is not even opened (opening
+ * some has effects of its own); then opened non-blocking and checked again
+ * with fstat, in case the name was swapped meanwhile. Symbolic links are
+ * followed (no O_NOFOLLOW): Kubernetes mounts ConfigMap files as links.
+ * The file's identity at fstat goes into @p id (may be NULL). KB_ERR_IO
+ * (cannot open or read) or KB_ERR_CONF (not a regular file, too large) with
+ * the reason in @p why.
+ */
+static kb_err_t read_regular(const char *path, size_t max, char **out, size_t *len,
+                             struct kb_file_id *id, char *why, size_t why_size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        return KB_ERR_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "not a regular file (a FIFO or device could block the reader)");
+        return KB_ERR_CONF;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        return KB_ERR_IO;
+    }
+    kb_err_t err = KB_OK;
+    char *buf = NULL;
+    size_t got = 0;
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        err = KB_ERR_IO;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "not a regular file (a FIFO or device could block the reader)");
+        err = KB_ERR_CONF;
+    } else if (st.st_size < 0 || (uint64_t)st.st_size > max) {
+        snprintf(why, why_size, "larger than the limit of %zu bytes", max);
+        err = KB_ERR_CONF;
+    } else if (!(buf = malloc((size_t)st.st_size + 1))) {
+        err = KB_ERR_NOMEM;
+    }
+    /* At most the size fstat saw: a file that grows meanwhile changes its
+     * stamp, so the router reads it again. */
+    while (!err && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(why, why_size, "%s", strerror(errno));
+            err = KB_ERR_IO;
+        } else if (r == 0) {
+            break;
+        } else {
+            got += (size_t)r;
+        }
+    }
+    close(fd);
+    if (err) {
+        free(buf);
+        return err;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    if (id) {
+        id->dev = (uint64_t)st.st_dev;
+        id->ino = (uint64_t)st.st_ino;
+        id->size = (int64_t)st.st_size;
+        id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    }
+    return KB_OK;
 }
 
 static size_t edit_distance(const char *a, const char *b)
@@ -336,6 +423,13 @@ static kb_err_t parse_filter(struct ctx *c, yaml_node_t *node, struct kb_filter 
     f->column = node->start_mark.column + 1;
     if (depth > 32)
         return fail(c, node, "filter nested deeper than 32 levels", NULL);
+    /* Matching walks every node for every event of the subscription's types;
+     * a filter this large is a mistake or an attack, not a purpose. */
+    if (++c->filter_nodes > KB_SUB_FILTER_NODES_MAX) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "filter has more than %d nodes", KB_SUB_FILTER_NODES_MAX);
+        return fail(c, node, msg, NULL);
+    }
     if (node->type != YAML_MAPPING_NODE ||
         node->data.mapping.pairs.top - node->data.mapping.pairs.start != 1)
         return fail(c, node, "a filter is a mapping with exactly one dialect:", "exact, prefix, "
@@ -391,10 +485,19 @@ static int follow_cmp(const void *a, const void *b)
  * A follow list file: one subject per line, "identifier,from,until" with
  * the identifier as bsn:<9 digits> or anummer:<10 digits> (or bare 9 digits:
  * a BSN), dates YYYY-MM-DD or empty for open; # comments. Identifiers are
- * pseudonymised at once and never kept in clear.
+ * pseudonymised at once and never kept in clear. The file must be regular
+ * and at most KB_SUB_FOLLOW_FILE_MAX bytes (read_regular); a NUL byte or a
+ * line longer than 511 bytes is an error naming the line.
  */
 static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
 {
+    /* A posted file naming /etc/... or a FIFO would make the server read
+     * or wait on a file of the poster's choosing. */
+    if (c->untrusted)
+        return fail(c, node,
+                    "follow: FILE is not accepted in a subscription sent to the server; use "
+                    "follow: {topic: NAME}",
+                    NULL);
     char path[4096];
     const char *file = sub->follow_file;
     if (file[0] != '/') {
@@ -404,18 +507,41 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
     }
     if (!c->key)
         return fail(c, node, "a follow list needs the subject key (--subject-key-file)", NULL);
-    FILE *f = fopen(file, "r");
-    if (!f) {
-        char msg[256];
-        snprintf(msg, sizeof msg, "cannot open follow list %.200s: %s", file, strerror(errno));
+    if (!(sub->follow_path = strdup(file)))
+        return KB_ERR_NOMEM;
+    char *buf, why[128];
+    size_t len;
+    kb_err_t err =
+        read_regular(file, KB_SUB_FOLLOW_FILE_MAX, &buf, &len, &sub->follow_id, why, sizeof why);
+    if (err == KB_ERR_NOMEM)
+        return err;
+    if (err) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s follow list %.200s: %s",
+                 err == KB_ERR_IO ? "cannot open" : "refused", file, why);
         return fail(c, node, msg, NULL);
     }
-    char line[512];
     size_t lineno = 0;
-    kb_err_t err = KB_OK;
-    while (!err && fgets(line, sizeof line, f)) {
+    for (size_t off = 0; !err && off < len;) {
+        const char *start = buf + off;
+        const char *nl = memchr(start, '\n', len - off);
+        size_t l = nl ? (size_t)(nl - start) : len - off;
+        off += l + (nl != NULL);
         lineno++;
-        line[strcspn(line, "\r\n")] = '\0';
+        /* fgets saw a NUL as the end of a line, so /dev/zero or a binary
+         * file read as endless empty lines; say which line is bad instead. */
+        const char *bad = memchr(start, '\0', l) ? "holds a NUL byte"
+                          : l >= 512             ? "is longer than 511 bytes"
+                                                 : NULL;
+        if (bad) {
+            err = kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "%s:%zu: follow list line %s",
+                             file, lineno, bad);
+            break;
+        }
+        char line[512];
+        memcpy(line, start, l);
+        line[l] = '\0';
+        line[strcspn(line, "\r")] = '\0';
         char *s = line;
         while (isspace((unsigned char)*s))
             s++;
@@ -462,7 +588,9 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
         sub->follow = nf;
         sub->follow[sub->n_follow++] = fw;
     }
-    fclose(f);
+    /* The line buffer held identifiers in clear. */
+    explicit_bzero(buf, len);
+    free(buf);
     if (!err && sub->follow)
         qsort(sub->follow, sub->n_follow, sizeof *sub->follow, follow_cmp);
     if (!err && !sub->follow) {
@@ -601,6 +729,8 @@ static kb_err_t parse_delivery(struct ctx *c, yaml_node_t *node, struct kb_sub *
     {
         if (!strcmp(kn, "kafka_topic")) {
             err = scalar(c, v, "delivery.kafka_topic", &sub->topic);
+            sub->topic_line = v->start_mark.line + 1;
+            sub->topic_column = v->start_mark.column + 1;
         } else if (!strcmp(kn, "webhook")) {
             sub->delivery = KB_DELIVERY_WEBHOOK;
             kinds++;
@@ -646,6 +776,7 @@ static void sub_fini(struct kb_sub *sub)
     free_list(sub->fields, sub->n_fields);
     free_list(sub->pseudonymise, sub->n_pseudonymise);
     free(sub->follow_file);
+    free(sub->follow_path);
     free(sub->follow_topic);
     free(sub->follow);
     free(sub->topic);
@@ -683,8 +814,25 @@ static kb_err_t parse_purpose(struct ctx *c, yaml_node_t *node, struct kb_sub *s
     return err;
 }
 
-/* A filter may only look at fields the subscriber may receive: otherwise
- * the filter itself would leak what the projection withholds. */
+/* 1 when path @p a lies under @p b (b.x...), 0 when equal or unrelated. */
+static int path_under(const char *a, const char *b)
+{
+    size_t l = strlen(b);
+    return !strncmp(a, b, l) && a[l] == '.';
+}
+
+/*
+ * A filter may only look at fields the subscriber may receive: otherwise
+ * the filter itself would leak what the projection withholds. Nor may it
+ * compare a pseudonymised field (or one above or below it): each copy
+ * delivered would tell the subscriber that its pseudonym belongs to the
+ * value compared with (= 999995303), or to a narrow range of them, which
+ * links the pseudonym to a clear identifier. `exists` on the field itself
+ * or above it is allowed: a copy shows already whether the pseudonymised
+ * field (or its parent) is there, since null stays null. Below a
+ * pseudonymised field even `exists` is refused: the copy shows only the
+ * pseudonym, not what is inside the value.
+ */
 static kb_err_t check_filter_fields(struct ctx *c, const struct kb_sub *sub,
                                     const struct kb_filter *f)
 {
@@ -695,12 +843,83 @@ static kb_err_t check_filter_fields(struct ctx *c, const struct kb_sub *sub,
         return kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "%s:%zu:%zu: %s", c->file,
                           f->line, f->column, msg);
     }
+    for (size_t i = 0; f->kind == KB_FILTER_FIELD && i < sub->n_pseudonymise; i++) {
+        const char *ps = sub->pseudonymise[i];
+        int same = !strcmp(f->path, ps), below = path_under(f->path, ps),
+            above = path_under(ps, f->path);
+        if (!same && !below && !above)
+            continue;
+        if (f->op == KB_OP_EXISTS && !below)
+            continue;
+        char what[256], msg[512];
+        if (same)
+            snprintf(what, sizeof what, "pseudonymised field \"%.100s\"", ps);
+        else
+            snprintf(what, sizeof what, "field \"%.100s\" %s pseudonymised field \"%.100s\"",
+                     f->path, below ? "inside" : "holding", ps);
+        snprintf(msg, sizeof msg,
+                 "filter on %s: comparing it would link the subscriber's "
+                 "pseudonyms to clear values (only op exists may test a pseudonymised field "
+                 "or one holding it)",
+                 what);
+        return fail_at(c, f->line, f->column, msg);
+    }
     for (size_t i = 0; i < f->n_children; i++) {
         kb_err_t err = check_filter_fields(c, sub, &f->children[i]);
         if (err)
             return err;
     }
     return KB_OK;
+}
+
+/* Kafka's own rule for topic names. */
+static int valid_topic(const char *t)
+{
+    size_t n = strlen(t);
+    if (!n || n > 249 || !strcmp(t, ".") || !strcmp(t, ".."))
+        return 0;
+    for (; *t; t++)
+        if (!isalnum((unsigned char)*t) && *t != '.' && *t != '_' && *t != '-')
+            return 0;
+    return 1;
+}
+
+/*
+ * An explicit delivery.kafka_topic (sub->name is set). Per-subscriber ACLs
+ * and `ketenbus deliver` assume <prefix>.out.<name> is that subscriber's
+ * alone, and the bus reads and writes its other topics under the same
+ * prefix (in.*, quarantine.*, dlq, dlq.*, retry.*, audit, replay, schemas,
+ * follow.*): a subscription naming one of them would mix its copies into
+ * another's stream or the audit trail. So inside "<prefix>." only the
+ * subscriber's own default is allowed; outside it any valid name, except
+ * Kafka's internal __* topics. The prefix is kb_topic_prefix(), the one the
+ * router writes with. Uniqueness across the set: load_file().
+ */
+static kb_err_t check_topic(struct ctx *c, const struct kb_sub *sub)
+{
+    const char *t = sub->topic, *prefix = kb_topic_prefix();
+    size_t pl = strlen(prefix);
+    char own[KB_SUB_NAME_MAX + 272], suffix[KB_SUB_NAME_MAX + 8], msg[512];
+    snprintf(suffix, sizeof suffix, "out.%s", sub->name);
+    kb_topic_name(own, sizeof own, suffix);
+    if (!valid_topic(t))
+        snprintf(msg, sizeof msg,
+                 "delivery.kafka_topic must be 1-249 characters of a-z, A-Z, "
+                 "0-9, '.', '_' and '-'");
+    else if (!strncmp(t, "__", 2))
+        snprintf(msg, sizeof msg,
+                 "delivery.kafka_topic \"%.100s\" is one of Kafka's internal "
+                 "topics",
+                 t);
+    else if (!strncmp(t, prefix, pl) && t[pl] == '.' && strcmp(t, own) != 0)
+        snprintf(msg, sizeof msg,
+                 "delivery.kafka_topic \"%.100s\" is one of the bus's own "
+                 "topics (%.60s.*: input, audit, dead letters or another subscriber's); "
+                 "there only %.200s may be named",
+                 t, prefix, own);
+    else
+        return KB_OK;
+    return fail_at(c, sub->topic_line, sub->topic_column, msg);
 }
 
 static kb_err_t parse_time_value(struct ctx *c, yaml_node_t *v, const char *what, int64_t *out)
@@ -720,6 +939,7 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
     sub->line = node->start_mark.line + 1;
     sub->valid_from_ms = INT64_MIN;
     sub->valid_until_ms = INT64_MAX;
+    c->filter_nodes = 0;
     char *name = NULL;
     kb_err_t err = KB_OK;
     yaml_node_t *follow_node = NULL, *fields_node = NULL;
@@ -785,32 +1005,86 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
             snprintf(suffix, sizeof suffix, "out.%s", name);
             kb_topic_name(topic, sizeof topic, suffix);
             sub->topic = strdup(topic);
+        } else {
+            err = check_topic(c, sub);
         }
-        if (!sub->topic || !sub->file)
+        if (!err && (!sub->topic || !sub->file))
             err = KB_ERR_NOMEM;
     }
     free(name);
     return err;
 }
 
-static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len,
+/*
+ * Before the document is built, in file order: refuse aliases and a second
+ * document. The document API hands out an aliased node again at every use,
+ * so aliases of lists of aliases multiply (ten of ten of ten ...: 10^6
+ * filter nodes and 466 MB from 572 bytes), and a reviewer should see what a
+ * subscription holds where it is written. yaml_parser_load() reads one
+ * document, so one after `---` would be ignored without a word.
+ */
+static kb_err_t prescan(const char *path, const char *buf, size_t len, char *errstr,
+                        size_t errstr_size)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return KB_ERR_NOMEM;
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
+    kb_err_t err = KB_OK;
+    int docs = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&parser, &ev)) {
+            err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s:%zu:%zu: %s", path,
+                             parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                             parser.problem ? parser.problem : "YAML error");
+            break;
+        }
+        yaml_event_type_t type = ev.type;
+        yaml_mark_t at = ev.start_mark;
+        yaml_event_delete(&ev);
+        if (type == YAML_ALIAS_EVENT)
+            err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                             "%s:%zu:%zu: YAML aliases (*name) are not allowed in subscription "
+                             "files; write the value out",
+                             path, at.line + 1, at.column + 1);
+        else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
+            err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                             "%s:%zu:%zu: a second YAML document (after ---) would not be read; "
+                             "one document per file",
+                             path, at.line + 1, at.column + 1);
+        if (err || type == YAML_STREAM_END_EVENT)
+            break;
+    }
+    yaml_parser_delete(&parser);
+    return err;
+}
+
+static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, int untrusted,
                           struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "%s: %s", path, strerror(errno));
+    char *buf, why[128];
+    size_t len;
+    kb_err_t err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, NULL, why, sizeof why);
+    if (err)
+        return err == KB_ERR_NOMEM ? err
+                                   : kb_err_set(err, errstr, errstr_size, "%s: %s", path, why);
+    if ((err = prescan(path, buf, len, errstr, errstr_size)))
+        goto out_buf;
     yaml_parser_t parser;
     yaml_document_t doc;
-    kb_err_t err = KB_OK;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, f);
+    if (!yaml_parser_initialize(&parser)) {
+        err = KB_ERR_NOMEM;
+        goto out_buf;
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
         err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s:%zu:%zu: %s", path,
                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
                          parser.problem ? parser.problem : "YAML error");
         goto out_parser;
     }
-    struct ctx c = {path, &doc, errstr, errstr_size, key, key_len};
+    struct ctx c = {path, &doc, errstr, errstr_size, key, key_len, untrusted, 0};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: empty file", path);
@@ -846,6 +1120,20 @@ static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len,
             for (size_t i = 0; i < subs->n && !err; i++)
                 if (!strcmp(subs->items[i].name, sub->name))
                     err = fail(&c, sn, "duplicate subscription name", sub->name);
+            /* Two subscriptions on one topic would each read the other's
+             * copies, past its purpose and past the per-topic ACLs. */
+            for (size_t i = 0; i < subs->n && !err; i++) {
+                const struct kb_sub *o = &subs->items[i];
+                if (strcmp(o->topic, sub->topic) != 0)
+                    continue;
+                char msg[512];
+                snprintf(msg, sizeof msg,
+                         "topic \"%.100s\" is already the topic of subscription "
+                         "%s (%.200s:%zu)",
+                         sub->topic, o->name, o->file, o->topic_line ? o->topic_line : o->line);
+                err = sub->topic_line ? fail_at(&c, sub->topic_line, sub->topic_column, msg)
+                                      : fail(&c, sn, msg, NULL);
+            }
             if (err) {
                 sub_fini(sub);
                 break;
@@ -857,12 +1145,13 @@ out_doc:
     yaml_document_delete(&doc);
 out_parser:
     yaml_parser_delete(&parser);
-    fclose(f);
+out_buf:
+    free(buf);
     return err;
 }
 
-kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
-                      struct kb_subs *subs, char *errstr, size_t errstr_size)
+static kb_err_t load(const char *path, const uint8_t *subject_key, size_t key_len, int untrusted,
+                     struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
     memset(subs, 0, sizeof *subs);
     struct stat st;
@@ -881,17 +1170,29 @@ kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_l
                 ((l > 5 && !strcmp(nm + l - 5, ".yaml")) || (l > 4 && !strcmp(nm + l - 4, ".yml")))) {
                 char file[4096];
                 snprintf(file, sizeof file, "%s/%s", path, nm);
-                err = load_file(file, subject_key, key_len, subs, errstr, errstr_size);
+                err = load_file(file, subject_key, key_len, untrusted, subs, errstr, errstr_size);
             }
             free(names[i]);
         }
         free(names);
     } else {
-        err = load_file(path, subject_key, key_len, subs, errstr, errstr_size);
+        err = load_file(path, subject_key, key_len, untrusted, subs, errstr, errstr_size);
     }
     if (err)
         kb_subs_fini(subs);
     return err;
+}
+
+kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
+                      struct kb_subs *subs, char *errstr, size_t errstr_size)
+{
+    return load(path, subject_key, key_len, 0, subs, errstr, errstr_size);
+}
+
+kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, size_t key_len,
+                                struct kb_subs *subs, char *errstr, size_t errstr_size)
+{
+    return load(path, subject_key, key_len, 1, subs, errstr, errstr_size);
 }
 
 void kb_subs_fini(struct kb_subs *subs)

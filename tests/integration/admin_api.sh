@@ -101,6 +101,10 @@ check "validate bad: 422" eq "$(http POST /admin/subscriptions/validate "${auth[
 check "validate bad: names body:line:column and the key" bash -c "jq -r .message '$WORK/resp.json' | grep -q '^body:3:[0-9]*: .*bogus'"
 check "validate bad: no temp path leaks" bash -c "! grep -q 'kb-admin-' '$WORK/resp.json'"
 check "validate empty: 400" eq "$(http POST /admin/subscriptions/validate "${auth[@]}")" 400
+# A posted subscription may not name a file on the server to read.
+printf 'subscriptions:\n  - name: x\n    purpose: {id: p, legal_basis: "t"}\n    types: [nl.brp.persoon-geboren]\n    follow: /etc/hostname\n' >"$WORK/follow.yaml"
+check "validate follow: FILE: 422" eq "$(http POST /admin/subscriptions/validate "${auth[@]}" "${Y[@]}" --data-binary @"$WORK/follow.yaml")" 422
+check "... saying a follow topic is the way" bash -c "jq -r .message '$WORK/resp.json' | grep -q 'follow: FILE is not accepted'"
 
 # --- dry-run (a job) ---
 header_values "$(T in.gba)" ce_id | sort -u >"$WORK/in.ids"

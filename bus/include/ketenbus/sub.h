@@ -21,6 +21,17 @@
 
 #define KB_SUB_NAME_MAX 64
 
+/* Limits of what a subscription file may make a process read or build, so a
+ * hostile or mistaken file is refused instead of stalling or exhausting the
+ * router (which loads on its routing thread) or the admin API's HTTP thread. */
+/* Bytes of one subscription file. */
+#define KB_SUB_FILE_MAX         (16u << 20)
+/* Bytes of one follow list file: about 1.5 million entries; longer lists
+ * belong in a follow topic. */
+#define KB_SUB_FOLLOW_FILE_MAX  (64u << 20)
+/* Filter nodes of one subscription. */
+#define KB_SUB_FILTER_NODES_MAX 10000
+
 enum kb_filter_kind {
     KB_FILTER_EXACT,  /* attribute == value (every pair of the map) */
     KB_FILTER_PREFIX, /* attribute starts with value */
@@ -44,6 +55,14 @@ struct kb_filter {
     struct kb_filter *children; /* ALL/ANY: n_children; NOT: exactly 1 */
     size_t n_children;
     size_t line, column;      /* where it was written, for errors */
+};
+
+/* Which version of a file was read: a change to any of these means it changed. */
+struct kb_file_id {
+    uint64_t dev; /* device and inode: a file renamed into place is another file */
+    uint64_t ino;
+    int64_t size;     /* bytes when read */
+    int64_t mtime_ns; /* modification time, ns since the epoch */
 };
 
 /* One entry of a follow list: the subject pseudonym and the period. */
@@ -85,6 +104,10 @@ struct kb_sub {
     char **pseudonymise;         /* field paths delivered as keyed pseudonyms */
     size_t n_pseudonymise;
     char *follow_file;           /* follow list source (CSV: identifier,from,until) */
+    char *follow_path;           /* follow_file as opened (relative to the subscription
+                                  * file's folder); NULL without a follow file */
+    struct kb_file_id follow_id; /* the follow file's version that was read, so a reload
+                                  * can notice an edit of the list alone */
     char *follow_topic;          /* or a compacted topic, "<prefix>.follow.<name>"; its list
                                   * is filled by kb_follow_topics_load() (empty until then) */
     struct kb_follow *follow;    /* loaded follow list (sorted by subject); NULL = all */
@@ -93,6 +116,8 @@ struct kb_sub {
     int64_t valid_until_ms;      /* ... nor at or after this; INT64_MAX */
     enum kb_delivery_kind delivery;
     char *topic;                 /* delivery topic, default <prefix>.out.<name> */
+    size_t topic_line;           /* where delivery.kafka_topic was written; 0 = the default */
+    size_t topic_column;
     struct kb_sub_webhook webhook; /* KB_DELIVERY_WEBHOOK */
     char *legacy_adapter;        /* KB_DELIVERY_LEGACY: "gba", "svb" */
     char *legacy_format;         /* e.g. "Gv01", "AKW01" */
@@ -109,9 +134,27 @@ struct kb_subs {
  * are turned into pseudonyms with @p subject_key (may be NULL when no
  * subscription has a follow list). On error returns non-zero, errstr names
  * file:line:column and the problem, and @p subs is left empty.
+ *
+ * Every file read (subscription files, follow lists) must be a regular file
+ * within its size limit (KB_SUB_FILE_MAX, KB_SUB_FOLLOW_FILE_MAX): a FIFO or
+ * device is refused, never read, so a load cannot block. One YAML document
+ * per file; aliases (*name) are refused. A delivery.kafka_topic must not be
+ * one of the bus's own topics: inside "<prefix>." (kb_topic_prefix(), the
+ * prefix the router writes with) only "<prefix>.out.<its name>" is allowed,
+ * and no two subscriptions of the set may share a topic.
+ * @thread any; reads files only (no Kafka)
  */
 kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
                       struct kb_subs *subs, char *errstr, size_t errstr_size);
+
+/**
+ * As kb_subs_load(), for a file whose author is not the operator (a body
+ * posted to the admin API, written to a temporary file): `follow: FILE` is
+ * refused, since it would make the server read a file of the author's
+ * choosing. `follow: {topic: NAME}` is allowed.
+ */
+kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, size_t key_len,
+                                struct kb_subs *subs, char *errstr, size_t errstr_size);
 
 /** Free what kb_subs_load() filled. Safe on an empty set. */
 void kb_subs_fini(struct kb_subs *subs);
@@ -177,9 +220,19 @@ kb_follow_topics_t *kb_follow_topics_new(const struct kb_kafka_opts *kafka);
  * commits) and give each such subscription its list. A topic that does not
  * exist yet is an empty list (with a warning). Non-zero with errstr when a
  * topic cannot be read; subscriptions already filled keep their lists.
+ * Topics of an earlier set stay known (and refreshed) until
+ * kb_follow_topics_retain().
  */
 kb_err_t kb_follow_topics_load(kb_follow_topics_t *ft, struct kb_subs *subs, char *errstr,
                                size_t errstr_size);
+
+/**
+ * Forget the topics no subscription of @p subs follows. kb_follow_topics_load()
+ * keeps every topic it knew, since the set it loaded for may still fail to
+ * take over (a reload) while the set in force reads the others; call this
+ * once @p subs is the set in force.
+ */
+void kb_follow_topics_retain(kb_follow_topics_t *ft, const struct kb_subs *subs);
 
 /**
  * At most every @p interval_ms (monotonic @p now_ms): look at the end

@@ -7,10 +7,11 @@
  *
  * Checked: a rejection names the problem and leaves the set empty; an
  * accepted set has names of [a-z0-9-] only, a purpose, at least one type
- * it wants, every selected field receivable, and filter trees of the
- * documented shape. Inputs naming /dev, /proc or /sys are skipped: a
- * follow list read from a device could block, which is the operator's
- * choice and not a parser bug.
+ * it wants, every selected field receivable, filter trees of the
+ * documented shape and size, no comparison on a pseudonymised field, and
+ * delivery topics unique and outside the bus's own (but <prefix>.out.NAME).
+ * Inputs naming /dev, /proc or /sys are no longer skipped: the loader
+ * refuses anything but a regular file without reading (or opening) it.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
 static char dir[64];
@@ -68,18 +70,18 @@ static int name_ok(const char *n)
     return 1;
 }
 
-static int has(const uint8_t *d, size_t n, const char *needle)
+/* 1 when @p a is @p b or lies under it (b.x...). */
+static int at_or_under(const char *a, const char *b)
 {
-    size_t k = strlen(needle);
-    for (size_t i = 0; i + k <= n; i++)
-        if (!memcmp(d + i, needle, k))
-            return 1;
-    return 0;
+    size_t l = strlen(b);
+    return !strncmp(a, b, l) && (a[l] == '\0' || a[l] == '.');
 }
+
+static size_t filter_nodes;
 
 static void check_filter(const struct kb_sub *s, const struct kb_filter *f, int depth)
 {
-    if (depth > 10000)
+    if (depth > 10000 || ++filter_nodes > KB_SUB_FILTER_NODES_MAX)
         abort();
     switch (f->kind) {
     case KB_FILTER_EXACT:
@@ -97,6 +99,12 @@ static void check_filter(const struct kb_sub *s, const struct kb_filter *f, int 
     case KB_FILTER_FIELD:
         if (!f->path || !kb_sub_receives(s, f->path))
             abort(); /* a filter on a field the subscriber may not receive */
+        for (size_t i = 0; i < s->n_pseudonymise; i++)
+            if ((f->op != KB_OP_EXISTS && (at_or_under(f->path, s->pseudonymise[i]) ||
+                                           at_or_under(s->pseudonymise[i], f->path))) ||
+                (f->op == KB_OP_EXISTS && at_or_under(f->path, s->pseudonymise[i]) &&
+                 strcmp(f->path, s->pseudonymise[i]) != 0))
+                abort(); /* the filter would link a pseudonym to a clear value */
         if (f->op == KB_OP_EXISTS)
             break;
         if (f->n_values < 1 || (f->op != KB_OP_IN && f->n_values != 1))
@@ -116,8 +124,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const uint8_t key[32] = "fuzz-subject-key-not-a-secret!!";
     if (!dir[0])
         setup();
-    if (has(data, size, "/dev") || has(data, size, "/proc") || has(data, size, "/sys"))
-        return 0;
     FILE *f = fopen(yaml_path, "wb");
     if (!f)
         abort();
@@ -147,8 +153,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (size_t k = 0; k < s->n_fields; k++)
             if (!kb_sub_receives(s, s->fields[k]))
                 abort();
+        filter_nodes = 0;
         if (s->filter)
             check_filter(s, s->filter, 0);
+        char own[200], pfx[120];
+        snprintf(own, sizeof own, "%s.out.%s", kb_topic_prefix(), s->name);
+        snprintf(pfx, sizeof pfx, "%s.", kb_topic_prefix());
+        if (!s->topic || (!strncmp(s->topic, pfx, strlen(pfx)) && strcmp(s->topic, own) != 0) ||
+            !strncmp(s->topic, "__", 2))
+            abort(); /* a delivery into the bus's own or another subscriber's topic */
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(subs.items[j].topic, s->topic))
+                abort(); /* two subscriptions on one topic */
         for (size_t k = 1; k < s->n_follow; k++)
             if (strcmp(s->follow[k - 1].subject, s->follow[k].subject) > 0)
                 abort(); /* follow list must stay sorted (binary search) */
