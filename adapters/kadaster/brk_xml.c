@@ -27,6 +27,7 @@
 #include <libxml/parser.h>
 #include <libxml/xmlreader.h>
 
+#include "brk_lookup.h"
 #include "brk_xml.h"
 
 #define NAME_MAX_LEN 64
@@ -738,6 +739,7 @@ static void on_error(void *arg, xmlErrorPtr e)
 
 static void snapshot_fini(struct kb_brk_snapshot *s)
 {
+    kb_brk_lookup_free(s->lookup);
     free(s->personen);
     free(s->rechten);
     free(s->tenaamstellingen);
@@ -1013,6 +1015,12 @@ kb_err_t kb_brk_parse(const uint8_t *xml, size_t len, const struct kb_brk_limits
     }
     if (!r->err && !seen_root)
         r->err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "line 0: no root element");
+    /* every snapshot indexed once, so that events look parts up in log n */
+    if (!r->err && (kb_brk_lookup_build(&doc->was) || kb_brk_lookup_build(&doc->wordt)))
+        r->err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    for (size_t i = 0; !r->err && i < doc->n_stand; i++)
+        if (kb_brk_lookup_build(&doc->stand[i]))
+            r->err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     kb_err_t err = r->err;
     xmlFreeTextReader(r->reader);
     free(r->text);

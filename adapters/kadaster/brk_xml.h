@@ -17,6 +17,8 @@
 
 #include "ketenbus/err.h"
 
+struct kb_brk_lookup;
+
 #define KB_BRK_ID_MAX   64  /* identifiers, local ids, codes */
 #define KB_BRK_TEXT_MAX 256 /* names and descriptions kept in the model */
 #define KB_BRK_MAX_REFS 8   /* stukdeel references per tenaamstelling */
@@ -124,6 +126,7 @@ struct kb_brk_snapshot {
     size_t n_parts;
     struct kb_brk_part *fields; /* every child of the object (kind = field name) */
     size_t n_fields;
+    struct kb_brk_lookup *lookup; /* the index of the above (brk_lookup.h), or NULL */
 };
 
 enum kb_brk_doc_kind { KB_BRK_MUTATIE = 1, KB_BRK_STAND = 2 };

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "adapter.h" /* kb_adapter_dataref */
+#include "brk_lookup.h"
 #include "kadaster_events.h"
 #include "ketenbus/avro_json.h"
 #include "ketenbus/check.h"
@@ -85,30 +86,6 @@ static int bedrag(const char *s, long long *out)
     return 1;
 }
 
-static const struct kb_brk_persoon *find_persoon(const struct kb_brk_snapshot *s, const char *ref)
-{
-    for (size_t i = 0; ref[0] && i < s->n_personen; i++)
-        if (!strcmp(s->personen[i].local_id, ref) || !strcmp(s->personen[i].identificatie, ref))
-            return &s->personen[i];
-    return NULL;
-}
-
-static const struct kb_brk_recht *find_recht(const struct kb_brk_snapshot *s, const char *ref)
-{
-    for (size_t i = 0; ref[0] && i < s->n_rechten; i++)
-        if (!strcmp(s->rechten[i].local_id, ref) || !strcmp(s->rechten[i].identificatie, ref))
-            return &s->rechten[i];
-    return NULL;
-}
-
-static const struct kb_brk_stukdeel *find_stukdeel(const struct kb_brk_snapshot *s, const char *ref)
-{
-    for (size_t i = 0; ref[0] && i < s->n_stukdelen; i++)
-        if (!strcmp(s->stukdelen[i].local_id, ref) || !strcmp(s->stukdelen[i].identificatie, ref))
-            return &s->stukdelen[i];
-    return NULL;
-}
-
 static kb_err_t check_snapshot(const struct kb_brk_snapshot *s, const char *where,
                                const char *object_id, char *errstr, size_t errstr_size)
 {
@@ -150,7 +127,7 @@ static kb_err_t check_snapshot(const struct kb_brk_snapshot *s, const char *wher
         if (!t->identificatie[0])
             return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                               "%s: tenaamstelling %zu has no identificatie", where, i + 1);
-        if (!find_persoon(s, t->persoon_ref))
+        if (!kb_brk_find_persoon(s, t->persoon_ref))
             return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                               "%s: tenaamstelling %zu names a person not in the snapshot", where,
                               i + 1);
@@ -468,14 +445,6 @@ static kb_err_t put_koopsom(avro_value_t *v, const struct kb_brk_snapshot *s)
     return err;
 }
 
-static int has_tenaamstelling(const struct kb_brk_snapshot *s, const char *id)
-{
-    for (size_t i = 0; s && i < s->n_tenaamstellingen; i++)
-        if (!strcmp(s->tenaamstellingen[i].identificatie, id))
-            return 1;
-    return 0;
-}
-
 /* Append the tenaamstellingen of @p s to the array at @p path; nieuw when
  * @p before is given and lacks them. */
 static kb_err_t put_rechthebbenden(avro_value_t *v, const char *path,
@@ -487,8 +456,8 @@ static kb_err_t put_rechthebbenden(avro_value_t *v, const char *path,
         return KB_ERR_SCHEMA;
     for (size_t i = 0; s && i < s->n_tenaamstellingen; i++) {
         const struct kb_brk_tenaamstelling *t = &s->tenaamstellingen[i];
-        const struct kb_brk_persoon *p = find_persoon(s, t->persoon_ref);
-        const struct kb_brk_recht *r = find_recht(s, t->recht_ref);
+        const struct kb_brk_persoon *p = kb_brk_find_persoon(s, t->persoon_ref);
+        const struct kb_brk_recht *r = kb_brk_find_recht(s, t->recht_ref);
         avro_value_t e;
         size_t idx;
         if (avro_value_append(&arr, &e, &idx))
@@ -499,7 +468,7 @@ static kb_err_t put_rechthebbenden(avro_value_t *v, const char *path,
         if (!err)
             err = set_bool(&e, "nieuw",
                            all_new  ? 1
-                           : before ? !has_tenaamstelling(before, t->identificatie)
+                           : before ? !kb_brk_has_tenaamstelling(before, t->identificatie)
                                     : 0);
         if (!err && r) {
             err = set_opt(&e, "rechtIdentificatie", r->identificatie);
@@ -560,15 +529,6 @@ static kb_err_t add_wijziging(avro_value_t *arr, const char *onderdeel, const ch
     return err;
 }
 
-static const struct kb_brk_part *find_part(const struct kb_brk_part *arr, size_t n,
-                                           const char *kind, const char *id)
-{
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(arr[i].kind, kind) && (!id || !strcmp(arr[i].identificatie, id)))
-            return &arr[i];
-    return NULL;
-}
-
 /* What changed between @p was (may be absent) and @p wordt. */
 static kb_err_t put_wijzigingen(avro_value_t *v, const struct kb_brk_snapshot *was,
                                 const struct kb_brk_snapshot *wordt)
@@ -581,7 +541,7 @@ static kb_err_t put_wijzigingen(avro_value_t *v, const struct kb_brk_snapshot *w
     size_t nwf = was ? was->n_fields : 0, nwp = was ? was->n_parts : 0;
     const struct kb_brk_part *wf = was ? was->fields : NULL, *wp = was ? was->parts : NULL;
     for (size_t i = 0; !err && i < wordt->n_fields; i++) {
-        const struct kb_brk_part *f = &wordt->fields[i], *o = find_part(wf, nwf, f->kind, NULL);
+        const struct kb_brk_part *f = &wordt->fields[i], *o = kb_brk_find_field(was, f->kind);
         snprintf(name, sizeof name, "object.%s", f->kind);
         if (!o)
             err = add_wijziging(&arr, name, NULL, "toegevoegd");
@@ -589,20 +549,20 @@ static kb_err_t put_wijzigingen(avro_value_t *v, const struct kb_brk_snapshot *w
             err = add_wijziging(&arr, name, NULL, "gewijzigd");
     }
     for (size_t i = 0; !err && i < nwf; i++)
-        if (!find_part(wordt->fields, wordt->n_fields, wf[i].kind, NULL)) {
+        if (!kb_brk_find_field(wordt, wf[i].kind)) {
             snprintf(name, sizeof name, "object.%s", wf[i].kind);
             err = add_wijziging(&arr, name, NULL, "vervallen");
         }
     for (size_t i = 0; !err && i < wordt->n_parts; i++) {
         const struct kb_brk_part *p = &wordt->parts[i];
-        const struct kb_brk_part *o = find_part(wp, nwp, p->kind, p->identificatie);
+        const struct kb_brk_part *o = kb_brk_find_part(was, p->kind, p->identificatie);
         if (!o)
             err = add_wijziging(&arr, p->kind, p->identificatie, "toegevoegd");
         else if (o->hash != p->hash)
             err = add_wijziging(&arr, p->kind, p->identificatie, "gewijzigd");
     }
     for (size_t i = 0; !err && i < nwp; i++)
-        if (!find_part(wordt->parts, wordt->n_parts, wp[i].kind, wp[i].identificatie))
+        if (!kb_brk_find_part(wordt, wp[i].kind, wp[i].identificatie))
             err = add_wijziging(&arr, wp[i].kind, wp[i].identificatie, "vervallen");
     return err;
 }
@@ -622,11 +582,11 @@ static int is_transfer(const struct kb_brk_doc *d, const char **stukdeel)
     int any_new = 0;
     for (size_t i = 0; i < d->wordt.n_tenaamstellingen; i++) {
         const struct kb_brk_tenaamstelling *t = &d->wordt.tenaamstellingen[i];
-        if (has_tenaamstelling(d->was.present ? &d->was : NULL, t->identificatie))
+        if (kb_brk_has_tenaamstelling(d->was.present ? &d->was : NULL, t->identificatie))
             continue;
         any_new = 1;
         for (size_t j = 0; j < t->n_stukdeel_refs; j++) {
-            const struct kb_brk_stukdeel *sd = find_stukdeel(&d->wordt, t->stukdeel_refs[j]);
+            const struct kb_brk_stukdeel *sd = kb_brk_find_stukdeel(&d->wordt, t->stukdeel_refs[j]);
             if (sd && is_aard_001(sd->aard.code)) {
                 *stukdeel = sd->identificatie;
                 return 1;
