@@ -236,21 +236,23 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
     return KB_OK;
 }
 
-kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
-                               const char *reason, int64_t offset, int timeout_ms,
-                               char *errstr, size_t errstr_size)
+/* Enqueue one quarantine record (see kb_ingress_quarantine) on @p t. */
+static kb_err_t enqueue_refusal(kb_ingress_t *ing, const struct kb_ingress_refusal *r,
+                                struct tracker *t, int64_t deadline, char *errstr,
+                                size_t errstr_size)
 {
     char sha[65], off[24], received[40];
-    kb_sha256_hex(raw, len, sha);
-    snprintf(off, sizeof off, "%" PRId64, offset);
+    size_t len = r->len;
+    kb_sha256_hex(r->raw, len, sha);
+    snprintf(off, sizeof off, "%" PRId64, r->offset);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     kb_event_time((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, received);
     char omitted[24];
     snprintf(omitted, sizeof omitted, "%zu", len);
     struct kb_header hdrs[] = {
-        {"kb_error", reason, strlen(reason)},
-        {"kb_rule", rule, strlen(rule)},
+        {"kb_error", r->reason, strlen(r->reason)},
+        {"kb_rule", r->rule, strlen(r->rule)},
         {"kb_offset", off, strlen(off)},
         {"kb_sha256", sha, 64},
         {"kb_received", received, strlen(received)},
@@ -264,22 +266,45 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
     } else {
         nh--; /* the bytes travel: no kb_raw_omitted */
     }
-    struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-    double t0 = mono_s();
-    int64_t deadline = kb_mono_ms() + timeout_ms;
     rd_kafka_headers_t *kh = kb_kafka_headers_new(hdrs, nh);
     rd_kafka_resp_err_t rerr =
-        produce(ing, ing->quarantine_topic, NULL, raw, len, kh, &t, deadline);
+        produce(ing, ing->quarantine_topic, NULL, r->raw, len, kh, t, deadline);
     if (rerr) {
         rd_kafka_headers_destroy(kh);
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
                           rd_kafka_err2str(rerr));
     }
-    t.pending = 1;
-    kb_err_t err = wait_acks(ing, &t, deadline, timeout_ms, errstr, errstr_size);
-    if (!err) {
-        kb_adapter_produce_observe(mono_s() - t0);
-        kb_metrics_counter_add("kb_quarantined_total", 1, ing->source, NULL);
-    }
-    return err;
+    t->pending++;
+    return KB_OK;
+}
+
+kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_refusal *r,
+                                    size_t n, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    double t0 = mono_s();
+    /* One deadline for enqueueing and acknowledgement together, as for events. */
+    int64_t deadline = kb_mono_ms() + timeout_ms;
+    kb_err_t err = KB_OK;
+    for (size_t i = 0; i < n && !err; i++)
+        err = enqueue_refusal(ing, &r[i], &t, deadline, errstr, errstr_size);
+    /* Those enqueued are waited for even after a failure: their reports
+     * must not reach a tracker that is gone. */
+    char werr[256];
+    kb_err_t werr_code = wait_acks(ing, &t, deadline, timeout_ms, werr, sizeof werr);
+    if (err)
+        return err;
+    if (werr_code)
+        return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
+    kb_adapter_produce_observe(mono_s() - t0);
+    kb_metrics_counter_add("kb_quarantined_total", (double)n, ing->source, NULL);
+    return KB_OK;
+}
+
+kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
+                               const char *reason, int64_t offset, int timeout_ms,
+                               char *errstr, size_t errstr_size)
+{
+    struct kb_ingress_refusal r = {raw, len, rule, reason, offset};
+    return kb_ingress_quarantine_many(ing, &r, 1, timeout_ms, errstr, errstr_size);
 }

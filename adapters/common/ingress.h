@@ -72,6 +72,25 @@ kb_err_t kb_ingress_quarantine(kb_ingress_t *ing, const void *raw, size_t len, c
                                const char *reason, int64_t offset, int timeout_ms,
                                char *errstr, size_t errstr_size);
 
+/** One record for kb_ingress_quarantine_many(): the arguments of
+ *  kb_ingress_quarantine(). */
+struct kb_ingress_refusal {
+    const void *raw;
+    size_t len;
+    const char *rule, *reason;
+    int64_t offset;
+};
+
+/**
+ * kb_ingress_quarantine() of @p n records together: all are enqueued, then
+ * acknowledged within @p timeout_ms in one wait (a file of a thousand bad
+ * records costs one round trip, not a thousand). KB_OK only when Kafka
+ * acknowledged every one; on failure some may be in Kafka all the same, so
+ * a retry quarantines them again (each carries its offset and SHA-256).
+ */
+kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_refusal *r,
+                                    size_t n, int timeout_ms, char *errstr, size_t errstr_size);
+
 /** SHA-256 of @p len bytes as 64 hex characters. */
 void kb_sha256_hex(const void *data, size_t len, char out[65]);
 

@@ -194,20 +194,27 @@ static void ing_unlock(void)
         pthread_mutex_unlock(kb_svb_ingest_lock);
 }
 
-/* Raw bytes with rule and reason to the quarantine topic, acknowledged: 0, or -1 (logged). */
-static int quarantine_topic(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
-                            const char *reason, int64_t offset)
+/* Records (raw bytes, rule, reason) to the quarantine topic, all
+ * acknowledged: 0, or -1 (logged). */
+static int quarantine_many(kb_ingress_t *ing, const struct kb_ingress_refusal *q, size_t n)
 {
     char errstr[512];
     ing_lock();
-    kb_err_t err = kb_ingress_quarantine(ing, raw, len, rule, reason, offset, ACK_TIMEOUT_MS,
-                                         errstr, sizeof errstr);
+    kb_err_t err = kb_ingress_quarantine_many(ing, q, n, ACK_TIMEOUT_MS, errstr, sizeof errstr);
     if (!err)
-        kb_svb_ingest_stats.quarantined++;
+        kb_svb_ingest_stats.quarantined += n;
     ing_unlock();
     if (err)
         KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
     return err ? -1 : 0;
+}
+
+/* One record to the quarantine topic (quarantine_many). */
+static int quarantine_topic(kb_ingress_t *ing, const void *raw, size_t len, const char *rule,
+                            const char *reason, int64_t offset)
+{
+    struct kb_ingress_refusal r = {raw, len, rule, reason, offset};
+    return quarantine_many(ing, &r, 1);
 }
 
 /* Send @p n built events and free their values: 0, or -1 (logged; values freed too). */
@@ -432,13 +439,23 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     }
 
     /* Kafka holds every refused record (raw bytes, rule, offset) before
-     * anything of the file counts as handled. */
-    for (size_t i = 0; i < n_bad; i++) {
-        struct refused *r = &bad[i];
-        KB_LOG_WARN(COMP, "AKW02 record quarantined", "rule=%s reason=\"%s\"",
-                    kb_akw02_rule_name(r->rule), r->reason);
-        if (quarantine_topic(ing, text + r->offset, r->len, kb_akw02_rule_name(r->rule), r->reason,
-                             (int64_t)r->offset))
+     * anything of the file counts as handled: all in one wait, as a file
+     * of a thousand bad records would otherwise wait a thousand times. */
+    if (n_bad > 0) {
+        struct kb_ingress_refusal *q = malloc(n_bad * sizeof *q);
+        if (!q)
+            goto out;
+        for (size_t i = 0; i < n_bad; i++) {
+            struct refused *r = &bad[i];
+            KB_LOG_WARN(COMP, "AKW02 record quarantined", "rule=%s reason=\"%s\"",
+                        kb_akw02_rule_name(r->rule), r->reason);
+            q[i] = (struct kb_ingress_refusal){text + r->offset, r->len,
+                                               kb_akw02_rule_name(r->rule), r->reason,
+                                               (int64_t)r->offset};
+        }
+        int qrc = quarantine_many(ing, q, n_bad);
+        free(q);
+        if (qrc)
             goto out;
     }
     if (rest.offset < len) {
