@@ -144,7 +144,7 @@ void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size)
 /* Whether @p s holds a run of exactly 9 digits that passes the BSN
  * 11-proef or of exactly 10 that is a valid A-nummer: a sender may name
  * its files after the person, and the name would then travel in a header. */
-static int may_hold_id(const char *s)
+int kb_adapter_name_may_hold_id(const char *s)
 {
     for (const char *p = s; *p;) {
         if (*p < '0' || *p > '9') {
@@ -168,7 +168,8 @@ int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragm
     if (!out_size)
         return -1;
     out[0] = '\0';
-    if ((name && may_hold_id(name)) || (fragment && may_hold_id(fragment))) {
+    if ((name && kb_adapter_name_may_hold_id(name)) ||
+        (fragment && kb_adapter_name_may_hold_id(fragment))) {
         /* Headers carry no personal data; the payload's herkomst.sha256
          * still names the archived bytes. The name is not logged either. */
         KB_LOG_WARN("adapter", "file name may hold a BSN or A-nummer; ce_dataref left out", "%s",

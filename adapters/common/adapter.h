@@ -113,6 +113,11 @@ void kb_adapter_done_uri(const char *spool_dir, char *out, size_t out_size);
 int kb_adapter_dataref(const char *done_uri, const char *name, const char *fragment, char *out,
                        size_t out_size);
 
+/** 1 when a sender's name (a file, a zip entry) holds a run of exactly 9
+ *  digits passing the BSN 11-proef or of 10 forming a valid A-nummer: it
+ *  stays out of headers and logs. */
+int kb_adapter_name_may_hold_id(const char *s);
+
 /** Load the schemas and the subject key named in @p a, and start the
  *  metrics server when --metrics-addr was given (adapter_metrics.h);
  *  prints why on failure. */

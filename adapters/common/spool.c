@@ -20,6 +20,7 @@
 #include "spool.h"
 
 #define COMP "spool"
+#define QUARANTINE_REASON_MAX (128u << 10) /* bytes of a .reason file, newline included */
 #define MAX_SUFFIX 99999 /* <name>.1 ... <name>.99999: a name reused daily for centuries */
 
 static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
@@ -471,19 +472,35 @@ kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
  * .reason. The reason is written first: a crash in between leaves a reason
  * without a file, never a file without its reason.
  */
+static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_path,
+                                 const char *from_dir, const char *name, const char *line,
+                                 size_t n);
+
 static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path,
                                 const char *from_dir, const char *name, const char *reason)
 {
-    char line[1200];
-    int n = snprintf(line, sizeof line, "%s\n", reason);
-    if (n < 0)
-        n = 0;
-    /* snprintf returns the length it wanted: a long reason (a file with many
-     * bad records) is cut, never written past the buffer. */
-    if ((size_t)n >= sizeof line) {
-        n = (int)sizeof line - 1;
-        memcpy(line + n - 4, "...\n", 4);
-    }
+    /* The reason whole, with its newline (a file with many bad records has
+     * a long one: the SVB adapter's go up to 64 KiB), but never beyond
+     * QUARANTINE_REASON_MAX, cut there and marked. */
+    size_t n = strlen(reason);
+    int cut = n > QUARANTINE_REASON_MAX - 1;
+    if (cut)
+        n = QUARANTINE_REASON_MAX - 1;
+    char *line = malloc(n + 1);
+    if (!line)
+        return KB_ERR_NOMEM;
+    memcpy(line, reason, n);
+    if (cut)
+        memcpy(line + n - 3, "...", 3);
+    line[n++] = '\n';
+    kb_err_t err = quarantine_write(sp, from_path, from_dir, name, line, n);
+    free(line);
+    return err;
+}
+
+static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_path,
+                                 const char *from_dir, const char *name, const char *line, size_t n)
+{
     char qname[600], qpath[2600], rpath[2700], qdir[2200];
     kb_spool_path(sp, "quarantine", NULL, qdir, sizeof qdir);
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
@@ -492,7 +509,7 @@ static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path
         snprintf(rpath, sizeof rpath, "%s.reason", qpath);
         if (candidate_taken(sp, qname, k, qpath) || taken(rpath))
             continue;
-        kb_err_t err = kb_file_write_atomic(rpath, line, (size_t)n);
+        kb_err_t err = kb_file_write_atomic(rpath, line, n);
         if (err)
             return err;
         if (rename_noreplace(from_path, qpath) != 0) {
@@ -506,6 +523,46 @@ static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path
         return KB_OK;
     }
     return KB_ERR_RANGE;
+}
+
+/* Whether the regular file @p path holds exactly @p len bytes @p data. */
+static int same_bytes(const char *path, const void *data, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    uint8_t buf[65536];
+    for (size_t at = 0; same && at < len;) {
+        ssize_t n = read(fd, buf, len - at < sizeof buf ? len - at : sizeof buf);
+        if (n <= 0)
+            same = 0;
+        else if (memcmp(buf, (const uint8_t *)data + at, (size_t)n))
+            same = 0;
+        else
+            at += (size_t)n;
+    }
+    close(fd);
+    return same;
+}
+
+int kb_spool_quarantined_before(const struct kb_spool *sp, const char *name, const void *data,
+                                size_t len)
+{
+    char cand[300], path[2600], rpath[2700];
+    /* Candidates are taken in order (quarantine_move), so the first one
+     * free of both file and reason ends the search. */
+    for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
+        if (!candidate(sp, "quarantine", name, k, cand, sizeof cand, path, sizeof path))
+            return 0;
+        snprintf(rpath, sizeof rpath, "%s.reason", path);
+        if (!taken(path) && !taken(rpath))
+            return 0;
+        if (same_bytes(path, data, len))
+            return 1;
+    }
+    return 0;
 }
 
 kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason)

@@ -89,6 +89,15 @@ kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name);
 /** Move in/<name> to quarantine/ (suffixed when taken) beside a .reason file holding @p reason. */
 kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason);
 
+/**
+ * 1 when quarantine/ already holds these @p len bytes as <name> or one of
+ * its suffixed candidates <name>.N: a retry of a round that quarantined
+ * them before (and then failed elsewhere) must not add another copy each
+ * time. 0 otherwise, also when a candidate cannot be read.
+ */
+int kb_spool_quarantined_before(const struct kb_spool *sp, const char *name, const void *data,
+                                size_t len);
+
 /*
  * Staging, for messages that arrive over a network transport rather than in
  * in/: kb_spool_stage() writes done/.<name>.staged durably before the

@@ -188,7 +188,10 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
                          const uint8_t *raw, size_t len, const char *rule, const char *reason)
 {
     struct kad *k = arg;
-    KB_LOG_WARN(COMP, "quarantined", "document=%s rule=%s reason=\"%s\"", document, rule, reason);
+    /* The sender's names (file, zip entry) are logged unless they may hold
+     * a BSN or A-nummer, as ce_dataref leaves them out then. */
+    KB_LOG_WARN(COMP, "quarantined", "document=\"%s\" rule=%s reason=\"%s\"",
+                kb_adapter_name_may_hold_id(document) ? "(name withheld)" : document, rule, reason);
     char full[1024];
     if (!whole_file)
         snprintf(full, sizeof full, "%s: entry %s: %s", rule, strchr(document, '!') + 1, reason);
@@ -215,6 +218,10 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
         snprintf(done_name, sizeof done_name, "%s", k->names[file_index]);
     snprintf(doc, sizeof doc, "%s!%s", done_name, strchr(document, '!') + 1);
     safe_name(doc, safe, sizeof safe);
+    /* A round that fails after this (Kafka, a later file) is retried with
+     * the zip still in in/: its entry is quarantined once, not once a try. */
+    if (kb_spool_quarantined_before(&k->run.spool, safe, raw, len))
+        return 0;
     if (kb_spool_stage(&k->run.spool, safe, raw, len) ||
         kb_spool_stage_quarantine(&k->run.spool, safe, full)) {
         KB_LOG_ERR(COMP, "cannot write zip entry to quarantine", "rule=%s", rule);

@@ -155,6 +155,16 @@ static int traceparent_ok(const char *s)
     return n == 55 || (memcmp(s, "00", 2) != 0 && s[55] == '-');
 }
 
+int kb_event_traceparent_valid(const void *value, size_t len)
+{
+    char tp[64];
+    if (!value || len >= sizeof tp || memchr(value, '\0', len))
+        return 0;
+    memcpy(tp, value, len);
+    tp[len] = '\0';
+    return traceparent_ok(tp);
+}
+
 kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                      struct kb_event_attrs *attrs, char *errstr,
                                      size_t errstr_size)
@@ -169,6 +179,16 @@ kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
         int at = envelope_index(h->name);
         if (at < 0)
             continue; /* not the envelope's: never passed on (kb_event_header_known) */
+        if (at == 10) {
+            /* W3C Trace Context: a traceparent that is not valid is ignored
+             * (a trace starts anew), not a reason to refuse the event; the
+             * first valid one counts (an agent may add a second). */
+            if (!attrs->traceparent[0] && kb_event_traceparent_valid(h->value, h->len)) {
+                memcpy(attrs->traceparent, h->value, h->len);
+                attrs->traceparent[h->len] = '\0';
+            }
+            continue;
+        }
         /* One of each: with two, one part of the system would read the
          * first and another the last. */
         if (seen & (1u << at))
@@ -220,13 +240,6 @@ kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                   "ce_sequencetype is not Integer");
             break;
         case 9: err = copy_attr(h, buf, sizeof buf, errstr, errstr_size); break;
-        case 10:
-            err = copy_attr(h, attrs->traceparent, sizeof attrs->traceparent, errstr,
-                            errstr_size);
-            if (!err && attrs->traceparent[0] && !traceparent_ok(attrs->traceparent))
-                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                                  "traceparent is not W3C trace context");
-            break;
         }
     }
     if (err)

@@ -9,8 +9,9 @@
  * would forge a whole log line, and a quote inside a quoted value a field. So
  * each is escaped as it is written: control characters always (\n, \r, \t,
  * \xHH, C1 controls as \u00HH), and '"' and '\' inside a quoted value
- * (key="...%s..."). Ordinary values come out byte for byte as printf would
- * write them.
+ * (key="...%s..."); a bare value (key=%s) holding a space, '=', '"' or '\'
+ * is written quoted, as logfmt would. Ordinary values come out byte for
+ * byte as printf would write them.
  */
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -210,7 +211,16 @@ static void put_format(struct line *l, const char *fmt, va_list *ap)
                 vlen = prec >= 0 ? strnlen(v, (size_t)prec) : strlen(v);
             }
             size_t at = l->n;
-            put_escaped(l, v, vlen, quoted);
+            /* A bare value (key=%s) with a space, '=', '"' or '\\' in it
+             * would read as more fields: it is written quoted instead. */
+            int wrap = !quoted && conv == 's' && vlen > 0 &&
+                       (memchr(v, ' ', vlen) || memchr(v, '=', vlen) || memchr(v, '"', vlen) ||
+                        memchr(v, '\\', vlen));
+            if (wrap)
+                put(l, "\"", 1);
+            put_escaped(l, v, vlen, quoted || wrap);
+            if (wrap && l->n < l->cap)
+                put(l, "\"", 1);
             size_t w = l->n - at;
             if (width > 0 && (size_t)width > w) {
                 size_t pad = (size_t)width - w;

@@ -173,6 +173,7 @@ kb_err_t kb__in_headers_read(struct kb__in_headers *in, const rd_kafka_headers_t
         in->h = h;
         in->cap = want;
     }
+    int tp_seen = 0;
     for (size_t i = 0; i < want; i++) {
         struct kb__in_header *h = &in->h[in->n];
         if (rd_kafka_header_get_all(orig, i, &h->name, &h->value, &h->len))
@@ -180,6 +181,12 @@ kb_err_t kb__in_headers_read(struct kb__in_headers *in, const rd_kafka_headers_t
         h->name_len = strlen(h->name);
         h->subject = h->name_len == 10 && !memcmp(h->name, "ce_subject", 10);
         h->known = h->subject || kb_event_header_known(h->name);
+        /* the envelope check ignores a traceparent that is not valid, and
+         * any after the first valid one: so does the copy */
+        if (h->known && h->name_len == 11 && !memcmp(h->name, "traceparent", 11)) {
+            h->known = !tp_seen && kb_event_traceparent_valid(h->value, h->len);
+            tp_seen |= h->known;
+        }
         in->n++;
     }
     in->of = of;

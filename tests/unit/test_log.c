@@ -61,6 +61,12 @@ static void log_hostile(void)
            "ok\nts=2026-01-01T00:00:00Z level=error comp=audit msg=\"forged\"", 1);
 }
 
+static void log_fields(void)
+{
+    kb_log(KB_LOG_INFO, "registry", "schema registered", "subject=%s version=%d empty=%s plain=%s",
+           "orders-value comp=audit msg=\"audit chain verified\"", 1, "", "abc");
+}
+
 static void log_quoted(void)
 {
     kb_log(KB_LOG_INFO, "c", "m", "reason=\"%s\" raw=%s ch=\"%c\"", "a\"b\\c\r\x01\x7f",
@@ -119,13 +125,20 @@ int main(void)
     capture(log_hostile);
     CHECK_INT(count_lines(), 1);
     CHECK_STR(after_ts(), " level=info comp=registry msg=\"schema registered\" "
-                          "subject=ok\\nts=2026-01-01T00:00:00Z level=error comp=audit "
-                          "msg=\"forged\" version=1\n");
+                          "subject=\"ok\\nts=2026-01-01T00:00:00Z level=error comp=audit "
+                          "msg=\\\"forged\\\"\" version=1\n");
 
-    /* inside quotes: quote and backslash escaped too; outside: controls only */
+    /* a bare value with spaces or '=' cannot add fields: it is quoted */
+    capture(log_fields);
+    CHECK_STR(after_ts(), " level=info comp=registry msg=\"schema registered\" "
+                          "subject=\"orders-value comp=audit msg=\\\"audit chain verified\\\"\" "
+                          "version=1 empty= plain=abc\n");
+
+    /* inside quotes: quote and backslash escaped too; a bare value holding
+     * them is quoted */
     capture(log_quoted);
     CHECK_STR(after_ts(), " level=info comp=c msg=\"m\" reason=\"a\\\"b\\\\c\\r\\x01\\x7f\" "
-                          "raw=x\"y\\z\\t ch=\"\\\"\"\n");
+                          "raw=\"x\\\"y\\\\z\\t\" ch=\"\\\"\"\n");
 
     /* the message and the component are values too */
     capture(log_msg);

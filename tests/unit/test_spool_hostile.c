@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /* test_spool_hostile.c - spool folders against hostile senders: a symbolic
  * link (to a secret) and a fifo dropped into in/ are quarantined unread with
- * a reason, a read never follows a link nor blocks on a fifo, and a reason
- * longer than the reason buffer is cut instead of written past it (found by
- * tests/integration/hostile_input.sh: svb's reason for a file full of bad
- * records overflowed kb_spool_quarantine's stack buffer). */
+ * a reason, a read never follows a link nor blocks on a fifo, and a long
+ * reason is kept whole up to 128 KiB, then cut and marked, never written
+ * past a buffer (tests/integration/hostile_input.sh once found svb's reason
+ * for a file full of bad records overflowing a stack buffer; a later
+ * review found the fix cut it at 1,199 bytes, losing its last lines). */
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,15 +79,34 @@ int main(void)
     CHECK_STR(buf, "not a regular file (fifo); not read\n");
     CHECK(lstat(secret, &st) == 0 && S_ISREG(st.st_mode)); /* the target untouched */
 
-    /* a 5000-byte reason: cut to the buffer (1199 bytes), marked, no overflow */
+    /* a 5000-byte reason (an SVB file with many bad records) is kept whole */
     char reason[5001];
     memset(reason, 'r', 5000);
     reason[5000] = '\0';
     CHECK_INT(kb_spool_quarantine(&sp, "003-good.lo3", reason), KB_OK);
     kb_spool_path(&sp, "quarantine", "003-good.lo3.reason", path, sizeof path);
     size_t got = slurp(path, buf, sizeof buf);
-    CHECK_INT(got, 1199);
-    CHECK(got == 1199 && !memcmp(buf + 1195, "...\n", 4) && buf[0] == 'r' && buf[1194] == 'r');
+    CHECK_INT(got, 5001);
+    CHECK(got == 5001 && buf[4999] == 'r' && buf[5000] == '\n');
+
+    /* one of 200 KiB is cut at 128 KiB, marked, no overflow */
+    size_t big_n = 200u << 10;
+    char *big = malloc(big_n + 1);
+    memset(big, 'r', big_n);
+    big[big_n] = '\0';
+    kb_spool_path(&sp, "in", "004-big-reason.lo3", path, sizeof path);
+    put(path, "x\n");
+    CHECK_INT(kb_spool_quarantine(&sp, "004-big-reason.lo3", big), KB_OK);
+    free(big);
+    kb_spool_path(&sp, "quarantine", "004-big-reason.lo3.reason", path, sizeof path);
+    char *back = malloc(big_n);
+    FILE *bf = fopen(path, "rb");
+    size_t bn = bf ? fread(back, 1, big_n, bf) : 0;
+    if (bf)
+        fclose(bf);
+    CHECK_INT(bn, 128u << 10);
+    CHECK(bn == 128u << 10 && !memcmp(back + bn - 4, "...\n", 4) && back[0] == 'r');
+    free(back);
 
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -67,6 +67,15 @@ static void run(const char *root, int fallback)
     CHECK_STR(spool_slurp(&sp, "quarantine", "bad.lo3.1", buf, sizeof buf), "second");
     CHECK_STR(spool_slurp(&sp, "quarantine", "bad.lo3.1.reason", buf, sizeof buf), "reason two\n");
 
+    /* what quarantine/ holds already, under a name or its suffixed ones:
+     * a retry of a failed round does not add a copy (the Kadaster adapter
+     * asks before it quarantines a bad zip entry again) */
+    CHECK(kb_spool_quarantined_before(&sp, "bad.lo3", "first", 5));
+    CHECK(kb_spool_quarantined_before(&sp, "bad.lo3", "second", 6));
+    CHECK(!kb_spool_quarantined_before(&sp, "bad.lo3", "third", 5));
+    CHECK(!kb_spool_quarantined_before(&sp, "bad.lo3", "firs", 4));
+    CHECK(!kb_spool_quarantined_before(&sp, "never.lo3", "first", 5));
+
     /* a reason left behind without its file (a crash between the two) is
      * not taken over either */
     char path[4200];

@@ -89,6 +89,25 @@ static void test_replacements(void)
     check_from_original("p", set, 2, want, sizeof want / sizeof want[0]);
 }
 
+/* Traceparents as the envelope check takes them: one that is not W3C
+ * trace context is left out, and of two valid ones the first travels. */
+static void test_traceparent(void)
+{
+    const char *tp1 = "00-36d522692359568486c0d9789b7c9c9c-36d5226923595684-01";
+    const char *tp2 = "00-46d522692359568486c0d9789b7c9c9c-46d5226923595684-01";
+    rd_kafka_headers_t *o = rd_kafka_headers_new(4);
+    rd_kafka_header_add(o, "traceparent", -1, "not-a-trace", -1);
+    rd_kafka_header_add(o, "traceparent", -1, tp1, -1);
+    rd_kafka_header_add(o, "traceparent", -1, tp2, -1);
+    rd_kafka_headers_t *h = kb__sub_view_headers_from(o, NULL, NULL, 0);
+    char want[80];
+    snprintf(want, sizeof want, "traceparent=%s", tp1);
+    const char *w[] = {want};
+    expect(h, w, 1);
+    rd_kafka_headers_destroy(h);
+    rd_kafka_headers_destroy(o);
+}
+
 static void test_no_original(void)
 {
     struct kb_header set[] = {{"kb_x", "1", 1}};
@@ -130,7 +149,7 @@ static void test_read_once(void)
     rd_kafka_headers_destroy(o);
 }
 
-/* 40 headers (more than kept inline), ce_subject and five traceparents
+/* 40 headers (more than kept inline), ce_subject and five ce_datarefs
  * among them (the envelope: kept; the gate refuses such repeats, the copy
  * does not judge them); the same list read again after a short one reuses
  * the buffer. */
@@ -141,7 +160,7 @@ static void test_many_headers(void)
     const char *want[40];
     size_t n_want = 0;
     for (int i = 0; i < 40; i++) {
-        snprintf(name, sizeof name, i == 17 ? "ce_subject" : i % 8 ? "kb_h%02d" : "traceparent", i);
+        snprintf(name, sizeof name, i == 17 ? "ce_subject" : i % 8 ? "kb_h%02d" : "ce_dataref", i);
         snprintf(value, sizeof value, "v%d", i);
         rd_kafka_header_add(o, name, -1, value, -1);
         if (i != 17 && i % 8 == 0) {
@@ -179,6 +198,7 @@ int main(void)
     test_pseudonym_only();
     test_no_pseudonym_keeps_subject();
     test_replacements();
+    test_traceparent();
     test_no_original();
     test_read_once();
     test_many_headers();

@@ -57,9 +57,10 @@ size_t kb_event_headers(const struct kb_event_attrs *attrs, struct kb_header *ou
  * that are not a CloudEvents String (well-formed UTF-8, no control
  * characters U+0000-U+001F, U+007F-U+009F), an envelope header given twice,
  * a ce_subject that is not a pseudonym (KB_PSEUDONYM_LEN lower-case hex
- * digits), a ce_sequencetype other than Integer and a traceparent that is
- * not W3C trace context are KB_ERR_INVALID with errstr naming the header,
- * never quoting its value. Headers outside the envelope are ignored.
+ * digits) and a ce_sequencetype other than Integer are KB_ERR_INVALID with
+ * errstr naming the header, never quoting its value. Headers outside the
+ * envelope are ignored, and so is a traceparent that is not W3C trace
+ * context (as that standard asks; the first valid one is taken).
  */
 kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
                                      struct kb_event_attrs *attrs, char *errstr,
@@ -73,6 +74,10 @@ kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
  * any other header an input carries is nobody's to pass on.
  */
 int kb_event_header_known(const char *name);
+
+/** 1 when @p len bytes are a W3C traceparent ("vv-<32 hex>-<16 hex>-ff",
+ *  lower-case; version 00 exactly that long). */
+int kb_event_traceparent_valid(const void *value, size_t len);
 
 /**
  * Confluent wire format: byte 0 = 0, bytes 1-4 = schema id big endian, then
