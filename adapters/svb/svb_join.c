@@ -400,13 +400,17 @@ static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const
  */
 static int register_kenmerk(const struct kb_svb *s, const char *kenmerk, const char *owner)
 {
-    /* room for dir + "/.claim-" + the 12 digits, so nothing is cut */
-    char dir[PATH_CAP], path[PATH_CAP + 32], tmp[PATH_CAP + 32], text[128];
+    /* room for dir + "/.claim-" + the 12 digits + "." + a pid, so nothing is cut */
+    char dir[PATH_CAP], path[PATH_CAP + 48], tmp[PATH_CAP + 48], text[128];
     snprintf(dir, sizeof dir, "%s/kenmerken", s->state_dir);
     snprintf(path, sizeof path, "%s/%s", dir, kenmerk);
-    snprintf(tmp, sizeof tmp, "%s/.claim-%s", dir, kenmerk);
+    /* the temp file is this process's own (O_EXCL): two claimants sharing
+     * state/ must never publish each other's text; one a crash left behind
+     * is replaced by the next try of the same process id */
+    snprintf(tmp, sizeof tmp, "%s/.claim-%s.%ld", dir, kenmerk, (long)getpid());
+    unlink(tmp);
     int tl = snprintf(text, sizeof text, "%s\n", owner);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0640);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0)
         return -1;
     int bad = write(fd, text, (size_t)tl) != tl || fsync(fd) != 0;
