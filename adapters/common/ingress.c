@@ -187,6 +187,23 @@ static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int64_t deadline
     return KB_OK;
 }
 
+/* The end of a send begun at @p t0 whose enqueueing ended with @p err:
+ * what was enqueued is waited for even after a failure (its reports must
+ * not reach a tracker that is gone); then the first error, the wait's, or
+ * KB_OK with the time observed. */
+static kb_err_t settle(kb_ingress_t *ing, struct tracker *t, int64_t deadline, int timeout_ms,
+                       double t0, kb_err_t err, char *errstr, size_t errstr_size)
+{
+    char werr[256];
+    kb_err_t werr_code = wait_acks(ing, t, deadline, timeout_ms, werr, sizeof werr);
+    if (err)
+        return err;
+    if (werr_code)
+        return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
+    kb_adapter_produce_observe(mono_s() - t0);
+    return KB_OK;
+}
+
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
                          int timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -224,13 +241,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
         }
         t.pending++;
     }
-    char werr[256];
-    kb_err_t werr_code = wait_acks(ing, &t, deadline, timeout_ms, werr, sizeof werr);
+    err = settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
     if (err)
         return err;
-    if (werr_code)
-        return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
-    kb_adapter_produce_observe(mono_s() - t0);
     for (size_t i = 0; i < n; i++)
         kb_metrics_counter_add("kb_events_in_total", 1, ing->source, evs[i].attrs.type, NULL);
     return KB_OK;
@@ -288,15 +301,9 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
     kb_err_t err = KB_OK;
     for (size_t i = 0; i < n && !err; i++)
         err = enqueue_refusal(ing, &r[i], &t, deadline, errstr, errstr_size);
-    /* Those enqueued are waited for even after a failure: their reports
-     * must not reach a tracker that is gone. */
-    char werr[256];
-    kb_err_t werr_code = wait_acks(ing, &t, deadline, timeout_ms, werr, sizeof werr);
+    err = settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
     if (err)
         return err;
-    if (werr_code)
-        return kb_err_set(werr_code, errstr, errstr_size, "%s", werr);
-    kb_adapter_produce_observe(mono_s() - t0);
     kb_metrics_counter_add("kb_quarantined_total", (double)n, ing->source, NULL);
     return KB_OK;
 }
