@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "test_birth_event.h"
 #include "ketenbus/event.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/kafka.h"
@@ -34,40 +35,6 @@
 #define CLEAR_BSN "999995303" /* a test BSN, standing for what must not leak */
 
 static uint8_t subject_key[32]; /* a fixed test key, set in main(); never a secret */
-
-static uint8_t *birth_value(const struct kb_schema *schema, size_t *len)
-{
-    char errstr[256];
-    avro_value_t v, ouders, ouder;
-    avro_generic_value_new(schema->iface, &v);
-    kb_value_init_nulls(&v);
-    kb_value_set_string(&v, "kind.bsn", CLEAR_BSN);
-    kb_value_set_string(&v, "kind.voornamen", "Sanne");
-    kb_value_set_string(&v, "kind.geslachtsnaam", "Proefman");
-    kb_value_set_string(&v, "kind.geboortedatum", "20240315");
-    kb_value_set_string(&v, "kind.geboorteland", "6030");
-    kb_value_set_string(&v, "kind.geslacht", "V");
-    avro_value_get_by_name(&v, "ouders", &ouders, NULL);
-    size_t idx;
-    avro_value_append(&ouders, &ouder, &idx);
-    kb_value_init_nulls(&ouder);
-    kb_value_set_int(&ouder, "ouderNummer", 1);
-    kb_value_set_string(&ouder, "persoon.bsn", "999990019");
-    kb_value_set_string(&v, "inschrijving.gemeente", "0344");
-    kb_value_set_string(&v, "inschrijving.datumInschrijving", "20240315");
-    kb_value_set_string(&v, "herkomst.berichtType", "Lg01");
-    kb_value_set_string(&v, "herkomst.randomKey", "00000000");
-    kb_value_set_long(&v, "herkomst.ontvangen", 1710500000000);
-    kb_value_set_string(&v, "herkomst.sha256", "copy-envelope");
-    uint8_t *value = NULL;
-    kb_err_t err = kb_schema_encode(schema, &v, &value, len, errstr, sizeof errstr);
-    avro_value_decref(&v);
-    if (err) {
-        fprintf(stderr, "encode: %s\n", errstr);
-        exit(2);
-    }
-    return value;
-}
 
 enum kind {
     NO_SUBJECT,    /* key = clear BSN, no ce_subject, an x-bsn header: routed */
@@ -81,7 +48,10 @@ static void produce(rd_kafka_t *rk, const char *topic, const struct kb_schema *s
                     enum kind kind)
 {
     size_t len;
-    uint8_t *value = birth_value(schema, &len);
+    static const char *const parent[] = {"999990019"};
+    uint8_t *value = test_birth_value(schema, CLEAR_BSN, parent, 1, "copy-envelope", &len);
+    if (!value)
+        exit(2);
     struct kb_event_attrs a;
     memset(&a, 0, sizeof a);
     char name[32];

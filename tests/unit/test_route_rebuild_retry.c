@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "test_birth_event.h"
 #include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
@@ -63,44 +64,16 @@ static void test_bsn(unsigned n, char out[10])
 static int produce_event(rd_kafka_t *rk, const char *topic, const struct kb_schema *schema,
                          unsigned i)
 {
-    char bsn[10], bsn1[10], bsn2[10], name[64], errstr[256];
+    char bsn[10], bsn1[10], bsn2[10], name[64];
     test_bsn(i, bsn);
     test_bsn(i + 30000, bsn1);
     test_bsn(i + 60000, bsn2);
-    avro_value_t v, ouders, ouder;
-    avro_generic_value_new(schema->iface, &v);
-    kb_value_init_nulls(&v);
-    kb_value_set_string(&v, "kind.bsn", bsn);
-    kb_value_set_string(&v, "kind.voornamen", "Sanne");
-    kb_value_set_string(&v, "kind.geslachtsnaam", "Proefman");
-    kb_value_set_string(&v, "kind.geboortedatum", "20240315");
-    kb_value_set_string(&v, "kind.geboorteland", "6030");
-    kb_value_set_string(&v, "kind.geslacht", "V");
-    avro_value_get_by_name(&v, "ouders", &ouders, NULL);
-    for (int o = 1; o <= 2; o++) {
-        size_t idx;
-        avro_value_append(&ouders, &ouder, &idx);
-        kb_value_init_nulls(&ouder);
-        kb_value_set_int(&ouder, "ouderNummer", o);
-        kb_value_set_string(&ouder, "persoon.bsn", o == 1 ? bsn1 : bsn2);
-        kb_value_set_string(&ouder, "persoon.voornamen", "Daan");
-        kb_value_set_string(&ouder, "persoon.geslachtsnaam", "Testerink");
-    }
-    kb_value_set_string(&v, "inschrijving.gemeente", "0344");
-    kb_value_set_string(&v, "inschrijving.datumInschrijving", "20240315");
-    kb_value_set_string(&v, "herkomst.berichtType", "Lg01");
-    kb_value_set_string(&v, "herkomst.randomKey", "00000000");
-    kb_value_set_long(&v, "herkomst.ontvangen", 1710500000000);
+    const char *const parents[] = {bsn1, bsn2};
     snprintf(name, sizeof name, "rebuild-retry-%u", i);
-    kb_value_set_string(&v, "herkomst.sha256", name);
-    uint8_t *value = NULL;
     size_t len = 0;
-    kb_err_t err = kb_schema_encode(schema, &v, &value, &len, errstr, sizeof errstr);
-    avro_value_decref(&v);
-    if (err) {
-        fprintf(stderr, "encode: %s\n", errstr);
+    uint8_t *value = test_birth_value(schema, bsn, parents, 2, name, &len);
+    if (!value)
         return -1;
-    }
     struct kb_event_attrs a;
     memset(&a, 0, sizeof a);
     kb_event_uuid5(name, strlen(name), a.id);
