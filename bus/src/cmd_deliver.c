@@ -40,7 +40,10 @@ static const char usage[] =
     "\n"
     "  --subscriber NAME          subscriber (names the topics and the consumer group)\n"
     "  --url URL                  https:// webhook URL\n"
-    "  --secret-file FILE         HMAC key (the file's bytes, trailing newline dropped)\n"
+    "  --secret-file FILE         HMAC key: a file of 32 or more hex digits (white\n"
+    "                             space around them ignored) is the bytes they spell;\n"
+    "                             any other file is the key exactly as stored, a final\n"
+    "                             newline included; at least 16 bytes\n"
     "  --ca-file PEM              CA bundle that signs the webhook's certificate\n"
     "                             (default: the system store); verification is always on\n"
     "  --cert PEM, --key PEM      client certificate and key for mutual TLS\n"
@@ -56,19 +59,27 @@ static const char usage[] =
     "                             (default 1000)\n"
     "  --origin NAME              WebHook-Request-Origin (default: the host name)\n"
     "  --no-handshake             skip the validation handshake\n"
-    "  --schemas DIR              schema folder (default: the source tree's schemas/)\n"
+    "  --schemas DIR|URL          schema folder (default: the source tree's schemas/), or\n"
+    "                             the registry's URL: needed for a subscriber with fields\n"
+    "                             or pseudonymise, whose copies carry projected schema ids\n"
+    "                             the router registers there\n"
     "  --metrics-addr HOST:PORT   serve /metrics, /healthz, /readyz here (HTTP options below)\n"
     "  -b, --bootstrap HOST:PORT  Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V   any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE    properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-/* "5d", "90s", "250ms", "2h", "10m", or plain milliseconds. -1 when bad. */
+/* Longest duration any option takes: a year, far beyond any retry window,
+ * and far from where a time plus it overflows. */
+#define DELIVER_MAX_DURATION_MS (366.0 * 86400000)
+
+/* "5d", "90s", "250ms", "2h", "10m", or plain milliseconds. -1 when bad
+ * (not a number, negative, inf or nan, or above DELIVER_MAX_DURATION_MS). */
 static int64_t parse_duration_ms(const char *s)
 {
     char *end;
     double v = strtod(s, &end);
-    if (end == s || v < 0)
+    if (end == s || !(v >= 0)) /* !(>=) also refuses nan */
         return -1;
     double mult = !*end || !strcmp(end, "ms") ? 1
                   : !strcmp(end, "s")         ? 1000
@@ -76,7 +87,7 @@ static int64_t parse_duration_ms(const char *s)
                   : !strcmp(end, "h")         ? 3600000
                   : !strcmp(end, "d")         ? 86400000
                                               : -1;
-    if (mult < 0)
+    if (mult < 0 || !(v * mult <= DELIVER_MAX_DURATION_MS))
         return -1;
     return (int64_t)(v * mult);
 }
@@ -172,7 +183,9 @@ int kb_cmd_deliver(int argc, char **argv)
         case OPT_TIMEOUT:
             dur = parse_duration_ms(optarg);
             if (dur <= 0) {
-                fprintf(stderr, "error: \"%s\" is not a duration (e.g. 500ms, 30s, 5d)\n", optarg);
+                fprintf(stderr, "error: \"%s\" is not a duration of at most a year (e.g. 500ms, "
+                        "30s, 5d)\n",
+                        optarg);
                 goto out;
             }
             if (opt == OPT_WINDOW)
@@ -225,7 +238,9 @@ int kb_cmd_deliver(int argc, char **argv)
     }
     o.secret = secret;
     o.secret_len = secret_len;
-    schemas = kb_schemas_load_dir(schemas_dir, errstr, sizeof errstr);
+    /* a registry URL fetches ids it has not seen, such as the projected
+     * schemas the router registers for subscribers with fields */
+    schemas = kb_schemas_open(schemas_dir, errstr, sizeof errstr);
     if (!schemas) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out;

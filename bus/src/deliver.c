@@ -61,6 +61,8 @@
 #define KEY_BUCKETS 4096
 #define TICK_MS 10
 #define ERR_MAX 240
+#define RESPONSE_MAX_HEADERS (16 << 10) /* bytes of a webhook's response headers */
+#define RESPONSE_MAX_BODY    (64 << 10) /* ... and of its body, never used */
 #define MAX_HEADERS 32           /* an event's headers read, and kept in its dead letter */
 
 struct keyq;
@@ -155,6 +157,8 @@ struct exchange {
     struct msg *m;               /* NULL for the handshake */
     struct evhttp_connection *conn;
     int64_t started_ms;
+    struct evhttp_request *req;  /* while in flight */
+    struct event *deadline;      /* --timeout for the whole exchange (on_deadline) */
 };
 
 static uint32_t random_u32(void)
@@ -259,6 +263,11 @@ static struct evhttp_connection *connect_webhook(struct kb_deliver *d)
     struct timeval tv = {d->o.timeout_ms / 1000, (d->o.timeout_ms % 1000) * 1000};
     evhttp_connection_set_timeout_tv(conn, &tv);
     evhttp_connection_set_retries(conn, 0);
+    /* The answer is only read for its status and a few headers: a webhook
+     * sending endless headers or body fails its request instead of filling
+     * this process's memory. */
+    evhttp_connection_set_max_headers_size(conn, RESPONSE_MAX_HEADERS);
+    evhttp_connection_set_max_body_size(conn, RESPONSE_MAX_BODY);
     return conn;
 }
 
@@ -728,10 +737,29 @@ static void schedule_retry(struct kb_deliver *d, struct msg *m, int64_t retry_af
                 (long long)(m->next_attempt_ms - now), m->last_error);
 }
 
+static void on_response(struct evhttp_request *req, void *arg);
+
+/* --timeout has passed since the request went out: libevent's own timeout
+ * is per read, and a webhook answering a byte now and then would hold the
+ * exchange (and, at --concurrency, all delivery) for good. The request is
+ * cancelled (its callback is then not called) and fails as a timeout. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct exchange *x = arg;
+    evhttp_cancel_request(x->req);
+    on_response(NULL, x);
+}
+
 static void on_response(struct evhttp_request *req, void *arg)
 {
     struct exchange *x = arg;
     struct kb_deliver *d = x->d;
+    if (x->deadline) {
+        event_free(x->deadline);
+        x->deadline = NULL;
+    }
     struct msg *m = x->m;
     int status = req ? evhttp_request_get_response_code(req) : 0;
     const char *retry_after =
@@ -844,7 +872,7 @@ static int send_request(struct kb_deliver *d, struct msg *m)
         }
     } else {
         cmd = EVHTTP_REQ_POST;
-        char *body = NULL, errstr[256];
+        char *body = NULL, errstr[256] = "";
         size_t len = 0;
         kb_err_t err = kb__deliver_render(d->o.schemas, &m->attrs, m->rkm->payload, m->rkm->len,
                                           d->o.mode, &body, &len, errstr, sizeof errstr);
@@ -853,8 +881,17 @@ static int send_request(struct kb_deliver *d, struct msg *m)
             evhttp_connection_free(x->conn);
             free(x);
             char why[ERR_MAX];
-            snprintf(why, sizeof why, "not renderable: %.200s", errstr);
-            dead_letter(d, m, why); /* permanent: retrying cannot help */
+            snprintf(why, sizeof why, "not renderable: %.200s", errstr[0] ? errstr : kb_err_str(err));
+            /* A schema id not known here (a projection the router put in
+             * the registry, a registry-backed --schemas not reachable yet)
+             * or a lack of memory may pass: retried within the window like
+             * a failed request. Bytes that do not decode never will. */
+            if (err == KB_ERR_SCHEMA || err == KB_ERR_NOMEM) {
+                snprintf(m->last_error, sizeof m->last_error, "%s", why);
+                schedule_retry(d, m, -1);
+            } else {
+                dead_letter(d, m, why);
+            }
             return 1;
         }
         char ts[24], sig[68];
@@ -899,6 +936,12 @@ static int send_request(struct kb_deliver *d, struct msg *m)
         return 1;
     }
     d->in_flight++;
+    x->req = req;
+    struct timeval tv = {d->o.timeout_ms / 1000, (d->o.timeout_ms % 1000) * 1000};
+    if ((x->deadline = evtimer_new(d->base, on_deadline, x)) && evtimer_add(x->deadline, &tv)) {
+        event_free(x->deadline); /* not armed: libevent's per-read timeout still holds */
+        x->deadline = NULL;
+    }
     return 0;
 }
 

@@ -57,6 +57,10 @@ check "deliver --concurrency 0" \
 check "deliver --rate -3" usage_error '--rate: -3 is out of range' "$KB" deliver --rate -3
 check "deliver --max-pending 10k" \
   usage_error '--max-pending: "10k" is not a whole number' "$KB" deliver --max-pending 10k
+for d in inf nan 1e400 400d; do
+  check "deliver --retry-window $d" \
+    usage_error "\"$d\" is not a duration of at most a year" "$KB" deliver --retry-window "$d"
+done
 check "dev --brokers 10" usage_error '--brokers: 10 is out of range (1 to 9)' "$KB" dev --brokers 10
 check "dev --timeout ' 5'" \
   usage_error '--timeout: " 5" is not a whole number' "$KB" dev --timeout ' 5'

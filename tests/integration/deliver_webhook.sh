@@ -134,7 +134,9 @@ check "no event delivered twice after a clean restart (offsets committed after 2
   eq "$(posts hook | wc -l)" "$before"
 
 # ---- 2. Binary mode; an event that always fails is retried across a SIGKILL
-# and dead-lettered after a 6 s window; a poison event is dead-lettered at once.
+# and dead-lettered after a 6 s window; a poison event (a schema id nobody
+# knows) is retried within the window too, as the registry may learn it,
+# and then dead-lettered.
 "$BIN/kb-webhook-feed" --topic-suffix out.hook2 --count 4 --keys 2 --bad 1 >"$WORK/feed2.txt"
 w_id=$(sed -n 1p "$WORK/feed2.txt" | cut -d' ' -f1)
 receiver hook2 --rule "id:$w_id=500xinf"
@@ -238,6 +240,23 @@ wait_for 10 test -s "$WORK/rogue.port"
 deliver deliver4 hook4 "$(cat "$WORK/rogue.port")" --backoff-base 300ms
 check "untrusted certificate: TLS verification fails" wait_for 30 grep -q 'webhook validation failed' "$WORK/deliver4.log"
 check "untrusted certificate: nothing reached the receiver" bash -c "! grep -q POST $WORK/rogue.jsonl 2>/dev/null"
+
+# ---- 5. A webhook that answers with a body that never ends (a byte every
+# 300 ms, each in time for the per-read timeout) or with 1 MiB: each such
+# attempt fails within --timeout and the event is retried, instead of one
+# exchange holding delivery (and the sender's memory) without end.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook7 --count 2 --keys 2 >"$WORK/feed7.txt"
+d_id=$(sed -n 1p "$WORK/feed7.txt" | cut -d' ' -f1)
+h_id=$(sed -n 2p "$WORK/feed7.txt" | cut -d' ' -f1)
+receiver hook7 --rule "id:$d_id=dripx1" --rule "id:$h_id=hugex1"
+deliver deliver7 hook7 "$(cat "$WORK/hook7.port")" --timeout 1500ms --backoff-base 300ms \
+  --backoff-max 500ms
+check "both events delivered on their second attempt" wait_for 60 ok_ids_is hook7 2
+d_times=($(attempt_times hook7 "$d_id" | sort -n))
+check "the dripping answer ended by --timeout, not by the drip (2 attempts, < 4 s apart)" \
+  bash -c "(( ${#d_times[@]} == 2 && ${d_times[1]:-0} - ${d_times[0]:-0} < 4000 ))"
+check "... logged as a timeout" grep -q 'error="timeout after 1500 ms"' "$WORK/deliver7.log"
+check "the 1 MiB answer failed its attempt (2 attempts)" eq "$(attempt_times hook7 "$h_id" | wc -l)" 2
 
 check "no personal data in deliver logs" bash -c "! grep -Eh '999995303|999996204|999997105' $WORK/deliver*.log"
 finish

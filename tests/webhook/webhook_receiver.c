@@ -36,18 +36,22 @@ static const char usage[] =
     "  --rule MATCH=ACTION  misbehave for matching events, counted per event id:\n"
     "                       MATCH is subject:<pseudonym>, id:<event id> or *;\n"
     "                       ACTION is <status>x<n>[@<retry-after s>] (answer status for\n"
-    "                       the first n attempts), hangx<n> (never answer), or\n"
+    "                       the first n attempts), hangx<n> (never answer),\n"
+    "                       dripx<n> (200 with a 100-byte body sent a byte every\n"
+    "                       300 ms), hugex<n> (200 with a 1 MiB body), or\n"
     "                       <status>xinf (always). First matching rule wins.\n"
     "  --reject-handshake   answer the validation OPTIONS with 403\n"
     "  --client-ca FILE     require a client certificate signed by this CA\n";
 
 #define MAX_RULES 16
+#define DRIP (-1) /* rule status: a body that never ends, a byte at a time */
+#define HUGE (-2) /* rule status: 200 with a 1 MiB body */
 #define MAX_IDS 4096
 
 struct rule {
     char kind;         /* 's' subject, 'i' id, '*' any */
     char value[128];   /* subject or id to match */
-    int status;        /* status to answer, or 0 for hang */
+    int status;        /* status to answer, or 0 for hang, DRIP, HUGE */
     long times;        /* attempts that misbehave; -1 = always */
     int retry_after;   /* Retry-After seconds, or -1 for none */
 };
@@ -107,6 +111,9 @@ static int parse_rule(const char *arg)
     char *end;
     if (!strncmp(act, "hang", 4)) {
         r->status = 0;
+        end = (char *)act + 4;
+    } else if (!strncmp(act, "drip", 4) || !strncmp(act, "huge", 4)) {
+        r->status = act[0] == 'd' ? DRIP : HUGE;
         end = (char *)act + 4;
     } else {
         r->status = (int)strtol(act, &end, 10);
@@ -191,6 +198,46 @@ static const char *check_signature(struct evkeyvalq *in, const unsigned char *bo
     return age > 300 || age < -300 ? "stale" : "ok";
 }
 
+/* A reply that takes 30 s: a byte every 300 ms, until the sender gives up. */
+struct drip {
+    struct evhttp_request *req;
+    struct event *ev;
+};
+
+static void drip_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct drip *dr = arg;
+    struct evbuffer *b = evbuffer_new();
+    evbuffer_add(b, "x", 1);
+    evhttp_send_reply_chunk(dr->req, b);
+    evbuffer_free(b);
+}
+
+static void drip_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    struct drip *dr = arg;
+    event_free(dr->ev);
+    free(dr);
+}
+
+static void drip_start(struct evhttp_request *req)
+{
+    struct drip *dr = calloc(1, sizeof *dr);
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    struct event_base *base = evhttp_connection_get_base(conn);
+    dr->req = req;
+    dr->ev = event_new(base, -1, EV_PERSIST, drip_tick, dr);
+    struct timeval tv = {0, 300 * 1000};
+    /* small enough for any body cap: only its pace (30 s for 100 bytes) is hostile */
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", "100");
+    evhttp_send_reply_start(req, 200, "OK");
+    event_add(dr->ev, &tv);
+    evhttp_connection_set_closecb(conn, drip_closed, dr);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     (void)arg;
@@ -261,6 +308,19 @@ static void on_request(struct evhttp_request *req, void *arg)
     free(body);
     if (status == 0)
         return; /* hang: the sender's timeout ends it */
+    if (status == DRIP) {
+        drip_start(req);
+        return;
+    }
+    if (status == HUGE) {
+        struct evbuffer *b = evbuffer_new();
+        static char mib[1 << 20];
+        memset(mib, 'x', sizeof mib);
+        evbuffer_add(b, mib, sizeof mib);
+        evhttp_send_reply(req, 200, "OK", b);
+        evbuffer_free(b);
+        return;
+    }
     if (retry_after >= 0) {
         char v[16];
         snprintf(v, sizeof v, "%d", retry_after);
