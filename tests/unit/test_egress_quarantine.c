@@ -23,6 +23,7 @@
 #include "gba/gba_events.h"
 #include "gba/lo3.h"
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
 
@@ -182,25 +183,6 @@ static void produce_events(const char *bootstrap)
 
 /* The offset @p group committed on partition 0 of TOPIC, or
  * RD_KAFKA_OFFSET_INVALID for none. */
-static int64_t committed(const char *bootstrap, const char *group)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    CHECK(rk != NULL);
-    if (!rk)
-        return -2;
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, TOPIC, 0);
-    CHECK_INT(rd_kafka_committed(rk, parts, 10000), 0);
-    int64_t off = parts->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(rk);
-    return off;
-}
-
 /* The whole of file @p path (at most 64 KiB) as a string, "" when absent. */
 static void slurp(const char *path, char *out, size_t cap)
 {
@@ -280,7 +262,7 @@ int main(void)
      * decode), all committed, the good one written. */
     for (int i = 0; i < N_EVENTS; i++)
         CHECK_INT(renders[i], 1);
-    CHECK_INT(committed(bootstrap, "quartest"), N_EVENTS);
+    CHECK_INT(test_committed(bootstrap, TOPIC, "quartest"), N_EVENTS);
     snprintf(dir, sizeof dir, "%s/spool/out", root);
     CHECK_INT(count_files(dir, ".lo3"), 1);
     snprintf(dir, sizeof dir, "%s/spool/out/%s.lo3", root, event_ids[EV_GOOD]);

@@ -19,6 +19,7 @@
 #include "gba/gba_events.h"
 #include "gba/lo3.h"
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
 
@@ -143,25 +144,6 @@ static kb_err_t run(const char *bootstrap, const char *topic, const char *group,
 
 /* The offset @p group committed on partition 0 of @p topic, or
  * RD_KAFKA_OFFSET_INVALID for none. */
-static int64_t committed(const char *bootstrap, const char *topic, const char *group)
-{
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof err);
-    rd_kafka_conf_set(conf, "group.id", group, err, sizeof err);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
-    CHECK(rk != NULL);
-    if (!rk)
-        return -2;
-    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(parts, topic, 0);
-    CHECK_INT(rd_kafka_committed(rk, parts, 10000), 0);
-    int64_t off = parts->elems[0].offset;
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_destroy(rk);
-    return off;
-}
-
 /* Seeks fail for good: the loop stops without rendering the next event or
  * committing anything past the failed one. */
 static void test_seek_fails(const char *bootstrap, const char *topic, enum seek_fault fault,
@@ -180,7 +162,7 @@ static void test_seek_fails(const char *bootstrap, const char *topic, enum seek_
     CHECK_INT(r.calls[0], 1);
     CHECK_INT(r.calls[1], 0); /* not rendered past the failed event */
     /* nothing committed: a restart resumes at the failed event */
-    CHECK_INT(committed(bootstrap, topic, group), RD_KAFKA_OFFSET_INVALID);
+    CHECK_INT(test_committed(bootstrap, topic, group), RD_KAFKA_OFFSET_INVALID);
     seek_faults_left = 0;
 }
 
@@ -197,7 +179,7 @@ static void test_seek_fails_once(const char *bootstrap, const char *topic,
     CHECK_INT(seek_calls, 2);
     CHECK_INT(r.calls[0], 2);
     CHECK_INT(r.calls[1], 1);
-    CHECK_INT(committed(bootstrap, topic, "seek-once"), N_EVENTS);
+    CHECK_INT(test_committed(bootstrap, topic, "seek-once"), N_EVENTS);
 }
 
 int main(void)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "test_birth_event.h"
 #include "ketenbus/event.h"
 #include "ketenbus/gate.h"
@@ -83,19 +84,6 @@ static void produce(rd_kafka_t *rk, const char *topic, const struct kb_schema *s
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_HEADERS(h),
                                 RD_KAFKA_V_END),
               RD_KAFKA_RESP_ERR_NO_ERROR);
-}
-
-struct runner {
-    kb_router_t *r;
-    atomic_int stop;
-    kb_err_t result;
-};
-
-static void *run(void *arg)
-{
-    struct runner *t = arg;
-    t->result = kb_router_run(t->r, &t->stop);
-    return NULL;
 }
 
 /* One copy as read back: key and ce_subject, and whether an x-* header came. */
@@ -221,16 +209,10 @@ int main(void)
     ro.no_audit = 1;
     ro.no_register_projections = 1;
     ro.instance = "copy-envelope";
-    struct runner t;
-    memset(&t, 0, sizeof t);
-    t.r = kb_router_new(&ro, errstr, sizeof errstr);
-    CHECK(t.r != NULL);
-    if (!t.r) {
-        fprintf(stderr, "router: %s\n", errstr);
+    struct router_thread t;
+    CHECK_INT(router_start(&t, &ro), 0);
+    if (!t.r)
         return 1;
-    }
-    pthread_t tid;
-    pthread_create(&tid, NULL, run, &t);
     const struct kb_route_stats *st = kb_router_stats(t.r);
     for (int i = 0; i < 300 && atomic_load(&st->delivered) + atomic_load(&st->dead_letters) < 7;
          i++)
@@ -238,8 +220,7 @@ int main(void)
     usleep(500000); /* the last transaction's commit */
     CHECK_INT(atomic_load(&st->delivered), 4); /* 2 routed events x 2 subscribers */
     CHECK_INT(atomic_load(&st->dead_letters), 3);
-    atomic_store(&t.stop, 1);
-    pthread_join(tid, NULL);
+    router_stop(&t);
     CHECK_INT(t.result, KB_OK);
 
     struct copy alle[8], datum[8], dead[8];
@@ -264,7 +245,6 @@ int main(void)
             CHECK(!alle[i].extra && !datum[i].extra);
         }
     }
-    kb_router_destroy(t.r);
     kb_kafka_opts_fini(&ko);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "test_birth_event.h"
 #include "ketenbus/clock.h"
 #include "ketenbus/event.h"
@@ -143,40 +144,6 @@ static int commit_offsets(const struct kb_kafka_opts *ko, const char *topic, con
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     return ok ? 0 : -1;
-}
-
-/* The router under test runs on a thread of its own (as in `ketenbus dev`). */
-struct router_thread {
-    kb_router_t *r;
-    atomic_int stop;
-    kb_err_t result;
-    pthread_t tid;
-};
-
-static void *router_main(void *arg)
-{
-    struct router_thread *rt = arg;
-    rt->result = kb_router_run(rt->r, &rt->stop);
-    return NULL;
-}
-
-static int router_start(struct router_thread *rt, const struct kb_route_opts *ro)
-{
-    char errstr[512];
-    memset(rt, 0, sizeof *rt);
-    rt->r = kb_router_new(ro, errstr, sizeof errstr);
-    if (!rt->r) {
-        fprintf(stderr, "router: %s\n", errstr);
-        return -1;
-    }
-    return pthread_create(&rt->tid, NULL, router_main, rt) ? -1 : 0;
-}
-
-static void router_stop(struct router_thread *rt)
-{
-    atomic_store(&rt->stop, 1);
-    pthread_join(rt->tid, NULL);
-    kb_router_destroy(rt->r);
 }
 
 static uint64_t stat_of(const atomic_uint_fast64_t *c)
