@@ -21,6 +21,8 @@
 #include <openssl/sha.h>
 
 #include "audit_int.h"
+#include "utf8.h"
+#include "validate_kernels.h" /* kb__utf8_scalar */
 
 void kb__audit_sha256(const void *data, size_t len, uint8_t out[KB_AUDIT_HASH_LEN])
 {
@@ -66,7 +68,6 @@ static void put_bytes(struct kb__audit_buf *b, const void *p, size_t n)
 }
 
 static int utf8_ok(const uint8_t *s, size_t n);
-static size_t utf8_seq(const uint8_t *s, size_t n);
 
 /*
  * Strings come from outside (ce_* headers, subscription files): the
@@ -84,7 +85,7 @@ static size_t escaped_len(const uint8_t *s, size_t n)
 {
     size_t out = 0;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = kb__utf8_seq(s + i, n - i, NULL);
         out += k ? (s[i] == '\\' ? 2 : k) : 4;
         i += k ? k : 1;
     }
@@ -103,7 +104,7 @@ static void put_str(struct kb__audit_buf *b, const char *s)
     static const char digits[] = "0123456789abcdef";
     put_long(b, (int64_t)escaped_len(u, n));
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k = kb__utf8_seq(u + i, n - i, NULL);
         if (!k) {
             uint8_t *o = b->p + b->len;
             o[0] = '\\';
@@ -258,49 +259,6 @@ static int get_int(struct rd *r, int32_t *out)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when the bytes
- * there are not one. Strict: no overlongs, no surrogates, nothing above
- * U+10FFFF (JSON output must stay valid). */
-static size_t utf8_seq(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t k;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) {
-        k = 1;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        k = 2;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (k >= n)
-        return 0;
-    for (size_t j = 1; j <= k; j++) {
-        if ((s[j] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[j] & 0x3f);
-    }
-    if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return k + 1;
-}
-
-static int utf8_full(const uint8_t *s, size_t n)
-{
-    for (size_t i = 0, k; i < n; i += k)
-        if (!(k = utf8_seq(s + i, n - i)))
-            return 0;
-    return 1;
-}
-
 /* The fields are almost always ASCII: OR the string together 8 bytes at a
  * time (the last word overlapping) and look at the high bits once; only a
  * string with a byte >= 0x80 takes the full check. */
@@ -321,7 +279,7 @@ static inline int utf8_ok(const uint8_t *s, size_t n)
         for (size_t i = 0; i < n; i++)
             acc |= s[i];
     }
-    return !(acc & 0x8080808080808080ull) || utf8_full(s, n);
+    return !(acc & 0x8080808080808080ull) || kb__utf8_scalar(s, n);
 }
 
 static int get_str(struct rd *r, struct kb_audit_str *out)

@@ -17,7 +17,7 @@
 #include <openssl/sha.h>
 
 #include "ketenbus/event.h"
-#include "validate_kernels.h" /* kb__utf8_scalar */
+#include "utf8.h"
 
 /* The ketenbus UUID namespace: a fixed random UUID, never to change, as
  * every event id ever issued is derived from it. */
@@ -66,34 +66,6 @@ size_t kb_event_headers(const struct kb_event_attrs *attrs, struct kb_header *ou
     return n;
 }
 
-/*
- * Whether @p n bytes are a CloudEvents String: well-formed UTF-8 without
- * the control characters U+0000-U+001F and U+007F-U+009F, which the spec
- * rules out. Attributes come from anyone who can write to a topic, and
- * every consumer downstream takes them as text: JSON (jansson refuses
- * what is not UTF-8), the audit record (its decoder refuses it too, so
- * one such byte would read as tampering forever), log lines and file
- * names. All ASCII, the usual case, costs one pass over the bytes.
- */
-static int attr_text_ok(const uint8_t *s, size_t n)
-{
-    int high = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < 0x20 || s[i] == 0x7f)
-            return 0;
-        high |= s[i] & 0x80;
-    }
-    if (!high)
-        return 1;
-    if (!kb__utf8_scalar(s, n))
-        return 0;
-    /* in well-formed UTF-8 the C1 controls are exactly C2 80 .. C2 9F */
-    for (size_t i = 0; i + 1 < n; i++)
-        if (s[i] == 0xc2 && s[i + 1] < 0xa0 && s[i + 1] >= 0x80)
-            return 0;
-    return 1;
-}
-
 static kb_err_t copy_attr(const struct kb_header *h, char *dst, size_t cap, char *errstr,
                           size_t errstr_size)
 {
@@ -103,8 +75,11 @@ static kb_err_t copy_attr(const struct kb_header *h, char *dst, size_t cap, char
     if (memchr(h->value, '\0', h->len))
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "header %s contains NUL",
                           h->name);
-    /* the value is not quoted: it may be the very bytes that are wrong */
-    if (!attr_text_ok((const uint8_t *)h->value, h->len))
+    /* A CloudEvents String: attributes come from anyone who can write to
+     * a topic, and everything downstream takes them as text (JSON, the audit
+     * record, log lines, file names). The value is not quoted: it may be the
+     * very bytes that are wrong. */
+    if (kb__utf8_text((const uint8_t *)h->value, h->len) != KB_TEXT_OK)
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                           "header %s is not UTF-8 text without control characters", h->name);
     memcpy(dst, h->value, h->len);

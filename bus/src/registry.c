@@ -46,6 +46,7 @@
 #include "ketenbus/log.h"
 #include "ketenbus/registry.h"
 #include "registry_int.h"
+#include "utf8.h"
 
 #define COMP          "registry"
 #define AUTO_ID_FLOOR 100000 /* ids below are for the kb.schemaId ranges of schemas/ */
@@ -69,39 +70,11 @@ static void status_set(struct kb_registry_status *st, int http, int code, const 
     kb__registry_utf8_clean(st->message);
 }
 
-/* Length of the UTF-8 sequence at @p p (shortest form, no surrogates, at most
- * U+10FFFF), 0 when invalid; *@p cp gets the code point. */
-static size_t utf8_seq(const unsigned char *p, uint32_t *cp)
-{
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF   ? 2
-               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
-               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
-                                              : 0;
-    if (!n)
-        return 0;
-    uint32_t c = p[0] & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80) /* also stops at the NUL */
-            return 0;
-        c = c << 6 | (p[i] & 0x3F);
-    }
-    if ((n == 3 && c < 0x800) || (n == 4 && (c < 0x10000 || c > 0x10FFFF)) ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 void kb__registry_utf8_clean(char *s)
 {
-    unsigned char *p = (unsigned char *)s;
+    unsigned char *p = (unsigned char *)s, *end = p + strlen(s);
     while (*p) {
-        uint32_t cp;
-        size_t n = utf8_seq(p, &cp);
+        size_t n = kb__utf8_seq(p, (size_t)(end - p), NULL);
         if (!n) {
             *p++ = '?';
             continue;
@@ -120,15 +93,11 @@ kb_err_t kb__registry_subject_check(const char *subject, struct kb_registry_stat
         why = "empty";
     else if (len > MAX_SUBJECT)
         why = "longer than 255 bytes";
-    for (const unsigned char *p = (const unsigned char *)subject; !why && *p;) {
-        uint32_t cp;
-        size_t n = utf8_seq(p, &cp);
-        if (!n)
-            why = "not valid UTF-8";
-        else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))
-            why = "contains a control character";
-        p += n;
-    }
+    enum kb__text_verdict text = why ? KB_TEXT_OK : kb__utf8_text((const uint8_t *)subject, len);
+    if (text == KB_TEXT_NOT_UTF8)
+        why = "not valid UTF-8";
+    else if (text == KB_TEXT_CONTROL)
+        why = "contains a control character";
     if (!why)
         return KB_OK;
     status_set(st, 422, 42201, "Invalid subject name: %s", why);
