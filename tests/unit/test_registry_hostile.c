@@ -377,10 +377,13 @@ static void costly_checks(void)
     json_decref(j);
     expect("POST", "/subjects/deep/versions", b3, 409, 409);
     CHECK_INT(call("POST", "/subjects/deep/versions", b2, NULL), 200);
+    /* Not a timing claim, a guard against the exponential walk coming back:
+     * without memoising, depth 24 took 40 s on a quiet machine and memoised
+     * under 1 ms; the bound leaves room for a loaded CI machine. */
     double dt = kb_test_now_s() - t0;
     if (dt > 5)
         fprintf(stderr, "deep schemas took %.1f s\n", dt);
-    CHECK(dt < 5);
+    CHECK(dt < 30);
     free(v1);
     free(v2);
     free(v3);
@@ -397,7 +400,9 @@ static void costly_checks(void)
     expect("POST", "/subjects/wide/versions", b2, 422, 42201);
     expect("POST", "/compatibility/subjects/wide/versions/latest", b2, 422, 42201);
     dt = kb_test_now_s() - t0;
-    CHECK(dt < 10);
+    if (dt > 10)
+        fprintf(stderr, "two refused wide schemas took %.1f s\n", dt);
+    CHECK(dt < 60); /* the budget is counted in steps, not seconds: this only catches a hang */
     /* the registry still answers */
     CHECK_INT(call("GET", "/subjects/wide/versions", NULL, NULL), 200);
     free(w1);
