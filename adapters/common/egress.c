@@ -12,7 +12,6 @@
  * would render the events behind it and commit past it, skipping it.
  */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +21,6 @@
 #include "egress.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/log.h"
-#include "ketenbus/validate.h"
 
 #define COMP "egress"
 #define SEEK_ATTEMPTS 3 /* seeks back to a failed event before the loop stops */
@@ -52,61 +50,12 @@ int kb_egress_name_ok(const char *name)
     return 1;
 }
 
-/* The validators of kb_egress_decode(): a process renders a handful of
- * schemas, so a short list searched in order will do. */
-struct egress_validator {
-    int32_t schema_id; /* registry id the validator was compiled for */
-    kb_validator_t *v; /* NULL: the schema does not compile (why says why) */
-    char why[256];     /* kb_validate_compile()'s reason when v is NULL */
-};
-static pthread_mutex_t validators_mu = PTHREAD_MUTEX_INITIALIZER; /* guards the two below */
-static struct egress_validator *validators;                       /* kept until the process exits */
-static size_t n_validators;
-
-/* The validator slot of @p schema, compiled on first use; NULL when out of
- * memory. Called with validators_mu held. */
-static const struct egress_validator *validator_of(const struct kb_schema *schema)
-{
-    for (size_t i = 0; i < n_validators; i++)
-        if (validators[i].schema_id == schema->id)
-            return &validators[i];
-    struct egress_validator *nv = realloc(validators, (n_validators + 1) * sizeof *nv);
-    if (!nv)
-        return NULL;
-    validators = nv;
-    struct egress_validator *ev = &validators[n_validators];
-    memset(ev, 0, sizeof *ev);
-    ev->schema_id = schema->id;
-    ev->v = kb_validate_compile(schema->json, NULL, ev->why, sizeof ev->why);
-    if (!ev->v)
-        KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are quarantined",
-                   "schema_id=%" PRId32 " error=\"%s\"", schema->id, ev->why);
-    n_validators++;
-    return ev;
-}
-
 kb_err_t kb_egress_decode(const struct kb_schema *schema, const uint8_t *payload, size_t len,
                           avro_value_t *value, char *errstr, size_t errstr_size)
 {
-    pthread_mutex_lock(&validators_mu);
-    const struct egress_validator *ev = validator_of(schema);
-    /* Validators are immutable and never freed: usable after the unlock. */
-    const kb_validator_t *v = ev ? ev->v : NULL;
-    kb_err_t err = KB_OK;
-    if (!ev)
-        err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    else if (!v)
-        err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                         "schema %" PRId32 " does not compile into a validator: %s", schema->id,
-                         ev->why);
-    pthread_mutex_unlock(&validators_mu);
+    kb_err_t err = kb_schema_check(schema, payload, len, errstr, errstr_size);
     if (err)
         return err;
-    struct kb_validate_result vr;
-    if (kb_validate(v, payload, len, &vr) != KB_OK)
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                          "payload fails schema %" PRId32 ": %s at %s (offset %zu): %s", schema->id,
-                          vr.rule, vr.path[0] ? vr.path : "top level", vr.offset, vr.message);
     avro_value_t decoded;
     if (avro_generic_value_new(schema->iface, &decoded))
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");

@@ -24,40 +24,13 @@
 #include "ketenbus/validate.h"
 #include "match.h"
 
-struct gate {
-    int32_t schema_id;
-    kb_validator_t *v; /* NULL: the schema does not compile; its events are rejected */
-};
-
 struct dry {
     const struct kb_dryrun_opts *o;
     kb_matcher_t *matcher;
-    const struct kb_sub **hits;  /* one per subscription: every match fits */
-    struct gate *gates;
-    size_t n_gates;
+    const struct kb_sub **hits; /* one per subscription: every match fits */
     kb_idset_t *seen;
     struct kb_dryrun_result *res;
 };
-
-static const kb_validator_t *gate_of(struct dry *d, const struct kb_schema *schema)
-{
-    for (size_t i = 0; i < d->n_gates; i++)
-        if (d->gates[i].schema_id == schema->id)
-            return d->gates[i].v;
-    char errstr[256];
-    kb_validator_t *v = kb_validate_compile(schema->json, NULL, errstr, sizeof errstr);
-    if (!v)
-        KB_LOG_WARN("dryrun", "schema does not compile: its events count as rejected",
-                    "schema_id=%" PRId32, schema->id);
-    struct gate *ng = realloc(d->gates, (d->n_gates + 1) * sizeof *ng);
-    if (!ng) {
-        kb_validate_destroy(v);
-        return NULL;
-    }
-    d->gates = ng;
-    d->gates[d->n_gates++] = (struct gate){schema->id, v};
-    return v;
-}
 
 /* Append @p s to the growing string *buf. */
 static int append(char **buf, size_t *len, size_t *cap, const char *s)
@@ -145,7 +118,8 @@ static void judge(struct dry *d, const rd_kafka_message_t *m)
     }
     const struct kb_schema *schema = in.schema;
     const struct kb_event_attrs *attrs = &in.attrs;
-    const kb_validator_t *v = gate_of(d, schema);
+    /* a schema that does not compile: its events are rejected, as the router's */
+    const kb_validator_t *v = kb_schema_validator(schema, NULL);
     if (!v || kb_validate(v, in.payload, in.plen, NULL) != KB_OK) {
         r->rejected++, r->rej_validate++;
         return;
@@ -386,9 +360,6 @@ out:
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
     }
-    for (size_t i = 0; i < d.n_gates; i++)
-        kb_validate_destroy(d.gates[i].v);
-    free(d.gates);
     kb__idset_destroy(d.seen);
     kb_matcher_destroy(d.matcher);
     free(d.hits);

@@ -155,10 +155,13 @@ kb_err_t kb_avro_event_json(const kb_schemas_t *schemas, const void *value, size
         return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "unknown schema id %d", (int)id);
     if (schema_id)
         *schema_id = id;
+    kb_err_t err = kb_schema_check(schema, payload, plen, errstr, errstr_size);
+    if (err)
+        return err;
     avro_value_t v;
     if (avro_generic_value_new(schema->iface, &v))
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "avro value allocation failed");
-    kb_err_t err = kb_schema_decode(schema, payload, plen, &v, errstr, errstr_size);
+    err = kb_schema_decode(schema, payload, plen, &v, errstr, errstr_size);
     if (!err) {
         *out = kb_avro_to_json(&v);
         if (!*out)

@@ -76,16 +76,15 @@ kb_err_t kb__projections_register(const struct kb_kafka_opts *kafka, const struc
     size_t n = 0;
     for (size_t s = 0; s < kb_schemas_count(schemas) && !err; s++) {
         const struct kb_schema *schema = kb_schemas_at(schemas, s);
-        kb_validator_t *v = NULL;
+        const kb_validator_t *v = NULL;
         for (size_t i = 0; i < subs->n && !err; i++) {
             const struct kb_sub *sub = &subs->items[i];
             if (!projects(sub) || !kb_sub_wants(sub, schema->type))
                 continue;
-            if (!v && !(v = kb_validate_compile(schema->json, NULL, rerr, sizeof rerr)))
+            if (!v && !(v = kb_schema_validator(schema, NULL)))
                 break; /* the router dead-letters this schema's events (gate_of) */
             err = register_one(reg, sub, schema, v, key, key_len, &n, errstr, errstr_size);
         }
-        kb_validate_destroy(v);
     }
     kb_registry_destroy(reg);
     if (!err)

@@ -74,7 +74,7 @@ struct plan {
 /* Compiled gate and view per schema id, made on first use. */
 struct schema_state {
     int32_t schema_id;
-    kb_validator_t *v;
+    const kb_validator_t *v; /* kb_schema_validator()'s; NULL: does not compile */
     struct kb__sub_view view;
     int view_ok;
 };
@@ -279,7 +279,10 @@ static struct schema_state *state_of(struct replay *rp, const struct kb_schema *
     struct schema_state *st = &ns[rp->n_states];
     memset(st, 0, sizeof *st);
     st->schema_id = schema->id;
-    st->v = kb_validate_compile(schema->json, NULL, errstr, errstr_size);
+    const char *why = NULL;
+    st->v = kb_schema_validator(schema, &why);
+    if (!st->v)
+        snprintf(errstr, errstr_size, "%s", why ? why : "out of memory");
     if (st->v && !kb__sub_view_init(&st->view, rp->sub, schema, st->v, rp->o->subject_key,
                                     rp->o->subject_key_len, errstr, errstr_size))
         st->view_ok = 1;
@@ -747,7 +750,6 @@ out:
     for (size_t i = 0; i < rp.n_states; i++) {
         if (rp.states[i].view_ok)
             kb__sub_view_fini(&rp.states[i].view);
-        kb_validate_destroy(rp.states[i].v);
     }
     free(rp.states);
     kb__sub_view_bufs_fini(&rp.bufs);

@@ -120,11 +120,12 @@ struct inflight {
     size_t n_ids;                /* its ids: the first n_ids of pending */
 };
 
-/* The validator of one schema, compiled once (invariant: schema ids are
- * immutable, so a compiled gate never goes stale). */
+/* What the router keeps per schema: its validator, compiled once
+ * (invariant: schema ids are immutable, so a compiled gate never goes
+ * stale), and the series its events are counted in. */
 struct gate {
     int32_t schema_id;
-    kb_validator_t *v;           /* NULL: the schema did not compile (why is logged) */
+    const kb_validator_t *v;     /* kb_schema_validator()'s; NULL: did not compile (logged) */
     char in_topic[256];          /* input topic of in_series ("" none yet) */
     kb_series_t *in_series;      /* kb_events_in_total{source, this schema's type} */
 };
@@ -148,7 +149,7 @@ struct kb_router {
     char group_buf[128];         /* default group id: <prefix>-route */
     char pattern_buf[200];       /* default input regex: ^<prefix>\.in\..* */
     char dlq_buf[128];           /* default DLQ topic: <prefix>.dlq */
-    struct gate *gates;          /* compiled validator per schema id, made on first use */
+    struct gate *gates;          /* per schema id, made on first use */
     size_t n_gates;
     kb_series_t *audit_series[8]; /* kb_audit_records_total per outcome, on first use */
     struct kb__sub_view **views; /* view per (subscription, schema), made on first use,
@@ -1277,8 +1278,6 @@ static void views_clear(kb_router_t *r)
 
 static void gates_clear(kb_router_t *r)
 {
-    for (size_t i = 0; i < r->n_gates; i++)
-        kb_validate_destroy(r->gates[i].v);
     free(r->gates);
     r->gates = NULL;
     r->n_gates = 0;
@@ -1302,11 +1301,10 @@ static struct gate *gate_of(kb_router_t *r, const struct kb_schema *schema)
     if (!ng)
         return NULL;
     r->gates = ng;
-    char errstr[512];
-    kb_validator_t *v = kb_validate_compile(schema->json, NULL, errstr, sizeof errstr);
-    if (!v)
-        KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are dead-lettered",
-                   "schema_id=%" PRId32 " error=\"%s\"", schema->id, errstr);
+    const char *why = NULL;
+    const kb_validator_t *v = kb_schema_validator(schema, &why);
+    if (!v && !why)
+        return NULL; /* out of memory: the batch is retried */
     r->gates[r->n_gates] = (struct gate){.schema_id = schema->id, .v = v};
     return &r->gates[r->n_gates++];
 }

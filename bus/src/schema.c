@@ -20,6 +20,7 @@
 #include "ketenbus/http.h"
 #include "ketenbus/log.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/validate.h"
 
 #define COMP             "schema"
 #define MISS_SLOTS       64 /* ids recently not found in the registry */
@@ -38,8 +39,23 @@ struct kb_schemas {
     size_t miss_next;            /* next slot to overwrite */
 };
 
+/* What kb_schema_validator() made of a schema: published once, then read
+ * without a lock. */
+struct kb__schema_check {
+    kb_validator_t *v; /* NULL: the schema does not compile */
+    char why[256];     /* kb_validate_compile()'s reason when v is NULL */
+};
+
+/* Serialises compiling: two threads asking for one schema at once must not
+ * both publish. Compiling is rare (once per schema), so one lock will do. */
+static pthread_mutex_t check_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void schema_fini(struct kb_schema *sc)
 {
+    if (sc->check) {
+        kb_validate_destroy(sc->check->v);
+        free(sc->check);
+    }
     if (sc->iface)
         avro_value_iface_decref(sc->iface);
     if (sc->avro)
@@ -449,6 +465,45 @@ const struct kb_schema *kb_schemas_at(const kb_schemas_t *cs, size_t i)
     const struct kb_schema *sc = i < s->n ? s->items[i] : NULL;
     pthread_mutex_unlock(&s->mu);
     return sc;
+}
+
+const struct kb_validator *kb_schema_validator(const struct kb_schema *cschema, const char **why)
+{
+    struct kb_schema *schema = (struct kb_schema *)cschema; /* logically const: a cache */
+    struct kb__schema_check *c = __atomic_load_n(&schema->check, __ATOMIC_ACQUIRE);
+    if (!c) {
+        pthread_mutex_lock(&check_mu);
+        c = schema->check;
+        if (!c && (c = calloc(1, sizeof *c))) {
+            c->v = kb_validate_compile(schema->json, NULL, c->why, sizeof c->why);
+            if (!c->v)
+                KB_LOG_ERR(COMP, "schema does not compile into a validator; its events are refused",
+                           "schema_id=%d error=\"%s\"", (int)schema->id, c->why);
+            __atomic_store_n(&schema->check, c, __ATOMIC_RELEASE);
+        }
+        pthread_mutex_unlock(&check_mu);
+    }
+    if (why)
+        *why = c && !c->v ? c->why : NULL;
+    return c ? c->v : NULL;
+}
+
+kb_err_t kb_schema_check(const struct kb_schema *schema, const uint8_t *payload, size_t len,
+                         char *errstr, size_t errstr_size)
+{
+    const char *why = NULL;
+    const kb_validator_t *v = kb_schema_validator(schema, &why);
+    if (!v && !why)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    if (!v)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "schema %d does not compile into a validator: %s", (int)schema->id, why);
+    struct kb_validate_result vr;
+    if (kb_validate(v, payload, len, &vr) != KB_OK)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "payload fails schema %d: %s at %s (offset %zu): %s", (int)schema->id,
+                          vr.rule, vr.path[0] ? vr.path : "top level", vr.offset, vr.message);
+    return KB_OK;
 }
 
 kb_err_t kb_schema_encode(const struct kb_schema *schema, avro_value_t *value, uint8_t **out,

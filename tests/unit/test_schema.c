@@ -3,14 +3,21 @@
  * test_schema.c - the schemas/ folder as schema source: lookups by id and
  * type, broken folders under tests/unit/data/schema, and an exact Avro
  * encoding of a persoon-geboren value (expected bytes written by hand with
- * python's zigzag varints) that decodes back field by field.
+ * python's zigzag varints) that decodes back field by field; the one
+ * compiled validator per schema (kb_schema_validator, kb_schema_check) and
+ * kb_avro_event_json refusing what it refuses before avro-c sees it.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <pthread.h>
+
 #include "kb_test.h"
+#include "test_birth_event.h"
+#include "ketenbus/avro_json.h"
 #include "ketenbus/event.h"
 #include "ketenbus/schema.h"
 
@@ -310,6 +317,82 @@ out:
     kb_schemas_destroy(s);
 }
 
+static void *validator_thread(void *arg)
+{
+    return (void *)kb_schema_validator(arg, NULL);
+}
+
+static void test_validator(void)
+{
+    char dir[1200], errstr[512] = "";
+    snprintf(dir, sizeof dir, "%s/schemas", src_dir);
+    kb_schemas_t *s = kb_schemas_load_dir(dir, errstr, sizeof errstr);
+    CHECK(s != NULL);
+    const struct kb_schema *sc = s ? kb_schemas_by_id(s, 1001) : NULL;
+    CHECK(sc != NULL);
+    if (!sc)
+        goto out;
+    /* Compiled once, whoever asks first: two threads at once get one. */
+    pthread_t t[2];
+    void *got[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++)
+        CHECK_INT(pthread_create(&t[i], NULL, validator_thread, (void *)sc), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], &got[i]);
+    const char *why = "unset";
+    const struct kb_validator *v = kb_schema_validator(sc, &why);
+    CHECK(v != NULL);
+    CHECK(why == NULL);
+    CHECK(got[0] == v && got[1] == v);
+
+    /* Bytes avro-c would decode but the schema forbids: refused with the
+     * validator's words, by kb_schema_check and by kb_avro_event_json. */
+    static const char *const parents[] = {"999990019"};
+    size_t good_len, bad_len;
+    uint8_t *good = test_birth_value(sc, "999995303", parents, 1, "good", &good_len);
+    uint8_t *bad = test_birth_value(sc, "999995304", parents, 1, "bad", &bad_len);
+    CHECK(good && bad);
+    if (!good || !bad)
+        goto free_values;
+    CHECK_INT(kb_schema_check(sc, good + 5, good_len - 5, errstr, sizeof errstr), KB_OK);
+    errstr[0] = '\0';
+    CHECK_INT(kb_schema_check(sc, bad + 5, bad_len - 5, errstr, sizeof errstr), KB_ERR_INVALID);
+    CHECK(strstr(errstr, "payload fails schema 1001") != NULL);
+    CHECK(strstr(errstr, "kind.bsn") != NULL);
+    json_t *j = NULL;
+    int32_t id = 0;
+    CHECK_INT(kb_avro_event_json(s, good, good_len, &j, &id, errstr, sizeof errstr), KB_OK);
+    CHECK(j != NULL);
+    CHECK_INT(id, 1001);
+    json_decref(j);
+    j = NULL;
+    errstr[0] = '\0';
+    CHECK_INT(kb_avro_event_json(s, bad, bad_len, &j, NULL, errstr, sizeof errstr),
+              KB_ERR_INVALID);
+    CHECK(j == NULL);
+    CHECK(strstr(errstr, "kind.bsn") != NULL);
+free_values:
+    free(good);
+    free(bad);
+
+    /* A schema text the validator cannot compile: NULL with the reason,
+     * the same on every call, and its payloads refused as never valid. */
+    struct kb_schema broken = {.id = 77, .type = "t", .json = (char *)"{\"type\": 17}"};
+    why = NULL;
+    CHECK(kb_schema_validator(&broken, &why) == NULL);
+    CHECK(why != NULL && why[0] != '\0');
+    const char *why2 = NULL;
+    CHECK(kb_schema_validator(&broken, &why2) == NULL);
+    CHECK(why2 == why);
+    errstr[0] = '\0';
+    CHECK_INT(kb_schema_check(&broken, (const uint8_t *)"\0", 1, errstr, sizeof errstr),
+              KB_ERR_INVALID);
+    CHECK(strstr(errstr, "does not compile") != NULL);
+    free(broken.check); /* schema_fini's part for a set-less schema (no validator in it) */
+out:
+    kb_schemas_destroy(s);
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -317,5 +400,6 @@ int main(void)
     test_load_repo_schemas();
     test_load_errors();
     test_round_trip();
+    test_validator();
     KB_TEST_DONE();
 }

@@ -27,10 +27,12 @@ json_t *kb_avro_to_json(avro_value_t *v);
 /**
  * The payload of a Confluent-framed event @p value as a new JSON value in
  * *@p out, decoded with its registered schema (whose id goes to
- * *@p schema_id when that is not NULL). KB_ERR_INVALID for a value without
- * the framing or one that does not decode, KB_ERR_SCHEMA for an unknown
- * schema id. The payload must have passed the router's gate: avro-c is not
- * hardened against hostile bytes.
+ * *@p schema_id when that is not NULL). The payload is checked with the
+ * schema's validator first (kb_schema_check()): avro-c is not hardened
+ * against hostile bytes, and a topic's bytes may come from anyone allowed
+ * to write to it. KB_ERR_INVALID for a value without the framing, one the
+ * validator refuses (with its reason) or one that does not decode;
+ * KB_ERR_SCHEMA for an unknown schema id; KB_ERR_NOMEM.
  */
 kb_err_t kb_avro_event_json(const kb_schemas_t *schemas, const void *value, size_t len,
                             json_t **out, int32_t *schema_id, char *errstr, size_t errstr_size);

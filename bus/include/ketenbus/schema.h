@@ -23,6 +23,9 @@
 
 #include "ketenbus/err.h"
 
+struct kb__schema_check; /* schema.c */
+struct kb_validator;     /* ketenbus/validate.h's kb_validator_t */
+
 struct kb_schema {
     int32_t id;                /* registry id, as written in the Confluent framing */
     char *type;                /* CloudEvents type this schema carries ("kb.eventType") */
@@ -31,6 +34,7 @@ struct kb_schema {
                                 * (avro-c drops the kb.* constraint attributes) */
     avro_schema_t avro;        /* the parsed schema (owned) */
     avro_value_iface_t *iface; /* generic value class of avro (owned) */
+    struct kb__schema_check *check; /* kb_schema_validator()'s, made on first use (owned) */
 };
 
 typedef struct kb_schemas kb_schemas_t; /* opaque: a set of schemas */
@@ -79,6 +83,28 @@ const struct kb_schema *kb_schemas_by_type(const kb_schemas_t *s, const char *ty
 
 /** Number of schemas loaded. */
 size_t kb_schemas_count(const kb_schemas_t *s);
+
+/**
+ * The compiled validator of @p schema (kb_validate_compile() of its json,
+ * default options), compiled on first use and kept as long as the schema.
+ * A schema id names one text for good, so every part of a process (router
+ * gate, dry-run, replay, egress, webhook delivery, projections) shares this
+ * one instead of compiling its own. NULL when the schema does not compile
+ * (*why, if given, is the reason, and the error is logged once) or when out
+ * of memory (*why NULL; the next call tries again). Thread-safe.
+ */
+const struct kb_validator *kb_schema_validator(const struct kb_schema *schema, const char **why);
+
+/**
+ * Check the Avro binary @p payload (framing already removed) with @p
+ * schema's validator (kb_schema_validator()), as every reader must before
+ * avro-c decodes bytes that came from a topic: avro-c is not hardened
+ * against hostile bytes. KB_ERR_INVALID with the validator's reason (rule,
+ * field path, offset) or when the schema does not compile (never worth a
+ * retry); KB_ERR_NOMEM (worth one).
+ */
+kb_err_t kb_schema_check(const struct kb_schema *schema, const uint8_t *payload, size_t len,
+                         char *errstr, size_t errstr_size);
 
 /**
  * Encode @p value (made from @p schema's iface) as Avro binary with the
