@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,21 @@
 #include <unistd.h>
 
 #include "adapter_metrics.h"
+#include "ingress.h"
 #include "ketenbus/log.h"
 #include "spool.h"
 
 #define COMP "spool"
 #define QUARANTINE_REASON_MAX (128u << 10) /* bytes of a .reason file, newline included */
 #define MAX_SUFFIX 99999 /* <name>.1 ... <name>.99999: a name reused daily for centuries */
+/* Hex digits of the name's SHA-256 in a name cut to fit (see candidate()). */
+#define HASH_HEX              8
+#define REASON_EXT            ".reason"
+/* Longest name of a file in done/, and in quarantine/, where <name>.reason
+ * and the temp file kb_file_write_atomic() writes first, ".<name>.reason.tmp",
+ * must fit NAME_MAX too. */
+#define DONE_NAME_MAX         ((size_t)NAME_MAX)
+#define QUARANTINE_NAME_MAX   ((size_t)NAME_MAX - (sizeof "." REASON_EXT ".tmp" - 1))
 
 static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
 
@@ -354,27 +364,52 @@ static int taken(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Candidate @p k for @p name in @p sub: "<name>" or "<name>.<k>", as name
- * (@p cand) and path (@p path). 0 when they do not fit. */
+/*
+ * Candidate @p k for @p name in @p sub: "<name>" or "<name>.<k>", as name
+ * (@p cand) and path (@p path). 0 when they do not fit @p cand_size.
+ *
+ * A candidate longer than @p max_len bytes (a name near NAME_MAX that cannot
+ * take its suffix, or its ".reason") would fail every move, scan after scan.
+ * It becomes "<prefix>~<hash>" or "<prefix>~<hash>.<k>" instead: <prefix> is
+ * the start of the name, cut before a UTF-8 sequence so the name stays text,
+ * and <hash> the first HASH_HEX digits of the SHA-256 of the whole name, so
+ * the archived file can still be told from the name the sender gave it.
+ * Uniqueness does not rest on the hash: a taken candidate is skipped anyway.
+ */
 static int candidate(const struct kb_spool *sp, const char *sub, const char *name, unsigned k,
-                     char *cand, size_t cand_size, char *path, size_t path_size)
+                     size_t max_len, char *cand, size_t cand_size, char *path, size_t path_size)
 {
-    int n = k ? snprintf(cand, cand_size, "%s.%u", name, k) : snprintf(cand, cand_size, "%s", name);
+    char suffix[16] = "";
+    if (k)
+        snprintf(suffix, sizeof suffix, ".%u", k);
+    size_t len = strlen(name), slen = strlen(suffix);
+    int n;
+    if (len + slen <= max_len) {
+        n = snprintf(cand, cand_size, "%s%s", name, suffix);
+    } else {
+        char sha[65];
+        size_t keep = max_len - (1 + HASH_HEX) - slen;
+        while (keep && ((unsigned char)name[keep] & 0xc0) == 0x80)
+            keep--;
+        kb_sha256_hex(name, len, sha);
+        n = snprintf(cand, cand_size, "%.*s~%.*s%s", (int)keep, name, HASH_HEX, sha, suffix);
+    }
     if (n < 0 || (size_t)n >= cand_size)
         return 0;
     kb_spool_path(sp, sub, cand, path, path_size);
     return path[0] != '\0';
 }
 
-/* A suffixed candidate is also taken while a file of that very name waits
- * in in/: it will want that name itself (see spool.h). */
-static int candidate_taken(const struct kb_spool *sp, const char *cand, unsigned k,
+/* A candidate other than the name itself (suffixed or shortened) is also
+ * taken while a file of that very name waits in in/: it will want that name
+ * itself (see spool.h). */
+static int candidate_taken(const struct kb_spool *sp, const char *name, const char *cand,
                            const char *path)
 {
     char in_path[2600];
     if (taken(path))
         return 1;
-    if (!k)
+    if (!strcmp(cand, name))
         return 0;
     kb_spool_path(sp, "in", cand, in_path, sizeof in_path);
     return taken(in_path);
@@ -385,9 +420,9 @@ kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *o
 {
     char path[2600];
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
-        if (!candidate(sp, "done", name, k, out, out_size, path, sizeof path))
+        if (!candidate(sp, "done", name, k, DONE_NAME_MAX, out, out_size, path, sizeof path))
             return KB_ERR_RANGE;
-        if (!candidate_taken(sp, out, k, path))
+        if (!candidate_taken(sp, name, out, path))
             return KB_OK;
     }
     return KB_ERR_RANGE;
@@ -400,9 +435,9 @@ static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, co
 {
     char to_path[2600], to_dir[2200];
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
-        if (!candidate(sp, to_sub, name, k, out, out_size, to_path, sizeof to_path))
+        if (!candidate(sp, to_sub, name, k, DONE_NAME_MAX, out, out_size, to_path, sizeof to_path))
             return KB_ERR_RANGE;
-        if (candidate_taken(sp, out, k, to_path))
+        if (candidate_taken(sp, name, out, to_path))
             continue;
         if (rename_noreplace(from_path, to_path) != 0) {
             if (errno == EEXIST) /* appeared since the look: next one */
@@ -504,10 +539,11 @@ static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_pat
     char qname[600], qpath[2600], rpath[2700], qdir[2200];
     kb_spool_path(sp, "quarantine", NULL, qdir, sizeof qdir);
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
-        if (!candidate(sp, "quarantine", name, k, qname, sizeof qname, qpath, sizeof qpath))
+        if (!candidate(sp, "quarantine", name, k, QUARANTINE_NAME_MAX, qname, sizeof qname, qpath,
+                       sizeof qpath))
             return KB_ERR_RANGE;
-        snprintf(rpath, sizeof rpath, "%s.reason", qpath);
-        if (candidate_taken(sp, qname, k, qpath) || taken(rpath))
+        snprintf(rpath, sizeof rpath, "%s%s", qpath, REASON_EXT);
+        if (candidate_taken(sp, name, qname, qpath) || taken(rpath))
             continue;
         kb_err_t err = kb_file_write_atomic(rpath, line, n);
         if (err)
@@ -554,9 +590,10 @@ int kb_spool_quarantined_before(const struct kb_spool *sp, const char *name, con
     /* Candidates are taken in order (quarantine_move), so the first one
      * free of both file and reason ends the search. */
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
-        if (!candidate(sp, "quarantine", name, k, cand, sizeof cand, path, sizeof path))
+        if (!candidate(sp, "quarantine", name, k, QUARANTINE_NAME_MAX, cand, sizeof cand, path,
+                       sizeof path))
             return 0;
-        snprintf(rpath, sizeof rpath, "%s.reason", path);
+        snprintf(rpath, sizeof rpath, "%s%s", path, REASON_EXT);
         if (!taken(path) && !taken(rpath))
             return 0;
         if (same_bytes(path, data, len))

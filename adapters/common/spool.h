@@ -72,6 +72,10 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
  * events point at. A taken name gets a numeric suffix: <name>.1, <name>.2,
  * ..., skipping suffixed names that are still waiting in in/ (so that every
  * name's place can be told before any file moves, see kb_spool_done_name()).
+ * A name that would then exceed NAME_MAX (in quarantine/: with ".reason" and
+ * the temp file written before it) is cut and marked with the SHA-256 of the
+ * whole name: <start of name>~<8 hex digits>[.<N>]; a cut quarantined file
+ * keeps its own .reason beside it, under that cut name.
  */
 
 /**
