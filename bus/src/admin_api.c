@@ -174,6 +174,7 @@ static void run_audit(kb_admin_t *a)
         .public_key_files = a->o.audit_public_keys,
         .n_public_keys = a->o.n_audit_public_keys,
         .max_seconds = a->o.audit_max_seconds,
+        .router_group = a->o.router_group,
     };
     int64_t started = kb_wall_ms();
     json_t *r = kb_audit_status_verify(&so, errstr, sizeof errstr);

@@ -4,8 +4,12 @@
  * public verifier (audit.h), summarised as JSON for GET /admin/audit/status:
  * chains, records, checkpoints, problems and retention findings. Like
  * `audit verify` it reports a deleted head (a partition starting above
- * offset 0). It does not do verify's tail check against the router
- * group's committed offsets: run `audit verify` for that.
+ * offset 0) and, with verify's own code (kb_audit_committed_snapshot), a
+ * tail cut off together with its checkpoints: a chain ending below the
+ * router group's committed input offset. It runs on the admin API's worker
+ * thread, never on the HTTP thread, and within its deadline: the two Kafka
+ * round trips of the tail check wait at most TAIL_CHECK_MAX_MS each, and
+ * when they fail the tail check is "unknown" and the result never OK.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -15,9 +19,13 @@
 #include "ketenbus/audit.h"
 #include "ketenbus/clock.h"
 
+/* Longest wait of each Kafka round trip of the tail check (as `audit verify`). */
+#define TAIL_CHECK_MAX_MS 10000
+
 struct ctx {
     kb_audit_verifier_t *v;
     rd_kafka_t *rk;   /* input watermarks */
+    rd_kafka_topic_partition_list_t *committed; /* router group's offsets before the scan */
     kb_err_t err;
     int64_t deadline; /* CLOCK_MONOTONIC ms */
     int cut;          /* stopped at the deadline */
@@ -26,6 +34,11 @@ struct ctx {
 static int64_t input_low(void *opaque, const char *topic, int32_t partition)
 {
     return kb_audit_input_low_of(((struct ctx *)opaque)->rk, topic, partition);
+}
+
+static int64_t input_committed(void *opaque, const char *topic, int32_t partition)
+{
+    return kb_audit_committed_of(((struct ctx *)opaque)->committed, topic, partition);
 }
 
 /* Each audit partition's start, as `audit verify` checks it: the topic
@@ -82,8 +95,16 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
         kb_topic_name(tbuf, sizeof tbuf, "audit");
         topic = tbuf;
     }
+    char gbuf[200], tail_error[512] = "";
+    const char *group = o->router_group;
+    if (!group) {
+        snprintf(gbuf, sizeof gbuf, "%s-route", kb_topic_prefix());
+        group = gbuf;
+    }
     struct ctx c = {0};
     json_t *out = NULL;
+    int64_t t0 = kb_mono_ms();
+    c.deadline = t0 + 1000LL * (o->max_seconds > 0 ? o->max_seconds : 120);
     c.rk = kb__admin_reader_new(o->kafka, errstr, errstr_size);
     if (!c.rk)
         return NULL;
@@ -94,11 +115,21 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
         .input_low = input_low,
         .opaque = &c,
     };
+    /* The offsets before the scan, as `audit verify` reads them; within
+     * the deadline, and never failing the whole status: the rest of the
+     * verification is still worth showing beside an "unknown" tail check. */
+    if (strcmp(group, "-")) {
+        int64_t left = c.deadline - kb_mono_ms();
+        int wait_ms = left < TAIL_CHECK_MAX_MS ? (int)(left > 0 ? left : 0) : TAIL_CHECK_MAX_MS;
+        if (kb_audit_committed_snapshot(o->kafka, group, wait_ms, &c.committed, tail_error,
+                                        sizeof tail_error) == KB_OK)
+            vo.input_committed = input_committed;
+        else if (!tail_error[0])
+            snprintf(tail_error, sizeof tail_error, "cannot read the committed offsets");
+    }
     c.v = kb_audit_verifier_new(&vo, errstr, errstr_size);
     if (!c.v)
         goto out_rk;
-    int64_t t0 = kb_mono_ms();
-    c.deadline = t0 + 1000LL * (o->max_seconds > 0 ? o->max_seconds : 120);
     kb_err_t err = partition_starts(&c, topic, errstr, errstr_size);
     if (!err)
         err = kb_audit_scan(o->kafka, topic, 0, 0, feed, &c, errstr, errstr_size);
@@ -131,6 +162,16 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
                                                                         : ch[i].gone),
                                      "topic_gone", ch[i].input_low == -2));
     }
+    /* A cut run does not finish, so neither does its tail check. */
+    const char *tail_state = !strcmp(group, "-") ? "off"
+                             : !c.committed      ? "unknown"
+                             : c.cut             ? "not run"
+                                                 : "done";
+    json_t *tail = json_pack("{s:s, s:s}", "state", tail_state, "group", group);
+    if (tail && c.committed)
+        json_object_set_new(tail, "input_partitions", json_integer(c.committed->cnt));
+    if (tail && tail_error[0])
+        json_object_set_new(tail, "error", json_string(tail_error));
     size_t max = o->max_problems ? o->max_problems : 50;
     for (size_t i = 0; i < n_problems && i < max; i++)
         json_array_append_new(
@@ -138,18 +179,25 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
                                 kb_audit_problem_name(pr[i].kind), "partition",
                                 (int)pr[i].partition, "offset", (json_int_t)pr[i].offset,
                                 "chain", pr[i].chain, "what", pr[i].what));
-    out = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:i, s:I, s:o, s:o, s:o, s:f, s:i}",
-                    "result", n_problems ? "FAILED" : c.cut ? "INCOMPLETE" : "OK", "topic",
-                    topic, "complete", !c.cut, "messages", (json_int_t)msgs, "records",
-                    (json_int_t)recs, "checkpoints", (json_int_t)cps, "chains_total",
-                    (int)n_chains, "problems_total", (json_int_t)n_problems, "chains", chains,
-                    "problems", problems, "retention", retention, "seconds",
+    /* Not OK while a check could not run: an unread tail is no clean one. */
+    int unknown = c.cut || !strcmp(tail_state, "unknown");
+    out = json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:i, s:I, s:o, s:o, s:o, s:o, s:f, s:i}",
+                    "result",
+                    n_problems ? "FAILED"
+                    : unknown  ? "INCOMPLETE"
+                               : "OK",
+                    "topic", topic, "complete", !c.cut, "messages", (json_int_t)msgs, "records",
+                    (json_int_t)recs, "checkpoints", (json_int_t)cps, "chains_total", (int)n_chains,
+                    "problems_total", (json_int_t)n_problems, "chains", chains, "problems",
+                    problems, "retention", retention, "tail_check", tail, "seconds",
                     (double)(kb_mono_ms() - t0) / 1000.0, "trusted_keys", (int)o->n_public_keys);
     if (!out)
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
 out_v:
     kb_audit_verifier_destroy(c.v);
 out_rk:
+    if (c.committed)
+        rd_kafka_topic_partition_list_destroy(c.committed);
     kb__admin_reader_destroy(c.rk);
     return out;
 }

@@ -1321,3 +1321,71 @@ int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic)
     (void)topic;
     return 1; /* see audit.h: the rule holds for any whole-trail read */
 }
+
+/*
+ * The router group's committed offsets of every <prefix>.in.* partition,
+ * read before the scan: the router commits an offset in the transaction
+ * that writes the audit records below it, so every chain read afterwards
+ * must reach it. Offsets committed while the scan runs are newer than the
+ * trail it reads, so they are not asked for. read_committed makes
+ * librdkafka ask for stable offsets (none of an open transaction). Any
+ * failure is an error: the check must not pass by not running.
+ */
+kb_err_t kb_audit_committed_snapshot(const struct kb_kafka_opts *kafka, const char *group,
+                                     int timeout_ms, rd_kafka_topic_partition_list_t **out,
+                                     char *errstr, size_t errstr_size)
+{
+    char prefix[256];
+    kb_topic_name(prefix, sizeof prefix, "in.");
+    rd_kafka_t *rk = kb_kafka_scanner_new(kafka, group, errstr, errstr_size);
+    if (!rk)
+        return KB_ERR_KAFKA;
+    const struct rd_kafka_metadata *md = NULL;
+    kb_err_t err = KB_OK;
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (rerr) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                         "cannot list the input topics for the tail check: %s",
+                         rd_kafka_err2str(rerr));
+        goto out;
+    }
+    for (int t = 0; t < md->topic_cnt; t++)
+        if (!strncmp(md->topics[t].topic, prefix, strlen(prefix)) && !md->topics[t].err)
+            for (int p = 0; p < md->topics[t].partition_cnt; p++)
+                rd_kafka_topic_partition_list_add(parts, md->topics[t].topic,
+                                                  md->topics[t].partitions[p].id);
+    if (parts->cnt && (rerr = rd_kafka_committed(rk, parts, timeout_ms))) {
+        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                         "cannot read the committed offsets of group %s for the tail "
+                         "check: %s",
+                         group, rd_kafka_err2str(rerr));
+        goto out;
+    }
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].err) {
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                             "cannot read the committed offset of group %s on %s [%" PRId32
+                             "] for the tail check: %s",
+                             group, parts->elems[i].topic, parts->elems[i].partition,
+                             rd_kafka_err2str(parts->elems[i].err));
+            goto out;
+        }
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+    if (err)
+        rd_kafka_topic_partition_list_destroy(parts);
+    else
+        *out = parts;
+    return err;
+}
+
+int64_t kb_audit_committed_of(const rd_kafka_topic_partition_list_t *committed, const char *topic,
+                              int32_t partition)
+{
+    const rd_kafka_topic_partition_t *p =
+        rd_kafka_topic_partition_list_find(committed, topic, partition);
+    return p && !p->err && p->offset >= 0 ? p->offset : -1;
+}

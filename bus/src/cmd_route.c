@@ -284,7 +284,7 @@ int kb_cmd_route(int argc, char **argv)
         .kafka = &kopts, .subs_path = subs_path, .subject_key = key,
         .subject_key_len = key_len, .schemas_source = schemas_dir,
         .audit_public_keys = apub, .n_audit_public_keys = n_apub,
-        .audit_every_s = ro.no_audit ? 0 : audit_every,
+        .audit_every_s = ro.no_audit ? 0 : audit_every, .router_group = ro.group_id,
     };
     /* The admin API: on its own server with --admin-addr, else on the
      * metrics server (unless --no-admin). */

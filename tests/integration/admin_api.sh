@@ -8,7 +8,8 @@
 # here from the input itself and delivers nothing; dead letters are listed
 # page by page and redriven (the redriven event arrives back in the input
 # and is routed); the audit status reflects a verified trail, with the same
-# record count as `ketenbus audit verify`.
+# record count as `ketenbus audit verify` and its tail check (a cut tail in
+# the status: tests/integration/audit_trail.sh).
 source "$(dirname "$0")/lib.sh"
 
 KB=$BIN/ketenbus
@@ -196,6 +197,7 @@ cp "$WORK/resp.json" "$WORK/audit_status.json"
 "$KB" audit verify --public-key "$WORK/audit.pub" >"$WORK/verify.txt" 2>"$WORK/verify.log" || true
 CLI_RECS=$(sed -n 's/^audit trail .*: [0-9]* messages, \([0-9]*\) records.*/\1/p' "$WORK/verify.txt")
 check "audit status: OK, complete, no problems" eq "$(j '.last | [.result, .complete, .problems_total] | map(tostring) | join(" ")')" "OK true 0"
+check "audit status: tail checked against the router's group" eq "$(j '.last.tail_check | [.state, .group] | join(" ")')" "done $KETENBUS_TOPIC_PREFIX-route"
 # One record per routing decision: the valid events, 3 malformed, the two redrives.
 check "audit status: records = decisions ($((N1 + N2 + 5)))" eq "$(j .last.records)" $((N1 + N2 + 5))
 check "audit status: same records as 'audit verify' ($CLI_RECS)" eq "$(j .last.records)" "$CLI_RECS"

@@ -112,6 +112,18 @@ check "tail: verify exits 1" eq "$vrc" 1
 check "tail: names the chain's last record (partition $tp offset $to)" grep -q "PROBLEM missing: audit partition $tp offset $to chain $IN/0: chain ends at input offset 14 .* input offsets 15..19 are gone" "$WORK/verify-tail.out"
 "$KB" audit verify --topic "$TAIL" --public-key "$WORK/audit.pub" --router-group - >"$WORK/verify-tail-skip.out" 2>&1 && vrc=0 || vrc=$?
 check "tail: --router-group - skips the check and says so" bash -c "[[ $vrc == 0 ]] && grep -q 'tail check: not run' '$WORK/verify-tail-skip.out'"
+# The admin API's audit status runs the same tail check (what GET
+# /admin/audit/status serves as "last", from the admin worker's call).
+"$TOOL" status --topic "$AUDIT" --pub "$WORK/audit.pub" >"$WORK/status-tail-ok.json"
+check "tail: status of the genuine trail: OK, tail check done on $GROUP" eq \
+  "$(jq -r '[.result, .tail_check.state, .tail_check.group] | join(" ")' "$WORK/status-tail-ok.json")" "OK done $GROUP"
+"$TOOL" status --topic "$TAIL" --pub "$WORK/audit.pub" >"$WORK/status-tail.json"
+check "tail: status FAILED, naming the cut tail at partition $tp offset $to" eq \
+  "$(jq -r '[.result, .tail_check.state, (.problems[] | select(.chain == "'"$IN"'/0" and .partition == '"$tp"' and .offset == '"$to"' and (.what | test("input offsets 15[.][.]19 are gone"))) | .kind)] | join(" ")' "$WORK/status-tail.json")" \
+  "FAILED done missing"
+"$TOOL" status --topic "$TAIL" --pub "$WORK/audit.pub" --group - >"$WORK/status-tail-off.json"
+check "tail: status with the check off says so, and is OK" eq \
+  "$(jq -r '[.result, .tail_check.state] | join(" ")' "$WORK/status-tail-off.json")" "OK off"
 
 # 5. The access report for the fixture person: half of their events are keyed
 #    by the A-nummer (as GBA keys all but births), so --bsn alone finds half

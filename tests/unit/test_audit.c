@@ -20,6 +20,7 @@
 #include "audit_int.h"
 #include "kb_test.h"
 #include "test_audit_trail.h"
+#include "ketenbus/admin.h"
 #include "ketenbus/audit.h"
 #include "ketenbus/event.h"
 #include "ketenbus/schema.h"
@@ -1231,6 +1232,34 @@ static int tool_commit(const struct kb_kafka_opts *ko, int argc, char **argv)
     return err ? 1 : 0;
 }
 
+/* status --topic T [--group G] [--pub F]: the JSON that GET
+ * /admin/audit/status serves as "last" (kb_audit_status_verify, the admin
+ * worker's call), on stdout; exit 1 when it could not read. */
+static int tool_status(const struct kb_kafka_opts *ko, int argc, char **argv)
+{
+    const char *pub = arg(argc, argv, "--pub", NULL);
+    struct kb_audit_status_opts so = {
+        .kafka = ko,
+        .topic = arg(argc, argv, "--topic", NULL),
+        .public_key_files = &pub,
+        .n_public_keys = pub ? 1 : 0,
+        .max_seconds = 60,
+        .router_group = arg(argc, argv, "--group", NULL),
+    };
+    char errstr[512];
+    json_t *j = kb_audit_status_verify(&so, errstr, sizeof errstr);
+    if (!j) {
+        fprintf(stderr, "status: %s\n", errstr);
+        return 1;
+    }
+    char *text = json_dumps(j, JSON_COMPACT);
+    if (text)
+        puts(text);
+    free(text);
+    json_decref(j);
+    return text ? 0 : 1;
+}
+
 static int tool_main(int argc, char **argv)
 {
     struct kb_kafka_opts ko;
@@ -1246,8 +1275,11 @@ static int tool_main(int argc, char **argv)
         rc = tool_delete_records(&ko, argc, argv);
     else if (!strcmp(argv[1], "commit"))
         rc = tool_commit(&ko, argc, argv);
+    else if (!strcmp(argv[1], "status"))
+        rc = tool_status(&ko, argc, argv);
     else
-        fprintf(stderr, "usage: test_audit [inputs|trail|tamper|delete-records ...]\n");
+        fprintf(stderr,
+                "usage: test_audit [inputs|trail|tamper|delete-records|commit|status ...]\n");
     kb_kafka_opts_fini(&ko);
     return rc;
 }

@@ -159,6 +159,8 @@ struct kb_audit_status_opts {
     size_t n_public_keys;
     int max_seconds;                      /* bound on one verification (0 = 120) */
     size_t max_problems;                  /* problems listed (0 = 50); all are counted */
+    const char *router_group;             /* tail check against its committed offsets:
+                                           * NULL = <prefix>-route, "-" = no tail check */
 };
 
 /**
@@ -166,7 +168,12 @@ struct kb_audit_status_opts {
  * "complete": false) and return the result as JSON (new reference):
  * {"result": "OK"|"FAILED"|"INCOMPLETE", "messages", "records",
  *  "checkpoints", "chains": [...], "problems_total", "problems": [...],
- *  "retention": [...], "seconds"}. NULL with errstr when it could not read.
+ *  "retention": [...], "tail_check": {...}, "seconds"}. The tail check is
+ *  `audit verify`'s (kb_audit_committed_snapshot): "state" "done", "off"
+ *  (router_group "-"), "not run" (the run was cut) or "unknown" (the
+ *  committed offsets could not be read within the time left, at most 10 s;
+ *  "error" says why), and "unknown" makes an otherwise clean result
+ *  INCOMPLETE, never OK. NULL with errstr when it could not read.
  * @thread any
  */
 json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errstr,
@@ -185,6 +192,8 @@ struct kb_admin_opts {
     size_t n_audit_public_keys;
     int audit_every_s;                    /* verify on a timer; 0 = only when asked */
     int audit_max_seconds;                /* bound on one verification (0 = 120) */
+    const char *router_group;             /* the router's group.id, for the audit status's
+                                           * tail check (NULL = <prefix>-route) */
     int dryrun_max_seconds;               /* bound on one dry-run (0 = 120) */
 };
 

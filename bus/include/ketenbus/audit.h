@@ -434,6 +434,25 @@ int64_t kb_audit_input_low_of(rd_kafka_t *rk, const char *topic, int32_t partiti
  */
 int kb_audit_topic_from_start(rd_kafka_t *rk, const char *topic);
 
+/**
+ * The tail check's view of the router: group @p group's committed offset of
+ * every <prefix>.in.* partition, read now (before the scan whose chains must
+ * reach them), into a new list *@p out the caller destroys. Each of its two
+ * Kafka round trips (metadata, committed offsets) waits at most
+ * @p timeout_ms. Any failure, a single partition's included, is an error
+ * with errstr saying which: the check must not pass by not running. Shared
+ * by `audit verify` and the admin API's audit status.
+ * @thread any
+ */
+kb_err_t kb_audit_committed_snapshot(const struct kb_kafka_opts *kafka, const char *group,
+                                     int timeout_ms, rd_kafka_topic_partition_list_t **out,
+                                     char *errstr, size_t errstr_size);
+
+/** The offset @p committed (from kb_audit_committed_snapshot) holds for @p topic
+ *  [@p partition], or -1: the kb_audit_verify_opts.input_committed answer. */
+int64_t kb_audit_committed_of(const rd_kafka_topic_partition_list_t *committed, const char *topic,
+                              int32_t partition);
+
 typedef struct kb_audit_verifier kb_audit_verifier_t;
 
 kb_audit_verifier_t *kb_audit_verifier_new(const struct kb_audit_verify_opts *opts,
