@@ -16,6 +16,7 @@
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
+#include "ketenbus/validate.h"
 
 enum kb_deliver_mode {
     KB_DELIVER_STRUCTURED = 0, /* application/cloudevents+json, data rendered as JSON */
@@ -60,6 +61,21 @@ void kb_deliver_destroy(kb_deliver_t *d);
 
 /* --- pure helpers (deliver_render.c), unit-tested --- */
 
+/* The compiled validators of one delivery loop, one per schema id, compiled
+ * on first use and kept for the loop's life (the router's gate_of()). */
+struct kb__deliver_gate {
+    int32_t schema_id; /* registry id the validator was compiled for */
+    kb_validator_t *v; /* NULL: the schema does not compile (why says why) */
+    char why[256];     /* kb_validate_compile()'s reason when v is NULL */
+};
+struct kb__deliver_gates {
+    struct kb__deliver_gate *items; /* malloc'ed array */
+    size_t n;                       /* entries used */
+};
+
+/** Release the validators of @p g and empty it. */
+void kb__deliver_gates_fini(struct kb__deliver_gates *g);
+
 /**
  * Delay before retry number @p attempt (1 = after the first failure):
  * exponential base * 2^(attempt-1), capped at @p max_ms, with "equal
@@ -81,16 +97,22 @@ void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char 
                            const void *body, size_t len, char out[68]);
 
 /**
- * Render one event for the webhook: decode the framed Avro @p value with
- * its schema and turn it into JSON (records as objects, unions as their
- * branch, enums as symbols, bytes/fixed as base64). Structured mode gives
- * the whole CloudEvent (attributes + "data"); binary mode just the data.
- * *body is malloc'ed (caller frees). KB_ERR_SCHEMA / KB_ERR_INVALID when
- * the value cannot be rendered: a permanent failure (dead letter).
+ * Render one event for the webhook: check the framed Avro @p value with
+ * its schema's compiled validator (from @p gates, compiled there on first
+ * use), then decode it and turn it into JSON (records as objects, unions as
+ * their branch, enums as symbols, bytes/fixed as base64). Bytes the
+ * validator refuses never reach avro-c. Structured mode gives the whole
+ * CloudEvent (attributes + "data"); binary mode just the data. *body is
+ * malloc'ed (caller frees). KB_ERR_INVALID when the value cannot be
+ * rendered (no framing, refused by the validator with its reason, a schema
+ * that does not compile): a permanent failure (dead letter); KB_ERR_SCHEMA
+ * for a schema id not known (yet), KB_ERR_NOMEM.
+ * @thread the one that owns @p gates
  */
-kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_attrs *attrs,
-                            const void *value, size_t len, enum kb_deliver_mode mode,
-                            char **body, size_t *body_len, char *errstr, size_t errstr_size);
+kb_err_t kb__deliver_render(const kb_schemas_t *schemas, struct kb__deliver_gates *gates,
+                            const struct kb_event_attrs *attrs, const void *value, size_t len,
+                            enum kb_deliver_mode mode, char **body, size_t *body_len, char *errstr,
+                            size_t errstr_size);
 
 /** Milliseconds since the epoch of an RFC 3339 time ("...Z" or with offset); -1 if bad. */
 int64_t kb__deliver_parse_time(const char *rfc3339);

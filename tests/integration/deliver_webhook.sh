@@ -8,8 +8,9 @@
 # offsets committed (a restart delivers nothing again), binary mode, a
 # retry schedule that survives SIGKILL, dead-lettering after a shortened
 # window with the last error, a poison event dead-lettered at once, a record
-# that is no CloudEvent dead-lettered only once it heads its key, and a
-# refused handshake that blocks delivery.
+# that is no CloudEvent dead-lettered only once it heads its key, bytes the
+# schema's validator refuses dead-lettered with its reason, and a refused
+# handshake that blocks delivery.
 source "$(dirname "$0")/lib.sh"
 
 for tool in kb-webhook-receiver kb-webhook-feed; do
@@ -226,6 +227,21 @@ resumed_from() { # the attempts in the last "retry state resumed" line of log $1
 check "the running instance took v over with its retry state ($tries attempts so far)" \
   wait_for 60 resumed_from "$other" $((tries - 1))
 
+# ---- 2d. An event whose bytes the schema's validator refuses (good Avro, but
+# a child BSN that fails the 11-proef) is dead-lettered at once with the
+# validator's reason and never sent: avro-c never sees bytes the gate refused.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook8 --count 3 --keys 1 --invalid 1 >"$WORK/feed8.txt"
+i_id=$(sed -n 3p "$WORK/feed8.txt" | cut -d' ' -f1)
+receiver hook8
+deliver deliver8 hook8 "$(cat "$WORK/hook8.port")" --backoff-base 300ms
+check "the two valid events delivered" wait_for 60 ok_ids_is hook8 2
+check "the refused one dead-lettered" wait_for 30 count_is "$(T dlq.hook8)" 1
+dlq8=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq.hook8)" -e -q -f '%h\n' 2>/dev/null)
+check "its dead letter gives the validator's reason" \
+  grep -q 'kb_error=not renderable: payload fails schema 2001: bsn-11proef at bsnKind' <<<"$dlq8"
+check "... after no attempt" grep -q 'kb_attempts=0' <<<"$dlq8"
+check "it was never sent" eq "$(posts hook8 | jq -r --arg id "$i_id" 'select(.id==$id)' | wc -l)" 0
+
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.
 "$BIN/kb-webhook-feed" --topic-suffix out.hook3 --count 2 >/dev/null
@@ -258,5 +274,6 @@ check "the dripping answer ended by --timeout, not by the drip (2 attempts, < 4 
 check "... logged as a timeout" grep -q 'error="timeout after 1500 ms"' "$WORK/deliver7.log"
 check "the 1 MiB answer failed its attempt (2 attempts)" eq "$(attempt_times hook7 "$h_id" | wc -l)" 2
 
-check "no personal data in deliver logs" bash -c "! grep -Eh '999995303|999996204|999997105' $WORK/deliver*.log"
+check "no personal data in deliver logs" \
+  bash -c "! grep -Eh '999995303|999995304|999996204|999997105' $WORK/deliver*.log"
 finish

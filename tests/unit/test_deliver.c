@@ -114,8 +114,9 @@ static void test_render(void)
     a.sequence = 42;
     char *body = NULL;
     size_t blen = 0;
-    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_STRUCTURED, &body, &blen,
-                                 errstr, sizeof errstr),
+    struct kb__deliver_gates gates = {0};
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, val, len, KB_DELIVER_STRUCTURED, &body,
+                                 &blen, errstr, sizeof errstr),
               KB_OK);
     json_error_t jerr;
     json_t *doc = body ? json_loadb(body, blen, 0, &jerr) : NULL;
@@ -137,8 +138,8 @@ static void test_render(void)
     free(body);
 
     body = NULL;
-    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_BINARY, &body, &blen, errstr,
-                                 sizeof errstr),
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, val, len, KB_DELIVER_BINARY, &body, &blen,
+                                 errstr, sizeof errstr),
               KB_OK);
     doc = body ? json_loadb(body, blen, 0, &jerr) : NULL;
     CHECK(doc && json_object_get(doc, "specversion") == NULL); /* data only */
@@ -148,14 +149,47 @@ static void test_render(void)
 
     /* Permanent failures: not framed, unknown schema. (Truncated payloads are
      * kb_schema_decode's, tested in test_schema.c.) */
-    CHECK_INT(kb__deliver_render(schemas, &a, "xy", 2, KB_DELIVER_STRUCTURED, &body, &blen,
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, "xy", 2, KB_DELIVER_STRUCTURED, &body, &blen,
                                  errstr, sizeof errstr),
               KB_ERR_INVALID);
     val[4] ^= 0x55;
-    CHECK_INT(kb__deliver_render(schemas, &a, val, len, KB_DELIVER_STRUCTURED, &body, &blen,
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, val, len, KB_DELIVER_STRUCTURED, &body, &blen,
                                  errstr, sizeof errstr),
               KB_ERR_SCHEMA);
     CHECK(strstr(errstr, "unknown schema id") != NULL);
+    val[4] ^= 0x55;
+    CHECK_INT(gates.n, 1); /* compiled once, for both renders that got that far */
+
+    /* Bytes the validator refuses are never handed to avro-c, and the
+     * reason is the validator's: a BSN that fails the 11-proef is good Avro
+     * (avro-c would decode and render it), and a value cut short is
+     * refused at the offset where it ends. */
+    avro_generic_value_new(s->iface, &v);
+    kb_value_init_nulls(&v);
+    kb_value_set_string(&v, "kenmerk", "100000000007");
+    kb_value_set_string(&v, "bsnOuder", "999996204");
+    kb_value_set_string(&v, "bsnKind", "999995304"); /* 11-proef fails */
+    kb_value_set_string(&v, "geboortedatumKind", "20240315");
+    kb_value_set_int(&v, "uitersteReactiedatum", 19889);
+    uint8_t *bad = NULL;
+    size_t bad_len = 0;
+    CHECK_INT(kb_schema_encode(s, &v, &bad, &bad_len, errstr, sizeof errstr), KB_OK);
+    avro_value_decref(&v);
+    body = NULL;
+    errstr[0] = '\0';
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, bad, bad_len, KB_DELIVER_STRUCTURED, &body,
+                                 &blen, errstr, sizeof errstr),
+              KB_ERR_INVALID);
+    CHECK(body == NULL);
+    CHECK(strstr(errstr, "payload fails schema 2001: bsn-11proef at bsnKind") != NULL);
+    CHECK(strstr(errstr, "999995304") == NULL); /* never the value */
+    free(bad);
+    CHECK_INT(kb__deliver_render(schemas, &gates, &a, val, len - 1, KB_DELIVER_BINARY, &body, &blen,
+                                 errstr, sizeof errstr),
+              KB_ERR_INVALID);
+    CHECK(strstr(errstr, "payload fails schema 2001: truncated") != NULL);
+    CHECK_INT(gates.n, 1);
+    kb__deliver_gates_fini(&gates);
     free(val);
 out:
     kb_schemas_destroy(schemas);

@@ -22,11 +22,13 @@
 
 static const char usage[] =
     "usage: kb-webhook-feed --topic-suffix out.NAME --count N [--keys K] [--start I]\n"
-    "                       [--schemas DIR] [--bad N] [--bare N]\n"
+    "                       [--schemas DIR] [--bad N] [--bare N] [--invalid N]\n"
     "Event i (from --start) gets key k = i %% K: the pseudonym of \"k<k>\", which is\n"
     "also its ce_subject; ce_sequence = i + 1. --bad N makes the last N values\n"
     "undecodable (schema id 999999) to test dead-lettering of poison events;\n"
-    "--bare N sends the last N without headers: not CloudEvents at all.\n";
+    "--bare N sends the last N without headers: not CloudEvents at all;\n"
+    "--invalid N gives the last N a child BSN that fails the 11-proef: good Avro\n"
+    "that the schema's validator refuses.\n";
 
 static const char *const test_bsns[] = {"999995303", "999996204", "999997105"};
 
@@ -36,10 +38,10 @@ int main(int argc, char **argv)
         {"topic-suffix", required_argument, NULL, 't'}, {"count", required_argument, NULL, 'n'},
         {"keys", required_argument, NULL, 'k'},         {"start", required_argument, NULL, 's'},
         {"schemas", required_argument, NULL, 'S'},      {"bad", required_argument, NULL, 'B'},
-        {"bare", required_argument, NULL, 'N'},         {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"bare", required_argument, NULL, 'N'},         {"invalid", required_argument, NULL, 'I'},
+        {"help", no_argument, NULL, 'h'},               {NULL, 0, NULL, 0}};
     const char *suffix = NULL, *schemas_dir = KB_SCHEMA_DIR;
-    long count = 0, keys = 1, start = 0, bad = 0, bare = 0;
+    long count = 0, keys = 1, start = 0, bad = 0, bare = 0, invalid = 0;
     int opt;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
         case 'S': schemas_dir = optarg; break;
         case 'B': bad = atol(optarg); break;
         case 'N': bare = atol(optarg); break;
+        case 'I': invalid = atol(optarg); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -93,7 +96,9 @@ int main(int argc, char **argv)
         snprintf(kenmerk, sizeof kenmerk, "%012ld", 100000000000L + i);
         kb_value_set_string(&v, "kenmerk", kenmerk);
         kb_value_set_string(&v, "bsnOuder", test_bsns[i % 2 + 1]);
-        kb_value_set_string(&v, "bsnKind", test_bsns[0]);
+        /* the last digit off by one: the 11-proef fails */
+        kb_value_set_string(&v, "bsnKind",
+                            i >= start + count - invalid ? "999995304" : test_bsns[0]);
         kb_value_set_string(&v, "geboortedatumKind", "20240315");
         avro_value_t f, el;
         avro_value_get_by_name(&v, "kanaal", &f, NULL);
