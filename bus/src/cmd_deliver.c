@@ -35,7 +35,8 @@ static const char usage[] =
     "validated first (CloudEvents OPTIONS handshake). Failed deliveries are retried with\n"
     "exponential backoff and jitter (429/503 Retry-After honoured), per key in order; the\n"
     "retry state lives in the compacted topic <prefix>.retry.NAME so restarts continue\n"
-    "it. After the retry window the event goes to <prefix>.dlq.NAME with the last error.\n"
+    "it. After the retry window the event goes to <prefix>.dlq.NAME with the last error;\n"
+    "an answer with a permanent status (--permanent-status) sends it there at once.\n"
     "Offsets are committed only past events that were delivered (2xx) or dead-lettered.\n"
     "\n"
     "  --subscriber NAME          subscriber (names the topics and the consumer group)\n"
@@ -57,6 +58,10 @@ static const char usage[] =
     "  --timeout DURATION         per request (default 10s)\n"
     "  --max-pending N            unfinished events held in memory, 1 to 10000000\n"
     "                             (default 1000)\n"
+    "  --permanent-status LIST    HTTP statuses that dead-letter an event at once, comma-\n"
+    "                             separated, 400 to 599, or none (default\n"
+    "                             " KB_DELIVER_PERMANENT_DEFAULT "); any other failure is\n"
+    "                             retried within the window\n"
     "  --origin NAME              WebHook-Request-Origin (default: the host name)\n"
     "  --no-handshake             skip the validation handshake\n"
     "  --schemas DIR|URL          schema folder (default: the source tree's schemas/), or\n"
@@ -95,7 +100,7 @@ static int64_t parse_duration_ms(const char *s)
 enum {
     OPT_SUB = 1000, OPT_URL, OPT_SECRET, OPT_CA, OPT_CERT, OPT_KEY, OPT_MODE, OPT_CONC,
     OPT_RATE, OPT_WINDOW, OPT_BASE, OPT_MAX, OPT_TIMEOUT, OPT_PENDING, OPT_ORIGIN, OPT_NOHS,
-    OPT_SCHEMAS, OPT_METRICS, OPT_KCONF
+    OPT_SCHEMAS, OPT_METRICS, OPT_KCONF, OPT_PERMANENT
 };
 
 int kb_cmd_deliver(int argc, char **argv)
@@ -115,6 +120,7 @@ int kb_cmd_deliver(int argc, char **argv)
         {"backoff-max", required_argument, NULL, OPT_MAX},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"max-pending", required_argument, NULL, OPT_PENDING},
+        {"permanent-status", required_argument, NULL, OPT_PERMANENT},
         {"origin", required_argument, NULL, OPT_ORIGIN},
         {"no-handshake", no_argument, NULL, OPT_NOHS},
         {"schemas", required_argument, NULL, OPT_SCHEMAS},
@@ -173,6 +179,15 @@ int kb_cmd_deliver(int argc, char **argv)
                               sizeof errstr);
             o.max_pending = (int)n;
             break;
+        case OPT_PERMANENT: {
+            struct kb__deliver_statuses set;
+            char why[256];
+            bad = kb__deliver_statuses_parse(optarg, &set, why, sizeof why);
+            if (bad)
+                snprintf(errstr, sizeof errstr, "--permanent-status: %s", why);
+            o.permanent_status = optarg;
+            break;
+        }
         case OPT_ORIGIN: o.origin = optarg; break;
         case OPT_NOHS: o.skip_handshake = 1; break;
         case OPT_SCHEMAS: schemas_dir = optarg; break;

@@ -22,14 +22,16 @@
  *     exceed opts.rate per second (token bucket).
  *  4. An event's window starts at its first failure; an attempt is never
  *     scheduled after first_failure + window, and a failure at or after it
- *     dead-letters the event with the last error.
+ *     dead-letters the event with the last error. An answer with a
+ *     permanent status dead-letters it at once, whatever its window.
  *
  * Event life cycle (function behind each transition):
  *
  *   consumed --enqueue()--> queued --launch()--> in flight --on_response()
  *        2xx --finish()--> done (committable)
  *        failure, inside window --schedule_retry()--> waiting --(time)--> queued
- *        failure at window end, or not renderable --dead_letter()--> dlq pending
+ *        failure at window end, a permanent status (--permanent-status),
+ *        or not renderable --dead_letter()--> dlq pending
  *   queued, not a CloudEvent, once it heads its key --pump()/dead_letter()--> dlq pending
  *        dlq pending --on_dr()--> done
  */
@@ -85,6 +87,8 @@ struct msg {
     int64_t first_failure_ms;    /* when the first attempt failed; 0 = none yet */
     int64_t next_attempt_ms;     /* earliest time for the next attempt */
     int persisted;               /* a retry-state record exists (tombstone when done) */
+    int doomed;                  /* to be dead-lettered: a retry repeats the dead letter,
+                                  * never the request */
     char last_error[ERR_MAX];    /* why the last attempt failed (no personal data) */
 };
 
@@ -148,6 +152,7 @@ struct kb_deliver {
     int64_t last_commit_ms;
     double allowed_rate;         /* WebHook-Allowed-Rate from the handshake, 0 = none */
     struct kb__deliver_gates gates; /* validators run before avro-c decodes a payload */
+    struct kb__deliver_statuses permanent; /* answers that dead-letter at once */
     kb_series_t *m_ok, *m_4xx, *m_5xx, *m_throttled, *m_timeout, *m_error;
     kb_series_t *m_delivered, *m_backlog, *m_pending, *m_paused, *m_latency, *m_dlq;
 };
@@ -633,6 +638,7 @@ static void finish(struct kb_deliver *d, struct msg *m)
 
 static void dead_letter(struct kb_deliver *d, struct msg *m, const char *why)
 {
+    m->doomed = 1;
     if (why != m->last_error)
         snprintf(m->last_error, sizeof m->last_error, "%s", why);
     /* The event's headers as enqueue() read them (up to MAX_HEADERS), then ours. */
@@ -837,6 +843,18 @@ static void on_response(struct evhttp_request *req, void *arg)
         kb_series_add(d->m_5xx, 1);
     else if (status)
         kb_series_add(d->m_4xx, 1);
+    if (kb__deliver_statuses_has(&d->permanent, status)) {
+        /* The webhook says this request can never succeed (gone, malformed,
+         * too large, not processable): the same bytes again would get the
+         * same answer for the whole window, and hold up the events of its
+         * key meanwhile. */
+        if (!m->first_failure_ms)
+            m->first_failure_ms = kb_wall_ms();
+        m->attempts++;
+        snprintf(m->last_error, sizeof m->last_error, "%.200s (permanent)", why);
+        dead_letter(d, m, m->last_error);
+        return;
+    }
     snprintf(m->last_error, sizeof m->last_error, "%s", why);
     schedule_retry(d, m, (status == 429 || status == 503) ? ra : -1);
 }
@@ -991,9 +1009,10 @@ static void pump(struct kb_deliver *d)
         if (d->stopping || d->in_flight >= d->o.concurrency || d->tokens < 1)
             break;
         if (m && !m->in_flight && m->next_attempt_ms <= now) {
-            if (!m->attrs_ok) {
+            if (!m->attrs_ok || m->doomed) {
                 /* Not a CloudEvent: never sent; dead-lettered only now that it heads its
-                 * key, since finish() moves the key's queue on from its head. */
+                 * key, since finish() moves the key's queue on from its head. Or a dead
+                 * letter that could not be produced: that is what is tried again. */
                 dead_letter(d, m, m->last_error);
             } else if (m->first_failure_ms &&
                        now >= m->first_failure_ms + d->o.retry_window_ms) {
@@ -1277,6 +1296,10 @@ kb_deliver_t *kb_deliver_new(const struct kb_deliver_opts *opts, char *errstr,
         d->o.timeout_ms = 10000;
     if (!d->o.max_pending)
         d->o.max_pending = 1000;
+    if (kb__deliver_statuses_parse(d->o.permanent_status ? d->o.permanent_status
+                                                         : KB_DELIVER_PERMANENT_DEFAULT,
+                                   &d->permanent, errstr, errstr_size))
+        goto out_fail;
     static char hostname[256];
     if (!d->o.origin) {
         if (gethostname(hostname, sizeof hostname - 1))

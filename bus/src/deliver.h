@@ -18,6 +18,10 @@
 #include "ketenbus/schema.h"
 #include "ketenbus/validate.h"
 
+/* The --permanent-status default: answers that say the request itself is
+ * wrong, so sending the same event again cannot succeed. */
+#define KB_DELIVER_PERMANENT_DEFAULT "400,404,410,413,415,422"
+
 enum kb_deliver_mode {
     KB_DELIVER_STRUCTURED = 0, /* application/cloudevents+json, data rendered as JSON */
     KB_DELIVER_BINARY = 1,     /* ce-* headers, body = data rendered as JSON */
@@ -39,6 +43,8 @@ struct kb_deliver_opts {
     int64_t backoff_max_ms;          /* longest retry delay; 0 = 1 hour */
     int timeout_ms;                  /* per request; 0 = 10000 */
     int max_pending;                 /* consumed but unfinished events at most; 0 = 1000 */
+    const char *permanent_status;    /* HTTP statuses that dead-letter at once (comma list of
+                                      * 400-599, or "none"); NULL = KB_DELIVER_PERMANENT_DEFAULT */
     const char *origin;              /* WebHook-Request-Origin; NULL = host name */
     int skip_handshake;              /* 1: do not send the validation OPTIONS */
     const char *group_id;            /* consumer group; NULL = <prefix>.deliver.<subscriber> */
@@ -60,6 +66,21 @@ kb_err_t kb_deliver_run(kb_deliver_t *d, atomic_int *stop);
 void kb_deliver_destroy(kb_deliver_t *d);
 
 /* --- pure helpers (deliver_render.c), unit-tested --- */
+
+/* HTTP statuses 400-599, one bit each: those --permanent-status names. */
+struct kb__deliver_statuses {
+    uint64_t bits[4]; /* bit (status - 400) */
+};
+
+/**
+ * Parse @p list ("410,422", or "none" for the empty set) into *@p set.
+ * KB_ERR_CONF with errstr for anything but codes 400-599 separated by commas.
+ */
+kb_err_t kb__deliver_statuses_parse(const char *list, struct kb__deliver_statuses *set,
+                                    char *errstr, size_t errstr_size);
+
+/** 1 when @p status is in @p set. */
+int kb__deliver_statuses_has(const struct kb__deliver_statuses *set, int status);
 
 /* The compiled validators of one delivery loop, one per schema id, compiled
  * on first use and kept for the loop's life (the router's gate_of()). */

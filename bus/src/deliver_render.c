@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * deliver_render.c - the pure parts of webhook delivery: an event rendered
- * as a CloudEvent in JSON (jansson), the HMAC signature, retry delays and
- * Retry-After parsing, the validators run before avro-c decodes. No I/O
- * here, so the unit tests cover it directly.
+ * as a CloudEvent in JSON (jansson) after the schema's validator accepted
+ * it, the HMAC signature, retry delays, Retry-After parsing and the set of
+ * permanent statuses. No I/O here, so the unit tests cover it directly.
  */
 #define _XOPEN_SOURCE 700
 #include <stdio.h>
@@ -116,6 +116,34 @@ void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char 
     free(msg);
     for (unsigned i = 0; i < mac_len && i < 32; i++)
         snprintf(out + 3 + 2 * i, 3, "%02x", mac[i]);
+}
+
+kb_err_t kb__deliver_statuses_parse(const char *list, struct kb__deliver_statuses *set,
+                                    char *errstr, size_t errstr_size)
+{
+    memset(set, 0, sizeof *set);
+    if (!strcmp(list, "none"))
+        return KB_OK;
+    for (const char *p = list;; p++) {
+        int status = 0, digits = 0;
+        for (; *p >= '0' && *p <= '9' && digits < 4; p++, digits++)
+            status = status * 10 + (*p - '0');
+        if (digits != 3 || status < 400 || status > 599 || (*p && *p != ','))
+            return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                              "\"%s\" is not a comma-separated list of HTTP statuses 400 to 599 "
+                              "(or none)",
+                              list);
+        set->bits[(status - 400) / 64] |= UINT64_C(1) << ((status - 400) % 64);
+        if (!*p)
+            return KB_OK;
+    }
+}
+
+int kb__deliver_statuses_has(const struct kb__deliver_statuses *set, int status)
+{
+    if (status < 400 || status > 599)
+        return 0;
+    return (set->bits[(status - 400) / 64] >> ((status - 400) % 64)) & 1;
 }
 
 void kb__deliver_gates_fini(struct kb__deliver_gates *g)

@@ -9,8 +9,8 @@
 # retry schedule that survives SIGKILL, dead-lettering after a shortened
 # window with the last error, a poison event dead-lettered at once, a record
 # that is no CloudEvent dead-lettered only once it heads its key, bytes the
-# schema's validator refuses dead-lettered with its reason, and a refused
-# handshake that blocks delivery.
+# schema's validator refuses dead-lettered with its reason, a permanent
+# status dead-lettered at once, and a refused handshake that blocks delivery.
 source "$(dirname "$0")/lib.sh"
 
 for tool in kb-webhook-receiver kb-webhook-feed; do
@@ -241,6 +241,22 @@ check "its dead letter gives the validator's reason" \
   grep -q 'kb_error=not renderable: payload fails schema 2001: bsn-11proef at bsnKind' <<<"$dlq8"
 check "... after no attempt" grep -q 'kb_attempts=0' <<<"$dlq8"
 check "it was never sent" eq "$(posts hook8 | jq -r --arg id "$i_id" 'select(.id==$id)' | wc -l)" 0
+
+# ---- 2e. A permanent status (410 Gone, in the default --permanent-status)
+# dead-letters the event after its one attempt, with the status in the
+# reason, and its key goes on; a status not in the list (409) is retried.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook9 --count 4 --keys 2 >"$WORK/feed9.txt"
+g_id=$(sed -n 1p "$WORK/feed9.txt" | cut -d' ' -f1)
+c_id=$(sed -n 2p "$WORK/feed9.txt" | cut -d' ' -f1)
+receiver hook9 --rule "id:$g_id=410xinf" --rule "id:$c_id=409x1"
+deliver deliver9 hook9 "$(cat "$WORK/hook9.port")" --backoff-base 300ms --backoff-max 1s
+check "the 410 event dead-lettered (window 5 days)" wait_for 30 count_is "$(T dlq.hook9)" 1
+check "the other three delivered, the 409 one on its second attempt" wait_for 30 ok_ids_is hook9 3
+dlq9=$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq.hook9)" -e -q -f '%h\n' 2>/dev/null)
+check "its dead letter gives the status" grep -q 'kb_error=HTTP 410 (permanent)' <<<"$dlq9"
+check "... after one attempt" grep -q 'kb_attempts=1' <<<"$dlq9"
+check "the 410 event was sent once" eq "$(attempt_times hook9 "$g_id" | wc -l)" 1
+check "the 409 event was retried" eq "$(attempt_times hook9 "$c_id" | wc -l)" 2
 
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.

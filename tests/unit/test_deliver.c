@@ -71,6 +71,39 @@ static void test_time(void)
     CHECK_INT(kb__deliver_parse_time(NULL), -1);
 }
 
+static void test_permanent_status(void)
+{
+    struct kb__deliver_statuses set;
+    char errstr[256];
+    CHECK_INT(kb__deliver_statuses_parse(KB_DELIVER_PERMANENT_DEFAULT, &set, errstr, sizeof errstr),
+              KB_OK);
+    /* the request is wrong for good: dead-letter at once */
+    static const int permanent[] = {400, 404, 410, 413, 415, 422};
+    for (size_t i = 0; i < sizeof permanent / sizeof permanent[0]; i++)
+        CHECK_INT(kb__deliver_statuses_has(&set, permanent[i]), 1);
+    /* may pass: a timeout, too early, throttled, the webhook's own trouble,
+     * and a key or certificate the operator can still fix */
+    static const int retryable[] = {401, 403, 408, 425, 429, 500, 502, 503, 504, 0, 200, 399, 600};
+    for (size_t i = 0; i < sizeof retryable / sizeof retryable[0]; i++)
+        CHECK_INT(kb__deliver_statuses_has(&set, retryable[i]), 0);
+
+    CHECK_INT(kb__deliver_statuses_parse("599,400,463", &set, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(kb__deliver_statuses_has(&set, 400), 1);
+    CHECK_INT(kb__deliver_statuses_has(&set, 463), 1); /* 463 = bit 63: the first word's end */
+    CHECK_INT(kb__deliver_statuses_has(&set, 464), 0);
+    CHECK_INT(kb__deliver_statuses_has(&set, 599), 1);
+    CHECK_INT(kb__deliver_statuses_has(&set, 410), 0);
+    CHECK_INT(kb__deliver_statuses_parse("none", &set, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(kb__deliver_statuses_has(&set, 410), 0);
+    static const char *const bad[] = {"",    "410,",     ",410",    "41",  "4100",     "399",
+                                      "600", "410 ,422", "410;422", "abc", "none,410", "-410"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errstr[0] = '\0';
+        CHECK_INT(kb__deliver_statuses_parse(bad[i], &set, errstr, sizeof errstr), KB_ERR_CONF);
+        CHECK(strstr(errstr, "HTTP statuses 400 to 599") != NULL);
+    }
+}
+
 static void test_render(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -201,6 +234,7 @@ int main(void)
     test_retry_after();
     test_signature();
     test_time();
+    test_permanent_status();
     test_render();
     KB_TEST_DONE();
 }
