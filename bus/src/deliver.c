@@ -24,6 +24,12 @@
  *     scheduled after first_failure + window, and a failure at or after it
  *     dead-letters the event with the last error. An answer with a
  *     permanent status dead-letters it at once, whatever its window.
+ *  5. Consumption is paused per partition, never all at once: a partition
+ *     is paused only when it holds more than its reserve (half an even split
+ *     of --max-pending) and the shared rest of the budget is spent
+ *     (apply_budget()), so a key whose head keeps failing holds up its own
+ *     partition, not the others; the events held stay within
+ *     max(--max-pending, assigned partitions).
  *
  * Event life cycle (function behind each transition):
  *
@@ -111,6 +117,8 @@ struct partition {
     struct msg *head, *tail;
     int64_t next_offset;         /* one past the last consumed offset */
     int64_t committed;           /* last committed offset */
+    int pending;                 /* its unfinished events held (the list's length) */
+    int paused;                  /* consumption paused: its budget is spent (apply_budget) */
 };
 
 /* Retry state read back from the retry topic, until its event is consumed. */
@@ -141,9 +149,8 @@ struct kb_deliver {
     struct keyq *keys[KEY_BUCKETS];
     struct keyq *active;         /* non-empty key queues (round robin) */
     struct saved *saved;         /* retry state not yet matched to an event */
-    int pending;                 /* unfinished events held */
+    int pending;                 /* unfinished events held, all partitions */
     int in_flight;               /* HTTP requests outstanding */
-    int paused;                  /* consumption paused (pending full) */
     double tokens;               /* rate limiter bucket */
     int64_t tokens_ms;           /* last refill */
     int handshake;               /* 0 not yet, 1 in flight, 2 done */
@@ -623,6 +630,7 @@ static void finish(struct kb_deliver *d, struct msg *m)
     /* Out of its partition's list: the commit point moves when it was the
      * oldest, and nothing of it is kept either way. */
     struct partition *p = m->part;
+    p->pending--;
     if (m->part_prev)
         m->part_prev->part_next = m->part_next;
     else
@@ -1076,6 +1084,7 @@ static int enqueue(struct kb_deliver *d, rd_kafka_message_t *rkm)
         p->head = m;
     p->tail = m;
     p->next_offset = rkm->offset + 1;
+    p->pending++;
     d->pending++;
 
     struct kb_header hdrs[MAX_HEADERS];
@@ -1178,7 +1187,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         for (int i = 0; i < parts->cnt; i++)
             partition_get(d, parts->elems[i].partition, 1);
         rd_kafka_assign(rk, parts);
-        d->paused = 0;
+        /* Held nothing of them yet: none is paused, also not one that this
+         * process paused before it was revoked (librdkafka keeps that flag). */
+        rd_kafka_resume_partitions(rk, parts);
         kb_metrics_set_ready(1);
         KB_LOG_INFO("deliver", "partitions assigned", "subscriber=%s count=%d",
                     d->o.subscriber, parts->cnt);
@@ -1195,19 +1206,44 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
-static void set_paused(struct kb_deliver *d, int pause)
+/* Pause the partitions whose budget is spent, resume those with room for a
+ * few events again (kb__deliver_partition_may_take; invariant 5). Pausing
+ * makes librdkafka drop what it fetched ahead for the partition, and
+ * resuming fetches from the next offset not consumed, so nothing is skipped. */
+static void apply_budget(struct kb_deliver *d)
 {
-    if (d->paused == pause)
+    int n = 0;
+    for (struct partition *p = d->parts; p; p = p->next)
+        n++;
+    if (!n)
         return;
-    rd_kafka_topic_partition_list_t *l = NULL;
-    if (rd_kafka_assignment(d->consumer, &l) == 0 && l) {
-        if (pause)
-            rd_kafka_pause_partitions(d->consumer, l);
-        else
-            rd_kafka_resume_partitions(d->consumer, l);
-        rd_kafka_topic_partition_list_destroy(l);
+    int reserved = kb__deliver_partition_reserve(d->o.max_pending, n);
+    long used = 0;
+    for (struct partition *p = d->parts; p; p = p->next)
+        used += p->pending > reserved ? p->pending : reserved;
+    rd_kafka_topic_partition_list_t *pause = NULL, *resume = NULL;
+    for (struct partition *p = d->parts; p; p = p->next) {
+        int may = kb__deliver_partition_may_take(p->pending, reserved, used, d->o.max_pending,
+                                                 p->paused ? reserved / 2 : 0);
+        if (may == !p->paused)
+            continue;
+        rd_kafka_topic_partition_list_t **l = may ? &resume : &pause;
+        if (!*l)
+            *l = rd_kafka_topic_partition_list_new(n);
+        rd_kafka_topic_partition_list_add(*l, d->topic_out, p->id);
+        p->paused = !may;
+        KB_LOG_DBG("deliver", may ? "partition resumed" : "partition paused",
+                   "subscriber=%s partition=%d pending=%d reserved=%d budget_used=%ld",
+                   d->o.subscriber, (int)p->id, p->pending, reserved, used);
     }
-    d->paused = pause;
+    if (pause) {
+        rd_kafka_pause_partitions(d->consumer, pause);
+        rd_kafka_topic_partition_list_destroy(pause);
+    }
+    if (resume) {
+        rd_kafka_resume_partitions(d->consumer, resume);
+        rd_kafka_topic_partition_list_destroy(resume);
+    }
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -1222,8 +1258,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
     rd_kafka_poll(d->producer, 0);
     if (!d->stopping) {
-        set_paused(d, d->pending >= d->o.max_pending);
-        for (int i = 0; i < 500 && d->pending < d->o.max_pending; i++) {
+        /* Paused partitions give nothing, so this takes what the budget
+         * allows, and serves rebalances and heartbeats while every partition
+         * is paused. (Not rd_kafka_poll(): it is not allowed on a consumer
+         * whose main queue was redirected with rd_kafka_poll_set_consumer.)
+         * A message fetched before its partition was paused is held like any
+         * other: it is never dropped, so never committed past. */
+        apply_budget(d);
+        for (int i = 0; i < 500; i++) {
             rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
             if (!rkm)
                 break;
@@ -1238,19 +1280,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                 d->failed = d->stopping = 1;
                 break;
             }
-        }
-        /* Keep serving rebalances and heartbeats while paused. rd_kafka_poll()
-         * is not allowed on a consumer whose main queue was redirected
-         * (rd_kafka_poll_set_consumer): a message fetched before the pause
-         * reached a new partition would abort the process. Such a message is
-         * held like any other; the overshoot is at most one per tick. */
-        if (d->paused && !d->stopping) {
-            rd_kafka_message_t *rkm = rd_kafka_consumer_poll(d->consumer, 0);
-            if (rkm && rkm->err) {
-                rd_kafka_message_destroy(rkm);
-            } else if (rkm && enqueue(d, rkm)) {
-                d->failed = d->stopping = 1;
-            }
+            apply_budget(d); /* the partition that took it may be full now */
         }
     }
     pump(d);

@@ -42,7 +42,8 @@ struct kb_deliver_opts {
     int64_t backoff_base_ms;         /* first retry delay; 0 = 1000 */
     int64_t backoff_max_ms;          /* longest retry delay; 0 = 1 hour */
     int timeout_ms;                  /* per request; 0 = 10000 */
-    int max_pending;                 /* consumed but unfinished events at most; 0 = 1000 */
+    int max_pending;                 /* consumed but unfinished events at most, shared by the
+                                      * partitions (kb__deliver_partition_may_take); 0 = 1000 */
     const char *permanent_status;    /* HTTP statuses that dead-letter at once (comma list of
                                       * 400-599, or "none"); NULL = KB_DELIVER_PERMANENT_DEFAULT */
     const char *origin;              /* WebHook-Request-Origin; NULL = host name */
@@ -134,6 +135,29 @@ kb_err_t kb__deliver_render(const kb_schemas_t *schemas, struct kb__deliver_gate
                             const struct kb_event_attrs *attrs, const void *value, size_t len,
                             enum kb_deliver_mode mode, char **body, size_t *body_len, char *errstr,
                             size_t errstr_size);
+
+/**
+ * The consumption budget of one partition (per-partition backpressure).
+ * Each assigned partition has a reserve (kb__deliver_partition_reserve) of
+ * unfinished events it may always hold; beyond it, it takes from the part
+ * of --max-pending that no partition uses or keeps in reserve. @p used is
+ * the sum over all assigned partitions of max(pending, @p reserved).
+ * Returns 1 when a partition holding @p pending events has room for
+ * @p room + 1 more: with @p room 0, whether it may take the next event
+ * (else it is paused); a paused one is resumed only when it has room for a
+ * few (less pause/resume churn at the boundary). So a partition is paused
+ * only when it holds more than its reserve, one within its reserve never
+ * waits for another's backlog, and the events held stay within
+ * max(@p max_pending, number of partitions).
+ */
+int kb__deliver_partition_may_take(int pending, int reserved, long used, int max_pending, int room);
+
+/**
+ * The reserve of each of @p n_parts partitions: half an even split of
+ * @p max_pending, at least 1. The other half is shared: a partition whose
+ * failing key holds many events keeps its other keys moving longer.
+ */
+int kb__deliver_partition_reserve(int max_pending, int n_parts);
 
 /** Milliseconds since the epoch of an RFC 3339 time ("...Z" or with offset); -1 if bad. */
 int64_t kb__deliver_parse_time(const char *rfc3339);

@@ -2,8 +2,9 @@
 /*
  * deliver_render.c - the pure parts of webhook delivery: an event rendered
  * as a CloudEvent in JSON (jansson) after the schema's validator accepted
- * it, the HMAC signature, retry delays, Retry-After parsing and the set of
- * permanent statuses. No I/O here, so the unit tests cover it directly.
+ * it, the HMAC signature, retry delays, Retry-After parsing, the set of
+ * permanent statuses and the partitions' consumption budget. No I/O here,
+ * so the unit tests cover it directly.
  */
 #define _XOPEN_SOURCE 700
 #include <stdio.h>
@@ -144,6 +145,19 @@ int kb__deliver_statuses_has(const struct kb__deliver_statuses *set, int status)
     if (status < 400 || status > 599)
         return 0;
     return (set->bits[(status - 400) / 64] >> ((status - 400) % 64)) & 1;
+}
+
+int kb__deliver_partition_reserve(int max_pending, int n_parts)
+{
+    int reserved = n_parts > 0 ? max_pending / (2 * n_parts) : max_pending / 2;
+    return reserved > 0 ? reserved : 1; /* a partition that can hold nothing cannot move on */
+}
+
+int kb__deliver_partition_may_take(int pending, int reserved, long used, int max_pending, int room)
+{
+    /* Within its reserve a partition never waits for another's backlog;
+     * beyond it, only while the budget nobody uses or keeps has room. */
+    return pending + room < reserved || used + room < max_pending;
 }
 
 void kb__deliver_gates_fini(struct kb__deliver_gates *g)

@@ -10,7 +10,8 @@
 # window with the last error, a poison event dead-lettered at once, a record
 # that is no CloudEvent dead-lettered only once it heads its key, bytes the
 # schema's validator refuses dead-lettered with its reason, a permanent
-# status dead-lettered at once, and a refused handshake that blocks delivery.
+# status dead-lettered at once, a failing key that holds up only its own
+# partition, and a refused handshake that blocks delivery.
 source "$(dirname "$0")/lib.sh"
 
 for tool in kb-webhook-receiver kb-webhook-feed; do
@@ -257,6 +258,43 @@ check "its dead letter gives the status" grep -q 'kb_error=HTTP 410 (permanent)'
 check "... after one attempt" grep -q 'kb_attempts=1' <<<"$dlq9"
 check "the 410 event was sent once" eq "$(attempt_times hook9 "$g_id" | wc -l)" 1
 check "the 409 event was retried" eq "$(attempt_times hook9 "$c_id" | wc -l)" 2
+
+# ---- 2f. A key whose head keeps failing holds up its own partition only.
+# Twelve events of k0 (always HTTP 500) come first: with --max-pending 12
+# over 3 partitions, k0's partition holds its reserve (2) and the shared
+# part (6), then is paused. Events written after that to the other
+# partitions are still delivered promptly (before, every partition paused
+# once 12 events waited, until k0's window ended).
+"$BIN/kb-webhook-feed" --topic-suffix out.hook10 --count 12 --keys 1 >"$WORK/feed10a.txt"
+h_key=$(sed -n 1p "$WORK/feed10a.txt" | cut -d' ' -f2)
+h_head=$(sed -n 1p "$WORK/feed10a.txt" | cut -d' ' -f1)
+receiver hook10 --rule "subject:$h_key=500xinf"
+deliver deliver10 hook10 "$(cat "$WORK/hook10.port")" --max-pending 12 --retry-window 5m \
+  --backoff-base 300ms --backoff-max 1s --metrics-addr 127.0.0.1:0
+h_tried() { (( $(attempt_times hook10 "$h_head" | wc -l) >= 3 )); }
+check "k0's head keeps failing" wait_for 30 h_tried
+sleep 2 # the budget is spent by now
+"$BIN/kb-webhook-feed" --topic-suffix out.hook10 --count 20 --keys 10 --start 1 >"$WORK/feed10b.txt"
+kcat -C -b "$KB_BOOTSTRAP" -t "$(T out.hook10)" -e -q -f '%p %k\n' 2>/dev/null |
+  sort -u >"$WORK/parts10.txt"
+h_part=$(awk -v k="$h_key" '$2 == k {print $1}' "$WORK/parts10.txt")
+# the events of feed B on the partitions k0 is not on
+awk 'NR == FNR {part[$2] = $1; next} part[$2] != hp {print $1}' hp="$h_part" \
+  "$WORK/parts10.txt" "$WORK/feed10b.txt" | sort >"$WORK/others10.txt"
+check "feed B has events on the other partitions" test "$(wc -l <"$WORK/others10.txt")" -gt 0
+others_delivered() {
+  [[ -z "$(comm -23 "$WORK/others10.txt" \
+    <(posts hook10 | jq -r 'select(.status==200) | .id' | sort -u))" ]]
+}
+check "the other partitions' events delivered promptly while k0 fails" \
+  wait_for 20 others_delivered
+check "k0's head is still failing (not dead-lettered)" eq "$(count "$(T dlq.hook10)")" 0
+mport10=$(grep -o 'comp=http msg="listening" addr=127.0.0.1 port=[0-9]*' "$WORK/deliver10.log" |
+  head -n 1 | sed 's/.*port=//')
+pending10() {
+  curl -sf "http://127.0.0.1:$mport10/metrics" | grep -q '^kb_deliver_pending{subscriber="hook10"} 8$'
+}
+check "held: k0's partition's reserve and the shared part, 8 of 12" wait_for 10 pending10
 
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.

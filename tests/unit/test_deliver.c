@@ -104,6 +104,70 @@ static void test_permanent_status(void)
     }
 }
 
+/* Whether partition @p i of three, holding pending[0..2], may take another
+ * event under --max-pending @p max (with @p room to spare). */
+static int may_take(const int pending[3], int max, int i, int room)
+{
+    int reserve = kb__deliver_partition_reserve(max, 3);
+    long used = 0;
+    for (int j = 0; j < 3; j++)
+        used += pending[j] > reserve ? pending[j] : reserve;
+    return kb__deliver_partition_may_take(pending[i], reserve, used, max, room);
+}
+
+static void test_partition_budget(void)
+{
+    CHECK_INT(kb__deliver_partition_reserve(1000, 3), 166);
+    CHECK_INT(kb__deliver_partition_reserve(1000, 1), 500);
+    CHECK_INT(kb__deliver_partition_reserve(2, 3), 1); /* never 0: each partition can move */
+    CHECK_INT(kb__deliver_partition_reserve(7, 0), 3);
+
+    /* --max-pending 12 over three partitions: a reserve of 2 each, 6 shared.
+     * Partition 0's events never finish (its key's head keeps failing); 1 and
+     * 2 deliver every event at once. 0 fills its reserve and the shared part,
+     * then waits; 1 and 2 are never refused; the total stays within 12. */
+    int pending[3] = {0, 0, 0}, refused[3] = {0, 0, 0};
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 3; i++) {
+            if (may_take(pending, 12, i, 0))
+                pending[i]++;
+            else
+                refused[i]++;
+        }
+        CHECK(pending[0] + pending[1] + pending[2] <= 12);
+        pending[1] = pending[2] = 0;
+    }
+    CHECK_INT(pending[0], 8);
+    CHECK(refused[0] > 0);
+    CHECK_INT(refused[1] + refused[2], 0);
+    /* A single partition may use the whole budget (reserve 500 of 1000). */
+    CHECK_INT(kb__deliver_partition_may_take(999, 500, 999, 1000, 0), 1);
+    CHECK_INT(kb__deliver_partition_may_take(1000, 500, 1000, 1000, 0), 0);
+
+    /* Partition 1 gets stuck too: it still has its reserve, and 2 goes on. */
+    for (int round = 0; round < 50; round++) {
+        for (int i = 0; i < 3; i++) {
+            if (may_take(pending, 12, i, 0))
+                pending[i]++;
+            else
+                refused[i]++;
+        }
+        CHECK(pending[0] + pending[1] + pending[2] <= 12);
+        pending[2] = 0;
+    }
+    CHECK_INT(pending[0], 8);
+    CHECK_INT(pending[1], 2);
+    CHECK_INT(refused[2], 0);
+
+    /* Resuming wants room for reserve/2 = 1 more: 0 stays paused when one
+     * of its events finishes, and resumes when two have. */
+    pending[0] = 7;
+    CHECK_INT(may_take(pending, 12, 0, 0), 1);
+    CHECK_INT(may_take(pending, 12, 0, 1), 0);
+    pending[0] = 6;
+    CHECK_INT(may_take(pending, 12, 0, 1), 1);
+}
+
 static void test_render(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -235,6 +299,7 @@ int main(void)
     test_signature();
     test_time();
     test_permanent_status();
+    test_partition_budget();
     test_render();
     KB_TEST_DONE();
 }
