@@ -157,8 +157,7 @@ struct kb_deliver {
     int handshake_failures;
     int64_t handshake_next_ms;
     int64_t last_commit_ms;
-    double allowed_rate;         /* WebHook-Allowed-Rate from the handshake, 0 = none */
-    struct kb__deliver_gates gates; /* validators run before avro-c decodes a payload */
+    double allowed_rate;                   /* WebHook-Allowed-Rate from the handshake, 0 = none */
     struct kb__deliver_statuses permanent; /* answers that dead-letter at once */
     kb_series_t *m_ok, *m_4xx, *m_5xx, *m_throttled, *m_timeout, *m_error;
     kb_series_t *m_delivered, *m_backlog, *m_pending, *m_paused, *m_latency, *m_dlq;
@@ -901,9 +900,8 @@ static int send_request(struct kb_deliver *d, struct msg *m)
         cmd = EVHTTP_REQ_POST;
         char *body = NULL, errstr[256] = "";
         size_t len = 0;
-        kb_err_t err =
-            kb__deliver_render(d->o.schemas, &d->gates, &m->attrs, m->rkm->payload, m->rkm->len,
-                               d->o.mode, &body, &len, errstr, sizeof errstr);
+        kb_err_t err = kb__deliver_render(d->o.schemas, &m->attrs, m->rkm->payload, m->rkm->len,
+                                          d->o.mode, &body, &len, errstr, sizeof errstr);
         if (err) {
             evhttp_request_free(req);
             evhttp_connection_free(x->conn);
@@ -1488,6 +1486,5 @@ void kb_deliver_destroy(kb_deliver_t *d)
         event_base_free(d->base);
     if (d->ssl_ctx)
         SSL_CTX_free(d->ssl_ctx);
-    kb__deliver_gates_fini(&d->gates);
     free(d);
 }

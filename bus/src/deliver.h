@@ -16,11 +16,13 @@
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/schema.h"
-#include "ketenbus/validate.h"
 
 /* The --permanent-status default: answers that say the request itself is
  * wrong, so sending the same event again cannot succeed. */
-#define KB_DELIVER_PERMANENT_DEFAULT "400,404,410,413,415,422"
+/* Not 404 by default: a proxy in front of a webhook being redeployed
+ * answers 404 for a while, and that must not dead-letter everything sent
+ * meanwhile; 410 is the webhook's own "gone for good". */
+#define KB_DELIVER_PERMANENT_DEFAULT "400,410,413,415,422"
 
 enum kb_deliver_mode {
     KB_DELIVER_STRUCTURED = 0, /* application/cloudevents+json, data rendered as JSON */
@@ -83,21 +85,6 @@ kb_err_t kb__deliver_statuses_parse(const char *list, struct kb__deliver_statuse
 /** 1 when @p status is in @p set. */
 int kb__deliver_statuses_has(const struct kb__deliver_statuses *set, int status);
 
-/* The compiled validators of one delivery loop, one per schema id, compiled
- * on first use and kept for the loop's life (the router's gate_of()). */
-struct kb__deliver_gate {
-    int32_t schema_id; /* registry id the validator was compiled for */
-    kb_validator_t *v; /* NULL: the schema does not compile (why says why) */
-    char why[256];     /* kb_validate_compile()'s reason when v is NULL */
-};
-struct kb__deliver_gates {
-    struct kb__deliver_gate *items; /* malloc'ed array */
-    size_t n;                       /* entries used */
-};
-
-/** Release the validators of @p g and empty it. */
-void kb__deliver_gates_fini(struct kb__deliver_gates *g);
-
 /**
  * Delay before retry number @p attempt (1 = after the first failure):
  * exponential base * 2^(attempt-1), capped at @p max_ms, with "equal
@@ -120,8 +107,8 @@ void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char 
 
 /**
  * Render one event for the webhook: check the framed Avro @p value with
- * its schema's compiled validator (from @p gates, compiled there on first
- * use), then decode it and turn it into JSON (records as objects, unions as
+ * its schema's compiled validator (kb_avro_event_json() runs
+ * kb_schema_check()), then decode it and turn it into JSON (records as objects, unions as
  * their branch, enums as symbols, bytes/fixed as base64). Bytes the
  * validator refuses never reach avro-c. Structured mode gives the whole
  * CloudEvent (attributes + "data"); binary mode just the data. *body is
@@ -129,12 +116,10 @@ void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char 
  * rendered (no framing, refused by the validator with its reason, a schema
  * that does not compile): a permanent failure (dead letter); KB_ERR_SCHEMA
  * for a schema id not known (yet), KB_ERR_NOMEM.
- * @thread the one that owns @p gates
  */
-kb_err_t kb__deliver_render(const kb_schemas_t *schemas, struct kb__deliver_gates *gates,
-                            const struct kb_event_attrs *attrs, const void *value, size_t len,
-                            enum kb_deliver_mode mode, char **body, size_t *body_len, char *errstr,
-                            size_t errstr_size);
+kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_attrs *attrs,
+                            const void *value, size_t len, enum kb_deliver_mode mode, char **body,
+                            size_t *body_len, char *errstr, size_t errstr_size);
 
 /**
  * The consumption budget of one partition (per-partition backpressure).

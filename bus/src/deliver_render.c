@@ -9,7 +9,6 @@
 #define _XOPEN_SOURCE 700
 #include <stdio.h>
 #include <stdlib.h>
-#include <inttypes.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -160,77 +159,16 @@ int kb__deliver_partition_may_take(int pending, int reserved, long used, int max
     return pending + room < reserved || used + room < max_pending;
 }
 
-void kb__deliver_gates_fini(struct kb__deliver_gates *g)
+kb_err_t kb__deliver_render(const kb_schemas_t *schemas, const struct kb_event_attrs *attrs,
+                            const void *value, size_t len, enum kb_deliver_mode mode, char **body,
+                            size_t *body_len, char *errstr, size_t errstr_size)
 {
-    for (size_t i = 0; i < g->n; i++)
-        kb_validate_destroy(g->items[i].v);
-    free(g->items);
-    g->items = NULL;
-    g->n = 0;
-}
-
-/* The gate of @p schema, compiled on first use; NULL only when out of memory
- * (a schema that does not compile has a gate with v == NULL). A process
- * delivers a handful of schemas, so a short list searched in order will do. */
-static const struct kb__deliver_gate *gate_of(struct kb__deliver_gates *g,
-                                              const struct kb_schema *schema)
-{
-    for (size_t i = 0; i < g->n; i++)
-        if (g->items[i].schema_id == schema->id)
-            return &g->items[i];
-    struct kb__deliver_gate *ng = realloc(g->items, (g->n + 1) * sizeof *ng);
-    if (!ng)
-        return NULL;
-    g->items = ng;
-    struct kb__deliver_gate *gate = &ng[g->n];
-    memset(gate, 0, sizeof *gate);
-    gate->schema_id = schema->id;
-    gate->v = kb_validate_compile(schema->json, NULL, gate->why, sizeof gate->why);
-    g->n++;
-    return gate;
-}
-
-/* Run the value's schema gate over it: avro-c is not hardened against
- * hostile bytes, and a copy in a subscriber's topic may come from anyone
- * with write access to it, not only from the router's gate. */
-static kb_err_t check_value(const kb_schemas_t *schemas, struct kb__deliver_gates *gates,
-                            const void *value, size_t len, char *errstr, size_t errstr_size)
-{
-    int32_t id;
-    const uint8_t *payload;
-    size_t plen;
-    if (kb_event_unframe(value, len, &id, &payload, &plen))
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                          "value is not in the Confluent wire format");
-    const struct kb_schema *schema = kb_schemas_by_id(schemas, id);
-    if (!schema)
-        return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size, "unknown schema id %d", (int)id);
-    const struct kb__deliver_gate *gate = gate_of(gates, schema);
-    if (!gate)
-        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    /* A schema id names one text for good: one that does not compile never will. */
-    if (!gate->v)
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                          "schema %" PRId32 " does not compile into a validator: %s", schema->id,
-                          gate->why);
-    struct kb_validate_result vr;
-    if (kb_validate(gate->v, payload, plen, &vr) != KB_OK)
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                          "payload fails schema %" PRId32 ": %s at %s (offset %zu): %s", schema->id,
-                          vr.rule, vr.path[0] ? vr.path : "top level", vr.offset, vr.message);
-    return KB_OK;
-}
-
-kb_err_t kb__deliver_render(const kb_schemas_t *schemas, struct kb__deliver_gates *gates,
-                            const struct kb_event_attrs *attrs, const void *value, size_t len,
-                            enum kb_deliver_mode mode, char **body, size_t *body_len, char *errstr,
-                            size_t errstr_size)
-{
-    kb_err_t err = check_value(schemas, gates, value, len, errstr, errstr_size);
-    if (err)
-        return err;
+    /* kb_avro_event_json() runs the schema's validator first: a copy in a
+     * subscriber's topic may come from anyone with write access to it, not
+     * only from the router's gate, and avro-c is not hardened against
+     * hostile bytes. */
     json_t *data;
-    err = kb_avro_event_json(schemas, value, len, &data, NULL, errstr, errstr_size);
+    kb_err_t err = kb_avro_event_json(schemas, value, len, &data, NULL, errstr, errstr_size);
     if (err)
         return err;
     json_t *doc = data;
