@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "cmd.h"
+#include "ketenbus/admin.h"
 #include "ketenbus/cli_num.h"
 #include "ketenbus/http.h"
 #include "ketenbus/stop.h"
@@ -26,24 +27,34 @@ static const char usage[] =
     "subscriber: totals, rates per second since the previous poll, delivery\n"
     "outcomes, retry backlog, dead letters and consumer lag. --once prints one\n"
     "table (totals only) and exits: handy in scripts. --interval is the time\n"
-    "between polls, 0.1 to 3600 seconds (default 2).\n";
-
-#define MAX_ROWS 256
+    "between polls, 0.1 to 3600 seconds (default 2). Every figure is shown,\n"
+    "however many; in label values each byte outside printable ASCII is\n"
+    "shown as \\xNN, so nothing a process reports can drive the terminal.\n";
 
 /* --interval: usleep() takes it in microseconds, in an unsigned int (3600 s fits). */
 #define TOP_MIN_INTERVAL 0.1
 #define TOP_MAX_INTERVAL 3600.0
 
+/* Width of the "for" column; a longer text is cut there, at a character. */
+#define WHO_COLUMN 48
+
 /* One figure: a family and a label value it is shown under. */
 struct row {
-    char what[48];   /* short name of the family */
-    char who[128];   /* the label values, joined */
-    double value;    /* summed over the processes polled */
-    double previous; /* at the previous poll, for the rate */
+    const char *what; /* short name of the family (static, from shown[]) */
+    char *who;        /* the label values, escaped for a terminal, joined (owned) */
+    double value;     /* summed over the processes polled */
+    double previous;  /* at the previous poll, for the rate */
+    int seen;         /* reported by some process in this poll */
+    int was_seen;     /* ... and in the previous one: previous is a rate's base */
 };
 
-static struct row rows[MAX_ROWS];
-static size_t n_rows;
+/* Every figure seen so far, in the order first seen; as many as the
+ * processes report (a router with a thousand partitions has a thousand lag
+ * rows). index maps "what\x1fwho" to the position in rows, so a poll costs
+ * one hash lookup per series. */
+static struct row *rows;
+static size_t n_rows, cap_rows;
+static json_t *index_of;
 
 static const struct shown {
     const char *family; /* metric family */
@@ -61,17 +72,59 @@ static const struct shown {
     {"kb_kafka_consumer_lag", "lag"},
 };
 
+/* The row of (@p what, @p who), made on first sight; NULL when memory ran out. */
 static struct row *row_get(const char *what, const char *who)
 {
-    for (size_t i = 0; i < n_rows; i++)
-        if (!strcmp(rows[i].what, what) && !strcmp(rows[i].who, who))
-            return &rows[i];
-    if (n_rows == MAX_ROWS)
+    size_t key_len = strlen(what) + 1 + strlen(who) + 1;
+    char *key = malloc(key_len);
+    if (!key || (!index_of && !(index_of = json_object()))) {
+        free(key);
         return NULL;
-    struct row *r = &rows[n_rows++];
-    snprintf(r->what, sizeof r->what, "%s", what);
-    snprintf(r->who, sizeof r->who, "%s", who);
+    }
+    snprintf(key, key_len, "%s\x1f%s", what, who);
+    json_t *at = json_object_get(index_of, key);
+    struct row *r = NULL;
+    if (at) {
+        r = &rows[json_integer_value(at)];
+        goto out;
+    }
+    if (n_rows == cap_rows) {
+        size_t cap = cap_rows ? 2 * cap_rows : 64;
+        struct row *nr = realloc(rows, cap * sizeof *nr);
+        if (!nr)
+            goto out;
+        rows = nr;
+        cap_rows = cap;
+    }
+    char *copy = strdup(who);
+    if (!copy || json_object_set_new(index_of, key, json_integer((json_int_t)n_rows))) {
+        free(copy);
+        goto out;
+    }
+    r = &rows[n_rows++];
+    *r = (struct row){.what = what, .who = copy};
+out:
+    free(key);
     return r;
+}
+
+/* Append label value @p v to @p who, escaped: a process's label values are
+ * text from outside (source, subscriber and topic names), and a control
+ * character in one (ESC starting a terminal sequence, say) must never reach
+ * the terminal as such. kb_dlq_printable writes every byte outside
+ * printable ASCII as \xNN. */
+static int who_append(char **who, size_t *len, const char *v, size_t v_len)
+{
+    char shown_v[4 * 200 + 8]; /* kb_dlq_printable shows at most 200 bytes */
+    kb_dlq_printable(v, v_len, shown_v, sizeof shown_v);
+    size_t add = strlen(shown_v) + (*len ? 1 : 0);
+    char *nw = realloc(*who, *len + add + 1);
+    if (!nw)
+        return -1;
+    snprintf(nw + *len, add + 1, "%s%s", *len ? " " : "", shown_v);
+    *who = nw;
+    *len += add;
+    return 0;
 }
 
 static int poll_one(const char *base, char *errstr, size_t errstr_size)
@@ -89,26 +142,68 @@ static int poll_one(const char *base, char *errstr, size_t errstr_size)
         kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "%s: no metrics JSON", url);
         return -1;
     }
-    for (size_t s = 0; s < sizeof shown / sizeof shown[0]; s++) {
+    int failed = 0;
+    for (size_t s = 0; s < sizeof shown / sizeof shown[0] && !failed; s++) {
         json_t *series = json_object_get(root, shown[s].family), *item;
         size_t i;
         json_array_foreach(series, i, item)
         {
-            char who[128] = "";
+            char *who = NULL;
+            size_t who_len = 0;
             const char *k;
             json_t *v;
             json_object_foreach(json_object_get(item, "labels"), k, v)
             {
-                size_t l = strlen(who);
-                snprintf(who + l, sizeof who - l, "%s%s", l ? " " : "", json_string_value(v));
+                /* Not a string: shown as "?" rather than dropped. */
+                const char *text = json_is_string(v) ? json_string_value(v) : "?";
+                size_t text_len = json_is_string(v) ? json_string_length(v) : 1;
+                if ((failed = who_append(&who, &who_len, text, text_len)))
+                    break;
             }
-            struct row *r = row_get(shown[s].what, who);
-            if (r)
-                r->value += json_number_value(json_object_get(item, "value"));
+            struct row *r = failed ? NULL : row_get(shown[s].what, who ? who : "");
+            free(who);
+            if (!r) {
+                failed = 1;
+                break;
+            }
+            r->value += json_number_value(json_object_get(item, "value"));
+            r->seen = 1;
         }
     }
     json_decref(root);
-    return 0;
+    if (failed)
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "%s: out of memory", url);
+    return failed ? -1 : 0;
+}
+
+/* Print @p who in WHO_COLUMN columns: padded, or cut with "..." when longer.
+ * Escaping made it ASCII, so a byte is a column; the cut never splits an
+ * \xNN (a backslash only ever starts one). */
+static void print_who(const char *who)
+{
+    size_t len = strlen(who);
+    if (len <= WHO_COLUMN) {
+        printf("%-*s", WHO_COLUMN, who);
+        return;
+    }
+    int cut = WHO_COLUMN - 3;
+    for (int k = 1; k < 4; k++)
+        if (who[cut - k] == '\\') {
+            cut -= k;
+            break;
+        }
+    printf("%.*s...%*s", cut, who, WHO_COLUMN - 3 - cut, "");
+}
+
+static void rows_free(void)
+{
+    for (size_t i = 0; i < n_rows; i++)
+        free(rows[i].who);
+    free(rows);
+    json_decref(index_of);
+    rows = NULL;
+    n_rows = cap_rows = 0;
+    index_of = NULL;
 }
 
 int kb_cmd_top(int argc, char **argv)
@@ -145,10 +240,13 @@ int kb_cmd_top(int argc, char **argv)
         fprintf(stderr, "error: %s\n", serr);
         return 1;
     }
+    int rc = 0;
     for (int round = 0; !atomic_load(&stop); round++) {
         for (size_t i = 0; i < n_rows; i++) {
             rows[i].previous = rows[i].value;
+            rows[i].was_seen = rows[i].seen;
             rows[i].value = 0;
+            rows[i].seen = 0;
         }
         char errstr[256];
         int failed = 0;
@@ -158,29 +256,41 @@ int kb_cmd_top(int argc, char **argv)
                 failed = 1;
             }
         }
-        if (once && failed)
-            return 1;
+        if (once && failed) {
+            rc = 1;
+            break;
+        }
+        /* A series no process reports any more (the lag of a partition
+         * that moved elsewhere) is left out, not shown as 0. */
+        size_t n_seen = 0;
+        for (size_t i = 0; i < n_rows; i++)
+            n_seen += rows[i].seen;
         if (!once)
             printf("\033[H\033[2J");
         time_t now = time(NULL);
         char ts[32];
         strftime(ts, sizeof ts, "%H:%M:%S", localtime(&now));
-        printf("ketenbus top  %s  (%d process%s)\n\n", ts, argc - optind,
-               argc - optind == 1 ? "" : "es");
-        printf("%-14s %-48s %14s %10s\n", "figure", "for", "value", once ? "" : "per s");
+        printf("ketenbus top  %s  (%d process%s, %zu figure%s)\n\n", ts, argc - optind,
+               argc - optind == 1 ? "" : "es", n_seen, n_seen == 1 ? "" : "s");
+        printf("%-14s %-*s %14s %10s\n", "figure", WHO_COLUMN, "for", "value", once ? "" : "per s");
         for (size_t i = 0; i < n_rows; i++) {
             const struct row *r = &rows[i];
+            if (!r->seen)
+                continue;
             int is_total = strstr(r->what, "lag") == NULL && strstr(r->what, "backlog") == NULL &&
                            strstr(r->what, "pending") == NULL;
-            printf("%-14s %-48.48s %14.0f", r->what, r->who, r->value);
-            if (!once && round > 0 && is_total)
+            printf("%-14s ", r->what);
+            print_who(r->who);
+            printf(" %14.0f", r->value);
+            if (!once && r->was_seen && is_total)
                 printf(" %10.1f", (r->value - r->previous) / interval);
             printf("\n");
         }
         fflush(stdout);
         if (once)
-            return 0;
+            break;
         usleep((useconds_t)(interval * 1e6));
     }
-    return 0;
+    rows_free();
+    return rc;
 }
