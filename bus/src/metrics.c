@@ -11,6 +11,11 @@
  *     values are atomics, read without the lock's exclusion.
  *  3. A histogram keeps per-bucket (non-cumulative) counts; the exposition
  *     sums them, so _count always equals the +Inf bucket.
+ *  4. A gauge that no longer applies (the lag of a partition this process
+ *     gave up) is not freed but marked withdrawn (kb_metrics_gauge_remove):
+ *     the outputs leave it out until the next update brings it back. So a
+ *     series pointer held elsewhere stays valid (1) and updates stay
+ *     lock-free.
  */
 #include <math.h>
 #include <pthread.h>
@@ -70,9 +75,9 @@ static const struct catalogue_entry {
     {KB_METRIC_GAUGE, "kb_deliver_paused_keys", "subscriber",
      "Subject keys paused behind a failing event"},
     {KB_METRIC_GAUGE, "kb_kafka_consumer_lag", "topic,partition",
-     "Messages between the committed offset and the end of the partition (librdkafka statistics)"},
-    {KB_METRIC_COUNTER, "kb_kafka_stats_total", "",
-     "librdkafka statistics documents received"},
+     "Messages between this process's position and the end of a partition assigned to it "
+     "(librdkafka statistics); a partition that moved elsewhere is left out"},
+    {KB_METRIC_COUNTER, "kb_kafka_stats_total", "", "librdkafka statistics documents received"},
     {KB_METRIC_GAUGE, "kb_process_start_time_seconds", "",
      "Start time of the process since the Unix epoch in seconds"},
 };
@@ -89,6 +94,7 @@ struct kb_series {
     char **values;                 /* label values, fam->n_labels of them */
     _Atomic uint64_t bits;         /* counter/gauge value, or histogram sum (double bits) */
     _Atomic uint64_t *bucket_hits; /* histograms: n_buckets + 1 (the last is +Inf) */
+    atomic_int withdrawn;          /* left out of the outputs until updated (invariant 4) */
 };
 
 struct family {
@@ -241,7 +247,7 @@ out_nomem:
     return KB_ERR_NOMEM;
 }
 
-static kb_series_t *series_get(const char *name, const char *const *values, size_t n);
+static kb_series_t *series_get(const char *name, const char *const *values, size_t n, int create);
 
 static void declare_catalogue(void)
 {
@@ -252,7 +258,7 @@ static void declare_catalogue(void)
     pthread_rwlock_unlock(&lock);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    kb_series_set(series_get("kb_process_start_time_seconds", NULL, 0),
+    kb_series_set(series_get("kb_process_start_time_seconds", NULL, 0, 1),
                   (double)ts.tv_sec + ts.tv_nsec / 1e9);
 }
 
@@ -308,11 +314,12 @@ static void warn_once(struct family *f, const char *name, const char *why)
 kb_series_t *kb_metrics_series_v(const char *name, const char *const *values, size_t n)
 {
     pthread_once(&once, declare_catalogue);
-    return series_get(name, values, n);
+    return series_get(name, values, n, 1);
 }
 
-/* The lookup itself; the catalogue is declared already. */
-static kb_series_t *series_get(const char *name, const char *const *values, size_t n)
+/* The lookup itself, making the series when missing and @p create is set;
+ * the catalogue is declared already. */
+static kb_series_t *series_get(const char *name, const char *const *values, size_t n, int create)
 {
     char *key = NULL;
     for (size_t i = 0; i < n; i++)
@@ -333,7 +340,7 @@ static kb_series_t *series_get(const char *name, const char *const *values, size
     uint64_t h = hash_str(key);
     struct kb_series *s = lookup(f, key, h);
     pthread_rwlock_unlock(&lock);
-    if (s) {
+    if (s || !create) {
         free(key);
         return s;
     }
@@ -361,6 +368,7 @@ static kb_series_t *series_get(const char *name, const char *const *values, size
         goto out_unlock;
     }
     atomic_init(&s->bits, double_to_bits(0.0));
+    atomic_init(&s->withdrawn, 0);
     s->key = key;
     key = NULL;
     s->hash_next = f->table[h % SERIES_BUCKETS];
@@ -378,7 +386,7 @@ out_unlock:
     return s;
 }
 
-static kb_series_t *series_va(const char *name, va_list ap)
+static kb_series_t *series_va(const char *name, va_list ap, int create)
 {
     const char *values[KB_METRICS_MAX_LABELS + 1];
     size_t n = 0;
@@ -388,14 +396,15 @@ static kb_series_t *series_va(const char *name, va_list ap)
             return NULL;
         values[n++] = v;
     }
-    return kb_metrics_series_v(name, values, n);
+    pthread_once(&once, declare_catalogue);
+    return series_get(name, values, n, create);
 }
 
 kb_series_t *kb_metrics_series(const char *name, ...)
 {
     va_list ap;
     va_start(ap, name);
-    kb_series_t *s = series_va(name, ap);
+    kb_series_t *s = series_va(name, ap, 1);
     va_end(ap);
     return s;
 }
@@ -416,6 +425,7 @@ void kb_series_add(kb_series_t *s, double v)
     if (s->fam->kind == KB_METRIC_COUNTER && !(v >= 0))
         return; /* a counter never goes down (and NaN would poison it) */
     atomic_add_double(&s->bits, v);
+    atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
 }
 
 void kb_series_set(kb_series_t *s, double v)
@@ -423,6 +433,7 @@ void kb_series_set(kb_series_t *s, double v)
     if (!s || s->fam->kind != KB_METRIC_GAUGE)
         return;
     atomic_store_explicit(&s->bits, double_to_bits(v), memory_order_relaxed);
+    atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
 }
 
 void kb_series_observe(kb_series_t *s, double v)
@@ -453,7 +464,7 @@ void kb_metrics_counter_add(const char *name, double v, ...)
 {
     va_list ap;
     va_start(ap, v);
-    kb_series_add(series_va(name, ap), v);
+    kb_series_add(series_va(name, ap, 1), v);
     va_end(ap);
 }
 
@@ -461,7 +472,7 @@ void kb_metrics_gauge_set(const char *name, double v, ...)
 {
     va_list ap;
     va_start(ap, v);
-    kb_series_set(series_va(name, ap), v);
+    kb_series_set(series_va(name, ap, 1), v);
     va_end(ap);
 }
 
@@ -469,15 +480,28 @@ void kb_metrics_gauge_add(const char *name, double v, ...)
 {
     va_list ap;
     va_start(ap, v);
-    kb_series_add(series_va(name, ap), v);
+    kb_series_add(series_va(name, ap, 1), v);
     va_end(ap);
+}
+
+void kb_metrics_gauge_remove(const char *name, ...)
+{
+    va_list ap;
+    va_start(ap, name);
+    /* Looked up without creating it: withdrawing what was never there is a no-op. */
+    kb_series_t *s = series_va(name, ap, 0);
+    va_end(ap);
+    if (!s || s->fam->kind != KB_METRIC_GAUGE)
+        return;
+    atomic_store_explicit(&s->withdrawn, 1, memory_order_relaxed);
+    atomic_store_explicit(&s->bits, double_to_bits(0.0), memory_order_relaxed);
 }
 
 void kb_metrics_observe(const char *name, double v, ...)
 {
     va_list ap;
     va_start(ap, v);
-    kb_series_observe(series_va(name, ap), v);
+    kb_series_observe(series_va(name, ap, 1), v);
     va_end(ap);
 }
 
@@ -621,6 +645,8 @@ kb_err_t kb_metrics_render(char **out, size_t *len)
         text_puts(&t, kind_names[f->kind]);
         text_puts(&t, "\n");
         for (const struct kb_series *s = f->first; s; s = s->order_next) {
+            if (atomic_load_explicit(&s->withdrawn, memory_order_relaxed))
+                continue;
             double sum = bits_to_double(atomic_load_explicit(&s->bits, memory_order_relaxed));
             if (f->kind != KB_METRIC_HISTOGRAM) {
                 text_sample(&t, f, s, "", NULL, sum);
@@ -661,6 +687,8 @@ kb_err_t kb_metrics_render_json(char **out, size_t *len)
         json_t *arr = json_array();
         failed |= !arr || json_object_set_new(root, f->name, arr);
         for (const struct kb_series *s = f->first; s && !failed; s = s->order_next) {
+            if (atomic_load_explicit(&s->withdrawn, memory_order_relaxed))
+                continue;
             json_t *labels = json_object(), *item = json_object();
             failed |= !labels || !item;
             for (size_t i = 0; !failed && i < f->n_labels; i++)
@@ -696,6 +724,14 @@ kb_err_t kb_metrics_render_json(char **out, size_t *len)
 
 /* --- librdkafka statistics --- */
 
+/* Integer field @p name of a statistics object, or -1 when it is missing
+ * (librdkafka's logical offsets are negative too: all mean "not known"). */
+static json_int_t stat_int(const json_t *part, const char *name)
+{
+    const json_t *v = json_object_get(part, name);
+    return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
 kb_err_t kb_metrics_kafka_stats(const char *json, size_t len)
 {
     json_error_t jerr;
@@ -705,6 +741,10 @@ kb_err_t kb_metrics_kafka_stats(const char *json, size_t len)
         return KB_ERR_INVALID;
     }
     kb_metrics_counter_add("kb_kafka_stats_total", 1, NULL);
+    /* Only a consumer's own document says which partitions it holds: a
+     * producer's lists the partitions it writes to, all "not desired". */
+    const char *type = json_string_value(json_object_get(root, "type"));
+    int consumer = type && !strcmp(type, "consumer");
     json_t *topics = json_object_get(root, "topics");
     const char *tname;
     json_t *topic;
@@ -717,6 +757,14 @@ kb_err_t kb_metrics_kafka_stats(const char *json, size_t len)
             /* -1 is librdkafka's internal UA partition; a lag of -1 means unknown. */
             if (!strcmp(pname, "-1"))
                 continue;
+            /* librdkafka marks a partition desired while it is assigned to
+             * this consumer and clears the mark when it is revoked, but
+             * goes on listing it (with the lag it had). Its lag is now the
+             * business of the process that got it: stop exporting it here. */
+            if (consumer && json_is_false(json_object_get(part, "desired"))) {
+                kb_metrics_gauge_remove("kb_kafka_consumer_lag", tname, pname, NULL);
+                continue;
+            }
             json_t *lag = json_object_get(part, "consumer_lag");
             json_int_t v = json_is_integer(lag) ? json_integer_value(lag) : -1;
             if (v < 0) {
@@ -725,13 +773,20 @@ kb_err_t kb_metrics_kafka_stats(const char *json, size_t len)
                  * offset: the lag is then the end of the partition (the last
                  * stable offset, as read_committed sees it) minus the next
                  * offset handed to the application. */
-                json_t *end = json_object_get(part, "ls_offset");
-                json_t *app = json_object_get(part, "app_offset");
-                if (!json_is_integer(end) || json_integer_value(end) < 0)
-                    end = json_object_get(part, "hi_offset");
-                if (json_is_integer(end) && json_is_integer(app) && json_integer_value(app) >= 0 &&
-                    json_integer_value(end) >= json_integer_value(app))
-                    v = json_integer_value(end) - json_integer_value(app);
+                json_int_t end = stat_int(part, "ls_offset");
+                json_int_t pos = stat_int(part, "app_offset");
+                if (end < 0)
+                    end = stat_int(part, "hi_offset");
+                /* Nothing handed over since the partition was assigned (no
+                 * app_offset) and nothing fetched waiting: the application
+                 * stands where fetching stands. Without this a partition
+                 * that just moved here shows no lag until an event comes. */
+                const char *state = json_string_value(json_object_get(part, "fetch_state"));
+                if (pos < 0 && state && !strcmp(state, "active") &&
+                    stat_int(part, "fetchq_cnt") == 0)
+                    pos = stat_int(part, "next_offset");
+                if (pos >= 0 && end >= pos)
+                    v = end - pos;
             }
             if (v < 0)
                 continue;

@@ -188,6 +188,85 @@ static void test_kafka_stats(void)
     CHECK_INT(kb_metrics_kafka_stats_cb(NULL, (char *)"nonsense", 8, NULL), 0);
 }
 
+/* A partition that moves to another process stops being reported here:
+ * librdkafka keeps listing it in the consumer's statistics with
+ * "desired": false, and its lag belongs to the new owner. */
+static void test_kafka_stats_revoked(void)
+{
+    kb_metrics_reset();
+    const char *assigned = "{\"type\":\"consumer\",\"topics\":{\"kb.in.gba\":{\"partitions\":{"
+                           "\"0\":{\"desired\":true,\"consumer_lag\":42},"
+                           "\"1\":{\"desired\":true,\"consumer_lag\":7}}}}}";
+    /* After the rebalance: partition 1 went to another router; librdkafka
+     * still reports its last known lag (committed offset kept). */
+    const char *revoked = "{\"type\":\"consumer\",\"topics\":{\"kb.in.gba\":{\"partitions\":{"
+                          "\"0\":{\"desired\":true,\"consumer_lag\":40},"
+                          "\"1\":{\"desired\":false,\"consumer_lag\":7}}}}}";
+    /* The same process's producer writes to the partition: not a word on
+     * who consumes it. */
+    const char *producer = "{\"type\":\"producer\",\"topics\":{\"kb.in.gba\":{\"partitions\":{"
+                           "\"0\":{\"desired\":false,\"consumer_lag\":-1}}}}}";
+    CHECK_INT(kb_metrics_kafka_stats(assigned, strlen(assigned)), KB_OK);
+    kb_series_t *p1 = kb_metrics_series("kb_kafka_consumer_lag", "kb.in.gba", "1", NULL);
+    CHECK(kb_series_value(p1) == 7);
+    CHECK_INT(kb_metrics_kafka_stats(revoked, strlen(revoked)), KB_OK);
+    char *text = render();
+    char *block = family_block(text, "kb_kafka_consumer_lag");
+    CHECK(strstr(block, "kb_kafka_consumer_lag{topic=\"kb.in.gba\","
+                        "partition=\"0\"} 40\n") != NULL);
+    CHECK(strstr(block, "partition=\"1\"") == NULL);
+    free(block);
+    free(text);
+    char *js = NULL;
+    size_t len = 0;
+    CHECK_INT(kb_metrics_render_json(&js, &len), KB_OK);
+    json_t *doc = json_loadb(js, len, 0, NULL);
+    CHECK_INT(json_array_size(json_object_get(doc, "kb_kafka_consumer_lag")), 1);
+    json_decref(doc);
+    free(js);
+    CHECK(kb_series_value(p1) == 0); /* the pointer held stays valid */
+
+    CHECK_INT(kb_metrics_kafka_stats(producer, strlen(producer)), KB_OK);
+    CHECK(kb_series_value(kb_metrics_series("kb_kafka_consumer_lag", "kb.in.gba", "0", NULL)) ==
+          40);
+
+    /* Assigned back: exported again, with the new value. */
+    CHECK_INT(kb_metrics_kafka_stats(assigned, strlen(assigned)), KB_OK);
+    text = render();
+    CHECK(strstr(text, "kb_kafka_consumer_lag{topic=\"kb.in.gba\",partition=\"1\"} 7\n") != NULL);
+    free(text);
+
+    /* Just moved here, nothing handed to the router yet (no app_offset):
+     * with nothing fetched waiting, it stands at next_offset, so the lag is
+     * known at once (here 0: caught up). With fetched messages waiting the
+     * position is not known: skipped. */
+    const char *moved =
+        "{\"type\":\"consumer\",\"topics\":{\"kb.in.gba\":{\"partitions\":{"
+        "\"2\":{\"desired\":true,\"fetch_state\":\"active\",\"fetchq_cnt\":0,"
+        "\"next_offset\":13,\"app_offset\":-1001,\"ls_offset\":13,\"consumer_lag\":-1},"
+        "\"3\":{\"desired\":true,\"fetch_state\":\"active\",\"fetchq_cnt\":4,"
+        "\"next_offset\":20,\"app_offset\":-1001,\"ls_offset\":30,\"consumer_lag\":-1},"
+        "\"4\":{\"desired\":true,\"fetch_state\":\"offset-query\",\"fetchq_cnt\":0,"
+        "\"next_offset\":-1001,\"app_offset\":-1001,\"ls_offset\":30,\"consumer_lag\":-1}"
+        "}}}}";
+    CHECK_INT(kb_metrics_kafka_stats(moved, strlen(moved)), KB_OK);
+    text = render();
+    CHECK(strstr(text, "kb_kafka_consumer_lag{topic=\"kb.in.gba\",partition=\"2\"} 0\n") != NULL);
+    CHECK(strstr(text, "partition=\"3\"") == NULL);
+    CHECK(strstr(text, "partition=\"4\"") == NULL);
+    free(text);
+
+    /* Withdrawing: never creates a series, leaves counters alone. */
+    kb_metrics_gauge_remove("kb_kafka_consumer_lag", "kb.in.none", "0", NULL);
+    kb_metrics_counter_add("kb_kafka_stats_total", 0, NULL);
+    kb_metrics_gauge_remove("kb_kafka_stats_total", NULL);
+    kb_metrics_gauge_remove("no_such_family", "x", NULL);
+    text = render();
+    CHECK(strstr(text, "kb.in.none") == NULL);
+    CHECK(strstr(text, "kb_kafka_stats_total 5\n") != NULL);
+    free(text);
+}
+
 static void test_json(void)
 {
     kb_metrics_reset();
@@ -292,6 +371,7 @@ int main(void)
     test_histogram();
     test_threads();
     test_kafka_stats();
+    test_kafka_stats_revoked();
     test_json();
     test_http();
     test_promtool();

@@ -84,6 +84,17 @@ void kb_metrics_gauge_add(const char *name, double v, ...) __attribute__((sentin
 void kb_metrics_observe(const char *name, double v, ...) __attribute__((sentinel));
 
 /**
+ * Withdraw the gauge series of family @p name with these label values
+ * (then NULL): it is left out of kb_metrics_render and
+ * kb_metrics_render_json, and reads 0, until the next update to it brings
+ * it back. For a figure that stopped applying to this process, such as the
+ * lag of a partition that moved to another one, whose last value would
+ * otherwise be shown for ever. A series pointer to it stays valid. No-op
+ * when the series does not exist or the family is not a gauge.
+ */
+void kb_metrics_gauge_remove(const char *name, ...) __attribute__((sentinel));
+
+/**
  * The whole registry in the Prometheus text exposition format (version
  * 0.0.4): families sorted by name, each with HELP and TYPE, series in
  * creation order. On success *out is malloc'ed (caller frees), *len set.
@@ -100,8 +111,10 @@ kb_err_t kb_metrics_render_json(char **out, size_t *len);
 /**
  * Feed one librdkafka statistics document (statistics.interval.ms) into the
  * registry: kb_kafka_consumer_lag{topic,partition} per assigned partition
- * (partitions whose lag librdkafka does not know yet are skipped), and
- * kb_kafka_stats_total. Malformed JSON is KB_ERR_INVALID and changes nothing.
+ * (partitions whose lag librdkafka does not know yet are skipped; in a
+ * consumer's document ("type": "consumer"), a partition no longer assigned,
+ * "desired": false, has its series withdrawn, see kb_metrics_gauge_remove),
+ * and kb_kafka_stats_total. Malformed JSON is KB_ERR_INVALID and changes nothing.
  */
 kb_err_t kb_metrics_kafka_stats(const char *json, size_t len);
 
