@@ -10,6 +10,16 @@
  * every open stream, so the cost does not grow with the number of viewers
  * beyond a copy; streams whose client went away are ended on the next tick.
  * At most MAX_STREAMS viewers; more get 503.
+ *
+ * Slow viewers: a stream holds at most the server's stream_max_pending
+ * bytes for its client (kb_http_stream_send says KB_ERR_RANGE beyond). A
+ * snapshot that does not fit is dropped for that viewer only and counted
+ * (kb_dashboard_events_dropped_total); before its next snapshot that fits,
+ * the viewer gets "event: dropped" with the number dropped so far, so the
+ * page can say so. Dropping loses nothing but resolution: every snapshot
+ * carries totals, so rates over the gap still come out right. A viewer that
+ * takes no snapshot for slow_viewer_s is disconnected (logged), freeing
+ * its place among the MAX_STREAMS; a browser reconnects by itself.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -32,7 +42,10 @@ extern const size_t kb__dashboard_html_len;
 
 struct viewer {
     kb_http_stream_t *s;
-    long left; /* snapshots still to send; -1 = unlimited */
+    long left;          /* snapshots still to send; -1 = unlimited */
+    uint64_t dropped;   /* snapshots dropped because the client read too slowly */
+    uint64_t told;      /* of those, how many the last "dropped" event reported */
+    int64_t last_ok_ms; /* monotonic time of the last snapshot taken */
 };
 
 struct kb_dashboard {
@@ -149,6 +162,52 @@ char *kb_dashboard_sse_frame(const char *event, const json_t *data, size_t *len)
 
 /* ---- the ticker ------------------------------------------------------------------ */
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* What became of a snapshot offered to a viewer. */
+enum offer { OFFER_END = 0, OFFER_DROPPED = 1, OFFER_SENT = 2 };
+
+/* Queue @p frame on viewer @p v, after the news of snapshots dropped.
+ * OFFER_END: end the viewer (gone, or too slow for too long). */
+static enum offer viewer_send(kb_dashboard_t *d, struct viewer *v, const char *frame, size_t len,
+                              int64_t now)
+{
+    kb_err_t err = KB_OK;
+    if (v->dropped > v->told) {
+        json_t *n = json_pack("{s:I}", "dropped", (json_int_t)v->dropped);
+        size_t nlen = 0;
+        char *note = n ? kb_dashboard_sse_frame("dropped", n, &nlen) : NULL;
+        json_decref(n);
+        err = note ? kb_http_stream_send(v->s, note, nlen) : KB_ERR_NOMEM;
+        free(note);
+        if (err == KB_OK)
+            v->told = v->dropped;
+    }
+    if (err == KB_OK)
+        err = kb_http_stream_send(v->s, frame, len);
+    if (err == KB_OK) {
+        v->last_ok_ms = now;
+        return OFFER_SENT;
+    }
+    if (err != KB_ERR_RANGE && err != KB_ERR_NOMEM)
+        return OFFER_END; /* the client went away */
+    if (v->dropped++ == 0)
+        KB_LOG_WARN("dashboard", "events client reads too slowly: snapshots dropped for it",
+                    "pending_bytes=%zu", kb_http_stream_pending(v->s));
+    kb_metrics_counter_add("kb_dashboard_events_dropped_total", 1, NULL);
+    if (now - v->last_ok_ms >= (int64_t)d->o.slow_viewer_s * 1000) {
+        KB_LOG_WARN("dashboard", "events client disconnected: no snapshot taken in time",
+                    "seconds=%d dropped=%" PRIu64, d->o.slow_viewer_s, v->dropped);
+        return OFFER_END;
+    }
+    return OFFER_DROPPED;
+}
+
 /* {topic: messages held} for the DLQ and every subscriber DLQ (<dlq>.<name>). */
 static json_t *read_depth(kb_dashboard_t *d)
 {
@@ -238,6 +297,7 @@ static void *ticker_main(void *arg)
         }
         size_t len = 0;
         char *frame = make_frame(d, &len);
+        int64_t now = now_ms();
         pthread_mutex_lock(&d->mu);
         if (frame) {
             free(d->last);
@@ -245,8 +305,8 @@ static void *ticker_main(void *arg)
             d->last_len = len;
             for (size_t i = 0; i < d->n_viewers;) {
                 struct viewer *v = &d->viewers[i];
-                if (kb_http_stream_send(v->s, frame, len) != KB_OK ||
-                    (v->left > 0 && --v->left == 0)) {
+                enum offer o = viewer_send(d, v, frame, len, now);
+                if (o == OFFER_END || (o == OFFER_SENT && v->left > 0 && --v->left == 0)) {
                     kb_http_stream_end(v->s);
                     d->viewers[i] = d->viewers[--d->n_viewers];
                     continue;
@@ -329,17 +389,19 @@ static void on_events(kb_http_req_t *req, void *opaque)
     }
     /* The client reconnects after 2 s; the last snapshot goes out at once. */
     static const char retry[] = "retry: 2000\n\n";
-    int ok = kb_http_stream_send(s, retry, sizeof retry - 1) == KB_OK;
-    if (ok && d->last) {
-        ok = kb_http_stream_send(s, d->last, d->last_len) == KB_OK;
-        if (left > 0)
-            left--;
+    int64_t now = now_ms();
+    struct viewer v = {.s = s, .left = left, .last_ok_ms = now};
+    int kept = kb_http_stream_send(s, retry, sizeof retry - 1) == KB_OK;
+    if (kept && d->last) {
+        enum offer o = viewer_send(d, &v, d->last, d->last_len, now);
+        kept = o != OFFER_END;
+        if (o == OFFER_SENT && v.left > 0)
+            v.left--;
     }
-    if (!ok || left == 0) {
+    if (!kept || v.left == 0)
         kb_http_stream_end(s);
-    } else {
-        d->viewers[d->n_viewers++] = (struct viewer){s, left};
-    }
+    else
+        d->viewers[d->n_viewers++] = v;
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -363,6 +425,8 @@ kb_dashboard_t *kb_dashboard_new(const struct kb_dashboard_opts *opts, char *err
     }
     if (opts)
         d->o = *opts;
+    if (d->o.slow_viewer_s <= 0)
+        d->o.slow_viewer_s = 60;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
     d->peers = calloc(d->o.n_peers ? d->o.n_peers : 1, sizeof *d->peers);

@@ -10,7 +10,16 @@
  *     'q' = quit).
  *  2. A stream is shared by its owner (until kb_http_stream_end) and the
  *     server (while its connection is open and the server runs); s->refs
- *     counts both and the last one frees it. s->mu guards buf/ended/closed.
+ *     counts both and the last one frees it. s->mu guards buf/ended/closed
+ *     and out_len.
+ *  2a. A stream's bytes not yet written to its client, s->len (queued here)
+ *     plus s->out_len (in libevent's output buffer of the connection, kept
+ *     current by a callback on that buffer, on_stream_out), never exceed
+ *     s->max_pending: kb_http_stream_send refuses a chunk that would pass
+ *     it. So a client that reads slowly, but not so slowly that timeout_s
+ *     ends it, holds at most max_pending bytes of memory. The callback is
+ *     registered while the server holds the stream (stream_unwatch removes
+ *     it before the server lets go, invariant 3).
  *  3. closed == 1 means the server will never touch the stream again, so a
  *     sender that sees closed == 0 under s->mu may still write to the wake
  *     pipe: stop marks every stream closed (under its mutex) before it
@@ -161,6 +170,7 @@ struct kb_http {
     size_t max_headers;             /* request line + headers limit */
     int request_timeout_s;          /* total time for one request to arrive */
     int max_conns;                  /* connections served at once */
+    size_t stream_max_pending;      /* bytes a stream may hold for its client */
     int n_conns;                    /* struct conn alive (server thread) */
     struct conn *conns;             /* every tracked connection (server thread) */
     SSL_CTX *ssl_ctx;               /* HTTPS context (after start), or NULL */
@@ -186,9 +196,14 @@ struct kb_http_stream {
     struct evhttp_connection *conn; /* its connection, for the close callback */
     struct conn *c;                 /* our record of that connection, or NULL when
                                      * untracked (then conn's close callback is ours) */
+    struct evbuffer *out;           /* the connection's output buffer, watched
+                                     * (server thread; NULL once unwatched) */
+    struct evbuffer_cb_entry *out_cb; /* our callback on it (invariant 2a) */
+    size_t max_pending;               /* the bound of invariant 2a (fixed at start) */
     pthread_mutex_t mu;             /* guards the fields below */
     char *buf;                      /* queued bytes not yet handed to libevent */
     size_t len, cap;                /* used / allocated size of buf */
+    size_t out_len;                 /* bytes in out, as of its last change */
     int ended;                      /* the owner called kb_http_stream_end */
     int closed;                     /* the server let go (client gone or stop) */
     int refs;                       /* owner + server, see invariant 2 */
@@ -243,9 +258,31 @@ static void stream_unref(struct kb_http_stream *s)
     }
 }
 
+/* Server thread: the connection's output buffer changed size. */
+static void on_stream_out(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct kb_http_stream *s = arg;
+    (void)info;
+    size_t n = evbuffer_get_length(out);
+    pthread_mutex_lock(&s->mu);
+    s->out_len = n;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Server thread: stop watching the output buffer (invariant 2a), while it
+ * still exists: before the reply ends or the connection is freed. */
+static void stream_unwatch(struct kb_http_stream *s)
+{
+    if (s->out_cb)
+        evbuffer_remove_cb_entry(s->out, s->out_cb);
+    s->out_cb = NULL;
+    s->out = NULL;
+}
+
 /* Server thread: forget @p s (unlink, mark closed, drop the server's ref). */
 static void stream_release(kb_http_t *h, struct kb_http_stream *s)
 {
+    stream_unwatch(s);
     for (struct kb_http_stream **pp = &h->streams; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
@@ -266,6 +303,7 @@ static void stream_release(kb_http_t *h, struct kb_http_stream *s)
 static void stream_conn_gone(struct kb_http_stream *s)
 {
     KB_LOG_DBG(COMP, "stream client gone", "%s", "");
+    stream_unwatch(s); /* its buffer goes with the connection */
     /* On EOF/timeout/error libevent detaches an unfinished reply from its
      * connection instead of freeing it, leaving it to reply_end (which then
      * just frees it). A still attached one goes with the connection. */
@@ -493,6 +531,7 @@ static void streams_flush(kb_http_t *h)
         }
         free(buf);
         if (ended) {
+            stream_unwatch(s);
             evhttp_send_reply_end(s->ev);
             s->ev = NULL;
             stream_release(h, s);
@@ -582,6 +621,18 @@ kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const cha
     s->h = req->h;
     s->ev = req->ev;
     s->conn = evhttp_request_get_connection(req->ev);
+    s->max_pending = req->h->stream_max_pending;
+    struct bufferevent *bev = s->conn ? evhttp_connection_get_bufferevent(s->conn) : NULL;
+    if (bev) {
+        s->out = bufferevent_get_output(bev);
+        s->out_len = evbuffer_get_length(s->out);
+        s->out_cb = evbuffer_add_cb(s->out, on_stream_out, s);
+        if (!s->out_cb) {
+            pthread_mutex_destroy(&s->mu);
+            free(s);
+            return NULL;
+        }
+    }
     s->refs = 2;
     s->next = req->h->streams;
     req->h->streams = s;
@@ -606,6 +657,10 @@ kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len)
     pthread_mutex_lock(&s->mu);
     if (s->closed || s->ended) {
         err = KB_ERR_STATE;
+        goto out_unlock;
+    }
+    if (len > s->max_pending || s->len + s->out_len > s->max_pending - len) {
+        err = KB_ERR_RANGE; /* invariant 2a: the client is not keeping up */
         goto out_unlock;
     }
     if (s->len + len > s->cap) {
@@ -636,6 +691,15 @@ int kb_http_stream_open(const kb_http_stream_t *s)
     int open = !m->closed && !m->ended;
     pthread_mutex_unlock(&m->mu);
     return open;
+}
+
+size_t kb_http_stream_pending(const kb_http_stream_t *s)
+{
+    struct kb_http_stream *m = (struct kb_http_stream *)s;
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->len + m->out_len;
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }
 
 void kb_http_stream_end(kb_http_stream_t *s)
@@ -1089,6 +1153,8 @@ kb_http_t *kb_http_new(const struct kb_http_opts *opts, char *errstr, size_t err
     h->max_headers = opts && opts->max_headers ? opts->max_headers : (size_t)16 << 10;
     h->request_timeout_s = opts && opts->request_timeout_s > 0 ? opts->request_timeout_s : 10;
     h->max_conns = opts && opts->max_connections > 0 ? opts->max_connections : 256;
+    h->stream_max_pending =
+        opts && opts->stream_max_pending ? opts->stream_max_pending : (size_t)1 << 20;
     h->auth_fail_max = opts && opts->auth_fail_max > 0 ? opts->auth_fail_max : 10;
     h->auth_fail_window_s = opts && opts->auth_fail_window_s > 0 ? opts->auth_fail_window_s : 60;
     if (opts) {

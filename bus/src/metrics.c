@@ -78,6 +78,8 @@ static const struct catalogue_entry {
      "Messages between this process's position and the end of a partition assigned to it "
      "(librdkafka statistics); a partition that moved elsewhere is left out"},
     {KB_METRIC_COUNTER, "kb_kafka_stats_total", "", "librdkafka statistics documents received"},
+    {KB_METRIC_COUNTER, "kb_dashboard_events_dropped_total", "",
+     "Dashboard snapshots (/events) dropped for a client that read slower than they came"},
     {KB_METRIC_GAUGE, "kb_process_start_time_seconds", "",
      "Start time of the process since the Unix epoch in seconds"},
 };

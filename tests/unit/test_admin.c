@@ -5,9 +5,14 @@
  * shared serving options; and the dead-letter routes against a broker that
  * never answers: they wait on the admin's dead-letter worker, never on the
  * server thread, at most 4 at once, and a stop with some still queued is
- * clean. */
+ * clean; and /events clients that stop reading: snapshots dropped for them
+ * (counted, then announced), and one that stays stuck disconnected. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +20,7 @@
 #include "kb_test.h"
 #include "ketenbus/admin.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/metrics.h"
 #include "ketenbus/serve.h"
 
 static double num(const json_t *o, const char *k1, const char *k2)
@@ -319,6 +325,139 @@ static void test_dlq_no_broker(void)
     kb_kafka_opts_fini(&kopts);
 }
 
+/* --- /events clients that do not read --- */
+
+/* GET /events on @p port from a socket with a small receive buffer (so the
+ * kernel holds little for it); the request is sent, nothing is read. */
+static int events_client(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    static const char req[] = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    return fd;
+}
+
+/* Read what @p fd has for @p seconds, or until EOF (*eof set) or until
+ * the bytes read end with @p until (unless NULL), into a growing buffer;
+ * returns it (caller frees). */
+static char *drain(int fd, double seconds, const char *until, int *eof)
+{
+    size_t cap = 1 << 20, got = 0;
+    char *buf = malloc(cap);
+    *eof = 0;
+    double t0 = kb_test_now_s();
+    while (buf && kb_test_now_s() - t0 < seconds) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (got + 65536 > cap) {
+            char *nb = realloc(buf, cap *= 2);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        ssize_t r = recv(fd, buf + got, cap - 1 - got, 0);
+        if (r <= 0) {
+            *eof = 1;
+            break;
+        }
+        got += (size_t)r;
+        if (until && got >= strlen(until) &&
+            !memcmp(buf + got - strlen(until), until, strlen(until)))
+            break;
+    }
+    if (buf)
+        buf[got] = '\0';
+    return buf;
+}
+
+static double dropped_total(void)
+{
+    return kb_series_value(kb_metrics_series("kb_dashboard_events_dropped_total", NULL));
+}
+
+static void test_events_slow_viewers(void)
+{
+    char err[256];
+    /* Big snapshots (600 sources, some 20 KB each), 200 a second, and a
+     * small allowance per stream. */
+    for (int i = 0; i < 600; i++) {
+        char source[40];
+        snprintf(source, sizeof source, "source-with-a-long-name-%03d", i);
+        kb_metrics_counter_add("kb_events_in_total", i, source, "t", NULL);
+    }
+    double dropped_before = dropped_total();
+    struct kb_http_opts hopts = {.stream_max_pending = 64 * 1024};
+    kb_http_t *h = kb_http_new(&hopts, err, sizeof err);
+    struct kb_dashboard_opts dopts = {.interval_ms = 5, .slow_viewer_s = 4};
+    kb_dashboard_t *d = kb_dashboard_new(&dopts, err, sizeof err);
+    CHECK(h != NULL && d != NULL);
+    CHECK_INT(kb_dashboard_routes(d, h), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    uint16_t port = kb_http_port(h);
+
+    /* Two clients stop reading: once the kernel's buffers and their
+     * allowance are full, snapshots are dropped for them, and counted. */
+    int slow = events_client(port), stuck = events_client(port);
+    CHECK(slow >= 0 && stuck >= 0);
+    double t0 = kb_test_now_s();
+    while (dropped_total() < dropped_before + 40 && kb_test_now_s() - t0 < 30)
+        usleep(50 * 1000);
+    CHECK(dropped_total() >= dropped_before + 40);
+
+    /* One reads again, for longer than slow_viewer_s: it gets what was
+     * taken for it, then the news of the dropped snapshots, then snapshots
+     * again; it is not cut off. */
+    int eof = 0;
+    char *seen = drain(slow, 6.0, NULL, &eof);
+    CHECK(seen != NULL);
+    CHECK_INT(eof, 0);
+    static const char news[] = "event: dropped\ndata: {\"dropped\":";
+    const char *note = seen ? strstr(seen, news) : NULL;
+    CHECK(note != NULL);
+    if (note) {
+        CHECK(atoi(note + strlen(news)) >= 1);
+        /* the next snapshot is whole: one JSON document up to its blank line */
+        static const char metrics[] = "event: metrics\ndata: ";
+        const char *js = strstr(note, metrics);
+        const char *end = js ? strstr(js, "\n\n") : NULL;
+        CHECK(end != NULL);
+        json_t *snap = end ? json_loadb(js + strlen(metrics),
+                                        (size_t)(end - js - (ptrdiff_t)strlen(metrics)), 0, NULL)
+                           : NULL;
+        CHECK(num(json_object_get(snap, "in"), "source-with-a-long-name-599", NULL) == 599);
+        json_decref(snap);
+        CHECK(strstr(end, "event: metrics") != NULL); /* and more after it */
+    }
+    free(seen);
+
+    /* The other stayed stuck past slow_viewer_s meanwhile: the server ended
+     * its stream (what was taken for it still arrives, then the last chunk). */
+    seen = drain(stuck, 10, "\r\n0\r\n\r\n", &eof);
+    size_t n = seen ? strlen(seen) : 0;
+    CHECK(n > 7 && !strcmp(seen + n - 7, "\r\n0\r\n\r\n"));
+    free(seen);
+
+    /* The reader goes on being served. */
+    seen = drain(slow, 1.0, NULL, &eof);
+    CHECK_INT(eof, 0);
+    CHECK(seen && strstr(seen, "event: metrics") != NULL);
+    free(seen);
+    close(slow);
+    close(stuck);
+    kb_http_stop(h);
+    kb_dashboard_destroy(d);
+    kb_http_destroy(h);
+}
+
 int main(void)
 {
     test_snapshot();
@@ -328,5 +467,6 @@ int main(void)
     test_serve_opts();
     test_sub_json();
     test_dlq_no_broker();
+    test_events_slow_viewers();
     KB_TEST_DONE();
 }

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /* test_http_slow.c - the HTTP server against slow and numerous clients: a
  * slowloris dribbling header or body bytes is cut off at request_timeout_s
- * whatever its pace, a streaming answer is not, and connections over
+ * whatever its pace, a streaming answer is not, connections over
  * max_connections get 503 (or are closed) while those already open are
- * still served. */
+ * still served, and a stream whose client does not read holds at most
+ * stream_max_pending bytes for it. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -259,9 +261,132 @@ static void test_connection_cap(void)
     kb_http_destroy(h);
 }
 
+static _Atomic(kb_http_stream_t *) backlog_stream;
+
+static void h_backlog(kb_http_req_t *req, void *opaque)
+{
+    (void)opaque;
+    atomic_store(&backlog_stream, kb_http_stream_start(req, 200, "text/event-stream"));
+}
+
+/* The chunk numbered @p i: "data: <8 digits>" padded to 1000 bytes. */
+static size_t numbered_chunk(char *buf, int i)
+{
+    int n = snprintf(buf, 1000, "data: %08d ", i);
+    memset(buf + n, 'x', 1000 - 2 - (size_t)n);
+    buf[998] = '\n';
+    buf[999] = '\n';
+    return 1000;
+}
+
+/*
+ * A client that sends its request and then reads nothing (with a small
+ * receive buffer, so the kernel holds little for it): the stream refuses
+ * chunks (KB_ERR_RANGE) once it holds stream_max_pending bytes, never holds
+ * more, and stays open; when the client reads, it gets exactly the chunks
+ * that were taken, whole and in order, and the stream takes chunks again.
+ */
+static void test_stream_backlog(void)
+{
+    enum { CAP = 64 * 1024, MOST = 32768 /* chunks: 32 MiB, far past any buffer */ };
+    char err[256];
+    struct kb_http_opts o = {.stream_max_pending = CAP, .timeout_s = 60};
+    kb_http_t *h = kb_http_new(&o, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_http_route(h, "GET", "/hold", h_backlog, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(kb_http_port(h))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_INT(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    send_str(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    double t0 = kb_test_now_s();
+    while (!atomic_load(&backlog_stream) && kb_test_now_s() - t0 < 5)
+        usleep(10 * 1000);
+    kb_http_stream_t *s = atomic_load(&backlog_stream);
+    CHECK(s != NULL);
+    if (!s)
+        goto out;
+
+    /* Feed it until it has refused for a while (the server thread keeps
+     * moving bytes into the kernel's buffers until those are full too). */
+    static int taken[MOST];
+    int n_taken = 0, refused = 0;
+    size_t most_pending = 0;
+    double refusing_since = -1;
+    char chunk[1000];
+    for (int i = 0; i < MOST && n_taken < MOST; i++) {
+        kb_err_t e = kb_http_stream_send(s, chunk, numbered_chunk(chunk, i));
+        size_t pending = kb_http_stream_pending(s);
+        if (pending > most_pending)
+            most_pending = pending;
+        if (e == KB_OK) {
+            taken[n_taken++] = i;
+            refusing_since = -1;
+            continue;
+        }
+        CHECK_INT(e, KB_ERR_RANGE);
+        refused++;
+        if (refusing_since < 0)
+            refusing_since = kb_test_now_s();
+        else if (kb_test_now_s() - refusing_since > 0.5)
+            break;
+        usleep(1000);
+    }
+    fprintf(stderr, "backlog: %d chunks taken, %d refused, at most %zu bytes pending\n", n_taken,
+            refused, most_pending);
+    CHECK(refused > 0);
+    CHECK(n_taken < MOST);
+    CHECK(most_pending <= CAP);
+    CHECK(kb_http_stream_open(s));
+
+    /* The client catches up: every chunk taken, whole and in order, and no
+     * other. evhttp frames chunks ("<hex>\r\n...\r\n"); the numbers are
+     * found in the payload. */
+    size_t size = (size_t)n_taken * 1100 + 65536, got = 0;
+    char *all = malloc(size);
+    int seen = 0, in_order = 1;
+    const char *scan = NULL;
+    t0 = kb_test_now_s();
+    while (all && seen < n_taken && kb_test_now_s() - t0 < 20) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        ssize_t r = recv(fd, all + got, size - 1 - got, 0);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        all[got] = '\0';
+        if (!scan)
+            scan = all;
+        const char *m;
+        while ((m = strstr(scan, "data: ")) && m + 15 <= all + got) {
+            int num = atoi(m + 6);
+            in_order &= seen < n_taken && num == taken[seen];
+            seen++;
+            scan = m + 15;
+        }
+    }
+    CHECK_INT(seen, n_taken);
+    CHECK(in_order);
+
+    /* Room again: the stream takes chunks and delivers them. */
+    CHECK_INT(kb_http_stream_send(s, "data: again\n\n", 13), KB_OK);
+    CHECK(read_reply(fd, all, size) > 0 && strstr(all, "data: again") != NULL);
+    free(all);
+    kb_http_stream_end(s);
+out:
+    close(fd);
+    kb_http_destroy(h);
+}
+
 int main(void)
 {
     test_deadlines();
     test_connection_cap();
+    test_stream_backlog();
     KB_TEST_DONE();
 }

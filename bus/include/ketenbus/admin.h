@@ -257,6 +257,9 @@ struct kb_dashboard_opts {
                                         * /metrics.json is merged (webhook backlog) */
     size_t n_peers;
     int interval_ms;                   /* snapshot period (0 = 1000) */
+    int slow_viewer_s;                 /* an /events client that takes no snapshot for this
+                                        * long (it reads slower than they come, so they are
+                                        * dropped for it) is disconnected (0 = 60) */
 };
 
 typedef struct kb_dashboard kb_dashboard_t; /* opaque: the snapshot ticker and its streams */
@@ -265,7 +268,11 @@ kb_dashboard_t *kb_dashboard_new(const struct kb_dashboard_opts *opts, char *err
                                  size_t errstr_size);
 
 /** Register GET /dashboard (the page), GET / (redirects there) and GET
- *  /events (text/event-stream, one snapshot per interval) on @p h. */
+ *  /events (text/event-stream, one snapshot per interval) on @p h. A
+ *  snapshot that would pass @p h's stream_max_pending for a slow client is
+ *  dropped for it, counted in kb_dashboard_events_dropped_total, and
+ *  announced to it before the next one as "event: dropped" with data
+ *  {"dropped": total so far}. */
 kb_err_t kb_dashboard_routes(kb_dashboard_t *d, kb_http_t *h);
 
 /** Stop the ticker, end every stream, free. Call after kb_http_stop. NULL is a no-op. */

@@ -58,6 +58,9 @@ struct kb_http_opts {
     int request_timeout_s;          /* a whole request (TLS handshake, headers and
                                      * body) must arrive within this; 0 = 10 s */
     int max_connections;            /* simultaneous connections; 0 = 256 */
+    size_t stream_max_pending;      /* bytes a streaming reply may hold for a client
+                                     * that reads slowly; 0 = 1 MiB (see
+                                     * kb_http_stream_send) */
 };
 /*
  * Deadlines: timeout_s bounds silence (no byte for that long closes the
@@ -255,12 +258,22 @@ kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const cha
 /**
  * Queue @p len bytes of @p data (copied) as one chunk. KB_ERR_STATE once
  * the client disconnected or the server stopped: stop producing then.
+ * KB_ERR_RANGE when the bytes this stream holds for its client (queued, and
+ * in the connection's output buffer) would pass stream_max_pending: the
+ * client reads slower than the stream is fed. The chunk is not queued and
+ * the stream stays open: the caller drops it (and tells the client so
+ * later) or ends the stream. So a client that reads just fast enough to
+ * escape timeout_s costs at most stream_max_pending bytes.
  * @thread any
  */
 kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len);
 
 /** True while the client is still connected and the server running. Any thread. */
 int kb_http_stream_open(const kb_http_stream_t *s);
+
+/** Bytes @p s holds for its client now: queued, and in the connection's
+ *  output buffer (at most stream_max_pending). @thread any */
+size_t kb_http_stream_pending(const kb_http_stream_t *s);
 
 /** Finish the reply (when still open) and release @p s. NULL is a no-op.
  *  @thread any */
