@@ -15,9 +15,10 @@
  *  2a. A stream's bytes not yet written to its client, s->len (queued here)
  *     plus s->out_len (in libevent's output buffer of the connection, kept
  *     current by a callback on that buffer, on_stream_out), never exceed
- *     s->max_pending: kb_http_stream_send refuses a chunk that would pass
- *     it. So a client that reads slowly, but not so slowly that timeout_s
- *     ends it, holds at most max_pending bytes of memory. The callback is
+ *     s->max_pending, but for the chunk framing (a dozen bytes per flush)
+ *     that evhttp adds on the way: kb_http_stream_send refuses a chunk that
+ *     would pass it. So a client that reads slowly, but not so slowly that
+ *     timeout_s ends it, holds about max_pending bytes of memory at most. The callback is
  *     registered while the server holds the stream (stream_unwatch removes
  *     it before the server lets go, invariant 3).
  *  3. closed == 1 means the server will never touch the stream again, so a

@@ -272,7 +272,8 @@ kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len);
 int kb_http_stream_open(const kb_http_stream_t *s);
 
 /** Bytes @p s holds for its client now: queued, and in the connection's
- *  output buffer (at most stream_max_pending). @thread any */
+ *  output buffer (at most stream_max_pending, plus the few bytes of chunk
+ *  framing of the last chunk handed on). @thread any */
 size_t kb_http_stream_pending(const kb_http_stream_t *s);
 
 /** Finish the reply (when still open) and release @p s. NULL is a no-op.
