@@ -427,7 +427,9 @@ void kb_series_add(kb_series_t *s, double v)
     if (s->fam->kind == KB_METRIC_COUNTER && !(v >= 0))
         return; /* a counter never goes down (and NaN would poison it) */
     atomic_add_double(&s->bits, v);
-    atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
+    /* a load first: counters are added to per event, and are never withdrawn */
+    if (atomic_load_explicit(&s->withdrawn, memory_order_relaxed))
+        atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
 }
 
 void kb_series_set(kb_series_t *s, double v)
@@ -435,7 +437,8 @@ void kb_series_set(kb_series_t *s, double v)
     if (!s || s->fam->kind != KB_METRIC_GAUGE)
         return;
     atomic_store_explicit(&s->bits, double_to_bits(v), memory_order_relaxed);
-    atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
+    if (atomic_load_explicit(&s->withdrawn, memory_order_relaxed))
+        atomic_store_explicit(&s->withdrawn, 0, memory_order_relaxed);
 }
 
 void kb_series_observe(kb_series_t *s, double v)
