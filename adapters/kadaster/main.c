@@ -27,7 +27,6 @@
 #define MAX_FILE           (256u << 20) /* a zipped delivery; XML documents are capped lower */
 #define MAX_ROUND_FILES    1000         /* files per spool scan (one ordered batch) */
 #define MAX_ROUND_BYTES    (512u << 20) /* bytes read per spool scan */
-#define MAX_QUARANTINE_RAW (512u << 10) /* larger raw bytes stay in quarantine/ only */
 #define ACK_TIMEOUT_MS     60000
 
 static const char usage[] =
@@ -137,23 +136,14 @@ struct kad {
     int *gone;           /* per file: left in/ already (quarantined whole) */
 };
 
-/* Raw bytes and reason to kb.quarantine.kadaster, acknowledged. Raw bytes
- * above MAX_QUARANTINE_RAW would exceed Kafka's message size: then only the
- * reason travels and the bytes stay in the quarantine folder. */
+/* Raw bytes and reason to kb.quarantine.kadaster, acknowledged. Bytes too
+ * large for the topic travel as their size and SHA-256 only (ingress.h,
+ * kb_raw_omitted) and stay in the quarantine folder. */
 static int quarantine_topic(struct kad *k, const uint8_t *raw, size_t len, const char *rule,
                             const char *reason)
 {
-    char errstr[512], full[900];
-    /* Reasons are cut to fit one header (they are bounded by the parser anyway). */
-    snprintf(full, sizeof full, "%.800s", reason);
-    if (len > MAX_QUARANTINE_RAW) {
-        char sha[65];
-        kb_sha256_hex(raw, len, sha);
-        snprintf(full, sizeof full, "%.700s (%zu bytes, sha256 %s, kept in the quarantine folder)",
-                 reason, len, sha);
-        len = 0;
-    }
-    if (kb_ingress_quarantine(k->ing, raw, len, rule, full, -1, ACK_TIMEOUT_MS, errstr,
+    char errstr[512];
+    if (kb_ingress_quarantine(k->ing, raw, len, rule, reason, -1, ACK_TIMEOUT_MS, errstr,
                               sizeof errstr)) {
         KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
         return -1;
