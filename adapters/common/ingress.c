@@ -29,6 +29,8 @@ struct kb_ingress {
     char seq_path[2048];        /* file holding the last ce_sequence used */
     uint64_t sequence;          /* last ce_sequence taken (persisted before use) */
     char source[64];            /* source name, the metrics label */
+    size_t max_message;         /* largest message the events topic takes (learn_limits) */
+    size_t quarantine_raw_max;  /* raw bytes a quarantine record carries at most */
 };
 
 /* Outcome of one kb_ingress_send() call, filled by delivery reports. */
@@ -79,6 +81,167 @@ static uint64_t sequence_load(const char *path)
     return v;
 }
 
+/* The producer of @p opts (idempotent, acks=all, reporting to dr_cb) with
+ * batch.size @p batch_size when not 0, or NULL with errstr set. */
+static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch_size, char *errstr,
+                                size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
+    if (!conf)
+        return NULL;
+    char rerr[512], client_id[160], batch[24];
+    snprintf(client_id, sizeof client_id, "ketenbus-%s", opts->source);
+    snprintf(batch, sizeof batch, "%zu", batch_size);
+    if (rd_kafka_conf_set(conf, "acks", "all", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "client.id", client_id, rerr, sizeof rerr) ||
+        rd_kafka_conf_set(conf, "linger.ms", "5", rerr, sizeof rerr) ||
+        (batch_size && rd_kafka_conf_set(conf, "batch.size", batch, rerr, sizeof rerr))) {
+        rd_kafka_conf_destroy(conf);
+        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
+        return NULL;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
+    if (!rk)
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
+    return rk;
+}
+
+/* Numeric property @p name of @p rk's configuration (0 when unset or not a number). */
+static size_t conf_size(rd_kafka_t *rk, const char *name)
+{
+    char v[32];
+    size_t vlen = sizeof v;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &vlen) != RD_KAFKA_CONF_OK)
+        return 0;
+    return (size_t)strtoull(v, NULL, 10);
+}
+
+/* Room in a quarantine record for its headers (kb_error is a bounded reason). */
+#define QUARANTINE_HEADROOM 4096
+
+/*
+ * max.message.bytes of @p n topics as the broker has it (the topic's own
+ * setting, else the broker's message.max.bytes: DescribeConfigs reports the
+ * effective value) into @p out, 0 for a topic it did not report. A topic
+ * created a moment ago may be unknown to the node that answers for a while:
+ * asked again until @p timeout_ms. Only a failure of the request as a
+ * whole is an error (the principal may lack DESCRIBE_CONFIGS, say).
+ */
+static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n, size_t *out,
+                             int timeout_ms, char *errstr, size_t errstr_size)
+{
+    int64_t deadline = kb_mono_ms() + timeout_ms;
+    for (size_t i = 0; i < n; i++)
+        out[i] = 0;
+    /* DescribeConfigs goes to the controller. librdkafka's mock cluster (dev
+     * mode, tests) names no broker of its own as the controller, and the
+     * request would wait for one until the timeout: asked only when the
+     * controller is one of the brokers. */
+    int32_t controller = rd_kafka_controllerid(rk, timeout_ms);
+    const struct rd_kafka_metadata *md = NULL;
+    int known = 0;
+    if (controller >= 0 && !rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms)) {
+        for (int b = 0; b < md->broker_cnt; b++)
+            known |= md->brokers[b].id == controller;
+        rd_kafka_metadata_destroy(md);
+    }
+    if (!known)
+        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                          "the cluster names no broker as its controller");
+    kb_err_t err = KB_OK;
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_AdminOptions_set_request_timeout(ao, timeout_ms, NULL, 0);
+    for (int unknown = 1; unknown && !err;) {
+        rd_kafka_ConfigResource_t *res[2];
+        for (size_t i = 0; i < n; i++)
+            res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
+        rd_kafka_DescribeConfigs(rk, res, n, ao, q);
+        rd_kafka_ConfigResource_destroy_array(res, n);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+        unknown = 0;
+        if (!ev) {
+            err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "DescribeConfigs timed out");
+        } else if (rd_kafka_event_error(ev)) {
+            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "DescribeConfigs: %s",
+                             rd_kafka_event_error_string(ev));
+        } else {
+            size_t cnt = 0;
+            const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
+                rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+            for (size_t r = 0; r < cnt; r++) {
+                rd_kafka_resp_err_t rerr = rd_kafka_ConfigResource_error(rs[r]);
+                unknown |= rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+                size_t ti = 0;
+                while (ti < n && strcmp(topics[ti], rd_kafka_ConfigResource_name(rs[r])))
+                    ti++;
+                size_t nc = 0;
+                const rd_kafka_ConfigEntry_t **ce =
+                    rerr || ti == n ? NULL : rd_kafka_ConfigResource_configs(rs[r], &nc);
+                for (size_t c = 0; c < nc; c++) {
+                    const char *v = rd_kafka_ConfigEntry_value(ce[c]);
+                    if (v && !strcmp(rd_kafka_ConfigEntry_name(ce[c]), "max.message.bytes"))
+                        out[ti] = (size_t)strtoull(v, NULL, 10);
+                }
+            }
+        }
+        if (ev)
+            rd_kafka_event_destroy(ev);
+        if (unknown && kb_mono_ms() >= deadline)
+            break;
+        if (unknown) {
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+static size_t min_known(size_t a, size_t b)
+{
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+/*
+ * What the broker takes, learnt once per producer: a topic (or the broker)
+ * with a max.message.bytes below the producer's refuses a larger message
+ * for good, and refuses a whole batch of small ones larger than that too
+ * (librdkafka does not split a batch the broker refused), so batch.size is
+ * brought down to the smaller topic limit by building the producer again.
+ * Without an answer (no DESCRIBE_CONFIGS right) the producer's own limit is
+ * used, as before, with a warning.
+ */
+static kb_err_t learn_limits(kb_ingress_t *ing, const struct kb_ingress_opts *opts, char *errstr,
+                             size_t errstr_size)
+{
+    const char *topics[] = {ing->topic, ing->quarantine_topic};
+    size_t limit[2] = {0, 0};
+    char werr[512];
+    if (topic_limits(ing->producer, topics, 2, limit, 30000, werr, sizeof werr))
+        KB_LOG_WARN(COMP, "cannot learn the topics' max.message.bytes; the producer's applies",
+                    "topic=%s error=\"%s\"", ing->topic, werr);
+    size_t mmb = conf_size(ing->producer, "message.max.bytes");
+    size_t batch = min_known(limit[0], limit[1]);
+    if (batch && batch < conf_size(ing->producer, "batch.size")) {
+        rd_kafka_destroy(ing->producer); /* nothing was produced with it */
+        ing->producer = producer_new(opts, batch, errstr, errstr_size);
+        if (!ing->producer)
+            return KB_ERR_KAFKA;
+    }
+    ing->max_message = min_known(mmb, limit[0]);
+    size_t q = min_known(mmb, limit[1]);
+    ing->quarantine_raw_max = KB_INGRESS_QUARANTINE_MAX_RAW;
+    if (q && q < KB_INGRESS_QUARANTINE_MAX_RAW + QUARANTINE_HEADROOM)
+        ing->quarantine_raw_max = q > QUARANTINE_HEADROOM ? q - QUARANTINE_HEADROOM : 0;
+    KB_LOG_INFO(COMP, "message size limits", "topic=%s max_message=%zu quarantine_raw_max=%zu",
+                ing->topic, ing->max_message, ing->quarantine_raw_max);
+    return KB_OK;
+}
+
 kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
                              size_t errstr_size)
 {
@@ -95,28 +258,14 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
     snprintf(ing->seq_path, sizeof ing->seq_path, "%s/sequence", opts->state_dir);
     ing->sequence = sequence_load(ing->seq_path);
 
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
-    if (!conf)
+    ing->producer = producer_new(opts, 0, errstr, errstr_size);
+    if (!ing->producer)
         goto out_fail;
-    char rerr[512], client_id[160];
-    snprintf(client_id, sizeof client_id, "ketenbus-%s", opts->source);
-    if (rd_kafka_conf_set(conf, "acks", "all", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(conf, "enable.idempotence", "true", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(conf, "client.id", client_id, rerr, sizeof rerr) ||
-        rd_kafka_conf_set(conf, "linger.ms", "5", rerr, sizeof rerr)) {
-        rd_kafka_conf_destroy(conf);
-        kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
-        goto out_fail;
-    }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    ing->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
-    if (!ing->producer) {
-        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
-        goto out_fail;
-    }
     const char *topics[] = {ing->topic, ing->quarantine_topic};
     if (kb_kafka_ensure_topics(ing->producer, topics, 2, opts->partitions > 0 ? opts->partitions : 3,
                                30000, errstr, errstr_size))
+        goto out_fail;
+    if (learn_limits(ing, opts, errstr, errstr_size))
         goto out_fail;
     snprintf(ing->source, sizeof ing->source, "%s", opts->source);
     kb_adapter_metrics_source(opts->source);
@@ -125,6 +274,11 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
 out_fail:
     kb_ingress_destroy(ing);
     return NULL;
+}
+
+size_t kb_ingress_max_message(const kb_ingress_t *ing)
+{
+    return ing->max_message;
 }
 
 void kb_ingress_destroy(kb_ingress_t *ing)
@@ -181,9 +335,10 @@ static kb_err_t wait_acks(kb_ingress_t *ing, struct tracker *t, int64_t deadline
                               "no acknowledgement from Kafka within %d ms", timeout_ms);
         }
     }
-    if (t->first)
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "Kafka refused: %s",
-                          rd_kafka_err2str(t->first));
+    if (t->first) /* too large: a limit changed since it was learnt (see kb_ingress_send) */
+        return kb_err_set(t->first == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KB_ERR_RANGE
+                                                                           : KB_ERR_KAFKA,
+                          errstr, errstr_size, "Kafka refused: %s", rd_kafka_err2str(t->first));
     return KB_OK;
 }
 
@@ -235,8 +390,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
             produce(ing, ing->topic, evs[i].key, evs[i].value, evs[i].len, kh, &t, deadline);
         if (rerr) {
             rd_kafka_headers_destroy(kh);
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "produce: %s",
-                             rd_kafka_err2str(rerr));
+            err = kb_err_set(rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KB_ERR_RANGE
+                                                                          : KB_ERR_KAFKA,
+                             errstr, errstr_size, "produce: %s", rd_kafka_err2str(rerr));
             break;
         }
         t.pending++;
@@ -272,7 +428,7 @@ static kb_err_t enqueue_refusal(kb_ingress_t *ing, const struct kb_ingress_refus
         {"kb_raw_omitted", omitted, strlen(omitted)},
     };
     size_t nh = sizeof hdrs / sizeof hdrs[0];
-    if (len > KB_INGRESS_QUARANTINE_MAX_RAW) {
+    if (len > ing->quarantine_raw_max) {
         KB_LOG_WARN(COMP, "quarantined bytes too large for the topic; reason and hash only",
                     "bytes=%zu sha256=%s", len, sha);
         len = 0;

@@ -41,6 +41,17 @@ typedef struct kb_ingress kb_ingress_t;
 kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
                              size_t errstr_size);
 
+/**
+ * The largest Kafka message (key, value and headers) kb.in.<source> takes:
+ * the smaller of the producer's message.max.bytes and the topic's
+ * max.message.bytes (its own setting, else the broker's message.max.bytes)
+ * as DescribeConfigs reported it at kb_ingress_new(); the producer's alone
+ * when the broker did not answer (logged). A limit lowered later shows as
+ * KB_ERR_RANGE from kb_ingress_send(); a new kb_ingress_t learns it again.
+ * @thread any
+ */
+size_t kb_ingress_max_message(const kb_ingress_t *ing);
+
 /** Release @p ing, flushing nothing: unacknowledged sends were already reported. */
 void kb_ingress_destroy(kb_ingress_t *ing);
 
@@ -50,6 +61,9 @@ void kb_ingress_destroy(kb_ingress_t *ing);
  * event was acknowledged; then the counter is persisted. @p n may exceed
  * the producer's local queue (queue.buffering.max.messages): a full queue
  * is waited out, within the same @p timeout_ms, as acknowledgements drain it.
+ * KB_ERR_RANGE when Kafka refused a message as too large (the topic's limit
+ * was lowered since kb_ingress_new(), or an event was over
+ * kb_ingress_max_message()); other failures are KB_ERR_KAFKA or KB_ERR_TIMEOUT.
  * @thread the one thread that owns @p ing
  */
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
@@ -58,7 +72,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
 /** Raw bytes larger than this are not put on the quarantine topic (they
  *  would exceed the broker's message size, and a quarantine that can never
  *  be acknowledged would block its spool for good): the record then carries
- *  the reason, size and SHA-256 only, with header kb_raw_omitted=<bytes>. */
+ *  the reason, size and SHA-256 only, with header kb_raw_omitted=<bytes>.
+ *  Lower when the quarantine topic takes less (its max.message.bytes less
+ *  4 KiB for the headers, as learnt at kb_ingress_new()). */
 #define KB_INGRESS_QUARANTINE_MAX_RAW (512u << 10)
 
 /**
