@@ -65,11 +65,13 @@ static uint8_t *read_file(const char *path, size_t *len, int64_t *mtime_ms, char
 }
 
 int kb_kadaster_decode(const struct kb_kadaster_ctx *ctx, const char *const *paths, size_t n,
-                       int64_t received_ms, FILE *out, char *errstr, size_t errstr_size)
+                       int64_t received_ms, size_t max_event, FILE *out, char *errstr,
+                       size_t errstr_size)
 {
     struct kb_kadaster_batch batch;
     kb_kadaster_batch_init(&batch);
     batch.ctx = ctx; /* as ingest: a document with an event over the size limit is refused */
+    batch.max_event = max_event;
     struct rejects rj = {out, 0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {

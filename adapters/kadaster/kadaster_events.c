@@ -237,7 +237,7 @@ static int add_document(struct adder *a, const char *entry, const uint8_t *xml, 
     doc->brk = brk;
     if (!b->ctx)
         return 0;
-    /* Kafka refuses an event over message.max.bytes for good: refused here,
+    /* Kafka refuses an event over its limit (max_event) for good: refused here,
      * with the bytes at hand, the document goes to quarantine like any
      * other instead of failing every later send of its whole delivery. */
     err = events_fit(b->ctx, b->max_event ? b->max_event : KB_KADASTER_MAX_EVENT, doc, errstr,
@@ -821,7 +821,8 @@ static kb_err_t events_fit(const struct kb_kadaster_ctx *ctx, size_t max_event,
                 snprintf(where, sizeof where, "Stand/stand snapshot %zu", i + 1);
             return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                               "%s: its event of %zu bytes would be over the event size limit of "
-                              "%zu (Kafka's message.max.bytes less room for headers)",
+                              "%zu (the smaller of the producer's message.max.bytes and the "
+                              "topic's max.message.bytes, less room for headers)",
                               where, size, max_event);
         }
     }

@@ -39,8 +39,8 @@ struct kb_kadaster_ctx {
  *  (1,000,000). kb_kadaster_max_event() gives it for a configured one. */
 #define KB_KADASTER_MAX_EVENT      (1000000 - KB_KADASTER_EVENT_HEADROOM)
 
-/** The largest event value a producer with message.max.bytes =
- *  @p message_max_bytes (0: librdkafka's default) can send with its headers. */
+/** The largest event value a message of @p message_max_bytes (0: librdkafka's
+ *  default message.max.bytes) holds with its key and headers. */
 size_t kb_kadaster_max_event(size_t message_max_bytes);
 
 /** Room for a document's ce_dataref: the file's URI and "#" its ZIP entry
@@ -129,10 +129,13 @@ char *kb_kadaster_event_json(const kb_schemas_t *schemas, const struct kb_ingres
  * delivery together), write every event as a JSON line to @p out and every
  * refused document as {"quarantine": {document, rule, reason, sha256}}.
  * File names are reported without their folder; @p received_ms >= 0
- * replaces the files' modification times (for reproducible output).
+ * replaces the files' modification times (for reproducible output); a
+ * document with an event over @p max_event bytes (0: KB_KADASTER_MAX_EVENT)
+ * is refused with rule "size", as ingest refuses it.
  * Returns the number of refused documents, or -1 with errstr set.
  */
 int kb_kadaster_decode(const struct kb_kadaster_ctx *ctx, const char *const *paths, size_t n,
-                       int64_t received_ms, FILE *out, char *errstr, size_t errstr_size);
+                       int64_t received_ms, size_t max_event, FILE *out, char *errstr,
+                       size_t errstr_size);
 
 #endif

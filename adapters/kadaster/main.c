@@ -32,7 +32,8 @@
 static const char usage[] =
     "usage: ketenbus-kadaster ingest --spool DIR --subject-key-file FILE [options]\n"
     "       ketenbus-kadaster decode [--received-ms MS] [--schemas DIR]\n"
-    "                                [--subject-key-file FILE] [--oin OIN] FILE...\n"
+    "                                [--subject-key-file FILE] [--oin OIN]\n"
+    "                                [-X message.max.bytes=N] FILE...\n"
     "\n"
     "ingest: reads BRK Levering deliveries (Mutatie or Stand XML, or zips of them)\n"
     "from DIR/in, publishes nl.brk.eigendom-overgedragen, nl.brk.kadastraal-object-\n"
@@ -45,11 +46,14 @@ static const char usage[] =
     "one JSON object per line; refused documents print as {\"quarantine\": ...}.\n"
     "Exit status 0 when every document was accepted, 1 when some were refused.\n"
     "--received-ms sets the time of receipt (ms since 1970, up to 253402300799999 =\n"
-    "9999-12-31; default: each file's modification time).\n"
+    "9999-12-31; default: each file's modification time). A document whose event\n"
+    "would not fit message.max.bytes (-X or --kafka-config, as for ingest; default\n"
+    "1000000) is refused; ingest also learns the topic's max.message.bytes.\n"
     "\n";
 
 /* The producer's message.max.bytes as configured (-X, --kafka-config; the
- * last setting wins), or 0 for librdkafka's default: what bounds an event. */
+ * last setting wins), or 0 for librdkafka's default: what bounds an event
+ * in `decode`, which asks no broker (ingest: kb_ingress_max_message()). */
 static size_t message_max_bytes(const struct kb_kafka_opts *o)
 {
     for (size_t i = o->n; i-- > 0;)
@@ -110,9 +114,9 @@ static int cmd_decode(int argc, char **argv)
     char source[160];
     kb_adapter_source(&args, "ketenbus-kadaster", source, sizeof source);
     struct kb_kadaster_ctx ctx = {schemas, key, key_len, source};
-    int rejects =
-        kb_kadaster_decode(&ctx, (const char *const *)argv + optind, (size_t)(argc - optind),
-                           received, stdout, errstr, sizeof errstr);
+    int rejects = kb_kadaster_decode(
+        &ctx, (const char *const *)argv + optind, (size_t)(argc - optind), received,
+        kb_kadaster_max_event(message_max_bytes(&args.kafka)), stdout, errstr, sizeof errstr);
     if (rejects < 0)
         fprintf(stderr, "error: %s\n", errstr);
     rc = rejects < 0 ? 2 : rejects > 0 ? 1 : 0;
@@ -128,10 +132,11 @@ out_args:
 
 struct kad {
     struct kb_adapter_run run; /* options, spool, schemas, subject key */
-    kb_ingress_t *ing;
+    kb_ingress_t *ing;         /* NULL after a failed kb_ingress_new(): made again next round */
     struct kb_kadaster_ctx ctx;
     char source[160];    /* ce_source */
-    size_t max_event;    /* largest event the producer can send with its headers */
+    size_t max_event;    /* largest event the output topic takes with its headers */
+    int limit_stale;     /* Kafka refused a record as too large: learn the limits again */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
 };
@@ -143,9 +148,11 @@ static int quarantine_topic(struct kad *k, const uint8_t *raw, size_t len, const
                             const char *reason)
 {
     char errstr[512];
-    if (kb_ingress_quarantine(k->ing, raw, len, rule, reason, -1, ACK_TIMEOUT_MS, errstr,
-                              sizeof errstr)) {
+    kb_err_t err = kb_ingress_quarantine(k->ing, raw, len, rule, reason, -1, ACK_TIMEOUT_MS, errstr,
+                                         sizeof errstr);
+    if (err) {
         KB_LOG_ERR(COMP, "quarantine topic not acknowledged; file kept", "error=\"%s\"", errstr);
+        k->limit_stale |= err == KB_ERR_RANGE; /* the topic's limit went down */
         return -1;
     }
     return 0;
@@ -221,12 +228,56 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
     return 0;
 }
 
+/* Connect: the ingress learns what the output topic takes, which bounds
+ * every event (a document whose event is larger is refused, rule size). */
+static int ingress_open(struct kad *k, char *errstr, size_t errstr_size)
+{
+    struct kb_ingress_opts iopts = {&k->run.args.kafka, "kadaster", k->run.spool.dir, 3};
+    k->ing = kb_ingress_new(&iopts, errstr, errstr_size);
+    if (!k->ing)
+        return -1;
+    k->max_event = kb_kadaster_max_event(kb_ingress_max_message(k->ing));
+    return 0;
+}
+
+/* round_once(): the limits were learnt again, do the round again at once,
+ * at most ROUNDS_AGAIN_MAX times in a row (then as a failed round). */
+#define ROUND_AGAIN      1
+#define ROUNDS_AGAIN_MAX 3
+
+/* Kafka refused a record as too large that fit the limits learnt: a
+ * topic's max.message.bytes was lowered since. Learn them again (a new
+ * producer, whose batches must fit them too); the round, done again,
+ * refuses the documents that no longer fit and publishes the rest, and
+ * quarantines with fewer raw bytes. ROUND_AGAIN, or -1 when Kafka cannot
+ * be reached (the next round connects). */
+static int relearn_limit(struct kad *k)
+{
+    size_t before = k->max_event;
+    char errstr[512];
+    k->limit_stale = 0;
+    kb_ingress_destroy(k->ing);
+    if (ingress_open(k, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "cannot reconnect to Kafka", "error=\"%s\"", errstr);
+        return -1;
+    }
+    KB_LOG_WARN(COMP, "Kafka refused a record as too large; limits learnt again",
+                "max_event_before=%zu max_event=%zu", before, k->max_event);
+    return ROUND_AGAIN;
+}
+
 /* One scan of in/: read, decode, publish in order, acknowledge. Returns 0
- * when everything left in/, -1 when something must be retried. */
+ * when everything left in/, -1 when something must be retried, ROUND_AGAIN
+ * when it must be done again at once. */
 static int round_once(struct kad *k)
 {
     char **names = NULL;
     size_t n = 0;
+    char errstr[512];
+    if (!k->ing && ingress_open(k, errstr, sizeof errstr)) {
+        KB_LOG_ERR(COMP, "cannot connect to Kafka", "error=\"%s\"", errstr);
+        return -1;
+    }
     if (kb_spool_list(&k->run.spool, &names, &n) != KB_OK)
         return -1;
     if (n == 0) {
@@ -244,7 +295,6 @@ static int round_once(struct kad *k)
     batch.max_event = k->max_event;
     struct kb_ingress_event *evs = NULL;
     size_t n_evs = 0, bytes = 0;
-    char errstr[512];
     if (!k->gone || !skip) {
         rc = -1;
         goto out;
@@ -300,9 +350,12 @@ static int round_once(struct kad *k)
         rc = -1;
         goto out;
     }
-    if (n_evs && kb_ingress_send(k->ing, evs, n_evs, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+    kb_err_t serr =
+        n_evs ? kb_ingress_send(k->ing, evs, n_evs, ACK_TIMEOUT_MS, errstr, sizeof errstr) : KB_OK;
+    if (serr) {
         KB_LOG_ERR(COMP, "events not acknowledged; files kept for retry", "events=%zu error=\"%s\"",
                    n_evs, errstr);
+        k->limit_stale |= serr == KB_ERR_RANGE;
         rc = -1;
         goto out;
     }
@@ -328,7 +381,7 @@ out:
     k->gone = NULL;
     k->names = NULL;
     kb_spool_names_free(names, n);
-    return rc;
+    return k->limit_stale ? relearn_limit(k) : rc;
 }
 
 static int cmd_ingest(int argc, char **argv)
@@ -344,11 +397,8 @@ static int cmd_ingest(int argc, char **argv)
     rc = 1;
     kb_adapter_source(&k.run.args, "ketenbus-kadaster", k.source, sizeof k.source);
     k.ctx = (struct kb_kadaster_ctx){k.run.schemas, k.run.key, k.run.key_len, k.source};
-    k.max_event = kb_kadaster_max_event(message_max_bytes(&k.run.args.kafka));
     char errstr[512];
-    struct kb_ingress_opts iopts = {&k.run.args.kafka, "kadaster", k.run.spool.dir, 3};
-    k.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
-    if (!k.ing) {
+    if (ingress_open(&k, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out;
     }
@@ -359,7 +409,10 @@ static int cmd_ingest(int argc, char **argv)
     KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.run.spool.dir);
     rc = 0;
     while (!atomic_load(&stop)) {
-        int failed = round_once(&k) != 0;
+        int r, again = 0;
+        while ((r = round_once(&k)) == ROUND_AGAIN && ++again < ROUNDS_AGAIN_MAX)
+            ; /* a limit went down: refuse what no longer fits, publish the rest */
+        int failed = r != 0;
         if (k.run.args.once) {
             rc = failed ? 1 : 0;
             break;

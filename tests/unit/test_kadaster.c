@@ -49,7 +49,7 @@ static char *decode(const char *const *files, size_t n, int *rejects)
     FILE *out = open_memstream(&buf, &len);
     char errstr[256] = "";
     struct kb_kadaster_ctx c = ctx();
-    *rejects = kb_kadaster_decode(&c, p, n, RECEIVED_MS, out, errstr, sizeof errstr);
+    *rejects = kb_kadaster_decode(&c, p, n, RECEIVED_MS, 0, out, errstr, sizeof errstr);
     fclose(out);
     if (*rejects < 0)
         fprintf(stderr, "decode: %s\n", errstr);
@@ -517,7 +517,7 @@ static void test_event_size_limit(void)
     size_t olen = 0;
     FILE *o = open_memstream(&out, &olen);
     struct kb_kadaster_ctx c = ctx(); /* decode: librdkafka's default message size */
-    int rejects = kb_kadaster_decode(&c, p, 2, RECEIVED_MS, o, errstr, sizeof errstr);
+    int rejects = kb_kadaster_decode(&c, p, 2, RECEIVED_MS, 0, o, errstr, sizeof errstr);
     fclose(o);
     CHECK_INT(rejects, 1);
     json_t *a = lines(out);
@@ -530,7 +530,6 @@ static void test_event_size_limit(void)
     json_decref(a);
     free(out);
     unlink(path);
-    rmdir(dir);
 
     /* On the limit: the size checked when a document is added is exact
      * (with room for the largest "n of m", 8 bytes), so a limit just under
@@ -572,6 +571,26 @@ static void test_event_size_limit(void)
     CHECK_INT(kb_kadaster_events(&c, &b, &evs, &n, errstr, sizeof errstr), KB_ERR_RANGE);
     CHECK_INT(n, 0);
     kb_kadaster_batch_fini(&b);
+    /* decode refuses by the limit it is given (-X message.max.bytes), as
+     * ingest does by the limit it learnt: not by the default. */
+    snprintf(path, sizeof path, "%s/B-middel.xml", dir);
+    f = fopen(path, "wb");
+    CHECK(f && fwrite(xml, 1, len, f) == len);
+    if (f)
+        fclose(f);
+    for (int limited = 0; limited < 2; limited++) {
+        o = open_memstream(&out, &olen);
+        rejects = kb_kadaster_decode(&c, (const char *const[]){path}, 1, RECEIVED_MS,
+                                     limited ? ev_len - 1 : 0, o, errstr, sizeof errstr);
+        fclose(o);
+        CHECK_INT(rejects, limited);
+        char want[64];
+        snprintf(want, sizeof want, "event size limit of %zu ", ev_len - 1);
+        CHECK(!limited || strstr(out, want) != NULL);
+        free(out);
+    }
+    unlink(path);
+    rmdir(dir);
     CHECK_INT(kb_kadaster_max_event(0), 995904);
     CHECK_INT(kb_kadaster_max_event(2000000), 2000000 - KB_KADASTER_EVENT_HEADROOM);
     free(xml);
