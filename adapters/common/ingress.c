@@ -126,13 +126,16 @@ static size_t conf_size(rd_kafka_t *rk, const char *name)
  * setting, else the broker's message.max.bytes: DescribeConfigs reports the
  * effective value) into @p out, 0 for a topic it did not report. A topic
  * created a moment ago may be unknown to the node that answers for a while:
- * asked again until @p timeout_ms. Only a failure of the request as a
- * whole is an error (the principal may lack DESCRIBE_CONFIGS, say).
+ * asked again until @p timeout_ms. An error (the principal may lack
+ * DESCRIBE_CONFIGS, say) names the first topic not reported; the limits of
+ * the others are in @p out all the same.
  */
 static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n, size_t *out,
                              int timeout_ms, char *errstr, size_t errstr_size)
 {
     int64_t deadline = kb_mono_ms() + timeout_ms;
+    if (n > 2)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "at most two topics");
     for (size_t i = 0; i < n; i++)
         out[i] = 0;
     /* DescribeConfigs goes to the controller. librdkafka's mock cluster (dev
@@ -155,7 +158,7 @@ static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n
     rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
     rd_kafka_AdminOptions_set_request_timeout(ao, timeout_ms, NULL, 0);
     for (int unknown = 1; unknown && !err;) {
-        rd_kafka_ConfigResource_t *res[2];
+        rd_kafka_ConfigResource_t *res[2]; /* the events and the quarantine topic */
         for (size_t i = 0; i < n; i++)
             res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
         rd_kafka_DescribeConfigs(rk, res, n, ao, q);
@@ -174,6 +177,9 @@ static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n
             for (size_t r = 0; r < cnt; r++) {
                 rd_kafka_resp_err_t rerr = rd_kafka_ConfigResource_error(rs[r]);
                 unknown |= rerr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+                if (rerr && rerr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && !err)
+                    err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s",
+                                     rd_kafka_ConfigResource_name(rs[r]), rd_kafka_err2str(rerr));
                 size_t ti = 0;
                 while (ti < n && strcmp(topics[ti], rd_kafka_ConfigResource_name(rs[r])))
                     ti++;
@@ -189,7 +195,10 @@ static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n
         }
         if (ev)
             rd_kafka_event_destroy(ev);
-        if (unknown && kb_mono_ms() >= deadline)
+        if (unknown && !err && kb_mono_ms() >= deadline)
+            err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
+                             "a topic stayed unknown to DescribeConfigs");
+        if (unknown && err)
             break;
         if (unknown) {
             struct timespec ts = {0, 200 * 1000 * 1000};
@@ -222,7 +231,7 @@ static kb_err_t learn_limits(kb_ingress_t *ing, const struct kb_ingress_opts *op
     size_t limit[2] = {0, 0};
     char werr[512];
     if (topic_limits(ing->producer, topics, 2, limit, 30000, werr, sizeof werr))
-        KB_LOG_WARN(COMP, "cannot learn the topics' max.message.bytes; the producer's applies",
+        KB_LOG_WARN(COMP, "cannot learn a topic's max.message.bytes; the producer's applies to it",
                     "topic=%s error=\"%s\"", ing->topic, werr);
     size_t mmb = conf_size(ing->producer, "message.max.bytes");
     size_t batch = min_known(limit[0], limit[1]);
