@@ -113,6 +113,8 @@ start svb "$BIN/ketenbus-svb" egress --spool "$WORK/svb" --subject-key-file "$WO
 cp "$FIX/lg01-geboorte-sophie.lo3" "$WORK/gba/in/.1" && mv "$WORK/gba/in/.1" "$WORK/gba/in/001-lg01.lo3"
 cp "$FIX/gv01-moeder-kind-sophie.lo3" "$WORK/gba/in/.2" && mv "$WORK/gba/in/.2" "$WORK/gba/in/002-gv01.lo3"
 check "adapter (mTLS, key password from a file) published both messages" wait_for 90 test -f "$WORK/gba/done/002-gv01.lo3"
+check "adapter learnt its topics' max.message.bytes (DescribeConfigs granted)" \
+  bash -c "grep -q 'message size limits' '$WORK/gba.log' && ! grep -q 'cannot learn a topic' '$WORK/gba.log'"
 check "router (SASL_SSL) delivered 2 events to $(T out.svb)" wait_for 120 count_is "$(T out.svb)" 2
 check "router delivered 1 projected event to $(T out.gemeente)" wait_for 60 count_is "$(T out.gemeente)" 1
 check "router dead-lettered gba's stray message" wait_for 60 count_is "$(T dlq)" 1

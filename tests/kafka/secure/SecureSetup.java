@@ -7,7 +7,8 @@
 //
 //   user:NAME:PASSWORD_FILE       SCRAM-SHA-512 credential for NAME
 //   adapter:PRINCIPAL:SOURCE      may write <prefix>.in.<source> and
-//                                 <prefix>.quarantine.<source>, nothing else
+//                                 <prefix>.quarantine.<source> and read their
+//                                 configs, nothing else
 //   router:PRINCIPAL              reads <prefix>.in.*, writes <prefix>.out.*,
 //                                 <prefix>.dlq and <prefix>.audit, registers
 //                                 projected schemas in <prefix>.schemas, uses its
@@ -61,7 +62,8 @@ public class SecureSetup {
                            X = ResourceType.TRANSACTIONAL_ID;
         final PatternType LIT = PatternType.LITERAL, PRE = PatternType.PREFIXED;
         final AclOperation R = AclOperation.READ, W = AclOperation.WRITE,
-                           D = AclOperation.DESCRIBE, C = AclOperation.CREATE;
+                           D = AclOperation.DESCRIBE, C = AclOperation.CREATE,
+                           DC = AclOperation.DESCRIBE_CONFIGS;
         for (int i = 2; i < args.length; i++) {
             String[] f = args[i].split(":", 3);
             switch (f[0]) {
@@ -72,8 +74,9 @@ public class SecureSetup {
                 break;
             }
             case "adapter":
-                allow(f[1], T, p + ".in." + f[2], LIT, W, D, C);
-                allow(f[1], T, p + ".quarantine." + f[2], LIT, W, D, C);
+                // DC: the adapter learns the topics' max.message.bytes at start
+                allow(f[1], T, p + ".in." + f[2], LIT, W, D, C, DC);
+                allow(f[1], T, p + ".quarantine." + f[2], LIT, W, D, C, DC);
                 break;
             case "router":
                 allow(f[1], T, p + ".in.", PRE, R, D);
