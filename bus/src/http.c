@@ -13,6 +13,7 @@
  *     counts both and the last one frees it. s->mu guards buf/ended/closed
  *     and out_len.
  *  2a. A stream's bytes not yet written to its client, s->len (queued here)
+ *     plus s->in_transit (taken by streams_flush, on their way to libevent)
  *     plus s->out_len (in libevent's output buffer of the connection, kept
  *     current by a callback on that buffer, on_stream_out), never exceed
  *     s->max_pending, but for the chunk framing (a dozen bytes per flush)
@@ -205,6 +206,7 @@ struct kb_http_stream {
     char *buf;                      /* queued bytes not yet handed to libevent */
     size_t len, cap;                /* used / allocated size of buf */
     size_t out_len;                 /* bytes in out, as of its last change */
+    size_t in_transit;              /* taken from buf, not yet in out (streams_flush) */
     int ended;                      /* the owner called kb_http_stream_end */
     int closed;                     /* the server let go (client gone or stop) */
     int refs;                       /* owner + server, see invariant 2 */
@@ -266,7 +268,8 @@ static void on_stream_out(struct evbuffer *out, const struct evbuffer_cb_info *i
     (void)info;
     size_t n = evbuffer_get_length(out);
     pthread_mutex_lock(&s->mu);
-    s->out_len = n;
+    if (!s->in_transit) /* else streams_flush sets it once the chunk is in */
+        s->out_len = n;
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -522,6 +525,7 @@ static void streams_flush(kb_http_t *h)
         int ended = s->ended;
         s->buf = NULL;
         s->len = s->cap = 0;
+        s->in_transit = len; /* still counted (invariant 2a) until out holds it */
         pthread_mutex_unlock(&s->mu);
         if (len) {
             struct evbuffer *eb = evbuffer_new();
@@ -529,6 +533,11 @@ static void streams_flush(kb_http_t *h)
                 evhttp_send_reply_chunk(s->ev, eb);
             if (eb)
                 evbuffer_free(eb);
+            pthread_mutex_lock(&s->mu);
+            s->in_transit = 0;
+            if (s->out) /* read here too, in case the buffer defers its callbacks */
+                s->out_len = evbuffer_get_length(s->out);
+            pthread_mutex_unlock(&s->mu);
         }
         free(buf);
         if (ended) {
@@ -660,7 +669,7 @@ kb_err_t kb_http_stream_send(kb_http_stream_t *s, const void *data, size_t len)
         err = KB_ERR_STATE;
         goto out_unlock;
     }
-    if (len > s->max_pending || s->len + s->out_len > s->max_pending - len) {
+    if (len > s->max_pending || s->len + s->in_transit + s->out_len > s->max_pending - len) {
         err = KB_ERR_RANGE; /* invariant 2a: the client is not keeping up */
         goto out_unlock;
     }
@@ -698,7 +707,7 @@ size_t kb_http_stream_pending(const kb_http_stream_t *s)
 {
     struct kb_http_stream *m = (struct kb_http_stream *)s;
     pthread_mutex_lock(&m->mu);
-    size_t n = m->len + m->out_len;
+    size_t n = m->len + m->in_transit + m->out_len;
     pthread_mutex_unlock(&m->mu);
     return n;
 }
