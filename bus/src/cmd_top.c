@@ -72,16 +72,20 @@ static const struct shown {
     {"kb_kafka_consumer_lag", "lag"},
 };
 
-/* The row of (@p what, @p who), made on first sight; NULL when memory ran out. */
-static struct row *row_get(const char *what, const char *who)
+/* The row of (@p what, @p labels), shown as @p who, made on first sight;
+ * NULL when memory ran out. Rows are told apart by the labels as they came
+ * (@p labels, a canonical JSON text), not by @p who: escaping shortens long
+ * values and shows "" and "-" alike, and two series must never add up in
+ * one row. (The same labels from several processes do: that is the sum.) */
+static struct row *row_get(const char *what, const char *labels, const char *who)
 {
-    size_t key_len = strlen(what) + 1 + strlen(who) + 1;
+    size_t key_len = strlen(what) + 1 + strlen(labels) + 1;
     char *key = malloc(key_len);
     if (!key || (!index_of && !(index_of = json_object()))) {
         free(key);
         return NULL;
     }
-    snprintf(key, key_len, "%s\x1f%s", what, who);
+    snprintf(key, key_len, "%s\x1f%s", what, labels);
     json_t *at = json_object_get(index_of, key);
     struct row *r = NULL;
     if (at) {
@@ -152,16 +156,22 @@ static int poll_one(const char *base, char *errstr, size_t errstr_size)
             size_t who_len = 0;
             const char *k;
             json_t *v;
-            json_object_foreach(json_object_get(item, "labels"), k, v)
+            json_t *labels = json_object_get(item, "labels");
+            char *id =
+                json_dumps(labels ? labels : json_null(),
+                           JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
+            failed = !id;
+            json_object_foreach(labels, k, v)
             {
                 /* Not a string: shown as "?" rather than dropped. */
                 const char *text = json_is_string(v) ? json_string_value(v) : "?";
                 size_t text_len = json_is_string(v) ? json_string_length(v) : 1;
-                if ((failed = who_append(&who, &who_len, text, text_len)))
+                if (failed || (failed = who_append(&who, &who_len, text, text_len)))
                     break;
             }
-            struct row *r = failed ? NULL : row_get(shown[s].what, who ? who : "");
+            struct row *r = failed ? NULL : row_get(shown[s].what, id, who ? who : "");
             free(who);
+            free(id);
             if (!r) {
                 failed = 1;
                 break;

@@ -85,5 +85,21 @@ check "after the change: only the reported lag row" \
   eq "$(grep -Ec '^(lag|in) ' <<<"$LAST")" 1
 check "after the change: its value" grep -Eq '^lag +kb\.in\.gba 3 +9' <<<"$LAST"
 
+# Series that look alike once escaped stay apart: two topics that differ
+# only after the 200 bytes a label shows, and the sources "" and "-" (an
+# empty value shows as "-"). Added up in one row, each figure would be wrong.
+LONG="kb.out.$(printf 'a%.0s' $(seq 200))"
+jq -n --arg long "$LONG" '{
+  kb_kafka_consumer_lag: [{labels: {topic: ($long + ".alpha"), partition: "0"}, value: 5},
+                          {labels: {topic: ($long + ".beta"), partition: "0"}, value: 7}],
+  kb_events_in_total: [{labels: {source: "", type: "x"}, value: 1},
+                       {labels: {source: "-", type: "x"}, value: 2}]}' >"$WORK/www/metrics.json"
+"$KB" top --once "127.0.0.1:$PORT" >"$WORK/alike.txt" 2>&1 || true
+check "look-alike series: four figures" grep -q '(1 process, 4 figures)' "$WORK/alike.txt"
+check "look-alike topics: two lag rows, 5 and 7, never 12" \
+  eq "$(grep -E '^lag ' "$WORK/alike.txt" | awk '{print $NF}' | sort -n | tr '\n' ' ')" "5 7 "
+check "sources \"\" and \"-\": two rows, 1 and 2" \
+  eq "$(grep -E '^in ' "$WORK/alike.txt" | awk '{print $NF}' | sort -n | tr '\n' ' ')" "1 2 "
+
 echo "$CHECKS checks, $FAILS failed"
 ((FAILS == 0))
