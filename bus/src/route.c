@@ -134,7 +134,7 @@ struct kb_router {
     struct kb_route_opts opts;   /* copy of the options, defaults filled in */
     struct kb_subs subs;         /* the subscriptions in force */
     kb_matcher_t *matcher;       /* index over subs */
-    int64_t subs_stamp;          /* newest mtime (ns) of the subscription files */
+    int64_t subs_stamp;          /* subs_stamp() of the files that loaded */
     int64_t next_reload_check;   /* monotonic ms of the next look at the files */
     int64_t failed_stamp;        /* stamp of the last set that did not load (log once) */
     rd_kafka_t *consumer;        /* group member reading kb.in.* */
@@ -561,10 +561,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void views_clear(kb_router_t *r);
 
 /* A fingerprint of the subscription file, or of the folder and every entry
- * in it: a hash over each entry's name, size and modification time. Any
- * edit, added, removed or renamed file changes it, even within one tick of
- * the file system clock (a newest-mtime stamp missed a file written and
- * renamed in within the same tick). */
+ * in it: a hash over each entry's name, size, modification and change time.
+ * Any edit, added, removed or renamed file changes it, even within one tick
+ * of the file system clock (a newest-mtime stamp missed a file written and
+ * renamed in within the same tick), and an edit in place whose mtime was
+ * set back (the change time cannot be). */
 static int64_t subs_stamp(const char *path)
 {
     struct stat st;
@@ -574,6 +575,8 @@ static int64_t subs_stamp(const char *path)
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
     MIX(st.st_mtim.tv_sec);
     MIX(st.st_mtim.tv_nsec);
+    MIX(st.st_ctim.tv_sec);
+    MIX(st.st_ctim.tv_nsec);
     MIX(st.st_size);
     if (S_ISDIR(st.st_mode)) {
         struct dirent **names;
@@ -586,6 +589,8 @@ static int64_t subs_stamp(const char *path)
                     MIX((unsigned char)*c);
                 MIX(st.st_mtim.tv_sec);
                 MIX(st.st_mtim.tv_nsec);
+                MIX(st.st_ctim.tv_sec);
+                MIX(st.st_ctim.tv_nsec);
                 MIX(st.st_size);
             }
             free(names[i]);
@@ -597,32 +602,30 @@ static int64_t subs_stamp(const char *path)
     return (int64_t)h;
 }
 
-/* A fingerprint of the follow list files of @p subs: as they are now
- * (@p current, from stat) or as they were read (follow_id). A follow list is
- * a file of its own, often beside the subscription files, so an edit of the
- * list alone must reload too; the two agree until one of them changed. */
-static int64_t follow_stamp(const struct kb_subs *subs, int current)
+/* 0 when every follow list file of @p subs is still the version that was
+ * read (follow_id), else a fingerprint of the versions there now. A follow
+ * list is a file of its own, often beside the subscription files, so an
+ * edit of the list alone must reload too, also one within a time stamp tick
+ * of its read (kb_file_changed compares the content then, and may mark a
+ * follow_id no longer racy). */
+static int64_t follow_changes(struct kb_subs *subs)
 {
     uint64_t h = 14695981039346656037ull;
+    int changed = 0;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
     for (size_t i = 0; i < subs->n; i++) {
-        const struct kb_sub *sub = &subs->items[i];
+        struct kb_sub *sub = &subs->items[i];
         if (!sub->follow_path)
             continue;
-        struct kb_file_id id = sub->follow_id;
-        struct stat st;
-        if (current && stat(sub->follow_path, &st) != 0)
-            memset(&id, 0, sizeof id); /* gone: differs from what was read */
-        else if (current)
-            id = (struct kb_file_id){(uint64_t)st.st_dev, (uint64_t)st.st_ino, (int64_t)st.st_size,
-                                     (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
-        MIX(id.dev);
-        MIX(id.ino);
-        MIX(id.size);
-        MIX(id.mtime_ns);
+        uint64_t now = kb_file_changed(sub->follow_path, &sub->follow_id, KB_SUB_FOLLOW_FILE_MAX);
+        if (now) {
+            changed = 1;
+            MIX(i);
+            MIX(now);
+        }
     }
 #undef MIX
-    return (int64_t)h;
+    return changed ? (int64_t)(h | 1) : 0;
 }
 
 /* kb_subscriptions_reload_failed: 1 while the files on disk did not load
@@ -671,8 +674,8 @@ static void maybe_reload(kb_router_t *r, int64_t now)
         return;
     r->next_reload_check = now + 2000;
     int64_t stamp = subs_stamp(r->opts.subs_path);
-    int64_t follow_now = follow_stamp(&r->subs, 1);
-    if (!asked && stamp == r->subs_stamp && follow_now == follow_stamp(&r->subs, 0)) {
+    int64_t follow_now = follow_changes(&r->subs);
+    if (!asked && stamp == r->subs_stamp && !follow_now) {
         reload_gauge(r->failed_stamp != 0);
         return;
     }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <yaml.h>
@@ -20,6 +21,8 @@
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
+
+#include "hmac.h"
 
 /* Everything the checker needs to say where a problem is. */
 struct ctx {
@@ -47,6 +50,40 @@ static kb_err_t fail_at(struct ctx *c, size_t line, size_t column, const char *w
                       column, what);
 }
 
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The stat fields of @p id from @p st (racy and sha256 cleared). */
+static void file_id_of(const struct stat *st, struct kb_file_id *id)
+{
+    memset(id, 0, sizeof *id);
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (int64_t)st->st_size;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    id->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+}
+
+static int same_stat(const struct kb_file_id *a, const struct kb_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+/* 1 when a read of @p id's file that began at @p read_ns (wall clock) may
+ * be followed by a write in the same time stamp tick as its last change,
+ * which no stat field would show. A change time in the future (a clock
+ * ahead on a file server) is racy until the clock passed it. */
+static int file_id_racy(const struct kb_file_id *id, int64_t read_ns)
+{
+    int64_t changed = id->mtime_ns > id->ctime_ns ? id->mtime_ns : id->ctime_ns;
+    return read_ns - changed < KB_FILE_TICK_NS;
+}
+
 /*
  * Read all of @p path into a new NUL-terminated buffer (*@p len bytes before
  * the NUL), refusing anything but a regular file of at most @p max bytes.
@@ -56,13 +93,17 @@ static kb_err_t fail_at(struct ctx *c, size_t line, size_t column, const char *w
  * some has effects of its own); then opened non-blocking and checked again
  * with fstat, in case the name was swapped meanwhile. Symbolic links are
  * followed (no O_NOFOLLOW): Kubernetes mounts ConfigMap files as links.
- * The file's identity at fstat goes into @p id (may be NULL). KB_ERR_IO
+ * The file's identity at fstat goes into @p id (may be NULL), with racy set
+ * when it was read within a tick of its last change (file_id_racy); the
+ * caller hashes the content then. KB_ERR_IO
  * (cannot open or read) or KB_ERR_CONF (not a regular file, too large) with
  * the reason in @p why.
  */
 static kb_err_t read_regular(const char *path, size_t max, char **out, size_t *len,
                              struct kb_file_id *id, char *why, size_t why_size)
 {
+    /* Before the read: a write during it must count as after this. */
+    int64_t read_ns = wall_ns();
     struct stat st;
     if (stat(path, &st) != 0) {
         snprintf(why, why_size, "%s", strerror(errno));
@@ -116,12 +157,51 @@ static kb_err_t read_regular(const char *path, size_t max, char **out, size_t *l
     *out = buf;
     *len = got;
     if (id) {
-        id->dev = (uint64_t)st.st_dev;
-        id->ino = (uint64_t)st.st_ino;
-        id->size = (int64_t)st.st_size;
-        id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        file_id_of(&st, id);
+        id->racy = file_id_racy(id, read_ns);
     }
     return KB_OK;
+}
+
+uint64_t kb_file_changed(const char *path, struct kb_file_id *id, size_t max)
+{
+    int64_t look_ns = wall_ns();
+    struct kb_file_id now = {0};
+    struct stat st;
+    if (stat(path, &st) == 0)
+        file_id_of(&st, &now);
+    if (same_stat(&now, id) && !id->racy)
+        return 0;
+    if (same_stat(&now, id)) {
+        /* Racy: only the content can tell. */
+        char *buf, why[128];
+        size_t len;
+        struct kb_file_id read_id;
+        if (read_regular(path, max, &buf, &len, &read_id, why, sizeof why) == KB_OK) {
+            kb__sha256(buf, len, now.sha256);
+            /* A follow list holds identifiers in clear. */
+            explicit_bzero(buf, len);
+            free(buf);
+            if (same_stat(&read_id, id) && !memcmp(now.sha256, id->sha256, sizeof now.sha256)) {
+                if (!file_id_racy(id, look_ns))
+                    id->racy = 0;
+                return 0;
+            }
+        } else {
+            memset(&now, 0, sizeof now); /* unreadable: as if gone */
+        }
+    }
+    uint64_t h = 14695981039346656037ull;
+#define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    MIX(now.dev);
+    MIX(now.ino);
+    MIX(now.size);
+    MIX(now.mtime_ns);
+    MIX(now.ctime_ns);
+    for (size_t i = 0; i < sizeof now.sha256; i++)
+        MIX(now.sha256[i]);
+#undef MIX
+    return h | 1;
 }
 
 static size_t edit_distance(const char *a, const char *b)
@@ -521,6 +601,9 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
                  err == KB_ERR_IO ? "cannot open" : "refused", file, why);
         return fail(c, node, msg, NULL);
     }
+    /* Only a racy read is hashed: the usual look stays one stat. */
+    if (sub->follow_id.racy)
+        kb__sha256(buf, len, sub->follow_id.sha256);
     size_t lineno = 0;
     for (size_t off = 0; !err && off < len;) {
         const char *start = buf + off;
@@ -1170,7 +1253,8 @@ static kb_err_t load(const char *path, const uint8_t *subject_key, size_t key_le
                 ((l > 5 && !strcmp(nm + l - 5, ".yaml")) || (l > 4 && !strcmp(nm + l - 4, ".yml")))) {
                 char file[4096];
                 snprintf(file, sizeof file, "%s/%s", path, nm);
-                err = load_file(file, subject_key, key_len, untrusted, subs, errstr, errstr_size);
+                err = load_file(file, subject_key, key_len, untrusted, subs, errstr,
+                                errstr_size);
             }
             free(names[i]);
         }

@@ -4,10 +4,12 @@
 # follow_file_reload.sh - a follow list kept in a CSV file beside the
 # subscriptions, on a real broker: an edit of the list alone (written under
 # a dot-name and renamed in) reloads the subscriptions, so the router then
-# delivers the newly followed person's next event; a broken subscription
-# file keeps the old set running, says so on every SIGHUP (not only once)
-# and sets kb_subscriptions_reload_failed to 1 until a good set loads. No
-# BSN in any log.
+# delivers the newly followed person's next event; an edit in place that
+# keeps the size and sets the mtime back (so size, mtime and inode are as
+# read) reloads too; a broken subscription file keeps the old set running,
+# says so on every SIGHUP (not only once) and sets
+# kb_subscriptions_reload_failed to 1 until a good set loads. No BSN in any
+# log.
 source "$(dirname "$0")/lib.sh"
 
 BSN=999995303
@@ -54,6 +56,18 @@ cp "$FIX/kinds/Lg01.lo3" "$WORK/gba/in/.2" && mv "$WORK/gba/in/.2" "$WORK/gba/in
 check "control subscriber got the second event" wait_for 90 count_is "$(T out.alle)" 2
 check "the newly followed person's event reached volg" wait_for 10 count_is "$(T out.volg)" 1
 
+# Another person of the same length, written over the list in place, and
+# the modification time set back: only the change time tells (and, were it
+# within one time stamp tick of the read, the content's hash).
+LIST=$WORK/volgers.csv
+before=$(stat -c '%s %y %i' "$LIST")
+printf '# followed\nbsn:%s,2020-01-01,\n' 999990019 | dd of="$LIST" conv=notrunc status=none
+touch -m -d "$(cut -d' ' -f2-4 <<<"$before")" "$LIST"
+check "size, mtime and inode as before the edit" eq "$(stat -c '%s %y %i' "$LIST")" "$before"
+check "... and the list did change" grep -q 999990019 "$LIST"
+check "an edit in place with the mtime set back reloads" \
+  wait_for 20 bash -c "[[ \$(grep -c 'subscriptions reloaded' $WORK/router.log) -ge 2 ]]"
+
 # A broken set: refused, loudly, at the change and at every SIGHUP.
 cat >"$WORK/.subs.yaml" <<YAML
 subscriptions:
@@ -79,8 +93,8 @@ check "... and again at the next SIGHUP" \
 check "... saying it was requested" grep -q 'subscriptions not reloaded.*requested=1' "$WORK/router.log"
 
 good_subs
-check "a good set loads again" wait_for 20 bash -c "[[ \$(grep -c 'subscriptions reloaded' $WORK/router.log) -ge 2 ]]"
+check "a good set loads again" wait_for 20 bash -c "[[ \$(grep -c 'subscriptions reloaded' $WORK/router.log) -ge 3 ]]"
 check "reload-failed gauge back to 0" wait_for 10 gauge_is 0
 check "the router did not stop" kill -0 "$ROUTER"
-check "no BSN in any log" bash -c "! grep -l $BSN $WORK/*.log"
+check "no BSN in any log" bash -c "! grep -lE '$BSN|999990019' $WORK/*.log"
 finish

@@ -57,12 +57,24 @@ struct kb_filter {
     size_t line, column;      /* where it was written, for errors */
 };
 
-/* Which version of a file was read: a change to any of these means it changed. */
+/* How coarse a file's time stamps may be: 2 s on FAT, 1 s on some network
+ * and overlay file systems, a kernel clock tick (some ms) elsewhere. Two
+ * writes within one tick can leave a file with the same time stamps. */
+#define KB_FILE_TICK_NS 2000000000LL
+
+/* Which version of a file was read: a change to any of the stat fields
+ * means it changed. A file read within KB_FILE_TICK_NS of its last change
+ * is "racy" (git's racily clean files): a write in the same tick changes
+ * no stat field, so the hash of what was read decides (kb_file_changed). */
 struct kb_file_id {
     uint64_t dev; /* device and inode: a file renamed into place is another file */
     uint64_t ino;
     int64_t size;     /* bytes when read */
     int64_t mtime_ns; /* modification time, ns since the epoch */
+    int64_t ctime_ns; /* status change time: set by every write and by utimensat,
+                       * which can set mtime back but not this */
+    int racy;         /* read within KB_FILE_TICK_NS of its last change */
+    uint8_t sha256[32]; /* racy: SHA-256 of the bytes read (else zero) */
 };
 
 /* One entry of a follow list: the subject pseudonym and the period. */
@@ -155,6 +167,20 @@ kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_l
  */
 kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, size_t key_len,
                                 struct kb_subs *subs, char *errstr, size_t errstr_size);
+
+/**
+ * Whether the file at @p path is still the version @p id describes (as a
+ * load filled it in, follow_id): 0 when it is, else a fingerprint of the
+ * version there now, never 0 and the same for the same version, so a caller
+ * can tell one change from the next. One stat decides, except when @p id is
+ * racy and the stat agrees: then the file (regular, at most @p max bytes) is
+ * read and its hash compared, and when it agrees and the read began a tick
+ * after the file's last change, id->racy is cleared (a later write shows in
+ * the time stamps), so later looks are one stat again. A file that is gone
+ * or cannot be read has changed.
+ * @thread any; reads the file (no Kafka)
+ */
+uint64_t kb_file_changed(const char *path, struct kb_file_id *id, size_t max);
 
 /** Free what kb_subs_load() filled. Safe on an empty set. */
 void kb_subs_fini(struct kb_subs *subs);
