@@ -5,10 +5,11 @@
  * and the audit verification status. Authentication is the server's
  * (bearer token or client certificate, kb_http_opts); this file only answers.
  *
- * Nothing that waits on Kafka runs on the server thread, which must stay
- * free for /metrics, probes and the dashboard stream. A dry-run is a job
- * (202, then polled) and the audit verification runs on a timer or on
- * request, both on the admin's worker thread, each bounded in time.
+ * Nothing that waits on Kafka or reads the subscription files runs on the
+ * server thread, which must stay free for /metrics, probes and the
+ * dashboard stream. A dry-run is a job (202, then polled) and the audit
+ * verification runs on a timer or on request, both on the admin's worker
+ * thread, each bounded in time.
  * Dead-letter pages and redrives are parsed and checked on the server
  * thread (a bad request is answered at once), then handed to a second
  * thread, the dead-letter worker, which answers them with a deferred reply
@@ -18,6 +19,10 @@
  * a pool, because they are rare operator requests and a frozen broker would
  * tie up a pool all the same. `route --admin-addr` is for putting the admin
  * API on another address (network separation), not for keeping probes alive.
+ * GET /admin/subscriptions reads the files (follow lists of up to 64 MiB
+ * each) on a third thread, the subscriptions worker, also answered with a
+ * deferred reply: never behind Kafka or a dry-run, bounded in time, and one
+ * load answers every request waiting for it.
  *
  * Invariants:
  *  1. At most one dry-run is queued or running; a second POST gets 429.
@@ -30,12 +35,23 @@
  *     exactly once: by the dead-letter worker when it ran, or, when it never
  *     started, by kb_admin_destroy (503; a stopped server drops it). Only
  *     the dead-letter worker takes requests off the queue.
+ *  6. A subscriptions request waits for the next load of the files, which
+ *     begins after it arrived (the files as they are now) and answers every
+ *     request waiting when it began. At most MAX_SUBS_WAIT wait (subs_waiting,
+ *     under mu); one more is answered 503 with Retry-After at once. A load
+ *     gives up after SUBS_MAX_MS (503), or at kb_admin_destroy.
+ *  7. A waiting subscriptions request's deferred reply is answered exactly
+ *     once: by the subscriptions worker, or, when its load never began, by
+ *     kb_admin_destroy (503). Only that worker takes requests off the list.
  *
  * Job states: QUEUED --worker picks it--> RUNNING --kb_dryrun_run--> DONE | FAILED.
  * Dead-letter request states: parsed (on_dlq / on_redrive, server thread)
  *     --dlq_submit--> queued --dlq_worker_main--> running --run_dlq_page /
  *     run_redrive: deferred reply--> freed; queued --kb_admin_destroy: 503-->
  *     freed; parsed --bad request 400 / queue full 503--> freed, never queued.
+ * Subscriptions request states: waiting (on_subs: deferred) --subs_worker_main
+ *     takes the list--> loading --subs_answer--> freed; waiting
+ *     --kb_admin_destroy: 503--> freed; list full 503 --> never waiting.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +66,7 @@
 #include <openssl/evp.h>
 
 #include "admin_int.h"
+#include "sub_int.h"
 #include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -59,6 +76,8 @@
 #define MAX_REDRIVE 100
 #define MAX_PAGE 1000
 #define MAX_YAML (1u << 20)
+#define MAX_SUBS_WAIT 16    /* subscriptions requests waiting for the next load (invariant 6) */
+#define SUBS_MAX_MS   30000 /* bound on one load of the files for them */
 
 enum job_state { JOB_FREE = 0, JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 
@@ -91,15 +110,27 @@ struct dlq_work {
     struct dlq_work *next;           /* in the queue, oldest first */
 };
 
+/* One GET /admin/subscriptions[/NAME] waiting for a load (invariants 6, 7). */
+struct subs_wait {
+    kb_http_deferred_t *reply; /* answered exactly once (invariant 7) */
+    struct subs_wait *next;    /* the next waiting request (newest first) */
+    char rest[];               /* the path after /admin/subscriptions: "", "/" or "/NAME" */
+};
+
 struct kb_admin {
     struct kb_admin_opts o;   /* pointers not owned (the router's argv and options) */
     pthread_t worker;         /* dry-runs and audit verification */
     int worker_started;
     pthread_t dlq_worker;     /* dead-letter pages and redrives */
     int dlq_worker_started;
+    pthread_t subs_worker; /* loads of the files for GET /admin/subscriptions */
+    int subs_worker_started;
     pthread_mutex_t mu;       /* guards everything below */
     pthread_cond_t cv;        /* work arrived or stop */
     pthread_cond_t dlq_cv;    /* dead-letter work arrived or stop */
+    pthread_cond_t subs_cv;   /* a subscriptions request arrived or stop */
+    struct subs_wait *subs_waiting;       /* requests for the next load (invariant 6) */
+    int n_subs_waiting;                   /* entries of subs_waiting */
     struct dlq_work *dlq_head, *dlq_tail; /* queued dead-letter requests, oldest first */
     int dlq_busy;             /* queued + running (invariant 4) */
     atomic_int stop;
@@ -127,8 +158,9 @@ static json_t *time_json(int64_t ms)
 /* ---- worker --------------------------------------------------------------- */
 
 static void *dlq_worker_main(void *arg);
+static void *subs_worker_main(void *arg);
 static void dlq_work_free(struct dlq_work *w);
-static void reply_stopping(struct dlq_work *w);
+static void reply_stopping(kb_http_deferred_t *reply);
 
 static void run_job(kb_admin_t *a, struct job *j)
 {
@@ -247,6 +279,7 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->cv, NULL);
     pthread_cond_init(&a->dlq_cv, NULL);
+    pthread_cond_init(&a->subs_cv, NULL);
     /* The first timed verification soon after start, so the status page
      * says something about the trail the router is extending. */
     if (a->o.audit_every_s > 0)
@@ -263,6 +296,12 @@ kb_admin_t *kb_admin_new(const struct kb_admin_opts *opts, char *errstr, size_t 
         return NULL;
     }
     a->dlq_worker_started = 1;
+    if (pthread_create(&a->subs_worker, NULL, subs_worker_main, a) != 0) {
+        kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "admin: cannot start its thread");
+        kb_admin_destroy(a);
+        return NULL;
+    }
+    a->subs_worker_started = 1;
     return a;
 }
 
@@ -274,17 +313,27 @@ void kb_admin_destroy(kb_admin_t *a)
     atomic_store(&a->stop, 1);
     pthread_cond_broadcast(&a->cv);
     pthread_cond_broadcast(&a->dlq_cv);
+    pthread_cond_broadcast(&a->subs_cv);
     pthread_mutex_unlock(&a->mu);
     if (a->worker_started)
         pthread_join(a->worker, NULL);
     if (a->dlq_worker_started)
         pthread_join(a->dlq_worker, NULL);
+    if (a->subs_worker_started)
+        pthread_join(a->subs_worker, NULL);
+    /* Requests whose load never began (invariant 7). */
+    while (a->subs_waiting) {
+        struct subs_wait *w = a->subs_waiting;
+        a->subs_waiting = w->next;
+        reply_stopping(w->reply);
+        free(w);
+    }
     /* What the dead-letter worker never started is answered here
      * (invariant 5); the server has normally stopped, dropping it. */
     while (a->dlq_head) {
         struct dlq_work *w = a->dlq_head;
         a->dlq_head = w->next;
-        reply_stopping(w);
+        reply_stopping(w->reply);
         dlq_work_free(w);
     }
     for (int i = 0; i < MAX_JOBS; i++) {
@@ -292,6 +341,7 @@ void kb_admin_destroy(kb_admin_t *a)
         json_decref(a->jobs[i].result);
     }
     json_decref(a->audit_last);
+    pthread_cond_destroy(&a->subs_cv);
     pthread_cond_destroy(&a->dlq_cv);
     pthread_cond_destroy(&a->cv);
     pthread_mutex_destroy(&a->mu);
@@ -591,36 +641,119 @@ static int subs_from_body(kb_admin_t *a, kb_http_req_t *req, struct kb_subs *sub
     return 0;
 }
 
+/* Subscriptions worker: answer @p w from one load of the files (@p err,
+ * with @p errstr, when it failed). */
+static void subs_answer(kb_admin_t *a, const struct subs_wait *w, const struct kb_subs *subs,
+                        kb_err_t err, const char *errstr)
+{
+    const char *rest = w->rest;
+    if (err && atomic_load(&a->stop)) {
+        reply_stopping(w->reply);
+    } else if (err == KB_ERR_TIMEOUT) {
+        kb_http_deferred_reply_error(w->reply, 503, 50306,
+                                     "the subscription files did not load within %d s: %s",
+                                     SUBS_MAX_MS / 1000, errstr);
+    } else if (err) {
+        /* The router keeps its last good set; say so rather than fail silently. */
+        kb_http_deferred_reply_error(w->reply, 500, 50002, "the subscription files do not load: %s",
+                                     errstr);
+    } else if (!rest[0] || !strcmp(rest, "/")) {
+        json_t *list = json_array();
+        for (size_t i = 0; i < subs->n; i++)
+            json_array_append_new(list, kb_admin_sub_json(&subs->items[i]));
+        kb_http_deferred_reply_json(w->reply, 200, NULL,
+                                    json_pack("{s:s, s:I, s:o}", "path", a->o.subs_path, "count",
+                                              (json_int_t)subs->n, "subscriptions", list));
+    } else {
+        const char *name = rest + 1;
+        size_t i = 0;
+        while (i < subs->n && strcmp(subs->items[i].name, name) != 0)
+            i++;
+        if (i == subs->n || strchr(name, '/'))
+            kb_http_deferred_reply_error(w->reply, 404, 40401, "no subscription with that name");
+        else
+            kb_http_deferred_reply_json(w->reply, 200, NULL, kb_admin_sub_json(&subs->items[i]));
+    }
+}
+
+static void *subs_worker_main(void *arg)
+{
+    kb_admin_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    while (!atomic_load(&a->stop)) {
+        struct subs_wait *batch = a->subs_waiting;
+        if (!batch) {
+            pthread_cond_wait(&a->subs_cv, &a->mu);
+            continue;
+        }
+        /* Everyone waiting now is answered from one load, which begins
+         * after each of them arrived (invariant 6). */
+        a->subs_waiting = NULL;
+        a->n_subs_waiting = 0;
+        pthread_mutex_unlock(&a->mu);
+        int open = 0;
+        for (const struct subs_wait *w = batch; w; w = w->next)
+            open |= kb_http_deferred_open(w->reply);
+        struct kb_subs subs = {0};
+        char errstr[1024] = "";
+        struct kb__subs_bound bound = {kb_mono_ms() + SUBS_MAX_MS, &a->stop};
+        /* Nobody will read the answers (they hung up): no load for them. */
+        kb_err_t err =
+            open ? kb__subs_load_bounded(a->o.subs_path, a->o.subject_key, a->o.subject_key_len,
+                                         &bound, &subs, errstr, sizeof errstr)
+                 : KB_ERR_STATE;
+        while (batch) {
+            struct subs_wait *w = batch;
+            batch = w->next;
+            if (open)
+                subs_answer(a, w, &subs, err, errstr);
+            else
+                reply_stopping(w->reply);
+            free(w);
+        }
+        kb_subs_fini(&subs);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Server thread: the files are read on the subscriptions worker, never
+ * here (a 64 MiB follow list would hold up every probe meanwhile). */
 static void on_subs(kb_http_req_t *req, void *opaque)
 {
     kb_admin_t *a = opaque;
     const char *rest = kb_http_req_rest(req);
-    struct kb_subs subs;
-    char errstr[1024];
-    if (kb_subs_load(a->o.subs_path, a->o.subject_key, a->o.subject_key_len, &subs, errstr,
-                     sizeof errstr)) {
-        /* The router keeps its last good set; say so rather than fail silently. */
-        kb_http_reply_error(req, 500, 50002, "the subscription files do not load: %s", errstr);
+    size_t len = strlen(rest);
+    struct subs_wait *w = calloc(1, sizeof *w + len + 1);
+    if (!w) {
+        kb_http_reply_error(req, 500, 50001, "out of memory");
         return;
     }
-    if (!rest[0] || !strcmp(rest, "/")) {
-        json_t *list = json_array();
-        for (size_t i = 0; i < subs.n; i++)
-            json_array_append_new(list, kb_admin_sub_json(&subs.items[i]));
-        kb_http_reply_json(req, 200, NULL,
-                           json_pack("{s:s, s:I, s:o}", "path", a->o.subs_path, "count",
-                                     (json_int_t)subs.n, "subscriptions", list));
-    } else {
-        const char *name = rest + 1;
-        size_t i = 0;
-        while (i < subs.n && strcmp(subs.items[i].name, name) != 0)
-            i++;
-        if (i == subs.n || strchr(name, '/'))
-            kb_http_reply_error(req, 404, 40401, "no subscription with that name");
-        else
-            kb_http_reply_json(req, 200, NULL, kb_admin_sub_json(&subs.items[i]));
+    memcpy(w->rest, rest, len + 1);
+    pthread_mutex_lock(&a->mu);
+    if (a->n_subs_waiting >= MAX_SUBS_WAIT) {
+        pthread_mutex_unlock(&a->mu);
+        free(w);
+        kb_http_reply_header(req, "Retry-After", "5");
+        kb_http_reply_error(req, 503, 50307,
+                            "%d subscription requests wait for a load of the files already; "
+                            "try again later",
+                            MAX_SUBS_WAIT);
+        return;
     }
-    kb_subs_fini(&subs);
+    w->reply = kb_http_defer(req);
+    if (!w->reply) {
+        pthread_mutex_unlock(&a->mu);
+        free(w);
+        kb_http_reply_error(req, 500, 50001, "out of memory");
+        return;
+    }
+    w->next = a->subs_waiting;
+    a->subs_waiting = w;
+    a->n_subs_waiting++;
+    pthread_cond_signal(&a->subs_cv);
+    pthread_mutex_unlock(&a->mu);
 }
 
 static void on_validate(kb_http_req_t *req, void *opaque)
@@ -758,12 +891,11 @@ static void dlq_work_free(struct dlq_work *w)
     free(w);
 }
 
-/* Answer @p w's request that the admin API is stopping (a stopped server
- * drops the answer; it frees the handle all the same). */
-static void reply_stopping(struct dlq_work *w)
+/* Answer @p reply that the admin API is stopping (a stopped server drops
+ * the answer; it frees the handle all the same). */
+static void reply_stopping(kb_http_deferred_t *reply)
 {
-    kb_http_deferred_reply_error(w->reply, 503, 50305,
-                                 "the admin API is stopping; try again later");
+    kb_http_deferred_reply_error(reply, 503, 50305, "the admin API is stopping; try again later");
 }
 
 /* Dead-letter worker: one page of letters, answered on w->reply. */
@@ -800,7 +932,7 @@ static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
         /* The read gave up between polls: a cut page with no cursor would
          * look like the end of the topic. */
         json_decref(letters);
-        reply_stopping(w);
+        reply_stopping(w->reply);
         return;
     }
     json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
@@ -870,7 +1002,7 @@ static void *dlq_worker_main(void *arg)
         if (atomic_load(&a->stop) || !kb_http_deferred_open(w->reply))
             /* Nobody will read the answer (stopping, or the server let go):
              * no Kafka round trips for it, which would delay the stop. */
-            reply_stopping(w);
+            reply_stopping(w->reply);
         else if (w->kind == DLQ_PAGE)
             run_dlq_page(a, w);
         else

@@ -18,11 +18,13 @@
 #include <yaml.h>
 
 #include "ketenbus/check.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
 #include "hmac.h"
+#include "sub_int.h"
 
 /* Everything the checker needs to say where a problem is. */
 struct ctx {
@@ -34,7 +36,23 @@ struct ctx {
     size_t key_len;
     int untrusted;       /* the file came from a request, not the operator: no follow files */
     size_t filter_nodes; /* filter nodes of the subscription being parsed */
+    const struct kb__subs_bound *bound; /* when to give up; NULL = never */
 };
+
+/* KB_ERR_TIMEOUT with errstr set once @p bound says to give up, else 0. */
+static kb_err_t out_of_time(const struct kb__subs_bound *bound, const char *file, char *errstr,
+                            size_t errstr_size)
+{
+    if (!bound)
+        return KB_OK;
+    if (bound->stop && atomic_load(bound->stop))
+        return kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "%s: load abandoned (stopping)",
+                          file);
+    if (bound->deadline_ms && kb_mono_ms() >= bound->deadline_ms)
+        return kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
+                          "%s: not loaded within the time allowed", file);
+    return KB_OK;
+}
 
 static kb_err_t fail(struct ctx *c, const yaml_node_t *node, const char *what, const char *arg)
 {
@@ -88,8 +106,8 @@ static int file_id_racy(const struct kb_file_id *id, int64_t read_ns)
  * Read all of @p path into a new NUL-terminated buffer (*@p len bytes before
  * the NUL), refusing anything but a regular file of at most @p max bytes.
  * A FIFO, /dev/stdin or /dev/zero is refused rather than read: loads run on
- * the router's routing thread and on the admin API's HTTP thread, which
- * must never wait. stat() first, so a device is not even opened (opening
+ * the router's routing thread and on the admin API's subscriptions worker,
+ * which must never wait. stat() first, so a device is not even opened (opening
  * some has effects of its own); then opened non-blocking and checked again
  * with fstat, in case the name was swapped meanwhile. Symbolic links are
  * followed (no O_NOFOLLOW): Kubernetes mounts ConfigMap files as links.
@@ -604,13 +622,15 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
     /* Only a racy read is hashed: the usual look stays one stat. */
     if (sub->follow_id.racy)
         kb__sha256(buf, len, sub->follow_id.sha256);
-    size_t lineno = 0;
+    size_t lineno = 0, cap = 0; /* cap: entries sub->follow has room for */
     for (size_t off = 0; !err && off < len;) {
         const char *start = buf + off;
         const char *nl = memchr(start, '\n', len - off);
         size_t l = nl ? (size_t)(nl - start) : len - off;
         off += l + (nl != NULL);
         lineno++;
+        if (!(lineno & 4095) && (err = out_of_time(c->bound, file, c->errstr, c->errstr_size)))
+            break;
         /* fgets saw a NUL as the end of a line, so /dev/zero or a binary
          * file read as endless empty lines; say which line is bad instead. */
         const char *bad = memchr(start, '\0', l) ? "holds a NUL byte"
@@ -663,12 +683,18 @@ static kb_err_t load_follow(struct ctx *c, yaml_node_t *node, struct kb_sub *sub
             err = kb_err_set(KB_ERR_CONF, c->errstr, c->errstr_size, "subject key unusable");
             break;
         }
-        struct kb_follow *nf = realloc(sub->follow, (sub->n_follow + 1) * sizeof *nf);
-        if (!nf) {
-            err = KB_ERR_NOMEM;
-            break;
+        if (sub->n_follow == cap) {
+            /* Doubling: one entry at a time copied the list per line where
+             * realloc cannot grow in place (quadratic in a long list). */
+            size_t ncap = cap ? cap * 2 : 64;
+            struct kb_follow *nf = realloc(sub->follow, ncap * sizeof *nf);
+            if (!nf) {
+                err = KB_ERR_NOMEM;
+                break;
+            }
+            sub->follow = nf;
+            cap = ncap;
         }
-        sub->follow = nf;
         sub->follow[sub->n_follow++] = fw;
     }
     /* The line buffer held identifiers in clear. */
@@ -1144,11 +1170,15 @@ static kb_err_t prescan(const char *path, const char *buf, size_t len, char *err
 }
 
 static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, int untrusted,
-                          struct kb_subs *subs, char *errstr, size_t errstr_size)
+                          const struct kb__subs_bound *bound, struct kb_subs *subs, char *errstr,
+                          size_t errstr_size)
 {
     char *buf, why[128];
     size_t len;
-    kb_err_t err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, NULL, why, sizeof why);
+    kb_err_t err = out_of_time(bound, path, errstr, errstr_size);
+    if (err)
+        return err;
+    err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, NULL, why, sizeof why);
     if (err)
         return err == KB_ERR_NOMEM ? err
                                    : kb_err_set(err, errstr, errstr_size, "%s: %s", path, why);
@@ -1167,7 +1197,7 @@ static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, 
                          parser.problem ? parser.problem : "YAML error");
         goto out_parser;
     }
-    struct ctx c = {path, &doc, errstr, errstr_size, key, key_len, untrusted, 0};
+    struct ctx c = {path, &doc, errstr, errstr_size, key, key_len, untrusted, 0, bound};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: empty file", path);
@@ -1234,7 +1264,8 @@ out_buf:
 }
 
 static kb_err_t load(const char *path, const uint8_t *subject_key, size_t key_len, int untrusted,
-                     struct kb_subs *subs, char *errstr, size_t errstr_size)
+                     const struct kb__subs_bound *bound, struct kb_subs *subs, char *errstr,
+                     size_t errstr_size)
 {
     memset(subs, 0, sizeof *subs);
     struct stat st;
@@ -1253,14 +1284,14 @@ static kb_err_t load(const char *path, const uint8_t *subject_key, size_t key_le
                 ((l > 5 && !strcmp(nm + l - 5, ".yaml")) || (l > 4 && !strcmp(nm + l - 4, ".yml")))) {
                 char file[4096];
                 snprintf(file, sizeof file, "%s/%s", path, nm);
-                err = load_file(file, subject_key, key_len, untrusted, subs, errstr,
+                err = load_file(file, subject_key, key_len, untrusted, bound, subs, errstr,
                                 errstr_size);
             }
             free(names[i]);
         }
         free(names);
     } else {
-        err = load_file(path, subject_key, key_len, untrusted, subs, errstr, errstr_size);
+        err = load_file(path, subject_key, key_len, untrusted, bound, subs, errstr, errstr_size);
     }
     if (err)
         kb_subs_fini(subs);
@@ -1270,13 +1301,20 @@ static kb_err_t load(const char *path, const uint8_t *subject_key, size_t key_le
 kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_len,
                       struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
-    return load(path, subject_key, key_len, 0, subs, errstr, errstr_size);
+    return load(path, subject_key, key_len, 0, NULL, subs, errstr, errstr_size);
+}
+
+kb_err_t kb__subs_load_bounded(const char *path, const uint8_t *subject_key, size_t key_len,
+                               const struct kb__subs_bound *bound, struct kb_subs *subs,
+                               char *errstr, size_t errstr_size)
+{
+    return load(path, subject_key, key_len, 0, bound, subs, errstr, errstr_size);
 }
 
 kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, size_t key_len,
                                 struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
-    return load(path, subject_key, key_len, 1, subs, errstr, errstr_size);
+    return load(path, subject_key, key_len, 1, NULL, subs, errstr, errstr_size);
 }
 
 void kb_subs_fini(struct kb_subs *subs)

@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -22,6 +24,7 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/serve.h"
+#include "ketenbus/sub.h"
 
 static double num(const json_t *o, const char *k1, const char *k2)
 {
@@ -237,6 +240,7 @@ struct waiter {
     kb_err_t err;
     struct kb_http_response r;
     pthread_t t;
+    atomic_int done; /* the fetch returned */
 };
 
 static void *waiter_main(void *arg)
@@ -244,6 +248,7 @@ static void *waiter_main(void *arg)
     struct waiter *w = arg;
     char err[256];
     w->err = kb_http_fetch("GET", w->url, NULL, NULL, 0, 30000, &w->r, err, sizeof err);
+    atomic_store(&w->done, 1);
     return NULL;
 }
 
@@ -323,6 +328,147 @@ static void test_dlq_no_broker(void)
     kb_admin_destroy(a);
     kb_http_destroy(h);
     kb_kafka_opts_fini(&kopts);
+}
+
+/* --- GET /admin/subscriptions: the files are read off the server thread --- */
+
+static const uint8_t subject_key[32] = "test-subject-key-not-a-secret!!";
+
+/* In @p dir: volgers.csv with @p lines distinct people (BSNs passing the
+ * eleven test), and subs.yaml with @p n_subs subscriptions following it. */
+static void write_subs(const char *dir, int n_subs, int lines)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/volgers.csv", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    for (long p = 10000000; f && lines > 0; p++) {
+        int sum = 0;
+        long q = p;
+        for (int weight = 2; weight <= 9; weight++, q /= 10)
+            sum += (int)(q % 10) * weight;
+        if (sum % 11 == 10)
+            continue;
+        fprintf(f, "bsn:%ld%d,2020-01-01,\n", p, sum % 11);
+        lines--;
+    }
+    if (f)
+        fclose(f);
+    snprintf(path, sizeof path, "%s/subs.yaml", dir);
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    fputs("subscriptions:\n", f);
+    for (int i = 0; i < n_subs; i++)
+        fprintf(f,
+                "  - name: s%d\n    purpose: {id: p, legal_basis: w}\n"
+                "    types: [nl.brp.persoon-geboren]\n    follow: volgers.csv\n",
+                i);
+    fclose(f);
+}
+
+/* Seconds one kb_subs_load of @p dir takes here. */
+static double load_seconds(const char *dir)
+{
+    struct kb_subs subs;
+    char err[512] = "";
+    double t0 = kb_test_now_s();
+    CHECK_INT(kb_subs_load(dir, subject_key, sizeof subject_key, &subs, err, sizeof err), KB_OK);
+    double took = kb_test_now_s() - t0;
+    kb_subs_fini(&subs);
+    return took;
+}
+
+static void test_subs_off_thread(void)
+{
+    char dir[] = "/tmp/kb-test-admin-subs-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    /* A load slow enough to see (some 3 s on this machine): subscriptions
+     * following one long list, as many as that takes. */
+    enum { LINES = 50000 };
+    write_subs(dir, 1, LINES);
+    double one = load_seconds(dir);
+    int n_subs = (int)(3.0 / (one > 0.01 ? one : 0.01)) + 1;
+    if (n_subs > 64)
+        n_subs = 64;
+    write_subs(dir, n_subs, LINES);
+    double slow = n_subs * one;
+    fprintf(stderr, "test_subs_off_thread: %d subscriptions of %d followed: some %.2f s a load\n",
+            n_subs, LINES, slow);
+
+    char err[256];
+    struct kb_kafka_opts kopts;
+    kb_kafka_opts_init(&kopts);
+    struct kb_admin_opts aopts = {.kafka = &kopts,
+                                  .subs_path = dir,
+                                  .subject_key = subject_key,
+                                  .subject_key_len = sizeof subject_key,
+                                  .schemas_source = "unused"};
+    kb_admin_t *a = kb_admin_new(&aopts, err, sizeof err);
+    CHECK(a != NULL);
+    kb_http_t *h = kb_http_new(NULL, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_admin_routes(a, h), KB_OK);
+    CHECK_INT(kb_http_route(h, "GET", "/healthz", h_ok, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    uint16_t port = kb_http_port(h);
+
+    /* The list and one subscription, loading; meanwhile the server answers
+     * everything else at once (a hang guard, the bound is generous). */
+    struct waiter w[3];
+    const char *paths[3] = {"/admin/subscriptions", "/admin/subscriptions/s1",
+                            "/admin/subscriptions/nope"};
+    for (int i = 0; i < 3; i++) {
+        memset(&w[i], 0, sizeof w[i]);
+        snprintf(w[i].url, sizeof w[i].url, "http://127.0.0.1:%u%s", (unsigned)port, paths[i]);
+        pthread_create(&w[i].t, NULL, waiter_main, &w[i]);
+    }
+    usleep(300 * 1000);
+    CHECK_INT(quick(port, "GET", "/healthz", NULL, 2.0, 0), 200);
+    CHECK_INT(quick(port, "GET", "/admin/subscriptions/dry-run/1", NULL, 2.0, 40403), 404);
+    /* ... while the load was still going (or the test showed nothing) */
+    CHECK(!atomic_load(&w[0].done));
+
+    /* Answered as before, from the worker. */
+    for (int i = 0; i < 3; i++) {
+        pthread_join(w[i].t, NULL);
+        CHECK_INT(w[i].err, KB_OK);
+    }
+    json_t *list = json_loads(w[0].r.body ? w[0].r.body : "", 0, NULL);
+    CHECK_INT(w[0].r.status, 200);
+    CHECK_STR(json_string_value(json_object_get(list, "path")), dir);
+    CHECK_INT(json_integer_value(json_object_get(list, "count")), n_subs);
+    json_t *s1 = json_loads(w[1].r.body ? w[1].r.body : "", 0, NULL);
+    CHECK_INT(w[1].r.status, 200);
+    CHECK_STR(json_string_value(json_object_get(s1, "name")), "s1");
+    CHECK_INT(num(s1, "follow", "subjects"), LINES);
+    CHECK_INT(w[2].r.status, 404);
+    json_decref(list);
+    json_decref(s1);
+    for (int i = 0; i < 3; i++)
+        kb_http_response_fini(&w[i].r);
+
+    /* A stop during a load gives it up between follow list lines, well
+     * before it would end. */
+    memset(&w[0], 0, sizeof w[0]);
+    snprintf(w[0].url, sizeof w[0].url, "http://127.0.0.1:%u/admin/subscriptions", (unsigned)port);
+    pthread_create(&w[0].t, NULL, waiter_main, &w[0]);
+    usleep(300 * 1000);
+    double t0 = kb_test_now_s();
+    kb_http_stop(h);
+    kb_admin_destroy(a);
+    CHECK(kb_test_now_s() - t0 < slow / 2);
+    pthread_join(w[0].t, NULL);
+    CHECK_INT(w[0].err, KB_ERR_IO);
+    kb_http_destroy(h);
+    kb_kafka_opts_fini(&kopts);
+    char path[512];
+    snprintf(path, sizeof path, "%s/subs.yaml", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/volgers.csv", dir);
+    unlink(path);
+    rmdir(dir);
 }
 
 /* --- /events clients that do not read --- */
@@ -467,6 +613,7 @@ int main(void)
     test_serve_opts();
     test_sub_json();
     test_dlq_no_broker();
+    test_subs_off_thread();
     test_events_slow_viewers();
     KB_TEST_DONE();
 }

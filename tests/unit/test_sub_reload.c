@@ -4,6 +4,9 @@
  * (kb_file_changed): an edit in place of the same size whose mtime was set
  * back; an edit within the time stamp tick of the read ("racy", caught by
  * the content hash only); no hashing once the file is known to be settled.
+ * And a load that gives up in time or when stopped (kb__subs_load_bounded),
+ * as the admin API's GET /admin/subscriptions does (inside a long follow
+ * list: test_admin.c).
  */
 #define _POSIX_C_SOURCE 200809L /* mkdtemp */
 #include <fcntl.h>
@@ -15,7 +18,9 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/sub.h"
+#include "sub_int.h"
 
 static char dir[256];
 static const uint8_t key[32] = "test-subject-key-not-a-secret!!";
@@ -145,6 +150,33 @@ static void test_racy_settles(void)
     kb_subs_fini(&subs);
 }
 
+static void test_bounded(void)
+{
+    write_file("subs.yaml", SUBS);
+    write_file("volgers.csv", LIST_1);
+    const char *path = tmp_path("subs.yaml");
+    struct kb_subs subs;
+    char errstr[512] = "";
+    struct kb__subs_bound in_time = {kb_mono_ms() + 60000, NULL};
+    CHECK_INT(kb__subs_load_bounded(path, key, sizeof key, &in_time, &subs, errstr, sizeof errstr),
+              KB_OK);
+    CHECK_INT(subs.n, 1);
+    kb_subs_fini(&subs);
+
+    struct kb__subs_bound late = {kb_mono_ms() - 1, NULL};
+    CHECK_INT(kb__subs_load_bounded(path, key, sizeof key, &late, &subs, errstr, sizeof errstr),
+              KB_ERR_TIMEOUT);
+    CHECK(strstr(errstr, "not loaded within the time allowed") != NULL);
+    CHECK_INT(subs.n, 0);
+
+    atomic_int stop = 1;
+    struct kb__subs_bound stopping = {0, &stop};
+    CHECK_INT(kb__subs_load_bounded(path, key, sizeof key, &stopping, &subs, errstr, sizeof errstr),
+              KB_ERR_TIMEOUT);
+    CHECK(strstr(errstr, "stopping") != NULL);
+    CHECK_INT(subs.n, 0);
+}
+
 int main(void)
 {
     alarm(50);
@@ -154,6 +186,7 @@ int main(void)
         return 1;
     test_same_size_same_mtime();
     test_racy_settles();
+    test_bounded();
     unlink(tmp_path("subs.yaml"));
     unlink(tmp_path("volgers.csv"));
     rmdir(dir);

@@ -23,7 +23,8 @@
 
 /* Limits of what a subscription file may make a process read or build, so a
  * hostile or mistaken file is refused instead of stalling or exhausting the
- * router (which loads on its routing thread) or the admin API's HTTP thread. */
+ * router (which loads on its routing thread) or the admin API (on a worker
+ * of its own, bounded in time, kb__subs_load_bounded). */
 /* Bytes of one subscription file. */
 #define KB_SUB_FILE_MAX         (16u << 20)
 /* Bytes of one follow list file: about 1.5 million entries; longer lists
