@@ -103,8 +103,10 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, rerr, sizeof rerr);
-    if (!rk)
+    if (!rk) {
+        rd_kafka_conf_destroy(conf); /* librdkafka owns it only on success */
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
+    }
     return rk;
 }
 
@@ -288,6 +290,11 @@ out_fail:
 size_t kb_ingress_max_message(const kb_ingress_t *ing)
 {
     return ing->max_message;
+}
+
+size_t kb_ingress_quarantine_max_raw(const kb_ingress_t *ing)
+{
+    return ing->quarantine_raw_max;
 }
 
 void kb_ingress_destroy(kb_ingress_t *ing)

@@ -52,6 +52,11 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
  */
 size_t kb_ingress_max_message(const kb_ingress_t *ing);
 
+/** Raw bytes a quarantine record of @p ing carries at most (above them only
+ *  the reason, size and SHA-256): 512 KiB, or less when the quarantine
+ *  topic's max.message.bytes is lower. */
+size_t kb_ingress_quarantine_max_raw(const kb_ingress_t *ing);
+
 /** Release @p ing, flushing nothing: unacknowledged sends were already reported. */
 void kb_ingress_destroy(kb_ingress_t *ing);
 

@@ -250,10 +250,13 @@ static int ingress_open(struct kad *k, char *errstr, size_t errstr_size)
  * producer, whose batches must fit them too); the round, done again,
  * refuses the documents that no longer fit and publishes the rest, and
  * quarantines with fewer raw bytes. ROUND_AGAIN, or -1 when Kafka cannot
- * be reached (the next round connects). */
+ * be reached (the next round connects) or the limits came back the same
+ * (no DESCRIBE_CONFIGS right, say): then doing the round again at once
+ * would only send its events again, so it counts as a failed round. */
 static int relearn_limit(struct kad *k)
 {
     size_t before = k->max_event;
+    size_t q_before = k->ing ? kb_ingress_quarantine_max_raw(k->ing) : 0;
     char errstr[512];
     k->limit_stale = 0;
     kb_ingress_destroy(k->ing);
@@ -263,7 +266,8 @@ static int relearn_limit(struct kad *k)
     }
     KB_LOG_WARN(COMP, "Kafka refused a record as too large; limits learnt again",
                 "max_event_before=%zu max_event=%zu", before, k->max_event);
-    return ROUND_AGAIN;
+    return k->max_event != before || kb_ingress_quarantine_max_raw(k->ing) != q_before ? ROUND_AGAIN
+                                                                                       : -1;
 }
 
 /* One scan of in/: read, decode, publish in order, acknowledge. Returns 0
