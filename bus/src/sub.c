@@ -94,12 +94,15 @@ static int same_stat(const struct kb_file_id *a, const struct kb_file_id *b)
 
 /* 1 when a read of @p id's file that began at @p read_ns (wall clock) may
  * be followed by a write in the same time stamp tick as its last change,
- * which no stat field would show. A change time in the future (a clock
- * ahead on a file server) is racy until the clock passed it. */
+ * which no stat field would show. The change time alone tells when that
+ * was: every write and every utimensat sets it from the kernel's clock, and
+ * nobody can set it, whereas an mtime in the future (touch -d, rsync -t)
+ * would keep the file racy, read and hashed at every look, for good. A
+ * change time ahead (a file server's clock) is racy until the clock passed
+ * it. */
 static int file_id_racy(const struct kb_file_id *id, int64_t read_ns)
 {
-    int64_t changed = id->mtime_ns > id->ctime_ns ? id->mtime_ns : id->ctime_ns;
-    return read_ns - changed < KB_FILE_TICK_NS;
+    return read_ns - id->ctime_ns < KB_FILE_TICK_NS;
 }
 
 /*
