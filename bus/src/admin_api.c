@@ -733,6 +733,21 @@ static void on_subs(kb_http_req_t *req, void *opaque)
     memcpy(w->rest, rest, len + 1);
     pthread_mutex_lock(&a->mu);
     if (a->n_subs_waiting >= MAX_SUBS_WAIT) {
+        /* Make room first from requests whose clients are gone: they would
+         * hold their places until the next load ends (up to 30 s). */
+        for (struct subs_wait **pp = &a->subs_waiting; *pp;) {
+            struct subs_wait *gone = *pp;
+            if (kb_http_deferred_open(gone->reply)) {
+                pp = &gone->next;
+                continue;
+            }
+            *pp = gone->next;
+            a->n_subs_waiting--;
+            reply_stopping(gone->reply); /* dropped: nobody reads it */
+            free(gone);
+        }
+    }
+    if (a->n_subs_waiting >= MAX_SUBS_WAIT) {
         pthread_mutex_unlock(&a->mu);
         free(w);
         kb_http_reply_header(req, "Retry-After", "5");
