@@ -137,6 +137,8 @@ struct kad {
     char source[160];    /* ce_source */
     size_t max_event;    /* largest event the output topic takes with its headers */
     int limit_stale;     /* Kafka refused a record as too large: learn the limits again */
+    int redo;            /* this round redoes one Kafka refused (relearn_limit): events of
+                          * its documents may have been acknowledged before the refusal */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
 };
@@ -189,11 +191,20 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
      * a BSN or A-nummer, as ce_dataref leaves them out then. */
     KB_LOG_WARN(COMP, "quarantined", "document=\"%s\" rule=%s reason=\"%s\"",
                 kb_adapter_name_may_hold_id(document) ? "(name withheld)" : document, rule, reason);
+    /* A document refused for its size in a round done again after Kafka
+     * refused one as too large may have had events acknowledged before that
+     * refusal (each goes to its own partition): whoever sends it again is
+     * told to look first. */
+    const char *partly = k->redo && !strcmp(rule, "size")
+                             ? "; Kafka refused the round before as too large, and some events of "
+                               "this document may already be on the events topic"
+                             : "";
     char full[1024];
     if (!whole_file)
-        snprintf(full, sizeof full, "%s: entry %s: %s", rule, strchr(document, '!') + 1, reason);
+        snprintf(full, sizeof full, "%s: entry %s: %s%s", rule, strchr(document, '!') + 1, reason,
+                 partly);
     else
-        snprintf(full, sizeof full, "%s: %s", rule, reason);
+        snprintf(full, sizeof full, "%s: %s%s", rule, reason, partly);
     if (quarantine_topic(k, raw, len, rule, full))
         return -1;
     if (whole_file) {
@@ -270,14 +281,16 @@ static int relearn_limit(struct kad *k)
                                                                                        : -1;
 }
 
-/* One scan of in/: read, decode, publish in order, acknowledge. Returns 0
- * when everything left in/, -1 when something must be retried, ROUND_AGAIN
- * when it must be done again at once. */
-static int round_once(struct kad *k)
+/* One scan of in/: read, decode, publish in order, acknowledge; @p redo when
+ * it does again one that Kafka refused (struct kad's redo). Returns 0 when
+ * everything left in/, -1 when something must be retried, ROUND_AGAIN when
+ * it must be done again at once. */
+static int round_once(struct kad *k, int redo)
 {
     char **names = NULL;
     size_t n = 0;
     char errstr[512];
+    k->redo = redo;
     if (!k->ing && ingress_open(k, errstr, sizeof errstr)) {
         KB_LOG_ERR(COMP, "cannot connect to Kafka", "error=\"%s\"", errstr);
         return -1;
@@ -414,7 +427,7 @@ static int cmd_ingest(int argc, char **argv)
     rc = 0;
     while (!atomic_load(&stop)) {
         int r, again = 0;
-        while ((r = round_once(&k)) == ROUND_AGAIN && ++again < ROUNDS_AGAIN_MAX)
+        while ((r = round_once(&k, again > 0)) == ROUND_AGAIN && ++again < ROUNDS_AGAIN_MAX)
             ; /* a limit went down: refuse what no longer fits, publish the rest */
         int failed = r != 0;
         if (k.run.args.once) {

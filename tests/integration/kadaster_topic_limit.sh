@@ -114,6 +114,8 @@ many_owners "$SP/in/012-normaal.xml" 50 small
 check "middle document quarantined" wait_for 60 test -f "$SP/quarantine/011-middel.xml.reason"
 check "its reason names the new limit" grep -q "over the event size limit of 25904 " \
   "$SP/quarantine/011-middel.xml.reason"
+check "its reason warns that events of the refused round may be published" \
+  grep -q "may already be on the events topic" "$SP/quarantine/011-middel.xml.reason"
 check "the document beside it is done" wait_for 30 test -f "$SP/done/012-normaal.xml"
 check "kb.in.kadaster holds 9 events" wait_for 30 count_is "$IN" 9
 check "kb.quarantine.kadaster holds 4 records" wait_for 30 count_is "$(T quarantine.kadaster)" 4
