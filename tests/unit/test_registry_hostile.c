@@ -16,6 +16,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "kb_test.h"
+#include "test_schema_gen.h"
 #include "ketenbus/registry.h"
 #include "registry_int.h"
 
@@ -113,46 +114,6 @@ static kb_registry_t *open_logged(const char *prefix, char *log, size_t log_size
     close(fd);
     unlink(path);
     return r;
-}
-
-/* Record chain N<d> .. N0 where every N<i> holds N<i-1> twice (once defined
- * inline, once by name): 2^d paths to N0 but only d+1 records. @p union_ref
- * puts the by-name use in a union with null; @p extra adds a last field. */
-static char *dag(int d, int union_ref, const char *extra)
-{
-    size_t cap = (size_t)d * 160 + 512;
-    char *s = malloc(cap);
-    size_t o = 0;
-    for (int i = d; i >= 1; i--)
-        o += (size_t)snprintf(s + o, cap - o,
-                              "{\"type\":\"record\",\"name\":\"N%d\",\"fields\":[{\"name\":\"a\","
-                              "\"type\":",
-                              i);
-    o += (size_t)snprintf(s + o, cap - o,
-                          "{\"type\":\"record\",\"name\":\"N0\",\"fields\":[{\"name\":\"x\","
-                          "\"type\":\"int\"}]}");
-    for (int i = 1; i <= d; i++) {
-        if (union_ref)
-            o += (size_t)snprintf(s + o, cap - o, "},{\"name\":\"b\",\"type\":[\"null\",\"N%d\"]}",
-                                  i - 1);
-        else
-            o += (size_t)snprintf(s + o, cap - o, "},{\"name\":\"b\",\"type\":\"N%d\"}", i - 1);
-        o += (size_t)snprintf(s + o, cap - o, "%s]}", i == d ? extra : "");
-    }
-    return s;
-}
-
-/* Record R with @p n int fields, in reverse order when @p rev. */
-static char *wide(int n, int rev)
-{
-    size_t cap = (size_t)n * 48 + 128;
-    char *s = malloc(cap);
-    size_t o = (size_t)snprintf(s, cap, "{\"type\":\"record\",\"name\":\"W\",\"fields\":[");
-    for (int i = 0; i < n; i++)
-        o += (size_t)snprintf(s + o, cap - o, "%s{\"name\":\"f%d\",\"type\":\"int\"}", i ? "," : "",
-                              rev ? n - 1 - i : i);
-    snprintf(s + o, cap - o, "]}");
-    return s;
 }
 
 static void subjects_and_status(kb_registry_t *r)
