@@ -117,7 +117,16 @@ check "its reason names the new limit" grep -q "over the event size limit of 259
 check "its reason warns that events of the refused round may be published" \
   grep -q "may already be on the events topic" "$SP/quarantine/011-middel.xml.reason"
 check "the document beside it is done" wait_for 30 test -f "$SP/done/012-normaal.xml"
-check "kb.in.kadaster holds 9 events" wait_for 30 count_is "$IN" 9
+# Kafka refused a round holding both documents' events, each on its own
+# partition: the small one may have been acknowledged before the refusal,
+# and the round done again sends it once more. A duplicate with the same
+# content-derived id (dropped downstream), never a loss: 9 distinct ids.
+distinct_ids_is() { # distinct_ids_is TOPIC N
+  [[ $(header_values "$1" ce_id | sort -u | wc -l) -eq $2 ]]
+}
+check "kb.in.kadaster holds 9 distinct events" wait_for 30 distinct_ids_is "$IN" 9
+n_in=$(count "$IN")
+check "at most the refused round's small event twice ($n_in records)" test "$n_in" -le 10
 check "kb.quarantine.kadaster holds 4 records" wait_for 30 count_is "$(T quarantine.kadaster)" 4
 check "adapter logged the refusal and the new limit" \
   grep -q "max_event_before=95904 max_event=25904" "$WORK/running.log"
