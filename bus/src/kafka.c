@@ -391,72 +391,167 @@ kb_err_t kb_kafka_err(rd_kafka_resp_err_t err)
     return err == RD_KAFKA_RESP_ERR__FATAL ? KB_ERR_FATAL : KB_ERR_KAFKA;
 }
 
-kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
-                                int partitions, int timeout_ms, char *errstr,
-                                size_t errstr_size)
+kb_err_t kb_kafka_admin_wait(rd_kafka_queue_t *q, const char *what, int timeout_ms,
+                             rd_kafka_event_t **evp, char *errstr, size_t errstr_size)
+{
+    /* The request gives up after timeout_ms; the slack lets its own answer
+     * (a per-resource timeout) arrive rather than a bare "timed out". */
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+    *evp = NULL;
+    if (!ev)
+        return kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "%s timed out", what);
+    if (rd_kafka_event_error(ev)) {
+        kb_err_t err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "%s: %s", what,
+                                  rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        return err;
+    }
+    *evp = ev;
+    return KB_OK;
+}
+
+/* Refusals that a managed cluster gives for topics it creates itself. */
+static int is_managed_refusal(rd_kafka_resp_err_t te)
+{
+    return te == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+           te == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+           te == RD_KAFKA_RESP_ERR_POLICY_VIOLATION;
+}
+
+/* The NewTopic of @p spec, configs set; NULL with errstr naming the topic. */
+static rd_kafka_NewTopic_t *new_topic(const struct kb_topic_spec *spec, char *errstr,
+                                      size_t errstr_size)
+{
+    char terr[256];
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(spec->name, spec->partitions, -1, terr, sizeof terr);
+    if (!nt) {
+        kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", spec->name, terr);
+        return NULL;
+    }
+    for (const char *const *c = spec->configs; c && c[0]; c += 2) {
+        if (!c[1] || rd_kafka_NewTopic_set_config(nt, c[0], c[1])) {
+            kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: config %s %s", spec->name,
+                       c[0], c[1] ? "refused" : "without a value");
+            rd_kafka_NewTopic_destroy(nt);
+            return NULL;
+        }
+    }
+    return nt;
+}
+
+/* Check the per-topic results of a CreateTopics answer. */
+static kb_err_t created_topics(rd_kafka_event_t *ev, const struct kb_topic_spec *specs, size_t n,
+                               int flags, char *errstr, size_t errstr_size)
+{
+    size_t cnt = 0;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *name = rd_kafka_topic_result_name(tr[i]);
+        rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+        if (te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            continue; /* another process created it meanwhile: fine */
+        if (te && (flags & KB_TOPICS_MANAGED_OK) && is_managed_refusal(te)) {
+            KB_LOG_INFO("kafka", "topic not created here", "topic=%s reason=\"%s\"", name,
+                        rd_kafka_err2str(te));
+            continue;
+        }
+        if (te)
+            return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "create topic %s: %s", name,
+                              rd_kafka_topic_result_error_string(tr[i]));
+        int partitions = -1;
+        for (size_t s = 0; s < n; s++)
+            if (!strcmp(specs[s].name, name))
+                partitions = specs[s].partitions;
+        if (partitions > 0)
+            KB_LOG_INFO("kafka", "topic created", "topic=%s partitions=%d", name, partitions);
+        else
+            KB_LOG_INFO("kafka", "topic created", "topic=%s partitions=default", name);
+    }
+    return KB_OK;
+}
+
+/* Send one CreateTopics request of @p nt (made from @p specs) and check its answer. */
+static kb_err_t create_request(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt,
+                               const struct kb_topic_spec *specs, size_t n, int flags,
+                               int timeout_ms, char *errstr, size_t errstr_size)
+{
+    char what[300];
+    snprintf(what, sizeof what, "CreateTopics %s%s", specs[0].name, n > 1 ? " (and others)" : "");
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(ao, timeout_ms, NULL, 0);
+    rd_kafka_CreateTopics(rk, nt, n, ao, q);
+    rd_kafka_event_t *ev = NULL;
+    kb_err_t err = kb_kafka_admin_wait(q, what, timeout_ms, &ev, errstr, errstr_size);
+    if (!err) {
+        err = created_topics(ev, specs, n, flags, errstr, errstr_size);
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(ao);
+    rd_kafka_queue_destroy(q);
+    return err;
+}
+
+kb_err_t kb_kafka_create_topics(rd_kafka_t *rk, const struct kb_topic_spec *specs, size_t n,
+                                int flags, int timeout_ms, char *errstr, size_t errstr_size)
+{
+    if (!n)
+        return KB_OK;
+    rd_kafka_NewTopic_t **nt = calloc(n, sizeof *nt);
+    if (!nt)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    size_t made = 0;
+    while (made < n && (nt[made] = new_topic(&specs[made], errstr, errstr_size)))
+        made++;
+    kb_err_t err = made < n
+                       ? KB_ERR_KAFKA
+                       : create_request(rk, nt, specs, n, flags, timeout_ms, errstr, errstr_size);
+    for (size_t i = 0; i < made; i++)
+        rd_kafka_NewTopic_destroy(nt[i]);
+    free(nt);
+    return err;
+}
+
+kb_err_t kb_kafka_ensure_topic_specs(rd_kafka_t *rk, const struct kb_topic_spec *specs, size_t n,
+                                     int timeout_ms, char *errstr, size_t errstr_size)
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t rerr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (rerr)
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "metadata: %s",
                           rd_kafka_err2str(rerr));
-    rd_kafka_NewTopic_t **nt = calloc(n ? n : 1, sizeof *nt);
-    if (!nt) {
+    struct kb_topic_spec *missing = calloc(n ? n : 1, sizeof *missing);
+    if (!missing) {
         rd_kafka_metadata_destroy(md);
-        return KB_ERR_NOMEM;
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     }
-    size_t missing = 0;
-    kb_err_t err = KB_OK;
+    size_t n_missing = 0;
     for (size_t i = 0; i < n; i++) {
         int found = 0;
         for (int t = 0; t < md->topic_cnt && !found; t++)
-            found = !strcmp(md->topics[t].topic, topics[i]) && !md->topics[t].err;
-        if (found)
-            continue;
-        char terr[256];
-        nt[missing] = rd_kafka_NewTopic_new(topics[i], partitions, -1, terr, sizeof terr);
-        if (!nt[missing]) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", topics[i], terr);
-            goto out_free;
-        }
-        missing++;
+            found = !strcmp(md->topics[t].topic, specs[i].name) && !md->topics[t].err;
+        if (!found)
+            missing[n_missing++] = specs[i];
     }
-    if (missing) {
-        rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-        rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-        rd_kafka_AdminOptions_set_operation_timeout(ao, timeout_ms, NULL, 0);
-        rd_kafka_CreateTopics(rk, nt, missing, ao, q);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
-        if (!ev) {
-            err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "CreateTopics timed out");
-        } else if (rd_kafka_event_error(ev)) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics: %s",
-                             rd_kafka_event_error_string(ev));
-        } else {
-            const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-            size_t cnt = 0;
-            const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
-            for (size_t i = 0; i < cnt && !err; i++) {
-                rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
-                if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                    err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "create topic %s: %s",
-                                     rd_kafka_topic_result_name(tr[i]),
-                                     rd_kafka_topic_result_error_string(tr[i]));
-                else if (!te)
-                    KB_LOG_INFO("kafka", "topic created", "topic=%s partitions=%d",
-                                rd_kafka_topic_result_name(tr[i]), partitions);
-            }
-        }
-        if (ev)
-            rd_kafka_event_destroy(ev);
-        rd_kafka_AdminOptions_destroy(ao);
-        rd_kafka_queue_destroy(q);
-    }
-out_free:
-    for (size_t i = 0; i < missing; i++)
-        rd_kafka_NewTopic_destroy(nt[i]);
-    free(nt);
     rd_kafka_metadata_destroy(md);
+    kb_err_t err =
+        kb_kafka_create_topics(rk, missing, n_missing, 0, timeout_ms, errstr, errstr_size);
+    free(missing);
+    return err;
+}
+
+kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int partitions,
+                                int timeout_ms, char *errstr, size_t errstr_size)
+{
+    struct kb_topic_spec *specs = calloc(n ? n : 1, sizeof *specs);
+    if (!specs)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        specs[i] = (struct kb_topic_spec){.name = topics[i], .partitions = partitions};
+    kb_err_t err = kb_kafka_ensure_topic_specs(rk, specs, n, timeout_ms, errstr, errstr_size);
+    free(specs);
     return err;
 }
 

@@ -101,9 +101,66 @@ rd_kafka_t *kb_kafka_scanner_new(const struct kb_kafka_opts *o, const char *grou
 int kb_kafka_host_is_loopback(const char *host);
 
 /**
+ * A topic to create: kb_kafka_create_topics() and kb_kafka_ensure_topic_specs()
+ * take an array of these. The caller owns every pointer; they are only read
+ * during the call.
+ */
+struct kb_topic_spec {
+    const char *name;           /* full topic name, prefix included */
+    int partitions;             /* partition count; -1: the broker's num.partitions */
+    const char *const *configs; /* topic configs as name, value, ... pairs ended by a
+                                 * NULL name; NULL for none */
+};
+
+/** Flags of kb_kafka_create_topics(). */
+enum {
+    /* A topic refused for lack of rights (topic or cluster authorization)
+     * or by the cluster's create-topic policy is logged, not an error:
+     * managed clusters (Strimzi KafkaTopic) create topics themselves, and a
+     * topic that is really missing shows at its first use. */
+    KB_TOPICS_MANAGED_OK = 1 << 0,
+};
+
+/**
+ * Wait for the result of an admin request sent to @p q: at most
+ * @p timeout_ms plus 2 s for the round trip (the request's own timeout is
+ * @p timeout_ms). On KB_OK *evp is the result event, which the caller
+ * destroys; otherwise *evp is NULL and errstr says "<what> timed out"
+ * (KB_ERR_TIMEOUT) or "<what>: <reason>" when the request as a whole failed
+ * (KB_ERR_KAFKA). Per-resource errors inside the result are the caller's.
+ * @thread any; @p q is polled by this thread only for the duration
+ */
+kb_err_t kb_kafka_admin_wait(rd_kafka_queue_t *q, const char *what, int timeout_ms,
+                             rd_kafka_event_t **evp, char *errstr, size_t errstr_size);
+
+/**
+ * Create the @p n topics of @p specs with one CreateTopics request, with the
+ * broker's default replication factor, and wait up to @p timeout_ms for the
+ * answer. A topic that exists already (TOPIC_ALREADY_EXISTS: another process
+ * won the race) is fine and is left as it is: its partitions and configs are
+ * not checked. Topics are not looked up first; see
+ * kb_kafka_ensure_topic_specs(). @p flags: KB_TOPICS_MANAGED_OK or 0.
+ * On error errstr names the first topic that failed; the other topics may
+ * have been created all the same. Each created topic is logged.
+ */
+kb_err_t kb_kafka_create_topics(rd_kafka_t *rk, const struct kb_topic_spec *specs, size_t n,
+                                int flags, int timeout_ms, char *errstr, size_t errstr_size);
+
+/**
+ * Make sure the topics of @p specs exist: one metadata request (of every
+ * topic, so the broker never auto-creates one), then
+ * kb_kafka_create_topics() of the missing ones. Topics that exist already are
+ * left alone, whatever their partitions and configs. @p timeout_ms bounds the
+ * metadata request and the creation each.
+ */
+kb_err_t kb_kafka_ensure_topic_specs(rd_kafka_t *rk, const struct kb_topic_spec *specs, size_t n,
+                                     int timeout_ms, char *errstr, size_t errstr_size);
+
+/**
  * Make sure @p topics exist, creating the missing ones with @p partitions
- * partitions and the broker's default replication factor. Topics that exist
- * already are left alone.
+ * partitions, no topic configs and the broker's default replication factor
+ * (kb_kafka_ensure_topic_specs() with the same spec for each). Topics that
+ * exist already are left alone.
  */
 kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_t n,
                                 int partitions, int timeout_ms, char *errstr,
