@@ -176,47 +176,10 @@ out_free_key:
 
 /* ---- handle --------------------------------------------------------------- */
 
-/* Create the audit topic with the retention the trail needs (AUDIT.md):
- * kept forever, never compacted. Existing topics are left alone. */
-static kb_err_t ensure_audit_topic(rd_kafka_t *rk, const char *topic, int partitions,
-                                   char *errstr, size_t errstr_size)
-{
-    char terr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, terr, sizeof terr);
-    if (!nt)
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", topic, terr);
-    rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
-    rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(ao, 30000, NULL, 0);
-    rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 35000);
-    kb_err_t err = KB_OK;
-    if (!ev) {
-        err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "creating %s timed out", topic);
-    } else {
-        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **tr =
-            res ? rd_kafka_CreateTopics_result_topics(res, &cnt) : NULL;
-        if (rd_kafka_event_error(ev))
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "create %s: %s", topic,
-                             rd_kafka_event_error_string(ev));
-        for (size_t i = 0; i < cnt && !err; i++) {
-            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
-            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "create %s: %s", topic,
-                                 rd_kafka_topic_result_error_string(tr[i]));
-        }
-        rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return err;
-}
+/* The retention the trail needs (AUDIT.md): kept forever, never compacted. */
+static const char *const audit_topic_configs[] = {
+    "retention.ms", "-1", "retention.bytes", "-1", "cleanup.policy", "delete", NULL,
+};
 
 /* Partition count of @p topic, asking up to @p attempts times (a topic
  * created a moment ago may not show in the metadata yet); -1 if none. */
@@ -299,9 +262,11 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
          * One look first: a missing topic stays missing however long we
          * ask (asking 20 times cost every first start 5 s); after the
          * create, wait for it to show. */
+        struct kb_topic_spec spec = {.name = a->topic,
+                                     .partitions = a->partitions > 0 ? a->partitions : 3,
+                                     .configs = audit_topic_configs};
         if (topic_partitions(a->reader, a->topic, 1) <= 0 &&
-            ensure_audit_topic(a->reader, a->topic, a->partitions > 0 ? a->partitions : 3,
-                               errstr, errstr_size))
+            kb_kafka_create_topics(a->reader, &spec, 1, 0, 30000, errstr, errstr_size))
             goto out_fail;
         int32_t n = topic_partitions(a->reader, a->topic, 20);
         if (n <= 0) {
