@@ -295,50 +295,17 @@ static void free_conn_later(evutil_socket_t fd, short what, void *arg)
 static kb_err_t create_topics(struct kb_deliver *d, char *errstr, size_t errstr_size)
 {
     /* The retry topic is compacted (only the latest state per event
-     * matters); out and dlq keep the broker's retention. */
-    const char *names[3] = {d->topic_out, d->topic_dlq, d->topic_retry};
-    rd_kafka_NewTopic_t *nt[3];
-    char e[256];
-    for (int i = 0; i < 3; i++) {
-        nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, e, sizeof e);
-        if (!nt[i]) {
-            for (int j = 0; j < i; j++)
-                rd_kafka_NewTopic_destroy(nt[j]);
-            return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "%s", e);
-        }
-    }
-    rd_kafka_NewTopic_set_config(nt[2], "cleanup.policy", "compact");
-    rd_kafka_queue_t *q = rd_kafka_queue_new(d->producer);
-    rd_kafka_CreateTopics(d->producer, nt, 3, NULL, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
-    kb_err_t err = KB_OK;
-    if (!ev) {
-        err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "topic creation timed out");
-    } else {
-        const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
-        size_t n = 0;
-        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
-        for (size_t i = 0; i < n; i++) {
-            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
-            if (te == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-                te == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
-                te == RD_KAFKA_RESP_ERR_POLICY_VIOLATION) {
-                /* Managed clusters create topics themselves (Strimzi
-                 * KafkaTopic); a missing one shows up right after this. */
-                KB_LOG_INFO("deliver", "topic not created here", "topic=%s reason=\"%s\"",
-                            rd_kafka_topic_result_name(tr[i]), rd_kafka_err2str(te));
-            } else if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "creating %s: %s",
-                                 rd_kafka_topic_result_name(tr[i]), rd_kafka_err2str(te));
-                break;
-            }
-        }
-        rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_queue_destroy(q);
-    for (int i = 0; i < 3; i++)
-        rd_kafka_NewTopic_destroy(nt[i]);
-    return err;
+     * matters); out and dlq keep the broker's retention. Managed clusters
+     * (Strimzi KafkaTopic) create topics themselves: a refusal there is
+     * no error, and a missing topic shows up right after this. */
+    static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
+    const struct kb_topic_spec specs[3] = {
+        {.name = d->topic_out, .partitions = -1},
+        {.name = d->topic_dlq, .partitions = -1},
+        {.name = d->topic_retry, .partitions = -1, .configs = compacted},
+    };
+    return kb_kafka_create_topics(d->producer, specs, 3, KB_TOPICS_MANAGED_OK, 30000, errstr,
+                                  errstr_size);
 }
 
 /* Read the retry topic from the beginning to its end into d->saved. */
