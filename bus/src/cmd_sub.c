@@ -220,43 +220,9 @@ static kb_err_t ensure_compacted(rd_kafka_t *rk, const char *topic, char *errstr
     rd_kafka_metadata_destroy(md);
     if (exists)
         return KB_OK;
-    char terr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, -1, terr, sizeof terr);
-    if (!nt)
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", topic, terr);
-    kb_err_t err = KB_OK;
-    if (rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact")) {
-        rd_kafka_NewTopic_destroy(nt);
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: config", topic);
-    }
-    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *ao = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(ao, 30000, NULL, 0);
-    rd_kafka_CreateTopics(rk, &nt, 1, ao, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 35000);
-    if (!ev) {
-        err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "CreateTopics %s timed out", topic);
-    } else if (rd_kafka_event_error(ev)) {
-        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics %s: %s", topic,
-                         rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt && !err; i++) {
-            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(res[i]);
-            /* Another process may have created it meanwhile: fine. */
-            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics %s: %s", topic,
-                                 rd_kafka_err2str(te));
-        }
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return err;
+    static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
+    const struct kb_topic_spec spec = {.name = topic, .partitions = 1, .configs = compacted};
+    return kb_kafka_create_topics(rk, &spec, 1, 0, 30000, errstr, errstr_size);
 }
 
 static void follow_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
