@@ -490,42 +490,9 @@ static kb_err_t create_topic(kb_registry_t *r, char *errstr, size_t errstr_size)
     }
     if (!me)
         rd_kafka_metadata_destroy(md);
-    char terr[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(r->topic, 1, -1, terr, sizeof terr);
-    if (!nt)
-        return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "topic %s: %s", r->topic, terr);
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-    rd_kafka_queue_t *q = rd_kafka_queue_new(r->producer);
-    rd_kafka_AdminOptions_t *ao =
-        rd_kafka_AdminOptions_new(r->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(ao, r->timeout_ms, NULL, 0);
-    rd_kafka_CreateTopics(r->producer, &nt, 1, ao, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, r->timeout_ms + 2000);
-    kb_err_t err = KB_OK;
-    if (!ev) {
-        err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "CreateTopics timed out");
-    } else if (rd_kafka_event_error(ev)) {
-        err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "CreateTopics: %s",
-                         rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt = 0;
-        const rd_kafka_topic_result_t **tr =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt; i++) {
-            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
-            if (te && te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "create topic %s: %s", r->topic,
-                                 rd_kafka_topic_result_error_string(tr[i]));
-            else if (!te)
-                KB_LOG_INFO(COMP, "schemas topic created", "topic=%s", r->topic);
-        }
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
-    rd_kafka_AdminOptions_destroy(ao);
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-    return err;
+    static const char *const compacted[] = {"cleanup.policy", "compact", NULL};
+    const struct kb_topic_spec spec = {.name = r->topic, .partitions = 1, .configs = compacted};
+    return kb_kafka_create_topics(r->producer, &spec, 1, 0, r->timeout_ms, errstr, errstr_size);
 }
 
 kb_registry_t *kb_registry_new(const struct kb_registry_opts *opts, char *errstr,
