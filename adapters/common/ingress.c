@@ -165,14 +165,10 @@ static kb_err_t topic_limits(rd_kafka_t *rk, const char *const *topics, size_t n
             res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topics[i]);
         rd_kafka_DescribeConfigs(rk, res, n, ao, q);
         rd_kafka_ConfigResource_destroy_array(res, n);
-        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 2000);
+        rd_kafka_event_t *ev = NULL;
         unknown = 0;
-        if (!ev) {
-            err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size, "DescribeConfigs timed out");
-        } else if (rd_kafka_event_error(ev)) {
-            err = kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "DescribeConfigs: %s",
-                             rd_kafka_event_error_string(ev));
-        } else {
+        err = kb_kafka_admin_wait(q, "DescribeConfigs", timeout_ms, &ev, errstr, errstr_size);
+        if (!err) {
             size_t cnt = 0;
             const rd_kafka_ConfigResource_t **rs = rd_kafka_DescribeConfigs_result_resources(
                 rd_kafka_event_DescribeConfigs_result(ev), &cnt);
