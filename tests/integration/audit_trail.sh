@@ -37,6 +37,8 @@ set -e
 check "writer died with an open transaction (137)" eq "$rc" 137
 "$TOOL" "${TRAIL[@]}" --first 20 --restart-at 28 >"$WORK/trail2.log" 2>&1
 check "second writer finished" grep -q "records=20 " "$WORK/trail2.log"
+check "audit topic made kept forever, never compacted" \
+  eq "$(topic_config "$AUDIT" | cut -d' ' -f2,3)" "cleanup.policy=delete retention.ms=-1"
 # Events are numbered partition by partition: 0..19 are partition 0, so the
 # resumed chain of partition 0 continues at 20 and partition 1's starts at 0.
 check "resume after kill -9: partition 0 continues at seq 20" grep -q "resumed $IN/0 next_seq=20" "$WORK/trail2.log"

@@ -150,6 +150,10 @@ check "w attempted at least twice before the kill" \
   wait_for 30 bash -c "(( \$(jq -r --arg id $w_id 'select(.id==\$id)|.id' $WORK/hook2.jsonl | wc -l) >= 2 ))"
 retry_records() { (( $(count "$(T retry.hook2)") >= 2 )); }
 check "retry state of w written to the compacted retry topic" wait_for 30 retry_records
+check "retry topic made compacted" \
+  eq "$(topic_config "$(T retry.hook2)" | cut -d' ' -f2)" "cleanup.policy=compact"
+check "dead-letter topic made with the broker's partitions (3), not compacted" \
+  eq "$(topic_config "$(T dlq.hook2)" | cut -d' ' -f1,2)" "partitions=3 cleanup.policy=delete"
 kill -9 "$DELIVER2"
 wait "$DELIVER2" 2>/dev/null || true
 deliver deliver2b "${D2[@]}"

@@ -51,6 +51,8 @@ check "a follow topic that does not exist yet is an empty list" \
 "$BIN/ketenbus" sub follow --topic later --bsn $BSN --subject-key-file "$WORK/subject.key" \
   >"$WORK/follow-later.log" 2>&1 && rc=0 || rc=$?
 check "sub follow creates the topic (exit 0)" eq "$rc" 0
+check "... compacted, with one partition" \
+  eq "$(topic_config "$(T follow.later)" | cut -d' ' -f1,2)" "partitions=1 cleanup.policy=compact"
 check "router refreshed the new topic (1 subject)" \
   wait_for 30 grep -q 'follow list refreshed.*follow.later subjects=1' "$WORK/router.log"
 

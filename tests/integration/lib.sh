@@ -80,6 +80,9 @@ count() {
 # count_is TOPIC N: for polling with wait_for (re-counts on every try).
 count_is() { [[ "$(count "$1")" == "$2" ]]; }
 
+# topic_config TOPIC: "partitions=N cleanup.policy=P retention.ms=R" as the broker has them.
+topic_config() { "$BIN/test_kafka_topics" describe "$1"; }
+
 # True when FILE... (or stdin) holds a test BSN (9999 and five digits) that
 # stands alone: inside a hex string, such as a pseudonym, any five digits
 # turn up by chance (one subject id in an audit export held "599999aa").

@@ -44,6 +44,8 @@ check "... naming it" grep -q 'kb.pattern' "$WORK/check.err"
 
 # --- register the folder, keeping the ids
 check "instance A up" serve A
+check "schemas topic made compacted with one partition" \
+  eq "$(topic_config "$(T schemas)" | cut -d' ' -f1,2)" "partitions=1 cleanup.policy=compact"
 check "schema register succeeds" "$BIN/ketenbus" schema register --url "$URL_A" "$SRC/schemas"
 n_files=$(find "$SRC/schemas" -name '*.avsc' | wc -l)
 check "one subject per schema file" eq "$(curl -s "$URL_A/subjects" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" "$n_files"
