@@ -305,6 +305,17 @@ rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
     if (rd_kafka_conf_set(conf, "bootstrap.servers", o->bootstrap, rerr, sizeof rerr) !=
         RD_KAFKA_CONF_OK)
         goto out_fail;
+    /* ketenbus creates every topic it uses itself, with the partitions and
+     * configs that topic needs (a compacted registry, an audit topic kept
+     * forever). With librdkafka's producer default, a produce to a topic
+     * that is gone (deleted by hand, say) has a broker with
+     * auto.create.topics.enable make it again with the broker's defaults,
+     * and the audit trail would then expire after the default retention.
+     * Refused, the produce fails and the error shows. Set before the
+     * caller's properties, so -X allow.auto.create.topics=true still wins. */
+    if (rd_kafka_conf_set(conf, "allow.auto.create.topics", "false", rerr, sizeof rerr) !=
+        RD_KAFKA_CONF_OK)
+        goto out_fail;
     for (size_t i = 0; i < o->n; i++) {
         const char *key = o->keys[i];
         if (is_kb_prop(key))

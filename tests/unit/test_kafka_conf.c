@@ -270,6 +270,27 @@ static void test_command_line(void)
     kb_kafka_opts_fini(&o);
 }
 
+/* ketenbus creates its topics itself, so its clients never ask a broker
+ * to auto-create one; -X can still allow it. Checked by hand on a broker
+ * with auto.create.topics.enable=true (2026-11-30): a producer with
+ * librdkafka's default made a missing topic it produced to, with the
+ * broker's default configs; with this setting the produce fails instead. */
+static void test_no_auto_create(void)
+{
+    static const char *const allow[] = {"allow.auto.create.topics=true", NULL};
+    char errstr[512], v[16];
+    for (int allowed = 0; allowed < 2; allowed++) {
+        rd_kafka_conf_t *conf =
+            conf_of("127.0.0.1:9092", allowed ? allow : NULL, errstr, sizeof errstr);
+        CHECK(conf != NULL);
+        if (!conf)
+            return;
+        CHECK_STR(conf_get(conf, "allow.auto.create.topics", v, sizeof v),
+                  allowed ? "true" : "false");
+        rd_kafka_conf_destroy(conf);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -280,6 +301,7 @@ int main(void)
     test_plaintext_refusal();
     test_secret_files();
     test_command_line();
+    test_no_auto_create();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)
