@@ -238,15 +238,15 @@ static const kb_avw_plan_t *cache_plan(kb_gba_cache_t *c, const struct kb_schema
 
 /* kb_event_pseudonym(): hex of the first 128 bits of
  * HMAC-SHA-256(key, domain ":" id), with the key's pads absorbed once per
- * key (a key longer than the copy kept is prepared anew each time). */
+ * key (a key longer than the copy kept is prepared anew each time). @p dl
+ * and @p il are strlen(domain) and strlen(id): emit() has them. */
 static kb_err_t cache_pseudonym(kb_gba_cache_t *c, const uint8_t *key, size_t key_len,
-                                const char *domain, const char *id,
+                                const char *domain, size_t dl, const char *id, size_t il,
                                 char out[KB_PSEUDONYM_LEN + 1])
 {
     if (!key || key_len < 16)
         return KB_ERR_INVALID;
     char msg[96];
-    size_t dl = strlen(domain), il = strlen(id);
     if (dl + 1 + il > sizeof msg)
         return kb_event_pseudonym(key, key_len, domain, id, out);
     memcpy(msg, domain, dl);
@@ -314,7 +314,8 @@ struct derive { /* kb_gba_events() sets every field: add one there too */
     const struct kb_lo3_header_field *hdr_anummer, *hdr_datumtijd; /* looked up once */
     char bron[7 + 64 + 1];                   /* "sha256:" + sha, herkomst.bronBerichtId */
     char last_domain[16], last_id[64];       /* the last pseudonym computed ... */
-    char last_subject[KB_PSEUDONYM_LEN + 1]; /* ... and its value */
+    size_t last_domain_len, last_id_len;     /* ... (their strlen) ... */
+    char last_subject[KB_PSEUDONYM_LEN + 1]; /* ... and its value ("": none yet) */
 };
 
 /* ---- reading elements ---- */
@@ -813,16 +814,6 @@ static void copy_strn(char *dst, size_t size, const char *src, size_t n)
     dst[n] = '\0';
 }
 
-/* snprintf(dst, size, "%s", src) without the formatting machinery. */
-static void copy_str(char *dst, size_t size, const char *src)
-{
-    size_t n = strlen(src);
-    if (n >= size)
-        n = size - 1;
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* Append one event to the growing array, encoding @p v. */
 static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb_avw_value *v,
                      const char *subject_domain, const char *subject_id)
@@ -876,19 +867,22 @@ static kb_err_t emit(struct derive *d, const struct kb_schema *schema, struct kb
     copy_strn(ev->attrs.dataref, sizeof ev->attrs.dataref, d->dataref, d->dataref_len);
     kb_event_traceparent_uuid(ev->attrs.id, ev->attrs.traceparent);
     ev->attrs.schema_id = schema->id;
-    /* one message's events mostly share their subject: compute it once */
-    if (!strcmp(d->last_domain, subject_domain) && !strcmp(d->last_id, subject_id) &&
-        d->last_subject[0]) {
+    /* one message's events mostly share their subject: compute it once
+     * (the lengths taken once serve the comparison, the HMAC and the copy) */
+    size_t dl = strlen(subject_domain), sil = strlen(subject_id);
+    if (d->last_subject[0] && dl == d->last_domain_len && sil == d->last_id_len &&
+        !memcmp(d->last_domain, subject_domain, dl) && !memcmp(d->last_id, subject_id, sil)) {
         memcpy(ev->attrs.subject, d->last_subject, sizeof ev->attrs.subject);
     } else {
-        err = cache_pseudonym(d->cache, ctx->key, ctx->key_len, subject_domain, subject_id,
+        err = cache_pseudonym(d->cache, ctx->key, ctx->key_len, subject_domain, dl, subject_id, sil,
                               ev->attrs.subject);
         if (err)
             return kb_err_set(err, d->errstr, d->errstr_size, "subject key unusable");
-        if (strlen(subject_domain) < sizeof d->last_domain &&
-            strlen(subject_id) < sizeof d->last_id) {
-            copy_str(d->last_domain, sizeof d->last_domain, subject_domain);
-            copy_str(d->last_id, sizeof d->last_id, subject_id);
+        if (dl < sizeof d->last_domain && sil < sizeof d->last_id) {
+            memcpy(d->last_domain, subject_domain, dl + 1);
+            memcpy(d->last_id, subject_id, sil + 1);
+            d->last_domain_len = dl;
+            d->last_id_len = sil;
             memcpy(d->last_subject, ev->attrs.subject, sizeof d->last_subject);
         }
     }
@@ -1542,16 +1536,19 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     d.hdr_anummer = kb_lo3_header(msg, "aNummer");
     d.hdr_datumtijd = kb_lo3_header(msg, "datumTijd");
     d.last_domain[0] = d.last_id[0] = d.last_subject[0] = '\0'; /* no pseudonym yet */
+    d.last_domain_len = d.last_id_len = 0;
     kb_event_time(received_ms, d.time);
     memcpy(d.bron, "sha256:", 7);
     memcpy(d.bron + 7, sha, 65);
-    if (!strcmp(msg->type, "Lg01"))
+    /* msg->type is char[5]: comparing all five bytes (the NUL too) is
+     * strcmp() == 0, as a few integer compares instead of calls */
+    if (!memcmp(msg->type, "Lg01", 5))
         err = birth_events(&d);
-    else if (!strcmp(msg->type, "Gv01") || !strcmp(msg->type, "Gv02"))
+    else if (!memcmp(msg->type, "Gv01", 5) || !memcmp(msg->type, "Gv02", 5))
         err = mutation_events(&d);
-    else if (!strcmp(msg->type, "Ng01"))
+    else if (!memcmp(msg->type, "Ng01", 5))
         err = afgevoerd_event(&d);
-    else if (!strcmp(msg->type, "Wa11") || !strcmp(msg->type, "Wa01"))
+    else if (!memcmp(msg->type, "Wa11", 5) || !memcmp(msg->type, "Wa01", 5))
         err = anummer_event(&d);
     kb_avw_arena_fini(&arena);
     kb_lo3_findings_fini(&findings);
