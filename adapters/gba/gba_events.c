@@ -1043,17 +1043,17 @@ static const struct kb_lo3_element *val(const struct kb_lo3_message *msg, long c
     return e && e->len ? e : NULL;
 }
 
+/* @p e when it has a value (val() of an element already found). */
+static inline const struct kb_lo3_element *nonempty(const struct kb_lo3_element *e)
+{
+    return e && e->len ? e : NULL;
+}
+
 static int same_val(const struct kb_lo3_element *a, const struct kb_lo3_element *b)
 {
     if (!a || !b)
         return !a && !b;
     return a->len == b->len && !memcmp(a->value, b->value, a->len);
-}
-
-/* 1 when occurrence @p cat has element @p nummer (empty or not). */
-static int has_el(const struct kb_lo3_message *msg, long cat, uint16_t nummer)
-{
-    return cat >= 0 && find_el(msg, (size_t)cat, nummer) != NULL;
 }
 
 /* Rubrieken of a pair: every element of the actual and historical category. */
@@ -1133,31 +1133,37 @@ static kb_err_t persoon_pair(struct derive *d, const struct pair *p, const char 
     struct kb_avw_value v;
     kb_err_t err = KB_OK;
     long a = (long)p->a, h = p->h;
-    const struct kb_lo3_element *nb = val(msg, a, 120), *ob = val(msg, h, 120);
-    if (nb && !same_val(nb, ob) && has_el(msg, h, 120)) {
+    /* the elements asked below, each category walked once (find_els), not
+     * once per question: [0] 110, [1] 120, [2..5] the name, [6] 85.10 */
+    static const uint16_t asked[7] = {110, 120, 210, 220, 230, 240, 8510};
+    const struct kb_lo3_element *fa[7], *fh[7] = {NULL};
+    find_els(msg, (size_t)a, asked, 7, fa);
+    if (h >= 0)
+        find_els(msg, (size_t)h, asked, 7, fh);
+    const struct kb_lo3_element *nb = nonempty(fa[1]), *ob = nonempty(fh[1]);
+    if (nb && !same_val(nb, ob) && fh[1]) {
         err = start_mutation(d, "nl.brp.bsn-gewijzigd", anr, p, &schema, &v);
         if (err)
             return err;
-        PUT(&v, P_NIEUW_BSN, a, 120);
-        PUT(&v, P_OUD_BSN, h, 120);
-        PUT(&v, P_DATUM_GELDIGHEID, a, 8510);
+        put_e(&v, P_NIEUW_BSN, d, (size_t)a, fa[1], &err);
+        put_e(&v, P_OUD_BSN, d, (size_t)h, fh[1], &err);
+        put_e(&v, P_DATUM_GELDIGHEID, d, (size_t)a, fa[6], &err);
         err = end_mutation(d, schema, &v, p, anr, err);
         *covered = 1;
     }
-    const struct kb_lo3_element *na = val(msg, a, 110), *oa = val(msg, h, 110);
+    const struct kb_lo3_element *na = nonempty(fa[0]), *oa = nonempty(fh[0]);
     if (!err && na && oa && !same_val(na, oa)) {
         err = start_mutation(d, "nl.brp.anummer-gewijzigd", anr, p, &schema, &v);
         if (err)
             return err;
-        PUT(&v, P_NIEUW_ANUMMER, a, 110);
-        PUT(&v, P_DATUM_GELDIGHEID, a, 8510);
+        put_e(&v, P_NIEUW_ANUMMER, d, (size_t)a, fa[0], &err);
+        put_e(&v, P_DATUM_GELDIGHEID, d, (size_t)a, fa[6], &err);
         err = end_mutation(d, schema, &v, p, anr, err);
         *covered = 1;
     }
-    static const uint16_t naam[] = {210, 220, 230, 240};
     int naam_changed = 0;
-    for (size_t i = 0; i < 4; i++)
-        naam_changed |= has_el(msg, a, naam[i]) || has_el(msg, h, naam[i]);
+    for (size_t i = 2; i < 6; i++)
+        naam_changed |= fa[i] || fh[i];
     if (!err && naam_changed && h >= 0) {
         err = start_mutation(d, "nl.brp.naam-gewijzigd", anr, p, &schema, &v);
         if (err)
@@ -1167,10 +1173,10 @@ static kb_err_t persoon_pair(struct derive *d, const struct pair *p, const char 
         static const enum gba_path oud[] = {P_OUD_VOORNAMEN, P_OUD_ADELLIJKE_TITEL,
                                             P_OUD_VOORVOEGSEL, P_OUD_GESLACHTSNAAM};
         for (size_t i = 0; i < 4; i++) {
-            PUT(&v, nieuw[i], a, naam[i]);
-            PUT(&v, oud[i], h, naam[i]);
+            put_e(&v, nieuw[i], d, (size_t)a, fa[2 + i], &err);
+            put_e(&v, oud[i], d, (size_t)h, fh[2 + i], &err);
         }
-        PUT(&v, P_DATUM_GELDIGHEID, a, 8510);
+        put_e(&v, P_DATUM_GELDIGHEID, d, (size_t)a, fa[6], &err);
         err = end_mutation(d, schema, &v, p, anr, err);
         *covered = 1;
     }
@@ -1270,19 +1276,34 @@ static kb_err_t verblijf_pair(struct derive *d, const struct pair *p, const char
                               int *covered)
 {
     const struct kb_lo3_message *msg = d->msg;
-    long a = (long)p->a, h = p->h;
+    long h = p->h;
+    /* the elements asked below, each category walked once (find_els), not
+     * once per question */
+    /* clang-format off */
+    enum { A910, A920, A1010, A1030, A1110, A1120, A1130, A1140, A1160, A1170, A1190, A1310,
+           A1320, A1410, A1420, N_A };
+    /* clang-format on */
+    static const uint16_t asked_a[N_A] = {910,  920,  1010, 1030, 1110, 1120, 1130, 1140,
+                                          1160, 1170, 1190, 1310, 1320, 1410, 1420};
+    static const uint16_t asked_h[3] = {910, 1310, 1410};
+    const struct kb_lo3_element *fa[N_A], *fh[3] = {NULL};
+    find_els(msg, p->a, asked_a, N_A, fa);
+    if (h >= 0)
+        find_els(msg, (size_t)h, asked_h, 3, fh);
+    const struct kb_lo3_element *a1310 = nonempty(fa[A1310]), *h1310 = nonempty(fh[1]);
+    const struct kb_lo3_element *a1410 = nonempty(fa[A1410]), *h1410 = nonempty(fh[2]);
+    const struct kb_lo3_element *a910 = nonempty(fa[A910]), *h910 = nonempty(fh[0]);
     const char *soort = NULL;
-    uint16_t datum = 1030;
-    if (val(msg, a, 1310) && !val(msg, h, 1310)) {
+    const struct kb_lo3_element *datum = fa[A1030]; /* datumAanvang */
+    if (a1310 && !h1310) {
         soort = "emigratie";
-        datum = 1320;
-    } else if ((val(msg, h, 1310) && !val(msg, a, 1310)) ||
-               (h >= 0 && val(msg, a, 1410) && !same_val(val(msg, a, 1410), val(msg, h, 1410)))) {
+        datum = fa[A1320];
+    } else if ((h1310 && !a1310) || (h >= 0 && a1410 && !same_val(a1410, h1410))) {
         soort = "immigratie";
-        datum = val(msg, a, 1420) ? 1420 : 920;
-    } else if (val(msg, a, 910) && val(msg, h, 910) && !same_val(val(msg, a, 910), val(msg, h, 910))) {
+        datum = nonempty(fa[A1420]) ? fa[A1420] : fa[A920];
+    } else if (a910 && h910 && !same_val(a910, h910)) {
         soort = "intergemeentelijk";
-        datum = val(msg, a, 1030) ? 1030 : 920;
+        datum = nonempty(fa[A1030]) ? fa[A1030] : fa[A920];
     } else {
         const struct kb_lo3_category *c = &msg->categories[p->a];
         for (size_t i = 0; i < c->count && !soort; i++) {
@@ -1299,18 +1320,20 @@ static kb_err_t verblijf_pair(struct derive *d, const struct pair *p, const char
     if (err)
         return err;
     err = kb_avw_put_stringn_ref(&v, H(&v, P_SOORT), soort, strlen(soort)); /* a literal */
-    PUT(&v, P_GEMEENTE_VAN, h, 910);
-    PUT(&v, P_GEMEENTE_NAAR, a, 910);
-    PUT(&v, P_DATUM_AANVANG, a, datum);
-    PUT(&v, P_LAND_VERTREK, a, 1310);
-    PUT(&v, P_LAND_VANWAAR_INGESCHREVEN, a, 1410);
-    if (!err && (val(msg, a, 1110) || val(msg, a, 1160) || val(msg, a, 1190))) {
-        static const uint16_t nummers[8] = {1010, 1110, 1120, 1130, 1140, 1160, 1170, 1190};
+    if (h >= 0)
+        put_e(&v, P_GEMEENTE_VAN, d, (size_t)h, fh[0], &err);
+    put_e(&v, P_GEMEENTE_NAAR, d, p->a, fa[A910], &err);
+    put_e(&v, P_DATUM_AANVANG, d, p->a, datum, &err);
+    put_e(&v, P_LAND_VERTREK, d, p->a, fa[A1310], &err);
+    put_e(&v, P_LAND_VANWAAR_INGESCHREVEN, d, p->a, fa[A1410], &err);
+    if (!err && (nonempty(fa[A1110]) || nonempty(fa[A1160]) || nonempty(fa[A1190]))) {
+        static const uint8_t adres[8] = {A1010, A1110, A1120, A1130, A1140, A1160, A1170, A1190};
         static const enum gba_path paths[8] = {
             P_ADRES_FUNCTIE,    P_ADRES_STRAATNAAM,           P_ADRES_HUISNUMMER,
             P_ADRES_HUISLETTER, P_ADRES_HUISNUMMERTOEVOEGING, P_ADRES_POSTCODE,
             P_ADRES_WOONPLAATS, P_ADRES_NUMMERAANDUIDING};
-        put_list(&v, d, a, nummers, paths, 8, &err);
+        for (size_t i = 0; i < 8 && !err; i++)
+            put_e(&v, paths[i], d, p->a, fa[adres[i]], &err);
     }
     *covered = 1;
     return end_mutation(d, schema, &v, p, anr, err);
