@@ -266,24 +266,12 @@ static kb_err_t cache_pseudonym(kb_gba_cache_t *c, const uint8_t *key, size_t ke
     return KB_OK;
 }
 
-/* Two hex digits per byte value, in memory order: "000102...feff". */
-static const char HEX_PAIRS[513] =
-    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
-    "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
-    "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
-    "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
-    "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
-    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
-    "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
-    "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
-
 /* SHA-256 of @p len bytes as 64 hex digits (kb_sha256_hex). */
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
     uint8_t md[KB_HMAC_LEN];
     kb__sha256(data, len, md);
-    for (unsigned int i = 0; i < 32; i++)
-        memcpy(out + 2 * i, HEX_PAIRS + 2 * md[i], 2);
+    kb__hex(md, sizeof md, out);
     out[64] = '\0';
 }
 

@@ -34,6 +34,11 @@ void kb__hmac_sha256(const struct kb__hmac *h, const void *a, size_t a_len, cons
 void kb__hmac_hex(const struct kb__hmac *h, const void *a, size_t a_len, const void *b,
                   size_t b_len, char *out, size_t hex_len);
 
+/* Lower-case hex of the @p n bytes at @p in: 2 * @p n characters at @p out,
+ * no NUL (digests, pseudonyms: a few words of arithmetic per four bytes
+ * instead of a table lookup or two per byte). */
+void kb__hex(const uint8_t *in, size_t n, char *out);
+
 /* Plain SHA-256 of @p len bytes (no EVP fetch or allocation: adapters hash
  * every legacy message they receive). */
 void kb__sha256(const void *data, size_t len, uint8_t out[KB_HMAC_LEN]);

@@ -67,6 +67,36 @@ static void test_against_openssl(void)
     CHECK_INT(mismatches, 0);
 }
 
+/* kb__hex() against sprintf("%02x") for every byte value, at every length
+ * and start 0-40 (the word-wide part and the byte tail, and the seams
+ * between them), and that it writes exactly 2 * n characters. */
+static void test_hex(void)
+{
+    uint8_t in[256 + 48];
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(i * 151 + 7); /* every byte value within 256 */
+    char got[2 * sizeof in + 2], want[2 * sizeof in + 2];
+    int mismatches = 0;
+    for (size_t at = 0; at <= 40; at++)
+        for (size_t n = 0; at + n <= sizeof in; n += n < 40 ? 1 : 37) {
+            memset(got, '#', sizeof got);
+            kb__hex(in + at, n, got);
+            to_hex(in + at, n, want);
+            mismatches += memcmp(got, want, 2 * n) != 0 || got[2 * n] != '#';
+        }
+    CHECK_INT(mismatches, 0);
+    uint8_t all[256];
+    for (size_t i = 0; i < sizeof all; i++)
+        all[i] = (uint8_t)i;
+    char hex[513];
+    kb__hex(all, sizeof all, hex);
+    to_hex(all, sizeof all, want);
+    CHECK(memcmp(hex, want, 512) == 0);
+    kb__hex((const uint8_t *)"\x00\x09\x0a\x0f\x10\x9f\xa0\xff", 8, hex);
+    hex[16] = '\0';
+    CHECK_STR(hex, "00090a0f109fa0ff");
+}
+
 /* A view's subscriber pseudonym is kb_event_pseudonym under the subscriber's
  * derived key: HMAC(subject key, "ketenbus-subscriber:" + name). */
 static void test_view_subject(void)
@@ -111,6 +141,7 @@ int main(void)
 {
     test_rfc4231();
     test_against_openssl();
+    test_hex();
     test_view_subject();
     KB_TEST_DONE();
 }
