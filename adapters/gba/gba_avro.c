@@ -1186,41 +1186,66 @@ static kb_err_t write_record(const kb_avw_plan_t *p, const union kb_avw_slot *sl
                              const struct node *n, struct out *o, char *errstr, size_t errstr_size)
 {
     const struct wop *ops = p->wops + n->wops;
-    for (uint32_t i = 0; i < n->n_kids; i++) {
+    /* The output's place in locals, given back to @p o around every call
+     * that writes it (put_bytes, write_node, grow_out) and on return: the
+     * bytes stored through b may alias anything in memory, so o->len would
+     * be reloaded and stored again after each of them. */
+    uint8_t *buf = o->buf;
+    size_t len = o->len, cap = o->cap;
+#define SYNC_OUT() (o->len = len)
+#define LOAD_OUT() (buf = o->buf, len = o->len, cap = o->cap)
+    for (uint32_t i = 0, nk = n->n_kids; i < nk; i++) {
         const struct wop *w = &ops[i];
-        uint8_t *b = reserve(o, 10 + 10 + 16); /* NULL: out of memory (o->failed) */
+        /* reserve(o, 10 + 10 + 16) on the locals; NULL: out of memory
+         * (o->failed), and the walk goes on writing nothing, as before */
+        uint8_t *b;
+        if (cap - len >= 10 + 10 + 16) {
+            b = buf + len;
+        } else {
+            SYNC_OUT();
+            b = grow_out(o, 10 + 10 + 16);
+            LOAD_OUT();
+        }
         size_t at = 0;
         if (w->kind == W_OPT_STR) {
             /* branch 0 (null) or 1 (the string), as W_UNION + W_STR would */
             int64_t tag = slots[w->slot].v.n;
-            if (tag != 1 && tag != 2)
+            if (tag != 1 && tag != 2) {
+                SYNC_OUT();
                 return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
                                   "avro write: union without a selected branch");
+            }
             if (tag == 1) {
-                if (b)
+                if (b) {
                     b[0] = 0;
-                o->len += b ? 1 : 0;
+                    len++;
+                }
                 continue;
             }
             const union kb_avw_slot *s = &slots[w->arg];
+            const char *str = s->v.s;
             size_t sl = (size_t)s->v.n;
             if (b && sl <= 16) {
                 b[0] = 2;
                 at = 1 + varint(b + 1, (int64_t)sl);
-                copy_short(b + at, s->v.s, sl);
-                o->len += at + sl;
+                copy_short(b + at, str, sl);
+                len += at + sl;
             } else {
                 if (b)
-                    b[0] = 2, o->len++;
-                put_bytes(o, s->v.s, sl);
+                    b[0] = 2, len++;
+                SYNC_OUT();
+                put_bytes(o, str, sl);
+                LOAD_OUT();
             }
             continue;
         }
         if (w->kind == W_UNION) {
             int64_t br = slots[w->slot].v.n - 1;
-            if (br < 0 || br >= (int64_t)w->nk)
+            if (br < 0 || br >= (int64_t)w->nk) {
+                SYNC_OUT();
                 return kb_err_set(KB_ERR_SCHEMA, errstr, errstr_size,
                                   "avro write: union without a selected branch");
+            }
             if (b)
                 at = varint(b, br);
             w = &p->wops[w->arg + (uint32_t)br];
@@ -1229,15 +1254,18 @@ static kb_err_t write_record(const kb_avw_plan_t *p, const union kb_avw_slot *sl
         switch (w->kind) {
         case W_NULL: break;
         case W_STR: {
+            const char *str = s->v.s;
             size_t sl = (size_t)s->v.n;
             if (b && sl <= 16) {
                 at += varint(b + at, (int64_t)sl);
-                copy_short(b + at, s->v.s, sl);
+                copy_short(b + at, str, sl);
                 at += sl;
             } else {
-                o->len += at;
+                len += at;
                 at = 0;
-                put_bytes(o, s->v.s, sl);
+                SYNC_OUT();
+                put_bytes(o, str, sl);
+                LOAD_OUT();
             }
             break;
         }
@@ -1256,15 +1284,20 @@ static kb_err_t write_record(const kb_avw_plan_t *p, const union kb_avw_slot *sl
         default: {
             /* records, arrays, floats (and a union as a branch, which Avro
              * does not allow anyway): as before */
-            o->len += at;
+            len += at;
             at = 0;
+            SYNC_OUT();
             kb_err_t err = write_node(p, slots, w->node, o, errstr, errstr_size);
+            LOAD_OUT();
             if (err)
                 return err;
         }
         }
-        o->len += at;
+        len += at;
     }
+    SYNC_OUT();
+#undef SYNC_OUT
+#undef LOAD_OUT
     return KB_OK;
 }
 
@@ -1320,8 +1353,24 @@ static kb_err_t write_node(const kb_avw_plan_t *p, const union kb_avw_slot *slot
             /* what write_node() would do per item, chosen once: arrays
              * of strings (rubrieken) and of records (warnings, parents) */
             if (in->type == AVRO_STRING) {
-                for (const struct item *it = s->a.head; it; it = it->next)
-                    put_bytes(o, it->slots[in->slot].v.s, (size_t)it->slots[in->slot].v.n);
+                /* put_bytes() per item, with the output's place in locals
+                 * (as in write_record) */
+                uint8_t *buf = o->buf;
+                size_t len = o->len, cap = o->cap;
+                for (const struct item *it = s->a.head; it; it = it->next) {
+                    const char *str = it->slots[in->slot].v.s;
+                    size_t sl = (size_t)it->slots[in->slot].v.n;
+                    if (sl <= 16 && cap - len >= 10 + 16) {
+                        size_t at = varint(buf + len, (int64_t)sl);
+                        copy_short(buf + len + at, str, sl);
+                        len += at + sl;
+                    } else {
+                        o->len = len;
+                        put_bytes(o, str, sl);
+                        buf = o->buf, len = o->len, cap = o->cap;
+                    }
+                }
+                o->len = len;
             } else {
                 for (const struct item *it = s->a.head; it; it = it->next) {
                     kb_err_t err = in->type == AVRO_RECORD
