@@ -309,10 +309,17 @@ kb_err_t kb_lo3_check_marking(const struct kb_lo3_message *msg, struct kb_lo3_fi
      * in [buf, last8] has 8 bytes to read whatever its length */
     const uint8_t *buf = msg->buf;
     const uint8_t *last8 = buf && msg->buf_len >= 8 ? buf + msg->buf_len - 8 : NULL;
-    for (size_t c = 0; c < msg->n_categories && !err; c++) {
-        const struct kb_lo3_category *cat = &msg->categories[c];
-        for (size_t i = 0; i < cat->count && !err; i++) {
-            const struct kb_lo3_element *el = &msg->elements[cat->first + i];
+    /* the message's and the category's numbers in locals: the marks are
+     * stored through a uint8_t pointer, which may alias them, so the
+     * compiler would load them again after every element */
+    const struct kb_lo3_element *els = msg->elements;
+    const struct kb_lo3_category *cats = msg->categories;
+    const size_t n_cats = msg->n_categories;
+    for (size_t c = 0; c < n_cats && !err; c++) {
+        const struct kb_lo3_category *cat = &cats[c];
+        const size_t first = cat->first, count = cat->count;
+        for (size_t i = 0; i < count && !err; i++) {
+            const struct kb_lo3_element *el = &els[first + i];
             if (i > 0) {
                 const struct kb_lo3_element *prev = el - 1;
                 if (prev->nummer == el->nummer)
@@ -342,7 +349,7 @@ kb_err_t kb_lo3_check_marking(const struct kb_lo3_message *msg, struct kb_lo3_fi
             /* values of 8 bytes and more are read in words inside them;
              * shorter ones as one word where the buffer goes on */
             int word = len >= 8 || (last8 && v >= buf && v <= last8);
-            size_t at = cat->first + i;
+            size_t at = first + i;
             if (def->format == 'N') {
                 if (!(word ? (len >= 8 ? digits_from8(v, len) : digits_upto8(v, len))
                            : all_digits(v, len))) {
