@@ -14,6 +14,10 @@
  * Field values are looked up by a canonical key that makes two values the
  * same key exactly when the filter's comparison calls them equal: numbers
  * (both sides parse entirely) compare as numbers, everything else as bytes.
+ * A key that is a whole number of up to 15 digits (codes, dates: most
+ * values) is kept as that integer in a table of its own, so an event's
+ * value of plain digits is parsed once and looked up without making,
+ * hashing or comparing a string.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -55,8 +59,8 @@ struct list {
  * more line for key and entries together.
  */
 struct slot {
-    uint64_t hash;
-    char *key;                  /* NULL: empty slot; after freezing, inside items' block */
+    uint64_t hash; /* of an integer table: hash_integer(), the key itself */
+    char *key;     /* after freezing, inside items' block; NULL: integer table */
     struct list val;
 };
 
@@ -71,7 +75,8 @@ struct strmap {
 /* Subscriptions that require payload field `path` to have one of a few values. */
 struct field_index {
     char *path;
-    struct strmap by_value;     /* canonical value key -> subscriptions */
+    struct strmap by_value;   /* canonical value key -> subscriptions (see lookup_key) */
+    struct strmap by_integer; /* or the key's integer -> subscriptions */
 };
 
 struct bucket {
@@ -117,6 +122,16 @@ static uint64_t hash_n(const char *s, size_t n)
 static uint64_t hash(const char *s)
 {
     return hash_n(s, strlen(s));
+}
+
+/* The hash of an integer key: odd multiplies and xor-shifts are each
+ * invertible, so two keys have equal hashes exactly when they are equal, and
+ * a search compares hashes only. */
+static inline uint64_t hash_integer(uint64_t u)
+{
+    u = (u ^ (u >> 31)) * 0xff51afd7ed558ccdull;
+    u = (u ^ (u >> 29)) * 0xc4ceb9fe1a85ec53ull;
+    return u ^ (u >> 32);
 }
 
 /* The tag of hash @p h: its top bits, never 0 (0 marks an empty slot). The
@@ -169,6 +184,21 @@ static const struct list *strmap_find(const struct strmap *m, const char *key)
     return m->cap ? strmap_find_h(m, key, hash(key)) : NULL;
 }
 
+/* In an integer table: the list of the key whose hash_integer() is @p h, or NULL. */
+static const struct list *strmap_find_integer(const struct strmap *m, uint64_t h)
+{
+    if (!m->cap)
+        return NULL;
+    const uint16_t t = tag_of(h);
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        const uint16_t ti = m->tags[i];
+        if (!ti)
+            return NULL;
+        if (ti == t && m->slots[i].hash == h)
+            return &m->slots[i].val;
+    }
+}
+
 /* Start loading the slot where a search for hash @p h begins, so that the
  * miss overlaps the work done before the search. */
 static void strmap_prefetch(const struct strmap *m, uint64_t h)
@@ -177,8 +207,9 @@ static void strmap_prefetch(const struct strmap *m, uint64_t h)
         __builtin_prefetch(&m->tags[h & (m->cap - 1)]);
 }
 
-/* The list of @p key, added empty when new. Only before strmap_freeze(). */
-static struct list *strmap_get(struct strmap *m, const char *key)
+/* The list of @p key, whose hash is @p h, added empty when new; @p key NULL
+ * in an integer table. Only before strmap_freeze(). */
+static struct list *strmap_get_h(struct strmap *m, const char *key, uint64_t h)
 {
     if ((m->n + 1) * 4 > m->cap) {
         size_t ncap = m->cap ? m->cap * 2 : 16;
@@ -190,10 +221,10 @@ static struct list *strmap_get(struct strmap *m, const char *key)
             return NULL;
         }
         for (size_t i = 0; i < m->cap; i++) {
-            if (!m->slots[i].key)
+            if (!m->tags[i])
                 continue;
             size_t j = m->slots[i].hash & (ncap - 1);
-            while (ns[j].key)
+            while (nt[j])
                 j = (j + 1) & (ncap - 1);
             ns[j] = m->slots[i];
             nt[j] = m->tags[i];
@@ -204,17 +235,21 @@ static struct list *strmap_get(struct strmap *m, const char *key)
         m->tags = nt;
         m->cap = ncap;
     }
-    uint64_t h = hash(key);
     size_t i = h & (m->cap - 1);
-    for (; m->slots[i].key; i = (i + 1) & (m->cap - 1))
-        if (m->slots[i].hash == h && !strcmp(m->slots[i].key, key))
+    for (; m->tags[i]; i = (i + 1) & (m->cap - 1))
+        if (m->slots[i].hash == h && (!key || !strcmp(m->slots[i].key, key)))
             return &m->slots[i].val;
-    if (!(m->slots[i].key = strdup(key)))
+    if (key && !(m->slots[i].key = strdup(key)))
         return NULL;
     m->slots[i].hash = h;
     m->tags[i] = tag_of(h);
     m->n++;
     return &m->slots[i].val;
+}
+
+static struct list *strmap_get(struct strmap *m, const char *key)
+{
+    return strmap_get_h(m, key, hash(key));
 }
 
 /* Move each key into one block after its entries (see struct slot). */
@@ -223,7 +258,7 @@ static int strmap_freeze(struct strmap *m)
     for (size_t i = 0; i < m->cap; i++) {
         struct slot *sl = &m->slots[i];
         if (!sl->key)
-            continue;
+            continue; /* empty, or an integer table's: its entries are all there is */
         size_t ents = sl->val.n * sizeof *sl->val.items, kl = strlen(sl->key) + 1;
         struct entry *block = malloc(ents + kl);
         if (!block)
@@ -298,30 +333,15 @@ static inline size_t digit_run(const char *s)
     return n;
 }
 
-enum { KEY_OK = 0, KEY_NAN = 1 };
+enum { KEY_OK = 0, KEY_NAN = 1, KEY_INTEGER = 2 };
 
 /* The canonical key of a field value (see the file comment): "n:" and the
  * shortest exact decimal form of the number when the whole text parses as
  * one (-0 as 0), else "s:" and the text. KEY_NAN when the number is NaN,
- * which the comparison calls equal to every number. */
+ * which the comparison calls equal to every number. Plain digit strings of
+ * up to 15 digits do not come here (see lookup_key). */
 static int value_key(const char *v, char *out, size_t cap, size_t *len)
 {
-    /* Fast path, the common case (codes, dates, numbers): up to 15 digits
-     * are an integer a double holds exactly, and %.17g prints an integer
-     * below 1e17 as its digits without leading zeros, so this is the same
-     * key the general path below makes. */
-    size_t nd = digit_run(v);
-    if (nd && nd <= 15 && !v[nd] && cap > nd + 3) {
-        const char *d = v;
-        while (d[0] == '0' && d[1])
-            d++;
-        size_t l = nd - (size_t)(d - v);
-        out[0] = 'n';
-        out[1] = ':';
-        memcpy(out + 2, d, l + 1);
-        *len = l + 2;
-        return KEY_OK;
-    }
     char *end;
     errno = 0;
     double d = strtod(v, &end);
@@ -341,6 +361,42 @@ static int value_key(const char *v, char *out, size_t cap, size_t *len)
     out[l + 2] = '\0';
     *len = l + 2;
     return KEY_OK;
+}
+
+/* Whether @p s is 1 to 15 ASCII digits and nothing else, with their value
+ * in *u: an integer that fits, which a double holds exactly. */
+static inline int plain_integer(const char *s, uint64_t *u)
+{
+    uint64_t x = 0;
+    size_t n = 0;
+    for (unsigned d; (d = (unsigned)(s[n] - '0')) <= 9u; n++) {
+        if (n == 15)
+            return 0;
+        x = x * 10 + d;
+    }
+    if (!n || s[n])
+        return 0;
+    *u = x;
+    return 1;
+}
+
+/*
+ * The key a field value is looked up by: KEY_INTEGER with *u when its
+ * canonical key (value_key) is "n:" and 1 to 15 digits, a whole number;
+ * else value_key's answer, with the key in @p out. Subscriptions' values
+ * and events' values both go through here, so a value is in the integer
+ * table exactly when a value equal to it is searched there. Plain digit
+ * strings of up to 15 digits, the common case (codes, dates), are turned
+ * into their integer directly: a double holds them exactly and %.17g
+ * prints such an integer as its digits without leading zeros, so value_key
+ * would give the key of the same integer.
+ */
+static int lookup_key(const char *v, char *out, size_t cap, size_t *len, uint64_t *u)
+{
+    if (plain_integer(v, u))
+        return KEY_INTEGER;
+    int r = value_key(v, out, cap, len);
+    return r == KEY_OK && out[0] == 'n' && plain_integer(out + 2, u) ? KEY_INTEGER : r;
 }
 
 static struct field_index *field_index_get(struct bucket *b, const char *path)
@@ -372,18 +428,22 @@ static int bucket_add(struct bucket *b, const struct kb_sub *sub, size_t order)
     }
     const struct kb_filter *f = required_field(sub->filter);
     char key[1100];
-    size_t kl;
-    for (size_t i = 0; f && i < f->n_values; i++)
-        if (value_key(f->values[i], key, sizeof key, &kl) == KEY_NAN || kl >= sizeof key - 1)
+    size_t kl = 0;
+    uint64_t u = 0;
+    for (size_t i = 0; f && i < f->n_values; i++) {
+        int r = lookup_key(f->values[i], key, sizeof key, &kl, &u);
+        if (r == KEY_NAN || (r == KEY_OK && kl >= sizeof key - 1))
             f = NULL; /* NaN, or a value too long to key exactly: not indexed */
+    }
     if (!f)
         return list_add(&b->rest, sub, order, !sub->filter);
     struct field_index *fi = field_index_get(b, f->path);
     if (!fi)
         return -1;
     for (size_t i = 0; i < f->n_values; i++) {
-        value_key(f->values[i], key, sizeof key, &kl);
-        struct list *l = strmap_get(&fi->by_value, key);
+        struct list *l = lookup_key(f->values[i], key, sizeof key, &kl, &u) == KEY_INTEGER
+                             ? strmap_get_h(&fi->by_integer, NULL, hash_integer(u))
+                             : strmap_get(&fi->by_value, key);
         if (!l)
             return -1;
         /* `in: [a, a]` or `in: [1, 1.0]`: one entry per distinct key. */
@@ -427,7 +487,7 @@ kb_matcher_t *kb_matcher_new(const struct kb_subs *subs)
             goto out_fail;
         for (size_t f = 0; f < b->n_fields; f++)
             if (strmap_freeze(&b->fields[f].by_value))
-                goto out_fail;
+                goto out_fail; /* by_integer has no keys to move */
     }
     return m;
 out_fail:
@@ -445,6 +505,7 @@ void kb_matcher_destroy(kb_matcher_t *m)
         for (size_t f = 0; f < b->n_fields; f++) {
             free(b->fields[f].path);
             strmap_fini(&b->fields[f].by_value);
+            strmap_fini(&b->fields[f].by_integer);
         }
         free(b->fields);
         free(b->rest.items);
@@ -667,20 +728,29 @@ static void collect_nan(const struct field_index *fi, const struct kb_event_attr
                         int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
 {
     for (size_t i = 0; i < fi->by_value.cap; i++)
-        if (fi->by_value.slots[i].key)
+        if (fi->by_value.tags[i])
             collect(&fi->by_value.slots[i].val, 0, attrs, time_ms, get, opaque, h);
+    for (size_t i = 0; i < fi->by_integer.cap; i++)
+        if (fi->by_integer.tags[i])
+            collect(&fi->by_integer.slots[i].val, 0, attrs, time_ms, get, opaque, h);
 }
 
-/* The candidates of field index @p fi for the event's value: @p state 1,
- * the list of canonical key @p key (hash @p h); 2, a NaN, every list; 0,
- * absent, none. */
+/* How an event's value of one indexed field is looked up. */
+enum { FIELD_ABSENT, FIELD_KEY, FIELD_NAN, FIELD_INTEGER };
+
+/* The candidates of field index @p fi for the event's value: @p state
+ * FIELD_KEY, the list of canonical key @p key (hash @p h); FIELD_INTEGER,
+ * the list of the integer whose hash_integer() is @p h; FIELD_NAN, every
+ * list; FIELD_ABSENT, none. */
 static void collect_field(const struct field_index *fi, int state, const char *key, uint64_t h,
                           const struct kb_event_attrs *attrs, int64_t time_ms,
                           kb_field_get_cb *get, void *opaque, struct hits *hits)
 {
-    if (state == 1)
+    if (state == FIELD_INTEGER)
+        collect(strmap_find_integer(&fi->by_integer, h), 1, attrs, time_ms, get, opaque, hits);
+    else if (state == FIELD_KEY)
         collect(strmap_find_h(&fi->by_value, key, h), 1, attrs, time_ms, get, opaque, hits);
-    else if (state == 2)
+    else if (state == FIELD_NAN)
         collect_nan(fi, attrs, time_ms, get, opaque, hits);
 }
 
@@ -706,23 +776,31 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
     struct {
         char key[1100];
         uint64_t h;
-        int state;              /* 0 absent, 1 keyed, 2 NaN */
+        int state; /* FIELD_* */
     } fk[AHEAD];
     size_t n_ahead = b->n_fields < AHEAD ? b->n_fields : AHEAD;
     for (size_t f = 0; f < b->n_fields && get; f++) {
         const struct field_index *fi = &b->fields[f];
         char buf[1024], key_here[1100];
         char *key = f < n_ahead ? fk[f].key : key_here;
-        int state = 0;
+        int state = FIELD_ABSENT;
         size_t kl = 0;
+        uint64_t h = 0, u = 0;
         /* Absent: the required comparison is unknown, so none of these match. */
-        if (get(opaque, fi->path, buf, sizeof buf))
-            state = value_key(buf, key, sizeof key_here, &kl) == KEY_OK ? 1 : 2;
-        uint64_t h = state == 1 ? hash_n(key, kl) : 0;
+        if (get(opaque, fi->path, buf, sizeof buf)) {
+            int r = lookup_key(buf, key, sizeof key_here, &kl, &u);
+            state = r == KEY_INTEGER ? FIELD_INTEGER : r == KEY_OK ? FIELD_KEY : FIELD_NAN;
+        }
+        if (state == FIELD_INTEGER)
+            h = hash_integer(u);
+        else if (state == FIELD_KEY)
+            h = hash_n(key, kl);
         if (f < n_ahead) {
             fk[f].state = state;
             fk[f].h = h;
-            if (state == 1)
+            if (state == FIELD_INTEGER)
+                strmap_prefetch(&fi->by_integer, h);
+            else if (state == FIELD_KEY)
                 strmap_prefetch(&fi->by_value, h);
             continue;
         }

@@ -107,9 +107,15 @@ static unsigned rnd(unsigned n)
     return (unsigned)(rng % n);
 }
 
-/* Values whose equality the comparison decides by number or by bytes. */
-static const char *const values[] = {"0363", "363", "363.0", "3.63e2", "0344", "344", "abc",
-                                     "ABC", "nan", "-0", "0", "0.0", "1e999", "20240315"};
+/* Values whose equality the comparison decides by number or by bytes; the
+ * whole numbers of up to 15 digits in every spelling (the index keeps those
+ * in a table of integers, the others as text), and numbers just past that. */
+/* clang-format off */
+static const char *const values[] = {
+    "0363", "363", "363.0", "3.63e2", "+363", "0344", "344", "abc", "ABC", "nan", "-0", "0",
+    "0.0", "1e999", "20240315", "-5", "-5.0", "999999999999999", "0999999999999999",
+    "9999999999999999", "1e16", "10000000000000000"};
+/* clang-format on */
 #define N_VALUES (sizeof values / sizeof values[0])
 static const char *const sources[] = {"urn:a", "urn:b", "urn:c"};
 static const char *const types[] = {"t.een", "t.twee"};
