@@ -708,10 +708,10 @@ static void hits_add(struct hits *h, const struct kb_sub *sub)
 /* Candidates of one list that accept the event, into hits. @p keyed: the
  * list was found by the event's own key, so a `decided` entry's filter is
  * known to be true. */
-static void collect(const struct list *l, int keyed, const struct kb_event_attrs *attrs,
-                    int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
+static void collect_entries(const struct list *l, int keyed, const struct kb_event_attrs *attrs,
+                            int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
 {
-    for (size_t i = 0; l && i < l->n; i++) {
+    for (size_t i = 0; i < l->n; i++) {
         const struct entry *e = &l->items[i];
         if (time_ms < e->valid_from_ms || time_ms >= e->valid_until_ms)
             continue;
@@ -720,6 +720,15 @@ static void collect(const struct list *l, int keyed, const struct kb_event_attrs
         if ((keyed && e->decided) || kb_filter_eval(e->sub->filter, attrs, get, opaque))
             hits_add(h, e->sub);
     }
+}
+
+/* collect_entries() for a list that may be absent or empty, which is what
+ * most searches find: the call is left out for them. */
+static inline void collect(const struct list *l, int keyed, const struct kb_event_attrs *attrs,
+                           int64_t time_ms, kb_field_get_cb *get, void *opaque, struct hits *h)
+{
+    if (l && l->n)
+        collect_entries(l, keyed, attrs, time_ms, get, opaque, h);
 }
 
 /* A NaN field equals every number to the comparison: every list of the
@@ -742,9 +751,9 @@ enum { FIELD_ABSENT, FIELD_KEY, FIELD_NAN, FIELD_INTEGER };
  * FIELD_KEY, the list of canonical key @p key (hash @p h); FIELD_INTEGER,
  * the list of the integer whose hash_integer() is @p h; FIELD_NAN, every
  * list; FIELD_ABSENT, none. */
-static void collect_field(const struct field_index *fi, int state, const char *key, uint64_t h,
-                          const struct kb_event_attrs *attrs, int64_t time_ms,
-                          kb_field_get_cb *get, void *opaque, struct hits *hits)
+static inline void collect_field(const struct field_index *fi, int state, const char *key,
+                                 uint64_t h, const struct kb_event_attrs *attrs, int64_t time_ms,
+                                 kb_field_get_cb *get, void *opaque, struct hits *hits)
 {
     if (state == FIELD_INTEGER)
         collect(strmap_find_integer(&fi->by_integer, h), 1, attrs, time_ms, get, opaque, hits);
@@ -788,7 +797,9 @@ size_t kb_matcher_match(const kb_matcher_t *m, const struct kb_event_attrs *attr
         uint64_t h = 0, u = 0;
         /* Absent: the required comparison is unknown, so none of these match. */
         if (get(opaque, fi->path, buf, sizeof buf)) {
-            int r = lookup_key(buf, key, sizeof key_here, &kl, &u);
+            /* The common case without the call (lookup_key begins the same way). */
+            int r = plain_integer(buf, &u) ? KEY_INTEGER
+                                           : lookup_key(buf, key, sizeof key_here, &kl, &u);
             state = r == KEY_INTEGER ? FIELD_INTEGER : r == KEY_OK ? FIELD_KEY : FIELD_NAN;
         }
         if (state == FIELD_INTEGER)
