@@ -499,6 +499,13 @@ static kb_err_t create_request(rd_kafka_t *rk, rd_kafka_NewTopic_t **nt,
     if (!err) {
         err = created_topics(ev, specs, n, flags, errstr, errstr_size);
         rd_kafka_event_destroy(ev);
+    } else if (err == KB_ERR_KAFKA && (flags & KB_TOPICS_MANAGED_OK)) {
+        /* The request as a whole refused (a proxy or managed service
+         * without the CreateTopics API, say): the topics are someone
+         * else's to make, as for a per-topic refusal, and a missing one
+         * shows at its first use. A timeout stays an error. */
+        KB_LOG_WARN("kafka", "topics not created here", "request=\"%s\"", errstr);
+        err = KB_OK;
     }
     rd_kafka_AdminOptions_destroy(ao);
     rd_kafka_queue_destroy(q);

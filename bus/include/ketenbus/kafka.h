@@ -117,7 +117,9 @@ enum {
     /* A topic refused for lack of rights (topic or cluster authorization)
      * or by the cluster's create-topic policy is logged, not an error:
      * managed clusters (Strimzi KafkaTopic) create topics themselves, and a
-     * topic that is really missing shows at its first use. */
+     * topic that is really missing shows at its first use. So is a request
+     * refused as a whole (a service without the CreateTopics API); a
+     * timeout is not. */
     KB_TOPICS_MANAGED_OK = 1 << 0,
 };
 
