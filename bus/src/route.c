@@ -602,17 +602,27 @@ static int64_t subs_stamp(const char *path)
     return (int64_t)h;
 }
 
-/* 0 when every follow list file of @p subs is still the version that was
- * read (follow_id), else a fingerprint of the versions there now. A follow
- * list is a file of its own, often beside the subscription files, so an
- * edit of the list alone must reload too, also one within a time stamp tick
- * of its read (kb_file_changed compares the content then, and may mark a
- * follow_id no longer racy). */
-static int64_t follow_changes(struct kb_subs *subs)
+/* 0 when every file @p subs was read from (the subscription files and
+ * the follow lists) is still the version that was read, else a
+ * fingerprint of the versions there now. subs_stamp() sees most edits, and
+ * every added, removed or renamed file; this sees a follow list, which is a
+ * file of its own, often beside the subscription files, and an edit that
+ * kept the size within a time stamp tick of the read (kb_file_changed
+ * compares the content then, and may mark an id no longer racy). */
+static int64_t read_files_changed(struct kb_subs *subs)
 {
     uint64_t h = 14695981039346656037ull;
     int changed = 0;
 #define MIX(v) (h = (h ^ (uint64_t)(v)) * 1099511628211ull)
+    for (size_t i = 0; i < subs->n_files; i++) {
+        struct kb_subs_file *f = &subs->files[i];
+        uint64_t now = kb_file_changed(f->path, &f->id, KB_SUB_FILE_MAX);
+        if (now) {
+            changed = 1;
+            MIX(i);
+            MIX(now);
+        }
+    }
     for (size_t i = 0; i < subs->n; i++) {
         struct kb_sub *sub = &subs->items[i];
         if (!sub->follow_path)
@@ -620,7 +630,7 @@ static int64_t follow_changes(struct kb_subs *subs)
         uint64_t now = kb_file_changed(sub->follow_path, &sub->follow_id, KB_SUB_FOLLOW_FILE_MAX);
         if (now) {
             changed = 1;
-            MIX(i);
+            MIX(subs->n_files + i);
             MIX(now);
         }
     }
@@ -674,13 +684,13 @@ static void maybe_reload(kb_router_t *r, int64_t now)
         return;
     r->next_reload_check = now + 2000;
     int64_t stamp = subs_stamp(r->opts.subs_path);
-    int64_t follow_now = follow_changes(&r->subs);
-    if (!asked && stamp == r->subs_stamp && !follow_now) {
+    int64_t files_now = read_files_changed(&r->subs);
+    if (!asked && stamp == r->subs_stamp && !files_now) {
         reload_gauge(r->failed_stamp != 0);
         return;
     }
     /* Never 0, which means "loaded". */
-    int64_t failed = (int64_t)(((uint64_t)stamp ^ ((uint64_t)follow_now * 31)) | 1);
+    int64_t failed = (int64_t)(((uint64_t)stamp ^ ((uint64_t)files_now * 31)) | 1);
     /* The stamp is recorded only once a set loaded: a file caught half
      * written is tried again at the next look (logged once per change, and
      * at every SIGHUP: whoever asked must see the answer). */

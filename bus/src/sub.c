@@ -1172,6 +1172,23 @@ static kb_err_t prescan(const char *path, const char *buf, size_t len, char *err
     return err;
 }
 
+/* Record that @p path was read as @p id (content @p buf when racy, see
+ * struct kb_subs_file). */
+static kb_err_t note_file(struct kb_subs *subs, const char *path, struct kb_file_id *id,
+                          const char *buf, size_t len)
+{
+    struct kb_subs_file *nf = realloc(subs->files, (subs->n_files + 1) * sizeof *nf);
+    if (!nf)
+        return KB_ERR_NOMEM;
+    subs->files = nf;
+    if (!(nf[subs->n_files].path = strdup(path)))
+        return KB_ERR_NOMEM;
+    if (id->racy)
+        kb__sha256(buf, len, id->sha256);
+    nf[subs->n_files++].id = *id;
+    return KB_OK;
+}
+
 static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, int untrusted,
                           const struct kb__subs_bound *bound, struct kb_subs *subs, char *errstr,
                           size_t errstr_size)
@@ -1181,10 +1198,13 @@ static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, 
     kb_err_t err = out_of_time(bound, path, errstr, errstr_size);
     if (err)
         return err;
-    err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, NULL, why, sizeof why);
+    struct kb_file_id id;
+    err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, &id, why, sizeof why);
     if (err)
         return err == KB_ERR_NOMEM ? err
                                    : kb_err_set(err, errstr, errstr_size, "%s: %s", path, why);
+    if ((err = note_file(subs, path, &id, buf, len)))
+        goto out_buf;
     if ((err = prescan(path, buf, len, errstr, errstr_size)))
         goto out_buf;
     yaml_parser_t parser;
@@ -1327,6 +1347,11 @@ void kb_subs_fini(struct kb_subs *subs)
     free(subs->items);
     subs->items = NULL;
     subs->n = 0;
+    for (size_t i = 0; i < subs->n_files; i++)
+        free(subs->files[i].path);
+    free(subs->files);
+    subs->files = NULL;
+    subs->n_files = 0;
 }
 
 int kb_sub_wants(const struct kb_sub *sub, const char *type)

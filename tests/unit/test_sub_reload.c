@@ -3,7 +3,8 @@
  * test_sub_reload.c - how a reload notices a follow list's change
  * (kb_file_changed): an edit in place of the same size whose mtime was set
  * back; an edit within the time stamp tick of the read ("racy", caught by
- * the content hash only); no hashing once the file is known to be settled.
+ * the content hash only); no hashing once the file is known to be settled;
+ * the same for the subscription files themselves.
  * And a load that gives up in time or when stopped (kb__subs_load_bounded),
  * as the admin API's GET /admin/subscriptions does (inside a long follow
  * list: test_admin.c).
@@ -164,6 +165,69 @@ static void test_racy_settles(void)
     kb_subs_fini(&subs);
 }
 
+/* The subscription files themselves: each file a load read is recorded
+ * with the version read (kb_subs.files), so a reload notices an edit that
+ * keeps the size within the tick of the read, as for follow lists. */
+static void test_subscription_files(void)
+{
+    static const char one[] = "subscriptions:\n"
+                              "  - name: a\n"
+                              "    purpose: {id: p, legal_basis: w}\n"
+                              "    types: [nl.brp.persoon-geboren]\n";
+    /* the same size: another type */
+    static const char two[] = "subscriptions:\n"
+                              "  - name: a\n"
+                              "    purpose: {id: p, legal_basis: w}\n"
+                              "    types: [nl.brp.kind-toegevoegd]\n";
+    char sub_dir[300];
+    snprintf(sub_dir, sizeof sub_dir, "%s/subs.d", dir);
+    CHECK_INT(mkdir(sub_dir, 0700), 0);
+    write_file("subs.d/a.yaml", one);
+    write_file("subs.d/b.yml", "subscriptions:\n  - name: b\n    purpose: {id: p, legal_basis: w}\n"
+                               "    types: [nl.brp.persoon-verhuisd]\n");
+    write_file("subs.d/notes.txt", "not read\n");
+    struct kb_subs subs;
+    char errstr[512] = "";
+    CHECK_INT(kb_subs_load(sub_dir, key, sizeof key, &subs, errstr, sizeof errstr), KB_OK);
+    CHECK_INT(subs.n_files, 2); /* the .txt is not a subscription file */
+    if (subs.n_files != 2) {
+        kb_subs_fini(&subs);
+        return;
+    }
+    CHECK_STR(subs.files[0].path, tmp_path("subs.d/a.yaml"));
+    CHECK_STR(subs.files[1].path, tmp_path("subs.d/b.yml"));
+    struct kb_subs_file *a = &subs.files[0];
+    CHECK_INT(a->id.racy, 1); /* just written */
+    CHECK_INT(kb_file_changed(a->path, &a->id, KB_SUB_FILE_MAX), 0);
+
+    struct stat st;
+    CHECK_INT(stat(a->path, &st), 0);
+    usleep(20 * 1000);
+    rewrite_in_place("subs.d/a.yaml", two, st.st_mtim);
+    struct stat st2;
+    CHECK_INT(stat(a->path, &st2), 0);
+    CHECK_INT(st2.st_size, st.st_size);
+    /* Within the tick of the read even the change time can stay: pretend
+     * it did. The hash of what was read tells. */
+    a->id.ctime_ns = (int64_t)st2.st_ctim.tv_sec * 1000000000 + st2.st_ctim.tv_nsec;
+    CHECK(kb_file_changed(a->path, &a->id, KB_SUB_FILE_MAX) != 0);
+    a->id.racy = 0; /* without the hash, that edit would go unseen */
+    CHECK_INT(kb_file_changed(a->path, &a->id, KB_SUB_FILE_MAX), 0);
+    kb_subs_fini(&subs);
+    CHECK_INT(subs.n_files, 0);
+    CHECK(subs.files == NULL);
+
+    /* One file: recorded too. */
+    CHECK_INT(kb_subs_load(tmp_path("subs.d/b.yml"), key, sizeof key, &subs, errstr, sizeof errstr),
+              KB_OK);
+    CHECK_INT(subs.n_files, 1);
+    kb_subs_fini(&subs);
+    unlink(tmp_path("subs.d/a.yaml"));
+    unlink(tmp_path("subs.d/b.yml"));
+    unlink(tmp_path("subs.d/notes.txt"));
+    rmdir(sub_dir);
+}
+
 static void test_bounded(void)
 {
     write_file("subs.yaml", SUBS);
@@ -200,6 +264,7 @@ int main(void)
         return 1;
     test_same_size_same_mtime();
     test_racy_settles();
+    test_subscription_files();
     test_bounded();
     unlink(tmp_path("subs.yaml"));
     unlink(tmp_path("volgers.csv"));

@@ -136,9 +136,19 @@ struct kb_sub {
     char *legacy_format;         /* e.g. "Gv01", "AKW01" */
 };
 
+/* One subscription file a load read, and the version it read: a reload
+ * looks at these with kb_file_changed(), so an edit that keeps the size and
+ * falls in the time stamp tick of the read is noticed too. */
+struct kb_subs_file {
+    char *path;
+    struct kb_file_id id;
+};
+
 struct kb_subs {
     struct kb_sub *items;
     size_t n;
+    struct kb_subs_file *files; /* the files read, in order (a folder: its *.yaml, *.yml) */
+    size_t n_files;
 };
 
 /**
