@@ -1098,6 +1098,18 @@ static void commit(struct kb_deliver *d, int sync)
     rd_kafka_topic_partition_list_destroy(l);
 }
 
+/* kb_deliver_partition_paused of partition @p id: @p paused 0 or 1, or -1
+ * to withdraw it (revoked: no longer this process's to report). */
+static void paused_gauge(const struct kb_deliver *d, int32_t id, int paused)
+{
+    char part[16];
+    snprintf(part, sizeof part, "%d", (int)id);
+    if (paused < 0)
+        kb_metrics_gauge_remove("kb_deliver_partition_paused", d->o.subscriber, part, NULL);
+    else
+        kb_metrics_gauge_set("kb_deliver_partition_paused", paused, d->o.subscriber, part, NULL);
+}
+
 /* Drop every unfinished event of partition @p p (it was revoked). */
 static void drop_partition(struct kb_deliver *d, struct partition *p)
 {
@@ -1129,6 +1141,7 @@ static void drop_partition(struct kb_deliver *d, struct partition *p)
             free(m);
         }
     }
+    paused_gauge(d, p->id, -1);
     struct partition **link = &d->parts;
     while (*link != p)
         link = &(*link)->next;
@@ -1149,8 +1162,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (load_retry_state(d, e, sizeof e))
             KB_LOG_WARN("deliver", "retry state not re-read; those events start over",
                         "subscriber=%s error=\"%s\"", d->o.subscriber, e);
-        for (int i = 0; i < parts->cnt; i++)
+        for (int i = 0; i < parts->cnt; i++) {
             partition_get(d, parts->elems[i].partition, 1);
+            paused_gauge(d, parts->elems[i].partition, 0);
+        }
         rd_kafka_assign(rk, parts);
         /* Held nothing of them yet: none is paused, also not one that this
          * process paused before it was revoked (librdkafka keeps that flag). */
@@ -1197,6 +1212,7 @@ static void apply_budget(struct kb_deliver *d)
             *l = rd_kafka_topic_partition_list_new(n);
         rd_kafka_topic_partition_list_add(*l, d->topic_out, p->id);
         p->paused = !may;
+        paused_gauge(d, p->id, p->paused);
         KB_LOG_DBG("deliver", may ? "partition resumed" : "partition paused",
                    "subscriber=%s partition=%d pending=%d reserved=%d budget_used=%ld",
                    d->o.subscriber, (int)p->id, p->pending, reserved, used);

@@ -74,6 +74,10 @@ static const struct catalogue_entry {
      "Events consumed but not yet delivered or dead-lettered"},
     {KB_METRIC_GAUGE, "kb_deliver_paused_keys", "subscriber",
      "Subject keys paused behind a failing event"},
+    {KB_METRIC_GAUGE, "kb_deliver_partition_paused", "subscriber,partition",
+     "1 while consumption of this partition of the subscriber topic is paused (it holds more "
+     "than its part of --max-pending, typically behind a key whose head keeps failing), else 0; "
+     "withdrawn when the partition is revoked"},
     {KB_METRIC_GAUGE, "kb_kafka_consumer_lag", "topic,partition",
      "Messages between this process's position and the end of a partition assigned to it "
      "(librdkafka statistics); a partition that moved elsewhere is left out"},

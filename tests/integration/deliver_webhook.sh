@@ -299,6 +299,13 @@ pending10() {
   curl -sf "http://127.0.0.1:$mport10/metrics" | grep -q '^kb_deliver_pending{subscriber="hook10"} 8$'
 }
 check "held: k0's partition's reserve and the shared part, 8 of 12" wait_for 10 pending10
+metrics10=$(curl -sf "http://127.0.0.1:$mport10/metrics")
+check "the gauge shows k0's partition paused" \
+  grep -q "^kb_deliver_partition_paused{subscriber=\"hook10\",partition=\"$h_part\"} 1$" \
+  <<<"$metrics10"
+check "... and the other two not" \
+  eq "$(grep -c '^kb_deliver_partition_paused{subscriber="hook10",partition="[0-9]*"} 0$' \
+    <<<"$metrics10")" 2
 
 # ---- 3. A webhook that refuses the handshake gets nothing; a webhook with
 # an untrusted certificate gets nothing.
