@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "admin_int.h"
+#include "dead_lettered.h"
 #include "ketenbus/event.h"
 
 rd_kafka_t *kb__admin_reader_new(const struct kb_kafka_opts *kafka, char *errstr,
@@ -335,7 +336,7 @@ kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, in
     kb_err_t err = KB_ERR_KAFKA;
     rd_kafka_headers_t *out_h = NULL;
     rd_kafka_t *producer = NULL;
-    rd_kafka_message_t *m = NULL;
+    rd_kafka_message_t *m = NULL, *orig = NULL; /* orig: the input a dropped value names */
     if (partition < 0 || offset < 0)
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                           "partition and offset must not be negative");
@@ -367,6 +368,45 @@ kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, in
                          "original topic %s is not an input topic (%s*)", shown, in_pfx);
         goto out;
     }
+    /* A letter too large to keep whole went without its value, and maybe
+     * without the original headers (route.c stage_copy: kb_value_dropped).
+     * Its bytes and headers are still at the input position it names: put
+     * that event back, once its SHA-256 shows it is the one dead-lettered,
+     * never an empty value without its envelope. */
+    rd_kafka_headers_t *src_h = h;
+    const void *dv = NULL, *sv = NULL;
+    size_t dlen = 0, slen = 0;
+    if (!rd_kafka_header_get_last(h, "kb_value_dropped", &dv, &dlen)) {
+        int64_t ipart = -1, ioff = -1;
+        char why[512], sha[65];
+        if (kb__dl_header_int(h, "kb_partition", &ipart) || ipart > INT32_MAX ||
+            kb__dl_header_int(h, "kb_offset", &ioff) ||
+            rd_kafka_header_get_last(h, "kb_value_sha256", &sv, &slen) || !sv || slen != 64) {
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                             "the dead letter's value was dropped and it does not name its "
+                             "input position and SHA-256: nothing to redrive");
+            goto out;
+        }
+        orig = kb__dlq_fetch(rk, out->topic, (int32_t)ipart, ioff, &err, why, sizeof why);
+        if (!orig) {
+            kb_err_set(err, errstr, errstr_size,
+                       "the dead letter's value was dropped; its event at %s [%" PRId64
+                       "] offset %" PRId64 " cannot be read: %s",
+                       out->topic, ipart, ioff, why);
+            goto out;
+        }
+        kb__sha256_hex(orig->payload, orig->len, sha);
+        if (memcmp(sha, sv, 64)) {
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                             "the dead letter's value was dropped, and %s [%" PRId64
+                             "] offset %" PRId64 " holds another value than the one "
+                             "dead-lettered (SHA-256 differs)",
+                             out->topic, ipart, ioff);
+            goto out;
+        }
+        src_h = NULL;
+        rd_kafka_message_headers(orig, &src_h);
+    }
     if (value) {
         int32_t sid;
         const uint8_t *pl;
@@ -378,14 +418,14 @@ kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, in
         }
         out->corrected = 1;
     } else {
-        value = m->payload;
-        value_len = m->len;
+        value = orig ? orig->payload : m->payload;
+        value_len = orig ? orig->len : m->len;
     }
     out_h = rd_kafka_headers_new(16);
     const char *name;
     const void *val;
     size_t len;
-    for (size_t i = 0; !rd_kafka_header_get_all(h, i, &name, &val, &len); i++) {
+    for (size_t i = 0; src_h && !rd_kafka_header_get_all(src_h, i, &name, &val, &len); i++) {
         if (!strncmp(name, "kb_", 3))
             continue; /* the router's context headers describe the rejection */
         rd_kafka_header_add(out_h, name, -1, val, (ssize_t)len);
@@ -438,6 +478,8 @@ out:
         rd_kafka_headers_destroy(out_h);
     if (producer)
         rd_kafka_destroy(producer);
+    if (orig)
+        rd_kafka_message_destroy(orig);
     if (m)
         rd_kafka_message_destroy(m);
     kb__admin_reader_destroy(rk);

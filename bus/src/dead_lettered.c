@@ -25,8 +25,7 @@ static int header_str(rd_kafka_headers_t *h, const char *name, char *buf, size_t
     return 0;
 }
 
-/* A header of decimal digits (a partition, an offset) as a number. */
-static int header_int(rd_kafka_headers_t *h, const char *name, int64_t *out)
+int kb__dl_header_int(rd_kafka_headers_t *h, const char *name, int64_t *out)
 {
     char buf[24], *end;
     if (header_str(h, name, buf, sizeof buf) || buf[strspn(buf, "0123456789")] != '\0')
@@ -62,7 +61,7 @@ static int note_letter(const rd_kafka_message_t *m, const char *group, struct kb
     int64_t part, off;
     if (rd_kafka_message_headers(m, &h) || header_str(h, "kb_group", g, sizeof g) ||
         strcmp(g, group) || header_str(h, "kb_topic", topic, sizeof topic) ||
-        header_int(h, "kb_partition", &part) || header_int(h, "kb_offset", &off))
+        kb__dl_header_int(h, "kb_partition", &part) || kb__dl_header_int(h, "kb_offset", &off))
         return 0; /* another group's, or older than kb_group: not ours to count */
     for (size_t i = 0; i < n; i++)
         if (w[i].partition == part && off >= w[i].from && off < w[i].to &&

@@ -49,6 +49,10 @@ int kb__dead_lettered(const struct kb_kafka_opts *ko, const char *dlq_topic, con
                       int64_t since_ms, int stall_ms, struct kb__dl_window *w, size_t n,
                       char *errstr, size_t errstr_size);
 
+/** Header @p name of @p h, decimal digits only (a letter's kb_partition or
+ *  kb_offset), as a number in *@p out: 0, or -1 when absent or not such. */
+int kb__dl_header_int(rd_kafka_headers_t *h, const char *name, int64_t *out);
+
 /** Whether @p offset is among @p w's dead-lettered offsets (sorted by
  *  kb__dl_window_sort first). */
 void kb__dl_window_sort(struct kb__dl_window *w);

@@ -139,9 +139,12 @@ struct kb_dlq_redriven {
  * <prefix>.dlq) again to its original input topic (header kb_topic, which
  * must be an input topic of this installation), with its original headers
  * minus kb_* plus kb_redriven_from; @p value (Confluent-framed, may be NULL
- * for the original) replaces the value. Waits for the broker's ack.
- * KB_ERR_NOTFOUND when no committed letter is there, KB_ERR_INVALID when it
- * is not a router dead letter or @p value is not framed.
+ * for the original) replaces the value. A letter whose value the router
+ * dropped (kb_value_dropped) is redriven from the input position it names,
+ * value and headers, when that input still has the recorded SHA-256.
+ * Waits for the broker's ack. KB_ERR_NOTFOUND when no committed letter is
+ * there, KB_ERR_INVALID when it is not a router dead letter, @p value is
+ * not framed, or a dropped value's input is not the one dead-lettered.
  */
 kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, int32_t partition,
                         int64_t offset, const void *value, size_t value_len,
