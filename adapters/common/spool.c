@@ -365,39 +365,55 @@ static int taken(const char *path)
 }
 
 /*
- * Candidate @p k for @p name in @p sub: "<name>" or "<name>.<k>", as name
- * (@p cand) and path (@p path). 0 when they do not fit @p cand_size.
+ * Candidate @p k for @p name in @p sub (candidate()): "<name>" or "<name>.<k>",
+ * as name (@p cand) and path (@p path). 0 when they do not fit @p cand_size.
+ * fit_name() gives "<name><suffix>" so (1, or 0 when @p out is too small),
+ * for candidates and for the pieces of kb_spool_piece_name().
  *
  * A candidate longer than @p max_len bytes (a name near NAME_MAX that cannot
  * take its suffix, or its ".reason") would fail every move, scan after scan.
- * It becomes "<prefix>~<hash>" or "<prefix>~<hash>.<k>" instead: <prefix> is
+ * It becomes "<prefix>~<hash><suffix>" instead: <prefix> is
  * the start of the name, cut before a UTF-8 sequence so the name stays text,
  * and <hash> the first HASH_HEX digits of the SHA-256 of the whole name, so
  * the archived file can still be told from the name the sender gave it.
  * Uniqueness does not rest on the hash: a taken candidate is skipped anyway.
  */
-static int candidate(const struct kb_spool *sp, const char *sub, const char *name, unsigned k,
-                     size_t max_len, char *cand, size_t cand_size, char *path, size_t path_size)
+static int fit_name(const char *name, const char *suffix, size_t max_len, char *out,
+                    size_t out_size)
 {
-    char suffix[16] = "";
-    if (k)
-        snprintf(suffix, sizeof suffix, ".%u", k);
     size_t len = strlen(name), slen = strlen(suffix);
     int n;
     if (len + slen <= max_len) {
-        n = snprintf(cand, cand_size, "%s%s", name, suffix);
+        n = snprintf(out, out_size, "%s%s", name, suffix);
     } else {
         char sha[65];
         size_t keep = max_len - (1 + HASH_HEX) - slen;
         while (keep && ((unsigned char)name[keep] & 0xc0) == 0x80)
             keep--;
         kb_sha256_hex(name, len, sha);
-        n = snprintf(cand, cand_size, "%.*s~%.*s%s", (int)keep, name, HASH_HEX, sha, suffix);
+        n = snprintf(out, out_size, "%.*s~%.*s%s", (int)keep, name, HASH_HEX, sha, suffix);
     }
-    if (n < 0 || (size_t)n >= cand_size)
+    return n >= 0 && (size_t)n < out_size;
+}
+
+static int candidate(const struct kb_spool *sp, const char *sub, const char *name, unsigned k,
+                     size_t max_len, char *cand, size_t cand_size, char *path, size_t path_size)
+{
+    char suffix[16] = "";
+    if (k)
+        snprintf(suffix, sizeof suffix, ".%u", k);
+    if (!fit_name(name, suffix, max_len, cand, cand_size))
         return 0;
     kb_spool_path(sp, sub, cand, path, path_size);
     return path[0] != '\0';
+}
+
+kb_err_t kb_spool_piece_name(const char *name, const char *suffix, char *out, size_t out_size)
+{
+    /* a suffix longer than the room a cut name leaves would underflow the cut */
+    if (strlen(suffix) > QUARANTINE_NAME_MAX - (1 + HASH_HEX))
+        return KB_ERR_RANGE;
+    return fit_name(name, suffix, QUARANTINE_NAME_MAX, out, out_size) ? KB_OK : KB_ERR_RANGE;
 }
 
 /* A candidate other than the name itself (suffixed or shortened) is also

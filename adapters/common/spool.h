@@ -94,6 +94,15 @@ kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name);
 kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason);
 
 /**
+ * The name in quarantine/ of a piece of the file @p name (a refused record:
+ * @p suffix ".regel-2"): "<name><suffix>", or, when that with ".reason" and
+ * the temp file would exceed NAME_MAX, cut as above: "<start>~<hash><suffix>".
+ * The same for the same arguments, so a retry rewrites the same file.
+ * KB_ERR_RANGE when @p out (@p out_size bytes) is too small.
+ */
+kb_err_t kb_spool_piece_name(const char *name, const char *suffix, char *out, size_t out_size);
+
+/**
  * 1 when quarantine/ already holds these @p len bytes as <name> or one of
  * its suffixed candidates <name>.N: a retry of a round that quarantined
  * them before (and then failed elsewhere) must not add another copy each

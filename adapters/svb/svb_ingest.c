@@ -485,16 +485,18 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     /* Some records are good: the file is done; each refused record (and an
      * unjudged rest) gets its own quarantine file with the reason beside it. */
     for (size_t i = 0; i < n_bad; i++) {
-        char qname[600];
-        snprintf(qname, sizeof qname, "%s.regel-%d", done_name, bad[i].regel);
-        if (quarantine_piece(spool, qname, text + bad[i].offset, bad[i].len,
+        char qname[600], suffix[32];
+        snprintf(suffix, sizeof suffix, ".regel-%d", bad[i].regel);
+        if (kb_spool_piece_name(done_name, suffix, qname, sizeof qname) ||
+            quarantine_piece(spool, qname, text + bad[i].offset, bad[i].len,
                              kb_akw02_rule_name(bad[i].rule), bad[i].reason))
             goto out;
     }
     if (rest.offset < len) {
-        char qname[600];
-        snprintf(qname, sizeof qname, "%s.vanaf-regel-%d", done_name, rest.regel);
-        if (quarantine_piece(spool, qname, text + rest.offset, rest.len, RULE_REST, rest.reason))
+        char qname[600], suffix[32];
+        snprintf(suffix, sizeof suffix, ".vanaf-regel-%d", rest.regel);
+        if (kb_spool_piece_name(done_name, suffix, qname, sizeof qname) ||
+            quarantine_piece(spool, qname, text + rest.offset, rest.len, RULE_REST, rest.reason))
             goto out;
     }
     if (kb_spool_done(spool, name)) {

@@ -30,7 +30,8 @@
  *       Kafka down --> <f> stays in in/
  *       unreadable --> <f> stays in in/, later files go on (kb_spool_read())
  *     where <d> is <f>, or <f>.<N> when a sender reused the name
- *     (kb_spool_done_name()).
+ *     (kb_spool_done_name()); a piece's name too long for NAME_MAX is cut
+ *     (kb_spool_piece_name()).
  */
 #ifndef KETENBUS_SVB_INGEST_H
 #define KETENBUS_SVB_INGEST_H

@@ -8,6 +8,7 @@
  * file path of a file without a good record: tests/integration/svb_ingest.sh.)
  */
 #define _GNU_SOURCE /* mkdtemp */
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,6 +281,36 @@ int main(void)
     CHECK_INT(seen2, 1);
     free(ev);
     CHECK(file_size(&sp, "quarantine", "004-goed.akw02.regel-2") == 0);
+
+    /* 5. The same file under a name of 250 bytes (NAME_MAX is 255): its
+     *    refused record's quarantine file cannot be "<name>.regel-2", so it
+     *    takes the spool's cut name; the file must still leave in/ (it was
+     *    kept for ever, the scan stopping at it, before the fix). */
+    char longname[251];
+    memset(longname, 'n', 250);
+    longname[250] = '\0';
+    memcpy(longname, "005-", 4);
+    drop(&sp, longname, small, (size_t)slen);
+    CHECK_INT(kb_svb_ingest_file(&ctx, ing, &sp, done_uri, longname), 0);
+    CHECK_INT(file_size(&sp, "in", longname), -1);
+    CHECK_INT(file_size(&sp, "done", longname), (long long)slen);
+    /* the piece's name, whatever the cut: "005-nnn...~<hash>.regel-2" */
+    char pattern[2700];
+    kb_spool_path(&sp, "quarantine", "005-*.regel-2", pattern, sizeof pattern);
+    glob_t gl;
+    CHECK_INT(glob(pattern, 0, NULL, &gl), 0);
+    CHECK_INT(gl.gl_pathc, 1);
+    if (gl.gl_pathc == 1) {
+        struct stat st;
+        char reason_path[2800];
+        CHECK(stat(gl.gl_pathv[0], &st) == 0 && st.st_size == 0);
+        snprintf(reason_path, sizeof reason_path, "%s.reason", gl.gl_pathv[0]);
+        CHECK(stat(reason_path, &st) == 0 && st.st_size > 0);
+    }
+    globfree(&gl);
+    nev = consume(bootstrap, "svbtest.in.svb", 3, &ev);
+    CHECK_INT(nev, 5);
+    free(ev);
 
     kb_ingress_destroy(ing);
     kb_kafka_opts_fini(&ko);
