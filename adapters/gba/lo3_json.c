@@ -280,15 +280,19 @@ static kb_err_t add_category(struct enc *en, unsigned nummer, size_t body, size_
                                                  .body = body};
     const char *key;
     json_t *val;
+    size_t nkey = 0;
     json_object_foreach(obj, key, val) {
         char epath[160];
-        snprintf(epath, sizeof epath, "%s.%s", path, key);
+        nkey++;
         if (!strcmp(key, "historie") && allow_historie)
             continue; /* handled by the caller, after this category */
+        /* an unknown key is the sender's text (a name, a BSN): named by its
+         * place in the object (jansson keeps the document's order) */
         if (strlen(key) != 5 || key[0] != 'e' || strspn(key + 1, "0123456789") != 4)
             return kb_err_set(KB_ERR_INVALID, en->errstr, en->errstr_size,
-                              "%s: unknown key (expected eGGEE%s)", epath,
+                              "%s: key %zu is unknown (expected eGGEE%s)", path, nkey,
                               allow_historie ? " or historie" : "");
+        snprintf(epath, sizeof epath, "%s.%s", path, key);
         if (m->n_elements == en->cap_elements) {
             size_t nc = en->cap_elements ? en->cap_elements * 2 : 128;
             void *n = realloc(m->elements, nc * sizeof *m->elements);
@@ -317,14 +321,16 @@ static kb_err_t pl_from_json(struct enc *en, json_t *pl, size_t body, const char
     const char *key;
     json_t *arr;
     size_t stapel = 0;
+    size_t nkey = 0;
     json_object_foreach(pl, key, arr) {
         char cpath[128];
-        snprintf(cpath, sizeof cpath, "%s.%s", path, key);
         unsigned nummer = 0;
+        nkey++;
         if (strlen(key) != 3 || key[0] != 'c' || strspn(key + 1, "0123456789") != 2 ||
             (nummer = (unsigned)atoi(key + 1)) == 0 || nummer >= 50)
             return kb_err_set(KB_ERR_INVALID, en->errstr, en->errstr_size,
-                              "%s: unknown key (expected c01-c49)", cpath);
+                              "%s: key %zu is unknown (expected c01-c49)", path, nkey);
+        snprintf(cpath, sizeof cpath, "%s.%s", path, key);
         if (!json_is_array(arr))
             return kb_err_set(KB_ERR_INVALID, en->errstr, en->errstr_size,
                               "%s: must be an array of stapels", cpath);
@@ -407,15 +413,17 @@ kb_err_t kb_lo3_from_json(const char *json, size_t len, uint8_t **out, size_t *o
     /* every key must be known: a typo would otherwise vanish silently */
     const char *key;
     json_t *val;
+    size_t nkey = 0;
     json_object_foreach(root, key, val) {
         int known = !strcmp(key, "berichtType") || !strcmp(key, "randomKey") ||
                     (!strcmp(key, "plData") && (body_mode == 1 || body_mode == 2)) ||
                     (!strcmp(key, "plDataSet") && body_mode == 3);
         for (int i = 0; i < nf && !known; i++)
             known = !strcmp(key, names[i]);
-        if (!known) {
-            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                             "$.%s: not a field of %s", key, en.msg.type);
+        nkey++;
+        if (!known) { /* by its place, not its text: see add_category() */
+            err = kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "$: key %zu is not a field of %s",
+                             nkey, en.msg.type);
             goto out;
         }
     }

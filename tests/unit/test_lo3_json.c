@@ -246,16 +246,16 @@ static void test_encode_errors(void)
                         "$.aNummer: must be 10");
     expect_encode_error("{\"berichtType\":\"Gv01\",\"aNummer\":\"5281301274\",\"plData\":{},"
                         "\"aNumer\":\"1\"}",
-                        "$.aNumer: not a field");
+                        "$: key 4 is not a field of Gv01");
     expect_encode_error("{\"berichtType\":\"Gv01\",\"aNummer\":\"5281301274\","
                         "\"plData\":{\"c09\":[{\"e0240\":\"Dijk \xe2\x82\xac" "1\"}]}}",
                         "$.plData.c09[0].e0240: character at UTF-8 byte 5");
     expect_encode_error("{\"berichtType\":\"Gv01\",\"aNummer\":\"5281301274\","
                         "\"plData\":{\"c59\":[{}]}}",
-                        "$.plData.c59: unknown key");
+                        "$.plData: key 1 is unknown (expected c01-c49)");
     expect_encode_error("{\"berichtType\":\"Gv01\",\"aNummer\":\"5281301274\","
                         "\"plData\":{\"c09\":[{\"e240\":\"x\"}]}}",
-                        "$.plData.c09[0].e240");
+                        "$.plData.c09[0]: key 1 is unknown");
     expect_encode_error("{\"berichtType\":\"Gv01\",\"aNummer\":\"5281301274\","
                         "\"plData\":{\"c09\":[{\"e0240\":7}]}}",
                         "must be a string");

@@ -29,6 +29,20 @@ static void refused(const char *json, size_t len, const char *what)
         fprintf(stderr, "error: %s\n", err);
 }
 
+/* Well-formed JSON with a key that is no field: refused with @p what and
+ * neither the key's BSN nor its name. */
+static void unknown_key(const char *json, const char *what)
+{
+    uint8_t *lo3 = NULL;
+    size_t lo3_len = 0;
+    char err[512] = "";
+    CHECK_INT(kb_lo3_from_json(json, strlen(json), &lo3, &lo3_len, err, sizeof err),
+              KB_ERR_INVALID);
+    CHECK(lo3 == NULL);
+    CHECK_STR(err, what);
+    CHECK(strstr(err, "9999") == NULL && strstr(err, "Jansen") == NULL);
+}
+
 int main(void)
 {
     /* a control character inside the BSN: jansson said
@@ -56,5 +70,20 @@ int main(void)
     /* the position still comes through: line 2 */
     static const char line2[] = "{\n  \"bsn\": \"9999\x02" "96204\"}";
     refused(line2, sizeof line2 - 1, "JSON line 2 column ");
+
+    /* A key that is no field is the sender's text as much as a value is:
+     * the error named it ("$.Jansen 999996204: not a field of Gv01"), and
+     * so the log line and kb_error header of kb.quarantine.gba did. Now
+     * it says where the key stands, never what it says. */
+    static const char top[] = "{\"berichtType\": \"Gv01\", \"aNummer\": \"5281301274\", "
+                              "\"Jansen 999996204\": {}}";
+    unknown_key(top, "$: key 3 is not a field of Gv01");
+    static const char cat[] = "{\"berichtType\": \"Gv01\", \"aNummer\": \"5281301274\", "
+                              "\"plData\": {\"c09\": [], \"Jansen 999996204\": []}}";
+    unknown_key(cat, "$.plData: key 2 is unknown (expected c01-c49)");
+    static const char el[] = "{\"berichtType\": \"Gv01\", \"aNummer\": \"5281301274\", "
+                             "\"plData\": {\"c09\": [{\"e0240\": \"Dijk\", "
+                             "\"Jansen 999996204\": \"x\"}]}}";
+    unknown_key(el, "$.plData.c09[0]: key 2 is unknown (expected eGGEE or historie)");
     KB_TEST_DONE();
 }
