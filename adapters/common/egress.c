@@ -94,13 +94,18 @@ static void printable_copy(const char *in, char out[KB_EGRESS_DETAIL_MAX + 4])
 static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_message_t *m,
                                  const char *reason, const char *detail)
 {
-    char name[256], reason_name[300];
-    snprintf(name, sizeof name, "%s-%" PRId32 "-%" PRId64 ".event", rd_kafka_topic_name(m->rkt),
-             m->partition, m->offset);
+    char name[256], reason_name[300], suffix[48];
+    /* a long topic name is cut as the spool cuts names: uncut, the names
+     * of the .reason and its temp file would exceed NAME_MAX, and the
+     * write failing as I/O would retry the event for ever */
+    snprintf(suffix, sizeof suffix, "-%" PRId32 "-%" PRId64 ".event", m->partition, m->offset);
+    kb_err_t err = kb_spool_piece_name(rd_kafka_topic_name(m->rkt), suffix, name, sizeof name);
+    if (err)
+        return err;
     snprintf(reason_name, sizeof reason_name, "%s.reason", name);
     char path[2600];
     kb_spool_path(o->spool, "quarantine", name, path, sizeof path);
-    kb_err_t err = kb_file_write_atomic(path, m->payload ? m->payload : "", m->len);
+    err = kb_file_write_atomic(path, m->payload ? m->payload : "", m->len);
     if (err)
         return err;
     kb_spool_path(o->spool, "quarantine", reason_name, path, sizeof path);
