@@ -31,6 +31,14 @@ check "the reason names the JSON path" grep -q 'aNummer: must be 10' "$WORK/body
 "$BIN/ketenbus-gba" decode "$FIX/events/gv01-bad-n.lo3" >"$WORK/bad-n.json"
 check "a letter in an N element: 422" eq "$(post "$WORK/bad-n.json")" 422
 check "the reason names the rubriek" grep -q '09.03.10 is numeric' "$WORK/body"
-check "both are in kb.quarantine.gba" wait_for 30 count_is "$(T quarantine.gba)" 2
+printf '{"berichtType":"Gv01","aNummer":"5281301274","Jansen 999993653":{}}' >"$WORK/key.json"
+check "a key that is no field: 422" eq "$(post "$WORK/key.json")" 422
+check "the reason names the key by its place" grep -q 'key 3 is not a field of Gv01' "$WORK/body"
+check "all three are in kb.quarantine.gba" wait_for 30 count_is "$(T quarantine.gba)" 3
 check "no BSN in the 422 bodies or headers" bash -c "! grep -q 999995303 '$WORK/body'"
+header_values "$(T quarantine.gba)" kb_error >"$WORK/kb_error"
+check "kb_error names the key by its place" grep -q 'key 3 is not a field' "$WORK/kb_error"
+check "the key's name and BSN not in kb_error" \
+  bash -c "! grep -q -e Jansen -e 999993653 '$WORK/kb_error'"
+check "nor in the log" bash -c "! grep -q -e Jansen -e 999993653 '$WORK/gba.log'"
 finish
