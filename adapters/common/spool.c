@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "adapter_metrics.h"
 #include "ingress.h"
 #include "ketenbus/log.h"
@@ -34,6 +36,65 @@
 #define QUARANTINE_NAME_MAX   ((size_t)NAME_MAX - (sizeof "." REASON_EXT ".tmp" - 1))
 
 static const char *const spool_subdirs[] = {"in", "done", "quarantine", "out"};
+
+/* An oversize file is hashed up to this size: hashing must not take
+ * unbounded time either. */
+#define OVERSIZE_HASHED (1ull << 30)
+
+/* SHA-256 of in/@p name as hex into @p sha ("" when it cannot be read or is
+ * larger than OVERSIZE_HASHED) and its size into *@p size (-1 unknown). */
+static void hash_in_file(const struct kb_spool *sp, const char *name, char sha[65], long long *size)
+{
+    char path[2600];
+    sha[0] = '\0';
+    *size = -1;
+    kb_spool_path(sp, "in", name, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    uint8_t *piece = malloc(1u << 16);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !md || !piece)
+        goto out;
+    *size = (long long)st.st_size;
+    if ((unsigned long long)st.st_size > OVERSIZE_HASHED ||
+        !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
+        goto out;
+    ssize_t got;
+    while ((got = read(fd, piece, 1u << 16)) > 0)
+        EVP_DigestUpdate(md, piece, (size_t)got);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32) {
+        for (unsigned int i = 0; i < 32; i++)
+            snprintf(sha + 2 * i, 3, "%02x", digest[i]);
+    }
+out:
+    free(piece);
+    EVP_MD_CTX_free(md);
+    close(fd);
+}
+
+void kb_spool_oversize_reason(const struct kb_spool *sp, const char *name, const char *rule,
+                              size_t limit, char *out, size_t out_size)
+{
+    char sha[65], lim[32];
+    long long size;
+    hash_in_file(sp, name, sha, &size);
+    if (limit && limit % (1u << 20) == 0)
+        snprintf(lim, sizeof lim, "%zu MiB", limit >> 20);
+    else
+        snprintf(lim, sizeof lim, "%zu bytes", limit);
+    char sz[40];
+    if (size >= 0)
+        snprintf(sz, sizeof sz, "%lld bytes", size);
+    else
+        snprintf(sz, sizeof sz, "size unknown"); /* gone or unreadable since the read */
+    snprintf(out, out_size,
+             "%s: file larger than %s (%s, sha256 %s); not read, kept in the quarantine folder",
+             rule, lim, sz, sha[0] ? sha : "not computed");
+}
 
 void kb_spool_path(const struct kb_spool *sp, const char *sub, const char *name, char *out,
                    size_t out_size)

@@ -170,6 +170,19 @@ kb_err_t kb_spool_stage_read(const struct kb_spool *sp, const char *name, size_t
 kb_err_t kb_spool_write_out(const struct kb_spool *sp, const char *name, const void *data,
                             size_t len);
 
+/**
+ * The quarantine reason of in/@p name, a file kb_spool_read() refused as
+ * larger than @p limit bytes: "<rule>: file larger than <limit> (<size>
+ * bytes, sha256 <hex>); not read, kept in the quarantine folder", into
+ * @p out. The SHA-256 is read in pieces (the file is too large to hold),
+ * up to 1 GiB; beyond that, or when the file cannot be read, it says "not
+ * computed". The caller puts the reason on its quarantine topic (no bytes
+ * of the file) and then moves the file with kb_spool_quarantine(), as for
+ * every refused input.
+ */
+void kb_spool_oversize_reason(const struct kb_spool *sp, const char *name, const char *rule,
+                              size_t limit, char *out, size_t out_size);
+
 /** Path of @p sub/@p name inside the spool, into @p out. */
 void kb_spool_path(const struct kb_spool *sp, const char *sub, const char *name, char *out,
                    size_t out_size);

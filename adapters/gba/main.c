@@ -214,10 +214,16 @@ static enum file_result handle_file(struct gba *g, const char *name)
     int64_t mtime = 0;
     kb_err_t err = kb_spool_read(&g->run.spool, name, MAX_MESSAGE, &buf, &len, &mtime);
     if (err == KB_ERR_RANGE) {
-        /* Too big to hold: quarantine the name only, with no bytes read. */
-        KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_MESSAGE);
-        return kb_spool_quarantine(&g->run.spool, name, "size: file larger than 8 MiB") ? FILE_RETRY
-                                                                                      : FILE_LEFT;
+        /* Too big to hold: its size and hash (no bytes) on the quarantine
+         * topic, as every refused input, then the file to quarantine/. */
+        char why[320];
+        kb_spool_oversize_reason(&g->run.spool, name, "size", MAX_MESSAGE, why, sizeof why);
+        pthread_mutex_lock(&g->lock);
+        enum outcome out = quarantine(g, (const uint8_t *)"", 0, "size", why, -1);
+        pthread_mutex_unlock(&g->lock);
+        if (out != OUT_QUARANTINED)
+            return FILE_RETRY;
+        return kb_spool_quarantine(&g->run.spool, name, why) ? FILE_RETRY : FILE_LEFT;
     }
     if (err)
         return FILE_SKIPPED;

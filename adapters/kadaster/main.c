@@ -326,8 +326,9 @@ static int round_once(struct kad *k, int redo)
         int64_t mtime = 0;
         kb_err_t err = kb_spool_read(&k->run.spool, names[i], MAX_FILE, &buf, &len, &mtime);
         if (err == KB_ERR_RANGE) {
-            char reason[128];
-            snprintf(reason, sizeof reason, "size: file larger than %u bytes", MAX_FILE);
+            char reason[320];
+            kb_spool_oversize_reason(&k->run.spool, names[i], "size", MAX_FILE, reason,
+                                     sizeof reason);
             KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
             if (quarantine_topic(k, (const uint8_t *)"", 0, "size", reason) ||
                 kb_spool_quarantine(&k->run.spool, names[i], reason)) {

@@ -13,8 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "adapter.h" /* kb_adapter_dataref */
 #include "ketenbus/clock.h"
 #include "ketenbus/log.h"
@@ -160,7 +158,6 @@ kb_err_t kb_svb_akw02_event(const struct kb_svb_ingest_ctx *ctx, const struct kb
 #define EVENT_CHUNK     1024         /* events built before they are sent together */
 #define MAX_REFUSED     1000         /* refused records quarantined one by one per file */
 #define MAX_FILE_REASON (64u << 10)  /* .reason of a file quarantined whole */
-#define MAX_HASHED      (1ull << 30) /* an oversize file is hashed up to this size */
 #define RULE_REST       "akw02-too-many-refused"
 
 /* One record of a spool file that the parser refused. */
@@ -240,56 +237,15 @@ static int send_events(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n
     return err ? -1 : 0;
 }
 
-/*
- * SHA-256 of in/@p name into @p sha and its size into *@p size, read in
- * pieces (the file is too large to hold). "" when it cannot be read or is
- * larger than MAX_HASHED (hashing must not take unbounded time either).
- */
-static void hash_file(const struct kb_spool *spool, const char *name, char sha[65], long long *size)
-{
-    char path[2600];
-    sha[0] = '\0';
-    *size = -1;
-    kb_spool_path(spool, "in", name, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    struct stat st;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    uint8_t *piece = malloc(1u << 16);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !md || !piece)
-        goto out;
-    *size = (long long)st.st_size;
-    if ((unsigned long long)st.st_size > MAX_HASHED || !EVP_DigestInit_ex(md, EVP_sha256(), NULL))
-        goto out;
-    ssize_t got;
-    while ((got = read(fd, piece, 1u << 16)) > 0)
-        EVP_DigestUpdate(md, piece, (size_t)got);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32) {
-        for (unsigned int i = 0; i < 32; i++)
-            snprintf(sha + 2 * i, 3, "%02x", digest[i]);
-    }
-out:
-    free(piece);
-    EVP_MD_CTX_free(md);
-    close(fd);
-}
-
 /* A file over MAX_FILE: its reason, size and SHA-256 (no bytes) to the
  * quarantine topic, as every refused input, then the file to quarantine/. */
 static int quarantine_oversize(kb_ingress_t *ing, struct kb_spool *spool, const char *name)
 {
-    char sha[65], reason[320];
-    long long size;
-    hash_file(spool, name, sha, &size);
-    snprintf(reason, sizeof reason,
-             "akw02-length: file larger than 8 MiB (%lld bytes, sha256 %s); not read, kept in "
-             "the quarantine folder",
-             size, sha[0] ? sha : "not computed");
-    KB_LOG_WARN(COMP, "file over size limit", "limit=%u bytes=%lld", MAX_FILE, size);
-    if (quarantine_topic(ing, "", 0, kb_akw02_rule_name(KB_AKW02_LENGTH), reason, -1))
+    char reason[320];
+    const char *rule = kb_akw02_rule_name(KB_AKW02_LENGTH);
+    kb_spool_oversize_reason(spool, name, rule, MAX_FILE, reason, sizeof reason);
+    KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
+    if (quarantine_topic(ing, "", 0, rule, reason, -1))
         return -1;
     return kb_spool_quarantine(spool, name, reason) ? -1 : 0;
 }

@@ -380,6 +380,10 @@ for t in in.gba quarantine.gba in.svb quarantine.svb in.kadaster quarantine.kada
   kcat -C -b "$KB_BOOTSTRAP" -t "$(T "$t")" -e -q -f '%k %h %s\n' >>"$WORK/topics.dump" 2>/dev/null || true
 done
 check "topics were dumped" test -s "$WORK/topics.dump"
+huge_sha=$(sha256sum "$P/lo3-huge.lo3" | cut -d' ' -f1)
+check "gba spool: the file over 8 MiB is on the quarantine topic too, by size and hash" \
+  bash -c "kcat -C -b '$KB_BOOTSTRAP' -t '$(T quarantine.gba)' -e -q -f '%h\n' 2>/dev/null |
+    grep -q 'file larger than 8 MiB ($(stat -c %s "$P/lo3-huge.lo3") bytes, sha256 $huge_sha)'"
 check "no secret content in Kafka" bash -c "! grep -aq -e '$MARK' -e 'root:x:0:0' '$WORK/topics.dump'"
 check "no secret content in logs" bash -c "! grep -aq -e '$MARK' -e 'root:x:0:0' '$WORK'/*.log"
 check "no secret content in quarantine folders or replies" bash -c \

@@ -220,12 +220,45 @@ static void test_long_path(void)
     CHECK_STR(errstr, "spool path too long");
 }
 
+/* An oversize file's reason names its size and SHA-256, read in pieces;
+ * a file that is gone meanwhile still gets a reason. */
+static void test_oversize_reason(void)
+{
+    struct kb_spool sp;
+    char dir[256], path[2600], reason[400], errstr[256] = "";
+    snprintf(dir, sizeof dir, "%s/oversize", root);
+    CHECK_INT(kb_spool_open(&sp, dir, errstr, sizeof errstr), KB_OK);
+    kb_spool_path(&sp, "in", "big.lo3", path, sizeof path);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    /* 3 MiB of 'x' (more than one 64 KiB piece) */
+    static char block[1 << 16];
+    memset(block, 'x', sizeof block);
+    for (int i = 0; i < 48; i++)
+        fwrite(block, 1, sizeof block, f);
+    fclose(f);
+    kb_spool_oversize_reason(&sp, "big.lo3", "size", 2u << 20, reason, sizeof reason);
+    /* sha256sum of 3 MiB of 'x' */
+    CHECK_STR(reason, "size: file larger than 2 MiB (3145728 bytes, sha256 "
+                      "3bea8a9a07c1e8dcaa4c1b816815c35a29b4fb585ba6ecc70ea44840a794cfb3); "
+                      "not read, kept in the quarantine folder");
+    kb_spool_oversize_reason(&sp, "big.lo3", "akw02-length", 1000000, reason, sizeof reason);
+    CHECK(strstr(reason, "akw02-length: file larger than 1000000 bytes (3145728 bytes") == reason);
+    unlink(path);
+    kb_spool_oversize_reason(&sp, "big.lo3", "size", 2u << 20, reason, sizeof reason);
+    CHECK_STR(reason, "size: file larger than 2 MiB (size unknown, sha256 not computed); not read, "
+                      "kept in the quarantine folder");
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/kb_test_spool_XXXXXX");
     CHECK(mkdtemp(root) != NULL);
     test_spool();
     test_long_path();
+    test_oversize_reason();
     rm_tree(root);
     KB_TEST_DONE();
 }
