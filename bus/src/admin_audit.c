@@ -122,10 +122,12 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
         int64_t left = c.deadline - kb_mono_ms();
         int wait_ms = left < TAIL_CHECK_MAX_MS ? (int)(left > 0 ? left : 0) : TAIL_CHECK_MAX_MS;
         if (kb_audit_committed_snapshot(o->kafka, group, wait_ms, &c.committed, tail_error,
-                                        sizeof tail_error) == KB_OK)
+                                        sizeof tail_error) == KB_OK) {
             vo.input_committed = input_committed;
-        else if (!tail_error[0])
+            vo.input_committed_all = c.committed;
+        } else if (!tail_error[0]) {
             snprintf(tail_error, sizeof tail_error, "cannot read the committed offsets");
+        }
     }
     c.v = kb_audit_verifier_new(&vo, errstr, errstr_size);
     if (!c.v)

@@ -1125,6 +1125,19 @@ static int sum_cmp(const void *a, const void *b)
  * covering it leaves a chain that is valid as far as it goes, and only
  * this comparison shows it.
  */
+/* 1 when a chain of input @p topic [@p partition] is in any lane. */
+static int has_chain(const kb_audit_verifier_t *v, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i <= v->n_lanes; i++) {
+        const struct vlane *l = lane_at(v, i);
+        for (size_t k = 0; l && k < l->n_chains; k++)
+            if (l->chains[k]->sum.input_partition == partition &&
+                !strcmp(l->chains[k]->sum.input_topic, topic))
+                return 1;
+    }
+    return 0;
+}
+
 static void check_committed(kb_audit_verifier_t *v)
 {
     if (!v->opts.input_committed)
@@ -1147,6 +1160,27 @@ static void check_committed(kb_audit_verifier_t *v)
                         c->sum.input_partition, committed, c->sum.max_input_offset + 1,
                         committed - 1);
         }
+    }
+    /* An input partition routed (every input message has a record,
+     * invariant 5 of route.c) with no chain at all: only a whole trail read
+     * can tell. */
+    const rd_kafka_topic_partition_list_t *all = v->opts.input_committed_all;
+    for (int i = 0; all && v->opts.from_start && i < all->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &all->elems[i];
+        if (p->err || p->offset <= 0 || has_chain(v, p->topic, p->partition))
+            continue;
+        struct vlane *odd = lane_get(v, -1);
+        if (!odd) {
+            v->nomem = 1;
+            return;
+        }
+        char chain[KB_AUDIT_KEY_MAX];
+        snprintf(chain, sizeof chain, "%s/%" PRId32, p->topic, p->partition);
+        problem(v, odd, KB_AUDIT_MISSING, -1, chain,
+                "no chain for %s [%" PRId32 "] in the trail, although the router has committed "
+                "it up to offset %" PRId64 ": its records are gone whole (or it was routed "
+                "without the trail, --no-audit)",
+                p->topic, p->partition, p->offset);
     }
 }
 

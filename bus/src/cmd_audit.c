@@ -214,6 +214,7 @@ static int run_verify(struct audit_args *a)
             goto out_rk;
         }
         vo.input_committed = input_committed;
+        vo.input_committed_all = vc.committed;
     }
     vc.v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
     if (!vc.v) {

@@ -114,6 +114,13 @@ check "tail: verify exits 1" eq "$vrc" 1
 check "tail: names the chain's last record (partition $tp offset $to)" grep -q "PROBLEM missing: audit partition $tp offset $to chain $IN/0: chain ends at input offset 14 .* input offsets 15..19 are gone" "$WORK/verify-tail.out"
 "$KB" audit verify --topic "$TAIL" --public-key "$WORK/audit.pub" --router-group - >"$WORK/verify-tail-skip.out" 2>&1 && vrc=0 || vrc=$?
 check "tail: --router-group - skips the check and says so" bash -c "[[ $vrc == 0 ]] && grep -q 'tail check: not run' '$WORK/verify-tail-skip.out'"
+# A chain removed whole (every record of input partition 1 gone): no chain
+# is left to end early, but the group committed on that partition.
+GONE=$(T audit-gone)
+"$TOOL" tamper --from "$AUDIT" --to "$GONE" --mode truncate --chain "$IN/1" --index 0 >/dev/null
+"$KB" audit verify --topic "$GONE" --public-key "$WORK/audit.pub" >"$WORK/verify-gone.out" 2>&1 && vrc=0 || vrc=$?
+check "gone: verify exits 1" eq "$vrc" 1
+check "gone: names the input partition without a chain" grep -q "PROBLEM missing: .*chain $IN/1: no chain for $IN \[1\] in the trail, although the router has committed it up to offset 20" "$WORK/verify-gone.out"
 # The admin API's audit status runs the same tail check (what GET
 # /admin/audit/status serves as "last", from the admin worker's call).
 "$TOOL" status --topic "$AUDIT" --pub "$WORK/audit.pub" >"$WORK/status-tail-ok.json"

@@ -721,6 +721,25 @@ static void test_committed_tail(void)
     CHECK_INT(v.n, 1);
     CHECK(has(&v, KB_AUDIT_MISSING, (int64_t)last, "kb.in.gba/0"));
     CHECK(has_text(&v, KB_AUDIT_MISSING, "input offsets 16..19 are gone"));
+
+    /* An input partition the group committed with no chain in the trail at
+     * all (its records removed whole): missing, when the whole trail is
+     * read; one committed at 0 is not. */
+    committed_offset = 16;
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_add(all, "kb.in.gba", 0)->offset = 16;
+    rd_kafka_topic_partition_list_add(all, "kb.in.gba", 1)->offset = 16;
+    rd_kafka_topic_partition_list_add(all, "kb.in.svb", 0)->offset = 7;
+    rd_kafka_topic_partition_list_add(all, "kb.in.svb", 1)->offset = 0;
+    vo.input_committed_all = all;
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 1);
+    CHECK(has(&v, KB_AUDIT_MISSING, -1, "kb.in.svb/0"));
+    CHECK(has_text(&v, KB_AUDIT_MISSING, "no chain for kb.in.svb [0] in the trail"));
+    vo.from_start = 0; /* a window of the trail: a chain may lie before it */
+    verify_with(&t, &vo, &v);
+    CHECK_INT(v.n, 0);
+    rd_kafka_topic_partition_list_destroy(all);
     trail_free(&t);
 }
 

@@ -412,6 +412,11 @@ struct kb_audit_verify_opts {
      * Only for a scan that reads the trail to its end (no --to), with offsets read
      * before the scan (a live router commits on). */
     kb_audit_committed_cb input_committed;
+    /* With from_start, the router group's committed offsets (the snapshot input_committed
+     * reads, kb_audit_committed_snapshot): an input partition committed past offset 0 that no
+     * chain of the trail names is MISSING, its records removed whole (an audit topic
+     * recreated empty) or routed without the trail (--no-audit). NULL = not checked. */
+    const rd_kafka_topic_partition_list_t *input_committed_all;
     void *opaque;
 };
 
