@@ -163,8 +163,10 @@ static int list_add(struct list *l, const struct kb_sub *sub, size_t order, int 
     return 0;
 }
 
-/* The list of @p key, whose hash() is @p h, or NULL. */
-static const struct list *strmap_find_h(const struct strmap *m, const char *key, uint64_t h)
+/* The list of @p key, whose hash() is @p h, or NULL; @p key NULL in an
+ * integer table, whose hashes are the keys themselves (hash_integer is
+ * invertible). Inline, so each caller gets the loop for its kind of key. */
+static inline const struct list *strmap_find_h(const struct strmap *m, const char *key, uint64_t h)
 {
     if (!m->cap)
         return NULL;
@@ -174,7 +176,7 @@ static const struct list *strmap_find_h(const struct strmap *m, const char *key,
         if (!ti)
             return NULL;
         const struct slot *sl = &m->slots[i];
-        if (ti == t && sl->hash == h && !strcmp(sl->key, key))
+        if (ti == t && sl->hash == h && (!key || !strcmp(sl->key, key)))
             return &sl->val;
     }
 }
@@ -187,16 +189,7 @@ static const struct list *strmap_find(const struct strmap *m, const char *key)
 /* In an integer table: the list of the key whose hash_integer() is @p h, or NULL. */
 static const struct list *strmap_find_integer(const struct strmap *m, uint64_t h)
 {
-    if (!m->cap)
-        return NULL;
-    const uint16_t t = tag_of(h);
-    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        const uint16_t ti = m->tags[i];
-        if (!ti)
-            return NULL;
-        if (ti == t && m->slots[i].hash == h)
-            return &m->slots[i].val;
-    }
+    return strmap_find_h(m, NULL, h);
 }
 
 /* Start loading the slot where a search for hash @p h begins, so that the
