@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "admin_int.h" /* kb__sha256_hex */
 #include "ketenbus/admin.h"
 #include "ketenbus/kafka.h"
@@ -67,45 +68,39 @@ static void header_copy(rd_kafka_headers_t *h, const char *name, char *out, size
         snprintf(out, size, "%.*s", (int)len, (const char *)v);
 }
 
+struct wanted {
+    int64_t offset;
+    struct got *g;
+};
+
+static int take_at(const rd_kafka_message_t *m, void *opaque)
+{
+    struct wanted *w = opaque;
+    if (m->offset != w->offset)
+        return 0;
+    struct got *g = w->g;
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t vl;
+    rd_kafka_message_headers(m, &h);
+    g->found = 1;
+    g->len = m->len;
+    if (m->len)
+        memcpy(g->value, m->payload, m->len < sizeof g->value ? m->len : sizeof g->value);
+    header_copy(h, "ce_id", g->ce_id, sizeof g->ce_id);
+    header_copy(h, "kb_redriven_from", g->redriven_from, sizeof g->redriven_from);
+    g->dropped = h && !rd_kafka_header_get_last(h, "kb_value_dropped", &v, &vl);
+    return 1;
+}
+
 /* The message at @p offset of @p topic [0], copied out (a consumer cannot
  * be destroyed while a message of it is held). */
 static void read_at(const struct kb_kafka_opts *ko, const char *topic, int64_t offset,
                     struct got *g)
 {
-    char errstr[512];
     memset(g, 0, sizeof *g);
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(ko, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "group.id", "dlq-redrive-reader", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = offset;
-    rd_kafka_assign(rk, tp);
-    rd_kafka_topic_partition_list_destroy(tp);
-    for (int i = 0; i < 100 && !g->found; i++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        int eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
-        if (!m->err && m->offset == offset) {
-            rd_kafka_headers_t *h = NULL;
-            const void *v;
-            size_t vl;
-            rd_kafka_message_headers(m, &h);
-            g->found = 1;
-            g->len = m->len;
-            if (m->len)
-                memcpy(g->value, m->payload, m->len < sizeof g->value ? m->len : sizeof g->value);
-            header_copy(h, "ce_id", g->ce_id, sizeof g->ce_id);
-            header_copy(h, "kb_redriven_from", g->redriven_from, sizeof g->redriven_from);
-            g->dropped = h && !rd_kafka_header_get_last(h, "kb_value_dropped", &v, &vl);
-        }
-        rd_kafka_message_destroy(m);
-        if (eof)
-            break;
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
+    struct wanted w = {offset, g};
+    test_read_partition(ko, topic, offset, "dlq-redrive-reader", 0, take_at, &w);
 }
 
 int main(void)

@@ -14,6 +14,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "ketenbus/kafka.h"
 #include "ketenbus/route.h"
 
 /* The offset group @p group has committed on @p topic [0]; -2 when no
@@ -35,6 +36,44 @@ static inline int64_t test_committed(const char *bootstrap, const char *topic, c
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_destroy(rk);
     return off;
+}
+
+/* Read @p topic [0] from @p offset (RD_KAFKA_OFFSET_BEGINNING: all of it)
+ * to its end, or for at most 10 s, as group @p group, only committed
+ * messages when @p read_committed; @p on_msg gets each message without an
+ * error (it must copy what it keeps: the message is freed after it) and
+ * returns 1 to stop early. */
+static inline void test_read_partition(const struct kb_kafka_opts *ko, const char *topic,
+                                       int64_t offset, const char *group, int read_committed,
+                                       int (*on_msg)(const rd_kafka_message_t *m, void *opaque),
+                                       void *opaque)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = kb_kafka_conf_new(ko, errstr, sizeof errstr);
+    CHECK(conf != NULL);
+    if (!conf)
+        return;
+    rd_kafka_conf_set(conf, "group.id", group, NULL, 0);
+    if (read_committed)
+        rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
+    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    CHECK(rk != NULL);
+    if (!rk)
+        return;
+    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = offset;
+    rd_kafka_assign(rk, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    for (int i = 0, done = 0; i < 100 && !done; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m)
+            continue;
+        done = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!m->err && on_msg(m, opaque));
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
 }
 
 /* A router under test on a thread of its own. */

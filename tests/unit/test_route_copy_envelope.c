@@ -92,50 +92,41 @@ struct copy {
     int extra;
 };
 
+struct copies {
+    struct copy *v;
+    size_t n, max;
+};
+
+static int take_copy(const rd_kafka_message_t *m, void *opaque)
+{
+    struct copies *cs = opaque;
+    if (cs->n == cs->max)
+        return 0;
+    struct copy *c = &cs->v[cs->n++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->key, sizeof c->key, "%.*s", (int)m->key_len, m->key ? (const char *)m->key : "");
+    rd_kafka_headers_t *h = NULL;
+    const void *s = NULL;
+    size_t sl = 0;
+    if (!rd_kafka_message_headers(m, &h) && !rd_kafka_header_get_last(h, "ce_subject", &s, &sl) &&
+        s)
+        snprintf(c->subject, sizeof c->subject, "%.*s", (int)sl, (const char *)s);
+    const char *name;
+    const void *val;
+    size_t vl;
+    for (size_t k = 0; h && !rd_kafka_header_get_all(h, k, &name, &val, &vl); k++)
+        c->extra |= !strncmp(name, "x-", 2);
+    return 0;
+}
+
 /* Read the (committed) messages of @p topic [0] into @p out; their number. */
 static size_t read_topic(const struct kb_kafka_opts *ko, const char *topic, struct copy *out,
                          size_t max)
 {
-    char errstr[512];
-    rd_kafka_conf_t *conf = kb_kafka_conf_new(ko, errstr, sizeof errstr);
-    rd_kafka_conf_set(conf, "group.id", "copy-envelope-reader", NULL, 0);
-    rd_kafka_conf_set(conf, "isolation.level", "read_committed", NULL, 0);
-    rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    rd_kafka_topic_partition_list_t *tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, tp);
-    rd_kafka_topic_partition_list_destroy(tp);
-    size_t n = 0;
-    for (int i = 0; i < 100; i++) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-        if (!m)
-            continue;
-        int eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF;
-        if (!m->err && n < max) {
-            struct copy *c = &out[n++];
-            memset(c, 0, sizeof *c);
-            snprintf(c->key, sizeof c->key, "%.*s", (int)m->key_len,
-                     m->key ? (const char *)m->key : "");
-            rd_kafka_headers_t *h = NULL;
-            const void *s = NULL;
-            size_t sl = 0;
-            if (!rd_kafka_message_headers(m, &h) &&
-                !rd_kafka_header_get_last(h, "ce_subject", &s, &sl) && s)
-                snprintf(c->subject, sizeof c->subject, "%.*s", (int)sl, (const char *)s);
-            const char *name;
-            const void *val;
-            size_t vl;
-            for (size_t k = 0; h && !rd_kafka_header_get_all(h, k, &name, &val, &vl); k++)
-                c->extra |= !strncmp(name, "x-", 2);
-        }
-        rd_kafka_message_destroy(m);
-        if (eof)
-            break;
-    }
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
-    return n;
+    struct copies cs = {out, 0, max};
+    test_read_partition(ko, topic, RD_KAFKA_OFFSET_BEGINNING, "copy-envelope-reader", 1, take_copy,
+                        &cs);
+    return cs.n;
 }
 
 static int pseudonym_shaped(const char *s)
