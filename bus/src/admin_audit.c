@@ -36,11 +36,6 @@ static int64_t input_low(void *opaque, const char *topic, int32_t partition)
     return kb_audit_input_low_of(((struct ctx *)opaque)->rk, topic, partition);
 }
 
-static int64_t input_committed(void *opaque, const char *topic, int32_t partition)
-{
-    return kb_audit_committed_of(((struct ctx *)opaque)->committed, topic, partition);
-}
-
 /* Each audit partition's start, as `audit verify` checks it: the topic
  * never expires records, so a low watermark above 0 is a deleted head, a
  * problem naming partition and offset. A watermark that cannot be read
@@ -122,12 +117,10 @@ json_t *kb_audit_status_verify(const struct kb_audit_status_opts *o, char *errst
         int64_t left = c.deadline - kb_mono_ms();
         int wait_ms = left < TAIL_CHECK_MAX_MS ? (int)(left > 0 ? left : 0) : TAIL_CHECK_MAX_MS;
         if (kb_audit_committed_snapshot(o->kafka, group, wait_ms, &c.committed, tail_error,
-                                        sizeof tail_error) == KB_OK) {
-            vo.input_committed = input_committed;
-            vo.input_committed_all = c.committed;
-        } else if (!tail_error[0]) {
+                                        sizeof tail_error) == KB_OK)
+            vo.input_committed = c.committed;
+        else if (!tail_error[0])
             snprintf(tail_error, sizeof tail_error, "cannot read the committed offsets");
-        }
     }
     c.v = kb_audit_verifier_new(&vo, errstr, errstr_size);
     if (!c.v)

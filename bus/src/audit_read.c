@@ -1148,8 +1148,8 @@ static void check_committed(kb_audit_verifier_t *v)
             struct vchain *c = l->chains[k];
             if (!c->started)
                 continue;
-            int64_t committed =
-                v->opts.input_committed(v->opts.opaque, c->sum.input_topic, c->sum.input_partition);
+            int64_t committed = kb_audit_committed_of(v->opts.input_committed, c->sum.input_topic,
+                                                      c->sum.input_partition);
             if (committed > 0 && c->sum.max_input_offset + 1 < committed)
                 problem(v, l, KB_AUDIT_MISSING, c->last_offset, c->sum.chain,
                         "chain ends at input offset %" PRId64 " (seq %" PRIu64
@@ -1164,8 +1164,8 @@ static void check_committed(kb_audit_verifier_t *v)
     /* An input partition routed (every input message has a record,
      * invariant 5 of route.c) with no chain at all: only a whole trail read
      * can tell. */
-    const rd_kafka_topic_partition_list_t *all = v->opts.input_committed_all;
-    for (int i = 0; all && v->opts.from_start && i < all->cnt; i++) {
+    const rd_kafka_topic_partition_list_t *all = v->opts.input_committed;
+    for (int i = 0; v->opts.from_start && i < all->cnt; i++) {
         const rd_kafka_topic_partition_t *p = &all->elems[i];
         if (p->err || p->offset <= 0 || has_chain(v, p->topic, p->partition))
             continue;

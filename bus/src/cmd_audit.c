@@ -161,11 +161,6 @@ static int64_t input_low(void *opaque, const char *topic, int32_t partition)
     return kb_audit_input_low_of(((struct verify_ctx *)opaque)->rk, topic, partition);
 }
 
-static int64_t input_committed(void *opaque, const char *topic, int32_t partition)
-{
-    return kb_audit_committed_of(((struct verify_ctx *)opaque)->committed, topic, partition);
-}
-
 static int run_verify(struct audit_args *a)
 {
     char errstr[512], tbuf[256];
@@ -213,8 +208,7 @@ static int run_verify(struct audit_args *a)
             fprintf(stderr, "error: %s\n", errstr);
             goto out_rk;
         }
-        vo.input_committed = input_committed;
-        vo.input_committed_all = vc.committed;
+        vo.input_committed = vc.committed;
     }
     vc.v = kb_audit_verifier_new(&vo, errstr, sizeof errstr);
     if (!vc.v) {

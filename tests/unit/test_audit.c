@@ -689,12 +689,13 @@ static void test_partition_start(void)
     }
 }
 
-static int64_t committed_offset; /* what committed_of says for kb.in.gba [0] */
-
-static int64_t committed_of(void *opaque, const char *topic, int32_t partition)
+/* The router group's committed offsets: kb.in.gba [0] at @p gba0, [1] at 16. */
+static rd_kafka_topic_partition_list_t *committed_list(int64_t gba0)
 {
-    (void)opaque;
-    return !strcmp(topic, "kb.in.gba") && partition == 0 ? committed_offset : 16;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_list_add(l, "kb.in.gba", 0)->offset = gba0;
+    rd_kafka_topic_partition_list_add(l, "kb.in.gba", 1)->offset = 16;
+    return l;
 }
 
 /* A chain cut off with the checkpoints that covered its tail verifies as
@@ -705,18 +706,18 @@ static void test_committed_tail(void)
     build_trail(&t, 16); /* input offsets 0..15 on both partitions */
     size_t last = nth_record(&t, "kb.in.gba/0", 15);
     const char *keys[1] = {pub_path};
-    struct kb_audit_verify_opts vo = {.public_key_files = keys,
-                                      .n_public_keys = 1,
-                                      .from_start = 1,
-                                      .input_committed = committed_of};
+    struct kb_audit_verify_opts vo = {
+        .public_key_files = keys, .n_public_keys = 1, .from_start = 1};
     struct verdict v;
-    committed_offset = 16;
+    rd_kafka_topic_partition_list_t *at16 = committed_list(16), *at0 = committed_list(0),
+                                    *at20 = committed_list(20);
+    vo.input_committed = at16;
     verify_with(&t, &vo, &v);
     CHECK_INT(v.n, 0);
-    committed_offset = 0; /* nothing committed: nothing to check */
+    vo.input_committed = at0; /* nothing committed: nothing to check */
     verify_with(&t, &vo, &v);
     CHECK_INT(v.n, 0);
-    committed_offset = 20;
+    vo.input_committed = at20;
     verify_with(&t, &vo, &v);
     CHECK_INT(v.n, 1);
     CHECK(has(&v, KB_AUDIT_MISSING, (int64_t)last, "kb.in.gba/0"));
@@ -725,13 +726,10 @@ static void test_committed_tail(void)
     /* An input partition the group committed with no chain in the trail at
      * all (its records removed whole): missing, when the whole trail is
      * read; one committed at 0 is not. */
-    committed_offset = 16;
-    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(4);
-    rd_kafka_topic_partition_list_add(all, "kb.in.gba", 0)->offset = 16;
-    rd_kafka_topic_partition_list_add(all, "kb.in.gba", 1)->offset = 16;
+    rd_kafka_topic_partition_list_t *all = committed_list(16);
     rd_kafka_topic_partition_list_add(all, "kb.in.svb", 0)->offset = 7;
     rd_kafka_topic_partition_list_add(all, "kb.in.svb", 1)->offset = 0;
-    vo.input_committed_all = all;
+    vo.input_committed = all;
     verify_with(&t, &vo, &v);
     CHECK_INT(v.n, 1);
     CHECK(has(&v, KB_AUDIT_MISSING, -1, "kb.in.svb/0"));
@@ -739,6 +737,9 @@ static void test_committed_tail(void)
     vo.from_start = 0; /* a window of the trail: a chain may lie before it */
     verify_with(&t, &vo, &v);
     CHECK_INT(v.n, 0);
+    rd_kafka_topic_partition_list_destroy(at16);
+    rd_kafka_topic_partition_list_destroy(at0);
+    rd_kafka_topic_partition_list_destroy(at20);
     rd_kafka_topic_partition_list_destroy(all);
     trail_free(&t);
 }

@@ -397,26 +397,20 @@ struct kb_audit_chain_summary {
 /** Low watermark of an input partition (-1 unknown, -2 topic gone). */
 typedef int64_t (*kb_audit_low_cb)(void *opaque, const char *topic, int32_t partition);
 
-/** The router group's committed offset of an input partition, as it was before the
- *  scan began (-1: none or not applicable). */
-typedef int64_t (*kb_audit_committed_cb)(void *opaque, const char *topic, int32_t partition);
-
 struct kb_audit_verify_opts {
     const char *const *public_key_files; /* trusted PEM public keys */
     size_t n_public_keys;
     int from_start;            /* reading the whole trail (no --from): every chain must start at
                                 * seq 0 and every audit partition at offset 0 */
     kb_audit_low_cb input_low; /* NULL = no retention check */
-    /* NULL = no tail check. Otherwise called from kb_audit_verifier_finish for every
-     * chain: a chain whose last input offset is below committed - 1 is MISSING its tail.
-     * Only for a scan that reads the trail to its end (no --to), with offsets read
-     * before the scan (a live router commits on). */
-    kb_audit_committed_cb input_committed;
-    /* With from_start, the router group's committed offsets (the snapshot input_committed
-     * reads, kb_audit_committed_snapshot): an input partition committed past offset 0 that no
-     * chain of the trail names is MISSING, its records removed whole (an audit topic
-     * recreated empty) or routed without the trail (--no-audit). NULL = not checked. */
-    const rd_kafka_topic_partition_list_t *input_committed_all;
+    /* NULL = no tail check. Otherwise the router group's committed offsets, read before the
+     * scan (kb_audit_committed_snapshot; a live router commits on), which
+     * kb_audit_verifier_finish compares with every chain: a chain whose last input offset
+     * is below committed - 1 is MISSING its tail; and, with from_start, an input partition
+     * committed past offset 0 that no chain of the trail names is MISSING, its records
+     * removed whole (an audit topic recreated empty) or routed without the trail
+     * (--no-audit). Only for a scan that reads the trail to its end (no --to). */
+    const rd_kafka_topic_partition_list_t *input_committed;
     void *opaque;
 };
 
@@ -454,7 +448,7 @@ kb_err_t kb_audit_committed_snapshot(const struct kb_kafka_opts *kafka, const ch
                                      char *errstr, size_t errstr_size);
 
 /** The offset @p committed (from kb_audit_committed_snapshot) holds for @p topic
- *  [@p partition], or -1: the kb_audit_verify_opts.input_committed answer. */
+ *  [@p partition], or -1: what the tail check compares a chain with. */
 int64_t kb_audit_committed_of(const rd_kafka_topic_partition_list_t *committed, const char *topic,
                               int32_t partition);
 
