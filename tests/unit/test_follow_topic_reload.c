@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "test_mock_kafka.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
@@ -59,11 +60,8 @@ int main(void)
     snprintf(dir, sizeof dir, "/tmp/kb-test-follow-reload-%d", (int)getpid());
     CHECK_INT(mkdir(dir, 0700), 0);
     char errstr[512];
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(mconf, "log_level", "3", NULL, 0);
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, errstr, sizeof errstr);
-    rd_kafka_mock_cluster_t *mc = mrk ? rd_kafka_mock_cluster_new(mrk, 1) : NULL;
-    CHECK(mc != NULL);
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc = test_mock_cluster(1, &mrk);
     if (!mc)
         KB_TEST_DONE();
     char topic_old[128], topic_new[128];

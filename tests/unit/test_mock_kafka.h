@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h> /* after rdkafka.h */
 
 #include "ketenbus/kafka.h"
 #include "ketenbus/route.h"
@@ -36,6 +37,20 @@ static inline int64_t test_committed(const char *bootstrap, const char *topic, c
     rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_destroy(rk);
     return off;
+}
+
+/* A mock cluster of @p brokers brokers, standing on a client of its own
+ * (*@p owner, quiet below errors), or NULL (checked). Destroy the cluster,
+ * then the owner. */
+static inline rd_kafka_mock_cluster_t *test_mock_cluster(int brokers, rd_kafka_t **owner)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "log_level", "3", NULL, 0);
+    *owner = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    rd_kafka_mock_cluster_t *mc = *owner ? rd_kafka_mock_cluster_new(*owner, brokers) : NULL;
+    CHECK(mc != NULL);
+    return mc;
 }
 
 /* Read @p topic [0] from @p offset (RD_KAFKA_OFFSET_BEGINNING: all of it)

@@ -170,10 +170,8 @@ int main(void)
           f);
     fclose(f);
 
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(mconf, "log_level", "3", NULL, 0);
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, errstr, sizeof errstr);
-    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(mrk, 1);
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc = test_mock_cluster(1, &mrk);
     rd_kafka_mock_topic_create(mc, in_topic, 1, 1);
     rd_kafka_mock_topic_create(mc, out_alle, 1, 1);
     rd_kafka_mock_topic_create(mc, out_datum, 1, 1);

@@ -228,11 +228,8 @@ int main(void)
           f);
     fclose(f);
 
-    rd_kafka_conf_t *mconf = rd_kafka_conf_new();
-    rd_kafka_conf_set(mconf, "log_level", "3", NULL, 0);
-    rd_kafka_t *mrk = rd_kafka_new(RD_KAFKA_PRODUCER, mconf, errstr, sizeof errstr);
-    rd_kafka_mock_cluster_t *mc = mrk ? rd_kafka_mock_cluster_new(mrk, 2) : NULL;
-    CHECK(mc != NULL);
+    rd_kafka_t *mrk;
+    rd_kafka_mock_cluster_t *mc = test_mock_cluster(2, &mrk);
     if (!mc)
         KB_TEST_DONE();
     /* Everything on broker 1 but input partition 1, so that only the
