@@ -220,14 +220,10 @@ kb_audit_t *kb_audit_new(const struct kb_audit_opts *opts, char *errstr, size_t 
     /* Checked here, where a bad value stops the start with a clear error,
      * not at the first produce; kb_audit_topic_handle() hands out copies. */
     const char *codec = opts->compression ? opts->compression : KB_AUDIT_COMPRESSION;
-    a->topic_conf = rd_kafka_topic_conf_new();
-    if (rd_kafka_topic_conf_set(a->topic_conf, "compression.type", codec, NULL, 0) !=
-        RD_KAFKA_CONF_OK) {
-        kb_err_set(KB_ERR_CONF, errstr, errstr_size,
-                   "audit compression \"%s\": not a codec (none, gzip, snappy, lz4, zstd)",
-                   codec);
+    if (kb_kafka_codec_check(codec, "audit compression", errstr, errstr_size))
         goto out_fail;
-    }
+    a->topic_conf = rd_kafka_topic_conf_new();
+    (void)rd_kafka_topic_conf_set(a->topic_conf, "compression.type", codec, NULL, 0); /* checked */
     if (opts->signing_key_file) {
         a->sign_key = kb__audit_load_private(opts->signing_key_file, errstr, errstr_size);
         if (!a->sign_key || kb__audit_key_id(a->sign_key, a->key_id))

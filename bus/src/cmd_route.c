@@ -58,6 +58,9 @@ static const char usage[] =
     "                               100 to 86400000)\n"
     "  --audit-compression CODEC    codec of the audit topic's batches: none, gzip,\n"
     "                               snappy, lz4 or zstd (default " KB_AUDIT_COMPRESSION ")\n"
+    "  --compression CODEC          codec of the batches of subscriber topics and the\n"
+    "                               dead-letter topic: none, gzip, snappy, lz4 or zstd\n"
+    "                               (default " KB_ROUTE_COMPRESSION ")\n"
     "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz, the\n"
     "                               dashboard (/dashboard, /events) and the admin API\n"
     "                               (/admin/...; HTTP options below)\n"
@@ -88,7 +91,29 @@ static const char usage[] =
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 
-enum { OPT_ADMINADDR = 960, OPT_NOREG = 970, OPT_NOADMIN = 980, OPT_APUB, OPT_AEVERY, OPT_PEER, OPT_METRICS = 989, OPT_NOAUDIT = 990, OPT_AKEY, OPT_CPN, OPT_CPMS, OPT_ACODEC, OPT_KEY = 999, OPT_SUBS = 1000, OPT_SCHEMAS, OPT_INSTANCE, OPT_GROUP, OPT_BATCH, OPT_WINDOW, OPT_KCONF };
+enum {
+    OPT_ADMINADDR = 960,
+    OPT_NOREG = 970,
+    OPT_NOADMIN = 980,
+    OPT_APUB,
+    OPT_AEVERY,
+    OPT_PEER,
+    OPT_METRICS = 989,
+    OPT_NOAUDIT = 990,
+    OPT_AKEY,
+    OPT_CPN,
+    OPT_CPMS,
+    OPT_ACODEC,
+    OPT_CODEC,
+    OPT_KEY = 999,
+    OPT_SUBS = 1000,
+    OPT_SCHEMAS,
+    OPT_INSTANCE,
+    OPT_GROUP,
+    OPT_BATCH,
+    OPT_WINDOW,
+    OPT_KCONF
+};
 
 /* The admin API changes things (redrive): it is never open to the network
  * without authentication. 0 when @p addr is loopback or the server is secured. */
@@ -135,6 +160,7 @@ int kb_cmd_route(int argc, char **argv)
         {"checkpoint-every", required_argument, NULL, OPT_CPN},
         {"checkpoint-ms", required_argument, NULL, OPT_CPMS},
         {"audit-compression", required_argument, NULL, OPT_ACODEC},
+        {"compression", required_argument, NULL, OPT_CODEC},
         {"no-audit", no_argument, NULL, OPT_NOAUDIT},
         {"no-register-projections", no_argument, NULL, OPT_NOREG},
         {"metrics-addr", required_argument, NULL, OPT_METRICS},
@@ -187,6 +213,7 @@ int kb_cmd_route(int argc, char **argv)
             ro.audit_checkpoint_ms = (int)n;
             break;
         case OPT_ACODEC: ro.audit_compression = optarg; break;
+        case OPT_CODEC: ro.compression = optarg; break;
         case OPT_NOAUDIT: ro.no_audit = 1; break;
         case OPT_NOREG: ro.no_register_projections = 1; break;
         case OPT_METRICS: metrics_addr = optarg; break;

@@ -560,6 +560,22 @@ kb_err_t kb_kafka_ensure_topic_specs(rd_kafka_t *rk, const struct kb_topic_spec 
     return err;
 }
 
+kb_err_t kb_kafka_codec_check(const char *codec, const char *what, char *errstr, size_t errstr_size)
+{
+    /* librdkafka's own check, so a codec it learns is taken here too */
+    rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
+    if (!tc)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    int ok = codec &&
+             rd_kafka_topic_conf_set(tc, "compression.type", codec, NULL, 0) == RD_KAFKA_CONF_OK;
+    rd_kafka_topic_conf_destroy(tc);
+    if (ok)
+        return KB_OK;
+    return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                      "%s \"%s\": not a codec (none, gzip, snappy, lz4, zstd)", what,
+                      codec ? codec : "");
+}
+
 kb_err_t kb_kafka_ensure_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int partitions,
                                 int timeout_ms, char *errstr, size_t errstr_size)
 {

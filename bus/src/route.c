@@ -788,6 +788,14 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "no subscriptions given");
         goto out_fail;
     }
+    /* Both codecs are checked before anything is read or connected. */
+    if (!r->opts.compression)
+        r->opts.compression = KB_ROUTE_COMPRESSION;
+    if (kb_kafka_codec_check(r->opts.compression, "--compression", errstr, errstr_size) ||
+        (!r->opts.no_audit && r->opts.audit_compression &&
+         kb_kafka_codec_check(r->opts.audit_compression, "--audit-compression", errstr,
+                              errstr_size)))
+        goto out_fail;
     r->subs_stamp = subs_stamp(r->opts.subs_path);
     if (kb_subs_load(r->opts.subs_path, r->opts.subject_key, r->opts.subject_key_len, &r->subs,
                      errstr, errstr_size))
@@ -828,7 +836,8 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(pconf, "client.id", "ketenbus-route", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr)) {
+        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr) ||
+        rd_kafka_conf_set(pconf, "compression.type", r->opts.compression, rerr, sizeof rerr)) {
         rd_kafka_conf_destroy(pconf);
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
         goto out_fail;

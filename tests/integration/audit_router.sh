@@ -29,7 +29,7 @@ YAML
 route() {
   start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance audit-it \
     --subject-key-file "$WORK/subject.key" --audit-signing-key "$WORK/audit.key" \
-    --checkpoint-every 5 --checkpoint-ms 1000 -X session.timeout.ms=6000
+    --checkpoint-every 5 --checkpoint-ms 1000 --compression lz4 -X session.timeout.ms=6000
   ROUTER=$LAST_PID
 }
 route
@@ -70,6 +70,17 @@ codecs=$(for seg in "$KB_KAFKA_STATE"/data/"$(T audit)"-*/*.log; do
   java -cp "$KB_KAFKA_LIBS/*" org.apache.kafka.tools.DumpLogSegments --files "$seg"
 done 2>/dev/null | grep 'isControl: false' | grep -o 'compresscodec: [a-z0-9]*' | sort | uniq -c | tr -s ' ')
 check "audit batches are stored lz4 ($codecs)" bash -c "[[ '$codecs' == *'compresscodec: lz4'* && '$codecs' != *'compresscodec: none'* ]]"
+
+# So do the subscriber copies, as --compression asked (the default is none),
+# and a codec that does not exist stops the start before it connects.
+out_codecs=$(for seg in "$KB_KAFKA_STATE"/data/"$(T out.svb-kinderbijslag)"-*/*.log; do
+  java -cp "$KB_KAFKA_LIBS/*" org.apache.kafka.tools.DumpLogSegments --files "$seg"
+done 2>/dev/null | grep 'isControl: false' | grep -o 'compresscodec: [a-z0-9]*' | sort | uniq -c | tr -s ' ')
+check "subscriber copies are stored lz4 ($out_codecs)" bash -c "[[ '$out_codecs' == *'compresscodec: lz4'* && '$out_codecs' != *'compresscodec: none'* ]]"
+"$BIN/ketenbus" route --subscriptions "$SUBS" --subject-key-file "$WORK/subject.key" \
+  --compression brotli -b 127.0.0.1:1 >"$WORK/codec.out" 2>&1 && rc=0 || rc=$?
+check "--compression brotli: exit 1, naming the option and the codecs" bash -c \
+  "[[ $rc == 1 ]] && grep -q -- '--compression \"brotli\": not a codec (none, gzip, snappy, lz4, zstd)' '$WORK/codec.out'"
 
 "$BIN/ketenbus" audit subject --bsn 999995303 --subject-key-file "$WORK/subject.key" --format json >"$WORK/subject.json" 2>"$WORK/subject.err"
 check "access report: svb-kinderbijslag, purpose akw-uitnodiging" grep -q 'akw-uitnodiging' "$WORK/subject.json"

@@ -82,6 +82,14 @@ rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
                                    size_t errstr_size);
 
 /**
+ * KB_OK when @p codec is a compression.type librdkafka takes (none, gzip,
+ * snappy, lz4, zstd), else KB_ERR_CONF naming @p what (e.g. "--compression")
+ * and the codecs. For options checked at start, before any connection.
+ */
+kb_err_t kb_kafka_codec_check(const char *codec, const char *what, char *errstr,
+                              size_t errstr_size);
+
+/**
  * A consumer that reads assigned partitions without joining a group (it
  * commits nothing; @p group_id only names it to the broker), committed
  * records only, and says where each partition ends (partition EOF). It
