@@ -165,9 +165,13 @@ struct bench_ctx {
     int batch;            /* events per transaction (copy and router) */
     long process_warmup;  /* events a started contestant drains untimed before its timed part */
     int profiling;        /* the contestant runs under valgrind: stop it gently */
+    const char *codec;    /* compression.type of every contestant's output */
 };
 
 #define BENCH_MAX_ROUNDS 8
+
+/** 1 when @p codec is a Kafka compression.type (none gzip snappy lz4 zstd). */
+int bench_codec_ok(const char *codec);
 
 /* Results for one contestant. */
 struct bench_result {

@@ -60,7 +60,7 @@ static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
           "                 [--instances N] [--warmup N] [--rounds N] [--process-warmup N]\n"
-          "                 [--batch N]\n"
+          "                 [--batch N] [--compression CODEC]\n"
           "                 [--bootstrap HOST:PORT]\n"
           "  --count N      events preloaded for each drain (default 50000)\n"
           "  --rate R       events/s offered in the latency phase (default: half the\n"
@@ -78,6 +78,8 @@ static void usage(FILE *f)
           "                 a drain or the latency phase (default 10000, at least 1)\n"
           "  --batch N      most events in one router transaction (default the\n"
           "                 router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
+          "  --compression C  codec of both contestants' output batches: none, gzip,\n"
+          "                 snappy, lz4 or zstd (default " KB_ROUTE_COMPRESSION ")\n"
           "  --bootstrap HP use this broker instead of starting one\n"
           "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-e2e, in memory,\n"
           "or /tmp/... when /dev/shm has less than 8 GiB free), KB_CACHE_DIR\n"
@@ -93,9 +95,10 @@ int main(int argc, char **argv)
         {"bootstrap", required_argument, NULL, 'b'}, {"help", no_argument, NULL, 'h'},
         {"warmup", required_argument, NULL, 'W'}, {"batch", required_argument, NULL, 'B'},
         {"rounds", required_argument, NULL, 'R'}, {"instances", required_argument, NULL, 'i'},
-        {"process-warmup", required_argument, NULL, 'p'}, {NULL, 0, NULL, 0}};
+        {"process-warmup", required_argument, NULL, 'p'},
+        {"compression", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
     struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX,
-                         .process_warmup = 10000};
+                         .process_warmup = 10000, .codec = KB_ROUTE_COMPRESSION};
     const char *given_bootstrap = NULL, *threads = NULL;
     long warmup = 50000;
     int opt, rounds = 2, instances = 1;
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
         case 'R': rounds = atoi(optarg); break;
         case 'i': instances = atoi(optarg); break;
         case 'p': c.process_warmup = atol(optarg); break;
+        case 'C': c.codec = optarg; break;
         case 'b': given_bootstrap = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -123,7 +127,8 @@ int main(int argc, char **argv)
     }
     if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 || instances < 1 ||
         instances > PARTITIONS ||
-        c.process_warmup < 1 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+        c.process_warmup < 1 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS ||
+        !bench_codec_ok(c.codec)) {
         usage(stderr);
         return 2;
     }
@@ -194,7 +199,8 @@ int main(int argc, char **argv)
     snprintf(schemas, sizeof schemas, "%s/schemas", KB_SOURCE_DIR);
     char *route_argv[] = {ketenbus, "route", "--subscriptions", c.subs, "--subject-key-file", c.key,
                           "--schemas", schemas, "--instance", "bench", "--group", "kbek-route",
-                          "--batch", sbatch, "-b", c.bootstrap, NULL};
+                          "--batch", sbatch, "--compression", (char *)c.codec,
+                          "-b", c.bootstrap, NULL};
     char *route_env[] = {"KETENBUS_TOPIC_PREFIX=kbek", NULL};
     struct bench_contestant kb_k = {.name = "ketenbus",
                                     .prefix = "kbek",
@@ -212,7 +218,8 @@ int main(int argc, char **argv)
     char *ks_argv[] = {runsh, "--bootstrap", c.bootstrap, "--input", "kbks.in.gba",
                        "--out-prefix", "kbks.out.", "--app-id", "kbks-route", "--spec", spec,
                        "--schemas", schemas, "--subject-key-file", c.key, "--threads",
-                       (char *)threads, "--state-dir", state_dir, NULL};
+                       (char *)threads, "--state-dir", state_dir, "--compression",
+                       (char *)c.codec, NULL};
     struct bench_contestant ks_k = {.name = "kstreams",
                                     .prefix = "kbks",
                                     .group = "kbks-route",
@@ -257,10 +264,10 @@ int main(int argc, char **argv)
            "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
            "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
            "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f "
-           "instances=%d kstreams_threads=%s\n",
+           "instances=%d kstreams_threads=%s compression=%s\n",
            kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
            same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
-           ks.drain.broker_cpu_us, kb.rounds, ratio_min, instances, threads);
+           ks.drain.broker_cpu_us, kb.rounds, ratio_min, instances, threads, c.codec);
     rc = ok && same ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

@@ -9,10 +9,10 @@
  *
  * Usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]
  *                    [--match-seconds S] [--batch N] [--warmup N] [--rounds N]
- *                    [--process-warmup N]
+ *                    [--process-warmup N] [--compression CODEC]
  *                    [--bootstrap HOST:PORT] [--profile-router]
  * Child mode (the bare copy runs in its own process, like the router):
- *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH
+ *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH CODEC
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -321,10 +321,10 @@ static void on_term(int sig)
  * The limit the router is held against: consume, copy key, value and
  * headers to one topic, send the offsets and commit, in batches of the same
  * size and wait as the router's, with the router's client settings
- * (read_committed, linger.ms 5, transactions).
+ * (read_committed, linger.ms 5, transactions, the codec of its copies).
  */
 static int copy_worker(const char *bootstrap, const char *in, const char *out, const char *group,
-                       int batch_max)
+                       int batch_max, const char *codec)
 {
     char errstr[512];
     signal(SIGTERM, on_term);
@@ -334,7 +334,8 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
     snprintf(txn, sizeof txn, "%s-txn", group);
     if (rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, errstr, sizeof errstr) ||
         rd_kafka_conf_set(pc, "transactional.id", txn, errstr, sizeof errstr) ||
-        rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr)) {
+        rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(pc, "compression.type", codec, errstr, sizeof errstr)) {
         fprintf(stderr, "copy: %s\n", errstr);
         return 1;
     }
@@ -450,7 +451,7 @@ static void usage(FILE *f)
 {
     fputs("usage: bench-route [--matching] [--count N] [--rate R] [--seconds S]\n"
           "                   [--match-seconds S] [--batch N] [--warmup N] [--rounds N]\n"
-          "                   [--process-warmup N]\n"
+          "                   [--process-warmup N] [--compression CODEC]\n"
           "                   [--bootstrap HOST:PORT] [--profile-router]\n"
           "  --matching        only part (a): matching cost in-process, no broker\n"
           "  --count N         events preloaded for each drain (default 50000)\n"
@@ -465,6 +466,8 @@ static void usage(FILE *f)
           "                    even, so both contestants go first equally often)\n"
           "  --process-warmup N  events each started contestant drains untimed before\n"
           "                    a drain or the latency phase (default 10000, at least 1)\n"
+          "  --compression C   codec of the router's copies and the bare copy's: none,\n"
+          "                    gzip, snappy, lz4 or zstd (default " KB_ROUTE_COMPRESSION ")\n"
           "  --bootstrap HP    use this broker instead of starting one\n"
           "  --profile-router  run the router under valgrind --tool=callgrind\n"
           "Environment: BENCH_KAFKA_STATE (default /dev/shm/kb-kafka-bench-route, in memory,\n"
@@ -474,8 +477,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc == 7 && !strcmp(argv[1], "--copy-worker"))
-        return copy_worker(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]));
+    if (argc == 8 && !strcmp(argv[1], "--copy-worker"))
+        return copy_worker(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]), argv[7]);
     static const struct option longopts[] = {
         {"matching", no_argument, NULL, 'm'},    {"count", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
@@ -483,9 +486,10 @@ int main(int argc, char **argv)
         {"bootstrap", required_argument, NULL, 'b'}, {"profile-router", no_argument, NULL, 'P'},
         {"warmup", required_argument, NULL, 'W'}, {"rounds", required_argument, NULL, 'R'},
         {"process-warmup", required_argument, NULL, 'p'},
+        {"compression", required_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     struct bench_ctx c = {.count = 50000, .rate = 0, .seconds = 10, .batch = KB_ROUTE_BATCH_MAX,
-                         .process_warmup = 10000};
+                         .process_warmup = 10000, .codec = KB_ROUTE_COMPRESSION};
     int matching_only = 0, opt, rounds = 2;
     double match_seconds = 3;
     long warmup = 20000;
@@ -501,6 +505,7 @@ int main(int argc, char **argv)
         case 'W': warmup = atol(optarg); break;
         case 'R': rounds = atoi(optarg); break;
         case 'p': c.process_warmup = atol(optarg); break;
+        case 'C': c.codec = optarg; break;
         case 'b': given_bootstrap = optarg; break;
         case 'P': c.profiling = 1; break;
         case 'h': usage(stdout); return 0;
@@ -508,7 +513,8 @@ int main(int argc, char **argv)
         }
     }
     if (c.count <= 0 || c.batch <= 0 || c.rate < 0 || warmup < 0 ||
-        c.process_warmup < 1 || rounds < 1 || rounds > BENCH_MAX_ROUNDS) {
+        c.process_warmup < 1 || rounds < 1 || rounds > BENCH_MAX_ROUNDS ||
+        !bench_codec_ok(c.codec)) {
         usage(stderr);
         return 2;
     }
@@ -572,7 +578,8 @@ int main(int argc, char **argv)
     char self[512];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = 0;
-    char *copy_argv[] = {self, "--copy-worker", c.bootstrap, copy_in, copy_out, copy_group, sbatch, NULL};
+    char *copy_argv[] = {self,       "--copy-worker", c.bootstrap,     copy_in, copy_out,
+                         copy_group, sbatch,          (char *)c.codec, NULL};
     const char *copy_outs[] = {copy_out};
     struct bench_contestant copy_k = {.name = "copy",
                                       .prefix = "kbbc",
@@ -588,7 +595,8 @@ int main(int argc, char **argv)
     snprintf(cg_out, sizeof cg_out, "--callgrind-out-file=%s/callgrind.route", c.dir);
     char *route_argv[] = {ketenbus, "route", "--subscriptions", c.subs, "--subject-key-file", c.key,
                           "--schemas", schemas, "--instance", "bench", "--group", "kbbr-route",
-                          "--batch", sbatch, "-b", c.bootstrap, NULL};
+                          "--batch", sbatch, "--compression", (char *)c.codec,
+                          "-b", c.bootstrap, NULL};
     char *prof_argv[24] = {"/usr/bin/valgrind", "--tool=callgrind", cg_out, NULL};
     char **argv_r = route_argv;
     if (c.profiling) {
@@ -639,10 +647,11 @@ int main(int argc, char **argv)
            rate, copy.p50, copy.p99, route.p50, route.p999);
     printf("bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
            "copy_p99_ms=%.1f rate=%.0f fanout=%.2f route_cpu_us=%.0f copy_cpu_us=%.0f "
-           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f rounds=%d ratio_copy_min=%.2f\n",
+           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f rounds=%d ratio_copy_min=%.2f "
+           "compression=%s\n",
            ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
            (double)delivered / (double)inputs, route.drain.cpu_us, copy.drain.cpu_us,
-           route.drain.broker_cpu_us, copy.drain.broker_cpu_us, route.rounds, ratio_min);
+           route.drain.broker_cpu_us, copy.drain.broker_cpu_us, route.rounds, ratio_min, c.codec);
     rc = ok ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

@@ -15,7 +15,7 @@
 //
 // Usage: java -cp ... KsRoute --bootstrap HP --input TOPIC --out-prefix P
 //          --app-id ID --spec FILE --schemas DIR --subject-key-file FILE
-//          [--threads N] [--state-dir DIR]
+//          [--threads N] [--state-dir DIR] [--compression CODEC]
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -428,6 +428,8 @@ public final class KsRoute {
         p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, Integer.parseInt(a.getOrDefault("--threads", "1")));
         p.put(StreamsConfig.STATE_DIR_CONFIG, a.getOrDefault("--state-dir", System.getProperty("java.io.tmpdir") + "/ksroute"));
         p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+        // The codec of the sink batches: bench-e2e gives both contestants the router's.
+        p.put(StreamsConfig.producerPrefix("compression.type"), a.getOrDefault("--compression", "none"));
 
         KafkaStreams streams = new KafkaStreams(t, p);
         CountDownLatch done = new CountDownLatch(1);
