@@ -154,8 +154,8 @@ static enum outcome process_locked(struct gba *g, const uint8_t *buf, size_t len
     }
     if (n == 0) {
         /* Valid LO3 without a life event: accounted for by this log line
-         * (and, for files, done/). The digest only for this line: bench-gba
-         * times the rest of this function's CPU work. */
+         * and done/ (every transport archives there). The digest only for
+         * this line: bench-gba times the rest of this function's CPU work. */
         char sha[65];
         kb_sha256_hex(buf, len, sha);
         KB_LOG_INFO(COMP, "no life event in message", "type=%s sha256=%s", msg.type, sha);
@@ -261,6 +261,15 @@ enum staged_left {
     STAGED_KEEP, /* nobody resends (recovery at the start): the next start tries again */
 };
 
+/* The name a message received by @p transport ("tcp", "http") is staged
+ * and archived under: done/<transport>-<sha256>.lo3. The digest makes a
+ * resend land on the same file; the transport tells the operator where it
+ * came from, and recover_frame() checks both parts. */
+static void staged_name(const char *transport, const char *sha, char *out, size_t size)
+{
+    snprintf(out, size, "%s-%s.lo3", transport, sha);
+}
+
 /*
  * A staged frame's way from done/.<name>.staged, <name> being
  * "tcp-<sha256>.lo3" of its bytes, shared by a live frame (on_frame) and a
@@ -321,7 +330,7 @@ static enum kb_tcp_verdict on_frame(void *opaque, const uint8_t *frame, size_t l
     struct gba *g = opaque;
     char sha[65], name[128];
     kb_sha256_hex(frame, len, sha);
-    snprintf(name, sizeof name, "tcp-%s.lo3", sha);
+    staged_name("tcp", sha, name, sizeof name);
     if (kb_spool_stage(&g->run.spool, name, frame, len)) {
         snprintf(reason, reason_size, "archive: cannot write done/ file");
         return KB_TCP_NACK;
@@ -451,17 +460,17 @@ struct recovery {
  * (damaged on disk, or not staged by this adapter): never deleted, and not
  * published either, since they are not what a sender sent. */
 static void quarantine_damaged(struct recovery *r, const char *name, const char *sha,
-                               const char *reason)
+                               const char *label, const char *reason)
 {
     KB_LOG_WARN(COMP, "staged frame damaged; quarantined", "sha256=%s reason=\"%s\"", sha, reason);
     if (kb_spool_stage_quarantine(&r->g->run.spool, name, reason)) {
         KB_LOG_ERR(COMP, "cannot move a damaged staged frame to quarantine", "sha256=%s errno=%d",
                    sha, errno);
-        kb_adapter_count_message("tcp-staged", "retry");
+        kb_adapter_count_message(label, "retry");
         r->left++;
         return;
     }
-    kb_adapter_count_message("tcp-staged", "quarantined");
+    kb_adapter_count_message(label, "quarantined");
     r->quarantined++;
 }
 
@@ -475,31 +484,35 @@ static int recover_frame(void *opaque, const char *name)
     size_t len = 0;
     int64_t staged_ms = 0;
     char sha[65] = "-", want[128], reason[600], done_path[2600];
+    /* staged by on_frame() or on_http_bericht(); anything else is damaged */
+    const char *transport = !strncmp(name, "http-", 5) ? "http" : "tcp";
+    const char *label = !strcmp(transport, "http") ? "http-staged" : "tcp-staged";
     kb_err_t err = kb_spool_stage_read(&g->run.spool, name, MAX_MESSAGE, &frame, &len, &staged_ms);
     int read_errno = errno;
     if (err == KB_ERR_NOTFOUND) /* gone since the listing: nothing left to finish */
         return atomic_load(&stop_flag);
     r->found++;
-    kb_adapter_count_message("tcp-staged", "received");
+    kb_adapter_count_message(label, "received");
     if (err == KB_ERR_RANGE) {
         /* on_frame never stages more than MAX_MESSAGE */
-        quarantine_damaged(r, name, sha, "damaged: staged file larger than 8 MiB; not processed");
+        quarantine_damaged(r, name, sha, label,
+                           "damaged: staged file larger than 8 MiB; not processed");
         return atomic_load(&stop_flag);
     }
     if (err) {
         KB_LOG_WARN(COMP, "cannot read a staged frame; left for the next start",
                     "errno=%d error=\"%s\"", read_errno, kb_err_str(err));
-        kb_adapter_count_message("tcp-staged", "retry");
+        kb_adapter_count_message(label, "retry");
         r->left++;
         return atomic_load(&stop_flag);
     }
     kb_sha256_hex(frame, len, sha);
-    snprintf(want, sizeof want, "tcp-%s.lo3", sha);
+    staged_name(transport, sha, want, sizeof want);
     kb_spool_path(&g->run.spool, "done", name, done_path, sizeof done_path);
     struct stat st;
     int in_done = done_path[0] && lstat(done_path, &st) == 0; /* something under its name */
     if (strcmp(name, want)) {
-        quarantine_damaged(r, name, sha,
+        quarantine_damaged(r, name, sha, label,
                            "damaged: the SHA-256 of the staged bytes is not the one its name "
                            "gives; not processed");
     } else if (in_done && !S_ISREG(st.st_mode)) {
@@ -508,7 +521,7 @@ static int recover_frame(void *opaque, const char *name)
          * the same message). Left for the operator. */
         KB_LOG_ERR(COMP, "done/ holds something else under a staged frame's name; left staged",
                    "sha256=%s", sha);
-        kb_adapter_count_message("tcp-staged", "retry");
+        kb_adapter_count_message(label, "retry");
         r->left++;
     } else if (in_done) {
         /* done/ holds only frames whose events Kafka holds: this is a
@@ -516,16 +529,16 @@ static int recover_frame(void *opaque, const char *name)
         if (kb_spool_stage_done(&g->run.spool, name)) {
             KB_LOG_ERR(COMP, "cannot drop a staged copy of an archived frame", "sha256=%s errno=%d",
                        sha, errno);
-            kb_adapter_count_message("tcp-staged", "retry");
+            kb_adapter_count_message(label, "retry");
             r->left++;
         } else {
             KB_LOG_INFO(COMP, "staged frame recovered", "sha256=%s outcome=archived-before", sha);
-            kb_adapter_count_message("tcp-staged", "accepted");
+            kb_adapter_count_message(label, "accepted");
             r->done++;
         }
     } else if (r->stalled) {
         KB_LOG_INFO(COMP, "staged frame left for a resend or the next start", "sha256=%s", sha);
-        kb_adapter_count_message("tcp-staged", "retry");
+        kb_adapter_count_message(label, "retry");
         r->left++;
     } else {
         /* received_ms: when it was staged, about when it arrived */
@@ -548,9 +561,9 @@ static int recover_frame(void *opaque, const char *name)
             else
                 r->quarantined++;
         }
-        kb_adapter_count_message("tcp-staged", out == OUT_DONE          ? "accepted"
-                                               : out == OUT_QUARANTINED ? "quarantined"
-                                                                        : "retry");
+        kb_adapter_count_message(label, out == OUT_DONE          ? "accepted"
+                                        : out == OUT_QUARANTINED ? "quarantined"
+                                                                 : "retry");
     }
     free(frame);
     return atomic_load(&stop_flag);
@@ -612,9 +625,20 @@ static void on_http_bericht(kb_http_req_t *req, void *opaque)
             kb_http_reply_error(req, 422, 42201, "%s", errstr);
         return;
     }
-    char sha[65];
+    /* Staged and archived as a TCP frame is (on_frame): done/ keeps every
+     * message accepted, with or without a life event, and the events'
+     * ce_dataref names its file. */
+    char sha[65], name[128];
     kb_sha256_hex(lo3, lo3_len, sha);
-    enum outcome out = process_message(g, lo3, lo3_len, kb_wall_ms(), "", reason, sizeof reason);
+    staged_name("http", sha, name, sizeof name);
+    enum outcome out = OUT_RETRY;
+    if (kb_spool_stage(&g->run.spool, name, lo3, lo3_len)) {
+        KB_LOG_ERR(COMP, "cannot stage a message for done/", "sha256=%s errno=%d", sha, errno);
+        snprintf(reason, sizeof reason, "archive: cannot write done/ file");
+    } else {
+        out = staged_frame(g, lo3, lo3_len, name, sha, kb_wall_ms(), "http", STAGED_DROP, reason,
+                           sizeof reason);
+    }
     free(lo3);
     kb_adapter_count_message("http", out == OUT_DONE          ? "accepted"
                                      : out == OUT_QUARANTINED ? "quarantined"
