@@ -489,11 +489,30 @@ kb_err_t kb_audit_query(const struct kb_kafka_opts *kafka, const char *topic,
                         char *errstr, size_t errstr_size)
 {
     struct query_ctx q = {f, cb, opaque};
-    /* The Kafka timestamp is set when the router produced the record, so it
-     * bounds recordedAt up to clock skew: widen by a minute, filter exactly. */
+    /*
+     * Each record is filtered exactly on its recordedAt (query_one); the
+     * Kafka timestamps only choose where to start reading.
+     *
+     * The end: every audit partition is read up to its high watermark as the
+     * scan started, whatever f->to_ms says. A partition holds the chains of
+     * several routers, each stamping with its own clock, so its timestamps
+     * are not in offset order: a record stamped past the end (a clock ahead)
+     * can precede records inside the range, and stopping at it would hide
+     * them from the access report. No timestamp can bound what follows.
+     *
+     * The start: offsets-for-times gives each partition's first offset whose
+     * timestamp is at or after from_ms - 60 s, in offset order, however the
+     * timestamps are ordered; every record before it is stamped earlier. A
+     * record's recordedAt (kb_audit_append) and its Kafka timestamp
+     * (CreateTime: librdkafka stamps it when the router produces the staged
+     * record, later) are read from the same host's clock, so the timestamp
+     * is never earlier than recordedAt and skew between routers cannot put a
+     * record in range before that offset. Only a broker or topic set to
+     * message.timestamp.type=LogAppendTime (the broker's clock), or a host
+     * clock stepped back more than 60 s between append and produce, could.
+     */
     int64_t from = f->from_ms > 60000 ? f->from_ms - 60000 : 0;
-    int64_t to = f->to_ms > 0 ? f->to_ms + 60000 : 0;
-    return kb_audit_scan(kafka, topic, from, to, query_one, &q, errstr, errstr_size);
+    return kb_audit_scan(kafka, topic, from, 0, query_one, &q, errstr, errstr_size);
 }
 
 /* ---- verifier ------------------------------------------------------------ */

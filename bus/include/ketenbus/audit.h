@@ -290,8 +290,12 @@ void kb_audit_sha256(const void *data, size_t len, uint8_t out[KB_AUDIT_HASH_LEN
  * Read every committed message of the audit topic, partition by partition
  * in offset order, from the first message at or after @p from_ms (0 = the
  * beginning) up to the end as it was when the call started, stopping a
- * partition at the first message after @p to_ms (0 = no limit). @p cb
- * returns non-zero to stop. A NULL @p topic means kb_topic_name("audit").
+ * partition at the first message after @p to_ms (0 = no limit). The
+ * timestamps are the producing routers' clocks, not in offset order across
+ * routers: a @p to_ms cut is a prefix of each partition, which can leave
+ * out later messages stamped before @p to_ms (kb_audit_query reads to the
+ * end instead). @p cb returns non-zero to stop. A NULL @p topic means
+ * kb_topic_name("audit").
  * @thread any; @p cb runs on the calling thread
  */
 typedef int (*kb_audit_scan_cb)(void *opaque, int32_t partition, int64_t offset,
@@ -336,6 +340,15 @@ struct kb_audit_filter {
 typedef int (*kb_audit_query_cb)(void *opaque, const struct kb_audit_record *rec,
                                  int32_t audit_partition, int64_t audit_offset);
 int kb_audit_filter_match(const struct kb_audit_filter *f, const struct kb_audit_record *rec);
+/**
+ * Call @p cb for every record of the audit topic that @p f matches
+ * (kb_audit_filter_match), partition by partition in offset order. Every
+ * partition is read to its end as the call started, whatever f->to_ms:
+ * no record timestamp bounds what follows it (routers' clocks differ).
+ * f->from_ms starts each partition at its first record stamped no earlier
+ * than f->from_ms - 60 s (see audit_read.c for why skew cannot hide one).
+ * @thread any; @p cb runs on the calling thread
+ */
 kb_err_t kb_audit_query(const struct kb_kafka_opts *kafka, const char *topic,
                         const struct kb_audit_filter *f, kb_audit_query_cb cb, void *opaque,
                         char *errstr, size_t errstr_size);
