@@ -163,6 +163,24 @@ OTHER=0; for ((i = 0; i < N; i++)); do ((i % EVERY != 0 && i % 2 == 0)) && OTHER
 check "subject: another person's report holds only theirs ($OTHER)" eq "$(jq '.deliveries | length' <<<"$other")" $OTHER
 check "subject: no svb deliveries for the other person" eq "$(jq '[.deliveries[] | select(.subscriber == "svb-kinderbijslag")] | length' <<<"$other")" 0
 check "subject: bad BSN refused" bash -c "! '$KB' audit subject --topic '$AUDIT' --bsn 12 --subject-key-file '$WORK/subject.key' 2>/dev/null"
+# 5b. Clock skew between routers: one audit partition holds the chains of
+#     several routers, each stamping with its own clock. A record stamped 5
+#     minutes ahead (a router whose clock runs fast) precedes, in the same
+#     audit partition, the fixture person's record from a router with the
+#     right time. The report up to a minute after that record must hold it:
+#     it used to stop the partition at the first record stamped over 60 s
+#     past --to, and said 0 deliveries.
+SKEW=$(T audit-skew)
+AT=$(( $(date +%s) * 1000 ))
+check "skew: trail written" "$TOOL" skew --topic "$SKEW" --input "$IN" --subject-key "$WORK/subject.key" --bsn $BSN --at-ms $AT --ahead-ms 300000
+"$KB" audit subject --topic "$SKEW" --bsn $BSN --subject-key-file "$WORK/subject.key" --to $((AT + 60000)) >"$WORK/subject-skew.txt"
+check "subject --to: the record after one stamped 5 min ahead is reported" grep -q "^1 deliveries of 1 events about this subject" "$WORK/subject-skew.txt"
+"$KB" audit subject --topic "$SKEW" --bsn $BSN --subject-key-file "$WORK/subject.key" --from $((AT - 1000)) --to $((AT + 1000)) >"$WORK/subject-skew-from.txt"
+check "subject --from --to: the same with a start" grep -q "^1 deliveries of 1 events about this subject" "$WORK/subject-skew-from.txt"
+"$KB" audit subject --topic "$SKEW" --bsn 999996204 --subject-key-file "$WORK/subject.key" --to $((AT + 60000)) >"$WORK/subject-skew-other.txt"
+check "subject --to: the record stamped after --to is left out" grep -q "^0 deliveries of 0 events about this subject" "$WORK/subject-skew-other.txt"
+"$KB" audit subject --topic "$SKEW" --bsn 999996204 --subject-key-file "$WORK/subject.key" --from $((AT + 240000)) >"$WORK/subject-skew-other-from.txt"
+check "subject --from: the record stamped ahead is in range of a later --from" grep -q "^1 deliveries of 1 events about this subject" "$WORK/subject-skew-other-from.txt"
 
 # 6. Export in the shape of the Logboek Dataverwerkingen standard: one line
 #    per record here (each has at most one recipient).

@@ -839,16 +839,23 @@ static rd_kafka_t *producer(const struct kb_kafka_opts *ko, const char *txn_id)
     return rk;
 }
 
-static int produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
-                   size_t key_len, const void *value, size_t len)
+/* Produce with Kafka timestamp @p ts_ms (0: now, as librdkafka stamps it). */
+static int produce_at(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
+                      size_t key_len, const void *value, size_t len, int64_t ts_ms)
 {
     rd_kafka_resp_err_t err = rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-        RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_TIMESTAMP(ts_ms),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     if (err)
         fprintf(stderr, "produce %s: %s\n", topic, rd_kafka_err2str(err));
     return err ? -1 : 0;
+}
+
+static int produce(rd_kafka_t *rk, const char *topic, int32_t partition, const char *key,
+                   size_t key_len, const void *value, size_t len)
+{
+    return produce_at(rk, topic, partition, key, key_len, value, len, 0);
 }
 
 static int txn_ok(rd_kafka_error_t *e, const char *what)
@@ -1053,6 +1060,91 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
     for (size_t i = 0; i < in.n; i++)
         free(in.m[i].value);
     free(in.m);
+    return 0;
+}
+
+/* skew --topic T --input I --subject-key F --bsn B --at-ms A --ahead-ms D: a
+ *       one-partition audit topic T holding what two routers with different
+ *       clocks write into one audit partition: first (offset 0) a record of
+ *       chain I/0 about another person, from a router whose clock runs D ms
+ *       ahead (recordedAt and Kafka timestamp A + D), then (offset 1) a
+ *       record of chain I/1 about the fixture person (BSN B), delivered to
+ *       svb-kinderbijslag, from a router with the right time (A). */
+static int tool_skew(const struct kb_kafka_opts *ko, int argc, char **argv)
+{
+    const char *topic = arg(argc, argv, "--topic", NULL);
+    const char *input = arg(argc, argv, "--input", NULL);
+    const char *skey = arg(argc, argv, "--subject-key", NULL);
+    const char *bsn = arg(argc, argv, "--bsn", "999995303");
+    int64_t at = atoll(arg(argc, argv, "--at-ms", "0"));
+    int64_t ahead = atoll(arg(argc, argv, "--ahead-ms", "0"));
+    if (!topic || !input || !skey || at <= 0 || ahead <= 0)
+        return 2;
+    char errstr[512], pseudo_fixture[KB_PSEUDONYM_LEN + 1], pseudo_other[KB_PSEUDONYM_LEN + 1];
+    uint8_t *sk = NULL;
+    size_t sk_len = 0;
+    if (kb_event_key_load(skey, &sk, &sk_len, errstr, sizeof errstr)) {
+        fprintf(stderr, "%s\n", errstr);
+        return 2;
+    }
+    kb_event_pseudonym(sk, sk_len, "bsn", bsn, pseudo_fixture);
+    kb_event_pseudonym(sk, sk_len, "bsn", "999996204", pseudo_other);
+    free(sk);
+    struct kb_audit_opts o = {.kafka = ko, .topic = topic, .partitions = 1};
+    kb_audit_t *a = kb_audit_new(&o, errstr, sizeof errstr);
+    if (!a) {
+        fprintf(stderr, "audit: %s\n", errstr);
+        return 1;
+    }
+    rd_kafka_t *rk = producer(ko, NULL);
+    if (!rk)
+        return 1;
+    static const char *const f_svb[] = {"kind.bsn", "kind.geboortedatum"};
+    static const char *const f_gem[] = {"kind.geboortedatum"};
+    const struct {
+        int32_t input_partition;
+        const char *subject;
+        struct kb_audit_recipient rcpt;
+        int64_t at_ms;
+    } recs[] = {
+        {0, pseudo_other, {"gemeente-0344", "brp-bijhouding", f_gem, 1}, at + ahead},
+        {1, pseudo_fixture, {"svb-kinderbijslag", "akw-uitnodiging", f_svb, 2}, at},
+    };
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+        char id[37], name[64];
+        snprintf(name, sizeof name, "%s-skew-%zu", input, i);
+        kb_event_uuid5(name, strlen(name), id);
+        struct kb_audit_decision d = {
+            .input_topic = input,
+            .input_partition = recs[i].input_partition,
+            .event_id = id,
+            .event_type = "nl.brp.persoon-geboren",
+            .event_time = "2024-03-18T09:15:30.250Z",
+            .schema_id = 1001,
+            .subject = recs[i].subject,
+            .outcome = KB_AUDIT_DELIVERED,
+            .recipients = &recs[i].rcpt,
+            .n_recipients = 1,
+            .recorded_at_ms = recs[i].at_ms,
+        };
+        struct kb_audit_msg am;
+        if (kb_audit_resume_at(a, input, recs[i].input_partition, 0, NULL) ||
+            kb_audit_append(a, &d, &am, errstr, sizeof errstr)) {
+            fprintf(stderr, "append: %s\n", errstr);
+            return 1;
+        }
+        /* One at a time, so the far-ahead record surely comes first. */
+        if (produce_at(rk, am.topic, am.partition, am.key, am.key_len, am.value, am.len,
+                       recs[i].at_ms) ||
+            rd_kafka_flush(rk, 30000)) {
+            fprintf(stderr, "record %zu not written\n", i);
+            return 1;
+        }
+        kb_audit_commit(a);
+    }
+    printf("skew records=2\n");
+    rd_kafka_destroy(rk);
+    kb_audit_destroy(a);
     return 0;
 }
 
@@ -1297,9 +1389,11 @@ static int tool_main(int argc, char **argv)
         rc = tool_commit(&ko, argc, argv);
     else if (!strcmp(argv[1], "status"))
         rc = tool_status(&ko, argc, argv);
+    else if (!strcmp(argv[1], "skew"))
+        rc = tool_skew(&ko, argc, argv);
     else
         fprintf(stderr,
-                "usage: test_audit [inputs|trail|tamper|delete-records|commit|status ...]\n");
+                "usage: test_audit [inputs|trail|tamper|delete-records|commit|status|skew ...]\n");
     kb_kafka_opts_fini(&ko);
     return rc;
 }
