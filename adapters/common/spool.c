@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "adapter.h"
 #include "adapter_metrics.h"
 #include "ingress.h"
 #include "ketenbus/log.h"
@@ -182,7 +183,7 @@ static void quarantine_unread(const struct kb_spool *sp, const char *name, mode_
     kb_adapter_count_refused("spool", "not-a-regular-file");
     char reason[128];
     snprintf(reason, sizeof reason, "not a regular file (%s); not read", what);
-    if (kb_spool_quarantine(sp, name, reason) != KB_OK)
+    if (kb_spool_quarantine(sp, name, NULL, reason) != KB_OK)
         KB_LOG_ERR(COMP, "cannot move a non-regular file to quarantine", "kind=%s", what);
 }
 
@@ -307,7 +308,7 @@ static void read_failed(struct kb_spool *sp, const char *name, int err)
     char reason[256];
     snprintf(reason, sizeof reason, "unreadable: %s (errno %d) on %u reads in a row; not read",
              what, err, attempts);
-    if (kb_spool_quarantine(sp, name, reason) != KB_OK) {
+    if (kb_spool_quarantine(sp, name, NULL, reason) != KB_OK) {
         KB_LOG_ERR(COMP, "cannot move an unreadable file to quarantine", "errno=%d", errno);
         return; /* counted on: the next scan tries again */
     }
@@ -346,8 +347,28 @@ static int64_t mtime_ms_of(const struct stat *st)
     return (int64_t)st->st_mtim.tv_sec * 1000 + st->st_mtim.tv_nsec / 1000000;
 }
 
+static void file_of(const struct stat *st, struct kb_spool_file *file)
+{
+    file->dev = st->st_dev;
+    file->ino = st->st_ino;
+    file->size = st->st_size;
+    file->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+}
+
+/* Whether @p path (no link followed) is @p file: 1 yes, 0 another file,
+ * -1 none or it cannot be told (lstat failed). */
+static int is_file(const char *path, const struct kb_spool_file *file)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return -1;
+    return S_ISREG(st.st_mode) && st.st_dev == file->dev && st.st_ino == file->ino &&
+           st.st_size == file->size &&
+           (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == file->mtime_ns;
+}
+
 kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
-                       size_t *len, int64_t *mtime_ms)
+                       size_t *len, int64_t *mtime_ms, struct kb_spool_file *file)
 {
     char path[2600];
     kb_spool_path(sp, "in", name, path, sizeof path);
@@ -378,6 +399,9 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
         return KB_ERR_IO;
     }
     kb_adapter_count_message("spool", "received");
+    /* From the descriptor that is read: the name may be another file by now. */
+    if (file)
+        file_of(&st, file);
     if ((size_t)st.st_size > max) {
         close(fd);
         failing_forget(sp, name);
@@ -505,12 +529,77 @@ kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *o
     return KB_ERR_RANGE;
 }
 
+/*
+ * A name of in/ replaced while its file was handled (spool.h, struct
+ * kb_spool_file). Files are read and moved by name, as senders address
+ * them; nothing is renamed at pick-up. So a sender's rename over the name
+ * between kb_spool_read() and the move would hand the move a file nobody
+ * read. Two checks keep it in in/:
+ *
+ *  1. before the move, the name must still be the file read (replaced());
+ *  2. rename(2) is by name, so a sender's rename landing between that look
+ *     and the move (a few system calls: microseconds) still moves the new
+ *     file. The move's target is the adapter's own (done/ and quarantine/
+ *     are written by its scanning thread only), so it is looked at after
+ *     the move (moved_other()): another file there is moved back to in/.
+ *
+ * That closes the window but for two cases, both logged as errors naming
+ * where the file is, so nothing vanishes unseen: a third file renamed over
+ * the name in those microseconds as well (the moved-back file cannot take
+ * the name again without replacing it, so it stays in done/ or quarantine/),
+ * and a file system without RENAME_NOREPLACE, whose link + unlink fallback
+ * unlinks by name. Closing those would need a private name at pick-up (the
+ * file renamed to a dot-name when read) and a start-up recovery of such
+ * names after a crash.
+ */
+static void log_replaced(const char *name)
+{
+    KB_LOG_WARN(COMP, "spool file replaced by the sender while handled; new file left in in/",
+                "file=\"%s\"", kb_adapter_name_may_hold_id(name) ? "(name withheld)" : name);
+}
+
+/* 1 when @p file is given and @p from_path no longer holds it (logged). */
+static int replaced(const char *from_path, const char *name, const struct kb_spool_file *file)
+{
+    /* A name gone, or that cannot be looked at, is left to the move to report. */
+    if (!file || is_file(from_path, file) != 0)
+        return 0;
+    log_replaced(name);
+    return 1;
+}
+
+/* After @p from_path was moved to @p to_path: 1 when that was not @p file
+ * (check 2 above) and it is moved back; when it cannot be, an error names
+ * where it is (0). */
+static int moved_other(const char *from_path, const char *to_path, const char *to_name,
+                       const char *name, const struct kb_spool_file *file)
+{
+    if (!file || is_file(to_path, file) != 0)
+        return 0;
+    if (rename_noreplace(to_path, from_path) == 0) {
+        log_replaced(name);
+        return 1;
+    }
+    KB_LOG_ERR(COMP,
+               "spool file replaced by the sender while handled was moved unread; "
+               "hand it in again under a new name",
+               "errno=%d moved_to=\"%s\"", errno,
+               kb_adapter_name_may_hold_id(to_name) ? "(name withheld)" : to_name);
+    return 0;
+}
+
 /* Move @p from_path (in folder @p from_dir) to @p to_sub under the first
- * free candidate for @p name, durably. The chosen name into @p out. */
+ * free candidate for @p name, durably, when it is @p file (NULL: any). The
+ * chosen name into @p out; "" when the name held another file, left. */
 static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, const char *from_dir,
-                            const char *to_sub, const char *name, char *out, size_t out_size)
+                            const char *to_sub, const char *name, const struct kb_spool_file *file,
+                            char *out, size_t out_size)
 {
     char to_path[2600], to_dir[2200];
+    if (replaced(from_path, name, file)) {
+        out[0] = '\0';
+        return KB_OK;
+    }
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
         if (!candidate(sp, to_sub, name, k, DONE_NAME_MAX, out, out_size, to_path, sizeof to_path))
             return KB_ERR_RANGE;
@@ -523,17 +612,24 @@ static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, co
         }
         kb_spool_path(sp, to_sub, NULL, to_dir, sizeof to_dir);
         moved(to_dir, from_dir);
+        if (moved_other(from_path, to_path, out, name, file)) {
+            moved(from_dir, to_dir);
+            out[0] = '\0';
+        }
         return KB_OK;
     }
     return KB_ERR_RANGE;
 }
 
-kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name)
+kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name,
+                       const struct kb_spool_file *file)
 {
     char from_path[2600], from_dir[2200], done_name[300];
     kb_spool_path(sp, "in", name, from_path, sizeof from_path);
     kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
-    kb_err_t err = move_unique(sp, from_path, from_dir, "done", name, done_name, sizeof done_name);
+    kb_err_t err =
+        move_unique(sp, from_path, from_dir, "done", name, file, done_name, sizeof done_name);
+    /* counted also when the name was replaced: the file read was handled */
     if (!err)
         kb_adapter_count_message("spool", "accepted");
     return err;
@@ -581,15 +677,17 @@ kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
 /*
  * Move @p from_path (in @p from_dir) into quarantine/ as the first free
  * candidate for @p name whose .reason is free too, with @p reason in that
- * .reason. The reason is written first: a crash in between leaves a reason
- * without a file, never a file without its reason.
+ * .reason, when it is @p file (NULL: any; see replaced()). The reason is
+ * written first: a crash in between leaves a reason without a file, never
+ * a file without its reason.
  */
 static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_path,
-                                 const char *from_dir, const char *name, const char *line,
-                                 size_t n);
+                                 const char *from_dir, const char *name,
+                                 const struct kb_spool_file *file, const char *line, size_t n);
 
 static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path,
-                                const char *from_dir, const char *name, const char *reason)
+                                const char *from_dir, const char *name,
+                                const struct kb_spool_file *file, const char *reason)
 {
     /* The reason whole, with its newline (a file with many bad records has
      * a long one: the SVB adapter's go up to 64 KiB), but never beyond
@@ -605,16 +703,19 @@ static kb_err_t quarantine_move(const struct kb_spool *sp, const char *from_path
     if (cut)
         memcpy(line + n - 3, "...", 3);
     line[n++] = '\n';
-    kb_err_t err = quarantine_write(sp, from_path, from_dir, name, line, n);
+    kb_err_t err = quarantine_write(sp, from_path, from_dir, name, file, line, n);
     free(line);
     return err;
 }
 
 static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_path,
-                                 const char *from_dir, const char *name, const char *line, size_t n)
+                                 const char *from_dir, const char *name,
+                                 const struct kb_spool_file *file, const char *line, size_t n)
 {
     char qname[600], qpath[2600], rpath[2700], qdir[2200];
     kb_spool_path(sp, "quarantine", NULL, qdir, sizeof qdir);
+    if (replaced(from_path, name, file))
+        return KB_OK;
     for (unsigned k = 0; k <= MAX_SUFFIX; k++) {
         if (!candidate(sp, "quarantine", name, k, QUARANTINE_NAME_MAX, qname, sizeof qname, qpath,
                        sizeof qpath))
@@ -633,6 +734,10 @@ static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_pat
             return KB_ERR_IO;
         }
         moved(qdir, from_dir);
+        if (moved_other(from_path, qpath, qname, name, file)) {
+            unlink(rpath); /* the reason of the file read, not of this one */
+            moved(from_dir, qdir);
+        }
         return KB_OK;
     }
     return KB_ERR_RANGE;
@@ -679,12 +784,13 @@ int kb_spool_quarantined_before(const struct kb_spool *sp, const char *name, con
     return 0;
 }
 
-kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason)
+kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name,
+                             const struct kb_spool_file *file, const char *reason)
 {
     char from_path[2600], from_dir[2200];
     kb_spool_path(sp, "in", name, from_path, sizeof from_path);
     kb_spool_path(sp, "in", NULL, from_dir, sizeof from_dir);
-    kb_err_t err = quarantine_move(sp, from_path, from_dir, name, reason);
+    kb_err_t err = quarantine_move(sp, from_path, from_dir, name, file, reason);
     /* counted here, not in quarantine_move(): a staged TCP frame that goes
      * to quarantine/ is the TCP transport's (the caller counts it there) */
     if (!err)
@@ -743,7 +849,7 @@ kb_err_t kb_spool_stage_quarantine(const struct kb_spool *sp, const char *name,
     char from[2600], dir[2200];
     staged_path(sp, name, from, sizeof from);
     kb_spool_path(sp, "done", NULL, dir, sizeof dir);
-    return from[0] ? quarantine_move(sp, from, dir, name, reason) : KB_ERR_RANGE;
+    return from[0] ? quarantine_move(sp, from, dir, name, NULL, reason) : KB_ERR_RANGE;
 }
 
 kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name)

@@ -12,6 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ketenbus/err.h"
 
@@ -24,6 +25,20 @@
 struct kb_spool_failing {
     char name[256];    /* its name in in/ (NAME_MAX fits); "" for a free slot */
     unsigned attempts; /* failed reads in a row */
+};
+
+/*
+ * The file kb_spool_read() read under a name of in/. The protocol lets a
+ * sender rename a new file over a name that is still waiting, also while
+ * the adapter handles the old one; kb_spool_done() and kb_spool_quarantine()
+ * move a name only while it still holds this file, so the new one is read
+ * by the next scan instead of being archived unread.
+ */
+struct kb_spool_file {
+    dev_t dev;        /* file system of the file ... */
+    ino_t ino;        /* ... and its inode there: which file it is */
+    off_t size;       /* size and modification time as read: an inode */
+    int64_t mtime_ns; /* number freed and given to a later file differs here */
 };
 
 struct kb_spool {
@@ -49,7 +64,9 @@ void kb_spool_names_free(char **names, size_t n);
  * Read in/<name> whole (at most @p max bytes; larger is KB_ERR_RANGE, with
  * nothing read: the caller quarantines it with its own reason). *buf is
  * malloc'ed; *mtime_ms is the file's modification time, used as the stable
- * "received" time of its events.
+ * "received" time of its events. *@p file (when not NULL) is set on KB_OK
+ * and KB_ERR_RANGE: which file was read, for kb_spool_done() or
+ * kb_spool_quarantine() to move that file and no other.
  *
  * Any other error means the file cannot be read now. It is logged here
  * (errno, never name or content) and the caller skips it and goes on with
@@ -64,7 +81,7 @@ void kb_spool_names_free(char **names, size_t n);
  * @thread the one thread that scans @p sp
  */
 kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_t **buf,
-                       size_t *len, int64_t *mtime_ms);
+                       size_t *len, int64_t *mtime_ms, struct kb_spool_file *file);
 
 /*
  * Moves into done/ and quarantine/ never replace a file: a sender may reuse
@@ -87,11 +104,24 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
 kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *out,
                             size_t out_size);
 
+/*
+ * kb_spool_done() and kb_spool_quarantine() given the @p file that
+ * kb_spool_read() read move in/<name> only while it is still that file.
+ * When a sender renamed a new file over the name meanwhile, the old file is
+ * gone (the sender's rename replaced it) and the new one has not been read:
+ * it is left in in/ for the next scan, a warning is logged (the name only,
+ * withheld when it may hold a BSN or A-nummer), and the call is KB_OK, as
+ * the old file's handling is over. @p file NULL moves whatever the name
+ * holds: for files that were never read (not regular, unreadable).
+ */
+
 /** Move in/<name> to done/ (under kb_spool_done_name()) durably: rename + fsync of both folders. */
-kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name);
+kb_err_t kb_spool_done(const struct kb_spool *sp, const char *name,
+                       const struct kb_spool_file *file);
 
 /** Move in/<name> to quarantine/ (suffixed when taken) beside a .reason file holding @p reason. */
-kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name, const char *reason);
+kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name,
+                             const struct kb_spool_file *file, const char *reason);
 
 /**
  * The name in quarantine/ of a piece of the file @p name (a refused record:

@@ -212,7 +212,8 @@ static enum file_result handle_file(struct gba *g, const char *name)
     uint8_t *buf = NULL;
     size_t len = 0;
     int64_t mtime = 0;
-    kb_err_t err = kb_spool_read(&g->run.spool, name, MAX_MESSAGE, &buf, &len, &mtime);
+    struct kb_spool_file file;
+    kb_err_t err = kb_spool_read(&g->run.spool, name, MAX_MESSAGE, &buf, &len, &mtime, &file);
     if (err == KB_ERR_RANGE) {
         /* Too big to hold: its size and hash (no bytes) on the quarantine
          * topic, as every refused input, then the file to quarantine/. */
@@ -223,7 +224,7 @@ static enum file_result handle_file(struct gba *g, const char *name)
         pthread_mutex_unlock(&g->lock);
         if (out != OUT_QUARANTINED)
             return FILE_RETRY;
-        return kb_spool_quarantine(&g->run.spool, name, why) ? FILE_RETRY : FILE_LEFT;
+        return kb_spool_quarantine(&g->run.spool, name, &file, why) ? FILE_RETRY : FILE_LEFT;
     }
     if (err)
         return FILE_SKIPPED;
@@ -236,13 +237,13 @@ static enum file_result handle_file(struct gba *g, const char *name)
     enum file_result rc = FILE_LEFT;
     switch (process_message(g, buf, len, mtime, dataref, reason, sizeof reason)) {
     case OUT_DONE:
-        if (kb_spool_done(&g->run.spool, name)) {
+        if (kb_spool_done(&g->run.spool, name, &file)) {
             KB_LOG_ERR(COMP, "cannot move file to done", "file_bytes=%zu", len);
             rc = FILE_RETRY;
         }
         break;
     case OUT_QUARANTINED:
-        if (kb_spool_quarantine(&g->run.spool, name, reason)) {
+        if (kb_spool_quarantine(&g->run.spool, name, &file, reason)) {
             KB_LOG_ERR(COMP, "cannot move file to quarantine", "file_bytes=%zu", len);
             rc = FILE_RETRY;
         }

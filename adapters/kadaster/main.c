@@ -141,6 +141,7 @@ struct kad {
                           * its documents may have been acknowledged before the refusal */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
+    struct kb_spool_file *files; /* per file: which one was read, for its move */
 };
 
 /* Raw bytes and reason to kb.quarantine.kadaster, acknowledged. Bytes too
@@ -208,7 +209,7 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
     if (quarantine_topic(k, raw, len, rule, full))
         return -1;
     if (whole_file) {
-        if (kb_spool_quarantine(&k->run.spool, k->names[file_index], full)) {
+        if (kb_spool_quarantine(&k->run.spool, k->names[file_index], &k->files[file_index], full)) {
             KB_LOG_ERR(COMP, "cannot move file to quarantine", "rule=%s", rule);
             return -1;
         }
@@ -305,6 +306,7 @@ static int round_once(struct kad *k, int redo)
     int rc = 0;
     k->names = names;
     k->gone = calloc(use, sizeof *k->gone);
+    k->files = calloc(use, sizeof *k->files);
     int *skip = calloc(use, sizeof *skip);
     struct kb_kadaster_batch batch;
     kb_kadaster_batch_init(&batch);
@@ -312,7 +314,7 @@ static int round_once(struct kad *k, int redo)
     batch.max_event = k->max_event;
     struct kb_ingress_event *evs = NULL;
     size_t n_evs = 0, bytes = 0;
-    if (!k->gone || !skip) {
+    if (!k->gone || !k->files || !skip) {
         rc = -1;
         goto out;
     }
@@ -324,14 +326,15 @@ static int round_once(struct kad *k, int redo)
         uint8_t *buf = NULL;
         size_t len = 0;
         int64_t mtime = 0;
-        kb_err_t err = kb_spool_read(&k->run.spool, names[i], MAX_FILE, &buf, &len, &mtime);
+        kb_err_t err =
+            kb_spool_read(&k->run.spool, names[i], MAX_FILE, &buf, &len, &mtime, &k->files[i]);
         if (err == KB_ERR_RANGE) {
             char reason[320];
             kb_spool_oversize_reason(&k->run.spool, names[i], "size", MAX_FILE, reason,
                                      sizeof reason);
             KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
             if (quarantine_topic(k, (const uint8_t *)"", 0, "size", reason) ||
-                kb_spool_quarantine(&k->run.spool, names[i], reason)) {
+                kb_spool_quarantine(&k->run.spool, names[i], &k->files[i], reason)) {
                 rc = -1;
                 goto out;
             }
@@ -384,7 +387,7 @@ static int round_once(struct kad *k, int redo)
     for (size_t i = 0; i < use; i++) {
         if (k->gone[i] || skip[i])
             continue;
-        if (kb_spool_done(&k->run.spool, names[i])) {
+        if (kb_spool_done(&k->run.spool, names[i], &k->files[i])) {
             KB_LOG_ERR(COMP, "cannot move file to done", "index=%zu", i);
             rc = -1;
         }
@@ -397,6 +400,8 @@ out:
     free(skip);
     free(k->gone);
     k->gone = NULL;
+    free(k->files);
+    k->files = NULL;
     k->names = NULL;
     kb_spool_names_free(names, n);
     return k->limit_stale ? relearn_limit(k) : rc;

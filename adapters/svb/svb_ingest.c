@@ -239,7 +239,8 @@ static int send_events(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n
 
 /* A file over MAX_FILE: its reason, size and SHA-256 (no bytes) to the
  * quarantine topic, as every refused input, then the file to quarantine/. */
-static int quarantine_oversize(kb_ingress_t *ing, struct kb_spool *spool, const char *name)
+static int quarantine_oversize(kb_ingress_t *ing, struct kb_spool *spool, const char *name,
+                               const struct kb_spool_file *file)
 {
     char reason[320];
     const char *rule = kb_akw02_rule_name(KB_AKW02_LENGTH);
@@ -247,7 +248,7 @@ static int quarantine_oversize(kb_ingress_t *ing, struct kb_spool *spool, const 
     KB_LOG_WARN(COMP, "file over size limit", "limit=%u", MAX_FILE);
     if (quarantine_topic(ing, "", 0, rule, reason, -1))
         return -1;
-    return kb_spool_quarantine(spool, name, reason) ? -1 : 0;
+    return kb_spool_quarantine(spool, name, file, reason) ? -1 : 0;
 }
 
 /* Append to @p buf (@p cap bytes, *@p len used), cutting what does not fit. */
@@ -307,9 +308,10 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     size_t len = 0;
     int64_t mtime = 0;
     char errstr[512];
-    kb_err_t err = kb_spool_read(spool, name, MAX_FILE, &buf, &len, &mtime);
+    struct kb_spool_file file;
+    kb_err_t err = kb_spool_read(spool, name, MAX_FILE, &buf, &len, &mtime, &file);
     if (err == KB_ERR_RANGE)
-        return quarantine_oversize(ing, spool, name);
+        return quarantine_oversize(ing, spool, name, &file);
     if (err)
         return 1; /* unreadable for now, logged by the spool: later files go on */
     /* The name the file will have in done/, for ce_dataref and the names of
@@ -434,7 +436,7 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         char *reason = file_reason(bad, n_bad, &rest);
         if (!reason)
             goto out;
-        rc = kb_spool_quarantine(spool, name, reason) ? -1 : 0;
+        rc = kb_spool_quarantine(spool, name, &file, reason) ? -1 : 0;
         free(reason);
         goto out;
     }
@@ -455,7 +457,7 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
             quarantine_piece(spool, qname, text + rest.offset, rest.len, RULE_REST, rest.reason))
             goto out;
     }
-    if (kb_spool_done(spool, name)) {
+    if (kb_spool_done(spool, name, &file)) {
         KB_LOG_ERR(COMP, "cannot move file to done", "records=%zu", published);
         goto out;
     }

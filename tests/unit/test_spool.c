@@ -146,27 +146,27 @@ static void test_spool(void)
     uint8_t *data = NULL;
     size_t len = 0;
     int64_t mtime = 0;
-    CHECK_INT(kb_spool_read(&sp, "20240318-001.lo3", 16, &data, &len, &mtime), KB_OK);
+    CHECK_INT(kb_spool_read(&sp, "20240318-001.lo3", 16, &data, &len, &mtime, NULL), KB_OK);
     CHECK_INT(len, 16);
     if (data)
         CHECK_MEM(data, len, "20240318-001.lo3");
     CHECK(mtime == 1710753330250); /* milliseconds, truncated */
     free(data);
     data = NULL;
-    CHECK_INT(kb_spool_read(&sp, "20240318-001.lo3", 15, &data, &len, &mtime), KB_ERR_RANGE);
+    CHECK_INT(kb_spool_read(&sp, "20240318-001.lo3", 15, &data, &len, &mtime, NULL), KB_ERR_RANGE);
     CHECK(data == NULL);
-    CHECK_INT(kb_spool_read(&sp, "no-such-file", 100, &data, &len, &mtime), KB_ERR_IO);
+    CHECK_INT(kb_spool_read(&sp, "no-such-file", 100, &data, &len, &mtime, NULL), KB_ERR_IO);
 
     /* Done: gone from in/, present in done/ with the same bytes. */
-    CHECK_INT(kb_spool_done(&sp, "20240318-001.lo3"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "20240318-001.lo3", NULL), KB_OK);
     kb_spool_path(&sp, "in", "20240318-001.lo3", path, sizeof path);
     CHECK(!exists(path));
     kb_spool_path(&sp, "done", "20240318-001.lo3", path, sizeof path);
     CHECK_STR(slurp(path, buf, sizeof buf), "20240318-001.lo3");
-    CHECK_INT(kb_spool_done(&sp, "20240318-001.lo3"), KB_ERR_IO); /* not in in/ any more */
+    CHECK_INT(kb_spool_done(&sp, "20240318-001.lo3", NULL), KB_ERR_IO); /* not in in/ any more */
 
     /* Quarantine: moved, with the reason beside it. */
-    CHECK_INT(kb_spool_quarantine(&sp, "20240318-002.lo3", "offset 76: bad BSN"), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "20240318-002.lo3", NULL, "offset 76: bad BSN"), KB_OK);
     kb_spool_path(&sp, "in", "20240318-002.lo3", path, sizeof path);
     CHECK(!exists(path));
     kb_spool_path(&sp, "quarantine", "20240318-002.lo3", path, sizeof path);
@@ -184,7 +184,7 @@ static void test_spool(void)
 
     /* A sender's x.reason quarantined beside a quarantined x and its
      * reason: it takes a name of its own, nothing is replaced. */
-    CHECK_INT(kb_spool_quarantine(&sp, "old.reason", "not LO3"), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "old.reason", NULL, "not LO3"), KB_OK);
     kb_spool_path(&sp, "quarantine", NULL, path, sizeof path);
     CHECK_INT(count_entries(path), 4);
     kb_spool_path(&sp, "quarantine", "old.reason", path, sizeof path);

@@ -56,8 +56,8 @@ int main(void)
     uint8_t *data = NULL;
     size_t len = 0;
     int64_t mtime = 0;
-    CHECK_INT(kb_spool_read(&sp, "001-link.lo3", 1 << 20, &data, &len, &mtime), KB_ERR_IO);
-    CHECK_INT(kb_spool_read(&sp, "002-fifo.lo3", 1 << 20, &data, &len, &mtime), KB_ERR_IO);
+    CHECK_INT(kb_spool_read(&sp, "001-link.lo3", 1 << 20, &data, &len, &mtime, NULL), KB_ERR_IO);
+    CHECK_INT(kb_spool_read(&sp, "002-fifo.lo3", 1 << 20, &data, &len, &mtime, NULL), KB_ERR_IO);
     CHECK(data == NULL);
 
     /* the listing offers only the regular file and quarantines the others unread */
@@ -83,7 +83,7 @@ int main(void)
     char reason[5001];
     memset(reason, 'r', 5000);
     reason[5000] = '\0';
-    CHECK_INT(kb_spool_quarantine(&sp, "003-good.lo3", reason), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "003-good.lo3", NULL, reason), KB_OK);
     kb_spool_path(&sp, "quarantine", "003-good.lo3.reason", path, sizeof path);
     size_t got = slurp(path, buf, sizeof buf);
     CHECK_INT(got, 5001);
@@ -96,7 +96,7 @@ int main(void)
     big[big_n] = '\0';
     kb_spool_path(&sp, "in", "004-big-reason.lo3", path, sizeof path);
     put(path, "x\n");
-    CHECK_INT(kb_spool_quarantine(&sp, "004-big-reason.lo3", big), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "004-big-reason.lo3", NULL, big), KB_OK);
     free(big);
     kb_spool_path(&sp, "quarantine", "004-big-reason.lo3.reason", path, sizeof path);
     char *back = malloc(big_n);

@@ -51,11 +51,11 @@ static void run(const char *root, int fallback)
 
     /* done/: the same name three times, one after another */
     spool_put(&sp, "AKW02.txt", "day 1");
-    CHECK_INT(kb_spool_done(&sp, "AKW02.txt"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "AKW02.txt", NULL), KB_OK);
     spool_put(&sp, "AKW02.txt", "day 2");
-    CHECK_INT(kb_spool_done(&sp, "AKW02.txt"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "AKW02.txt", NULL), KB_OK);
     spool_put(&sp, "AKW02.txt", "day 3");
-    CHECK_INT(kb_spool_done(&sp, "AKW02.txt"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "AKW02.txt", NULL), KB_OK);
     CHECK_STR(spool_slurp(&sp, "done", "AKW02.txt", buf, sizeof buf), "day 1");
     CHECK_STR(spool_slurp(&sp, "done", "AKW02.txt.1", buf, sizeof buf), "day 2");
     CHECK_STR(spool_slurp(&sp, "done", "AKW02.txt.2", buf, sizeof buf), "day 3");
@@ -63,9 +63,9 @@ static void run(const char *root, int fallback)
 
     /* quarantine/: each file keeps its own reason */
     spool_put(&sp, "bad.lo3", "first");
-    CHECK_INT(kb_spool_quarantine(&sp, "bad.lo3", "reason one"), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "bad.lo3", NULL, "reason one"), KB_OK);
     spool_put(&sp, "bad.lo3", "second");
-    CHECK_INT(kb_spool_quarantine(&sp, "bad.lo3", "reason two"), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "bad.lo3", NULL, "reason two"), KB_OK);
     CHECK_STR(spool_slurp(&sp, "quarantine", "bad.lo3", buf, sizeof buf), "first");
     CHECK_STR(spool_slurp(&sp, "quarantine", "bad.lo3.reason", buf, sizeof buf), "reason one\n");
     CHECK_STR(spool_slurp(&sp, "quarantine", "bad.lo3.1", buf, sizeof buf), "second");
@@ -86,14 +86,14 @@ static void run(const char *root, int fallback)
     kb_spool_path(&sp, "quarantine", "orphan.lo3.reason", path, sizeof path);
     CHECK_INT(kb_file_write_atomic(path, "old\n", 4), KB_OK);
     spool_put(&sp, "orphan.lo3", "x");
-    CHECK_INT(kb_spool_quarantine(&sp, "orphan.lo3", "new"), KB_OK);
+    CHECK_INT(kb_spool_quarantine(&sp, "orphan.lo3", NULL, "new"), KB_OK);
     CHECK_STR(spool_slurp(&sp, "quarantine", "orphan.lo3.reason", buf, sizeof buf), "old\n");
     CHECK_STR(spool_slurp(&sp, "quarantine", "orphan.lo3.1.reason", buf, sizeof buf), "new\n");
     CHECK_STR(spool_slurp(&sp, "quarantine", "orphan.lo3.1", buf, sizeof buf), "x");
 
     /* nothing to move: an error, and no reason file left behind */
-    CHECK_INT(kb_spool_done(&sp, "missing.lo3"), KB_ERR_IO);
-    CHECK(kb_spool_quarantine(&sp, "missing.lo3", "r") != KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "missing.lo3", NULL), KB_ERR_IO);
+    CHECK(kb_spool_quarantine(&sp, "missing.lo3", NULL, "r") != KB_OK);
     CHECK(!spool_has(&sp, "quarantine", "missing.lo3.reason"));
 }
 
@@ -170,7 +170,7 @@ static void long_names(const char *root, int fallback)
             CHECK(strlen(done[i]) <= NAME_MAX);
             CHECK(utf8_whole(done[i]));
             CHECK(i == 0 || strcmp(done[i], done[i - 1]));
-            CHECK_INT(kb_spool_done(&sp, name), KB_OK);
+            CHECK_INT(kb_spool_done(&sp, name, NULL), KB_OK);
             CHECK(!spool_has(&sp, "in", name));
         }
         for (int i = 0; i < 3; i++) {
@@ -181,7 +181,7 @@ static void long_names(const char *root, int fallback)
             snprintf(text, sizeof text, "copy %d", i);
             snprintf(reason, sizeof reason, "reason %d", i);
             spool_put(&sp, name, text);
-            CHECK_INT(kb_spool_quarantine(&sp, name, reason), KB_OK);
+            CHECK_INT(kb_spool_quarantine(&sp, name, NULL, reason), KB_OK);
             CHECK(!spool_has(&sp, "in", name));
             CHECK(kb_spool_quarantined_before(&sp, name, text, strlen(text)));
             quarantined++;

@@ -41,7 +41,7 @@ static void test_done_name(void)
     CHECK_INT(kb_spool_done_name(&sp, "x", name, sizeof name), KB_OK);
     CHECK_STR(name, "x");
     spool_put(&sp, "x", "first x");
-    CHECK_INT(kb_spool_done(&sp, "x"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "x", NULL), KB_OK);
 
     /* in/ holds "x" again and "x.1": x cannot take x.1, which x.1 wants */
     spool_put(&sp, "x", "second x");
@@ -51,8 +51,8 @@ static void test_done_name(void)
     CHECK_INT(kb_spool_done_name(&sp, "x.1", name2, sizeof name2), KB_OK);
     CHECK_STR(name2, "x.1");
     /* the names told hold whichever moves first */
-    CHECK_INT(kb_spool_done(&sp, "x.1"), KB_OK);
-    CHECK_INT(kb_spool_done(&sp, "x"), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "x.1", NULL), KB_OK);
+    CHECK_INT(kb_spool_done(&sp, "x", NULL), KB_OK);
     CHECK_STR(spool_slurp(&sp, "done", "x.2", buf, sizeof buf), "second x");
     CHECK_STR(spool_slurp(&sp, "done", "x.1", buf, sizeof buf), "the file named x.1");
     CHECK_STR(spool_slurp(&sp, "done", "x", buf, sizeof buf), "first x");

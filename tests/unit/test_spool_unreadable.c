@@ -61,7 +61,7 @@ static int scan(void)
         uint8_t *buf = NULL;
         size_t len = 0;
         int64_t mtime = 0;
-        if (kb_spool_read(&sp, names[i], 1 << 20, &buf, &len, &mtime) == KB_OK) {
+        if (kb_spool_read(&sp, names[i], 1 << 20, &buf, &len, &mtime, NULL) == KB_OK) {
             ok++;
             free(buf);
         }
@@ -96,7 +96,7 @@ static void test_quarantined_after_attempts(void)
     release_lease(lease);
     /* the good file was read every round and is still there for its adapter */
     CHECK(spool_has(&sp, "in", "002-good.lo3"));
-    kb_spool_done(&sp, "002-good.lo3");
+    kb_spool_done(&sp, "002-good.lo3", NULL);
 }
 
 /* Failures count in a row: a good read in between starts again from zero. */
@@ -125,7 +125,7 @@ static void test_success_resets(void)
     CHECK(spool_has(&sp, "in", "003-flaky.lo3"));
     release_lease(lease);
     CHECK_INT(scan(), 1);
-    kb_spool_done(&sp, "003-flaky.lo3");
+    kb_spool_done(&sp, "003-flaky.lo3", NULL);
 }
 
 /* Swapped after the listing: a fifo is quarantined at once (it never
@@ -154,7 +154,7 @@ static void test_swapped_after_listing(void)
             uint8_t *buf = NULL;
             size_t len = 0;
             int64_t mtime = 0;
-            CHECK_INT(kb_spool_read(&sp, names[i], 100, &buf, &len, &mtime), KB_ERR_IO);
+            CHECK_INT(kb_spool_read(&sp, names[i], 100, &buf, &len, &mtime, NULL), KB_ERR_IO);
         }
         CHECK(spool_has(&sp, "quarantine", "004-fifo.lo3"));
     }
