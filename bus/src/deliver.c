@@ -888,32 +888,36 @@ static int send_request(struct kb_deliver *d, struct msg *m)
             }
             return 1;
         }
-        char ts[24], sig[68];
+        char ts[24], seq[24];
         snprintf(ts, sizeof ts, "%lld", (long long)(kb_wall_ms() / 1000));
-        kb__deliver_signature(d->o.secret, d->o.secret_len, ts, body, len, sig);
+        struct kb__deliver_header signed_hdrs[KB_DELIVER_SIGNED_MAX];
+        size_t n_signed = kb__deliver_post_headers(&m->attrs, d->o.mode, seq, signed_hdrs);
+        struct kb__deliver_sig sig;
+        err = kb__deliver_sign(d->o.secret, d->o.secret_len, ts, signed_hdrs, n_signed, body, len,
+                               &sig);
+        if (err) {
+            free(body);
+            evhttp_request_free(req);
+            evhttp_connection_free(x->conn);
+            free(x);
+            /* The event's attributes were checked on the way in, so only
+             * memory can fail here; an unsignable value never gets better. */
+            if (err == KB_ERR_NOMEM) {
+                snprintf(m->last_error, sizeof m->last_error, "out of memory signing");
+                schedule_retry(d, m, -1);
+            } else {
+                dead_letter(d, m, "not signable: a header value holds CR or LF");
+            }
+            return 1;
+        }
         add_header(h, "X-Ketenbus-Timestamp", ts);
-        add_header(h, "X-Ketenbus-Signature", sig);
-        add_header(h, "Idempotency-Key", m->attrs.id);
+        add_header(h, "X-Ketenbus-Signature", sig.header);
+        add_header(h, "X-Ketenbus-Signed-Headers", sig.signed_headers);
         add_header(h, "WebHook-Request-Origin", d->o.origin);
         add_header(h, "traceparent", m->attrs.traceparent);
-        if (d->o.mode == KB_DELIVER_STRUCTURED) {
-            add_header(h, "Content-Type", "application/cloudevents+json; charset=utf-8");
-        } else {
-            char seq[24] = "";
-            if (m->attrs.sequence)
-                snprintf(seq, sizeof seq, "%llu", (unsigned long long)m->attrs.sequence);
-            add_header(h, "Content-Type", "application/json");
-            add_header(h, "ce-specversion", KB_EVENT_SPECVERSION);
-            add_header(h, "ce-id", m->attrs.id);
-            add_header(h, "ce-source", m->attrs.source);
-            add_header(h, "ce-type", m->attrs.type);
-            add_header(h, "ce-time", m->attrs.time);
-            add_header(h, "ce-subject", m->attrs.subject);
-            add_header(h, "ce-dataref", m->attrs.dataref);
-            add_header(h, "ce-sequence", seq);
-            if (seq[0])
-                add_header(h, "ce-sequencetype", "Integer");
-        }
+        /* What was signed is what is sent: the same list. */
+        for (size_t i = 0; i < n_signed; i++)
+            add_header(h, signed_hdrs[i].name, signed_hdrs[i].value);
         evbuffer_add(evhttp_request_get_output_buffer(req), body, len);
         free(body);
         m->in_flight = 1;

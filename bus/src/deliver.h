@@ -105,6 +105,60 @@ int64_t kb__deliver_retry_after_ms(const char *value, int64_t now_ms);
 void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char *ts,
                            const void *body, size_t len, char out[68]);
 
+/* At most this many headers of a POST are signed by v2 (binary mode's
+ * nine ce-* attributes, content-type, idempotency-key). */
+#define KB_DELIVER_SIGNED_MAX 12
+
+/* One request header; both strings NUL-terminated. */
+struct kb__deliver_header {
+    const char *name;  /* lower-case, as signed and as sent */
+    const char *value; /* as sent */
+};
+
+/**
+ * The headers of the POST of @p attrs that a receiver acts on, hence
+ * signed by v2: content-type, idempotency-key and, in binary mode, every
+ * ce-* attribute; only those with a value, sorted by name. Values point
+ * into @p attrs, @p seqbuf (24 bytes) and constants. Returns the count
+ * (at most KB_DELIVER_SIGNED_MAX).
+ */
+size_t kb__deliver_post_headers(const struct kb_event_attrs *attrs, enum kb_deliver_mode mode,
+                                char seqbuf[24], struct kb__deliver_header *out);
+
+/**
+ * The v2 signing input before the body, malloc'ed into *@p out (caller
+ * frees), @p *len bytes, not NUL-terminated in its length:
+ *
+ *     "v2\n" <ts> "\n" <names> "\n"
+ *     then per header of @p hdrs, in that order: <name> ":" <value> "\n"
+ *     then "\n"
+ *
+ * where <names> is the header names joined by "," (the value of
+ * X-Ketenbus-Signed-Headers, so the list is signed too) and <value> is
+ * the value without leading or trailing spaces and tabs (what HTTP hands a
+ * receiver). The body follows it in the HMAC. KB_ERR_INVALID when a value
+ * holds CR, LF or NUL (it could forge a line; kb_event_attrs_from_headers()
+ * already refuses them in events), KB_ERR_NOMEM.
+ */
+kb_err_t kb__deliver_canonical_v2(const char *ts, const struct kb__deliver_header *hdrs, size_t n,
+                                  char **out, size_t *len);
+
+/* The X-Ketenbus-Signature and X-Ketenbus-Signed-Headers values of a POST. */
+struct kb__deliver_sig {
+    char header[160];         /* "v1=<64 hex>, v2=<64 hex>" */
+    char signed_headers[192]; /* names of the v2-signed headers, comma-separated */
+};
+
+/**
+ * Sign a POST: v1 (kb__deliver_signature()) and v2, HMAC-SHA-256 with
+ * @p secret over kb__deliver_canonical_v2() of @p ts and @p hdrs followed
+ * by the body. Errors as kb__deliver_canonical_v2(); *@p sig is then
+ * unusable.
+ */
+kb_err_t kb__deliver_sign(const uint8_t *secret, size_t secret_len, const char *ts,
+                          const struct kb__deliver_header *hdrs, size_t n, const void *body,
+                          size_t len, struct kb__deliver_sig *sig);
+
 /**
  * Render one event for the webhook: check the framed Avro @p value with
  * its schema's compiled validator (kb_avro_event_json() runs

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
  * test_deliver.c - the pure parts of webhook delivery: backoff bounds,
- * Retry-After parsing, the HMAC signature (expected values computed with
- * Python's hmac module), RFC 3339 parsing, and rendering an Avro event as a
- * structured or binary CloudEvent. The network parts are covered by
+ * Retry-After parsing, the HMAC signatures (expected values computed with
+ * Python's hmac module and openssl dgst) and the v2 signing string, RFC
+ * 3339 parsing, and rendering an Avro event as a structured or binary
+ * CloudEvent. The network parts are covered by
  * tests/integration/deliver_webhook.sh.
  */
 #include <jansson.h>
@@ -59,6 +60,115 @@ static void test_signature(void)
     kb__deliver_signature((const uint8_t *)"0123456789abcdef", 16, "1700000001", "{\"a\":1}", 7,
                           other);
     CHECK(strcmp(sig, other) != 0); /* the timestamp is signed too */
+}
+
+/* Attributes of the v2 vector below. */
+static void vector_attrs(struct kb_event_attrs *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "5f0c6e0e-0000-5000-8000-000000000001");
+    snprintf(a->source, sizeof a->source, "urn:nld:oin:00000001234567890000:systeem:test");
+    snprintf(a->type, sizeof a->type, "nl.kinderbijslag.aanvraag-uitgenodigd");
+    snprintf(a->time, sizeof a->time, "2024-03-18T09:15:30.250Z");
+    snprintf(a->subject, sizeof a->subject, "0123456789abcdef0123456789abcdef");
+    a->sequence = 42;
+}
+
+static void test_signature_v2(void)
+{
+    const uint8_t *key = (const uint8_t *)"0123456789abcdef";
+    struct kb_event_attrs a;
+    vector_attrs(&a);
+    struct kb__deliver_header hdrs[KB_DELIVER_SIGNED_MAX];
+    char seq[24];
+    size_t n = kb__deliver_post_headers(&a, KB_DELIVER_BINARY, seq, hdrs);
+    CHECK_INT(n, 10); /* no dataref */
+    for (size_t i = 1; i < n; i++)
+        CHECK(strcmp(hdrs[i - 1].name, hdrs[i].name) < 0); /* sorted, no name twice */
+    struct kb__deliver_sig sig;
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":1}", 7, &sig), KB_OK);
+    CHECK_STR(sig.signed_headers, "ce-id,ce-sequence,ce-sequencetype,ce-source,ce-specversion,"
+                                  "ce-subject,ce-time,ce-type,content-type,idempotency-key");
+    /* Computed independently:
+     * printf 'v2\n1700000000\nce-id,ce-sequence,ce-sequencetype,ce-source,ce-specversion,\
+     * ce-subject,ce-time,ce-type,content-type,idempotency-key\n\
+     * ce-id:5f0c6e0e-0000-5000-8000-000000000001\nce-sequence:42\nce-sequencetype:Integer\n\
+     * ce-source:urn:nld:oin:00000001234567890000:systeem:test\nce-specversion:1.0\n\
+     * ce-subject:0123456789abcdef0123456789abcdef\nce-time:2024-03-18T09:15:30.250Z\n\
+     * ce-type:nl.kinderbijslag.aanvraag-uitgenodigd\ncontent-type:application/json\n\
+     * idempotency-key:5f0c6e0e-0000-5000-8000-000000000001\n\n{"a":1}' \
+     * | openssl dgst -sha256 -hmac 0123456789abcdef
+     * (one line, without the backslash-newlines); v1 as in test_signature(). */
+    CHECK_STR(sig.header, "v1=9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23, "
+                          "v2=a2cebcfcb84a182dab21c9fdcc66ec6322104157b26cdcf30a61f10efd0c64dc");
+
+    /* Structured mode signs the content type and the idempotency key. */
+    struct kb__deliver_header shdrs[KB_DELIVER_SIGNED_MAX];
+    CHECK_INT(kb__deliver_post_headers(&a, KB_DELIVER_STRUCTURED, seq, shdrs), 2);
+    CHECK_STR(shdrs[0].name, "content-type");
+    CHECK_STR(shdrs[1].name, "idempotency-key");
+    CHECK_STR(shdrs[1].value, a.id);
+
+    /* Each signed header, changed in value or name or left out, changes
+     * the canonical string and v2, never v1 (which does not cover them). */
+    char *base = NULL;
+    size_t base_len = 0;
+    CHECK_INT(kb__deliver_canonical_v2("1700000000", hdrs, n, &base, &base_len), KB_OK);
+    for (size_t i = 0; i < n; i++) {
+        for (int how = 0; how < 3; how++) {
+            struct kb__deliver_header t[KB_DELIVER_SIGNED_MAX];
+            memcpy(t, hdrs, sizeof t);
+            char changed[600];
+            snprintf(changed, sizeof changed, "%sx", hdrs[i].value);
+            size_t tn = n;
+            if (how == 0) {
+                t[i].value = changed;
+            } else if (how == 1) {
+                t[i].name = "ce-other";
+            } else {
+                memmove(&t[i], &t[i + 1], (n - i - 1) * sizeof t[0]);
+                tn--;
+            }
+            char *c = NULL;
+            size_t cl = 0;
+            CHECK_INT(kb__deliver_canonical_v2("1700000000", t, tn, &c, &cl), KB_OK);
+            CHECK(c && (cl != base_len || memcmp(c, base, cl) != 0));
+            free(c);
+            struct kb__deliver_sig ts;
+            CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, tn, "{\"a\":1}", 7, &ts), KB_OK);
+            CHECK(strncmp(ts.header, sig.header, 68) == 0);      /* v1 the same */
+            CHECK(strcmp(ts.header + 68, sig.header + 68) != 0); /* v2 not */
+        }
+    }
+    /* The timestamp and the body are in v2 too. */
+    struct kb__deliver_sig other;
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000001", hdrs, n, "{\"a\":1}", 7, &other), KB_OK);
+    CHECK(strcmp(other.header + 68, sig.header + 68) != 0);
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":2}", 7, &other), KB_OK);
+    CHECK(strcmp(other.header + 68, sig.header + 68) != 0);
+
+    /* A receiver is handed values without surrounding white space: the
+     * same value signed with it gives the same string. */
+    struct kb__deliver_header t[KB_DELIVER_SIGNED_MAX];
+    memcpy(t, hdrs, sizeof t);
+    char padded[600];
+    snprintf(padded, sizeof padded, " \t%s \t", hdrs[0].value);
+    t[0].value = padded;
+    char *c = NULL;
+    size_t cl = 0;
+    CHECK_INT(kb__deliver_canonical_v2("1700000000", t, n, &c, &cl), KB_OK);
+    CHECK(c && cl == base_len && memcmp(c, base, cl) == 0);
+    free(c);
+    /* A value that could start a line of its own is refused, not signed. */
+    static const char *const forged[] = {"nl.x\nce-type:nl.y", "nl.x\r", "\nnl.x"};
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+        t[0].value = forged[i];
+        c = NULL;
+        CHECK_INT(kb__deliver_canonical_v2("1700000000", t, n, &c, &cl), KB_ERR_INVALID);
+        CHECK(c == NULL);
+        CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, n, "{}", 2, &other), KB_ERR_INVALID);
+    }
+    free(base);
 }
 
 static void test_time(void)
@@ -294,6 +404,7 @@ int main(void)
     test_backoff();
     test_retry_after();
     test_signature();
+    test_signature_v2();
     test_time();
     test_permanent_status();
     test_partition_budget();
