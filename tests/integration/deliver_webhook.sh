@@ -5,7 +5,8 @@
 # TLS on a real broker: the validation handshake, signatures, every event
 # delivered once with 2xx, order per key while one key fails (the others go
 # on), backoff bounds, Retry-After on 429, a hanging webhook timed out,
-# offsets committed (a restart delivers nothing again), binary mode, a
+# offsets committed (a restart delivers nothing again), binary mode (v2
+# signature over the ce-* headers; a rewritten ce-type refused), a
 # retry schedule that survives SIGKILL, dead-lettering after a shortened
 # window with the last error, a poison event dead-lettered at once, a record
 # that is no CloudEvent dead-lettered only once it heads its key, bytes the
@@ -60,7 +61,8 @@ k1=$(sed -n 2p "$WORK/feed1.txt" | cut -d' ' -f2)
 y_id=$(sed -n 3p "$WORK/feed1.txt" | cut -d' ' -f1)     # i=2: first event of k2
 z_id=$(sed -n 4p "$WORK/feed1.txt" | cut -d' ' -f1)     # i=3: second event of k0
 k0=$(sed -n 1p "$WORK/feed1.txt" | cut -d' ' -f2)
-receiver hook --rule "id:$x_id=500x3" --rule "id:$y_id=429x1@2" --rule "id:$z_id=hangx1"
+receiver hook --require-v2 --rule "id:$x_id=500x3" --rule "id:$y_id=429x1@2" \
+  --rule "id:$z_id=hangx1"
 PORT=$(cat "$WORK/hook.port")
 deliver deliver1 hook "$PORT" --backoff-base 400ms --backoff-max 10s --timeout 1500ms \
   --concurrency 4 --metrics-addr 127.0.0.1:0
@@ -69,6 +71,8 @@ check "all 30 events delivered with 2xx" wait_for 90 ok_ids_is hook 30
 check "validation handshake sent with our origin first" \
   bash -c "head -n 1 $WORK/hook.jsonl | jq -e '.method==\"OPTIONS\" and .status==200 and (.origin|length>0)' >/dev/null"
 check "every POST carried a valid signature" eq "$(posts hook | jq -r .sig | sort -u)" ok
+check "... and a valid v2 signature over content-type and idempotency-key too" \
+  eq "$(posts hook | jq -r .sig_v2 | sort -u)" ok
 check "structured mode with the Avro payload as JSON" \
   eq "$(posts hook | jq -r 'select(.status==200) | "\(.mode) \(.data.kanaal) \(.data.bronEventIds|length)"' | sort -u | head -n 1)" "structured DIGITAAL 1"
 check "Idempotency-Key is the event id" \
@@ -141,7 +145,7 @@ check "no event delivered twice after a clean restart (offsets committed after 2
 # and then dead-lettered.
 "$BIN/kb-webhook-feed" --topic-suffix out.hook2 --count 4 --keys 2 --bad 1 >"$WORK/feed2.txt"
 w_id=$(sed -n 1p "$WORK/feed2.txt" | cut -d' ' -f1)
-receiver hook2 --rule "id:$w_id=500xinf"
+receiver hook2 --require-v2 --rule "id:$w_id=500xinf"
 PORT2=$(cat "$WORK/hook2.port")
 D2=(hook2 "$PORT2" --mode binary --retry-window 6s --backoff-base 500ms --backoff-max 1s)
 deliver deliver2 "${D2[@]}"
@@ -163,6 +167,8 @@ check "w dead-lettered after the window" wait_for 60 count_is "$(T dlq.hook2)" 2
 check "binary mode: ce-* headers, JSON data" \
   eq "$(posts hook2 | jq -r 'select(.status==200) | "\(.mode) \(.data.kenmerk|length)"' | sort -u)" "binary 12"
 check "both good events delivered (w's key-mate only after w was dead-lettered)" eq "$(ok_ids hook2)" 2
+check "binary mode: every POST's v2 signature, over the ce-* headers, verified" \
+  eq "$(posts hook2 | jq -r '"\(.sig) \(.sig_v2)"' | sort -u)" "ok ok"
 mate=$(sed -n 3p "$WORK/feed2.txt" | cut -d' ' -f1)
 check "w's key-mate waited for w's last attempt" \
   test "$(attempt_times hook2 "$mate" | sort -n | head -n 1)" -gt "$(attempt_times hook2 "$w_id" | sort -n | tail -n 1)"
@@ -175,6 +181,18 @@ w_first=$(attempt_times hook2 "$w_id" | sort -n | head -n 1)
 w_last=$(attempt_times hook2 "$w_id" | sort -n | tail -n 1)
 check "window counted from the first failure across the restart: no try after first + 6 s" \
   bash -c "(( $w_last - $w_first < 6300 ))"
+
+# ---- 2a. Binary mode with a ce-type rewritten on the way: v1 (body only)
+# still verifies, v2 does not, so the receiver refuses the event.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook11 --count 1 >/dev/null
+receiver hook11 --tamper ce-type=nl.vals.type-ingevoegd
+deliver deliver11 hook11 "$(cat "$WORK/hook11.port")" --mode binary --backoff-base 300ms
+DELIVER11=$LAST_PID
+check "tampered ce-type: a POST arrived" wait_for 30 bash -c "grep -q POST $WORK/hook11.jsonl"
+check "tampered ce-type: v1 alone passes, v2 fails, answer 401" \
+  eq "$(posts hook11 | head -n 1 | jq -r '"\(.type) \(.sig) \(.sig_v2) \(.status)"')" \
+  "nl.vals.type-ingevoegd ok bad 401"
+kill -TERM "$DELIVER11" # it would retry the refused event for the whole window
 
 # ---- 2b. A record that is not a CloudEvent behind a failing event of the same
 # key: it waits for that event (dead-lettering it first used to free the key's

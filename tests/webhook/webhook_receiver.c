@@ -2,16 +2,18 @@
 /*
  * webhook_receiver.c - kb-webhook-receiver, the HTTPS webhook subscriber of
  * the delivery tests: answers the CloudEvents validation handshake, checks
- * the HMAC signature, misbehaves on request (fail with a status, throttle
- * with Retry-After, hang until the sender times out) for chosen events, and
- * logs every request as one JSON line so the tests can assert order,
- * timing and signatures.
+ * the HMAC signatures (v1 over the body, v2 over the signed headers and the
+ * body, each rebuilt here independently of ketenbus), misbehaves on request
+ * (fail with a status, throttle with Retry-After, hang until the sender
+ * times out) for chosen events, and logs every request as one JSON line so
+ * the tests can assert order, timing and signatures.
  */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -32,7 +34,12 @@ static const char usage[] =
     "  --port N             listen port on 127.0.0.1 (0 = any; see --port-file)\n"
     "  --bind-any           listen on all addresses (containers), not just loopback\n"
     "  --port-file FILE     write the chosen port here once listening\n"
-    "  --secret-file FILE   verify X-Ketenbus-Signature with this secret (401 if wrong)\n"
+    "  --secret-file FILE   verify X-Ketenbus-Signature with this secret: v1 always,\n"
+    "                       v2 when sent (401 if either is wrong); logged as sig and\n"
+    "                       sig_v2 (ok, bad, stale, none)\n"
+    "  --require-v2         401 for a POST without a v2 signature too\n"
+    "  --tamper NAME=VALUE  replace header NAME before checking, as an intermediary\n"
+    "                       rewriting it would (v1 does not notice, v2 must)\n"
     "  --rule MATCH=ACTION  misbehave for matching events, counted per event id:\n"
     "                       MATCH is subject:<pseudonym>, id:<event id> or *;\n"
     "                       ACTION is <status>x<n>[@<retry-after s>] (answer status for\n"
@@ -67,7 +74,8 @@ static struct attempt_count counts[MAX_IDS];
 static size_t n_counts;
 static unsigned char secret[256];
 static size_t secret_len;
-static int have_secret, reject_handshake;
+static int have_secret, reject_handshake, require_v2;
+static char tamper_name[64], tamper_value[256]; /* --tamper NAME=VALUE, or "" */
 static FILE *log_file;
 
 static long long now_ms(void)
@@ -171,31 +179,137 @@ static void on_options(struct evhttp_request *req)
     reply(req, status, status == 200 ? "OK" : "Forbidden");
 }
 
-/* "ok", "bad" or "none" (no header). */
-static const char *check_signature(struct evkeyvalq *in, const unsigned char *body, size_t len)
+static void hmac_hex(const void *a, size_t a_len, const void *b, size_t b_len, char out[65])
+{
+    unsigned char mac[32], *msg = malloc(a_len + b_len + 1);
+    unsigned int mac_len = 0;
+    memcpy(msg, a, a_len);
+    memcpy(msg + a_len, b, b_len);
+    HMAC(EVP_sha256(), secret, (int)secret_len, msg, a_len + b_len, mac, &mac_len);
+    free(msg);
+    for (unsigned i = 0; i < mac_len && i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* The value of scheme @p scheme ("v1", "v2") in the X-Ketenbus-Signature
+ * list "v1=<hex>, v2=<hex>" (entries separated by commas, spaces around
+ * them ignored; unknown schemes skipped), copied to @p out; 0 if absent. */
+static int sig_entry(const char *list, const char *scheme, char *out, size_t cap)
+{
+    size_t sl = strlen(scheme);
+    for (const char *p = list; *p;) {
+        p += strspn(p, " ,");
+        size_t el = strcspn(p, ",");
+        size_t vl = el;
+        while (vl && p[vl - 1] == ' ')
+            vl--;
+        if (vl > sl && !strncmp(p, scheme, sl) && p[sl] == '=' && vl - sl - 1 < cap) {
+            snprintf(out, cap, "%.*s", (int)(vl - sl - 1), p + sl + 1);
+            return 1;
+        }
+        p += el;
+    }
+    return 0;
+}
+
+static int same(const char *a, const char *b)
+{
+    return strlen(a) == strlen(b) && CRYPTO_memcmp(a, b, strlen(a)) == 0;
+}
+
+static size_t header_count(struct evkeyvalq *in, const char *name)
+{
+    size_t n = 0;
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next)
+        n += !strcasecmp(kv->key, name);
+    return n;
+}
+
+/* Headers this receiver acts on: all must be signed by v2. */
+static int acted_on(const char *name)
+{
+    return !strncasecmp(name, "ce-", 3) || !strcasecmp(name, "content-type") ||
+           !strcasecmp(name, "idempotency-key");
+}
+
+/* v2 over the canonical string of the README ("v2\n<ts>\n<names>\n", a
+ * "<name>:<value>\n" line per listed header in list order, "\n", body):
+ * "ok", "bad" or "none" (no v2 entry). Built here from the request, as a
+ * receiver would, not with ketenbus's code. */
+static const char *check_v2(struct evkeyvalq *in, const char *ts, const char *list,
+                            const unsigned char *body, size_t len)
+{
+    char got[129];
+    if (!sig_entry(list, "v2", got, sizeof got))
+        return "none";
+    const char *names = evhttp_find_header(in, "X-Ketenbus-Signed-Headers");
+    if (!names || header_count(in, "X-Ketenbus-Signed-Headers") != 1)
+        return "bad";
+    /* Every header acted on must be in the list: one added on the way
+     * (a second ce-type, a ce-* the sender never sent) is refused. */
+    for (struct evkeyval *kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (!acted_on(kv->key))
+            continue;
+        size_t kl = strlen(kv->key);
+        int listed = 0;
+        for (const char *p = names; *p && !listed; p += strcspn(p, ","), p += *p == ',')
+            listed = strcspn(p, ",") == kl && !strncasecmp(p, kv->key, kl);
+        if (!listed)
+            return "bad";
+    }
+    struct evbuffer *c = evbuffer_new();
+    evbuffer_add_printf(c, "v2\n%s\n%s\n", ts, names);
+    const char *verdict = NULL;
+    for (const char *p = names; *p && !verdict; p += strcspn(p, ","), p += *p == ',') {
+        char name[64];
+        size_t nl = strcspn(p, ",");
+        if (nl == 0 || nl >= sizeof name) {
+            verdict = "bad";
+            break;
+        }
+        snprintf(name, sizeof name, "%.*s", (int)nl, p);
+        const char *v = evhttp_find_header(in, name);
+        if (!v || header_count(in, name) != 1)
+            verdict = "bad"; /* listed but missing, or sent twice */
+        else
+            evbuffer_add_printf(c, "%s:%s\n", name, v);
+    }
+    if (!verdict) {
+        evbuffer_add(c, "\n", 1);
+        char want[65];
+        size_t cl = evbuffer_get_length(c);
+        hmac_hex(evbuffer_pullup(c, -1), cl, body, len, want);
+        verdict = same(got, want) ? "ok" : "bad";
+    }
+    evbuffer_free(c);
+    return verdict;
+}
+
+/* *v1 and *v2: "ok", "bad", "stale" (v1 only), "none" (no header, or for
+ * v2 no v2 entry) or "unchecked" (no --secret-file). */
+static void check_signature(struct evkeyvalq *in, const unsigned char *body, size_t len,
+                            const char **v1, const char **v2)
 {
     const char *ts = evhttp_find_header(in, "X-Ketenbus-Timestamp");
     const char *sig = evhttp_find_header(in, "X-Ketenbus-Signature");
+    *v1 = *v2 = "none";
     if (!ts || !sig)
-        return "none";
-    if (!have_secret)
-        return "unchecked";
-    size_t tl = strlen(ts);
-    unsigned char *msg = malloc(tl + 1 + len), mac[32];
-    unsigned int mac_len = 0;
-    memcpy(msg, ts, tl);
-    msg[tl] = '.';
-    memcpy(msg + tl + 1, body, len);
-    HMAC(EVP_sha256(), secret, (int)secret_len, msg, tl + 1 + len, mac, &mac_len);
-    free(msg);
-    char want[3 + 64 + 1] = "v1=";
-    for (unsigned i = 0; i < mac_len; i++)
-        snprintf(want + 3 + 2 * i, 3, "%02x", mac[i]);
-    if (strlen(sig) != strlen(want) || CRYPTO_memcmp(sig, want, strlen(want)) != 0)
-        return "bad";
+        return;
+    if (!have_secret) {
+        *v1 = *v2 = "unchecked";
+        return;
+    }
+    *v2 = check_v2(in, ts, sig, body, len);
+    char got[129], want[65], prefix[64];
+    snprintf(prefix, sizeof prefix, "%.40s.", ts); /* v1: "<ts>.<body>" */
+    hmac_hex(prefix, strlen(prefix), body, len, want);
+    if (!sig_entry(sig, "v1", got, sizeof got) || !same(got, want)) {
+        *v1 = "bad";
+        return;
+    }
     /* A signature older than 5 minutes is a replay. */
     long long age = now_ms() / 1000 - atoll(ts);
-    return age > 300 || age < -300 ? "stale" : "ok";
+    *v1 = age > 300 || age < -300 ? "stale" : "ok";
 }
 
 /* A reply that takes 30 s: a byte every 300 ms, until the sender gives up. */
@@ -255,7 +369,13 @@ static void on_request(struct evhttp_request *req, void *arg)
     unsigned char *body = malloc(len + 1);
     evbuffer_copyout(buf, body, len);
     body[len] = 0;
-    const char *sig = check_signature(in, body, len);
+    if (tamper_name[0]) {
+        /* What an intermediary that rewrites a header would hand over. */
+        evhttp_remove_header(in, tamper_name);
+        evhttp_add_header(in, tamper_name, tamper_value);
+    }
+    const char *sig, *sig_v2;
+    check_signature(in, body, len, &sig, &sig_v2);
 
     /* Structured mode: attributes in the JSON body; binary: ce-* headers. */
     const char *ctype = evhttp_find_header(in, "Content-Type");
@@ -280,7 +400,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     int status = 200, retry_after = -1;
     if (!id || !doc)
         status = 400;
-    else if (have_secret && strcmp(sig, "ok"))
+    else if (have_secret &&
+             (strcmp(sig, "ok") || !strcmp(sig_v2, "bad") || (require_v2 && strcmp(sig_v2, "ok"))))
         status = 401;
     for (size_t i = 0; status == 200 && i < n_rules; i++) {
         const struct rule *r = &rules[i];
@@ -294,11 +415,11 @@ static void on_request(struct evhttp_request *req, void *arg)
         }
         break;
     }
-    json_t *o = json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:I,s:s,s:i,s:s,s:O?}", "t_ms",
-                          (json_int_t)now_ms(), "method", "POST", "id", id, "subject", subject,
-                          "type", type, "seq", seq, "attempt", (json_int_t)attempt, "sig", sig,
-                          "status", status, "mode", structured ? "structured" : "binary",
-                          "data", data);
+    json_t *o =
+        json_pack("{s:I,s:s,s:s?,s:s?,s:s?,s:s?,s:I,s:s,s:s,s:i,s:s,s:O?}", "t_ms",
+                  (json_int_t)now_ms(), "method", "POST", "id", id, "subject", subject, "type",
+                  type, "seq", seq, "attempt", (json_int_t)attempt, "sig", sig, "sig_v2", sig_v2,
+                  "status", status, "mode", structured ? "structured" : "binary", "data", data);
     const char *idem = evhttp_find_header(in, "Idempotency-Key");
     if (idem)
         json_object_set_new(o, "idempotency_key", json_string(idem));
@@ -351,8 +472,8 @@ int main(int argc, char **argv)
         {"secret-file", required_argument, NULL, 's'}, {"rule", required_argument, NULL, 'r'},
         {"log", required_argument, NULL, 'l'},         {"reject-handshake", no_argument, NULL, 'R'},
         {"client-ca", required_argument, NULL, 'C'},   {"help", no_argument, NULL, 'h'},
-        {"bind-any", no_argument, NULL, 'A'},
-        {NULL, 0, NULL, 0}};
+        {"bind-any", no_argument, NULL, 'A'},          {"require-v2", no_argument, NULL, 'V'},
+        {"tamper", required_argument, NULL, 'T'},      {NULL, 0, NULL, 0}};
     const char *cert = NULL, *key = NULL, *log_path = NULL, *port_file = NULL, *client_ca = NULL;
     int port = 0, opt, bind_any = 0;
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -365,6 +486,18 @@ int main(int argc, char **argv)
         case 'R': reject_handshake = 1; break;
         case 'C': client_ca = optarg; break;
         case 'A': bind_any = 1; break;
+        case 'V': require_v2 = 1; break;
+        case 'T': {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof tamper_name ||
+                strlen(eq + 1) >= sizeof tamper_value) {
+                fprintf(stderr, "bad --tamper \"%s\"\n", optarg);
+                return 2;
+            }
+            snprintf(tamper_name, sizeof tamper_name, "%.*s", (int)(eq - optarg), optarg);
+            snprintf(tamper_value, sizeof tamper_value, "%s", eq + 1);
+            break;
+        }
         case 'r':
             if (parse_rule(optarg)) {
                 fprintf(stderr, "bad rule \"%s\"\n", optarg);
