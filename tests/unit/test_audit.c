@@ -928,6 +928,29 @@ static int resume_all(kb_audit_t *a, const char *topic, const struct kmsgs *in)
     return 0;
 }
 
+/* The subject pseudonyms the tools write records for, under the subject key
+ * in file @p skey: the fixture person's BSN, the other test person's
+ * (999996204), and, when @p anummer is given, that A-nummer's. 0, or -1
+ * with the reason on stderr. */
+static int tool_pseudonyms(const char *skey, const char *bsn, const char *anummer,
+                           char fixture[KB_PSEUDONYM_LEN + 1], char other[KB_PSEUDONYM_LEN + 1],
+                           char *anr)
+{
+    char errstr[512];
+    uint8_t *sk = NULL;
+    size_t sk_len = 0;
+    if (kb_event_key_load(skey, &sk, &sk_len, errstr, sizeof errstr)) {
+        fprintf(stderr, "%s\n", errstr);
+        return -1;
+    }
+    kb_event_pseudonym(sk, sk_len, "bsn", bsn, fixture);
+    kb_event_pseudonym(sk, sk_len, "bsn", "999996204", other);
+    if (anummer && anr)
+        kb_event_pseudonym(sk, sk_len, "anummer", anummer, anr);
+    free(sk);
+    return 0;
+}
+
 /* trail --input T --key PRIV --subject-key F --bsn B --every K [--first I]
  *       [--batch 4] [--checkpoint-every 5] [--abort-batch A] [--crash-at J]
  *       [--restart-at J]: one audit record per input event i >= I. Event i
@@ -954,17 +977,8 @@ static int tool_trail(const struct kb_kafka_opts *ko, int argc, char **argv)
         return 2;
     char errstr[512], pseudo_fixture[KB_PSEUDONYM_LEN + 1], pseudo_other[KB_PSEUDONYM_LEN + 1];
     char pseudo_anr[KB_PSEUDONYM_LEN + 1];
-    uint8_t *sk = NULL;
-    size_t sk_len = 0;
-    if (kb_event_key_load(skey, &sk, &sk_len, errstr, sizeof errstr)) {
-        fprintf(stderr, "%s\n", errstr);
+    if (tool_pseudonyms(skey, bsn, anummer, pseudo_fixture, pseudo_other, pseudo_anr))
         return 2;
-    }
-    kb_event_pseudonym(sk, sk_len, "bsn", bsn, pseudo_fixture);
-    kb_event_pseudonym(sk, sk_len, "bsn", "999996204", pseudo_other);
-    if (anummer)
-        kb_event_pseudonym(sk, sk_len, "anummer", anummer, pseudo_anr);
-    free(sk);
     struct kmsgs in;
     if (collect(ko, input, &in))
         return 1;
@@ -1081,15 +1095,8 @@ static int tool_skew(const struct kb_kafka_opts *ko, int argc, char **argv)
     if (!topic || !input || !skey || at <= 0 || ahead <= 0)
         return 2;
     char errstr[512], pseudo_fixture[KB_PSEUDONYM_LEN + 1], pseudo_other[KB_PSEUDONYM_LEN + 1];
-    uint8_t *sk = NULL;
-    size_t sk_len = 0;
-    if (kb_event_key_load(skey, &sk, &sk_len, errstr, sizeof errstr)) {
-        fprintf(stderr, "%s\n", errstr);
+    if (tool_pseudonyms(skey, bsn, NULL, pseudo_fixture, pseudo_other, NULL))
         return 2;
-    }
-    kb_event_pseudonym(sk, sk_len, "bsn", bsn, pseudo_fixture);
-    kb_event_pseudonym(sk, sk_len, "bsn", "999996204", pseudo_other);
-    free(sk);
     struct kb_audit_opts o = {.kafka = ko, .topic = topic, .partitions = 1};
     kb_audit_t *a = kb_audit_new(&o, errstr, sizeof errstr);
     if (!a) {
