@@ -874,15 +874,6 @@ static int drain_once(const struct bench_ctx *c, const struct bench_contestant *
     return out->ok ? 0 : -1;
 }
 
-int bench_codec_ok(const char *codec)
-{
-    static const char *const codecs[] = {"none", "gzip", "snappy", "lz4", "zstd"};
-    for (size_t i = 0; i < sizeof codecs / sizeof codecs[0]; i++)
-        if (!strcmp(codec, codecs[i]))
-            return 1;
-    return 0;
-}
-
 int bench_check_count(const struct bench_ctx *c, const char *bench)
 {
     if (c->count > c->batch)

@@ -170,9 +170,6 @@ struct bench_ctx {
 
 #define BENCH_MAX_ROUNDS 8
 
-/** 1 when @p codec is a Kafka compression.type (none gzip snappy lz4 zstd). */
-int bench_codec_ok(const char *codec);
-
 /* Results for one contestant. */
 struct bench_result {
     struct bench_drain drain;   /* over all drains of bench_drain_rounds() */

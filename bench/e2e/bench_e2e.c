@@ -128,7 +128,7 @@ int main(int argc, char **argv)
     if (c.count <= 0 || c.rate < 0 || atoi(threads) <= 0 || warmup < 0 || instances < 1 ||
         instances > PARTITIONS ||
         c.process_warmup < 1 || c.batch <= 0 || rounds < 1 || rounds > BENCH_MAX_ROUNDS ||
-        !bench_codec_ok(c.codec)) {
+        kb_kafka_codec_check(c.codec, "--compression", NULL, 0)) {
         usage(stderr);
         return 2;
     }

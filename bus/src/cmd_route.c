@@ -60,7 +60,7 @@ static const char usage[] =
     "                               snappy, lz4 or zstd (default " KB_AUDIT_COMPRESSION ")\n"
     "  --compression CODEC          codec of the batches of subscriber topics and the\n"
     "                               dead-letter topic: none, gzip, snappy, lz4 or zstd\n"
-    "                               (default " KB_ROUTE_COMPRESSION ")\n"
+    "                               (default: -X compression.type, else " KB_ROUTE_COMPRESSION ")\n"
     "  --metrics-addr HOST:PORT     serve /metrics (Prometheus), /healthz, /readyz, the\n"
     "                               dashboard (/dashboard, /events) and the admin API\n"
     "                               (/admin/...; HTTP options below)\n"

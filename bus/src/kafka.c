@@ -566,7 +566,8 @@ kb_err_t kb_kafka_codec_check(const char *codec, const char *what, char *errstr,
     rd_kafka_topic_conf_t *tc = rd_kafka_topic_conf_new();
     if (!tc)
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
-    int ok = codec &&
+    /* "inherit" is a topic-level value only: it would take the producer's */
+    int ok = codec && strcmp(codec, "inherit") &&
              rd_kafka_topic_conf_set(tc, "compression.type", codec, NULL, 0) == RD_KAFKA_CONF_OK;
     rd_kafka_topic_conf_destroy(tc);
     if (ok)

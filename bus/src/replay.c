@@ -30,7 +30,6 @@
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 #include "ketenbus/replay.h"
-#include "ketenbus/route.h"
 #include "ketenbus/validate.h"
 #include "sub_view.h"
 
@@ -621,9 +620,7 @@ static kb_err_t open_clients(struct replay *rp, char *errstr, size_t errstr_size
         return KB_ERR_CONF;
     if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(pconf, "client.id", "ketenbus-replay", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr) ||
-        /* the router's codec: replayed copies join its copies */
-        rd_kafka_conf_set(pconf, "compression.type", KB_ROUTE_COMPRESSION, rerr, sizeof rerr)) {
+        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr)) {
         rd_kafka_conf_destroy(pconf);
         return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
     }

@@ -789,9 +789,8 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     }
     /* Both codecs are checked before anything is read or connected. */
-    if (!r->opts.compression)
-        r->opts.compression = KB_ROUTE_COMPRESSION;
-    if (kb_kafka_codec_check(r->opts.compression, "--compression", errstr, errstr_size) ||
+    if ((r->opts.compression &&
+         kb_kafka_codec_check(r->opts.compression, "--compression", errstr, errstr_size)) ||
         (!r->opts.no_audit && r->opts.audit_compression &&
          kb_kafka_codec_check(r->opts.audit_compression, "--audit-compression", errstr,
                               errstr_size)))
@@ -837,7 +836,10 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
     if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(pconf, "client.id", "ketenbus-route", rerr, sizeof rerr) ||
         rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(pconf, "compression.type", r->opts.compression, rerr, sizeof rerr)) {
+        /* Only when asked: else a compression.type given with -X or
+         * --kafka-config stays (librdkafka's default is KB_ROUTE_COMPRESSION). */
+        (r->opts.compression &&
+         rd_kafka_conf_set(pconf, "compression.type", r->opts.compression, rerr, sizeof rerr))) {
         rd_kafka_conf_destroy(pconf);
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
         goto out_fail;

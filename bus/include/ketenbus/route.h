@@ -34,8 +34,9 @@
 #define KB__ROUTE_STR_(x) #x
 
 /*
- * Codec of the batches the router (and replay) writes to subscriber topics
- * and kb.dlq (`ketenbus route --compression`). None by default: lz4 stores
+ * Codec of the batches the router writes to subscriber topics and kb.dlq
+ * when neither `--compression` nor a `compression.type` property (-X,
+ * --kafka-config) says otherwise: librdkafka's default, none. lz4 stores
  * the copies in fewer bytes, but in bench-e2e it cost the router about 8 us
  * of CPU per event and saved the broker nothing measurable (bench/README.md,
  * "Compressed copies"). Consumers need nothing either way.
@@ -67,8 +68,9 @@ struct kb_route_opts {
     uint32_t audit_checkpoint_every;   /* records per chain between checkpoints (0: default) */
     int audit_checkpoint_ms;           /* or after this long (0: default) */
     const char *audit_compression;     /* codec of the audit topic; NULL: KB_AUDIT_COMPRESSION */
-    const char *compression;           /* codec of the copies and dead letters;
-                                        * NULL: KB_ROUTE_COMPRESSION */
+    const char *compression;           /* codec of the copies and dead letters; NULL:
+                                        * the kafka properties' compression.type, else
+                                        * KB_ROUTE_COMPRESSION */
 };
 
 /** Counters since start; read with atomic loads from any thread. */
