@@ -540,15 +540,16 @@ kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *o
  *  2. rename(2) is by name, so a sender's rename landing between that look
  *     and the move (a few system calls: microseconds) still moves the new
  *     file. The move's target is the adapter's own (done/ and quarantine/
- *     are written by its scanning thread only), so it is looked at after
+ *     are written by its scanning thread, and a frame transport's staged
+ *     messages only under names of their own), so it is looked at after
  *     the move (moved_other()): another file there is moved back to in/.
  *
- * That closes the window but for two cases, both logged as errors naming
- * where the file is, so nothing vanishes unseen: a third file renamed over
- * the name in those microseconds as well (the moved-back file cannot take
- * the name again without replacing it, so it stays in done/ or quarantine/),
- * and a file system without RENAME_NOREPLACE, whose link + unlink fallback
- * unlinks by name. Closing those would need a private name at pick-up (the
+ * That closes the window but for a third file renamed over the name in
+ * those microseconds as well: the moved-back file cannot take the name again
+ * without replacing it, so it stays in done/ or quarantine/, and an error
+ * names where it is, so nothing vanishes unseen. On a file system without
+ * RENAME_NOREPLACE, move_read_file() never unlinks a name it has not
+ * checked. Closing the last case would need a private name at pick-up (the
  * file renamed to a dot-name when read) and a start-up recovery of such
  * names after a crash.
  */
@@ -588,6 +589,71 @@ static int moved_other(const char *from_path, const char *to_path, const char *t
     return 0;
 }
 
+/*
+ * rename_noreplace(@p from, @p to) of the file read, @p file (NULL: whatever
+ * is there): 0 moved, 1 nothing moved because @p from holds another file
+ * (logged), -1 failed (errno). With RENAME_NOREPLACE the move is one call
+ * and moved_other() looks at its result. Its link + unlink fallback would
+ * unlink by name whatever a sender renamed over @p from in between, so here
+ * the fallback never unlinks a name it has not checked: after the link, the
+ * link must be the file read; then @p from is renamed (atomically, whatever
+ * it is) to a private dot-name in its folder, which scans skip and only this
+ * thread uses, and only there, checked once more, is it unlinked. A newer
+ * file found there goes back to @p from; should a third have taken that
+ * name meanwhile, an error names where the newer one waits.
+ */
+static int move_read_file(const char *from, const char *to, const char *name,
+                          const struct kb_spool_file *file)
+{
+    if (!file)
+        return rename_noreplace(from, to);
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(from, to) != 0)
+        return -1;
+    if (is_file(to, file) != 1) { /* replaced before the link: take the link back */
+        unlink(to);
+        log_replaced(name);
+        return 1;
+    }
+    char priv[2600];
+    const char *slash = strrchr(from, '/');
+    snprintf(priv, sizeof priv, "%.*s/.kb-spool-moving", slash ? (int)(slash - from) : 1,
+             slash ? from : ".");
+    /* One left by a crash here may be a sender's newer file: never replaced */
+    if (taken(priv)) {
+        KB_LOG_ERR(COMP, "a file waits under the spool's private name; move it back to in/",
+                   "waits_as=\".kb-spool-moving\"");
+        unlink(to);
+        errno = EBUSY;
+        return -1;
+    }
+    if (rename(from, priv) != 0) {
+        int e = errno;
+        unlink(to);
+        errno = e;
+        return -1;
+    }
+    if (is_file(priv, file) == 1) {
+        unlink(priv);
+        return 0;
+    }
+    /* A newer file was renamed over the name after the link: the file read
+     * is archived at @p to, the newer one goes back for the next scan. */
+    if (link(priv, from) == 0) {
+        unlink(priv);
+        log_replaced(name);
+        return 0;
+    }
+    KB_LOG_ERR(COMP,
+               "spool file replaced by the sender while handled waits under a private name; "
+               "hand it in again under a new name",
+               "errno=%d waits_as=\".kb-spool-moving\"", errno);
+    return 0;
+}
+
 /* Move @p from_path (in folder @p from_dir) to @p to_sub under the first
  * free candidate for @p name, durably, when it is @p file (NULL: any). The
  * chosen name into @p out; "" when the name held another file, left. */
@@ -605,10 +671,15 @@ static kb_err_t move_unique(const struct kb_spool *sp, const char *from_path, co
             return KB_ERR_RANGE;
         if (candidate_taken(sp, name, out, to_path))
             continue;
-        if (rename_noreplace(from_path, to_path) != 0) {
+        int mv = move_read_file(from_path, to_path, name, file);
+        if (mv < 0) {
             if (errno == EEXIST) /* appeared since the look: next one */
                 continue;
             return KB_ERR_IO;
+        }
+        if (mv == 1) {
+            out[0] = '\0';
+            return KB_OK;
         }
         kb_spool_path(sp, to_sub, NULL, to_dir, sizeof to_dir);
         moved(to_dir, from_dir);
@@ -654,15 +725,19 @@ kb_err_t kb_file_write_atomic(const char *path, const void *data, size_t len)
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            int e = errno; /* the caller logs why the write failed */
             close(fd);
             unlink(tmp);
+            errno = e;
             return KB_ERR_IO;
         }
         p += w;
         left -= (size_t)w;
     }
     if (fsync(fd) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+        int e = errno;
         unlink(tmp);
+        errno = e;
         return KB_ERR_IO;
     }
     char dir[2700];
@@ -726,9 +801,12 @@ static kb_err_t quarantine_write(const struct kb_spool *sp, const char *from_pat
         kb_err_t err = kb_file_write_atomic(rpath, line, n);
         if (err)
             return err;
-        if (rename_noreplace(from_path, qpath) != 0) {
+        int mv = move_read_file(from_path, qpath, name, file);
+        if (mv != 0) {
             int e = errno;
             unlink(rpath);
+            if (mv == 1)
+                return KB_OK;
             if (e == EEXIST)
                 continue;
             return KB_ERR_IO;

@@ -99,7 +99,9 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
  * The name in/<name> will get in done/: <name>, or <name>.<N> when taken.
  * Tell it before producing, so that ce_dataref names the file the events
  * came from. Stays true until done/ changes: done/ is written by its
- * adapter's scanning thread only. KB_ERR_RANGE when @p out is too small.
+ * adapter's scanning thread, and by a frame transport (TCP, HTTP) only
+ * under names of its own (kb_spool_stage()). KB_ERR_RANGE when @p out is
+ * too small.
  */
 kb_err_t kb_spool_done_name(const struct kb_spool *sp, const char *name, char *out,
                             size_t out_size);
@@ -179,7 +181,7 @@ kb_err_t kb_spool_stage_drop(const struct kb_spool *sp, const char *name);
  * call, so @p fn may end the staging of the name it is given; the name
  * stays valid during the call only. A nonzero return from @p fn stops the
  * walk (still KB_OK). KB_ERR_IO when done/ cannot be listed, KB_ERR_NOMEM.
- * @thread the one thread that stages into @p sp, before it stages anything
+ * @thread at a start, before any thread stages into @p sp
  */
 kb_err_t kb_spool_staged_each(const struct kb_spool *sp, int (*fn)(void *opaque, const char *name),
                               void *opaque);

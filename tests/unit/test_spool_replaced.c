@@ -7,7 +7,9 @@
  * lands before the move (seen before it) and when it lands between that look
  * and the move itself (renameat2 is replaced here to let the sender's rename
  * in first: the move takes the new file, which must come back to in/). Run
- * with renameat2(RENAME_NOREPLACE) and with the link + unlink fallback.
+ * with renameat2(RENAME_NOREPLACE) and with the link + unlink fallback,
+ * which also gets the rename between its link and its unlink (link() is
+ * replaced too).
  */
 #define _GNU_SOURCE /* renameat2 */
 #include <errno.h>
@@ -41,6 +43,22 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
         return -1;
     }
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
+/* A sender's rename to do just after the spool's next link(): with the
+ * fallback, between its link into done/ or quarantine/ and the removal of
+ * the name from in/, which must then not take the new file with it. */
+static char after_link_from[4200], after_link_to[4200];
+
+/* Replaces glibc's for the spool code linked into this test. */
+int link(const char *oldpath, const char *newpath)
+{
+    int r = (int)syscall(SYS_link, oldpath, newpath);
+    if (r == 0 && after_link_from[0]) {
+        CHECK_INT(rename(after_link_from, after_link_to), 0);
+        after_link_from[0] = '\0';
+    }
+    return r;
 }
 
 static struct kb_spool sp;
@@ -106,6 +124,38 @@ static void one(const char *name, int now, int quarantine)
     CHECK(!spool_has(&sp, "in", name));
 }
 
+/* The fallback only: the sender's rename lands after the link of the file
+ * read. That file is archived (it was read), the new one stays in in/ and
+ * is archived beside it once read; nothing is unlinked unchecked. */
+static void after_link(const char *name, int quarantine)
+{
+    char buf[256], dot[300], next[300];
+    struct kb_spool_file file;
+    spool_put(&sp, name, "old message");
+    read_it(name, "old message", &file);
+    snprintf(dot, sizeof dot, ".%s.new", name);
+    spool_put(&sp, dot, "new message");
+    kb_spool_path(&sp, "in", dot, after_link_from, sizeof after_link_from);
+    kb_spool_path(&sp, "in", name, after_link_to, sizeof after_link_to);
+    const char *sub = quarantine ? "quarantine" : "done";
+    if (quarantine)
+        CHECK_INT(kb_spool_quarantine(&sp, name, &file, "bad"), KB_OK);
+    else
+        CHECK_INT(kb_spool_done(&sp, name, &file), KB_OK);
+    CHECK(after_link_from[0] == '\0'); /* the sender's rename did happen */
+    CHECK_STR(spool_slurp(&sp, sub, name, buf, sizeof buf), "old message");
+    CHECK_STR(spool_slurp(&sp, "in", name, buf, sizeof buf), "new message");
+    CHECK(!spool_has(&sp, "in", ".kb-spool-moving"));
+    read_it(name, "new message", &file);
+    if (quarantine)
+        CHECK_INT(kb_spool_quarantine(&sp, name, &file, "bad"), KB_OK);
+    else
+        CHECK_INT(kb_spool_done(&sp, name, &file), KB_OK);
+    snprintf(next, sizeof next, "%s.1", name);
+    CHECK_STR(spool_slurp(&sp, sub, next, buf, sizeof buf), "new message");
+    CHECK(!spool_has(&sp, "in", name));
+}
+
 static void run(const char *root, int fallback)
 {
     char dir[256], errstr[256];
@@ -116,6 +166,10 @@ static void run(const char *root, int fallback)
     one("before-quarantine.lo3", 1, 1);
     one("during-done.lo3", 0, 0);
     one("during-quarantine.lo3", 0, 1);
+    if (fallback) {
+        after_link("after-link-done.lo3", 0);
+        after_link("after-link-quarantine.lo3", 1);
+    }
 }
 
 int main(void)
