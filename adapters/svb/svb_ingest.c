@@ -286,12 +286,52 @@ static char *file_reason(const struct refused *bad, size_t n_bad, const struct r
     return reason;
 }
 
-/* Write quarantine/@p qname with @p raw and its .reason beside it. */
-static int quarantine_piece(struct kb_spool *spool, const char *qname, const void *raw, size_t len,
-                            const char *rule, const char *reason)
+/* 1 when the regular file @p path holds exactly the @p len bytes @p raw. */
+static int same_bytes(const char *path, const void *raw, size_t len)
 {
-    char path[2800], rtext[400];
-    kb_spool_path(spool, "quarantine", qname, path, sizeof path);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
+    const uint8_t *want = raw;
+    uint8_t buf[8192];
+    for (size_t at = 0; same && at < len;) {
+        ssize_t got = read(fd, buf, len - at < sizeof buf ? len - at : sizeof buf);
+        if (got <= 0 || memcmp(buf, want + at, (size_t)got)) {
+            same = 0;
+            break;
+        }
+        at += (size_t)got;
+    }
+    close(fd);
+    return same;
+}
+
+/*
+ * Write the piece @p suffix (".regel-7") of the file archived as
+ * done/@p done_name into quarantine/, @p raw with its .reason beside it. A
+ * retry of the same file finds its own bytes there and rewrites them. A
+ * piece name that holds other bytes is kept: a newer file a sender renamed
+ * over the name while the first was handled gets the same done name once
+ * the first is archived (kb_spool_done() leaves it in in/), so its pieces go
+ * to "<suffix>.1", "<suffix>.2", ... instead.
+ */
+static int quarantine_piece(struct kb_spool *spool, const char *done_name, const char *suffix,
+                            const void *raw, size_t len, const char *rule, const char *reason)
+{
+    char qname[600], path[2800], sfx[64], rtext[400];
+    for (unsigned k = 0;; k++) {
+        if (k > 99)
+            return -1;
+        snprintf(sfx, sizeof sfx, k ? "%s.%u" : "%s", suffix, k);
+        if (kb_spool_piece_name(done_name, sfx, qname, sizeof qname))
+            return -1;
+        kb_spool_path(spool, "quarantine", qname, path, sizeof path);
+        struct stat st;
+        if (lstat(path, &st) != 0 || same_bytes(path, raw, len))
+            break;
+    }
     if (kb_file_write_atomic(path, raw, len))
         return -1;
     int tl = snprintf(rtext, sizeof rtext, "%s: %s\n", rule, reason);
@@ -443,18 +483,17 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     /* Some records are good: the file is done; each refused record (and an
      * unjudged rest) gets its own quarantine file with the reason beside it. */
     for (size_t i = 0; i < n_bad; i++) {
-        char qname[600], suffix[32];
+        char suffix[32];
         snprintf(suffix, sizeof suffix, ".regel-%d", bad[i].regel);
-        if (kb_spool_piece_name(done_name, suffix, qname, sizeof qname) ||
-            quarantine_piece(spool, qname, text + bad[i].offset, bad[i].len,
+        if (quarantine_piece(spool, done_name, suffix, text + bad[i].offset, bad[i].len,
                              kb_akw02_rule_name(bad[i].rule), bad[i].reason))
             goto out;
     }
     if (rest.offset < len) {
-        char qname[600], suffix[32];
+        char suffix[32];
         snprintf(suffix, sizeof suffix, ".vanaf-regel-%d", rest.regel);
-        if (kb_spool_piece_name(done_name, suffix, qname, sizeof qname) ||
-            quarantine_piece(spool, qname, text + rest.offset, rest.len, RULE_REST, rest.reason))
+        if (quarantine_piece(spool, done_name, suffix, text + rest.offset, rest.len, RULE_REST,
+                             rest.reason))
             goto out;
     }
     if (kb_spool_done(spool, name, &file)) {

@@ -8,6 +8,7 @@
  * file path of a file without a good record: tests/integration/svb_ingest.sh.)
  */
 #define _GNU_SOURCE /* mkdtemp */
+#include <fcntl.h>
 #include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,6 +312,30 @@ int main(void)
     nev = consume(bootstrap, "svbtest.in.svb", 3, &ev);
     CHECK_INT(nev, 5);
     free(ev);
+
+    /* 6. A refused record's piece name that holds other bytes (the piece of
+     *    an earlier file a sender replaced under the same name) is kept; the
+     *    new piece goes beside it. A retry of the same file rewrites its own
+     *    piece, no second copy. */
+    char qpath[2600];
+    kb_spool_path(&sp, "quarantine", "006-twee.akw02.regel-2", qpath, sizeof qpath);
+    FILE *qf = fopen(qpath, "w");
+    CHECK(qf != NULL);
+    if (qf) {
+        fputs("the record of the earlier file\n", qf);
+        fclose(qf);
+    }
+    drop(&sp, "006-twee.akw02", small, (size_t)slen);
+    CHECK_INT(kb_svb_ingest_file(&ctx, ing, &sp, done_uri, "006-twee.akw02"), 0);
+    CHECK_INT(file_size(&sp, "quarantine", "006-twee.akw02.regel-2"), 31);
+    CHECK_INT(file_size(&sp, "quarantine", "006-twee.akw02.regel-2.1"), 0);
+    CHECK(file_size(&sp, "quarantine", "006-twee.akw02.regel-2.1.reason") > 0);
+    drop(&sp, "007-weer.akw02", small, (size_t)slen);
+    kb_spool_path(&sp, "quarantine", "007-weer.akw02.regel-2", qpath, sizeof qpath);
+    CHECK_INT(close(open(qpath, O_WRONLY | O_CREAT | O_TRUNC, 0640)), 0); /* its own: 0 bytes */
+    CHECK_INT(kb_svb_ingest_file(&ctx, ing, &sp, done_uri, "007-weer.akw02"), 0);
+    CHECK(file_size(&sp, "quarantine", "007-weer.akw02.regel-2.reason") > 0);
+    CHECK_INT(file_size(&sp, "quarantine", "007-weer.akw02.regel-2.1"), -1);
 
     kb_ingress_destroy(ing);
     kb_kafka_opts_fini(&ko);
