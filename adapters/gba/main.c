@@ -614,10 +614,21 @@ static void on_http_bericht(kb_http_req_t *req, void *opaque)
     size_t lo3_len = 0;
     char errstr[512], reason[600];
     kb_adapter_count_message("http", "received");
-    if (kb_lo3_from_json(body, len, &lo3, &lo3_len, errstr, sizeof errstr)) {
+    const char *rule = "json";
+    int bad = kb_lo3_from_json(body, len, &lo3, &lo3_len, errstr, sizeof errstr) != KB_OK;
+    if (!bad && lo3_len > MAX_MESSAGE) {
+        /* the bound of TCP frames and of what recover_frame() reads back */
+        snprintf(errstr, sizeof errstr, "the message is %zu LO3 bytes, more than %u", lo3_len,
+                 MAX_MESSAGE);
+        free(lo3);
+        lo3 = NULL;
+        bad = 1;
+        rule = "size";
+    }
+    if (bad) {
         /* not a message: the raw JSON goes to quarantine with the reason */
         pthread_mutex_lock(&g->lock);
-        enum outcome q = quarantine(g, (const uint8_t *)body, len, "json", errstr, -1);
+        enum outcome q = quarantine(g, (const uint8_t *)body, len, rule, errstr, -1);
         pthread_mutex_unlock(&g->lock);
         kb_adapter_count_message("http", q == OUT_RETRY ? "retry" : "quarantined");
         if (q == OUT_RETRY)

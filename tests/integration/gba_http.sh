@@ -44,7 +44,7 @@ check "it is archived as done/http-<sha256>.lo3" \
 check "the log says it had no life event" grep -q "no life event in message.*sha256=$av_sha" "$WORK/gba.log"
 check "it added no event" count_is "$(T in.gba)" 1
 check "a resend is accepted again, archived once" eq "$(post "$WORK/av01.json")" 202
-check "  ... one file for it in done/" eq "$(ls "$WORK/gba/done" | grep -c "$av_sha")" 1
+check "  ... one file for it in done/, none staged" eq "$(ls -A "$WORK/gba/done" | grep -c "$av_sha")" 1
 
 printf '{"berichtType":"Gv01","aNummer":"123"}' >"$WORK/bad.json"
 check "JSON that is no message: 422" eq "$(post "$WORK/bad.json")" 422
