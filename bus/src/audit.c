@@ -176,10 +176,16 @@ out_free_key:
 
 /* ---- handle --------------------------------------------------------------- */
 
-/* The retention the trail needs (AUDIT.md): kept forever, never compacted. */
+/* The retention the trail needs (AUDIT.md): kept forever, never compacted.
+ * And CreateTime whatever the broker's default: the access report's --from
+ * start relies on a record's timestamp being its router's clock, taken
+ * after recordedAt (kb_audit_query). */
+/* clang-format off */
 static const char *const audit_topic_configs[] = {
-    "retention.ms", "-1", "retention.bytes", "-1", "cleanup.policy", "delete", NULL,
+    "retention.ms", "-1", "retention.bytes", "-1", "cleanup.policy", "delete",
+    "message.timestamp.type", "CreateTime", NULL,
 };
+/* clang-format on */
 
 /* Partition count of @p topic, asking up to @p attempts times (a topic
  * created a moment ago may not show in the metadata yet); -1 if none. */
