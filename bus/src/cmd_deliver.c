@@ -36,8 +36,9 @@ static const char usage[] =
     "(content-type, idempotency-key and in binary mode every ce-*) and the body:\n"
     "HMAC over \"v2\\n<timestamp>\\n<signed-headers>\\n\", then \"<name>:<value>\\n\" for\n"
     "each header in the order X-Ketenbus-Signed-Headers lists it, then \"\\n\" and the\n"
-    "body (values without surrounding white space). Receivers should check v2 and\n"
-    "refuse a ce-* header that is not listed or comes twice. The webhook is\n"
+    "body (values without surrounding white space). Receivers should check v2, refuse\n"
+    "a request without it, and refuse a ce-* header that is not listed or comes twice\n"
+    "(--signature v1 sends v1 alone, for receivers not yet updated). The webhook is\n"
     "validated first (CloudEvents OPTIONS handshake). Failed deliveries are retried with\n"
     "exponential backoff and jitter (429/503 Retry-After honoured), per key in order; the\n"
     "retry state lives in the compacted topic <prefix>.retry.NAME so restarts continue\n"
@@ -55,6 +56,8 @@ static const char usage[] =
     "                             (default: the system store); verification is always on\n"
     "  --cert PEM, --key PEM      client certificate and key for mutual TLS\n"
     "  --mode structured|binary   CloudEvents HTTP mode (default structured)\n"
+    "  --signature v1,v2|v1       signatures sent (default v1,v2; v1 alone covers no\n"
+    "                             header: only while a receiver cannot read the list)\n"
     "  --concurrency N            requests in flight at most, 1 to 1000 (default 4)\n"
     "  --rate N                   requests per second at most, 0.01 to 1000000\n"
     "                             (default unlimited)\n"
@@ -106,9 +109,27 @@ static int64_t parse_duration_ms(const char *s)
 }
 
 enum {
-    OPT_SUB = 1000, OPT_URL, OPT_SECRET, OPT_CA, OPT_CERT, OPT_KEY, OPT_MODE, OPT_CONC,
-    OPT_RATE, OPT_WINDOW, OPT_BASE, OPT_MAX, OPT_TIMEOUT, OPT_PENDING, OPT_ORIGIN, OPT_NOHS,
-    OPT_SCHEMAS, OPT_METRICS, OPT_KCONF, OPT_PERMANENT
+    OPT_SUB = 1000,
+    OPT_URL,
+    OPT_SECRET,
+    OPT_CA,
+    OPT_CERT,
+    OPT_KEY,
+    OPT_MODE,
+    OPT_CONC,
+    OPT_RATE,
+    OPT_WINDOW,
+    OPT_BASE,
+    OPT_MAX,
+    OPT_TIMEOUT,
+    OPT_PENDING,
+    OPT_ORIGIN,
+    OPT_NOHS,
+    OPT_SCHEMAS,
+    OPT_METRICS,
+    OPT_KCONF,
+    OPT_PERMANENT,
+    OPT_SIG
 };
 
 int kb_cmd_deliver(int argc, char **argv)
@@ -121,6 +142,7 @@ int kb_cmd_deliver(int argc, char **argv)
         {"cert", required_argument, NULL, OPT_CERT},
         {"key", required_argument, NULL, OPT_KEY},
         {"mode", required_argument, NULL, OPT_MODE},
+        {"signature", required_argument, NULL, OPT_SIG},
         {"concurrency", required_argument, NULL, OPT_CONC},
         {"rate", required_argument, NULL, OPT_RATE},
         {"retry-window", required_argument, NULL, OPT_WINDOW},
@@ -170,6 +192,16 @@ int kb_cmd_deliver(int argc, char **argv)
                 o.mode = KB_DELIVER_BINARY;
             else {
                 fprintf(stderr, "error: --mode is structured or binary\n");
+                goto out;
+            }
+            break;
+        case OPT_SIG:
+            if (!strcmp(optarg, "v1,v2"))
+                o.signature_v1_only = 0;
+            else if (!strcmp(optarg, "v1"))
+                o.signature_v1_only = 1;
+            else {
+                fprintf(stderr, "error: --signature is v1,v2 or v1\n");
                 goto out;
             }
             break;

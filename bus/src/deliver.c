@@ -910,9 +910,12 @@ static int send_request(struct kb_deliver *d, struct msg *m)
             }
             return 1;
         }
+        if (d->o.signature_v1_only) /* "v1=<hex>" comes first: the rest cut off */
+            sig.header[strcspn(sig.header, ",")] = '\0';
         add_header(h, "X-Ketenbus-Timestamp", ts);
         add_header(h, "X-Ketenbus-Signature", sig.header);
-        add_header(h, "X-Ketenbus-Signed-Headers", sig.signed_headers);
+        if (!d->o.signature_v1_only)
+            add_header(h, "X-Ketenbus-Signed-Headers", sig.signed_headers);
         add_header(h, "WebHook-Request-Origin", d->o.origin);
         add_header(h, "traceparent", m->attrs.traceparent);
         /* What was signed is what is sent: the same list. */

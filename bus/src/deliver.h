@@ -38,6 +38,8 @@ struct kb_deliver_opts {
     const char *cert_file;           /* client certificate (PEM) for mutual TLS, or NULL */
     const char *key_file;            /* its private key, or NULL */
     enum kb_deliver_mode mode;       /* structured (default) or binary */
+    int signature_v1_only;           /* 1: sign v1 alone (receivers not yet reading the
+                                      * list); 0: "v1=..., v2=..." */
     int concurrency;                 /* requests in flight at most; 0 = 4 */
     double rate;                     /* requests per second at most; 0 = unlimited */
     int64_t retry_window_ms;         /* give up after this long since the first failure; 0 = 5 days */

@@ -194,6 +194,17 @@ check "tampered ce-type: v1 alone passes, v2 fails, answer 401" \
   "nl.vals.type-ingevoegd ok bad 401"
 kill -TERM "$DELIVER11" # it would retry the refused event for the whole window
 
+# ---- 2a'. --signature v1 (for a receiver not yet reading the list): v1
+# alone, no v2 and no X-Ketenbus-Signed-Headers.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook12 --count 1 >/dev/null
+receiver hook12
+deliver deliver12 hook12 "$(cat "$WORK/hook12.port")" --signature v1
+DELIVER12=$LAST_PID
+check "--signature v1: a POST arrived" wait_for 30 bash -c "grep -q POST $WORK/hook12.jsonl"
+check "--signature v1: v1 verified, no v2 sent, answer 200" \
+  eq "$(posts hook12 | head -n 1 | jq -r '"\(.sig) \(.sig_v2) \(.status)"')" "ok none 200"
+kill -TERM "$DELIVER12"
+
 # ---- 2b. A record that is not a CloudEvent behind a failing event of the same
 # key: it waits for that event (dead-lettering it first used to free the key's
 # queue under the failing event: a use-after-free, and the event was lost).
