@@ -426,14 +426,22 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
  * link + unlink does the same; a crash between the two leaves the file in
  * both folders, so it is handled once more (same event ids), never lost.
  */
-static int rename_noreplace(const char *from, const char *to)
+/* The first step of both: 0 renamed; 1 linked by the fallback (@p from is
+ * still there, for the caller to remove); -1 failed (errno). */
+static int rename_or_link(const char *from, const char *to)
 {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno != EINVAL && errno != ENOSYS)
         return -1;
-    if (link(from, to) != 0)
-        return -1;
+    return link(from, to) == 0 ? 1 : -1;
+}
+
+static int rename_noreplace(const char *from, const char *to)
+{
+    int r = rename_or_link(from, to);
+    if (r <= 0)
+        return r;
     if (unlink(from) != 0) {
         int e = errno;
         unlink(to);
@@ -607,12 +615,9 @@ static int move_read_file(const char *from, const char *to, const char *name,
 {
     if (!file)
         return rename_noreplace(from, to);
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    if (link(from, to) != 0)
-        return -1;
+    int r = rename_or_link(from, to);
+    if (r <= 0)
+        return r;
     if (is_file(to, file) != 1) { /* replaced before the link: take the link back */
         unlink(to);
         log_replaced(name);
