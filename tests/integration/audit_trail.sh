@@ -181,6 +181,10 @@ check "subject --from --to: the same with a start" grep -q "^1 deliveries of 1 e
 check "subject --to: the record stamped after --to is left out" grep -q "^0 deliveries of 0 events about this subject" "$WORK/subject-skew-other.txt"
 "$KB" audit subject --topic "$SKEW" --bsn 999996204 --subject-key-file "$WORK/subject.key" --from $((AT + 240000)) >"$WORK/subject-skew-other-from.txt"
 check "subject --from: the record stamped ahead is in range of a later --from" grep -q "^1 deliveries of 1 events about this subject" "$WORK/subject-skew-other-from.txt"
+"$KB" audit export --topic "$SKEW" --format ldv --to $((AT + 60000)) >"$WORK/ldv-skew.jsonl" 2>/dev/null
+check "export --to: the record after one stamped 5 min ahead, and only it" \
+  eq "$(jq -r '.attributes["dpl.core.processing_activity_id"]' "$WORK/ldv-skew.jsonl")" \
+  "urn:ketenbus:purpose:akw-uitnodiging"
 
 # 6. Export in the shape of the Logboek Dataverwerkingen standard: one line
 #    per record here (each has at most one recipient).
