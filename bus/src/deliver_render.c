@@ -15,8 +15,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "deliver.h"
 #include "hmac.h"
@@ -96,28 +94,27 @@ int64_t kb__deliver_parse_time(const char *s)
     return ((int64_t)timegm(&tm) - offset_s) * 1000 + ms;
 }
 
+/* v1 with the key absorbed in @p h: HMAC over "<ts>.<body>". Binding the
+ * timestamp lets the receiver refuse replays of an old, validly signed
+ * request. An empty signature (ts too long, never ours) fails verification:
+ * safe. */
+static void signature_v1(const struct kb__hmac *h, const char *ts, const void *body, size_t len,
+                         char out[68])
+{
+    char head[40];
+    int hl = snprintf(head, sizeof head, "%s.", ts);
+    memcpy(out, "v1=", 4);
+    if (hl > 0 && (size_t)hl < sizeof head)
+        kb__hmac_hex(h, head, (size_t)hl, body, len, out + 3, 2 * KB_HMAC_LEN);
+}
+
 void kb__deliver_signature(const uint8_t *secret, size_t secret_len, const char *ts,
                            const void *body, size_t len, char out[68])
 {
-    /* HMAC over "<ts>.<body>": binding the timestamp lets the receiver
-     * refuse replays of an old, validly signed request. */
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    size_t tl = strlen(ts);
-    unsigned char *msg = malloc(tl + 1 + len);
-    memcpy(out, "v1=", 4);
-    if (!msg) {
-        out[3] = '\0'; /* an empty signature fails verification: safe */
-        return;
-    }
-    memcpy(msg, ts, tl);
-    msg[tl] = '.';
-    if (len)
-        memcpy(msg + tl + 1, body, len);
-    HMAC(EVP_sha256(), secret, (int)secret_len, msg, tl + 1 + len, mac, &mac_len);
-    free(msg);
-    for (unsigned i = 0; i < mac_len && i < 32; i++)
-        snprintf(out + 3 + 2 * i, 3, "%02x", mac[i]);
+    struct kb__hmac h;
+    kb__hmac_init(&h, secret, secret_len);
+    signature_v1(&h, ts, body, len, out);
+    kb__hmac_wipe(&h);
 }
 
 size_t kb__deliver_post_headers(const struct kb_event_attrs *attrs, enum kb_deliver_mode mode,
@@ -204,9 +201,9 @@ kb_err_t kb__deliver_sign(const uint8_t *secret, size_t secret_len, const char *
         at += (size_t)snprintf(sig->signed_headers + at, sizeof sig->signed_headers - at, "%s%s",
                                i ? "," : "", hdrs[i].name);
     char v1[68], v2[2 * KB_HMAC_LEN + 1];
-    kb__deliver_signature(secret, secret_len, ts, body, len, v1);
-    struct kb__hmac h;
+    struct kb__hmac h; /* the key absorbed once for both */
     kb__hmac_init(&h, secret, secret_len);
+    signature_v1(&h, ts, body, len, v1);
     kb__hmac_hex(&h, canon, canon_len, body, len, v2, sizeof v2 - 1);
     kb__hmac_wipe(&h);
     free(canon);
