@@ -420,14 +420,9 @@ kb_err_t kb_spool_read(struct kb_spool *sp, const char *name, size_t max, uint8_
     return KB_OK;
 }
 
-/*
- * rename(2) that never replaces: an existing @p to fails with EEXIST. Where
- * the file system lacks RENAME_NOREPLACE (EINVAL; ENOSYS on old kernels)
- * link + unlink does the same; a crash between the two leaves the file in
- * both folders, so it is handled once more (same event ids), never lost.
- */
-/* The first step of both: 0 renamed; 1 linked by the fallback (@p from is
- * still there, for the caller to remove); -1 failed (errno). */
+/* The first step of rename_noreplace() and move_read_file(): 0 renamed; 1
+ * linked by the fallback (@p from is still there, for the caller to
+ * remove); -1 failed (errno). */
 static int rename_or_link(const char *from, const char *to)
 {
     if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
@@ -437,6 +432,12 @@ static int rename_or_link(const char *from, const char *to)
     return link(from, to) == 0 ? 1 : -1;
 }
 
+/*
+ * rename(2) that never replaces: an existing @p to fails with EEXIST. Where
+ * the file system lacks RENAME_NOREPLACE (EINVAL; ENOSYS on old kernels)
+ * link + unlink does the same; a crash between the two leaves the file in
+ * both folders, so it is handled once more (same event ids), never lost.
+ */
 static int rename_noreplace(const char *from, const char *to)
 {
     int r = rename_or_link(from, to);

@@ -486,8 +486,8 @@ static int recover_frame(void *opaque, const char *name)
     int64_t staged_ms = 0;
     char sha[65] = "-", want[128], reason[600], done_path[2600];
     /* staged by on_frame() or on_http_bericht(); anything else is damaged */
-    const char *transport = !strncmp(name, "http-", 5) ? "http" : "tcp";
-    const char *label = !strcmp(transport, "http") ? "http-staged" : "tcp-staged";
+    int http = !strncmp(name, "http-", 5);
+    const char *transport = http ? "http" : "tcp", *label = http ? "http-staged" : "tcp-staged";
     kb_err_t err = kb_spool_stage_read(&g->run.spool, name, MAX_MESSAGE, &frame, &len, &staged_ms);
     int read_errno = errno;
     if (err == KB_ERR_NOTFOUND) /* gone since the listing: nothing left to finish */
@@ -495,7 +495,7 @@ static int recover_frame(void *opaque, const char *name)
     r->found++;
     kb_adapter_count_message(label, "received");
     if (err == KB_ERR_RANGE) {
-        /* on_frame never stages more than MAX_MESSAGE */
+        /* neither on_frame nor on_http_bericht stages more than MAX_MESSAGE */
         quarantine_damaged(r, name, sha, label,
                            "damaged: staged file larger than 8 MiB; not processed");
         return atomic_load(&stop_flag);
