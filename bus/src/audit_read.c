@@ -1136,14 +1136,6 @@ static int sum_cmp(const void *a, const void *b)
     return 0;
 }
 
-/*
- * The router commits its input offsets in the transaction that writes the
- * audit records of the messages before them, so a chain must reach the
- * input offset below its partition's committed offset. One that ends
- * earlier lost its tail: a tail cut off together with the checkpoints
- * covering it leaves a chain that is valid as far as it goes, and only
- * this comparison shows it.
- */
 /* 1 when a chain of input @p topic [@p partition] is in any lane. */
 static int has_chain(const kb_audit_verifier_t *v, const char *topic, int32_t partition)
 {
@@ -1157,6 +1149,14 @@ static int has_chain(const kb_audit_verifier_t *v, const char *topic, int32_t pa
     return 0;
 }
 
+/*
+ * The router commits its input offsets in the transaction that writes the
+ * audit records of the messages before them, so a chain must reach the
+ * input offset below its partition's committed offset. One that ends
+ * earlier lost its tail: a tail cut off together with the checkpoints
+ * covering it leaves a chain that is valid as far as it goes, and only
+ * this comparison shows it.
+ */
 static void check_committed(kb_audit_verifier_t *v)
 {
     if (!v->opts.input_committed)
