@@ -894,7 +894,7 @@ static int send_request(struct kb_deliver *d, struct msg *m)
         size_t n_signed = kb__deliver_post_headers(&m->attrs, d->o.mode, seq, signed_hdrs);
         struct kb__deliver_sig sig;
         err = kb__deliver_sign(d->o.secret, d->o.secret_len, ts, signed_hdrs, n_signed, body, len,
-                               &sig);
+                               !d->o.signature_v1_only, &sig);
         if (err) {
             free(body);
             evhttp_request_free(req);
@@ -910,8 +910,6 @@ static int send_request(struct kb_deliver *d, struct msg *m)
             }
             return 1;
         }
-        if (d->o.signature_v1_only) /* "v1=<hex>" comes first: the rest cut off */
-            sig.header[strcspn(sig.header, ",")] = '\0';
         add_header(h, "X-Ketenbus-Timestamp", ts);
         add_header(h, "X-Ketenbus-Signature", sig.header);
         if (!d->o.signature_v1_only)

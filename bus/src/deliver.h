@@ -152,14 +152,15 @@ struct kb__deliver_sig {
 };
 
 /**
- * Sign a POST: v1 (kb__deliver_signature()) and v2, HMAC-SHA-256 with
- * @p secret over kb__deliver_canonical_v2() of @p ts and @p hdrs followed
- * by the body. Errors as kb__deliver_canonical_v2(); *@p sig is then
- * unusable.
+ * Sign a POST: v1 (kb__deliver_signature()) and, with @p with_v2, v2,
+ * HMAC-SHA-256 with @p secret over kb__deliver_canonical_v2() of @p ts and
+ * @p hdrs followed by the body. Without v2 the header holds "v1=<hex>" alone
+ * and signed_headers is empty. Errors as kb__deliver_canonical_v2() (a
+ * value with CR or LF is refused either way); *@p sig is then unusable.
  */
 kb_err_t kb__deliver_sign(const uint8_t *secret, size_t secret_len, const char *ts,
                           const struct kb__deliver_header *hdrs, size_t n, const void *body,
-                          size_t len, struct kb__deliver_sig *sig);
+                          size_t len, int with_v2, struct kb__deliver_sig *sig);
 
 /**
  * Render one event for the webhook: check the framed Avro @p value with

@@ -154,16 +154,24 @@ size_t kb__deliver_post_headers(const struct kb_event_attrs *attrs, enum kb_deli
     return n;
 }
 
+/* A value with CR or LF could forge a line of the canonical string, and an
+ * HTTP header besides: such a request is not sent, whatever is signed. */
+static int headers_sendable(const struct kb__deliver_header *hdrs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strpbrk(hdrs[i].value, "\r\n"))
+            return 0;
+    return 1;
+}
+
 kb_err_t kb__deliver_canonical_v2(const char *ts, const struct kb__deliver_header *hdrs, size_t n,
                                   char **out, size_t *len)
 {
-    /* Two passes: the first checks the values and sizes the string. */
+    if (!headers_sendable(hdrs, n))
+        return KB_ERR_INVALID;
     size_t need = 3 + strlen(ts) + 1 + 1 + 1;
-    for (size_t i = 0; i < n; i++) {
-        if (strpbrk(hdrs[i].value, "\r\n"))
-            return KB_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
         need += 2 * strlen(hdrs[i].name) + 1 + strlen(hdrs[i].value) + 2;
-    }
     char *s = malloc(need + 1);
     if (!s)
         return KB_ERR_NOMEM;
@@ -188,15 +196,23 @@ kb_err_t kb__deliver_canonical_v2(const char *ts, const struct kb__deliver_heade
 
 kb_err_t kb__deliver_sign(const uint8_t *secret, size_t secret_len, const char *ts,
                           const struct kb__deliver_header *hdrs, size_t n, const void *body,
-                          size_t len, struct kb__deliver_sig *sig)
+                          size_t len, int with_v2, struct kb__deliver_sig *sig)
 {
+    sig->signed_headers[0] = '\0';
+    if (!with_v2) {
+        /* v1 alone, for receivers that compare the whole header value: no
+         * canonical string made, no second HMAC over the body. */
+        if (!headers_sendable(hdrs, n))
+            return KB_ERR_INVALID;
+        kb__deliver_signature(secret, secret_len, ts, body, len, sig->header);
+        return KB_OK;
+    }
     char *canon;
     size_t canon_len;
     kb_err_t err = kb__deliver_canonical_v2(ts, hdrs, n, &canon, &canon_len);
     if (err)
         return err;
     size_t at = 0;
-    sig->signed_headers[0] = '\0';
     for (size_t i = 0; i < n && at < sizeof sig->signed_headers; i++)
         at += (size_t)snprintf(sig->signed_headers + at, sizeof sig->signed_headers - at, "%s%s",
                                i ? "," : "", hdrs[i].name);

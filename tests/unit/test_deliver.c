@@ -86,7 +86,7 @@ static void test_signature_v2(void)
     for (size_t i = 1; i < n; i++)
         CHECK(strcmp(hdrs[i - 1].name, hdrs[i].name) < 0); /* sorted, no name twice */
     struct kb__deliver_sig sig;
-    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":1}", 7, &sig), KB_OK);
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":1}", 7, 1, &sig), KB_OK);
     CHECK_STR(sig.signed_headers, "ce-id,ce-sequence,ce-sequencetype,ce-source,ce-specversion,"
                                   "ce-subject,ce-time,ce-type,content-type,idempotency-key");
     /* Computed independently:
@@ -135,16 +135,17 @@ static void test_signature_v2(void)
             CHECK(c && (cl != base_len || memcmp(c, base, cl) != 0));
             free(c);
             struct kb__deliver_sig ts;
-            CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, tn, "{\"a\":1}", 7, &ts), KB_OK);
+            CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, tn, "{\"a\":1}", 7, 1, &ts),
+                      KB_OK);
             CHECK(strncmp(ts.header, sig.header, 68) == 0);      /* v1 the same */
             CHECK(strcmp(ts.header + 68, sig.header + 68) != 0); /* v2 not */
         }
     }
     /* The timestamp and the body are in v2 too. */
     struct kb__deliver_sig other;
-    CHECK_INT(kb__deliver_sign(key, 16, "1700000001", hdrs, n, "{\"a\":1}", 7, &other), KB_OK);
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000001", hdrs, n, "{\"a\":1}", 7, 1, &other), KB_OK);
     CHECK(strcmp(other.header + 68, sig.header + 68) != 0);
-    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":2}", 7, &other), KB_OK);
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":2}", 7, 1, &other), KB_OK);
     CHECK(strcmp(other.header + 68, sig.header + 68) != 0);
 
     /* A receiver is handed values without surrounding white space: the
@@ -166,9 +167,19 @@ static void test_signature_v2(void)
         c = NULL;
         CHECK_INT(kb__deliver_canonical_v2("1700000000", t, n, &c, &cl), KB_ERR_INVALID);
         CHECK(c == NULL);
-        CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, n, "{}", 2, &other), KB_ERR_INVALID);
+        CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, n, "{}", 2, 1, &other),
+                  KB_ERR_INVALID);
+        CHECK_INT(kb__deliver_sign(key, 16, "1700000000", t, n, "{}", 2, 0, &other),
+                  KB_ERR_INVALID);
     }
     free(base);
+
+    /* --signature v1: the same v1, alone, and no headers named as signed. */
+    struct kb__deliver_sig v1only;
+    memset(&v1only, 'x', sizeof v1only);
+    CHECK_INT(kb__deliver_sign(key, 16, "1700000000", hdrs, n, "{\"a\":1}", 7, 0, &v1only), KB_OK);
+    CHECK_STR(v1only.header, "v1=9eb18f493f8ec135d9eb2dad817c369bb4e9cbfa818657897a7437c1cd8c3a23");
+    CHECK_STR(v1only.signed_headers, "");
 }
 
 static void test_time(void)
