@@ -67,10 +67,8 @@ static void hash_in_file(const struct kb_spool *sp, const char *name, char sha[6
         EVP_DigestUpdate(md, piece, (size_t)got);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32) {
-        for (unsigned int i = 0; i < 32; i++)
-            snprintf(sha + 2 * i, 3, "%02x", digest[i]);
-    }
+    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32)
+        kb_sha256_digest_hex(digest, sha);
 out:
     free(piece);
     EVP_MD_CTX_free(md);
