@@ -89,34 +89,35 @@ static void printable_copy(const char *in, char out[KB_EGRESS_DETAIL_MAX + 4])
 }
 
 /* Write @p m raw and its .reason (@p reason, then the renderer's @p detail
- * when not "") to quarantine/. The log line carries @p reason only: it
- * names a rule or field, where @p detail may be anybody's words. */
+ * when not "") to quarantine/ as <topic>-<partition>-<offset>.event. A
+ * retry after a failed commit rewrites its own bytes; an earlier event under
+ * that name (a topic made again, its offsets from 0) is kept and this one
+ * gets ".event.1", ... (kb_spool_quarantine_piece()). The log line carries
+ * @p reason only: it names a rule or field, where @p detail may be
+ * anybody's words. */
 static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_message_t *m,
                                  const char *reason, const char *detail)
 {
-    char name[256], reason_name[300], suffix[48];
+    char suffix[48];
     /* a long topic name is cut as the spool cuts names: uncut, the names
      * of the .reason and its temp file would exceed NAME_MAX, and the
      * write failing as I/O would retry the event for ever */
     snprintf(suffix, sizeof suffix, "-%" PRId32 "-%" PRId64 ".event", m->partition, m->offset);
-    kb_err_t err = kb_spool_piece_name(rd_kafka_topic_name(m->rkt), suffix, name, sizeof name);
-    if (err)
-        return err;
-    snprintf(reason_name, sizeof reason_name, "%s.reason", name);
-    char path[2600];
-    kb_spool_path(o->spool, "quarantine", name, path, sizeof path);
-    err = kb_file_write_atomic(path, m->payload ? m->payload : "", m->len);
-    if (err)
-        return err;
-    kb_spool_path(o->spool, "quarantine", reason_name, path, sizeof path);
     char shown[KB_EGRESS_DETAIL_MAX + 4], line[1024];
     printable_copy(detail, shown);
     int n = snprintf(line, sizeof line, "%s\n%s%s%s", reason, shown[0] ? "peer text: " : "", shown,
                      shown[0] ? "\n" : "");
-    err = kb_file_write_atomic(path, line, n < (int)sizeof line ? (size_t)n : sizeof line - 1);
-    KB_LOG_WARN(COMP, "event quarantined",
-                "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
-                rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
+    kb_err_t err = kb_spool_quarantine_piece(o->spool, rd_kafka_topic_name(m->rkt), suffix,
+                                             m->payload ? m->payload : "", m->len, line,
+                                             n < (int)sizeof line ? (size_t)n : sizeof line - 1);
+    if (err)
+        KB_LOG_ERR(COMP, "cannot quarantine event; will retry",
+                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " error=%s",
+                   rd_kafka_topic_name(m->rkt), m->partition, m->offset, kb_err_str(err));
+    else
+        KB_LOG_WARN(COMP, "event quarantined",
+                    "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=\"%s\"",
+                    rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
     return err;
 }
 

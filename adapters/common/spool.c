@@ -866,6 +866,30 @@ int kb_spool_quarantined_before(const struct kb_spool *sp, const char *name, con
     return 0;
 }
 
+kb_err_t kb_spool_quarantine_piece(const struct kb_spool *sp, const char *name, const char *suffix,
+                                   const void *data, size_t len, const char *reason,
+                                   size_t reason_len)
+{
+    char qname[600], path[2800], sfx[64];
+    for (unsigned k = 0;; k++) {
+        if (k > MAX_SUFFIX)
+            return KB_ERR_RANGE;
+        snprintf(sfx, sizeof sfx, k ? "%s.%u" : "%s", suffix, k);
+        kb_err_t err = kb_spool_piece_name(name, sfx, qname, sizeof qname);
+        if (err)
+            return err;
+        kb_spool_path(sp, "quarantine", qname, path, sizeof path);
+        struct stat st;
+        if (lstat(path, &st) != 0 || same_bytes(path, data, len))
+            break;
+    }
+    kb_err_t err = kb_file_write_atomic(path, data, len);
+    if (err)
+        return err;
+    strncat(path, REASON_EXT, sizeof path - strlen(path) - 1);
+    return kb_file_write_atomic(path, reason, reason_len);
+}
+
 kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name,
                              const struct kb_spool_file *file, const char *reason)
 {

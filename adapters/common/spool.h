@@ -135,6 +135,20 @@ kb_err_t kb_spool_quarantine(const struct kb_spool *sp, const char *name,
 kb_err_t kb_spool_piece_name(const char *name, const char *suffix, char *out, size_t out_size);
 
 /**
+ * Write @p data (@p len bytes), a piece of or an item from @p name, to
+ * quarantine/ under kb_spool_piece_name(@p name, @p suffix), with
+ * @p reason (@p reason_len bytes) beside it in "<that>.reason". A retry
+ * finds its own bytes there and rewrites them. A name that holds other
+ * bytes is kept and "<suffix>.1", "<suffix>.2", ... are tried instead: a
+ * newer file renamed over a name still being handled, a topic made again
+ * with its offsets from 0. KB_ERR_RANGE when every candidate is taken,
+ * else the errors of kb_file_write_atomic().
+ */
+kb_err_t kb_spool_quarantine_piece(const struct kb_spool *sp, const char *name, const char *suffix,
+                                   const void *data, size_t len, const char *reason,
+                                   size_t reason_len);
+
+/**
  * 1 when quarantine/ already holds these @p len bytes as <name> or one of
  * its suffixed candidates <name>.N: a retry of a round that quarantined
  * them before (and then failed elsewhere) must not add another copy each

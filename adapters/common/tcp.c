@@ -554,10 +554,15 @@ kb_err_t kb_tcp_client_send(kb_tcp_client_t *c, const void *frame, size_t len, i
     if (r)
         return kb_err_set(r == -2 ? KB_ERR_TIMEOUT : KB_ERR_IO, errstr, errstr_size,
                           "tcp: no answer (%s)", r == -2 ? "timeout" : "connection closed");
+    /* An answer that is none (an HTTP port, a proxy, a broken peer) says
+     * nothing of the frame, which may have been taken: the frame's fate is
+     * unknown, as when no answer came, so the caller resends it on a new
+     * connection instead of giving up on it (KB_ERR_INVALID would
+     * quarantine every event in turn while the peer may have them all). */
     uint32_t alen = get_be32(ahdr);
     if (alen == 0 || alen > 65536)
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "tcp: bad answer length %u",
-                          alen);
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size,
+                          "tcp: bad answer length %u (is the peer a ketenbus LO3 listener?)", alen);
     uint8_t *ans = malloc(alen);
     if (!ans)
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "tcp: out of memory");
@@ -570,8 +575,7 @@ kb_err_t kb_tcp_client_send(kb_tcp_client_t *c, const void *frame, size_t len, i
     if (ans[0] != KB_TCP_ACK && ans[0] != KB_TCP_REJECT && ans[0] != KB_TCP_NACK) {
         unsigned status = ans[0];
         free(ans);
-        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size, "tcp: bad answer status 0x%02x",
-                          status);
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "tcp: bad answer status 0x%02x", status);
     }
     *verdict = (enum kb_tcp_verdict)ans[0];
     if (reason && reason_size) {
@@ -581,6 +585,19 @@ kb_err_t kb_tcp_client_send(kb_tcp_client_t *c, const void *frame, size_t len, i
     }
     free(ans);
     return KB_OK;
+}
+
+int kb_tcp_client_alive(kb_tcp_client_t *c)
+{
+    /* Nothing may arrive between answers: end of stream (the peer closed an
+     * idle connection), an error or unasked bytes all mean the connection
+     * cannot carry the next frame. */
+    uint8_t b;
+    ssize_t n;
+    do
+        n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void kb_tcp_client_destroy(kb_tcp_client_t *c)

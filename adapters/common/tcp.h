@@ -154,10 +154,20 @@ kb_tcp_client_t *kb_tcp_client_new(const char *host, int port, int timeout_ms, c
                                    size_t errstr_size);
 
 /**
+ * Whether @p c can still carry a frame: 0 when the peer closed it (an idle
+ * timeout on its side), it failed, or bytes came that nobody asked for.
+ * Checked before reusing a connection, so that such a close costs a new
+ * connection rather than a failed send, a logged error and a retry.
+ * @thread the one thread that owns @p c
+ */
+int kb_tcp_client_alive(kb_tcp_client_t *c);
+
+/**
  * Send one frame and wait up to @p timeout_ms for its answer. On KB_OK
  * *verdict is the peer's status and @p reason (may be NULL) its text,
- * NUL-terminated. KB_ERR_IO / KB_ERR_TIMEOUT when no answer came: the
- * frame's fate is unknown and it must be resent on a new connection.
+ * NUL-terminated. KB_ERR_IO / KB_ERR_TIMEOUT when no answer came, or
+ * what came is no answer (bad length or status): the frame's fate is
+ * unknown and it must be resent on a new connection.
  * @thread the one thread that owns @p c
  */
 kb_err_t kb_tcp_client_send(kb_tcp_client_t *c, const void *frame, size_t len, int timeout_ms,

@@ -880,6 +880,11 @@ static kb_err_t render_lo3(void *opaque, const struct kb_event_attrs *attrs,
         char host[256], reason[512];
         int port = 0;
         split_hostport(e->connect, host, sizeof host, &port);
+        if (e->tcp && !kb_tcp_client_alive(e->tcp)) {
+            /* closed by the afnemer while idle: a new one, without an error */
+            kb_tcp_client_destroy(e->tcp);
+            e->tcp = NULL;
+        }
         if (!e->tcp)
             e->tcp = kb_tcp_client_new(host, port, 5000, errstr, errstr_size);
         enum kb_tcp_verdict v = KB_TCP_NACK;

@@ -286,59 +286,23 @@ static char *file_reason(const struct refused *bad, size_t n_bad, const struct r
     return reason;
 }
 
-/* 1 when the regular file @p path holds exactly the @p len bytes @p raw. */
-static int same_bytes(const char *path, const void *raw, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    int same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len;
-    const uint8_t *want = raw;
-    uint8_t buf[8192];
-    for (size_t at = 0; same && at < len;) {
-        ssize_t got = read(fd, buf, len - at < sizeof buf ? len - at : sizeof buf);
-        if (got <= 0 || memcmp(buf, want + at, (size_t)got)) {
-            same = 0;
-            break;
-        }
-        at += (size_t)got;
-    }
-    close(fd);
-    return same;
-}
-
 /*
  * Write the piece @p suffix (".regel-7") of the file archived as
- * done/@p done_name into quarantine/, @p raw with its .reason beside it. A
- * retry of the same file finds its own bytes there and rewrites them. A
- * piece name that holds other bytes is kept: a newer file a sender renamed
- * over the name while the first was handled gets the same done name once
- * the first is archived (kb_spool_done() leaves it in in/), so its pieces go
- * to "<suffix>.1", "<suffix>.2", ... instead.
+ * done/@p done_name into quarantine/, @p raw with its .reason beside it
+ * (kb_spool_quarantine_piece(): a retry rewrites its own bytes; a newer file
+ * a sender renamed over the name while the first was handled gets the same
+ * done name once the first is archived, kb_spool_done() leaving it in in/,
+ * so its pieces go to "<suffix>.1", ...).
  */
 static int quarantine_piece(struct kb_spool *spool, const char *done_name, const char *suffix,
                             const void *raw, size_t len, const char *rule, const char *reason)
 {
-    char qname[600], path[2800], sfx[64], rtext[400];
-    for (unsigned k = 0;; k++) {
-        if (k > 99)
-            return -1;
-        snprintf(sfx, sizeof sfx, k ? "%s.%u" : "%s", suffix, k);
-        if (kb_spool_piece_name(done_name, sfx, qname, sizeof qname))
-            return -1;
-        kb_spool_path(spool, "quarantine", qname, path, sizeof path);
-        struct stat st;
-        if (lstat(path, &st) != 0 || same_bytes(path, raw, len))
-            break;
-    }
-    if (kb_file_write_atomic(path, raw, len))
-        return -1;
+    char rtext[400];
     int tl = snprintf(rtext, sizeof rtext, "%s: %s\n", rule, reason);
     if (tl < 0 || (size_t)tl >= sizeof rtext)
         tl = (int)sizeof rtext - 1;
-    strncat(path, ".reason", sizeof path - strlen(path) - 1);
-    return kb_file_write_atomic(path, rtext, (size_t)tl) ? -1 : 0;
+    return kb_spool_quarantine_piece(spool, done_name, suffix, raw, len, rtext, (size_t)tl) ? -1
+                                                                                            : 0;
 }
 
 int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/egress.h"
+#include "common/spool.h"
 #include "gba/gba_egress.h"
 #include "gba/gba_events.h"
 #include "gba/lo3.h"
@@ -214,19 +215,25 @@ static int count_files(const char *dir, const char *suffix)
     return n;
 }
 
-/* The .reason file of the event at @p offset, under whatever cut of TOPIC. */
-static void reason_of(const char *root, int offset, char *out, size_t cap)
+/* The .reason file of the event at @p offset (@p ext: "" or its ".N"),
+ * under whatever cut of TOPIC. */
+static void reason_of_as(const char *root, int offset, const char *ext, char *out, size_t cap)
 {
     char pattern[1400];
     glob_t gl;
-    snprintf(pattern, sizeof pattern, "%s/spool/quarantine/quartest.o*-0-%d.event.reason", root,
-             offset);
+    snprintf(pattern, sizeof pattern, "%s/spool/quarantine/quartest.o*-0-%d.event%s.reason", root,
+             offset, ext);
     out[0] = '\0';
     CHECK_INT(glob(pattern, 0, NULL, &gl), 0);
     CHECK_INT(gl.gl_pathc, 1);
     if (gl.gl_pathc == 1)
         slurp(gl.gl_pathv[0], out, cap);
     globfree(&gl);
+}
+
+static void reason_of(const char *root, int offset, char *out, size_t cap)
+{
+    reason_of_as(root, offset, "", out, cap);
 }
 
 int main(void)
@@ -251,6 +258,14 @@ int main(void)
     const char *bootstrap = rd_kafka_mock_cluster_bootstraps(mc);
     rd_kafka_mock_topic_create(mc, TOPIC, 1, 1); /* the mock cluster has no CreateTopics */
     produce_events(bootstrap);
+
+    /* An earlier event quarantined under the mutated one's name (its topic
+     * made again, offsets from 0) is kept: the new one gets ".1". */
+    char earlier[300], suffix[48], earlier_path[2600];
+    snprintf(suffix, sizeof suffix, "-0-%d.event", EV_MUTATED);
+    CHECK_INT(kb_spool_piece_name(TOPIC, suffix, earlier, sizeof earlier), KB_OK);
+    kb_spool_path(&sp, "quarantine", earlier, earlier_path, sizeof earlier_path);
+    CHECK_INT(kb_file_write_atomic(earlier_path, "an earlier event", 16), KB_OK);
 
     /* The loop's log goes to a file, to be searched for the peer's text. */
     char log_path[1400];
@@ -282,8 +297,12 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/spool/out/%s.lo3", root, event_ids[EV_GOOD]);
     CHECK(access(dir, F_OK) == 0);
     snprintf(dir, sizeof dir, "%s/spool/quarantine", root);
-    CHECK_INT(count_files(dir, ".event"), 4);
+    CHECK_INT(count_files(dir, ".event"), 4); /* three and the earlier one */
+    CHECK_INT(count_files(dir, ".event.1"), 1);
     CHECK_INT(count_files(dir, ".reason"), 4);
+    char kept[64];
+    slurp(earlier_path, kept, sizeof kept);
+    CHECK_STR(kept, "an earlier event");
     /* "../../PWNED.lo3" from out/ would have been <root>/PWNED.lo3 */
     snprintf(dir, sizeof dir, "%s/PWNED.lo3", root);
     CHECK(access(dir, F_OK) != 0);
@@ -293,7 +312,7 @@ int main(void)
     CHECK(strstr(reason, "element 0320: 1000 bytes exceed 999") != NULL);
     reason_of(root, EV_TRAVERSAL, reason, sizeof reason);
     CHECK(strstr(reason, "ce_id is not a safe file name") != NULL);
-    reason_of(root, EV_MUTATED, reason, sizeof reason);
+    reason_of_as(root, EV_MUTATED, ".1", reason, sizeof reason);
     CHECK(strstr(reason, "payload fails schema 1001") != NULL);
     /* The afnemer's text: in the .reason file, printable and bounded. */
     reason_of(root, EV_REJECTED, reason, sizeof reason);

@@ -107,6 +107,104 @@ static void honest(int port, const char *what)
     kb_tcp_client_destroy(c);
 }
 
+/* A peer that is not a ketenbus listener (an HTTP port, say): it reads one
+ * frame and answers in its own protocol; or (@p close_first) closes each
+ * connection at once, as an afnemer whose idle timeout ran out. */
+struct foreign_peer {
+    int lfd, port, close_first;
+    pthread_t t;
+};
+
+static void *foreign_run(void *arg)
+{
+    struct foreign_peer *f = arg;
+    for (int i = 0; i < 2; i++) {
+        int fd = accept(f->lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        if (!f->close_first) {
+            char buf[64];
+            ssize_t n = recv(fd, buf, sizeof buf, 0); /* the length prefix and the frame */
+            (void)n;
+            static const char http[] = "HTTP/1.1 400 Bad Request\r\n\r\n";
+            n = send(fd, http, sizeof http - 1, MSG_NOSIGNAL);
+            (void)n;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void foreign_start(struct foreign_peer *f, int close_first)
+{
+    f->close_first = close_first;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    CHECK_INT(bind(f->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    CHECK_INT(listen(f->lfd, 4), 0);
+    CHECK_INT(getsockname(f->lfd, (struct sockaddr *)&sa, &sl), 0);
+    f->port = ntohs(sa.sin_port);
+    pthread_create(&f->t, NULL, foreign_run, f);
+}
+
+/* What a client makes of such peers: no answer is no verdict (the frame's
+ * fate unknown: I/O, resend, never a rejection), and a connection the peer
+ * closed is seen as dead before it is used. */
+static void client_against_foreign_peers(int honest_port)
+{
+    char err[256], reason[128];
+    enum kb_tcp_verdict v = KB_TCP_ACK;
+    struct foreign_peer f;
+    foreign_start(&f, 0);
+    kb_tcp_client_t *c = kb_tcp_client_new("127.0.0.1", f.port, 2000, err, sizeof err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_INT(kb_tcp_client_send(c, "ok-message", 10, 3000, &v, reason, sizeof reason, err,
+                                     sizeof err),
+                  KB_ERR_IO);
+        CHECK(strstr(err, "bad answer length") != NULL);
+        kb_tcp_client_destroy(c);
+    }
+    c = kb_tcp_client_new("127.0.0.1", f.port, 2000, err, sizeof err); /* lets the thread end */
+    kb_tcp_client_destroy(c);
+    pthread_join(f.t, NULL);
+    close(f.lfd);
+
+    foreign_start(&f, 1);
+    c = kb_tcp_client_new("127.0.0.1", f.port, 2000, err, sizeof err);
+    CHECK(c != NULL);
+    if (c) {
+        double t0 = kb_test_now_s();
+        int alive = 1;
+        while (alive && kb_test_now_s() - t0 < 5) {
+            alive = kb_tcp_client_alive(c);
+            if (alive)
+                usleep(10 * 1000);
+        }
+        CHECK_INT(alive, 0);
+        kb_tcp_client_destroy(c);
+    }
+    c = kb_tcp_client_new("127.0.0.1", f.port, 2000, err, sizeof err);
+    kb_tcp_client_destroy(c);
+    pthread_join(f.t, NULL);
+    close(f.lfd);
+
+    /* A live connection between answers stays usable. */
+    c = kb_tcp_client_new("127.0.0.1", honest_port, 2000, err, sizeof err);
+    CHECK(c != NULL);
+    if (c) {
+        CHECK_INT(kb_tcp_client_alive(c), 1);
+        CHECK_INT(
+            kb_tcp_client_send(c, "ok-1", 4, 3000, &v, reason, sizeof reason, err, sizeof err),
+            KB_OK);
+        CHECK_INT(v, KB_TCP_ACK);
+        CHECK_INT(kb_tcp_client_alive(c), 1);
+        kb_tcp_client_destroy(c);
+    }
+}
+
 int main(void)
 {
     char err[256];
@@ -241,6 +339,7 @@ int main(void)
                                             "accepted", NULL)) == 5);
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
                                             "quarantined", NULL)) == 3);
+    client_against_foreign_peers(port);
 
     atomic_store(&s.stop, 1);
     pthread_join(s.t, NULL);
