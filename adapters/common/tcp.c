@@ -27,6 +27,7 @@
 
 #define COMP "tcp"
 #define WRITE_TIMEOUT_MS 10000 /* a peer that does not read its answer is dropped */
+#define REASON_MAX       512   /* bytes of a rejection's reason in an answer */
 #define FIRST_CHUNK      (64u << 10) /* first payload buffer; doubles as bytes arrive */
 
 struct conn {
@@ -40,6 +41,13 @@ struct conn {
     size_t got;          /* payload bytes read so far */
     int64_t last_ms;     /* last activity, for the idle timeout */
     int64_t frame_ms;    /* when the current frame's first byte came (0: between frames) */
+    /* The answer not yet taken by the peer's socket. While it waits, nothing
+     * more is read from the peer: a sender that does not read its answers
+     * stops itself, never the listener's one thread (which a blocking write
+     * would, for every other sender). */
+    uint8_t out[4 + 1 + REASON_MAX];
+    size_t out_len, out_at;
+    int64_t out_ms; /* when the answer was made (svc_ms) */
 };
 
 struct kb_tcp_server {
@@ -313,10 +321,32 @@ static void accept_one(kb_tcp_server_t *srv)
     KB_LOG_INFO(COMP, "connection accepted", "peer=%s", slot->peer);
 }
 
-/* Hand a complete frame to the handler and write its answer. */
+/* Send what the peer's socket takes of @p c's answer; close on failure.
+ * 1 while some of it waits for room. */
+static int flush_answer(kb_tcp_server_t *srv, struct conn *c)
+{
+    while (c->out_at < c->out_len) {
+        ssize_t w =
+            send(c->fd, c->out + c->out_at, c->out_len - c->out_at, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            c->out_at += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 1;
+        conn_close(srv, c, "answer-write-failed");
+        return 0;
+    }
+    c->out_len = c->out_at = 0;
+    return 0;
+}
+
+/* Hand a complete frame to the handler and send its answer. */
 static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
 {
-    char reason[512] = "";
+    char reason[REASON_MAX] = "";
     int64_t t0 = kb_mono_ms();
     atomic_fetch_add_explicit(&srv->stats.frames, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&srv->stats.bytes, c->need, memory_order_relaxed);
@@ -332,17 +362,18 @@ static void serve_frame(kb_tcp_server_t *srv, struct conn *c)
                          : v == KB_TCP_REJECT ? &srv->stats.rejects
                                               : &srv->stats.nacks;
     atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
-    size_t rlen = v == KB_TCP_ACK ? 0 : strlen(reason);
-    uint8_t ans[4 + 1 + sizeof reason];
-    put_be32(ans, (uint32_t)(1 + rlen));
-    ans[4] = (uint8_t)v;
-    memcpy(ans + 5, reason, rlen);
+    size_t rlen = v == KB_TCP_ACK ? 0 : strnlen(reason, sizeof reason - 1);
+    put_be32(c->out, (uint32_t)(1 + rlen));
+    c->out[4] = (uint8_t)v;
+    memcpy(c->out + 5, reason, rlen);
+    c->out_len = 5 + rlen;
+    c->out_at = 0;
     conn_buf_free(srv, c);
     c->need = c->got = c->hdr_got = 0;
     c->frame_ms = 0;
-    if (write_all(c->fd, ans, 5 + rlen, WRITE_TIMEOUT_MS))
-        conn_close(srv, c, "answer-write-failed");
     srv->busy_ms += kb_mono_ms() - t0;
+    c->out_ms = svc_ms(srv);
+    flush_answer(srv, c);
 }
 
 /* Read what is available on @p c; serve a frame once complete. */
@@ -430,7 +461,8 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
         for (int i = 0; i < srv->opts.max_clients; i++)
             if (srv->conns[i].fd >= 0) {
                 idx[n] = i;
-                pfds[n++] = (struct pollfd){srv->conns[i].fd, POLLIN, 0};
+                short ev = srv->conns[i].out_len ? POLLOUT : POLLIN;
+                pfds[n++] = (struct pollfd){srv->conns[i].fd, ev, 0};
             }
         int r = poll(pfds, (nfds_t)n, 200);
         if (r < 0 && errno != EINTR) {
@@ -444,9 +476,15 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
             }
             if (pfds[0].revents & POLLIN)
                 accept_one(srv);
-            for (int k = 1; k < n; k++)
-                if (pfds[k].revents)
-                    read_conn(srv, &srv->conns[idx[k]]);
+            for (int k = 1; k < n; k++) {
+                struct conn *c = &srv->conns[idx[k]];
+                if (!pfds[k].revents)
+                    continue;
+                if (c->out_len)
+                    flush_answer(srv, c); /* read again once it is gone */
+                else
+                    read_conn(srv, c);
+            }
         }
         if (srv->opts.on_idle) {
             int64_t t0 = kb_mono_ms();
@@ -458,7 +496,12 @@ kb_err_t kb_tcp_server_run(kb_tcp_server_t *srv, atomic_int *stop, char *errstr,
             struct conn *c = &srv->conns[i];
             if (c->fd < 0)
                 continue;
-            if (c->frame_ms && t - c->frame_ms > srv->opts.frame_timeout_ms) {
+            if (c->out_len && t - c->out_ms > WRITE_TIMEOUT_MS) {
+                KB_LOG_WARN(COMP, "answer not taken within the deadline; closing",
+                            "peer=%s write_timeout_ms=%d", c->peer, WRITE_TIMEOUT_MS);
+                atomic_fetch_add_explicit(&srv->stats.timeouts, 1, memory_order_relaxed);
+                conn_close(srv, c, "answer-write-timeout");
+            } else if (c->frame_ms && t - c->frame_ms > srv->opts.frame_timeout_ms) {
                 KB_LOG_WARN(COMP, "frame not complete within the deadline; closing",
                             "peer=%s got=%zu length=%zu frame_timeout_ms=%d", c->peer, c->got,
                             c->need, srv->opts.frame_timeout_ms);

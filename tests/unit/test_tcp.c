@@ -107,6 +107,44 @@ static void honest(int port, const char *what)
     kb_tcp_client_destroy(c);
 }
 
+/* A sender that pipelines frames and never reads its answers, with a
+ * small receive buffer: once its answers back up, the listener stops
+ * reading from it, and an honest client beside it is served at once (it
+ * waited up to the 10 s write deadline per answer while the listener's one
+ * thread blocked on this peer's socket). */
+static void beside_a_peer_that_never_reads(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small); /* before connect: the window */
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_INT(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    uint8_t chunk[6 * 100];
+    for (int i = 0; i < 100; i++)
+        memcpy(chunk + 6 * i, "\0\0\0\2ok", 6);
+    size_t sent = 0;
+    int stalled_ms = 0;
+    while (sent < (16u << 20) && stalled_ms < 500) {
+        size_t at = sent % sizeof chunk; /* a partial send leaves the next frame cut */
+        ssize_t w = send(fd, chunk + at, sizeof chunk - at, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w > 0) {
+            sent += (size_t)w;
+            stalled_ms = 0;
+        } else {
+            usleep(10 * 1000);
+            stalled_ms += 10;
+        }
+    }
+    CHECK(stalled_ms >= 500); /* it could not send more: its answers stopped the reading */
+    honest(port, "beside a peer that never reads");
+    /* ... and the peer was not dropped for it: its answers are there, acks. */
+    uint8_t ans[5] = {0};
+    CHECK_INT(recv(fd, ans, sizeof ans, MSG_WAITALL), 5);
+    CHECK(ans[0] == 0 && ans[1] == 0 && ans[2] == 0 && ans[3] == 1 && ans[4] == KB_TCP_ACK);
+    close(fd);
+}
+
 /* A peer that is not a ketenbus listener (an HTTP port, say): it reads one
  * frame and answers in its own protocol; or (@p close_first) closes each
  * connection at once, as an afnemer whose idle timeout ran out. */
@@ -340,6 +378,7 @@ int main(void)
     CHECK(kb_series_value(kb_metrics_series("kb_adapter_messages_total", "test_tcp", "tcp",
                                             "quarantined", NULL)) == 3);
     client_against_foreign_peers(port);
+    beside_a_peer_that_never_reads(port);
 
     atomic_store(&s.stop, 1);
     pthread_join(s.t, NULL);
