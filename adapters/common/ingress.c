@@ -11,9 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
-
 #include "adapter_metrics.h"
+#include "hmac.h" /* bus/src: kb__sha256, kb__hex */
 #include "ingress.h"
 #include "ketenbus/clock.h"
 #include "ketenbus/log.h"
@@ -56,22 +55,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     t->pending--;
 }
 
-void kb_sha256_digest_hex(const unsigned char md[32], char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < 32; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 void kb_sha256_hex(const void *data, size_t len, char out[65])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-    kb_sha256_digest_hex(md, out);
+    uint8_t md[KB_HMAC_LEN];
+    kb__sha256(data, len, md);
+    kb__hex(md, sizeof md, out);
+    out[64] = '\0';
 }
 
 static uint64_t sequence_load(const char *path)

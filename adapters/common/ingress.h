@@ -115,7 +115,4 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
 /** SHA-256 of @p len bytes as 64 hex characters. */
 void kb_sha256_hex(const void *data, size_t len, char out[65]);
 
-/** A SHA-256 digest already computed (a file hashed in pieces) as 64 hex characters. */
-void kb_sha256_digest_hex(const unsigned char md[32], char out[65]);
-
 #endif

@@ -20,6 +20,7 @@
 
 #include "adapter.h"
 #include "adapter_metrics.h"
+#include "hmac.h" /* bus/src: kb__hex */
 #include "ingress.h"
 #include "ketenbus/log.h"
 #include "spool.h"
@@ -67,8 +68,10 @@ static void hash_in_file(const struct kb_spool *sp, const char *name, char sha[6
         EVP_DigestUpdate(md, piece, (size_t)got);
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
-    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32)
-        kb_sha256_digest_hex(digest, sha);
+    if (got == 0 && EVP_DigestFinal_ex(md, digest, &dlen) && dlen == 32) {
+        kb__hex(digest, 32, sha);
+        sha[64] = '\0';
+    }
 out:
     free(piece);
     EVP_MD_CTX_free(md);

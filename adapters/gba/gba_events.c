@@ -266,15 +266,6 @@ static kb_err_t cache_pseudonym(kb_gba_cache_t *c, const uint8_t *key, size_t ke
     return KB_OK;
 }
 
-/* SHA-256 of @p len bytes as 64 hex digits (kb_sha256_hex). */
-static void sha256_hex(const void *data, size_t len, char out[65])
-{
-    uint8_t md[KB_HMAC_LEN];
-    kb__sha256(data, len, md);
-    kb__hex(md, sizeof md, out);
-    out[64] = '\0';
-}
-
 /* What every derivation of one message shares. */
 struct derive { /* kb_gba_events() sets every field: add one there too */
     const struct kb_gba_ctx *ctx;
@@ -1487,7 +1478,7 @@ kb_err_t kb_gba_events(const struct kb_gba_ctx *ctx, const uint8_t *raw, size_t 
     if (!cache && !(cache = own = kb_gba_cache_new()))
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory for the cache");
     char sha[65];
-    sha256_hex(raw, len, sha);
+    kb_sha256_hex(raw, len, sha);
     struct kb_lo3_findings findings;
     memset(&findings, 0, sizeof findings);
     uint8_t plain[PLAIN_MAX]; /* elements checked plain (put_e, el_of) */
