@@ -322,8 +322,8 @@ static void accept_one(kb_tcp_server_t *srv)
 }
 
 /* Send what the peer's socket takes of @p c's answer; close on failure.
- * 1 while some of it waits for room. */
-static int flush_answer(kb_tcp_server_t *srv, struct conn *c)
+ * What is left waits in c->out (out_len stays set) for room. */
+static void flush_answer(kb_tcp_server_t *srv, struct conn *c)
 {
     while (c->out_at < c->out_len) {
         ssize_t w =
@@ -335,12 +335,11 @@ static int flush_answer(kb_tcp_server_t *srv, struct conn *c)
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 1;
+            return;
         conn_close(srv, c, "answer-write-failed");
-        return 0;
+        return;
     }
     c->out_len = c->out_at = 0;
-    return 0;
 }
 
 /* Hand a complete frame to the handler and send its answer. */
