@@ -64,6 +64,15 @@ static int kb_test_checks;
 
 /* Seconds on the monotonic clock: for checks that something answered, or
  * waited, within a bound. */
+/* Remove a test's temporary tree @p dir (made with mkdtemp): the status of
+ * rm -rf, or -1 when the command does not fit. */
+static inline int kb_test_rm_tree(const char *dir)
+{
+    char cmd[4200];
+    int n = snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return n > 0 && (size_t)n < sizeof cmd ? system(cmd) : -1;
+}
+
 static inline double kb_test_now_s(void)
 {
     struct timespec ts;

@@ -211,7 +211,6 @@ int main(void)
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);
     kb_schemas_destroy(schemas);
-    snprintf(dir, sizeof dir, "rm -rf '%s'", root);
-    CHECK_INT(system(dir), 0);
+    CHECK_INT(kb_test_rm_tree(root), 0);
     KB_TEST_DONE();
 }

@@ -241,9 +241,7 @@ int main(void)
     test_errors();
     test_period();
     test_log();
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0)
+    if (kb_test_rm_tree(dir) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
     KB_TEST_DONE();
 }

@@ -156,8 +156,6 @@ int main(void)
     kb_kafka_opts_fini(&ko);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", state);
-    CHECK_INT(system(cmd), 0);
+    CHECK_INT(kb_test_rm_tree(state), 0);
     KB_TEST_DONE();
 }

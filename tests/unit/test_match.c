@@ -479,5 +479,6 @@ int main(void)
     CHECK_INT(kb_parse_time("2023-02-29", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2024-03-18T10:15:30", &t), KB_ERR_INVALID);
     test_digit_comparisons();
+    CHECK_INT(kb_test_rm_tree(dir), 0);
     KB_TEST_DONE();
 }

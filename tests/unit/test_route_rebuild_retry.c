@@ -386,9 +386,7 @@ int main(void)
     rd_kafka_destroy(mrk);
     kb_schemas_destroy(schemas);
     if (!kb_test_failures) {
-        char cmd[200];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-        CHECK_INT(system(cmd), 0);
+        CHECK_INT(kb_test_rm_tree(tmpdir), 0);
     }
     KB_TEST_DONE();
 }

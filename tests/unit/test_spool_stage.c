@@ -202,8 +202,6 @@ int main(void)
     test_done_name();
     test_stage();
     test_staged_each();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK_INT(system(cmd), 0);
+    CHECK_INT(kb_test_rm_tree(root), 0);
     KB_TEST_DONE();
 }

@@ -206,8 +206,6 @@ int main(void)
     if (kb_test_failures)
         fprintf(stderr, "--- spool log ---\n%s", log);
 
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK_INT(system(cmd), 0);
+    CHECK_INT(kb_test_rm_tree(root), 0);
     KB_TEST_DONE();
 }

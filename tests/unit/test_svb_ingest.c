@@ -342,8 +342,6 @@ int main(void)
     kb_schemas_destroy(schemas);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK_INT(system(cmd), 0);
+    CHECK_INT(kb_test_rm_tree(root), 0);
     KB_TEST_DONE();
 }

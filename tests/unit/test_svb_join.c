@@ -193,9 +193,7 @@ static int records(struct kb_svb *s, const char *kind_bsn, char line[KB_AKW01_LE
 
 static void cleanup(const char *root)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    CHECK_INT(system(cmd), 0);
+    CHECK_INT(kb_test_rm_tree(root), 0);
 }
 
 static void check_sophie(const char *rec, const char *bron_anr)
