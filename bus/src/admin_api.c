@@ -839,7 +839,7 @@ static void on_dryrun_post(kb_http_req_t *req, void *opaque)
         pthread_mutex_unlock(&a->mu);
         kb_subs_fini(&subs);
         kb_http_reply_header(req, "Retry-After", "5");
-        kb_http_reply_error(req, 429, 42901, "a dry run is already running; try again later");
+        kb_http_reply_error(req, 429, 42902, "a dry run is already running; try again later");
         return;
     }
     kb_subs_fini(&slot->subs);
@@ -966,6 +966,7 @@ static void run_redrive(kb_admin_t *a, struct dlq_work *w)
     char errstr[512];
     const struct kb_admin_letter *l = w->letters;
     json_t *done = json_array(), *failed = json_array();
+    int ntransient = 0;
     for (int i = 0; i < w->n_letters; i++) {
         struct kb_dlq_redriven r;
         kb_err_t err;
@@ -978,6 +979,10 @@ static void run_redrive(kb_admin_t *a, struct dlq_work *w)
                                  l[i].value, l[i].value_len, &r, errstr, sizeof errstr);
         }
         if (err) {
+            /* A broker that did not answer, or a stop, fails nothing for good:
+             * the same request may be sent again. */
+            if (err == KB_ERR_TIMEOUT || err == KB_ERR_KAFKA || err == KB_ERR_STATE)
+                ntransient++;
             json_array_append_new(failed, json_pack("{s:i, s:I, s:s, s:s}", "partition",
                                                     (int)l[i].partition, "offset",
                                                     (json_int_t)l[i].offset, "error",
@@ -994,9 +999,12 @@ static void run_redrive(kb_admin_t *a, struct dlq_work *w)
                             r.sha256, "headers_kept", (json_int_t)r.headers_kept, "corrected",
                             r.corrected));
     }
-    /* 200 only when every letter went back; otherwise 422 says which did not. */
+    /* 200 only when every letter went back; otherwise the body says which did
+     * not, under 503 when any of them may go back on a retry (Kafka did not
+     * answer) and 422 when each was refused for what it is. */
     size_t nfail = json_array_size(failed);
-    kb_http_deferred_reply_json(w->reply, nfail ? 422 : 200, NULL,
+    int status = !nfail ? 200 : ntransient ? 503 : 422;
+    kb_http_deferred_reply_json(w->reply, status, NULL,
                                 json_pack("{s:o, s:o}", "redriven", done, "failed", failed));
 }
 

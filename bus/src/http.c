@@ -97,6 +97,7 @@
 
 #include "ketenbus/http.h"
 #include "ketenbus/json_err.h"
+#include "ketenbus/kafka.h" /* kb_kafka_host_is_loopback */
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
 
@@ -549,6 +550,18 @@ static void streams_flush(kb_http_t *h)
     }
 }
 
+/* Every answer carries operational data (dead letters, subscriptions with
+ * their webhook addresses, metrics): no cache may keep it, and no browser may
+ * guess a type other than the one given. A handler's own Cache-Control (the
+ * dashboard page's) stays. */
+static void data_headers(struct evkeyvalq *hd)
+{
+    if (!evhttp_find_header(hd, "Cache-Control"))
+        evhttp_add_header(hd, "Cache-Control", "no-store");
+    if (!evhttp_find_header(hd, "X-Content-Type-Options"))
+        evhttp_add_header(hd, "X-Content-Type-Options", "nosniff");
+}
+
 /* Server thread: send @p status with @p body on @p ev (evhttp frees @p ev
  * once it went out). KB_ERR_NOMEM leaves @p ev unanswered. */
 static kb_err_t send_reply(struct evhttp_request *ev, int status, const char *content_type,
@@ -561,12 +574,13 @@ static kb_err_t send_reply(struct evhttp_request *ev, int status, const char *co
         evbuffer_free(eb);
         return KB_ERR_NOMEM;
     }
+    struct evkeyvalq *hd = evhttp_request_get_output_headers(ev);
     if (content_type) {
         /* one Content-Type, this one, even if the handler set another */
-        struct evkeyvalq *hd = evhttp_request_get_output_headers(ev);
         evhttp_remove_header(hd, "Content-Type");
         evhttp_add_header(hd, "Content-Type", content_type);
     }
+    data_headers(hd);
     evhttp_send_reply(ev, status, NULL, eb);
     evbuffer_free(eb);
     return KB_OK;
@@ -655,7 +669,7 @@ kb_http_stream_t *kb_http_stream_start(kb_http_req_t *req, int status, const cha
     }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     evhttp_add_header(out, "Content-Type", content_type ? content_type : "text/plain");
-    evhttp_add_header(out, "Cache-Control", "no-cache");
+    data_headers(out);
     evhttp_send_reply_start(req->ev, status, NULL);
     req->answered = 1;
     return s;
@@ -914,6 +928,68 @@ static void loggable_path(const char *path, char *out, size_t size)
     out[o] = '\0';
 }
 
+/* The host part of a Host header value or an origin's authority: "[::1]:80"
+ * gives "::1", "localhost:9464" gives "localhost". Cut to @p size. */
+static void authority_host(const char *auth, char *out, size_t size)
+{
+    size_t n;
+    if (*auth == '[') {
+        auth++;
+        n = strcspn(auth, "]");
+    } else {
+        n = strcspn(auth, ":");
+    }
+    if (n >= size)
+        n = size - 1;
+    memcpy(out, auth, n);
+    out[n] = '\0';
+}
+
+/* Refuse what a web browser sends on behalf of a page that is not ours;
+ * answers 403 when so. Two attacks, both needing no credential:
+ *  - cross-site request forgery: a page elsewhere POSTs a "simple" request
+ *    (text/plain, no preflight) to the admin API, which on loopback may run
+ *    without authentication, and a client certificate the browser presents
+ *    itself. Every browser names the page's origin in Origin on such a
+ *    request, so an Origin that is not this server's own is refused;
+ *  - DNS rebinding: a name the attacker controls resolves to 127.0.0.1, the
+ *    page is then same-origin with it and may also read the answers. Only an
+ *    open server (no token, no client CA) bound to a loopback address is
+ *    exposed, and it is reached by a loopback name or literal only, so there
+ *    the Host header must name one. (With credentials a rebound page has none
+ *    to send; behind a proxy the Host is the proxy's public name, so the
+ *    check is not made there.) */
+static int browser_guard(kb_http_t *h, struct kb_http_req *req)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req->ev);
+    const char *host = evhttp_find_header(in, "Host");
+    const char *origin = evhttp_find_header(in, "Origin");
+    char path[256];
+    loggable_path(req->path, path, sizeof path);
+    if (origin) {
+        const char *scheme = h->ssl_ctx ? "https://" : "http://";
+        size_t sl = strlen(scheme);
+        if (!host || strncasecmp(origin, scheme, sl) != 0 || strcasecmp(origin + sl, host) != 0) {
+            KB_LOG_WARN(COMP, "request refused: cross-origin", "path=%s", path);
+            kb_http_reply_error(req, 403, 40301,
+                                "cross-origin request refused (Origin is not this server)");
+            return 0;
+        }
+    }
+    if (!h->auth_required && kb_kafka_host_is_loopback(h->addr)) {
+        char name[256];
+        authority_host(host ? host : "", name, sizeof name);
+        if (!kb_kafka_host_is_loopback(name)) {
+            KB_LOG_WARN(COMP, "request refused: Host is no loopback name", "path=%s", path);
+            kb_http_reply_error(req, 403, 40302,
+                                "this server answers to a loopback Host only (localhost, "
+                                "127.0.0.1, [::1])");
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Decide whether @p req may proceed; answers it (401/429) when not. */
 static int authorize(kb_http_t *h, struct kb_http_req *req)
 {
@@ -935,6 +1011,14 @@ static int authorize(kb_http_t *h, struct kb_http_req *req)
         sl->failures = 0;
         sl->window_start = now;
     }
+    /* A verified client certificate cannot be guessed: it passes even from an
+     * address locked out by others' failures (behind a proxy or NAT every
+     * client shares one). A token is checked only after the lock-out, or the
+     * lock-out would not slow a guesser down. */
+    if (client_cert_ok(h, req->ev)) {
+        req->auth = "client-cert";
+        return 1;
+    }
     char path[256];
     loggable_path(req->path, path, sizeof path);
     if (sl && sl->failures >= h->auth_fail_max) {
@@ -945,10 +1029,6 @@ static int authorize(kb_http_t *h, struct kb_http_req *req)
         KB_LOG_WARN(COMP, "request refused: too many failed authentications", "client=%s path=%s",
                     addr, path);
         return 0;
-    }
-    if (client_cert_ok(h, req->ev)) {
-        req->auth = "client-cert";
-        return 1;
     }
     if (token_ok(h, req->ev)) {
         req->auth = "token";
@@ -968,6 +1048,22 @@ static int authorize(kb_http_t *h, struct kb_http_req *req)
 const char *kb_http_req_auth(const kb_http_req_t *req)
 {
     return req->auth ? req->auth : "none";
+}
+
+/* Add @p method (and HEAD with GET) to the comma-separated list @p allow,
+ * once each. */
+static void allow_add(char *allow, size_t size, const char *method)
+{
+    const char *add[2] = {method, !strcmp(method, "GET") ? "HEAD" : NULL};
+    for (int i = 0; i < 2 && add[i]; i++) {
+        size_t n = strlen(add[i]), len = strlen(allow);
+        int seen = 0;
+        for (const char *p = allow; (p = strstr(p, add[i])) != NULL; p += n)
+            if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+                seen = 1;
+        if (!seen && len + n + 3 < size)
+            snprintf(allow + len, size - len, "%s%s", len ? ", " : "", add[i]);
+    }
 }
 
 static void on_request(struct evhttp_request *ev, void *arg)
@@ -1011,7 +1107,7 @@ static void on_request(struct evhttp_request *ev, void *arg)
         kb_http_reply_error(&req, 400, 400, "path contains a NUL byte");
         goto out;
     }
-    if (!authorize(h, &req))
+    if (!browser_guard(h, &req) || !authorize(h, &req))
         goto out;
     const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
     if (q && evhttp_parse_query_str(q, &req.query) != 0) {
@@ -1031,11 +1127,18 @@ static void on_request(struct evhttp_request *ev, void *arg)
 
     const struct route *best = NULL;
     int path_known = 0;
+    char allow[64] = ""; /* the methods of the path, for a 405's Allow */
     for (size_t i = 0; i < h->nroutes; i++) {
         const struct route *r = &h->routes[i];
         if (!route_matches(r, req.path))
             continue;
-        path_known = 1;
+        /* A route at "/" (the dashboard's redirect) is everybody's fallback;
+         * it makes no other path known, or every method on an unknown path
+         * would be "not allowed" rather than "not found". */
+        if (r->prefix_len > 1 || !strcmp(req.path, "/")) {
+            path_known = 1;
+            allow_add(allow, sizeof allow, r->method);
+        }
         int exact = strcmp(r->method, req.method) == 0 ||
                     (!strcmp(r->method, "GET") && !strcmp(req.method, "HEAD"));
         if (!exact && strcmp(r->method, "*") != 0)
@@ -1046,9 +1149,10 @@ static void on_request(struct evhttp_request *ev, void *arg)
             best = r;
     }
     if (!best) {
-        if (path_known)
+        if (path_known) {
+            kb_http_reply_header(&req, "Allow", allow);
             kb_http_reply_error(&req, 405, 405, "method not allowed");
-        else
+        } else
             kb_http_reply_error(&req, 404, 404, "HTTP 404 Not Found");
         goto out;
     }

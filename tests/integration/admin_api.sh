@@ -187,6 +187,10 @@ check "... the corrected bytes went back" eq "$(j '.redriven[0].sha256')" "$(sha
 check "... and are routed to alle" wait_for 60 count_is "$(T out.alle)" $((N1 + N2 + 2))
 check "... under their own id" bash -c "kcat -C -b '$KB_BOOTSTRAP' -t '$(T out.alle)' -e -q -X isolation.level=read_committed -f '%h\n' | tr ',' '\n' | grep -qx 'ce_id=$ID2'"
 
+# A page on another site cannot make the operator's browser act here, even
+# with the right credential attached (a client certificate is sent that way).
+check "redrive from a foreign Origin: 403, nothing redriven" eq "$(http POST /admin/dlq/redrive "${auth[@]}" -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' -d '{"partition":0,"offsets":[0]}') $(j .error_code)" "403 40301"
+
 # --- audit status ---
 check "audit status before any run: never" eq "$(http GET /admin/audit/status "${auth[@]}") $(j .state)" "200 never"
 sleep 2 # the last checkpoint (checkpoint-ms 1000)

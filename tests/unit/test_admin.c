@@ -486,7 +486,7 @@ static int events_client(uint16_t port)
         close(fd);
         return -1;
     }
-    static const char req[] = "GET /events HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char req[] = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     CHECK(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
     return fd;
 }

@@ -5,9 +5,11 @@
  * configuration at a segment boundary, rate limiting of failed
  * authentication (429 even for the right token), header and body limits,
  * slow clients cut off, and HTTPS with optional client certificates
- * (a certificate from the right CA authenticates, one from another CA is
- * refused in the handshake). The client side is raw sockets / OpenSSL, so
- * the test can misbehave on purpose.
+ * (a certificate from the right CA authenticates, even from an address
+ * locked out by failures; one from another CA is refused in the handshake),
+ * and requests a browser makes for a page elsewhere (foreign Origin; on an
+ * open loopback server a Host that is no loopback name). The client side is raw sockets / OpenSSL,
+ * so the test can misbehave on purpose.
  */
 #include <arpa/inet.h>
 #include <signal.h>
@@ -76,8 +78,9 @@ static int raw(uint16_t port, const char *req, size_t len, char *out, size_t out
 static int get(uint16_t port, const char *path, const char *auth_header, char *out, size_t size)
 {
     char req[1024];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s%s\r\n",
-                     path, auth_header ? auth_header : "", auth_header ? "\r\n" : "");
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n", path,
+                     auth_header ? auth_header : "", auth_header ? "\r\n" : "");
     return raw(port, req, (size_t)n, out, size);
 }
 
@@ -125,7 +128,7 @@ static void test_token(void)
     /* header block over 4 KiB: refused, no handler ran */
     size_t big = 8000;
     char *req = malloc(big + 200);
-    int n = sprintf(req, "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    int n = sprintf(req, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ");
     memset(req + n, 'a', big);
     n += (int)big;
     n += sprintf(req + n, "\r\nConnection: close\r\n\r\n");
@@ -133,7 +136,7 @@ static void test_token(void)
     CHECK(st == 0 || st >= 400);
     CHECK(strstr(out, "auth=") == NULL);
     /* body over 1000 bytes: 413 */
-    n = sprintf(req, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n"
+    n = sprintf(req, "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"
                      "Connection: close\r\n\r\n");
     memset(req + n, 'b', 5000 > big ? big : 5000);
     st = raw(port, req, (size_t)n + 5000, out, sizeof out);
@@ -179,6 +182,94 @@ static void test_no_auth_configured(void)
     h = kb_http_new(&shorttok, errstr, sizeof errstr);
     CHECK_INT(kb_http_start(h, errstr, sizeof errstr), KB_ERR_CONF);
     CHECK(strstr(errstr, "short") == NULL || strstr(errstr, tok) != NULL);
+    kb_http_destroy(h);
+}
+
+/* Send "METHOD PATH" with the given extra header lines (each ending in
+ * \r\n, or ""); returns the status. */
+static int req_with(uint16_t port, const char *method, const char *path, const char *lines,
+                    char *out, size_t size)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "%s %s HTTP/1.1\r\n%sContent-Length: 0\r\n"
+                     "Connection: close\r\n\r\n",
+                     method, path, lines);
+    return raw(port, req, (size_t)n, out, size);
+}
+
+/* What a browser sends for a page elsewhere is refused: a foreign Origin
+ * (cross-site request forgery) everywhere, and on an open loopback server a
+ * Host that names no loopback address (DNS rebinding). Every answer says
+ * no-store and nosniff; an unknown path is 404 and a known one with the
+ * wrong method 405 with Allow, even beside a route at "/". */
+static void test_browser_guard(void)
+{
+    char errstr[256], out[4096], lines[256];
+    kb_http_t *h = kb_http_new(NULL, errstr, sizeof errstr); /* open, on 127.0.0.1 */
+    CHECK(h != NULL);
+    kb_http_route(h, "GET", "/", on_any, NULL);
+    kb_http_route(h, "GET", "/x", on_any, NULL);
+    kb_http_route(h, "POST", "/x/do", on_any, NULL);
+    CHECK_INT(kb_http_start(h, errstr, sizeof errstr), KB_OK);
+    uint16_t port = kb_http_port(h);
+
+    CHECK_INT(req_with(port, "GET", "/x", "Host: 127.0.0.1\r\n", out, sizeof out), 200);
+    CHECK(strstr(out, "\r\nCache-Control: no-store\r\n") != NULL);
+    CHECK(strstr(out, "\r\nX-Content-Type-Options: nosniff\r\n") != NULL);
+    CHECK_INT(req_with(port, "GET", "/x", "Host: localhost:8080\r\n", out, sizeof out), 200);
+    CHECK_INT(req_with(port, "GET", "/x", "Host: [::1]:80\r\n", out, sizeof out), 200);
+    CHECK_INT(req_with(port, "GET", "/x", "Host: 127.1.2.3\r\n", out, sizeof out), 200);
+    /* a rebound name, and none at all */
+    CHECK_INT(req_with(port, "GET", "/x", "Host: evil.example\r\n", out, sizeof out), 403);
+    CHECK(strstr(out, "40302") != NULL);
+    CHECK(strstr(out, "auth=") == NULL);
+    CHECK_INT(req_with(port, "GET", "/x", "Host: localhost.evil.example\r\n", out, sizeof out),
+              403);
+    CHECK_INT(req_with(port, "GET", "/x", "", out, sizeof out), 403);
+    /* a form on another site posting here; the page's own origin may */
+    snprintf(lines, sizeof lines, "Host: 127.0.0.1:%u\r\nOrigin: http://evil.example\r\n",
+             (unsigned)port);
+    CHECK_INT(req_with(port, "POST", "/x/do", lines, out, sizeof out), 403);
+    CHECK(strstr(out, "40301") != NULL);
+    CHECK(strstr(out, "auth=") == NULL);
+    snprintf(lines, sizeof lines, "Host: 127.0.0.1:%u\r\nOrigin: null\r\n", (unsigned)port);
+    CHECK_INT(req_with(port, "POST", "/x/do", lines, out, sizeof out), 403);
+    snprintf(lines, sizeof lines, "Host: 127.0.0.1:%u\r\nOrigin: https://127.0.0.1:%u\r\n",
+             (unsigned)port, (unsigned)port);
+    CHECK_INT(req_with(port, "POST", "/x/do", lines, out, sizeof out), 403); /* scheme */
+    snprintf(lines, sizeof lines, "Host: 127.0.0.1:%u\r\nOrigin: http://127.0.0.1:%u\r\n",
+             (unsigned)port, (unsigned)port);
+    CHECK_INT(req_with(port, "POST", "/x/do", lines, out, sizeof out), 200);
+    /* 404 for what is not there, 405 with Allow for the wrong method */
+    CHECK_INT(req_with(port, "POST", "/nothing", "Host: 127.0.0.1\r\n", out, sizeof out), 404);
+    CHECK_INT(req_with(port, "DELETE", "/x", "Host: 127.0.0.1\r\n", out, sizeof out), 405);
+    CHECK(strstr(out, "\r\nAllow: GET, HEAD\r\n") != NULL);
+    /* (GET /x/do is GET /x's: a route is a prefix at a segment boundary) */
+    CHECK_INT(req_with(port, "PUT", "/x/do", "Host: 127.0.0.1\r\n", out, sizeof out), 405);
+    CHECK(strstr(out, "\r\nAllow: GET, HEAD, POST\r\n") != NULL);
+    kb_http_destroy(h);
+
+    /* With a token the Host is not checked (a rebound page has no token to
+     * send, and behind a proxy the Host is the proxy's name); Origin is. */
+    char tokpath[256];
+    snprintf(tokpath, sizeof tokpath, "%s/token-guard", dir);
+    FILE *f = fopen(tokpath, "w");
+    fprintf(f, "%s\n", TOKEN);
+    fclose(f);
+    struct kb_http_opts o = {.token_file = tokpath};
+    h = kb_http_new(&o, errstr, sizeof errstr);
+    CHECK(h != NULL);
+    kb_http_route(h, "*", "/", on_any, NULL);
+    CHECK_INT(kb_http_start(h, errstr, sizeof errstr), KB_OK);
+    port = kb_http_port(h);
+    snprintf(lines, sizeof lines, "Host: ketenbus.example\r\nAuthorization: Bearer %s\r\n", TOKEN);
+    CHECK_INT(req_with(port, "GET", "/x", lines, out, sizeof out), 200);
+    snprintf(lines, sizeof lines,
+             "Host: ketenbus.example\r\nOrigin: http://evil.example\r\n"
+             "Authorization: Bearer %s\r\n",
+             TOKEN);
+    CHECK_INT(req_with(port, "POST", "/x", lines, out, sizeof out), 403);
     kb_http_destroy(h);
 }
 
@@ -257,9 +348,12 @@ static void test_tls(void)
     snprintf(okey, sizeof okey, "%s/other.key", pki);
 
     char errstr[256], out[4096];
-    struct kb_http_opts o = {.tls_cert_file = bcrt, .tls_key_file = bkey,
-                             .tls_client_ca_file = ca, .public_prefixes = "/metrics",
-                             .auth_fail_max = 100};
+    struct kb_http_opts o = {.tls_cert_file = bcrt,
+                             .tls_key_file = bkey,
+                             .tls_client_ca_file = ca,
+                             .public_prefixes = "/metrics",
+                             .auth_fail_max = 2,
+                             .auth_fail_window_s = 60};
     kb_http_t *h = kb_http_new(&o, errstr, sizeof errstr);
     CHECK(h != NULL);
     kb_http_route(h, "*", "/", on_any, NULL);
@@ -270,6 +364,13 @@ static void test_tls(void)
     CHECK(strstr(out, "auth=client-cert") != NULL);
     CHECK_INT(tls_get(port, ca, NULL, NULL, NULL, "/subjects", out, sizeof out), 401);
     CHECK_INT(tls_get(port, ca, NULL, NULL, NULL, "/metrics", out, sizeof out), 200);
+    /* locked out by failures from this address, a verified certificate still
+     * passes: it cannot be guessed, and behind a proxy every client shares
+     * the address */
+    CHECK_INT(tls_get(port, ca, NULL, NULL, NULL, "/subjects", out, sizeof out), 401);
+    CHECK_INT(tls_get(port, ca, NULL, NULL, NULL, "/subjects", out, sizeof out), 429);
+    CHECK_INT(tls_get(port, ca, crt, key, pass, "/subjects", out, sizeof out), 200);
+    CHECK(strstr(out, "auth=client-cert") != NULL);
     /* a certificate from another CA: the server aborts the handshake (with
      * TLS 1.3 the client learns it only when reading): no HTTP answer */
     out[0] = '\0';
@@ -292,6 +393,7 @@ int main(void)
     }
     test_token();
     test_no_auth_configured();
+    test_browser_guard();
     test_tls();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -151,13 +151,13 @@ static void test_deadlines(void)
     /* slowloris on the headers: a byte every 300 ms never ends the header
      * block; the idle timeout (30 s) alone would never fire */
     int answered = 0;
-    double t = dribble(port, "GET /ok HTTP/1.1\r\nHost: x\r\n", "X-a: b\r\n", 300, 6, &answered);
+    double t = dribble(port, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n", "X-a: b\r\n", 300, 6, &answered);
     CHECK(t >= 0.9);
     CHECK(t < 2.5);
     CHECK_INT(answered, 0);
 
     /* slowloris on the body: headers complete, body dribbled */
-    t = dribble(port, "POST /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", "y", 300, 6,
+    t = dribble(port, "POST /ok HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n", "y", 300, 6,
                 &answered);
     CHECK(t >= 0.9);
     CHECK(t < 2.5);
@@ -177,7 +177,7 @@ static void test_deadlines(void)
     fd = dial(port);
     char buf[4096];
     for (int i = 0; i < 3; i++) {
-        send_str(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+        send_str(fd, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
         CHECK(read_reply(fd, buf, sizeof buf) > 0);
         CHECK(strstr(buf, "HTTP/1.1 200") == buf);
         usleep(600 * 1000);
@@ -210,7 +210,7 @@ static void test_connection_cap(void)
 
     /* a well-behaved client with a kept-alive connection */
     int good = dial(port);
-    send_str(good, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_str(good, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     CHECK(read_reply(good, buf, sizeof buf) > 0);
     CHECK(strstr(buf, "HTTP/1.1 200") == buf);
 
@@ -222,7 +222,7 @@ static void test_connection_cap(void)
 
     /* the fifth is answered 503 with a reason and Retry-After, then closed */
     int over = dial(port);
-    send_str(over, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_str(over, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     CHECK(read_reply(over, buf, sizeof buf) > 0);
     CHECK(strstr(buf, "HTTP/1.1 503") == buf);
     CHECK(strstr(buf, "Retry-After: 1") != NULL);
@@ -238,7 +238,7 @@ static void test_connection_cap(void)
     CHECK(flood[23] >= 0 && closed_within(flood[23], 500));
 
     /* the client that was already in is still served meanwhile */
-    send_str(good, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_str(good, "GET /ok HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     CHECK(read_reply(good, buf, sizeof buf) > 0);
     CHECK(strstr(buf, "HTTP/1.1 200") == buf);
 
@@ -302,7 +302,7 @@ static void test_stream_backlog(void)
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(kb_http_port(h))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     CHECK_INT(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-    send_str(fd, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    send_str(fd, "GET /hold HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     double t0 = kb_test_now_s();
     while (!atomic_load(&backlog_stream) && kb_test_now_s() - t0 < 5)
         usleep(10 * 1000);
