@@ -6,10 +6,12 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapter_metrics.h"
 #include "hmac.h" /* bus/src: kb__sha256, kb__hex */
@@ -22,7 +24,10 @@
 #define COMP "ingress"
 
 struct kb_ingress {
-    rd_kafka_t *producer;       /* idempotent, acks=all */
+    rd_kafka_t *producer;        /* idempotent, acks=all; NULL once dropped (txn_begin) */
+    struct kb_ingress_opts opts; /* what it was made with (producer rebuilds) */
+    char txn_id[160];            /* transactional.id, or "" when not transactional */
+    size_t batch_size;           /* batch.size it was made with (0: librdkafka's) */
     char topic[128];            /* kb.in.<source> */
     char quarantine_topic[128]; /* kb.quarantine.<source> */
     char seq_path[2048];        /* file holding the last ce_sequence used */
@@ -76,9 +81,10 @@ static uint64_t sequence_load(const char *path)
 }
 
 /* The producer of @p opts (idempotent, acks=all, reporting to dr_cb) with
- * batch.size @p batch_size when not 0, or NULL with errstr set. */
-static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch_size, char *errstr,
-                                size_t errstr_size)
+ * batch.size @p batch_size when not 0, transactional as @p txn_id when not
+ * "" (transactions initialised), or NULL with errstr set. */
+static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch_size,
+                                const char *txn_id, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = kb_kafka_conf_new(opts->kafka, errstr, errstr_size);
     if (!conf)
@@ -90,7 +96,8 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
         rd_kafka_conf_set(conf, "enable.idempotence", "true", rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "client.id", client_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(conf, "linger.ms", "5", rerr, sizeof rerr) ||
-        (batch_size && rd_kafka_conf_set(conf, "batch.size", batch, rerr, sizeof rerr))) {
+        (batch_size && rd_kafka_conf_set(conf, "batch.size", batch, rerr, sizeof rerr)) ||
+        (*txn_id && rd_kafka_conf_set(conf, "transactional.id", txn_id, rerr, sizeof rerr))) {
         rd_kafka_conf_destroy(conf);
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
         return NULL;
@@ -100,8 +107,37 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
     if (!rk) {
         rd_kafka_conf_destroy(conf); /* librdkafka owns it only on success */
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
+        return NULL;
+    }
+    if (*txn_id) {
+        /* Also fences an older producer with this id (a zombie of this
+         * adapter) and aborts what it left open. */
+        rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+        if (e) {
+            kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: init transactions: %s",
+                       rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
     }
     return rk;
+}
+
+/* The transactional.id of an ingress with @p opts and events topic @p topic:
+ * stable for one adapter (same topics, host and state directory), so that a
+ * restart fences the process before it; distinct for adapters that must not
+ * fence each other (another spool, another host, another topic prefix). */
+static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, char *out,
+                        size_t size)
+{
+    char host[256] = "", dir[4096], in[4096 + 256 + 160], hex[65];
+    gethostname(host, sizeof host - 1);
+    if (!realpath(opts->state_dir, dir))
+        snprintf(dir, sizeof dir, "%s", opts->state_dir);
+    int n = snprintf(in, sizeof in, "%s|%s|%s", topic, host, dir);
+    kb_sha256_hex(in, n < 0 ? 0 : (size_t)n < sizeof in ? (size_t)n : sizeof in - 1, hex);
+    snprintf(out, size, "ketenbus-%s-ingress-%.16s", opts->source, hex);
 }
 
 /* Numeric property @p name of @p rk's configuration (0 when unset or not a number). */
@@ -229,7 +265,8 @@ static kb_err_t learn_limits(kb_ingress_t *ing, const struct kb_ingress_opts *op
     size_t batch = min_known(limit[0], limit[1]);
     if (batch && batch < conf_size(ing->producer, "batch.size")) {
         rd_kafka_destroy(ing->producer); /* nothing was produced with it */
-        ing->producer = producer_new(opts, batch, errstr, errstr_size);
+        ing->producer = producer_new(opts, batch, ing->txn_id, errstr, errstr_size);
+        ing->batch_size = batch;
         if (!ing->producer)
             return KB_ERR_KAFKA;
     }
@@ -259,7 +296,10 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
     snprintf(ing->seq_path, sizeof ing->seq_path, "%s/sequence", opts->state_dir);
     ing->sequence = sequence_load(ing->seq_path);
 
-    ing->producer = producer_new(opts, 0, errstr, errstr_size);
+    ing->opts = *opts;
+    if (opts->transactional)
+        txn_id_make(opts, ing->topic, ing->txn_id, sizeof ing->txn_id);
+    ing->producer = producer_new(opts, 0, ing->txn_id, errstr, errstr_size);
     if (!ing->producer)
         goto out_fail;
     const char *topics[] = {ing->topic, ing->quarantine_topic};
@@ -365,6 +405,108 @@ static kb_err_t settle(kb_ingress_t *ing, struct tracker *t, int64_t deadline, i
     return KB_OK;
 }
 
+/* Drop a producer whose transaction could not be ended cleanly (fenced by a
+ * newer instance with the same transactional.id, an abort that did not
+ * complete, a commit whose outcome is unknown): what it still holds is
+ * purged, and the next send makes a new producer, whose init_transactions
+ * aborts a transaction left open. */
+static void producer_drop(kb_ingress_t *ing, struct tracker *t)
+{
+    rd_kafka_purge(ing->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (t && t->pending > 0)
+        rd_kafka_poll(ing->producer, 50);
+    kb_adapter_metrics_kafka(NULL); /* waits for a probe using it */
+    rd_kafka_destroy(ing->producer);
+    ing->producer = NULL;
+}
+
+/* Transactional ingress: make the producer again if one was dropped, and
+ * begin a transaction. */
+static kb_err_t txn_begin(kb_ingress_t *ing, char *errstr, size_t errstr_size)
+{
+    if (!ing->producer) {
+        ing->producer = producer_new(&ing->opts, ing->batch_size, ing->txn_id, errstr, errstr_size);
+        if (!ing->producer)
+            return KB_ERR_KAFKA;
+        kb_adapter_metrics_kafka(ing->producer);
+    }
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(ing->producer);
+    if (!e)
+        return KB_OK;
+    kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "transaction: %s", rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+    producer_drop(ing, NULL);
+    return KB_ERR_KAFKA;
+}
+
+/* Transactional ingress: the end of a send begun at @p t0 whose enqueueing
+ * ended with @p err. Every acknowledgement is awaited first, here and not
+ * in the commit (whose own wait, once a message failed, ran to its timeout
+ * and then blocked the abort): the transaction is committed only when all
+ * of them came back without error, and aborted otherwise, so that none of
+ * the send's records becomes visible to a read_committed consumer. */
+static kb_err_t txn_end(kb_ingress_t *ing, struct tracker *t, int64_t deadline, int timeout_ms,
+                        double t0, kb_err_t err, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *rk = ing->producer;
+    if (!err) {
+        /* Not past the first failure: the transaction cannot commit then,
+         * and librdkafka sends nothing more of it, so the rest would only
+         * be reported once the abort purges them. */
+        while (t->pending > 0 && !t->first && kb_mono_ms() < deadline)
+            rd_kafka_poll(rk, 50);
+        if (t->pending > 0 && !t->first)
+            err = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
+                             "no acknowledgement from Kafka within %d ms", timeout_ms);
+        else if (t->first)
+            err = kb_err_set(t->first == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KB_ERR_RANGE
+                                                                              : KB_ERR_KAFKA,
+                             errstr, errstr_size, "Kafka refused: %s", rd_kafka_err2str(t->first));
+    }
+    char why[512];
+    if (!err) {
+        int64_t left = deadline - kb_mono_ms();
+        rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, left > 1000 ? (int)left : 1000);
+        if (!e) {
+            kb_adapter_produce_observe(mono_s() - t0);
+            return KB_OK;
+        }
+        err =
+            rd_kafka_error_code(e) == RD_KAFKA_RESP_ERR__TIMED_OUT ? KB_ERR_TIMEOUT : KB_ERR_KAFKA;
+        snprintf(why, sizeof why, "commit: %s", rd_kafka_error_string(e));
+        int abortable = rd_kafka_error_txn_requires_abort(e);
+        rd_kafka_error_destroy(e);
+        if (!abortable) {
+            /* Fenced, or timed out with the outcome unknown: what is sent
+             * again after this carries the same event ids. */
+            producer_drop(ing, t);
+            return kb_err_set(err, errstr, errstr_size, "%s; the transaction's outcome is unknown",
+                              why);
+        }
+    } else {
+        snprintf(why, sizeof why, "%s", errstr);
+    }
+    /* Abort. What is still queued or in flight is purged first and its
+     * reports served here: the abort waits until no report is owed, and it
+     * serves none itself (it ran into its timeout waiting for one). An
+     * abort that does not complete all the same drops the producer; its
+     * successor's init_transactions aborts the transaction. */
+    rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (t->pending > 0)
+        rd_kafka_poll(rk, 50);
+    rd_kafka_error_t *a = rd_kafka_abort_transaction(rk, 30000);
+    if (a) {
+        KB_LOG_WARN(COMP, "transaction abort did not complete; producer made again", "error=\"%s\"",
+                    rd_kafka_error_string(a));
+        rd_kafka_error_destroy(a);
+        producer_drop(ing, t);
+    }
+    return kb_err_set(err, errstr, errstr_size,
+                      "%s; transaction aborted, none of its records is visible to "
+                      "read_committed consumers",
+                      why);
+}
+
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
                          int timeout_ms, char *errstr, size_t errstr_size)
 {
@@ -382,6 +524,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
                           "cannot persist the ce_sequence counter (errno %d); nothing sent",
                           errno);
     ing->sequence = seq + n;
+    int txn = ing->txn_id[0] != '\0';
+    if (txn && txn_begin(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA; /* nothing produced: the numbers taken are a gap */
     kb_err_t err = KB_OK;
     double t0 = mono_s();
     /* One deadline for enqueueing and acknowledgement together. */
@@ -403,7 +548,8 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
         }
         t.pending++;
     }
-    err = settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
+    err = txn ? txn_end(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size)
+              : settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
     if (err)
         return err;
     for (size_t i = 0; i < n; i++)
@@ -460,10 +606,14 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
     double t0 = mono_s();
     /* One deadline for enqueueing and acknowledgement together, as for events. */
     int64_t deadline = kb_mono_ms() + timeout_ms;
+    int txn = ing->txn_id[0] != '\0';
+    if (txn && txn_begin(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA;
     kb_err_t err = KB_OK;
     for (size_t i = 0; i < n && !err; i++)
         err = enqueue_refusal(ing, &r[i], &t, deadline, errstr, errstr_size);
-    err = settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
+    err = txn ? txn_end(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size)
+              : settle(ing, &t, deadline, timeout_ms, t0, err, errstr, errstr_size);
     if (err)
         return err;
     kb_metrics_counter_add("kb_quarantined_total", (double)n, ing->source, NULL);

@@ -25,6 +25,7 @@ struct kb_ingress_opts {
     const char *source;                /* source name: topics kb.in.<source>, kb.quarantine.<source> */
     const char *state_dir;             /* where the ce_sequence counter is kept */
     int partitions;                    /* partitions for topics this adapter creates; default 3 */
+    int transactional;                 /* each send all or nothing (see kb_ingress_send) */
 };
 
 /** One event ready to send: attributes, key (a pseudonym) and framed value. */
@@ -69,6 +70,12 @@ void kb_ingress_destroy(kb_ingress_t *ing);
  * KB_ERR_RANGE when Kafka refused a message as too large (the topic's limit
  * was lowered since kb_ingress_new(), or an event was over
  * kb_ingress_max_message()); other failures are KB_ERR_KAFKA or KB_ERR_TIMEOUT.
+ * Without opts.transactional a failed send may have put some of the events
+ * in Kafka all the same; with it the send is one Kafka transaction, and on
+ * any failure it is aborted: a read_committed consumer (the router) sees all
+ * of the events or none. The transactional.id is derived from the topic, the
+ * host name and the state directory, so an adapter restarted on the same
+ * spool fences a zombie of itself.
  * @thread the one thread that owns @p ing
  */
 kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,

@@ -715,7 +715,8 @@ static int cmd_ingest(int argc, char **argv)
         fprintf(stderr, "error: out of memory (or OpenSSL lacks SHA-1/SHA-256)\n");
         goto out_schemas;
     }
-    struct kb_ingress_opts iopts = {&g.run.args.kafka, "gba", g.run.spool.dir, 3};
+    struct kb_ingress_opts iopts = {
+        .kafka = &g.run.args.kafka, .source = "gba", .state_dir = g.run.spool.dir, .partitions = 3};
     g.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!g.ing) {
         fprintf(stderr, "error: %s\n", errstr);

@@ -137,8 +137,8 @@ struct kad {
     char source[160];    /* ce_source */
     size_t max_event;    /* largest event the output topic takes with its headers */
     int limit_stale;     /* Kafka refused a record as too large: learn the limits again */
-    int redo;            /* this round redoes one Kafka refused (relearn_limit): events of
-                          * its documents may have been acknowledged before the refusal */
+    int redo;            /* this round redoes one Kafka refused (relearn_limit) and that
+                          * was aborted (the ingress is transactional) */
     char **names;        /* files of the current round */
     int *gone;           /* per file: left in/ already (quarantined whole) */
     struct kb_spool_file *files; /* per file: which one was read, for its move */
@@ -193,12 +193,12 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
     KB_LOG_WARN(COMP, "quarantined", "document=\"%s\" rule=%s reason=\"%s\"",
                 kb_adapter_name_may_hold_id(document) ? "(name withheld)" : document, rule, reason);
     /* A document refused for its size in a round done again after Kafka
-     * refused one as too large may have had events acknowledged before that
-     * refusal (each goes to its own partition): whoever sends it again is
-     * told to look first. */
+     * refused one as too large: whoever looks at it learns that a limit
+     * changed, and that the aborted round published none of it. */
     const char *partly = k->redo && !strcmp(rule, "size")
-                             ? "; Kafka refused the round before as too large, and some events of "
-                               "this document may already be on the events topic"
+                             ? "; Kafka refused the round before as too large (a topic's limit "
+                               "was lowered) and the round was aborted: none of this document's "
+                               "events was published"
                              : "";
     char full[1024];
     if (!whole_file)
@@ -244,7 +244,16 @@ static int ingest_reject(void *arg, size_t file_index, const char *document, int
  * every event (a document whose event is larger is refused, rule size). */
 static int ingress_open(struct kad *k, char *errstr, size_t errstr_size)
 {
-    struct kb_ingress_opts iopts = {&k->run.args.kafka, "kadaster", k->run.spool.dir, 3};
+    /* Transactional: a round's events, of many documents, become visible
+     * together or not at all. Kafka refusing one of them as too large (a
+     * topic's limit lowered under the running adapter) aborts the round, and
+     * the round done again refuses that document whole: no part of it was
+     * published. */
+    struct kb_ingress_opts iopts = {.kafka = &k->run.args.kafka,
+                                    .source = "kadaster",
+                                    .state_dir = k->run.spool.dir,
+                                    .partitions = 3,
+                                    .transactional = 1};
     k->ing = kb_ingress_new(&iopts, errstr, errstr_size);
     if (!k->ing)
         return -1;

@@ -213,7 +213,8 @@ static int cmd_ingest(int argc, char **argv)
     struct ingest in = {{run.schemas, run.key, run.key_len, source}, NULL,
                         PTHREAD_MUTEX_INITIALIZER, NULL, &stop};
     kb_svb_ingest_lock = &in.lock;
-    struct kb_ingress_opts iopts = {&run.args.kafka, "svb", run.spool.dir, 3};
+    struct kb_ingress_opts iopts = {
+        .kafka = &run.args.kafka, .source = "svb", .state_dir = run.spool.dir, .partitions = 3};
     in.ing = kb_ingress_new(&iopts, errstr, sizeof errstr);
     if (!in.ing) {
         fprintf(stderr, "error: %s\n", errstr);

@@ -94,7 +94,7 @@ int main(void)
     /* a local queue of 100 messages, so that a batch of 1000 overflows it */
     CHECK_INT(kb_kafka_opts_set(&ko, "queue.buffering.max.messages", "100", err, sizeof err),
               KB_OK);
-    struct kb_ingress_opts io = {&ko, "qf", state, 3};
+    struct kb_ingress_opts io = {.kafka = &ko, .source = "qf", .state_dir = state, .partitions = 3};
     kb_ingress_t *ing = kb_ingress_new(&io, err, sizeof err);
     CHECK(ing != NULL);
     if (!ing) {

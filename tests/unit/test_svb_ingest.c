@@ -167,7 +167,8 @@ int main(void)
     CHECK_INT(kb_kafka_opts_set(&ko, "bootstrap.servers", bootstrap, err, sizeof err), KB_OK);
     struct kb_spool sp;
     CHECK_INT(kb_spool_open(&sp, root, err, sizeof err), KB_OK);
-    struct kb_ingress_opts io = {&ko, "svb", sp.dir, 3};
+    struct kb_ingress_opts io = {
+        .kafka = &ko, .source = "svb", .state_dir = sp.dir, .partitions = 3};
     kb_ingress_t *ing = kb_ingress_new(&io, err, sizeof err);
     CHECK(ing != NULL);
     if (!ing) {
