@@ -22,6 +22,7 @@
 #include "adapter.h"
 #include "adapter_metrics.h"
 #include "egress.h"
+#include "fault.h"
 #include "gba_egress.h"
 #include "gba_events.h"
 #include "ingress.h"
@@ -177,9 +178,7 @@ static enum outcome process_locked(struct gba *g, const uint8_t *buf, size_t len
      * the sender is acknowledged, the window that deterministic ids cover.
      * "crash-after-ack" on the first message with events, "crash-after-ack:N"
      * on the N-th acknowledged message. */
-    const char *fault = getenv("KETENBUS_FAULT");
-    if (fault && !strncmp(fault, "crash-after-ack", 15) && n > 0 &&
-        (fault[15] != ':' || (unsigned long)atol(fault + 16) == g->acked)) {
+    if (n > 0 && kb_fault_hit("crash-after-ack", g->acked)) {
         KB_LOG_WARN(COMP, "fault injection: exiting before acknowledging the sender", "type=%s",
                     msg.type);
         _exit(137);
