@@ -10,15 +10,22 @@
  * event never blocks the events behind it.
  * When it cannot seek back, the loop stops without committing: carrying on
  * would render the events behind it and commit past it, skipping it.
+ * A crash between the durable output and the commit (the tests inject one
+ * with KETENBUS_FAULT=crash-after-deliver[:N], fault.h) has the restart
+ * render the event again, so a renderer must make the same output of it
+ * again (gba: the same out/ name and bytes; over TCP the afnemer gets the
+ * same frame twice and must take a repeat for one).
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapter_metrics.h"
 #include "egress.h"
+#include "fault.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/log.h"
 
@@ -123,9 +130,11 @@ static kb_err_t quarantine_event(const struct kb_egress_opts *o, const rd_kafka_
 
 /* The router's envelope gate (the event may have been written by anyone
  * with access to the topic), then render; kb_egress_retryable() decides
- * between a retry and the quarantine. */
-static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t *m)
+ * between a retry and the quarantine. *@p delivered is set when render()
+ * made the output durable (not when the event was quarantined). */
+static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t *m, int *delivered)
 {
+    *delivered = 0;
     /* detail has room beyond KB_EGRESS_DETAIL_MAX, so a cut shows as "..." */
     char why[512], detail[2 * KB_EGRESS_DETAIL_MAX] = "";
     struct kb_gate_input in;
@@ -134,14 +143,17 @@ static kb_err_t handle(const struct kb_egress_opts *o, const rd_kafka_message_t 
     why[0] = '\0';
     kb_err_t err = o->render(o->opaque, &in.attrs, in.schema, in.payload, in.plen, why, sizeof why,
                              detail, sizeof detail);
-    if (err && !why[0])
+    if (!err) {
+        *delivered = 1;
+        return KB_OK;
+    }
+    if (!why[0])
         snprintf(why, sizeof why, "%s", kb_err_str(err));
-    if (err && !kb_egress_retryable(err))
+    if (!kb_egress_retryable(err))
         return quarantine_event(o, m, why, detail);
-    if (err)
-        KB_LOG_ERR(COMP, "render failed; will retry",
-                   "topic=%s partition=%" PRId32 " offset=%" PRId64 " error=\"%s\"",
-                   rd_kafka_topic_name(m->rkt), m->partition, m->offset, why);
+    KB_LOG_ERR(COMP, "render failed; will retry",
+               "topic=%s partition=%" PRId32 " offset=%" PRId64 " error=\"%s\"",
+               rd_kafka_topic_name(m->rkt), m->partition, m->offset, why);
     return err;
 }
 
@@ -221,6 +233,7 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     KB_LOG_INFO(COMP, "egress started", "topic=%s group=%s", o->topic, o->group_id);
     struct timespec last;
     clock_gettime(CLOCK_MONOTONIC, &last);
+    unsigned long delivered_count = 0; /* events render() made durable (fault injection) */
     while (!atomic_load(stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         kb_adapter_heartbeat();
@@ -239,7 +252,8 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
             rd_kafka_message_destroy(m);
             continue;
         }
-        kb_err_t err = handle(o, m);
+        int delivered;
+        kb_err_t err = handle(o, m, &delivered);
         if (err) {
             /* Retry the same event after a pause; order per partition kept. */
             char serr_text[256] = "";
@@ -271,6 +285,14 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
             }
             rd_kafka_message_destroy(m);
             continue;
+        }
+        /* Fault injection for the tests: die with the output durable and the
+         * offset not committed, the window a re-render must cover. */
+        if (delivered && kb_fault_hit("crash-after-deliver", ++delivered_count)) {
+            KB_LOG_WARN(COMP, "fault injection: exiting before committing the offset",
+                        "topic=%s partition=%" PRId32 " offset=%" PRId64,
+                        rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+            _exit(137);
         }
         rd_kafka_resp_err_t cerr = rd_kafka_commit_message(rk, m, 0);
         if (cerr)
