@@ -179,6 +179,27 @@ static kb_err_t seek_back(rd_kafka_t *rk, const rd_kafka_message_t *m, char *err
     return err;
 }
 
+/* How long --idle-exit waits beyond its own time for partitions that the
+ * group has not given this consumer yet: longer than librdkafka's default
+ * session.timeout.ms (45 s), after which a crashed predecessor's go. */
+#define UNASSIGNED_GRACE_MS 60000
+
+static long ms_between(const struct timespec *a, const struct timespec *b)
+{
+    return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* True when the group assigned @p rk at least one partition. */
+static int assigned(rd_kafka_t *rk)
+{
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (rd_kafka_assignment(rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return 1; /* unknown: idle counts as before */
+    int n = a->cnt;
+    rd_kafka_topic_partition_list_destroy(a);
+    return n > 0;
+}
+
 kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *errstr,
                        size_t errstr_size)
 {
@@ -231,7 +252,8 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
         goto out_destroy;
     }
     KB_LOG_INFO(COMP, "egress started", "topic=%s group=%s", o->topic, o->group_id);
-    struct timespec last;
+    struct timespec last, unassigned_since = {0, 0};
+    int waiting = 0; /* no partition assigned since unassigned_since */
     clock_gettime(CLOCK_MONOTONIC, &last);
     unsigned long delivered_count = 0; /* events render() made durable (fault injection) */
     while (!atomic_load(stop)) {
@@ -240,8 +262,28 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (!m) {
-            long idle = (now.tv_sec - last.tv_sec) * 1000 + (now.tv_nsec - last.tv_nsec) / 1000000;
-            if (o->once_idle_ms > 0 && idle > o->once_idle_ms)
+            if (o->once_idle_ms <= 0)
+                continue;
+            /* Idle only counts while partitions are ours: right after a
+             * crash the group keeps them with the dead consumer until its
+             * session times out (45 s by default), and a run that stopped
+             * then would exit 0 having done nothing. Without any for longer
+             * than that it stops, and says why. */
+            if (!assigned(rk)) {
+                if (!waiting)
+                    unassigned_since = now;
+                waiting = 1;
+                last = now;
+                if (ms_between(&unassigned_since, &now) > o->once_idle_ms + UNASSIGNED_GRACE_MS) {
+                    KB_LOG_WARN(COMP, "idle exit: no partition was assigned to this consumer",
+                                "topic=%s group=%s waited_ms=%ld", o->topic, o->group_id,
+                                ms_between(&unassigned_since, &now));
+                    break;
+                }
+                continue;
+            }
+            waiting = 0;
+            if (ms_between(&last, &now) > o->once_idle_ms)
                 break;
             continue;
         }

@@ -46,7 +46,8 @@ struct kb_egress_opts {
     const struct kb_spool *spool;      /* quarantine/ receives unusable events */
     kb_egress_render_cb *render;       /* the adapter's renderer */
     void *opaque;                      /* passed to render */
-    int once_idle_ms;                  /* >0: exit after this long without a message */
+    int once_idle_ms;                  /* >0: exit after this long without a message while
+                                        * partitions are assigned (+60 s without any) */
 };
 
 /**

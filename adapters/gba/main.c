@@ -44,7 +44,8 @@
 enum { OPT_HTTP = KB_OPT_FIRST_OWN + 50, OPT_LISTEN = KB_OPT_FIRST_OWN, OPT_TOPIC, OPT_GROUP, OPT_CONNECT, OPT_IDLE_EXIT };
 
 static const char usage[] =
-    "usage: ketenbus-gba ingest --spool DIR --subject-key-file FILE [--listen HOST:PORT] [options]\n"
+    "usage: ketenbus-gba ingest --spool DIR --subject-key-file FILE [--listen HOST:PORT] "
+    "[options]\n"
     "       ketenbus-gba egress --spool DIR --subject-key-file FILE [--topic T] [--group G]\n"
     "                           [--connect HOST:PORT] [--idle-exit MS] [options]\n"
     "       ketenbus-gba send --connect HOST:PORT FILE...   (a legacy sender, for tests)\n"
@@ -74,8 +75,10 @@ static const char usage[] =
     "persoon-geboren as Ag01, kind-toegevoegd and persoon-overleden as Gv01, for a\n"
     "legacy afnemer: DIR/out/<event-id>.lo3, or pushed over TCP with --connect\n"
     "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n"
-    "      --idle-exit MS              exit after MS milliseconds without events, 1 to\n"
-    "                                  86400000 (tests, batch runs)\n";
+    "      --idle-exit MS              exit after MS milliseconds without events while\n"
+    "                                  partitions are assigned (or MS + 60 s without any\n"
+    "                                  assigned, with a warning), 1 to 86400000 (tests,\n"
+    "                                  batch runs)\n";
 
 struct gba {
     struct kb_adapter_run run; /* options, spool, schemas, subject key */

@@ -35,11 +35,13 @@ check "three routed to the LO3 afnemer" wait_for 90 count_is "$(T out.gba-lo3)" 
 # Not an event: quarantined by the egress, between the events.
 echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T out.gba-lo3)" -p 0 -k x
 
-# The crashed consumer keeps its partitions until its session times out;
-# a short session hands them to the restart within seconds, and the
-# --idle-exit outlasts that wait (the clock runs from the start).
-EGRESS=(egress --subject-key-file "$WORK/subject.key" -X session.timeout.ms=6000
-        --idle-exit 20000)
+# The crashed consumer keeps its partitions until its session times out.
+# The spool run keeps librdkafka's default session (45 s) and a short
+# --idle-exit: the restart's idle clock must not run before the partitions
+# are its own (it did: the restart exited 0 having rendered nothing). The
+# TCP run takes a short session, so the partitions move within seconds.
+EGRESS=(egress --subject-key-file "$WORK/subject.key" --idle-exit 5000)
+SHORT=(-X session.timeout.ms=6000)
 FAULT=crash-after-deliver:2
 
 # rendered LOG [FIELD]: the event_id (or type) of each "lo3 rendered" line of WORK/LOG.log
@@ -103,7 +105,7 @@ frames() {
 TCP=(--spool "$WORK/afnemer2" --group "$(T egress-tcp)" --connect "127.0.0.1:$(port_of)")
 
 rc=0
-KETENBUS_FAULT=$FAULT "$BIN/ketenbus-gba" "${EGRESS[@]}" "${TCP[@]}" \
+KETENBUS_FAULT=$FAULT "$BIN/ketenbus-gba" "${EGRESS[@]}" "${SHORT[@]}" "${TCP[@]}" \
   >>"$WORK/tcp-crash.log" 2>&1 || rc=$?
 check "tcp: egress died at the injected fault (exit 137)" eq "$rc" 137
 check "tcp: two frames answered 'A' at the crash" eq "$(frames | wc -l)" 2
@@ -111,7 +113,7 @@ crashed=$(frames | tail -n 1)
 crashed_type=$(rendered tcp-crash 2 | tail -n 1)
 
 rc=0
-"$BIN/ketenbus-gba" "${EGRESS[@]}" "${TCP[@]}" >>"$WORK/tcp-restart.log" 2>&1 || rc=$?
+"$BIN/ketenbus-gba" "${EGRESS[@]}" "${SHORT[@]}" "${TCP[@]}" >>"$WORK/tcp-restart.log" 2>&1 || rc=$?
 check "tcp: restarted egress ran to its idle exit" eq "$rc" 0
 check "tcp: four frames answered, three different ones" \
   eq "$(frames | wc -l) $(frames | sort -u | wc -l)" "4 3"
