@@ -139,6 +139,133 @@ static void test_pseudonymised_filters(void)
                 0, NULL);
 }
 
+/* Appends to a growing YAML text (aborts when out of room: a test bug). */
+struct text {
+    char *buf;
+    size_t len, cap;
+};
+
+static void text_add(struct text *t, const char *fmt, int i)
+{
+    int n = snprintf(t->buf + t->len, t->cap - t->len, fmt, i);
+    if (n < 0 || (size_t)n >= t->cap - t->len)
+        abort();
+    t->len += (size_t)n;
+}
+
+/* "[p0, p1, ...]" with @p n entries printed from @p fmt (one %d) into @p t. */
+static void text_list(struct text *t, const char *fmt, int n)
+{
+    text_add(t, "[", 0);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            text_add(t, ", ", 0);
+        text_add(t, fmt, i);
+    }
+    text_add(t, "]\n", 0);
+}
+
+/* A posted subscription (800 KB: 200,000 entries in fields and in
+ * pseudonymise) held the server for two minutes: every pseudonymised field
+ * was looked for in the whole field list. Lists are bounded now, and the
+ * checks between them are binary searches. The alarm in main() ends the
+ * run should a load take long again. */
+static void test_list_bounds(void)
+{
+    struct text t = {malloc(2u << 20), 0, 2u << 20};
+    /* The reviewer's body. */
+    text_add(&t, HEAD "    fields: [", 0);
+    for (int i = 0; i < 200000; i++)
+        text_add(&t, "b,", 0);
+    text_add(&t, "a]\n    pseudonymise: [a", 0);
+    for (int i = 1; i < 200000; i++)
+        text_add(&t, ",a", 0);
+    text_add(&t, "]\n", 0);
+    expect_load(t.buf, 1, "t.yaml:5:13: fields has 200001 entries; at most 1024 are allowed");
+
+    /* At the limit: 1024 fields, each pseudonymised, and a filter of 2,000
+     * exists tests on them; then one entry more in each list. */
+    for (int n = KB_SUB_LIST_MAX; n <= KB_SUB_LIST_MAX + 1; n++) {
+        static const char *const lists[] = {"types", "fields", "pseudonymise"};
+        for (size_t which = 0; which < 3; which++) {
+            t.len = 0;
+            text_add(&t,
+                     "subscriptions:\n"
+                     "  - name: a\n"
+                     "    purpose: {id: p, legal_basis: w}\n"
+                     "    types: ",
+                     0);
+            text_list(&t, "t.%d", which == 0 ? n : 1);
+            text_add(&t, "    fields: ", 0);
+            text_list(&t, "kind.f%d", which == 1 ? n : KB_SUB_LIST_MAX);
+            text_add(&t, "    pseudonymise: ", 0);
+            text_list(&t, "kind.f%d", which == 2 ? n : KB_SUB_LIST_MAX);
+            text_add(&t, "    filter:\n      all:\n", 0);
+            for (int i = 0; i < 2000; i++)
+                text_add(&t, "        - field: {path: kind.f%d, op: exists}\n", i % 1024);
+            char want[128];
+            snprintf(want, sizeof want, "t.yaml:%zu:%d: %s has %d entries; at most %d are allowed",
+                     which + 4,
+                     which == 0   ? 12
+                     : which == 1 ? 13
+                                  : 19,
+                     lists[which], n, KB_SUB_LIST_MAX);
+            /* (which 1 and 2 at n = 1025 name a field no list holds: refused
+             * for its count first all the same.) */
+            expect_load(t.buf, 1, n == KB_SUB_LIST_MAX ? NULL : want);
+        }
+    }
+    /* A path of many dots: each field above it is looked up once, by a
+     * hash taken as the path is read (a search per dot took 1.6 s for
+     * 250,000). */
+    t.len = 0;
+    text_add(&t, HEAD "    fields: [a", 0);
+    for (int i = 0; i < 100000; i++)
+        text_add(&t, ".a", 0);
+    text_add(&t, "]\n    pseudonymise: [a", 0);
+    for (int i = 0; i < 100000; i++)
+        text_add(&t, ".a", 0);
+    text_add(&t, ".b]\n    filter: {field: {path: a", 0);
+    for (int i = 0; i < 100000; i++)
+        text_add(&t, ".a", 0);
+    text_add(&t, ".c, op: exists}}\n", 0);
+    expect_load(t.buf, 1, NULL);
+    free(t.buf);
+
+    /* An entry twice: named where it is written the second time. */
+    expect_load(HEAD "    fields: [a, b, a, b]\n", 0, "t.yaml:5:20: fields: \"a\" is listed twice");
+    expect_load("subscriptions:\n"
+                "  - name: a\n"
+                "    purpose: {id: p, legal_basis: w}\n"
+                "    types: [x, y, y]\n",
+                0, "t.yaml:4:19: types: \"y\" is listed twice");
+    expect_load(HEAD "    pseudonymise:\n      - a.b\n      - a\n      - a.b\n", 0,
+                "t.yaml:8:9: pseudonymise: \"a.b\" is listed twice");
+    /* A filter near several pseudonymised fields names the one listed first. */
+    expect_load(HEAD "    pseudonymise: [a.b.c, a]\n"
+                     "    filter: {field: {path: a.b, op: '=', value: x}}\n",
+                0, "t.yaml:6:13: filter on field \"a.b\" holding pseudonymised field \"a.b.c\"");
+    expect_load(HEAD "    pseudonymise: [a, a.b.c]\n"
+                     "    filter: {field: {path: a.b, op: '=', value: x}}\n",
+                0, "t.yaml:6:13: filter on field \"a.b\" inside pseudonymised field \"a\"");
+    expect_load(HEAD "    pseudonymise: [a.b.c, a.b]\n"
+                     "    filter: {field: {path: a.b, op: '=', value: x}}\n",
+                0, "t.yaml:6:13: filter on field \"a.b\" holding pseudonymised field \"a.b.c\"");
+    expect_load(HEAD "    pseudonymise: [a.b.c, a.b]\n"
+                     "    filter: {field: {path: a.b, op: exists}}\n",
+                0, NULL);
+    /* Fields received through a field above them, or not at all. */
+    expect_load(HEAD "    fields: [a.b, c]\n"
+                     "    pseudonymise: [c.d.e, a.b]\n",
+                0, NULL);
+    expect_load(HEAD "    fields: [a.b, c]\n"
+                     "    pseudonymise: [a.bc]\n",
+                0, "t.yaml:2:5: pseudonymise names a field that is not in fields: a.bc");
+    expect_load(HEAD "    fields: [a.b.c]\n"
+                     "    pseudonymise: [a.b]\n",
+                0, "t.yaml:2:5: pseudonymise names a field that is not in fields: a.b");
+}
+
 /* Finding 2: a follow list that is no regular file is refused unread. */
 static void test_follow_files(void)
 {
@@ -317,6 +444,7 @@ int main(void)
     test_follow_files();
     test_yaml_shape();
     test_topics();
+    test_list_bounds();
     cleanup();
     KB_TEST_DONE();
 }

@@ -32,6 +32,11 @@
 #define KB_SUB_FOLLOW_FILE_MAX  (64u << 20)
 /* Filter nodes of one subscription. */
 #define KB_SUB_FILTER_NODES_MAX 10000
+/* Entries of one subscription's types, fields or pseudonymise list. The
+ * largest schema in schemas/ has 62 field paths in all (nested ones
+ * included), so a longer list is a mistake or an attack; a dry-run names
+ * the fields a subscriber would receive, so the bound keeps that small too. */
+#define KB_SUB_LIST_MAX         1024
 
 enum kb_filter_kind {
     KB_FILTER_EXACT,  /* attribute == value (every pair of the map) */
