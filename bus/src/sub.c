@@ -1347,23 +1347,48 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
     return err;
 }
 
+/* YAML nesting of a subscription file: a filter of 32 levels (its limit)
+ * needs about 70. */
+#define YAML_DEPTH_MAX      100
+/* Lines beginning with '%' (YAML directives): a subscription file needs
+ * none, %YAML at most. */
+#define YAML_DIRECTIVES_MAX 16
+
 /*
- * Before the document is built, in file order: refuse aliases and a second
- * document. The document API hands out an aliased node again at every use,
- * so aliases of lists of aliases multiply (ten of ten of ten ...: 10^6
- * filter nodes and 466 MB from 572 bytes), and a reviewer should see what a
- * subscription holds where it is written. yaml_parser_load() reads one
+ * Before the document is built, in file order: refuse anchors, aliases, a
+ * second document and deep nesting. The document API hands out an aliased
+ * node again at every use, so aliases of lists of aliases multiply (ten of
+ * ten of ten ...: 10^6 filter nodes and 466 MB from 572 bytes), and a
+ * reviewer should see what a subscription holds where it is written; an
+ * anchor serves only aliases, and libyaml's loader compares each anchor
+ * with all before it (150,000 took 31 s). yaml_parser_load() reads one
  * document, so one after `---` would be ignored without a word.
+ *
+ * libyaml's scanner walks its stack of flow levels at every token: 40,000
+ * nested `[` took 4.7 s, a 1 MiB body of them hours. It reads at most a
+ * line or 1,024 characters ahead of the events, so stopping at depth
+ * YAML_DEPTH_MAX bounds that walk. Its %TAG directives are each compared
+ * with all before them before the first event comes (44,000 took 4.6 s),
+ * so those are counted in the bytes first: a line that begins with '%'.
  */
 static kb_err_t prescan(const char *path, const char *buf, size_t len, char *errstr,
                         size_t errstr_size)
 {
+    size_t directives = 0, line = 1;
+    for (size_t i = 0; i < len; i++) {
+        if ((i == 0 || buf[i - 1] == '\n') && buf[i] == '%' && ++directives > YAML_DIRECTIVES_MAX)
+            return kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                              "%s:%zu:1: more than %d lines begin with %% (YAML directives); a "
+                              "subscription file needs none",
+                              path, line, YAML_DIRECTIVES_MAX);
+        line += buf[i] == '\n';
+    }
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return KB_ERR_NOMEM;
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     kb_err_t err = KB_OK;
-    int docs = 0;
+    int docs = 0, depth = 0;
     for (;;) {
         yaml_event_t ev;
         if (!yaml_parser_parse(&parser, &ev)) {
@@ -1374,12 +1399,24 @@ static kb_err_t prescan(const char *path, const char *buf, size_t len, char *err
         }
         yaml_event_type_t type = ev.type;
         yaml_mark_t at = ev.start_mark;
+        int anchor = (type == YAML_SCALAR_EVENT && ev.data.scalar.anchor) ||
+                     (type == YAML_SEQUENCE_START_EVENT && ev.data.sequence_start.anchor) ||
+                     (type == YAML_MAPPING_START_EVENT && ev.data.mapping_start.anchor);
         yaml_event_delete(&ev);
-        if (type == YAML_ALIAS_EVENT)
+        if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT)
+            depth++;
+        else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT)
+            depth--;
+        if (type == YAML_ALIAS_EVENT || anchor)
             err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
-                             "%s:%zu:%zu: YAML aliases (*name) are not allowed in subscription "
+                             "%s:%zu:%zu: YAML %s (%sname) are not allowed in subscription "
                              "files; write the value out",
-                             path, at.line + 1, at.column + 1);
+                             path, at.line + 1, at.column + 1, anchor ? "anchors" : "aliases",
+                             anchor ? "&" : "*");
+        else if (depth > YAML_DEPTH_MAX)
+            err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
+                             "%s:%zu:%zu: YAML nested deeper than %d levels", path, at.line + 1,
+                             at.column + 1, YAML_DEPTH_MAX);
         else if (type == YAML_DOCUMENT_START_EVENT && ++docs > 1)
             err = kb_err_set(KB_ERR_CONF, errstr, errstr_size,
                              "%s:%zu:%zu: a second YAML document (after ---) would not be read; "

@@ -366,7 +366,7 @@ static void test_yaml_shape(void)
                      "        - &l0 {exact: {source: a}}\n"
                      "        - &l1 {all: [*l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0, *l0]}\n"
                      "        - &l2 {all: [*l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1, *l1]}\n",
-                0, "t.yaml:8:22: YAML aliases (*name) are not allowed");
+                0, "t.yaml:7:11: YAML anchors (&name) are not allowed");
     expect_load("subscriptions:\n"
                 "  - name: a\n"
                 "    purpose: &p {id: p, legal_basis: w}\n"
@@ -374,11 +374,42 @@ static void test_yaml_shape(void)
                 "  - name: b\n"
                 "    purpose: *p\n"
                 "    types: [t]\n",
-                0, "t.yaml:6:14: YAML aliases");
+                0, "t.yaml:3:14: YAML anchors (&name) are not allowed");
+    expect_load("subscriptions:\n"
+                "  - name: b\n"
+                "    purpose: *p\n"
+                "    types: [t]\n",
+                0, "t.yaml:3:14: YAML aliases (*name) are not allowed");
     expect_load(HEAD "---\nsubscriptions:\n  - name: b\n", 0,
                 "t.yaml:5:1: a second YAML document (after ---) would not be read");
     expect_load(HEAD "---\n", 0, "t.yaml:5:1: a second YAML document");
     expect_load("---\n" HEAD "...\n", 0, NULL); /* one document, explicitly marked */
+    expect_load("%YAML 1.1\n---\n" HEAD, 0, NULL);
+
+    /* libyaml's own costs grow with the square of nesting (1 MiB of '['
+     * took hours), of anchors (150,000: 31 s) and of %TAG directives
+     * (44,000: 4.6 s); each is refused long before. */
+    size_t big = 1u << 20;
+    char *deep = malloc(big + 1);
+    memcpy(deep, "subscriptions: ", 15);
+    memset(deep + 15, '[', big - 15);
+    deep[big] = '\0';
+    expect_load(deep, 1, "t.yaml:1:115: YAML nested deeper than 100 levels");
+    for (size_t off = 0; off + 12 < big; off += 12)
+        memcpy(deep + off, "%TAG !a! t:\n", 12);
+    expect_load(deep, 1, "t.yaml:17:1: more than 16 lines begin with % (YAML directives)");
+    free(deep);
+    /* The deepest filter allowed (32 levels below the top) is well within. */
+    char nested[4096];
+    size_t at = (size_t)snprintf(nested, sizeof nested, "%s    filter: ", HEAD);
+    for (int i = 0; i < 32; i++)
+        at += (size_t)snprintf(nested + at, sizeof nested - at, "{all: [");
+    at += (size_t)snprintf(nested + at, sizeof nested - at,
+                           "{field: {path: a, op: in, values: [x]}}");
+    for (int i = 0; i < 32; i++)
+        at += (size_t)snprintf(nested + at, sizeof nested - at, "]}");
+    snprintf(nested + at, sizeof nested - at, "\n");
+    expect_load(nested, 0, NULL);
 
     /* Without aliases a filter is bounded by the file, but not small. */
     size_t cap = 64 + 30 * (KB_SUB_FILTER_NODES_MAX + 1) + sizeof HEAD;
