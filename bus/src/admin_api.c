@@ -589,8 +589,9 @@ static int query_int(kb_http_req_t *req, const char *name, long long lo, long lo
 
 /* ---- subscriptions ------------------------------------------------------------ */
 
-/* Load subscriptions from the request body (YAML) through a private temp
- * file, naming it "body" in errors. 0 or -1 with a reply sent. */
+/* Load subscriptions from the request body (YAML), in memory: the router
+ * may have no writable file system (readOnlyRootFilesystem), and errors
+ * name it "body". 0 or -1 with a reply sent. */
 static int subs_from_body(kb_admin_t *a, kb_http_req_t *req, struct kb_subs *subs)
 {
     size_t len;
@@ -600,42 +601,17 @@ static int subs_from_body(kb_admin_t *a, kb_http_req_t *req, struct kb_subs *sub
                                              "1 byte to 1 MiB)");
         return -1;
     }
-    const char *dir = getenv("TMPDIR");
-    char path[512], errstr[1024];
-    snprintf(path, sizeof path, "%s/kb-admin-XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    if (fd < 0) {
-        kb_http_reply_error(req, 500, 50001, "cannot make a temporary file");
-        return -1;
-    }
-    size_t off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, body + off, len - off);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    close(fd);
+    char errstr[1024];
     /* A posted file is untrusted: no follow: FILE (it would read a file of
      * this server's choosing on the request's say-so). */
-    kb_err_t err = off == len ? kb_subs_load_untrusted(path, a->o.subject_key,
-                                                       a->o.subject_key_len, subs, errstr,
-                                                       sizeof errstr)
-                              : KB_ERR_IO;
-    unlink(path);
-    if (off != len) {
-        kb_http_reply_error(req, 500, 50001, "cannot write a temporary file");
+    kb_err_t err = kb_subs_load_untrusted_buffer("body", body, len, a->o.subject_key,
+                                                 a->o.subject_key_len, subs, errstr, sizeof errstr);
+    if (err == KB_ERR_NOMEM) {
+        kb_http_reply_error(req, 500, 50001, "out of memory");
         return -1;
     }
     if (err) {
-        /* "/tmp/kb-admin-XXXX:3:5: ..." -> "body:3:5: ..." */
-        char msg[1024];
-        const char *p = strstr(errstr, path);
-        if (p)
-            snprintf(msg, sizeof msg, "%.*sbody%s", (int)(p - errstr), errstr, p + strlen(path));
-        else
-            snprintf(msg, sizeof msg, "%s", errstr);
-        kb_http_reply_error(req, 422, 42201, "%s", msg);
+        kb_http_reply_error(req, 422, 42201, "%s", errstr);
         return -1;
     }
     return 0;

@@ -1547,30 +1547,23 @@ static kb_err_t note_file(struct kb_subs *subs, const char *path, struct kb_file
     return KB_OK;
 }
 
-static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, int untrusted,
-                          const struct kb__subs_bound *bound, struct subs_build *b, char *errstr,
-                          size_t errstr_size)
+/*
+ * The subscriptions of the file named @p path, whose @p len bytes are at
+ * @p buf (read from it, or posted), into @p b's set. The name is what
+ * errors and each subscription's file say, and, trusted, what a relative
+ * follow list is found beside.
+ */
+static kb_err_t load_text(const char *path, const char *buf, size_t len, const uint8_t *key,
+                          size_t key_len, int untrusted, const struct kb__subs_bound *bound,
+                          struct subs_build *b, char *errstr, size_t errstr_size)
 {
-    char *buf, why[128];
-    size_t len;
-    kb_err_t err = out_of_time(bound, path, errstr, errstr_size);
+    kb_err_t err = prescan(path, buf, len, errstr, errstr_size);
     if (err)
         return err;
-    struct kb_file_id id;
-    err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, &id, why, sizeof why);
-    if (err)
-        return err == KB_ERR_NOMEM ? err
-                                   : kb_err_set(err, errstr, errstr_size, "%s: %s", path, why);
-    if ((err = note_file(b->subs, path, &id, buf, len)))
-        goto out_buf;
-    if ((err = prescan(path, buf, len, errstr, errstr_size)))
-        goto out_buf;
     yaml_parser_t parser;
     yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser)) {
-        err = KB_ERR_NOMEM;
-        goto out_buf;
-    }
+    if (!yaml_parser_initialize(&parser))
+        return KB_ERR_NOMEM;
     yaml_parser_set_input_string(&parser, (const unsigned char *)buf, len);
     if (!yaml_parser_load(&parser, &doc)) {
         err = kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s:%zu:%zu: %s", path,
@@ -1634,7 +1627,26 @@ out_doc:
     yaml_document_delete(&doc);
 out_parser:
     yaml_parser_delete(&parser);
-out_buf:
+    return err;
+}
+
+static kb_err_t load_file(const char *path, const uint8_t *key, size_t key_len, int untrusted,
+                          const struct kb__subs_bound *bound, struct subs_build *b, char *errstr,
+                          size_t errstr_size)
+{
+    char *buf, why[128];
+    size_t len;
+    kb_err_t err = out_of_time(bound, path, errstr, errstr_size);
+    if (err)
+        return err;
+    struct kb_file_id id;
+    err = read_regular(path, KB_SUB_FILE_MAX, &buf, &len, &id, why, sizeof why);
+    if (err)
+        return err == KB_ERR_NOMEM ? err
+                                   : kb_err_set(err, errstr, errstr_size, "%s: %s", path, why);
+    err = note_file(b->subs, path, &id, buf, len);
+    if (!err)
+        err = load_text(path, buf, len, key, key_len, untrusted, bound, b, errstr, errstr_size);
     free(buf);
     return err;
 }
@@ -1693,6 +1705,23 @@ kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, si
                                 struct kb_subs *subs, char *errstr, size_t errstr_size)
 {
     return load(path, subject_key, key_len, 1, NULL, subs, errstr, errstr_size);
+}
+
+kb_err_t kb_subs_load_untrusted_buffer(const char *name, const void *text, size_t len,
+                                       const uint8_t *subject_key, size_t key_len,
+                                       struct kb_subs *subs, char *errstr, size_t errstr_size)
+{
+    memset(subs, 0, sizeof *subs);
+    if (len > KB_SUB_FILE_MAX)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: larger than the limit of %u bytes",
+                          name, KB_SUB_FILE_MAX);
+    struct subs_build b = {.subs = subs};
+    kb_err_t err =
+        load_text(name, text, len, subject_key, key_len, 1, NULL, &b, errstr, errstr_size);
+    build_fini(&b);
+    if (err)
+        kb_subs_fini(subs);
+    return err;
 }
 
 void kb_subs_fini(struct kb_subs *subs)

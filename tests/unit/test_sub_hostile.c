@@ -298,6 +298,48 @@ static void test_many_subscriptions(void)
     free(t.buf);
 }
 
+/* A body posted to the admin API is loaded from memory: it was written to
+ * a temporary file first, which failed on a read-only file system. */
+static void test_buffer(void)
+{
+    struct kb_subs subs;
+    char errstr[1024] = "";
+    /* Not NUL-terminated: the bytes after len are not read. */
+    static const char text[] = HEAD "    fields: [kind.bsn]\n"
+                                    "garbage: [";
+    size_t len = sizeof HEAD - 1 + strlen("    fields: [kind.bsn]\n");
+    CHECK_INT(kb_subs_load_untrusted_buffer("body", text, len, key, sizeof key, &subs, errstr,
+                                            sizeof errstr),
+              KB_OK);
+    CHECK_INT(subs.n, 1);
+    CHECK_INT(subs.n_files, 0);
+    if (subs.n == 1) {
+        CHECK_STR(subs.items[0].name, "a");
+        CHECK_STR(subs.items[0].file, "body");
+        CHECK_INT(subs.items[0].n_fields, 1);
+    }
+    kb_subs_fini(&subs);
+    /* Errors name the body as they name a file, ... */
+    CHECK_INT(kb_subs_load_untrusted_buffer("body", text, sizeof text - 1, key, sizeof key, &subs,
+                                            errstr, sizeof errstr),
+              KB_ERR_CONF);
+    CHECK(!strncmp(errstr, "body:7:1: ", 10));
+    CHECK_INT(subs.n, 0);
+    /* ... untrusted as a file posted was, ... */
+    static const char follow[] = HEAD "    follow: /etc/hostname\n";
+    CHECK_INT(kb_subs_load_untrusted_buffer("body", follow, sizeof follow - 1, key, sizeof key,
+                                            &subs, errstr, sizeof errstr),
+              KB_ERR_CONF);
+    CHECK(strstr(errstr, "body:5:13: follow: FILE is not accepted") == errstr);
+    /* ... and bounded as a file is. */
+    char *huge = calloc(1, KB_SUB_FILE_MAX + 1);
+    CHECK_INT(kb_subs_load_untrusted_buffer("body", huge, KB_SUB_FILE_MAX + 1, key, sizeof key,
+                                            &subs, errstr, sizeof errstr),
+              KB_ERR_CONF);
+    CHECK(strstr(errstr, "body: larger than the limit") == errstr);
+    free(huge);
+}
+
 /* Finding 2: a follow list that is no regular file is refused unread. */
 static void test_follow_files(void)
 {
@@ -509,6 +551,7 @@ int main(void)
     test_topics();
     test_list_bounds();
     test_many_subscriptions();
+    test_buffer();
     cleanup();
     KB_TEST_DONE();
 }

@@ -176,13 +176,26 @@ kb_err_t kb_subs_load(const char *path, const uint8_t *subject_key, size_t key_l
                       struct kb_subs *subs, char *errstr, size_t errstr_size);
 
 /**
- * As kb_subs_load(), for a file whose author is not the operator (a body
- * posted to the admin API, written to a temporary file): `follow: FILE` is
- * refused, since it would make the server read a file of the author's
- * choosing. `follow: {topic: NAME}` is allowed.
+ * As kb_subs_load(), for a file whose author is not the operator:
+ * `follow: FILE` is refused, since it would make the server read a file of
+ * the author's choosing. `follow: {topic: NAME}` is allowed.
  */
 kb_err_t kb_subs_load_untrusted(const char *path, const uint8_t *subject_key, size_t key_len,
                                 struct kb_subs *subs, char *errstr, size_t errstr_size);
+
+/**
+ * As kb_subs_load_untrusted(), for a subscription file held in memory (a
+ * body posted to the admin API), so that nothing is written to disk: the
+ * router may run on a read-only file system. The @p len bytes at @p text
+ * (at most KB_SUB_FILE_MAX, no NUL needed) stand for a file named @p name,
+ * which errors ("body:3:5: ...") and each subscription's file give;
+ * subs->files stays empty, as there is no file to watch. @p text is not
+ * kept.
+ * @thread any; reads no file
+ */
+kb_err_t kb_subs_load_untrusted_buffer(const char *name, const void *text, size_t len,
+                                       const uint8_t *subject_key, size_t key_len,
+                                       struct kb_subs *subs, char *errstr, size_t errstr_size);
 
 /**
  * Whether the file at @p path is still the version @p id describes (as a
