@@ -30,6 +30,7 @@ struct dry {
     const struct kb_sub **hits; /* one per subscription: every match fits */
     kb_idset_t *seen;
     struct kb_dryrun_result *res;
+    size_t *samples_cap; /* per subscription: samples its array has room for */
 };
 
 /* Append @p s to the growing string *buf. */
@@ -75,6 +76,33 @@ static char *field_names(const struct kb_sub *sub, const struct kb_schema *schem
     return buf;
 }
 
+/* The index in @p t's field_lists of the names @p sub would receive from an
+ * event of @p schema, added when new; SIZE_MAX when out of memory. A
+ * subscription that lists its fields has one list for every schema; else
+ * the schema's (operator's) fields decide, compared by their names. */
+static size_t field_list_of(struct kb_dryrun_sub_result *t, const struct kb_sub *sub,
+                            const struct kb_schema *schema)
+{
+    if (sub->n_fields && t->n_field_lists)
+        return 0;
+    char *names = field_names(sub, schema);
+    if (!names)
+        return SIZE_MAX;
+    for (size_t i = 0; i < t->n_field_lists; i++)
+        if (!strcmp(t->field_lists[i], names)) {
+            free(names);
+            return i;
+        }
+    char **nl = realloc(t->field_lists, (t->n_field_lists + 1) * sizeof *nl);
+    if (!nl) {
+        free(names);
+        return SIZE_MAX;
+    }
+    t->field_lists = nl;
+    nl[t->n_field_lists] = names;
+    return t->n_field_lists++;
+}
+
 static void tally_hit(struct dry *d, size_t si, const struct kb_event_attrs *attrs,
                       const struct kb_schema *schema)
 {
@@ -89,14 +117,25 @@ static void tally_hit(struct dry *d, size_t si, const struct kb_event_attrs *att
     }
     if (k < KB_DRYRUN_MAX_TYPES)
         t->types[k].n++;
-    if (t->n_samples < d->o->max_samples) {
-        struct kb_dryrun_sample *s = &t->samples[t->n_samples];
-        snprintf(s->id, sizeof s->id, "%s", attrs->id);
-        snprintf(s->type, sizeof s->type, "%s", attrs->type);
-        snprintf(s->time, sizeof s->time, "%s", attrs->time);
-        s->fields = field_names(&d->o->subs->items[si], schema);
-        t->n_samples++;
+    if (t->n_samples == d->res->samples_per_sub)
+        return;
+    if (t->n_samples == d->samples_cap[si]) {
+        /* Grown as samples come, not at the start for every subscription. */
+        size_t ncap = t->n_samples ? t->n_samples * 2 : 4;
+        if (ncap > d->res->samples_per_sub)
+            ncap = d->res->samples_per_sub;
+        struct kb_dryrun_sample *ns = realloc(t->samples, ncap * sizeof *ns);
+        if (!ns)
+            return; /* one sample fewer */
+        t->samples = ns;
+        d->samples_cap[si] = ncap;
     }
+    struct kb_dryrun_sample *s = &t->samples[t->n_samples];
+    snprintf(s->id, sizeof s->id, "%s", attrs->id);
+    snprintf(s->type, sizeof s->type, "%s", attrs->type);
+    snprintf(s->time, sizeof s->time, "%s", attrs->time);
+    s->field_list = field_list_of(t, &d->o->subs->items[si], schema);
+    t->n_samples++;
 }
 
 /* Judge one input event: the router's steps, minus producing. */
@@ -289,9 +328,10 @@ out:
 void kb_dryrun_result_fini(struct kb_dryrun_result *res)
 {
     for (size_t i = 0; i < res->n_subs; i++) {
-        for (size_t k = 0; k < res->subs[i].n_samples; k++)
-            free(res->subs[i].samples[k].fields);
         free(res->subs[i].samples);
+        for (size_t k = 0; k < res->subs[i].n_field_lists; k++)
+            free(res->subs[i].field_lists[k]);
+        free(res->subs[i].field_lists);
     }
     free(res->subs);
     memset(res, 0, sizeof *res);
@@ -306,12 +346,13 @@ kb_err_t kb_dryrun_run(const struct kb_dryrun_opts *o, struct kb_dryrun_result *
     rd_kafka_t *rk = NULL;
     res->n_subs = o->subs->n;
     res->subs = calloc(o->subs->n ? o->subs->n : 1, sizeof *res->subs);
-    if (!res->subs)
+    d.samples_cap = calloc(o->subs->n ? o->subs->n : 1, sizeof *d.samples_cap);
+    if (!res->subs || !d.samples_cap)
         goto out;
-    for (size_t i = 0; i < o->subs->n; i++)
-        if (o->max_samples &&
-            !(res->subs[i].samples = calloc(o->max_samples, sizeof *res->subs[i].samples)))
-            goto out;
+    size_t total = o->max_samples_total ? o->max_samples_total : KB_DRYRUN_SAMPLES_TOTAL;
+    res->samples_per_sub = o->max_samples;
+    if (o->subs->n && res->samples_per_sub > total / o->subs->n)
+        res->samples_per_sub = total / o->subs->n ? total / o->subs->n : 1;
     /* Follow lists kept in topics are read now, as the router would; they
      * are the one part of the (caller's, mutable) set filled at run time. */
     kb_follow_topics_t *follows = kb_follow_topics_new(o->kafka);
@@ -363,6 +404,7 @@ out:
     kb__idset_destroy(d.seen);
     kb_matcher_destroy(d.matcher);
     free(d.hits);
+    free(d.samples_cap);
     if (err) {
         if (err == KB_ERR_NOMEM && errstr && errstr_size && !errstr[0])
             kb_err_set(err, errstr, errstr_size, "out of memory");
@@ -376,26 +418,32 @@ json_t *kb_dryrun_result_json(const struct kb_dryrun_result *r, const struct kb_
     json_t *subs_j = json_array();
     for (size_t i = 0; i < r->n_subs && i < subs->n; i++) {
         const struct kb_dryrun_sub_result *t = &r->subs[i];
-        json_t *types = json_object(), *samples = json_array();
+        json_t *types = json_object(), *samples = json_array(), *lists = json_array();
         for (size_t k = 0; k < t->n_types; k++)
             json_object_set_new(types, t->types[k].type, json_integer((json_int_t)t->types[k].n));
         for (size_t k = 0; k < t->n_samples; k++) {
             const struct kb_dryrun_sample *s = &t->samples[k];
-            json_array_append_new(samples, json_pack("{s:s, s:s, s:s?, s:s?}", "id", s->id,
-                                                     "type", s->type, "time",
-                                                     s->time[0] ? s->time : NULL, "fields",
-                                                     s->fields));
+            json_t *list = s->field_list < t->n_field_lists
+                               ? json_integer((json_int_t)s->field_list)
+                               : json_null();
+            json_array_append_new(samples, json_pack("{s:s, s:s, s:s?, s:o}", "id", s->id, "type",
+                                                     s->type, "time", s->time[0] ? s->time : NULL,
+                                                     "field_list", list));
         }
-        json_array_append_new(subs_j, json_pack("{s:s, s:I, s:o, s:o}", "name",
-                                                subs->items[i].name, "events", (json_int_t)t->total,
-                                                "types", types, "samples", samples));
+        for (size_t k = 0; k < t->n_field_lists; k++)
+            json_array_append_new(lists, json_string(t->field_lists[k]));
+        json_array_append_new(subs_j,
+                              json_pack("{s:s, s:I, s:o, s:o, s:o}", "name", subs->items[i].name,
+                                        "events", (json_int_t)t->total, "types", types,
+                                        "field_lists", lists, "samples", samples));
     }
-    return json_pack("{s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:i, s:i, s:b, s:o, s:s}",
+    return json_pack("{s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:i, s:i, s:b, s:I, s:o, s:s}",
                      "read", (json_int_t)r->read, "rejected", (json_int_t)r->rejected,
                      "rejected_by", "envelope", (json_int_t)r->rej_envelope, "schema",
                      (json_int_t)r->rej_schema, "validate", (json_int_t)r->rej_validate, "decode",
                      (json_int_t)r->rej_decode, "duplicates", (json_int_t)r->duplicates,
                      "matched_by_none", (json_int_t)r->filtered, "partitions_read",
                      r->partitions_read, "partitions_total", r->partitions_total, "complete",
-                     r->complete, "subscriptions", subs_j, "delivered", "nothing (dry run)");
+                     r->complete, "samples_per_subscription", (json_int_t)r->samples_per_sub,
+                     "subscriptions", subs_j, "delivered", "nothing (dry run)");
 }

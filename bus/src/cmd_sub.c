@@ -74,9 +74,11 @@ static void report(const struct kb_dryrun_result *r, const struct kb_subs *subs)
             r->complete ? "" : " (stopped before the end: counts are partial)");
     for (size_t i = 0; i < r->n_subs; i++)
         for (size_t k = 0; k < r->subs[i].n_samples; k++) {
-            const struct kb_dryrun_sample *s = &r->subs[i].samples[k];
+            const struct kb_dryrun_sub_result *t = &r->subs[i];
+            const struct kb_dryrun_sample *s = &t->samples[k];
             printf("sample %s id=%s type=%s time=%s fields=%s\n", subs->items[i].name, s->id,
-                   s->type, s->time[0] ? s->time : "-", s->fields ? s->fields : "");
+                   s->type, s->time[0] ? s->time : "-",
+                   s->field_list < t->n_field_lists ? t->field_lists[s->field_list] : "");
         }
     printf("events read=%" PRIu64 " rejected=%" PRIu64 " (envelope=%" PRIu64 " schema=%" PRIu64
            " validate=%" PRIu64 " decode=%" PRIu64 ") duplicates=%" PRIu64
@@ -185,9 +187,14 @@ static int dry_run(int argc, char **argv)
     printf("dry run of %zu subscription(s) from %s over %s.in.* from %s until %s\n", subs.n,
            argv[optind], kb_topic_prefix(), t0, until != INT64_MAX ? t1 : "the end");
     fflush(stdout);
-    struct kb_dryrun_opts dro = {.kafka = &kopts, .subs = &subs, .schemas = schemas,
-                                 .since_ms = since, .until_ms = until,
-                                 .max_samples = (size_t)samples};
+    struct kb_dryrun_opts dro = {.kafka = &kopts,
+                                 .subs = &subs,
+                                 .schemas = schemas,
+                                 .since_ms = since,
+                                 .until_ms = until,
+                                 .max_samples = (size_t)samples,
+                                 /* the operator's own run: as many as asked for */
+                                 .max_samples_total = SIZE_MAX};
     if (kb_dryrun_run(&dro, &res, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         goto out;

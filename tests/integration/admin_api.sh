@@ -120,8 +120,10 @@ check "dry-run: done" eq "$(j .status)" done
 check "dry-run: read and rejected (3 malformed)" eq "$(j '.result | [.read, .rejected, .rejected_by.envelope, .duplicates, .complete] | map(tostring) | join(" ")')" "$((N1 + N2 + 3)) 3 3 0 true"
 check "dry-run: eind-a = ids ending in a ($EXP_A)" eq "$(j '.result.subscriptions[] | select(.name=="eind-a") | .events')" "$EXP_A"
 check "dry-run: gemeente 0363 = the $N2" eq "$(j '.result.subscriptions[] | select(.name=="gemeente-filter") | .types["nl.brp.persoon-geboren"]')" "$N2"
-check "dry-run: 2 samples, field names only" eq "$(j '[.result.subscriptions[] | select(.name=="gemeente-filter") | .samples[] | .fields] | join("|")')" \
+check "dry-run: 2 samples, field names only" eq "$(j '[.result.subscriptions[] | select(.name=="gemeente-filter") | .field_lists[.samples[].field_list]] | join("|")')" \
   "inschrijving.gemeente,kind.geboortedatum|inschrijving.gemeente,kind.geboortedatum"
+check "dry-run: the field list once, not per sample" eq "$(j '.result.subscriptions[] | select(.name=="gemeente-filter") | .field_lists | length')" 1
+check "dry-run: samples per subscription" eq "$(j .result.samples_per_subscription)" 2
 check "dry-run: no values in the result (no BSN, no gemeente code)" bash -c "! jq -c '.result | del(.subscriptions[].samples[].id)' '$WORK/resp.json' | grep -Eq '999[0-9]{6}|0363|0344'"
 check "dry-run: delivered nothing" bash -c "! kcat -L -b '$KB_BOOTSTRAP' | grep -q '$(T out.gemeente-filter)'"
 check "dry-run: unknown job 404" eq "$(http GET /admin/subscriptions/dry-run/9999 "${auth[@]}")" 404

@@ -226,6 +226,36 @@ static void test_sub_json(void)
     json_decref(j);
 }
 
+/* A dry-run's samples name their field list by index: each sample carried
+ * its own copy of the subscription's list, up to 100 of them per job, and a
+ * posted list may be most of a 1 MiB body. */
+static void test_dryrun_json(void)
+{
+    struct kb_sub items[1] = {{.name = "g"}};
+    struct kb_subs subs = {.items = items, .n = 1};
+    char *lists[] = {"a,b pseudonymised=b"};
+    struct kb_dryrun_sample samples[3] = {
+        {.id = "e1", .type = "t", .time = "2026-01-01T00:00:00Z", .field_list = 0},
+        {.id = "e2", .type = "t", .field_list = 0},
+        {.id = "e3", .type = "t", .field_list = SIZE_MAX}, /* out of memory */
+    };
+    struct kb_dryrun_sub_result t = {
+        .total = 3, .samples = samples, .n_samples = 3, .field_lists = lists, .n_field_lists = 1};
+    struct kb_dryrun_result r = {.read = 3, .subs = &t, .n_subs = 1, .samples_per_sub = 3};
+    json_t *j = kb_dryrun_result_json(&r, &subs);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    CHECK(s && strstr(s, "\"field_lists\":[\"a,b pseudonymised=b\"]"));
+    CHECK(s && strstr(s, "{\"field_list\":0,\"id\":\"e1\",\"time\":\"2026-01-01T00:00:00Z\","
+                         "\"type\":\"t\"},{\"field_list\":0,\"id\":\"e2\",\"time\":null,"
+                         "\"type\":\"t\"},{\"field_list\":null,\"id\":\"e3\""));
+    CHECK(s && strstr(s, "\"samples_per_subscription\":3"));
+    /* The list once in all. */
+    const char *once = s ? strstr(s, "pseudonymised") : NULL;
+    CHECK(once && !strstr(once + 1, "pseudonymised"));
+    free(s);
+    json_decref(j);
+}
+
 /* --- dead-letter routes with no broker --- */
 
 static void h_ok(kb_http_req_t *req, void *opaque)
@@ -696,6 +726,7 @@ int main(void)
     test_printable();
     test_serve_opts();
     test_sub_json();
+    test_dryrun_json();
     test_dlq_no_broker();
     test_subs_off_thread();
     test_validate_in_memory();

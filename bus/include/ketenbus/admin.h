@@ -27,6 +27,10 @@
 /* ---- dry-run of subscriptions over the input history ------------------ */
 
 #define KB_DRYRUN_MAX_TYPES 32
+/* Samples a run keeps in all unless told otherwise: a run over many
+ * subscriptions keeps fewer of each (at least one), so that a posted body
+ * of 16,000 subscriptions cannot keep 100 samples of each. */
+#define KB_DRYRUN_SAMPLES_TOTAL 10000
 
 struct kb_dryrun_opts {
     const struct kb_kafka_opts *kafka; /* connection (not owned) */
@@ -34,25 +38,34 @@ struct kb_dryrun_opts {
     const kb_schemas_t *schemas;       /* lookups by id; only this run's thread uses it */
     int64_t since_ms;                  /* first record time (Kafka timestamp) */
     int64_t until_ms;                  /* stop before; INT64_MAX = the end as of the start */
-    size_t max_samples;                /* samples kept per subscription */
+    size_t max_samples;                /* samples kept per subscription ... */
+    size_t max_samples_total;          /* ... and in all: fewer per subscription when
+                                        * needed, at least 1; 0 = KB_DRYRUN_SAMPLES_TOTAL */
     int64_t deadline_ms;               /* CLOCK_MONOTONIC ms to give up at; 0 = none */
     atomic_int *stop;                  /* set to abandon the run early; may be NULL */
 };
 
 struct kb_dryrun_sample {
-    char id[40];      /* ce_id */
-    char type[96];    /* ce_type */
-    char time[40];    /* ce_time or "" */
-    char *fields;     /* comma-separated field names it would receive, then
-                       * " pseudonymised=a,b" when any (names only, malloc'ed) */
+    char id[40];       /* ce_id */
+    char type[96];     /* ce_type */
+    char time[40];     /* ce_time or "" */
+    size_t field_list; /* the field names it would receive: an index into its
+                        * subscription's field_lists; SIZE_MAX: out of memory */
 };
 
 struct kb_dryrun_sub_result {
     uint64_t total;                               /* events it would have received */
     struct { char type[96]; uint64_t n; } types[KB_DRYRUN_MAX_TYPES]; /* per event type */
     size_t n_types;
-    struct kb_dryrun_sample *samples;             /* up to max_samples, in read order */
+    struct kb_dryrun_sample *samples; /* up to samples_per_sub, in read order */
     size_t n_samples;
+    /* The field names its samples would receive, each list once (a sample
+     * names its own by index): comma-separated names, then " pseudonymised=a,b"
+     * when any; names only. One list when the subscription lists its fields,
+     * else one per schema among its samples. Once, not per sample: a posted
+     * field list may be most of a 1 MiB body. */
+    char **field_lists;
+    size_t n_field_lists;
 };
 
 struct kb_dryrun_result {
@@ -67,6 +80,8 @@ struct kb_dryrun_result {
                                        * (deadline, stop flag, or no progress for 30 s) */
     struct kb_dryrun_sub_result *subs; /* one per opts.subs item, same order */
     size_t n_subs;
+    size_t samples_per_sub; /* samples kept per subscription: max_samples, or
+                             * fewer to stay within max_samples_total */
 };
 
 /**
