@@ -193,6 +193,9 @@ static void run_job(kb_admin_t *a, struct job *j)
     j->state = result ? JOB_DONE : JOB_FAILED;
     if (!result)
         snprintf(j->error, sizeof j->error, "%s", errstr);
+    /* The result is built: the parsed subscriptions (about 10 MB for a
+     * 1 MiB body) are not kept for as long as the slot holds it. */
+    kb_subs_fini(&j->subs);
     pthread_mutex_unlock(&a->mu);
     KB_LOG_INFO("admin", "dry-run finished", "job=%u state=%s", j->id,
                 result ? "done" : "failed");
