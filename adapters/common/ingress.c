@@ -126,8 +126,12 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
 
 /* The transactional.id of an ingress with @p opts and events topic @p topic:
  * stable for one adapter (same topics, host and state directory), so that a
- * restart fences the process before it; distinct for adapters that must not
- * fence each other (another spool, another host, another topic prefix). */
+ * restart fences the process before it and aborts what it left open;
+ * distinct for adapters that must not fence each other (another spool,
+ * another host, another topic prefix). A restart under another host name (a
+ * new pod) fences nothing: a transaction its predecessor left open holds
+ * read_committed readers of those partitions back until the broker aborts
+ * it (transaction.timeout.ms, 60 s). */
 static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, char *out,
                         size_t size)
 {
@@ -137,7 +141,9 @@ static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, c
         snprintf(dir, sizeof dir, "%s", opts->state_dir);
     int n = snprintf(in, sizeof in, "%s|%s|%s", topic, host, dir);
     kb_sha256_hex(in, n < 0 ? 0 : (size_t)n < sizeof in ? (size_t)n : sizeof in - 1, hex);
-    snprintf(out, size, "ketenbus-%s-ingress-%.16s", opts->source, hex);
+    /* Under the topic prefix, as the router's "<prefix>-route-...": one
+     * prefixed ACL (WRITE, DESCRIBE on the transactional id) covers it. */
+    snprintf(out, size, "%s-%s-ingress-%.16s", kb_topic_prefix(), opts->source, hex);
 }
 
 /* Numeric property @p name of @p rk's configuration (0 when unset or not a number). */
@@ -405,11 +411,10 @@ static kb_err_t settle(kb_ingress_t *ing, struct tracker *t, int64_t deadline, i
     return KB_OK;
 }
 
-/* Drop a producer whose transaction could not be ended cleanly (fenced by a
- * newer instance with the same transactional.id, an abort that did not
- * complete, a commit whose outcome is unknown): what it still holds is
- * purged, and the next send makes a new producer, whose init_transactions
- * aborts a transaction left open. */
+/* Replace a producer whose transaction could not be ended cleanly (fenced by
+ * a newer instance with the same transactional.id, an abort that did not
+ * complete, a commit whose outcome stayed unknown): what it still holds is
+ * purged and its reports served. */
 static void producer_drop(kb_ingress_t *ing, struct tracker *t)
 {
     rd_kafka_purge(ing->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -417,7 +422,16 @@ static void producer_drop(kb_ingress_t *ing, struct tracker *t)
         rd_kafka_poll(ing->producer, 50);
     kb_adapter_metrics_kafka(NULL); /* waits for a probe using it */
     rd_kafka_destroy(ing->producer);
-    ing->producer = NULL;
+    /* A new one at once: its init_transactions aborts what the old one left
+     * open (read_committed readers wait on it), and the readiness probe has
+     * a producer again without waiting for the next send. If Kafka cannot
+     * be reached now, txn_begin tries again. */
+    char errstr[256];
+    ing->producer = producer_new(&ing->opts, ing->batch_size, ing->txn_id, errstr, sizeof errstr);
+    if (ing->producer)
+        kb_adapter_metrics_kafka(ing->producer);
+    else
+        KB_LOG_WARN(COMP, "transactional producer not made again yet", "error=\"%s\"", errstr);
 }
 
 /* Transactional ingress: make the producer again if one was dropped, and
@@ -467,6 +481,13 @@ static kb_err_t txn_end(kb_ingress_t *ing, struct tracker *t, int64_t deadline, 
     if (!err) {
         int64_t left = deadline - kb_mono_ms();
         rd_kafka_error_t *e = rd_kafka_commit_transaction(rk, left > 1000 ? (int)left : 1000);
+        /* A commit that timed out is still going: calling it again resumes
+         * it and learns the outcome (librdkafka's contract), where dropping
+         * the producer would leave it unknown and the round sent twice. */
+        for (int again = 0; e && rd_kafka_error_is_retriable(e) && again < 3; again++) {
+            rd_kafka_error_destroy(e);
+            e = rd_kafka_commit_transaction(rk, 10000);
+        }
         if (!e) {
             kb_adapter_produce_observe(mono_s() - t0);
             return KB_OK;
@@ -603,12 +624,13 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
                                     size_t n, int timeout_ms, char *errstr, size_t errstr_size)
 {
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
-    double t0 = mono_s();
-    /* One deadline for enqueueing and acknowledgement together, as for events. */
-    int64_t deadline = kb_mono_ms() + timeout_ms;
     int txn = ing->txn_id[0] != '\0';
     if (txn && txn_begin(ing, errstr, errstr_size))
         return KB_ERR_KAFKA;
+    double t0 = mono_s();
+    /* One deadline for enqueueing and acknowledgement together, as for events
+     * (after the begin, which may have made a producer again). */
+    int64_t deadline = kb_mono_ms() + timeout_ms;
     kb_err_t err = KB_OK;
     for (size_t i = 0; i < n && !err; i++)
         err = enqueue_refusal(ing, &r[i], &t, deadline, errstr, errstr_size);

@@ -137,6 +137,21 @@ check "sub-gemeente reads its own $(T out.gemeente)" eq "$(grep -c x "$WORK/gem-
 echo x | kcat_as sub-svb plain -P -t "$(T out.svb)" >"$WORK/svb-write.log" 2>&1 || true
 check "sub-svb cannot write (forge) its own topic" grep -q "Topic authorization failed" "$WORK/svb-write.log"
 
+# ---- a transactional adapter on its own credentials: a Kadaster round is one
+# transaction, so its principal needs its transactional ids (prefixed ACL)
+mkdir -p "$WORK/kad/in"
+cp "$SRC/tests/fixtures/kadaster/01-verkoop-perceel.xml" "$WORK/kad/in/.1"
+mv "$WORK/kad/in/.1" "$WORK/kad/in/001.xml"
+set +e
+timeout 120 "$BIN/ketenbus-kadaster" ingest --spool "$WORK/kad" --once \
+  --subject-key-file "$WORK/subject.key" --kafka-config "$SEC/kadaster-ssl.properties" \
+  >>"$WORK/kadaster.log" 2>&1
+krc=$?
+set -e
+check "kadaster (mTLS, transactional) ran its round (exit 0)" eq "$krc" 0
+check "... the document is done" test -f "$WORK/kad/done/001.xml"
+check "... its event is committed on $(T in.kadaster)" wait_for 30 count_is "$(T in.kadaster)" 1
+
 # ---- secrets never in logs
 for f in "$SEC"/*.password "$SEC"/*.keypass; do
   s=$(cat "$f")

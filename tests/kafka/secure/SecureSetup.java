@@ -77,6 +77,8 @@ public class SecureSetup {
                 // DC: the adapter learns the topics' max.message.bytes at start
                 allow(f[1], T, p + ".in." + f[2], LIT, W, D, C, DC);
                 allow(f[1], T, p + ".quarantine." + f[2], LIT, W, D, C, DC);
+                // a transactional ingress (Kadaster: a round is one transaction)
+                allow(f[1], X, p + "-" + f[2] + "-ingress-", PRE, W, D);
                 break;
             case "router":
                 allow(f[1], T, p + ".in.", PRE, R, D);
