@@ -180,9 +180,21 @@ static kb_err_t seek_back(rd_kafka_t *rk, const rd_kafka_message_t *m, char *err
 }
 
 /* How long --idle-exit waits beyond its own time for partitions that the
- * group has not given this consumer yet: longer than librdkafka's default
- * session.timeout.ms (45 s), after which a crashed predecessor's go. */
-#define UNASSIGNED_GRACE_MS 60000
+ * group has not given this consumer yet: this consumer's session.timeout.ms
+ * (the one a crashed predecessor most likely had too; librdkafka's default
+ * is 45 s), after which that one's partitions go, and this much more. */
+#define UNASSIGNED_GRACE_MS 15000
+
+/* @p rk's session.timeout.ms (45000 when it cannot be read). */
+static long session_timeout_ms(rd_kafka_t *rk)
+{
+    char v[32];
+    size_t vlen = sizeof v;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "session.timeout.ms", v, &vlen) != RD_KAFKA_CONF_OK)
+        return 45000;
+    long ms = strtol(v, NULL, 10);
+    return ms > 0 ? ms : 45000;
+}
 
 static long ms_between(const struct timespec *a, const struct timespec *b)
 {
@@ -254,6 +266,7 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
     KB_LOG_INFO(COMP, "egress started", "topic=%s group=%s", o->topic, o->group_id);
     struct timespec last, unassigned_since = {0, 0};
     int waiting = 0; /* no partition assigned since unassigned_since */
+    long session_ms = session_timeout_ms(rk);
     clock_gettime(CLOCK_MONOTONIC, &last);
     unsigned long delivered_count = 0; /* events render() made durable (fault injection) */
     while (!atomic_load(stop)) {
@@ -274,10 +287,15 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
                     unassigned_since = now;
                 waiting = 1;
                 last = now;
-                if (ms_between(&unassigned_since, &now) > o->once_idle_ms + UNASSIGNED_GRACE_MS) {
-                    KB_LOG_WARN(COMP, "idle exit: no partition was assigned to this consumer",
-                                "topic=%s group=%s waited_ms=%ld", o->topic, o->group_id,
-                                ms_between(&unassigned_since, &now));
+                long waited = ms_between(&unassigned_since, &now);
+                if (waited > o->once_idle_ms + session_ms + UNASSIGNED_GRACE_MS) {
+                    /* Not a clean end: nothing of the topic was looked at. */
+                    result = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
+                                        "no partition of %s was assigned to this consumer "
+                                        "(group %s) within %ld ms: another member holds them",
+                                        o->topic, o->group_id, waited);
+                    KB_LOG_ERR(COMP, "idle exit: no partition was assigned to this consumer",
+                               "topic=%s group=%s waited_ms=%ld", o->topic, o->group_id, waited);
                     break;
                 }
                 continue;

@@ -47,7 +47,8 @@ struct kb_egress_opts {
     kb_egress_render_cb *render;       /* the adapter's renderer */
     void *opaque;                      /* passed to render */
     int once_idle_ms;                  /* >0: exit after this long without a message while
-                                        * partitions are assigned (+60 s without any) */
+                                        * partitions are assigned; KB_ERR_TIMEOUT when none
+                                        * were for it + session.timeout.ms + 15 s */
 };
 
 /**

@@ -76,9 +76,9 @@ static const char usage[] =
     "legacy afnemer: DIR/out/<event-id>.lo3, or pushed over TCP with --connect\n"
     "(committed only after the afnemer answered A). Other types go to DIR/quarantine.\n"
     "      --idle-exit MS              exit after MS milliseconds without events while\n"
-    "                                  partitions are assigned (or MS + 60 s without any\n"
-    "                                  assigned, with a warning), 1 to 86400000 (tests,\n"
-    "                                  batch runs)\n";
+    "                                  partitions are assigned (an error when none are\n"
+    "                                  for MS + the session timeout + 15 s), 1 to\n"
+    "                                  86400000 (tests, batch runs)\n";
 
 struct gba {
     struct kb_adapter_run run; /* options, spool, schemas, subject key */

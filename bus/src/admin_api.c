@@ -959,8 +959,9 @@ static void run_redrive(kb_admin_t *a, struct dlq_work *w)
         }
         if (err) {
             /* A broker that did not answer, or a stop, fails nothing for good:
-             * the same request may be sent again. */
-            if (err == KB_ERR_TIMEOUT || err == KB_ERR_KAFKA || err == KB_ERR_STATE)
+             * those letters may be sent again. (KB_ERR_KAFKA is also a
+             * refusal, an ACL or a size: not a reason to try again.) */
+            if (err == KB_ERR_TIMEOUT || err == KB_ERR_STATE)
                 ntransient++;
             json_array_append_new(failed, json_pack("{s:i, s:I, s:s, s:s}", "partition",
                                                     (int)l[i].partition, "offset",
