@@ -79,7 +79,7 @@ static const char usage[] =
     "                               then unrecorded)\n"
     "  --instance NAME              unique per instance; names the transactional.id\n"
     "                               (default: the host name)\n"
-    "  --group ID                   consumer group (default ketenbus-route)\n"
+    "  --group ID                   consumer group (default <prefix>-route: kb-route)\n"
     "  --batch N                    most events per transaction, 1 to 1000000 "
     "(default " KB_ROUTE_BATCH_MAX_STR ";\n"
     "                               under light load a batch closes when the last commit\n"

@@ -40,6 +40,59 @@ missing=$(for f in "$SRC"/deploy/k8s/*.yaml; do
   grep -q -- "- $b\$" "$SRC/deploy/k8s/kustomization.yaml" || echo "$b"; done)
 if [[ -z $missing ]]; then echo "ok   kustomization lists every manifest"
 else echo "FAIL kustomization misses: $missing" >&2; fails=$((fails + 1)); fi
+# Every command line in compose, Kubernetes and systemd names options its
+# program has (checked against its --help), every router gets the subject key
+# it refuses to start without, and every Kafka client of the plaintext demo
+# cluster in compose says allow.plaintext=true (else it refuses to start).
+BIN=${1:?usage: $0 BIN_DIR}
+if python3 - "$SRC/deploy" "$BIN" <<'PY'
+import pathlib, re, shlex, subprocess, sys, yaml
+deploy, bindir = pathlib.Path(sys.argv[1]), sys.argv[2]
+PROGS = ("ketenbus", "ketenbus-gba", "ketenbus-svb", "ketenbus-kadaster")
+cmds = []  # (where, argv, from compose)
+compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+for name, svc in compose.get("services", {}).items():
+    cmd, ep = svc.get("command"), svc.get("entrypoint") or ["/usr/local/bin/ketenbus"]
+    if isinstance(cmd, list) and str(svc.get("image", "")).startswith("ketenbus"):
+        cmds.append((f"compose.yaml {name}", [pathlib.Path(ep[0]).name] + cmd, True))
+for f in sorted((deploy / "k8s").glob("*.yaml")):
+    for doc in yaml.safe_load_all(f.read_text()):
+        spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})
+        for c in spec.get("containers", []):
+            ep = c.get("command") or ["/usr/local/bin/ketenbus"]
+            cmds.append((f"k8s/{f.name} {c['name']}", [pathlib.Path(ep[0]).name] + c.get("args", []),
+                         False))
+for f in sorted((deploy / "systemd").glob("*.service")):
+    m = re.search(r"^ExecStart=(.*)$", f.read_text().replace("\\\n", " "), re.M)
+    argv = shlex.split(m.group(1))
+    cmds.append((f"systemd/{f.name}", [pathlib.Path(argv[0]).name] + argv[1:], False))
+bad = 0
+def fail(msg):
+    global bad
+    print(msg, file=sys.stderr)
+    bad += 1
+for where, argv, in_compose in cmds:
+    if argv[0] not in PROGS or len(argv) < 2:
+        continue
+    h = subprocess.run([f"{bindir}/{argv[0]}", argv[1], "--help"], capture_output=True, text=True)
+    text = h.stdout + h.stderr
+    for a in argv[2:]:
+        if a.startswith("--") and not re.search(re.escape(a.split("=", 1)[0]) + r"(?![\w-])", text):
+            fail(f"{where}: {argv[0]} {argv[1]} has no option {a.split('=', 1)[0]}")
+    if argv[:2] == ["ketenbus", "route"] and not any(a.startswith("--subject-key-file") for a in argv):
+        fail(f"{where}: the router needs --subject-key-file")
+    if in_compose and "allow.plaintext=true" not in argv:
+        fail(f"{where}: plaintext to the compose brokers needs -X allow.plaintext=true")
+print(f"{len(cmds)} command lines checked", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
+then echo "ok   deploy command lines match the programs' options"
+else echo "FAIL deploy command lines" >&2; fails=$((fails + 1)); fi
+# The image builds what CMakeLists.txt requires: jemalloc outside sanitizer builds.
+if grep -q 'JEMALLOC REQUIRED' "$SRC/CMakeLists.txt" &&
+  ! { grep -q libjemalloc-dev "$SRC/deploy/Dockerfile" && grep -q 'libjemalloc2' "$SRC/deploy/Dockerfile"; }; then
+  echo "FAIL deploy/Dockerfile: jemalloc is required but not installed" >&2; fails=$((fails + 1))
+else echo "ok   Dockerfile installs jemalloc (build and runtime)"; fi
 if command -v docker >/dev/null && docker compose version >/dev/null 2>&1; then
   if docker compose -f "$SRC/deploy/compose.yaml" config -q; then echo "ok   docker compose config"
   else echo "FAIL docker compose config" >&2; fails=$((fails + 1)); fi
