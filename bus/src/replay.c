@@ -145,13 +145,14 @@ static char *join_sorted(char **list, size_t n)
 /* The recorded field list of the subscriber's recipient entry. */
 static char *recorded_fields(const struct kb_audit_rcpt_view *rv)
 {
-    char *list[256];
+    /* fields and pseudonymise entries, each at most KB_SUB_LIST_MAX */
+    char *list[2 * KB_SUB_LIST_MAX];
     size_t n = 0;
     struct kb_audit_iter it;
     struct kb_audit_str f;
     char *out = NULL;
     kb_audit_field_iter(rv, &it);
-    while (n < 256 && kb_audit_field_next(&it, &f)) {
+    while (n < 2 * KB_SUB_LIST_MAX && kb_audit_field_next(&it, &f)) {
         if (!(list[n] = str_dup_n(f.ptr, f.len)))
             goto out;
         n++;
@@ -696,7 +697,7 @@ kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *
                                 .from_ms = o->since_ms,
                                 .to_ms = o->until_ms};
     clock_gettime(CLOCK_MONOTONIC, &rp.t0);
-    if (!(rp.current_fields = join_sorted(rp.sub->fields, rp.sub->n_fields))) {
+    if (!(rp.current_fields = join_sorted(rp.sub->audit_fields, rp.sub->n_audit_fields))) {
         err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
         goto out;
     }

@@ -1517,12 +1517,13 @@ static kb_err_t route_one(kb_router_t *r, const rd_kafka_message_t *m)
         if (err)
             return err;
         r->hit_views[fanout] = w;
-        /* The trail says which fields each recipient got: its field list,
-         * or "*" for the whole event. */
+        /* The trail says which fields each recipient got: its field list
+         * with the pseudonymised ones marked (kb_sub.audit_fields), or "*"
+         * for the whole event. */
         rcpt[fanout] = (struct kb_audit_recipient){
             hits[i]->name, hits[i]->purpose_id,
-            hits[i]->n_fields ? (const char *const *)hits[i]->fields : all_fields,
-            hits[i]->n_fields ? hits[i]->n_fields : 1};
+            hits[i]->n_audit_fields ? (const char *const *)hits[i]->audit_fields : all_fields,
+            hits[i]->n_audit_fields ? hits[i]->n_audit_fields : 1};
         fanout++;
     }
     /* One clock reading serves every copy's latency: the copies are made

@@ -895,6 +895,7 @@ static void sub_fini(struct kb_sub *sub)
     }
     free_list(sub->fields, sub->n_fields);
     free_list(sub->pseudonymise, sub->n_pseudonymise);
+    free_list(sub->audit_fields, sub->n_audit_fields);
     free(sub->follow_file);
     free(sub->follow_path);
     free(sub->follow_topic);
@@ -1248,6 +1249,33 @@ static kb_err_t parse_time_value(struct ctx *c, yaml_node_t *v, const char *what
     return KB_OK;
 }
 
+/* The field list the audit trail records for @p sub: what it may receive,
+ * and which of that it receives as a pseudonym. Replay compares it with the
+ * subscription as it is then, so a copy is never rebuilt with a field in
+ * the clear that was routed as a pseudonym (or the other way round). */
+static kb_err_t audit_fields_init(struct kb_sub *sub)
+{
+    if (!sub->n_fields)
+        return KB_OK; /* the whole event: recorded as "*" (pseudonymise needs fields) */
+    size_t n = sub->n_fields + sub->n_pseudonymise;
+    sub->audit_fields = calloc(n, sizeof *sub->audit_fields);
+    if (!sub->audit_fields)
+        return KB_ERR_NOMEM;
+    sub->n_audit_fields = n;
+    for (size_t i = 0; i < sub->n_fields; i++)
+        if (!(sub->audit_fields[i] = strdup(sub->fields[i])))
+            return KB_ERR_NOMEM;
+    for (size_t i = 0; i < sub->n_pseudonymise; i++) {
+        size_t len = strlen(sub->pseudonymise[i]) + sizeof "#pseudonym";
+        char *f = malloc(len);
+        if (!f)
+            return KB_ERR_NOMEM;
+        snprintf(f, len, "%s#pseudonym", sub->pseudonymise[i]);
+        sub->audit_fields[sub->n_fields + i] = f;
+    }
+    return KB_OK;
+}
+
 static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
 {
     static const char *const keys[] = {"name",   "purpose",      "types",      "filter",
@@ -1325,6 +1353,8 @@ static kb_err_t parse_sub(struct ctx *c, yaml_node_t *node, struct kb_sub *sub)
         err = check_filter_fields(c, sub, &sl, sub->filter);
     sorted_list_fini(&sl.fields);
     sorted_list_fini(&sl.pseudonymise);
+    if (!err)
+        err = audit_fields_init(sub);
     if (!err && sub->valid_from_ms >= sub->valid_until_ms)
         err = fail(c, node, "valid_from must be before valid_until", NULL);
     if (!err && sub->follow_file)

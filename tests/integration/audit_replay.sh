@@ -29,6 +29,14 @@ subscriptions:
     types: [nl.brp.persoon-geboren]
     fields: [kind.geboortedatum, kind.geslacht, inschrijving.gemeente]
 YAML
+cat >"$SUBS/pseudo.yaml" <<YAML
+subscriptions:
+  - name: pseudo
+    purpose: {id: onderzoek, legal_basis: "test"}
+    types: [nl.brp.persoon-geboren]
+    fields: [kind.bsn, kind.geboortedatum]
+    pseudonymise: [kind.bsn]
+YAML
 start router "$KB" route --subscriptions "$SUBS" --instance replay-it \
   --subject-key-file "$WORK/subject.key" --audit-signing-key "$WORK/audit.key" \
   --checkpoint-every 10 --checkpoint-ms 1000
@@ -36,6 +44,7 @@ start router "$KB" route --subscriptions "$SUBS" --instance replay-it \
 OUT=$(T out.cbs-geboorten)
 check "router delivered $N to cbs" wait_for 90 count_is "$OUT" $N
 check "router delivered $N to svb" wait_for 30 count_is "$(T out.svb-kinderbijslag)" $N
+check "router delivered $N to pseudo" wait_for 30 count_is "$(T out.pseudo)" $N
 sleep 2
 
 # Values by event id, before the replay (id<TAB>sha256 of the value).
@@ -107,6 +116,17 @@ sed -i 's/fields: \[kind.geboortedatum, kind.geslacht, inschrijving.gemeente\]/f
 check "changed fields: exit 1" eq "$rc" 1
 check "changed fields: all $N refused as fields-changed" grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N)" "$WORK/replay3.out"
 sed -i 's/, kind.bsn\]/]/' "$SUBS/cbs.yaml"
+# ... and so is a pseudonymisation taken away: the trail records which fields
+# went out as pseudonyms, so no copy is rebuilt with the BSN in the clear.
+"${REPLAY[@]}" --subscriber pseudo --reason "test" --dry-run >"$WORK/replay5.out" 2>&1 && rc=0 || rc=$?
+check "pseudonymised subscription unchanged: all $N replayable" \
+  grep -q "planned $N, replayed $N, refused 0" "$WORK/replay5.out"
+sed -i '/pseudonymise:/d' "$SUBS/pseudo.yaml"
+"${REPLAY[@]}" --subscriber pseudo --reason "test" --dry-run >"$WORK/replay6.out" 2>&1 && rc=0 || rc=$?
+check "pseudonymise removed: exit 1" eq "$rc" 1
+check "pseudonymise removed: all $N refused as fields-changed" \
+  grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N)" "$WORK/replay6.out"
+rm "$SUBS/pseudo.yaml"
 
 # 5. Alter one byte of one event's value in the broker's log segment (as an
 #    attacker with disk access would): the replay refuses exactly that one.

@@ -121,6 +121,10 @@ struct kb_sub {
     size_t n_fields;
     char **pseudonymise;         /* field paths delivered as keyed pseudonyms */
     size_t n_pseudonymise;
+    char **audit_fields;         /* what the audit trail records it was given: fields, and
+                                  * each pseudonymise entry as "<path>#pseudonym" (a '#'
+                                  * is in no field path); n_audit_fields 0 = all */
+    size_t n_audit_fields;
     char *follow_file;           /* follow list source (CSV: identifier,from,until) */
     char *follow_path;           /* follow_file as opened (relative to the subscription
                                   * file's folder); NULL without a follow file */
