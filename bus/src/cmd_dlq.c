@@ -268,12 +268,16 @@ int kb_cmd_dlq(int argc, char **argv)
         rc = run_list(&a);
         goto out;
     }
-    char *end = NULL;
-    if (optind + 1 != argc || (a.offset = strtoll(argv[optind], &end, 10)) < 0 || !end || *end ||
-        (a.value_file && strcmp(verb, "redrive"))) {
-        fprintf(stderr, "error: %s needs one OFFSET (a number)\n\n%s", verb, usage);
+    /* Strictly a number: strtoll read "" as 0, so a script's empty variable
+     * redrove letter 0. */
+    char nerr[160];
+    long long off = -1;
+    if (optind + 1 != argc || (a.value_file && strcmp(verb, "redrive")) ||
+        kb_cli_long("OFFSET", argv[optind], 0, INT64_MAX, &off, nerr, sizeof nerr)) {
+        fprintf(stderr, "error: %s needs one OFFSET (a whole number from 0)\n\n%s", verb, usage);
         goto out;
     }
+    a.offset = off;
     rc = !strcmp(verb, "show") ? run_show(&a) : run_redrive(&a);
 out:
     kb_kafka_opts_fini(&a.kafka);

@@ -251,6 +251,8 @@ int kb_cmd_top(int argc, char **argv)
         return 1;
     }
     int rc = 0;
+    double t_prev = 0;
+    int prev_failed = 1; /* no rates before a second complete round */
     for (int round = 0; !atomic_load(&stop); round++) {
         for (size_t i = 0; i < n_rows; i++) {
             rows[i].previous = rows[i].value;
@@ -258,14 +260,23 @@ int kb_cmd_top(int argc, char **argv)
             rows[i].value = 0;
             rows[i].seen = 0;
         }
-        char errstr[256];
+        char errstr[256], first_err[256] = "";
         int failed = 0;
         for (int a = optind; a < argc; a++) {
             if (poll_one(argv[a], errstr, sizeof errstr)) {
                 fprintf(stderr, "ketenbus top: %s\n", errstr);
+                if (!failed)
+                    snprintf(first_err, sizeof first_err, "%s", errstr);
                 failed = 1;
             }
         }
+        /* A rate is the change over the time that really passed between two
+         * complete rounds: a process that does not answer adds up to its
+         * timeout to a round, and leaves its share out of the sums. */
+        struct timespec ts_now;
+        clock_gettime(CLOCK_MONOTONIC, &ts_now);
+        double t_now = (double)ts_now.tv_sec + (double)ts_now.tv_nsec / 1e9;
+        int rates = !failed && !prev_failed && t_now > t_prev;
         if (once && failed) {
             rc = 1;
             break;
@@ -282,6 +293,8 @@ int kb_cmd_top(int argc, char **argv)
         strftime(ts, sizeof ts, "%H:%M:%S", localtime(&now));
         printf("ketenbus top  %s  (%d process%s, %zu figure%s)\n\n", ts, argc - optind,
                argc - optind == 1 ? "" : "es", n_seen, n_seen == 1 ? "" : "s");
+        if (failed && !once) /* the screen was cleared: say it again here */
+            printf("not answering: %s (no rates this round)\n\n", first_err);
         printf("%-14s %-*s %14s %10s\n", "figure", WHO_COLUMN, "for", "value", once ? "" : "per s");
         for (size_t i = 0; i < n_rows; i++) {
             const struct row *r = &rows[i];
@@ -292,11 +305,13 @@ int kb_cmd_top(int argc, char **argv)
             printf("%-14s ", r->what);
             print_who(r->who);
             printf(" %14.0f", r->value);
-            if (!once && r->was_seen && is_total)
-                printf(" %10.1f", (r->value - r->previous) / interval);
+            if (!once && rates && r->was_seen && is_total)
+                printf(" %10.1f", (r->value - r->previous) / (t_now - t_prev));
             printf("\n");
         }
         fflush(stdout);
+        t_prev = t_now;
+        prev_failed = failed;
         if (once)
             break;
         usleep((useconds_t)(interval * 1e6));

@@ -65,6 +65,9 @@ check "dev --brokers 10" usage_error '--brokers: 10 is out of range (1 to 9)' "$
 check "dev --timeout ' 5'" \
   usage_error '--timeout: " 5" is not a whole number' "$KB" dev --timeout ' 5'
 check "dlq list --limit x" usage_error '--limit: "x" is not a whole number' "$KB" dlq list --limit x
+# an empty OFFSET (a script's unset variable) was letter 0
+check "dlq redrive ''" usage_error 'needs one OFFSET (a whole number from 0)' "$KB" dlq redrive ''
+check "dlq show ' 5'" usage_error 'needs one OFFSET (a whole number from 0)' "$KB" dlq show ' 5'
 check "dlq show --partition -1" \
   usage_error '--partition: -1 is out of range' "$KB" dlq show 1 --partition -1
 check "sub dry-run --samples 1001" \
