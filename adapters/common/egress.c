@@ -26,6 +26,7 @@
 #include "adapter_metrics.h"
 #include "egress.h"
 #include "fault.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/gate.h"
 #include "ketenbus/log.h"
 
@@ -185,22 +186,6 @@ static kb_err_t seek_back(rd_kafka_t *rk, const rd_kafka_message_t *m, char *err
  * is 45 s), after which that one's partitions go, and this much more. */
 #define UNASSIGNED_GRACE_MS 15000
 
-/* @p rk's session.timeout.ms (45000 when it cannot be read). */
-static long session_timeout_ms(rd_kafka_t *rk)
-{
-    char v[32];
-    size_t vlen = sizeof v;
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), "session.timeout.ms", v, &vlen) != RD_KAFKA_CONF_OK)
-        return 45000;
-    long ms = strtol(v, NULL, 10);
-    return ms > 0 ? ms : 45000;
-}
-
-static long ms_between(const struct timespec *a, const struct timespec *b)
-{
-    return (b->tv_sec - a->tv_sec) * 1000 + (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
 /* True when the group assigned @p rk at least one partition. */
 static int assigned(rd_kafka_t *rk)
 {
@@ -264,16 +249,14 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
         goto out_destroy;
     }
     KB_LOG_INFO(COMP, "egress started", "topic=%s group=%s", o->topic, o->group_id);
-    struct timespec last, unassigned_since = {0, 0};
-    int waiting = 0; /* no partition assigned since unassigned_since */
-    long session_ms = session_timeout_ms(rk);
-    clock_gettime(CLOCK_MONOTONIC, &last);
+    int64_t last = kb_mono_ms();
+    int64_t unassigned_since = 0; /* when partitions were last not ours; 0 while they are */
+    long session_ms = (long)kb_kafka_conf_size(rk, "session.timeout.ms", 45000);
     unsigned long delivered_count = 0; /* events render() made durable (fault injection) */
     while (!atomic_load(stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         kb_adapter_heartbeat();
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t now = kb_mono_ms();
         if (!m) {
             if (o->once_idle_ms <= 0)
                 continue;
@@ -283,11 +266,10 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
              * then would exit 0 having done nothing. Without any for longer
              * than that it stops, and says why. */
             if (!assigned(rk)) {
-                if (!waiting)
+                if (!unassigned_since)
                     unassigned_since = now;
-                waiting = 1;
                 last = now;
-                long waited = ms_between(&unassigned_since, &now);
+                long waited = (long)(now - unassigned_since);
                 if (waited > o->once_idle_ms + session_ms + UNASSIGNED_GRACE_MS) {
                     /* Not a clean end: nothing of the topic was looked at. */
                     result = kb_err_set(KB_ERR_TIMEOUT, errstr, errstr_size,
@@ -300,8 +282,8 @@ kb_err_t kb_egress_run(const struct kb_egress_opts *o, atomic_int *stop, char *e
                 }
                 continue;
             }
-            waiting = 0;
-            if (ms_between(&last, &now) > o->once_idle_ms)
+            unassigned_since = 0;
+            if (now - last > o->once_idle_ms)
                 break;
             continue;
         }

@@ -146,16 +146,6 @@ static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, c
     snprintf(out, size, "%s-%s-ingress-%.16s", kb_topic_prefix(), opts->source, hex);
 }
 
-/* Numeric property @p name of @p rk's configuration (0 when unset or not a number). */
-static size_t conf_size(rd_kafka_t *rk, const char *name)
-{
-    char v[32];
-    size_t vlen = sizeof v;
-    if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &vlen) != RD_KAFKA_CONF_OK)
-        return 0;
-    return (size_t)strtoull(v, NULL, 10);
-}
-
 /* Room in a quarantine record for its headers (kb_error is a bounded reason). */
 #define QUARANTINE_HEADROOM 4096
 
@@ -267,9 +257,9 @@ static kb_err_t learn_limits(kb_ingress_t *ing, const struct kb_ingress_opts *op
     if (topic_limits(ing->producer, topics, 2, limit, 30000, werr, sizeof werr))
         KB_LOG_WARN(COMP, "cannot learn a topic's max.message.bytes; the producer's applies to it",
                     "topic=%s error=\"%s\"", ing->topic, werr);
-    size_t mmb = conf_size(ing->producer, "message.max.bytes");
+    size_t mmb = kb_kafka_conf_size(ing->producer, "message.max.bytes", 0);
     size_t batch = min_known(limit[0], limit[1]);
-    if (batch && batch < conf_size(ing->producer, "batch.size")) {
+    if (batch && batch < kb_kafka_conf_size(ing->producer, "batch.size", 0)) {
         rd_kafka_destroy(ing->producer); /* nothing was produced with it */
         ing->producer = producer_new(opts, batch, ing->txn_id, errstr, errstr_size);
         ing->batch_size = batch;
@@ -411,6 +401,17 @@ static kb_err_t settle(kb_ingress_t *ing, struct tracker *t, int64_t deadline, i
     return KB_OK;
 }
 
+/* A producer as @p ing was made with, in ing->producer and the readiness
+ * probe; ing->producer stays NULL when Kafka cannot be reached. */
+static kb_err_t producer_remake(kb_ingress_t *ing, char *errstr, size_t errstr_size)
+{
+    ing->producer = producer_new(&ing->opts, ing->batch_size, ing->txn_id, errstr, errstr_size);
+    if (!ing->producer)
+        return KB_ERR_KAFKA;
+    kb_adapter_metrics_kafka(ing->producer);
+    return KB_OK;
+}
+
 /* Replace a producer whose transaction could not be ended cleanly (fenced by
  * a newer instance with the same transactional.id, an abort that did not
  * complete, a commit whose outcome stayed unknown): what it still holds is
@@ -427,10 +428,7 @@ static void producer_drop(kb_ingress_t *ing, struct tracker *t)
      * a producer again without waiting for the next send. If Kafka cannot
      * be reached now, txn_begin tries again. */
     char errstr[256];
-    ing->producer = producer_new(&ing->opts, ing->batch_size, ing->txn_id, errstr, sizeof errstr);
-    if (ing->producer)
-        kb_adapter_metrics_kafka(ing->producer);
-    else
+    if (producer_remake(ing, errstr, sizeof errstr))
         KB_LOG_WARN(COMP, "transactional producer not made again yet", "error=\"%s\"", errstr);
 }
 
@@ -438,12 +436,8 @@ static void producer_drop(kb_ingress_t *ing, struct tracker *t)
  * begin a transaction. */
 static kb_err_t txn_begin(kb_ingress_t *ing, char *errstr, size_t errstr_size)
 {
-    if (!ing->producer) {
-        ing->producer = producer_new(&ing->opts, ing->batch_size, ing->txn_id, errstr, errstr_size);
-        if (!ing->producer)
-            return KB_ERR_KAFKA;
-        kb_adapter_metrics_kafka(ing->producer);
-    }
+    if (!ing->producer && producer_remake(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA;
     rd_kafka_error_t *e = rd_kafka_begin_transaction(ing->producer);
     if (!e)
         return KB_OK;

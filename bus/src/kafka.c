@@ -183,6 +183,16 @@ static int is_true(const char *v)
     return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
+size_t kb_kafka_conf_size(rd_kafka_t *rk, const char *name, size_t dflt)
+{
+    char v[32], *end = NULL;
+    size_t vlen = sizeof v;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), name, v, &vlen) != RD_KAFKA_CONF_OK)
+        return dflt;
+    unsigned long long n = strtoull(v, &end, 10);
+    return end != v && !*end ? (size_t)n : dflt;
+}
+
 int kb_kafka_host_is_loopback(const char *host)
 {
     if (!strcasecmp(host, "localhost"))

@@ -849,12 +849,7 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "producer: %s", rerr);
         goto out_fail;
     }
-    char mmb[32];
-    size_t mmb_size = sizeof mmb;
-    r->max_msg = 1000000; /* librdkafka's default */
-    if (rd_kafka_conf_get(rd_kafka_conf(r->producer), "message.max.bytes", mmb, &mmb_size) ==
-        RD_KAFKA_CONF_OK)
-        r->max_msg = (size_t)strtoull(mmb, NULL, 10);
+    r->max_msg = kb_kafka_conf_size(r->producer, "message.max.bytes", 1000000);
     r->topics = kb__topic_handles_new(r->producer);
     if (!r->topics) {
         kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");

@@ -109,6 +109,12 @@ rd_kafka_t *kb_kafka_scanner_new(const struct kb_kafka_opts *o, const char *grou
 int kb_kafka_host_is_loopback(const char *host);
 
 /**
+ * Numeric property @p name of @p rk's configuration (message.max.bytes,
+ * session.timeout.ms, ...), or @p dflt when it is unset or not a number.
+ */
+size_t kb_kafka_conf_size(rd_kafka_t *rk, const char *name, size_t dflt);
+
+/**
  * A topic to create: kb_kafka_create_topics() and kb_kafka_ensure_topic_specs()
  * take an array of these. The caller owns every pointer; they are only read
  * during the call.
