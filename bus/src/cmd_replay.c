@@ -41,7 +41,9 @@ static const char usage[] =
     "Refused, and listed: events whose value no longer has the recorded SHA-256\n"
     "(altered), that retention removed (gone), that no longer validate (invalid),\n"
     "or whose recorded field list differs from the subscription's current one\n"
-    "(fields-changed: a replay never gives more or other fields than were given).\n"
+    "(fields-changed: a replay never gives more or other fields than were given),\n"
+    "or that the subscription as it is now would not deliver now (not-entitled: its\n"
+    "types, filter, validity or follow list no longer cover the event).\n"
     "\n"
     "  --subscriber NAME            the subscription to replay to (required)\n"
     "  --reason TEXT                why (required; stored in the audit trail)\n"
@@ -286,11 +288,12 @@ int kb_cmd_replay(int argc, char **argv)
     for (size_t i = 0; i < sizeof res.refused / sizeof res.refused[0]; i++)
         refused += res.refused[i];
     printf("replay %s%s to %s: planned %" PRIu64 ", replayed %" PRIu64 ", refused %" PRIu64
-           " (altered %" PRIu64 ", gone %" PRIu64 ", invalid %" PRIu64
-           ", fields-changed %" PRIu64 ")\n",
-           res.replay_id, ro.dry_run ? " (dry run)" : "", ro.subscriber, res.planned,
-           res.replayed, refused, res.refused[KB_REPLAY_ALTERED], res.refused[KB_REPLAY_GONE],
-           res.refused[KB_REPLAY_INVALID], res.refused[KB_REPLAY_FIELDS_CHANGED]);
+           " (altered %" PRIu64 ", gone %" PRIu64 ", invalid %" PRIu64 ", fields-changed %" PRIu64
+           ", not-entitled %" PRIu64 ")\n",
+           res.replay_id, ro.dry_run ? " (dry run)" : "", ro.subscriber, res.planned, res.replayed,
+           refused, res.refused[KB_REPLAY_ALTERED], res.refused[KB_REPLAY_GONE],
+           res.refused[KB_REPLAY_INVALID], res.refused[KB_REPLAY_FIELDS_CHANGED],
+           res.refused[KB_REPLAY_NOT_ENTITLED]);
     if (err)
         fprintf(stderr, "error: %s\n", errstr);
     rc = err || refused ? 1 : 0;

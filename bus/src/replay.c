@@ -4,7 +4,8 @@
  *
  *     PLAN  (read the trail: DELIVERED records for the subscriber)
  *       --> FETCH per input partition, in offset order (assign/seek)
- *       --> CHECK each event (hash, retention, validity, recorded fields)
+ *       --> CHECK each event (hash, retention, validity, recorded fields,
+ *           entitlement under the subscription as it is now)
  *       --> DELIVER in transactions of batch_max events or 5 s, each copy
  *           with its REPLAYED audit record in the same transaction
  *
@@ -13,6 +14,10 @@
  *     trail recorded, so what is replayed is what was delivered.
  *  2. A copy carries exactly the fields the trail says the subscriber got
  *     (refused otherwise), made by the router's own code (sub_view).
+ *  2a. A copy goes only to a subscriber that is still entitled to it: the
+ *     subscription as it is now (types, filter, validity, follow list) must
+ *     select the event at its own time and still be in force, and follow
+ *     its subject, at the time of the replay. A replay is a new delivery.
  *  3. Copies and their audit records commit together or not at all, and the
  *     replay chain has one writer (transactional id fencing).
  *  4. Per input partition the copies keep the original order (per person).
@@ -29,6 +34,7 @@
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
 #include "ketenbus/metrics.h"
+#include "match.h"
 #include "ketenbus/replay.h"
 #include "ketenbus/validate.h"
 #include "sub_view.h"
@@ -45,6 +51,7 @@ const char *kb_replay_refusal_name(int why)
     case KB_REPLAY_GONE: return "gone";
     case KB_REPLAY_INVALID: return "invalid";
     case KB_REPLAY_FIELDS_CHANGED: return "fields-changed";
+    case KB_REPLAY_NOT_ENTITLED: return "not-entitled";
     default: return "unknown";
     }
 }
@@ -61,6 +68,7 @@ struct item {
     int64_t offset;
     uint8_t sha256[KB_AUDIT_HASH_LEN];
     char *event_id, *event_type;
+    int64_t recorded_ms;       /* when the router recorded the delivery */
     char *fields;              /* the recorded field paths, sorted, '\n'-joined ("*" = all) */
 };
 
@@ -84,6 +92,8 @@ struct replay {
     struct kb_replay_result *res;
     const struct kb_sub *sub;
     char *current_fields;      /* the subscription's fields, sorted, '\n'-joined */
+    kb_matcher_t *matcher;     /* the subscriptions in force, as the router indexes them */
+    const struct kb_sub **hits; /* one slot per subscription */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;      /* transactional; NULL in a dry run */
     rd_kafka_topic_t *audit_rkt; /* producer's audit topic handle: holds the trail's codec */
@@ -199,6 +209,7 @@ static int plan_one(void *opaque, const struct kb_audit_record *rec, int32_t aud
         memcpy(x->sha256, rec->payload_sha256, KB_AUDIT_HASH_LEN);
         x->event_id = str_dup_n(rec->event_id.ptr, rec->event_id.len);
         x->event_type = str_dup_n(rec->event_type.ptr, rec->event_type.len);
+        x->recorded_ms = rec->recorded_at;
         x->fields = recorded_fields(&rv);
         p->n++;
         if (!x->topic || !x->event_id || !x->event_type || !x->fields) {
@@ -236,23 +247,35 @@ static double elapsed_s(const struct replay *rp)
     return (double)(t.tv_sec - rp->t0.tv_sec) + (double)(t.tv_nsec - rp->t0.tv_nsec) / 1e9;
 }
 
-/* One item handled: progress, then hold the pace the rate option asks. */
-static void step(struct replay *rp)
+static kb_err_t txn_commit(struct replay *rp, char *errstr, size_t errstr_size);
+
+/* One item handled: progress, then hold the pace the rate option asks. An
+ * open transaction is committed first when it is BATCH_MS old, or would be
+ * by the end of the pause: Kafka aborts a transaction left open for
+ * transaction.timeout.ms (60 s), and --rate 0.01 pauses 100 s per copy, as
+ * a long run of refused items can. */
+static kb_err_t step(struct replay *rp, char *errstr, size_t errstr_size)
 {
     rp->done++;
     double el = elapsed_s(rp);
     if (rp->o->progress)
         rp->o->progress(rp->o->opaque, rp->done, rp->res->planned, el);
-    if (rp->o->rate > 0) {
-        double ahead = (double)rp->done / rp->o->rate - el;
-        if (ahead > 0) {
-            struct timespec ts = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
-            nanosleep(&ts, NULL);
-        }
+    double ahead = rp->o->rate > 0 ? (double)rp->done / rp->o->rate - el : 0;
+    int64_t pause_ms = ahead > 0 ? (int64_t)(ahead * 1000) : 0;
+    if (rp->in_txn && kb_wall_ms() - rp->txn_started_ms + pause_ms >= BATCH_MS) {
+        kb_err_t err = txn_commit(rp, errstr, errstr_size);
+        if (err)
+            return err;
     }
+    if (ahead > 0) {
+        struct timespec ts = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+    return KB_OK;
 }
 
-static void refuse(struct replay *rp, const struct item *x, int why, const char *detail)
+static kb_err_t refuse(struct replay *rp, const struct item *x, int why, const char *detail,
+                       char *errstr, size_t errstr_size)
 {
     rp->res->refused[why]++;
     struct kb_replay_item it = {x->topic, x->partition, x->offset, x->event_id, x->event_type};
@@ -264,7 +287,7 @@ static void refuse(struct replay *rp, const struct item *x, int why, const char 
     kb_metrics_counter_add("kb_replay_refused_total", 1, kb_replay_refusal_name(why), NULL);
     if (rp->o->refused)
         rp->o->refused(rp->o->opaque, &it, why, detail);
-    step(rp);
+    return step(rp, errstr, errstr_size);
 }
 
 static struct schema_state *state_of(struct replay *rp, const struct kb_schema *schema,
@@ -361,6 +384,50 @@ static kb_err_t txn_commit(struct replay *rp, char *errstr, size_t errstr_size)
     return KB_OK;
 }
 
+/* entitlement()'s answer for a payload that field filters cannot read. */
+static const char UNDECODABLE[] = "the payload does not decode for the subscription's filter";
+
+/* Whether the subscription as it is now selects @p in (matched as the
+ * router does, field filters read from the validated bytes) at @p at_ms. */
+static int selects(struct replay *rp, const struct kb_gate_input *in, const struct schema_state *st,
+                   int64_t at_ms, int *undecodable)
+{
+    struct kb_payload_view pv = {in->schema, in->payload, in->plen, 0, 0, {0}, st->v};
+    size_t n = kb_matcher_match(rp->matcher, &in->attrs, at_ms, kb_payload_field, &pv, rp->hits,
+                                rp->o->subs->n);
+    kb_payload_view_fini(&pv);
+    *undecodable |= pv.failed;
+    for (size_t i = 0; i < n && i < rp->o->subs->n; i++)
+        if (rp->hits[i] == rp->sub)
+            return 1;
+    return 0;
+}
+
+/*
+ * NULL when the subscriber may have the event again, else why not. The
+ * trail says it was entitled then, under the subscription of that day; a
+ * replay is a delivery made now, so it must also hold under the
+ * subscription as it is now: its types, filter, validity and follow list
+ * must select the event at the event's own time (as the router judged it:
+ * ce_time, or when it was recorded), and the subscription must be in force,
+ * and still follow the subject, today.
+ */
+static const char *entitlement(struct replay *rp, const struct item *x,
+                               const struct kb_gate_input *in, const struct schema_state *st)
+{
+    int undecodable = 0;
+    int64_t then = in->attrs.time[0] ? kb_gate_decision_time(&in->attrs) : x->recorded_ms;
+    int ok_then = selects(rp, in, st, then, &undecodable);
+    if (undecodable)
+        return UNDECODABLE;
+    if (!ok_then)
+        return "the subscription as it is now does not select this event (its types, filter, "
+               "validity or follow list changed since the delivery)";
+    if (!selects(rp, in, st, kb_wall_ms(), &undecodable))
+        return "the subscription is not in force now, or no longer follows this subject";
+    return NULL;
+}
+
 /* Check one fetched original and, unless refused, deliver its copy. */
 static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_message_t *m,
                        char *errstr, size_t errstr_size)
@@ -368,40 +435,44 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     uint8_t sha[KB_AUDIT_HASH_LEN];
     kb_audit_sha256(m->payload ? m->payload : "", m->len, sha);
     if (memcmp(sha, x->sha256, sizeof sha)) {
-        refuse(rp, x, KB_REPLAY_ALTERED,
-               "the value's SHA-256 is not the one the audit trail recorded");
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_ALTERED,
+                      "the value's SHA-256 is not the one the audit trail recorded", errstr,
+                      errstr_size);
     }
     /* The router's own gate: the trail says it passed, so anything else
      * means the input is not what was routed. */
     char why[512];
     struct kb_gate_input in;
     if (kb_gate_envelope(rp->o->schemas, m, &in, why, sizeof why) != KB_GATE_PASSED) {
-        refuse(rp, x, KB_REPLAY_INVALID, why);
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_INVALID, why, errstr, errstr_size);
     }
     const struct kb_event_attrs *attrs = &in.attrs;
     const struct kb_schema *schema = in.schema;
     const uint8_t *payload = in.payload;
     size_t plen = in.plen;
     if (strcmp(x->fields, rp->current_fields)) {
-        refuse(rp, x, KB_REPLAY_FIELDS_CHANGED,
-               "the subscription's fields differ from those the trail recorded for this "
-               "delivery");
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_FIELDS_CHANGED,
+                      "the subscription's fields differ from those the trail recorded for "
+                      "this delivery",
+                      errstr, errstr_size);
     }
     struct schema_state *st = state_of(rp, schema, why, sizeof why);
     if (!st)
         return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
     struct kb_validate_result vr;
     if (!st->v || kb_validate(st->v, payload, plen, &vr) != KB_OK) {
-        refuse(rp, x, KB_REPLAY_INVALID, st->v ? vr.message : "schema does not compile");
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_INVALID, st->v ? vr.message : "schema does not compile",
+                      errstr, errstr_size);
     }
     if (!st->view_ok) {
-        refuse(rp, x, KB_REPLAY_FIELDS_CHANGED, "the subscription's fields do not fit the schema");
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_FIELDS_CHANGED,
+                      "the subscription's fields do not fit the schema", errstr, errstr_size);
     }
+    const char *not_entitled = entitlement(rp, x, &in, st);
+    if (not_entitled)
+        return refuse(rp, x,
+                      not_entitled == UNDECODABLE ? KB_REPLAY_INVALID : KB_REPLAY_NOT_ENTITLED,
+                      not_entitled, errstr, errstr_size);
     const void *value;
     size_t len;
     kb_err_t perr = kb__sub_view_value(&st->view, m->payload, m->len, payload, plen, &rp->bufs,
@@ -409,14 +480,12 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     if (perr == KB_ERR_NOMEM)
         return kb_err_set(perr, errstr, errstr_size, "out of memory");
     if (perr) {
-        refuse(rp, x, KB_REPLAY_INVALID, "the payload does not project");
-        return KB_OK;
+        return refuse(rp, x, KB_REPLAY_INVALID, "the payload does not project", errstr,
+                      errstr_size);
     }
     rp->res->replayed++;
-    if (!rp->producer) {
-        step(rp);
-        return KB_OK;
-    }
+    if (!rp->producer)
+        return step(rp, errstr, errstr_size);
 
     /* The copy: the router's, with its own id (a replay is a new delivery)
      * and the original id beside it for consumers that deduplicate. */
@@ -481,9 +550,9 @@ static kb_err_t handle(struct replay *rp, const struct item *x, const rd_kafka_m
     if (produce_audit(rp, &am))
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "audit record not produced");
     kb_metrics_counter_add("kb_audit_records_total", 1, "replayed", NULL);
-    step(rp);
-    if (rp->in_txn >= (size_t)(rp->o->batch_max > 0 ? rp->o->batch_max : 200) ||
-        kb_wall_ms() - rp->txn_started_ms >= BATCH_MS)
+    if ((err = step(rp, errstr, errstr_size)))
+        return err;
+    if (rp->in_txn >= (size_t)(rp->o->batch_max > 0 ? rp->o->batch_max : 200))
         return txn_commit(rp, errstr, errstr_size);
     return KB_OK;
 }
@@ -511,9 +580,11 @@ static kb_err_t replay_partition(struct replay *rp, struct item *items, size_t f
     rd_kafka_resp_err_t werr =
         rd_kafka_query_watermark_offsets(rp->consumer, topic, partition, &lo, &hi, 15000);
     if (werr == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        for (size_t k = from; k < to; k++)
-            refuse(rp, &items[k], KB_REPLAY_GONE, "the input topic or partition no longer exists");
-        return KB_OK;
+        kb_err_t err = KB_OK;
+        for (size_t k = from; k < to && !err; k++)
+            err = refuse(rp, &items[k], KB_REPLAY_GONE,
+                         "the input topic or partition no longer exists", errstr, errstr_size);
+        return err;
     }
     if (werr)
         return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size, "watermarks of %s/%" PRId32 ": %s",
@@ -531,9 +602,10 @@ static kb_err_t replay_partition(struct replay *rp, struct item *items, size_t f
         if (k > from && x->offset == items[k - 1].offset)
             continue; /* the trail named it twice: replay once */
         if (x->offset < lo || x->offset >= hi) {
-            refuse(rp, x, KB_REPLAY_GONE,
-                   x->offset < lo ? "deleted from the input topic by retention"
-                                  : "beyond the end of the input topic");
+            err = refuse(rp, x, KB_REPLAY_GONE,
+                         x->offset < lo ? "deleted from the input topic by retention"
+                                        : "beyond the end of the input topic",
+                         errstr, errstr_size);
             continue;
         }
         if (pending && pending->offset < x->offset) {
@@ -583,7 +655,8 @@ static kb_err_t replay_partition(struct replay *rp, struct item *items, size_t f
         } else {
             /* Read committed skips aborted records and compaction removes
              * others: the offset is simply no longer there. */
-            refuse(rp, x, KB_REPLAY_GONE, "no committed message at this offset any more");
+            err = refuse(rp, x, KB_REPLAY_GONE, "no committed message at this offset any more",
+                         errstr, errstr_size);
         }
     }
     if (pending)
@@ -652,6 +725,26 @@ static kb_err_t open_clients(struct replay *rp, char *errstr, size_t errstr_size
     return kb_audit_resume(rp->audit, rp->chain_topic, 0, -1, errstr, errstr_size);
 }
 
+/* The matcher entitlement() asks, over the subscriptions in force with
+ * their follow lists as the router has them (a follow topic is read now). */
+static kb_err_t load_entitlement(struct replay *rp, char *errstr, size_t errstr_size)
+{
+    if (rp->sub->follow_topic) {
+        kb_follow_topics_t *ft = kb_follow_topics_new(rp->o->kafka);
+        if (!ft)
+            return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        kb_err_t err = kb_follow_topics_load(ft, rp->o->subs, errstr, errstr_size);
+        kb_follow_topics_destroy(ft);
+        if (err)
+            return err;
+    }
+    rp->hits = calloc(rp->o->subs->n, sizeof *rp->hits);
+    rp->matcher = kb_matcher_new(rp->o->subs);
+    if (!rp->hits || !rp->matcher)
+        return kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+    return KB_OK;
+}
+
 kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *res,
                        atomic_int *stop, char *errstr, size_t errstr_size)
 {
@@ -716,6 +809,8 @@ kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *
                 res->replay_id, o->subscriber, plan.n, o->dry_run, o->operator_name);
     if (!plan.n)
         goto out;
+    if ((err = load_entitlement(&rp, errstr, errstr_size)))
+        goto out;
     if ((err = open_clients(&rp, errstr, errstr_size)))
         goto out;
     for (size_t i = 0; i < plan.n && !err;) {
@@ -738,12 +833,12 @@ kb_err_t kb_replay_run(const struct kb_replay_opts *o, struct kb_replay_result *
     }
     KB_LOG_INFO(COMP, "replay finished",
                 "replay_id=%s subscriber=%s planned=%" PRIu64 " replayed=%" PRIu64
-                " altered=%" PRIu64 " gone=%" PRIu64 " invalid=%" PRIu64
-                " fields_changed=%" PRIu64 " result=%s",
+                " altered=%" PRIu64 " gone=%" PRIu64 " invalid=%" PRIu64 " fields_changed=%" PRIu64
+                " not_entitled=%" PRIu64 " result=%s",
                 res->replay_id, o->subscriber, res->planned, res->replayed,
                 res->refused[KB_REPLAY_ALTERED], res->refused[KB_REPLAY_GONE],
                 res->refused[KB_REPLAY_INVALID], res->refused[KB_REPLAY_FIELDS_CHANGED],
-                kb_err_str(err));
+                res->refused[KB_REPLAY_NOT_ENTITLED], kb_err_str(err));
 out:
     for (size_t i = 0; i < plan.n; i++)
         item_fini(&plan.items[i]);
@@ -755,6 +850,8 @@ out:
     free(rp.states);
     kb__sub_view_bufs_fini(&rp.bufs);
     free(rp.current_fields);
+    kb_matcher_destroy(rp.matcher);
+    free(rp.hits);
     kb_audit_destroy(rp.audit);
     if (rp.consumer) {
         rd_kafka_consumer_close(rp.consumer);

@@ -7,7 +7,8 @@
 # routed (projection and pseudonyms), with a new ce_id, the original id and
 # the replay id in headers, and 30 REPLAYED records in the trail that still
 # verifies; a subject filter replays one person's events only; a changed
-# field list is refused; a byte altered in the broker's own log segment of
+# field list is refused, and so is every event the subscription as it is
+# now no longer covers (types, filter, validity, follow list); a byte altered in the broker's own log segment of
 # the input topic is caught by the recorded SHA-256 and refused, by offset.
 source "$(dirname "$0")/lib.sh"
 
@@ -101,6 +102,14 @@ check "an input subject pseudonym" test -n "$subj"
   >"$WORK/replay2.out" 2>&1 && rc=0 || rc=$?
 check "subject replay: exactly 1 planned and replayed" grep -q "planned 1, replayed 1, refused 0" "$WORK/replay2.out"
 check "svb got one more" wait_for 30 count_is "$(T out.svb-kinderbijslag)" $((N + 1))
+# A slow --rate commits each copy before its pause: a transaction left open
+# through a pause longer than transaction.timeout.ms is aborted by the
+# broker (here 5 s against a 25 s pause; the broker reaps within 10 s more).
+"${REPLAY[@]}" --subscriber svb-kinderbijslag --subject "$subj" --reason "langzaam" \
+  --rate 0.04 -X transaction.timeout.ms=5000 >"$WORK/replay-slow.out" 2>&1 && rc=0 || rc=$?
+check "slow rate, short transaction timeout: exit 0" eq "$rc" 0
+check "  ... 1 replayed" grep -q "planned 1, replayed 1, refused 0" "$WORK/replay-slow.out"
+check "  ... svb got it" wait_for 30 count_is "$(T out.svb-kinderbijslag)" $((N + 2))
 # A person by BSN and A-nummer (GBA keys most events by the A-nummer): both
 # are searched and named, never echoed; fictitious numbers, nothing planned.
 "${REPLAY[@]}" --subscriber svb-kinderbijslag --bsn 999995303 --anummer 7194601014 \
@@ -114,7 +123,7 @@ check "replay --anummer must be 10 digits" bash -c "! ${REPLAY[*]} --subscriber 
 sed -i 's/fields: \[kind.geboortedatum, kind.geslacht, inschrijving.gemeente\]/fields: [kind.geboortedatum, kind.geslacht, inschrijving.gemeente, kind.bsn]/' "$SUBS/cbs.yaml"
 "${REPLAY[@]}" --subscriber cbs-geboorten --reason "test" --dry-run >"$WORK/replay3.out" 2>&1 && rc=0 || rc=$?
 check "changed fields: exit 1" eq "$rc" 1
-check "changed fields: all $N refused as fields-changed" grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N)" "$WORK/replay3.out"
+check "changed fields: all $N refused as fields-changed" grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N, not-entitled 0)" "$WORK/replay3.out"
 sed -i 's/, kind.bsn\]/]/' "$SUBS/cbs.yaml"
 # ... and so is a pseudonymisation taken away: the trail records which fields
 # went out as pseudonyms, so no copy is rebuilt with the BSN in the clear.
@@ -125,8 +134,68 @@ sed -i '/pseudonymise:/d' "$SUBS/pseudo.yaml"
 "${REPLAY[@]}" --subscriber pseudo --reason "test" --dry-run >"$WORK/replay6.out" 2>&1 && rc=0 || rc=$?
 check "pseudonymise removed: exit 1" eq "$rc" 1
 check "pseudonymise removed: all $N refused as fields-changed" \
-  grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N)" "$WORK/replay6.out"
+  grep -q "refused $N (altered 0, gone 0, invalid 0, fields-changed $N, not-entitled 0)" "$WORK/replay6.out"
 rm "$SUBS/pseudo.yaml"
+
+# 4b. Entitlement as it is now: a replay is a new delivery, so the
+#     subscription of today must still cover each event, now.
+not_entitled() { # not_entitled NAME EXPECT_REPLAYED: dry run of cbs; exit 1 and the rest refused
+  "${REPLAY[@]}" --subscriber cbs-geboorten --reason "test" --dry-run >"$WORK/ent-$1.out" 2>&1 \
+    && rc=0 || rc=$?
+  check "$1: exit 1" eq "$rc" 1
+  check "$1: $2 replayable, $((N - $2)) refused as not-entitled" grep -q \
+    "planned $N, replayed $2, refused $((N - $2)) (altered 0, gone 0, invalid 0, fields-changed 0, not-entitled $((N - $2)))" \
+    "$WORK/ent-$1.out"
+}
+cp "$SUBS/cbs.yaml" "$WORK/cbs.yaml.orig"
+sed -i 's/types: \[nl.brp.persoon-geboren\]/types: [nl.brp.persoon-overleden]/' "$SUBS/cbs.yaml"
+not_entitled "type no longer subscribed" 0
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+echo "    valid_until: 2020-01-01" >>"$SUBS/cbs.yaml"
+not_entitled "validity ended" 0
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+echo "    valid_from: 2999-01-01" >>"$SUBS/cbs.yaml"
+not_entitled "validity not begun" 0
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+echo "    filter: {exact: {subject: \"$subj\"}}" >>"$SUBS/cbs.yaml"
+not_entitled "filter narrowed to one subject" 1
+grep "refused not-entitled" "$WORK/ent-filter narrowed to one subject.out" | head -1 >"$WORK/ent-line"
+check "  ... each refusal names why" grep -q "does not select this event" "$WORK/ent-line"
+# Follow lists from a compacted topic, read by the replay as by the router:
+# the one person (every BSN in that event that passes the 11-proef, so the
+# child's is among them),
+# followed from 2020 on, then only until a moment after the events' time.
+kcat -C -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -e -q -f '%h\t%s\n' 2>/dev/null | python3 -c '
+import re, sys
+for line in sys.stdin.buffer:
+    if ("ce_subject=" + sys.argv[1]).encode() in line.split(b"\t", 1)[0]:
+        found = {m.decode() for m in re.findall(rb"(?<![0-9])9999[0-9]{5}(?![0-9])", line)}
+        bsn = [b for b in found if sum((9 - i) * int(b[i]) for i in range(8)) % 11 == int(b[8])]
+        print("\n".join(sorted(bsn)))
+        break
+' "$subj" >"$WORK/one-person"
+check "the person's BSNs found in the input" test -s "$WORK/one-person"
+sleep 1
+until_now=$(date -u +%Y-%m-%dT%H:%M:%SZ) # after every event's ce_time, before the replay
+while read -r b; do
+  "$KB" sub follow --topic replay-one --bsn "$b" --from 2020-01-01 \
+    --subject-key-file "$WORK/subject.key" >/dev/null 2>&1
+  "$KB" sub follow --topic replay-ended --bsn "$b" --from 2020-01-01 --until "$until_now" \
+    --subject-key-file "$WORK/subject.key" >/dev/null 2>&1
+done <"$WORK/one-person"
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+echo "    follow: {topic: replay-one}" >>"$SUBS/cbs.yaml"
+not_entitled "follow topic with one person" 1
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+echo "    follow: {topic: replay-ended}" >>"$SUBS/cbs.yaml"
+not_entitled "follow ended since" 0
+check "  ... the person's event named as no longer followed" \
+  grep -q "not-entitled.*no longer follows this subject" "$WORK/ent-follow ended since.out"
+cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
+"${REPLAY[@]}" --subscriber cbs-geboorten --reason "test" --dry-run >"$WORK/ent-back.out" 2>&1 \
+  && rc=0 || rc=$?
+check "subscription restored: all $N replayable again" \
+  grep -q "planned $N, replayed $N, refused 0" "$WORK/ent-back.out"
 
 # 5. Alter one byte of one event's value in the broker's log segment (as an
 #    attacker with disk access would): the replay refuses exactly that one.

@@ -40,6 +40,7 @@ enum kb_replay_refusal {
     KB_REPLAY_GONE = 2,           /* no longer in the input topic (retention, compaction) */
     KB_REPLAY_INVALID = 3,        /* no longer decodes/validates with its schema */
     KB_REPLAY_FIELDS_CHANGED = 4, /* the subscription's fields differ from the recorded ones */
+    KB_REPLAY_NOT_ENTITLED = 5,   /* the subscription as it is now would not deliver it now */
 };
 const char *kb_replay_refusal_name(int why);
 
@@ -59,7 +60,8 @@ typedef void (*kb_replay_refused_fn)(void *opaque, const struct kb_replay_item *
 
 struct kb_replay_opts {
     const struct kb_kafka_opts *kafka;
-    const struct kb_subs *subs;        /* the subscriptions in force (the subscriber's among them) */
+    struct kb_subs *subs; /* the subscriptions in force (the subscriber's among
+                           * them); the subscriber's follow topic is loaded */
     const kb_schemas_t *schemas;
     const uint8_t *subject_key;        /* the bus's subject key, as the router's */
     size_t subject_key_len;
@@ -86,7 +88,7 @@ struct kb_replay_result {
     char replay_id[37];                /* UUID naming this replay (header kb_replay_id) */
     uint64_t planned;                  /* deliveries the trail names */
     uint64_t replayed;                 /* produced (or, dry run, that would be) */
-    uint64_t refused[5];               /* per enum kb_replay_refusal */
+    uint64_t refused[6];               /* per enum kb_replay_refusal */
 };
 
 /** The audit chain name replays write: "<prefix>.replay". */
