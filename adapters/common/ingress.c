@@ -128,10 +128,11 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
  * stable for one adapter (same topics, host and state directory), so that a
  * restart fences the process before it and aborts what it left open;
  * distinct for adapters that must not fence each other (another spool,
- * another host, another topic prefix). A restart under another host name (a
- * new pod) fences nothing: a transaction its predecessor left open holds
+ * another host, another topic prefix). A restart under another host name
+ * fences nothing: a transaction its predecessor left open holds
  * read_committed readers of those partitions back until the broker aborts
- * it (transaction.timeout.ms, 60 s). */
+ * it (transaction.timeout.ms, 60 s); hence the fixed pod hostname in
+ * deploy/k8s/adapters.yaml. */
 static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, char *out,
                         size_t size)
 {

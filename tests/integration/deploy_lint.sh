@@ -42,7 +42,8 @@ if [[ -z $missing ]]; then echo "ok   kustomization lists every manifest"
 else echo "FAIL kustomization misses: $missing" >&2; fails=$((fails + 1)); fi
 # Every command line in compose, Kubernetes and systemd names options its
 # program has (checked against its --help), every router gets the subject key
-# it refuses to start without, and every Kafka client of the plaintext demo
+# it refuses to start without, the Kadaster pod a fixed host name (its
+# transactional id), and every Kafka client of the plaintext demo
 # cluster in compose says allow.plaintext=true (else it refuses to start).
 BIN=${1:?usage: $0 BIN_DIR}
 if python3 - "$SRC/deploy" "$BIN" <<'PY'
@@ -50,6 +51,11 @@ import pathlib, re, shlex, subprocess, sys, yaml
 deploy, bindir = pathlib.Path(sys.argv[1]), sys.argv[2]
 PROGS = ("ketenbus", "ketenbus-gba", "ketenbus-svb", "ketenbus-kadaster")
 cmds = []  # (where, argv, from compose)
+bad = 0
+def fail(msg):
+    global bad
+    print(msg, file=sys.stderr)
+    bad += 1
 compose = yaml.safe_load((deploy / "compose.yaml").read_text())
 for name, svc in compose.get("services", {}).items():
     cmd, ep = svc.get("command"), svc.get("entrypoint") or ["/usr/local/bin/ketenbus"]
@@ -60,17 +66,16 @@ for f in sorted((deploy / "k8s").glob("*.yaml")):
         spec = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})
         for c in spec.get("containers", []):
             ep = c.get("command") or ["/usr/local/bin/ketenbus"]
+            # A Kadaster round is a Kafka transaction whose id is derived from
+            # the host name: a pod's own name changes with every new pod.
+            if pathlib.Path(ep[0]).name == "ketenbus-kadaster" and not spec.get("hostname"):
+                fail(f"k8s/{f.name} {c['name']}: the Kadaster pod needs a fixed hostname")
             cmds.append((f"k8s/{f.name} {c['name']}", [pathlib.Path(ep[0]).name] + c.get("args", []),
                          False))
 for f in sorted((deploy / "systemd").glob("*.service")):
     m = re.search(r"^ExecStart=(.*)$", f.read_text().replace("\\\n", " "), re.M)
     argv = shlex.split(m.group(1))
     cmds.append((f"systemd/{f.name}", [pathlib.Path(argv[0]).name] + argv[1:], False))
-bad = 0
-def fail(msg):
-    global bad
-    print(msg, file=sys.stderr)
-    bad += 1
 for where, argv, in_compose in cmds:
     if argv[0] not in PROGS or len(argv) < 2:
         continue
