@@ -30,10 +30,14 @@ for f in lg01-geboorte-sophie.lo3 gv01-moeder-kind-sophie.lo3; do
   i=$((i + 1))
   cp "$FIX/$f" "$WORK/dev/gba/in/.$i" && mv "$WORK/dev/gba/in/.$i" "$WORK/dev/gba/in/00$i-$f"
 done
-check "SVB's spool got the invitation" wait_for 90 bash -c "ls '$WORK/dev/svb/out' | grep -q ."
+# the birth and the mother's kind-toegevoegd join into one AKW01 invitation
+akw_files() { find "$WORK/dev/svb/out" -maxdepth 1 -name '*.akw01' -type f | wc -l; }
+akw_files_are() { [[ "$(akw_files)" == "$1" ]]; }
+check "SVB's spool got exactly one invitation (.akw01)" wait_for 90 akw_files_are 1
 m() { curl -sf "$URL/metrics" | grep -E "^$1" | awk '{s += $2} END {print s + 0}'; }
-check "metrics: svb-kinderbijslag got the birth" wait_for 30 bash -c \
-  "[[ \$(curl -sf '$URL/metrics' | grep -E '^kb_events_out_total\\{subscriber=\"svb-kinderbijslag\"' | awk '{s += \$2} END {print s + 0}') -ge 1 ]]"
+svb_out_is() { [[ "$(m 'kb_events_out_total\{subscriber="svb-kinderbijslag"')" == "$1" ]]; }
+check "metrics: svb-kinderbijslag got the birth and the kind-toegevoegd (2)" \
+  wait_for 30 svb_out_is 2
 check "metrics: cbs-geboorten got the one birth" eq "$(m 'kb_events_out_total\{subscriber="cbs-geboorten"')" 1
 check "metrics: no dead letters" eq "$(m 'kb_dead_letters_total')" 0
 check "the live stream answers" bash -c "curl -sf -m 5 '$URL/events?max=1' | grep -q '^data: '"

@@ -51,7 +51,7 @@ else
   fi
 fi
 cg_cleanup() { [[ -n "$CG" ]] && rmdir "$CG" 2>/dev/null || true; }
-trap 'cleanup; cg_cleanup' EXIT # lib.sh's cleanup stops the processes first
+CLEANUP_AFTER=cg_cleanup # lib.sh's cleanup stops the processes first
 if [[ -n "$CG" ]]; then echo "memory cgroup $CG limited to $MEM_LIMIT_MB MiB"; else
   echo "no writable memory cgroup: the VmHWM bounds below are the memory limit"; fi
 limited() { # limited COMMAND...: become COMMAND (same pid) inside the memory cgroup

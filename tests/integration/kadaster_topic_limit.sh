@@ -17,15 +17,6 @@ if [[ -z "${KB_KAFKA_STATE:-}" ]]; then
   exit 77
 fi
 BROKER=(env KB_KAFKA_STATE="$KB_KAFKA_STATE" "$SRC/tests/kafka/broker.sh")
-# Kafka's ConfigCommand from the broker's jars (broker.sh topics cannot alter a config).
-topic_limit() { # topic_limit TOPIC BYTES
-  local java=${KB_JAVA:-java}
-  "$java" -Xmx256m -XX:TieredStopAtLevel=1 -cp "$KB_KAFKA_LIBS/*" \
-    -Dlog4j2.configurationFile="$KB_KAFKA_STATE/log4j2.properties" \
-    org.apache.kafka.tools.ConfigCommand --bootstrap-server "$KB_BOOTSTRAP" --alter \
-    --entity-type topics --entity-name "$1" --add-config "max.message.bytes=$2" \
-    >>"$WORK/tools.log" 2>&1
-}
 
 KFIX=$SRC/tests/fixtures/kadaster
 SP=$WORK/kadaster

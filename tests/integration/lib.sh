@@ -22,15 +22,50 @@ PIDS=()
 FAILS=0
 CHECKS=0
 
+# A background process must not have crashed, nor a sanitizer have reported
+# anything, even when every check passed: an ASan error in a router that a
+# test then stops would otherwise pass unseen. Exit statuses of signals a
+# test sends (TERM here, KILL in crash tests, INT) are expected; those of a
+# crash (ILL, ABRT, BUS, FPE, SEGV) are not. Reports are found in every log
+# under WORK (sanitizers write to the process's stderr).
+SANITIZER_REPORT='^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|: runtime error: '
+cleanup_verdict() { # 0 when every background process ended well
+  local pid status bad=0 f
+  for pid in "${PIDS[@]}"; do
+    status=0
+    wait "$pid" 2>/dev/null || status=$?
+    case $status in
+      132 | 134 | 135 | 136 | 139)
+        echo "FAIL a background process (pid $pid) crashed: exit status $status" >&2
+        bad=1 ;;
+    esac
+  done
+  while IFS= read -r -d '' f; do
+    if grep -aEq "$SANITIZER_REPORT" "$f"; then
+      echo "FAIL sanitizer report in $f:" >&2
+      grep -aE -A12 "$SANITIZER_REPORT" "$f" | head -40 >&2
+      bad=1
+    fi
+  done < <(find "$WORK" -name '*.log' -type f -print0 2>/dev/null)
+  return "$bad"
+}
+
+# The EXIT trap. A test that needs more cleaning up after its processes
+# stopped sets CLEANUP_AFTER to a command. The script's exit status stays
+# its own unless the verdict above fails; then it is 1.
+CLEANUP_AFTER=
 cleanup() {
+  local bad=0
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  cleanup_verdict || { bad=1; FAILS=$((FAILS + 1)); }
+  [[ -z $CLEANUP_AFTER ]] || $CLEANUP_AFTER || true
   if ((FAILS)) || [[ -n ${KB_KEEP_WORK:-} ]]; then
     echo "--- logs (work folder $WORK) ---" >&2
     for f in "$WORK"/*.log; do [[ -f $f ]] && { echo "== $f" >&2; tail -n 30 "$f" >&2; }; done
   else
     rm -rf "$WORK"
   fi
+  if ((bad)); then exit 1; fi
 }
 trap cleanup EXIT
 
@@ -59,7 +94,14 @@ wait_for() { # wait_for SECONDS COMMAND...: poll until COMMAND succeeds
 
 start() { # start NAME COMMAND...: background process with its log in WORK
   local name=$1; shift
-  "$@" >>"$WORK/$name.log" 2>&1 &
+  # The child drops the EXIT trap first: bash runs that trap in a forked
+  # child that a signal ends (before its exec, or while it runs a shell
+  # function), which would clean up (remove WORK) from inside the child.
+  if declare -F "$1" >/dev/null; then
+    (trap - EXIT; "$@") >>"$WORK/$name.log" 2>&1 &
+  else
+    (trap - EXIT; exec "$@") >>"$WORK/$name.log" 2>&1 &
+  fi
   PIDS+=($!)
   LAST_PID=$!
 }
@@ -70,6 +112,17 @@ start() { # start NAME COMMAND...: background process with its log in WORK
 serving_port() {
   wait_for 30 grep -qs 'msg="serving"' "$WORK/$1.log" || return 1
   sed -n 's/.*msg="serving" url=https\{0,1\}:\/\/[^:]*:\([0-9]*\)\/.*/\1/p' "$WORK/$1.log" | head -1
+}
+
+# topic_limit TOPIC BYTES: set the topic's max.message.bytes, with Kafka's
+# ConfigCommand from the broker's jars (broker.sh topics cannot alter a
+# config). Needs KB_KAFKA_STATE (the broker's env file sets KB_KAFKA_LIBS).
+topic_limit() {
+  "${KB_JAVA:-java}" -Xmx256m -XX:TieredStopAtLevel=1 -cp "$KB_KAFKA_LIBS/*" \
+    -Dlog4j2.configurationFile="$KB_KAFKA_STATE/log4j2.properties" \
+    org.apache.kafka.tools.ConfigCommand --bootstrap-server "$KB_BOOTSTRAP" --alter \
+    --entity-type topics --entity-name "$1" --add-config "max.message.bytes=$2" \
+    >>"$WORK/tools.log" 2>&1
 }
 
 # Number of committed messages in TOPIC (all partitions).

@@ -133,7 +133,9 @@ static void test_token(void)
     n += (int)big;
     n += sprintf(req + n, "\r\nConnection: close\r\n\r\n");
     int st = raw(port, req, (size_t)n, out, sizeof out);
-    CHECK(st == 0 || st >= 400);
+    /* libevent answers 400; or the client sees the reset first (the server
+     * closes with the rest of the header block unread): then no status. */
+    CHECK(st == 400 || st == 0);
     CHECK(strstr(out, "auth=") == NULL);
     /* body over 1000 bytes: 413 */
     n = sprintf(req, "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5000\r\n"

@@ -329,12 +329,28 @@ static void drip_tick(evutil_socket_t fd, short what, void *arg)
     evbuffer_free(b);
 }
 
+/* A request left unanswered when its client hangs up: libevent detaches it
+ * from the connection (its evcon becomes NULL) and leaves it to us. At our
+ * own shutdown it is still attached, and the connection frees it. */
+static void free_if_detached(struct evhttp_request *req)
+{
+    if (!evhttp_request_get_connection(req))
+        evhttp_request_free(req);
+}
+
 static void drip_closed(struct evhttp_connection *conn, void *arg)
 {
     (void)conn;
     struct drip *dr = arg;
     event_free(dr->ev);
+    free_if_detached(dr->req);
     free(dr);
+}
+
+static void hang_closed(struct evhttp_connection *conn, void *arg)
+{
+    (void)conn;
+    free_if_detached(arg);
 }
 
 static void drip_start(struct evhttp_request *req)
@@ -427,8 +443,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     json_decref(o);
     json_decref(doc);
     free(body);
-    if (status == 0)
-        return; /* hang: the sender's timeout ends it */
+    if (status == 0) { /* hang: the sender's timeout ends it */
+        evhttp_connection_set_closecb(evhttp_request_get_connection(req), hang_closed, req);
+        return;
+    }
     if (status == DRIP) {
         drip_start(req);
         return;
