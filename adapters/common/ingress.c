@@ -324,6 +324,94 @@ size_t kb_ingress_quarantine_max_raw(const kb_ingress_t *ing)
     return ing->quarantine_raw_max;
 }
 
+size_t kb_ingress_event_limit(size_t message_max_bytes)
+{
+    if (!message_max_bytes)
+        message_max_bytes = 1000000; /* librdkafka's default */
+    if (message_max_bytes <= 2 * KB_INGRESS_EVENT_HEADROOM)
+        return message_max_bytes / 2;
+    return message_max_bytes - KB_INGRESS_EVENT_HEADROOM;
+}
+
+kb_err_t kb_ingress_too_large(char *errstr, size_t errstr_size, const char *what, size_t size,
+                              size_t limit)
+{
+    return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                      "%s: its event of %zu bytes would be over the event size limit of %zu "
+                      "(the smaller of the producer's message.max.bytes and the topic's "
+                      "max.message.bytes, less room for headers)",
+                      what, size, limit);
+}
+
+/* Bytes a message takes besides its value, counted as the broker counts a
+ * one-record batch against max.message.bytes, rounded up: the batch header
+ * (61), the record's own varints and attributes (at most 24), the key, and
+ * each header's name and value with their two varints (4). */
+static size_t message_overhead(const struct kb_ingress_event *ev)
+{
+    struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
+    char seqbuf[24];
+    size_t nh = kb_event_headers(&ev->attrs, hdrs, seqbuf);
+    size_t n = 61 + 24 + strlen(ev->key);
+    for (size_t i = 0; i < nh; i++)
+        n += strlen(hdrs[i].name) + hdrs[i].len + 4;
+    return n;
+}
+
+kb_err_t kb_ingress_check_sizes(const kb_ingress_t *ing, const struct kb_ingress_event *evs,
+                                size_t n, char *errstr, size_t errstr_size)
+{
+    size_t max = ing->max_message ? ing->max_message : 1000000; /* librdkafka's default */
+    for (size_t i = 0; i < n; i++) {
+        size_t over = message_overhead(&evs[i]);
+        size_t limit = max > over ? max - over : 0;
+        if (evs[i].len > limit)
+            return kb_ingress_too_large(errstr, errstr_size, evs[i].attrs.type, evs[i].len, limit);
+    }
+    return KB_OK;
+}
+
+kb_err_t kb_ingress_relearn(kb_ingress_t *ing, char *errstr, size_t errstr_size)
+{
+    rd_kafka_t *fresh = producer_new(&ing->opts, 0, ing->txn_id, errstr, errstr_size);
+    if (!fresh)
+        return KB_ERR_KAFKA; /* the old one stays: the next send tries with it */
+    size_t before = ing->max_message;
+    if (ing->producer) {
+        kb_adapter_metrics_kafka(NULL); /* waits for a probe using it */
+        rd_kafka_flush(ing->producer, 10000);
+        rd_kafka_destroy(ing->producer);
+    }
+    ing->producer = fresh;
+    ing->batch_size = 0;
+    kb_err_t err = learn_limits(ing, &ing->opts, errstr, errstr_size);
+    if (ing->producer) /* NULL when learn_limits could not make one with a smaller batch */
+        kb_adapter_metrics_kafka(ing->producer);
+    KB_LOG_WARN(COMP, "Kafka refused a record as too large; limits learnt again",
+                "topic=%s max_message_before=%zu max_message=%zu", ing->topic, before,
+                ing->max_message);
+    return err;
+}
+
+kb_err_t kb_ingress_send_sized(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
+                               int timeout_ms, char *errstr, size_t errstr_size)
+{
+    kb_err_t err = kb_ingress_check_sizes(ing, evs, n, errstr, errstr_size);
+    if (err)
+        return err;
+    err = kb_ingress_send(ing, evs, n, timeout_ms, errstr, errstr_size);
+    if (err != KB_ERR_RANGE)
+        return err;
+    char why[512];
+    snprintf(why, sizeof why, "%s", errstr);
+    if (kb_ingress_relearn(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA; /* errstr says why */
+    if (kb_ingress_check_sizes(ing, evs, n, errstr, errstr_size))
+        return KB_ERR_RANGE;
+    return kb_err_set(KB_ERR_KAFKA, errstr, errstr_size,
+                      "%s; limits learnt again, every event fits them: retry", why);
+}
+
 void kb_ingress_destroy(kb_ingress_t *ing)
 {
     if (!ing)
@@ -527,6 +615,9 @@ kb_err_t kb_ingress_send(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t
                          int timeout_ms, char *errstr, size_t errstr_size)
 {
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    /* kb_ingress_relearn() may have left no producer (see there) */
+    if (!ing->producer && producer_remake(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA;
     /* The batch's ce_sequence numbers are taken, durably, before anything
      * is produced: a send that fails half-way (or times out while messages
      * are in flight) may still have put some of them in Kafka, and a number
@@ -619,6 +710,8 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
                                     size_t n, int timeout_ms, char *errstr, size_t errstr_size)
 {
     struct tracker t = {0, RD_KAFKA_RESP_ERR_NO_ERROR};
+    if (!ing->producer && producer_remake(ing, errstr, errstr_size))
+        return KB_ERR_KAFKA; /* as in kb_ingress_send */
     int txn = ing->txn_id[0] != '\0';
     if (txn && txn_begin(ing, errstr, errstr_size))
         return KB_ERR_KAFKA;

@@ -53,6 +53,39 @@ kb_ingress_t *kb_ingress_new(const struct kb_ingress_opts *opts, char *errstr,
  */
 size_t kb_ingress_max_message(const kb_ingress_t *ing);
 
+/** Room left in a Kafka message for the key, the ce_* headers and the
+ *  record's own overhead: ce_* values are bounded by struct kb_event_attrs
+ *  (about 1.2 KiB together). */
+#define KB_INGRESS_EVENT_HEADROOM 4096
+/** The event size limit under librdkafka's default message.max.bytes
+ *  (1,000,000). kb_ingress_event_limit() gives it for a configured one. */
+#define KB_INGRESS_MAX_EVENT      (1000000 - KB_INGRESS_EVENT_HEADROOM)
+
+/** The largest event value a message of @p message_max_bytes (0: librdkafka's
+ *  default message.max.bytes) holds with its key and headers. */
+size_t kb_ingress_event_limit(size_t message_max_bytes);
+
+/** KB_ERR_RANGE with the reason an event of @p what (no personal data) of
+ *  @p size bytes is refused under @p limit (kb_ingress_event_limit). */
+kb_err_t kb_ingress_too_large(char *errstr, size_t errstr_size, const char *what, size_t size,
+                              size_t limit);
+
+/** KB_OK when every one of @p n events fits, with its key and headers, the
+ *  message size @p ing learnt (kb_ingress_max_message), else
+ *  kb_ingress_too_large() for the first that does not. */
+kb_err_t kb_ingress_check_sizes(const kb_ingress_t *ing, const struct kb_ingress_event *evs,
+                                size_t n, char *errstr, size_t errstr_size);
+
+/**
+ * Kafka refused a record as too large that fit the limits learnt: a topic's
+ * max.message.bytes was lowered since. Make the producer again (its
+ * batch.size must fit the new limit too) and learn the limits again. The
+ * old producer stays when no new one can be made (Kafka unreachable).
+ * Nothing of @p ing may be in flight.
+ * @thread the one thread that owns @p ing
+ */
+kb_err_t kb_ingress_relearn(kb_ingress_t *ing, char *errstr, size_t errstr_size);
+
 /** Raw bytes a quarantine record of @p ing carries at most (above them only
  *  the reason, size and SHA-256): 512 KiB, or less when the quarantine
  *  topic's max.message.bytes is lower. */
@@ -60,6 +93,22 @@ size_t kb_ingress_quarantine_max_raw(const kb_ingress_t *ing);
 
 /** Release @p ing, flushing nothing: unacknowledged sends were already reported. */
 void kb_ingress_destroy(kb_ingress_t *ing);
+
+/**
+ * kb_ingress_send() under the size rule, for an adapter that quarantines an
+ * input whose event Kafka can never take: KB_ERR_RANGE (errstr: which
+ * event, its size and the limit) when an event is over the limit learnt,
+ * also when Kafka refused one as too large (the limits are then learnt
+ * again first, and the events checked against them); nothing was sent
+ * then, except after such a refusal by Kafka without opts.transactional,
+ * when some events of the batch may be in Kafka already (their ids are
+ * deterministic: a later send of the same input repeats them). Another
+ * refusal as too large after learning again (a batch over a topic's
+ * limit) is KB_ERR_KAFKA: retry with the new producer. Other errors as
+ * kb_ingress_send().
+ */
+kb_err_t kb_ingress_send_sized(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n,
+                               int timeout_ms, char *errstr, size_t errstr_size);
 
 /**
  * Send @p n events, assigning consecutive ce_sequence numbers, and wait up

@@ -163,11 +163,19 @@ static enum outcome process_locked(struct gba *g, const uint8_t *buf, size_t len
         char sha[65];
         kb_sha256_hex(buf, len, sha);
         KB_LOG_INFO(COMP, "no life event in message", "type=%s sha256=%s", msg.type, sha);
-    } else if (kb_ingress_send(g->ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr)) {
+    } else if ((err =
+                    kb_ingress_send_sized(g->ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr))) {
+        kb_gba_events_free(evs, n);
+        if (err == KB_ERR_RANGE) {
+            /* An event Kafka can never take (the topic's max.message.bytes):
+             * retrying would hold the spool or the sender for good. */
+            snprintf(reason, reason_size, "size: %s", errstr);
+            out = quarantine(g, buf, len, "size", errstr, -1);
+            goto out;
+        }
         KB_LOG_ERR(COMP, "events not acknowledged; message kept for retry",
                    "type=%s error=\"%s\"", msg.type, errstr);
         snprintf(reason, reason_size, "kafka: events not acknowledged");
-        kb_gba_events_free(evs, n);
         out = OUT_RETRY;
         goto out;
     }

@@ -240,7 +240,7 @@ static int add_document(struct adder *a, const char *entry, const uint8_t *xml, 
     /* Kafka refuses an event over its limit (max_event) for good: refused here,
      * with the bytes at hand, the document goes to quarantine like any
      * other instead of failing every later send of its whole delivery. */
-    err = events_fit(b->ctx, b->max_event ? b->max_event : KB_KADASTER_MAX_EVENT, doc, errstr,
+    err = events_fit(b->ctx, b->max_event ? b->max_event : KB_INGRESS_MAX_EVENT, doc, errstr,
                      sizeof errstr);
     if (err == KB_ERR_RANGE) {
         kb_brk_doc_fini(&doc->brk);
@@ -738,15 +738,6 @@ static kb_err_t emit(const struct kb_kadaster_ctx *ctx, const struct unit *u,
     return KB_OK;
 }
 
-size_t kb_kadaster_max_event(size_t message_max_bytes)
-{
-    if (!message_max_bytes)
-        message_max_bytes = 1000000; /* librdkafka's default */
-    if (message_max_bytes <= 2 * KB_KADASTER_EVENT_HEADROOM)
-        return message_max_bytes / 2;
-    return message_max_bytes - KB_KADASTER_EVENT_HEADROOM;
-}
-
 /*
  * Upper bound of the encoded size of the event of @p s (with the `was`
  * @p was of a mutation, or NULL), cheap to compute, so that events are
@@ -819,11 +810,7 @@ static kb_err_t events_fit(const struct kb_kadaster_ctx *ctx, size_t max_event,
             char where[64] = "Mutatie";
             if (d->kind == KB_BRK_STAND)
                 snprintf(where, sizeof where, "Stand/stand snapshot %zu", i + 1);
-            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
-                              "%s: its event of %zu bytes would be over the event size limit of "
-                              "%zu (the smaller of the producer's message.max.bytes and the "
-                              "topic's max.message.bytes, less room for headers)",
-                              where, size, max_event);
+            return kb_ingress_too_large(errstr, errstr_size, where, size, max_event);
         }
     }
     return KB_OK;
@@ -881,7 +868,7 @@ kb_err_t kb_kadaster_events(const struct kb_kadaster_ctx *ctx, struct kb_kadaste
         }
         i = j;
     }
-    size_t max_event = b->max_event ? b->max_event : KB_KADASTER_MAX_EVENT;
+    size_t max_event = b->max_event ? b->max_event : KB_INGRESS_MAX_EVENT;
     for (size_t i = 0; i < nu && !err; i++) {
         err = emit(ctx, &units[i], &out[i], errstr, errstr_size);
         if (!err && out[i].len > max_event)

@@ -31,18 +31,6 @@ struct kb_kadaster_ctx {
     const char *source; /* ce_source */
 };
 
-/** Room left in a Kafka message for the key, the ce_* headers and the
- *  record's own overhead: ce_* values are bounded by struct kb_event_attrs
- *  (about 1.2 KiB together). */
-#define KB_KADASTER_EVENT_HEADROOM 4096
-/** The event size limit under librdkafka's default message.max.bytes
- *  (1,000,000). kb_kadaster_max_event() gives it for a configured one. */
-#define KB_KADASTER_MAX_EVENT      (1000000 - KB_KADASTER_EVENT_HEADROOM)
-
-/** The largest event value a message of @p message_max_bytes (0: librdkafka's
- *  default message.max.bytes) holds with its key and headers. */
-size_t kb_kadaster_max_event(size_t message_max_bytes);
-
 /** Room for a document's ce_dataref: the file's URI and "#" its ZIP entry
  *  (events leave out one longer than the header takes). */
 #define KB_KADASTER_DATAREF_MAX 1024
@@ -69,7 +57,7 @@ struct kb_kadaster_batch {
      * which then fails the whole batch on such a document. */
     const struct kb_kadaster_ctx *ctx;
     size_t max_event; /* largest event value (framed Avro) the producer takes, in bytes;
-                         0 (after init): KB_KADASTER_MAX_EVENT */
+                         0 (after init): KB_INGRESS_MAX_EVENT */
 };
 
 /**
@@ -130,7 +118,7 @@ char *kb_kadaster_event_json(const kb_schemas_t *schemas, const struct kb_ingres
  * refused document as {"quarantine": {document, rule, reason, sha256}}.
  * File names are reported without their folder; @p received_ms >= 0
  * replaces the files' modification times (for reproducible output); a
- * document with an event over @p max_event bytes (0: KB_KADASTER_MAX_EVENT)
+ * document with an event over @p max_event bytes (0: KB_INGRESS_MAX_EVENT)
  * is refused with rule "size", as ingest refuses it.
  * Returns the number of refused documents, or -1 with errstr set.
  */

@@ -116,7 +116,7 @@ static int cmd_decode(int argc, char **argv)
     struct kb_kadaster_ctx ctx = {schemas, key, key_len, source};
     int rejects = kb_kadaster_decode(
         &ctx, (const char *const *)argv + optind, (size_t)(argc - optind), received,
-        kb_kadaster_max_event(message_max_bytes(&args.kafka)), stdout, errstr, sizeof errstr);
+        kb_ingress_event_limit(message_max_bytes(&args.kafka)), stdout, errstr, sizeof errstr);
     if (rejects < 0)
         fprintf(stderr, "error: %s\n", errstr);
     rc = rejects < 0 ? 2 : rejects > 0 ? 1 : 0;
@@ -257,7 +257,7 @@ static int ingress_open(struct kad *k, char *errstr, size_t errstr_size)
     k->ing = kb_ingress_new(&iopts, errstr, errstr_size);
     if (!k->ing)
         return -1;
-    k->max_event = kb_kadaster_max_event(kb_ingress_max_message(k->ing));
+    k->max_event = kb_ingress_event_limit(kb_ingress_max_message(k->ing));
     return 0;
 }
 

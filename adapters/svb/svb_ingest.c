@@ -165,8 +165,8 @@ struct refused {
     size_t offset;             /* byte offset of the record in the file */
     size_t len;                /* record length without line end */
     int regel;                 /* 1-based line */
-    enum kb_akw02_rule rule;
-    char reason[256];          /* "regel N: AKW02 <field> (col a-b): why" */
+    const char *rule;          /* kb_akw02_rule_name(), or "size" */
+    char reason[360];          /* "regel N: AKW02 <field> (col a-b): why" */
 };
 
 /* What of a spool file was not judged, once MAX_REFUSED records were refused. */
@@ -219,7 +219,11 @@ static int send_events(kb_ingress_t *ing, struct kb_ingress_event *evs, size_t n
 {
     char errstr[512];
     ing_lock();
-    kb_err_t err = kb_ingress_send(ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr);
+    /* Every event was checked against the limit when it was built: a
+     * KB_ERR_RANGE here means Kafka refused one as too large after a topic's
+     * limit was lowered; the limits are learnt again, the file kept, and the
+     * next scan refuses that record by the new limit. */
+    kb_err_t err = kb_ingress_send_sized(ing, evs, n, ACK_TIMEOUT_MS, errstr, sizeof errstr);
     if (!err)
         kb_svb_ingest_stats.records += n;
     ing_unlock();
@@ -278,8 +282,8 @@ static char *file_reason(const struct refused *bad, size_t n_bad, const struct r
                    n_bad - i);
             break;
         }
-        append(reason, MAX_FILE_REASON, &rl, "%s%s: %s", rl ? "\n" : "",
-               kb_akw02_rule_name(bad[i].rule), bad[i].reason);
+        append(reason, MAX_FILE_REASON, &rl, "%s%s: %s", rl ? "\n" : "", bad[i].rule,
+               bad[i].reason);
     }
     if (rest->reason[0])
         append(reason, MAX_FILE_REASON, &rl, "%s%s: %s", rl ? "\n" : "", RULE_REST, rest->reason);
@@ -346,33 +350,14 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         if (rlen > 0 && text[off + rlen - 1] == '\r')
             rlen--;
         int regel = (int)++n_lines;
-        char perr[200];
+        char perr[320];
         enum kb_akw02_rule rule =
             len == 0 ? KB_AKW02_LENGTH : kb_akw02_parse(text + off, rlen, rec, perr, sizeof perr);
         if (len == 0)
             snprintf(perr, sizeof perr, "empty file");
-        if (rule != KB_AKW02_OK && n_bad == MAX_REFUSED) {
-            /* Not a batch with a few bad records but no AKW02 file at all
-             * (or a hostile one): stop judging, quarantine the rest whole. */
-            rest.offset = off;
-            rest.len = len - off;
-            rest.regel = regel;
-            break;
-        }
-        if (rule != KB_AKW02_OK) {
-            if (n_bad == bad_cap) {
-                size_t ncap = bad_cap ? 2 * bad_cap : 16;
-                ncap = ncap < MAX_REFUSED ? ncap : MAX_REFUSED;
-                struct refused *nb = realloc(bad, ncap * sizeof *nb);
-                if (!nb)
-                    goto out;
-                bad = nb;
-                bad_cap = ncap;
-            }
-            struct refused *r = &bad[n_bad++];
-            *r = (struct refused){off, rlen, regel, rule, ""};
-            snprintf(r->reason, sizeof r->reason, "regel %d: %s", regel, perr);
-        } else {
+        const char *rule_name = kb_akw02_rule_name(rule);
+        int refused = rule != KB_AKW02_OK;
+        if (!refused) {
             char dataref[sizeof evs->attrs.dataref], fragment[24];
             snprintf(fragment, sizeof fragment, "regel=%d", regel);
             kb_adapter_dataref(done_uri, done_name, fragment, dataref, sizeof dataref);
@@ -383,6 +368,40 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                            errstr);
                 goto out;
             }
+            /* An event Kafka can never take (the topic's max.message.bytes)
+             * is refused like a bad record: retrying would hold the spool. */
+            ing_lock();
+            kb_err_t serr = kb_ingress_check_sizes(ing, &evs[n_evs], 1, perr, sizeof perr);
+            ing_unlock();
+            if (serr) {
+                free(evs[n_evs].value);
+                evs[n_evs].value = NULL;
+                refused = 1;
+                rule_name = "size";
+            }
+        }
+        if (refused && n_bad == MAX_REFUSED) {
+            /* Not a batch with a few bad records but no AKW02 file at all
+             * (or a hostile one): stop judging, quarantine the rest whole. */
+            rest.offset = off;
+            rest.len = len - off;
+            rest.regel = regel;
+            break;
+        }
+        if (refused) {
+            if (n_bad == bad_cap) {
+                size_t ncap = bad_cap ? 2 * bad_cap : 16;
+                ncap = ncap < MAX_REFUSED ? ncap : MAX_REFUSED;
+                struct refused *nb = realloc(bad, ncap * sizeof *nb);
+                if (!nb)
+                    goto out;
+                bad = nb;
+                bad_cap = ncap;
+            }
+            struct refused *r = &bad[n_bad++];
+            *r = (struct refused){off, rlen, regel, rule_name, ""};
+            snprintf(r->reason, sizeof r->reason, "regel %d: %s", regel, perr);
+        } else {
             if (++n_evs == EVENT_CHUNK) {
                 n_evs = 0; /* send_events() frees the values, sent or not */
                 if (send_events(ing, evs, EVENT_CHUNK))
@@ -409,10 +428,9 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
             goto out;
         for (size_t i = 0; i < n_bad; i++) {
             struct refused *r = &bad[i];
-            KB_LOG_WARN(COMP, "AKW02 record quarantined", "rule=%s reason=\"%s\"",
-                        kb_akw02_rule_name(r->rule), r->reason);
-            q[i] = (struct kb_ingress_refusal){text + r->offset, r->len,
-                                               kb_akw02_rule_name(r->rule), r->reason,
+            KB_LOG_WARN(COMP, "AKW02 record quarantined", "rule=%s reason=\"%s\"", r->rule,
+                        r->reason);
+            q[i] = (struct kb_ingress_refusal){text + r->offset, r->len, r->rule, r->reason,
                                                (int64_t)r->offset};
         }
         int qrc = quarantine_many(ing, q, n_bad);
@@ -450,7 +468,7 @@ int kb_svb_ingest_file(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
         char suffix[32];
         snprintf(suffix, sizeof suffix, ".regel-%d", bad[i].regel);
         if (quarantine_piece(spool, done_name, suffix, text + bad[i].offset, bad[i].len,
-                             kb_akw02_rule_name(bad[i].rule), bad[i].reason))
+                             bad[i].rule, bad[i].reason))
             goto out;
     }
     if (rest.offset < len) {
@@ -479,7 +497,7 @@ char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
                          const uint8_t *frame, size_t len, char *reason, size_t reason_size)
 {
     struct kb_akw02 *rec = malloc(sizeof *rec);
-    char errstr[512], perr[200];
+    char errstr[512], perr[320];
     char verdict = 'N';
     if (!rec) {
         snprintf(reason, reason_size, "out of memory");
@@ -491,43 +509,50 @@ char kb_svb_ingest_frame(const struct kb_svb_ingest_ctx *ctx, kb_ingress_t *ing,
     if (rlen > 0 && frame[rlen - 1] == '\r')
         rlen--;
     enum kb_akw02_rule rule = kb_akw02_parse((const char *)frame, len, rec, perr, sizeof perr);
-    if (rule != KB_AKW02_OK) {
-        KB_LOG_WARN(COMP, "AKW02 record quarantined", "transport=tcp rule=%s reason=\"%s\"",
-                    kb_akw02_rule_name(rule), perr);
-        ing_lock();
-        kb_err_t err = kb_ingress_quarantine(ing, frame, len, kb_akw02_rule_name(rule), perr, 0,
-                                             ACK_TIMEOUT_MS, errstr, sizeof errstr);
-        if (!err)
-            kb_svb_ingest_stats.quarantined++;
-        ing_unlock();
-        if (err) {
-            snprintf(reason, reason_size, "quarantine not acknowledged: %s", errstr);
-        } else {
-            snprintf(reason, reason_size, "%s: %s", kb_akw02_rule_name(rule), perr);
-            verdict = 'R';
+    const char *rule_name = kb_akw02_rule_name(rule);
+    if (rule == KB_AKW02_OK) {
+        struct kb_ingress_event ev;
+        if (kb_svb_akw02_event(ctx, rec, (const char *)frame, rlen, KB_SVB_TCP, 0, kb_wall_ms(),
+                               NULL, &ev, errstr, sizeof errstr)) {
+            snprintf(reason, reason_size, "cannot build event: %s", errstr);
+            goto out;
         }
-        goto out;
+        ing_lock();
+        kb_err_t err = kb_ingress_send_sized(ing, &ev, 1, ACK_TIMEOUT_MS, errstr, sizeof errstr);
+        if (!err)
+            kb_svb_ingest_stats.records++;
+        ing_unlock();
+        if (!err) {
+            KB_LOG_INFO(COMP, "event published",
+                        "transport=tcp event_id=%s subject=%s sequence=%llu", ev.attrs.id,
+                        ev.attrs.subject, (unsigned long long)ev.attrs.sequence);
+            reason[0] = '\0';
+            verdict = 'A';
+        } else if (err != KB_ERR_RANGE) {
+            snprintf(reason, reason_size, "not acknowledged by Kafka: %s", errstr);
+        }
+        free(ev.value);
+        if (err != KB_ERR_RANGE)
+            goto out;
+        /* An event Kafka can never take (the topic's max.message.bytes) is
+         * refused like a bad record: the sender would retry it for good. */
+        snprintf(perr, sizeof perr, "%.319s", errstr);
+        rule_name = "size";
     }
-    struct kb_ingress_event ev;
-    if (kb_svb_akw02_event(ctx, rec, (const char *)frame, rlen, KB_SVB_TCP, 0, kb_wall_ms(), NULL,
-                           &ev, errstr, sizeof errstr)) {
-        snprintf(reason, reason_size, "cannot build event: %s", errstr);
-        goto out;
-    }
+    KB_LOG_WARN(COMP, "AKW02 record quarantined", "transport=tcp rule=%s reason=\"%s\"", rule_name,
+                perr);
     ing_lock();
-    kb_err_t err = kb_ingress_send(ing, &ev, 1, ACK_TIMEOUT_MS, errstr, sizeof errstr);
-    if (!err)
-        kb_svb_ingest_stats.records++;
+    kb_err_t qerr = kb_ingress_quarantine(ing, frame, len, rule_name, perr, 0, ACK_TIMEOUT_MS,
+                                          errstr, sizeof errstr);
+    if (!qerr)
+        kb_svb_ingest_stats.quarantined++;
     ing_unlock();
-    if (err) {
-        snprintf(reason, reason_size, "not acknowledged by Kafka: %s", errstr);
+    if (qerr) {
+        snprintf(reason, reason_size, "quarantine not acknowledged: %s", errstr);
     } else {
-        KB_LOG_INFO(COMP, "event published", "transport=tcp event_id=%s subject=%s sequence=%llu",
-                    ev.attrs.id, ev.attrs.subject, (unsigned long long)ev.attrs.sequence);
-        reason[0] = '\0';
-        verdict = 'A';
+        snprintf(reason, reason_size, "%s: %s", rule_name, perr);
+        verdict = 'R';
     }
-    free(ev.value);
 out:
     free(rec);
     return verdict;

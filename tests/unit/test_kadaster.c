@@ -591,8 +591,8 @@ static void test_event_size_limit(void)
     }
     unlink(path);
     rmdir(dir);
-    CHECK_INT(kb_kadaster_max_event(0), 995904);
-    CHECK_INT(kb_kadaster_max_event(2000000), 2000000 - KB_KADASTER_EVENT_HEADROOM);
+    CHECK_INT(kb_ingress_event_limit(0), 995904);
+    CHECK_INT(kb_ingress_event_limit(2000000), 2000000 - KB_INGRESS_EVENT_HEADROOM);
     free(xml);
 }
 
