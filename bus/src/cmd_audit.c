@@ -19,6 +19,7 @@
 
 #include "cmd.h"
 #include "ketenbus/audit.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
@@ -53,7 +54,8 @@ static const char usage[] =
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
-    "T is RFC 3339 (2024-03-18T09:15:30Z), a date (2024-03-18) or milliseconds since 1970.\n";
+    "T is RFC 3339 with its zone (2024-03-18T09:15:30Z, 2024-03-18T10:15:30+01:00), a date\n"
+    "(2024-03-18, midnight UTC) or milliseconds since 1970; 2026-02-31 or 24:00 is refused.\n";
 
 enum {
     OPT_PRIV = 1000,
@@ -84,43 +86,6 @@ struct audit_args {
     const char *router_group; /* verify: group whose committed offsets the chains must reach */
     int threads; /* verify: reader threads; 0 = one per CPU */
 };
-
-/* RFC 3339 (UTC, "Z") / date / milliseconds -> ms since 1970; -1 when unparsable. */
-static int64_t parse_time(const char *s)
-{
-    char *end;
-    if (*s && strspn(s, "0123456789") == strlen(s))
-        return (int64_t)strtoll(s, &end, 10);
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int used = 0;
-    int64_t ms = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) == 6) {
-        const char *rest = s + used;
-        if (*rest == '.') {
-            int scale = 100;
-            for (rest++; isdigit((unsigned char)*rest); rest++, scale /= 10)
-                ms += (*rest - '0') * scale;
-        }
-        if (*rest == 'Z' || *rest == 'z')
-            rest++;
-        if (*rest)
-            return -1; /* offsets other than Z: give UTC */
-    } else {
-        memset(&tm, 0, sizeof tm);
-        used = 0;
-        if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &used) != 3 ||
-            s[used])
-            return -1;
-    }
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 static void str_copy(char *out, size_t out_size, struct kb_audit_str s)
 {
@@ -632,15 +597,13 @@ int kb_cmd_audit(int argc, char **argv)
             a.pubkeys[a.n_pubkeys++] = optarg;
             break;
         case OPT_FROM:
-        case OPT_TO: {
-            int64_t t = parse_time(optarg);
-            if (t < 0) {
-                fprintf(stderr, "error: cannot read time \"%s\"\n", optarg);
+        case OPT_TO:
+            if (kb_cli_time(opt == OPT_FROM ? "--from" : "--to", optarg,
+                            opt == OPT_FROM ? &a.from_ms : &a.to_ms, errstr, sizeof errstr)) {
+                fprintf(stderr, "error: %s\n", errstr);
                 goto out;
             }
-            *(opt == OPT_FROM ? &a.from_ms : &a.to_ms) = t;
             break;
-        }
         case OPT_BSN: a.bsn = optarg; break;
         case OPT_ANR: a.anummer = optarg; break;
         case OPT_RGROUP: a.router_group = optarg; break;

@@ -73,6 +73,35 @@ check "dlq show --partition -1" \
 check "sub dry-run --samples 1001" \
   usage_error '--samples: 1001 is out of range (0 to 1000)' "$KB" sub dry-run x --samples 1001
 
+# --- times: one parser (kb_cli_time) for audit, replay and sub dry-run ------------
+# 2026-02-31 was 3 March to audit (timegm) and replay took no milliseconds.
+check "audit subject --from 2026-02-31" \
+  usage_error '--from: "2026-02-31": day 31 is out of range (2026-02 has 28 days)' \
+  "$KB" audit subject --from 2026-02-31
+check "audit export --to 24:00" \
+  usage_error '--to: "2026-03-01T24:00:00Z": hour 24 is out of range (00 to 23)' \
+  "$KB" audit export --format ldv --to 2026-03-01T24:00:00Z
+check "audit verify --from without a zone" \
+  usage_error '--from: "2026-03-01T10:00:00" has no zone' \
+  "$KB" audit verify --from 2026-03-01T10:00:00
+check "audit verify --to month 13" \
+  usage_error '--to: "2026-13-01": month 13 is out of range' "$KB" audit verify --to 2026-13-01
+check "replay --since 2026-02-29" \
+  usage_error '--since: "2026-02-29": day 29 is out of range (2026-02 has 28 days)' \
+  "$KB" replay --since 2026-02-29
+check "replay --until junk" usage_error '--until: "junk" is not a time' "$KB" replay --until junk
+check "replay: --since in milliseconds is taken (the next error is the missing --subscriber)" \
+  usage_error '--subscriber, --reason, --subscriptions and --subject-key-file are required' \
+  "$KB" replay --since 1710753330250 --until 2026-03-01T10:00:00.5+01:00
+check "sub dry-run --since 2026-04-31" \
+  usage_error '--since: "2026-04-31": day 31 is out of range (2026-04 has 30 days)' \
+  "$KB" sub dry-run x --since 2026-04-31
+check "sub dry-run --until leap second" \
+  usage_error 'second 60 is out of range (00 to 59; leap seconds are not taken)' \
+  "$KB" sub dry-run x --since 0 --until 2026-12-31T23:59:60Z
+check "sub dry-run: --since in milliseconds is taken (the next error is the missing PATH)" \
+  usage_error 'one subscription PATH and --since are required' "$KB" sub dry-run --since 0
+
 # --- adapters (own options go through kb_adapter_parse) ----------------------------
 check "gba egress --idle-exit 5x" \
   usage_error 'error: --idle-exit: "5x" is not a whole number' \
