@@ -49,13 +49,14 @@ static const char usage[] =
     "  export --format ldv [--from T] [--to T] [--activity-base URI]\n"
     "      JSON lines in the shape of the Logboek Dataverwerkingen standard\n"
     "\n"
-    "common options:\n"
+    "common options (verify, subject, export; keygen uses no broker and takes none):\n"
     "  --topic NAME                 audit topic (default <prefix>.audit)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "T is RFC 3339 with its zone (2024-03-18T09:15:30Z, 2024-03-18T10:15:30+01:00), a date\n"
-    "(2024-03-18, midnight UTC) or milliseconds since 1970; 2026-02-31 or 24:00 is refused.\n";
+    "(2024-03-18, midnight UTC) or milliseconds since 1970; 2026-02-31 or 24:00 is refused.\n"
+    "An option the subcommand does not use is refused (exit 2).\n";
 
 enum {
     OPT_PRIV = 1000,
@@ -73,6 +74,57 @@ enum {
     OPT_ANR,
     OPT_RGROUP,
 };
+
+/* The subcommands, as the bits of the set that takes an option. */
+enum {
+    SUB_KEYGEN = 1,
+    SUB_VERIFY = 2,
+    SUB_SUBJECT = 4,
+    SUB_EXPORT = 8,
+    SUB_READERS = SUB_VERIFY | SUB_SUBJECT | SUB_EXPORT, /* those that read the trail */
+};
+
+static const char *const sub_names[] = {"keygen", "verify", "subject", "export"};
+
+/* The subcommands that take option @p opt (getopt_long's value): any other
+ * refuses it, as `audit verify --subject-key-file` would otherwise run a
+ * verify that silently ignored what the operator meant. */
+static unsigned option_takers(int opt)
+{
+    switch (opt) {
+    case OPT_PRIV:
+    case OPT_PUB: return SUB_KEYGEN;
+    case OPT_PUBKEY:
+    case OPT_THREADS:
+    case OPT_RGROUP: return SUB_VERIFY;
+    case OPT_BSN:
+    case OPT_ANR:
+    case OPT_SKEY: return SUB_SUBJECT;
+    case OPT_FORMAT: return SUB_SUBJECT | SUB_EXPORT;
+    case OPT_BASE: return SUB_EXPORT;
+    default: return SUB_READERS; /* --from, --to, --topic and the Kafka options */
+    }
+}
+
+/* Say that `audit @p sub` does not take the option getopt_long just read
+ * (@p longindex into @p longopts, or -1 for the short option @p opt). */
+static void refuse_option(int argc, char **argv, const char *sub, const struct option *longopts,
+                          int longindex, int opt)
+{
+    char name[64], typed[64], takers[64] = "";
+    if (longindex >= 0)
+        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
+    else
+        snprintf(name, sizeof name, "-%c", opt);
+    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
+    unsigned t = option_takers(opt);
+    for (size_t i = 0; i < sizeof sub_names / sizeof sub_names[0]; i++)
+        if (t & (1u << i))
+            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
+                     takers[0] ? ", " : "", sub_names[i]);
+    fprintf(stderr, "error: audit %s does not take %s%s%s (an option of audit %s)\n", sub, name,
+            typed[0] ? ", given as " : "", typed, takers);
+}
 
 struct audit_args {
     struct kb_kafka_opts kafka;
@@ -579,13 +631,22 @@ int kb_cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    unsigned sub_bit = 0; /* 0: not a subcommand, said after the options */
+    for (size_t i = 0; i < sizeof sub_names / sizeof sub_names[0]; i++)
+        if (!strcmp(sub, sub_names[i]))
+            sub_bit = 1u << i;
     struct audit_args a;
     memset(&a, 0, sizeof a);
     kb_kafka_opts_init(&a.kafka);
     char errstr[512];
-    int opt, rc = 2;
+    int opt, rc = 2, longindex = -1;
     optind = 1;
-    while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, &longindex)) != -1) {
+        if (opt != 'h' && opt != '?' && sub_bit && !(option_takers(opt) & sub_bit)) {
+            refuse_option(argc, argv, sub, longopts, longindex, opt);
+            goto out;
+        }
+        longindex = -1;
         switch (opt) {
         case OPT_PRIV: a.private_path = optarg; break;
         case OPT_PUB: a.public_path = optarg; break;
@@ -612,11 +673,10 @@ int kb_cmd_audit(int argc, char **argv)
         case OPT_TOPIC: a.topic = optarg; break;
         case OPT_BASE: a.activity_base = optarg; break;
         case OPT_THREADS: {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 64) {
-                fprintf(stderr, "error: --threads wants 1..64, got \"%s\"\n", optarg);
-                return 2;
+            long long n;
+            if (kb_cli_long("--threads", optarg, 1, 64, &n, errstr, sizeof errstr)) {
+                fprintf(stderr, "error: %s\n", errstr);
+                goto out;
             }
             a.threads = (int)n;
             break;
@@ -640,6 +700,10 @@ int kb_cmd_audit(int argc, char **argv)
             fputs(usage, stderr);
             goto out;
         }
+    }
+    if (sub_bit && optind < argc - 1) {
+        fprintf(stderr, "error: audit %s takes no argument \"%s\"\n", sub, argv[1 + optind]);
+        goto out;
     }
     if (!strcmp(sub, "keygen"))
         rc = run_keygen(&a);

@@ -192,6 +192,44 @@ static int run_redrive(struct dlq_args *a)
 
 enum { OPT_LIMIT = 1000, OPT_PARTITION, OPT_VALUE, OPT_TOPIC, OPT_KCONF };
 
+/* The verbs, as the bits of the set that takes an option. */
+enum { VERB_LIST = 1, VERB_SHOW = 2, VERB_REDRIVE = 4 };
+
+static const char *const verb_names[] = {"list", "show", "redrive"};
+
+/* The verbs that take option @p opt (getopt_long's value): any other refuses
+ * it, as `dlq show --limit 5` or `dlq list --partition 2` would otherwise
+ * do something else than asked without a word. */
+static unsigned option_takers(int opt)
+{
+    switch (opt) {
+    case OPT_LIMIT: return VERB_LIST;
+    case OPT_PARTITION: return VERB_SHOW | VERB_REDRIVE;
+    case OPT_VALUE: return VERB_REDRIVE;
+    default: return VERB_LIST | VERB_SHOW | VERB_REDRIVE; /* --topic, the Kafka options */
+    }
+}
+
+/* Say that `dlq @p verb` does not take the option getopt_long just read
+ * (@p longindex into @p longopts, or -1 for the short option @p opt). */
+static void refuse_option(int argc, char **argv, const char *verb, const struct option *longopts,
+                          int longindex, int opt)
+{
+    char name[64], typed[64], takers[64] = "";
+    if (longindex >= 0)
+        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
+    else
+        snprintf(name, sizeof name, "-%c", opt);
+    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
+    unsigned t = option_takers(opt);
+    for (size_t i = 0; i < sizeof verb_names / sizeof verb_names[0]; i++)
+        if (t & (1u << i))
+            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
+                     takers[0] ? ", " : "", verb_names[i]);
+    fprintf(stderr, "error: dlq %s does not take %s%s%s (an option of dlq %s)\n", verb, name,
+            typed[0] ? ", given as " : "", typed, takers);
+}
+
 int kb_cmd_dlq(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -221,9 +259,18 @@ int kb_cmd_dlq(int argc, char **argv)
         fputs(usage, stderr);
         goto out;
     }
+    unsigned verb_bit = !strcmp(verb, "list")   ? VERB_LIST
+                        : !strcmp(verb, "show") ? VERB_SHOW
+                                                : VERB_REDRIVE;
     argc--, argv++;
-    while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+    int longindex = -1;
+    while ((opt = getopt_long(argc, argv, "b:X:h", longopts, &longindex)) != -1) {
         kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        if (opt != 'h' && opt != '?' && !(option_takers(opt) & verb_bit)) {
+            refuse_option(argc, argv, verb, longopts, longindex, opt);
+            goto out;
+        }
+        longindex = -1;
         long long n = 0;
         switch (opt) {
         case OPT_LIMIT:
@@ -261,8 +308,8 @@ int kb_cmd_dlq(int argc, char **argv)
         }
     }
     if (!strcmp(verb, "list")) {
-        if (optind != argc || a.value_file) {
-            fputs(usage, stderr);
+        if (optind != argc) {
+            fprintf(stderr, "error: dlq list takes no argument \"%s\"\n", argv[optind]);
             goto out;
         }
         rc = run_list(&a);
@@ -272,7 +319,7 @@ int kb_cmd_dlq(int argc, char **argv)
      * redrove letter 0. */
     char nerr[160];
     long long off = -1;
-    if (optind + 1 != argc || (a.value_file && strcmp(verb, "redrive")) ||
+    if (optind + 1 != argc ||
         kb_cli_long("OFFSET", argv[optind], 0, INT64_MAX, &off, nerr, sizeof nerr)) {
         fprintf(stderr, "error: %s needs one OFFSET (a whole number from 0)\n\n%s", verb, usage);
         goto out;

@@ -102,6 +102,45 @@ check "sub dry-run --until leap second" \
 check "sub dry-run: --since in milliseconds is taken (the next error is the missing PATH)" \
   usage_error 'one subscription PATH and --since are required' "$KB" sub dry-run --since 0
 
+# --- options a subcommand does not use are refused, by name -------------------
+# `audit verify --subject X` (getopt's shortening of --subject-key-file) ran a
+# whole verify and ignored it; `dlq show --limit 5` showed one letter.
+check "audit verify --subject X" \
+  usage_error 'error: audit verify does not take --subject-key-file, given as --subject' \
+  "$KB" audit verify --subject X
+check "audit export --subject-key-file" \
+  usage_error 'audit export does not take --subject-key-file (an option of audit subject)' \
+  "$KB" audit export --format ldv --subject-key-file k
+check "audit verify --format json" \
+  usage_error 'audit verify does not take --format (an option of audit subject, export)' \
+  "$KB" audit verify --format json
+check "audit subject --public-key" \
+  usage_error 'audit subject does not take --public-key (an option of audit verify)' \
+  "$KB" audit subject --bsn 999995303 --public-key p
+check "audit export --threads" \
+  usage_error 'audit export does not take --threads' "$KB" audit export --threads 2
+check "audit keygen -b" \
+  usage_error 'audit keygen does not take -b (an option of audit verify, subject, export)' \
+  "$KB" audit keygen -b 127.0.0.1:1 --private a --public b
+check "audit subject --activity-base" \
+  usage_error 'audit subject does not take --activity-base (an option of audit export)' \
+  "$KB" audit subject --activity-base urn:x:
+check "audit verify x: no arguments" \
+  usage_error 'audit verify takes no argument "x"' "$KB" audit verify x
+check "audit: an option of its own is taken (the next error is the missing --public)" \
+  usage_error 'keygen needs --private FILE and --public FILE' "$KB" audit keygen --private a
+check "dlq list --partition" \
+  usage_error 'dlq list does not take --partition (an option of dlq show, redrive)' \
+  "$KB" dlq list --partition 2
+check "dlq show --limit" \
+  usage_error 'dlq show does not take --limit (an option of dlq list)' "$KB" dlq show 3 --limit 5
+check "dlq show --val" \
+  usage_error 'dlq show does not take --value, given as --val (an option of dlq redrive)' \
+  "$KB" dlq show 3 --val fixed.bin
+check "dlq redrive --limit=1" \
+  usage_error 'dlq redrive does not take --limit' "$KB" dlq redrive 3 --limit=1
+check "dlq list x: no arguments" usage_error 'dlq list takes no argument "x"' "$KB" dlq list x
+
 # --- adapters (own options go through kb_adapter_parse) ----------------------------
 check "gba egress --idle-exit 5x" \
   usage_error 'error: --idle-exit: "5x" is not a whole number' \
