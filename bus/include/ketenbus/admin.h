@@ -156,7 +156,9 @@ struct kb_dlq_redriven {
  * minus kb_* plus kb_redriven_from; @p value (Confluent-framed, may be NULL
  * for the original) replaces the value. A letter whose value the router
  * dropped (kb_value_dropped) is redriven from the input position it names,
- * value and headers, when that input still has the recorded SHA-256.
+ * value and headers, when that input still has the recorded SHA-256; with
+ * @p value, one that kept the original CloudEvents headers is redriven with
+ * them, without reading its input (retention may have removed it).
  * Waits for the broker's ack. KB_ERR_NOTFOUND when no committed letter is
  * there, KB_ERR_INVALID when it is not a router dead letter, @p value is
  * not framed, or a dropped value's input is not the one dead-lettered.
