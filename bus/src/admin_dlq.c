@@ -177,8 +177,18 @@ kb_err_t kb__dlq_read(const struct kb_dlq_read_opts *o, atomic_int *stop, kb_dlq
         goto out;
     }
     for (int p = 0; p < n; p++) {
-        if (rd_kafka_query_watermark_offsets(rk, topic, ids[p], &lo[p], &hi[p], 10000))
+        /* A partition whose offsets cannot be read (leader gone, timeout)
+         * is not read and not counted, and that is said: counted as empty,
+         * a dead-letter count would look whole and too low. */
+        rd_kafka_resp_err_t we =
+            rd_kafka_query_watermark_offsets(rk, topic, ids[p], &lo[p], &hi[p], 10000);
+        if (we) {
             lo[p] = hi[p] = 0;
+            if (complete)
+                *complete = 0;
+            if (o->unreadable)
+                o->unreadable(o->unreadable_opaque, ids[p], rd_kafka_err2str(we));
+        }
         if (depth && hi[p] > lo[p])
             *depth += (uint64_t)(hi[p] - lo[p]);
     }

@@ -30,7 +30,10 @@ static const char usage[] =
     "\n"
     "list     one line per dead letter of <prefix>.dlq: partition/offset, stage, rule,\n"
     "         field path, byte offset, error, original topic/partition/offset, event\n"
-    "         id and type (no payload values)\n"
+    "         id and type (no payload values), then the count. A partition whose offsets\n"
+    "         cannot be read is named on stderr, the count says \"at least ...\n"
+    "         (INCOMPLETE: ...)\", and the exit status is 1 (also after 30 s without\n"
+    "         progress)\n"
     "show     every header of one dead letter, and its payload's size and SHA-256\n"
     "redrive  produce the dead letter again to its original topic (header kb_topic),\n"
     "         with its original headers minus the kb_* context headers, plus\n"
@@ -73,7 +76,25 @@ static void list_line(const struct kb_dlq_letter *l)
 struct list_ctx {
     long limit;
     uint64_t shown, total;
+    char unread[200]; /* partitions whose offsets could not be read, "3, 7" */
+    int n_unread;
 };
+
+static void on_unreadable(void *opaque, int32_t partition, const char *why)
+{
+    struct list_ctx *c = opaque;
+    fprintf(stderr,
+            "warning: partition %" PRId32 ": offsets could not be read (%s): its dead "
+            "letters are not listed or counted\n",
+            partition, why);
+    size_t used = strlen(c->unread);
+    if (used + 16 < sizeof c->unread)
+        snprintf(c->unread + used, sizeof c->unread - used, "%s%" PRId32, used ? ", " : "",
+                 partition);
+    else if (!strstr(c->unread, "..."))
+        snprintf(c->unread + used, sizeof c->unread - used, ", ...");
+    c->n_unread++;
+}
 
 static int on_letter(void *opaque, const struct kb_dlq_letter *l)
 {
@@ -89,19 +110,31 @@ static int on_letter(void *opaque, const struct kb_dlq_letter *l)
 static int run_list(struct dlq_args *a)
 {
     char errstr[512];
-    struct list_ctx c = {a->limit, 0, 0};
-    struct kb_dlq_read_opts ro = {.kafka = &a->kafka, .topic = a->topic, .partition = -1,
-                                  .offset = -1};
+    struct list_ctx c = {.limit = a->limit};
+    struct kb_dlq_read_opts ro = {.kafka = &a->kafka,
+                                  .topic = a->topic,
+                                  .partition = -1,
+                                  .offset = -1,
+                                  .unreadable = on_unreadable,
+                                  .unreadable_opaque = &c};
     int complete = 1;
     if (kb_dlq_read(&ro, on_letter, &c, NULL, NULL, NULL, &complete, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         return 1;
     }
-    if (!complete)
+    if (!complete && c.n_unread < 1)
         fprintf(stderr, "warning: no progress for 30 s; the list may be incomplete\n");
-    printf("%" PRIu64 " dead letter(s) in %s%s\n", c.total, a->topic,
-           c.shown < c.total ? " (more than --limit: not all shown)" : "");
-    return 0;
+    /* An incomplete count must not pass for the whole one, in a script
+     * neither: the line says so and the exit status is 1. */
+    char incomplete[300] = "";
+    if (c.n_unread)
+        snprintf(incomplete, sizeof incomplete, " (INCOMPLETE: partition%s %s not read)",
+                 c.n_unread > 1 ? "s" : "", c.unread);
+    else if (!complete)
+        snprintf(incomplete, sizeof incomplete, " (INCOMPLETE: no progress for 30 s)");
+    printf("%s%" PRIu64 " dead letter(s) in %s%s%s\n", incomplete[0] ? "at least " : "", c.total,
+           a->topic, c.shown < c.total ? " (more than --limit: not all shown)" : "", incomplete);
+    return complete ? 0 : 1;
 }
 
 static int run_show(struct dlq_args *a)
