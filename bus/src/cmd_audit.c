@@ -458,6 +458,11 @@ static int run_subject(struct audit_args *a)
 
 /* ---- export (Logboek Dataverwerkingen) --------------------------------------- */
 
+/* dpl.core.data_subject_id_type: a ketenbus subject pseudonym, HMAC-SHA-256
+ * of "<kind>:<identifier>" under the subject key (kb_event_pseudonym), the
+ * kind not recorded in the trail. */
+#define LDV_SUBJECT_ID_TYPE "urn:ketenbus:pseudonym:hmac-sha256"
+
 struct export_ctx {
     const char *activity_base;
     uint64_t lines;
@@ -524,10 +529,15 @@ static void export_line(struct export_ctx *ec, const struct kb_audit_record *rec
     json_t *attrs = json_object();
     json_object_set_new(attrs, "dpl.core.processing_activity_id", json_string(activity));
     if (rec->subject.len) {
+        /* Which identifier the pseudonym was made of (the adapter chooses:
+         * GBA the BSN of a birth that has one, else the A-nummer; SVB the
+         * BSN; Kadaster the object) is not in the record, nor in the
+         * schema: the type says what is known, a keyed hash, and no more.
+         * It said "bsn" for every subject before. */
         json_object_set_new(attrs, "dpl.core.data_subject_id",
                             json_stringn(rec->subject.ptr, rec->subject.len));
         json_object_set_new(attrs, "dpl.core.data_subject_id_type",
-                            json_string("urn:ketenbus:pseudonym:hmac-sha256:bsn"));
+                            json_string(LDV_SUBJECT_ID_TYPE));
     }
     json_object_set_new(attrs, "ketenbus.event_id",
                         json_stringn(rec->event_id.ptr, rec->event_id.len));
