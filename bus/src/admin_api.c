@@ -892,12 +892,19 @@ static void reply_stopping(kb_http_deferred_t *reply)
     kb_http_deferred_reply_error(reply, 503, 50305, "the admin API is stopping; try again later");
 }
 
+/* kb_dlq_read_opts.unreadable: a partition not read, into a JSON array. */
+static void unreadable_to_json(void *opaque, int32_t partition, const char *why)
+{
+    (void)why;
+    json_array_append_new(opaque, json_integer(partition));
+}
+
 /* Dead-letter worker: one page of letters, answered on w->reply. */
 static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
 {
     char errstr[512];
     const char *topic = w->topic;
-    json_t *letters = json_array();
+    json_t *letters = json_array(), *unread = json_array();
     uint64_t depth = 0;
     int32_t np;
     int64_t no;
@@ -906,19 +913,24 @@ static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
                                   .topic = topic,
                                   .partition = w->partition,
                                   .offset = w->offset,
-                                  .limit = w->limit};
+                                  .limit = w->limit,
+                                  .unreadable = unreadable_to_json,
+                                  .unreadable_opaque = unread};
     kb_err_t err = kb__dlq_read(&ro, &a->stop, letter_to_json, letters, &depth, &np, &no, &complete,
                                 errstr, sizeof errstr);
     if (err == KB_ERR_NOTFOUND) {
         /* No dead letter was ever written: an empty list, not an error. */
         json_decref(letters);
+        json_decref(unread);
         kb_http_deferred_reply_json(w->reply, 200, NULL,
-                                    json_pack("{s:s, s:i, s:[], s:n, s:b}", "topic", topic, "depth",
-                                              0, "letters", "next", "complete", 1));
+                                    json_pack("{s:s, s:i, s:[], s:n, s:b, s:[]}", "topic", topic,
+                                              "depth", 0, "letters", "next", "complete", 1,
+                                              "unreadable_partitions"));
         return;
     }
     if (err) {
         json_decref(letters);
+        json_decref(unread);
         kb_http_deferred_reply_error(w->reply, 502, 50201, "%s", errstr);
         return;
     }
@@ -926,17 +938,18 @@ static void run_dlq_page(kb_admin_t *a, struct dlq_work *w)
         /* The read gave up between polls: a cut page with no cursor would
          * look like the end of the topic. */
         json_decref(letters);
+        json_decref(unread);
         reply_stopping(w->reply);
         return;
     }
     json_t *next = np >= 0 ? json_pack("{s:i, s:I}", "partition", (int)np, "offset",
                                        (json_int_t)no)
                            : json_null();
-    kb_http_deferred_reply_json(w->reply, 200, NULL,
-                                json_pack("{s:s, s:I, s:I, s:o, s:o, s:b}", "topic", topic, "depth",
-                                          (json_int_t)depth, "count",
-                                          (json_int_t)json_array_size(letters), "letters", letters,
-                                          "next", next, "complete", complete));
+    kb_http_deferred_reply_json(
+        w->reply, 200, NULL,
+        json_pack("{s:s, s:I, s:I, s:o, s:o, s:b, s:o}", "topic", topic, "depth", (json_int_t)depth,
+                  "count", (json_int_t)json_array_size(letters), "letters", letters, "next", next,
+                  "complete", complete, "unreadable_partitions", unread));
 }
 
 /* Dead-letter worker: send w's letters back, answered on w->reply. */

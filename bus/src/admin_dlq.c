@@ -177,8 +177,18 @@ kb_err_t kb__dlq_read(const struct kb_dlq_read_opts *o, atomic_int *stop, kb_dlq
         goto out;
     }
     for (int p = 0; p < n; p++) {
-        if (rd_kafka_query_watermark_offsets(rk, topic, ids[p], &lo[p], &hi[p], 10000))
+        /* A partition whose offsets cannot be read (leader gone, timeout)
+         * is not read and not counted, and that is said: counted as empty,
+         * a dead-letter count would look whole and too low. */
+        rd_kafka_resp_err_t we =
+            rd_kafka_query_watermark_offsets(rk, topic, ids[p], &lo[p], &hi[p], 10000);
+        if (we) {
             lo[p] = hi[p] = 0;
+            if (complete)
+                *complete = 0;
+            if (o->unreadable)
+                o->unreadable(o->unreadable_opaque, ids[p], rd_kafka_err2str(we));
+        }
         if (depth && hi[p] > lo[p])
             *depth += (uint64_t)(hi[p] - lo[p]);
     }
@@ -372,11 +382,16 @@ kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, in
      * without the original headers (route.c stage_copy: kb_value_dropped).
      * Its bytes and headers are still at the input position it names: put
      * that event back, once its SHA-256 shows it is the one dead-lettered,
-     * never an empty value without its envelope. */
+     * never an empty value without its envelope. A corrected value needs
+     * only the envelope: a letter that kept the original headers has it
+     * itself, and goes back also when retention removed its input (what
+     * --value is for); one without them takes them from the input. */
     rd_kafka_headers_t *src_h = h;
-    const void *dv = NULL, *sv = NULL;
-    size_t dlen = 0, slen = 0;
-    if (!rd_kafka_header_get_last(h, "kb_value_dropped", &dv, &dlen)) {
+    const void *dv = NULL, *sv = NULL, *cv = NULL;
+    size_t dlen = 0, slen = 0, clen = 0;
+    int dropped = !rd_kafka_header_get_last(h, "kb_value_dropped", &dv, &dlen);
+    int has_envelope = !rd_kafka_header_get_last(h, "ce_specversion", &cv, &clen);
+    if (dropped && !(value && has_envelope)) {
         int64_t ipart = -1, ioff = -1;
         char why[512], sha[65];
         if (kb__dl_header_int(h, "kb_partition", &ipart) || ipart > INT32_MAX ||
@@ -390,9 +405,15 @@ kb_err_t kb_dlq_redrive(const struct kb_kafka_opts *kafka, const char *topic, in
         orig = kb__dlq_fetch(rk, out->topic, (int32_t)ipart, ioff, &err, why, sizeof why);
         if (!orig) {
             kb_err_set(err, errstr, errstr_size,
-                       "the dead letter's value was dropped; its event at %s [%" PRId64
+                       "the dead letter's value was dropped%s; its event at %s [%" PRId64
                        "] offset %" PRId64 " cannot be read: %s",
+                       value ? " and so were its CloudEvents headers, which a corrected value "
+                               "still needs"
+                             : "",
                        out->topic, ipart, ioff, why);
+            if (!value && has_envelope && errstr && errstr_size)
+                snprintf(errstr + strlen(errstr), errstr_size - strlen(errstr),
+                         " (a corrected value can still go back with the letter's headers)");
             goto out;
         }
         kb__sha256_hex(orig->payload, orig->len, sha);

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * cli_num.c - strict numbers for command-line options (ketenbus/cli_num.h).
- * atoi() and friends read "abc" as 0 and "5x" as 5, so a typo silently became
- * a different setting; here the whole argument must be the number, in range.
+ * cli_num.c - strict numbers and times for command-line options
+ * (ketenbus/cli_num.h). atoi() and friends read "abc" as 0 and "5x" as 5, and
+ * timegm() reads 2026-02-31 as 3 March, so a typo silently became a different
+ * setting; here the whole argument must be the value, in range.
  */
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ketenbus/check.h"
 #include "ketenbus/cli_num.h"
 
 /* True when all of @p s (non-empty) consists of characters from @p set. */
@@ -58,4 +61,146 @@ kb_err_t kb_cli_double(const char *opt, const char *text, double min, double max
                           "%s: %s is out of range (%.15g to %.15g)", opt, text, min, max);
     *out = v;
     return KB_OK;
+}
+
+/* The @p n digits at @p s as a number into *@p v; 0 when one is not a digit. */
+static int fixed_digits(const char *s, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+/* Days from 1970-01-01 to @p y-@p m-@p d (a valid date, y >= 1970). At most
+ * 8,030 years of a loop: this runs once per option. */
+static int64_t days_since_1970(int y, int m, int d)
+{
+    int64_t days = 0;
+    for (int yr = 1970; yr < y; yr++)
+        days += 337 + kb_days_in_month(yr, 2); /* 365 or 366 */
+    for (int mo = 1; mo < m; mo++)
+        days += kb_days_in_month(y, mo);
+    return days + d - 1;
+}
+
+kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *errstr,
+                     size_t errstr_size)
+{
+    if (!text)
+        text = "";
+    if (only(text, "0123456789")) {
+        errno = 0;
+        long long v = strtoll(text, NULL, 10);
+        if (errno == ERANGE || v > KB_CLI_TIME_MAX_MS)
+            return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                              "%s: %s is out of range (0 to %lld ms since 1970)", opt, text,
+                              KB_CLI_TIME_MAX_MS);
+        *out_ms = v;
+        return KB_OK;
+    }
+    /* The shape first, whole: a range error is only worth naming in
+     * something that is a time. */
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, zone_min = 0, zh = 0, zm = 0;
+    const char *p = text, *zone = NULL;
+    int shape = strlen(text) >= 10 && fixed_digits(p, 4, &y) && p[4] == '-' &&
+                fixed_digits(p + 5, 2, &mo) && p[7] == '-' && fixed_digits(p + 8, 2, &d);
+    p += 10;
+    int has_time = shape && *p;
+    if (has_time) {
+        shape = (*p == 'T' || *p == 't' || *p == ' ') && fixed_digits(p + 1, 2, &h) &&
+                p[3] == ':' && fixed_digits(p + 4, 2, &mi) && p[6] == ':' &&
+                fixed_digits(p + 7, 2, &sec);
+        p += 9;
+    }
+    if (has_time && shape && *p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                ms = ms * 10 + (*p - '0');
+        for (int k = n; k < 3; k++)
+            ms *= 10;
+        shape = n > 0;
+    }
+    if (has_time && shape) {
+        if (!*p)
+            return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                              "%s: \"%s\" has no zone: add Z for UTC or an offset such as "
+                              "+01:00",
+                              opt, text);
+        zone = p;
+        if (*p == 'Z' || *p == 'z')
+            p++;
+        else if ((*p == '+' || *p == '-') && fixed_digits(p + 1, 2, &zh) && p[3] == ':' &&
+                 fixed_digits(p + 4, 2, &zm))
+            p += 6;
+        shape = !*p;
+    }
+    if (!shape)
+        return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
+                          "%s: \"%s\" is not a time (RFC 3339 such as 2024-03-18T09:15:30Z, "
+                          "a date such as 2024-03-18, or milliseconds since 1970)",
+                          opt, text);
+    if (mo < 1 || mo > 12)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": month %02d is out of range (01 to 12)", opt, text, mo);
+    if (d < 1 || d > kb_days_in_month(y, mo))
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": day %02d is out of range (%04d-%02d has %d days)", opt, text,
+                          d, y, mo, kb_days_in_month(y, mo));
+    if (h > 23)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": hour %02d is out of range (00 to 23)", opt, text, h);
+    if (mi > 59)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": minute %02d is out of range (00 to 59)", opt, text, mi);
+    if (sec > 59)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": second %02d is out of range (00 to 59; leap seconds "
+                          "are not taken)",
+                          opt, text, sec);
+    if (zh > 23 || zm > 59)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\": offset %.6s is out of range (-23:59 to +23:59)", opt, text,
+                          zone);
+    if (zone && *zone == '+')
+        zone_min = zh * 60 + zm;
+    else if (zone && *zone == '-')
+        zone_min = -(zh * 60 + zm);
+    if (y < 1970)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "%s: \"%s\" is before 1970", opt,
+                          text);
+    int64_t t = ((days_since_1970(y, mo, d) * 24 + h) * 60 + mi - zone_min) * 60 + sec;
+    t = t * 1000 + ms;
+    if (t < 0 || t > KB_CLI_TIME_MAX_MS)
+        return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
+                          "%s: \"%s\" is out of range (1970-01-01T00:00:00Z to "
+                          "9999-12-31T23:59:59.999Z)",
+                          opt, text);
+    *out_ms = t;
+    return KB_OK;
+}
+
+void kb_cli_abbrev(int argc, char **argv, const char *name, char *out, size_t out_size)
+{
+    if (!out_size)
+        return;
+    out[0] = '\0';
+    size_t nlen = strlen(name);
+    for (int i = 1; i < argc && argv[i]; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--"))
+            break;
+        if (strncmp(a, "--", 2))
+            continue;
+        size_t len = strcspn(a + 2, "=");
+        if (len && len < nlen && !strncmp(a + 2, name, len)) {
+            snprintf(out, out_size, "%.*s", (int)(len + 2), a);
+            return;
+        }
+    }
 }

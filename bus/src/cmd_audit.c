@@ -19,6 +19,7 @@
 
 #include "cmd.h"
 #include "ketenbus/audit.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/event.h"
 #include "ketenbus/kafka.h"
 #include "ketenbus/log.h"
@@ -48,12 +49,14 @@ static const char usage[] =
     "  export --format ldv [--from T] [--to T] [--activity-base URI]\n"
     "      JSON lines in the shape of the Logboek Dataverwerkingen standard\n"
     "\n"
-    "common options:\n"
+    "common options (verify, subject, export; keygen uses no broker and takes none):\n"
     "  --topic NAME                 audit topic (default <prefix>.audit)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
     "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
-    "T is RFC 3339 (2024-03-18T09:15:30Z), a date (2024-03-18) or milliseconds since 1970.\n";
+    "T is RFC 3339 with its zone (2024-03-18T09:15:30Z, 2024-03-18T10:15:30+01:00), a date\n"
+    "(2024-03-18, midnight UTC) or milliseconds since 1970; 2026-02-31 or 24:00 is refused.\n"
+    "An option the subcommand does not use is refused (exit 2).\n";
 
 enum {
     OPT_PRIV = 1000,
@@ -72,6 +75,57 @@ enum {
     OPT_RGROUP,
 };
 
+/* The subcommands, as the bits of the set that takes an option. */
+enum {
+    SUB_KEYGEN = 1,
+    SUB_VERIFY = 2,
+    SUB_SUBJECT = 4,
+    SUB_EXPORT = 8,
+    SUB_READERS = SUB_VERIFY | SUB_SUBJECT | SUB_EXPORT, /* those that read the trail */
+};
+
+static const char *const sub_names[] = {"keygen", "verify", "subject", "export"};
+
+/* The subcommands that take option @p opt (getopt_long's value): any other
+ * refuses it, as `audit verify --subject-key-file` would otherwise run a
+ * verify that silently ignored what the operator meant. */
+static unsigned option_takers(int opt)
+{
+    switch (opt) {
+    case OPT_PRIV:
+    case OPT_PUB: return SUB_KEYGEN;
+    case OPT_PUBKEY:
+    case OPT_THREADS:
+    case OPT_RGROUP: return SUB_VERIFY;
+    case OPT_BSN:
+    case OPT_ANR:
+    case OPT_SKEY: return SUB_SUBJECT;
+    case OPT_FORMAT: return SUB_SUBJECT | SUB_EXPORT;
+    case OPT_BASE: return SUB_EXPORT;
+    default: return SUB_READERS; /* --from, --to, --topic and the Kafka options */
+    }
+}
+
+/* Say that `audit @p sub` does not take the option getopt_long just read
+ * (@p longindex into @p longopts, or -1 for the short option @p opt). */
+static void refuse_option(int argc, char **argv, const char *sub, const struct option *longopts,
+                          int longindex, int opt)
+{
+    char name[64], typed[64], takers[64] = "";
+    if (longindex >= 0)
+        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
+    else
+        snprintf(name, sizeof name, "-%c", opt);
+    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
+    unsigned t = option_takers(opt);
+    for (size_t i = 0; i < sizeof sub_names / sizeof sub_names[0]; i++)
+        if (t & (1u << i))
+            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
+                     takers[0] ? ", " : "", sub_names[i]);
+    fprintf(stderr, "error: audit %s does not take %s%s%s (an option of audit %s)\n", sub, name,
+            typed[0] ? ", given as " : "", typed, takers);
+}
+
 struct audit_args {
     struct kb_kafka_opts kafka;
     const char *topic;
@@ -84,43 +138,6 @@ struct audit_args {
     const char *router_group; /* verify: group whose committed offsets the chains must reach */
     int threads; /* verify: reader threads; 0 = one per CPU */
 };
-
-/* RFC 3339 (UTC, "Z") / date / milliseconds -> ms since 1970; -1 when unparsable. */
-static int64_t parse_time(const char *s)
-{
-    char *end;
-    if (*s && strspn(s, "0123456789") == strlen(s))
-        return (int64_t)strtoll(s, &end, 10);
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int used = 0;
-    int64_t ms = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) == 6) {
-        const char *rest = s + used;
-        if (*rest == '.') {
-            int scale = 100;
-            for (rest++; isdigit((unsigned char)*rest); rest++, scale /= 10)
-                ms += (*rest - '0') * scale;
-        }
-        if (*rest == 'Z' || *rest == 'z')
-            rest++;
-        if (*rest)
-            return -1; /* offsets other than Z: give UTC */
-    } else {
-        memset(&tm, 0, sizeof tm);
-        used = 0;
-        if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &used) != 3 ||
-            s[used])
-            return -1;
-    }
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
-        tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
 
 static void str_copy(char *out, size_t out_size, struct kb_audit_str s)
 {
@@ -441,6 +458,11 @@ static int run_subject(struct audit_args *a)
 
 /* ---- export (Logboek Dataverwerkingen) --------------------------------------- */
 
+/* dpl.core.data_subject_id_type: a ketenbus subject pseudonym, HMAC-SHA-256
+ * of "<kind>:<identifier>" under the subject key (kb_event_pseudonym), the
+ * kind not recorded in the trail. */
+#define LDV_SUBJECT_ID_TYPE "urn:ketenbus:pseudonym:hmac-sha256"
+
 struct export_ctx {
     const char *activity_base;
     uint64_t lines;
@@ -507,10 +529,15 @@ static void export_line(struct export_ctx *ec, const struct kb_audit_record *rec
     json_t *attrs = json_object();
     json_object_set_new(attrs, "dpl.core.processing_activity_id", json_string(activity));
     if (rec->subject.len) {
+        /* Which identifier the pseudonym was made of (the adapter chooses:
+         * GBA the BSN of a birth that has one, else the A-nummer; SVB the
+         * BSN; Kadaster the object) is not in the record, nor in the
+         * schema: the type says what is known, a keyed hash, and no more.
+         * It said "bsn" for every subject before. */
         json_object_set_new(attrs, "dpl.core.data_subject_id",
                             json_stringn(rec->subject.ptr, rec->subject.len));
         json_object_set_new(attrs, "dpl.core.data_subject_id_type",
-                            json_string("urn:ketenbus:pseudonym:hmac-sha256:bsn"));
+                            json_string(LDV_SUBJECT_ID_TYPE));
     }
     json_object_set_new(attrs, "ketenbus.event_id",
                         json_stringn(rec->event_id.ptr, rec->event_id.len));
@@ -614,13 +641,22 @@ int kb_cmd_audit(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     const char *sub = argv[1];
+    unsigned sub_bit = 0; /* 0: not a subcommand, said after the options */
+    for (size_t i = 0; i < sizeof sub_names / sizeof sub_names[0]; i++)
+        if (!strcmp(sub, sub_names[i]))
+            sub_bit = 1u << i;
     struct audit_args a;
     memset(&a, 0, sizeof a);
     kb_kafka_opts_init(&a.kafka);
     char errstr[512];
-    int opt, rc = 2;
+    int opt, rc = 2, longindex = -1;
     optind = 1;
-    while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, &longindex)) != -1) {
+        if (opt != 'h' && opt != '?' && sub_bit && !(option_takers(opt) & sub_bit)) {
+            refuse_option(argc, argv, sub, longopts, longindex, opt);
+            goto out;
+        }
+        longindex = -1;
         switch (opt) {
         case OPT_PRIV: a.private_path = optarg; break;
         case OPT_PUB: a.public_path = optarg; break;
@@ -632,15 +668,13 @@ int kb_cmd_audit(int argc, char **argv)
             a.pubkeys[a.n_pubkeys++] = optarg;
             break;
         case OPT_FROM:
-        case OPT_TO: {
-            int64_t t = parse_time(optarg);
-            if (t < 0) {
-                fprintf(stderr, "error: cannot read time \"%s\"\n", optarg);
+        case OPT_TO:
+            if (kb_cli_time(opt == OPT_FROM ? "--from" : "--to", optarg,
+                            opt == OPT_FROM ? &a.from_ms : &a.to_ms, errstr, sizeof errstr)) {
+                fprintf(stderr, "error: %s\n", errstr);
                 goto out;
             }
-            *(opt == OPT_FROM ? &a.from_ms : &a.to_ms) = t;
             break;
-        }
         case OPT_BSN: a.bsn = optarg; break;
         case OPT_ANR: a.anummer = optarg; break;
         case OPT_RGROUP: a.router_group = optarg; break;
@@ -649,11 +683,10 @@ int kb_cmd_audit(int argc, char **argv)
         case OPT_TOPIC: a.topic = optarg; break;
         case OPT_BASE: a.activity_base = optarg; break;
         case OPT_THREADS: {
-            char *end;
-            long n = strtol(optarg, &end, 10);
-            if (*end || n < 1 || n > 64) {
-                fprintf(stderr, "error: --threads wants 1..64, got \"%s\"\n", optarg);
-                return 2;
+            long long n;
+            if (kb_cli_long("--threads", optarg, 1, 64, &n, errstr, sizeof errstr)) {
+                fprintf(stderr, "error: %s\n", errstr);
+                goto out;
             }
             a.threads = (int)n;
             break;
@@ -677,6 +710,10 @@ int kb_cmd_audit(int argc, char **argv)
             fputs(usage, stderr);
             goto out;
         }
+    }
+    if (sub_bit && optind < argc - 1) {
+        fprintf(stderr, "error: audit %s takes no argument \"%s\"\n", sub, argv[1 + optind]);
+        goto out;
     }
     if (!strcmp(sub, "keygen"))
         rc = run_keygen(&a);

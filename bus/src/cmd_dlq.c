@@ -30,13 +30,18 @@ static const char usage[] =
     "\n"
     "list     one line per dead letter of <prefix>.dlq: partition/offset, stage, rule,\n"
     "         field path, byte offset, error, original topic/partition/offset, event\n"
-    "         id and type (no payload values)\n"
+    "         id and type (no payload values), then the count. A partition whose offsets\n"
+    "         cannot be read is named on stderr, the count says \"at least ...\n"
+    "         (INCOMPLETE: ...)\", and the exit status is 1 (also after 30 s without\n"
+    "         progress)\n"
     "show     every header of one dead letter, and its payload's size and SHA-256\n"
     "redrive  produce the dead letter again to its original topic (header kb_topic),\n"
     "         with its original headers minus the kb_* context headers, plus\n"
     "         kb_redriven_from=<dlq topic>/<partition>/<offset>; --value FILE replaces\n"
-    "         the value with a corrected one (Confluent-framed Avro bytes). Idempotent\n"
-    "         producer; waits for the broker's acknowledgement.\n"
+    "         the value with a corrected one (Confluent-framed Avro bytes), also for a\n"
+    "         letter kept without its value whose input retention removed (the letter's\n"
+    "         CloudEvents headers go with it). Idempotent producer; waits for the\n"
+    "         broker's acknowledgement.\n"
     "\n"
     "  --limit N                    list at most N dead letters, 0 to 1000000000\n"
     "                               (default: all)\n"
@@ -71,7 +76,25 @@ static void list_line(const struct kb_dlq_letter *l)
 struct list_ctx {
     long limit;
     uint64_t shown, total;
+    char unread[200]; /* partitions whose offsets could not be read, "3, 7" */
+    int n_unread;
 };
+
+static void on_unreadable(void *opaque, int32_t partition, const char *why)
+{
+    struct list_ctx *c = opaque;
+    fprintf(stderr,
+            "warning: partition %" PRId32 ": offsets could not be read (%s): its dead "
+            "letters are not listed or counted\n",
+            partition, why);
+    size_t used = strlen(c->unread);
+    if (used + 16 < sizeof c->unread)
+        snprintf(c->unread + used, sizeof c->unread - used, "%s%" PRId32, used ? ", " : "",
+                 partition);
+    else if (!strstr(c->unread, "..."))
+        snprintf(c->unread + used, sizeof c->unread - used, ", ...");
+    c->n_unread++;
+}
 
 static int on_letter(void *opaque, const struct kb_dlq_letter *l)
 {
@@ -87,19 +110,31 @@ static int on_letter(void *opaque, const struct kb_dlq_letter *l)
 static int run_list(struct dlq_args *a)
 {
     char errstr[512];
-    struct list_ctx c = {a->limit, 0, 0};
-    struct kb_dlq_read_opts ro = {.kafka = &a->kafka, .topic = a->topic, .partition = -1,
-                                  .offset = -1};
+    struct list_ctx c = {.limit = a->limit};
+    struct kb_dlq_read_opts ro = {.kafka = &a->kafka,
+                                  .topic = a->topic,
+                                  .partition = -1,
+                                  .offset = -1,
+                                  .unreadable = on_unreadable,
+                                  .unreadable_opaque = &c};
     int complete = 1;
     if (kb_dlq_read(&ro, on_letter, &c, NULL, NULL, NULL, &complete, errstr, sizeof errstr)) {
         fprintf(stderr, "error: %s\n", errstr);
         return 1;
     }
-    if (!complete)
+    if (!complete && c.n_unread < 1)
         fprintf(stderr, "warning: no progress for 30 s; the list may be incomplete\n");
-    printf("%" PRIu64 " dead letter(s) in %s%s\n", c.total, a->topic,
-           c.shown < c.total ? " (more than --limit: not all shown)" : "");
-    return 0;
+    /* An incomplete count must not pass for the whole one, in a script
+     * neither: the line says so and the exit status is 1. */
+    char incomplete[300] = "";
+    if (c.n_unread)
+        snprintf(incomplete, sizeof incomplete, " (INCOMPLETE: partition%s %s not read)",
+                 c.n_unread > 1 ? "s" : "", c.unread);
+    else if (!complete)
+        snprintf(incomplete, sizeof incomplete, " (INCOMPLETE: no progress for 30 s)");
+    printf("%s%" PRIu64 " dead letter(s) in %s%s%s\n", incomplete[0] ? "at least " : "", c.total,
+           a->topic, c.shown < c.total ? " (more than --limit: not all shown)" : "", incomplete);
+    return complete ? 0 : 1;
 }
 
 static int run_show(struct dlq_args *a)
@@ -192,6 +227,44 @@ static int run_redrive(struct dlq_args *a)
 
 enum { OPT_LIMIT = 1000, OPT_PARTITION, OPT_VALUE, OPT_TOPIC, OPT_KCONF };
 
+/* The verbs, as the bits of the set that takes an option. */
+enum { VERB_LIST = 1, VERB_SHOW = 2, VERB_REDRIVE = 4 };
+
+static const char *const verb_names[] = {"list", "show", "redrive"};
+
+/* The verbs that take option @p opt (getopt_long's value): any other refuses
+ * it, as `dlq show --limit 5` or `dlq list --partition 2` would otherwise
+ * do something else than asked without a word. */
+static unsigned option_takers(int opt)
+{
+    switch (opt) {
+    case OPT_LIMIT: return VERB_LIST;
+    case OPT_PARTITION: return VERB_SHOW | VERB_REDRIVE;
+    case OPT_VALUE: return VERB_REDRIVE;
+    default: return VERB_LIST | VERB_SHOW | VERB_REDRIVE; /* --topic, the Kafka options */
+    }
+}
+
+/* Say that `dlq @p verb` does not take the option getopt_long just read
+ * (@p longindex into @p longopts, or -1 for the short option @p opt). */
+static void refuse_option(int argc, char **argv, const char *verb, const struct option *longopts,
+                          int longindex, int opt)
+{
+    char name[64], typed[64], takers[64] = "";
+    if (longindex >= 0)
+        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
+    else
+        snprintf(name, sizeof name, "-%c", opt);
+    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
+    unsigned t = option_takers(opt);
+    for (size_t i = 0; i < sizeof verb_names / sizeof verb_names[0]; i++)
+        if (t & (1u << i))
+            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
+                     takers[0] ? ", " : "", verb_names[i]);
+    fprintf(stderr, "error: dlq %s does not take %s%s%s (an option of dlq %s)\n", verb, name,
+            typed[0] ? ", given as " : "", typed, takers);
+}
+
 int kb_cmd_dlq(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -221,9 +294,18 @@ int kb_cmd_dlq(int argc, char **argv)
         fputs(usage, stderr);
         goto out;
     }
+    unsigned verb_bit = !strcmp(verb, "list")   ? VERB_LIST
+                        : !strcmp(verb, "show") ? VERB_SHOW
+                                                : VERB_REDRIVE;
     argc--, argv++;
-    while ((opt = getopt_long(argc, argv, "b:X:h", longopts, NULL)) != -1) {
+    int longindex = -1;
+    while ((opt = getopt_long(argc, argv, "b:X:h", longopts, &longindex)) != -1) {
         kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
+        if (opt != 'h' && opt != '?' && !(option_takers(opt) & verb_bit)) {
+            refuse_option(argc, argv, verb, longopts, longindex, opt);
+            goto out;
+        }
+        longindex = -1;
         long long n = 0;
         switch (opt) {
         case OPT_LIMIT:
@@ -261,8 +343,8 @@ int kb_cmd_dlq(int argc, char **argv)
         }
     }
     if (!strcmp(verb, "list")) {
-        if (optind != argc || a.value_file) {
-            fputs(usage, stderr);
+        if (optind != argc) {
+            fprintf(stderr, "error: dlq list takes no argument \"%s\"\n", argv[optind]);
             goto out;
         }
         rc = run_list(&a);
@@ -272,7 +354,7 @@ int kb_cmd_dlq(int argc, char **argv)
      * redrove letter 0. */
     char nerr[160];
     long long off = -1;
-    if (optind + 1 != argc || (a.value_file && strcmp(verb, "redrive")) ||
+    if (optind + 1 != argc ||
         kb_cli_long("OFFSET", argv[optind], 0, INT64_MAX, &off, nerr, sizeof nerr)) {
         fprintf(stderr, "error: %s needs one OFFSET (a whole number from 0)\n\n%s", verb, usage);
         goto out;

@@ -51,8 +51,8 @@ static const char usage[] =
     "  --subscriptions PATH         subscription file or folder, as the router's\n"
     "  --subject-key-file FILE      the bus's subject key, as the router's\n"
     "  --schemas DIR                schema folder (default: the installed schemas)\n"
-    "  --since TIME, --until TIME   deliveries recorded in this window (RFC 3339 UTC,\n"
-    "                               a date, or ms since 1970)\n"
+    "  --since TIME, --until TIME   deliveries recorded in this window (RFC 3339 with\n"
+    "                               its zone, a date (midnight UTC), or ms since 1970)\n"
     "  --bsn N, --anummer N         only this person's events (keyed-hashed first);\n"
     "                               GBA keys births by the BSN and most other events\n"
     "                               by the A-nummer: give both to cover them all\n"
@@ -168,10 +168,9 @@ int kb_cmd_replay(int argc, char **argv)
         case OPT_SCHEMAS: schemas_dir = optarg; break;
         case OPT_SINCE:
         case OPT_UNTIL:
-            if (kb_parse_time(optarg, opt == OPT_SINCE ? &ro.since_ms : &ro.until_ms)) {
-                fprintf(stderr, "error: %s: not a time (RFC 3339, a date, or ms)\n", optarg);
-                goto out_opts;
-            }
+            bad =
+                kb_cli_time(opt == OPT_SINCE ? "--since" : "--until", optarg,
+                            opt == OPT_SINCE ? &ro.since_ms : &ro.until_ms, errstr, sizeof errstr);
             break;
         case OPT_BSN: bsn = optarg; break;
         case OPT_ANR: anummer = optarg; break;

@@ -42,8 +42,9 @@ static const char usage[] =
     "validation, filters, validity, follow lists), and prints per subscription\n"
     "how many events of each type it would have received and a few samples\n"
     "(event id, type, ce_time and the names of the fields it would get; never\n"
-    "values). Delivers nothing and commits no offsets. TIME is RFC 3339 or\n"
-    "YYYY-MM-DD and is compared with the Kafka record timestamps.\n"
+    "values). Delivers nothing and commits no offsets. TIME is RFC 3339 with its\n"
+    "zone, YYYY-MM-DD (midnight UTC) or milliseconds since 1970, and is compared\n"
+    "with the Kafka record timestamps.\n"
     "\n"
     "  --since TIME                 first record time to read (required)\n"
     "  --until TIME                 stop before this record time (default: the end)\n"
@@ -111,7 +112,8 @@ static int dry_run(int argc, char **argv)
         {NULL, 0, NULL, 0}};
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
-    const char *since_s = NULL, *until_s = NULL, *key_file = NULL, *schemas_dir = KB_SCHEMA_DIR;
+    const char *key_file = NULL, *schemas_dir = KB_SCHEMA_DIR;
+    int64_t since = -1, until = INT64_MAX;
     long samples = 3;
     char errstr[512];
     int opt, rc = 2;
@@ -125,8 +127,11 @@ static int dry_run(int argc, char **argv)
         kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
         long long n = 0;
         switch (opt) {
-        case OPT_SINCE: since_s = optarg; break;
-        case OPT_UNTIL: until_s = optarg; break;
+        case OPT_SINCE:
+        case OPT_UNTIL:
+            bad = kb_cli_time(opt == OPT_SINCE ? "--since" : "--until", optarg,
+                              opt == OPT_SINCE ? &since : &until, errstr, sizeof errstr);
+            break;
         case OPT_SAMPLES:
             bad = kb_cli_long("--samples", optarg, 0, SUB_MAX_SAMPLES, &n, errstr, sizeof errstr);
             samples = (long)n;
@@ -157,13 +162,8 @@ static int dry_run(int argc, char **argv)
             goto out;
         }
     }
-    int64_t since, until = INT64_MAX;
-    if (optind + 1 != argc || !since_s) {
+    if (optind + 1 != argc || since < 0) {
         fprintf(stderr, "error: one subscription PATH and --since are required\n\n%s", usage);
-        goto out;
-    }
-    if (kb_parse_time(since_s, &since) || (until_s && kb_parse_time(until_s, &until))) {
-        fprintf(stderr, "error: --since/--until need RFC 3339 or YYYY-MM-DD\n");
         goto out;
     }
     rc = 1;

@@ -193,6 +193,11 @@ check "export: $N lines" eq "$(wc -l <"$WORK/ldv.jsonl")" $N
 check "export: valid JSON with trace/span ids" eq "$(jq -r 'select((.trace_id|length)==32 and (.span_id|length)==16) | 1' "$WORK/ldv.jsonl" | wc -l)" $N
 check "export: processing activity of the fixture deliveries" eq "$(jq -r 'select(.attributes["dpl.core.processing_activity_id"] == "urn:ketenbus:purpose:akw-uitnodiging") | 1' "$WORK/ldv.jsonl" | wc -l)" $EXPECT
 check "export: data subject id is the pseudonym" eq "$(jq -r '.attributes["dpl.core.data_subject_id"] | length' "$WORK/ldv.jsonl" | sort -u)" 32
+# The trail does not record of which identifier (BSN, A-nummer, object) a
+# pseudonym was made: the type says a keyed hash and no more (it said BSN).
+check "export: data subject id type is the neutral pseudonym type" \
+  eq "$(jq -r '.attributes["dpl.core.data_subject_id_type"]' "$WORK/ldv.jsonl" | sort -u)" \
+  "urn:ketenbus:pseudonym:hmac-sha256"
 
 # 7. Retention: the first 3 events of partition 0 expire -> verify says so.
 "$TOOL" delete-records --topic "$IN" --partition 0 --before 3

@@ -73,6 +73,74 @@ check "dlq show --partition -1" \
 check "sub dry-run --samples 1001" \
   usage_error '--samples: 1001 is out of range (0 to 1000)' "$KB" sub dry-run x --samples 1001
 
+# --- times: one parser (kb_cli_time) for audit, replay and sub dry-run ------------
+# 2026-02-31 was 3 March to audit (timegm) and replay took no milliseconds.
+check "audit subject --from 2026-02-31" \
+  usage_error '--from: "2026-02-31": day 31 is out of range (2026-02 has 28 days)' \
+  "$KB" audit subject --from 2026-02-31
+check "audit export --to 24:00" \
+  usage_error '--to: "2026-03-01T24:00:00Z": hour 24 is out of range (00 to 23)' \
+  "$KB" audit export --format ldv --to 2026-03-01T24:00:00Z
+check "audit verify --from without a zone" \
+  usage_error '--from: "2026-03-01T10:00:00" has no zone' \
+  "$KB" audit verify --from 2026-03-01T10:00:00
+check "audit verify --to month 13" \
+  usage_error '--to: "2026-13-01": month 13 is out of range' "$KB" audit verify --to 2026-13-01
+check "replay --since 2026-02-29" \
+  usage_error '--since: "2026-02-29": day 29 is out of range (2026-02 has 28 days)' \
+  "$KB" replay --since 2026-02-29
+check "replay --until junk" usage_error '--until: "junk" is not a time' "$KB" replay --until junk
+check "replay: --since in milliseconds is taken (the next error is the missing --subscriber)" \
+  usage_error '--subscriber, --reason, --subscriptions and --subject-key-file are required' \
+  "$KB" replay --since 1710753330250 --until 2026-03-01T10:00:00.5+01:00
+check "sub dry-run --since 2026-04-31" \
+  usage_error '--since: "2026-04-31": day 31 is out of range (2026-04 has 30 days)' \
+  "$KB" sub dry-run x --since 2026-04-31
+check "sub dry-run --until leap second" \
+  usage_error 'second 60 is out of range (00 to 59; leap seconds are not taken)' \
+  "$KB" sub dry-run x --since 0 --until 2026-12-31T23:59:60Z
+check "sub dry-run: --since in milliseconds is taken (the next error is the missing PATH)" \
+  usage_error 'one subscription PATH and --since are required' "$KB" sub dry-run --since 0
+
+# --- options a subcommand does not use are refused, by name -------------------
+# `audit verify --subject X` (getopt's shortening of --subject-key-file) ran a
+# whole verify and ignored it; `dlq show --limit 5` showed one letter.
+check "audit verify --subject X" \
+  usage_error 'error: audit verify does not take --subject-key-file, given as --subject' \
+  "$KB" audit verify --subject X
+check "audit export --subject-key-file" \
+  usage_error 'audit export does not take --subject-key-file (an option of audit subject)' \
+  "$KB" audit export --format ldv --subject-key-file k
+check "audit verify --format json" \
+  usage_error 'audit verify does not take --format (an option of audit subject, export)' \
+  "$KB" audit verify --format json
+check "audit subject --public-key" \
+  usage_error 'audit subject does not take --public-key (an option of audit verify)' \
+  "$KB" audit subject --bsn 999995303 --public-key p
+check "audit export --threads" \
+  usage_error 'audit export does not take --threads' "$KB" audit export --threads 2
+check "audit keygen -b" \
+  usage_error 'audit keygen does not take -b (an option of audit verify, subject, export)' \
+  "$KB" audit keygen -b 127.0.0.1:1 --private a --public b
+check "audit subject --activity-base" \
+  usage_error 'audit subject does not take --activity-base (an option of audit export)' \
+  "$KB" audit subject --activity-base urn:x:
+check "audit verify x: no arguments" \
+  usage_error 'audit verify takes no argument "x"' "$KB" audit verify x
+check "audit: an option of its own is taken (the next error is the missing --public)" \
+  usage_error 'keygen needs --private FILE and --public FILE' "$KB" audit keygen --private a
+check "dlq list --partition" \
+  usage_error 'dlq list does not take --partition (an option of dlq show, redrive)' \
+  "$KB" dlq list --partition 2
+check "dlq show --limit" \
+  usage_error 'dlq show does not take --limit (an option of dlq list)' "$KB" dlq show 3 --limit 5
+check "dlq show --val" \
+  usage_error 'dlq show does not take --value, given as --val (an option of dlq redrive)' \
+  "$KB" dlq show 3 --val fixed.bin
+check "dlq redrive --limit=1" \
+  usage_error 'dlq redrive does not take --limit' "$KB" dlq redrive 3 --limit=1
+check "dlq list x: no arguments" usage_error 'dlq list takes no argument "x"' "$KB" dlq list x
+
 # --- adapters (own options go through kb_adapter_parse) ----------------------------
 check "gba egress --idle-exit 5x" \
   usage_error 'error: --idle-exit: "5x" is not a whole number' \

@@ -160,6 +160,49 @@ int main(void)
     read_at(&ko, in_topic, 3, &g);
     CHECK(!g.found);
 
+    /* Retention removed the input (offset 50 was never there): a letter
+     * that kept the original headers goes back with --value, as the help
+     * offers, with its envelope; without a value it cannot, and says what
+     * can. A letter without the headers cannot: the value alone would
+     * lack the envelope. */
+    static const uint8_t fixed[] = {0, 0, 0, 0x03, 0xe9, 'f', 'i', 'x', 'e', 'd'};
+    char fixed_sha[65];
+    kb__sha256_hex(fixed, sizeof fixed, fixed_sha);
+    rd_kafka_headers_t *kept = lean_letter(in_topic, "50", len, sha);
+    rd_kafka_header_add(kept, "ce_specversion", -1, "1.0", -1);
+    rd_kafka_header_add(kept, "ce_id", -1, event_id, -1);
+    rd_kafka_header_add(kept, "ce_type", -1, "nl.brp.persoon-geboren", -1);
+    pc = kb_kafka_conf_new(&ko, errstr, sizeof errstr);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+    produce(prod, dlq, NULL, 0, kept);                                  /* letter 2 */
+    produce(prod, dlq, NULL, 0, lean_letter(in_topic, "50", len, sha)); /* letter 3 */
+    CHECK_INT(rd_kafka_flush(prod, 10000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(prod);
+
+    CHECK(kb_dlq_redrive(&ko, NULL, 0, 2, NULL, 0, &r, errstr, sizeof errstr) != KB_OK);
+    CHECK(strstr(errstr, "cannot be read") != NULL);
+    CHECK(strstr(errstr, "a corrected value can still go back with the letter's headers"));
+    err = kb_dlq_redrive(&ko, NULL, 0, 2, fixed, sizeof fixed, &r, errstr, sizeof errstr);
+    if (err)
+        fprintf(stderr, "redrive --value: %s\n", errstr);
+    CHECK_INT(err, KB_OK);
+    CHECK_INT(r.corrected, 1);
+    CHECK_INT(r.bytes, sizeof fixed);
+    CHECK_STR(r.sha256, fixed_sha);
+    CHECK_INT(r.headers_kept, 3); /* ce_specversion, ce_id, ce_type; no kb_* */
+    CHECK_INT(r.offset, 3);
+    read_at(&ko, in_topic, 3, &g);
+    CHECK(g.found);
+    CHECK(g.len == sizeof fixed && !memcmp(g.value, fixed, sizeof fixed));
+    CHECK_STR(g.ce_id, event_id);
+    CHECK_STR(g.redriven_from, r.from);
+    CHECK(!g.dropped);
+
+    CHECK(kb_dlq_redrive(&ko, NULL, 0, 3, fixed, sizeof fixed, &r, errstr, sizeof errstr) != KB_OK);
+    CHECK(strstr(errstr, "CloudEvents headers, which a corrected value still needs") != NULL);
+    read_at(&ko, in_topic, 4, &g);
+    CHECK(!g.found);
+
     kb_kafka_opts_fini(&ko);
     rd_kafka_mock_cluster_destroy(mc);
     rd_kafka_destroy(mrk);

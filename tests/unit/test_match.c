@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "kb_test.h"
+#include "ketenbus/clock.h"
 #include "ketenbus/event.h"
+#include "ketenbus/gate.h"
 #include "ketenbus/sub.h"
 #include "match.h"
 
@@ -478,6 +480,27 @@ int main(void)
     CHECK_INT(t, 951782400000LL);
     CHECK_INT(kb_parse_time("2023-02-29", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2024-03-18T10:15:30", &t), KB_ERR_INVALID);
+    /* Impossible dates are refused, never moved to another day as timegm()
+     * would (2026-02-31 to 3 March): a ce_time or a subscription's validity
+     * date read so would judge an event by the wrong day. The gate then
+     * takes the wall clock for the event (kb_gate_decision_time). */
+    t = -7;
+    CHECK_INT(kb_parse_time("2026-02-31", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-02-31T10:00:00Z", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-04-31T10:00:00+01:00", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-13-01", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-00-01", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-03-00", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-03-01T24:00:00Z", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-03-01T23:60:00Z", &t), KB_ERR_INVALID);
+    CHECK_INT(t, -7);
+    struct kb_event_attrs attrs;
+    memset(&attrs, 0, sizeof attrs);
+    snprintf(attrs.time, sizeof attrs.time, "2026-02-31T10:00:00Z");
+    int64_t before = kb_wall_ms(), decided = kb_gate_decision_time(&attrs);
+    CHECK(decided >= before && decided <= kb_wall_ms()); /* now, not 2026-03-03 */
+    snprintf(attrs.time, sizeof attrs.time, "2026-02-28T10:00:00Z");
+    CHECK_INT(kb_gate_decision_time(&attrs), 1772272800000LL);
     test_digit_comparisons();
     CHECK_INT(kb_test_rm_tree(dir), 0);
     KB_TEST_DONE();

@@ -121,6 +121,11 @@ struct kb_dlq_read_opts {
     int32_t partition;       /* start at this partition (-1 or 0 = the first) */
     int64_t offset;          /* ... at this offset (-1 = its start) */
     size_t limit;            /* stop after this many letters; 0 = all */
+    /* Called, on the calling thread, for each partition whose offsets
+     * (watermarks) could not be read, with the reason: its letters are
+     * neither read nor counted in *depth. May be NULL. */
+    void (*unreadable)(void *opaque, int32_t partition, const char *why);
+    void *unreadable_opaque; /* for unreadable */
 };
 
 /** Called per letter, in partition order then offset order; non-zero stops. */
@@ -131,7 +136,9 @@ typedef int (*kb_dlq_letter_cb)(void *opaque, const struct kb_dlq_letter *l);
  * gets the messages held in the topic (high minus low watermark, summed).
  * When @p limit stopped the read, *@p next_partition / *@p next_offset say
  * where the next page starts; otherwise next_partition is -1.
- * *@p complete is 0 when a partition gave no answer for 30 s.
+ * *@p complete is 0 when a partition gave no answer for 30 s or its offsets
+ * could not be read (then o->unreadable names it): the letters and the
+ * depth then leave that partition out, or the rest of it.
  */
 kb_err_t kb_dlq_read(const struct kb_dlq_read_opts *o, kb_dlq_letter_cb cb, void *opaque,
                      uint64_t *depth, int32_t *next_partition, int64_t *next_offset,
@@ -156,7 +163,9 @@ struct kb_dlq_redriven {
  * minus kb_* plus kb_redriven_from; @p value (Confluent-framed, may be NULL
  * for the original) replaces the value. A letter whose value the router
  * dropped (kb_value_dropped) is redriven from the input position it names,
- * value and headers, when that input still has the recorded SHA-256.
+ * value and headers, when that input still has the recorded SHA-256; with
+ * @p value, one that kept the original CloudEvents headers is redriven with
+ * them, without reading its input (retention may have removed it).
  * Waits for the broker's ack. KB_ERR_NOTFOUND when no committed letter is
  * there, KB_ERR_INVALID when it is not a router dead letter, @p value is
  * not framed, or a dropped value's input is not the one dead-lettered.

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: EUPL-1.2 */
 /*
- * ketenbus/cli_num.h - strict parsing of numeric command-line options, shared
- * by the ketenbus commands and the adapters: "--batch abc", "--rate -3" or an
- * empty "--received-ms ''" is a usage error with a reason, never a silent 0.
+ * ketenbus/cli_num.h - strict parsing of numeric and time command-line options,
+ * shared by the ketenbus commands and the adapters: "--batch abc", "--rate -3"
+ * or an empty "--received-ms ''" is a usage error with a reason, never a
+ * silent 0, and "--from 2026-02-31" is refused, never read as 3 March.
  */
 #ifndef KETENBUS_CLI_NUM_H
 #define KETENBUS_CLI_NUM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ketenbus/err.h"
 
@@ -33,5 +35,41 @@ kb_err_t kb_cli_long(const char *opt, const char *text, long long min, long long
  */
 kb_err_t kb_cli_double(const char *opt, const char *text, double min, double max, double *out,
                        char *errstr, size_t errstr_size);
+
+/**
+ * How long option --@p name was written in @p argv, for an error message:
+ * getopt_long() takes an unambiguous shortening ("--subject" for
+ * "--subject-key-file"), and an error naming only the full name would puzzle
+ * whoever typed the short one. Copies the first "--x" or "--x=..." of
+ * @p argv (before a "--") whose x is a shortening of @p name, without the
+ * "=...", into @p out; "" when there is none (written in full or not found).
+ * @thread any
+ */
+void kb_cli_abbrev(int argc, char **argv, const char *name, char *out, size_t out_size);
+
+/* The last instant kb_cli_time() takes: 9999-12-31T23:59:59.999Z. */
+#define KB_CLI_TIME_MAX_MS 253402300799999LL
+
+/**
+ * Parse @p text, the argument of time option @p opt (e.g. "--from"), into
+ * milliseconds since 1970-01-01T00:00:00Z in *@p out_ms. One of:
+ *  - RFC 3339 with seconds and a zone: 2024-03-18T09:15:30Z, with an
+ *    optional fraction (2024-03-18T09:15:30.250Z; digits beyond the
+ *    millisecond are cut off) and "Z" or an offset (+01:00); "t", "z" and a
+ *    space for "T" are taken as RFC 3339 allows;
+ *  - a date, YYYY-MM-DD, meaning its midnight UTC;
+ *  - milliseconds since 1970, digits only (0 to KB_CLI_TIME_MAX_MS).
+ * Calendar fields must name a real instant, never normalised the way
+ * timegm() does: 2026-02-31, month 13, hour 24, minute 60 and second 60 (a
+ * leap second) are refused, as are a time without its zone (local or UTC
+ * would be a guess) and instants before 1970 or after KB_CLI_TIME_MAX_MS.
+ * KB_OK, or KB_ERR_INVALID (not such a time) or KB_ERR_RANGE (a field or
+ * the instant out of range) with the reason in @p errstr, e.g.
+ * `--from: "2026-02-31": day 31 is out of range (2026-02 has 28 days)`;
+ * *@p out_ms is then unchanged.
+ * @thread any
+ */
+kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *errstr,
+                     size_t errstr_size);
 
 #endif
