@@ -80,6 +80,33 @@ check "oddly named file moved to done/" wait_for 60 test -f "$SPOOL/done/003 g"$
 check "kb.in.svb holds 6 messages" wait_for 30 count_is "$(T in.svb)" 6
 check "its ce_dataref is percent-encoded" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T in.svb) -e -q -f '%h\n' | grep -q 'ce_dataref=file://.*/done/003%20g%E9ed%20%231.akw02#regel=2'"
 
+# 4c. kb.in.svb's max.message.bytes lowered under the running adapter below
+#     what any event takes: Kafka refuses the next one as too large, the
+#     adapter learns the limit again and refuses such records like bad ones
+#     (TCP: R with rule size; spool: the file, all of whose records are over,
+#     quarantined whole), instead of keeping them for retries that cannot
+#     succeed. Needs the broker's jars (KB_KAFKA_LIBS, from its env file).
+if [[ -n "${KB_KAFKA_LIBS:-}" && -n "${KB_KAFKA_STATE:-}" ]]; then
+  check "kb.in.svb limited to 300 bytes" topic_limit "$(T in.svb)" 300
+  sleep 2 # the broker applies a topic config change asynchronously
+  answer=$(send_frame "$good")
+  check "a good TCP frame over the limit is rejected with rule size" eq "${answer:0:6}" Rsize:
+  check "... after the limits were learnt again" \
+    grep -q "limits learnt again.* max_message_before=1000000 max_message=300" "$WORK/svb.log"
+  check "kb.quarantine.svb holds 10" wait_for 30 count_is "$(T quarantine.svb)" 10
+  drop aanvragen-goed.akw02 004-goed-te-groot.akw02
+  check "a file whose every event is over the limit is quarantined whole" \
+    wait_for 60 test -f "$SPOOL/quarantine/004-goed-te-groot.akw02"
+  check "... each record refused as size" bash -c \
+    "grep -q '^size: regel 1: nl.kinderbijslag.aanvraag-ontvangen: its event of' '$SPOOL/quarantine/004-goed-te-groot.akw02.reason' &&
+     grep -q '^size: regel 2: ' '$SPOOL/quarantine/004-goed-te-groot.akw02.reason'"
+  check "kb.quarantine.svb holds 12" wait_for 30 count_is "$(T quarantine.svb)" 12
+  check "kb.in.svb still holds 6" count_is "$(T in.svb)" 6
+  check "in/ is empty: nothing held the spool" eq "$(ls "$SPOOL/in" | wc -l)" 0
+else
+  echo "note: KB_KAFKA_LIBS/KB_KAFKA_STATE not set, topic limit case not run"
+fi
+
 # 5. No personal data in any key or header, on any topic, or in the logs.
 pii='999996204|999997105|999995303|999991012|999991024|999991036|999991048|ABNA0417164300|ABNA0123456789|86011117947'
 check "control: payloads do contain a test BSN" bash -c "kcat -C -b $KB_BOOTSTRAP -t $(T in.svb) -e -q -f '%s\n' | grep -aq 999996204"
