@@ -482,8 +482,9 @@ int main(void)
     CHECK_INT(kb_parse_time("2024-03-18T10:15:30", &t), KB_ERR_INVALID);
     /* Impossible dates are refused, never moved to another day as timegm()
      * would (2026-02-31 to 3 March): a ce_time or a subscription's validity
-     * date read so would judge an event by the wrong day. The gate then
-     * takes the wall clock for the event (kb_gate_decision_time). */
+     * date read so would judge an event by the wrong day. The envelope
+     * check refuses such a ce_time (test_event); kb_gate_decision_time,
+     * given one all the same, takes the wall clock. */
     t = -7;
     CHECK_INT(kb_parse_time("2026-02-31", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2026-02-31T10:00:00Z", &t), KB_ERR_INVALID);

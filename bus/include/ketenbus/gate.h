@@ -51,7 +51,8 @@ enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_m
 
 /** The time subscriptions judge an event by, in ms since the epoch: when
  *  it was recorded (ce_time), so a replay or a dry run decides as the
- *  original routing did; without a readable ce_time, now. */
+ *  original routing did; without ce_time, now. (A ce_time that is not an
+ *  RFC 3339 time does not pass the envelope check.) */
 int64_t kb_gate_decision_time(const struct kb_event_attrs *a);
 
 /** The dead-letter stage ("envelope", "schema") and rule of a failed step. */
