@@ -6,6 +6,7 @@
  * setting; here the whole argument must be the value, in range.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,4 +204,22 @@ void kb_cli_abbrev(int argc, char **argv, const char *name, char *out, size_t ou
             return;
         }
     }
+}
+
+void kb_cli_refuse_option(const char *cmd, const char *sub, int argc, char **argv,
+                          const struct option *longopts, int longindex, int opt, unsigned takers,
+                          const char *const *subs, size_t n_subs)
+{
+    char name[64], typed[64], list[128] = "";
+    if (longindex >= 0)
+        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
+    else
+        snprintf(name, sizeof name, "-%c", opt);
+    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
+    for (size_t i = 0; i < n_subs; i++)
+        if (takers & (1u << i))
+            snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", list[0] ? ", " : "",
+                     subs[i]);
+    fprintf(stderr, "error: %s %s does not take %s%s%s (an option of %s %s)\n", cmd, sub, name,
+            typed[0] ? ", given as " : "", typed, cmd, list);
 }

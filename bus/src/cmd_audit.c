@@ -106,26 +106,6 @@ static unsigned option_takers(int opt)
     }
 }
 
-/* Say that `audit @p sub` does not take the option getopt_long just read
- * (@p longindex into @p longopts, or -1 for the short option @p opt). */
-static void refuse_option(int argc, char **argv, const char *sub, const struct option *longopts,
-                          int longindex, int opt)
-{
-    char name[64], typed[64], takers[64] = "";
-    if (longindex >= 0)
-        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
-    else
-        snprintf(name, sizeof name, "-%c", opt);
-    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
-    unsigned t = option_takers(opt);
-    for (size_t i = 0; i < sizeof sub_names / sizeof sub_names[0]; i++)
-        if (t & (1u << i))
-            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
-                     takers[0] ? ", " : "", sub_names[i]);
-    fprintf(stderr, "error: audit %s does not take %s%s%s (an option of audit %s)\n", sub, name,
-            typed[0] ? ", given as " : "", typed, takers);
-}
-
 struct audit_args {
     struct kb_kafka_opts kafka;
     const char *topic;
@@ -653,7 +633,9 @@ int kb_cmd_audit(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc - 1, argv + 1, "b:X:h", longopts, &longindex)) != -1) {
         if (opt != 'h' && opt != '?' && sub_bit && !(option_takers(opt) & sub_bit)) {
-            refuse_option(argc, argv, sub, longopts, longindex, opt);
+            kb_cli_refuse_option("audit", sub, argc, argv, longopts, longindex, opt,
+                                 option_takers(opt), sub_names,
+                                 sizeof sub_names / sizeof sub_names[0]);
             goto out;
         }
         longindex = -1;

@@ -245,26 +245,6 @@ static unsigned option_takers(int opt)
     }
 }
 
-/* Say that `dlq @p verb` does not take the option getopt_long just read
- * (@p longindex into @p longopts, or -1 for the short option @p opt). */
-static void refuse_option(int argc, char **argv, const char *verb, const struct option *longopts,
-                          int longindex, int opt)
-{
-    char name[64], typed[64], takers[64] = "";
-    if (longindex >= 0)
-        snprintf(name, sizeof name, "--%s", longopts[longindex].name);
-    else
-        snprintf(name, sizeof name, "-%c", opt);
-    kb_cli_abbrev(argc, argv, longindex >= 0 ? longopts[longindex].name : "", typed, sizeof typed);
-    unsigned t = option_takers(opt);
-    for (size_t i = 0; i < sizeof verb_names / sizeof verb_names[0]; i++)
-        if (t & (1u << i))
-            snprintf(takers + strlen(takers), sizeof takers - strlen(takers), "%s%s",
-                     takers[0] ? ", " : "", verb_names[i]);
-    fprintf(stderr, "error: dlq %s does not take %s%s%s (an option of dlq %s)\n", verb, name,
-            typed[0] ? ", given as " : "", typed, takers);
-}
-
 int kb_cmd_dlq(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -302,7 +282,9 @@ int kb_cmd_dlq(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "b:X:h", longopts, &longindex)) != -1) {
         kb_err_t bad = KB_OK; /* a numeric option's value is a usage error */
         if (opt != 'h' && opt != '?' && !(option_takers(opt) & verb_bit)) {
-            refuse_option(argc, argv, verb, longopts, longindex, opt);
+            kb_cli_refuse_option("dlq", verb, argc, argv, longopts, longindex, opt,
+                                 option_takers(opt), verb_names,
+                                 sizeof verb_names / sizeof verb_names[0]);
             goto out;
         }
         longindex = -1;

@@ -47,6 +47,18 @@ kb_err_t kb_cli_double(const char *opt, const char *text, double min, double max
  */
 void kb_cli_abbrev(int argc, char **argv, const char *name, char *out, size_t out_size);
 
+struct option;
+
+/**
+ * Say on stderr that `@p cmd @p sub` does not take the option getopt_long
+ * just read (@p longindex into @p longopts, or -1 for the short option
+ * @p opt), how it was typed when shortened, and which of the @p n_subs
+ * subcommands @p subs take it (bit i of @p takers: subs[i]).
+ */
+void kb_cli_refuse_option(const char *cmd, const char *sub, int argc, char **argv,
+                          const struct option *longopts, int longindex, int opt, unsigned takers,
+                          const char *const *subs, size_t n_subs);
+
 /* The last instant kb_cli_time() takes: 9999-12-31T23:59:59.999Z. */
 #define KB_CLI_TIME_MAX_MS 253402300799999LL
 
