@@ -135,9 +135,24 @@ wait "$DELIVER1" 2>/dev/null || true
 before=$(posts hook | wc -l)
 deliver deliver1b hook "$PORT" --backoff-base 400ms
 check "restarted deliverer joined the group" wait_for 60 grep -q 'partitions assigned' "$WORK/deliver1b.log"
-sleep 4
-check "no event delivered twice after a clean restart (offsets committed after 2xx)" \
-  eq "$(posts hook | wc -l)" "$before"
+# Sentinels behind the 30: 12 new events on 12 keys, so every partition of
+# out.hook gets one (checked). Once each was POSTed, the restarted deliverer
+# has passed everything before it in its partition: an old event it sent
+# again would be among the POSTs by then.
+"$BIN/kb-webhook-feed" --topic-suffix out.hook --count 12 --keys 12 --start 30 >"$WORK/feed1s.txt"
+check "feed wrote 12 sentinels" eq "$(wc -l <"$WORK/feed1s.txt")" 12
+HOOK_PARTS=$(topic_config "$(T out.hook)" | sed -n 's/^partitions=\([0-9]*\) .*/\1/p')
+sentinel_parts() {
+  { kcat -C -b "$KB_BOOTSTRAP" -t "$(T out.hook)" -e -q -f '%p %h\n' 2>/dev/null || true; } |
+    sed -n 's/^\([0-9]*\) .*ce_id=\([^,]*\).*/\2 \1/p' | sort |
+    join - <(cut -d' ' -f1 "$WORK/feed1s.txt" | sort) | awk '{ print $2 }' | sort -u | wc -l
+}
+check "a sentinel in each of the $HOOK_PARTS partitions of out.hook" eq "$(sentinel_parts)" "$HOOK_PARTS"
+check "the 12 sentinels delivered" wait_for 60 ok_ids_is hook 42
+check "no event delivered twice after a clean restart: exactly the 12 sentinels' POSTs more" \
+  eq "$(posts hook | wc -l)" "$((before + 12))"
+check "... each sentinel once" \
+  eq "$(posts hook | jq -r .id | sort | uniq -c | awk '$1 == 1 { print $2 }' | sort | comm -12 - <(cut -d' ' -f1 "$WORK/feed1s.txt" | sort) | wc -l)" 12
 
 # ---- 2. Binary mode; an event that always fails is retried across a SIGKILL
 # and dead-lettered after a 6 s window; a poison event (a schema id nobody
@@ -340,15 +355,38 @@ check "... and the other two not" \
 # an untrusted certificate gets nothing.
 "$BIN/kb-webhook-feed" --topic-suffix out.hook3 --count 2 >/dev/null
 receiver hook3 --reject-handshake
-deliver deliver3 hook3 "$(cat "$WORK/hook3.port")" --backoff-base 300ms
+# "Nothing" is only shown once the deliverer holds the events (its
+# kb_deliver_pending gauge, set after they are queued) and has since failed
+# the handshake twice more: every pass in between could have sent them.
+metrics_port() { grep -o 'comp=http msg="listening" addr=127.0.0.1 port=[0-9]*' "$WORK/$1.log" | head -n 1 | sed 's/.*port=//'; }
+holds() { # holds PORT SUBSCRIBER N: the deliverer's pending gauge is N
+  curl -sf "http://127.0.0.1:$1/metrics" | grep -qx "kb_deliver_pending{subscriber=\"$2\"} $3"
+}
+refusals() { grep -c 'msg="webhook validation failed"' "$WORK/$1.log" || true; }
+refusals_reach() { (( $(refusals "$1") >= $2 )); }
+deliver deliver3 hook3 "$(cat "$WORK/hook3.port")" --backoff-base 300ms --backoff-max 1s \
+  --metrics-addr 127.0.0.1:0
 check "refused handshake is logged" wait_for 30 grep -q 'msg="webhook validation failed"' "$WORK/deliver3.log"
+check "refused handshake: the deliverer holds the 2 events" \
+  wait_for 30 holds "$(wait_for 30 grep -q 'msg="listening"' "$WORK/deliver3.log"; metrics_port deliver3)" hook3 2
+n3=$(refusals deliver3)
+check "refused handshake: refused twice more since ($n3 before)" wait_for 30 refusals_reach deliver3 $((n3 + 2))
 check "no POST after a refused handshake" eq "$(posts hook3 | wc -l)" 0
+check "... the receiver saw only the handshakes" \
+  eq "$(jq -r .method "$WORK/hook3.jsonl" | sort -u)" OPTIONS
 start rogue "$BIN/kb-webhook-receiver" --cert "$WORK/rogue.pem" --key "$WORK/rogue.key" \
   --log "$WORK/rogue.jsonl" --port-file "$WORK/rogue.port"
 wait_for 10 test -s "$WORK/rogue.port"
 "$BIN/kb-webhook-feed" --topic-suffix out.hook4 --count 1 >/dev/null
-deliver deliver4 hook4 "$(cat "$WORK/rogue.port")" --backoff-base 300ms
+deliver deliver4 hook4 "$(cat "$WORK/rogue.port")" --backoff-base 300ms --backoff-max 1s \
+  --metrics-addr 127.0.0.1:0
 check "untrusted certificate: TLS verification fails" wait_for 30 grep -q 'webhook validation failed' "$WORK/deliver4.log"
+check "untrusted certificate: the deliverer holds the event" \
+  wait_for 30 holds "$(wait_for 30 grep -q 'msg="listening"' "$WORK/deliver4.log"; metrics_port deliver4)" hook4 1
+n4=$(refusals deliver4)
+check "untrusted certificate: refused twice more since ($n4 before)" wait_for 30 refusals_reach deliver4 $((n4 + 2))
+check "untrusted certificate: the failure is TLS verification" \
+  grep -q 'msg="webhook validation failed" subscriber=hook4 error="tls: certificate verify failed"' "$WORK/deliver4.log"
 check "untrusted certificate: nothing reached the receiver" bash -c "! grep -q POST $WORK/rogue.jsonl 2>/dev/null"
 
 # ---- 5. A webhook that answers with a body that never ends (a byte every

@@ -92,9 +92,29 @@ check "DLQ headers: stage, rule, origin" bash -c "[[ '$dlq_h' == *kb_stage=envel
 kill -9 "$ROUTER"
 start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-a --subject-key-file "$WORK/subject.key"
 check "restarted router resumes (partitions assigned)" wait_for 60 bash -c "[[ \$(grep -c 'partitions assigned' $WORK/router.log) -ge 2 ]]"
-sleep 3
-check "still 2 events for the subscriber" eq "$(count "$(T out.svb-kinderbijslag)")" 2
-check "still 1 dead letter" eq "$(count "$(T dlq)")" 1
+# Sentinels behind the old input: one new valid event, and a malformed
+# message in every partition of kb.in.gba. Once each sentinel is committed
+# downstream (read_committed), the restarted router has routed everything
+# before it in its partition: an old event it routed again would be there.
+OUT=$(T out.svb-kinderbijslag)
+sentinel_before=$(header_values "$OUT" ce_id | sort)
+"$BIN/ketenbus" gen --count 1 --seed 7 --subject-key-file "$WORK/subject.key" >"$WORK/gen-sentinel.log" 2>&1
+check "sentinel event produced" grep -q 'produced=1 failed=0' "$WORK/gen-sentinel.log"
+IN_PARTS=$(topic_config "$(T in.gba)" | sed -n 's/^partitions=\([0-9]*\) .*/\1/p')
+check "kb.in.gba has partitions" test "${IN_PARTS:-0}" -ge 1
+for ((p = 0; p < ${IN_PARTS:-0}; p++)); do
+  echo "not an event either $p" | kcat -P -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -p "$p" -k "sentinel$p"
+done
+check "the $IN_PARTS malformed sentinels dead-lettered: 1 + $IN_PARTS dead letters" \
+  wait_for 60 count_is "$(T dlq)" $((1 + IN_PARTS))
+check "the new event delivered: 3 events for the subscriber" wait_for 60 count_is "$OUT" 3
+header_values "$OUT" ce_id | sort >"$WORK/out-after.ids"
+check "the subscriber holds the 2 old ids and the sentinel's, each once" \
+  eq "$(uniq -c "$WORK/out-after.ids" | awk '$1 != 1' | wc -l):$(comm -23 <(echo "$sentinel_before") "$WORK/out-after.ids" | wc -l):$(comm -13 <(echo "$sentinel_before") "$WORK/out-after.ids" | wc -l)" \
+  "0:0:1"
+check "the dead letters: the first one and the $IN_PARTS sentinels, each once" \
+  eq "$(kcat -C -b "$KB_BOOTSTRAP" -t "$(T dlq)" -e -q -X isolation.level=read_committed -f '%k\n' 2>/dev/null | sort | tr '\n' ' ')" \
+  "garbage $(for ((p = 0; p < IN_PARTS; p++)); do printf 'sentinel%d ' "$p"; done)"
 
 # 8. No personal data in any key or header, on any topic. The payloads do
 #    carry it (the control check), so the pattern would find it if leaked.
