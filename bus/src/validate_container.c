@@ -9,6 +9,16 @@
  * reader: avro-c's file reader has no way to hand out a datum's raw bytes
  * (it decodes each datum into a value, which is what must not happen to
  * unchecked input), so it cannot be used for the framing alone.
+ *
+ * A block's datum count is the writer's claim, not backed by bytes when the
+ * schema's datums take none (null, records of nulls, fixed of size 0): a
+ * block of 0 bytes may claim 2^62 of them. So work never follows the count
+ * alone: a datum that read no bytes ends its block (the rest start at the
+ * same byte, so their verdict is the same and they are counted, not read),
+ * and a block may claim more datums than bytes only up to the validator's
+ * item limit (max_items, which bounds zero-byte array items the same way).
+ * Each block then costs at most one validation per byte plus one, and the
+ * datum count cannot overflow.
  */
 #include <string.h>
 
@@ -87,6 +97,13 @@ int kb__validate_container(const kb_validator_t *v, const uint8_t *buf, size_t l
                     (size_t)(block - buf));
             return 2;
         }
+        if ((uint64_t)count > (uint64_t)size && (uint64_t)count > v->max_items) {
+            fprintf(err,
+                    "ketenbus validate: block at file offset %zu claims %lld datums in %lld "
+                    "bytes (more datums than bytes: limit %u)\n",
+                    (size_t)(block - buf), (long long)count, (long long)size, v->max_items);
+            return 2;
+        }
         const uint8_t *d = p, *dend = p + size;
         for (int64_t i = 0; i < count; i++, index++) {
             struct kb_validate_result r;
@@ -103,6 +120,10 @@ int kb__validate_container(const kb_validator_t *v, const uint8_t *buf, size_t l
                             index + 1, index + (size_t)(count - i - 1));
                 index += (size_t)(count - i - 1);
                 d = dend;
+                break;
+            }
+            if (used == 0) { /* this datum and the rest: the same datum of no bytes */
+                index += (size_t)(count - i);
                 break;
             }
             d += used;
