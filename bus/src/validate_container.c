@@ -112,13 +112,14 @@ int kb__validate_container(const kb_validator_t *v, const uint8_t *buf, size_t l
                 kb__validate_print_invalid(out, index, &r);
                 rejected++;
                 /* Where the next datum starts is unknown after a bad one. */
-                unchecked += (size_t)(count - i - 1);
-                if (count - i - 1 > 0)
+                size_t rest = (size_t)(count - i - 1);
+                unchecked += rest;
+                if (rest > 0)
                     fprintf(out,
                             "datums %zu..%zu: not checked (they follow an invalid datum in the "
                             "same block)\n",
-                            index + 1, index + (size_t)(count - i - 1));
-                index += (size_t)(count - i - 1);
+                            index + 1, index + rest);
+                index += 1 + rest; /* the loop's index++ is skipped by the break */
                 d = dend;
                 break;
             }

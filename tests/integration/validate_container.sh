@@ -62,6 +62,14 @@ check "5 datums of no bytes in 5 bytes: bytes after the last datum" \
   >"$WORK/boolean-2e62.avro"
 check "2^62 booleans in 3 bytes: refused at once, exit 2" \
   verdict 2 'claims 4611686018427387904 datums in 3 bytes' boolean.avsc boolean-2e62.avro
+# An invalid datum is counted with the ones it leaves unchecked, and the next
+# block's datums keep their numbers: 3 + 2 booleans, datums 0 and 4 invalid.
+{ header; block '\x06' '\x06' '\x02\x01\x00'; block '\x04' '\x04' '\x01\x02'; } \
+  >"$WORK/boolean-invalid.avro"
+check "3 + 2 booleans, the first of each block invalid: 5 datums, 2 invalid, 2 not checked" \
+  verdict 1 '5 datums, 2 invalid, 2 not checked' boolean.avsc boolean-invalid.avro
+check "3 + 2 booleans: the second block's invalid datum is datum 4" \
+  verdict 1 'datum 4: invalid rule=boolean' boolean.avsc boolean-invalid.avro
 
 echo "$((CHECKS - FAILS)) passed, $FAILS failed"
 ((FAILS == 0))
