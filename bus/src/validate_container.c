@@ -22,6 +22,7 @@
  */
 #include <string.h>
 
+#include "ketenbus/admin.h"
 #include "validate_container.h"
 #include "validate_internal.h"
 
@@ -74,9 +75,15 @@ int kb__validate_container(const kb_validator_t *v, const uint8_t *buf, size_t l
                 goto bad_header;
             if (kl == 10 && !memcmp(k, "avro.codec", 10) &&
                 !(vl == 4 && !memcmp(val, "null", 4))) {
-                fprintf(err, "ketenbus validate: codec \"%.*s\" not supported; write the file "
-                             "with codec null\n",
-                        (int)(vl > 32 ? 32 : vl), (const char *)val);
+                /* The name as printable ASCII: one line, no control bytes
+                 * from the file to the terminal. */
+                char name[64] = "";
+                if (vl)
+                    kb_dlq_printable(val, vl, name, sizeof name);
+                fprintf(err,
+                        "ketenbus validate: codec \"%s\" not supported; write the file "
+                        "with codec null\n",
+                        name);
                 return 2;
             }
         }

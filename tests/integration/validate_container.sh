@@ -70,6 +70,10 @@ expect "3 + 2 booleans, the first of each block invalid: 5 datums, 2 invalid, 2 
   1 '5 datums, 2 invalid, 2 not checked' boolean.avsc boolean-invalid.avro
 expect "3 + 2 booleans: the second block's invalid datum is datum 4" \
   1 'datum 4: invalid rule=boolean' boolean.avsc boolean-invalid.avro
+# A codec name from the file is printed escaped: one line, no control bytes.
+{ printf 'Obj\x01\x02\x14avro.codec\x0ca\nb\x1b[m\x00%s' "$SYNC"; } >"$WORK/codec.avro"
+expect "codec a<LF>b<ESC>[m: refused with the name escaped" \
+  2 'ketenbus validate: codec "a\x0ab\x1b[m" not supported' null.avsc codec.avro
 
 echo "$PASSED passed, $FAILED failed"
 ((FAILED == 0))
