@@ -33,8 +33,7 @@ void kb__validate_print_invalid(FILE *out, size_t index, const struct kb_validat
 }
 
 /* A length-prefixed byte string of the metadata map. */
-static const uint8_t *meta_bytes(const uint8_t *p, const uint8_t *end, const uint8_t **s,
-                                 size_t *n)
+static const uint8_t *meta_bytes(const uint8_t *p, const uint8_t *end, const uint8_t **s, size_t *n)
 {
     int64_t l;
     p = kb__validate_varint(p, end, &l);
@@ -73,8 +72,7 @@ int kb__validate_container(const kb_validator_t *v, const uint8_t *buf, size_t l
             size_t kl, vl;
             if (!(p = meta_bytes(p, end, &k, &kl)) || !(p = meta_bytes(p, end, &val, &vl)))
                 goto bad_header;
-            if (kl == 10 && !memcmp(k, "avro.codec", 10) &&
-                !(vl == 4 && !memcmp(val, "null", 4))) {
+            if (kl == 10 && !memcmp(k, "avro.codec", 10) && !(vl == 4 && !memcmp(val, "null", 4))) {
                 /* The name as printable ASCII: one line, no control bytes
                  * from the file to the terminal. */
                 char name[64] = "";
