@@ -27,7 +27,9 @@ static void usage(FILE *out)
             "  --simd force a kernel path: scalar, sse42, avx2 (default: $KETENBUS_SIMD or the\n"
             "         best this CPU has)\n"
             "  Exit 0 when every datum is valid, 1 when any is not (each reported with its\n"
-            "  index, field path, byte offset in the datum and rule), 2 on usage or I/O errors.\n");
+            "  index, field path, byte offset in the datum and rule), 2 on usage or I/O errors\n"
+            "  and on a malformed container, such as one with a block that claims more datums\n"
+            "  than it has bytes and more than 100000.\n");
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
