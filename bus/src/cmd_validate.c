@@ -2,13 +2,8 @@
 /*
  * cmd_validate.c - `ketenbus validate`: check Avro data against a schema with
  * the compiled validator, for integration teams before they go live. DATA is
- * an Avro object container file (codec null), or with --raw one bare datum.
- *
- * The container framing (magic, metadata map, sync marker, blocks of count +
- * size + datums) is read here with the validator's own bounds-checked varint
- * reader: avro-c's file reader has no way to hand out a datum's raw bytes
- * (it decodes each datum into a value, which is what must not happen to
- * unchecked input), so it cannot be used for the framing alone.
+ * an Avro object container file (codec null, read by validate_container.c),
+ * or with --raw one bare datum.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +12,7 @@
 
 #include "cmd.h"
 #include "ketenbus/validate.h"
-#include "validate_internal.h"
+#include "validate_container.h"
 
 #define MAX_FILE (1u << 30)
 
@@ -32,7 +27,9 @@ static void usage(FILE *out)
             "  --simd force a kernel path: scalar, sse42, avx2 (default: $KETENBUS_SIMD or the\n"
             "         best this CPU has)\n"
             "  Exit 0 when every datum is valid, 1 when any is not (each reported with its\n"
-            "  index, field path, byte offset in the datum and rule), 2 on usage or I/O errors.\n");
+            "  index, field path, byte offset in the datum and rule), 2 on usage or I/O errors\n"
+            "  and on a malformed container, such as one with a block that claims more datums\n"
+            "  than it has bytes and more than 100000.\n");
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -55,111 +52,6 @@ static uint8_t *slurp(const char *path, size_t *len)
     }
     fclose(f);
     return buf;
-}
-
-static void report(size_t index, const struct kb_validate_result *r)
-{
-    printf("datum %zu: invalid rule=%s path=%s offset=%zu: %s\n", index, r->rule,
-           r->path[0] ? r->path : "(top)", r->offset, r->message);
-}
-
-/* A length-prefixed byte string of the metadata map. */
-static const uint8_t *meta_bytes(const uint8_t *p, const uint8_t *end, const uint8_t **s,
-                                 size_t *n)
-{
-    int64_t l;
-    p = kb__validate_varint(p, end, &l);
-    if (!p || l < 0 || (uint64_t)l > (uint64_t)(end - p))
-        return NULL;
-    *s = p;
-    *n = (size_t)l;
-    return p + l;
-}
-
-/* Check every datum of an object container file. Returns the exit code. */
-static int check_container(const kb_validator_t *v, const uint8_t *buf, size_t len)
-{
-    const uint8_t *p = buf, *end = buf + len;
-    if (len < 4 || memcmp(buf, "Obj\x01", 4)) {
-        fprintf(stderr, "ketenbus validate: not an Avro object container file (use --raw for "
-                        "one bare datum)\n");
-        return 2;
-    }
-    p += 4;
-    for (;;) { /* metadata: a map of bytes */
-        int64_t count;
-        p = kb__validate_varint(p, end, &count);
-        if (!p)
-            goto bad_header;
-        if (count == 0)
-            break;
-        if (count < 0) {
-            int64_t size;
-            if (count == INT64_MIN || !(p = kb__validate_varint(p, end, &size)))
-                goto bad_header;
-            count = -count;
-        }
-        for (int64_t i = 0; i < count; i++) {
-            const uint8_t *k, *val;
-            size_t kl, vl;
-            if (!(p = meta_bytes(p, end, &k, &kl)) || !(p = meta_bytes(p, end, &val, &vl)))
-                goto bad_header;
-            if (kl == 10 && !memcmp(k, "avro.codec", 10) &&
-                !(vl == 4 && !memcmp(val, "null", 4))) {
-                fprintf(stderr, "ketenbus validate: codec \"%.*s\" not supported; write the file "
-                                "with codec null\n",
-                        (int)(vl > 32 ? 32 : vl), (const char *)val);
-                return 2;
-            }
-        }
-    }
-    if (end - p < 16)
-        goto bad_header;
-    const uint8_t *sync = p;
-    p += 16;
-    size_t index = 0, rejected = 0, unchecked = 0;
-    while (p < end) {
-        int64_t count, size;
-        const uint8_t *block = p;
-        if (!(p = kb__validate_varint(p, end, &count)) || count < 0 ||
-            !(p = kb__validate_varint(p, end, &size)) || size < 0 ||
-            (uint64_t)size > (uint64_t)(end - p) || (uint64_t)(end - p) - (uint64_t)size < 16 ||
-            memcmp(p + size, sync, 16)) {
-            fprintf(stderr, "ketenbus validate: malformed block at file offset %zu\n",
-                    (size_t)(block - buf));
-            return 2;
-        }
-        const uint8_t *d = p, *dend = p + size;
-        for (int64_t i = 0; i < count; i++, index++) {
-            struct kb_validate_result r;
-            size_t used = 0;
-            if (kb_validate_next(v, d, (size_t)(dend - d), &used, &r) != KB_OK) {
-                report(index, &r);
-                rejected++;
-                /* Where the next datum starts is unknown after a bad one. */
-                unchecked += (size_t)(count - i - 1);
-                if (count - i - 1 > 0)
-                    printf("datums %zu..%zu: not checked (they follow an invalid datum in the "
-                           "same block)\n",
-                           index + 1, index + (size_t)(count - i - 1));
-                index += (size_t)(count - i - 1);
-                d = dend;
-                break;
-            }
-            d += used;
-        }
-        if (d != dend) {
-            printf("block at file offset %zu: %zu bytes after its last datum\n",
-                   (size_t)(block - buf), (size_t)(dend - d));
-            rejected++;
-        }
-        p = dend + 16;
-    }
-    printf("%zu datums, %zu invalid, %zu not checked\n", index, rejected, unchecked);
-    return rejected || unchecked ? 1 : 0;
-bad_header:
-    fprintf(stderr, "ketenbus validate: malformed container header\n");
-    return 2;
 }
 
 int kb_cmd_validate(int argc, char **argv)
@@ -215,12 +107,12 @@ int kb_cmd_validate(int argc, char **argv)
             printf("1 datum, 0 invalid\n");
             rc = 0;
         } else {
-            report(0, &r);
+            kb__validate_print_invalid(stdout, 0, &r);
             printf("1 datum, 1 invalid\n");
             rc = 1;
         }
     } else {
-        rc = check_container(v, data, len);
+        rc = kb__validate_container(v, data, len, stdout, stderr);
     }
     free(data);
 out_destroy:

@@ -9,29 +9,7 @@
 # rendered Ag01/Gv01 must be valid LO3 carrying the right persons.
 source "$(dirname "$0")/lib.sh"
 
-SUBS=$WORK/subscriptions.yaml
-cat >"$SUBS" <<YAML
-subscriptions:
-  - name: gba-lo3
-    purpose: {id: legacy-afnemer, legal_basis: "Wet BRP art. 3.3"}
-    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd, nl.brp.persoon-overleden]
-YAML
-mkdir -p "$WORK/gba/in"
-start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance it-egress \
-  --subject-key-file "$WORK/subject.key"
-start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key"
-n=0
-for f in "$FIX/lg01-geboorte-sophie.lo3" "$FIX/gv01-moeder-kind-sophie.lo3" \
-         "$FIX/events/gv01-overlijden.lo3" "$FIX/events/gv01-naam.lo3"; do
-  n=$((n + 1))
-  cp "$f" "$WORK/gba/in/.00$n.lo3" && mv "$WORK/gba/in/.00$n.lo3" "$WORK/gba/in/00$n.lo3"
-done
-check "four events in kb.in.gba" wait_for 60 count_is "$(T in.gba)" 4
-check "three routed to the LO3 afnemer" wait_for 90 count_is "$(T out.gba-lo3)" 3
-
-# Anything else on the topic (written there by hand, say) fails the router's
-# envelope gate and is quarantined with its reason, between the events.
-echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T out.gba-lo3)" -p 0 -k x
+gba_lo3_routed it-egress
 
 # 1. Into a spool folder.
 "$BIN/ketenbus-gba" egress --spool "$WORK/afnemer" --subject-key-file "$WORK/subject.key" \

@@ -158,6 +158,36 @@ finish() {
   ((FAILS == 0))
 }
 
+# gba_lo3_routed INSTANCE: the start of the GBA egress tests. A router (with
+# --instance INSTANCE) and its one LO3 subscription gba-lo3 (births, a child
+# added, deaths) in $SUBS, a GBA ingest on WORK/gba fed four LO3 files; checks
+# that the four events reach kb.in.gba and three are routed to
+# kb.out.gba-lo3. Then a message that is not an event is written there by
+# hand: it fails the router's envelope gate and is quarantined by the
+# egress with its reason, between the events.
+gba_lo3_routed() {
+  SUBS=$WORK/subscriptions.yaml
+  cat >"$SUBS" <<YAML
+subscriptions:
+  - name: gba-lo3
+    purpose: {id: legacy-afnemer, legal_basis: "Wet BRP art. 3.3"}
+    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd, nl.brp.persoon-overleden]
+YAML
+  mkdir -p "$WORK/gba/in"
+  start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance "$1" \
+    --subject-key-file "$WORK/subject.key"
+  start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key"
+  local n=0 f
+  for f in "$FIX/lg01-geboorte-sophie.lo3" "$FIX/gv01-moeder-kind-sophie.lo3" \
+           "$FIX/events/gv01-overlijden.lo3" "$FIX/events/gv01-naam.lo3"; do
+    n=$((n + 1))
+    cp "$f" "$WORK/gba/in/.00$n.lo3" && mv "$WORK/gba/in/.00$n.lo3" "$WORK/gba/in/00$n.lo3"
+  done
+  check "four events in kb.in.gba" wait_for 60 count_is "$(T in.gba)" 4
+  check "three routed to the LO3 afnemer" wait_for 90 count_is "$(T out.gba-lo3)" 3
+  echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T out.gba-lo3)" -p 0 -k x
+}
+
 # freezable_broker MAX_S: for a test that freezes the broker (kill -STOP) to
 # show what a process does while Kafka does not answer. Skips (77) unless
 # KB_KAFKA_STATE names the state folder of the broker at KB_BOOTSTRAP

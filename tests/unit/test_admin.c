@@ -282,6 +282,31 @@ static void *waiter_main(void *arg)
     return NULL;
 }
 
+/* Start @p w: a GET of @p path on @p port on a thread of its own. */
+static void waiter_start(struct waiter *w, uint16_t port, const char *path)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->url, sizeof w->url, "http://127.0.0.1:%u%s", (unsigned)port, path);
+    pthread_create(&w->t, NULL, waiter_main, w);
+}
+
+/* The admin API of @p aopts, and /healthz, on a server of its own listening
+ * on a port the kernel chose (into *@p port). The caller stops and destroys
+ * both. */
+static kb_http_t *admin_serve(const struct kb_admin_opts *aopts, kb_admin_t **a, uint16_t *port)
+{
+    char err[256];
+    *a = kb_admin_new(aopts, err, sizeof err);
+    CHECK(*a != NULL);
+    kb_http_t *h = kb_http_new(NULL, err, sizeof err);
+    CHECK(h != NULL);
+    CHECK_INT(kb_admin_routes(*a, h), KB_OK);
+    CHECK_INT(kb_http_route(h, "GET", "/healthz", h_ok, NULL), KB_OK);
+    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
+    *port = kb_http_port(h);
+    return h;
+}
+
 /* @p method @p path on @p port within @p max_s seconds; the status, or -1. */
 static int quick(uint16_t port, const char *method, const char *path, const char *body,
                  double max_s, int want_code)
@@ -319,22 +344,14 @@ static void test_dlq_no_broker(void)
                                   .subs_path = "unused",
                                   .schemas_source = "unused",
                                   .dlq_topic = "kb-test.dlq"};
-    kb_admin_t *a = kb_admin_new(&aopts, err, sizeof err);
-    CHECK(a != NULL);
-    kb_http_t *h = kb_http_new(NULL, err, sizeof err);
-    CHECK(h != NULL);
-    CHECK_INT(kb_admin_routes(a, h), KB_OK);
-    CHECK_INT(kb_http_route(h, "GET", "/healthz", h_ok, NULL), KB_OK);
-    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
-    uint16_t port = kb_http_port(h);
+    kb_admin_t *a;
+    uint16_t port;
+    kb_http_t *h = admin_serve(&aopts, &a, &port);
 
     /* One page runs, three wait: the most there may be. */
     struct waiter w[4];
-    for (int i = 0; i < 4; i++) {
-        memset(&w[i], 0, sizeof w[i]);
-        snprintf(w[i].url, sizeof w[i].url, "http://127.0.0.1:%u/admin/dlq", (unsigned)port);
-        pthread_create(&w[i].t, NULL, waiter_main, &w[i]);
-    }
+    for (int i = 0; i < 4; i++)
+        waiter_start(&w[i], port, "/admin/dlq");
     usleep(500 * 1000);
     /* ... while the server answers everything else at once */
     CHECK_INT(quick(port, "GET", "/healthz", NULL, 1.0, 0), 200);
@@ -427,7 +444,6 @@ static void test_subs_off_thread(void)
     fprintf(stderr, "test_subs_off_thread: %d subscriptions of %d followed: some %.2f s a load\n",
             n_subs, LINES, slow);
 
-    char err[256];
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
     struct kb_admin_opts aopts = {.kafka = &kopts,
@@ -435,25 +451,17 @@ static void test_subs_off_thread(void)
                                   .subject_key = subject_key,
                                   .subject_key_len = sizeof subject_key,
                                   .schemas_source = "unused"};
-    kb_admin_t *a = kb_admin_new(&aopts, err, sizeof err);
-    CHECK(a != NULL);
-    kb_http_t *h = kb_http_new(NULL, err, sizeof err);
-    CHECK(h != NULL);
-    CHECK_INT(kb_admin_routes(a, h), KB_OK);
-    CHECK_INT(kb_http_route(h, "GET", "/healthz", h_ok, NULL), KB_OK);
-    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
-    uint16_t port = kb_http_port(h);
+    kb_admin_t *a;
+    uint16_t port;
+    kb_http_t *h = admin_serve(&aopts, &a, &port);
 
     /* The list and one subscription, loading; meanwhile the server answers
      * everything else at once (a hang guard, the bound is generous). */
     struct waiter w[3];
     const char *paths[3] = {"/admin/subscriptions", "/admin/subscriptions/s1",
                             "/admin/subscriptions/nope"};
-    for (int i = 0; i < 3; i++) {
-        memset(&w[i], 0, sizeof w[i]);
-        snprintf(w[i].url, sizeof w[i].url, "http://127.0.0.1:%u%s", (unsigned)port, paths[i]);
-        pthread_create(&w[i].t, NULL, waiter_main, &w[i]);
-    }
+    for (int i = 0; i < 3; i++)
+        waiter_start(&w[i], port, paths[i]);
     usleep(300 * 1000);
     CHECK_INT(quick(port, "GET", "/healthz", NULL, 2.0, 0), 200);
     CHECK_INT(quick(port, "GET", "/admin/subscriptions/dry-run/1", NULL, 2.0, 40403), 404);
@@ -481,9 +489,7 @@ static void test_subs_off_thread(void)
 
     /* A stop during a load gives it up between follow list lines, well
      * before it would end. */
-    memset(&w[0], 0, sizeof w[0]);
-    snprintf(w[0].url, sizeof w[0].url, "http://127.0.0.1:%u/admin/subscriptions", (unsigned)port);
-    pthread_create(&w[0].t, NULL, waiter_main, &w[0]);
+    waiter_start(&w[0], port, "/admin/subscriptions");
     usleep(300 * 1000);
     double t0 = kb_test_now_s();
     kb_http_stop(h);
@@ -529,7 +535,7 @@ static void test_validate_in_memory(void)
     const char *tmpdir = getenv("TMPDIR");
     char *saved = tmpdir ? strdup(tmpdir) : NULL;
     setenv("TMPDIR", "/nonexistent/kb-test-admin", 1);
-    char err[256], msg[512];
+    char msg[512];
     struct kb_kafka_opts kopts;
     kb_kafka_opts_init(&kopts);
     struct kb_admin_opts aopts = {.kafka = &kopts,
@@ -537,14 +543,9 @@ static void test_validate_in_memory(void)
                                   .subject_key = subject_key,
                                   .subject_key_len = sizeof subject_key,
                                   .schemas_source = "unused"};
-    kb_admin_t *a = kb_admin_new(&aopts, err, sizeof err);
-    CHECK(a != NULL);
-    kb_http_t *h = kb_http_new(NULL, err, sizeof err);
-    CHECK(h != NULL);
-    CHECK_INT(kb_admin_routes(a, h), KB_OK);
-    CHECK_INT(kb_http_route(h, "GET", "/healthz", h_ok, NULL), KB_OK);
-    CHECK_INT(kb_http_start(h, err, sizeof err), KB_OK);
-    uint16_t port = kb_http_port(h);
+    kb_admin_t *a;
+    uint16_t port;
+    kb_http_t *h = admin_serve(&aopts, &a, &port);
 
     static const char good[] = "subscriptions:\n"
                                "  - name: a\n"
