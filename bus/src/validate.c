@@ -278,7 +278,8 @@ static uint32_t parse_record(struct compile *c, json_t *j, const char *ns, const
     }
     size_t first = v->n_fields;
     v->n_fields += nf;
-    memset(&v->fields[first], 0, nf * sizeof *v->fields);
+    if (nf) /* a record without fields may have no field array at all */
+        memset(&v->fields[first], 0, nf * sizeof *v->fields);
     v->nodes[t].first = (uint32_t)first;
     v->nodes[t].n = (uint32_t)nf;
     char *child_ns = namespace_of(fn);
@@ -1292,6 +1293,71 @@ static int flatten_program(kb_validator_t *v)
     return f.status < 0 ? -1 : 0;
 }
 
+/* 1 when a value of node @p t can take no bytes at all: null, a fixed of
+ * size 0, a record of such fields. @p open marks the records being
+ * looked at (a record that holds itself without a union is no finite
+ * value: not zero-width). */
+static int zero_width(const kb_validator_t *v, uint32_t t, char *open)
+{
+    const struct kb__vnode *n = &v->nodes[t];
+    switch ((enum kb__vop)n->op) {
+    case VOP_NULL: return 1;
+    case VOP_FIXED: return n->n == 0;
+    case VOP_RECORD: {
+        if (open[t])
+            return 0;
+        open[t] = 1;
+        int zw = 1;
+        for (uint32_t k = 0; k < n->n && zw; k++)
+            zw = zero_width(v, v->fields[n->first + k].type, open);
+        open[t] = 0;
+        return zw;
+    }
+    default: return 0; /* a number, length, count, symbol or branch takes a byte at least */
+    }
+}
+
+/*
+ * An array whose items take no bytes costs the validator max_items visits
+ * for a two-byte block; inside another array or map each of the outer
+ * items (a byte each) can do that again: about 25,000 visits per input
+ * byte at the defaults, minutes for one large event at the gate. Such a
+ * schema (arrays of nulls inside arrays) describes nothing real, so it is
+ * refused when compiled rather than bounded in every walker. @p seen holds
+ * two bits per node (looked at outside, inside a repetition) for
+ * recursive types.
+ */
+static int check_nested_zero_width(struct compile *c, uint32_t t, int inside, char *seen,
+                                   char *open)
+{
+    const kb_validator_t *v = c->v;
+    char bit = (char)(inside ? 2 : 1);
+    if (seen[t] & bit)
+        return 0;
+    seen[t] |= bit;
+    const struct kb__vnode *n = &v->nodes[t];
+    switch ((enum kb__vop)n->op) {
+    case VOP_ARRAY:
+        if (inside && zero_width(v, n->first, open))
+            return cerr(c, "schema: an array of items that take no bytes (null, or records of "
+                           "them) inside an array or map: one event could make the validator "
+                           "visit max_items items per byte; refused");
+        return check_nested_zero_width(c, n->first, 1, seen, open);
+    case VOP_MAP: return check_nested_zero_width(c, n->first, 1, seen, open);
+    case VOP_RECORD:
+        for (uint32_t k = 0; k < n->n; k++)
+            if (check_nested_zero_width(c, v->fields[n->first + k].type, inside, seen, open))
+                return -1;
+        return 0;
+    case VOP_UNION:
+        for (uint32_t k = 0; k < n->n; k++)
+            if (check_nested_zero_width(c, v->branches[n->first + k], inside, seen, open))
+                return -1;
+        return 0;
+    default: return 0;
+    }
+}
+
 kb_validator_t *kb_validate_compile(const char *schema_json, const struct kb_validate_opts *opts,
                                     char *errstr, size_t errstr_size)
 {
@@ -1348,6 +1414,15 @@ kb_validator_t *kb_validate_compile(const char *schema_json, const struct kb_val
         if (parse_field_cons(&c, &v->fields[i], where))
             goto out_fail;
     }
+    char *seen = calloc(v->n_nodes, 2);
+    if (!seen) {
+        cerr(&c, "out of memory");
+        goto out_fail;
+    }
+    int nested = check_nested_zero_width(&c, v->root, 0, seen, seen + v->n_nodes);
+    free(seen);
+    if (nested)
+        goto out_fail;
     if (flatten_program(v)) {
         cerr(&c, "out of memory");
         goto out_fail;
