@@ -67,6 +67,7 @@
 
 #include "admin_int.h"
 #include "sub_int.h"
+#include "ketenbus/cli_num.h"
 #include "ketenbus/clock.h"
 #include "ketenbus/event.h"
 #include "ketenbus/log.h"
@@ -786,9 +787,17 @@ static void on_dryrun_post(kb_http_req_t *req, void *opaque)
     const char *until_s = kb_http_req_query(req, "until");
     int64_t since, until = INT64_MAX;
     long long samples;
-    if (!since_s || kb_parse_time(since_s, &since) || (until_s && kb_parse_time(until_s, &until))) {
+    char why[256];
+    if (!since_s) {
         kb_http_reply_error(req, 400, 40002,
-                            "since (required) and until must be RFC 3339 or YYYY-MM-DD");
+                            "since is required: RFC 3339 (2024-03-18T09:15:30Z), a date or "
+                            "milliseconds since 1970");
+        return;
+    }
+    /* As `ketenbus sub dry-run --since`: one parser, the same answers. */
+    if (kb_cli_time("since", since_s, &since, why, sizeof why) ||
+        (until_s && kb_cli_time("until", until_s, &until, why, sizeof why))) {
+        kb_http_reply_error(req, 400, 40002, "%s", why);
         return;
     }
     if (query_int(req, "samples", 0, 100, 3, &samples)) {

@@ -49,6 +49,17 @@ int kb_days_in_month(int year, int month)
     return days[month - 1];
 }
 
+int64_t kb_days_from_civil(int year, int month, int day)
+{
+    /* Howard Hinnant's well-known civil-date algorithm: eras of 400 years. */
+    int yy = month <= 2 ? year - 1 : year;
+    int era = (yy >= 0 ? yy : yy - 399) / 400;
+    int yoe = yy - era * 400;
+    int doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return (int64_t)era * 146097 + doe - 719468;
+}
+
 static int parse_date(const char *s, size_t len, int *y, int *m, int *d)
 {
     if (len != 8 || !kb_check_digits(s, 8))

@@ -77,18 +77,6 @@ static int fixed_digits(const char *s, int n, int *v)
     return 1;
 }
 
-/* Days from 1970-01-01 to @p y-@p m-@p d (a valid date, y >= 1970). At most
- * 8,030 years of a loop: this runs once per option. */
-static int64_t days_since_1970(int y, int m, int d)
-{
-    int64_t days = 0;
-    for (int yr = 1970; yr < y; yr++)
-        days += 337 + kb_days_in_month(yr, 2); /* 365 or 366 */
-    for (int mo = 1; mo < m; mo++)
-        days += kb_days_in_month(y, mo);
-    return days + d - 1;
-}
-
 kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *errstr,
                      size_t errstr_size)
 {
@@ -175,7 +163,7 @@ kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *e
     if (y < 1970)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "%s: \"%s\" is before 1970", opt,
                           text);
-    int64_t t = ((days_since_1970(y, mo, d) * 24 + h) * 60 + mi - zone_min) * 60 + sec;
+    int64_t t = ((kb_days_from_civil(y, mo, d) * 24 + h) * 60 + mi - zone_min) * 60 + sec;
     t = t * 1000 + ms;
     if (t < 0 || t > KB_CLI_TIME_MAX_MS)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,

@@ -1854,7 +1854,8 @@ kb_err_t kb_parse_time(const char *s, int64_t *ms)
             p++;
         else if (*p == '+' || *p == '-') {
             int th, tm;
-            if (!digits(p + 1, 2, &th) || p[3] != ':' || !digits(p + 4, 2, &tm))
+            if (!digits(p + 1, 2, &th) || p[3] != ':' || !digits(p + 4, 2, &tm) || th > 23 ||
+                tm > 59) /* RFC 3339's time-numoffset */
                 return KB_ERR_INVALID;
             tz_min = (th * 60 + tm) * (*p == '+' ? 1 : -1);
             p += 6;
@@ -1863,14 +1864,7 @@ kb_err_t kb_parse_time(const char *s, int64_t *ms)
         if (*p)
             return KB_ERR_INVALID;
     }
-    /* Days since the epoch (proleptic Gregorian), from Howard Hinnant's
-     * well-known civil-date algorithm. */
-    int yy = mo <= 2 ? y - 1 : y;
-    int era = (yy >= 0 ? yy : yy - 399) / 400;
-    int yoe = yy - era * 400;
-    int doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    int64_t days = kb_days_from_civil(y, mo, d);
     *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)tz_min * 60) * 1000 + frac;
     return KB_OK;
 }

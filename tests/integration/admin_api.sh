@@ -111,6 +111,8 @@ check "... saying a follow topic is the way" bash -c "jq -r .message '$WORK/resp
 header_values "$(T in.gba)" ce_id | sort -u >"$WORK/in.ids"
 EXP_A=$(grep -c 'a$' "$WORK/in.ids" || true)
 check "dry-run without since: 400" eq "$(http POST /admin/subscriptions/dry-run "${auth[@]}" "${Y[@]}" --data-binary @"$WORK/proposed.yaml")" 400
+check "dry-run since=2026-02-31: 400" eq "$(http POST "/admin/subscriptions/dry-run?since=2026-02-31" "${auth[@]}" "${Y[@]}" --data-binary @"$WORK/proposed.yaml")" 400
+check "... naming the day" eq "$(j .message)" 'since: "2026-02-31": day 31 is out of range (2026-02 has 28 days)'
 check "dry-run: 202 with a job" eq "$(http POST "/admin/subscriptions/dry-run?since=$SINCE&samples=2" "${auth[@]}" "${Y[@]}" --data-binary @"$WORK/proposed.yaml")" 202
 JOB=$(j .href)
 check "dry-run: job href" bash -c "[[ '$JOB' == /admin/subscriptions/dry-run/[0-9]* ]]"

@@ -494,6 +494,8 @@ int main(void)
     CHECK_INT(kb_parse_time("2026-03-00", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2026-03-01T24:00:00Z", &t), KB_ERR_INVALID);
     CHECK_INT(kb_parse_time("2026-03-01T23:60:00Z", &t), KB_ERR_INVALID);
+    CHECK_INT(kb_parse_time("2026-03-01T10:00:00+24:00", &t), KB_ERR_INVALID); /* offset */
+    CHECK_INT(kb_parse_time("2026-03-01T10:00:00-01:60", &t), KB_ERR_INVALID);
     CHECK_INT(t, -7);
     struct kb_event_attrs attrs;
     memset(&attrs, 0, sizeof attrs);

@@ -8,6 +8,7 @@
 #define KETENBUS_CHECK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /** 1 when @p s (@p len bytes) is a BSN: 9 digits passing the 11-proef, not all zero. */
 int kb_check_bsn(const char *s, size_t len);
@@ -25,6 +26,10 @@ int kb_check_date(const char *s, size_t len);
 
 /** Days in @p month (1-12) of @p year, leap years included. */
 int kb_days_in_month(int year, int month);
+
+/** Days from 1970-01-01 to @p year-@p month-@p day (a valid date of the
+ *  proleptic Gregorian calendar; negative before 1970). */
+int64_t kb_days_from_civil(int year, int month, int day);
 
 /** 1 when all @p len bytes of @p s are ASCII digits (and len > 0). */
 int kb_check_digits(const char *s, size_t len);
