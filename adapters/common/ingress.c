@@ -351,7 +351,11 @@ static size_t message_overhead(const struct kb_ingress_event *ev)
 {
     struct kb_header hdrs[KB_EVENT_MAX_HEADERS];
     char seqbuf[24];
-    size_t nh = kb_event_headers(&ev->attrs, hdrs, seqbuf);
+    /* The sequence is given in kb_ingress_send, after this check: counted
+     * at its longest, with ce_sequencetype (left out while it is 0). */
+    struct kb_event_attrs a = ev->attrs;
+    a.sequence = UINT64_MAX;
+    size_t nh = kb_event_headers(&a, hdrs, seqbuf);
     size_t n = 61 + 24 + strlen(ev->key);
     for (size_t i = 0; i < nh; i++)
         n += strlen(hdrs[i].name) + hdrs[i].len + 4;
@@ -385,6 +389,11 @@ kb_err_t kb_ingress_relearn(kb_ingress_t *ing, char *errstr, size_t errstr_size)
     ing->producer = fresh;
     ing->batch_size = 0;
     kb_err_t err = learn_limits(ing, &ing->opts, errstr, errstr_size);
+    /* Kafka refused a record that fit the old limit, so the new one is not
+     * higher: when the broker did not answer (the producer's own limit came
+     * back) or the learning failed part-way, the old one stays. */
+    if (before && (!ing->max_message || ing->max_message > before))
+        ing->max_message = before;
     if (ing->producer) /* NULL when learn_limits could not make one with a smaller batch */
         kb_adapter_metrics_kafka(ing->producer);
     KB_LOG_WARN(COMP, "Kafka refused a record as too large; limits learnt again",

@@ -17,7 +17,6 @@
 #include <openssl/sha.h>
 
 #include "ketenbus/event.h"
-#include "ketenbus/sub.h" /* kb_parse_time */
 #include "utf8.h"
 
 /* The ketenbus UUID namespace: a fixed random UUID, never to change, as
@@ -182,17 +181,7 @@ kb_err_t kb_event_attrs_from_headers(const struct kb_header *hdrs, size_t n,
             err = copy_attr(h, attrs->source, sizeof attrs->source, errstr, errstr_size);
             break;
         case 3: err = copy_attr(h, attrs->type, sizeof attrs->type, errstr, errstr_size); break;
-        case 4: {
-            err = copy_attr(h, attrs->time, sizeof attrs->time, errstr, errstr_size);
-            /* Subscriptions judge validity dates and follow periods by it,
-             * so do replays and dry runs: one that cannot be read would be
-             * judged by whatever clock reads it, differently each time. */
-            int64_t ms;
-            if (!err && kb_parse_time(attrs->time, &ms))
-                return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
-                                  "ce_time is not an RFC 3339 time");
-            break;
-        }
+        case 4: err = copy_attr(h, attrs->time, sizeof attrs->time, errstr, errstr_size); break;
         case 5:
             err = copy_attr(h, attrs->subject, sizeof attrs->subject, errstr, errstr_size);
             /* The subject key is a pseudonym (kb_event_pseudonym): a BSN

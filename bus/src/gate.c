@@ -13,6 +13,17 @@
 #include "ketenbus/kafka.h"
 #include "ketenbus/sub.h"
 
+kb_err_t kb_gate_attrs_check(const struct kb_event_attrs *a, char *why, size_t why_size)
+{
+    int64_t ms;
+    /* the date-time form: kb_parse_time also takes a bare date */
+    if (a->time[0] && (strlen(a->time) < 20 || kb_parse_time(a->time, &ms)))
+        return kb_err_set(KB_ERR_INVALID, why, why_size,
+                          "ce_time is not an RFC 3339 date-time (such as "
+                          "2024-03-18T09:15:30Z)");
+    return KB_OK;
+}
+
 enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_message_t *m,
                                     struct kb_gate_input *in, char *why, size_t why_size)
 {
@@ -32,7 +43,8 @@ enum kb_gate_step kb_gate_envelope(const kb_schemas_t *schemas, const rd_kafka_m
         snprintf(why, why_size, "more than %d headers", KB_GATE_MAX_HEADERS);
         return KB_GATE_HEADERS;
     }
-    if (kb_event_attrs_from_headers(hdrs, n, &in->attrs, why, why_size))
+    if (kb_event_attrs_from_headers(hdrs, n, &in->attrs, why, why_size) ||
+        kb_gate_attrs_check(&in->attrs, why, why_size))
         return KB_GATE_HEADERS;
     if (!m->payload ||
         kb_event_unframe(m->payload, m->len, &in->schema_id, &in->payload, &in->plen)) {

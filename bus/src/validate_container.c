@@ -18,7 +18,10 @@
  * and a block may claim more datums than bytes only up to the validator's
  * item limit (max_items, which bounds zero-byte array items the same way).
  * Each block then costs at most one validation per byte plus one, and the
- * datum count cannot overflow.
+ * datum count cannot overflow. One validation is itself bounded by the
+ * validator, not by the datum's bytes: a schema with an array of zero-byte
+ * items costs up to max_items visits for a few bytes (about 37 s per MB of
+ * such datums measured; nested ones are refused when the schema compiles).
  */
 #include <string.h>
 

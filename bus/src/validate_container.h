@@ -16,8 +16,8 @@
  * Check every datum of the Avro object container file @p buf (codec null)
  * against @p v. One line per invalid datum and a closing count line go to
  * @p out; a malformed file gets one line on @p err instead of the count.
- * Work is bounded by a constant per input byte (times the validator's own
- * cost), whatever the blocks claim.
+ * Work is bounded by one validation per input byte plus one per block,
+ * whatever the blocks claim (a validation's own cost: validate.c).
  * @returns the exit status of `ketenbus validate`: 0 every datum valid,
  * 1 some datum invalid or not checked, 2 not a container or malformed
  * @thread any; @p v is only read

@@ -504,6 +504,19 @@ int main(void)
     CHECK(decided >= before && decided <= kb_wall_ms()); /* now, not 2026-03-03 */
     snprintf(attrs.time, sizeof attrs.time, "2026-02-28T10:00:00Z");
     CHECK_INT(kb_gate_decision_time(&attrs), 1772272800000LL);
+    /* The envelope refuses a ce_time that is not an existing date-time. */
+    char why[160];
+    CHECK_INT(kb_gate_attrs_check(&attrs, why, sizeof why), KB_OK);
+    static const char *const bad_times[] = {"2026-02-31T10:00:00Z", "gisteren", "2026-02-28",
+                                            "2026-02-28T10:00:00", "2026-02-28T10:00:00+24:00"};
+    for (size_t i = 0; i < sizeof bad_times / sizeof bad_times[0]; i++) {
+        snprintf(attrs.time, sizeof attrs.time, "%s", bad_times[i]);
+        why[0] = '\0';
+        CHECK_INT(kb_gate_attrs_check(&attrs, why, sizeof why), KB_ERR_INVALID);
+        CHECK(strstr(why, "ce_time is not an RFC 3339 date-time") != NULL);
+    }
+    attrs.time[0] = '\0'; /* no ce_time: allowed (optional in CloudEvents) */
+    CHECK_INT(kb_gate_attrs_check(&attrs, why, sizeof why), KB_OK);
     test_digit_comparisons();
     CHECK_INT(kb_test_rm_tree(dir), 0);
     KB_TEST_DONE();

@@ -43,6 +43,13 @@ struct kb_gate_input {
     size_t plen;
 };
 
+/** The envelope's rules beyond the header syntax (kb_event_attrs_from_headers)
+ *  for @p a: a ce_time, when present, is an RFC 3339 date-time that exists.
+ *  Subscriptions judge validity dates and follow periods by it, and so do
+ *  replays and dry runs: one that cannot be read would be judged by
+ *  whatever clock reads it. KB_OK, or KB_ERR_INVALID with the reason. */
+kb_err_t kb_gate_attrs_check(const struct kb_event_attrs *a, char *why, size_t why_size);
+
 /** Check the envelope of @p m against @p schemas into @p in; on failure
  *  the reason, fit for a dead letter (no payload values), in @p why (may be
  *  NULL). */
