@@ -656,6 +656,10 @@ int kb_cmd_audit(int argc, char **argv)
                 fprintf(stderr, "error: %s\n", errstr);
                 goto out;
             }
+            /* 0 is "no bound" to the readers: --to 1970-01-01 (the epoch
+             * itself) means nothing after the first millisecond instead. */
+            if (opt == OPT_TO && a.to_ms == 0)
+                a.to_ms = 1;
             break;
         case OPT_BSN: a.bsn = optarg; break;
         case OPT_ANR: a.anummer = optarg; break;
