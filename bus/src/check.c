@@ -60,6 +60,68 @@ int64_t kb_days_from_civil(int year, int month, int day)
     return (int64_t)era * 146097 + doe - 719468;
 }
 
+/* The @p n digits at @p s as a number into *@p v; 0 when one is not a digit. */
+static int fixed_digits(const char *s, int n, int *v)
+{
+    int x = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = x;
+    return 1;
+}
+
+int kb_time_fields_parse(const char *s, struct kb_time_fields *f, int *zoneless)
+{
+    memset(f, 0, sizeof *f);
+    if (zoneless)
+        *zoneless = 0;
+    const char *p = s;
+    if (strlen(s) < 10 || !fixed_digits(p, 4, &f->year) || p[4] != '-' ||
+        !fixed_digits(p + 5, 2, &f->month) || p[7] != '-' || !fixed_digits(p + 8, 2, &f->day))
+        return 0;
+    p += 10;
+    if (!*p)
+        return 1; /* a date */
+    if ((*p != 'T' && *p != 't' && *p != ' ') || !fixed_digits(p + 1, 2, &f->hour) || p[3] != ':' ||
+        !fixed_digits(p + 4, 2, &f->minute) || p[6] != ':' || !fixed_digits(p + 7, 2, &f->second))
+        return 0;
+    p += 9;
+    f->has_time = 1;
+    if (*p == '.') {
+        int n = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++, n++)
+            if (n < 3)
+                f->millis = f->millis * 10 + (*p - '0');
+        if (!n)
+            return 0;
+        for (; n < 3; n++)
+            f->millis *= 10;
+    }
+    f->zone = p;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if ((*p == '+' || *p == '-') && fixed_digits(p + 1, 2, &f->zone_hh) && p[3] == ':' &&
+               fixed_digits(p + 4, 2, &f->zone_mm)) {
+        f->zone_minutes = (f->zone_hh * 60 + f->zone_mm) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        if (zoneless)
+            *zoneless = !*p;
+        return 0;
+    }
+    return !*p;
+}
+
+int64_t kb_time_fields_ms(const struct kb_time_fields *f)
+{
+    int64_t t = kb_days_from_civil(f->year, f->month, f->day) * 86400 + f->hour * 3600 +
+                f->minute * 60 + f->second - (int64_t)f->zone_minutes * 60;
+    return t * 1000 + f->millis;
+}
+
 static int parse_date(const char *s, size_t len, int *y, int *m, int *d)
 {
     if (len != 8 || !kb_check_digits(s, 8))

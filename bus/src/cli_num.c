@@ -64,19 +64,6 @@ kb_err_t kb_cli_double(const char *opt, const char *text, double min, double max
     return KB_OK;
 }
 
-/* The @p n digits at @p s as a number into *@p v; 0 when one is not a digit. */
-static int fixed_digits(const char *s, int n, int *v)
-{
-    int x = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return 0;
-        x = x * 10 + (s[i] - '0');
-    }
-    *v = x;
-    return 1;
-}
-
 kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *errstr,
                      size_t errstr_size)
 {
@@ -94,46 +81,20 @@ kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *e
     }
     /* The shape first, whole: a range error is only worth naming in
      * something that is a time. */
-    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, zone_min = 0, zh = 0, zm = 0;
-    const char *p = text, *zone = NULL;
-    int shape = strlen(text) >= 10 && fixed_digits(p, 4, &y) && p[4] == '-' &&
-                fixed_digits(p + 5, 2, &mo) && p[7] == '-' && fixed_digits(p + 8, 2, &d);
-    p += 10;
-    int has_time = shape && *p;
-    if (has_time) {
-        shape = (*p == 'T' || *p == 't' || *p == ' ') && fixed_digits(p + 1, 2, &h) &&
-                p[3] == ':' && fixed_digits(p + 4, 2, &mi) && p[6] == ':' &&
-                fixed_digits(p + 7, 2, &sec);
-        p += 9;
-    }
-    if (has_time && shape && *p == '.') {
-        int n = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, n++)
-            if (n < 3)
-                ms = ms * 10 + (*p - '0');
-        for (int k = n; k < 3; k++)
-            ms *= 10;
-        shape = n > 0;
-    }
-    if (has_time && shape) {
-        if (!*p)
+    struct kb_time_fields f;
+    int zoneless;
+    if (!kb_time_fields_parse(text, &f, &zoneless)) {
+        if (zoneless)
             return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                               "%s: \"%s\" has no zone: add Z for UTC or an offset such as "
                               "+01:00",
                               opt, text);
-        zone = p;
-        if (*p == 'Z' || *p == 'z')
-            p++;
-        else if ((*p == '+' || *p == '-') && fixed_digits(p + 1, 2, &zh) && p[3] == ':' &&
-                 fixed_digits(p + 4, 2, &zm))
-            p += 6;
-        shape = !*p;
-    }
-    if (!shape)
         return kb_err_set(KB_ERR_INVALID, errstr, errstr_size,
                           "%s: \"%s\" is not a time (RFC 3339 such as 2024-03-18T09:15:30Z, "
                           "a date such as 2024-03-18, or milliseconds since 1970)",
                           opt, text);
+    }
+    int y = f.year, mo = f.month, d = f.day;
     if (mo < 1 || mo > 12)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                           "%s: \"%s\": month %02d is out of range (01 to 12)", opt, text, mo);
@@ -141,30 +102,26 @@ kb_err_t kb_cli_time(const char *opt, const char *text, int64_t *out_ms, char *e
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                           "%s: \"%s\": day %02d is out of range (%04d-%02d has %d days)", opt, text,
                           d, y, mo, kb_days_in_month(y, mo));
-    if (h > 23)
+    if (f.hour > 23)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
-                          "%s: \"%s\": hour %02d is out of range (00 to 23)", opt, text, h);
-    if (mi > 59)
+                          "%s: \"%s\": hour %02d is out of range (00 to 23)", opt, text, f.hour);
+    if (f.minute > 59)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
-                          "%s: \"%s\": minute %02d is out of range (00 to 59)", opt, text, mi);
-    if (sec > 59)
+                          "%s: \"%s\": minute %02d is out of range (00 to 59)", opt, text,
+                          f.minute);
+    if (f.second > 59)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                           "%s: \"%s\": second %02d is out of range (00 to 59; leap seconds "
                           "are not taken)",
-                          opt, text, sec);
-    if (zh > 23 || zm > 59)
+                          opt, text, f.second);
+    if (f.zone_hh > 23 || f.zone_mm > 59)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                           "%s: \"%s\": offset %.6s is out of range (-23:59 to +23:59)", opt, text,
-                          zone);
-    if (zone && *zone == '+')
-        zone_min = zh * 60 + zm;
-    else if (zone && *zone == '-')
-        zone_min = -(zh * 60 + zm);
+                          f.zone);
     if (y < 1970)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size, "%s: \"%s\" is before 1970", opt,
                           text);
-    int64_t t = ((kb_days_from_civil(y, mo, d) * 24 + h) * 60 + mi - zone_min) * 60 + sec;
-    t = t * 1000 + ms;
+    int64_t t = kb_time_fields_ms(&f);
     if (t < 0 || t > KB_CLI_TIME_MAX_MS)
         return kb_err_set(KB_ERR_RANGE, errstr, errstr_size,
                           "%s: \"%s\" is out of range (1970-01-01T00:00:00Z to "

@@ -1807,64 +1807,14 @@ int kb_sub_follows(const struct kb_sub *sub, const char *subject, int64_t time_m
     return 0;
 }
 
-static int digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return 0;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 1;
-}
-
 kb_err_t kb_parse_time(const char *s, int64_t *ms)
 {
-    int y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-    size_t len = strlen(s);
-    if (len < 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) || s[7] != '-' ||
-        !digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > kb_days_in_month(y, mo))
+    /* The bus's rules: a leap second (60) counts as the next minute's first. */
+    struct kb_time_fields f;
+    if (!kb_time_fields_parse(s, &f, NULL) || f.month < 1 || f.month > 12 || f.day < 1 ||
+        f.day > kb_days_in_month(f.year, f.month) || f.hour > 23 || f.minute > 59 ||
+        f.second > 60 || f.zone_hh > 23 || f.zone_mm > 59) /* RFC 3339's time-numoffset */
         return KB_ERR_INVALID;
-    const char *p = s + 10;
-    int tz_min = 0;
-    if (*p) {
-        if ((*p != 'T' && *p != 't' && *p != ' ') || !digits(p + 1, 2, &h) || p[3] != ':' ||
-            !digits(p + 4, 2, &mi) || p[6] != ':' || !digits(p + 7, 2, &sec) || h > 23 ||
-            mi > 59 || sec > 60)
-            return KB_ERR_INVALID;
-        p += 9;
-        if (*p == '.') {
-            int nd = 0;
-            p++;
-            while (isdigit((unsigned char)*p)) {
-                if (nd < 3)
-                    frac = frac * 10 + (*p - '0');
-                nd++;
-                p++;
-            }
-            if (!nd)
-                return KB_ERR_INVALID;
-            while (nd < 3) {
-                frac *= 10;
-                nd++;
-            }
-        }
-        if (*p == 'Z' || *p == 'z')
-            p++;
-        else if (*p == '+' || *p == '-') {
-            int th, tm;
-            if (!digits(p + 1, 2, &th) || p[3] != ':' || !digits(p + 4, 2, &tm) || th > 23 ||
-                tm > 59) /* RFC 3339's time-numoffset */
-                return KB_ERR_INVALID;
-            tz_min = (th * 60 + tm) * (*p == '+' ? 1 : -1);
-            p += 6;
-        } else
-            return KB_ERR_INVALID;
-        if (*p)
-            return KB_ERR_INVALID;
-    }
-    int64_t days = kb_days_from_civil(y, mo, d);
-    *ms = ((days * 86400 + h * 3600 + mi * 60 + sec) - (int64_t)tz_min * 60) * 1000 + frac;
+    *ms = kb_time_fields_ms(&f);
     return KB_OK;
 }

@@ -27,6 +27,25 @@ int kb_check_date(const char *s, size_t len);
 /** Days in @p month (1-12) of @p year, leap years included. */
 int kb_days_in_month(int year, int month);
 
+/** An RFC 3339 time as written: YYYY-MM-DD, optionally followed by
+ *  [Tt ]hh:mm:ss[.fraction] and its zone (Z, z or +hh:mm / -hh:mm). */
+struct kb_time_fields {
+    int year, month, day, hour, minute, second, millis; /* millis: the fraction, cut */
+    int has_time;         /* a time of day was written (then with its zone) */
+    int zone_minutes;     /* the offset east of UTC, as written (Z: 0) */
+    const char *zone;     /* where the zone starts in the text; NULL without a time */
+    int zone_hh, zone_mm; /* the offset's two fields, for range checks */
+};
+
+/** 1 when all of @p s has that shape, its fields in @p f, no range checked
+ *  (the callers' rules differ: the bus's times and the command line's).
+ *  0 otherwise; then *@p zoneless (may be NULL) says whether a zone was all
+ *  that was missing. */
+int kb_time_fields_parse(const char *s, struct kb_time_fields *f, int *zoneless);
+
+/** Milliseconds since 1970 of @p f, its offset applied (fields in range). */
+int64_t kb_time_fields_ms(const struct kb_time_fields *f);
+
 /** Days from 1970-01-01 to @p year-@p month-@p day (a valid date of the
  *  proleptic Gregorian calendar; negative before 1970). */
 int64_t kb_days_from_civil(int year, int month, int day);
