@@ -2,9 +2,10 @@
 /*
  * fuzz_envelope.c - libFuzzer target for the event envelope read from
  * Kafka: kb_event_attrs_from_headers() over arbitrary headers and
- * kb_event_unframe() over arbitrary values. Accepted input must satisfy the
- * documented guarantees, and accepted headers must survive a round trip
- * through kb_event_headers().
+ * kb_event_unframe() over arbitrary values, and the gate's rule on ce_time
+ * (kb_gate_attrs_check). Accepted input must satisfy the documented
+ * guarantees, and accepted headers must survive a round trip through
+ * kb_event_headers().
  *
  * Input format:
  *   1 byte  H: number of header records (taken mod 33)
@@ -22,6 +23,8 @@
 #include <string.h>
 
 #include "ketenbus/event.h"
+#include "ketenbus/gate.h"
+#include "ketenbus/sub.h" /* kb_parse_time */
 
 #define MAX_FUZZ_HEADERS 32
 
@@ -138,6 +141,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (err == KB_OK) {
         check_attrs(&attrs);
         round_trip(&attrs);
+        /* The gate takes a ce_time only as a date-time that exists, and
+         * then judges the event by exactly that instant. */
+        char why[256] = "";
+        kb_err_t terr = kb_gate_attrs_check(&attrs, why, sizeof why);
+        int64_t ms;
+        if (terr == KB_OK && attrs.time[0] &&
+            (kb_parse_time(attrs.time, &ms) || kb_gate_decision_time(&attrs) != ms))
+            abort();
+        if (terr != KB_OK && (terr != KB_ERR_INVALID || !why[0] || !attrs.time[0]))
+            abort(); /* refused only for its ce_time, saying why */
     } else if (err != KB_ERR_INVALID || !errstr[0]) {
         abort(); /* every rejection is INVALID and says why */
     }
