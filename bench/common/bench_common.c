@@ -921,17 +921,14 @@ static void drain_add(struct bench_result *res, const struct bench_drain *d)
     t->ok = t->ok && d->ok;
 }
 
-int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
-                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
-                       struct bench_result *rb)
+int bench_drain_rounds_n(const struct bench_ctx *c, const struct bench_contestant *const *k,
+                         size_t n, int rounds, struct bench_result *const *res)
 {
     for (int r = 0; r < rounds && r < BENCH_MAX_ROUNDS; r++) {
-        const struct bench_contestant *k[2] = {a, b};
-        struct bench_result *res[2] = {ra, rb};
         char what[32];
         snprintf(what, sizeof what, rounds > 1 ? "drain-%d" : "drain", r + 1);
-        for (int i = 0; i < 2; i++) {
-            int j = r % 2 ? 1 - i : i; /* ABBA */
+        for (size_t i = 0; i < n; i++) {
+            size_t j = r % 2 ? n - 1 - i : i; /* ABBA, ABCCBA */
             struct bench_drain d;
             if (drain_once(c, k[j], c->count, 1 + 10L * r, 5 + 10L * r, what, &d))
                 return -1;
@@ -939,6 +936,15 @@ int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant 
         }
     }
     return 0;
+}
+
+int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
+                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
+                       struct bench_result *rb)
+{
+    const struct bench_contestant *k[2] = {a, b};
+    struct bench_result *res[2] = {ra, rb};
+    return bench_drain_rounds_n(c, k, 2, rounds, res);
 }
 
 double bench_round_ratios(const struct bench_result *a, const struct bench_result *b,

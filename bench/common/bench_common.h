@@ -237,6 +237,13 @@ int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant 
                        const struct bench_contestant *b, int rounds, struct bench_result *ra,
                        struct bench_result *rb);
 
+/** bench_drain_rounds() for @p n contestants @p k (results in @p res): the
+ *  order runs forward in even rounds and backward in odd ones (ABC CBA), so
+ *  over an even number of rounds every contestant's mean position is the
+ *  same and a linear drift lands on each alike. */
+int bench_drain_rounds_n(const struct bench_ctx *c, const struct bench_contestant *const *k,
+                         size_t n, int rounds, struct bench_result *const *res);
+
 /**
  * Print one line "@p bench: drains NAME_A eps ... NAME_B eps ... ratios ..."
  * with each round's events/s and the round's ratio a/b; the smallest of
@@ -260,6 +267,56 @@ int bench_latency_phase(const struct bench_ctx *c, const struct bench_contestant
  */
 long bench_inputs(const struct bench_ctx *c, long warmup, int rounds, int latency_ran,
                   double rate);
+
+/* ------------------------------------------------------- the bare copies */
+
+/* The fan-out copy's output topics: <prefix>.out.<subscriber> for each of
+ * the 20 benchmark subscriptions, then <prefix>.out.trail in the audit
+ * topic's place. */
+#define BENCH_FANOUT_TOPICS (BENCH_N_SUBS + 1)
+
+/* Messages the fan-out copy writes per input: the router's 5.85 copies of a
+ * benchmark birth event (6 for 17 inputs in 20, else 5) and one trail
+ * record. */
+#define BENCH_FANOUT_MSGS_PER_EVENT (1 + (17 * 6 + 3 * 5) / 20.0)
+
+/** Topic @p i (0 .. BENCH_FANOUT_TOPICS-1) of the fan-out copy with output
+ *  prefix @p prefix ("<p>.out"). */
+void bench_fanout_topic_name(const char *prefix, size_t i, char *buf, size_t cap);
+
+/** Create @p topics (3 partitions) when absent; 0, or -1 with a message
+ *  naming @p who. */
+int bench_ensure_topics(const char *bootstrap, const char *const *topics, size_t n,
+                        const char *who);
+
+/**
+ * The child mode of a benchmark that runs a bare copy:
+ *   BENCH --copy-worker BOOTSTRAP IN OUT GROUP BATCH CODEC [fanout]
+ * consumes IN (read_committed) and copies key, value and headers to topic
+ * OUT, or with "fanout" to the topics of prefix OUT (as many messages per
+ * input as the router writes, BENCH_FANOUT_MSGS_PER_EVENT), committing its
+ * offsets in transactions of at most BATCH inputs or 100 ms, with the
+ * router's client settings (linger.ms 5, codec CODEC). Its exit status, or -1
+ * when @p argv is not that child mode.
+ */
+int bench_copy_worker_main(int argc, char **argv);
+
+/* A bare copy set up as a contestant (bench_copy_contestant). */
+struct bench_copy {
+    struct bench_contestant k;
+    char in[64], out[64], group[64], self[512], batch[16];
+    char names[BENCH_FANOUT_TOPICS][128];
+    const char *outs[BENCH_FANOUT_TOPICS];
+    char *argv[12];
+};
+
+/**
+ * A bare copy on topic prefix @p prefix, run as @p self --copy-worker: its
+ * input <prefix>.in.gba and outputs (one topic, or the fan-out copy's with
+ * @p fanout) are created on c->bootstrap. 0, or -1 with a message.
+ */
+int bench_copy_contestant(const struct bench_ctx *c, const char *self, const char *prefix,
+                          int fanout, struct bench_copy *out);
 
 /** Machine description for the report: CPU model, cores, kernel. */
 void bench_machine(char *out, size_t cap);

@@ -6,7 +6,10 @@
  * exactly_once_v2), side by side in one run on one broker, on identical
  * input: drain throughput (events/s) and produce-to-consume latency at a
  * fixed offered rate (p50/p99/p999). Afterwards the outputs of both are
- * counted per subscriber and must agree.
+ * counted per subscriber and must agree. A third contestant, the fan-out
+ * copy (bench_copy.c), writes each input as many times as the router writes
+ * per event with no routing at all: what any router producing those messages
+ * through librdkafka could reach against Kafka Streams on this machine.
  *
  * Input: birth events from `ketenbus gen` on <prefix>.in.gba, i.e. what
  * ketenbus-gba produces from Lg01 messages; the adapter itself is not in
@@ -39,23 +42,6 @@
 
 #define PARTITIONS 3
 
-static int ensure_topics(const char *bootstrap, const char *const *topics, size_t n)
-{
-    char errstr[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, NULL, 0);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        fprintf(stderr, "bench-e2e: %s\n", errstr);
-        return -1;
-    }
-    kb_err_t err = kb_kafka_ensure_topics(rk, topics, n, PARTITIONS, 30000, errstr, sizeof errstr);
-    rd_kafka_destroy(rk);
-    if (err)
-        fprintf(stderr, "bench-e2e: %s\n", errstr);
-    return err ? -1 : 0;
-}
-
 static void usage(FILE *f)
 {
     fputs("usage: bench-e2e [--count N] [--rate R] [--seconds S] [--threads N]\n"
@@ -72,8 +58,8 @@ static void usage(FILE *f)
           "                 instances)\n"
           "  --warmup N     events each contestant drains first, untimed, so the broker\n"
           "                 has compiled its hot paths (default 50000)\n"
-          "  --rounds N     drains per contestant, in ABBA order (default 2, at most 8;\n"
-          "                 even, so both contestants go first equally often)\n"
+          "  --rounds N     drains per contestant, in ABC CBA order (default 2, at most\n"
+          "                 8; even, so every contestant's mean position is the same)\n"
           "  --process-warmup N  events each started contestant drains untimed before\n"
           "                 a drain or the latency phase (default 10000, at least 1)\n"
           "  --batch N      most events in one router transaction (default the\n"
@@ -89,6 +75,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--copy-worker")) {
+        int rc = bench_copy_worker_main(argc, argv);
+        if (rc < 0)
+            fputs("bench-e2e: --copy-worker: bad arguments\n", stderr);
+        return rc < 0 ? 2 : rc;
+    }
     static const struct option longopts[] = {
         {"count", required_argument, NULL, 'n'},   {"rate", required_argument, NULL, 'r'},
         {"seconds", required_argument, NULL, 's'}, {"threads", required_argument, NULL, 't'},
@@ -190,7 +182,7 @@ int main(int argc, char **argv)
     snprintf(ks_names[BENCH_N_SUBS], sizeof ks_names[0], "kbks.in.gba");
     ks_outs[BENCH_N_SUBS] = ks_names[BENCH_N_SUBS];
     /* Kafka Streams needs its source and sink topics to exist; the router makes its own. */
-    if (ensure_topics(c.bootstrap, ks_outs, BENCH_N_SUBS + 1))
+    if (bench_ensure_topics(c.bootstrap, ks_outs, BENCH_N_SUBS + 1, "bench-e2e"))
         goto out_broker;
 
     /* ketenbus route, prefix kbek. */
@@ -227,11 +219,25 @@ int main(int argc, char **argv)
                                     .outs = ks_outs,
                                     .n_outs = BENCH_N_SUBS};
 
-    /* Both drains first; then both latency phases at one offered rate, half
-     * the slower drain unless given, so neither runs past its capacity. */
-    struct bench_result kb = {0}, ks = {0};
+    /* The fan-out copy, prefix kbef (one process, whatever --instances). */
+    char self[512];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = 0;
+    static struct bench_copy fan_b;
+    if (bench_copy_contestant(&c, self, "kbef", 1, &fan_b))
+        goto out_broker;
+
+    /* Every drain first: the fan-out copy, ketenbus, Kafka Streams, and back
+     * (ketenbus and Kafka Streams keep the ABBA order between them, the copy
+     * takes the ends); then both latency phases at one offered rate, half
+     * the slower drain unless given, so neither runs past its capacity. The
+     * copy gets no warm-up phase: the broker is warm from the others, and its
+     * own process warm-up comes before each drain. */
+    struct bench_result kb = {0}, ks = {0}, fan = {0};
+    const struct bench_contestant *all[] = {&fan_b.k, &kb_k, &ks_k};
+    struct bench_result *res[] = {&fan, &kb, &ks};
     int ok = !bench_warmup_phase(&c, &kb_k, warmup) && !bench_warmup_phase(&c, &ks_k, warmup) &&
-             !bench_drain_rounds(&c, &kb_k, &ks_k, rounds, &kb, &ks);
+             !bench_drain_rounds_n(&c, all, 3, rounds, res);
     double rate = c.rate > 0 ? c.rate : 0.5 * (kb.drain.eps < ks.drain.eps ? kb.drain.eps : ks.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, &kb_k, rate, &kb) && !bench_latency_phase(&c, &ks_k, rate, &ks);
@@ -260,14 +266,23 @@ int main(int argc, char **argv)
            kb.p50, kb.p999, ks.p50, ks.p999, rate);
     double ratio = ks.drain.eps > 0 ? kb.drain.eps / ks.drain.eps : 0;
     double ratio_min = bench_round_ratios(&kb, &ks, "bench-e2e", "ketenbus", "kstreams");
-    printf("bench-e2e ketenbus_eps=%.0f kstreams_eps=%.0f ratio=%.2f p99_ms=%.1f kstreams_p99_ms=%.1f "
-           "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
-           "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
-           "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f "
-           "instances=%d kstreams_threads=%s compression=%s\n",
-           kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
-           same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
-           ks.drain.broker_cpu_us, kb.rounds, ratio_min, instances, threads, c.codec);
+    double fan_ratio = ks.drain.eps > 0 ? fan.drain.eps / ks.drain.eps : 0;
+    bench_round_ratios(&fan, &ks, "bench-e2e", "fanout-copy", "kstreams");
+    printf("bench-e2e: the fan-out copy (%.2f messages per event, no routing) drained %.0f "
+           "events/s, %.2fx Kafka Streams; CPU per event %.0f us, %.0f us in the broker\n",
+           BENCH_FANOUT_MSGS_PER_EVENT, fan.drain.eps, fan_ratio, fan.drain.cpu_us,
+           fan.drain.broker_cpu_us);
+    printf(
+        "bench-e2e ketenbus_eps=%.0f kstreams_eps=%.0f ratio=%.2f p99_ms=%.1f kstreams_p99_ms=%.1f "
+        "p50_ms=%.1f kstreams_p50_ms=%.1f p999_ms=%.1f kstreams_p999_ms=%.1f rate=%.0f "
+        "same_output=%s input=gen ketenbus_cpu_us=%.0f kstreams_cpu_us=%.0f "
+        "ketenbus_broker_cpu_us=%.0f kstreams_broker_cpu_us=%.0f rounds=%d ratio_min=%.2f "
+        "instances=%d kstreams_threads=%s fanout_copy_eps=%.0f fanout_copy_ratio=%.2f "
+        "fanout_copy_cpu_us=%.0f fanout_copy_broker_cpu_us=%.0f compression=%s\n",
+        kb.drain.eps, ks.drain.eps, ratio, kb.p99, ks.p99, kb.p50, ks.p50, kb.p999, ks.p999, rate,
+        same ? "yes" : "no", kb.drain.cpu_us, ks.drain.cpu_us, kb.drain.broker_cpu_us,
+        ks.drain.broker_cpu_us, kb.rounds, ratio_min, instances, threads, fan.drain.eps, fan_ratio,
+        fan.drain.cpu_us, fan.drain.broker_cpu_us, c.codec);
     rc = ok && same ? 0 : 1;
 out_broker:
     if (!given_bootstrap)

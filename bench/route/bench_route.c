@@ -11,13 +11,14 @@
  *                    [--match-seconds S] [--batch N] [--warmup N] [--rounds N]
  *                    [--process-warmup N] [--compression CODEC]
  *                    [--bootstrap HOST:PORT] [--profile-router]
- * Child mode (the bare copy runs in its own process, like the router):
- *        bench-route --copy-worker BOOTSTRAP IN OUT GROUP BATCH CODEC
+ * Part (b) also runs a fan-out copy: the bare copy writing each input as many
+ * times as the router writes per event, so that the router's own cost shows
+ * apart from what writing its output costs.
+ * Child mode (the bare copies run in their own process, like the router):
+ *        bench-route --copy-worker ... (bench_copy_worker_main())
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,144 +308,6 @@ out:
     return rc;
 }
 
-/* ---------------------------------------------------------- the bare copy */
-
-static atomic_int copy_stop;
-
-static void on_term(int sig)
-{
-    (void)sig;
-    atomic_store(&copy_stop, 1);
-}
-
-/*
- * The limit the router is held against: consume, copy key, value and
- * headers to one topic, send the offsets and commit, in batches of the same
- * size and wait as the router's, with the router's client settings
- * (read_committed, linger.ms 5, transactions, the codec of its copies).
- */
-static int copy_worker(const char *bootstrap, const char *in, const char *out, const char *group,
-                       int batch_max, const char *codec)
-{
-    char errstr[512];
-    signal(SIGTERM, on_term);
-    signal(SIGINT, on_term);
-    rd_kafka_conf_t *pc = rd_kafka_conf_new();
-    char txn[200];
-    snprintf(txn, sizeof txn, "%s-txn", group);
-    if (rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, errstr, sizeof errstr) ||
-        rd_kafka_conf_set(pc, "transactional.id", txn, errstr, sizeof errstr) ||
-        rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr) ||
-        rd_kafka_conf_set(pc, "compression.type", codec, errstr, sizeof errstr)) {
-        fprintf(stderr, "copy: %s\n", errstr);
-        return 1;
-    }
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
-    if (!prod) {
-        fprintf(stderr, "copy: %s\n", errstr);
-        return 1;
-    }
-    rd_kafka_error_t *e = rd_kafka_init_transactions(prod, 60000);
-    if (e) {
-        fprintf(stderr, "copy: init_transactions: %s\n", rd_kafka_error_string(e));
-        return 1;
-    }
-    rd_kafka_conf_t *cc = rd_kafka_conf_new();
-    rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
-    rd_kafka_conf_set(cc, "group.id", group, NULL, 0);
-    rd_kafka_conf_set(cc, "enable.auto.commit", "false", NULL, 0);
-    rd_kafka_conf_set(cc, "isolation.level", "read_committed", NULL, 0);
-    rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", NULL, 0);
-    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
-    if (!cons) {
-        fprintf(stderr, "copy: %s\n", errstr);
-        return 1;
-    }
-    rd_kafka_poll_set_consumer(cons);
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(sub, in, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(cons, sub);
-    rd_kafka_topic_partition_list_destroy(sub);
-    rd_kafka_message_t **batch = calloc((size_t)batch_max, sizeof *batch);
-    uint64_t copied = 0, txns = 0;
-    int rc = 0;
-    while (!atomic_load(&copy_stop)) {
-        size_t n = 0;
-        double deadline = 0;
-        while (n < (size_t)batch_max && !atomic_load(&copy_stop)) {
-            int wait = 100;
-            if (n) {
-                double left = deadline - bench_now_s();
-                if (left <= 0)
-                    break;
-                wait = (int)(left * 1000) + 1;
-            }
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, wait);
-            if (!m)
-                continue;
-            if (m->err) {
-                rd_kafka_message_destroy(m);
-                continue;
-            }
-            if (!n)
-                deadline = bench_now_s() + 0.1;
-            batch[n++] = m;
-        }
-        if (!n)
-            continue;
-        e = rd_kafka_begin_transaction(prod);
-        rd_kafka_topic_partition_list_t *offs = rd_kafka_topic_partition_list_new((int)n);
-        for (size_t i = 0; !e && i < n; i++) {
-            rd_kafka_message_t *m = batch[i];
-            rd_kafka_headers_t *h = NULL, *hc = NULL;
-            if (!rd_kafka_message_headers(m, &h) && h)
-                hc = rd_kafka_headers_copy(h);
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                prod, RD_KAFKA_V_TOPIC(out), RD_KAFKA_V_KEY(m->key, m->key_len),
-                RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                RD_KAFKA_V_HEADERS(hc), RD_KAFKA_V_END);
-            if (err) {
-                fprintf(stderr, "copy: produce: %s\n", rd_kafka_err2str(err));
-                rd_kafka_headers_destroy(hc);
-                rc = 1;
-                break;
-            }
-            rd_kafka_topic_partition_t *p = rd_kafka_topic_partition_list_find(
-                offs, rd_kafka_topic_name(m->rkt), m->partition);
-            if (!p)
-                p = rd_kafka_topic_partition_list_add(offs, rd_kafka_topic_name(m->rkt),
-                                                      m->partition);
-            p->offset = m->offset + 1;
-            copied++;
-        }
-        if (!e && !rc) {
-            rd_kafka_consumer_group_metadata_t *md = rd_kafka_consumer_group_metadata(cons);
-            e = rd_kafka_send_offsets_to_transaction(prod, offs, md, 30000);
-            rd_kafka_consumer_group_metadata_destroy(md);
-            if (!e)
-                e = rd_kafka_commit_transaction(prod, 60000);
-        }
-        rd_kafka_topic_partition_list_destroy(offs);
-        for (size_t i = 0; i < n; i++)
-            rd_kafka_message_destroy(batch[i]);
-        if (e || rc) {
-            /* A benchmark, not a router: no rewind and retry; report and stop. */
-            fprintf(stderr, "copy: transaction failed: %s\n", e ? rd_kafka_error_string(e) : "produce");
-            if (e)
-                rd_kafka_error_destroy(e);
-            rc = 1;
-            break;
-        }
-        txns++;
-    }
-    fprintf(stderr, "copy: copied=%" PRIu64 " transactions=%" PRIu64 "\n", copied, txns);
-    free(batch);
-    rd_kafka_consumer_close(cons);
-    rd_kafka_destroy(cons);
-    rd_kafka_destroy(prod);
-    return rc;
-}
-
 /* ------------------------------------------------------ (b) on the broker */
 
 static void usage(FILE *f)
@@ -462,8 +325,9 @@ static void usage(FILE *f)
           "  --batch N         most events per transaction, router and copy (default the\n"
           "                    router's, " KB_ROUTE_BATCH_MAX_STR ")\n"
           "  --warmup N        events each contestant drains first, untimed (default 20000)\n"
-          "  --rounds N        drains per contestant, in ABBA order (default 2, at most 8;\n"
-          "                    even, so both contestants go first equally often)\n"
+          "  --rounds N        drains per contestant, in ABC CBA order (default 2, at\n"
+          "                    most 8; even, so every contestant's mean position is the\n"
+          "                    same)\n"
           "  --process-warmup N  events each started contestant drains untimed before\n"
           "                    a drain or the latency phase (default 10000, at least 1)\n"
           "  --compression C   codec of the router's copies and the bare copy's: none,\n"
@@ -477,8 +341,12 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc == 8 && !strcmp(argv[1], "--copy-worker"))
-        return copy_worker(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]), argv[7]);
+    if (argc > 1 && !strcmp(argv[1], "--copy-worker")) {
+        int rc = bench_copy_worker_main(argc, argv);
+        if (rc < 0)
+            fputs("bench-route: --copy-worker: bad arguments\n", stderr);
+        return rc < 0 ? 2 : rc;
+    }
     static const struct option longopts[] = {
         {"matching", no_argument, NULL, 'm'},    {"count", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
@@ -556,37 +424,17 @@ int main(int argc, char **argv)
         goto out_broker;
     }
 
-    /* The bare copy, on prefix kbbc. Its output topic exists up front. */
-    char copy_in[64] = "kbbc.in.gba", copy_out[64] = "kbbc.out.copy", copy_group[64] = "kbbc-copy";
-    {
-        char errstr[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers", c.bootstrap, NULL, 0);
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-        const char *t[] = {copy_in, copy_out};
-        kb_err_t err = rk ? kb_kafka_ensure_topics(rk, t, 2, PARTITIONS, 30000, errstr, sizeof errstr)
-                          : KB_ERR_KAFKA;
-        if (rk)
-            rd_kafka_destroy(rk);
-        if (err) {
-            fprintf(stderr, "bench-route: %s\n", errstr);
-            goto out_broker;
-        }
-    }
     char sbatch[16];
     snprintf(sbatch, sizeof sbatch, "%d", c.batch);
     char self[512];
     ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
     self[sl > 0 ? sl : 0] = 0;
-    char *copy_argv[] = {self,       "--copy-worker", c.bootstrap,     copy_in, copy_out,
-                         copy_group, sbatch,          (char *)c.codec, NULL};
-    const char *copy_outs[] = {copy_out};
-    struct bench_contestant copy_k = {.name = "copy",
-                                      .prefix = "kbbc",
-                                      .group = copy_group,
-                                      .argv = copy_argv,
-                                      .outs = copy_outs,
-                                      .n_outs = 1};
+    /* The bare copy on prefix kbbc, the fan-out copy on kbbf; their topics
+     * exist up front. */
+    static struct bench_copy copy_b, fan_b;
+    if (bench_copy_contestant(&c, self, "kbbc", 0, &copy_b) ||
+        bench_copy_contestant(&c, self, "kbbf", 1, &fan_b))
+        goto out_broker;
 
     /* ketenbus route with the 20 subscriptions, on prefix kbbr. */
     char ketenbus[512], schemas[512], cg_out[512];
@@ -621,14 +469,20 @@ int main(int argc, char **argv)
                                        .outs = route_outs,
                                        .n_outs = BENCH_N_SUBS};
 
-    /* Both drains first; then both latency phases at one offered rate, half
+    /* Every drain first; then the two latency phases at one offered rate, half
      * the slower drain unless given, so neither runs past its capacity. */
-    struct bench_result copy = {0}, route = {0};
-    int ok = !bench_warmup_phase(&c, &copy_k, warmup) && !bench_warmup_phase(&c, &route_k, warmup) &&
-             !bench_drain_rounds(&c, &copy_k, &route_k, rounds, &copy, &route);
+    struct bench_result copy = {0}, route = {0}, fan = {0};
+    const struct bench_contestant *copy_k = &copy_b.k, *fan_k = &fan_b.k;
+    /* The fan-out copy takes the ends of each round (ABC CBA), so the copy
+     * and the router keep their ABBA order between them; it has no warm-up
+     * phase of its own (the broker is warm from the others). */
+    const struct bench_contestant *ks[] = {fan_k, copy_k, &route_k};
+    struct bench_result *rs[] = {&fan, &copy, &route};
+    int ok = !bench_warmup_phase(&c, copy_k, warmup) && !bench_warmup_phase(&c, &route_k, warmup) &&
+             !bench_drain_rounds_n(&c, ks, 3, rounds, rs);
     double rate = c.rate > 0 ? c.rate : 0.5 * (copy.drain.eps < route.drain.eps ? copy.drain.eps : route.drain.eps);
     if (ok && c.seconds > 0)
-        ok = !bench_latency_phase(&c, &copy_k, rate, &copy) &&
+        ok = !bench_latency_phase(&c, copy_k, rate, &copy) &&
              !bench_latency_phase(&c, &route_k, rate, &route);
 
     int64_t counts[BENCH_N_SUBS], delivered = 0;
@@ -643,15 +497,25 @@ int main(int argc, char **argv)
 
     double ratio = copy.drain.eps > 0 ? route.drain.eps / copy.drain.eps : 0;
     double ratio_min = bench_round_ratios(&route, &copy, "bench-route", "route", "copy");
+    double ratio_fan = fan.drain.eps > 0 ? route.drain.eps / fan.drain.eps : 0;
+    bench_round_ratios(&route, &fan, "bench-route", "route", "fanout-copy");
+    printf("bench-route: the fan-out copy writes %.2f messages per event (the router's %.2f "
+           "copies and one trail record): %.0f events/s, CPU per event %.0f us and %.0f us in "
+           "the broker\n",
+           BENCH_FANOUT_MSGS_PER_EVENT, BENCH_FANOUT_MSGS_PER_EVENT - 1, fan.drain.eps,
+           fan.drain.cpu_us, fan.drain.broker_cpu_us);
     printf("bench-route: at %.0f events/s: copy p50=%.1f ms p99=%.1f ms; route p50=%.1f ms p999=%.1f ms\n",
            rate, copy.p50, copy.p99, route.p50, route.p999);
-    printf("bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
-           "copy_p99_ms=%.1f rate=%.0f fanout=%.2f route_cpu_us=%.0f copy_cpu_us=%.0f "
-           "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f rounds=%d ratio_copy_min=%.2f "
-           "compression=%s\n",
-           ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
-           (double)delivered / (double)inputs, route.drain.cpu_us, copy.drain.cpu_us,
-           route.drain.broker_cpu_us, copy.drain.broker_cpu_us, route.rounds, ratio_min, c.codec);
+    printf(
+        "bench-route match_ratio_10k=%.2f route_eps=%.0f copy_eps=%.0f ratio_copy=%.2f p99_ms=%.1f "
+        "copy_p99_ms=%.1f rate=%.0f fanout=%.2f route_cpu_us=%.0f copy_cpu_us=%.0f "
+        "route_broker_cpu_us=%.0f copy_broker_cpu_us=%.0f rounds=%d ratio_copy_min=%.2f "
+        "fanout_copy_eps=%.0f ratio_fanout_copy=%.2f fanout_copy_cpu_us=%.0f "
+        "fanout_copy_broker_cpu_us=%.0f compression=%s\n",
+        ratio_10k, route.drain.eps, copy.drain.eps, ratio, route.p99, copy.p99, rate,
+        (double)delivered / (double)inputs, route.drain.cpu_us, copy.drain.cpu_us,
+        route.drain.broker_cpu_us, copy.drain.broker_cpu_us, route.rounds, ratio_min, fan.drain.eps,
+        ratio_fan, fan.drain.cpu_us, fan.drain.broker_cpu_us, c.codec);
     rc = ok ? 0 : 1;
 out_broker:
     if (!given_bootstrap)
