@@ -151,9 +151,10 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
                 rd_kafka_headers_t *h = NULL, *hc = NULL;
                 if (!rd_kafka_message_headers(m, &h) && h)
                     hc = rd_kafka_headers_copy(h);
+                rd_kafka_topic_t *rkt = fanout ? outs[to[t]] : outs[0];
                 rd_kafka_resp_err_t err;
                 do {
-                    err = rd_kafka_producev(prod, RD_KAFKA_V_RKT(fanout ? outs[to[t]] : outs[0]),
+                    err = rd_kafka_producev(prod, RD_KAFKA_V_RKT(rkt),
                                             RD_KAFKA_V_KEY(m->key, m->key_len),
                                             RD_KAFKA_V_VALUE(m->payload, m->len),
                                             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

@@ -121,10 +121,17 @@ static void test_parse_redrive(void)
     kb_admin_letters_free(l, 3);
     json_decref(b);
     static const char *const bad[] = {
-        "[]", "{}", "{\"letters\":[]}", "{\"offsets\":[1], \"letters\":[]}",
-        "{\"letters\":[{\"partition\":0}]}", "{\"letters\":[{\"partition\":-1,\"offset\":1}]}",
-        "{\"offsets\":[\"1\"]}", "{\"offsets\":[1.5]}", "{\"partition\":\"x\",\"offsets\":[1]}",
-        "{\"offsets\":[1,2,3,4,5,6,7,8,9,10,11]}", "{\"letters\":[1]}",
+        "[]",
+        "{}",
+        "{\"letters\":[]}",
+        "{\"offsets\":[1], \"letters\":[]}",
+        "{\"letters\":[{\"partition\":0}]}",
+        "{\"letters\":[{\"partition\":-1,\"offset\":1}]}",
+        "{\"offsets\":[\"1\"]}",
+        "{\"offsets\":[1.5]}",
+        "{\"partition\":\"x\",\"offsets\":[1]}",
+        "{\"offsets\":[1,2,3,4,5,6,7,8,9,10,11]}",
+        "{\"letters\":[1]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAA\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AA=A\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAA\\nAAAA\"}]}",
@@ -134,8 +141,8 @@ static void test_parse_redrive(void)
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAtion=\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAAAx==\"}]}",
         "{\"letters\":[{\"partition\":0,\"offset\":1,\"value_base64\":\"AAAAA/==\"}]}",
-        "{\"letters\":[{\"partition\":0,\"offset\":1},"
-        "{\"partition\":0,\"offset\":2,\"value_base64\":\"A===\"}]}",
+        ("{\"letters\":[{\"partition\":0,\"offset\":1},"
+         "{\"partition\":0,\"offset\":2,\"value_base64\":\"A===\"}]}"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         b = json_loads(bad[i], 0, NULL);
