@@ -29,12 +29,6 @@ rendered() {
   sed -n "s/.*msg=\"lo3 rendered\" event_id=\([^ ]*\) type=\([^ ]*\) .*/\\${2:-1}/p" \
     "$WORK/$1.log"
 }
-absent() { ! "$@"; }
-# quarantined_once SPOOL: the stray message, and nothing else, in SPOOL's quarantine/
-quarantined_once() {
-  eq "$(ls -A "$1/quarantine" | grep -c '\.event$') $(ls -A "$1/quarantine" | wc -l)" "1 2" &&
-    grep -q 'ce_' "$1"/quarantine/*.reason
-}
 
 # 1. Into a spool folder.
 OUT=$WORK/afnemer/out

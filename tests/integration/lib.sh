@@ -158,6 +158,33 @@ finish() {
   ((FAILS == 0))
 }
 
+# drop_lo3 FILE NAME: FILE into the GBA ingest's WORK/gba/in as NAME, whole
+# at once (copied under a dot name, which the spool skips, then renamed).
+drop_lo3() { cp "$1" "$WORK/gba/in/.$2" && mv "$WORK/gba/in/.$2" "$WORK/gba/in/$2"; }
+
+# svb_subscription: SVB's subscription svb-kinderbijslag (births, a child
+# added to a parent's PL) in $SUBS, for the chain GBA -> router -> ketenbus-svb.
+svb_subscription() {
+  SUBS=$WORK/subscriptions.yaml
+  cat >"$SUBS" <<YAML
+subscriptions:
+  - name: svb-kinderbijslag
+    purpose: {id: akw-uitnodiging, legal_basis: "Algemene Kinderbijslagwet"}
+    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]
+YAML
+}
+
+# svb_routed INSTANCE: the start of an SVB egress test. A router (with
+# --instance INSTANCE) and svb_subscription, and a GBA ingest on WORK/gba
+# (empty: the test drops its LO3 files with drop_lo3, in its own order).
+svb_routed() {
+  svb_subscription
+  mkdir -p "$WORK/gba/in"
+  start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance "$1" \
+    --subject-key-file "$WORK/subject.key"
+  start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key"
+}
+
 # gba_lo3_routed INSTANCE: the start of the GBA egress tests. A router (with
 # --instance INSTANCE) and its one LO3 subscription gba-lo3 (births, a child
 # added, deaths) in $SUBS, a GBA ingest on WORK/gba fed four LO3 files; checks
@@ -181,11 +208,22 @@ YAML
   for f in "$FIX/lg01-geboorte-sophie.lo3" "$FIX/gv01-moeder-kind-sophie.lo3" \
            "$FIX/events/gv01-overlijden.lo3" "$FIX/events/gv01-naam.lo3"; do
     n=$((n + 1))
-    cp "$f" "$WORK/gba/in/.00$n.lo3" && mv "$WORK/gba/in/.00$n.lo3" "$WORK/gba/in/00$n.lo3"
+    drop_lo3 "$f" "00$n.lo3"
   done
   check "four events in kb.in.gba" wait_for 60 count_is "$(T in.gba)" 4
   check "three routed to the LO3 afnemer" wait_for 90 count_is "$(T out.gba-lo3)" 3
   echo 'not an event' | kcat -P -b "$KB_BOOTSTRAP" -t "$(T out.gba-lo3)" -p 0 -k x
+}
+
+# absent COMMAND...: true when COMMAND fails (a check that something did not happen)
+absent() { ! "$@"; }
+
+# quarantined_once SPOOL: in an egress's SPOOL/quarantine/ the one message
+# that is not an event (the stray a test wrote to its topic), and nothing
+# else: its .event and its .reason, which names a missing CloudEvents header.
+quarantined_once() {
+  eq "$(ls -A "$1/quarantine" | grep -c '\.event$') $(ls -A "$1/quarantine" | wc -l)" "1 2" &&
+    grep -q 'ce_' "$1"/quarantine/*.reason
 }
 
 # freezable_broker MAX_S: for a test that freezes the broker (kill -STOP) to

@@ -10,13 +10,7 @@
 # a router killed with SIGKILL resumes without duplicating.
 source "$(dirname "$0")/lib.sh"
 
-SUBS=$WORK/subscriptions.yaml
-cat >"$SUBS" <<YAML
-subscriptions:
-  - name: svb-kinderbijslag
-    purpose: {id: akw-uitnodiging, legal_basis: "Algemene Kinderbijslagwet"}
-    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]
-YAML
+svb_subscription
 GBA=(ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key")
 mkdir -p "$WORK/gba/in"
 
