@@ -167,6 +167,40 @@ static int has_earlier_child(const struct kb_svb *s, const char *parent, const c
     return earlier;
 }
 
+/*
+ * A child's kenmerk is claimed for, and derived from, the event id of its
+ * birth as stored in @p path. A birth seen again under another event id (a
+ * corrected or re-sent Lg01) updates what is stored but keeps the first
+ * id, in @p j: else a crash after out/<kenmerk>.akw01 was written and
+ * before the done marker, followed by that second birth, would claim a
+ * second kenmerk and write a second invitation for the same child.
+ */
+static kb_err_t keep_first_birth_id(const char *path, json_t *j, char *errstr, size_t errstr_size)
+{
+    if (access(path, F_OK) != 0)
+        return KB_OK; /* the first birth of this child */
+    json_error_t jerr;
+    json_t *old = json_load_file(path, 0, &jerr);
+    if (!old) {
+        /* replaced as before (no text of it logged: it holds BSNs) */
+        KB_LOG_WARN(COMP, "stored birth unreadable; replaced by the new one", "file=%s",
+                    strrchr(path, '/') + 1);
+        return KB_OK;
+    }
+    const char *first = jstr(old, "eventId");
+    kb_err_t err = KB_OK;
+    if (first[0] && strcmp(first, jstr(j, "eventId"))) {
+        if (json_object_set_new(j, "eventId", json_string(first)))
+            err = kb_err_set(KB_ERR_NOMEM, errstr, errstr_size, "out of memory");
+        else
+            KB_LOG_INFO(COMP,
+                        "birth seen again under another event id; the first keeps the kenmerk",
+                        "first_event_id=%s", first);
+    }
+    json_decref(old);
+    return err;
+}
+
 static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs,
                             avro_value_t *v, char child[KB_PSEUDONYM_LEN + 1], char *errstr,
                             size_t errstr_size)
@@ -245,7 +279,9 @@ static kb_err_t store_birth(struct kb_svb *s, const struct kb_event_attrs *attrs
         kb_event_pseudonym(s->key, s->key_len, "bsn", bsn, child);
         char path[PATH_CAP];
         snprintf(path, sizeof path, "%s/geboren-%s.json", s->state_dir, child);
-        err = save_json(path, j);
+        err = keep_first_birth_id(path, j, errstr, errstr_size);
+        if (!err)
+            err = save_json(path, j);
     }
     /* SVB now knows this child of each parent (kept even after the join). */
     json_t *o;

@@ -538,6 +538,54 @@ static void test_kenmerk_collisions(void)
     cleanup(root);
 }
 
+/*
+ * A crash after out/<kenmerk>.akw01 was written and before the done marker,
+ * then the child's birth again under another event id (a corrected or
+ * re-sent Lg01) before the Gv01 comes back: still one invitation, under the
+ * kenmerk of the first birth. Before the fix the second birth's id claimed
+ * a second kenmerk and the parents got two invitations.
+ */
+static void test_second_birth_after_crash(void)
+{
+    struct kb_svb s;
+    char root[64], k[13], again[13], first[13];
+    fresh(&s, root, sizeof root);
+    s.on_written = written_hook;
+    CHECK_INT(birth(&s, "birth-sophie", SOPHIE, "20240315", "6030", &moeder, &vader), KB_OK);
+    fail_written = 1;
+    CHECK(gv01(&s, "gv01-moeder", MOEDER_ANR, SOPHIE) != KB_OK);
+    fail_written = 0;
+    kenmerk_in_out(&s, SOPHIE, k);
+    first_kenmerk("birth-sophie", first);
+    CHECK_STR(k, first);
+    CHECK_INT(birth(&s, "birth-sophie-resent", SOPHIE, "20240315", "6030", &moeder, &vader), KB_OK);
+    CHECK_INT(gv01(&s, "gv01-moeder", MOEDER_ANR, SOPHIE), KB_OK);
+    CHECK_INT(records(&s, SOPHIE, NULL), 1);
+    kenmerk_in_out(&s, SOPHIE, again);
+    CHECK_STR(again, k);
+    CHECK_INT(s.written, 1);
+    /* the registry holds that one claim, owned by the first birth */
+    char path[2600], owner[64] = "";
+    snprintf(path, sizeof path, "%s/kenmerken/%s", s.state_dir, k);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (f) {
+        CHECK(fgets(owner, sizeof owner, f) != NULL);
+        fclose(f);
+    }
+    CHECK_STR(owner, "birth-sophie\n");
+    int claims = 0;
+    snprintf(path, sizeof path, "%s/kenmerken", s.state_dir);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL)
+        claims += de->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    CHECK_INT(claims, 1);
+    cleanup(root);
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -556,6 +604,7 @@ int main(void)
     test_parents_and_rejects();
     test_unusable_events();
     test_kenmerk_collisions();
+    test_second_birth_after_crash();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }
