@@ -177,16 +177,12 @@ static int has_earlier_child(const struct kb_svb *s, const char *parent, const c
  */
 static kb_err_t keep_first_birth_id(const char *path, json_t *j, char *errstr, size_t errstr_size)
 {
-    if (access(path, F_OK) != 0)
-        return KB_OK; /* the first birth of this child */
     json_error_t jerr;
     json_t *old = json_load_file(path, 0, &jerr);
-    if (!old) {
-        /* replaced as before (no text of it logged: it holds BSNs) */
-        KB_LOG_WARN(COMP, "stored birth unreadable; replaced by the new one", "file=%s",
-                    strrchr(path, '/') + 1);
-        return KB_OK;
-    }
+    if (!old && exists(path)) /* the first id must not silently reset */
+        return kb_err_set(KB_ERR_IO, errstr, errstr_size, "unreadable state file");
+    if (!old)
+        return KB_OK; /* the first birth of this child */
     const char *first = jstr(old, "eventId");
     kb_err_t err = KB_OK;
     if (first[0] && strcmp(first, jstr(j, "eventId"))) {

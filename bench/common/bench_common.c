@@ -921,8 +921,8 @@ static void drain_add(struct bench_result *res, const struct bench_drain *d)
     t->ok = t->ok && d->ok;
 }
 
-int bench_drain_rounds_n(const struct bench_ctx *c, const struct bench_contestant *const *k,
-                         size_t n, int rounds, struct bench_result *const *res)
+int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *const *k, size_t n,
+                       int rounds, struct bench_result *const *res)
 {
     for (int r = 0; r < rounds && r < BENCH_MAX_ROUNDS; r++) {
         char what[32];
@@ -936,15 +936,6 @@ int bench_drain_rounds_n(const struct bench_ctx *c, const struct bench_contestan
         }
     }
     return 0;
-}
-
-int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
-                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
-                       struct bench_result *rb)
-{
-    const struct bench_contestant *k[2] = {a, b};
-    struct bench_result *res[2] = {ra, rb};
-    return bench_drain_rounds_n(c, k, 2, rounds, res);
 }
 
 double bench_round_ratios(const struct bench_result *a, const struct bench_result *b,

@@ -219,9 +219,11 @@ struct bench_contestant {
 int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant *k, long count);
 
 /**
- * @p rounds drains of each of two contestants in ABBA order (a b, b a, a b,
- * ...; an even number of rounds gives both the same positions), round r
- * (counted from 0) on seed 1 + 10 r for both. Each drain starts its
+ * @p rounds drains of each of the @p n contestants @p k (results in @p res),
+ * in ABC CBA order: forward in even rounds, backward in odd ones (ABBA for
+ * two), so over an even number of rounds every contestant's mean position is
+ * the same and a linear drift lands on each alike. Round r (counted from 0)
+ * is on seed 1 + 10 r for every contestant. Each drain starts its
  * contestant, lets it drain c->process_warmup events untimed (seed 5 + 10 r)
  * so a JVM has compiled, pauses it (SIGSTOP) while c->count events are
  * preloaded, and times from its first commit after the pause to the commit of
@@ -233,16 +235,8 @@ int bench_warmup_phase(const struct bench_ctx *c, const struct bench_contestant 
  * 0 when every drain completed; a pause of more than 30 s fails the drain
  * (the contestant's group may have dropped it).
  */
-int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *a,
-                       const struct bench_contestant *b, int rounds, struct bench_result *ra,
-                       struct bench_result *rb);
-
-/** bench_drain_rounds() for @p n contestants @p k (results in @p res): the
- *  order runs forward in even rounds and backward in odd ones (ABC CBA), so
- *  over an even number of rounds every contestant's mean position is the
- *  same and a linear drift lands on each alike. */
-int bench_drain_rounds_n(const struct bench_ctx *c, const struct bench_contestant *const *k,
-                         size_t n, int rounds, struct bench_result *const *res);
+int bench_drain_rounds(const struct bench_ctx *c, const struct bench_contestant *const *k, size_t n,
+                       int rounds, struct bench_result *const *res);
 
 /**
  * Print one line "@p bench: drains NAME_A eps ... NAME_B eps ... ratios ..."
@@ -296,10 +290,16 @@ int bench_ensure_topics(const char *bootstrap, const char *const *topics, size_t
  * OUT, or with "fanout" to the topics of prefix OUT (as many messages per
  * input as the router writes, BENCH_FANOUT_MSGS_PER_EVENT), committing its
  * offsets in transactions of at most BATCH inputs or 100 ms, with the
- * router's client settings (linger.ms 5, codec CODEC). Its exit status, or -1
- * when @p argv is not that child mode.
+ * router's client settings (linger.ms 5, codec CODEC). Its exit status; 2,
+ * with a message, on bad arguments.
  */
 int bench_copy_worker_main(int argc, char **argv);
+
+/** 1 when @p argv asks for that child mode (argv[1] is "--copy-worker"). */
+int bench_is_copy_worker(int argc, char **argv);
+
+/** The path of the running executable (what a bench starts its copies as). */
+void bench_self_exe(char *buf, size_t cap);
 
 /* A bare copy set up as a contestant (bench_copy_contestant). */
 struct bench_copy {

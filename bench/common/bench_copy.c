@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -64,6 +65,11 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
     char errstr[512];
     signal(SIGTERM, on_term);
     signal(SIGINT, on_term);
+    rd_kafka_t *prod = NULL, *cons = NULL;
+    rd_kafka_topic_t *outs[BENCH_FANOUT_TOPICS] = {0};
+    rd_kafka_message_t **batch = NULL;
+    uint64_t copied = 0, txns = 0;
+    int rc = 1;
     rd_kafka_conf_t *pc = rd_kafka_conf_new();
     char txn[200];
     snprintf(txn, sizeof txn, "%s-txn", group);
@@ -72,17 +78,20 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
         rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr) ||
         rd_kafka_conf_set(pc, "compression.type", codec, errstr, sizeof errstr)) {
         fprintf(stderr, "copy: %s\n", errstr);
+        rd_kafka_conf_destroy(pc);
         return 1;
     }
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
+    prod = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof errstr);
     if (!prod) {
         fprintf(stderr, "copy: %s\n", errstr);
+        rd_kafka_conf_destroy(pc);
         return 1;
     }
     rd_kafka_error_t *e = rd_kafka_init_transactions(prod, 60000);
     if (e) {
         fprintf(stderr, "copy: init_transactions: %s\n", rd_kafka_error_string(e));
-        return 1;
+        rd_kafka_error_destroy(e);
+        goto out;
     }
     rd_kafka_conf_t *cc = rd_kafka_conf_new();
     rd_kafka_conf_set(cc, "bootstrap.servers", bootstrap, NULL, 0);
@@ -90,10 +99,11 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
     rd_kafka_conf_set(cc, "enable.auto.commit", "false", NULL, 0);
     rd_kafka_conf_set(cc, "isolation.level", "read_committed", NULL, 0);
     rd_kafka_conf_set(cc, "auto.offset.reset", "earliest", NULL, 0);
-    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
     if (!cons) {
         fprintf(stderr, "copy: %s\n", errstr);
-        return 1;
+        rd_kafka_conf_destroy(cc);
+        goto out;
     }
     rd_kafka_poll_set_consumer(cons);
     rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
@@ -101,7 +111,6 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
     rd_kafka_subscribe(cons, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     /* Handles made once, as the router keeps its own (kb__topic_handles). */
-    rd_kafka_topic_t *outs[BENCH_FANOUT_TOPICS] = {0};
     for (size_t i = 0; i < (fanout ? BENCH_FANOUT_TOPICS : 1); i++) {
         char name[160];
         if (fanout)
@@ -111,12 +120,15 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
         outs[i] = rd_kafka_topic_new(prod, name, NULL);
         if (!outs[i]) {
             fprintf(stderr, "copy: topic %s: %s\n", name, rd_kafka_err2str(rd_kafka_last_error()));
-            return 1;
+            goto out;
         }
     }
-    rd_kafka_message_t **batch = calloc((size_t)batch_max, sizeof *batch);
-    uint64_t copied = 0, txns = 0;
-    int rc = 0;
+    batch = calloc((size_t)batch_max, sizeof *batch);
+    if (!batch) {
+        fprintf(stderr, "copy: out of memory\n");
+        goto out;
+    }
+    rc = 0;
     while (!atomic_load(&copy_stop)) {
         size_t n = 0;
         double deadline = 0;
@@ -161,7 +173,7 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
                                             RD_KAFKA_V_HEADERS(hc), RD_KAFKA_V_END);
                     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) /* as the router: wait it out */
                         rd_kafka_poll(prod, 20);
-                } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+                } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL && !atomic_load(&copy_stop));
                 if (err) {
                     fprintf(stderr, "copy: produce: %s\n", rd_kafka_err2str(err));
                     rd_kafka_headers_destroy(hc);
@@ -200,22 +212,44 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
         txns++;
     }
     fprintf(stderr, "copy: copied=%" PRIu64 " transactions=%" PRIu64 "\n", copied, txns);
+out:
     free(batch);
     for (size_t i = 0; i < BENCH_FANOUT_TOPICS; i++)
         if (outs[i])
             rd_kafka_topic_destroy(outs[i]);
-    rd_kafka_consumer_close(cons);
-    rd_kafka_destroy(cons);
+    if (cons) {
+        rd_kafka_consumer_close(cons);
+        rd_kafka_destroy(cons);
+    }
     rd_kafka_destroy(prod);
     return rc;
 }
 
+int bench_is_copy_worker(int argc, char **argv)
+{
+    return argc > 1 && !strcmp(argv[1], "--copy-worker");
+}
+
 int bench_copy_worker_main(int argc, char **argv)
 {
-    if (argc < 8 || argc > 9 || strcmp(argv[1], "--copy-worker") ||
-        (argc == 9 && strcmp(argv[8], "fanout")))
-        return -1;
-    return copy_worker(argv[2], argv[3], argv[4], argv[5], atoi(argv[6]), argv[7], argc == 9);
+    char *end = NULL;
+    long batch = argc > 6 ? strtol(argv[6], &end, 10) : 0;
+    if (argc < 8 || argc > 9 || !bench_is_copy_worker(argc, argv) ||
+        (argc == 9 && strcmp(argv[8], "fanout")) || !end || *end || batch < 1 || batch > 1000000) {
+        fprintf(stderr,
+                "%s --copy-worker: bad arguments (BOOTSTRAP IN OUT GROUP BATCH CODEC "
+                "[fanout], BATCH 1 to 1000000)\n",
+                argv[0]);
+        return 2;
+    }
+    return copy_worker(argv[2], argv[3], argv[4], argv[5], (int)batch, argv[7], argc == 9);
+}
+
+void bench_self_exe(char *buf, size_t cap)
+{
+    ssize_t n = cap ? readlink("/proc/self/exe", buf, cap - 1) : -1;
+    if (cap)
+        buf[n > 0 ? n : 0] = '\0';
 }
 
 int bench_ensure_topics(const char *bootstrap, const char *const *topics, size_t n, const char *who)

@@ -341,12 +341,8 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && !strcmp(argv[1], "--copy-worker")) {
-        int rc = bench_copy_worker_main(argc, argv);
-        if (rc < 0)
-            fputs("bench-route: --copy-worker: bad arguments\n", stderr);
-        return rc < 0 ? 2 : rc;
-    }
+    if (bench_is_copy_worker(argc, argv))
+        return bench_copy_worker_main(argc, argv);
     static const struct option longopts[] = {
         {"matching", no_argument, NULL, 'm'},    {"count", required_argument, NULL, 'n'},
         {"rate", required_argument, NULL, 'r'},  {"seconds", required_argument, NULL, 's'},
@@ -427,8 +423,7 @@ int main(int argc, char **argv)
     char sbatch[16];
     snprintf(sbatch, sizeof sbatch, "%d", c.batch);
     char self[512];
-    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-    self[sl > 0 ? sl : 0] = 0;
+    bench_self_exe(self, sizeof self);
     /* The bare copy on prefix kbbc, the fan-out copy on kbbf; their topics
      * exist up front. */
     static struct bench_copy copy_b, fan_b;
@@ -474,12 +469,13 @@ int main(int argc, char **argv)
     struct bench_result copy = {0}, route = {0}, fan = {0};
     const struct bench_contestant *copy_k = &copy_b.k, *fan_k = &fan_b.k;
     /* The fan-out copy takes the ends of each round (ABC CBA), so the copy
-     * and the router keep their ABBA order between them; it has no warm-up
-     * phase of its own (the broker is warm from the others). */
+     * and the router keep their ABBA order between them. Every contestant
+     * gets the warm-up phase (without one the fan-out copy's first drain was
+     * its slower one in every run). */
     const struct bench_contestant *ks[] = {fan_k, copy_k, &route_k};
     struct bench_result *rs[] = {&fan, &copy, &route};
     int ok = !bench_warmup_phase(&c, copy_k, warmup) && !bench_warmup_phase(&c, &route_k, warmup) &&
-             !bench_drain_rounds_n(&c, ks, 3, rounds, rs);
+             !bench_warmup_phase(&c, fan_k, warmup) && !bench_drain_rounds(&c, ks, 3, rounds, rs);
     double rate = c.rate > 0 ? c.rate : 0.5 * (copy.drain.eps < route.drain.eps ? copy.drain.eps : route.drain.eps);
     if (ok && c.seconds > 0)
         ok = !bench_latency_phase(&c, copy_k, rate, &copy) &&

@@ -372,8 +372,8 @@ static int follow(int argc, char **argv)
     rd_kafka_resp_err_t dr = RD_KAFKA_RESP_ERR__IN_PROGRESS;
     rd_kafka_resp_err_t perr = rd_kafka_producev(
         rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(pseudonym, strlen(pseudonym)),
-        /* parenthesised: the macro casts its argument without parentheses */
-        RD_KAFKA_V_VALUE((remove ? NULL : value), remove ? 0 : strlen(value)),
+        /* parenthesised: the macro casts its arguments without parentheses */
+        RD_KAFKA_V_VALUE((remove ? NULL : value), (remove ? 0 : strlen(value))),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&dr), RD_KAFKA_V_END);
     if (!perr)
         rd_kafka_flush(rk, 30000);
