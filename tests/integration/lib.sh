@@ -162,27 +162,41 @@ finish() {
 # at once (copied under a dot name, which the spool skips, then renamed).
 drop_lo3() { cp "$1" "$WORK/gba/in/.$2" && mv "$WORK/gba/in/.$2" "$WORK/gba/in/$2"; }
 
-# svb_subscription: SVB's subscription svb-kinderbijslag (births, a child
-# added to a parent's PL) in $SUBS, for the chain GBA -> router -> ketenbus-svb.
-svb_subscription() {
+# one_subscription NAME PURPOSE_ID LEGAL_BASIS TYPES: a subscriptions file
+# $SUBS (WORK/subscriptions.yaml) with the one subscription NAME for the
+# event types TYPES (a YAML flow list's inside, "a, b").
+one_subscription() {
   SUBS=$WORK/subscriptions.yaml
   cat >"$SUBS" <<YAML
 subscriptions:
-  - name: svb-kinderbijslag
-    purpose: {id: akw-uitnodiging, legal_basis: "Algemene Kinderbijslagwet"}
-    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd]
+  - name: $1
+    purpose: {id: $2, legal_basis: "$3"}
+    types: [$4]
 YAML
 }
 
-# svb_routed INSTANCE: the start of an SVB egress test. A router (with
-# --instance INSTANCE) and svb_subscription, and a GBA ingest on WORK/gba
-# (empty: the test drops its LO3 files with drop_lo3, in its own order).
-svb_routed() {
-  svb_subscription
+# svb_subscription: SVB's subscription svb-kinderbijslag (births, a child
+# added to a parent's PL) in $SUBS, for the chain GBA -> router -> ketenbus-svb.
+svb_subscription() {
+  one_subscription svb-kinderbijslag akw-uitnodiging "Algemene Kinderbijslagwet" \
+    "nl.brp.persoon-geboren, nl.brp.kind-toegevoegd"
+}
+
+# gba_chain INSTANCE: a router (with --instance INSTANCE) on $SUBS and a GBA
+# ingest on WORK/gba, whose in/ is made here.
+gba_chain() {
   mkdir -p "$WORK/gba/in"
   start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance "$1" \
     --subject-key-file "$WORK/subject.key"
   start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key"
+}
+
+# svb_routed INSTANCE: the start of an SVB egress test. svb_subscription and
+# gba_chain (WORK/gba/in empty: the test drops its LO3 files with drop_lo3,
+# in its own order).
+svb_routed() {
+  svb_subscription
+  gba_chain "$1"
 }
 
 # gba_lo3_routed INSTANCE: the start of the GBA egress tests. A router (with
@@ -193,17 +207,9 @@ svb_routed() {
 # hand: it fails the router's envelope gate and is quarantined by the
 # egress with its reason, between the events.
 gba_lo3_routed() {
-  SUBS=$WORK/subscriptions.yaml
-  cat >"$SUBS" <<YAML
-subscriptions:
-  - name: gba-lo3
-    purpose: {id: legacy-afnemer, legal_basis: "Wet BRP art. 3.3"}
-    types: [nl.brp.persoon-geboren, nl.brp.kind-toegevoegd, nl.brp.persoon-overleden]
-YAML
-  mkdir -p "$WORK/gba/in"
-  start router "$BIN/ketenbus" route --subscriptions "$SUBS" --instance "$1" \
-    --subject-key-file "$WORK/subject.key"
-  start gba "$BIN/ketenbus-gba" ingest --spool "$WORK/gba" --subject-key-file "$WORK/subject.key"
+  one_subscription gba-lo3 legacy-afnemer "Wet BRP art. 3.3" \
+    "nl.brp.persoon-geboren, nl.brp.kind-toegevoegd, nl.brp.persoon-overleden"
+  gba_chain "$1"
   local n=0 f
   for f in "$FIX/lg01-geboorte-sophie.lo3" "$FIX/gv01-moeder-kind-sophie.lo3" \
            "$FIX/events/gv01-overlijden.lo3" "$FIX/events/gv01-naam.lo3"; do
