@@ -290,8 +290,8 @@ int bench_ensure_topics(const char *bootstrap, const char *const *topics, size_t
  * OUT, or with "fanout" to the topics of prefix OUT (as many messages per
  * input as the router writes, BENCH_FANOUT_MSGS_PER_EVENT), committing its
  * offsets in transactions of at most BATCH inputs or 100 ms, with the
- * router's client settings (linger.ms 5, codec CODEC). Its exit status; 2,
- * with a message, on bad arguments.
+ * router's client settings (linger.ms KB_ROUTE_LINGER_MS, codec CODEC).
+ * Its exit status; 2, with a message, on bad arguments.
  */
 int bench_copy_worker_main(int argc, char **argv);
 

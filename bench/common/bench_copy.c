@@ -18,6 +18,7 @@
 
 #include "bench_common.h"
 #include "ketenbus/kafka.h"
+#include "ketenbus/route.h"
 
 #define PARTITIONS 3
 
@@ -52,7 +53,8 @@ static size_t fanout_topics(uint64_t n, size_t *out)
  * The limit the router is held against: consume, copy key, value and
  * headers to one topic, send the offsets and commit, in batches of the same
  * size and wait as the router's, with the router's client settings
- * (read_committed, linger.ms 5, transactions, the codec of its copies).
+ * (read_committed, its linger.ms KB_ROUTE_LINGER_MS, transactions, the codec
+ * of its copies).
  *
  * With @p fanout, the same loop writes each input unchanged to the number of
  * topics and partitions the router writes (fanout_topics()), with none of the
@@ -75,7 +77,7 @@ static int copy_worker(const char *bootstrap, const char *in, const char *out, c
     snprintf(txn, sizeof txn, "%s-txn", group);
     if (rd_kafka_conf_set(pc, "bootstrap.servers", bootstrap, errstr, sizeof errstr) ||
         rd_kafka_conf_set(pc, "transactional.id", txn, errstr, sizeof errstr) ||
-        rd_kafka_conf_set(pc, "linger.ms", "5", errstr, sizeof errstr) ||
+        rd_kafka_conf_set(pc, "linger.ms", KB_ROUTE_LINGER_MS, errstr, sizeof errstr) ||
         rd_kafka_conf_set(pc, "compression.type", codec, errstr, sizeof errstr)) {
         fprintf(stderr, "copy: %s\n", errstr);
         rd_kafka_conf_destroy(pc);

@@ -87,7 +87,10 @@ static const char usage[] =
     "  --dedup-window N             event ids remembered per input partition, 1 to\n"
     "                               10000000 (default 100000)\n"
     "  -b, --bootstrap HOST:PORT    Kafka bootstrap servers (default $KB_BOOTSTRAP)\n"
-    "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...)\n"
+    "  -X, --kafka-property K=V     any librdkafka property (TLS, SASL, ...; the\n"
+    "                               producer's linger.ms defaults to " KB_ROUTE_LINGER_MS
+    ": every\n"
+    "                               transaction's commit flushes it at once)\n"
     "      --kafka-config FILE      properties file with librdkafka properties\n"
     "  -h, --help\n";
 

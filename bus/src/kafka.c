@@ -570,6 +570,18 @@ kb_err_t kb_kafka_ensure_topic_specs(rd_kafka_t *rk, const struct kb_topic_spec 
     return err;
 }
 
+kb_err_t kb_kafka_conf_default(rd_kafka_conf_t *conf, const struct kb_kafka_opts *o,
+                               const char *key, const char *alias, const char *value, char *errstr,
+                               size_t errstr_size)
+{
+    if (opt_get(o, key) || (alias && opt_get(o, alias)))
+        return KB_OK;
+    char rerr[512];
+    if (rd_kafka_conf_set(conf, key, value, rerr, sizeof rerr) != RD_KAFKA_CONF_OK)
+        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: %s", key, rerr);
+    return KB_OK;
+}
+
 kb_err_t kb_kafka_codec_check(const char *codec, const char *what, char *errstr, size_t errstr_size)
 {
     /* librdkafka's own check, so a codec it learns is taken here too */

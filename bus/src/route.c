@@ -835,13 +835,17 @@ kb_router_t *kb_router_new(const struct kb_route_opts *opts, char *errstr, size_
         goto out_fail;
     if (rd_kafka_conf_set(pconf, "transactional.id", txn_id, rerr, sizeof rerr) ||
         rd_kafka_conf_set(pconf, "client.id", "ketenbus-route", rerr, sizeof rerr) ||
-        rd_kafka_conf_set(pconf, "linger.ms", "5", rerr, sizeof rerr) ||
         /* Only when asked: else a compression.type given with -X or
          * --kafka-config stays (librdkafka's default is KB_ROUTE_COMPRESSION). */
         (r->opts.compression &&
          rd_kafka_conf_set(pconf, "compression.type", r->opts.compression, rerr, sizeof rerr))) {
         rd_kafka_conf_destroy(pconf);
         kb_err_set(KB_ERR_CONF, errstr, errstr_size, "producer: %s", rerr);
+        goto out_fail;
+    }
+    if (kb_kafka_conf_default(pconf, opts->kafka, "linger.ms", "queue.buffering.max.ms",
+                              KB_ROUTE_LINGER_MS, errstr, errstr_size)) {
+        rd_kafka_conf_destroy(pconf);
         goto out_fail;
     }
     r->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, rerr, sizeof rerr);

@@ -291,6 +291,51 @@ static void test_no_auto_create(void)
     }
 }
 
+/* A command's own default (the router's linger.ms) is set only where the
+ * user gave neither the property nor its librdkafka alias; a value
+ * librdkafka refuses is an error naming the property. */
+static void test_command_default(void)
+{
+    static const struct {
+        const char *given; /* -X K=V, or NULL */
+        const char *want;  /* linger.ms afterwards */
+    } cases[] = {
+        {NULL, "100"},
+        {"linger.ms=7", "7"},
+        {"queue.buffering.max.ms=9", "9"},
+        {"batch.num.messages=50", "100"},
+    };
+    char errstr[512], v[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct kb_kafka_opts o;
+        kb_kafka_opts_init(&o);
+        CHECK_INT(
+            kb_kafka_opts_set(&o, "bootstrap.servers", "127.0.0.1:9092", errstr, sizeof errstr),
+            KB_OK);
+        if (cases[i].given)
+            CHECK_INT(kb_kafka_opts_set_kv(&o, cases[i].given, errstr, sizeof errstr), KB_OK);
+        rd_kafka_conf_t *conf = kb_kafka_conf_new(&o, errstr, sizeof errstr);
+        CHECK(conf != NULL);
+        if (!conf)
+            fprintf(stderr, "case %zu: %s\n", i, errstr);
+        if (conf) {
+            CHECK_INT(kb_kafka_conf_default(conf, &o, "linger.ms", "queue.buffering.max.ms", "100",
+                                            errstr, sizeof errstr),
+                      KB_OK);
+            CHECK_STR(conf_get(conf, "linger.ms", v, sizeof v), cases[i].want);
+            /* refused by librdkafka (out of range): an error, not a silent skip */
+            if (!cases[i].given) {
+                CHECK_INT(
+                    kb_kafka_conf_default(conf, &o, "linger.ms", NULL, "-5", errstr, sizeof errstr),
+                    KB_ERR_CONF);
+                CHECK(strstr(errstr, "linger.ms") != NULL);
+            }
+            rd_kafka_conf_destroy(conf);
+        }
+        kb_kafka_opts_fini(&o);
+    }
+}
+
 int main(void)
 {
     if (!mkdtemp(dir)) {
@@ -302,6 +347,7 @@ int main(void)
     test_secret_files();
     test_command_line();
     test_no_auto_create();
+    test_command_default();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0)

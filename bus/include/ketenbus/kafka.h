@@ -82,6 +82,17 @@ rd_kafka_conf_t *kb_kafka_conf_new(const struct kb_kafka_opts *o, char *errstr,
                                    size_t errstr_size);
 
 /**
+ * A command's own default for one librdkafka property: set @p key to
+ * @p value in @p conf (made by kb_kafka_conf_new() from @p o) unless the
+ * user gave @p key, or its librdkafka alias @p alias (may be NULL), with -X
+ * or --kafka-config; what the user gave stays. KB_ERR_CONF, with
+ * librdkafka's reason, when it refuses the value.
+ */
+kb_err_t kb_kafka_conf_default(rd_kafka_conf_t *conf, const struct kb_kafka_opts *o,
+                               const char *key, const char *alias, const char *value, char *errstr,
+                               size_t errstr_size);
+
+/**
  * KB_OK when @p codec is a compression.type librdkafka takes (none, gzip,
  * snappy, lz4, zstd), else KB_ERR_CONF naming @p what (e.g. "--compression")
  * and the codecs. For options checked at start, before any connection.
