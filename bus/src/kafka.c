@@ -577,9 +577,13 @@ kb_err_t kb_kafka_conf_default(rd_kafka_conf_t *conf, const struct kb_kafka_opts
     if (opt_get(o, key) || (alias && opt_get(o, alias)))
         return KB_OK;
     char rerr[512];
-    if (rd_kafka_conf_set(conf, key, value, rerr, sizeof rerr) != RD_KAFKA_CONF_OK)
-        return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s: %s", key, rerr);
-    return KB_OK;
+    if (rd_kafka_conf_set(conf, key, value, rerr, sizeof rerr) == RD_KAFKA_CONF_OK)
+        return KB_OK;
+    /* librdkafka ends some of its reasons in a newline; the log line must not */
+    size_t n = strlen(rerr);
+    while (n && (rerr[n - 1] == '\n' || rerr[n - 1] == ' '))
+        rerr[--n] = '\0';
+    return kb_err_set(KB_ERR_CONF, errstr, errstr_size, "%s=%s: %s", key, value, rerr);
 }
 
 kb_err_t kb_kafka_codec_check(const char *codec, const char *what, char *errstr, size_t errstr_size)

@@ -302,6 +302,7 @@ static void test_command_default(void)
     } cases[] = {
         {NULL, "100"},
         {"linger.ms=7", "7"},
+        {"linger.ms=5", "5"}, /* the old value, which must stay reachable */
         {"queue.buffering.max.ms=9", "9"},
         {"batch.num.messages=50", "100"},
     };
@@ -328,7 +329,8 @@ static void test_command_default(void)
                 CHECK_INT(
                     kb_kafka_conf_default(conf, &o, "linger.ms", NULL, "-5", errstr, sizeof errstr),
                     KB_ERR_CONF);
-                CHECK(strstr(errstr, "linger.ms") != NULL);
+                CHECK(strstr(errstr, "linger.ms=-5") != NULL);
+                CHECK(strchr(errstr, '\n') == NULL);
             }
             rd_kafka_conf_destroy(conf);
         }

@@ -36,15 +36,17 @@
 /*
  * Default linger.ms of the router's producer (-X linger.ms wins). Every
  * transaction ends in a flush, which sends whatever lingers at once
- * (librdkafka ignores linger.ms while flushing), so a long linger keeps no
- * copy waiting: it only keeps the producer from sending a partition's
- * copies in many small requests while a batch is being produced.
- * librdkafka puts one partition in a ProduceRequest and has at most five
- * in flight per broker; the benchmark subscriptions write to 63
- * partitions. With 5 ms, at about 9,000 events/s, the router's p99 was
- * 269-552 ms in about half of the bench-e2e runs (110-155 in the rest);
- * with 100 ms, 122-149 ms in most (bench/README.md, 2026-12-01). Kafka
- * Streams' producers linger 100 ms as well.
+ * (librdkafka ignores linger.ms while flushing). With a long linger a
+ * batch's copies mostly go out in that flush, one request per partition,
+ * instead of in many small requests while the batch is produced; none
+ * becomes readable later for it (subscribers read committed, and the
+ * commit waits for every copy anyway). librdkafka puts one partition in a
+ * ProduceRequest and has at most five in flight per broker; the benchmark
+ * subscriptions write to 63 partitions. With 5 ms, at about 9,000
+ * events/s, the router's p99 was 269-552 ms in about half of the bench-e2e
+ * runs (110-154 in the rest); with 100 ms, 122-145 ms in four runs of six
+ * (bench/README.md, 2026-12-01). Kafka Streams' producers linger 100 ms as
+ * well.
  */
 #define KB_ROUTE_LINGER_MS "100"
 
