@@ -425,6 +425,30 @@ static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const
 }
 
 /*
+ * The creation date of this child's record already in out/ (its kenmerk's
+ * file, naming @p bsn_kind) into @p date; 0 when there is none to keep.
+ * That record was written before a crash that came before the done
+ * marker: its re-render keeps the date (and so the reply date derived from
+ * it), so that on a later day the same name does not get other bytes. Once
+ * the afnemer has taken the file, the date is lost and the re-render has
+ * that day's.
+ */
+static int own_record_date(const struct kb_svb *s, const char *kenmerk, const char *bsn_kind,
+                           char date[9])
+{
+    char name[32], path[PATH_CAP], line[KB_AKW01_LEN + 2], rerr[128];
+    snprintf(name, sizeof name, "%s.akw01", kenmerk);
+    kb_spool_path(&s->spool, "out", name, path, sizeof path);
+    ssize_t n = read_small(path, line, sizeof line);
+    struct kb_akw01 rec;
+    if (n < KB_AKW01_LEN || kb_akw01_parse(line, (size_t)n, &rec, rerr, sizeof rerr) != KB_OK ||
+        strcmp(rec.bsn_kind, bsn_kind) != 0)
+        return 0;
+    memcpy(date, rec.datum_aanmaak, 9);
+    return 1;
+}
+
+/*
  * Write @p owner as state/kenmerken/<kenmerk>, never replacing one: the
  * text goes to a temp file first and link(2) publishes it whole or fails
  * with EEXIST, so a crash never leaves a claim that names nobody.
@@ -613,10 +637,12 @@ static kb_err_t join(struct kb_svb *s, const char *child, char *errstr, size_t e
     err = claim_kenmerk(s, birth_id, jstr(birth, "bsnKind"), rec.kenmerk, errstr, errstr_size);
     if (err)
         goto out;
-    time_t now = s->now ? s->now : time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(rec.datum_aanmaak, sizeof rec.datum_aanmaak, "%Y%m%d", &tm);
+    if (!own_record_date(s, rec.kenmerk, jstr(birth, "bsnKind"), rec.datum_aanmaak)) {
+        time_t now = s->now ? s->now : time(NULL);
+        struct tm tm;
+        localtime_r(&now, &tm);
+        strftime(rec.datum_aanmaak, sizeof rec.datum_aanmaak, "%Y%m%d", &tm);
+    }
     snprintf(rec.bsn_ouder, sizeof rec.bsn_ouder, "%s", jstr(ouder, "bsn"));
     if (partner && strcmp(jstr(partner, "bsn"), jstr(ouder, "bsn")))
         snprintf(rec.bsn_partner, sizeof rec.bsn_partner, "%s", jstr(partner, "bsn"));

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -611,6 +612,44 @@ static void test_second_birth_after_crash(void)
     cleanup(root);
 }
 
+/*
+ * A crash between the AKW01 record and the done marker, retried on a later
+ * day: the re-render keeps the record's creation and reply dates, so out/
+ * gets the same bytes again. Once the afnemer has taken the file, the
+ * re-render has the day it runs.
+ */
+static void test_rerender_keeps_date(void)
+{
+    for (int taken = 0; taken < 2; taken++) {
+        struct kb_svb s;
+        char root[64], first[KB_AKW01_LEN + 2], line[KB_AKW01_LEN + 2], errstr[256];
+        fresh(&s, root, sizeof root); /* 2 April 2024 */
+        s.on_written = written_hook;
+        CHECK_INT(birth(&s, "birth-sophie", SOPHIE, "20240315", "6030", &moeder, &vader), KB_OK);
+        fail_written = 1;
+        CHECK(gv01(&s, "gv01-moeder", MOEDER_ANR, SOPHIE) != KB_OK);
+        fail_written = 0;
+        CHECK_INT(records(&s, SOPHIE, first), 1);
+        if (taken) {
+            char k[13], path[2600];
+            kenmerk_in_out(&s, SOPHIE, k);
+            snprintf(path, sizeof path, "%s/out/%s.akw01", s.spool.dir, k);
+            CHECK_INT(unlink(path), 0);
+        }
+        s.now += 3 * 86400; /* 5 April */
+        CHECK_INT(gv01(&s, "gv01-moeder", MOEDER_ANR, SOPHIE), KB_OK);
+        CHECK_INT(records(&s, SOPHIE, line), 1);
+        struct kb_akw01 rec;
+        CHECK_INT(kb_akw01_parse(line, KB_AKW01_LEN + 1, &rec, errstr, sizeof errstr), KB_OK);
+        CHECK_STR(rec.datum_aanmaak, taken ? "20240405" : "20240402");
+        CHECK_STR(rec.uiterste_reactiedatum, taken ? "20240705" : "20240702");
+        if (!taken)
+            CHECK_MEM(line, KB_AKW01_LEN + 1, first);
+        CHECK_INT(s.written, 1);
+        cleanup(root);
+    }
+}
+
 int main(void)
 {
     const char *src = getenv("KB_SOURCE_DIR");
@@ -630,6 +669,7 @@ int main(void)
     test_unusable_events();
     test_kenmerk_collisions();
     test_second_birth_after_crash();
+    test_rerender_keeps_date();
     kb_schemas_destroy(schemas);
     KB_TEST_DONE();
 }
