@@ -159,20 +159,25 @@ not_entitled "validity not begun" 0
 cp "$WORK/cbs.yaml.orig" "$SUBS/cbs.yaml"
 echo "    filter: {exact: {subject: \"$subj\"}}" >>"$SUBS/cbs.yaml"
 not_entitled "filter narrowed to one subject" 1
-grep "refused not-entitled" "$WORK/ent-filter narrowed to one subject.out" | head -1 >"$WORK/ent-line"
+# grep -m1, not "| head -1": under pipefail, grep killed by SIGPIPE once head
+# has its line ends the script (the output is several KB)
+grep -m1 "refused not-entitled" "$WORK/ent-filter narrowed to one subject.out" >"$WORK/ent-line"
 check "  ... each refusal names why" grep -q "does not select this event" "$WORK/ent-line"
 # Follow lists from a compacted topic, read by the replay as by the router:
 # the one person (every BSN in that event that passes the 11-proef, so the
 # child's is among them),
 # followed from 2020 on, then only until a moment after the events' time.
+# The reader takes all of kcat's output (no early break): under pipefail a
+# kcat killed by SIGPIPE would end the script.
 kcat -C -b "$KB_BOOTSTRAP" -t "$(T in.gba)" -e -q -f '%h\t%s\n' 2>/dev/null | python3 -c '
 import re, sys
+done = False
 for line in sys.stdin.buffer:
-    if ("ce_subject=" + sys.argv[1]).encode() in line.split(b"\t", 1)[0]:
+    if not done and ("ce_subject=" + sys.argv[1]).encode() in line.split(b"\t", 1)[0]:
         found = {m.decode() for m in re.findall(rb"(?<![0-9])9999[0-9]{5}(?![0-9])", line)}
         bsn = [b for b in found if sum((9 - i) * int(b[i]) for i in range(8)) % 11 == int(b[8])]
         print("\n".join(sorted(bsn)))
-        break
+        done = True
 ' "$subj" >"$WORK/one-person"
 check "the person's BSNs found in the input" test -s "$WORK/one-person"
 sleep 1
