@@ -44,8 +44,8 @@
  * ProduceRequest and has at most five in flight per broker; the benchmark
  * subscriptions write to 63 partitions. With 5 ms, at about 9,000
  * events/s, the router's p99 was 269-552 ms in about half of the bench-e2e
- * runs (110-154 in the rest); with 100 ms, 122-145 ms in four runs of six
- * (bench/README.md, 2026-12-01). Kafka Streams' producers linger 100 ms as
+ * runs (110-154 in the rest); with 100 ms, 111-145 ms in seven runs of
+ * nine (bench/README.md, 2026-12-01). Kafka Streams' producers linger 100 ms as
  * well.
  */
 #define KB_ROUTE_LINGER_MS "100"
