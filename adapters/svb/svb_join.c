@@ -411,14 +411,23 @@ static ssize_t read_small(const char *path, char *out, size_t cap)
     return n;
 }
 
+/* Read out/<kenmerk>.akw01 into @p line (KB_AKW01_LEN + 2 bytes, NUL-ended):
+ * its length, or -1 with errno. */
+static ssize_t read_out_record(const struct kb_svb *s, const char *kenmerk,
+                               char line[KB_AKW01_LEN + 2])
+{
+    char name[32], path[PATH_CAP];
+    snprintf(name, sizeof name, "%s.akw01", kenmerk);
+    kb_spool_path(&s->spool, "out", name, path, sizeof path);
+    return read_small(path, line, KB_AKW01_LEN + 2);
+}
+
 /* 1 when out/<kenmerk>.akw01 exists and is the invitation of another child
  * than @p bsn_kind: written before the registry existed, not collected yet. */
 static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const char *bsn_kind)
 {
-    char name[32], path[PATH_CAP], rec[KB_AKW01_LEN + 2];
-    snprintf(name, sizeof name, "%s.akw01", kenmerk);
-    kb_spool_path(&s->spool, "out", name, path, sizeof path);
-    ssize_t n = read_small(path, rec, sizeof rec);
+    char rec[KB_AKW01_LEN + 2];
+    ssize_t n = read_out_record(s, kenmerk, rec);
     if (n < 0)
         return errno != ENOENT; /* unreadable: not ours to overwrite */
     return n < 43 || memcmp(rec + 34, bsn_kind, 9) != 0;
@@ -436,10 +445,8 @@ static int out_of_other_child(const struct kb_svb *s, const char *kenmerk, const
 static int own_record_date(const struct kb_svb *s, const char *kenmerk, const char *bsn_kind,
                            char date[9])
 {
-    char name[32], path[PATH_CAP], line[KB_AKW01_LEN + 2], rerr[128];
-    snprintf(name, sizeof name, "%s.akw01", kenmerk);
-    kb_spool_path(&s->spool, "out", name, path, sizeof path);
-    ssize_t n = read_small(path, line, sizeof line);
+    char line[KB_AKW01_LEN + 2], rerr[128];
+    ssize_t n = read_out_record(s, kenmerk, line);
     struct kb_akw01 rec;
     if (n < KB_AKW01_LEN || kb_akw01_parse(line, (size_t)n, &rec, rerr, sizeof rerr) != KB_OK ||
         strcmp(rec.bsn_kind, bsn_kind) != 0)
