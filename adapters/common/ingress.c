@@ -125,26 +125,37 @@ static rd_kafka_t *producer_new(const struct kb_ingress_opts *opts, size_t batch
 }
 
 /* The transactional.id of an ingress with @p opts and events topic @p topic:
- * stable for one adapter (same topics, host and state directory), so that a
- * restart fences the process before it and aborts what it left open;
- * distinct for adapters that must not fence each other (another spool,
- * another host, another topic prefix). A restart under another host name
- * fences nothing: a transaction its predecessor left open holds
+ * stable for one adapter (same topics, instance name and state directory),
+ * so that a restart fences the process before it and aborts what it left
+ * open; distinct for adapters that must not fence each other (another
+ * spool, another instance, another topic prefix). The instance is
+ * opts->instance, else the host name: a restart under another host name
+ * then fences nothing, and a transaction its predecessor left open holds
  * read_committed readers of those partitions back until the broker aborts
- * it (transaction.timeout.ms, 60 s); hence the fixed pod hostname in
- * deploy/k8s/adapters.yaml. */
-static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, char *out,
-                        size_t size)
+ * it (transaction.timeout.ms, 60 s). Hence the Kadaster adapter's
+ * --instance, which deploy/k8s/adapters.yaml gives. */
+void kb__ingress_txn_id(const struct kb_ingress_opts *opts, const char *topic, const char *host,
+                        char *out, size_t size)
 {
-    char host[256] = "", dir[4096], in[4096 + 256 + 160], hex[65];
-    gethostname(host, sizeof host - 1);
+    char dir[4096], in[4096 + 256 + 160], hex[65];
     if (!realpath(opts->state_dir, dir))
         snprintf(dir, sizeof dir, "%s", opts->state_dir);
-    int n = snprintf(in, sizeof in, "%s|%s|%s", topic, host, dir);
+    /* The name stands where the host name stood: --instance set to the
+     * host name a running adapter has keeps its transactional.id. */
+    int n = snprintf(in, sizeof in, "%s|%.255s|%s", topic, opts->instance ? opts->instance : host,
+                     dir);
     kb_sha256_hex(in, n < 0 ? 0 : (size_t)n < sizeof in ? (size_t)n : sizeof in - 1, hex);
     /* Under the topic prefix, as the router's "<prefix>-route-...": one
      * prefixed ACL (WRITE, DESCRIBE on the transactional id) covers it. */
     snprintf(out, size, "%s-%s-ingress-%.16s", kb_topic_prefix(), opts->source, hex);
+}
+
+static void txn_id_make(const struct kb_ingress_opts *opts, const char *topic, char *out,
+                        size_t size)
+{
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    kb__ingress_txn_id(opts, topic, host, out, size);
 }
 
 /* Room in a quarantine record for its headers (kb_error is a bounded reason). */

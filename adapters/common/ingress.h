@@ -26,6 +26,9 @@ struct kb_ingress_opts {
     const char *state_dir;             /* where the ce_sequence counter is kept */
     int partitions;                    /* partitions for topics this adapter creates; default 3 */
     int transactional;                 /* each send all or nothing (see kb_ingress_send) */
+    const char *instance;              /* transactional: a name that stays the same across
+                                        * restarts, in the transactional.id in place of the
+                                        * host name (NULL: the host name) */
 };
 
 /** One event ready to send: attributes, key (a pseudonym) and framed value. */
@@ -170,5 +173,10 @@ kb_err_t kb_ingress_quarantine_many(kb_ingress_t *ing, const struct kb_ingress_r
 
 /** SHA-256 of @p len bytes as 64 hex characters. */
 void kb_sha256_hex(const void *data, size_t len, char out[65]);
+
+/** The transactional.id an ingress with @p opts, events topic @p topic, on
+ *  host @p host uses (exposed for tests: the ingress passes gethostname()). */
+void kb__ingress_txn_id(const struct kb_ingress_opts *opts, const char *topic, const char *host,
+                        char *out, size_t size);
 
 #endif

@@ -30,7 +30,8 @@
 #define ACK_TIMEOUT_MS     60000
 
 static const char usage[] =
-    "usage: ketenbus-kadaster ingest --spool DIR --subject-key-file FILE [options]\n"
+    "usage: ketenbus-kadaster ingest --spool DIR --subject-key-file FILE\n"
+    "                                [--instance NAME] [options]\n"
     "       ketenbus-kadaster decode [--received-ms MS] [--schemas DIR]\n"
     "                                [--subject-key-file FILE] [--oin OIN]\n"
     "                                [-X message.max.bytes=N] FILE...\n"
@@ -41,6 +42,13 @@ static const char usage[] =
     "kadastraal object and ordered per object by (brkDatum, volgnummer) within\n"
     "each scan of DIR/in, then moves the files to DIR/done. Documents that cannot\n"
     "be read go to DIR/quarantine and kb.quarantine.kadaster with the reason.\n"
+    "\n"
+    "Each round is one Kafka transaction. Its transactional.id is derived from the\n"
+    "topic prefix, the spool and --instance NAME (1 to 64 of A-Z a-z 0-9 . _ -),\n"
+    "by default the host name: a restart with the same one fences the process\n"
+    "before it and aborts the round that one left open at once. Give a NAME where\n"
+    "the host name changes between restarts (a container), and the same NAME to\n"
+    "the same adapter every time; two adapters must not share one.\n"
     "\n"
     "decode: prints the events the FILEs (taken together as one delivery) yield,\n"
     "one JSON object per line; refused documents print as {\"quarantine\": ...}.\n"
@@ -64,7 +72,7 @@ static size_t message_max_bytes(const struct kb_kafka_opts *o)
 
 /* ------------------------------------------------------------------ decode */
 
-enum { OPT_RECEIVED = KB_OPT_FIRST_OWN };
+enum { OPT_RECEIVED = KB_OPT_FIRST_OWN, OPT_INSTANCE };
 
 /* --received-ms: ms since 1970, up to the last millisecond of the year 9999
  * (a four-digit year, as RFC 3339 and kb_event_time() write it). */
@@ -132,6 +140,7 @@ out_args:
 
 struct kad {
     struct kb_adapter_run run; /* options, spool, schemas, subject key */
+    const char *instance;      /* --instance: in the transactional.id (NULL: the host name) */
     kb_ingress_t *ing;         /* NULL after a failed kb_ingress_new(): made again next round */
     struct kb_kadaster_ctx ctx;
     char source[160];    /* ce_source */
@@ -253,7 +262,8 @@ static int ingress_open(struct kad *k, char *errstr, size_t errstr_size)
                                     .source = "kadaster",
                                     .state_dir = k->run.spool.dir,
                                     .partitions = 3,
-                                    .transactional = 1};
+                                    .transactional = 1,
+                                    .instance = k->instance};
     k->ing = kb_ingress_new(&iopts, errstr, errstr_size);
     if (!k->ing)
         return -1;
@@ -416,13 +426,32 @@ out:
     return k->limit_stale ? relearn_limit(k) : rc;
 }
 
+/* --instance NAME: a name for the transactional.id, kept to what a
+ * Kubernetes name or a host name holds (no separators of its own). */
+static int ingest_opt(void *ctx, int opt, const char *arg)
+{
+    if (opt != OPT_INSTANCE)
+        return 2;
+    size_t n = strlen(arg);
+    if (n == 0 || n > 64 ||
+        strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != n) {
+        fprintf(stderr, "error: --instance takes 1 to 64 of A-Z a-z 0-9 . _ -\n");
+        return 2;
+    }
+    ((struct kad *)ctx)->instance = arg;
+    return 0;
+}
+
 static int cmd_ingest(int argc, char **argv)
 {
     static atomic_int stop;
-    const struct kb_adapter_cmd cmd = {.usage = usage, .comp = COMP, .stop = &stop,
-                                       .stop_effect = KB_ADAPTER_INGEST_STOP_EFFECT};
+    static const struct option own[] = {{"instance", required_argument, NULL, OPT_INSTANCE},
+                                        {NULL, 0, NULL, 0}};
     struct kad k;
     memset(&k, 0, sizeof k);
+    const struct kb_adapter_cmd cmd = {.usage = usage, .own = own, .own_opt = ingest_opt,
+                                       .ctx = &k, .comp = COMP, .stop = &stop,
+                                       .stop_effect = KB_ADAPTER_INGEST_STOP_EFFECT};
     int rc = kb_adapter_cmd_start(&cmd, argc, argv, &k.run);
     if (rc >= 0)
         goto out;
@@ -438,7 +467,8 @@ static int cmd_ingest(int argc, char **argv)
         kb_ingress_destroy(k.ing);
         goto out;
     }
-    KB_LOG_INFO(COMP, "adapter started", "spool=%s", k.run.spool.dir);
+    KB_LOG_INFO(COMP, "adapter started", "spool=%s instance=%s", k.run.spool.dir,
+                k.instance ? k.instance : "(host name)");
     rc = 0;
     while (!atomic_load(&stop)) {
         int r, again = 0;

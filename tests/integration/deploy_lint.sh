@@ -67,9 +67,12 @@ for f in sorted((deploy / "k8s").glob("*.yaml")):
         for c in spec.get("containers", []):
             ep = c.get("command") or ["/usr/local/bin/ketenbus"]
             # A Kadaster round is a Kafka transaction whose id is derived from
-            # the host name: a pod's own name changes with every new pod.
-            if pathlib.Path(ep[0]).name == "ketenbus-kadaster" and not spec.get("hostname"):
-                fail(f"k8s/{f.name} {c['name']}: the Kadaster pod needs a fixed hostname")
+            # --instance, else the host name: a pod's own name changes with
+            # every new pod.
+            if (pathlib.Path(ep[0]).name == "ketenbus-kadaster" and not spec.get("hostname")
+                    and not any(a.startswith("--instance") for a in c.get("args", []))):
+                fail(f"k8s/{f.name} {c['name']}: "
+                     "the Kadaster pod needs --instance or a fixed hostname")
             cmds.append((f"k8s/{f.name} {c['name']}", [pathlib.Path(ep[0]).name] + c.get("args", []),
                          False))
 for f in sorted((deploy / "systemd").glob("*.service")):
