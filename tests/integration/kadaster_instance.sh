@@ -12,7 +12,7 @@
 # the check can tell the two apart). Every file is published once.
 source "$(dirname "$0")/lib.sh"
 
-if ! unshare -u true 2>/dev/null; then
+if ! unshare -u hostname kb-probe 2>/dev/null; then
   echo "note: unshare -u not permitted here (needs root or CAP_SYS_ADMIN); test skipped"
   exit 77
 fi
@@ -26,7 +26,7 @@ drop() { # drop SPOOL FIXTURE NAME: write-then-rename, as senders must
 kad() {
   local host=$1 log=$2 spool=$3
   shift 3
-  exec unshare -u sh -c 'hostname "$1"; shift; exec "$@"' sh "$host" \
+  exec unshare -u sh -c 'hostname "$1" || exit 97; shift; exec "$@"' sh "$host" \
     "$BIN/ketenbus-kadaster" ingest --spool "$spool" --subject-key-file "$WORK/subject.key" \
     "$@" >>"$WORK/$log.log" 2>&1
 }
@@ -49,22 +49,30 @@ run() {
   wait_for 60 bash -c "[[ -z \$(ls '$sp/in') ]]" || echo "A did not take its first file" >&2
   kill -STOP "$a"
   drop "$sp" 02-verkoop-appartementsrecht.xml 002-b.xml
-  (kad vm-b "$label-b" "$sp" "$@" --once) || echo "B failed" >&2
+  local brc=0
+  (kad vm-b "$label-b" "$sp" "$@" --once) || brc=$?
+  # B ran and published its file (else A alone would make the count)
+  count_is "$(T in.kadaster)" 2 || echo "B-not-published"
+  echo "B-exit-$brc"
   kill -CONT "$a"
   drop "$sp" 05-object-vervallen.xml 003-a.xml
   wait_for 60 bash -c "[[ -z \$(ls '$sp/in') ]]" || echo "A did not take its second file" >&2
   kill -TERM "$a"
-  wait "$a" || echo "A exited $?" >&2
+  local arc=0
+  wait "$a" || arc=$?
+  echo "A-exit-$arc"
   if grep -qi 'fenced' "$WORK/$label-a.log"; then echo fenced; else echo not-fenced; fi
 }
 
 export KETENBUS_TOPIC_PREFIX=$KETENBUS_TOPIC_PREFIX-named
-check "with --instance, B's start fences A" eq "$(run named --instance kadaster-1)" fenced
+check "with --instance, B's start fences A (B published, both exited 0)" \
+  eq "$(run named --instance kadaster-1 | tr '\n' ' ')" "B-exit-0 A-exit-0 fenced "
 check "... and A goes on: every file published once" wait_for 30 count_is "$(T in.kadaster)" 3
 check "... all three files done" eq "$(ls "$WORK/spool-named/done" | tr '\n' ' ')" \
   "001-a.xml 002-b.xml 003-a.xml "
 
 export KETENBUS_TOPIC_PREFIX=${KETENBUS_TOPIC_PREFIX%-named}-host
-check "without --instance, under two host names, A is not fenced" eq "$(run host)" not-fenced
+check "without --instance, under two host names, A is not fenced" \
+  eq "$(run host | tr '\n' ' ')" "B-exit-0 A-exit-0 not-fenced "
 check "... every file published once" wait_for 30 count_is "$(T in.kadaster)" 3
 finish
